@@ -1,0 +1,64 @@
+package ingest
+
+import (
+	"net/url"
+	"regexp"
+)
+
+// Camera is one registered camera: where its streams are and what to do with them.
+// It is the unit of configuration that the registry stores and the ingest pulls.
+type Camera struct {
+	ID            string   `json:"id"`
+	Name          string   `json:"name"`
+	Department    string   `json:"department"`
+	Location      Location `json:"location"`
+	MainURL       string   `json:"mainUrl"`
+	SubURL        string   `json:"subUrl"`
+	Transport     string   `json:"transport"` // auto | tcp | udp
+	Record        bool     `json:"record"`
+	RetentionDays int      `json:"retentionDays"`
+	Enabled       bool     `json:"enabled"`
+	Tags          []string `json:"tags"`
+}
+
+// Location says where a camera stands.
+type Location struct {
+	Lat     float64 `json:"lat"`
+	Lng     float64 `json:"lng"`
+	Address string  `json:"address"`
+}
+
+// StreamKind names one of a camera's two streams.
+type StreamKind string
+
+// The two streams of a camera.
+const (
+	Main StreamKind = "main"
+	Sub  StreamKind = "sub"
+)
+
+// URL returns the camera's URL for the stream kind, or "" when it has none.
+func (c *Camera) URL(k StreamKind) string {
+	if k == Sub {
+		return c.SubURL
+	}
+	return c.MainURL
+}
+
+var userinfoRE = regexp.MustCompile(`(?i)(rtsps?://[^:/@\s]*):[^@/\s]*@`)
+
+// RedactURL hides the password inside an RTSP URL: rtsp://user:***@host/path.
+// It works on any string, so it can be applied to error messages that quote a URL.
+func RedactURL(s string) string {
+	return userinfoRE.ReplaceAllString(s, "${1}:***@")
+}
+
+// URLPassword returns the password inside an URL, or "".
+func URLPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}

@@ -1,0 +1,51 @@
+// Package apierr gives errors a kind that the HTTP layer maps to a status,
+// so that services (relay, recorder, registry) never speak HTTP themselves.
+package apierr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kinds of failure. Wrap them with %w, or build errors with New.
+var (
+	ErrInvalid     = errors.New("invalid")     // 400: the request is malformed
+	ErrNotFound    = errors.New("not found")   // 404
+	ErrConflict    = errors.New("conflict")    // 409: clashes with what exists
+	ErrUnsupported = errors.New("unsupported") // 415/422: well-formed but cannot be served
+	ErrUnavailable = errors.New("unavailable") // 503: try again later
+	ErrForbidden   = errors.New("forbidden")   // 403
+)
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// New returns an error of the kind whose message (shown to users) is the formatted text.
+func New(kind error, format string, a ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, a...)}
+}
+
+// Status maps an error to an HTTP status code (500 for errors of no kind).
+func Status(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnsupported):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,412 @@
+// Package config loads Vigil's configuration: built-in defaults, then the YAML
+// file (strict: an unknown key is an error), then VIGIL_* environment
+// variables, then Validate, whose messages quote the YAML key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Field tags are the YAML keys of the contract.
+type Config struct {
+	HTTP      HTTP      `yaml:"http"`
+	WebRTC    WebRTC    `yaml:"webrtc"`
+	Storage   Storage   `yaml:"storage"`
+	Recording Recording `yaml:"recording"`
+	Database  Database  `yaml:"database"`
+	Auth      Auth      `yaml:"auth"`
+	Metrics   Metrics   `yaml:"metrics"`
+	Log       Log       `yaml:"log"`
+}
+
+// HTTP is the web server.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	TLS    TLS    `yaml:"tls"`
+}
+
+// TLS files; both empty means plain HTTP.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// WebRTC is the live relay.
+type WebRTC struct {
+	UDPPort    int         `yaml:"udpPort"`
+	PublicIPs  []string    `yaml:"publicIPs"`
+	ICEServers []ICEServer `yaml:"iceServers"`
+}
+
+// ICEServer is a STUN or TURN server offered to browsers and used by the server.
+type ICEServer struct {
+	URLs       []string `yaml:"urls"`
+	Username   string   `yaml:"username"`
+	Credential string   `yaml:"credential"`
+}
+
+// UnmarshalYAML accepts a bare URL string as well as the full form.
+func (s *ICEServer) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		s.URLs = []string{n.Value}
+		return nil
+	}
+	type plain ICEServer
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*s = ICEServer(p)
+	return nil
+}
+
+// Storage is where recordings go.
+type Storage struct {
+	Backend string `yaml:"backend"`
+	Local   Local  `yaml:"local"`
+	S3      S3     `yaml:"s3"`
+}
+
+// Local is the directory store.
+type Local struct {
+	Dir string `yaml:"dir"`
+}
+
+// S3 is an S3-compatible object store.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"`
+	Bucket    string `yaml:"bucket"`
+	Region    string `yaml:"region"`
+	AccessKey string `yaml:"accessKey"`
+	SecretKey string `yaml:"secretKey"`
+	TLS       bool   `yaml:"tls"`
+}
+
+// Recording is the recorder.
+type Recording struct {
+	Segment       Duration `yaml:"segment"`
+	SpoolDir      string   `yaml:"spoolDir"`
+	SpoolMaxBytes Bytes    `yaml:"spoolMaxBytes"`
+	RetentionDays int      `yaml:"retentionDays"`
+	// MaxBytesPerCamera trims a camera's oldest segments past this size; 0: no limit.
+	MaxBytesPerCamera Bytes `yaml:"maxBytesPerCamera"`
+}
+
+// Database is the embedded SQLite database.
+type Database struct {
+	Path string `yaml:"path"`
+}
+
+// Auth is logins and sessions.
+type Auth struct {
+	SessionTTL Duration `yaml:"sessionTTL"`
+}
+
+// Metrics is /metrics.
+type Metrics struct {
+	Public bool `yaml:"public"`
+}
+
+// Log is logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Default returns the built-in defaults of the contract.
+func Default() Config {
+	return Config{
+		HTTP:   HTTP{Listen: ":8080"},
+		WebRTC: WebRTC{UDPPort: 8189},
+		Storage: Storage{
+			Backend: "local",
+			Local:   Local{Dir: "./data/recordings"},
+			S3:      S3{Bucket: "vigil", TLS: true},
+		},
+		Recording: Recording{
+			Segment:       Duration(60 * time.Second),
+			SpoolDir:      "./data/spool",
+			SpoolMaxBytes: 10 << 30,
+			RetentionDays: 30,
+		},
+		Database: Database{Path: "./data/vigil.db"},
+		Auth:     Auth{SessionTTL: Duration(12 * time.Hour)},
+		Log:      Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load builds the configuration: defaults, then the file (when path is not
+// empty), then the environment (environ as from os.Environ), then Validate.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := Parse(data, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if err := ApplyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML into cfg strictly: an unknown key is an error.
+func Parse(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// ApplyEnv overrides keys from VIGIL_<PATH> variables, for example
+// VIGIL_STORAGE_S3_SECRETKEY or VIGIL_HTTP_LISTEN. Lists are comma-separated.
+func ApplyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "VIGIL_") {
+			env[k] = v
+		}
+	}
+	return applyEnv(reflect.ValueOf(cfg).Elem(), "VIGIL", "", env)
+}
+
+func applyEnv(v reflect.Value, prefix, keyPath string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		key := tag
+		if keyPath != "" {
+			key = keyPath + "." + tag
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(Duration(0)) {
+			if err := applyEnv(fv, name, key, env); err != nil {
+				return err
+			}
+			continue
+		}
+		raw, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, raw); err != nil {
+			return fmt.Errorf("config: %s (from %s): %w", key, name, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(fv reflect.Value, raw string) error {
+	switch p := fv.Addr().Interface().(type) {
+	case *Duration:
+		return p.parse(raw)
+	case *Bytes:
+		return p.parse(raw)
+	case *[]string:
+		*p = nil
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, s)
+			}
+		}
+		return nil
+	case *[]ICEServer:
+		*p = nil
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, ICEServer{URLs: []string{s}})
+			}
+		}
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", raw)
+		}
+		fv.SetBool(b)
+	case reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", raw)
+		}
+		fv.SetInt(int64(n))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+// Validate checks every key; the error names the key and what is wrong.
+func (c *Config) Validate() error {
+	fail := func(key, format string, a ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		return fail("http.listen", "%q is not host:port (e.g. \":8080\")", c.HTTP.Listen)
+	}
+	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
+		return fail("http.tls", "cert and key must be given together")
+	}
+	if c.WebRTC.UDPPort < 0 || c.WebRTC.UDPPort > 65535 {
+		return fail("webrtc.udpPort", "%d is not a port number (0-65535)", c.WebRTC.UDPPort)
+	}
+	for _, ip := range c.WebRTC.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fail("webrtc.publicIPs", "%q is not an IP address", ip)
+		}
+	}
+	for _, s := range c.WebRTC.ICEServers {
+		if len(s.URLs) == 0 {
+			return fail("webrtc.iceServers", "a server has no urls")
+		}
+		for _, u := range s.URLs {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") &&
+				!strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				return fail("webrtc.iceServers", "%q is not a stun: or turn: URL", u)
+			}
+		}
+	}
+	switch c.Storage.Backend {
+	case "local":
+		if c.Storage.Local.Dir == "" {
+			return fail("storage.local.dir", "is empty")
+		}
+	case "s3":
+		if c.Storage.S3.Endpoint == "" {
+			return fail("storage.s3.endpoint", "is empty (host:port of the S3 server)")
+		}
+		if strings.Contains(c.Storage.S3.Endpoint, "://") {
+			return fail("storage.s3.endpoint", "%q must be host:port without a scheme (use storage.s3.tls)", c.Storage.S3.Endpoint)
+		}
+		if c.Storage.S3.Bucket == "" {
+			return fail("storage.s3.bucket", "is empty")
+		}
+		if (c.Storage.S3.AccessKey == "") != (c.Storage.S3.SecretKey == "") {
+			return fail("storage.s3.secretKey", "accessKey and secretKey must be given together")
+		}
+	default:
+		return fail("storage.backend", "%q is not local or s3", c.Storage.Backend)
+	}
+	if d := c.Recording.Segment.D(); d < 2*time.Second || d > time.Hour {
+		return fail("recording.segment", "%s is outside 2s..1h", d)
+	}
+	if c.Recording.SpoolDir == "" {
+		return fail("recording.spoolDir", "is empty")
+	}
+	if c.Recording.SpoolMaxBytes < 1<<20 {
+		return fail("recording.spoolMaxBytes", "%d bytes is less than 1MiB", c.Recording.SpoolMaxBytes)
+	}
+	if c.Recording.RetentionDays < 1 || c.Recording.RetentionDays > 3650 {
+		return fail("recording.retentionDays", "%d is outside 1..3650", c.Recording.RetentionDays)
+	}
+	if c.Recording.MaxBytesPerCamera < 0 {
+		return fail("recording.maxBytesPerCamera", "is negative")
+	}
+	if c.Database.Path == "" {
+		return fail("database.path", "is empty")
+	}
+	if d := c.Auth.SessionTTL.D(); d < time.Minute || d > 90*24*time.Hour {
+		return fail("auth.sessionTTL", "%s is outside 1m..2160h", d)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fail("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fail("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as a Go duration ("60s", "12h") or as seconds.
+type Duration time.Duration
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d *Duration) parse(s string) error {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		*d = Duration(n * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 60s, 12h)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalYAML parses a duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return d.parse(n.Value) }
+
+// MarshalYAML writes a Go duration.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Bytes is a size written as a number of bytes or with a unit (10GiB, 500MB).
+type Bytes int64
+
+var units = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
+}
+
+func (b *Bytes) parse(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	num := s
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			mult = u.mult
+			num = strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return fmt.Errorf("%q is not a size (e.g. 10GiB, 500MB)", s)
+	}
+	*b = Bytes(f * float64(mult))
+	return nil
+}
+
+// UnmarshalYAML parses a size.
+func (b *Bytes) UnmarshalYAML(n *yaml.Node) error { return b.parse(n.Value) }
