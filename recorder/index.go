@@ -1,0 +1,172 @@
+package recorder
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+)
+
+// Segment is one recorded fMP4 file in the store, as the index knows it.
+type Segment struct {
+	Camera string
+	Start  time.Time // first sample's wall-clock time
+	End    time.Time // end of the last sample
+	Bytes  int64
+	Key    string
+	// InitSize is the length of the init section (ftyp+moov) at the start of the file.
+	InitSize int64
+	// Fragments lists every moof+mdat of the file, in order.
+	Fragments []Fragment
+}
+
+// Fragment is one moof+mdat pair inside a segment file.
+type Fragment struct {
+	Offset   time.Duration // start time, from the segment's Start
+	Pos      int64         // byte offset of the moof in the file
+	Size     int64         // bytes of moof+mdat
+	Keyframe bool          // the fragment's first video sample is a keyframe
+}
+
+// Index is the recordings index in the embedded SQLite database.
+type Index struct {
+	db *sql.DB
+}
+
+var indexMigrations = []string{
+	`CREATE TABLE segments (
+		id        INTEGER PRIMARY KEY,
+		camera    TEXT    NOT NULL,
+		start_ns  INTEGER NOT NULL,
+		end_ns    INTEGER NOT NULL,
+		bytes     INTEGER NOT NULL,
+		key       TEXT    NOT NULL UNIQUE,
+		init_size INTEGER NOT NULL,
+		fragments BLOB    NOT NULL
+	);
+	CREATE INDEX segments_camera_start ON segments(camera, start_ns);
+	CREATE INDEX segments_camera_end ON segments(camera, end_ns);`,
+}
+
+// OpenIndex migrates the index tables in db and returns the index.
+func OpenIndex(ctx context.Context, db *sql.DB) (*Index, error) {
+	if err := sqlitedb.Migrate(ctx, db, "recorder", indexMigrations); err != nil {
+		return nil, err
+	}
+	return &Index{db: db}, nil
+}
+
+// Add inserts a segment, or replaces the row with the same key.
+func (ix *Index) Add(ctx context.Context, s Segment) error {
+	_, err := ix.db.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
+		VALUES(?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
+			bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments`,
+		s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments))
+	if err != nil {
+		return fmt.Errorf("index segment %s: %w", s.Key, err)
+	}
+	return nil
+}
+
+// Segments returns the camera's segments that overlap [start, end), oldest first.
+// withFragments loads the fragment lists too.
+func (ix *Index) Segments(ctx context.Context, camera string, start, end time.Time, withFragments bool) ([]Segment, error) {
+	cols := "camera, start_ns, end_ns, bytes, key, init_size"
+	if withFragments {
+		cols += ", fragments"
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT `+cols+` FROM segments
+		WHERE camera = ? AND end_ns > ? AND start_ns < ? ORDER BY start_ns`,
+		camera, start.UnixNano(), end.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		var s Segment
+		var startNS, endNS int64
+		var frags []byte
+		dest := []any{&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize}
+		if withFragments {
+			dest = append(dest, &frags)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("index query %s: %w", camera, err)
+		}
+		s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
+		if withFragments {
+			if s.Fragments, err = decodeFragments(frags); err != nil {
+				return nil, fmt.Errorf("index segment %s: %w", s.Key, err)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Delete removes the row of a key.
+func (ix *Index) Delete(ctx context.Context, key string) error {
+	if _, err := ix.db.ExecContext(ctx, `DELETE FROM segments WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("index delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// encodeFragments packs fragments as varints: offset (µs, delta), pos (delta), size, keyframe.
+func encodeFragments(fs []Fragment) []byte {
+	buf := make([]byte, 0, len(fs)*8)
+	var prevOff time.Duration
+	var prevPos int64
+	for _, f := range fs {
+		buf = binary.AppendVarint(buf, int64((f.Offset-prevOff)/time.Microsecond))
+		buf = binary.AppendVarint(buf, f.Pos-prevPos)
+		buf = binary.AppendUvarint(buf, uint64(f.Size))
+		k := uint64(0)
+		if f.Keyframe {
+			k = 1
+		}
+		buf = binary.AppendUvarint(buf, k)
+		prevOff, prevPos = f.Offset, f.Pos
+	}
+	return buf
+}
+
+var errBadFragments = errors.New("corrupt fragment list")
+
+func decodeFragments(b []byte) ([]Fragment, error) {
+	var out []Fragment
+	var off time.Duration
+	var pos int64
+	for len(b) > 0 {
+		dOff, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errBadFragments
+		}
+		b = b[n:]
+		dPos, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errBadFragments
+		}
+		b = b[n:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > 1<<40 {
+			return nil, errBadFragments
+		}
+		b = b[n:]
+		k, n := binary.Uvarint(b)
+		if n <= 0 || k > 1 {
+			return nil, errBadFragments
+		}
+		b = b[n:]
+		off += time.Duration(dOff) * time.Microsecond
+		pos += dPos
+		out = append(out, Fragment{Offset: off, Pos: pos, Size: int64(size), Keyframe: k == 1})
+	}
+	return out, nil
+}
