@@ -4,10 +4,7 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"reflect"
@@ -168,14 +165,62 @@ func Load(path string, environ []string) (Config, error) {
 	return cfg, nil
 }
 
-// Parse decodes YAML into cfg strictly: an unknown key is an error.
+// Parse decodes YAML into cfg strictly: an unknown key is an error. Errors
+// name the key path ("recording.segment") and the line.
 func Parse(data []byte, cfg *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config: %s", oneLine(strings.TrimPrefix(err.Error(), "yaml: ")))
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	return decodeNode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
+}
+
+func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
+	if v.Kind() != reflect.Struct || v.Type() == reflect.TypeOf(ICEServer{}) {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			return fmt.Errorf("config: %s: %s (line %d)", path, oneLine(strings.TrimPrefix(err.Error(), "yaml: ")), n.Line)
+		}
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		where := path
+		if where == "" {
+			where = "top level"
+		}
+		return fmt.Errorf("config: %s: expected a mapping of keys (line %d)", where, n.Line)
+	}
+	t := v.Type()
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		full := key.Value
+		if path != "" {
+			full = path + "." + key.Value
+		}
+		idx := -1
+		for f := 0; f < t.NumField(); f++ {
+			if strings.Split(t.Field(f).Tag.Get("yaml"), ",")[0] == key.Value {
+				idx = f
+				break
+			}
+		}
+		if idx < 0 {
+			return fmt.Errorf("config: %s: unknown key (line %d)", full, key.Line)
+		}
+		if err := decodeNode(val, v.Field(idx), full); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // ApplyEnv overrides keys from VIGIL_<PATH> variables, for example

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValidate(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestExampleConfigsLoad(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no example configs in configs/")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			// the S3 example needs its secrets from the environment
+			env := []string{"VIGIL_STORAGE_S3_ACCESSKEY=a", "VIGIL_STORAGE_S3_SECRETKEY=b"}
+			if _, err := Load(f, env); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The commented example with every key must equal the built-in defaults.
+func TestExampleEqualsDefaults(t *testing.T) {
+	cfg, err := Load("../../configs/vigil.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.HTTP.Listen != def.HTTP.Listen || cfg.Recording != def.Recording || cfg.Storage != def.Storage ||
+		cfg.Database != def.Database || cfg.Auth != def.Auth || cfg.WebRTC.UDPPort != def.WebRTC.UDPPort {
+		t.Fatalf("configs/vigil.yaml differs from the defaults:\n%+v\n%+v", cfg, def)
+	}
+}
+
+var badConfigs = []struct {
+	name, yaml string
+	env        []string
+	wantKey    string
+}{
+	{"unknown key", "http: { listn: ':8080' }", nil, "listn"},
+	{"unknown section", "bogus: 1", nil, "bogus"},
+	{"listen", "http: { listen: 'nope' }", nil, "http.listen"},
+	{"tls half", "http: { tls: { cert: a.pem } }", nil, "http.tls"},
+	{"udp port", "webrtc: { udpPort: 70000 }", nil, "webrtc.udpPort"},
+	{"public ip", "webrtc: { publicIPs: [not-an-ip] }", nil, "webrtc.publicIPs"},
+	{"ice url", "webrtc: { iceServers: ['http://x'] }", nil, "webrtc.iceServers"},
+	{"backend", "storage: { backend: ftp }", nil, "storage.backend"},
+	{"s3 endpoint", "storage: { backend: s3 }", nil, "storage.s3.endpoint"},
+	{"s3 scheme", "storage: { backend: s3, s3: { endpoint: 'http://x:9000' } }", nil, "storage.s3.endpoint"},
+	{"s3 half keys", "storage: { backend: s3, s3: { endpoint: 'x:9000', accessKey: a } }", nil, "storage.s3.secretKey"},
+	{"segment short", "recording: { segment: 1s }", nil, "recording.segment"},
+	{"segment garbage", "recording: { segment: soon }", nil, "segment"},
+	{"spool size", "recording: { spoolMaxBytes: 10 }", nil, "recording.spoolMaxBytes"},
+	{"spool garbage", "recording: { spoolMaxBytes: lots }", nil, "spoolMaxBytes"},
+	{"retention", "recording: { retentionDays: 0 }", nil, "recording.retentionDays"},
+	{"db", "database: { path: '' }", nil, "database.path"},
+	{"ttl", "auth: { sessionTTL: 5s }", nil, "auth.sessionTTL"},
+	{"env int", "", []string{"VIGIL_WEBRTC_UDPPORT=abc"}, "webrtc.udpPort"},
+	{"env bool", "", []string{"VIGIL_STORAGE_S3_TLS=maybe"}, "storage.s3.tls"},
+	{"env duration", "", []string{"VIGIL_RECORDING_SEGMENT=x"}, "recording.segment"},
+	{"log level", "log: { level: loud }", nil, "log.level"},
+}
+
+func TestBadConfigs(t *testing.T) {
+	for _, tc := range badConfigs {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vigil.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, tc.env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.wantKey) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q does not name %q on one line", msg, tc.wantKey)
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vigil.yaml")
+	os.WriteFile(path, []byte("storage: { backend: s3, s3: { endpoint: 'x:9000', accessKey: fromfile } }\nrecording: { segment: 30s }\n"), 0o600)
+	cfg, err := Load(path, []string{
+		"VIGIL_STORAGE_S3_ACCESSKEY=fromenv", "VIGIL_STORAGE_S3_SECRETKEY=s3cret",
+		"VIGIL_HTTP_LISTEN=127.0.0.1:9999", "VIGIL_RECORDING_SPOOLMAXBYTES=2GiB",
+		"VIGIL_WEBRTC_PUBLICIPS=203.0.113.7, 203.0.113.8", "VIGIL_RECORDING_SEGMENT=90",
+		"VIGIL_STORAGE_S3_TLS=false", "OTHER=1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Storage.S3.AccessKey != "fromenv" || cfg.Storage.S3.SecretKey != "s3cret" {
+		t.Errorf("s3 keys: %+v", cfg.Storage.S3)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:9999" || cfg.Recording.SpoolMaxBytes != 2<<30 || cfg.Storage.S3.TLS {
+		t.Errorf("overrides not applied: %+v", cfg)
+	}
+	if len(cfg.WebRTC.PublicIPs) != 2 || cfg.WebRTC.PublicIPs[1] != "203.0.113.8" {
+		t.Errorf("publicIPs: %v", cfg.WebRTC.PublicIPs)
+	}
+	if cfg.Recording.Segment.D() != 90*time.Second {
+		t.Errorf("segment: %v", cfg.Recording.Segment.D())
+	}
+}
+
+func TestICEServerForms(t *testing.T) {
+	var cfg = Default()
+	err := Parse([]byte("webrtc: { iceServers: ['stun:stun.example.org:3478', {urls: ['turn:t.example.org'], username: u, credential: c}] }"), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.WebRTC.ICEServers) != 2 || cfg.WebRTC.ICEServers[1].Username != "u" {
+		t.Fatalf("%+v", cfg.WebRTC.ICEServers)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, tc := range badConfigs {
+		f.Add([]byte(tc.yaml))
+	}
+	f.Add([]byte("recording: { spoolMaxBytes: 10GiB, segment: 60s }"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := Default()
+		if err := Parse(data, &cfg); err != nil {
+			return
+		}
+		_ = cfg.Validate()
+	})
+}
