@@ -1,0 +1,503 @@
+// Package camsim simulates a fleet of RTSP IP cameras for tests, benchmarks and the demo.
+//
+// A Server serves Count cameras at rtsp://ADDR/camN (main stream, 1280x720) and
+// rtsp://ADDR/camN/sub (sub-stream, 640x360), N from 1 to Count. Each stream loops a
+// real encoded clip (embedded in the package) at real-time pace, with a keyframe every
+// 2 s and parameter sets before every keyframe; RTP timestamps and sequence numbers keep
+// increasing across loops. Readers over UDP and TCP (interleaved) receive the same
+// packets: each stream is packetized once and fanned out by gortsplib.
+//
+// Faults for tests: a password, dropping every connection periodically, stalling the
+// media while sessions stay open, and withholding keyframes. They can be switched on a
+// running server.
+package camsim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+)
+
+// Codecs of the simulated video.
+const (
+	CodecH264 = "h264"
+	CodecH265 = "h265"
+)
+
+// DefaultAddr is the listen address when Options.Addr is empty.
+const DefaultAddr = "127.0.0.1:8554"
+
+// maxCount bounds Options.Count.
+const maxCount = 10000
+
+// Options configure a Server. The zero value serves one H.264 camera without audio on
+// DefaultAddr.
+type Options struct {
+	// Addr is the RTSP (TCP) listen address. Port 0 picks a free port; Server.Addr
+	// returns the real address after Start. It defaults to DefaultAddr.
+	Addr string
+	// UDPRTPAddress is the UDP address for RTP to readers that ask for UDP transport; its
+	// port must be even, and the port after it is used for RTCP. It defaults to a free
+	// pair of consecutive ports on the host of Addr.
+	UDPRTPAddress string
+	// DisableUDP makes the server offer only TCP (interleaved) transport: a reader that
+	// asks for UDP gets 461 Unsupported Transport. It defaults to false.
+	DisableUDP bool
+	// Count is the number of cameras, cam1 to camN. It defaults to 1.
+	Count int
+	// Codec is the video codec, CodecH264 or CodecH265. It defaults to CodecH264.
+	Codec string
+	// Audio adds an AAC track (mono, 48 kHz) to the main and sub streams. It defaults
+	// to false.
+	Audio bool
+	// Username and Password, when Username is set, are demanded from every reader
+	// (basic or digest authentication); a reader without them gets 401. They default
+	// to empty: no authentication.
+	Username, Password string
+	// DropEvery, when positive, closes every connection and session every DropEvery,
+	// as a flaky network would. It defaults to 0: never.
+	DropEvery time.Duration
+	// Stall starts the server with media stalled: sessions open and play, but no RTP
+	// is sent until SetStall(false). It defaults to false.
+	Stall bool
+	// WithholdKeyframes, when positive, sends no keyframe for this long after Start
+	// (only the frames between keyframes). SetWithholdKeyframes switches it at runtime.
+	// It defaults to 0.
+	WithholdKeyframes time.Duration
+	// Log receives connection and session events. It defaults to a logger that
+	// discards everything.
+	Log *slog.Logger
+}
+
+// Server is a running set of simulated cameras. Create it with New, then Start it;
+// Close stops it. Its methods are safe for concurrent use.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	clips *clips
+
+	stall         atomic.Bool
+	withhold      atomic.Bool
+	withholdUntil time.Time // from Options.WithholdKeyframes, fixed at Start
+
+	rtsp     *gortsplib.Server
+	addr     string
+	mu       sync.Mutex
+	streams  map[string]*stream // by path without the leading slash: "cam1", "cam1/sub"
+	conns    map[*gortsplib.ServerConn]struct{}
+	sessions map[*gortsplib.ServerSession]struct{}
+	started  bool
+	closed   bool
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New validates the options and parses the fixtures. It starts nothing.
+func New(opts Options) (*Server, error) {
+	if opts.Addr == "" {
+		opts.Addr = DefaultAddr
+	}
+	if _, _, err := net.SplitHostPort(opts.Addr); err != nil {
+		return nil, fmt.Errorf("camsim: addr %q: %w", opts.Addr, err)
+	}
+	if opts.UDPRTPAddress != "" {
+		if opts.DisableUDP {
+			return nil, errors.New("camsim: udp rtp address set while udp is disabled")
+		}
+		if _, err := udpPorts(opts.UDPRTPAddress); err != nil {
+			return nil, fmt.Errorf("camsim: udp rtp address %q: %w", opts.UDPRTPAddress, err)
+		}
+	}
+	if opts.Count == 0 {
+		opts.Count = 1
+	}
+	if opts.Count < 0 || opts.Count > maxCount {
+		return nil, fmt.Errorf("camsim: count %d out of range 1..%d", opts.Count, maxCount)
+	}
+	if opts.Codec == "" {
+		opts.Codec = CodecH264
+	}
+	opts.Codec = strings.ToLower(opts.Codec)
+	if opts.Codec != CodecH264 && opts.Codec != CodecH265 {
+		return nil, fmt.Errorf("camsim: codec %q: want %s or %s", opts.Codec, CodecH264, CodecH265)
+	}
+	if opts.Username == "" && opts.Password != "" {
+		return nil, errors.New("camsim: password without username")
+	}
+	if opts.DropEvery < 0 {
+		return nil, fmt.Errorf("camsim: drop interval %v is negative", opts.DropEvery)
+	}
+	if opts.WithholdKeyframes < 0 {
+		return nil, fmt.Errorf("camsim: keyframe withholding %v is negative", opts.WithholdKeyframes)
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cs, err := loadClips(opts.Codec, opts.Audio)
+	if err != nil {
+		return nil, fmt.Errorf("camsim: %w", err)
+	}
+	s := &Server{
+		opts:     opts,
+		log:      log,
+		clips:    cs,
+		conns:    make(map[*gortsplib.ServerConn]struct{}),
+		sessions: make(map[*gortsplib.ServerSession]struct{}),
+		done:     make(chan struct{}),
+	}
+	s.stall.Store(opts.Stall)
+	return s, nil
+}
+
+// Start listens and starts streaming. It returns once readers can connect.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("camsim: already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("camsim: listen: %w", err)
+	}
+	s.addr = ln.Addr().String()
+	host, _, _ := net.SplitHostPort(s.addr)
+
+	var rtpConn, rtcpConn net.PacketConn
+	if !s.opts.DisableUDP {
+		if s.opts.UDPRTPAddress != "" {
+			rtpConn, rtcpConn, err = listenUDPPairAt(s.opts.UDPRTPAddress)
+		} else {
+			rtpConn, rtcpConn, err = listenUDPPair(host)
+		}
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("camsim: %w", err)
+		}
+	}
+
+	s.rtsp = &gortsplib.Server{
+		Handler:     (*handler)(s),
+		RTSPAddress: s.addr,
+		Listen: func(string, string) (net.Listener, error) {
+			return ln, nil
+		},
+	}
+	if rtpConn != nil {
+		s.rtsp.UDPRTPAddress = rtpConn.LocalAddr().String()
+		s.rtsp.UDPRTCPAddress = rtcpConn.LocalAddr().String()
+		s.rtsp.ListenPacket = func(_, address string) (net.PacketConn, error) {
+			switch address {
+			case rtpConn.LocalAddr().String():
+				return rtpConn, nil
+			case rtcpConn.LocalAddr().String():
+				return rtcpConn, nil
+			}
+			return nil, fmt.Errorf("unexpected udp listen address %q", address)
+		}
+	}
+	if err := s.rtsp.Start(); err != nil {
+		ln.Close()
+		if rtpConn != nil {
+			rtpConn.Close()
+			rtcpConn.Close()
+		}
+		return fmt.Errorf("camsim: start rtsp server: %w", err)
+	}
+
+	start := time.Now()
+	if s.opts.WithholdKeyframes > 0 {
+		s.withholdUntil = start.Add(s.opts.WithholdKeyframes)
+	}
+	streams := make(map[string]*stream, 2*s.opts.Count)
+	for i := 1; i <= s.opts.Count; i++ {
+		for _, sub := range []bool{false, true} {
+			path := streamPath(i, sub)
+			v := s.clips.main
+			if sub {
+				v = s.clips.sub
+			}
+			st, err := newStream(s, path, v, s.clips.audio)
+			if err != nil {
+				for _, st := range streams {
+					st.ss.Close()
+				}
+				s.rtsp.Close()
+				return fmt.Errorf("camsim: stream %s: %w", path, err)
+			}
+			streams[path] = st
+		}
+	}
+	s.mu.Lock()
+	s.streams = streams
+	s.mu.Unlock()
+	for _, st := range streams {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			st.run(s.done, start)
+		}()
+	}
+	if s.opts.DropEvery > 0 {
+		s.wg.Add(1)
+		go s.dropLoop()
+	}
+	s.log.Info("camsim listening", "addr", s.addr, "udp", s.rtsp.UDPRTPAddress,
+		"count", s.opts.Count, "codec", s.opts.Codec, "audio", s.opts.Audio)
+	return nil
+}
+
+// Addr returns the RTSP listen address, with the real port once Start has returned.
+func (s *Server) Addr() string {
+	if s.addr == "" {
+		return s.opts.Addr
+	}
+	return s.addr
+}
+
+// URL returns the RTSP URL of camera cam (1-based), its sub-stream when sub is true.
+// The URL carries no credentials.
+func (s *Server) URL(cam int, sub bool) string {
+	return "rtsp://" + s.Addr() + "/" + streamPath(cam, sub)
+}
+
+// Count returns the number of cameras.
+func (s *Server) Count() int { return s.opts.Count }
+
+// SetStall stops (true) or resumes (false) sending media on every stream. Sessions stay
+// open while stalled; the timeline keeps running, so a resumed stream jumps ahead in
+// time as a real camera's would after a network stall.
+func (s *Server) SetStall(stall bool) { s.stall.Store(stall) }
+
+// SetWithholdKeyframes switches keyframe withholding: while on, every stream sends only
+// the frames between keyframes. Switching it off also ends a withholding period set by
+// Options.WithholdKeyframes.
+func (s *Server) SetWithholdKeyframes(on bool) {
+	s.mu.Lock()
+	s.withholdUntil = time.Time{}
+	s.mu.Unlock()
+	s.withhold.Store(on)
+}
+
+func (s *Server) withholding(now time.Time) bool {
+	if s.withhold.Load() {
+		return true
+	}
+	s.mu.Lock()
+	until := s.withholdUntil
+	s.mu.Unlock()
+	return now.Before(until)
+}
+
+// DropConnections closes every open connection and session now, as a network failure
+// would. Readers may connect again.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	conns := make([]*gortsplib.ServerConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	sessions := make([]*gortsplib.ServerSession, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.Close()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if len(conns)+len(sessions) > 0 {
+		s.log.Info("camsim dropped connections", "connections", len(conns), "sessions", len(sessions))
+	}
+}
+
+// Sessions returns the number of open RTSP sessions (readers that have sent SETUP).
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close stops streaming, closes every connection and the listeners, and waits for the
+// server's goroutines. It may be called more than once, and on a server never started.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed || !s.started {
+		s.closed = true
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	close(s.done)
+	s.wg.Wait()
+	for _, st := range s.streams {
+		st.ss.Close()
+	}
+	s.rtsp.Close()
+}
+
+func (s *Server) dropLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.DropEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.DropConnections()
+		}
+	}
+}
+
+func streamPath(cam int, sub bool) string {
+	p := "cam" + strconv.Itoa(cam)
+	if sub {
+		p += "/sub"
+	}
+	return p
+}
+
+// handler receives gortsplib's callbacks. It is the Server under another method set,
+// so that the callbacks stay out of the Server's exported API.
+type handler Server
+
+func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	h.mu.Lock()
+	h.conns[ctx.Conn] = struct{}{}
+	h.mu.Unlock()
+	h.log.Debug("camsim connection opened", "remote", ctx.Conn.NetConn().RemoteAddr().String())
+}
+
+func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	h.mu.Lock()
+	delete(h.conns, ctx.Conn)
+	h.mu.Unlock()
+	h.log.Debug("camsim connection closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "error", ctx.Error)
+}
+
+func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
+	h.mu.Lock()
+	h.sessions[ctx.Session] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	h.mu.Lock()
+	delete(h.sessions, ctx.Session)
+	h.mu.Unlock()
+	h.log.Debug("camsim session closed", "session", ctx.Session.SetuppedPath(), "error", ctx.Error)
+}
+
+// lookup checks credentials and finds the stream of a request path.
+func (h *handler) lookup(conn *gortsplib.ServerConn, req *base.Request, path string) (*base.Response, *gortsplib.ServerStream, error) {
+	if h.opts.Username != "" && !conn.VerifyCredentials(req, h.opts.Username, h.opts.Password) {
+		return &base.Response{StatusCode: base.StatusUnauthorized}, nil, liberrors.ErrServerAuth{}
+	}
+	h.mu.Lock()
+	st, ok := h.streams[strings.Trim(path, "/")]
+	h.mu.Unlock()
+	if !ok {
+		// A real camera answers 404 and keeps the connection open.
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, st.ss, nil
+}
+
+func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	return h.lookup(ctx.Conn, ctx.Request, ctx.Path)
+}
+
+func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusBadRequest}, nil, errors.New("publishing is not supported")
+	}
+	return h.lookup(ctx.Conn, ctx.Request, ctx.Path)
+}
+
+func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	h.log.Debug("camsim play", "session", ctx.Path, "remote", ctx.Conn.NetConn().RemoteAddr().String())
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *handler) OnAnnounce(*gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusMethodNotAllowed}, errors.New("publishing is not supported")
+}
+
+// udpPorts parses an RTP address and checks that its port is even and below 65535.
+func udpPorts(address string) (int, error) {
+	_, p, err := net.SplitHostPort(address)
+	if err != nil {
+		return 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port >= 65535 {
+		return 0, fmt.Errorf("invalid port %q", p)
+	}
+	if port%2 != 0 {
+		return 0, fmt.Errorf("rtp port %d is odd", port)
+	}
+	return port, nil
+}
+
+func listenUDPPairAt(address string) (net.PacketConn, net.PacketConn, error) {
+	port, err := udpPorts(address)
+	if err != nil {
+		return nil, nil, fmt.Errorf("udp rtp address %q: %w", address, err)
+	}
+	host, _, _ := net.SplitHostPort(address)
+	rtp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen udp rtp: %w", err)
+	}
+	rtcp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port+1)))
+	if err != nil {
+		rtp.Close()
+		return nil, nil, fmt.Errorf("listen udp rtcp: %w", err)
+	}
+	return rtp, rtcp, nil
+}
+
+// listenUDPPair finds a free even port and the odd port after it on host.
+func listenUDPPair(host string) (net.PacketConn, net.PacketConn, error) {
+	var lastErr error
+	for range 100 {
+		rtp, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp: %w", err)
+		}
+		port := rtp.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 || port >= 65535 {
+			rtp.Close()
+			continue
+		}
+		rtcp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port+1)))
+		if err != nil {
+			rtp.Close()
+			lastErr = err
+			continue
+		}
+		return rtp, rtcp, nil
+	}
+	return nil, nil, fmt.Errorf("no free pair of udp ports on %q: %v", host, lastErr)
+}
