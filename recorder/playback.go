@@ -1,0 +1,422 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/apierr"
+)
+
+// Limits that keep a corrupt index row from driving huge reads.
+const (
+	maxInitSize     = 16 << 20
+	maxFragmentSize = 512 << 20
+	// segmentsPerQuery is how many segments playback asks the index for at a time.
+	segmentsPerQuery = 16
+	// overlapSlack is how far a segment may begin before the previous one
+	// ended and still be played from its first keyframe.
+	overlapSlack = 500 * time.Millisecond
+)
+
+// Playback writes to w a fragmented MP4 of the camera's recording from the
+// keyframe at or before start until dur after start: one init section, then
+// moof+mdat fragments taken from the segments with their timestamps and
+// sequence numbers rewritten into one continuous timeline starting at 0. It
+// continues across segment boundaries and stops at a gap in recording (more
+// than MaxGap between two segments), at a change of codec or resolution
+// (a segment whose init section differs), or after the first fragment that
+// reaches start+dur, so the clip ends less than one fragment (normally one
+// GOP) after start+dur.
+//
+// It reads only the init sections and the fragments it sends, with ranged
+// reads, and writes each fragment as soon as it is read (flushing w when it
+// is an http.Flusher).
+//
+// Bad arguments fail with apierr.ErrInvalid (dur must be in (0, MaxPlayback]),
+// a range with nothing recorded with apierr.ErrNotFound; such errors come
+// before the first byte is written. An error after the first byte only tells
+// why the stream ended early: the caller can log it but no longer answer with it.
+func (rv *Review) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
+	if err := checkCamera(camera); err != nil {
+		return err
+	}
+	if err := checkTime("start", start); err != nil {
+		return err
+	}
+	if dur <= 0 {
+		return apierr.New(apierr.ErrInvalid, "duration %s must be positive", dur)
+	}
+	if dur > MaxPlayback {
+		return apierr.New(apierr.ErrInvalid, "duration %s is longer than the limit of %s; ask for a shorter playback",
+			dur, fmtLimit(MaxPlayback))
+	}
+	end := start.Add(dur)
+	if err := checkTime("start plus duration", end); err != nil {
+		return err
+	}
+	_, err := rv.writeClip(ctx, w, camera, start, end)
+	return err
+}
+
+// clip is the state of one playback or export being written.
+type clip struct {
+	rv     *Review
+	ctx    context.Context
+	w      io.Writer
+	fl     http.Flusher
+	camera string
+	start  time.Time
+	end    time.Time
+
+	init      *mp4Init
+	initBytes []byte // the init section, until it is written with the first fragment
+	seq       uint32
+	out       int64 // bytes written to w
+	tracks    map[uint32]*clipTrack
+	prevEnd   time.Time // recorded end of the last segment played
+	segMapped bool      // the current segment's time shift is known
+	segShift  int64     // ns added to the current segment's times
+}
+
+// clipTrack follows one track of the output timeline.
+type clipTrack struct {
+	timescale uint32
+	end       int64 // output decode time just past the last sample, in timescale units
+	delta     int64 // added to the current segment's decode times
+	mapped    bool  // delta is set for the current segment
+}
+
+// writeClip writes the clip [start, end) to w and returns the bytes written.
+func (rv *Review) writeClip(ctx context.Context, w io.Writer, camera string, start, end time.Time) (int64, error) {
+	c := &clip{rv: rv, ctx: ctx, w: w, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
+	c.fl, _ = w.(http.Flusher)
+
+	var queue []Segment
+	after := start
+	more := true
+	first, ok, err := reviewSegmentAt(ctx, rv.ix, camera, start)
+	if err != nil {
+		return 0, fmt.Errorf("playback of %s: %w", camera, err)
+	}
+	if ok {
+		queue = append(queue, first)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return c.out, err
+		}
+		if len(queue) == 0 && more {
+			batch, err := reviewSegmentsAfter(ctx, rv.ix, camera, after, end, segmentsPerQuery)
+			if err != nil {
+				return c.out, fmt.Errorf("playback of %s: %w", camera, err)
+			}
+			more = len(batch) == segmentsPerQuery
+			if len(batch) > 0 {
+				after = batch[len(batch)-1].Start
+			}
+			queue = batch
+		}
+		if len(queue) == 0 {
+			break
+		}
+		seg := queue[0]
+		queue = queue[1:]
+		if c.played() {
+			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap {
+				rv.logger().Debug("playback stops at a gap in recording", "camera", camera, "segment", seg.Key, "gap", gap)
+				break
+			}
+			if !seg.End.After(c.prevEnd) {
+				continue // wholly inside what was played
+			}
+		}
+		done, err := c.playSegment(seg)
+		if err != nil {
+			return c.out, err
+		}
+		if done {
+			break
+		}
+	}
+	if c.out == 0 {
+		return 0, notRecorded(start, end)
+	}
+	return c.out, nil
+}
+
+// played tells whether a segment was played already.
+func (c *clip) played() bool { return !c.prevEnd.IsZero() }
+
+// pickFragments returns the range [i0, i1) of the segment's fragments to play.
+func (c *clip) pickFragments(seg Segment) (int, int) {
+	i0 := -1
+	for i, f := range seg.Fragments {
+		if !f.Keyframe {
+			continue
+		}
+		at := seg.Start.Add(f.Offset)
+		if !c.played() {
+			if !at.After(c.start) || i0 < 0 {
+				i0 = i
+			}
+			if at.After(c.start) {
+				break
+			}
+			continue
+		}
+		if !at.Before(c.prevEnd.Add(-overlapSlack)) {
+			i0 = i
+			break
+		}
+	}
+	if i0 < 0 {
+		return 0, 0
+	}
+	i1 := i0
+	for i1 < len(seg.Fragments) && seg.Start.Add(seg.Fragments[i1].Offset).Before(c.end) {
+		i1++
+	}
+	return i0, i1
+}
+
+// playSegment writes the segment's fragments that the clip needs; done
+// reports that the clip is complete or cannot continue.
+func (c *clip) playSegment(seg Segment) (done bool, err error) {
+	i0, i1 := c.pickFragments(seg)
+	if i0 >= i1 {
+		if c.played() && !seg.Start.Before(c.end) {
+			return true, nil
+		}
+		c.rv.logger().Debug("playback skips a segment without a usable keyframe", "camera", c.camera, "segment", seg.Key)
+		return false, nil
+	}
+	if seg.InitSize <= 0 || seg.InitSize > maxInitSize {
+		return false, fmt.Errorf("segment %s: index gives an init section of %d bytes", seg.Key, seg.InitSize)
+	}
+	frags := seg.Fragments[i0:i1]
+	for _, f := range frags {
+		if f.Size < 16 || f.Size > maxFragmentSize || f.Pos < seg.InitSize {
+			return false, fmt.Errorf("segment %s: index gives a fragment of %d bytes at %d", seg.Key, f.Size, f.Pos)
+		}
+	}
+	if c.rv.pin != nil {
+		unpin := c.rv.pin(seg.Key)
+		if unpin != nil {
+			defer unpin()
+		}
+	}
+
+	// Runs of contiguous fragments, each read with one ranged Get.
+	maxRead := c.rv.maxRead()
+	var runs [][]Fragment
+	for i, f := range frags {
+		if n := len(runs); n > 0 && i > 0 {
+			last := runs[n-1]
+			prev := last[len(last)-1]
+			if f.Pos == prev.Pos+prev.Size && f.Pos+f.Size-last[0].Pos <= maxRead {
+				runs[n-1] = append(last, f)
+				continue
+			}
+		}
+		runs = append(runs, []Fragment{f})
+	}
+
+	c.segMapped = false
+	for _, t := range c.tracks {
+		t.mapped = false
+	}
+	for ri, run := range runs {
+		off := run[0].Pos
+		length := run[len(run)-1].Pos + run[len(run)-1].Size - off
+		withInit := ri == 0 && off == seg.InitSize
+		if ri == 0 && !withInit {
+			initBytes, err := c.read(seg, 0, seg.InitSize)
+			if err != nil {
+				return false, err
+			}
+			if ok, err := c.takeInit(seg, initBytes); !ok || err != nil {
+				return true, err
+			}
+		}
+		if withInit {
+			off, length = 0, length+seg.InitSize
+		}
+		body, err := c.get(seg, off, length)
+		if err != nil {
+			return false, err
+		}
+		err = c.playRun(seg, body, run, withInit)
+		body.Close()
+		if err != nil {
+			if errors.Is(err, errInitChanged) {
+				return true, nil
+			}
+			return false, err
+		}
+	}
+	c.prevEnd = seg.End
+	return false, nil
+}
+
+var errInitChanged = errors.New("init section changed")
+
+func (c *clip) playRun(seg Segment, body io.Reader, run []Fragment, withInit bool) error {
+	if withInit {
+		initBytes := make([]byte, seg.InitSize)
+		if _, err := io.ReadFull(body, initBytes); err != nil {
+			return fmt.Errorf("segment %s: read init section: %w", seg.Key, err)
+		}
+		ok, err := c.takeInit(seg, initBytes)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errInitChanged
+		}
+	}
+	for _, f := range run {
+		buf := make([]byte, f.Size)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return fmt.Errorf("segment %s: read fragment at %d: %w", seg.Key, f.Pos, err)
+		}
+		if err := c.writeFragment(seg, f, buf); err != nil {
+			return err
+		}
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeInit adopts the first segment's init section, or checks that a later
+// segment's matches it; ok is false when it does not (a new resolution or codec).
+func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
+	in, err := parseInit(b)
+	if err != nil {
+		return false, fmt.Errorf("segment %s: init section: %w", seg.Key, err)
+	}
+	if c.init == nil {
+		c.init, c.initBytes = in, b
+		for _, t := range in.Tracks {
+			c.tracks[t.ID] = &clipTrack{timescale: t.Timescale}
+		}
+		return true, nil
+	}
+	if !c.init.sameAs(in) {
+		c.rv.logger().Info("playback stops where the stream's format changes", "camera", c.camera, "segment", seg.Key)
+		return false, nil
+	}
+	return true, nil
+}
+
+func (c *clip) get(seg Segment, off, length int64) (io.ReadCloser, error) {
+	body, err := c.rv.store.Get(c.ctx, seg.Key, off, length)
+	if err != nil {
+		if errors.Is(err, ErrObjectNotFound) && c.out == 0 {
+			return nil, apierr.New(apierr.ErrNotFound, "the recording of %s at %s is no longer in the store",
+				c.camera, seg.Start.Format(reviewTimeFormat))
+		}
+		return nil, fmt.Errorf("segment %s: read %d bytes at %d: %w", seg.Key, length, off, err)
+	}
+	return body, nil
+}
+
+func (c *clip) read(seg Segment, off, length int64) ([]byte, error) {
+	body, err := c.get(seg, off, length)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b := make([]byte, length)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, fmt.Errorf("segment %s: read %d bytes at %d: %w", seg.Key, length, off, err)
+	}
+	return b, nil
+}
+
+const nsPerSecond = uint64(time.Second)
+
+// writeFragment rewrites one moof+mdat onto the output timeline and writes it.
+func (c *clip) writeFragment(seg Segment, f Fragment, buf []byte) error {
+	m, err := parseMoof(buf, c.init)
+	if err != nil {
+		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)
+	}
+	for _, t := range m.Trafs {
+		if t.BaseTime > math.MaxInt64/2 {
+			return fmt.Errorf("segment %s: fragment at %d: decode time %d out of range", seg.Key, f.Pos, t.BaseTime)
+		}
+	}
+	if !c.segMapped {
+		// Shift the whole segment by one amount, so that its tracks keep their
+		// alignment, placing its earliest track where the output ends now.
+		ref := int64(math.MaxInt64)
+		for _, t := range m.Trafs {
+			ns, err := mulDiv(int64(t.BaseTime), nsPerSecond, uint64(c.tracks[t.TrackID].timescale))
+			if err != nil {
+				return fmt.Errorf("segment %s: %w", seg.Key, err)
+			}
+			ref = min(ref, ns)
+		}
+		var target int64
+		for _, tr := range c.tracks {
+			ns, err := mulDiv(tr.end, nsPerSecond, uint64(tr.timescale))
+			if err != nil {
+				return fmt.Errorf("segment %s: %w", seg.Key, err)
+			}
+			target = max(target, ns)
+		}
+		c.segShift, c.segMapped = target-ref, true
+	}
+	times := make([]uint64, len(m.Trafs))
+	for i, t := range m.Trafs {
+		tr := c.tracks[t.TrackID]
+		if !tr.mapped {
+			d, err := mulDiv(c.segShift, uint64(tr.timescale), nsPerSecond)
+			if err != nil {
+				return fmt.Errorf("segment %s: %w", seg.Key, err)
+			}
+			tr.delta, tr.mapped = d, true
+		}
+		out := int64(t.BaseTime) + tr.delta
+		if out < tr.end { // never go back in time, whatever the source says
+			tr.delta += tr.end - out
+			out = tr.end
+		}
+		times[i] = uint64(out)
+		tr.end = out + int64(t.Duration)
+	}
+	c.seq++
+	buf, err = rewriteMoof(buf, m, c.seq, times, f.Pos, c.out+int64(len(c.initBytes)))
+	if err != nil {
+		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)
+	}
+	if c.initBytes != nil {
+		if err := c.write(c.initBytes); err != nil {
+			return err
+		}
+		c.initBytes = nil
+	}
+	if err := c.write(buf); err != nil {
+		return err
+	}
+	if c.fl != nil {
+		c.fl.Flush()
+	}
+	return nil
+}
+
+func (c *clip) write(b []byte) error {
+	n, err := c.w.Write(b)
+	c.out += int64(n)
+	if err != nil {
+		return fmt.Errorf("write clip: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package recorder
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Index queries of the review side. They use the (camera, start_ns) index
+// only, so that a seek costs the same whatever the size of the archive.
+
+const reviewSegmentCols = "camera, start_ns, end_ns, bytes, key, init_size, fragments"
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanReviewSegment(r rowScanner) (Segment, error) {
+	var s Segment
+	var startNS, endNS int64
+	var frags []byte
+	if err := r.Scan(&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize, &frags); err != nil {
+		return s, err
+	}
+	s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
+	var err error
+	if s.Fragments, err = decodeFragments(frags); err != nil {
+		return s, fmt.Errorf("index segment %s: %w", s.Key, err)
+	}
+	return s, nil
+}
+
+// reviewSegmentAt returns, with its fragments, the camera's segment that
+// contains t (Start <= t < End); ok is false when t falls in no segment.
+func reviewSegmentAt(ctx context.Context, ix *Index, camera string, t time.Time) (Segment, bool, error) {
+	row := ix.db.QueryRowContext(ctx, `SELECT `+reviewSegmentCols+` FROM segments
+		WHERE camera = ? AND start_ns <= ? ORDER BY start_ns DESC LIMIT 1`, camera, t.UnixNano())
+	s, err := scanReviewSegment(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Segment{}, false, nil
+	}
+	if err != nil {
+		return Segment{}, false, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	if !s.End.After(t) {
+		return Segment{}, false, nil
+	}
+	return s, true, nil
+}
+
+// reviewSegmentsAfter returns, with their fragments, up to limit of the
+// camera's segments that start in (after, before), oldest first.
+func reviewSegmentsAfter(ctx context.Context, ix *Index, camera string, after, before time.Time, limit int) ([]Segment, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT `+reviewSegmentCols+` FROM segments
+		WHERE camera = ? AND start_ns > ? AND start_ns < ? ORDER BY start_ns LIMIT ?`,
+		camera, after.UnixNano(), before.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		s, err := scanReviewSegment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("index query %s: %w", camera, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	return out, nil
+}
