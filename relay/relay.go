@@ -1,0 +1,419 @@
+// Package relay sends the hub's camera streams live to browsers over WebRTC
+// (WHEP, RFC 9725), without transcoding: every viewer shares one UDP port
+// (ICE UDP mux) with ICE-TCP on the same port number as a fallback, a new
+// viewer starts from the cached GOP so that a picture appears at once, and each
+// viewer reads through its own bounded subscription so that a slow one never
+// delays the others.
+//
+// The HTTP layer (package ui) authorizes the request and calls Offer, Patch and
+// Delete; errors carry internal/apierr kinds.
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/stun/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/config"
+)
+
+// Options configure a Relay.
+type Options struct {
+	// UDPPort is the ICE UDP mux port shared by every viewer; ICE-TCP listens on
+	// the same number. The configuration's default is DefaultUDPPort (8189);
+	// 0 picks a free port (tests).
+	UDPPort int
+	// ListenIP is the address to listen on. It defaults to all interfaces.
+	// A loopback address (tests) also makes the relay offer loopback candidates.
+	ListenIP string
+	// PublicIPs are the NAT 1:1 addresses: host candidates are rewritten to
+	// them. It defaults to none (candidates carry the interface addresses).
+	PublicIPs []string
+	// ICEServers are the STUN/TURN servers used by the server and offered to
+	// browsers. It defaults to none.
+	ICEServers []config.ICEServer
+	// SessionTimeout ends a session whose ICE is not connected within it.
+	// It defaults to 30 seconds.
+	SessionTimeout time.Duration
+	// TrackWait is how long Offer waits for the first tracks of a camera that
+	// is not connected yet before it fails with ErrUnavailable.
+	// It defaults to 5 seconds.
+	TrackWait time.Duration
+	// Log receives the relay's messages. It defaults to slog.Default().
+	Log *slog.Logger
+}
+
+// DefaultUDPPort is the contract's WebRTC media port.
+const DefaultUDPPort = 8189
+
+// Source gives the hub stream of a camera. ingest.Manager satisfies it.
+// It returns nil for an unknown camera or a stream the camera does not have.
+type Source interface {
+	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream
+}
+
+// Relay is the process's WebRTC engine: one pion API, one UDP port, any number
+// of viewer sessions.
+type Relay struct {
+	opts       Options
+	src        Source
+	log        *slog.Logger
+	listenIP   net.IP
+	iceServers []webrtc.ICEServer
+
+	ready chan struct{}
+
+	mu       sync.Mutex
+	api      *webrtc.API // nil unless running
+	udpPort  int         // the port actually listened on
+	sessions map[string]*session
+	stopping bool
+	wg       sync.WaitGroup // session goroutines
+}
+
+// New validates the options; it opens nothing (Run does).
+func New(opts Options, src Source) (*Relay, error) {
+	if src == nil {
+		return nil, errors.New("relay: nil source")
+	}
+	if opts.UDPPort < 0 || opts.UDPPort > 65535 {
+		return nil, fmt.Errorf("relay: udp port %d is not a port number (0-65535)", opts.UDPPort)
+	}
+	var ip net.IP
+	if opts.ListenIP != "" {
+		if ip = net.ParseIP(opts.ListenIP); ip == nil || ip.To4() == nil {
+			return nil, fmt.Errorf("relay: listen address %q is not an IPv4 address", opts.ListenIP)
+		}
+	}
+	for _, p := range opts.PublicIPs {
+		if net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("relay: public IP %q is not an IP address", p)
+		}
+	}
+	var servers []webrtc.ICEServer
+	for i, s := range opts.ICEServers {
+		if len(s.URLs) == 0 {
+			return nil, fmt.Errorf("relay: ICE server %d has no URL", i)
+		}
+		for _, u := range s.URLs {
+			parsed, err := stun.ParseURI(u)
+			if err != nil {
+				return nil, fmt.Errorf("relay: ICE server URL %q: %w", u, err)
+			}
+			if (parsed.Scheme == stun.SchemeTypeTURN || parsed.Scheme == stun.SchemeTypeTURNS) &&
+				(s.Username == "" || s.Credential == "") {
+				return nil, fmt.Errorf("relay: TURN server %q needs a username and a credential", u)
+			}
+		}
+		servers = append(servers, webrtc.ICEServer{
+			URLs: append([]string(nil), s.URLs...), Username: s.Username, Credential: s.Credential,
+		})
+	}
+	if opts.SessionTimeout < 0 {
+		return nil, fmt.Errorf("relay: negative session timeout %v", opts.SessionTimeout)
+	}
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = 30 * time.Second
+	}
+	if opts.TrackWait <= 0 {
+		opts.TrackWait = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Relay{
+		opts:       opts,
+		src:        src,
+		log:        opts.Log,
+		listenIP:   ip,
+		iceServers: servers,
+		ready:      make(chan struct{}),
+		sessions:   map[string]*session{},
+	}, nil
+}
+
+// Ready is closed once Run listens and Offer is served.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// UDPPort returns the port the relay listens on (after Ready), useful when
+// Options.UDPPort was 0.
+func (r *Relay) UDPPort() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.udpPort
+}
+
+// ICEServers returns the STUN/TURN servers to offer to browsers (WHEP Link headers).
+func (r *Relay) ICEServers() []config.ICEServer {
+	out := make([]config.ICEServer, 0, len(r.opts.ICEServers))
+	for _, s := range r.opts.ICEServers {
+		out = append(out, config.ICEServer{
+			URLs: append([]string(nil), s.URLs...), Username: s.Username, Credential: s.Credential,
+		})
+	}
+	return out
+}
+
+// Sessions returns the number of live sessions (connecting or playing).
+func (r *Relay) Sessions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// Run opens the UDP mux and the TCP listener, serves sessions until ctx ends,
+// then ends every session and waits for them.
+func (r *Relay) Run(ctx context.Context) error {
+	udp, tcp, err := r.listen()
+	if err != nil {
+		return err
+	}
+	lf := &pionLogs{log: r.log}
+	udpMux := webrtc.NewICEUDPMux(lf.NewLogger("ice-udp"), udp)
+	tcpMux := webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), tcp, 8)
+	closeMuxes := func() {
+		_ = udpMux.Close()
+		_ = tcpMux.Close()
+		_ = tcp.Close()
+		_ = udp.Close()
+	}
+	api, err := r.newAPI(lf, udpMux, tcpMux)
+	if err != nil {
+		closeMuxes()
+		return err
+	}
+	port := udp.LocalAddr().(*net.UDPAddr).Port
+	r.mu.Lock()
+	r.api = api
+	r.udpPort = port
+	r.mu.Unlock()
+	r.log.Info("webrtc relay listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String())
+	close(r.ready)
+
+	<-ctx.Done()
+
+	r.mu.Lock()
+	r.stopping = true
+	r.api = nil
+	all := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		s.stop()
+	}
+	r.wg.Wait()
+	closeMuxes()
+	return nil
+}
+
+// listen opens the UDP socket and the TCP listener on the same port number.
+func (r *Relay) listen() (*net.UDPConn, *net.TCPListener, error) {
+	ip := r.listenIP
+	if ip == nil {
+		ip = net.IPv4zero
+	}
+	// With port 0 the UDP port the kernel picks may be taken in TCP: retry.
+	attempts := 1
+	if r.opts.UDPPort == 0 {
+		attempts = 10
+	}
+	var lastErr error
+	for range attempts {
+		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: r.opts.UDPPort})
+		if err != nil {
+			return nil, nil, fmt.Errorf("relay: listen udp %s: %w",
+				net.JoinHostPort(ip.String(), strconv.Itoa(r.opts.UDPPort)), err)
+		}
+		port := udp.LocalAddr().(*net.UDPAddr).Port
+		tcp, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: ip, Port: port})
+		if err == nil {
+			return udp, tcp, nil
+		}
+		_ = udp.Close()
+		lastErr = fmt.Errorf("relay: listen tcp %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
+	}
+	return nil, nil, lastErr
+}
+
+func (r *Relay) newAPI(lf *pionLogs, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*webrtc.API, error) {
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(udpMux)
+	se.SetICETCPMux(tcpMux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	if r.listenIP != nil && r.listenIP.IsLoopback() {
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	if len(r.opts.PublicIPs) > 0 {
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        append([]string(nil), r.opts.PublicIPs...),
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return nil, fmt.Errorf("relay: public IPs: %w", err)
+		}
+	}
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, fmt.Errorf("relay: register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, fmt.Errorf("relay: nack: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, fmt.Errorf("relay: rtcp reports: %w", err)
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me),
+		webrtc.WithInterceptorRegistry(ir)), nil
+}
+
+// Offer starts a session that sends the camera's stream to the peer that made
+// offerSDP, and returns the session's ID and the SDP answer (ICE candidates
+// gathered). stream=sub falls back to main when the camera has no sub-stream.
+func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKind, offerSDP string) (sessionID, answerSDP string, err error) {
+	offer, err := parseOffer(offerSDP)
+	if err != nil {
+		return "", "", err
+	}
+	if kind != ingest.Main && kind != ingest.Sub {
+		return "", "", apierr.New(apierr.ErrInvalid, "unknown stream %q: use main or sub", kind)
+	}
+	st := r.src.Stream(cameraID, kind)
+	if st == nil && kind == ingest.Sub {
+		st = r.src.Stream(cameraID, ingest.Main)
+	}
+	if st == nil {
+		return "", "", apierr.New(apierr.ErrNotFound, "camera %q not found", cameraID)
+	}
+	media, err := waitMedia(ctx, st, r.opts.TrackWait)
+	if err != nil {
+		return "", "", fmt.Errorf("camera %q: %w", cameraID, err)
+	}
+	plan, err := planTracks(media, offer)
+	if err != nil {
+		return "", "", err
+	}
+
+	r.mu.Lock()
+	api := r.api
+	r.mu.Unlock()
+	if api == nil {
+		return "", "", apierr.New(apierr.ErrUnavailable, "the live relay is not running")
+	}
+	id, err := newSessionID()
+	if err != nil {
+		return "", "", err
+	}
+	s, answer, err := newSession(ctx, r, api, id, cameraID, st, media, plan, offerSDP)
+	if err != nil {
+		return "", "", err
+	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		s.closePeer()
+		return "", "", apierr.New(apierr.ErrUnavailable, "the live relay is shutting down")
+	}
+	r.sessions[id] = s
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		s.run()
+		r.mu.Lock()
+		delete(r.sessions, id)
+		r.mu.Unlock()
+	}()
+	return id, answer, nil
+}
+
+// waitMedia returns the stream's tracks, waiting up to wait for a camera that
+// is not connected yet.
+func waitMedia(ctx context.Context, st *ingest.Stream, wait time.Duration) (*ingest.Media, error) {
+	if m := st.Media(); m != nil {
+		return m, nil
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, apierr.New(apierr.ErrUnavailable,
+				"the camera is not connected yet (no video after %v); try again in a moment", wait)
+		case <-tick.C:
+			if m := st.Media(); m != nil {
+				return m, nil
+			}
+		}
+	}
+}
+
+// Patch applies a trickle-ICE SDP fragment (RFC 8840) to a session: the
+// peer's further candidates.
+func (r *Relay) Patch(ctx context.Context, sessionID, sdpFragment string) error {
+	frag, err := parseSDPFragment(sdpFragment)
+	if err != nil {
+		return err
+	}
+	s := r.session(sessionID)
+	if s == nil {
+		return apierr.New(apierr.ErrNotFound, "WHEP session %q not found", sessionID)
+	}
+	return s.addCandidates(frag)
+}
+
+// Delete ends a session.
+func (r *Relay) Delete(sessionID string) error {
+	s := r.session(sessionID)
+	if s == nil {
+		return apierr.New(apierr.ErrNotFound, "WHEP session %q not found", sessionID)
+	}
+	s.stop()
+	<-s.done
+	return nil
+}
+
+func (r *Relay) session(id string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[id]
+}
+
+func newSessionID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("session id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// describeCodecs lists codec names for messages ("VP8, VP9").
+func describeCodecs(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}

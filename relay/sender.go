@@ -1,0 +1,258 @@
+package relay
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+const (
+	// maxPayload bounds RTP payloads so that packets fit in any path MTU
+	// after SRTP and TURN overheads.
+	maxPayload = 1200
+	// backlogStep is the presentation-time distance between the cached
+	// pictures sent at once to a new viewer: small, so that the browser shows
+	// them all at once and then plays live, distinct so each is its own frame.
+	backlogStep = 100 * time.Microsecond
+)
+
+// videoPacketizer turns an access unit into RTP packets (sequence numbers kept
+// by the packetizer; timestamps set by the caller).
+type videoPacketizer interface {
+	Encode(au [][]byte) ([]*rtp.Packet, error)
+}
+
+// sender writes one viewer's units as RTP, mapping the camera's PTS to a
+// presentation timeline P that starts with the cached GOP compressed into a
+// few milliseconds and then runs at the camera's pace:
+//
+//	cached pictures: P = base, base+step, base+2·step, …  (all due at once: the
+//	                 browser decodes them and shows the newest, the live edge)
+//	live units:      P = PTS + offset, with offset chosen so that the live edge
+//	                 continues right after the last cached picture
+//
+// so the first frame is shown immediately and the viewer plays live without
+// keeping the GOP's age as latency. RTP timestamps are P × clock rate, plus a
+// random base per track; they only ever increase.
+type sender struct {
+	plan  *plan
+	video *webrtc.TrackLocalStaticRTP
+	audio *webrtc.TrackLocalStaticRTP // nil: no audio
+	vpack videoPacketizer
+	vbase uint32
+	abase uint32
+	aseq  uint16
+
+	videoIndex int // track index of the video in the current Media
+	audioIndex int // -1: audio not sent (none, or its codec changed)
+
+	started       bool
+	offset        time.Duration // live: P = PTS + offset
+	lastP         time.Duration // P of the last video picture sent
+	lastPTS       time.Duration // PTS of the last video picture seen
+	lastAudioP    time.Duration
+	audioStarted  bool
+	keyframesOnly bool // the stream turned out to reorder pictures (B-frames)
+	lastKeyframe  time.Time
+	onReorder     func()
+}
+
+func newSender(p *plan, video, audio *webrtc.TrackLocalStaticRTP) (*sender, error) {
+	s := &sender{plan: p, video: video, audio: audio, videoIndex: p.VideoTrack.Index, audioIndex: -1}
+	if audio != nil {
+		s.audioIndex = p.AudioTrack.Index
+	}
+	var err error
+	switch p.VideoTrack.Codec {
+	case ingest.CodecH264:
+		e := &rtph264.Encoder{PayloadType: uint8(p.Video.PayloadType), PayloadMaxSize: maxPayload, PacketizationMode: 1}
+		err = e.Init()
+		s.vpack = e
+	case ingest.CodecH265:
+		e := &rtph265.Encoder{PayloadType: uint8(p.Video.PayloadType), PayloadMaxSize: maxPayload}
+		err = e.Init()
+		s.vpack = e
+	default:
+		return nil, fmt.Errorf("no packetizer for %s", p.VideoTrack.Codec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("video packetizer: %w", err)
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("random timestamps: %w", err)
+	}
+	s.vbase = binary.BigEndian.Uint32(b[0:4])
+	s.abase = binary.BigEndian.Uint32(b[4:8])
+	s.aseq = binary.BigEndian.Uint16(b[2:4])
+	return s, nil
+}
+
+// follow adopts a new generation of the camera's tracks (same video codec).
+func (s *sender) follow(m *ingest.Media) {
+	s.videoIndex = m.Video().Index
+	s.audioIndex = -1
+	if s.audio != nil {
+		if at := m.Audio(); at != nil && at.Codec == s.plan.AudioTrack.Codec {
+			s.audioIndex = at.Index
+		}
+	}
+}
+
+// ticks converts a presentation time to RTP clock ticks without overflow.
+func ticks(p time.Duration, clock uint32) uint32 {
+	sec := int64(p / time.Second)
+	rem := int64(p % time.Second)
+	return uint32(sec*int64(clock) + rem*int64(clock)/int64(time.Second))
+}
+
+func (s *sender) isVideo(u *ingest.Unit) bool {
+	return u.Track != nil && u.Track.Video && u.Track.Index == s.videoIndex
+}
+
+// writeBacklog sends the cached GOP at once (see sender). Audio of the past is
+// not sent: it would only add latency to the browser's audio buffer.
+func (s *sender) writeBacklog(units []*ingest.Unit) error {
+	var pics []*ingest.Unit
+	for _, u := range units {
+		if !s.isVideo(u) {
+			continue
+		}
+		if len(pics) == 0 && !u.Keyframe {
+			continue
+		}
+		pics = append(pics, u)
+	}
+	if len(pics) == 0 {
+		return nil
+	}
+	base := time.Duration(0)
+	if s.started {
+		base = s.lastP + backlogStep
+	}
+	s.lastPTS = pics[0].PTS
+	p := base
+	for _, u := range pics {
+		if s.checkReorder(u) {
+			continue
+		}
+		if err := s.writeVideo(u, p); err != nil {
+			return err
+		}
+		s.lastP = p
+		s.offset = p - u.PTS
+		p += backlogStep
+	}
+	s.started = true
+	return nil
+}
+
+// checkReorder notes a picture whose PTS goes backwards (a B-frame) and
+// switches to keyframes only; it reports whether u must be skipped.
+func (s *sender) checkReorder(u *ingest.Unit) bool {
+	if u.PTS < s.lastPTS && !s.keyframesOnly {
+		s.keyframesOnly = true
+		if s.onReorder != nil {
+			s.onReorder()
+		}
+	}
+	if u.PTS > s.lastPTS {
+		s.lastPTS = u.PTS
+	}
+	return s.keyframesOnly && !u.Keyframe
+}
+
+// writeLive sends one live unit.
+func (s *sender) writeLive(u *ingest.Unit) error {
+	if u.Track == nil {
+		return nil
+	}
+	if s.isVideo(u) {
+		if !s.started {
+			if !u.Keyframe {
+				return nil
+			}
+			s.offset = -u.PTS
+			s.lastPTS = u.PTS
+			s.lastP = -backlogStep
+			s.started = true
+		}
+		if s.checkReorder(u) {
+			return nil
+		}
+		p := u.PTS + s.offset
+		if p <= s.lastP {
+			return nil
+		}
+		if err := s.writeVideo(u, p); err != nil {
+			return err
+		}
+		s.lastP = p
+		return nil
+	}
+	if s.audio == nil || u.Track.Index != s.audioIndex || !s.started || len(u.Data) == 0 {
+		return nil
+	}
+	p := u.PTS + s.offset
+	if p < 0 || (s.audioStarted && p <= s.lastAudioP) {
+		return nil
+	}
+	if err := s.writeAudio(u.Data[0], p); err != nil {
+		return err
+	}
+	s.lastAudioP = p
+	s.audioStarted = true
+	return nil
+}
+
+func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) error {
+	pkts, err := s.vpack.Encode(u.Data)
+	if err != nil {
+		return fmt.Errorf("packetize video: %w", err)
+	}
+	ts := s.vbase + ticks(p, 90000)
+	for _, pkt := range pkts {
+		pkt.Timestamp = ts
+		if err := s.video.WriteRTP(pkt); err != nil {
+			return fmt.Errorf("write video: %w", err)
+		}
+	}
+	if u.Keyframe {
+		s.lastKeyframe = time.Now()
+	}
+	return nil
+}
+
+// writeAudio sends one audio frame: Opus as one packet, G.711 split into
+// packets of at most maxPayload samples.
+func (s *sender) writeAudio(frame []byte, p time.Duration) error {
+	clock := s.plan.Audio.ClockRate
+	ts := s.abase + ticks(p, clock)
+	chunk := len(frame)
+	if s.plan.AudioTrack.Codec != ingest.CodecOpus && chunk > maxPayload {
+		chunk = maxPayload
+	}
+	for off := 0; off < len(frame); off += chunk {
+		end := min(off+chunk, len(frame))
+		pkt := &rtp.Packet{
+			Header: rtp.Header{
+				Version: 2, PayloadType: uint8(s.plan.Audio.PayloadType),
+				SequenceNumber: s.aseq, Timestamp: ts + uint32(off), // G.711: one byte per sample
+			},
+			Payload: frame[off:end],
+		}
+		s.aseq++
+		if err := s.audio.WriteRTP(pkt); err != nil {
+			return fmt.Errorf("write audio: %w", err)
+		}
+	}
+	return nil
+}

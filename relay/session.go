@@ -1,0 +1,316 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+)
+
+const (
+	// queueLen bounds a viewer's subscription: it holds a GOP of a few seconds
+	// with its audio; a viewer that falls further behind resumes at the next keyframe.
+	queueLen = 512
+	// pliMinInterval limits how often a browser's picture loss indication
+	// restarts the viewer from the cached GOP.
+	pliMinInterval = time.Second
+)
+
+// session is one viewer: a peer connection fed by its own subscription and goroutine.
+type session struct {
+	r      *Relay
+	id     string
+	camera string
+	log    *slog.Logger
+	stream *ingest.Stream
+	media  *ingest.Media
+	plan   *plan
+
+	pc      *webrtc.PeerConnection
+	senders []*webrtc.RTPSender
+	out     *sender
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	connected chan struct{}
+	connOnce  sync.Once
+	done      chan struct{}
+	pli       atomic.Bool
+	rtcpWG    sync.WaitGroup
+}
+
+// newSession negotiates the peer connection and returns the session (not yet
+// running) and the SDP answer with its candidates gathered.
+func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera string, st *ingest.Stream,
+	media *ingest.Media, p *plan, offerSDP string) (*session, string, error) {
+	log := r.log.With("session", id, "camera", camera, "stream", st.Name())
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: r.iceServers})
+	if err != nil {
+		return nil, "", fmt.Errorf("new peer connection: %w", err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		r: r, id: id, camera: camera, log: log, stream: st, media: media, plan: p, pc: pc,
+		ctx: sctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{}),
+	}
+	fail := func(err error) (*session, string, error) {
+		s.closePeer()
+		return nil, "", err
+	}
+	video, err := webrtc.NewTrackLocalStaticRTP(p.Video.RTPCodecCapability, "video", "vigil")
+	if err != nil {
+		return fail(fmt.Errorf("video track: %w", err))
+	}
+	if err := s.addTrack(video, p.Video); err != nil {
+		return fail(err)
+	}
+	var audio *webrtc.TrackLocalStaticRTP
+	if p.Audio != nil {
+		audio, err = webrtc.NewTrackLocalStaticRTP(p.Audio.RTPCodecCapability, "audio", "vigil")
+		if err != nil {
+			return fail(fmt.Errorf("audio track: %w", err))
+		}
+		if err := s.addTrack(audio, *p.Audio); err != nil {
+			return fail(err)
+		}
+	} else if p.AudioSkipped != "" {
+		log.Debug("audio not sent", "reason", p.AudioSkipped)
+	}
+	s.out, err = newSender(p, video, audio)
+	if err != nil {
+		return fail(err)
+	}
+	s.out.onReorder = func() {
+		log.Warn("camera sends B-frames (pictures out of order), which WebRTC cannot carry: sending keyframes only")
+	}
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		switch state {
+		case webrtc.PeerConnectionStateConnected:
+			s.connOnce.Do(func() { close(s.connected) })
+		case webrtc.PeerConnectionStateFailed:
+			log.Info("viewer connection failed")
+			s.cancel()
+		case webrtc.PeerConnectionStateClosed:
+			s.cancel()
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offerSDP}); err != nil {
+		return fail(apierr.New(apierr.ErrInvalid, "the SDP offer was refused: %v", err))
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(apierr.New(apierr.ErrInvalid, "cannot answer the SDP offer: %v", err))
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fail(fmt.Errorf("set local description: %w", err))
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	for _, snd := range s.senders {
+		s.rtcpWG.Add(1)
+		go s.readRTCP(snd)
+	}
+	return s, pc.LocalDescription().SDP, nil
+}
+
+func (s *session) addTrack(t *webrtc.TrackLocalStaticRTP, c webrtc.RTPCodecParameters) error {
+	tr, err := s.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return fmt.Errorf("add %s transceiver: %w", t.Kind(), err)
+	}
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
+		return fmt.Errorf("%s codec preferences: %w", t.Kind(), err)
+	}
+	s.senders = append(s.senders, tr.Sender())
+	return nil
+}
+
+// readRTCP reads the viewer's RTCP (which also drives the NACK and report
+// interceptors) and notes picture loss indications.
+func (s *session) readRTCP(snd *webrtc.RTPSender) {
+	defer s.rtcpWG.Done()
+	for {
+		pkts, _, err := snd.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.pli.Store(true)
+			}
+		}
+	}
+}
+
+// stop asks the session to end; run returns soon after.
+func (s *session) stop() { s.cancel() }
+
+// closePeer closes the peer connection and waits for the RTCP readers.
+func (s *session) closePeer() {
+	s.cancel()
+	if err := s.pc.Close(); err != nil {
+		s.log.Debug("close peer connection", "err", err)
+	}
+	s.rtcpWG.Wait()
+}
+
+// run waits for the viewer to connect, sends the stream until the session
+// ends, and frees everything.
+func (s *session) run() {
+	defer close(s.done)
+	defer s.closePeer()
+	timeout := time.NewTimer(s.r.opts.SessionTimeout)
+	defer timeout.Stop()
+	select {
+	case <-s.connected:
+	case <-timeout.C:
+		s.log.Info("viewer session ended: ICE not connected in time", "timeout", s.r.opts.SessionTimeout)
+		return
+	case <-s.ctx.Done():
+		s.log.Debug("viewer session ended before connecting")
+		return
+	}
+	s.log.Info("viewer connected", "video", s.plan.Video.MimeType)
+	err := s.send()
+	switch {
+	case err == nil || errors.Is(err, context.Canceled):
+		s.log.Info("viewer session ended")
+	case errors.Is(err, ingest.ErrStreamClosed):
+		s.log.Info("viewer session ended: camera removed")
+	default:
+		s.log.Warn("viewer session ended", "err", err)
+	}
+}
+
+func (s *session) subscribe() *ingest.Subscription {
+	return s.stream.Subscribe(ingest.SubscribeOptions{Kind: ingest.Viewer, QueueLen: queueLen, FromGOP: true})
+}
+
+// send forwards the stream: first the cached GOP at once (backlog), then live.
+func (s *session) send() error {
+	sub := s.subscribe()
+	defer func() { sub.Close() }()
+	if err := s.sendBacklog(sub); err != nil {
+		return err
+	}
+	lastRestart := time.Now()
+	for {
+		if s.pli.Swap(false) && time.Since(lastRestart) >= pliMinInterval && time.Since(s.out.lastKeyframe) >= pliMinInterval {
+			// answer the picture loss from the cache: restart from the GOP
+			sub.Close()
+			sub = s.subscribe()
+			if err := s.sendBacklog(sub); err != nil {
+				return err
+			}
+			lastRestart = time.Now()
+		}
+		u, _, err := sub.Next(s.ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.write(u); err != nil {
+			return err
+		}
+	}
+}
+
+// sendBacklog sends what the subscription holds right now (the cached GOP)
+// without waiting: see sender.writeBacklog for the timestamps.
+func (s *session) sendBacklog(sub *ingest.Subscription) error {
+	// a cancelled context makes Next return what is queued without waiting
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	var backlog []*ingest.Unit
+	for {
+		u, _, err := sub.Next(now)
+		if err != nil {
+			if errors.Is(err, ingest.ErrStreamClosed) {
+				return err
+			}
+			break
+		}
+		if u.Media != s.media {
+			if err := s.follow(u.Media); err != nil {
+				return err
+			}
+		}
+		backlog = append(backlog, u)
+	}
+	return s.out.writeBacklog(backlog)
+}
+
+func (s *session) write(u *ingest.Unit) error {
+	if u.Media != s.media {
+		if err := s.follow(u.Media); err != nil {
+			return err
+		}
+	}
+	return s.out.writeLive(u)
+}
+
+// follow switches to a new generation of the camera's tracks (the camera
+// reconnected with other parameters) when the negotiated codec can carry it.
+func (s *session) follow(m *ingest.Media) error {
+	vt := m.Video()
+	if vt == nil || vt.Codec != s.plan.VideoTrack.Codec {
+		got := "no video"
+		if vt != nil {
+			got = codecLabel(vt.Codec)
+		}
+		return fmt.Errorf("camera changed its video from %s to %s: the viewer must reconnect",
+			codecLabel(s.plan.VideoTrack.Codec), got)
+	}
+	if n := reorderFrames(vt); n > 0 {
+		return fmt.Errorf("camera now sends B-frames, which WebRTC cannot carry")
+	}
+	s.media = m
+	s.out.follow(m)
+	s.log.Info("camera parameters changed; continuing", "generation", m.Generation)
+	return nil
+}
+
+// addCandidates adds the peer's trickled ICE candidates. An ICE restart (new
+// credentials) is not supported: the viewer makes a new session instead.
+func (s *session) addCandidates(f *sdpFragment) error {
+	if f.Ufrag != "" {
+		if rd := s.pc.RemoteDescription(); rd != nil && remoteUfrag(rd.SDP) != f.Ufrag {
+			return apierr.New(apierr.ErrUnsupported, "ICE restart is not supported: start a new WHEP session")
+		}
+	}
+	for _, c := range f.Candidates {
+		init := webrtc.ICECandidateInit{Candidate: c.Candidate}
+		if c.Mid != "" {
+			mid := c.Mid
+			init.SDPMid = &mid
+		}
+		if err := s.pc.AddICECandidate(init); err != nil {
+			return apierr.New(apierr.ErrInvalid, "ICE candidate refused: %v", err)
+		}
+	}
+	return nil
+}
+
+// remoteUfrag returns the first a=ice-ufrag value of an SDP.
+func remoteUfrag(sdp string) string {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "a=ice-ufrag:"); ok {
+			return v
+		}
+	}
+	return ""
+}
