@@ -170,3 +170,52 @@ func decodeFragments(b []byte) ([]Fragment, error) {
 	}
 	return out, nil
 }
+
+// Cameras returns the cameras that have segments in the index.
+func (ix *Index) Cameras(ctx context.Context) ([]string, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT DISTINCT camera FROM segments ORDER BY camera`)
+	if err != nil {
+		return nil, fmt.Errorf("index cameras: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("index cameras: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CameraBytes returns the bytes of a camera's segments.
+func (ix *Index) CameraBytes(ctx context.Context, camera string) (int64, error) {
+	var n int64
+	if err := ix.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE camera = ?`, camera).Scan(&n); err != nil {
+		return 0, fmt.Errorf("index bytes %s: %w", camera, err)
+	}
+	return n, nil
+}
+
+// Oldest returns up to limit of a camera's segments that end before before,
+// oldest first, without fragment lists.
+func (ix *Index) Oldest(ctx context.Context, camera string, before time.Time, limit int) ([]Segment, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT camera, start_ns, end_ns, bytes, key, init_size FROM segments
+		WHERE camera = ? AND end_ns <= ? ORDER BY start_ns LIMIT ?`, camera, before.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		var s Segment
+		var startNS, endNS int64
+		if err := rows.Scan(&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize); err != nil {
+			return nil, fmt.Errorf("index query %s: %w", camera, err)
+		}
+		s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

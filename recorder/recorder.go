@@ -1,0 +1,347 @@
+// Package recorder records the cameras' main streams as self-contained fMP4
+// segments: written to a local spool as they are produced, uploaded to an
+// object store (a local directory or S3), indexed in SQLite, and deleted by a
+// retention janitor.
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// Options configure a Recorder.
+type Options struct {
+	// Store receives the segments. Required.
+	Store Store
+	// Index is the segment index. Required.
+	Index *Index
+	// SegmentDuration is the length of a segment; a segment is cut at the
+	// first keyframe after it. It defaults to 60 seconds.
+	SegmentDuration time.Duration
+	// SpoolDir holds the segments being written and those waiting for
+	// upload. Required.
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool: past it the oldest waiting segments
+	// are dropped. It defaults to 10 GiB.
+	SpoolMaxBytes int64
+	// RetentionDays applies to cameras whose retentionDays is 0. It defaults to 30.
+	RetentionDays int
+	// MaxBytesPerCamera trims a camera's oldest segments past this size.
+	// It defaults to 0: no limit.
+	MaxBytesPerCamera int64
+	// Holds returns the time ranges of a camera that incidents hold: the
+	// janitor never deletes a segment overlapping one. It defaults to nil: none.
+	Holds func(ctx context.Context, camera string) ([][2]time.Time, error)
+	// Uploaders is the number of concurrent uploads. It defaults to 4.
+	Uploaders int
+	// UploadRetryMax caps the backoff between upload attempts while the
+	// store fails. It defaults to 15 seconds.
+	UploadRetryMax time.Duration
+	// RetentionInterval is the period of the retention janitor. It defaults to 1 minute.
+	RetentionInterval time.Duration
+	// ShutdownGrace bounds the uploads at the end of Run. It defaults to 10 seconds.
+	ShutdownGrace time.Duration
+	// Log receives the recorder's logs. It defaults to slog.Default().
+	Log *slog.Logger
+	// Now returns the current time, for the janitor. It defaults to time.Now.
+	Now func() time.Time
+}
+
+// Source gives the recorder a camera's stream; ingest.Manager implements it.
+type Source interface {
+	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream
+}
+
+// Status is the recorder's state, for the status API and metrics.
+type Status struct {
+	Recording         int       // cameras writing a segment now
+	SpoolBytes        int64     // bytes in the spool (open and waiting segments)
+	Waiting           int       // closed segments waiting for upload
+	Uploaded          int64     // segments uploaded since start
+	Dropped           int64     // segments lost: spool full or unreadable
+	UploadErrors      int64     // failed upload attempts
+	LastUploadError   string    // why the store fails now; "" after a successful upload
+	LastUploadErrorAt time.Time // when LastUploadError happened
+	Deleted           int64     // segments deleted by retention
+}
+
+// Recorder records cameras. Create it with New, run it with Run.
+type Recorder struct {
+	opts  Options
+	src   Source
+	log   *slog.Logger
+	spool *spool
+
+	mu      sync.Mutex
+	cams    map[string]*camState
+	runCtx  context.Context // set while Run runs writers
+	writers sync.WaitGroup
+	deleted atomic.Int64
+
+	pinMu sync.Mutex
+	pins  map[string]int
+}
+
+type camState struct {
+	cam       ingest.Camera
+	cancel    context.CancelFunc // nil when no writer runs
+	recording *atomic.Bool
+}
+
+// New validates the options and allocates a recorder; it starts nothing.
+func New(opts Options, src Source) (*Recorder, error) {
+	if opts.Store == nil {
+		return nil, errors.New("recorder: no store")
+	}
+	if opts.Index == nil {
+		return nil, errors.New("recorder: no index")
+	}
+	if src == nil {
+		return nil, errors.New("recorder: no source")
+	}
+	if opts.SpoolDir == "" {
+		return nil, errors.New("recorder: no spool directory")
+	}
+	if opts.SegmentDuration == 0 {
+		opts.SegmentDuration = 60 * time.Second
+	}
+	if opts.SegmentDuration < time.Second {
+		return nil, fmt.Errorf("recorder: segment duration %v is shorter than 1s", opts.SegmentDuration)
+	}
+	if opts.SpoolMaxBytes == 0 {
+		opts.SpoolMaxBytes = 10 << 30
+	}
+	if opts.RetentionDays == 0 {
+		opts.RetentionDays = 30
+	}
+	if opts.RetentionDays < 0 || opts.MaxBytesPerCamera < 0 || opts.SpoolMaxBytes < 0 {
+		return nil, errors.New("recorder: negative retention, size limit or spool limit")
+	}
+	if opts.Uploaders <= 0 {
+		opts.Uploaders = 4
+	}
+	if opts.UploadRetryMax <= 0 {
+		opts.UploadRetryMax = 15 * time.Second
+	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = time.Minute
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 10 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(opts.SpoolDir, 0o750); err != nil {
+		return nil, fmt.Errorf("recorder: spool: %w", err)
+	}
+	return &Recorder{
+		opts:  opts,
+		src:   src,
+		log:   opts.Log,
+		spool: newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
+		cams:  map[string]*camState{},
+		pins:  map[string]int{},
+	}, nil
+}
+
+// Run recovers the spool left by an earlier run, then records the cameras,
+// uploads, and applies retention until ctx ends. It then closes the open
+// segments and uploads what it can within ShutdownGrace, and returns.
+func (r *Recorder) Run(ctx context.Context) error {
+	n, err := r.spool.recover()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.log.Info("recorder: segments recovered from the spool", "segments", n)
+	}
+
+	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer upCancel()
+	var wg sync.WaitGroup
+	for range r.opts.Uploaders {
+		wg.Go(func() { r.uploader(upCtx) })
+	}
+	wg.Go(func() { r.janitor(ctx) })
+
+	r.mu.Lock()
+	r.runCtx = ctx
+	for id, cs := range r.cams {
+		r.startLocked(id, cs)
+	}
+	r.mu.Unlock()
+
+	<-ctx.Done()
+
+	r.mu.Lock()
+	r.runCtx = nil
+	for _, cs := range r.cams {
+		if cs.cancel != nil {
+			cs.cancel()
+			cs.cancel = nil
+		}
+	}
+	r.mu.Unlock()
+	r.writers.Wait() // every open segment is closed and queued
+
+	r.spool.drain()
+	grace := time.AfterFunc(r.opts.ShutdownGrace, upCancel)
+	wg.Wait()
+	grace.Stop()
+	var st Status
+	r.spool.status(&st)
+	if st.Waiting > 0 {
+		r.log.Warn("recorder: stopped with segments waiting in the spool; they are uploaded at the next start",
+			"segments", st.Waiting)
+	}
+	return nil
+}
+
+// Set starts or stops recording a camera's main stream according to
+// c.Record && c.Enabled, and updates its retention.
+func (r *Recorder) Set(c ingest.Camera) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := r.cams[c.ID]
+	if cs == nil {
+		cs = &camState{recording: &atomic.Bool{}}
+		r.cams[c.ID] = cs
+	}
+	cs.cam = c
+	if !(c.Record && c.Enabled) {
+		r.stopLocked(cs)
+		return
+	}
+	if r.runCtx != nil {
+		r.startLocked(c.ID, cs)
+	}
+}
+
+// Remove stops recording a camera and forgets it; its recordings stay.
+func (r *Recorder) Remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cs := r.cams[id]; cs != nil {
+		r.stopLocked(cs)
+		delete(r.cams, id)
+	}
+}
+
+func (r *Recorder) startLocked(id string, cs *camState) {
+	if cs.cancel != nil || !(cs.cam.Record && cs.cam.Enabled) {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.runCtx)
+	cs.cancel = cancel
+	cs.recording = &atomic.Bool{} // a stopping writer keeps its own flag
+	w := &camWriter{r: r, camera: id, log: r.log.With("camera", id), recording: cs.recording}
+	r.writers.Go(func() { w.run(ctx) })
+}
+
+func (r *Recorder) stopLocked(cs *camState) {
+	if cs.cancel != nil {
+		cs.cancel()
+		cs.cancel = nil
+	}
+}
+
+// Recording tells whether a segment of the camera is being written now.
+func (r *Recorder) Recording(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := r.cams[id]
+	return cs != nil && cs.cancel != nil && cs.recording.Load()
+}
+
+// Status returns the recorder's figures.
+func (r *Recorder) Status() Status {
+	var st Status
+	r.spool.status(&st)
+	r.mu.Lock()
+	for _, cs := range r.cams {
+		if cs.cancel != nil && cs.recording.Load() {
+			st.Recording++
+		}
+	}
+	r.mu.Unlock()
+	st.Deleted = r.deleted.Load()
+	return st
+}
+
+// Pin keeps the janitor from deleting a segment while it is read; call
+// unpin when done (more than once is harmless).
+func (r *Recorder) Pin(key string) (unpin func()) {
+	r.pinMu.Lock()
+	r.pins[key]++
+	r.pinMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.pinMu.Lock()
+			if r.pins[key]--; r.pins[key] <= 0 {
+				delete(r.pins, key)
+			}
+			r.pinMu.Unlock()
+		})
+	}
+}
+
+func (r *Recorder) pinned(key string) bool {
+	r.pinMu.Lock()
+	defer r.pinMu.Unlock()
+	return r.pins[key] > 0
+}
+
+// uploader uploads waiting segments until ctx ends or the spool drained.
+func (r *Recorder) uploader(ctx context.Context) {
+	for {
+		it := r.spool.next(ctx)
+		if it == nil {
+			return
+		}
+		r.spool.done(it, r.upload(ctx, it))
+	}
+}
+
+// upload stores one spool file and indexes it.
+func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
+	if it.seg == nil {
+		fi, err := finalizeSpoolFile(it.key, it.path)
+		if err != nil {
+			return &uploadError{err}
+		}
+		if fi == nil {
+			return &uploadError{errors.New("segment holds no fragment")}
+		}
+		if fi.size != it.size {
+			r.spool.bytes.Add(fi.size - it.size)
+			it.size = fi.size
+		}
+		it.seg = fi.seg
+	}
+	f, err := os.Open(it.path)
+	if err != nil {
+		return &uploadError{err}
+	}
+	defer f.Close()
+	if err := r.opts.Store.Put(ctx, it.key, f, it.size, segmentMeta(*it.seg)); err != nil {
+		return fmt.Errorf("upload %s: %w", it.key, err)
+	}
+	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {
+		return err
+	}
+	r.log.Debug("recorder: segment stored", "camera", it.seg.Camera, "segment", it.key, "bytes", it.size)
+	return nil
+}

@@ -1,0 +1,145 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// janitor applies retention every RetentionInterval until ctx ends.
+func (r *Recorder) janitor(ctx context.Context) {
+	t := time.NewTicker(r.opts.RetentionInterval)
+	defer t.Stop()
+	for {
+		if err := r.Retain(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("recorder: retention", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// retentionBatch is how many old segments one query returns.
+const retentionBatch = 500
+
+// Retain runs one retention pass over every camera in the index: it deletes
+// the segments older than the camera's retention (its retentionDays, or the
+// default) and the oldest ones past MaxBytesPerCamera, except those that
+// overlap an incident hold and those pinned by a reader. It returns the
+// first error after trying every camera.
+func (r *Recorder) Retain(ctx context.Context) error {
+	cams, err := r.opts.Index.Cameras(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, cam := range cams {
+		if err := r.retainCamera(ctx, cam); err != nil {
+			errs = append(errs, fmt.Errorf("camera %q: %w", cam, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Recorder) retentionDays(cam string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cs := r.cams[cam]; cs != nil && cs.cam.RetentionDays > 0 {
+		return cs.cam.RetentionDays
+	}
+	return r.opts.RetentionDays
+}
+
+func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
+	var holds [][2]time.Time
+	if r.opts.Holds != nil {
+		h, err := r.opts.Holds(ctx, cam)
+		if err != nil {
+			return fmt.Errorf("incident holds: %w", err) // delete nothing without knowing the holds
+		}
+		holds = h
+	}
+	kept := func(s Segment) bool {
+		if r.pinned(s.Key) {
+			return true
+		}
+		for _, h := range holds {
+			if s.Start.Before(h[1]) && h[0].Before(s.End) {
+				return true
+			}
+		}
+		return false
+	}
+	// by age
+	cutoff := r.opts.Now().Add(-time.Duration(r.retentionDays(cam)) * 24 * time.Hour)
+	if err := r.deleteOldest(ctx, cam, cutoff, kept, func() bool { return true }); err != nil {
+		return err
+	}
+	// by size
+	if r.opts.MaxBytesPerCamera <= 0 {
+		return nil
+	}
+	total, err := r.opts.Index.CameraBytes(ctx, cam)
+	if err != nil {
+		return err
+	}
+	if total <= r.opts.MaxBytesPerCamera {
+		return nil
+	}
+	return r.deleteOldest(ctx, cam, time.Unix(0, math.MaxInt64), kept, func() bool {
+		if total <= r.opts.MaxBytesPerCamera {
+			return false
+		}
+		return true
+	}, func(s Segment) { total -= s.Bytes })
+}
+
+// deleteOldest deletes the camera's segments that end before cutoff, oldest
+// first, skipping kept ones, while more() holds. deleted is told of each deletion.
+func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Time, kept func(Segment) bool,
+	more func() bool, deleted ...func(Segment)) error {
+	skipped := map[string]bool{}
+	for more() {
+		segs, err := r.opts.Index.Oldest(ctx, cam, cutoff, retentionBatch+len(skipped))
+		if err != nil {
+			return err
+		}
+		progress := false
+		for _, s := range segs {
+			if skipped[s.Key] {
+				continue
+			}
+			if !more() {
+				return nil
+			}
+			if kept(s) {
+				skipped[s.Key] = true
+				continue
+			}
+			if err := r.opts.Store.Delete(ctx, s.Key); err != nil {
+				return fmt.Errorf("delete %s: %w", s.Key, err)
+			}
+			if err := r.opts.Index.Delete(ctx, s.Key); err != nil {
+				return err
+			}
+			r.deleted.Add(1)
+			for _, fn := range deleted {
+				fn(s)
+			}
+			progress = true
+			r.log.Debug("recorder: retention deleted segment", "camera", cam, "segment", s.Key)
+		}
+		if !progress {
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,538 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// keyLayout formats a segment's UTC start time inside its key.
+const keyLayout = "2006/01/02/15-04-05.000"
+
+var keyRE = regexp.MustCompile(`^([a-z0-9-]{1,64})/(\d{4}/\d{2}/\d{2}/\d{2}-\d{2}-\d{2}\.\d{3})\.mp4$`)
+
+// SegmentKey returns the store key of a camera's segment that starts at start:
+// <camera>/<YYYY>/<MM>/<DD>/<HH-MM-SS.mmm>.mp4 in UTC.
+func SegmentKey(camera string, start time.Time) string {
+	return camera + "/" + start.UTC().Format(keyLayout) + ".mp4"
+}
+
+// ParseSegmentKey returns the camera and start time of a segment key.
+func ParseSegmentKey(key string) (camera string, start time.Time, err error) {
+	m := keyRE.FindStringSubmatch(key)
+	if m == nil {
+		return "", time.Time{}, fmt.Errorf("%q is not a segment key (<camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4)", key)
+	}
+	start, err = time.Parse(keyLayout, m[2])
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("segment key %q: %w", key, err)
+	}
+	return m[1], start, nil
+}
+
+// Limits of the segment scanner, so that a corrupt file cannot make it
+// allocate without bound.
+const (
+	maxInitBox     = 1 << 20
+	maxFragmentBox = 64 << 20
+)
+
+// errIncomplete marks a box cut off by the end of the data.
+var errIncomplete = errors.New("incomplete box")
+
+// segmentScan is what a scan of a segment file found.
+type segmentScan struct {
+	InitSize  int64
+	Fragments []Fragment
+	Duration  time.Duration // end of the last video sample, from the start
+	Valid     int64         // bytes up to the end of the last complete fragment
+	Cut       bool          // something followed Valid: an incomplete or corrupt fragment
+}
+
+// scanSegment parses a segment file: the init section (ftyp, moov), then
+// moof+mdat pairs, until the end of r or the first incomplete or corrupt
+// fragment (Cut is then set and Valid says where to truncate). It fails when
+// the init section itself is missing, incomplete or invalid.
+func scanSegment(r io.Reader) (*segmentScan, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var pos int64
+	ftyp, err := readBox(br, "ftyp", maxInitBox)
+	if err != nil {
+		return nil, fmt.Errorf("init section: %w", err)
+	}
+	moov, err := readBox(br, "moov", maxInitBox)
+	if err != nil {
+		return nil, fmt.Errorf("init section: %w", err)
+	}
+	initBytes := append(ftyp, moov...)
+	var init fmp4.Init
+	if err := init.Unmarshal(bytes.NewReader(initBytes)); err != nil {
+		return nil, fmt.Errorf("init section: %w", err)
+	}
+	video := -1
+	scales := map[int]uint32{}
+	for _, t := range init.Tracks {
+		scales[t.ID] = t.TimeScale
+		if t.Codec != nil && t.Codec.IsVideo() && video < 0 {
+			video = t.ID
+		}
+	}
+	if video < 0 {
+		return nil, errors.New("init section: no video track")
+	}
+	pos = int64(len(initBytes))
+	sc := &segmentScan{InitSize: pos, Valid: pos}
+	var frag []byte
+	for {
+		moof, err := readBox(br, "moof", maxFragmentBox)
+		if err == io.EOF {
+			return sc, nil
+		}
+		if err != nil {
+			sc.Cut = true
+			return sc, nil
+		}
+		mdat, err := readBox(br, "mdat", maxFragmentBox)
+		if err != nil {
+			sc.Cut = true
+			return sc, nil
+		}
+		frag = append(append(frag[:0], moof...), mdat...)
+		var parts fmp4.Parts
+		if err := parts.Unmarshal(frag); err != nil || len(parts) != 1 {
+			sc.Cut = true
+			return sc, nil
+		}
+		f := Fragment{Pos: pos, Size: int64(len(frag))}
+		found := false
+		for _, pt := range parts[0].Tracks {
+			if pt.ID != video || len(pt.Samples) == 0 {
+				continue
+			}
+			var dur uint64
+			for _, s := range pt.Samples {
+				dur += uint64(s.Duration)
+			}
+			f.Offset = scaleDuration(pt.BaseTime, scales[video])
+			f.Keyframe = !pt.Samples[0].IsNonSyncSample
+			if end := scaleDuration(pt.BaseTime+dur, scales[video]); end > sc.Duration {
+				sc.Duration = end
+			}
+			found = true
+			break
+		}
+		if !found {
+			// a fragment without video: place it after the previous one
+			if n := len(sc.Fragments); n > 0 {
+				f.Offset = sc.Fragments[n-1].Offset
+			}
+		}
+		sc.Fragments = append(sc.Fragments, f)
+		pos += f.Size
+		sc.Valid = pos
+	}
+}
+
+// readBox reads one whole top-level box of the given type. It returns io.EOF
+// at a clean end of data, errIncomplete for a box cut off, and an error for
+// another type or a size out of bounds.
+func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
+	var hdr [16]byte
+	n, err := io.ReadFull(br, hdr[:8])
+	if n == 0 && err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, errIncomplete
+	}
+	size := int64(binary.BigEndian.Uint32(hdr[:4]))
+	hlen := 8
+	if string(hdr[4:8]) != typ {
+		return nil, fmt.Errorf("box %q where %q was expected", hdr[4:8], typ)
+	}
+	if size == 1 {
+		if _, err := io.ReadFull(br, hdr[8:16]); err != nil {
+			return nil, errIncomplete
+		}
+		u := binary.BigEndian.Uint64(hdr[8:16])
+		if u > uint64(limit) {
+			return nil, fmt.Errorf("box %s of %d bytes is too large", typ, u)
+		}
+		size, hlen = int64(u), 16
+	}
+	if size < int64(hlen) || size > limit {
+		return nil, fmt.Errorf("box %s has an invalid size %d", typ, size)
+	}
+	buf := make([]byte, size)
+	copy(buf, hdr[:hlen])
+	if _, err := io.ReadFull(br, buf[hlen:]); err != nil {
+		return nil, errIncomplete
+	}
+	return buf, nil
+}
+
+// scaleDuration converts v ticks of a timescale into a duration without overflow.
+func scaleDuration(v uint64, scale uint32) time.Duration {
+	if scale == 0 {
+		return 0
+	}
+	s := uint64(scale)
+	return time.Duration(v/s)*time.Second + time.Duration((v%s)*uint64(time.Second)/s)
+}
+
+// toTicks converts a duration to ticks of a timescale (d >= 0).
+func toTicks(d time.Duration, scale uint32) uint64 {
+	s := uint64(scale)
+	u := uint64(d)
+	return u/uint64(time.Second)*s + (u%uint64(time.Second))*s/uint64(time.Second)
+}
+
+// segmentRow builds the index row of a scanned segment stored under key.
+func segmentRow(key string, sc *segmentScan) (Segment, error) {
+	camera, start, err := ParseSegmentKey(key)
+	if err != nil {
+		return Segment{}, err
+	}
+	return Segment{
+		Camera:    camera,
+		Start:     start,
+		End:       start.Add(sc.Duration),
+		Bytes:     sc.Valid,
+		Key:       key,
+		InitSize:  sc.InitSize,
+		Fragments: sc.Fragments,
+	}, nil
+}
+
+// segmentMeta is the object metadata of a segment.
+func segmentMeta(s Segment) map[string]string {
+	return map[string]string{
+		"start":    s.Start.UTC().Format(time.RFC3339Nano),
+		"end":      s.End.UTC().Format(time.RFC3339Nano),
+		"duration": fmt.Sprintf("%.3f", s.End.Sub(s.Start).Seconds()),
+	}
+}
+
+// isSegmentKey tells whether a store or spool path looks like a segment.
+func isSegmentKey(key string) bool {
+	return strings.HasSuffix(key, ".mp4") && keyRE.MatchString(path.Clean(key))
+}
+
+// Defaults for closing a sample whose successor never came.
+const defaultVideoTicks = 90000 / 25
+
+// fragTrack is one track of the segment being written.
+type fragTrack struct {
+	src       *ingest.Track
+	id        int
+	scale     uint32
+	video     bool
+	pending   *ingest.Unit // last unit, waiting for the next one to know its duration
+	placed    uint64       // decode time at which pending sits (or the next sample will)
+	started   bool
+	base      uint64 // decode time of samples[0]
+	samples   []*fmp4.Sample
+	lastTicks uint32
+}
+
+// fragmenter turns units into an fMP4 init section and fragments.
+type fragmenter struct {
+	startPTS time.Duration
+	tracks   []*fragTrack // by ingest track index; nil for tracks not recorded
+	video    *fragTrack
+	init     fmp4.Init
+	seq      uint32
+	fragBase uint64 // video decode time of the current fragment's first sample
+	sps, pps []byte // parameter sets of the init section (H.264/H.265)
+	buf      seekablebuffer.Buffer
+}
+
+// paramSets returns the VPS, SPS and PPS found in a keyframe access unit.
+func paramSets(codec string, au [][]byte) (vps, sps, pps []byte) {
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		if codec == ingest.CodecH265 {
+			switch (n[0] >> 1) & 0x3f {
+			case 32:
+				vps = n
+			case 33:
+				sps = n
+			case 34:
+				pps = n
+			}
+			continue
+		}
+		switch n[0] & 0x1f {
+		case 7:
+			sps = n
+		case 8:
+			pps = n
+		}
+	}
+	return vps, sps, pps
+}
+
+// newFragmenter prepares a segment that starts with the keyframe k.
+func newFragmenter(k *ingest.Unit) (*fragmenter, error) {
+	fr := &fragmenter{startPTS: k.PTS, tracks: make([]*fragTrack, len(k.Media.Tracks))}
+	vt := k.Track
+	vps, sps, pps := paramSets(vt.Codec, k.Data)
+	if sps == nil {
+		sps = vt.SPS
+	}
+	if pps == nil {
+		pps = vt.PPS
+	}
+	if vps == nil {
+		vps = vt.VPS
+	}
+	var vc fmp4.Codec
+	switch vt.Codec {
+	case ingest.CodecH264:
+		if sps == nil || pps == nil {
+			return nil, errors.New("keyframe without SPS/PPS")
+		}
+		vc = &fmp4.CodecH264{SPS: sps, PPS: pps}
+	case ingest.CodecH265:
+		if vps == nil || sps == nil || pps == nil {
+			return nil, errors.New("keyframe without VPS/SPS/PPS")
+		}
+		vc = &fmp4.CodecH265{VPS: vps, SPS: sps, PPS: pps}
+	default:
+		return nil, fmt.Errorf("video codec %q cannot be recorded", vt.Codec)
+	}
+	fr.sps, fr.pps = sps, pps
+	fr.video = &fragTrack{src: vt, id: 1, scale: 90000, video: true}
+	fr.tracks[vt.Index] = fr.video
+	fr.init.Tracks = append(fr.init.Tracks, &fmp4.InitTrack{ID: 1, TimeScale: 90000, Codec: vc})
+
+	if at := k.Media.Audio(); at != nil && at.Index < len(fr.tracks) {
+		var ac fmp4.Codec
+		scale := uint32(at.SampleRate)
+		channels := max(at.ChannelCount, 1)
+		switch at.Codec {
+		case ingest.CodecAAC:
+			var conf mpeg4audio.AudioSpecificConfig
+			if err := conf.Unmarshal(at.AACConfig); err == nil {
+				ac = &fmp4.CodecMPEG4Audio{Config: conf}
+				scale = uint32(conf.SampleRate)
+			}
+		case ingest.CodecOpus:
+			ac = &fmp4.CodecOpus{ChannelCount: channels}
+			scale = 48000
+		case ingest.CodecPCMU, ingest.CodecPCMA:
+			if scale == 0 {
+				scale = 8000
+			}
+			ac = &fmp4.CodecLPCM{BitDepth: 16, SampleRate: int(scale), ChannelCount: channels}
+		}
+		if ac != nil && scale > 0 {
+			t := &fragTrack{src: at, id: 2, scale: scale}
+			fr.tracks[at.Index] = t
+			fr.init.Tracks = append(fr.init.Tracks, &fmp4.InitTrack{ID: 2, TimeScale: scale, Codec: ac})
+		}
+	}
+	return fr, nil
+}
+
+// initBytes marshals the init section.
+func (fr *fragmenter) initBytes() ([]byte, error) {
+	var buf seekablebuffer.Buffer
+	if err := fr.init.Marshal(&buf); err != nil {
+		return nil, fmt.Errorf("marshal init: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// sameParams tells whether the keyframe k carries the parameter sets of the init section.
+func (fr *fragmenter) sameParams(k *ingest.Unit) bool {
+	_, sps, pps := paramSets(k.Track.Codec, k.Data)
+	return (sps == nil || bytes.Equal(sps, fr.sps)) && (pps == nil || bytes.Equal(pps, fr.pps))
+}
+
+// ticks returns the decode time of u in its track's timescale, and false for
+// a unit that precedes the segment.
+func (fr *fragmenter) ticks(t *fragTrack, u *ingest.Unit) (uint64, bool) {
+	d := u.PTS - fr.startPTS
+	if d < 0 {
+		return 0, false
+	}
+	return toTicks(d, t.scale), true
+}
+
+// complete turns the pending unit of t into a sample that lasts until
+// nextTicks (or a default when the successor is unknown, nextTicks == nil).
+func (fr *fragmenter) complete(t *fragTrack, next *uint64) error {
+	u := t.pending
+	if u == nil {
+		return nil
+	}
+	t.pending = nil
+	var dur uint32
+	switch {
+	case next != nil && *next > t.placed:
+		dur = uint32(min(*next-t.placed, 1<<31))
+	case t.lastTicks > 0:
+		dur = t.lastTicks
+	case t.video:
+		dur = defaultVideoTicks
+	default:
+		dur = defaultAudioTicks(t, u)
+	}
+	s := &fmp4.Sample{Duration: dur, IsNonSyncSample: t.video && !u.Keyframe}
+	switch t.src.Codec {
+	case ingest.CodecH264:
+		if err := s.FillH264(0, u.Data); err != nil {
+			return fmt.Errorf("h264 sample: %w", err)
+		}
+	case ingest.CodecH265:
+		if err := s.FillH265(0, u.Data); err != nil {
+			return fmt.Errorf("h265 sample: %w", err)
+		}
+	case ingest.CodecPCMU:
+		var p g711.Mulaw
+		p.Unmarshal(u.Data[0])
+		s.Payload = p
+	case ingest.CodecPCMA:
+		var p g711.Alaw
+		p.Unmarshal(u.Data[0])
+		s.Payload = p
+	default:
+		s.Payload = u.Data[0]
+	}
+	if len(t.samples) == 0 {
+		t.base = t.placed
+	}
+	t.samples = append(t.samples, s)
+	t.placed += uint64(dur)
+	t.lastTicks = dur
+	return nil
+}
+
+func defaultAudioTicks(t *fragTrack, u *ingest.Unit) uint32 {
+	switch t.src.Codec {
+	case ingest.CodecAAC:
+		return 1024
+	case ingest.CodecPCMU, ingest.CodecPCMA:
+		if len(u.Data) > 0 && len(u.Data[0]) > 0 {
+			return uint32(len(u.Data[0]) / max(t.src.ChannelCount, 1))
+		}
+	}
+	return t.scale / 50 // 20 ms
+}
+
+// add takes a unit of the segment. It returns the marshaled fragment when one
+// is complete (at a keyframe, or when the current one spans maxFragment).
+func (fr *fragmenter) add(u *ingest.Unit, maxFragment time.Duration) (frag []byte, keyframe bool, err error) {
+	if u.Track == nil || u.Track.Index >= len(fr.tracks) || len(u.Data) == 0 {
+		return nil, false, nil
+	}
+	t := fr.tracks[u.Track.Index]
+	if t == nil {
+		return nil, false, nil
+	}
+	at, ok := fr.ticks(t, u)
+	if !ok {
+		return nil, false, nil
+	}
+	if !t.started {
+		t.started = true
+		t.placed = at
+	}
+	if err := fr.complete(t, &at); err != nil {
+		return nil, false, err
+	}
+	if t.video && len(t.samples) > 0 &&
+		(u.Keyframe || scaleDuration(at-t.base, t.scale) >= maxFragment) {
+		frag, keyframe, err = fr.flush()
+	}
+	t.pending = u
+	return frag, keyframe, err
+}
+
+// flush marshals the completed samples of every track as one fragment; nil
+// when there are none.
+func (fr *fragmenter) flush() ([]byte, bool, error) {
+	part := fmp4.Part{SequenceNumber: fr.seq + 1}
+	keyframe := false
+	for _, t := range fr.tracks {
+		if t == nil || len(t.samples) == 0 {
+			continue
+		}
+		if t.video {
+			keyframe = !t.samples[0].IsNonSyncSample
+		}
+		part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: t.id, BaseTime: t.base, Samples: t.samples})
+	}
+	if len(part.Tracks) == 0 {
+		return nil, false, nil
+	}
+	fr.buf.Reset()
+	if err := part.Marshal(&fr.buf); err != nil {
+		return nil, false, fmt.Errorf("marshal fragment: %w", err)
+	}
+	fr.seq++
+	for _, t := range fr.tracks {
+		if t != nil {
+			t.samples = t.samples[:0:0]
+		}
+	}
+	return fr.buf.Bytes(), keyframe, nil
+}
+
+// finish completes the pending samples (the ones that start before the
+// segment's end, endPTS; any when endPTS < 0) and returns the last fragment.
+// Audio units at or after endPTS are returned to carry into the next segment.
+func (fr *fragmenter) finish(endPTS time.Duration) (frag []byte, carry []*ingest.Unit, err error) {
+	for _, t := range fr.tracks {
+		if t == nil || t.pending == nil {
+			continue
+		}
+		if endPTS >= 0 {
+			if !t.video && t.pending.PTS >= endPTS {
+				carry = append(carry, t.pending)
+				t.pending = nil
+				continue
+			}
+			next, ok := fr.ticks(t, &ingest.Unit{PTS: endPTS})
+			if ok && (t.video || next > t.placed) {
+				if t.video {
+					err = fr.complete(t, &next)
+				} else {
+					// audio: its own length, clipped at the segment's end
+					d := uint64(t.lastTicks)
+					if d == 0 {
+						d = uint64(defaultAudioTicks(t, t.pending))
+					}
+					end := min(t.placed+d, next)
+					err = fr.complete(t, &end)
+				}
+				if err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+		}
+		if err := fr.complete(t, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	frag, _, err = fr.flush()
+	return frag, carry, err
+}

@@ -1,0 +1,327 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// spool tracks the segment files on local disk: the ones being written and
+// the closed ones waiting for upload, oldest first.
+type spool struct {
+	dir      string
+	maxBytes int64
+	log      *slog.Logger
+	retryMax time.Duration
+
+	bytes atomic.Int64
+
+	mu         sync.Mutex
+	open       map[string]bool
+	waiting    []*spoolItem // by start time
+	dropped    int64
+	uploaded   int64
+	uploadErrs int64
+	lastErr    string
+	lastErrAt  time.Time
+	backoff    time.Duration
+	retryAt    time.Time
+	draining   bool
+	lastFullAt time.Time
+	notify     chan struct{}
+}
+
+// spoolItem is one closed segment file waiting for upload.
+type spoolItem struct {
+	key   string
+	path  string
+	size  int64
+	start time.Time
+	busy  bool     // an uploader has it
+	seg   *Segment // the scanned row, once known
+}
+
+func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
+	return &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
+		open: map[string]bool{}, notify: make(chan struct{}, 1)}
+}
+
+func (s *spool) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *spool) opened(key string) {
+	s.mu.Lock()
+	s.open[key] = true
+	s.mu.Unlock()
+}
+
+func (s *spool) grow(n int64) { s.bytes.Add(n) }
+
+// closed queues a finished segment file for upload.
+func (s *spool) closed(key, path string, size int64) {
+	_, start, _ := ParseSegmentKey(key)
+	s.mu.Lock()
+	delete(s.open, key)
+	s.insertLocked(&spoolItem{key: key, path: path, size: size, start: start})
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *spool) insertLocked(it *spoolItem) {
+	i := sort.Search(len(s.waiting), func(i int) bool { return s.waiting[i].start.After(it.start) })
+	s.waiting = append(s.waiting, nil)
+	copy(s.waiting[i+1:], s.waiting[i:])
+	s.waiting[i] = it
+}
+
+// enforce drops the oldest waiting segments while the spool exceeds its limit.
+func (s *spool) enforce() {
+	if s.maxBytes <= 0 || s.bytes.Load() <= s.maxBytes {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.bytes.Load() > s.maxBytes {
+		i := 0
+		for i < len(s.waiting) && s.waiting[i].busy {
+			i++
+		}
+		if i == len(s.waiting) {
+			if time.Since(s.lastFullAt) > time.Minute {
+				s.lastFullAt = time.Now()
+				s.log.Warn("recorder: spool over its limit with nothing left to drop",
+					"bytes", s.bytes.Load(), "limit", s.maxBytes)
+			}
+			return
+		}
+		it := s.waiting[i]
+		s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
+		s.removeFileLocked(it)
+		s.dropped++
+		s.log.Warn("recorder: spool full, oldest waiting segment dropped",
+			"segment", it.key, "bytes", it.size, "limit", s.maxBytes, "dropped", s.dropped)
+	}
+}
+
+func (s *spool) removeFileLocked(it *spoolItem) {
+	if err := os.Remove(it.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("recorder: remove spool file", "segment", it.key, "err", err)
+	}
+	s.bytes.Add(-it.size)
+	removeEmptyDirs(s.dir, filepath.Dir(it.path))
+}
+
+// removeEmptyDirs removes dir and its parents up to root while they are empty.
+func removeEmptyDirs(root, dir string) {
+	for dir != root && len(dir) > len(root) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// next waits for a segment to upload. It returns nil when ctx ends, or when
+// draining and nothing is left.
+func (s *spool) next(ctx context.Context) *spoolItem {
+	for {
+		s.mu.Lock()
+		wait := time.Hour
+		if d := time.Until(s.retryAt); d > 0 {
+			wait = d
+		} else {
+			for _, it := range s.waiting {
+				if !it.busy {
+					it.busy = true
+					s.mu.Unlock()
+					return it
+				}
+			}
+			if s.draining {
+				s.mu.Unlock()
+				return nil
+			}
+		}
+		s.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.notify:
+		case <-t.C:
+		}
+		t.Stop()
+		s.wake() // let the other uploaders look too
+	}
+}
+
+// uploadError is an upload that failed because of the segment itself: retrying cannot help.
+type uploadError struct{ err error }
+
+func (e *uploadError) Error() string { return e.err.Error() }
+func (e *uploadError) Unwrap() error { return e.err }
+
+// done reports the result of an upload.
+func (s *spool) done(it *spoolItem, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bad *uploadError
+	switch {
+	case err == nil || errors.As(err, &bad):
+		for i, w := range s.waiting {
+			if w == it {
+				s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
+				break
+			}
+		}
+		s.removeFileLocked(it)
+		if err == nil {
+			s.uploaded++
+			s.backoff, s.retryAt, s.lastErr = 0, time.Time{}, ""
+		} else {
+			s.dropped++
+			s.log.Error("recorder: segment unusable, dropped", "segment", it.key, "err", err)
+		}
+	default:
+		it.busy = false
+		s.uploadErrs++
+		msg := err.Error()
+		var s3err *S3Error
+		if errors.As(err, &s3err) {
+			msg = s3err.Reason
+		}
+		if s.lastErr != msg {
+			s.log.Error("recorder: upload failed, segments wait in the spool", "segment", it.key, "err", err)
+		}
+		s.lastErr, s.lastErrAt = msg, time.Now()
+		if s.backoff == 0 {
+			s.backoff = 500 * time.Millisecond
+		} else {
+			s.backoff = min(2*s.backoff, s.retryMax)
+		}
+		d := s.backoff/2 + rand.N(s.backoff/2+1)
+		s.retryAt = time.Now().Add(d)
+	}
+	s.wake()
+}
+
+// drain makes next return nil once nothing is left to upload.
+func (s *spool) drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.retryAt = time.Time{} // a last attempt for everything
+	s.mu.Unlock()
+	s.wake()
+}
+
+// recover finalizes the files left in the spool directory by an earlier run
+// (closed, or cut off by a crash): each is truncated after its last complete
+// fragment and queued for upload.
+func (s *spool) recover() (int, error) {
+	var n int
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.dir, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !isSegmentKey(key) {
+			s.log.Warn("recorder: unknown file in the spool directory left alone", "path", p)
+			return nil
+		}
+		it, err := finalizeSpoolFile(key, p)
+		if err != nil {
+			s.log.Error("recorder: spool file cannot be recovered, removed", "segment", key, "err", err)
+			if rmErr := os.Remove(p); rmErr != nil {
+				s.log.Warn("recorder: remove spool file", "segment", key, "err", rmErr)
+			}
+			s.mu.Lock()
+			s.dropped++
+			s.mu.Unlock()
+			return nil
+		}
+		if it == nil {
+			os.Remove(p) // only an init section: nothing recorded
+			removeEmptyDirs(s.dir, filepath.Dir(p))
+			return nil
+		}
+		s.bytes.Add(it.size)
+		s.mu.Lock()
+		s.insertLocked(it)
+		s.mu.Unlock()
+		n++
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return n, fmt.Errorf("recover spool %s: %w", s.dir, err)
+	}
+	s.wake()
+	return n, nil
+}
+
+// finalizeSpoolFile scans a spool file, truncates it after its last complete
+// fragment, and returns its queue item; nil when it holds no fragment.
+func finalizeSpoolFile(key, p string) (*spoolItem, error) {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc, err := scanSegment(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(sc.Fragments) == 0 {
+		return nil, nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() != sc.Valid {
+		if err := f.Truncate(sc.Valid); err != nil {
+			return nil, fmt.Errorf("truncate: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("sync: %w", err)
+		}
+	}
+	seg, err := segmentRow(key, sc)
+	if err != nil {
+		return nil, err
+	}
+	return &spoolItem{key: key, path: p, size: sc.Valid, start: seg.Start, seg: &seg}, nil
+}
+
+// status fills the spool's part of Status.
+func (s *spool) status(st *Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.SpoolBytes = s.bytes.Load()
+	st.Waiting = len(s.waiting)
+	st.Dropped = s.dropped
+	st.Uploaded = s.uploaded
+	st.UploadErrors = s.uploadErrs
+	st.LastUploadError = s.lastErr
+	st.LastUploadErrorAt = s.lastErrAt
+}

@@ -1,0 +1,262 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// Tuning of the segment writer.
+const (
+	maxFragment   = time.Second      // a fragment spans at most about this
+	syncEvery     = time.Second      // fsync the spool file at least this often
+	idleClose     = 5 * time.Second  // close the open segment after this long without a unit
+	maxPTSJump    = 10 * time.Second // a larger jump in the camera clock starts a new segment
+	recorderQueue = 4096             // units buffered for the recorder (~2 min of 25 fps video with audio)
+)
+
+// camWriter records one camera's main stream into spool files.
+type camWriter struct {
+	r         *Recorder
+	camera    string
+	log       *slog.Logger
+	recording *atomic.Bool
+
+	// the open segment
+	seg      *fragmenter
+	media    *ingest.Media
+	key      string
+	path     string
+	f        *os.File
+	size     int64
+	lastSync time.Time
+	lastPTS  time.Duration
+}
+
+// run records until ctx ends.
+func (w *camWriter) run(ctx context.Context) {
+	defer w.closeSegment("recording stopped")
+	for ctx.Err() == nil {
+		st := w.r.src.Stream(w.camera, ingest.Main)
+		if st == nil {
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		sub := st.Subscribe(ingest.SubscribeOptions{Kind: ingest.Recorder, QueueLen: recorderQueue})
+		err := w.consume(ctx, sub)
+		sub.Close()
+		w.closeSegment("stream closed")
+		if errors.Is(err, ingest.ErrStreamClosed) {
+			// the source replaces the stream (camera changed): look it up again
+			if !sleepCtx(ctx, 200*time.Millisecond) {
+				return
+			}
+		}
+	}
+}
+
+// consume reads units until the stream closes or ctx ends. A segment left
+// idle for idleClose is closed, so that it reaches the store.
+func (w *camWriter) consume(ctx context.Context, sub *ingest.Subscription) error {
+	for {
+		idleCtx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(idleClose, cancel)
+		var err error
+		for {
+			var u *ingest.Unit
+			var gap bool
+			u, gap, err = sub.Next(idleCtx)
+			if err != nil {
+				break
+			}
+			timer.Reset(idleClose)
+			w.unit(u, gap)
+		}
+		timer.Stop()
+		cancel()
+		if ctx.Err() != nil || !errors.Is(err, context.Canceled) {
+			return err
+		}
+		w.closeSegment("no media for " + idleClose.String())
+	}
+}
+
+// unit handles one unit of the stream.
+func (w *camWriter) unit(u *ingest.Unit, gap bool) {
+	if u.Track == nil || u.Media == nil {
+		return
+	}
+	isKey := u.Track.Video && u.Keyframe
+	if w.seg != nil {
+		switch {
+		case gap:
+			w.closeSegment("units lost (recorder too slow)")
+		case u.Media != w.media:
+			w.closeSegment("tracks changed")
+		case u.Track.Video && (u.PTS-w.lastPTS > maxPTSJump || u.PTS < w.lastPTS-time.Second):
+			w.closeSegment("camera clock jumped")
+		case isKey && u.PTS-w.seg.startPTS >= w.r.opts.SegmentDuration-50*time.Millisecond:
+			w.rollSegment(u)
+			return
+		case isKey && !w.seg.sameParams(u):
+			w.closeSegment("parameter sets changed")
+		}
+	}
+	if w.seg == nil {
+		if !isKey {
+			return // wait for a keyframe
+		}
+		if err := w.openSegment(u); err != nil {
+			w.log.Error("recorder: cannot open segment", "err", err)
+			return
+		}
+	}
+	if u.Track.Video {
+		w.lastPTS = u.PTS
+	}
+	frag, _, err := w.seg.add(u, maxFragment)
+	if err != nil {
+		w.log.Error("recorder: bad unit, segment closed", "segment", w.key, "err", err)
+		w.closeSegment("bad unit")
+		return
+	}
+	if frag != nil {
+		w.write(frag)
+	}
+}
+
+// rollSegment closes the segment at keyframe k and opens the next one with it.
+func (w *camWriter) rollSegment(k *ingest.Unit) {
+	frag, carry, err := w.seg.finish(k.PTS)
+	if err != nil {
+		w.log.Error("recorder: finish segment", "segment", w.key, "err", err)
+	} else if frag != nil {
+		w.write(frag)
+	}
+	w.closeFile()
+	if err := w.openSegment(k); err != nil {
+		w.log.Error("recorder: cannot open segment", "err", err)
+		return
+	}
+	w.lastPTS = k.PTS
+	if _, _, err := w.seg.add(k, maxFragment); err != nil {
+		w.closeSegment("bad unit")
+		return
+	}
+	for _, a := range carry {
+		if _, _, err := w.seg.add(a, maxFragment); err != nil {
+			w.closeSegment("bad unit")
+			return
+		}
+	}
+}
+
+// openSegment starts a spool file with keyframe k.
+func (w *camWriter) openSegment(k *ingest.Unit) error {
+	fr, err := newFragmenter(k)
+	if err != nil {
+		return err
+	}
+	init, err := fr.initBytes()
+	if err != nil {
+		return err
+	}
+	start := k.Time.UTC().Truncate(time.Millisecond)
+	var f *os.File
+	var key, p string
+	for range 100 {
+		key = SegmentKey(w.camera, start)
+		p = filepath.Join(w.r.opts.SpoolDir, filepath.FromSlash(key))
+		if err = os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if !errors.Is(err, os.ErrExist) {
+			break
+		}
+		start = start.Add(time.Millisecond) // same start as another segment: next millisecond
+	}
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	w.seg, w.media, w.key, w.path, w.f, w.size = fr, k.Media, key, p, f, 0
+	w.lastSync = time.Now()
+	w.r.spool.opened(key)
+	w.recording.Store(true)
+	w.write(init)
+	w.log.Debug("recorder: segment opened", "segment", key)
+	return nil
+}
+
+// write appends to the spool file and syncs it at least every syncEvery.
+func (w *camWriter) write(b []byte) {
+	if w.f == nil {
+		return
+	}
+	n, err := w.f.Write(b)
+	w.size += int64(n)
+	w.r.spool.grow(int64(n))
+	if err != nil {
+		w.log.Error("recorder: spool write failed, segment closed", "segment", w.key, "err", err)
+		w.closeFile()
+		return
+	}
+	if time.Since(w.lastSync) >= syncEvery {
+		if err := w.f.Sync(); err != nil {
+			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
+		}
+		w.lastSync = time.Now()
+	}
+	w.r.spool.enforce()
+}
+
+// closeSegment writes the last fragment and hands the file to the uploaders.
+func (w *camWriter) closeSegment(why string) {
+	if w.seg == nil {
+		return
+	}
+	frag, _, err := w.seg.finish(-1)
+	if err != nil {
+		w.log.Error("recorder: finish segment", "segment", w.key, "err", err)
+	} else if frag != nil {
+		w.write(frag)
+	}
+	w.log.Debug("recorder: segment closed", "segment", w.key, "reason", why)
+	w.closeFile()
+}
+
+// closeFile syncs and closes the spool file and queues it for upload.
+func (w *camWriter) closeFile() {
+	if w.f != nil {
+		if err := w.f.Sync(); err != nil {
+			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
+		}
+		if err := w.f.Close(); err != nil {
+			w.log.Warn("recorder: spool close", "segment", w.key, "err", err)
+		}
+		w.r.spool.closed(w.key, w.path, w.size)
+	}
+	w.seg, w.media, w.f = nil, nil, nil
+	w.recording.Store(false)
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
