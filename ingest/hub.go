@@ -454,6 +454,7 @@ func (sub *Subscription) closeLocked0() {
 // statWindow measures frame rate and bitrate over the last few seconds.
 type statWindow struct {
 	buckets [8]statBucket // one per second
+	first   int64         // second of the first unit, 0 before
 }
 
 type statBucket struct {
@@ -464,6 +465,9 @@ type statBucket struct {
 
 func (w *statWindow) add(now time.Time, size int) {
 	sec := now.Unix()
+	if w.first == 0 {
+		w.first = sec
+	}
 	b := &w.buckets[sec%int64(len(w.buckets))]
 	if b.sec != sec {
 		*b = statBucket{sec: sec}
@@ -477,6 +481,9 @@ func (w *statWindow) rates(now time.Time) (fps float64, kbps int) {
 	cur := now.Unix()
 	frames, bytes, secs := 0, 0, 0
 	for i := int64(1); i < int64(len(w.buckets))-1; i++ {
+		if w.first == 0 || cur-i <= w.first {
+			break // before the first complete second of the stream: not averaged
+		}
 		b := w.buckets[(cur-i)%int64(len(w.buckets))]
 		secs++
 		if b.sec == cur-i {

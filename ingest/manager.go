@@ -1,0 +1,312 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// ManagerOptions configure a Manager. The zero value works.
+type ManagerOptions struct {
+	// Log receives state changes of the camera streams. It defaults to a logger that discards.
+	Log *slog.Logger
+	// StallTimeout is how long a stream may send no video (or, after PLAY, no
+	// usable keyframe) before it is reconnected. It defaults to 10 seconds.
+	StallTimeout time.Duration
+	// ReadTimeout bounds each RTSP request and the TCP connect. It defaults to 10 seconds.
+	ReadTimeout time.Duration
+	// BackoffMin is the first wait after a failure. It defaults to 1 second.
+	BackoffMin time.Duration
+	// BackoffMax caps the wait between attempts. It defaults to 30 seconds.
+	BackoffMax time.Duration
+	// StableAfter is how long a session must have been online to reset the
+	// backoff. It defaults to 30 seconds.
+	StableAfter time.Duration
+	// LogEvery limits the logging of a changed error while a stream stays
+	// offline. It defaults to 1 minute.
+	LogEvery time.Duration
+
+	// dial replaces the RTSP client in tests; nil means gortsplib.
+	dial dialFunc
+}
+
+// Manager pulls the streams of every registered camera into hub Streams.
+type Manager struct {
+	opts ManagerOptions
+
+	mu      sync.Mutex
+	ctx     context.Context // set while Run runs
+	cameras map[string]*camEntry
+	wg      sync.WaitGroup
+}
+
+type camEntry struct {
+	cam     Camera
+	streams map[StreamKind]*streamEntry
+}
+
+type streamEntry struct {
+	stream *Stream
+	url    string
+	trans  string
+	puller *puller
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewManager returns a Manager; it pulls nothing before Run.
+func NewManager(opts ManagerOptions) *Manager {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 10 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 30 * time.Second
+	}
+	if opts.BackoffMax < opts.BackoffMin {
+		opts.BackoffMax = opts.BackoffMin
+	}
+	if opts.StableAfter <= 0 {
+		opts.StableAfter = 30 * time.Second
+	}
+	if opts.LogEvery <= 0 {
+		opts.LogEvery = time.Minute
+	}
+	if opts.dial == nil {
+		opts.dial = dialGortsplib
+	}
+	return &Manager{opts: opts, cameras: map[string]*camEntry{}}
+}
+
+// Run pulls the cameras until ctx ends, then stops every puller and returns
+// ctx's error once they all stopped. Streams stay open (Remove closes them).
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	for _, ce := range m.cameras {
+		m.syncLocked(ce)
+	}
+	m.mu.Unlock()
+
+	<-ctx.Done()
+
+	// the pullers' contexts derive from ctx: they are all stopping; no new one starts
+	m.mu.Lock()
+	m.ctx = nil
+	m.mu.Unlock()
+	m.wg.Wait()
+	m.mu.Lock()
+	for _, ce := range m.cameras {
+		for _, se := range ce.streams {
+			m.stopLocked(se)
+		}
+	}
+	m.mu.Unlock()
+	return ctx.Err()
+}
+
+// Set adds or updates a camera: its streams are pulled while it is enabled. A
+// changed URL or transport reconnects; the Streams (and their subscribers) stay.
+// Safe before and during Run.
+func (m *Manager) Set(c Camera) {
+	c.Tags = append([]string(nil), c.Tags...)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ce := m.cameras[c.ID]
+	if ce == nil {
+		ce = &camEntry{streams: map[StreamKind]*streamEntry{}}
+		m.cameras[c.ID] = ce
+	}
+	ce.cam = c
+	m.syncLocked(ce)
+}
+
+// syncLocked makes the pullers of a camera match its configuration.
+func (m *Manager) syncLocked(ce *camEntry) {
+	for _, kind := range []StreamKind{Main, Sub} {
+		url := ce.cam.URL(kind)
+		se := ce.streams[kind]
+		if url == "" {
+			if se != nil {
+				m.stopLocked(se)
+				se.stream.Close()
+				delete(ce.streams, kind)
+			}
+			continue
+		}
+		if se == nil {
+			se = &streamEntry{stream: NewStream(ce.cam.ID + "/" + string(kind))}
+			ce.streams[kind] = se
+		}
+		changed := se.url != url || se.trans != ce.cam.Transport
+		if se.cancel != nil && (changed || !ce.cam.Enabled) {
+			m.stopLocked(se)
+		}
+		se.url, se.trans = url, ce.cam.Transport
+		if se.cancel == nil && ce.cam.Enabled && m.ctx != nil {
+			m.startLocked(ce.cam.ID, kind, se)
+		}
+		if se.puller == nil {
+			// status before Run: connecting
+			se.puller = newPuller(m.pullerConfig(ce.cam.ID, kind, se))
+		}
+	}
+}
+
+func (m *Manager) pullerConfig(id string, kind StreamKind, se *streamEntry) pullerConfig {
+	return pullerConfig{
+		camera: id, kind: kind, url: se.url, transport: se.trans, stream: se.stream,
+		log: m.opts.Log, dial: m.opts.dial, stall: m.opts.StallTimeout, readTimeout: m.opts.ReadTimeout,
+		backoffMin: m.opts.BackoffMin, backoffMax: m.opts.BackoffMax, stableAfter: m.opts.StableAfter,
+		logEvery: m.opts.LogEvery,
+	}
+}
+
+func (m *Manager) startLocked(id string, kind StreamKind, se *streamEntry) {
+	p := newPuller(m.pullerConfig(id, kind, se))
+	if se.puller != nil {
+		// a reconfigured stream keeps counting its reconnects
+		p.reconnects = se.puller.status().Reconnects
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	se.puller, se.cancel, se.done = p, cancel, make(chan struct{})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(se.done)
+		p.run(ctx)
+	}()
+}
+
+// stopLocked stops a puller and waits for it: a puller never takes m.mu, and
+// closing its RTSP client ends it promptly.
+func (m *Manager) stopLocked(se *streamEntry) {
+	if se.cancel == nil {
+		return
+	}
+	se.cancel()
+	<-se.done
+	se.cancel, se.done = nil, nil
+}
+
+// Remove stops pulling a camera and closes its Streams: their subscribers'
+// Next returns ErrStreamClosed.
+func (m *Manager) Remove(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ce := m.cameras[id]
+	if ce == nil {
+		return
+	}
+	for _, se := range ce.streams {
+		m.stopLocked(se)
+		se.stream.Close()
+	}
+	delete(m.cameras, id)
+}
+
+// Stream returns a camera's stream, nil when the camera or the stream does not exist.
+func (m *Manager) Stream(id string, kind StreamKind) *Stream {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ce := m.cameras[id]
+	if ce == nil {
+		return nil
+	}
+	se := ce.streams[kind]
+	if se == nil {
+		return nil
+	}
+	return se.stream
+}
+
+// Status is the state of a camera as the API shows it (CONTRACT.md, Cameras → status).
+type Status struct {
+	ID string `json:"id"`
+	StreamStatus
+	// Viewers counts the live viewers of both streams.
+	Viewers int `json:"viewers"`
+	// Recording is filled by the HTTP layer from the recorder; ingest leaves it false.
+	Recording bool `json:"recording"`
+	// Dropped counts the units lost by slow subscribers of both streams.
+	Dropped uint64 `json:"dropped"`
+	// Sub is the sub-stream's status, nil when the camera has none.
+	Sub *StreamStatus `json:"sub,omitempty"`
+}
+
+// Status returns a camera's status.
+func (m *Manager) Status(id string) (Status, bool) {
+	m.mu.Lock()
+	ce := m.cameras[id]
+	if ce == nil {
+		m.mu.Unlock()
+		return Status{}, false
+	}
+	enabled := ce.cam.Enabled
+	type pair struct {
+		p *puller
+		s *Stream
+	}
+	var main, sub *pair
+	if se := ce.streams[Main]; se != nil {
+		main = &pair{se.puller, se.stream}
+	}
+	if se := ce.streams[Sub]; se != nil {
+		sub = &pair{se.puller, se.stream}
+	}
+	m.mu.Unlock()
+
+	st := Status{ID: id}
+	one := func(pr *pair) StreamStatus {
+		ss := pr.p.status()
+		if !enabled {
+			ss = StreamStatus{State: StateDisabled, Since: ss.Since}
+		}
+		stats := pr.s.Stats()
+		st.Viewers += stats.Viewers
+		st.Dropped += stats.Dropped
+		return ss
+	}
+	if main != nil {
+		st.StreamStatus = one(main)
+	} else {
+		st.StreamStatus = StreamStatus{State: StateOffline, LastError: "the camera has no main stream URL"}
+		if !enabled {
+			st.StreamStatus.State = StateDisabled
+		}
+	}
+	if sub != nil {
+		ss := one(sub)
+		st.Sub = &ss
+	}
+	return st, true
+}
+
+// Statuses returns the status of every camera, sorted by id.
+func (m *Manager) Statuses() []Status {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.cameras))
+	for id := range m.cameras {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	sort.Strings(ids)
+	out := make([]Status, 0, len(ids))
+	for _, id := range ids {
+		if st, ok := m.Status(id); ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}

@@ -1,0 +1,466 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/pion/rtp"
+)
+
+// State is the state of a camera stream in status.
+type State string
+
+// States of a camera stream.
+const (
+	StateConnecting State = "connecting" // first attempt in progress
+	StateOnline     State = "online"     // media flowing
+	StateOffline    State = "offline"    // failed, retrying with backoff
+	StateDisabled   State = "disabled"   // not pulled (camera disabled)
+)
+
+// pullerConfig is what a puller needs; the Manager fills it from its options.
+type pullerConfig struct {
+	camera      string
+	kind        StreamKind
+	url         string
+	transport   string
+	stream      *Stream
+	log         *slog.Logger
+	dial        dialFunc
+	stall       time.Duration
+	readTimeout time.Duration
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+	stableAfter time.Duration
+	logEvery    time.Duration
+	onOnline    func() // called when media starts to flow, may be nil
+	// onDescribe, when set, sees the planned tracks; returning true ends the session there
+	onDescribe func([]*trackReader) bool
+}
+
+// puller pulls one camera stream into its hub Stream, reconnecting forever
+// until its context ends.
+type puller struct {
+	cfg pullerConfig
+
+	mu         sync.Mutex
+	state      State
+	since      time.Time
+	err        *PullError
+	reconnects int
+	video      *VideoStatus
+	audio      *AudioStatus
+	lastLog    time.Time
+
+	// clock continuity across sessions
+	clockMu  sync.Mutex
+	lastPTS  time.Duration
+	lastWall time.Time
+}
+
+func newPuller(cfg pullerConfig) *puller {
+	return &puller{cfg: cfg, state: StateConnecting, since: time.Now()}
+}
+
+// run pulls until ctx ends.
+func (p *puller) run(ctx context.Context) {
+	failures := 0
+	for {
+		online, err := p.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if !online.IsZero() && time.Since(online) >= p.cfg.stableAfter {
+			failures = 0
+		}
+		if err == nil {
+			err = &PullError{Kind: ErrClosedByCamera, Msg: "the camera ended the session"}
+		}
+		p.setOffline(classify(err, hostOf(p.cfg.url)))
+		failures++
+		t := time.NewTimer(backoff(failures, p.cfg.backoffMin, p.cfg.backoffMax))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		p.reconnects++
+		p.mu.Unlock()
+	}
+}
+
+// backoff returns the wait before attempt n+1 after n consecutive failures:
+// min doubled per failure, capped at max, with ±20 % jitter.
+func backoff(failures int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func hostOf(raw string) string {
+	u, err := base.ParseURL(raw)
+	if err != nil {
+		return "the camera"
+	}
+	return u.Host
+}
+
+// session runs one RTSP session. online is when media started to flow (zero if it never did).
+func (p *puller) session(ctx context.Context) (online time.Time, err error) {
+	u, err := parseRTSPURL(p.cfg.url)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c, err := p.cfg.dial(u, p.cfg.transport, p.cfg.readTimeout)
+	if err != nil {
+		return time.Time{}, err
+	}
+	stop := closeOnDone(ctx, c)
+	defer stop()
+	defer c.Close()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("describe: %w", err)
+	}
+	readers, err := planTracks(desc)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if p.cfg.onDescribe != nil && p.cfg.onDescribe(readers) {
+		return time.Time{}, nil
+	}
+	for _, tr := range readers {
+		if _, err := c.Setup(desc.BaseURL, tr.media, 0, 0); err != nil {
+			return time.Time{}, fmt.Errorf("setup: %w", err)
+		}
+	}
+	w := &sessionWriter{p: p, c: c, readers: readers}
+	for _, tr := range readers {
+		c.OnPacketRTP(tr.media, tr.format, func(pkt *rtp.Packet) { w.packet(tr, pkt) })
+	}
+	w.start = time.Now()
+	if _, err := c.Play(nil); err != nil {
+		return time.Time{}, fmt.Errorf("play: %w", err)
+	}
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- c.Wait() }()
+	period := p.cfg.stall / 5
+	if period < 10*time.Millisecond {
+		period = 10 * time.Millisecond
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-waitErr:
+			return w.onlineSince(), err
+		case <-ctx.Done():
+			return w.onlineSince(), ctx.Err()
+		case now := <-tick.C:
+			if err := w.check(now); err != nil {
+				return w.onlineSince(), err
+			}
+		}
+	}
+}
+
+// nextOffset returns the PTS offset of a new session: the last PTS written
+// plus the wall time elapsed since, so that PTS keeps increasing.
+func (p *puller) nextOffset(now time.Time) time.Duration {
+	p.clockMu.Lock()
+	defer p.clockMu.Unlock()
+	if p.lastWall.IsZero() {
+		return 0
+	}
+	gap := now.Sub(p.lastWall)
+	if gap < time.Millisecond {
+		gap = time.Millisecond
+	}
+	return p.lastPTS + gap
+}
+
+func (p *puller) wrote(pts time.Duration, now time.Time) {
+	p.clockMu.Lock()
+	if pts > p.lastPTS {
+		p.lastPTS = pts
+	}
+	p.lastWall = now
+	p.clockMu.Unlock()
+}
+
+func (p *puller) logger() *slog.Logger {
+	return p.cfg.log.With("camera", p.cfg.camera, "stream", string(p.cfg.kind))
+}
+
+func (p *puller) setOnline(video *VideoStatus, audio *AudioStatus) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.video, p.audio = video, audio
+	if p.state == StateOnline {
+		return
+	}
+	p.state, p.since, p.err = StateOnline, time.Now(), nil
+	p.lastLog = p.since
+	if p.cfg.onOnline != nil {
+		p.cfg.onOnline()
+	}
+	p.logger().Info("camera stream online", "codec", video.Codec, "width", video.Width, "height", video.Height,
+		"reconnects", p.reconnects)
+}
+
+func (p *puller) setVideoSize(w, h int) {
+	p.mu.Lock()
+	if p.video != nil && (p.video.Width != w || p.video.Height != h) {
+		v := *p.video
+		v.Width, v.Height = w, h
+		p.video = &v
+	}
+	p.mu.Unlock()
+}
+
+// setOffline records a failure. It logs on a change of state, and on a change
+// of error at most once per logEvery.
+func (p *puller) setOffline(pe *PullError) {
+	p.cfg.stream.SetOffline()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	changedState := p.state != StateOffline
+	changedErr := p.err == nil || p.err.Error() != pe.Error()
+	if changedState {
+		p.state, p.since = StateOffline, now
+	}
+	p.err = pe
+	if changedState || (changedErr && now.Sub(p.lastLog) >= p.cfg.logEvery) {
+		p.lastLog = now
+		p.logger().Warn("camera stream offline", "error", pe.Error(), "reconnects", p.reconnects)
+	}
+}
+
+// StreamStatus is the state of one of a camera's streams.
+type StreamStatus struct {
+	State      State        `json:"state"`
+	Since      time.Time    `json:"since"`
+	LastError  string       `json:"lastError"`
+	Video      *VideoStatus `json:"video"`
+	Audio      *AudioStatus `json:"audio"`
+	Reconnects int          `json:"reconnects"`
+	// Err is the last error, to be matched with errors.Is against the Err* kinds; nil when online.
+	Err error `json:"-"`
+}
+
+// VideoStatus describes the video of a stream: codec and size from the SPS,
+// frame rate and bitrate measured over the last seconds.
+type VideoStatus struct {
+	Codec       string  `json:"codec"`
+	Width       int     `json:"width"`
+	Height      int     `json:"height"`
+	FPS         float64 `json:"fps"`
+	BitrateKbps int     `json:"bitrateKbps"`
+}
+
+// AudioStatus describes the audio of a stream.
+type AudioStatus struct {
+	Codec      string `json:"codec"`
+	SampleRate int    `json:"sampleRate"`
+	Channels   int    `json:"channels"`
+}
+
+func (p *puller) status() StreamStatus {
+	st := p.cfg.stream.Stats()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := StreamStatus{State: p.state, Since: p.since, Reconnects: p.reconnects}
+	if p.err != nil {
+		s.LastError = p.err.Error()
+		s.Err = p.err
+	}
+	if p.video != nil {
+		v := *p.video
+		v.FPS = float64(int(st.FPS*10+0.5)) / 10
+		v.BitrateKbps = st.BitrateKbps
+		s.Video = &v
+	}
+	if p.audio != nil {
+		a := *p.audio
+		s.Audio = &a
+	}
+	return s
+}
+
+// sessionWriter turns the packets of one session into hub units.
+type sessionWriter struct {
+	p       *puller
+	c       rtspClient
+	readers []*trackReader
+	start   time.Time // when PLAY was sent
+
+	mu            sync.Mutex
+	media         *Media // nil until the first keyframe published the tracks
+	onlineAt      time.Time
+	anchored      bool
+	offset        time.Duration // added to the session's PTS
+	anchor        time.Time     // wall-clock time of session PTS 0
+	lastVideo     time.Time     // when the last video unit was written
+	packets       int
+	decodeErrs    int
+	lastDecodeErr error
+	paramErr      error
+}
+
+func (w *sessionWriter) onlineSince() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.onlineAt
+}
+
+// packet handles one RTP packet; it runs in gortsplib's reading goroutines.
+func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
+	ticks, ok := w.c.PacketPTS2(tr.media, pkt)
+	if !ok {
+		// gortsplib starts the clock of a video track at its first keyframe
+		w.mu.Lock()
+		w.packets++
+		w.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	var frames [][]byte
+	var key bool
+	var err error
+	if tr.params != nil {
+		frames, err = tr.video.Decode(pkt)
+		if err == nil {
+			frames, key = tr.params.accessUnit(frames)
+		}
+	} else {
+		frames, err = tr.audio(pkt)
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.packets++
+	if err != nil {
+		if !errNeedMore(err) {
+			w.decodeErrs++
+			w.lastDecodeErr = err
+		}
+		return
+	}
+	if len(frames) == 0 {
+		return
+	}
+	if !w.anchored {
+		w.anchored = true
+		w.offset = w.p.nextOffset(now)
+		w.anchor = now.Add(-ticksToDuration(ticks, tr.format.ClockRate()))
+	}
+	if w.media == nil {
+		if tr.params == nil {
+			return // audio before the first keyframe
+		}
+		if !key {
+			if !tr.params.ready() {
+				w.paramErr = tr.params.errNoParams()
+			}
+			return
+		}
+		w.publish()
+	}
+	if tr.params != nil {
+		w.lastVideo = now
+		if key && (tr.params.width != tr.track.Width || tr.params.height != tr.track.Height) {
+			w.p.setVideoSize(tr.params.width, tr.params.height)
+		}
+	}
+	cr := tr.format.ClockRate()
+	ntp, hasNTP := w.c.PacketNTP(tr.media, pkt)
+	if tr.params != nil {
+		w.write(tr, ticks, cr, ntp, hasNTP, frames, key, now)
+		return
+	}
+	for i, f := range frames {
+		t := ticks + int64(i*tr.frameSamples)
+		n := ntp
+		if hasNTP {
+			n = ntp.Add(ticksToDuration(int64(i*tr.frameSamples), cr))
+		}
+		w.write(tr, t, cr, n, hasNTP, [][]byte{f}, false, now)
+	}
+}
+
+func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, ntp time.Time, hasNTP bool,
+	data [][]byte, key bool, now time.Time,
+) {
+	rel := ticksToDuration(ticks, cr)
+	t := ntp
+	if !hasNTP {
+		t = w.anchor.Add(rel)
+	}
+	pts := w.offset + rel
+	w.p.cfg.stream.Write(&Unit{Media: w.media, Track: tr.track, PTS: pts, Time: t, Data: data, Keyframe: key})
+	w.p.wrote(pts, now)
+}
+
+// publish sets the tracks of the session on the stream; called with w.mu held
+// at the first keyframe.
+func (w *sessionWriter) publish() {
+	tracks := make([]*Track, len(w.readers))
+	for i, tr := range w.readers {
+		tracks[i] = tr.publishTrack()
+	}
+	w.media = w.p.cfg.stream.SetTracks(tracks)
+	for i, tr := range w.readers {
+		tr.track = w.media.Tracks[i]
+	}
+	w.onlineAt = time.Now()
+	w.lastVideo = w.onlineAt
+	vt := w.media.Tracks[0]
+	video := &VideoStatus{Codec: vt.Codec, Width: vt.Width, Height: vt.Height}
+	var audio *AudioStatus
+	if len(w.media.Tracks) > 1 {
+		at := w.media.Tracks[1]
+		audio = &AudioStatus{Codec: at.Codec, SampleRate: at.SampleRate, Channels: at.ChannelCount}
+	}
+	w.p.setOnline(video, audio)
+}
+
+// check detects a stall: no video for the stall timeout, or no usable
+// keyframe that long after PLAY.
+func (w *sessionWriter) check(now time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	stall := w.p.cfg.stall
+	if w.media != nil {
+		if d := now.Sub(w.lastVideo); d > stall {
+			return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera stopped sending video (nothing for %s)", d.Round(time.Millisecond))}
+		}
+		return nil
+	}
+	if now.Sub(w.start) <= stall {
+		return nil
+	}
+	switch {
+	case w.paramErr != nil:
+		return &PullError{Kind: ErrBadMedia, Msg: "the camera's video cannot be decoded: its parameter sets (SPS/PPS) are missing or invalid", Err: w.paramErr}
+	case w.decodeErrs > 0 && !w.anchored:
+		return &PullError{Kind: ErrBadMedia, Msg: fmt.Sprintf("the camera sends RTP packets that cannot be decoded (%d bad packets)", w.decodeErrs), Err: w.lastDecodeErr}
+	case w.packets == 0:
+		return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera accepted PLAY but sent no media in %s", stall)}
+	}
+	return &PullError{Kind: ErrNoKeyframe, Msg: fmt.Sprintf("the camera sent video but no keyframe in %s", stall)}
+}

@@ -1,0 +1,92 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/pion/rtp"
+)
+
+// rtspClient is the part of an RTSP client that a puller uses.
+// *gortsplib.Client implements it; tests feed packets without a network.
+type rtspClient interface {
+	Describe(u *base.URL) (*description.Session, *base.Response, error)
+	Setup(baseURL *base.URL, media *description.Media, rtpPort, rtcpPort int) (*base.Response, error)
+	OnPacketRTP(medi *description.Media, forma format.Format, cb gortsplib.OnPacketRTPFunc)
+	PacketPTS2(medi *description.Media, pkt *rtp.Packet) (int64, bool)
+	PacketNTP(medi *description.Media, pkt *rtp.Packet) (time.Time, bool)
+	Play(ra *headers.Range) (*base.Response, error)
+	Wait() error
+	Close()
+}
+
+// dialFunc creates an RTSP client for a URL; it does not connect yet.
+type dialFunc func(u *base.URL, transport string, readTimeout time.Duration) (rtspClient, error)
+
+// dialGortsplib creates a gortsplib client. transport is auto, tcp or udp.
+func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration) (rtspClient, error) {
+	c := &gortsplib.Client{
+		Scheme:       u.Scheme,
+		Host:         u.Host,
+		ReadTimeout:  readTimeout,
+		WriteTimeout: readTimeout,
+		UserAgent:    "vigil",
+	}
+	switch transport {
+	case "", "auto":
+		// gortsplib tries UDP first and switches to TCP when no packet
+		// arrives within InitialUDPReadTimeout (3 s)
+	case "tcp":
+		v := gortsplib.TransportTCP
+		c.Transport = &v
+	case "udp":
+		v := gortsplib.TransportUDP
+		c.Transport = &v
+	default:
+		return nil, fmt.Errorf("unknown transport %q (want auto, tcp or udp)", transport)
+	}
+	if err := c.Start2(); err != nil {
+		return nil, fmt.Errorf("start rtsp client: %w", err)
+	}
+	return c, nil
+}
+
+// parseRTSPURL checks a camera URL.
+func parseRTSPURL(raw string) (*base.URL, error) {
+	u, err := base.ParseURL(raw)
+	if err != nil {
+		return nil, &PullError{Kind: ErrInvalidURL, Msg: "the camera URL is invalid", Err: fmt.Errorf("%s", RedactURL(err.Error()))}
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		return nil, &PullError{Kind: ErrInvalidURL, Msg: fmt.Sprintf("unsupported URL scheme %q (want rtsp or rtsps)", u.Scheme)}
+	}
+	if u.Host == "" {
+		return nil, &PullError{Kind: ErrInvalidURL, Msg: "the camera URL has no host"}
+	}
+	return u, nil
+}
+
+// closeOnDone closes c when ctx ends, so that a blocking request returns.
+// The returned function stops the watch; call it before returning.
+func closeOnDone(ctx context.Context, c rtspClient) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
