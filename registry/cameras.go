@@ -1,0 +1,471 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+)
+
+// Limits of a camera's fields.
+const (
+	MaxNameLen      = 200
+	MaxAddressLen   = 500
+	MaxURLLen       = 2048
+	MaxTags         = 32
+	MaxTagLen       = 64
+	MaxRetention    = 3650
+	RedactedPasswd  = "***"
+	defaultTranport = "auto"
+)
+
+// FieldError is one thing wrong with one field of one camera. Row is the
+// CSV row (the header is row 1), 0 outside an import.
+type FieldError struct {
+	Row     int    `json:"row,omitempty"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) String() string {
+	if e.Row > 0 {
+		return fmt.Sprintf("row %d: %s: %s", e.Row, e.Field, e.Message)
+	}
+	return e.Field + ": " + e.Message
+}
+
+// ValidationError lists everything wrong with a camera or an import. It is
+// of kind apierr.ErrInvalid.
+type ValidationError struct {
+	Errors []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, 0, len(e.Errors))
+	for _, fe := range e.Errors {
+		parts = append(parts, fe.String())
+	}
+	if len(parts) > 20 {
+		parts = append(parts[:20], fmt.Sprintf("and %d more", len(parts)-20))
+	}
+	return "invalid camera: " + strings.Join(parts, "; ")
+}
+
+// Unwrap makes the error of kind apierr.ErrInvalid.
+func (e *ValidationError) Unwrap() error { return apierr.ErrInvalid }
+
+// NormalizeCamera fills defaults that an empty field means: transport
+// "auto", tags never nil. Names and the address are trimmed.
+func NormalizeCamera(c *ingest.Camera) {
+	c.Name = strings.TrimSpace(c.Name)
+	c.Location.Address = strings.TrimSpace(c.Location.Address)
+	c.MainURL = strings.TrimSpace(c.MainURL)
+	c.SubURL = strings.TrimSpace(c.SubURL)
+	if c.Transport == "" {
+		c.Transport = defaultTranport
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+}
+
+// ValidateCamera returns everything wrong with c (nil when it is valid).
+// departmentExists tells whether a department id is registered; nil skips
+// that check.
+func ValidateCamera(c ingest.Camera, departmentExists func(string) bool) []FieldError {
+	var errs []FieldError
+	add := func(field, format string, a ...any) {
+		errs = append(errs, FieldError{Field: field, Message: fmt.Sprintf(format, a...)})
+	}
+	if !idRE.MatchString(c.ID) {
+		add("id", "must be 1-64 lowercase letters, digits or '-'")
+	}
+	if msg := checkText(c.Name, 1, MaxNameLen); msg != "" {
+		add("name", "%s", msg)
+	}
+	switch {
+	case c.Department == "":
+		add("department", "is empty")
+	case !idRE.MatchString(c.Department):
+		add("department", "is not a department id")
+	case departmentExists != nil && !departmentExists(c.Department):
+		add("department", "%q does not exist", c.Department)
+	}
+	if c.MainURL == "" {
+		add("mainUrl", "is empty")
+	} else if msg := checkRTSPURL(c.MainURL); msg != "" {
+		add("mainUrl", "%s", msg)
+	}
+	if c.SubURL != "" {
+		if msg := checkRTSPURL(c.SubURL); msg != "" {
+			add("subUrl", "%s", msg)
+		}
+	}
+	switch c.Transport {
+	case "auto", "tcp", "udp":
+	default:
+		add("transport", "must be auto, tcp or udp")
+	}
+	if c.RetentionDays < 0 || c.RetentionDays > MaxRetention {
+		add("retentionDays", "must be 0 (the configured default) to %d", MaxRetention)
+	}
+	if math.IsNaN(c.Location.Lat) || c.Location.Lat < -90 || c.Location.Lat > 90 {
+		add("location.lat", "must be between -90 and 90")
+	}
+	if math.IsNaN(c.Location.Lng) || c.Location.Lng < -180 || c.Location.Lng > 180 {
+		add("location.lng", "must be between -180 and 180")
+	}
+	if c.Location.Address != "" {
+		if msg := checkText(c.Location.Address, 0, MaxAddressLen); msg != "" {
+			add("location.address", "%s", msg)
+		}
+	}
+	if len(c.Tags) > MaxTags {
+		add("tags", "more than %d tags", MaxTags)
+	} else {
+		seen := map[string]bool{}
+		for _, t := range c.Tags {
+			if msg := checkText(t, 1, MaxTagLen); msg != "" {
+				add("tags", "tag %q %s", truncate(t, 80), msg)
+			} else if strings.Contains(t, ";") {
+				add("tags", "tag %q contains ';'", truncate(t, 80))
+			} else if seen[t] {
+				add("tags", "tag %q appears twice", t)
+			}
+			seen[t] = true
+		}
+	}
+	return errs
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// checkRTSPURL returns "" for an rtsp:// or rtsps:// URL with a host, or what
+// is wrong. Its messages never quote the URL (it may hold a password).
+func checkRTSPURL(raw string) string {
+	if len(raw) > MaxURLLen {
+		return fmt.Sprintf("is longer than %d characters", MaxURLLen)
+	}
+	for _, r := range raw {
+		if r <= 0x20 || r == 0x7f {
+			return "contains a space or control character"
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "is not a valid URL"
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		return "must start with rtsp:// or rtsps://"
+	}
+	if u.Opaque != "" || u.Hostname() == "" {
+		return "has no host"
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return "has an invalid port"
+		}
+	}
+	return ""
+}
+
+// RedactCamera returns c with the passwords in its URLs replaced by ***,
+// as every API response must show it.
+func RedactCamera(c ingest.Camera) ingest.Camera {
+	c.MainURL = redactURL(c.MainURL)
+	c.SubURL = redactURL(c.SubURL)
+	c.Tags = append([]string{}, c.Tags...)
+	return c
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ingest.RedactURL(raw)
+	}
+	if u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); !ok {
+		return raw
+	}
+	user := url.User(u.User.Username()).String()
+	u.User = nil
+	s := u.String()
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return ingest.RedactURL(raw)
+	}
+	return s[:i+3] + user + ":" + RedactedPasswd + "@" + s[i+3:]
+}
+
+// keepPassword returns newURL with a *** password replaced by the password
+// of oldURL, so that an edited camera whose URL was shown redacted keeps its
+// stored password. ok is false when newURL holds *** but oldURL has no
+// password to keep.
+func keepPassword(newURL, oldURL string) (string, bool) {
+	u, err := url.Parse(newURL)
+	if err != nil || u.User == nil {
+		return newURL, true
+	}
+	if p, ok := u.User.Password(); !ok || p != RedactedPasswd {
+		return newURL, true
+	}
+	o, err := url.Parse(oldURL)
+	if err != nil || o.User == nil {
+		return newURL, false
+	}
+	op, ok := o.User.Password()
+	if !ok {
+		return newURL, false
+	}
+	u.User = url.UserPassword(u.User.Username(), op)
+	return u.String(), true
+}
+
+const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCamera(s scanner) (ingest.Camera, error) {
+	var c ingest.Camera
+	var tags string
+	err := s.Scan(&c.ID, &c.Name, &c.Department, &c.Location.Lat, &c.Location.Lng, &c.Location.Address,
+		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
+		return c, fmt.Errorf("camera %q: tags: %w", c.ID, err)
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+	return c, nil
+}
+
+// Cameras lists every camera by id, with the URLs as stored (passwords
+// included: the ingest needs them). Redact before showing them.
+func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT `+cameraColumns+` FROM cameras ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list cameras: %w", err)
+	}
+	defer rows.Close()
+	out := []ingest.Camera{}
+	for rows.Next() {
+		c, err := scanCamera(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list cameras: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list cameras: %w", err)
+	}
+	return out, nil
+}
+
+// Camera returns one camera as stored (passwords included).
+func (r *Registry) Camera(ctx context.Context, id string) (ingest.Camera, error) {
+	return getCamera(ctx, r.db, id)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
+	c, err := scanCamera(q.QueryRowContext(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE id = ?`, id))
+	if notFound(err) {
+		return c, apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
+	}
+	if err != nil {
+		return c, fmt.Errorf("camera %q: %w", id, err)
+	}
+	return c, nil
+}
+
+func departmentSet(ctx context.Context, tx *sql.Tx) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM departments`)
+	if err != nil {
+		return nil, fmt.Errorf("departments: %w", err)
+	}
+	defer rows.Close()
+	set := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("departments: %w", err)
+		}
+		set[id] = true
+	}
+	return set, rows.Err()
+}
+
+func validateIn(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
+	depts, err := departmentSet(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if errs := ValidateCamera(c, func(id string) bool { return depts[id] }); len(errs) > 0 {
+		return &ValidationError{Errors: errs}
+	}
+	return nil
+}
+
+func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
+	tags, err := json.Marshal(c.Tags)
+	if err != nil {
+		return fmt.Errorf("camera %q: %w", c.ID, err)
+	}
+	now := r.now().UnixNano()
+	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
+		c.MainURL, c.SubURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
+	if isUnique(err) {
+		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
+	}
+	if isForeignKey(err) {
+		return apierr.New(apierr.ErrInvalid, "camera %q: department %q does not exist", c.ID, c.Department)
+	}
+	if err != nil {
+		return fmt.Errorf("create camera %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// CreateCamera validates and adds a camera; it returns the camera as stored.
+func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Camera, error) {
+	NormalizeCamera(&c)
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		if err := validateIn(ctx, tx, c); err != nil {
+			return err
+		}
+		return r.insertCamera(ctx, tx, c)
+	})
+	return c, err
+}
+
+// ReplaceCamera validates and replaces the camera c.ID. A URL whose password
+// is *** (as the API shows it) keeps the stored password. It returns the
+// camera as stored and the previous one.
+func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, before ingest.Camera, err error) {
+	NormalizeCamera(&c)
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		old, err := getCamera(ctx, tx, c.ID)
+		if err != nil {
+			return err
+		}
+		before = old
+		var ok bool
+		if c.MainURL, ok = keepPassword(c.MainURL, old.MainURL); !ok {
+			return &ValidationError{Errors: []FieldError{{Field: "mainUrl", Message: "the password *** can only be kept when one is stored: enter the password"}}}
+		}
+		if c.SubURL, ok = keepPassword(c.SubURL, old.SubURL); !ok {
+			// The sub-stream usually shares the main stream's credentials.
+			if c.SubURL, ok = keepPassword(c.SubURL, old.MainURL); !ok {
+				return &ValidationError{Errors: []FieldError{{Field: "subUrl", Message: "the password *** can only be kept when one is stored: enter the password"}}}
+			}
+		}
+		if err := validateIn(ctx, tx, c); err != nil {
+			return err
+		}
+		tags, err := json.Marshal(c.Tags)
+		if err != nil {
+			return fmt.Errorf("camera %q: %w", c.ID, err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE cameras SET name = ?, department = ?, lat = ?, lng = ?, address = ?,
+			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
+			WHERE id = ?`,
+			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
+			c.MainURL, c.SubURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
+		if err != nil {
+			return fmt.Errorf("update camera %q: %w", c.ID, err)
+		}
+		return nil
+	})
+	return c, before, err
+}
+
+// DeleteCamera removes a camera and returns it as it was.
+func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, error) {
+	var c ingest.Camera
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if c, err = getCamera(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cameras WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delete camera %q: %w", id, err)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// ImportCameras adds all cameras or none. rows[i] is the CSV row of
+// cams[i] for error messages (nil: 1-based positions). A camera whose id
+// exists already is an error of its row.
+func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int) error {
+	rowOf := func(i int) int {
+		if i < len(rows) {
+			return rows[i]
+		}
+		return i + 1
+	}
+	return r.inTx(ctx, func(tx *sql.Tx) error {
+		depts, err := departmentSet(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var errs []FieldError
+		seen := map[string]int{}
+		for i := range cams {
+			NormalizeCamera(&cams[i])
+			c := cams[i]
+			for _, fe := range ValidateCamera(c, func(id string) bool { return depts[id] }) {
+				fe.Row = rowOf(i)
+				errs = append(errs, fe)
+			}
+			if c.ID == "" {
+				continue
+			}
+			if prev, dup := seen[c.ID]; dup {
+				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("%q is also on row %d", c.ID, prev)})
+				continue
+			}
+			seen[c.ID] = rowOf(i)
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cameras WHERE id = ?`, c.ID).Scan(&n); err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			if n > 0 {
+				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID)})
+			}
+		}
+		if len(errs) > 0 {
+			return &ValidationError{Errors: errs}
+		}
+		for _, c := range cams {
+			if err := r.insertCamera(ctx, tx, c); err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,166 @@
+// Package registry is Vigil's database of record: departments, cameras,
+// users, sessions, API tokens, incidents and the append-only audit log, all
+// in the embedded SQLite database that the recorder shares.
+//
+// Services here return errors of the apierr kinds with messages meant for
+// users; only the HTTP layer maps them to status codes.
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+)
+
+// Registry is the registry over one database.
+type Registry struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+var migrations = []string{
+	`CREATE TABLE departments (
+		id      TEXT NOT NULL PRIMARY KEY,
+		name_zh TEXT NOT NULL,
+		name_en TEXT NOT NULL
+	);
+	INSERT INTO departments(id, name_zh, name_en) VALUES
+		('flood-control',  '水利三防',   'Flood control'),
+		('police',         '公安监控',   'Police'),
+		('cold-storage',   '冷库监控',   'Cold storage'),
+		('rental-housing', '出租屋管理', 'Rental housing');
+	CREATE TABLE cameras (
+		id             TEXT    NOT NULL PRIMARY KEY,
+		name           TEXT    NOT NULL,
+		department     TEXT    NOT NULL REFERENCES departments(id),
+		lat            REAL    NOT NULL DEFAULT 0,
+		lng            REAL    NOT NULL DEFAULT 0,
+		address        TEXT    NOT NULL DEFAULT '',
+		main_url       TEXT    NOT NULL,
+		sub_url        TEXT    NOT NULL DEFAULT '',
+		transport      TEXT    NOT NULL,
+		record         INTEGER NOT NULL,
+		retention_days INTEGER NOT NULL,
+		enabled        INTEGER NOT NULL,
+		tags           TEXT    NOT NULL DEFAULT '[]',
+		created_ns     INTEGER NOT NULL,
+		updated_ns     INTEGER NOT NULL
+	);
+	CREATE INDEX cameras_department ON cameras(department);
+	CREATE TABLE users (
+		username   TEXT    NOT NULL PRIMARY KEY,
+		hash       TEXT    NOT NULL,
+		role       TEXT    NOT NULL,
+		created_ns INTEGER NOT NULL
+	);
+	CREATE TABLE user_departments (
+		username   TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		department TEXT NOT NULL REFERENCES departments(id),
+		PRIMARY KEY (username, department)
+	);
+	CREATE TABLE sessions (
+		id_hash    TEXT    NOT NULL PRIMARY KEY,
+		csrf       TEXT    NOT NULL,
+		username   TEXT    NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		created_ns INTEGER NOT NULL,
+		expires_ns INTEGER NOT NULL
+	);
+	CREATE TABLE tokens (
+		id           TEXT    NOT NULL PRIMARY KEY,
+		name         TEXT    NOT NULL,
+		hash         TEXT    NOT NULL UNIQUE,
+		username     TEXT    NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		created_ns   INTEGER NOT NULL,
+		last_used_ns INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE audit (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		time_ns  INTEGER NOT NULL,
+		username TEXT    NOT NULL,
+		address  TEXT    NOT NULL,
+		action   TEXT    NOT NULL,
+		camera   TEXT    NOT NULL,
+		start_ns INTEGER NOT NULL DEFAULT 0,
+		end_ns   INTEGER NOT NULL DEFAULT 0,
+		result   TEXT    NOT NULL,
+		detail   TEXT    NOT NULL
+	);
+	CREATE INDEX audit_time ON audit(time_ns);
+	CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+		BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+	CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+		BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+	CREATE TABLE incidents (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		title      TEXT    NOT NULL,
+		start_ns   INTEGER NOT NULL,
+		end_ns     INTEGER NOT NULL,
+		note       TEXT    NOT NULL,
+		created_by TEXT    NOT NULL,
+		created_ns INTEGER NOT NULL
+	);
+	CREATE TABLE incident_cameras (
+		incident INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+		camera   TEXT    NOT NULL,
+		PRIMARY KEY (incident, camera)
+	);
+	CREATE INDEX incident_cameras_camera ON incident_cameras(camera);`,
+}
+
+// Open runs the registry's migrations in db and returns the registry. The
+// four departments of the contract exist from the first start.
+func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
+	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return &Registry{db: db, now: time.Now}, nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (r *Registry) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// isUnique tells a unique or primary key violation.
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// isForeignKey tells a foreign key violation.
+func isForeignKey(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
+}
+
+func nsTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func timeNS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+var errNoRows = sql.ErrNoRows
+
+func notFound(err error) bool { return errors.Is(err, errNoRows) }

@@ -1,0 +1,210 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/apierr"
+)
+
+// Session is a login of a user through the web app.
+type Session struct {
+	User    User
+	CSRF    string
+	Expires time.Time
+}
+
+// Token is an API token of a user, for scripts. The secret itself is shown
+// once and stored only as its SHA-256.
+type Token struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	User     string    `json:"user"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"lastUsed,omitzero"`
+}
+
+// TokenPrefix starts every token secret, so that a leaked one is easy to find.
+const TokenPrefix = "vgl_"
+
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+var errNoSession = apierr.New(apierr.ErrNotFound, "no such session")
+
+// CreateSession starts a session of the user for ttl and returns its secret
+// id (for the cookie; stored hashed) and CSRF token. Expired sessions are
+// purged.
+func (r *Registry) CreateSession(ctx context.Context, username string, ttl time.Duration) (id, csrf string, err error) {
+	if id, err = randomString(32); err != nil {
+		return "", "", err
+	}
+	if csrf, err = randomString(32); err != nil {
+		return "", "", err
+	}
+	now := r.now()
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_ns <= ?`, now.UnixNano()); err != nil {
+			return fmt.Errorf("purge sessions: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(id_hash, csrf, username, created_ns, expires_ns) VALUES(?, ?, ?, ?, ?)`,
+			sha256Hex(id), csrf, username, now.UnixNano(), now.Add(ttl).UnixNano())
+		if isForeignKey(err) {
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+		}
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		return nil
+	})
+	return id, csrf, err
+}
+
+// Session returns the live session of a secret id; an unknown or expired
+// one fails with an error of kind apierr.ErrNotFound.
+func (r *Registry) Session(ctx context.Context, id string) (Session, error) {
+	var s Session
+	var exp int64
+	err := r.db.QueryRowContext(ctx, `SELECT username, csrf, expires_ns FROM sessions WHERE id_hash = ?`, sha256Hex(id)).
+		Scan(&s.User.Username, &s.CSRF, &exp)
+	if notFound(err) {
+		return s, errNoSession
+	}
+	if err != nil {
+		return s, fmt.Errorf("session: %w", err)
+	}
+	s.Expires = nsTime(exp)
+	if !r.now().Before(s.Expires) {
+		return s, errNoSession
+	}
+	u, err := r.User(ctx, s.User.Username)
+	if err != nil {
+		return s, fmt.Errorf("session: %w", err)
+	}
+	s.User = u
+	return s, nil
+}
+
+// DeleteSession ends a session; ending an unknown one is not an error.
+func (r *Registry) DeleteSession(ctx context.Context, id string) error {
+	if _, err := r.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = ?`, sha256Hex(id)); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// CreateToken makes an API token for the user and returns it with its
+// secret, which is not stored and cannot be shown again.
+func (r *Registry) CreateToken(ctx context.Context, username, name string) (Token, string, error) {
+	name = strings.TrimSpace(name)
+	if msg := checkText(name, 1, 100); msg != "" {
+		return Token{}, "", apierr.New(apierr.ErrInvalid, "token name %s", msg)
+	}
+	idPart, err := randomString(9)
+	if err != nil {
+		return Token{}, "", err
+	}
+	secretPart, err := randomString(32)
+	if err != nil {
+		return Token{}, "", err
+	}
+	t := Token{ID: strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(idPart)), Name: name, User: username, Created: r.now().UTC()}
+	secret := TokenPrefix + secretPart
+	_, err = r.db.ExecContext(ctx, `INSERT INTO tokens(id, name, hash, username, created_ns) VALUES(?, ?, ?, ?, ?)`,
+		t.ID, t.Name, sha256Hex(secret), username, t.Created.UnixNano())
+	if isForeignKey(err) {
+		return Token{}, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+	}
+	if err != nil {
+		return Token{}, "", fmt.Errorf("create token: %w", err)
+	}
+	return t, secret, nil
+}
+
+// Tokens lists the tokens of a user, or every user's when username is "".
+func (r *Registry) Tokens(ctx context.Context, username string) ([]Token, error) {
+	q := `SELECT id, name, username, created_ns, last_used_ns FROM tokens`
+	var args []any
+	if username != "" {
+		q += ` WHERE username = ?`
+		args = append(args, username)
+	}
+	rows, err := r.db.QueryContext(ctx, q+` ORDER BY created_ns, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	out := []Token{}
+	for rows.Next() {
+		var t Token
+		var created, used int64
+		if err := rows.Scan(&t.ID, &t.Name, &t.User, &created, &used); err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		t.Created, t.LastUsed = nsTime(created), nsTime(used)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeleteToken revokes a token. With username not empty, only a token of
+// that user is found.
+func (r *Registry) DeleteToken(ctx context.Context, id, username string) error {
+	q := `DELETE FROM tokens WHERE id = ?`
+	args := []any{id}
+	if username != "" {
+		q += ` AND username = ?`
+		args = append(args, username)
+	}
+	res, err := r.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apierr.New(apierr.ErrNotFound, "token %q does not exist", id)
+	}
+	return nil
+}
+
+// TokenUser returns the user a token secret acts as, and the token's id; an
+// unknown or revoked token fails with an error of kind apierr.ErrNotFound.
+func (r *Registry) TokenUser(ctx context.Context, secret string) (User, string, error) {
+	var id, username string
+	var used int64
+	err := r.db.QueryRowContext(ctx, `SELECT id, username, last_used_ns FROM tokens WHERE hash = ?`, sha256Hex(secret)).Scan(&id, &username, &used)
+	if notFound(err) {
+		return User{}, "", apierr.New(apierr.ErrNotFound, "unknown token")
+	}
+	if err != nil {
+		return User{}, "", fmt.Errorf("token: %w", err)
+	}
+	now := r.now()
+	// Note the use at most once a minute, to spare the database a write per request.
+	if now.UnixNano()-used > int64(time.Minute) {
+		if _, err := r.db.ExecContext(ctx, `UPDATE tokens SET last_used_ns = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+			return User{}, "", fmt.Errorf("token: %w", err)
+		}
+	}
+	u, err := r.User(ctx, username)
+	if err != nil {
+		return User{}, "", fmt.Errorf("token: %w", err)
+	}
+	return u, id, nil
+}
