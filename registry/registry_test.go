@@ -341,7 +341,6 @@ func TestParseCamerasCSV(t *testing.T) {
 	}
 }
 
-
 func FuzzParseCamerasCSV(f *testing.F) {
 	for _, tc := range csvCases {
 		f.Add(tc.csv)
