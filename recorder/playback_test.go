@@ -1,0 +1,483 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"go.uber.org/goleak"
+
+	"github.com/vigil-vms/vigil/internal/apierr"
+)
+
+// clipReport is what a parsed clip shows.
+type clipReport struct {
+	videoSeconds float64 // sum of the video samples' durations
+	videoSamples int
+	parts        int
+}
+
+// checkClip parses a clip with mediacommon's fMP4 reader and checks that it
+// is one init section and fragments numbered 1..n, that it begins with a
+// video keyframe, and that every track's decode times are continuous and
+// monotonic (no step back, no hole over 50 ms) across all fragments.
+func checkClip(t *testing.T, clip []byte) clipReport {
+	t.Helper()
+	return checkClipProbe(t, clip, true)
+}
+
+// checkSyntheticClip checks a clip of synthetic segments, whose payloads are
+// not decodable video: everything but ffprobe.
+func checkSyntheticClip(t *testing.T, clip []byte) clipReport {
+	t.Helper()
+	return checkClipProbe(t, clip, false)
+}
+
+func checkClipProbe(t *testing.T, clip []byte, probe bool) clipReport {
+	t.Helper()
+	top, err := mp4Boxes(clip, 0, len(clip))
+	if err != nil {
+		t.Fatalf("clip: %v", err)
+	}
+	if len(top) < 4 || top[0].typ != "ftyp" || top[1].typ != "moov" || top[2].typ != "moof" {
+		t.Fatalf("clip does not begin with ftyp, moov, moof: %v", top[:min(3, len(top))])
+	}
+	var init fmp4.Init
+	if err := init.Unmarshal(bytes.NewReader(clip[:top[1].end])); err != nil {
+		t.Fatalf("clip init: %v", err)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(clip[top[1].end:]); err != nil {
+		t.Fatalf("clip fragments: %v", err)
+	}
+	scale := map[int]uint32{}
+	video := 0
+	for _, tr := range init.Tracks {
+		scale[tr.ID] = tr.TimeScale
+		if tr.Codec.IsVideo() && video == 0 {
+			video = tr.ID
+		}
+	}
+	var rep clipReport
+	ends := map[int]uint64{}
+	for i, p := range parts {
+		if p.SequenceNumber != uint32(i+1) {
+			t.Fatalf("fragment %d has sequence number %d", i, p.SequenceNumber)
+		}
+		for _, tr := range p.Tracks {
+			if end, ok := ends[tr.ID]; ok {
+				if tr.BaseTime < end {
+					t.Fatalf("fragment %d track %d goes back in time: %d < %d", i, tr.ID, tr.BaseTime, end)
+				}
+				if hole := float64(tr.BaseTime-end) / float64(scale[tr.ID]); hole > 0.05 {
+					t.Fatalf("fragment %d track %d leaves a hole of %.3fs", i, tr.ID, hole)
+				}
+			} else if i == 0 && float64(tr.BaseTime)/float64(scale[tr.ID]) > 0.1 {
+				t.Fatalf("clip track %d starts at decode time %d, not near 0", tr.ID, tr.BaseTime)
+			}
+			end := tr.BaseTime
+			for _, s := range tr.Samples {
+				end += uint64(s.Duration)
+				if tr.ID == video {
+					rep.videoSamples++
+					rep.videoSeconds += float64(s.Duration) / float64(scale[tr.ID])
+				}
+			}
+			ends[tr.ID] = end
+		}
+	}
+	rep.parts = len(parts)
+	// mediacommon's reader ignores a trun's first-sample flags, which ffmpeg
+	// uses; read the first video sample's flags with the moof parser.
+	in, err := parseInit(clip[:top[1].end])
+	if err != nil {
+		t.Fatalf("clip init: %v", err)
+	}
+	m, err := parseMoof(clip[top[2].start:], in)
+	if err != nil {
+		t.Fatalf("clip first fragment: %v", err)
+	}
+	for _, tr := range m.Trafs {
+		if int(tr.TrackID) == video && !tr.FirstKey {
+			t.Fatal("clip does not begin with a keyframe")
+		}
+	}
+	if probe {
+		probeClip(t, clip, rep)
+	}
+	return rep
+}
+
+// probeClip runs ffprobe on the clip: no error, video packets with strictly
+// increasing decode times, the first one a keyframe, as many as mediacommon saw.
+func probeClip(t *testing.T, clip []byte, rep clipReport) {
+	t.Helper()
+	requireReviewFFmpeg(t)
+	name := filepath.Join(t.TempDir(), "clip.mp4")
+	if err := os.WriteFile(name, clip, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "packet=dts_time,flags", "-of", "csv=p=0", name)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("ffprobe: %v: %s", err, stderr.String())
+	}
+	rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatalf("ffprobe output: %v", err)
+	}
+	if len(rows) != rep.videoSamples {
+		t.Fatalf("ffprobe sees %d video packets, mediacommon %d", len(rows), rep.videoSamples)
+	}
+	prev := -1.0
+	for i, r := range rows {
+		if len(r) < 2 {
+			t.Fatalf("ffprobe row %q", r)
+		}
+		dts, err := strconv.ParseFloat(r[0], 64)
+		if err != nil {
+			t.Fatalf("ffprobe dts %q: %v", r[0], err)
+		}
+		if dts <= prev {
+			t.Fatalf("ffprobe packet %d: dts %.3f after %.3f", i, dts, prev)
+		}
+		prev = dts
+		if i == 0 && !strings.HasPrefix(r[1], "K") {
+			t.Fatalf("ffprobe: first packet flags %q, not a keyframe", r[1])
+		}
+	}
+}
+
+// keyframeAtOrBefore is the wall-clock time of the keyframe fragment where a
+// playback from start must begin, from the index rows.
+func keyframeAtOrBefore(segs []Segment, start time.Time) time.Time {
+	var kf time.Time
+	for _, s := range segs {
+		for _, f := range s.Fragments {
+			at := s.Start.Add(f.Offset)
+			if f.Keyframe && (!at.After(start) || kf.IsZero()) {
+				kf = at
+			}
+		}
+	}
+	return kf
+}
+
+func playback(t *testing.T, rv *Review, camera string, start time.Time, dur time.Duration) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := rv.Playback(context.Background(), &buf, camera, start, dur); err != nil {
+		t.Fatalf("playback %s +%s: %v", start.Format(time.RFC3339Nano), dur, err)
+	}
+	return buf.Bytes()
+}
+
+// checkPlaybackCases plays the cases over segments recorded from reviewT0 and
+// checks each clip's start keyframe and length.
+func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []Segment) {
+	recEnd := segs[len(segs)-1].End
+	cases := []struct {
+		name  string
+		start time.Duration // from reviewT0
+		dur   time.Duration
+	}{
+		{"middle of a segment, across a boundary", 5500 * time.Millisecond, 5 * time.Second},
+		{"at a keyframe", 6 * time.Second, 2 * time.Second},
+		{"between keyframes, in a fragment without one", 7500 * time.Millisecond, 1500 * time.Millisecond},
+		{"across three segments", 3 * time.Second, 10 * time.Second},
+		{"before the recording begins", -3 * time.Second, 5 * time.Second},
+		{"past the end of the recording", 15 * time.Second, time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := reviewT0.Add(tc.start)
+			clip := playback(t, rv, camera, start, tc.dur)
+			rep := checkClip(t, clip)
+			kf := keyframeAtOrBefore(segs, start)
+			end := start.Add(tc.dur)
+			if end.After(recEnd) {
+				end = recEnd
+			}
+			want := end.Sub(kf).Seconds()
+			// The clip starts at the keyframe at or before start and ends
+			// with the fragment that reaches start+dur: at most one GOP more.
+			if rep.videoSeconds < want-0.05 || rep.videoSeconds > want+2.05 {
+				t.Fatalf("clip lasts %.2fs; from the keyframe at %s to %s is %.2fs (+ up to one 2 s GOP)",
+					rep.videoSeconds, kf.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), want)
+			}
+		})
+	}
+}
+
+func TestPlaybackLocal(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the database closes
+	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
+	if len(files) != 5 {
+		t.Fatalf("ffmpeg made %d segments, want 5", len(files))
+	}
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	segs := addReviewSegments(t, st, ix, "police-007", reviewT0, 0, files)
+	var pins sync.Map
+	rv := NewReview(st, ix, func(key string) func() {
+		n, _ := pins.LoadOrStore(key, new(int))
+		*n.(*int)++
+		return func() { *n.(*int)-- }
+	})
+	checkPlaybackCases(t, rv, "police-007", segs)
+	pinned := 0
+	pins.Range(func(k, v any) bool {
+		pinned++
+		if *v.(*int) != 0 {
+			t.Errorf("segment %s left pinned %d times", k, *v.(*int))
+		}
+		return true
+	})
+	if pinned == 0 {
+		t.Error("playback pinned no segment")
+	}
+}
+
+func TestPlaybackStopsAtGap(t *testing.T) {
+	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	a := addReviewSegments(t, st, ix, "cam", reviewT0, 200*time.Millisecond, files[:2]) // small pauses: continuous
+	b := addReviewSegments(t, st, ix, "cam", a[1].End.Add(3*time.Second), 0, files[2:])
+	rv := NewReview(st, ix, nil)
+
+	rep := checkClip(t, playback(t, rv, "cam", reviewT0.Add(time.Second), time.Minute))
+	if want := a[1].End.Sub(reviewT0).Seconds(); rep.videoSeconds < want-0.3 || rep.videoSeconds > want+0.05 {
+		t.Fatalf("clip lasts %.2fs, want the %.2fs before the gap", rep.videoSeconds, want)
+	}
+	rep = checkClip(t, playback(t, rv, "cam", b[0].Start.Add(time.Second), 3*time.Second))
+	if rep.videoSeconds < 3 || rep.videoSeconds > 5 {
+		t.Fatalf("clip after the gap lasts %.2fs", rep.videoSeconds)
+	}
+	var buf bytes.Buffer
+	err := rv.Playback(context.Background(), &buf, "cam", a[1].End.Add(time.Second), time.Second)
+	if !errors.Is(err, apierr.ErrNotFound) || buf.Len() != 0 {
+		t.Fatalf("playback inside the gap: %v, %d bytes", err, buf.Len())
+	}
+}
+
+func TestPlaybackStopsAtResolutionChange(t *testing.T) {
+	big := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 8, SegEvery: 4})
+	small := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "160x90", Seconds: 8, SegEvery: 4})
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	a := addReviewSegments(t, st, ix, "cam", reviewT0, 0, big)
+	addReviewSegments(t, st, ix, "cam", a[len(a)-1].End, 0, small)
+	rv := NewReview(st, ix, nil)
+	rep := checkClip(t, playback(t, rv, "cam", reviewT0.Add(2*time.Second), time.Minute))
+	if want := a[len(a)-1].End.Sub(keyframeAtOrBefore(a, reviewT0.Add(2*time.Second))).Seconds(); rep.videoSeconds < want-0.05 || rep.videoSeconds > want+0.05 {
+		t.Fatalf("clip lasts %.2fs, want the %.2fs before the resolution change", rep.videoSeconds, want)
+	}
+}
+
+// TestPlaybackReadsOnlyWhatItNeeds plays 3 s from the middle of a 60 s
+// segment and counts the bytes read from the store.
+func TestPlaybackReadsOnlyWhatItNeeds(t *testing.T) {
+	file := syntheticReviewSegment(t, time.Minute, 400, 0)
+	local := newReviewLocalStore(t)
+	ix := openReviewIndex(t)
+	seg := addReviewSegments(t, local, ix, "cam", reviewT0, 0, [][]byte{file})[0]
+	if len(seg.Fragments) != 30 {
+		t.Fatalf("synthetic segment has %d fragments, want 30", len(seg.Fragments))
+	}
+	for _, pos := range []time.Duration{31 * time.Second, 57 * time.Second} {
+		st := &reviewCountingStore{Store: local}
+		rv := NewReview(st, ix, nil)
+		rep := checkSyntheticClip(t, playback(t, rv, "cam", reviewT0.Add(pos), 3*time.Second))
+		// From the keyframe at or before pos to pos+3s: two 2 s fragments.
+		k := int(pos / (2 * time.Second))
+		want := seg.InitSize + seg.Fragments[k].Size + seg.Fragments[k+1].Size
+		if got := st.bytes.Load(); got != want {
+			t.Errorf("at %s: read %d bytes (%v), want init + 2 fragments = %d", pos, got, st.log, want)
+		}
+		if st.gets.Load() != 2 {
+			t.Errorf("at %s: %d reads (%v), want 2: the init and one run of fragments", pos, st.gets.Load(), st.log)
+		}
+		if math.Abs(rep.videoSeconds-4) > 1e-6 {
+			t.Errorf("at %s: clip lasts %.2fs, want 4", pos, rep.videoSeconds)
+		}
+	}
+}
+
+// gatedStore blocks reading after the first fragment until the clip's first
+// bytes have been written: a playback that read everything before writing
+// would never finish.
+type gatedStore struct {
+	Store
+	after int64
+	open  chan struct{}
+}
+
+func (g *gatedStore) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	rc, err := g.Store.Get(ctx, key, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedBody{rc: rc, left: g.after, open: g.open, ctx: ctx}, nil
+}
+
+type gatedBody struct {
+	rc   io.ReadCloser
+	left int64
+	open chan struct{}
+	ctx  context.Context
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		select {
+		case <-b.open:
+		case <-b.ctx.Done():
+			return 0, b.ctx.Err()
+		}
+		return b.rc.Read(p)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *gatedBody) Close() error { return b.rc.Close() }
+
+type firstWriteSignal struct {
+	bytes.Buffer
+	once sync.Once
+	open chan struct{}
+}
+
+func (w *firstWriteSignal) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.open) })
+	return w.Buffer.Write(p)
+}
+
+func TestPlaybackStreamsBeforeReadingEverything(t *testing.T) {
+	file := syntheticReviewSegment(t, time.Minute, 400, 0)
+	local := newReviewLocalStore(t)
+	ix := openReviewIndex(t)
+	seg := addReviewSegments(t, local, ix, "cam", reviewT0, 0, [][]byte{file})[0]
+	open := make(chan struct{})
+	st := &gatedStore{Store: local, after: seg.InitSize + seg.Fragments[0].Size, open: open}
+	rv := NewReview(st, ix, nil)
+	w := &firstWriteSignal{open: open}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rv.Playback(ctx, w, "cam", reviewT0, time.Minute); err != nil {
+		t.Fatalf("playback did not write its first fragment before reading the rest: %v", err)
+	}
+	if rep := checkSyntheticClip(t, w.Bytes()); rep.parts != 30 {
+		t.Fatalf("clip has %d fragments, want 30", rep.parts)
+	}
+}
+
+func TestPlaybackContinuesAcrossRestartedTimestamps(t *testing.T) {
+	// Segments whose decode times restart, jump ahead or overlap must still
+	// form one continuous timeline.
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	files := [][]byte{
+		syntheticReviewSegment(t, 10*time.Second, 50, 0),
+		syntheticReviewSegment(t, 10*time.Second, 50, 90000*3600*20), // 20 h ahead
+		syntheticReviewSegment(t, 10*time.Second, 50, 12345),
+	}
+	addReviewSegments(t, st, ix, "cam", reviewT0, 0, files)
+	rv := NewReview(st, ix, nil)
+	var buf bytes.Buffer
+	if err := rv.Playback(context.Background(), &buf, "cam", reviewT0.Add(5*time.Second), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rep := checkSyntheticClip(t, buf.Bytes())
+	if math.Abs(rep.videoSeconds-26) > 1e-6 {
+		t.Fatalf("clip lasts %.2fs, want 26", rep.videoSeconds)
+	}
+}
+
+type reviewErrorCase struct {
+	name   string
+	camera string
+	start  time.Time
+	dur    time.Duration
+	kind   error
+	says   string
+}
+
+func reviewErrorCases() []reviewErrorCase {
+	return []reviewErrorCase{
+		{"no camera", "", reviewT0, time.Second, apierr.ErrInvalid, "camera is required"},
+		{"no start", "cam", time.Time{}, time.Second, apierr.ErrInvalid, "start is required"},
+		{"start in year 9999", "cam", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Second, apierr.ErrInvalid, "not a plausible"},
+		{"start in 1900", "cam", time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), time.Second, apierr.ErrInvalid, "not a plausible"},
+		{"zero duration", "cam", reviewT0, 0, apierr.ErrInvalid, "must be positive"},
+		{"negative duration", "cam", reviewT0, -time.Minute, apierr.ErrInvalid, "must be positive"},
+		{"duration over 24 h", "cam", reviewT0, 25 * time.Hour, apierr.ErrInvalid, "limit of 24 hours"},
+		{"unknown camera", "nobody", reviewT0, time.Minute, apierr.ErrNotFound, "nothing was recorded between 2026-11-26T08:00:00Z and 2026-11-26T08:01:00Z"},
+		{"nothing recorded then", "cam", reviewT0.Add(time.Hour), time.Minute, apierr.ErrNotFound, "nothing was recorded between"},
+		{"just before the recording", "cam", reviewT0.Add(-time.Minute), time.Minute, apierr.ErrNotFound, "nothing was recorded between"},
+	}
+}
+
+func TestPlaybackBadInput(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})
+	rv := NewReview(st, ix, nil)
+	for _, tc := range reviewErrorCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			err := rv.Playback(context.Background(), &buf, tc.camera, tc.start, tc.dur)
+			if !errors.Is(err, tc.kind) {
+				t.Fatalf("error %v, want kind %v", err, tc.kind)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("error %q does not say %q", err, tc.says)
+			}
+			if buf.Len() != 0 {
+				t.Fatalf("wrote %d bytes before failing", buf.Len())
+			}
+		})
+	}
+}
+
+func TestPlaybackCorruptIndexIsAnError(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	seg := addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})[0]
+	bad := seg
+	bad.Fragments = append([]Fragment(nil), seg.Fragments...)
+	bad.Fragments[0].Pos++ // no longer points at a moof
+	if err := ix.Add(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	rv := NewReview(st, ix, nil)
+	var buf bytes.Buffer
+	err := rv.Playback(context.Background(), &buf, "cam", reviewT0, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "moof") || buf.Len() != 0 {
+		t.Fatalf("playback of a corrupt row: %v, %d bytes", err, buf.Len())
+	}
+	if err := st.Delete(context.Background(), seg.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Add(context.Background(), seg); err != nil {
+		t.Fatal(err)
+	}
+	err = rv.Playback(context.Background(), &buf, "cam", reviewT0, time.Second)
+	if !errors.Is(err, apierr.ErrNotFound) || !strings.Contains(err.Error(), "no longer in the store") {
+		t.Fatalf("playback of a deleted segment: %v", err)
+	}
+}

@@ -1,0 +1,272 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+)
+
+// Fixtures of the review tests: real segments encoded by ffmpeg, synthetic
+// segments written with mediacommon's fMP4 writer, the index rows that
+// describe them, and a store wrapper that counts what is read.
+
+// reviewT0 is the wall-clock start of the fixtures' recordings.
+var reviewT0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+
+func openReviewIndex(t testing.TB) *Index {
+	t.Helper()
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ix, err := OpenIndex(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// reviewKey is the store key of a segment, as the contract lays it out.
+func reviewKey(camera string, start time.Time) string {
+	s := start.UTC()
+	return fmt.Sprintf("%s/%04d/%02d/%02d/%02d-%02d-%02d.%03d.mp4", camera, s.Year(), s.Month(), s.Day(),
+		s.Hour(), s.Minute(), s.Second(), s.Nanosecond()/1e6)
+}
+
+// describeReviewSegment builds the index row of a segment file starting at start:
+// the init size, and each fragment's position, size, time and keyframe flag,
+// timed by the first video track.
+func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byte) Segment {
+	t.Helper()
+	top, err := mp4Boxes(b, 0, len(b))
+	if err != nil {
+		t.Fatalf("describe segment: %v", err)
+	}
+	seg := Segment{Camera: camera, Start: start, Bytes: int64(len(b)), Key: reviewKey(camera, start)}
+	var in *mp4Init
+	var video *mp4Track
+	var first uint64
+	var end time.Duration
+	for i, bx := range top {
+		switch bx.typ {
+		case "moov":
+			seg.InitSize = int64(bx.end)
+			if in, err = parseInit(b[:bx.end]); err != nil {
+				t.Fatalf("describe segment: %v", err)
+			}
+			for j := range in.Tracks {
+				if in.Tracks[j].Handler == "vide" {
+					video = &in.Tracks[j]
+					break
+				}
+			}
+		case "moof":
+			if i+1 >= len(top) || top[i+1].typ != "mdat" || video == nil {
+				t.Fatalf("describe segment: moof at %d without mdat or video track", bx.start)
+			}
+			m, err := parseMoof(b[bx.start:top[i+1].end], in)
+			if err != nil {
+				t.Fatalf("describe segment: %v", err)
+			}
+			for _, tr := range m.Trafs {
+				if tr.TrackID != video.ID {
+					continue
+				}
+				if len(seg.Fragments) == 0 {
+					first = tr.BaseTime
+				}
+				ts := time.Duration(video.Timescale)
+				off := time.Duration(tr.BaseTime-first) * time.Second / ts
+				seg.Fragments = append(seg.Fragments, Fragment{
+					Offset: off, Pos: int64(bx.start), Size: int64(top[i+1].end - bx.start), Keyframe: tr.FirstKey,
+				})
+				end = off + time.Duration(tr.Duration)*time.Second/ts
+			}
+		}
+	}
+	if len(seg.Fragments) == 0 {
+		t.Fatal("describe segment: no fragment")
+	}
+	seg.End = start.Add(end)
+	return seg
+}
+
+// reviewFFmpegSpec is one run of ffmpeg that makes contiguous segments.
+type reviewFFmpegSpec struct {
+	Size     string // e.g. 320x180
+	Seconds  int
+	SegEvery int // seconds per segment
+}
+
+func requireReviewFFmpeg(t testing.TB) {
+	t.Helper()
+	for _, bin := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("VIGIL_REQUIRE_FFMPEG") == "1" {
+				t.Fatalf("%s not found and VIGIL_REQUIRE_FFMPEG=1", bin)
+			}
+			t.Skipf("%s not found: install ffmpeg to run the playback tests on real video", bin)
+		}
+	}
+}
+
+var reviewFFmpegCache sync.Map // spec → [][]byte
+
+// reviewFFmpegSegments encodes real H.264 (keyframe every 2 s, 1 s fragments, so
+// every other fragment starts with a keyframe) with AAC audio and cuts it into
+// self-contained fMP4 segments, as a camera recorder would.
+func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
+	t.Helper()
+	requireReviewFFmpeg(t)
+	if v, ok := reviewFFmpegCache.Load(spec); ok {
+		return v.([][]byte)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size="+spec.Size+":rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+		"-t", fmt.Sprint(spec.Seconds),
+		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
+		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", "300k",
+		"-x264-params", "repeat-headers=1",
+		"-c:a", "aac", "-b:a", "32k", "-ac", "1",
+		"-f", "segment", "-segment_time", fmt.Sprint(spec.SegEvery), "-reset_timestamps", "1",
+		"-segment_format", "mp4",
+		"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration=1000000",
+		filepath.Join(dir, "seg%03d.mp4"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "seg*.mp4"))
+	sort.Strings(names)
+	var segs [][]byte
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, b)
+	}
+	reviewFFmpegCache.Store(spec, segs)
+	return segs
+}
+
+// addReviewSegments puts the files in the store and their rows in the index, back to
+// back from start with gap between them; it returns the rows.
+func addReviewSegments(t testing.TB, st Store, ix *Index, camera string, start time.Time, gap time.Duration, files [][]byte) []Segment {
+	t.Helper()
+	ctx := context.Background()
+	var out []Segment
+	at := start
+	for _, b := range files {
+		seg := describeReviewSegment(t, camera, at, b)
+		if err := st.Put(ctx, seg.Key, bytes.NewReader(b), int64(len(b)), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.Add(ctx, seg); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, seg)
+		at = seg.End.Add(gap)
+	}
+	return out
+}
+
+// reviewSPS is a 1280x720 H.264 baseline SPS (from mediacommon's tests).
+var reviewSPS = []byte{
+	0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
+	0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
+	0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9,
+	0x20,
+}
+
+// syntheticReviewSegment writes a segment of the given length with mediacommon's
+// fMP4 writer: 25 fps video at 90 kHz, a keyframe every 2 s, one fragment
+// per GOP, payload bytes per frame (tiny payloads, realistic structure). The
+// first sample's decode time is base, as after a recorder restart.
+func syntheticReviewSegment(t testing.TB, length time.Duration, payload int, base uint64) []byte {
+	t.Helper()
+	var buf seekablebuffer.Buffer
+	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: 90000,
+		Codec: &mp4.CodecH264{SPS: reviewSPS, PPS: []byte{0x08}}}}}
+	if err := init.Marshal(&buf); err != nil {
+		t.Fatal(err)
+	}
+	const fps, gop = 25, 50
+	frames := int(length.Seconds() * fps)
+	for f, seq := 0, uint32(1); f < frames; f, seq = f+gop, seq+1 {
+		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: base + uint64(f)*90000/fps}}}
+		for i := f; i < min(f+gop, frames); i++ {
+			p := make([]byte, payload)
+			p[0], p[1], p[2], p[3] = 0, 0, 0, byte(payload-4) // one NAL unit in AVCC
+			p[4] = 0x01                                           // non-IDR slice
+			if i == f {
+				p[4] = 0x65 // IDR slice
+			}
+			part.Tracks[0].Samples = append(part.Tracks[0].Samples, &fmp4.Sample{
+				Duration: 90000 / fps, IsNonSyncSample: i != f, Payload: p,
+			})
+		}
+		if err := part.Marshal(&buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// reviewCountingStore counts the calls and bytes read through a Store.
+type reviewCountingStore struct {
+	Store
+	gets  atomic.Int64
+	bytes atomic.Int64
+	mu    sync.Mutex
+	log   []string // "key offset length" of each Get
+}
+
+func (c *reviewCountingStore) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	c.gets.Add(1)
+	c.mu.Lock()
+	c.log = append(c.log, fmt.Sprintf("%s %d %d", key, offset, length))
+	c.mu.Unlock()
+	rc, err := c.Store.Get(ctx, key, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	return &reviewCountingBody{ReadCloser: rc, n: &c.bytes}, nil
+}
+
+type reviewCountingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *reviewCountingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func newReviewLocalStore(t testing.TB) *LocalStore {
+	t.Helper()
+	st, err := NewLocalStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
