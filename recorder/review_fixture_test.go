@@ -215,7 +215,7 @@ func syntheticReviewSegment(t testing.TB, length time.Duration, payload int, bas
 		for i := f; i < min(f+gop, frames); i++ {
 			p := make([]byte, payload)
 			p[0], p[1], p[2], p[3] = 0, 0, 0, byte(payload-4) // one NAL unit in AVCC
-			p[4] = 0x01                                           // non-IDR slice
+			p[4] = 0x01                                       // non-IDR slice
 			if i == f {
 				p[4] = 0x65 // IDR slice
 			}
