@@ -130,6 +130,13 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 	stop := closeOnDone(ctx, c)
 	defer stop()
 	defer c.Close()
+	if fb, ok := c.(interface{ firstBytes() []byte }); ok {
+		defer func() {
+			if pe := notRTSP(fb.firstBytes()); pe != nil && err != nil && ctx.Err() == nil {
+				err = pe
+			}
+		}()
+	}
 
 	desc, _, err := c.Describe(u)
 	if err != nil {
@@ -330,15 +337,6 @@ func (w *sessionWriter) onlineSince() time.Time {
 
 // packet handles one RTP packet; it runs in gortsplib's reading goroutines.
 func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
-	ticks, ok := w.c.PacketPTS2(tr.media, pkt)
-	if !ok {
-		// gortsplib starts the clock of a video track at its first keyframe
-		w.mu.Lock()
-		w.packets++
-		w.mu.Unlock()
-		return
-	}
-	now := time.Now()
 	var frames [][]byte
 	var key bool
 	var err error
@@ -350,6 +348,9 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 	} else {
 		frames, err = tr.audio(pkt)
 	}
+	// gortsplib starts the clock of a video track at its first keyframe
+	ticks, ok := w.c.PacketPTS2(tr.media, pkt)
+	now := time.Now()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -359,6 +360,9 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 			w.decodeErrs++
 			w.lastDecodeErr = err
 		}
+		return
+	}
+	if !ok {
 		return
 	}
 	if len(frames) == 0 {

@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -51,10 +54,84 @@ func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration) (rt
 	default:
 		return nil, fmt.Errorf("unknown transport %q (want auto, tcp or udp)", transport)
 	}
+	sn := &sniffer{}
+	dialer := &net.Dialer{}
+	c.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		nc, err := dialer.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &sniffConn{Conn: nc, s: sn}, nil
+	}
 	if err := c.Start2(); err != nil {
 		return nil, fmt.Errorf("start rtsp client: %w", err)
 	}
-	return c, nil
+	return &gortsplibClient{Client: c, sniff: sn}, nil
+}
+
+// gortsplibClient is a gortsplib client that remembers how the camera's first answer began.
+type gortsplibClient struct {
+	*gortsplib.Client
+	sniff *sniffer
+}
+
+func (c *gortsplibClient) firstBytes() []byte { return c.sniff.get() }
+
+// sniffer keeps the first bytes a camera sent, to tell an answer that is not RTSP at all.
+type sniffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const sniffLen = 48
+
+func (s *sniffer) add(b []byte) {
+	s.mu.Lock()
+	if n := sniffLen - len(s.buf); n > 0 {
+		s.buf = append(s.buf, b[:min(n, len(b))]...)
+	}
+	s.mu.Unlock()
+}
+
+func (s *sniffer) get() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf)
+}
+
+type sniffConn struct {
+	net.Conn
+	s *sniffer
+}
+
+func (c *sniffConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.s.add(b[:n])
+	}
+	return n, err
+}
+
+// notRTSP returns a *PullError when a camera's first answer was not RTSP
+// (typically an HTTP server at the RTSP port), else nil.
+func notRTSP(first []byte) *PullError {
+	if len(first) == 0 || bytes.HasPrefix(first, []byte("RTSP/")) || first[0] == '$' ||
+		bytes.HasPrefix([]byte("RTSP/"), first) {
+		return nil
+	}
+	return &PullError{Kind: ErrBadReply, Msg: fmt.Sprintf("the camera's answer is not RTSP (it begins with %q): is this the RTSP port?", printable(first))}
+}
+
+func printable(b []byte) string {
+	out := make([]rune, 0, len(b))
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			out = append(out, rune(c))
+		} else {
+			out = append(out, '.')
+		}
+	}
+	return string(out)
 }
 
 // parseRTSPURL checks a camera URL.
