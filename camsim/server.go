@@ -90,6 +90,7 @@ type Server struct {
 	stall         atomic.Bool
 	withhold      atomic.Bool
 	withholdUntil time.Time // from Options.WithholdKeyframes, fixed at Start
+	startedAt     time.Time // time of the first frame of every stream
 
 	rtsp     *gortsplib.Server
 	addr     string
@@ -222,6 +223,7 @@ func (s *Server) Start() error {
 	}
 
 	start := time.Now()
+	s.startedAt = start
 	if s.opts.WithholdKeyframes > 0 {
 		s.withholdUntil = start.Add(s.opts.WithholdKeyframes)
 	}

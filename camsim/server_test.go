@@ -1,0 +1,442 @@
+package camsim
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// startServer starts a server on a free port and closes it when the test ends.
+func startServer(t *testing.T, opts Options, prepare ...func(*Server)) *Server {
+	t.Helper()
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	for _, p := range prepare {
+		p(s)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// shortLoop makes the video clips loop after n frames, so that a test sees several
+// loops (and, since each loop starts with the clip's keyframe, a keyframe every loop)
+// in little time.
+func shortLoop(n int) func(*Server) {
+	return func(s *Server) {
+		cut := func(c *clip) *clip {
+			cp := *c
+			cp.frames = c.frames[:n]
+			cp.duration = c.frames[n].pts
+			return &cp
+		}
+		s.clips = &clips{main: cut(s.clips.main), sub: cut(s.clips.sub), audio: s.clips.audio}
+	}
+}
+
+func mustPlay(t *testing.T, url string, tr gortsplib.Transport) *testReader {
+	t.Helper()
+	r, err := play(url, tr)
+	if err != nil {
+		t.Fatalf("play %s over %v: %v", url, tr, err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// waitKeyframe waits for the reader's first keyframe and returns it.
+func waitKeyframe(t *testing.T, r *testReader, timeout time.Duration) videoAU {
+	t.Helper()
+	var key videoAU
+	waitFor(t, timeout, "a keyframe", func() bool {
+		aus, _, _ := r.snapshot()
+		if i := firstKey(aus); i >= 0 {
+			key = aus[i]
+			return true
+		}
+		return false
+	})
+	return key
+}
+
+func statusCode(err error) base.StatusCode {
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) {
+		return bad.Code
+	}
+	return 0
+}
+
+func TestReadStreams(t *testing.T) {
+	s := startServer(t, Options{Count: 2, Audio: true})
+	h265 := startServer(t, Options{Count: 1, Codec: CodecH265})
+	cases := []struct {
+		name          string
+		url           string
+		transport     gortsplib.Transport
+		codec         string
+		width, height int
+		audio         bool
+	}{
+		{"h264 main udp", s.URL(1, false), gortsplib.TransportUDP, CodecH264, 1280, 720, true},
+		{"h264 main tcp", s.URL(2, false), gortsplib.TransportTCP, CodecH264, 1280, 720, true},
+		{"h264 sub udp", s.URL(2, true), gortsplib.TransportUDP, CodecH264, 640, 360, true},
+		{"h264 sub tcp", s.URL(1, true), gortsplib.TransportTCP, CodecH264, 640, 360, true},
+		{"h265 main tcp", h265.URL(1, false), gortsplib.TransportTCP, CodecH265, 1280, 720, false},
+		{"h265 sub udp", h265.URL(1, true), gortsplib.TransportUDP, CodecH265, 640, 360, false},
+	}
+	// All readers play at once: the keyframe wait (up to 2 s) is shared.
+	readers := make([]*testReader, len(cases))
+	for i, c := range cases {
+		readers[i] = mustPlay(t, c.url, c.transport)
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := readers[i]
+			if r.codec != c.codec {
+				t.Fatalf("codec %s, want %s", r.codec, c.codec)
+			}
+			key := waitKeyframe(t, r, 5*time.Second)
+			w, h, err := spsSize(c.codec, key.au)
+			if err != nil {
+				t.Fatalf("keyframe SPS: %v", err)
+			}
+			if w != c.width || h != c.height {
+				t.Errorf("SPS size %dx%d, want %dx%d", w, h, c.width, c.height)
+			}
+			hasAudio := len(r.desc.Medias) == 2
+			if hasAudio != c.audio {
+				t.Errorf("audio media present %v, want %v", hasAudio, c.audio)
+			}
+			if c.audio {
+				waitFor(t, 2*time.Second, "audio packets", func() bool {
+					_, _, a := r.snapshot()
+					return a > 0
+				})
+			}
+			r.mu.Lock()
+			decErr, gaps := r.decodeError, r.seqGaps
+			r.mu.Unlock()
+			if decErr != nil {
+				t.Errorf("rtp decode: %v", decErr)
+			}
+			if gaps != 0 {
+				t.Errorf("%d sequence number gaps", gaps)
+			}
+		})
+	}
+}
+
+// TestPace reads for two seconds after the first keyframe: about 50 frames arrive, one
+// every 40 ms of wall clock, with RTP timestamps 3600 apart (25 fps at 90 kHz).
+func TestPace(t *testing.T) {
+	s := startServer(t, Options{})
+	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+	key := waitKeyframe(t, r, 5*time.Second)
+	end := key.at.Add(2 * time.Second)
+	waitFor(t, 4*time.Second, "two seconds of frames", func() bool {
+		aus, _, _ := r.snapshot()
+		return aus[len(aus)-1].at.After(end)
+	})
+	aus, _, _ := r.snapshot()
+	aus = aus[firstKey(aus):]
+	n := 0
+	for i, a := range aus {
+		if a.at.After(end) {
+			break
+		}
+		n++
+		if i > 0 && a.ts-aus[i-1].ts != 3600 {
+			t.Errorf("frame %d: rtp timestamp step %d, want 3600", i, a.ts-aus[i-1].ts)
+		}
+	}
+	if n < 45 || n > 55 {
+		t.Errorf("%d frames in 2 s, want about 50", n)
+	}
+	if aus[50].key != true {
+		t.Errorf("frame 50 after a keyframe is not a keyframe: GOP is not 2 s")
+	}
+}
+
+// TestLoopTimestamps loops a 10-frame clip several times and checks that RTP
+// timestamps and sequence numbers keep increasing across loop boundaries.
+func TestLoopTimestamps(t *testing.T) {
+	s := startServer(t, Options{}, shortLoop(10))
+	for _, tr := range []gortsplib.Transport{gortsplib.TransportUDP, gortsplib.TransportTCP} {
+		t.Run(tr.String(), func(t *testing.T) {
+			r := mustPlay(t, s.URL(1, false), tr)
+			waitFor(t, 3*time.Second, "25 frames", func() bool {
+				aus, _, _ := r.snapshot()
+				return len(aus) >= 25
+			})
+			aus, _, _ := r.snapshot()
+			keys := 0
+			for i := 1; i < len(aus); i++ {
+				if d := aus[i].ts - aus[i-1].ts; d != 3600 {
+					t.Errorf("frame %d: rtp timestamp step %d, want 3600", i, d)
+				}
+				if aus[i].key {
+					keys++
+				}
+			}
+			if keys < 2 {
+				t.Errorf("%d keyframes in %d frames of a 10-frame loop", keys, len(aus))
+			}
+			r.mu.Lock()
+			gaps := r.seqGaps
+			r.mu.Unlock()
+			if gaps != 0 {
+				t.Errorf("%d sequence number gaps", gaps)
+			}
+		})
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	s := startServer(t, Options{Count: 2})
+	for _, path := range []string{"cam0", "cam3", "cam1/main", "cam1/sub/x", "", "camx"} {
+		_, err := play("rtsp://"+s.Addr()+"/"+path, gortsplib.TransportTCP)
+		if code := statusCode(err); code != base.StatusNotFound {
+			t.Errorf("%q: error %v, want 404", path, err)
+		}
+	}
+}
+
+func TestAuth(t *testing.T) {
+	s := startServer(t, Options{Username: "admin", Password: "s3cret"})
+	_, err := play(s.URL(1, false), gortsplib.TransportTCP)
+	if code := statusCode(err); code != base.StatusUnauthorized {
+		t.Fatalf("without credentials: error %v, want 401", err)
+	}
+	_, err = play("rtsp://admin:wrong@"+s.Addr()+"/cam1", gortsplib.TransportTCP)
+	if code := statusCode(err); code != base.StatusUnauthorized {
+		t.Fatalf("wrong password: error %v, want 401", err)
+	}
+	r := mustPlay(t, "rtsp://admin:s3cret@"+s.Addr()+"/cam1/sub", gortsplib.TransportUDP)
+	waitFor(t, 3*time.Second, "frames with credentials", func() bool { return r.packets() > 0 })
+}
+
+func TestStall(t *testing.T) {
+	s := startServer(t, Options{Stall: true}, shortLoop(10))
+	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+	if got := s.Sessions(); got != 1 {
+		t.Fatalf("%d sessions while stalled, want 1", got)
+	}
+	time.Sleep(500 * time.Millisecond) // nothing may arrive in this window
+	if n := r.packets(); n != 0 {
+		t.Fatalf("%d packets while stalled from the start", n)
+	}
+	s.SetStall(false)
+	waitFor(t, 2*time.Second, "media after the stall ends", func() bool { return r.packets() > 0 })
+
+	s.SetStall(true)
+	// packets already queued may still arrive; then the flow must stop
+	var last int
+	waitFor(t, 2*time.Second, "the flow to stop", func() bool {
+		n := r.packets()
+		stopped := n == last && n > 0
+		last = n
+		if !stopped {
+			time.Sleep(200 * time.Millisecond)
+		}
+		return stopped
+	})
+	time.Sleep(400 * time.Millisecond)
+	if n := r.packets(); n != last {
+		t.Errorf("%d packets arrived while stalled", n-last)
+	}
+	if got := s.Sessions(); got != 1 {
+		t.Errorf("%d sessions while stalled, want 1", got)
+	}
+	s.SetStall(false)
+	waitFor(t, 2*time.Second, "media after the second stall", func() bool { return r.packets() > last })
+}
+
+func TestDropEvery(t *testing.T) {
+	s := startServer(t, Options{DropEvery: 300 * time.Millisecond})
+	for _, tr := range []gortsplib.Transport{gortsplib.TransportUDP, gortsplib.TransportTCP} {
+		r := mustPlay(t, s.URL(1, false), tr)
+		done := make(chan error, 1)
+		go func() { done <- r.c.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%v: client ended without an error", tr)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%v: session not dropped within 3 s", tr)
+		}
+	}
+	waitFor(t, 2*time.Second, "no sessions", func() bool { return s.Sessions() == 0 })
+}
+
+func TestDropConnections(t *testing.T) {
+	s := startServer(t, Options{})
+	r := mustPlay(t, s.URL(1, true), gortsplib.TransportTCP)
+	s.DropConnections()
+	done := make(chan error, 1)
+	go func() { done <- r.c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("session not dropped")
+	}
+	// a reader may connect again
+	r2 := mustPlay(t, s.URL(1, true), gortsplib.TransportTCP)
+	waitFor(t, 2*time.Second, "media after reconnecting", func() bool { return r2.packets() > 0 })
+}
+
+func TestWithholdKeyframes(t *testing.T) {
+	t.Run("at start", func(t *testing.T) {
+		// a keyframe every 0.4 s, none in the first second
+		s := startServer(t, Options{WithholdKeyframes: time.Second}, shortLoop(10))
+		r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+		key := waitKeyframe(t, r, 3*time.Second)
+		aus, _, _ := r.snapshot()
+		if firstKey(aus) == 0 {
+			t.Errorf("the first frame received is a keyframe")
+		}
+		if !key.at.After(s.startedAt.Add(900 * time.Millisecond)) {
+			t.Errorf("keyframe %v after start, want at least 1 s", key.at.Sub(s.startedAt))
+		}
+	})
+	t.Run("at runtime", func(t *testing.T) {
+		s := startServer(t, Options{}, shortLoop(10))
+		s.SetWithholdKeyframes(true)
+		r := mustPlay(t, s.URL(1, false), gortsplib.TransportUDP)
+		waitFor(t, 3*time.Second, "30 frames", func() bool {
+			aus, _, _ := r.snapshot()
+			return len(aus) >= 30
+		})
+		aus, _, _ := r.snapshot()
+		if i := firstKey(aus); i >= 0 {
+			t.Fatalf("keyframe %d received while withheld", i)
+		}
+		s.SetWithholdKeyframes(false)
+		waitKeyframe(t, r, 2*time.Second)
+	})
+}
+
+func TestDisableUDP(t *testing.T) {
+	s := startServer(t, Options{DisableUDP: true})
+	if _, err := play(s.URL(1, false), gortsplib.TransportUDP); err == nil {
+		t.Fatal("UDP reader played on a TCP-only server")
+	}
+	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+	waitFor(t, 2*time.Second, "media over TCP", func() bool { return r.packets() > 0 })
+}
+
+func TestManyReadersShareStream(t *testing.T) {
+	s := startServer(t, Options{}, shortLoop(10))
+	var rs []*testReader
+	for i := range 6 {
+		tr := gortsplib.TransportTCP
+		if i%2 == 0 {
+			tr = gortsplib.TransportUDP
+		}
+		rs = append(rs, mustPlay(t, s.URL(1, false), tr))
+	}
+	waitFor(t, 3*time.Second, "10 frames at every reader", func() bool {
+		for _, r := range rs {
+			if aus, _, _ := r.snapshot(); len(aus) < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	// every reader sees the same timestamps for the same frames
+	ref, _, _ := rs[0].snapshot()
+	seen := make(map[uint32]bool)
+	for _, a := range ref {
+		seen[a.ts] = true
+	}
+	for i, r := range rs[1:] {
+		aus, _, _ := r.snapshot()
+		common := 0
+		for _, a := range aus {
+			if seen[a.ts] {
+				common++
+			}
+		}
+		if common < 5 {
+			t.Errorf("reader %d shares only %d frame timestamps with reader 0", i+1, common)
+		}
+	}
+}
+
+func TestServerLifecycle(t *testing.T) {
+	s, err := New(Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // never started: no-op
+	s, err = New(Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil {
+		t.Error("second Start succeeded")
+	}
+	// the port is taken: a second server on it fails to start, cleanly
+	s2, err := New(Options{Addr: s.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(); err == nil {
+		s2.Close()
+		t.Error("second server started on a taken port")
+	}
+	s.Close()
+	s.Close()
+}
+
+func TestNewValidates(t *testing.T) {
+	cases := []struct {
+		name string
+		opts Options
+	}{
+		{"bad addr", Options{Addr: "nope"}},
+		{"negative count", Options{Count: -1}},
+		{"huge count", Options{Count: maxCount + 1}},
+		{"unknown codec", Options{Codec: "vp9"}},
+		{"password without user", Options{Password: "x"}},
+		{"negative drop", Options{DropEvery: -time.Second}},
+		{"negative withhold", Options{WithholdKeyframes: -time.Second}},
+		{"odd udp port", Options{UDPRTPAddress: "127.0.0.1:5001"}},
+		{"udp port and no udp", Options{UDPRTPAddress: "127.0.0.1:5000", DisableUDP: true}},
+		{"bad udp address", Options{UDPRTPAddress: "x"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := New(c.opts); err == nil {
+				t.Error("New accepted invalid options")
+			}
+		})
+	}
+	s, err := New(Options{Codec: "H265"})
+	if err != nil {
+		t.Fatalf("upper-case codec: %v", err)
+	}
+	if s.opts.Codec != CodecH265 || s.opts.Count != 1 || s.opts.Addr != DefaultAddr {
+		t.Errorf("defaults not applied: %+v", s.opts)
+	}
+}
