@@ -3,6 +3,7 @@ package recorder
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -214,8 +215,8 @@ func syntheticReviewSegment(t testing.TB, length time.Duration, payload int, bas
 		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: base + uint64(f)*90000/fps}}}
 		for i := f; i < min(f+gop, frames); i++ {
 			p := make([]byte, payload)
-			p[0], p[1], p[2], p[3] = 0, 0, 0, byte(payload-4) // one NAL unit in AVCC
-			p[4] = 0x01                                       // non-IDR slice
+			binary.BigEndian.PutUint32(p, uint32(payload-4)) // one NAL unit in AVCC
+			p[4] = 0x01                                      // non-IDR slice
 			if i == f {
 				p[4] = 0x65 // IDR slice
 			}
