@@ -24,6 +24,9 @@ const (
 	// pliMinInterval limits how often a browser's picture loss indication
 	// restarts the viewer from the cached GOP.
 	pliMinInterval = time.Second
+	// pliGrace ignores a PLI for this long after a keyframe was sent: the
+	// browser may not have received it yet.
+	pliGrace = 200 * time.Millisecond
 )
 
 // session is one viewer: a peer connection fed by its own subscription and goroutine.
@@ -210,7 +213,7 @@ func (s *session) send() error {
 	}
 	lastRestart := time.Now()
 	for {
-		if s.pli.Swap(false) && time.Since(lastRestart) >= pliMinInterval && time.Since(s.out.lastKeyframe) >= pliMinInterval {
+		if time.Since(lastRestart) >= pliMinInterval && time.Since(s.out.lastKeyframe) >= pliGrace && s.pli.Swap(false) {
 			// answer the picture loss from the cache: restart from the GOP
 			sub.Close()
 			sub = s.subscribe()
@@ -225,6 +228,9 @@ func (s *session) send() error {
 		}
 		if err := s.write(u); err != nil {
 			return err
+		}
+		if u.Keyframe && u.Track != nil && u.Track.Video {
+			s.pli.Store(false) // the camera's own keyframe answers a pending PLI
 		}
 	}
 }

@@ -1,0 +1,398 @@
+package relay
+
+import (
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"go.uber.org/goleak"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// checkFirstFrame asserts that the first picture received decodes on its own:
+// an IDR with its SPS (which parses) and PPS in front.
+func checkFirstH264(t *testing.T, frames []frame) {
+	t.Helper()
+	if len(frames) == 0 {
+		t.Fatal("no frame received")
+	}
+	var sps, pps, idr bool
+	for _, n := range frames[0].nalus {
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			var s h264.SPS
+			if err := s.Unmarshal(n); err != nil {
+				t.Fatalf("first frame's SPS does not parse: %v", err)
+			}
+			if s.Width() != 640 || s.Height() != 360 {
+				t.Fatalf("SPS says %dx%d, want 640x360", s.Width(), s.Height())
+			}
+			sps = true
+		case h264.NALUTypePPS:
+			pps = true
+		case h264.NALUTypeIDR:
+			idr = true
+		}
+	}
+	if !sps || !pps || !idr {
+		t.Fatalf("first frame is not a self-contained keyframe: sps=%v pps=%v idr=%v", sps, pps, idr)
+	}
+}
+
+// checkTimestamps asserts RTP timestamps only increase.
+func checkTimestamps(t *testing.T, frames []frame) {
+	t.Helper()
+	for i := 1; i < len(frames); i++ {
+		if d := int32(frames[i].ts - frames[i-1].ts); d <= 0 {
+			t.Fatalf("RTP timestamp of frame %d does not increase: %d after %d", i, frames[i].ts, frames[i-1].ts)
+		}
+	}
+}
+
+func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	// let the GOP cache fill: the viewer must start from it, not wait for the next keyframe
+	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 20 })
+
+	c := newClient(t, "H264", false)
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 5*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
+	frames, _ := c.snapshot()
+	first := frames[0].at.Sub(c.posted)
+	checkFirstH264(t, frames)
+	t.Logf("POST to first keyframe: %v; backlog frames received at once: %d", first, len(frames))
+
+	start := time.Now()
+	n0 := c.frameCount()
+	waitFor(t, 5*time.Second, "2 s of frames", func() bool { return time.Since(start) >= 2*time.Second })
+	frames, errs := c.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("client errors: %v", errs)
+	}
+	if got := len(frames) - n0; got < 40 {
+		t.Fatalf("%d frames in 2 s, want at least 40", got)
+	}
+	checkTimestamps(t, frames)
+	for i, fr := range frames {
+		for _, n := range fr.nalus {
+			if typ := h264.NALUType(n[0] & 0x1f); typ == 0 || typ > 23 {
+				t.Fatalf("frame %d has a NAL unit of type %d", i, typ)
+			}
+		}
+	}
+	if v := f.stream.Stats().Viewers; v != 1 {
+		t.Fatalf("stream counts %d viewers, want 1", v)
+	}
+	if status := c.delete(t); status != http.StatusOK {
+		t.Fatalf("DELETE: %d", status)
+	}
+	if n := e.relay.Sessions(); n != 0 {
+		t.Fatalf("%d sessions after DELETE", n)
+	}
+	if st := f.stream.Stats(); st.Viewers != 0 || st.Subscribers != 0 {
+		t.Fatalf("after DELETE: %d viewers, %d subscribers", st.Viewers, st.Subscribers)
+	}
+	if status := c.delete(t); status != http.StatusNotFound {
+		t.Fatalf("second DELETE: %d, want 404", status)
+	}
+}
+
+func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU)
+	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 5 })
+	// with the relay and the camera running, every goroutine a session starts must end with it
+	running := goleak.IgnoreCurrent()
+
+	const n = 20
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = newClient(t, "H264", true)
+		clients[i].mustPlay(t, e.server.URL, "/whep/cam1")
+	}
+	if s := e.relay.Sessions(); s != n {
+		t.Fatalf("%d sessions, want %d", s, n)
+	}
+	for i, c := range clients {
+		waitFor(t, 10*time.Second, "frames for every viewer", func() bool { return c.frameCount() >= 30 && c.audioCount() > 0 })
+		frames, errs := c.snapshot()
+		if len(errs) > 0 {
+			t.Fatalf("viewer %d: %v", i, errs)
+		}
+		checkFirstH264(t, frames)
+		checkTimestamps(t, frames)
+	}
+	if v := f.stream.Stats().Viewers; v != n {
+		t.Fatalf("stream counts %d viewers, want %d", v, n)
+	}
+	for _, c := range clients {
+		if status := c.delete(t); status != http.StatusOK {
+			t.Fatalf("DELETE: %d", status)
+		}
+		c.close()
+	}
+	if s := e.relay.Sessions(); s != 0 {
+		t.Fatalf("%d sessions after DELETE", s)
+	}
+	if st := f.stream.Stats(); st.Viewers != 0 || st.Subscribers != 0 {
+		t.Fatalf("after DELETE: %d viewers, %d subscribers", st.Viewers, st.Subscribers)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, running)
+}
+
+func TestViewerResumesAfterSourceReconnects(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	c := newClient(t, "H264", false)
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
+
+	f.setPaused(true)
+	before := f.stream.Media()
+	time.Sleep(300 * time.Millisecond) // the camera is away for a while (a scenario, not a wait for a condition)
+	if m := f.reconnect(t); m != before {
+		t.Fatalf("reconnect with the same parameters made a new Media generation")
+	}
+	n := c.frameCount()
+	f.setPaused(false)
+	waitFor(t, 5*time.Second, "frames after the reconnect", func() bool { return c.frameCount() >= n+25 })
+	frames, errs := c.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("client errors: %v", errs)
+	}
+	checkTimestamps(t, frames)
+	if c.pc.SignalingState().String() != "stable" || e.relay.Sessions() != 1 {
+		t.Fatalf("session renegotiated or ended: signaling %s, %d sessions", c.pc.SignalingState(), e.relay.Sessions())
+	}
+}
+
+func TestH265ToAClientThatOffersIt(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	f := e.feed(t, "cam5", "cam.h265", ingest.CodecH265, "")
+	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	c := newClient(t, "H265", false)
+	c.mustPlay(t, e.server.URL, "/whep/cam5")
+	waitFor(t, 5*time.Second, "H.265 frames", func() bool { return c.frameCount() >= 40 })
+	frames, errs := c.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("client errors: %v", errs)
+	}
+	var vps, sps, pps, irap bool
+	for _, n := range frames[0].nalus {
+		switch typ := h265.NALUType((n[0] >> 1) & 0x3f); {
+		case typ == h265.NALUType_VPS_NUT:
+			vps = true
+		case typ == h265.NALUType_SPS_NUT:
+			var s h265.SPS
+			if err := s.Unmarshal(n); err != nil {
+				t.Fatalf("SPS: %v", err)
+			}
+			sps = s.Width() == 640
+		case typ == h265.NALUType_PPS_NUT:
+			pps = true
+		case typ >= 16 && typ <= 21:
+			irap = true
+		}
+	}
+	if !vps || !sps || !pps || !irap {
+		t.Fatalf("first H.265 frame not self-contained: vps=%v sps=%v pps=%v irap=%v", vps, sps, pps, irap)
+	}
+	checkTimestamps(t, frames)
+
+	// a browser that offers only H.264 is told what to do
+	c2 := newClient(t, "H264", false)
+	status, body := c2.post(t, e.server.URL, "/whep/cam5")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "H.265") || !strings.Contains(body, "sub-stream") {
+		t.Fatalf("H.264-only offer for an H.265 camera: %d %s", status, body)
+	}
+}
+
+func TestBadRequestsLeaveRunningViewerAlone(t *testing.T) {
+	e := startEnv(t, Options{TrackWait: 300 * time.Millisecond}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	e.src.set("cold", ingest.Main, ingest.NewStream("cold/main")) // registered, never connected
+	viewer := newClient(t, "H264", false)
+	viewer.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 5*time.Second, "frames", func() bool { return viewer.frameCount() >= 5 })
+
+	post := func(path, ctype, body string) (int, string) {
+		resp, err := http.Post(e.server.URL+path, ctype, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	audioOffer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\n"
+	cases := []struct {
+		name, path, ctype, body string
+		status                  int
+		want                    string
+	}{
+		{"malformed SDP", "/whep/cam1", "application/sdp", "this is not SDP", 400, "malformed"},
+		{"empty body", "/whep/cam1", "application/sdp", "", 400, "empty"},
+		{"wrong content type", "/whep/cam1", "application/json", `{"sdp":"v=0"}`, 415, "application/sdp"},
+		{"oversized body", "/whep/cam1", "application/sdp", strings.Repeat("a", maxOfferBytes+10), 413, "too large"},
+		{"offer without video", "/whep/cam1", "application/sdp", audioOffer, 400, "no video"},
+		{"unknown camera", "/whep/nosuch", "application/sdp", validOffer, 404, "not found"},
+		{"camera not connected", "/whep/cold", "application/sdp", validOffer, 503, "not connected"},
+		{"bad stream kind", "/whep/cam1?stream=third", "application/sdp", validOffer, 400, "stream"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := post(tc.path, tc.ctype, tc.body)
+			if status != tc.status || !strings.Contains(body, tc.want) || !strings.HasPrefix(body, `{"error":`) {
+				t.Fatalf("%d %s; want %d with %q", status, body, tc.status, tc.want)
+			}
+		})
+	}
+	vp8 := newClient(t, "VP8", false)
+	status, body := vp8.post(t, e.server.URL, "/whep/cam1")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "H.264") || !strings.Contains(body, "VP8") {
+		t.Fatalf("VP8-only offer: %d %s", status, body)
+	}
+	for _, m := range []string{http.MethodDelete, http.MethodPatch} {
+		req, _ := http.NewRequest(m, e.server.URL+"/whep/session/nosuch", strings.NewReader("a=end-of-candidates\r\n"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s of an unknown session: %d", m, resp.StatusCode)
+		}
+	}
+	if s := e.relay.Sessions(); s != 1 {
+		t.Fatalf("%d sessions, want the one viewer", s)
+	}
+	n := viewer.frameCount()
+	waitFor(t, 3*time.Second, "the running viewer to keep receiving", func() bool { return viewer.frameCount() >= n+10 })
+}
+
+// validOffer is a minimal browser-like offer (never connected: only for error paths).
+const validOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n" +
+	"m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n" +
+	"a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n" +
+	"a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n" +
+	"a=setup:actpass\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+
+func TestSubFallsBackToMain(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	c := newClient(t, "H264", false)
+	c.mustPlay(t, e.server.URL, "/whep/cam1?stream=sub")
+	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+}
+
+func TestSessionEnds(t *testing.T) {
+	t.Run("never connected", func(t *testing.T) {
+		e := startEnv(t, Options{SessionTimeout: 300 * time.Millisecond}, nil)
+		e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+		resp, err := http.Post(e.server.URL+"/whep/cam1", "application/sdp", strings.NewReader(validOffer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST: %d", resp.StatusCode)
+		}
+		if e.relay.Sessions() != 1 {
+			t.Fatal("no session")
+		}
+		waitFor(t, 3*time.Second, "the unconnected session to end", func() bool { return e.relay.Sessions() == 0 })
+	})
+	t.Run("camera removed", func(t *testing.T) {
+		e := startEnv(t, Options{}, nil)
+		f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+		c := newClient(t, "H264", false)
+		c.mustPlay(t, e.server.URL, "/whep/cam1")
+		waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+		f.stream.Close()
+		waitFor(t, 3*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
+	})
+	t.Run("viewer goes away", func(t *testing.T) {
+		e := startEnv(t, Options{}, nil)
+		e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+		c := newClient(t, "H264", false)
+		c.mustPlay(t, e.server.URL, "/whep/cam1")
+		waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+		c.close() // DTLS close_notify: the relay notices at once
+		waitFor(t, 20*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
+	})
+}
+
+func TestPictureLossAnsweredFromCache(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	c := newClient(t, "H264", false)
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+	// wait until we are well inside a GOP, so the camera's next keyframe is far away
+	waitFor(t, 5*time.Second, "mid-GOP", func() bool {
+		n := f.count() % len(f.aus)
+		return n%50 >= 10 && n%50 <= 20 && time.Since(c.posted) > 1200*time.Millisecond
+	})
+	keys := func() int {
+		frames, _ := c.snapshot()
+		k := 0
+		for _, fr := range frames {
+			for _, n := range fr.nalus {
+				if h264.NALUType(n[0]&0x1f) == h264.NALUTypeIDR {
+					k++
+					break
+				}
+			}
+		}
+		return k
+	}
+	k0 := keys()
+	sent := time.Now()
+	if err := c.sendPLI(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "a keyframe after the PLI", func() bool { return keys() > k0 })
+	if d := time.Since(sent); d > 500*time.Millisecond {
+		t.Fatalf("keyframe came %v after the PLI: not from the cache", d)
+	}
+	frames, _ := c.snapshot()
+	checkTimestamps(t, frames)
+}
+
+func TestBFramesRefused(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "bf", "bframes.h264", ingest.CodecH264, "")
+	c := newClient(t, "H264", false)
+	status, body := c.post(t, e.server.URL, "/whep/bf")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "B-frames") {
+		t.Fatalf("B-frame camera: %d %s", status, body)
+	}
+}
+
+func TestOpusAudio(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecOpus)
+	c := newClient(t, "H264", true)
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 5*time.Second, "opus packets", func() bool { return c.audioCount() >= 20 && c.frameCount() >= 5 })
+	c.mu.Lock()
+	codecs := append([]string(nil), c.trackCodecs...)
+	c.mu.Unlock()
+	sort.Strings(codecs)
+	if strings.Join(codecs, ",") != "audio/opus,video/H264" {
+		t.Fatalf("tracks %v", codecs)
+	}
+}
