@@ -1,0 +1,65 @@
+// Audit log (admins): who did what, when, from where, with filters.
+
+import { h, replace } from '../dom.js';
+import * as api from '../api.js';
+import { t, formatDateTime } from '../i18n.js';
+import { errorText, table, field, pageHeader, spinner } from '../ui.js';
+
+// localInput formats a Date for <input type="datetime-local">.
+export function localInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+export function mount(view, ctx) {
+  let destroyed = false;
+  const p = ctx.params;
+  const now = new Date();
+  const from = h('input', { type: 'datetime-local', 'data-testid': 'audit-from', value: localInput(p.get('from') ? new Date(p.get('from')) : new Date(now - 24 * 3600 * 1000)) });
+  const to = h('input', { type: 'datetime-local', 'data-testid': 'audit-to', value: p.get('to') ? localInput(new Date(p.get('to'))) : '' });
+  const user = h('input', { type: 'search', 'data-testid': 'audit-user', value: p.get('user') || '', placeholder: t('audit.anyUser') });
+  const camera = h('input', { type: 'search', 'data-testid': 'audit-camera', value: p.get('camera') || '', placeholder: t('audit.anyCamera') });
+  const body = h('div', {}, spinner());
+  const count = h('span', { class: 'muted' });
+  const form = h('form', { class: 'filters', onsubmit: (ev) => { ev.preventDefault(); reload(); } },
+    field(t('audit.from'), from), field(t('audit.to'), to), field(t('audit.user'), user), field(t('audit.camera'), camera),
+    h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'audit-search', text: t('common.search') }));
+  replace(view, h('section', { class: 'page', 'data-testid': 'audit' },
+    pageHeader(t('audit.title'), count), form, body));
+
+  async function reload() {
+    replace(body, spinner());
+    try {
+      const q = {
+        from: from.value ? new Date(from.value).toISOString() : '',
+        to: to.value ? new Date(to.value).toISOString() : '',
+        user: user.value.trim(),
+        camera: camera.value.trim(),
+      };
+      const res = await api.get('/api/v1/audit', q);
+      if (destroyed) return;
+      const entries = api.list(res, 'entries');
+      count.textContent = t('audit.count', { n: entries.length });
+      replace(body, table([
+        { title: t('audit.time'), cell: (e) => formatDateTime(e.time) },
+        { title: t('audit.user'), cell: (e) => e.user || '—' },
+        { title: t('audit.address'), cell: (e) => h('code', { text: e.address || '' }) },
+        { title: t('audit.action'), cell: (e) => h('span', { class: 'action', 'data-action': e.action, text: actionName(e.action) }) },
+        { title: t('audit.camera'), cell: (e) => e.camera || '' },
+        { title: t('audit.range'), cell: (e) => (e.start ? `${formatDateTime(e.start)} – ${e.end ? formatDateTime(e.end) : ''}` : '') },
+        { title: t('audit.result'), cell: (e) => h('span', { class: ['result', /^(ok|success|200|201|204)$/i.test(String(e.result)) ? 'result-ok' : 'result-bad'], text: e.result ?? '' }) },
+      ], entries, { empty: t('audit.none'), rowAttrs: (e) => ({ 'data-testid': 'audit-row', 'data-action': e.action, 'data-camera-id': e.camera || '' }) }));
+    } catch (err) {
+      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+    }
+  }
+
+  reload();
+  return () => { destroyed = true; };
+}
+
+function actionName(a) {
+  const key = 'audit.actions.' + a;
+  const s = t(key);
+  return s === key ? a : s;
+}

@@ -1,0 +1,356 @@
+// Live wall: 1/4/9/16 tiles of sub-streams over WHEP, department filter,
+// search, camera picker, double-click for the main stream. Tiles that are not
+// visible (scrolled away, hidden tab, covered by the large view, other page)
+// stop their sessions.
+
+import { h, replace, clear, debounce, load, save } from '../dom.js';
+import * as api from '../api.js';
+import { t, deptName } from '../i18n.js';
+import { WhepPlayer, State } from '../whep.js';
+import { deptChip, deptColor, statusBadge, setBadge, modal, errorText, spinner } from '../ui.js';
+
+const layouts = [1, 4, 9, 16];
+const storageKey = 'vigil.wall';
+const statusPollMs = 4000;
+
+export function mount(view, ctx) {
+  const saved = load(storageKey, {});
+  const st = {
+    layout: layouts.includes(saved.layout) ? saved.layout : 9,
+    dept: typeof saved.dept === 'string' ? saved.dept : '',
+    q: typeof saved.q === 'string' ? saved.q : '',
+    selected: Array.isArray(saved.selected) ? saved.selected.filter((x) => typeof x === 'string') : [],
+    page: Number.isInteger(saved.page) ? saved.page : 0,
+  };
+  let cameras = [];
+  let status = new Map();
+  const tiles = new Map(); // camera id → tile
+  let focus = null;
+  let destroyed = false;
+  let pollTimer = 0;
+
+  const persist = () => save(storageKey, { layout: st.layout, dept: st.dept, q: st.q, selected: st.selected, page: st.page });
+
+  const unauthorized = () => api.signalUnauthorized();
+
+  // ---- toolbar
+  const layoutBtns = layouts.map((n) => h('button', {
+    type: 'button', class: 'seg-btn', 'data-testid': `layout-${n}`, 'data-layout': n, title: t('wall.layoutN', { n }),
+    onclick: () => { st.layout = n; st.page = 0; persist(); refresh(); },
+  }, layoutIcon(n)));
+  const deptSel = h('select', { 'data-testid': 'dept-filter', 'aria-label': t('wall.department'),
+    onchange: () => { st.dept = deptSel.value; st.page = 0; persist(); refresh(); } });
+  const search = h('input', { type: 'search', value: st.q, placeholder: t('wall.search'), 'data-testid': 'camera-search', 'aria-label': t('wall.search') });
+  search.addEventListener('input', debounce(() => { st.q = search.value.trim(); st.page = 0; persist(); refresh(); }, 200));
+  const pickerBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'camera-picker', text: t('wall.pick'), onclick: openPicker });
+  const pageInfo = h('span', { class: 'muted page-info', 'data-testid': 'wall-page' });
+  const prevBtn = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'wall-prev', text: '‹', 'aria-label': t('wall.prev'), onclick: () => { st.page--; persist(); refresh(); } });
+  const nextBtn = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'wall-next', text: '›', 'aria-label': t('wall.next'), onclick: () => { st.page++; persist(); refresh(); } });
+  const summary = h('span', { class: 'wall-summary muted', 'data-testid': 'wall-summary' });
+
+  const grid = h('div', { class: 'wall-grid', 'data-testid': 'wall-grid' });
+  const page = h('section', { class: 'page wall-page', 'data-testid': 'wall-page-root' },
+    h('div', { class: 'toolbar' },
+      h('div', { class: 'seg', role: 'group', 'aria-label': t('wall.layout') }, layoutBtns),
+      deptSel, search, pickerBtn,
+      h('div', { class: 'toolbar-spacer' }),
+      summary, prevBtn, pageInfo, nextBtn),
+    grid);
+  replace(view, page);
+
+  // ---- visibility
+  const io = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const tile = tiles.get(e.target.dataset.cameraId);
+      if (!tile) continue;
+      tile.visible = e.isIntersecting;
+      updatePlaying(tile);
+    }
+  }, { threshold: 0.05 });
+  const onVisibility = () => {
+    for (const tile of tiles.values()) updatePlaying(tile);
+    if (focus) focus.update();
+  };
+  document.addEventListener('visibilitychange', onVisibility);
+  const onKey = (ev) => {
+    if (ev.key === 'Escape' && focus) closeFocus();
+  };
+  document.addEventListener('keydown', onKey);
+
+  function shouldPlay(tile) {
+    const s = status.get(tile.camera.id);
+    return tile.visible && !document.hidden && !focus && !destroyed && tile.camera.enabled !== false && s?.state !== 'disabled';
+  }
+
+  function updatePlaying(tile) {
+    if (shouldPlay(tile)) tile.player.start();
+    else tile.player.stop();
+  }
+
+  // ---- data
+  function matches(c) {
+    if (st.dept && c.department !== st.dept) return false;
+    if (!st.q) return true;
+    const q = st.q.toLowerCase();
+    return [c.name, c.id, c.location?.address, ...(c.tags || [])].some((s) => s && String(s).toLowerCase().includes(q));
+  }
+
+  function visibleCameras() {
+    const byId = new Map(cameras.map((c) => [c.id, c]));
+    const base = st.selected.length ? st.selected.map((id) => byId.get(id)).filter(Boolean) : cameras;
+    return base.filter(matches);
+  }
+
+  function renderDeptOptions() {
+    const present = new Set(cameras.map((c) => c.department));
+    replace(deptSel,
+      h('option', { value: '', text: t('wall.allDepartments') }),
+      ctx.departments.filter((d) => present.has(d.id) || d.id === st.dept)
+        .map((d) => h('option', { value: d.id, text: deptName(d), selected: d.id === st.dept })));
+    deptSel.value = st.dept;
+  }
+
+  function refresh() {
+    for (const b of layoutBtns) b.classList.toggle('active', Number(b.dataset.layout) === st.layout);
+    const list = visibleCameras();
+    const pages = Math.max(1, Math.ceil(list.length / st.layout));
+    st.page = Math.min(Math.max(0, st.page), pages - 1);
+    const shown = list.slice(st.page * st.layout, (st.page + 1) * st.layout);
+    pageInfo.textContent = `${st.page + 1} / ${pages}`;
+    prevBtn.disabled = st.page === 0;
+    nextBtn.disabled = st.page >= pages - 1;
+    summary.textContent = t('wall.summary', { shown: shown.length, total: list.length });
+    grid.dataset.layout = st.layout;
+    grid.style.setProperty('--cols', String(Math.sqrt(st.layout)));
+
+    const keep = new Set(shown.map((c) => c.id));
+    for (const [id, tile] of tiles) {
+      if (!keep.has(id)) destroyTile(tile);
+    }
+    clear(grid);
+    for (const c of shown) {
+      let tile = tiles.get(c.id);
+      if (!tile) tile = createTile(c);
+      else tile.setCamera(c);
+      grid.appendChild(tile.el);
+    }
+    if (!cameras.length) {
+      grid.appendChild(h('div', { class: 'wall-empty', 'data-testid': 'wall-empty' },
+        h('p', { text: t('wall.noCameras') }),
+        ctx.can('admin') ? h('a', { class: 'btn btn-primary', href: '#/admin/cameras', text: t('wall.addCameras') }) : null));
+    } else {
+      for (let i = shown.length; i < st.layout; i++) {
+        grid.appendChild(h('button', { type: 'button', class: 'tile tile-empty', 'data-testid': 'tile-empty', onclick: openPicker },
+          h('span', { text: '+' })));
+      }
+    }
+  }
+
+  function createTile(camera) {
+    const video = h('video', { muted: true, autoplay: true, playsInline: true, disablePictureInPicture: true });
+    const badge = statusBadge(status.get(camera.id)?.state);
+    const name = h('span', { class: 'tile-name' });
+    const chipBox = h('span', { class: 'tile-dept' });
+    const msg = h('div', { class: 'tile-msg' });
+    const el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
+      video,
+      h('div', { class: 'tile-bar' }, name, chipBox, badge),
+      msg);
+    const tile = { camera, el, video, badge, msg, visible: false };
+    tile.setCamera = (c) => {
+      tile.camera = c;
+      el.dataset.department = c.department;
+      el.title = [c.name, c.location?.address].filter(Boolean).join(' — ');
+      name.textContent = c.name || c.id;
+      replace(chipBox, deptChip(ctx.departments, c.department));
+      el.style.setProperty('--dept', deptColor(c.department));
+    };
+    tile.setCamera(camera);
+    tile.player = new WhepPlayer(video, {
+      cameraId: camera.id,
+      stream: 'sub',
+      onUnauthorized: unauthorized,
+      onState: (s, detail) => {
+        el.dataset.player = s;
+        showTileMessage(tile, s, detail);
+      },
+    });
+    el.addEventListener('dblclick', () => openFocus(tile.camera));
+    el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openFocus(tile.camera); });
+    tiles.set(camera.id, tile);
+    io.observe(el);
+    showTileMessage(tile, State.Idle);
+    return tile;
+  }
+
+  function showTileMessage(tile, playerState, detail) {
+    const s = status.get(tile.camera.id)?.state;
+    if (playerState === State.Playing) {
+      clear(tile.msg);
+      tile.msg.hidden = true;
+      return;
+    }
+    tile.msg.hidden = false;
+    let text = t('wall.connecting');
+    if (s === 'offline') text = t('wall.offline');
+    else if (s === 'disabled' || tile.camera.enabled === false) text = t('wall.disabled');
+    else if (playerState === State.Retrying) text = t('wall.reconnecting');
+    replace(tile.msg, playerState === State.Retrying || s === 'offline' || s === 'disabled' ? null : spinner(),
+      h('span', { text }),
+      detail && playerState === State.Retrying ? h('span', { class: 'tile-detail', text: detail }) : null);
+  }
+
+  function destroyTile(tile) {
+    io.unobserve(tile.el);
+    tile.player.stop();
+    tile.el.remove();
+    tiles.delete(tile.camera.id);
+  }
+
+  async function pollStatus() {
+    try {
+      const list = api.list(await api.get('/api/v1/status'), 'cameras');
+      const next = new Map(list.map((s) => [s.id, s]));
+      for (const [id, tile] of tiles) {
+        const before = status.get(id)?.state;
+        const now = next.get(id)?.state;
+        setBadge(tile.badge, now);
+        if (now === 'online' && before !== 'online') tile.player.kick();
+      }
+      status = next;
+      for (const tile of tiles.values()) {
+        updatePlaying(tile);
+        if (tile.player.state !== State.Playing) showTileMessage(tile, tile.player.state);
+      }
+      if (focus) focus.setStatus(status.get(focus.camera.id)?.state);
+    } catch (err) {
+      if (err.status === 401) return;
+    } finally {
+      if (!destroyed) pollTimer = setTimeout(pollStatus, statusPollMs);
+    }
+  }
+
+  // ---- large view (main stream)
+  function openFocus(camera) {
+    if (focus) closeFocus();
+    const video = h('video', { muted: true, autoplay: true, playsInline: true, 'data-stream': 'main' });
+    const badge = statusBadge(status.get(camera.id)?.state);
+    const msg = h('div', { class: 'tile-msg' }, spinner(), h('span', { text: t('wall.connecting') }));
+    const el = h('div', { class: 'focus', 'data-testid': 'focus-view', 'data-camera-id': camera.id, 'data-player': 'idle' },
+      h('div', { class: 'focus-bar' },
+        h('span', { class: 'tile-name', text: camera.name || camera.id }),
+        deptChip(ctx.departments, camera.department),
+        badge,
+        h('span', { class: 'muted', text: camera.location?.address || '' }),
+        h('span', { class: 'toolbar-spacer' }),
+        h('span', { class: 'muted hint', text: t('wall.escHint') }),
+        h('button', { type: 'button', class: 'btn', 'data-testid': 'focus-close', text: t('common.close'), onclick: closeFocus })),
+      h('div', { class: 'focus-video' }, video, msg));
+    const player = new WhepPlayer(video, {
+      cameraId: camera.id, stream: 'main', onUnauthorized: unauthorized,
+      onState: (s, detail) => {
+        el.dataset.player = s;
+        msg.hidden = s === State.Playing;
+        if (s === State.Retrying) replace(msg, h('span', { text: t('wall.reconnecting') }), detail ? h('span', { class: 'tile-detail', text: detail }) : null);
+      },
+    });
+    focus = {
+      camera, el, player,
+      update: () => (document.hidden ? player.stop() : player.start()),
+      setStatus: (s) => setBadge(badge, s),
+    };
+    el.addEventListener('dblclick', closeFocus);
+    page.appendChild(el);
+    for (const tile of tiles.values()) updatePlaying(tile);
+    focus.update();
+  }
+
+  function closeFocus() {
+    if (!focus) return;
+    focus.player.stop();
+    focus.el.remove();
+    focus = null;
+    for (const tile of tiles.values()) updatePlaying(tile);
+  }
+
+  // ---- picker
+  function openPicker() {
+    const chosen = new Set(st.selected);
+    const filter = h('input', { type: 'search', placeholder: t('wall.search'), 'data-testid': 'picker-search' });
+    const listBox = h('div', { class: 'picker-list' });
+    const count = h('span', { class: 'muted' });
+    const renderList = () => {
+      const q = filter.value.trim().toLowerCase();
+      clear(listBox);
+      for (const d of [...ctx.departments, { id: '', name: { en: t('wall.otherDepartment'), 'zh-CN': t('wall.otherDepartment') } }]) {
+        const cams = cameras.filter((c) => (d.id ? c.department === d.id : !ctx.departments.some((x) => x.id === c.department)))
+          .filter((c) => !q || [c.name, c.id, c.location?.address].some((s) => s && s.toLowerCase().includes(q)));
+        if (!cams.length) continue;
+        listBox.appendChild(h('div', { class: 'picker-group' }, d.id ? deptChip(ctx.departments, d.id) : h('span', { class: 'chip', text: deptName(d) })));
+        for (const c of cams) {
+          const box = h('input', { type: 'checkbox', checked: chosen.has(c.id), 'data-camera-id': c.id,
+            onchange: () => { if (box.checked) chosen.add(c.id); else chosen.delete(c.id); count.textContent = t('wall.pickedN', { n: chosen.size }); } });
+          listBox.appendChild(h('label', { class: 'picker-item' }, box,
+            h('span', { text: c.name || c.id }), h('span', { class: 'muted', text: c.location?.address || '' })));
+        }
+      }
+    };
+    filter.addEventListener('input', renderList);
+    count.textContent = t('wall.pickedN', { n: chosen.size });
+    renderList();
+    const m = modal(t('wall.pickTitle'), [
+      h('p', { class: 'muted', text: t('wall.pickHelp') }),
+      filter, listBox,
+      h('div', { class: 'form-actions' }, count, h('span', { class: 'toolbar-spacer' }),
+        h('button', { type: 'button', class: 'btn', 'data-testid': 'picker-auto', text: t('wall.pickAuto'), onclick: () => m.close([]) }),
+        h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'picker-save', text: t('common.apply'), onclick: () => m.close([...chosen]) })),
+    ], { wide: true, testid: 'picker' });
+    m.done.then((ids) => {
+      if (!ids || destroyed) return;
+      // keep the wall's order for cameras already chosen, append new ones
+      const keep = st.selected.filter((id) => ids.includes(id));
+      st.selected = [...keep, ...ids.filter((id) => !keep.includes(id))];
+      st.page = 0;
+      persist();
+      refresh();
+    });
+  }
+
+  // ---- start
+  grid.appendChild(h('div', { class: 'wall-loading' }, spinner()));
+  (async () => {
+    try {
+      const [cams, stat] = await Promise.all([
+        api.get('/api/v1/cameras'),
+        api.get('/api/v1/status').catch(() => []),
+      ]);
+      if (destroyed) return;
+      cameras = api.list(cams, 'cameras').sort((a, b) => (a.department + a.name).localeCompare(b.department + b.name));
+      status = new Map(api.list(stat, 'cameras').map((s) => [s.id, s]));
+      renderDeptOptions();
+      refresh();
+      pollTimer = setTimeout(pollStatus, statusPollMs);
+    } catch (err) {
+      if (destroyed || err.status === 401) return;
+      replace(grid, h('div', { class: 'error-box', text: errorText(err) }));
+    }
+  })();
+
+  return () => {
+    destroyed = true;
+    clearTimeout(pollTimer);
+    closeFocus();
+    for (const tile of [...tiles.values()]) destroyTile(tile);
+    io.disconnect();
+    document.removeEventListener('visibilitychange', onVisibility);
+    document.removeEventListener('keydown', onKey);
+  };
+}
+
+function layoutIcon(n) {
+  const s = Math.sqrt(n);
+  const box = h('span', { class: 'layout-icon' });
+  box.style.setProperty('--n', String(s));
+  for (let i = 0; i < n; i++) box.appendChild(h('i'));
+  return box;
+}

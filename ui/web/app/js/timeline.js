@@ -1,0 +1,286 @@
+// timeline.js: the playback timeline. One row per camera with its recorded
+// spans (gaps are where nothing is drawn), a band of incidents, a cursor and
+// a selected range. Zoom from a week to a minute with the wheel or buttons;
+// click or drag to seek; shift+drag (or the range handles) selects a range.
+
+import { h, clear } from './dom.js';
+import { t, formatDate, formatTime } from './i18n.js';
+
+const minSpanMs = 60 * 1000;
+const maxSpanMs = 7 * 24 * 3600 * 1000;
+const tickSteps = [5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600].map((s) => s * 1000);
+export const zoomPresets = [
+  { key: 'week', ms: 7 * 24 * 3600 * 1000 },
+  { key: 'day', ms: 24 * 3600 * 1000 },
+  { key: 'hours6', ms: 6 * 3600 * 1000 },
+  { key: 'hour', ms: 3600 * 1000 },
+  { key: 'min10', ms: 10 * 60 * 1000 },
+  { key: 'min1', ms: 60 * 1000 },
+];
+
+export class Timeline {
+  // onSeek(Date), onSelect({start, end} | null), onView({start, end}).
+  constructor({ onSeek = () => {}, onSelect = () => {}, onView = () => {}, onIncident = () => {} } = {}) {
+    this.onSeek = onSeek;
+    this.onSelect = onSelect;
+    this.onView = onView;
+    this.onIncident = onIncident;
+    this.rows = [];
+    this.data = new Map();
+    this.incidents = [];
+    this.view = { start: 0, end: 1 };
+    this.cursor = null;
+    this.selection = null;
+    this.drag = null;
+
+    this.axis = h('div', { class: 'tl-axis' });
+    this.tracks = h('div', { class: 'tl-tracks' });
+    this.incBand = h('div', { class: 'tl-track tl-incidents', 'data-testid': 'timeline-incidents' });
+    this.sel = h('div', { class: 'tl-sel', 'data-testid': 'timeline-selection', hidden: true });
+    this.cursorEl = h('div', { class: 'tl-cursor', 'data-testid': 'timeline-cursor', hidden: true });
+    this.hover = h('div', { class: 'tl-hover', hidden: true });
+    this.area = h('div', { class: 'tl-area', 'data-testid': 'timeline-area' },
+      this.axis, this.tracks, this.incBand, this.sel, this.cursorEl, this.hover);
+    this.labels = h('div', { class: 'tl-labels' });
+    this.rangeText = h('span', { class: 'tl-range', 'data-testid': 'timeline-range' });
+    const zoomBtns = zoomPresets.map((p) => h('button', {
+      type: 'button', class: 'seg-btn', 'data-testid': `zoom-${p.key}`, text: t('timeline.' + p.key),
+      onclick: () => this.zoomTo(p.ms),
+    }));
+    this.el = h('div', { class: 'timeline', 'data-testid': 'timeline' },
+      h('div', { class: 'tl-controls' },
+        h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'pan-left', 'aria-label': t('timeline.earlier'), text: '◀', onclick: () => this.pan(-0.5) }),
+        h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'zoom-out', 'aria-label': t('timeline.zoomOut'), text: '−', onclick: () => this.zoom(2) }),
+        h('div', { class: 'seg' }, zoomBtns),
+        h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'zoom-in', 'aria-label': t('timeline.zoomIn'), text: '+', onclick: () => this.zoom(0.5) }),
+        h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'pan-right', 'aria-label': t('timeline.later'), text: '▶', onclick: () => this.pan(0.5) }),
+        this.rangeText,
+        h('span', { class: 'toolbar-spacer' }),
+        h('span', { class: 'muted small', text: t('timeline.help') })),
+      h('div', { class: 'tl-body' }, this.labels, this.area));
+
+    this.area.addEventListener('pointerdown', (e) => this.pointerDown(e));
+    this.area.addEventListener('pointermove', (e) => this.pointerMove(e));
+    this.area.addEventListener('pointerup', (e) => this.pointerUp(e));
+    this.area.addEventListener('pointercancel', () => { this.drag = null; });
+    this.area.addEventListener('pointerleave', () => { this.hover.hidden = true; });
+    this.area.addEventListener('wheel', (e) => this.wheel(e), { passive: false });
+  }
+
+  setRows(rows) {
+    this.rows = rows;
+    this.render();
+  }
+
+  setData(id, spans) {
+    this.data.set(id, spans.map((s) => ({ start: +new Date(s.start), end: +new Date(s.end) })).filter((s) => s.end > s.start));
+    this.renderTracks();
+  }
+
+  spansOf(id) {
+    return this.data.get(id) || [];
+  }
+
+  // recordedAt tells whether camera id has a recording at instant ms.
+  recordedAt(id, ms) {
+    return this.spansOf(id).some((s) => s.start <= ms && ms < s.end);
+  }
+
+  setIncidents(list) {
+    this.incidents = list;
+    this.renderIncidents();
+  }
+
+  setView(start, end, notify = true) {
+    let s = +start;
+    let e = +end;
+    const span = Math.min(maxSpanMs, Math.max(minSpanMs, e - s));
+    const mid = (s + e) / 2;
+    s = mid - span / 2;
+    e = mid + span / 2;
+    this.view = { start: s, end: e };
+    this.render();
+    if (notify) this.onView({ start: new Date(s), end: new Date(e) });
+  }
+
+  zoomTo(ms) {
+    const c = this.cursor ?? (this.view.start + this.view.end) / 2;
+    this.setView(c - ms / 2, c + ms / 2);
+  }
+
+  zoom(factor, anchor) {
+    const a = anchor ?? this.cursor ?? (this.view.start + this.view.end) / 2;
+    const span = Math.min(maxSpanMs, Math.max(minSpanMs, (this.view.end - this.view.start) * factor));
+    const frac = Math.min(1, Math.max(0, (a - this.view.start) / (this.view.end - this.view.start)));
+    this.setView(a - span * frac, a - span * frac + span);
+  }
+
+  pan(fraction) {
+    const d = (this.view.end - this.view.start) * fraction;
+    this.setView(this.view.start + d, this.view.end + d);
+  }
+
+  setCursor(ms) {
+    this.cursor = ms === null ? null : +ms;
+    this.renderCursor();
+  }
+
+  setSelection(sel) {
+    this.selection = sel ? { start: +new Date(sel.start), end: +new Date(sel.end) } : null;
+    this.renderSelection();
+  }
+
+  x(ms) {
+    return ((ms - this.view.start) / (this.view.end - this.view.start)) * 100;
+  }
+
+  timeAt(clientX) {
+    const r = this.area.getBoundingClientRect();
+    const f = Math.min(1, Math.max(0, (clientX - r.left) / r.width));
+    return this.view.start + f * (this.view.end - this.view.start);
+  }
+
+  place(el, from, to) {
+    const l = Math.max(0, this.x(from));
+    const r = Math.min(100, this.x(to));
+    el.style.left = l + '%';
+    el.style.width = Math.max(0, r - l) + '%';
+    return r > 0 && l < 100;
+  }
+
+  render() {
+    clear(this.labels);
+    this.labels.appendChild(h('div', { class: 'tl-label tl-label-axis' }));
+    for (const r of this.rows) {
+      const lab = h('div', { class: 'tl-label', title: r.label, text: r.label });
+      lab.style.setProperty('--dept', r.color);
+      this.labels.appendChild(lab);
+    }
+    this.labels.appendChild(h('div', { class: 'tl-label tl-label-inc', text: t('timeline.incidents') }));
+    const s = new Date(this.view.start);
+    const e = new Date(this.view.end);
+    this.rangeText.textContent = `${formatDate(s)} ${formatTime(s)} — ${s.toDateString() === e.toDateString() ? '' : formatDate(e) + ' '}${formatTime(e)}`;
+    this.renderAxis();
+    this.renderTracks();
+    this.renderIncidents();
+    this.renderCursor();
+    this.renderSelection();
+  }
+
+  renderAxis() {
+    clear(this.axis);
+    const span = this.view.end - this.view.start;
+    const step = tickSteps.find((st) => span / st <= 12) || tickSteps[tickSteps.length - 1];
+    const day0 = new Date(this.view.start);
+    day0.setHours(0, 0, 0, 0);
+    let tick = +day0 + Math.ceil((this.view.start - day0) / step) * step;
+    for (; tick <= this.view.end; tick += step) {
+      const d = new Date(tick);
+      const midnight = d.getHours() === 0 && d.getMinutes() === 0 && d.getSeconds() === 0;
+      const label = step >= 24 * 3600 * 1000 || (midnight && step >= 3600 * 1000) ? formatDate(d)
+        : step < 60 * 1000 ? formatTime(d) : formatTime(d).slice(0, 5);
+      const el = h('div', { class: ['tl-tick', midnight && 'tl-tick-day'] }, h('span', { text: label }));
+      el.style.left = this.x(tick) + '%';
+      this.axis.appendChild(el);
+    }
+  }
+
+  renderTracks() {
+    clear(this.tracks);
+    for (const r of this.rows) {
+      const track = h('div', { class: 'tl-track', 'data-camera-id': r.id });
+      track.style.setProperty('--dept', r.color);
+      for (const s of this.spansOf(r.id)) {
+        if (s.end < this.view.start || s.start > this.view.end) continue;
+        const el = h('div', { class: 'tl-span', 'data-testid': 'timeline-span', 'data-start': new Date(s.start).toISOString(), 'data-end': new Date(s.end).toISOString(),
+          title: `${formatTime(s.start)} – ${formatTime(s.end)}` });
+        this.place(el, s.start, s.end);
+        track.appendChild(el);
+      }
+      this.tracks.appendChild(track);
+    }
+  }
+
+  renderIncidents() {
+    clear(this.incBand);
+    for (const inc of this.incidents) {
+      const s = +new Date(inc.start);
+      const e = Math.max(+new Date(inc.end), s + (this.view.end - this.view.start) / 400);
+      if (e < this.view.start || s > this.view.end) continue;
+      const el = h('button', { type: 'button', class: 'tl-incident', 'data-testid': 'timeline-incident', 'data-incident-id': inc.id ?? '',
+        title: `${inc.title} (${formatTime(s)} – ${formatTime(+new Date(inc.end))})`, text: inc.title,
+        onclick: (ev) => { ev.stopPropagation(); this.onIncident(inc); } });
+      el.addEventListener('pointerdown', (ev) => ev.stopPropagation());
+      this.place(el, s, e);
+      this.incBand.appendChild(el);
+    }
+  }
+
+  renderCursor() {
+    const c = this.cursor;
+    const inView = c !== null && c >= this.view.start && c <= this.view.end;
+    this.cursorEl.hidden = !inView;
+    if (inView) {
+      this.cursorEl.style.left = this.x(c) + '%';
+      this.cursorEl.dataset.time = new Date(c).toISOString();
+    }
+  }
+
+  renderSelection() {
+    const s = this.selection;
+    this.sel.hidden = !s || !this.place(this.sel, s.start, s.end);
+  }
+
+  pointerDown(e) {
+    if (e.button !== 0) return;
+    this.area.setPointerCapture(e.pointerId);
+    const t0 = this.timeAt(e.clientX);
+    this.drag = { mode: e.shiftKey ? 'select' : 'seek', t0, x0: e.clientX };
+    if (this.drag.mode === 'seek') this.setCursor(t0);
+    e.preventDefault();
+  }
+
+  pointerMove(e) {
+    const tm = this.timeAt(e.clientX);
+    this.hover.hidden = false;
+    this.hover.style.left = this.x(tm) + '%';
+    this.hover.textContent = formatTime(tm);
+    if (!this.drag) return;
+    if (this.drag.mode === 'select' || (Math.abs(e.clientX - this.drag.x0) > 4 && e.shiftKey)) {
+      this.drag.mode = 'select';
+      this.selection = { start: Math.min(this.drag.t0, tm), end: Math.max(this.drag.t0, tm) };
+      this.renderSelection();
+    } else {
+      this.setCursor(tm);
+    }
+  }
+
+  pointerUp(e) {
+    if (!this.drag) return;
+    const d = this.drag;
+    this.drag = null;
+    const tm = this.timeAt(e.clientX);
+    if (d.mode === 'select') {
+      const sel = { start: Math.min(d.t0, tm), end: Math.max(d.t0, tm) };
+      if (sel.end - sel.start < 1000) {
+        this.setSelection(null);
+        this.onSelect(null);
+      } else {
+        this.onSelect({ start: new Date(sel.start), end: new Date(sel.end) });
+      }
+    } else {
+      this.setCursor(tm);
+      this.onSeek(new Date(tm));
+    }
+  }
+
+  wheel(e) {
+    e.preventDefault();
+    if (Math.abs(e.deltaX) > Math.abs(e.deltaY) || e.shiftKey) {
+      const d = (e.shiftKey ? e.deltaY : e.deltaX) / this.area.clientWidth;
+      this.pan(d);
+      return;
+    }
+    this.zoom(e.deltaY > 0 ? 1.25 : 0.8, this.timeAt(e.clientX));
+  }
+}
