@@ -1,0 +1,217 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/camsim"
+	"go.uber.org/goleak"
+)
+
+func startCamsim(t *testing.T, o camsim.Options) *camsim.Server {
+	t.Helper()
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	s, err := camsim.New(o)
+	if err != nil {
+		t.Fatalf("camsim: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("camsim start: %v", err)
+	}
+	return s
+}
+
+// TestCamsimIngest pulls camsim's cameras over each transport and checks the status.
+func TestCamsimIngest(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		transport string
+		codec     string
+		audio     bool
+		w, h      int
+	}{
+		{"udp-h264", "udp", "h264", false, 1280, 720},
+		{"tcp-h264-aac", "tcp", "h264", true, 1280, 720},
+		{"auto-h265", "auto", "h265", false, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			sim := startCamsim(t, camsim.Options{Count: 1, Codec: tc.codec, Audio: tc.audio})
+			defer sim.Close()
+			m := NewManager(fastOptions(t))
+			m.Set(Camera{ID: "cam1", MainURL: sim.URL(1, false), SubURL: sim.URL(1, true), Transport: tc.transport, Enabled: true})
+			stop := runManager(t, m)
+			defer stop()
+
+			sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
+			defer sub.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			var last time.Duration = -1
+			audio := 0
+			for i := 0; i < 100; i++ {
+				u, gap, err := sub.Next(ctx)
+				if err != nil {
+					t.Fatalf("unit %d: %v", i, err)
+				}
+				if i == 0 && (!u.Keyframe || !u.Track.Video) {
+					t.Fatal("first unit is not a keyframe")
+				}
+				if gap {
+					t.Fatalf("gap at unit %d", i)
+				}
+				if !u.Track.Video {
+					audio++
+					continue
+				}
+				if u.Keyframe {
+					want := 2
+					if u.Track.Codec == CodecH265 {
+						want = 3
+					}
+					for j := range want {
+						if !isParamSet(u.Track.Codec, naluType(u.Track.Codec, u.Data[j])) {
+							t.Fatalf("keyframe NAL unit %d is not a parameter set", j)
+						}
+					}
+				}
+				if u.PTS <= last {
+					t.Fatalf("PTS %v after %v", u.PTS, last)
+				}
+				last = u.PTS
+			}
+			if tc.audio && audio == 0 {
+				t.Error("no audio units")
+			}
+			waitFor(t, 10*time.Second, "fps about 25", func() bool {
+				st, _ := m.Status("cam1")
+				return st.Video != nil && st.Video.FPS >= 23 && st.Video.FPS <= 27
+			})
+			st, _ := m.Status("cam1")
+			t.Logf("status: %+v video %+v sub %+v", st, *st.Video, st.Sub)
+			if st.State != StateOnline || st.Video.BitrateKbps <= 0 {
+				t.Errorf("status %+v", st)
+			}
+			wantCodec := CodecH264
+			if tc.codec == "h265" {
+				wantCodec = CodecH265
+			}
+			if st.Video.Codec != wantCodec || (tc.w != 0 && (st.Video.Width != tc.w || st.Video.Height != tc.h)) {
+				t.Errorf("video %+v", *st.Video)
+			}
+			if st.Video.Width == 0 || st.Video.Height == 0 {
+				t.Errorf("no picture size: %+v", *st.Video)
+			}
+			if tc.audio && (st.Audio == nil || st.Audio.Codec != CodecAAC) {
+				t.Errorf("audio %+v", st.Audio)
+			}
+			waitFor(t, 5*time.Second, "sub online", func() bool {
+				st, _ := m.Status("cam1")
+				return st.Sub != nil && st.Sub.State == StateOnline && st.Sub.Video != nil
+			})
+			st, _ = m.Status("cam1")
+			if tc.codec == "h264" && (st.Sub.Video.Width != 640 || st.Sub.Video.Height != 360) {
+				t.Errorf("sub video %+v", *st.Sub.Video)
+			}
+			sub.Close()
+			stop()
+			m.Remove("cam1")
+		})
+	}
+}
+
+// TestCamsimRestart stops camsim and starts it again on the same address:
+// the viewer's subscription continues and PTS keeps increasing.
+func TestCamsimRestart(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sim := startCamsim(t, camsim.Options{Count: 1})
+	addr := sim.Addr()
+	m := NewManager(fastOptions(t))
+	m.Set(Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
+	stop := runManager(t, m)
+	defer stop()
+	sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer, QueueLen: 1024})
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var last time.Duration
+	for range 30 {
+		u, _, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = u.PTS
+	}
+	sim.Close()
+	waitFor(t, 10*time.Second, "offline", func() bool { st, _ := m.Status("cam1"); return st.State == StateOffline })
+	sim2 := startCamsim(t, camsim.Options{Count: 1, Addr: addr})
+	defer sim2.Close()
+	after := 0
+	for after < 30 {
+		u, _, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after restart: %v", err)
+		}
+		if !u.Track.Video {
+			continue
+		}
+		if u.PTS <= last {
+			t.Fatalf("PTS went back: %v after %v", u.PTS, last)
+		}
+		last = u.PTS
+		after++
+	}
+	st, _ := m.Status("cam1")
+	if st.State != StateOnline || st.Reconnects < 1 {
+		t.Errorf("status %+v", st)
+	}
+	stop()
+	m.Remove("cam1")
+}
+
+func TestCamsimFaults(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sim := startCamsim(t, camsim.Options{Count: 2, Username: "admin", Password: "s3cret"})
+	defer sim.Close()
+	withAuth := func(u, pass string) string { return strings.Replace(u, "rtsp://", "rtsp://admin:"+pass+"@", 1) }
+	m := NewManager(fastOptions(t))
+	m.Set(Camera{ID: "good", MainURL: withAuth(sim.URL(1, false), "s3cret"), Transport: "tcp", Enabled: true})
+	m.Set(Camera{ID: "wrongpw", MainURL: withAuth(sim.URL(2, false), "guess"), Transport: "tcp", Enabled: true})
+	stop := runManager(t, m)
+	defer stop()
+
+	waitFor(t, 10*time.Second, "auth failure", func() bool {
+		st, _ := m.Status("wrongpw")
+		return errors.Is(st.Err, ErrUnauthorized) && st.Reconnects >= 1
+	})
+	st, _ := m.Status("wrongpw")
+	if !strings.Contains(st.LastError, "password") || strings.Contains(st.LastError, "guess") {
+		t.Errorf("lastError %q", st.LastError)
+	}
+	waitFor(t, 10*time.Second, "online", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+
+	sim.SetStall(true)
+	waitFor(t, 10*time.Second, "stall", func() bool {
+		st, _ := m.Status("good")
+		return st.State == StateOffline && errors.Is(st.Err, ErrStalled)
+	})
+	sim.SetStall(false)
+	waitFor(t, 10*time.Second, "online after stall", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+
+	sim.SetWithholdKeyframes(true)
+	sim.DropConnections()
+	waitFor(t, 10*time.Second, "no keyframe", func() bool {
+		st, _ := m.Status("good")
+		return errors.Is(st.Err, ErrNoKeyframe)
+	})
+	sim.SetWithholdKeyframes(false)
+	waitFor(t, 10*time.Second, "online after keyframes", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+	stop()
+	m.Remove("good")
+	m.Remove("wrongpw")
+}
