@@ -1,0 +1,397 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/registry"
+)
+
+type userBody struct {
+	Username    string   `json:"username"`
+	Password    string   `json:"password"`
+	Role        string   `json:"role"`
+	Departments []string `json:"departments"`
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *call) error {
+	us, err := s.reg.Users(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, us)
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *call) error {
+	u, err := s.reg.User(r.Context(), r.PathValue("username"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *call) error {
+	var in userBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	c.audit.Detail = "user " + truncate(in.Username, 64)
+	u, err := s.reg.CreateUser(r.Context(), registry.User{Username: in.Username, Role: in.Role, Departments: in.Departments}, in.Password)
+	if err != nil {
+		return err
+	}
+	c.audit.Detail = fmt.Sprintf("user %s role %s departments %s", u.Username, u.Role, deptList(u.Departments))
+	w.Header().Set("Location", "/api/v1/users/"+u.Username)
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func deptList(ds []string) string {
+	if len(ds) == 0 {
+		return "all"
+	}
+	return strings.Join(ds, ",")
+}
+
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("username")
+	c.audit.Detail = "user " + truncate(name, 64)
+	var in userBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Username != "" && in.Username != name {
+		return apierr.New(apierr.ErrInvalid, "the username in the body differs from the URL's: a user cannot be renamed")
+	}
+	u, err := s.reg.UpdateUser(r.Context(), registry.User{Username: name, Role: in.Role, Departments: in.Departments}, in.Password)
+	if err != nil {
+		return err
+	}
+	c.audit.Detail = fmt.Sprintf("user %s role %s departments %s", u.Username, u.Role, deptList(u.Departments))
+	if in.Password != "" {
+		c.audit.Detail += " password changed"
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("username")
+	c.audit.Detail = "user " + truncate(name, 64)
+	if err := s.reg.DeleteUser(r.Context(), name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listDepartments(w http.ResponseWriter, r *http.Request, c *call) error {
+	ds, err := s.reg.Departments(r.Context())
+	if err != nil {
+		return err
+	}
+	if c.p.user.Scoped() {
+		ds = slices.DeleteFunc(ds, func(d registry.Department) bool { return !c.p.user.InScope(d.ID) })
+	}
+	writeJSON(w, http.StatusOK, ds)
+	return nil
+}
+
+func (s *Server) createDepartment(w http.ResponseWriter, r *http.Request, c *call) error {
+	var d registry.Department
+	if err := decodeJSON(w, r, &d); err != nil {
+		return err
+	}
+	c.audit.Detail = "department " + truncate(d.ID, 64)
+	if err := s.reg.CreateDepartment(r.Context(), d); err != nil {
+		return err
+	}
+	d, err := s.reg.Department(r.Context(), d.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, d)
+	return nil
+}
+
+func (s *Server) updateDepartment(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	c.audit.Detail = "department " + truncate(id, 64)
+	var d registry.Department
+	if err := decodeJSON(w, r, &d); err != nil {
+		return err
+	}
+	if d.ID != "" && d.ID != id {
+		return apierr.New(apierr.ErrInvalid, "the id in the body differs from the URL's: a department cannot be renamed")
+	}
+	d.ID = id
+	if err := s.reg.UpdateDepartment(r.Context(), d); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+func (s *Server) deleteDepartment(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	c.audit.Detail = "department " + truncate(id, 64)
+	if err := s.reg.DeleteDepartment(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// parseTime reads an RFC 3339 query parameter; empty gives the zero time.
+func parseTime(r *http.Request, name string, required bool) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		if required {
+			return time.Time{}, apierr.New(apierr.ErrInvalid, "%s is required (RFC 3339, e.g. 2026-11-26T08:00:00Z)", name)
+		}
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, apierr.New(apierr.ErrInvalid, "%s %q is not an RFC 3339 time (e.g. 2026-11-26T08:00:00Z)", name, truncate(v, 64))
+	}
+	return t, nil
+}
+
+// parseDuration reads a Go duration ("90s") or a number of seconds.
+func parseDuration(v string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f < 1e9 {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, apierr.New(apierr.ErrInvalid, "duration %q is not a Go duration (90s, 10m) or seconds", truncate(v, 64))
+	}
+	return d, nil
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) error {
+	var f registry.AuditFilter
+	var err error
+	if f.From, err = parseTime(r, "from", false); err != nil {
+		return err
+	}
+	if f.To, err = parseTime(r, "to", false); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f.User, f.Camera = q.Get("user"), q.Get("camera")
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 10000 {
+			return apierr.New(apierr.ErrInvalid, "limit must be 1 to 10000")
+		}
+	}
+	es, err := s.reg.AuditEntries(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if c.p.user.Scoped() {
+		es = slices.DeleteFunc(es, func(e registry.AuditEntry) bool { return e.Camera == "" || !s.inScopeID(r, c, e.Camera) })
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Entries []registry.AuditEntry `json:"entries"`
+	}{es})
+	return nil
+}
+
+func (s *Server) inScopeID(r *http.Request, c *call, id string) bool {
+	cam, err := s.reg.Camera(r.Context(), id)
+	return err == nil && authorize(c.p, actView, &cam) == nil
+}
+
+type incidentBody struct {
+	Title   string    `json:"title"`
+	Cameras []string  `json:"cameras"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Note    string    `json:"note"`
+}
+
+func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c *call) error {
+	var in incidentBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if len(in.Cameras) == 1 {
+		c.audit.Camera = truncate(in.Cameras[0], 64)
+	}
+	c.audit.Start, c.audit.End = in.Start, in.End
+	if len(in.Cameras) > registry.MaxIncidentCameras {
+		return apierr.New(apierr.ErrInvalid, "incident: more than %d cameras", registry.MaxIncidentCameras)
+	}
+	for _, id := range in.Cameras {
+		cam, err := s.reg.Camera(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(c.p, actIncidents, &cam); err != nil {
+			return err
+		}
+	}
+	inc, err := s.reg.CreateIncident(r.Context(), registry.Incident{Title: in.Title, Cameras: in.Cameras,
+		Start: in.Start, End: in.End, Note: in.Note, CreatedBy: c.p.user.Username})
+	if err != nil {
+		return err
+	}
+	c.audit.Detail = fmt.Sprintf("incident %d cameras %s", inc.ID, strings.Join(inc.Cameras, ","))
+	writeJSON(w, http.StatusCreated, inc)
+	return nil
+}
+
+// visibleIncidents keeps the incidents with a camera p sees, showing only
+// those cameras.
+func (s *Server) visibleIncidents(r *http.Request, c *call, ins []registry.Incident) []registry.Incident {
+	if !c.p.user.Scoped() {
+		return ins
+	}
+	out := ins[:0]
+	for _, in := range ins {
+		in.Cameras = slices.DeleteFunc(in.Cameras, func(id string) bool { return !s.inScopeID(r, c, id) })
+		if len(in.Cameras) > 0 {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c *call) error {
+	q := r.URL.Query()
+	start, err := parseTime(r, "start", false)
+	if err != nil {
+		return err
+	}
+	end, err := parseTime(r, "end", false)
+	if err != nil {
+		return err
+	}
+	ins, err := s.reg.Incidents(r.Context(), q.Get("camera"), start, end)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.visibleIncidents(r, c, ins))
+	return nil
+}
+
+func (s *Server) deleteIncident(w http.ResponseWriter, r *http.Request, c *call) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return apierr.New(apierr.ErrNotFound, "incident %q does not exist", truncate(r.PathValue("id"), 64))
+	}
+	in, err := s.reg.IncidentByID(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if len(s.visibleIncidents(r, c, []registry.Incident{in})) == 0 {
+		return apierr.New(apierr.ErrNotFound, "incident %d does not exist", id)
+	}
+	if len(in.Cameras) == 1 {
+		c.audit.Camera = in.Cameras[0]
+	}
+	c.audit.Start, c.audit.End = in.Start, in.End
+	c.audit.Detail = fmt.Sprintf("incident %d %q cameras %s", in.ID, truncate(in.Title, 100), strings.Join(in.Cameras, ","))
+	if err := s.reg.DeleteIncident(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) availability(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.deps.Availability == nil {
+		return apierr.New(apierr.ErrUnavailable, "the availability report is not available in this server")
+	}
+	to, err := parseTime(r, "to", false)
+	if err != nil {
+		return err
+	}
+	if to.IsZero() {
+		to = time.Now()
+	}
+	from, err := parseTime(r, "from", false)
+	if err != nil {
+		return err
+	}
+	if from.IsZero() {
+		from = to.Add(-24 * time.Hour)
+	}
+	if !to.After(from) {
+		return apierr.New(apierr.ErrInvalid, "to must be after from")
+	}
+	if to.Sub(from) > 366*24*time.Hour {
+		return apierr.New(apierr.ErrInvalid, "the report covers at most 366 days")
+	}
+	rep, err := s.deps.Availability(r.Context(), from, to)
+	if err != nil {
+		return err
+	}
+	if !c.p.user.Scoped() {
+		writeJSON(w, http.StatusOK, rep)
+		return nil
+	}
+	filtered, err := filterReport(rep, c.p.user.InScope)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(filtered, '\n'))
+	return nil
+}
+
+// filterReport keeps the departments and cameras of a report that a
+// scoped user sees. A report of another shape is refused rather than shown.
+func filterReport(rep any, inScope func(department string) bool) ([]byte, error) {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return nil, fmt.Errorf("availability: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("availability: the report is not an object: %w", err)
+	}
+	type item struct {
+		ID         string `json:"id"`
+		Department string `json:"department"`
+	}
+	for key, field := range map[string]func(item) string{
+		"departments": func(i item) string { return i.ID },
+		"cameras":     func(i item) string { return i.Department },
+	} {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(m[key], &raws); err != nil {
+			return nil, fmt.Errorf("availability: the report has no %s list: %w", key, err)
+		}
+		kept := []json.RawMessage{}
+		for _, raw := range raws {
+			var it item
+			if err := json.Unmarshal(raw, &it); err != nil {
+				return nil, fmt.Errorf("availability: %s: %w", key, err)
+			}
+			if d := field(it); d != "" && inScope(d) {
+				kept = append(kept, raw)
+			}
+		}
+		if m[key], err = json.Marshal(kept); err != nil {
+			return nil, fmt.Errorf("availability: %w", err)
+		}
+	}
+	for k := range m {
+		if k != "departments" && k != "cameras" && k != "from" && k != "to" {
+			delete(m, k) // totals over every department would leak
+		}
+	}
+	return json.Marshal(m)
+}

@@ -1,0 +1,328 @@
+package ui
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/registry"
+)
+
+// SessionCookie is the name of the login cookie.
+const SessionCookie = "vigil_session"
+
+// CSRFHeader carries the CSRF token of a cookie session's state changes.
+const CSRFHeader = "X-CSRF-Token"
+
+// principal is who makes a request.
+type principal struct {
+	user      registry.User
+	sessionID string // the cookie, when logged in through the web app
+	csrf      string
+	tokenID   string // when acting through an API token
+}
+
+// action is what a request does, for authorize.
+type action int
+
+const (
+	actOpen      action = iota // no login needed
+	actView                    // any login: camera list and status, departments, own session and tokens
+	actLive                    // live view
+	actPlayback                // recordings and playback
+	actExport                  // evidence export
+	actIncidents               // create and list incidents
+	actReports                 // availability report
+	actMetrics                 // Prometheus metrics
+	actAdmin                   // cameras, users, departments, audit, incident deletion
+)
+
+var actionNames = map[action]string{
+	actView: "view", actLive: "live view", actPlayback: "playback", actExport: "export",
+	actIncidents: "incidents", actReports: "reports", actMetrics: "metrics", actAdmin: "administration",
+}
+
+// roleActions is the role → allowed actions table of the contract.
+var roleActions = map[string][]action{
+	registry.RoleAdmin:     {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actAdmin},
+	registry.RoleOperator:  {actView, actLive, actPlayback, actReports, actMetrics},
+	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports},
+	registry.RoleViewer:    {actView, actLive},
+}
+
+// globalActions show data of every department at once: a user limited to
+// departments may not perform them (they see no other camera, anywhere).
+var globalActions = []action{actMetrics}
+
+// authorize is the one authorization decision of the API: may p perform
+// act, on camera cam when it is not nil? No principal is 401; a role that
+// does not allow the action is 403; a camera outside the user's
+// departments is 404, exactly like a camera that does not exist.
+func authorize(p *principal, act action, cam *ingest.Camera) error {
+	if act == actOpen {
+		return nil
+	}
+	if p == nil {
+		return errUnauthenticated
+	}
+	if !slices.Contains(roleActions[p.user.Role], act) {
+		return apierr.New(apierr.ErrForbidden, "the role %s does not allow %s", p.user.Role, actionNames[act])
+	}
+	if p.user.Scoped() && slices.Contains(globalActions, act) {
+		return apierr.New(apierr.ErrForbidden, "%s covers every department; your account is limited to %s",
+			actionNames[act], strings.Join(p.user.Departments, ", "))
+	}
+	if cam != nil && !p.user.InScope(cam.Department) {
+		return cameraNotFound(cam.ID)
+	}
+	return nil
+}
+
+// cameraNotFound is the same error the registry gives for a missing camera.
+func cameraNotFound(id string) error {
+	return apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
+}
+
+// authenticate finds the principal of a request: a bearer token (which must
+// be valid) or the session cookie. It returns nil, nil without either.
+func (s *Server) authenticate(r *http.Request) (*principal, error) {
+	ctx := r.Context()
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, secret, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+			return nil, errStatus(http.StatusUnauthorized, "the Authorization header must be Bearer TOKEN")
+		}
+		u, id, err := s.reg.TokenUser(ctx, strings.TrimSpace(secret))
+		if err != nil {
+			if apierr.Status(err) == http.StatusNotFound {
+				return nil, errStatus(http.StatusUnauthorized, "the token is unknown or was revoked")
+			}
+			return nil, err
+		}
+		return &principal{user: u, tokenID: id}, nil
+	}
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil || ck.Value == "" {
+		return nil, nil
+	}
+	sess, err := s.reg.Session(ctx, ck.Value)
+	if err != nil {
+		if apierr.Status(err) == http.StatusNotFound {
+			return nil, nil // expired or logged out: as if no cookie
+		}
+		return nil, err
+	}
+	return &principal{user: sess.User, sessionID: ck.Value, csrf: sess.CSRF}, nil
+}
+
+// checkCSRF refuses a state change made with the session cookie without
+// the session's CSRF token in the X-CSRF-Token header.
+func checkCSRF(r *http.Request, p *principal) error {
+	if p.sessionID == "" {
+		return nil
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	got := r.Header.Get(CSRFHeader)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(p.csrf)) != 1 {
+		return apierr.New(apierr.ErrForbidden, "missing or wrong %s header (GET /api/v1/session returns the token)", CSRFHeader)
+	}
+	return nil
+}
+
+// limiter counts failed logins per key (user, address) in a sliding window.
+type limiter struct {
+	mu     sync.Mutex
+	max    int
+	window time.Duration
+	fails  map[string][]time.Time
+}
+
+func newLimiter(max int, window time.Duration) *limiter {
+	return &limiter{max: max, window: window, fails: map[string][]time.Time{}}
+}
+
+// blocked returns how long the key must wait, 0 when it may try.
+func (l *limiter) blocked(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.live(key, now)
+	if len(f) < l.max {
+		return 0
+	}
+	return f[len(f)-l.max].Add(l.window).Sub(now)
+}
+
+func (l *limiter) live(key string, now time.Time) []time.Time {
+	f := l.fails[key]
+	i := 0
+	for i < len(f) && !f[i].Add(l.window).After(now) {
+		i++
+	}
+	f = f[i:]
+	if len(f) == 0 {
+		delete(l.fails, key)
+	} else {
+		l.fails[key] = f
+	}
+	return f
+}
+
+func (l *limiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.fails) > 10000 {
+		for k := range l.fails {
+			l.live(k, now)
+		}
+	}
+	f := append(l.live(key, now), now)
+	if len(f) > l.max {
+		f = f[len(f)-l.max:]
+	}
+	l.fails[key] = f
+}
+
+func (l *limiter) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fails, key)
+}
+
+type loginBody struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type sessionBody struct {
+	Username    string   `json:"username"`
+	Role        string   `json:"role"`
+	Departments []string `json:"departments"`
+	CSRFToken   string   `json:"csrfToken,omitempty"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
+	var in loginBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	in.Username = strings.TrimSpace(in.Username)
+	if in.Username == "" || in.Password == "" {
+		return apierr.New(apierr.ErrInvalid, "username and password are required")
+	}
+	c.audit.User = in.Username
+	if len(c.audit.User) > 64 {
+		c.audit.User = c.audit.User[:64]
+	}
+	now := time.Now()
+	userKey, addrKey := "u:"+strings.ToLower(in.Username), "a:"+clientAddr(r)
+	if wait := max(s.limit.blocked(userKey, now), s.limit.blocked(addrKey, now)); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return &httpError{status: http.StatusTooManyRequests,
+			msg:    "too many failed logins: try again in " + strconv.Itoa(secs) + " s",
+			header: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
+	}
+	u, err := s.reg.Authenticate(r.Context(), in.Username, in.Password)
+	if registry.IsBadCredentials(err) {
+		s.limit.fail(userKey, now)
+		s.limit.fail(addrKey, now)
+		return errStatus(http.StatusUnauthorized, "wrong username or password")
+	}
+	if err != nil {
+		return err
+	}
+	s.limit.reset(userKey)
+	id, csrf, err := s.reg.CreateSession(r.Context(), u.Username, s.opts.SessionTTL)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
+		Secure: s.opts.Secure, SameSite: http.SameSiteStrictMode, MaxAge: int(s.opts.SessionTTL / time.Second)})
+	writeJSON(w, http.StatusOK, sessionBody{Username: u.Username, Role: u.Role, Departments: u.Departments, CSRFToken: csrf})
+	return nil
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request, c *call) error {
+	u := c.p.user
+	writeJSON(w, http.StatusOK, sessionBody{Username: u.Username, Role: u.Role, Departments: u.Departments, CSRFToken: c.p.csrf})
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.p.sessionID != "" {
+		if err := s.reg.DeleteSession(r.Context(), c.p.sessionID); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
+		Secure: s.opts.Secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type tokenBody struct {
+	Name string `json:"name"`
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) error {
+	var in tokenBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	t, secret, err := s.reg.CreateToken(r.Context(), c.p.user.Username, in.Name)
+	if err != nil {
+		return err
+	}
+	c.audit.Detail = "token " + t.ID
+	writeJSON(w, http.StatusCreated, struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		Token string `json:"token"`
+	}{t.ID, t.Name, secret})
+	return nil
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *call) error {
+	owner := c.p.user.Username
+	if c.p.user.Role == registry.RoleAdmin {
+		owner = ""
+	}
+	ts, err := s.reg.Tokens(r.Context(), owner)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ts)
+	return nil
+}
+
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, c *call) error {
+	owner := c.p.user.Username
+	if c.p.user.Role == registry.RoleAdmin {
+		owner = ""
+	}
+	id := r.PathValue("id")
+	c.audit.Detail = "token " + truncate(id, 64)
+	if err := s.reg.DeleteToken(r.Context(), id, owner); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+var _ = errors.New

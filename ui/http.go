@@ -1,0 +1,278 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/registry"
+)
+
+// Body limits.
+const (
+	maxJSONBody = 1 << 20
+	maxCSVBody  = 8 << 20
+	maxSDPBody  = 64 << 10
+	// bodyReadTimeout bounds reading a request body (the server has no
+	// ReadTimeout, which would also cut long playback streams).
+	bodyReadTimeout = 60 * time.Second
+)
+
+// httpError is an error with its own status, for what the apierr kinds do
+// not cover (401, 413, 415, 429).
+type httpError struct {
+	status int
+	msg    string
+	header http.Header
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errStatus(status int, format string, a ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, a...)}
+}
+
+var errUnauthenticated = errStatus(http.StatusUnauthorized, "log in first (session cookie or Authorization: Bearer token)")
+
+// statusOf maps an error to its HTTP status.
+func statusOf(err error) int {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return apierr.Status(err)
+}
+
+// errorBody is the JSON of every error; Errors lists a validation's fields.
+type errorBody struct {
+	Error  string                `json:"error"`
+	Errors []registry.FieldError `json:"errors,omitempty"`
+}
+
+// writeError answers err as JSON. Messages of 5xx errors stay in the log.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	body := errorBody{Error: ingest.RedactURL(err.Error())}
+	var ve *registry.ValidationError
+	if errors.As(err, &ve) {
+		body.Errors = ve.Errors
+	}
+	var he *httpError
+	if errors.As(err, &he) {
+		for k, v := range he.header {
+			w.Header()[k] = v
+		}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		body.Error = fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)
+	}
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", ingest.RedactURL(err.Error()))
+		if status == http.StatusInternalServerError {
+			body.Error = "internal error: see the server log"
+		}
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: cannot encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// mediaType returns the request's media type without parameters.
+func mediaType(r *http.Request) string {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// readBody reads the whole body up to limit bytes, with a deadline.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	defer rc.SetReadDeadline(time.Time{})
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, apierr.New(apierr.ErrInvalid, "cannot read the request body: %v", err)
+	}
+	return b, nil
+}
+
+// decodeJSON decodes exactly one JSON value of the request into v,
+// refusing unknown fields, other media types and bodies over 1 MiB.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if mt := mediaType(r); mt != "application/json" {
+		return errStatus(http.StatusUnsupportedMediaType, "send JSON with Content-Type: application/json")
+	}
+	b, err := readBody(w, r, maxJSONBody)
+	if err != nil {
+		return err
+	}
+	return unmarshalStrict(b, v)
+}
+
+func unmarshalStrict(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return apierr.New(apierr.ErrInvalid, "the request body is empty: send a JSON object")
+		}
+		return apierr.New(apierr.ErrInvalid, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return apierr.New(apierr.ErrInvalid, "malformed JSON: send one JSON value only")
+	}
+	return nil
+}
+
+// clientAddr is the address of the client (the proxy's when behind one).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// call is one request's context: who makes it and what it will audit.
+type call struct {
+	p *principal
+	// audit is the row this request writes (nil: not audited); handlers
+	// fill Camera, Start, End and Detail, the wrapper the rest.
+	audit *registry.AuditEntry
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// route registers a handler behind the one authorization path: it finds
+// the principal (401 without one unless act is actOpen), checks the CSRF
+// token of a cookie session's state change, asks authorize whether the role
+// may act, runs the handler, answers its error as JSON, and writes the
+// request's audit row when auditAction is not empty.
+func (s *Server) route(pattern string, act action, auditAction string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c := &call{}
+		if auditAction != "" {
+			c.audit = &registry.AuditEntry{Action: auditAction, Address: clientAddr(r)}
+		}
+		err := s.serve(w, r, act, c, h)
+		if err != nil && !isWritten(w) {
+			s.writeError(w, r, err)
+		} else if err != nil {
+			s.log.Warn("request ended early", "method", r.Method, "path", r.URL.Path, "error", ingest.RedactURL(err.Error()))
+		}
+		if c.audit != nil && (c.p != nil || c.audit.User != "") {
+			s.writeAudit(r, c, err)
+		}
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, act action, c *call, h handlerFunc) error {
+	p, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if p == nil && act != actOpen {
+		return errUnauthenticated
+	}
+	c.p = p
+	if p != nil {
+		if c.audit != nil {
+			c.audit.User = p.user.Username
+		}
+		if err := checkCSRF(r, p); err != nil {
+			return err
+		}
+	}
+	if act != actOpen {
+		if err := authorize(p, act, nil); err != nil {
+			return err
+		}
+	}
+	return h(w, r, c)
+}
+
+func (s *Server) writeAudit(r *http.Request, c *call, err error) {
+	e := *c.audit
+	switch {
+	case err == nil:
+		e.Result = "ok"
+	case statusOf(err) == http.StatusForbidden || statusOf(err) == http.StatusNotFound && e.Camera != "":
+		e.Result = "denied"
+		e.Detail = joinDetail(e.Detail, ingest.RedactURL(err.Error()))
+	default:
+		e.Result = "failed"
+		e.Detail = joinDetail(e.Detail, ingest.RedactURL(err.Error()))
+	}
+	// The audit row must be written even when the client went away.
+	ctx := context.WithoutCancel(r.Context())
+	if aerr := s.reg.Audit(ctx, e); aerr != nil {
+		s.log.Error("cannot write the audit log", "action", e.Action, "user", e.User, "error", aerr)
+	}
+}
+
+func joinDetail(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	return a + "; " + b
+}
+
+// trackWriter remembers whether the response has begun.
+type trackWriter struct {
+	http.ResponseWriter
+	written bool
+}
+
+func (t *trackWriter) WriteHeader(code int) {
+	t.written = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackWriter) Write(b []byte) (int, error) {
+	t.written = true
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *trackWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+func isWritten(w http.ResponseWriter) bool {
+	t, ok := w.(*trackWriter)
+	return ok && t.written
+}
+
+// logger returns the request's logger.
+func (s *Server) reqLog(r *http.Request) *slog.Logger {
+	return s.log.With("method", r.Method, "path", r.URL.Path)
+}

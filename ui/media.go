@@ -1,0 +1,240 @@
+package ui
+
+import (
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/registry"
+)
+
+// whepTTL is how long the owner of a WHEP session is remembered.
+const whepTTL = 24 * time.Hour
+
+func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request, c *call) error {
+	cam, err := s.camera(r, c, actLive)
+	if err != nil {
+		return err
+	}
+	kind, err := streamKind(r)
+	if err != nil {
+		return err
+	}
+	c.audit.Detail = "stream " + string(kind)
+	if s.deps.Live == nil {
+		return apierr.New(apierr.ErrUnavailable, "live view is not available in this server")
+	}
+	if mediaType(r) != "application/sdp" {
+		return errStatus(http.StatusUnsupportedMediaType, "send the SDP offer with Content-Type: application/sdp")
+	}
+	offer, err := readBody(w, r, maxSDPBody)
+	if err != nil {
+		return err
+	}
+	if !cam.Enabled {
+		return apierr.New(apierr.ErrUnavailable, "camera %q is disabled", cam.ID)
+	}
+	if kind == ingest.Sub && cam.SubURL == "" {
+		kind = ingest.Main // the contract: sub falls back to main
+	}
+	id, answer, err := s.deps.Live.Offer(r.Context(), cam.ID, kind, string(offer))
+	if err != nil {
+		return err
+	}
+	c.audit.Detail += " session " + id
+	now := time.Now()
+	s.mu.Lock()
+	for k, o := range s.whep {
+		if now.Sub(o.created) > whepTTL {
+			delete(s.whep, k)
+		}
+	}
+	s.whep[id] = whepOwner{user: c.p.user.Username, camera: cam.ID, created: now}
+	s.mu.Unlock()
+	s.log.Info("live view", "camera", cam.ID, "session", id, "user", c.p.user.Username, "stream", string(kind))
+	w.Header().Set("Location", "/api/v1/whep/"+id)
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	w.Write([]byte(answer))
+	return nil
+}
+
+// whepSession returns the session id of the path if p owns it (or is an
+// admin); another user's session is not found.
+func (s *Server) whepSession(r *http.Request, c *call) (string, error) {
+	id := r.PathValue("session")
+	s.mu.Lock()
+	o, ok := s.whep[id]
+	s.mu.Unlock()
+	if !ok || (o.user != c.p.user.Username && c.p.user.Role != registry.RoleAdmin) {
+		return "", apierr.New(apierr.ErrNotFound, "live session %q does not exist", truncate(id, 64))
+	}
+	return id, nil
+}
+
+func (s *Server) whepPatch(w http.ResponseWriter, r *http.Request, c *call) error {
+	id, err := s.whepSession(r, c)
+	if err != nil {
+		return err
+	}
+	if mediaType(r) != "application/trickle-ice-sdpfrag" {
+		return errStatus(http.StatusUnsupportedMediaType, "send ICE candidates with Content-Type: application/trickle-ice-sdpfrag")
+	}
+	frag, err := readBody(w, r, maxSDPBody)
+	if err != nil {
+		return err
+	}
+	if s.deps.Live == nil {
+		return apierr.New(apierr.ErrUnavailable, "live view is not available in this server")
+	}
+	if err := s.deps.Live.Patch(r.Context(), id, string(frag)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request, c *call) error {
+	id, err := s.whepSession(r, c)
+	if err != nil {
+		return err
+	}
+	if s.deps.Live == nil {
+		return apierr.New(apierr.ErrUnavailable, "live view is not available in this server")
+	}
+	s.mu.Lock()
+	delete(s.whep, id)
+	s.mu.Unlock()
+	if err := s.deps.Live.Delete(id); err != nil && apierr.Status(err) != http.StatusNotFound {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// timeline is the recordings of a camera with the incidents over them.
+type timeline struct {
+	recorder.Recordings
+	Incidents []registry.Incident `json:"incidents"`
+}
+
+func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) error {
+	cam, err := s.camera(r, c, actPlayback)
+	if err != nil {
+		return err
+	}
+	start, err := parseTime(r, "start", true)
+	if err != nil {
+		return err
+	}
+	end, err := parseTime(r, "end", true)
+	if err != nil {
+		return err
+	}
+	if s.deps.Review == nil {
+		return apierr.New(apierr.ErrUnavailable, "recordings are not available in this server")
+	}
+	recs, err := s.deps.Review.Recordings(r.Context(), cam.ID, start, end)
+	if err != nil {
+		return err
+	}
+	ins, err := s.reg.Incidents(r.Context(), cam.ID, start, end)
+	if err != nil {
+		return err
+	}
+	if recs.Spans == nil {
+		recs.Spans = []recorder.Span{}
+	}
+	if recs.Segments == nil {
+		recs.Segments = []recorder.SegmentInfo{}
+	}
+	writeJSON(w, http.StatusOK, timeline{Recordings: recs, Incidents: s.visibleIncidents(r, c, ins)})
+	return nil
+}
+
+// mp4Writer starts the playback response at its first byte, so that an
+// error before it still answers JSON, and flushes every write.
+type mp4Writer struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	n  int64
+}
+
+func (m *mp4Writer) Write(b []byte) (int, error) {
+	if m.n == 0 {
+		m.w.Header().Set("Content-Type", "video/mp4")
+		m.w.WriteHeader(http.StatusOK)
+	}
+	n, err := m.w.Write(b)
+	m.n += int64(n)
+	if err == nil {
+		m.rc.Flush()
+	}
+	return n, err
+}
+
+func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error {
+	cam, err := s.camera(r, c, actPlayback)
+	if err != nil {
+		return err
+	}
+	start, err := parseTime(r, "start", true)
+	if err != nil {
+		return err
+	}
+	dur := time.Duration(0)
+	if v := r.URL.Query().Get("duration"); v != "" {
+		if dur, err = parseDuration(v); err != nil {
+			return err
+		}
+	}
+	c.audit.Start = start
+	if dur > 0 {
+		c.audit.End = start.Add(dur)
+	}
+	if s.deps.Review == nil {
+		return apierr.New(apierr.ErrUnavailable, "playback is not available in this server")
+	}
+	mw := &mp4Writer{w: w, rc: http.NewResponseController(w)}
+	err = s.deps.Review.Playback(r.Context(), mw, cam.ID, start, dur)
+	if err != nil && mw.n > 0 {
+		c.audit.Detail = "stopped after " + strconv.FormatInt(mw.n, 10) + " bytes"
+	}
+	return err
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
+	cam, err := s.camera(r, c, actExport)
+	if err != nil {
+		return err
+	}
+	start, err := parseTime(r, "start", true)
+	if err != nil {
+		return err
+	}
+	end, err := parseTime(r, "end", true)
+	if err != nil {
+		return err
+	}
+	c.audit.Start, c.audit.End = start, end
+	if s.deps.Review == nil {
+		return apierr.New(apierr.ErrUnavailable, "export is not available in this server")
+	}
+	ex, err := s.deps.Review.Export(r.Context(), cam.ID, start, end)
+	if err != nil {
+		return err
+	}
+	defer ex.File.Close()
+	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10)
+	h := w.Header()
+	h.Set("Content-Type", "video/mp4")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": ex.Name}))
+	h.Set("X-Content-SHA256", ex.SHA256)
+	s.log.Info("export", "camera", cam.ID, "user", c.p.user.Username, "bytes", ex.Size, "sha256", ex.SHA256)
+	http.ServeContent(w, r, ex.Name, time.Time{}, ex.File)
+	return nil
+}

@@ -1,0 +1,262 @@
+// Package ui is Vigil's HTTP API and web app server: every endpoint of the
+// contract behind one authentication and authorization path, over services
+// that it reaches through small interfaces declared here.
+package ui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/registry"
+)
+
+// Fleet is the ingest (ingest.Manager): it pulls the registered cameras.
+type Fleet interface {
+	Set(ingest.Camera)
+	Remove(id string)
+	Status(id string) (ingest.Status, bool)
+}
+
+// Recording is the recorder's camera set (recorder.Recorder).
+type Recording interface {
+	Set(ingest.Camera)
+	Remove(id string)
+	Recording(id string) bool
+}
+
+// Live is the WebRTC relay (relay.Relay).
+type Live interface {
+	Offer(ctx context.Context, cameraID string, kind ingest.StreamKind, offerSDP string) (sessionID, answerSDP string, err error)
+	Patch(ctx context.Context, sessionID, sdpFragment string) error
+	Delete(sessionID string) error
+}
+
+// Review is the recorder's read side (recorder.Review).
+type Review interface {
+	Recordings(ctx context.Context, camera string, start, end time.Time) (recorder.Recordings, error)
+	// Playback streams fMP4 to w; errors before the first byte are of apierr kinds.
+	Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error
+	Export(ctx context.Context, camera string, start, end time.Time) (recorder.Export, error)
+}
+
+// Deps are the services behind the API. Registry is required; a nil
+// service answers 503 on its endpoints (Metrics and WebApp: 404).
+type Deps struct {
+	Registry  *registry.Registry
+	Fleet     Fleet
+	Recording Recording
+	Live      Live
+	Review    Review
+	// Probe tests a camera URL ("test connection"): it returns what the stream
+	// offers or the camera's own error.
+	Probe func(ctx context.Context, rawURL, transport string) (any, error)
+	// Availability reports per department and camera the share of a period
+	// online and recorded (JSON with "departments":[{"id"}] and
+	// "cameras":[{"id","department"}] lists, filtered here by scope).
+	Availability func(ctx context.Context, from, to time.Time) (any, error)
+	// Metrics serves Prometheus text.
+	Metrics http.Handler
+	// WebApp is the browser app, index.html at its root.
+	WebApp fs.FS
+	// Log receives request failures. It defaults to discarding.
+	Log *slog.Logger
+}
+
+// Options tune the server.
+type Options struct {
+	// SessionTTL is how long a login lasts. It defaults to 12 hours.
+	SessionTTL time.Duration
+	// Secure marks the session cookie Secure and sends HSTS (set under TLS).
+	// It defaults to false.
+	Secure bool
+	// MetricsPublic serves /metrics without a login. It defaults to false.
+	MetricsPublic bool
+	// LoginFailures is how many failed logins per user and per address are
+	// allowed within LoginWindow before 429. It defaults to 5.
+	LoginFailures int
+	// LoginWindow is the window of LoginFailures. It defaults to 1 minute.
+	LoginWindow time.Duration
+}
+
+// Server is the HTTP API.
+type Server struct {
+	deps Deps
+	opts Options
+	reg  *registry.Registry
+	log  *slog.Logger
+	mux  *http.ServeMux
+
+	limit *limiter
+
+	mu   sync.Mutex
+	whep map[string]whepOwner // WHEP session → who opened it
+}
+
+type whepOwner struct {
+	user    string
+	camera  string
+	created time.Time
+}
+
+// New builds the server; it starts nothing.
+func New(deps Deps, opts Options) (*Server, error) {
+	if deps.Registry == nil {
+		return nil, errors.New("ui: Deps.Registry is required")
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	if opts.LoginFailures <= 0 {
+		opts.LoginFailures = 5
+	}
+	if opts.LoginWindow <= 0 {
+		opts.LoginWindow = time.Minute
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
+		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	// Session and tokens.
+	s.route("POST /api/v1/session", actOpen, "login", s.login)
+	s.route("GET /api/v1/session", actView, "", s.getSession)
+	s.route("DELETE /api/v1/session", actView, "", s.logout)
+	s.route("POST /api/v1/tokens", actView, "token.create", s.createToken)
+	s.route("GET /api/v1/tokens", actView, "", s.listTokens)
+	s.route("DELETE /api/v1/tokens/{id}", actView, "token.delete", s.deleteToken)
+
+	// Users and departments.
+	s.route("GET /api/v1/users", actAdmin, "", s.listUsers)
+	s.route("POST /api/v1/users", actAdmin, "user.create", s.createUser)
+	s.route("GET /api/v1/users/{username}", actAdmin, "", s.getUser)
+	s.route("PUT /api/v1/users/{username}", actAdmin, "user.update", s.updateUser)
+	s.route("DELETE /api/v1/users/{username}", actAdmin, "user.delete", s.deleteUser)
+	s.route("GET /api/v1/departments", actView, "", s.listDepartments)
+	s.route("POST /api/v1/departments", actAdmin, "department.create", s.createDepartment)
+	s.route("PUT /api/v1/departments/{id}", actAdmin, "department.update", s.updateDepartment)
+	s.route("DELETE /api/v1/departments/{id}", actAdmin, "department.delete", s.deleteDepartment)
+
+	// Cameras.
+	s.route("GET /api/v1/cameras", actView, "", s.listCameras)
+	s.route("POST /api/v1/cameras", actAdmin, "camera.create", s.createCamera)
+	s.route("POST /api/v1/cameras/import", actAdmin, "camera.import", s.importCameras)
+	s.route("POST /api/v1/cameras/test", actAdmin, "", s.testNewCamera)
+	s.route("GET /api/v1/cameras/{id}", actView, "", s.getCamera)
+	s.route("PUT /api/v1/cameras/{id}", actAdmin, "camera.update", s.replaceCamera)
+	s.route("DELETE /api/v1/cameras/{id}", actAdmin, "camera.delete", s.deleteCamera)
+	s.route("POST /api/v1/cameras/{id}/test", actAdmin, "", s.testCamera)
+	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.cameraStatus)
+	s.route("GET /api/v1/status", actView, "", s.allStatus)
+
+	// Live.
+	s.route("POST /api/v1/cameras/{id}/whep", actLive, "live", s.whepOffer)
+	s.route("PATCH /api/v1/whep/{session}", actLive, "", s.whepPatch)
+	s.route("DELETE /api/v1/whep/{session}", actLive, "", s.whepDelete)
+
+	// Review.
+	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)
+	s.route("GET /api/v1/cameras/{id}/playback", actPlayback, "playback", s.playback)
+	s.route("GET /api/v1/cameras/{id}/export", actExport, "export", s.export)
+	s.route("POST /api/v1/incidents", actIncidents, "incident.create", s.createIncident)
+	s.route("GET /api/v1/incidents", actIncidents, "", s.listIncidents)
+	s.route("DELETE /api/v1/incidents/{id}", actAdmin, "incident.delete", s.deleteIncident)
+
+	// Operations.
+	s.route("GET /api/v1/audit", actAdmin, "", s.listAudit)
+	s.route("GET /api/v1/reports/availability", actReports, "", s.availability)
+	metricsAct := actMetrics
+	if s.opts.MetricsPublic {
+		metricsAct = actOpen
+	}
+	s.route("GET /metrics", metricsAct, "", s.metrics)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such API endpoint: " + r.Method + " " + truncate(r.URL.Path, 200)})
+	})
+	s.mux.HandleFunc("GET /", s.webApp)
+}
+
+// csp is the Content Security Policy of every response. The web app uses
+// no inline scripts or styles; media plays from blob: URLs (MSE).
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; " +
+	"form-action 'self'; frame-ancestors 'none'"
+
+// Handler returns the server's handler, with the security headers.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if s.opts.Secure {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		s.mux.ServeHTTP(&trackWriter{ResponseWriter: w}, r)
+	})
+}
+
+// NewHTTPServer returns an http.Server for h with timeouts against slow
+// clients: headers within 10 s, idle connections closed after 2 min. It has
+// no ReadTimeout or WriteTimeout, which would cut playback and export
+// streams; handlers bound their body reads themselves.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// webApp serves the browser app, answering index.html for unknown paths so
+// that the app's own routes work on reload.
+func (s *Server) webApp(w http.ResponseWriter, r *http.Request) {
+	if s.deps.WebApp == nil {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "the web app is not built into this server"})
+		return
+	}
+	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	if name == "" {
+		name = "index.html"
+	}
+	if st, err := fs.Stat(s.deps.WebApp, name); err != nil || st.IsDir() {
+		name = "index.html"
+	}
+	if name == "index.html" {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	http.ServeFileFS(w, r, s.deps.WebApp, name)
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, c *call) error {
+	if s.deps.Metrics == nil {
+		return errStatus(http.StatusNotFound, "metrics are not enabled")
+	}
+	s.deps.Metrics.ServeHTTP(w, r)
+	return nil
+}
