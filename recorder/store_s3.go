@@ -88,15 +88,30 @@ func (s *S3Store) ensureBucket(ctx context.Context) error {
 	if s.bucketReady {
 		return nil
 	}
-	ok, err := s.cl.BucketExists(ctx, s.o.Bucket)
-	if err != nil {
+	// a listing, unlike HEAD, answers with an error code that tells bad
+	// credentials from a missing bucket
+	_, err := s.core.ListObjectsV2(s.o.Bucket, "", "", "", "/", 1)
+	missing := minio.ToErrorResponse(err).Code == "NoSuchBucket"
+	if minio.ToErrorResponse(err).Code == "AccessDenied" {
+		// some servers deny listing a bucket that does not exist
+		if ok, herr := s.cl.BucketExists(ctx, s.o.Bucket); herr == nil && !ok {
+			missing = true
+		}
+	}
+	if err != nil && !missing {
 		return s.explain("check bucket", err)
 	}
-	if !ok {
+	if missing {
 		if err := s.cl.MakeBucket(ctx, s.o.Bucket, minio.MakeBucketOptions{Region: s.o.Region}); err != nil {
 			code := minio.ToErrorResponse(err).Code
 			if code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
-				return fmt.Errorf("bucket %q is missing and could not be created: %w", s.o.Bucket, s.explain("create bucket", err))
+				reason := "the server refused"
+				var inner *S3Error
+				if errors.As(s.explain("create bucket", err), &inner) {
+					reason = inner.Reason
+				}
+				return &S3Error{Op: "create bucket", Err: err,
+					Reason: fmt.Sprintf("bucket %q does not exist and could not be created (%s)", s.o.Bucket, reason)}
 			}
 		}
 	}

@@ -56,7 +56,8 @@ func Binary() string {
 // store under test creates it). stop kills the server (the data stay);
 // restart starts it again on the same port and directory. Both wait until the
 // server is down or answering. The server is killed at the end of the test.
-func Start(t testing.TB) (endpoint, accessKey, secretKey, bucket string, stop, restart func()) {
+// extraArgs are more versitygw flags, such as "--readonly".
+func Start(t testing.TB, extraArgs ...string) (endpoint, accessKey, secretKey, bucket string, stop, restart func()) {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
@@ -93,7 +94,8 @@ func Start(t testing.TB) (endpoint, accessKey, secretKey, bucket string, stop, r
 		if cmd != nil {
 			return nil
 		}
-		c := exec.Command(bin, "--port", endpoint, "--region", "us-east-1", "--quiet", "posix", dir)
+		args := append([]string{"--port", endpoint, "--region", "us-east-1", "--quiet"}, extraArgs...)
+		c := exec.Command(bin, append(args, "posix", dir)...)
 		c.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
 		c.Stdout = &stderr
 		c.Stderr = &stderr

@@ -1,0 +1,207 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/vigil-vms/vigil/recorder/s3test"
+)
+
+func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *S3Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestS3Store(t *testing.T) {
+	checkLeaks(t)
+	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	s := newTestS3(t, endpoint, access, secret, bucket)
+	ctx := context.Background()
+	keys := []string{"cam-b/2026/11/26/10-00-00.000.mp4", "cam-a/2026/11/26/10-00-04.000.mp4", "cam-a/2026/11/26/10-00-00.000.mp4"}
+	for i, k := range keys {
+		body := strings.Repeat(string(rune('a'+i)), 100+i)
+		if err := s.Put(ctx, k, strings.NewReader(body), int64(len(body)), map[string]string{"start": "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := s.List(ctx, "cam-a/", func(o ObjectInfo) error { got = append(got, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != keys[2] || got[1] != keys[1] {
+		t.Errorf("list: %v", got)
+	}
+	rc, err := s.Get(ctx, keys[1], 10, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 10)
+	n, _ := rc.Read(b)
+	rc.Close()
+	if string(b[:n]) != "bbbbb" {
+		t.Errorf("ranged get: %q", b[:n])
+	}
+	if _, err := s.Get(ctx, "cam-a/nope.mp4", 0, -1); !isNotFound(err) {
+		t.Errorf("missing key: %v", err)
+	}
+	if err := s.Delete(ctx, keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, keys[1]); err != nil {
+		t.Errorf("second delete: %v", err)
+	}
+	if _, err := s.Get(ctx, keys[1], 0, -1); !isNotFound(err) {
+		t.Errorf("deleted key: %v", err)
+	}
+}
+
+func TestRecordS3(t *testing.T) {
+	checkLeaks(t)
+	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	dir := t.TempDir()
+	store := newTestS3(t, endpoint, access, secret, bucket)
+	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	cams := []string{"cam-1", "cam-2"}
+	for i, id := range cams {
+		st, c := h.camera(id, i == 1, recT0)
+		c.feedUntil(st, 8500*time.Millisecond)
+		st.Close()
+	}
+	recWaitFor(t, 20*time.Second, "uploads", func() bool {
+		s := h.rec.Status()
+		return s.Uploaded == 6 && s.Waiting == 0
+	})
+	rows := checkRecStored(t, store, ix, cams)
+	cl, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range cams {
+		if len(rows[id]) != 3 {
+			t.Fatalf("%s: %d segments, want 3", id, len(rows[id]))
+		}
+		for _, s := range rows[id] {
+			info, err := cl.StatObject(context.Background(), bucket, s.Key, minio.StatObjectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Size != s.Bytes || info.UserMetadata["Start"] != s.Start.Format(time.RFC3339Nano) ||
+				info.UserMetadata["End"] != s.End.Format(time.RFC3339Nano) || info.UserMetadata["Duration"] == "" {
+				t.Errorf("%s: size %d, metadata %v; row %+v", s.Key, info.Size, info.UserMetadata, s)
+			}
+		}
+	}
+	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
+	if n, err := Reindex(context.Background(), store, ix2); err != nil || n != 6 {
+		t.Fatalf("reindex: %d, %v", n, err)
+	}
+	h.stop()
+}
+
+// TestS3Outage stops the S3 server while two segments close, then restarts it:
+// every segment arrives, in order, none lost.
+func TestS3Outage(t *testing.T) {
+	checkLeaks(t)
+	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
+	dir := t.TempDir()
+	store := newTestS3(t, endpoint, access, secret, bucket)
+	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+		SegmentDuration: 4 * time.Second, UploadRetryMax: 2 * time.Second})
+	st, c := h.camera("cam-1", true, recT0)
+	c.feedUntil(st, 4500*time.Millisecond)
+	recWaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
+
+	stop()
+	c.feedUntil(st, 12500*time.Millisecond) // segments 4–8 s and 8–12 s close while the store is down
+	recWaitFor(t, 20*time.Second, "failed uploads", func() bool {
+		s := h.rec.Status()
+		return s.Waiting == 2 && s.UploadErrors >= 3
+	})
+	s := h.rec.Status()
+	if !strings.Contains(s.LastUploadError, "unreachable") || s.SpoolBytes == 0 || !h.rec.Recording("cam-1") {
+		t.Errorf("status during the outage: %+v, recording %v", s, h.rec.Recording("cam-1"))
+	}
+	restart()
+	c.feedUntil(st, 13*time.Second)
+	st.Close()
+	recWaitFor(t, 20*time.Second, "the uploads after the outage", func() bool {
+		s := h.rec.Status()
+		return s.Uploaded == 4 && s.Waiting == 0
+	})
+	if s := h.rec.Status(); s.LastUploadError != "" || s.Dropped != 0 {
+		t.Errorf("status after the outage: %+v", s)
+	}
+	rows := checkRecStored(t, store, ix, []string{"cam-1"})["cam-1"]
+	if len(rows) != 4 {
+		t.Fatalf("%d segments, want 4", len(rows))
+	}
+	for i, r := range rows {
+		if want := recT0.Add(time.Duration(i) * 4 * time.Second); !r.Start.Equal(want) {
+			t.Errorf("segment %d starts at %v, want %v", i, r.Start, want)
+		}
+		if i > 0 && !rows[i-1].End.Equal(r.Start) {
+			t.Errorf("gap between segment %d (end %v) and %d (start %v)", i-1, rows[i-1].End, i, r.Start)
+		}
+	}
+	var keys []string
+	store.List(context.Background(), "cam-1/", func(o ObjectInfo) error { keys = append(keys, o.Key); return nil })
+	if len(keys) != 4 {
+		t.Errorf("store holds %v", keys)
+	}
+	h.stop()
+}
+
+// TestS3BadCredentials: a wrong secret is reported in a clear sentence while
+// recording continues into the spool.
+func TestS3BadCredentials(t *testing.T) {
+	checkLeaks(t)
+	endpoint, access, _, bucket, _, _ := s3test.Start(t)
+	testStoreRefused(t, newTestS3(t, endpoint, access, "wrong-secret-123", bucket), "bad credentials")
+}
+
+// TestS3MissingBucket: the bucket is missing and cannot be created (the server
+// is read-only): a clear error, recording continues into the spool.
+func TestS3MissingBucket(t *testing.T) {
+	checkLeaks(t)
+	endpoint, access, secret, bucket, _, _ := s3test.Start(t, "--readonly")
+	testStoreRefused(t, newTestS3(t, endpoint, access, secret, bucket), "could not be created")
+}
+
+func testStoreRefused(t *testing.T, store *S3Store, want string) {
+	dir := t.TempDir()
+	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+		SegmentDuration: 2 * time.Second, ShutdownGrace: time.Second})
+	st, c := h.camera("cam-1", false, recT0)
+	c.feedUntil(st, 4500*time.Millisecond)
+	recWaitFor(t, 10*time.Second, "a failed upload", func() bool {
+		s := h.rec.Status()
+		return s.Waiting == 2 && s.UploadErrors > 0
+	})
+	s := h.rec.Status()
+	if !strings.Contains(s.LastUploadError, want) {
+		t.Errorf("last upload error %q does not say %q", s.LastUploadError, want)
+	}
+	if !h.rec.Recording("cam-1") || s.SpoolBytes == 0 || s.Uploaded != 0 {
+		t.Errorf("status %+v, recording %v", s, h.rec.Recording("cam-1"))
+	}
+	t.Logf("status error: %s", s.LastUploadError)
+	h.stop()
+}
+
+func isNotFound(err error) bool { return err != nil && errors.Is(err, ErrObjectNotFound) }
