@@ -141,7 +141,7 @@ func (e *env) feed(t *testing.T, id, fixture, codec, audio string) *feeder {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -179,7 +179,7 @@ type client struct {
 }
 
 // newClient makes a viewer that offers video in codec (and audio when audio is true).
-func newClient(t *testing.T, codec string, audio bool) *client {
+func newClient(t testing.TB, codec string, audio bool) *client {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
@@ -317,7 +317,7 @@ func (c *client) fail(err error) {
 }
 
 // offer makes the SDP offer with candidates gathered.
-func (c *client) offer(t *testing.T) string {
+func (c *client) offer(t testing.TB) string {
 	t.Helper()
 	o, err := c.pc.CreateOffer(nil)
 	if err != nil {
@@ -333,7 +333,7 @@ func (c *client) offer(t *testing.T) string {
 
 // post sends the offer to the WHEP endpoint; on 201 it applies the answer.
 // It returns the status and the body (the JSON error for a failure).
-func (c *client) post(t *testing.T, base, path string) (int, string) {
+func (c *client) post(t testing.TB, base, path string) (int, string) {
 	t.Helper()
 	sdp := c.offer(t)
 	c.posted = time.Now()
@@ -355,7 +355,7 @@ func (c *client) post(t *testing.T, base, path string) (int, string) {
 }
 
 // mustPlay posts and expects 201.
-func (c *client) mustPlay(t *testing.T, base, path string) {
+func (c *client) mustPlay(t testing.TB, base, path string) {
 	t.Helper()
 	if status, body := c.post(t, base, path); status != http.StatusCreated {
 		t.Fatalf("POST %s: %d %s", path, status, body)
@@ -363,7 +363,7 @@ func (c *client) mustPlay(t *testing.T, base, path string) {
 }
 
 // delete ends the session with a WHEP DELETE.
-func (c *client) delete(t *testing.T) int {
+func (c *client) delete(t testing.TB) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodDelete, c.base+c.location, nil)
 	resp, err := http.DefaultClient.Do(req)
