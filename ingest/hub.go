@@ -223,22 +223,28 @@ func (s *Stream) Write(u *Unit) {
 	u.Seq = s.seq
 	now := time.Now()
 	s.lastUnit.Store(now.UnixNano())
+	key := u.Keyframe && u.Track != nil && u.Track.Video
 	if u.Track != nil && u.Track.Video {
 		s.stats.add(now, u.Size())
-		if u.Keyframe {
+		if key {
 			s.gop = s.gop[:0:0]
 			s.gopBytes = 0
 		}
 	}
-	if len(s.gop) > 0 || (u.Keyframe && u.Track.Video) {
+	if len(s.gop) > 0 || key {
 		if len(s.gop) < maxGOPUnits && s.gopBytes < maxGOPBytes {
 			s.gop = append(s.gop, u)
 			s.gopBytes += u.Size()
+		} else {
+			// a partial GOP would replay with a hole in it: forget it, new
+			// subscribers then wait for the next keyframe
+			s.gop = s.gop[:0:0]
+			s.gopBytes = 0
 		}
 	}
 	for sub := range s.subs {
-		if !sub.push(u) {
-			s.dropped.Add(1)
+		if n := sub.push(u); n > 0 {
+			s.dropped.Add(uint64(n))
 		}
 	}
 }
@@ -263,7 +269,8 @@ func (s *Stream) Subscribe(opts SubscribeOptions) *Subscription {
 		sub.closeLocked()
 		return sub
 	}
-	if opts.FromGOP {
+	if opts.FromGOP && len(s.gop) <= opts.QueueLen {
+		// (a GOP longer than the queue would overflow at once: wait for the next keyframe)
 		for _, u := range s.gop {
 			sub.push(u)
 		}
@@ -333,6 +340,7 @@ type Subscription struct {
 	queue   []*Unit // ring buffer
 	head, n int
 	waitKey bool // dropping until the next video keyframe
+	resync  bool // waitKey because of an overflow: the units skipped are lost
 	gap     bool // a gap happened; reported with the next unit
 	closed  bool
 	dropped uint64
@@ -340,38 +348,46 @@ type Subscription struct {
 	done    chan struct{}
 }
 
-// push enqueues u; false when the unit was dropped. Called with the stream locked.
-func (sub *Subscription) push(u *Unit) bool {
+// push enqueues u and returns how many units the subscriber lost because of
+// it (0 normally). Called with the stream locked.
+func (sub *Subscription) push(u *Unit) int {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.closed {
-		return true
+		return 0
 	}
+	key := u.Keyframe && u.Track != nil && u.Track.Video
 	if sub.waitKey {
-		if !(u.Keyframe && u.Track != nil && u.Track.Video) {
-			// audio before the first keyframe is useless to a decoder that has no
-			// picture yet; drop silently, this is not an overflow
-			return true
+		if !key {
+			if sub.resync {
+				// skipped after an overflow: lost
+				sub.dropped++
+				return 1
+			}
+			// before the first keyframe a decoder has no picture yet: not a loss
+			return 0
 		}
-		sub.waitKey = false
+		sub.waitKey, sub.resync = false, false
 	}
 	if sub.n == len(sub.queue) {
 		// overflow: forget the queue, resume at the next keyframe
-		sub.dropped += uint64(sub.n) + 1
+		lost := sub.n
 		sub.head, sub.n = 0, 0
 		for i := range sub.queue {
 			sub.queue[i] = nil
 		}
 		sub.gap = true
-		if u.Keyframe && u.Track != nil && u.Track.Video {
+		if key {
 			sub.enqueue(u)
-			return false
+		} else {
+			lost++
+			sub.waitKey, sub.resync = true, true
 		}
-		sub.waitKey = true
-		return false
+		sub.dropped += uint64(lost)
+		return lost
 	}
 	sub.enqueue(u)
-	return true
+	return 0
 }
 
 func (sub *Subscription) enqueue(u *Unit) {
