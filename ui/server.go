@@ -188,10 +188,18 @@ func (s *Server) routes() {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such API endpoint: " + r.Method + " " + truncate(r.URL.Path, 200)})
+	// One catch-all: "/api/" for every method and "GET /" would conflict in ServeMux.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/"):
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "no such API endpoint: " + r.Method + " " + truncate(r.URL.Path, 200)})
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			s.webApp(w, r)
+		default:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+		}
 	})
-	s.mux.HandleFunc("GET /", s.webApp)
 }
 
 // csp is the Content Security Policy of every response. The web app uses
