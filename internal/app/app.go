@@ -1,0 +1,361 @@
+// Package app builds every part of Vigil from a configuration and runs them
+// together: the RTSP ingest, the WebRTC relay, the recorder, the availability
+// sampler and the HTTP server. It is what `vigil serve` and `vigil demo` run,
+// and what end-to-end tests start in-process:
+//
+//	a, err := app.New(ctx, cfg, app.Options{Log: log})
+//	defer a.Close()
+//	go a.Run(ctx)            // returns after a graceful stop when ctx ends
+//	url := "http://" + a.Addr()
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/availability"
+	"github.com/vigil-vms/vigil/internal/config"
+	"github.com/vigil-vms/vigil/internal/metrics"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/registry"
+	"github.com/vigil-vms/vigil/relay"
+	"github.com/vigil-vms/vigil/ui"
+	"github.com/vigil-vms/vigil/ui/web"
+)
+
+// Options are what the configuration file does not say.
+type Options struct {
+	// Log receives every part's logs. It defaults to discarding.
+	Log *slog.Logger
+	// AdminPassword is the password of the admin user created on first start
+	// (VIGIL_ADMIN_PASSWORD); empty generates one, available from
+	// App.GeneratedAdminPassword.
+	AdminPassword string
+	// ResetAdminPassword sets the admin password at every start (the demo).
+	ResetAdminPassword bool
+	// ShutdownGrace bounds the graceful stop. It defaults to 8 seconds, so that
+	// the process exits within 10 s of SIGTERM.
+	ShutdownGrace time.Duration
+}
+
+// App is a built Vigil server.
+type App struct {
+	cfg  config.Config
+	opts Options
+	log  *slog.Logger
+
+	db       *sql.DB
+	Registry *registry.Registry
+	Fleet    *ingest.Manager
+	Relay    *relay.Relay
+	Recorder *recorder.Recorder
+	Review   *recorder.Review
+	Index    *recorder.Index
+	Store    recorder.Store
+	avail    *availability.Tracker
+	metrics  *metrics.Metrics
+	http     *http.Server
+	ln       net.Listener
+
+	generatedAdmin string
+}
+
+// New builds every part and binds the HTTP listener; it starts nothing else.
+// On an error, what was already opened is closed again.
+func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 8 * time.Second
+	}
+	a = &App{cfg: cfg, opts: opts, log: opts.Log}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+
+	if a.db, err = sqlitedb.Open(cfg.Database.Path); err != nil {
+		return nil, err
+	}
+	if a.Registry, err = registry.Open(ctx, a.db); err != nil {
+		return nil, err
+	}
+	if a.generatedAdmin, err = a.Registry.EnsureAdmin(ctx, opts.AdminPassword); err != nil {
+		return nil, err
+	}
+	if opts.ResetAdminPassword && opts.AdminPassword != "" {
+		if err := a.Registry.SetPassword(ctx, "admin", opts.AdminPassword); err != nil {
+			return nil, fmt.Errorf("admin password: %w", err)
+		}
+	}
+	if a.Index, err = recorder.OpenIndex(ctx, a.db); err != nil {
+		return nil, err
+	}
+	if a.Store, err = OpenStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+
+	a.Fleet = ingest.NewManager(ingest.ManagerOptions{Log: a.log.With("part", "ingest")})
+	if a.Relay, err = relay.New(relay.Options{
+		UDPPort:    cfg.WebRTC.UDPPort,
+		ListenIP:   listenIP(cfg.HTTP.Listen),
+		PublicIPs:  cfg.WebRTC.PublicIPs,
+		ICEServers: cfg.WebRTC.ICEServers,
+		Log:        a.log.With("part", "relay"),
+	}, a.Fleet); err != nil {
+		return nil, err
+	}
+	if a.Recorder, err = recorder.New(recorder.Options{
+		Store:             a.Store,
+		Index:             a.Index,
+		SegmentDuration:   cfg.Recording.Segment.D(),
+		SpoolDir:          cfg.Recording.SpoolDir,
+		SpoolMaxBytes:     int64(cfg.Recording.SpoolMaxBytes),
+		RetentionDays:     cfg.Recording.RetentionDays,
+		MaxBytesPerCamera: int64(cfg.Recording.MaxBytesPerCamera),
+		Holds:             a.Registry.Holds,
+		Log:               a.log.With("part", "recorder"),
+	}, a.Fleet); err != nil {
+		return nil, err
+	}
+	a.Review = recorder.NewReview(a.Store, a.Index, a.Recorder.Pin)
+	if a.avail, err = availability.New(ctx, a.db, availability.Options{
+		Statuses: a.Fleet.Statuses,
+		Index:    a.Index,
+		Log:      a.log.With("part", "availability"),
+	}); err != nil {
+		return nil, err
+	}
+	a.metrics = metrics.New(metrics.Sources{Fleet: a.Fleet, Recorder: a.Recorder, Relay: a.Relay, Registry: a.Registry})
+
+	srv, err := ui.New(ui.Deps{
+		Registry:  a.Registry,
+		Fleet:     a.Fleet,
+		Probe:     probe,
+		Recording: a.Recorder,
+		Live:      a.Relay,
+		Review:    a.Review,
+		Availability: func(ctx context.Context, from, to time.Time) (any, error) {
+			cams, err := a.Registry.Cameras(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return a.avail.Report(ctx, cams, from, to)
+		},
+		Metrics: a.metrics.Handler(),
+		WebApp:  web.FS,
+		Log:     a.log.With("part", "http"),
+	}, ui.Options{
+		SessionTTL:    cfg.Auth.SessionTTL.D(),
+		Secure:        cfg.HTTP.TLS.Cert != "",
+		MetricsPublic: cfg.Metrics.Public,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.http = ui.NewHTTPServer(cfg.HTTP.Listen, a.metrics.Instrument(srv.Handler()))
+	a.http.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	if cfg.HTTP.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("config: http.tls: %w", err)
+		}
+		a.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if a.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	return a, nil
+}
+
+func probe(ctx context.Context, rawURL, transport string) (any, error) {
+	return ingest.Probe(ctx, rawURL, transport)
+}
+
+// OpenStore opens the configured recordings store. An S3 server that is
+// unreachable at start is not fatal: the recorder spools until it returns.
+func OpenStore(ctx context.Context, cfg config.Config) (recorder.Store, error) {
+	switch cfg.Storage.Backend {
+	case "s3":
+		s := cfg.Storage.S3
+		return recorder.NewS3Store(ctx, recorder.S3Options{
+			Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region,
+			AccessKey: s.AccessKey, SecretKey: s.SecretKey, TLS: s.TLS,
+		})
+	default:
+		return recorder.NewLocalStore(cfg.Storage.Local.Dir)
+	}
+}
+
+// listenIP is the address part of the HTTP listen address, used for the
+// WebRTC port as well ("" for all interfaces).
+func listenIP(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// Addr is the HTTP address the server listens at ("127.0.0.1:8080").
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL is the web app's URL.
+func (a *App) URL() string {
+	scheme := "http"
+	if a.cfg.HTTP.TLS.Cert != "" {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(a.Addr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// GeneratedAdminPassword is the admin password generated on first start, or
+// "" when admin already existed or its password was given.
+func (a *App) GeneratedAdminPassword() string { return a.generatedAdmin }
+
+// Run runs every part until ctx ends, then stops them gracefully: no new
+// viewers, sessions ended, open segments closed and uploaded, within the
+// shutdown grace. It returns the first part's failure, if any.
+func (a *App) Run(ctx context.Context) error {
+	cams, err := a.Registry.Cameras(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cams {
+		a.Fleet.Set(c)
+		a.Recorder.Set(c)
+	}
+	a.log.Info("vigil started", "url", a.URL(), "cameras", len(cams), "storage", a.cfg.Storage.Backend)
+
+	// Parts run under their own context, cancelled in order at shutdown: the
+	// HTTP server first (no new viewers), then the relay and the recorder (which
+	// flushes its open segments), then the ingest.
+	partsCtx, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopParts()
+	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIngest()
+
+	g, gctx := errgroup.WithContext(partsCtx)
+	var ingestErr error
+	ingestDone := make(chan struct{})
+	go func() {
+		defer close(ingestDone)
+		ingestErr = a.Fleet.Run(ingestCtx)
+	}()
+	g.Go(func() error { return a.Relay.Run(gctx) })
+	g.Go(func() error { return a.Recorder.Run(gctx) })
+	g.Go(func() error { return a.avail.Run(gctx) })
+	g.Go(func() error {
+		var err error
+		if a.http.TLSConfig != nil {
+			err = a.http.ServeTLS(a.ln, "", "")
+		} else {
+			err = a.http.Serve(a.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("http: %w", err)
+	})
+
+	// wait for the signal, or for a part to fail
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down", "grace", a.opts.ShutdownGrace)
+	case <-gctx.Done():
+		a.log.Error("a part failed, shutting down")
+	}
+	deadline := time.Now().Add(a.opts.ShutdownGrace)
+	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := a.http.Shutdown(shutCtx); err != nil {
+		a.http.Close() // streams still running past the grace: cut them
+	}
+	stopParts()
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-shutCtx.Done():
+		runErr = errors.New("shutdown: parts still running after the grace period")
+	}
+	stopIngest()
+	<-ingestDone
+	if runErr == nil && ingestErr != nil && !errors.Is(ingestErr, context.Canceled) {
+		runErr = ingestErr
+	}
+	a.log.Info("stopped")
+	return runErr
+}
+
+// Close releases what New opened (after Run has returned, or instead of it).
+func (a *App) Close() error {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if closer, ok := a.Store.(io.Closer); ok {
+		closer.Close()
+	}
+	if a.db != nil {
+		return a.db.Close()
+	}
+	return nil
+}
+
+// NewLogger builds the process logger from the configuration.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// OpenIndexAndStore opens the database's recordings index and the configured
+// store, for offline tools (`vigil reindex`). Close the database when done.
+func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sql.DB, *recorder.Index, recorder.Store, error) {
+	db, err := sqlitedb.Open(cfg.Database.Path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ix, err := recorder.OpenIndex(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	return db, ix, store, nil
+}

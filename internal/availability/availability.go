@@ -1,0 +1,225 @@
+// Package availability measures how much of the time each camera was online
+// and recorded, for the availability report.
+//
+// A sampler looks at every camera's state at a fixed interval and adds the
+// interval to per-minute buckets in the database: observed time (Vigil was
+// running and the camera was registered and enabled) and online time. The
+// report divides online time by observed time, so a camera added an hour ago
+// is not blamed for the days before it existed, and a period when Vigil itself
+// was down counts for nobody. Recorded time comes from the recordings index.
+package availability
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder"
+)
+
+var migrations = []string{
+	`CREATE TABLE uptime (
+		camera      TEXT    NOT NULL,
+		minute      INTEGER NOT NULL, -- unix seconds of the minute's start
+		observed_ms INTEGER NOT NULL,
+		online_ms   INTEGER NOT NULL,
+		PRIMARY KEY (camera, minute)
+	) WITHOUT ROWID;`,
+}
+
+// Options configure a Tracker.
+type Options struct {
+	// Statuses returns every camera's current status.
+	Statuses func() []ingest.Status
+	// Index gives recorded time.
+	Index *recorder.Index
+	// Interval between samples. It defaults to 5 seconds.
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+// Tracker samples camera states and answers availability reports.
+type Tracker struct {
+	db   *sql.DB
+	opts Options
+}
+
+// New migrates the tracker's table and returns it; nothing runs until Run.
+func New(ctx context.Context, db *sql.DB, opts Options) (*Tracker, error) {
+	if opts.Interval <= 0 {
+		opts.Interval = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := sqlitedb.Migrate(ctx, db, "availability", migrations); err != nil {
+		return nil, err
+	}
+	return &Tracker{db: db, opts: opts}, nil
+}
+
+// Run samples until ctx ends.
+func (t *Tracker) Run(ctx context.Context) error {
+	tick := time.NewTicker(t.opts.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			if err := t.Sample(context.WithoutCancel(ctx), now); err != nil {
+				t.opts.Log.Warn("availability sample failed", "err", err)
+			}
+		}
+	}
+}
+
+// Sample adds one interval of observation at now.
+func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
+	sts := t.opts.Statuses()
+	if len(sts) == 0 {
+		return nil
+	}
+	minute := now.Unix() / 60 * 60
+	step := t.opts.Interval.Milliseconds()
+	tx, err := t.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("availability: %w", err)
+	}
+	defer tx.Rollback()
+	for _, st := range sts {
+		if st.State == "disabled" {
+			continue
+		}
+		online := int64(0)
+		if st.State == "online" {
+			online = step
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO uptime(camera, minute, observed_ms, online_ms) VALUES(?, ?, ?, ?)
+			ON CONFLICT(camera, minute) DO UPDATE SET observed_ms = observed_ms + excluded.observed_ms,
+				online_ms = online_ms + excluded.online_ms`, st.ID, minute, step, online); err != nil {
+			return fmt.Errorf("availability: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("availability: %w", err)
+	}
+	return nil
+}
+
+// Report is the availability of every camera and department over a period.
+// Percentages are 0-100 of the time the camera was observed in the period.
+type Report struct {
+	From        time.Time      `json:"from"`
+	To          time.Time      `json:"to"`
+	Departments []DepartmentAv `json:"departments"`
+	Cameras     []CameraAv     `json:"cameras"`
+}
+
+// DepartmentAv is a department's availability: its cameras' time added up.
+type DepartmentAv struct {
+	ID       string  `json:"id"`
+	Cameras  int     `json:"cameras"`
+	Online   float64 `json:"online"`
+	Recorded float64 `json:"recorded"`
+}
+
+// CameraAv is one camera's availability.
+type CameraAv struct {
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	Department string  `json:"department"`
+	ObservedS  float64 `json:"observedSeconds"`
+	Online     float64 `json:"online"`
+	Recorded   float64 `json:"recorded"`
+}
+
+// Report computes the availability of cams over [from, to).
+func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to time.Time) (Report, error) {
+	rep := Report{From: from.UTC(), To: to.UTC(), Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
+	type acc struct{ observed, online, recorded float64 }
+	depts := map[string]*acc{}
+	deptCams := map[string]int{}
+	for _, c := range cams {
+		var observedMS, onlineMS sql.NullInt64
+		var first, last sql.NullInt64
+		err := t.db.QueryRowContext(ctx, `SELECT SUM(observed_ms), SUM(online_ms), MIN(minute), MAX(minute) FROM uptime
+			WHERE camera = ? AND minute >= ? AND minute < ?`,
+			c.ID, from.Unix()/60*60, to.Unix()).Scan(&observedMS, &onlineMS, &first, &last)
+		if err != nil {
+			return rep, fmt.Errorf("availability of %s: %w", c.ID, err)
+		}
+		ca := CameraAv{ID: c.ID, Name: c.Name, Department: c.Department}
+		observed := float64(observedMS.Int64) / 1000
+		var recorded float64
+		if first.Valid {
+			// recorded time inside the observed stretch of the period
+			start := time.Unix(first.Int64, 0)
+			if start.Before(from) {
+				start = from
+			}
+			end := time.Unix(last.Int64+60, 0)
+			if end.After(to) {
+				end = to
+			}
+			segs, err := t.opts.Index.Segments(ctx, c.ID, start, end, false)
+			if err != nil {
+				return rep, err
+			}
+			for _, s := range segs {
+				a, b := s.Start, s.End
+				if a.Before(start) {
+					a = start
+				}
+				if b.After(end) {
+					b = end
+				}
+				if b.After(a) {
+					recorded += b.Sub(a).Seconds()
+				}
+			}
+		}
+		if recorded > observed {
+			recorded = observed
+		}
+		ca.ObservedS = observed
+		if observed > 0 {
+			ca.Online = pct(float64(onlineMS.Int64)/1000, observed)
+			ca.Recorded = pct(recorded, observed)
+		}
+		rep.Cameras = append(rep.Cameras, ca)
+		d := depts[c.Department]
+		if d == nil {
+			d = &acc{}
+			depts[c.Department] = d
+		}
+		d.observed += observed
+		d.online += float64(onlineMS.Int64) / 1000
+		d.recorded += recorded
+		deptCams[c.Department]++
+	}
+	for id, d := range depts {
+		da := DepartmentAv{ID: id, Cameras: deptCams[id]}
+		if d.observed > 0 {
+			da.Online = pct(d.online, d.observed)
+			da.Recorded = pct(d.recorded, d.observed)
+		}
+		rep.Departments = append(rep.Departments, da)
+	}
+	sort.Slice(rep.Departments, func(i, j int) bool { return rep.Departments[i].ID < rep.Departments[j].ID })
+	sort.Slice(rep.Cameras, func(i, j int) bool { return rep.Cameras[i].ID < rep.Cameras[j].ID })
+	return rep, nil
+}
+
+func pct(part, whole float64) float64 {
+	p := part / whole * 100
+	if p > 100 {
+		p = 100
+	}
+	return float64(int(p*10+0.5)) / 10
+}
