@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "vigil ") || !strings.Contains(out.String(), "gortsplib/v4 v4.16.2") {
+		t.Fatalf("version output: %q", out.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	err := run(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "frobnicate") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A bad configuration stops start-up with one line naming the key.
+func TestServeBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("recording:\n  segment: 1s\n"), 0o600)
+	err := run(context.Background(), []string{"serve", "--config", path}, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "recording.segment") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// The demo starts simulated cameras in every department, registers them,
+// prints a URL and a working admin login, and the cameras come online.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "demo.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+http: { listen: "127.0.0.1:0" }
+webrtc: { udpPort: 0 }
+storage: { local: { dir: %q } }
+recording: { spoolDir: %q, segment: 4s }
+database: { path: %q }
+`, filepath.Join(dir, "rec"), filepath.Join(dir, "spool"), filepath.Join(dir, "vigil.db"))), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--config", cfgPath}, pw, io.Discard, nil)
+		pw.Close()
+	}()
+	urlRE := regexp.MustCompile(`open\s+(http://\S+)`)
+	loginRE := regexp.MustCompile(`login\s+admin / (\S+)`)
+	var base, password string
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && (base == "" || password == "") {
+		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+			base = strings.TrimSuffix(m[1], "/")
+		}
+		if m := loginRE.FindStringSubmatch(sc.Text()); m != nil {
+			password = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if base == "" || password == "" {
+		t.Fatalf("demo printed no URL or login (err: %v)", <-done)
+	}
+
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": password})
+	resp, err := hc.Post(base+"/api/v1/session", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("login with the printed password: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	var cams []struct{ ID, Department, SubURL string }
+	resp, err = hc.Get(base + "/api/v1/cameras")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&cams)
+	resp.Body.Close()
+	depts := map[string]int{}
+	for _, c := range cams {
+		depts[c.Department]++
+		if c.SubURL == "" {
+			t.Errorf("demo camera %s has no sub-stream", c.ID)
+		}
+	}
+	if len(cams) < 8 || len(depts) < 4 {
+		t.Fatalf("demo registered %d cameras in %d departments, want at least 8 in 4", len(cams), len(depts))
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var sts []struct{ ID, State string }
+		resp, err := hc.Get(base + "/api/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&sts)
+		resp.Body.Close()
+		online := 0
+		for _, s := range sts {
+			if s.State == "online" {
+				online++
+			}
+		}
+		if online == len(cams) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d demo cameras online after 30 s: %+v", online, len(cams), sts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+}
