@@ -21,7 +21,7 @@ const permissions = {
   playback: ['admin', 'operator', 'responder'],
   export: ['admin', 'responder'],
   incidents: ['admin', 'responder'],
-  reports: ['admin', 'operator'],
+  reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
 };
 
@@ -89,9 +89,10 @@ function unmount() {
 function toLogin() {
   const { path } = parseHash();
   if (path === '/login') return;
+  const expired = session !== null;
   session = null;
   const next = location.hash || '#/wall';
-  navigate('/login?next=' + encodeURIComponent(next), { replace: true });
+  navigate('/login?next=' + encodeURIComponent(next) + (expired ? '&expired=1' : ''), { replace: true });
 }
 
 function langSwitch() {

@@ -10,7 +10,7 @@ export function mount(root, ctx) {
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
   const err = h('div', { class: 'form-error', role: 'alert', 'data-testid': 'login-error' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-block', 'data-testid': 'login-submit', text: t('login.submit') });
-  const expired = ctx.params.get('next') ? h('div', { class: 'notice', text: t('login.expired') }) : null;
+  const expired = ctx.params.get('expired') ? h('div', { class: 'notice', text: t('login.expired') }) : null;
 
   const form = h('form', { class: 'login-form', 'data-testid': 'login-form', onsubmit: async (ev) => {
     ev.preventDefault();

@@ -159,8 +159,16 @@ export function mount(view, ctx) {
       showMsg(cell, t('playback.noRecording'));
     });
     video.addEventListener('ended', () => {
-      // continue with the next chunk
-      if (playing && Number.isFinite(cell.base)) load(cell, cell.base + (video.duration - cell.t0) * 1000);
+      // Continue with the next chunk, skipping a gap in recording.
+      if (!playing || !Number.isFinite(cell.base)) return;
+      const next = wallTime(cell) + 1;
+      if (timeline.recordedAt(cell.id, next)) {
+        load(cell, next);
+        return;
+      }
+      const after = timeline.spansOf(cell.id).filter((s) => s.start > next).sort((a, b) => a.start - b.start)[0];
+      if (after) load(cell, after.start);
+      else showMsg(cell, t('playback.end'));
     });
     cells.set(cam.id, cell);
     return cell;
