@@ -56,6 +56,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs.StringVar(&o.Addr, "addr", DefaultAddr, "RTSP listen address (port 0 picks a free port)")
 	fs.StringVar(&o.UDPRTPAddress, "udp-rtp", "", "UDP address for RTP, even port; RTCP uses the next port (default: a free pair)")
 	fs.BoolVar(&o.DisableUDP, "no-udp", false, "offer only TCP (interleaved) transport")
+	fs.BoolVar(&o.SilentUDP, "silent-udp", false, "accept UDP readers but send them nothing (fault)")
 	fs.IntVar(&o.Count, "count", 1, "number of cameras")
 	fs.StringVar(&o.Codec, "codec", CodecH264, "video codec: h264 or h265")
 	fs.BoolVar(&o.Audio, "audio", false, "add an AAC audio track to every stream")

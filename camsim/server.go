@@ -54,6 +54,10 @@ type Options struct {
 	// DisableUDP makes the server offer only TCP (interleaved) transport: a reader that
 	// asks for UDP gets 461 Unsupported Transport. It defaults to false.
 	DisableUDP bool
+	// SilentUDP accepts UDP readers but never sends them a packet, as a firewall that
+	// drops UDP would; TCP readers get media as usual. It tests a reader's fallback from
+	// UDP to TCP. It defaults to false.
+	SilentUDP bool
 	// Count is the number of cameras, cam1 to camN. It defaults to 1.
 	Count int
 	// Codec is the video codec, CodecH264 or CodecH265. It defaults to CodecH264.
@@ -120,6 +124,9 @@ func New(opts Options) (*Server, error) {
 		if _, err := udpPorts(opts.UDPRTPAddress); err != nil {
 			return nil, fmt.Errorf("camsim: udp rtp address %q: %w", opts.UDPRTPAddress, err)
 		}
+	}
+	if opts.SilentUDP && opts.DisableUDP {
+		return nil, errors.New("camsim: silent udp set while udp is disabled")
 	}
 	if opts.Count == 0 {
 		opts.Count = 1
@@ -238,7 +245,7 @@ func (s *Server) Start() error {
 			st, err := newStream(s, path, v, s.clips.audio)
 			if err != nil {
 				for _, st := range streams {
-					st.ss.Close()
+					st.close()
 				}
 				s.rtsp.Close()
 				return fmt.Errorf("camsim: stream %s: %w", path, err)
@@ -353,7 +360,7 @@ func (s *Server) Close() {
 	close(s.done)
 	s.wg.Wait()
 	for _, st := range s.streams {
-		st.ss.Close()
+		st.close()
 	}
 	s.rtsp.Close()
 }
@@ -434,7 +441,13 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return &base.Response{StatusCode: base.StatusBadRequest}, nil, errors.New("publishing is not supported")
 	}
-	return h.lookup(ctx.Conn, ctx.Request, ctx.Path)
+	res, ss, err := h.lookup(ctx.Conn, ctx.Request, ctx.Path)
+	if ss != nil && h.opts.SilentUDP && ctx.Transport == gortsplib.TransportUDP {
+		h.mu.Lock()
+		ss = h.streams[strings.Trim(ctx.Path, "/")].silent
+		h.mu.Unlock()
+	}
+	return res, ss, err
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {

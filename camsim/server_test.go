@@ -342,6 +342,20 @@ func TestDisableUDP(t *testing.T) {
 	waitFor(t, 2*time.Second, "media over TCP", func() bool { return r.packets() > 0 })
 }
 
+func TestSilentUDP(t *testing.T) {
+	s := startServer(t, Options{SilentUDP: true})
+	udp := mustPlay(t, s.URL(1, false), gortsplib.TransportUDP)
+	tcp := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+	waitFor(t, 2*time.Second, "media over TCP", func() bool { return tcp.packets() > 0 })
+	time.Sleep(300 * time.Millisecond) // nothing may arrive over UDP in this window
+	if n := udp.packets(); n != 0 {
+		t.Errorf("%d packets over silent UDP", n)
+	}
+	if got := s.Sessions(); got != 2 {
+		t.Errorf("%d sessions, want 2", got)
+	}
+}
+
 func TestManyReadersShareStream(t *testing.T) {
 	s := startServer(t, Options{}, shortLoop(10))
 	var rs []*testReader
@@ -424,6 +438,7 @@ func TestNewValidates(t *testing.T) {
 		{"odd udp port", Options{UDPRTPAddress: "127.0.0.1:5001"}},
 		{"udp port and no udp", Options{UDPRTPAddress: "127.0.0.1:5000", DisableUDP: true}},
 		{"bad udp address", Options{UDPRTPAddress: "x"}},
+		{"silent udp and no udp", Options{SilentUDP: true, DisableUDP: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,6 +23,9 @@ type stream struct {
 	path   string
 	ss     *gortsplib.ServerStream
 	tracks []*track
+	// silent is a stream with the same medias that never carries a packet, for UDP
+	// readers under Options.SilentUDP; nil otherwise.
+	silent *gortsplib.ServerStream
 }
 
 // track is the looping state of one media of a stream. Only the pacing goroutine
@@ -61,7 +64,26 @@ func newStream(s *Server, path string, video, audio *clip) (*stream, error) {
 	if err := st.ss.Initialize(); err != nil {
 		return nil, fmt.Errorf("initialize rtsp stream: %w", err)
 	}
+	if s.opts.SilentUDP {
+		silentDesc := &description.Session{Title: desc.Title}
+		for _, m := range desc.Medias {
+			silentDesc.Medias = append(silentDesc.Medias, &description.Media{Type: m.Type, Formats: m.Formats})
+		}
+		st.silent = &gortsplib.ServerStream{Server: s.rtsp, Desc: silentDesc}
+		if err := st.silent.Initialize(); err != nil {
+			st.ss.Close()
+			return nil, fmt.Errorf("initialize silent rtsp stream: %w", err)
+		}
+	}
 	return st, nil
+}
+
+// close closes the stream's readers; the pacing goroutine must have ended.
+func (st *stream) close() {
+	st.ss.Close()
+	if st.silent != nil {
+		st.silent.Close()
+	}
 }
 
 // ticksToDuration converts clock-rate ticks to a duration without overflowing for any
