@@ -53,8 +53,8 @@ var actionNames = map[action]string{
 var roleActions = map[string][]action{
 	registry.RoleAdmin:     {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actAdmin},
 	registry.RoleOperator:  {actView, actLive, actPlayback, actReports, actMetrics},
-	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports},
-	registry.RoleViewer:    {actView, actLive},
+	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics},
+	registry.RoleViewer:    {actView, actLive, actMetrics},
 }
 
 // globalActions show data of every department at once: a user limited to
