@@ -1,0 +1,95 @@
+package availability
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder"
+)
+
+func TestReport(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix, err := recorder.OpenIndex(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]ingest.State{"a": ingest.StateOnline, "b": ingest.StateOffline, "c": ingest.StateDisabled}
+	tr, err := New(ctx, db, Options{
+		Interval: 10 * time.Second,
+		Index:    ix,
+		Statuses: func() []ingest.Status {
+			var out []ingest.Status
+			for _, id := range []string{"a", "b", "c"} {
+				var st ingest.Status
+				st.ID = id
+				st.State = states[id]
+				out = append(out, st)
+			}
+			return out
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	// 10 minutes observed: a online throughout; b online for the second half
+	for i := 0; i < 60; i++ {
+		if i == 30 {
+			states["b"] = ingest.StateOnline
+		}
+		if err := tr.Sample(ctx, t0.Add(time.Duration(i)*10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a recorded 6 of the 10 minutes, in two segments; one segment lies outside the period
+	for _, s := range []recorder.Segment{
+		{Camera: "a", Start: t0, End: t0.Add(3 * time.Minute), Key: "a/1"},
+		{Camera: "a", Start: t0.Add(5 * time.Minute), End: t0.Add(8 * time.Minute), Key: "a/2"},
+		{Camera: "a", Start: t0.Add(-time.Hour), End: t0.Add(-59 * time.Minute), Key: "a/0"},
+	} {
+		if err := ix.Add(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cams := []ingest.Camera{
+		{ID: "a", Name: "A", Department: "police"},
+		{ID: "b", Name: "B", Department: "police"},
+		{ID: "c", Name: "C", Department: "flood-control"},
+		{ID: "d", Name: "never seen", Department: "flood-control"},
+	}
+	// the period starts well before the first sample: only observed time counts
+	rep, err := tr.Report(ctx, cams, t0.Add(-2*time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]CameraAv{}
+	for _, c := range rep.Cameras {
+		got[c.ID] = c
+	}
+	check := func(id string, online, recorded float64) {
+		t.Helper()
+		c := got[id]
+		if c.Online != online || c.Recorded != recorded {
+			t.Errorf("%s: online %.1f%% recorded %.1f%%, want %.1f%% and %.1f%%", id, c.Online, c.Recorded, online, recorded)
+		}
+	}
+	check("a", 100, 60)
+	check("b", 50, 0)
+	check("c", 0, 0) // disabled: not observed
+	check("d", 0, 0)
+	if got["a"].ObservedS != 600 {
+		t.Errorf("a observed %.0f s, want 600", got["a"].ObservedS)
+	}
+	if len(rep.Departments) != 2 || rep.Departments[1].ID != "police" || rep.Departments[1].Online != 75 || rep.Departments[1].Recorded != 30 {
+		t.Errorf("departments: %+v", rep.Departments)
+	}
+}
