@@ -1,0 +1,264 @@
+// Command ingest is the ingest load harness: it starts `vigil camsim` with N
+// cameras as a separate process, pulls every camera through an
+// ingest.Manager in this process (one draining subscriber per stream, as a
+// recorder would be), and reports this process's CPU and resident memory, in
+// total and per camera. camsim runs in its own process, so none of its cost is
+// counted in the figures (its CPU is printed apart).
+//
+//	go run ./bench/ingest -cameras 50 -duration 30s
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cameras := flag.Int("cameras", 50, "number of simulated cameras")
+	duration := flag.Duration("duration", 30*time.Second, "measuring time, after every camera is online")
+	transport := flag.String("transport", "tcp", "RTSP transport: auto, tcp or udp")
+	codec := flag.String("codec", "h264", "camsim codec: h264 or h265")
+	sub := flag.Bool("sub", false, "also pull every camera's sub-stream")
+	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil into a temporary directory)")
+	flag.Parse()
+	if *cameras < 1 || *duration <= 0 {
+		return errors.New("-cameras and -duration must be positive")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	bin := *vigilBin
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "vigil-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		bin = filepath.Join(dir, "vigil")
+		fmt.Println("building ./cmd/vigil ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vigil")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build vigil: %w", err)
+		}
+	}
+
+	sim, urls, err := startCamsim(ctx, bin, *cameras, *codec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sim.Process.Kill()
+		sim.Wait()
+	}()
+
+	runtime.GC()
+	baseRSS, _ := procStatus("VmRSS")
+
+	m := ingest.NewManager(ingest.ManagerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for i, u := range urls {
+		c := ingest.Camera{ID: fmt.Sprintf("cam%d", i+1), MainURL: u[0], Transport: *transport, Enabled: true}
+		if *sub {
+			c.SubURL = u[1]
+		}
+		m.Set(c)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.Run(mctx)
+	}()
+	defer func() {
+		mcancel()
+		wg.Wait()
+	}()
+	kinds := []ingest.StreamKind{ingest.Main}
+	if *sub {
+		kinds = append(kinds, ingest.Sub)
+	}
+	for i := range urls {
+		for _, k := range kinds {
+			s := m.Stream(fmt.Sprintf("cam%d", i+1), k).Subscribe(ingest.SubscribeOptions{Kind: ingest.Recorder, QueueLen: 1024})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer s.Close()
+				for {
+					if _, _, err := s.Next(mctx); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
+
+	start := time.Now()
+	for {
+		online := 0
+		for _, st := range m.Statuses() {
+			if st.State == ingest.StateOnline {
+				online++
+			}
+		}
+		if online == len(urls) {
+			break
+		}
+		if time.Since(start) > 60*time.Second {
+			return fmt.Errorf("only %d of %d cameras online after 60 s", online, len(urls))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	fmt.Printf("%d cameras online after %s; measuring for %s\n", len(urls), time.Since(start).Round(time.Millisecond), *duration)
+
+	cpu0, err := procCPU("self")
+	if err != nil {
+		return err
+	}
+	simCPU0, _ := procCPU(strconv.Itoa(sim.Process.Pid))
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(*duration):
+	}
+	wall := time.Since(t0)
+	cpu1, err := procCPU("self")
+	if err != nil {
+		return err
+	}
+	simCPU1, _ := procCPU(strconv.Itoa(sim.Process.Pid))
+	rss, _ := procStatus("VmRSS")
+	hwm, _ := procStatus("VmHWM")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+
+	var fps float64
+	var kbps, reconnects int
+	var dropped uint64
+	online := 0
+	for _, st := range m.Statuses() {
+		if st.State == ingest.StateOnline {
+			online++
+		}
+		if st.Video != nil {
+			fps += st.Video.FPS
+			kbps += st.Video.BitrateKbps
+		}
+		reconnects += st.Reconnects
+		dropped += st.Dropped
+	}
+	n := float64(len(urls))
+	cpuPct := (cpu1 - cpu0).Seconds() / wall.Seconds() * 100
+	simPct := (simCPU1 - simCPU0).Seconds() / wall.Seconds() * 100
+	fmt.Printf("cameras: %d (online at the end: %d), streams per camera: %d, transport %s, codec %s\n",
+		len(urls), online, len(kinds), *transport, *codec)
+	fmt.Printf("media: %.1f fps and %.1f Mbit/s in total (main streams: %.1f fps, %d kbit/s per camera); reconnects %d, dropped units %d\n",
+		fps, float64(kbps)/1000, fps/n, kbps/len(urls), reconnects, dropped)
+	fmt.Printf("ingest CPU: %.1f %% of one core in total, %.2f %% per camera (%d cores on this machine)\n",
+		cpuPct, cpuPct/n, runtime.NumCPU())
+	fmt.Printf("ingest memory: RSS %.1f MiB (%.1f MiB before the Manager started; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
+		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/n, float64(ms.HeapInuse)/(1<<20))
+	fmt.Printf("camsim (separate process, not counted above): CPU %.1f %% of one core\n", simPct)
+	return nil
+}
+
+// startCamsim runs `vigil camsim` on a free port and reads the cameras' URLs from its output.
+func startCamsim(ctx context.Context, bin string, n int, codec string) (*exec.Cmd, [][2]string, error) {
+	cmd := exec.CommandContext(ctx, bin, "camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", codec)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start camsim: %w", err)
+	}
+	urls := make([][2]string, 0, n)
+	sc := bufio.NewScanner(out)
+	for len(urls) < n && sc.Scan() {
+		// "camN  main rtsp://...  sub rtsp://..."
+		f := strings.Fields(sc.Text())
+		if len(f) == 5 && f[1] == "main" && f[3] == "sub" {
+			urls = append(urls, [2]string{f[2], f[4]})
+		}
+	}
+	if len(urls) < n {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, nil, fmt.Errorf("camsim printed %d of %d camera URLs", len(urls), n)
+	}
+	go io.Copy(io.Discard, out) // keep its log flowing
+	return cmd, urls, nil
+}
+
+// procCPU returns the user+system CPU time of a process from /proc/PID/stat.
+func procCPU(pid string) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// the command name may contain spaces: fields start after the last ')'
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	// fields 14 and 15 of stat (utime, stime), in clock ticks (USER_HZ = 100 on Linux)
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// procStatus returns a kB field of /proc/self/status.
+func procStatus(key string) (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s not in /proc/self/status", key)
+}
