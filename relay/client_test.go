@@ -181,6 +181,12 @@ type client struct {
 // newClient makes a viewer that offers video in codec (and audio when audio is true).
 func newClient(t testing.TB, codec string, audio bool) *client {
 	t.Helper()
+	return newClientOn(t, codec, audio, webrtc.NetworkTypeUDP4)
+}
+
+// newClientOn makes a viewer whose ICE uses only the given network type.
+func newClientOn(t testing.TB, codec string, audio bool, network webrtc.NetworkType) *client {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	var vc []webrtc.RTPCodecParameters
@@ -219,7 +225,7 @@ func newClient(t testing.TB, codec string, audio bool) *client {
 	se := webrtc.SettingEngine{LoggerFactory: &pionLogs{log: quietLog()}}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes([]webrtc.NetworkType{network})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})

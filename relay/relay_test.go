@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/ingest"
@@ -395,4 +397,78 @@ func TestOpusAudio(t *testing.T) {
 	if strings.Join(codecs, ",") != "audio/opus,video/H264" {
 		t.Fatalf("tracks %v", codecs)
 	}
+}
+
+func TestICETCPFallback(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	c := newClientOn(t, "H264", false, webrtc.NetworkTypeTCP4)
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 10*time.Second, "frames over ICE-TCP", func() bool { return c.frameCount() >= 30 })
+	frames, errs := c.snapshot()
+	if len(errs) > 0 {
+		t.Fatalf("client errors: %v", errs)
+	}
+	checkFirstH264(t, frames, 640)
+	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err == nil && pair != nil && pair.Remote.Protocol != webrtc.ICEProtocolTCP {
+		t.Fatalf("selected pair is %s, want TCP", pair.Remote.Protocol)
+	}
+}
+
+func TestAnswerCandidates(t *testing.T) {
+	e := startEnv(t, Options{PublicIPs: []string{"203.0.113.7"}}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	c := newClient(t, "H264", false)
+	_, answer := c.post(t, e.server.URL, "/whep/cam1")
+	port := e.relay.UDPPort()
+	for _, proto := range []string{"udp", "tcp"} { // the UDP mux and ICE-TCP, same port, rewritten to the public IP
+		if !containsCandidate(answer, proto, fmt.Sprintf("203.0.113.7 %d typ host", port)) {
+			t.Errorf("answer lacks a %s candidate at 203.0.113.7:%d:\n%s", proto, port, answer)
+		}
+	}
+	if strings.Contains(answer, "127.0.0.1") {
+		t.Errorf("answer still shows the private address:\n%s", answer)
+	}
+}
+
+// containsCandidate reports whether sdp has an a=candidate line of the
+// transport proto whose address part contains addr.
+func containsCandidate(sdp, proto, addr string) bool {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[0], "a=candidate:") && strings.EqualFold(f[2], proto) &&
+			strings.Contains(strings.Join(f[4:], " "), addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTrickleCandidates(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	c := newClient(t, "H264", false)
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	ufrag := remoteUfrag(c.pc.LocalDescription().SDP)
+	patch := func(body string) int {
+		req, _ := http.NewRequest(http.MethodPatch, e.server.URL+c.location, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := patch("a=ice-ufrag:" + ufrag + "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"); s != http.StatusNoContent {
+		t.Fatalf("PATCH with a candidate: %d", s)
+	}
+	if s := patch("a=ice-ufrag:other\r\na=ice-pwd:otherpassword\r\n"); s != http.StatusUnprocessableEntity {
+		t.Fatalf("PATCH with an ICE restart: %d, want 422", s)
+	}
+	if s := patch("a=candidate:broken\r\n"); s != http.StatusBadRequest {
+		t.Fatalf("PATCH with a broken candidate: %d, want 400", s)
+	}
+	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
 }
