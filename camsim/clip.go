@@ -63,9 +63,19 @@ type clip struct {
 // Every access unit must carry a PTS; the clip must begin with a keyframe and contain
 // the parameter sets.
 func parseVideoTS(data []byte, codec string) (*clip, error) {
+	aus, ptss, err := readVideoTS(data, codec)
+	if err != nil {
+		return nil, err
+	}
+	return buildVideoClip(codec, aus, ptss)
+}
+
+// readVideoTS returns the access units (NAL units without start codes and without
+// access unit delimiters) of the codec's track and their 90 kHz PTS.
+func readVideoTS(data []byte, codec string) ([][][]byte, []int64, error) {
 	r := &mpegts.Reader{R: bytes.NewReader(data)}
 	if err := r.Initialize(); err != nil {
-		return nil, fmt.Errorf("read mpeg-ts: %w", err)
+		return nil, nil, fmt.Errorf("read mpeg-ts: %w", err)
 	}
 
 	var track *mpegts.Track
@@ -85,7 +95,7 @@ func parseVideoTS(data []byte, codec string) (*clip, error) {
 		}
 	}
 	if track == nil {
-		return nil, fmt.Errorf("no %s track in mpeg-ts", codec)
+		return nil, nil, fmt.Errorf("no %s track in mpeg-ts", codec)
 	}
 
 	var aus [][][]byte
@@ -123,10 +133,10 @@ func parseVideoTS(data []byte, codec string) (*clip, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read mpeg-ts: %w", err)
+			return nil, nil, fmt.Errorf("read mpeg-ts: %w", err)
 		}
 	}
-	return buildVideoClip(codec, aus, ptss)
+	return aus, ptss, nil
 }
 
 // buildVideoClip turns access units with 90 kHz PTS into a packetized, loopable clip.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io/fs"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -79,6 +80,33 @@ func TestParseVideoFixtures(t *testing.T) {
 						t.Errorf("frame %d: payload of %d bytes exceeds the MTU budget", i, len(p.data))
 					}
 					bytesTotal += len(p.data)
+				}
+			}
+			// keyframes are IDRs that begin with their parameter sets, as the hub expects
+			aus, _, err := readVideoTS(fixture(t, c.file), c.codec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, au := range aus {
+				if i%50 != 0 {
+					continue
+				}
+				var types []int
+				for _, nalu := range au {
+					if c.codec == CodecH264 {
+						types = append(types, int(nalu[0]&0x1f))
+					} else {
+						types = append(types, int(nalu[0]>>1)&0x3f)
+					}
+				}
+				want := []int{7, 8} // SPS, PPS ... IDR (5)
+				idr := func(t int) bool { return t == 5 }
+				if c.codec == CodecH265 {
+					want = []int{32, 33, 34} // VPS, SPS, PPS ... IDR_W_RADL (19) or IDR_N_LP (20)
+					idr = func(t int) bool { return t == 19 || t == 20 }
+				}
+				if len(types) < len(want)+1 || !slices.Equal(types[:len(want)], want) || !idr(types[len(types)-1]) {
+					t.Errorf("keyframe %d: NAL unit types %v, want %v first and an IDR last", i, types, want)
 				}
 			}
 			kbps := float64(bytesTotal*8) / 4 / 1000

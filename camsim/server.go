@@ -415,7 +415,7 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	h.mu.Lock()
 	delete(h.sessions, ctx.Session)
 	h.mu.Unlock()
-	h.log.Debug("camsim session closed", "session", ctx.Session.SetuppedPath(), "error", ctx.Error)
+	h.log.Debug("camsim session closed", "camera", strings.Trim(ctx.Session.SetuppedPath(), "/"), "error", ctx.Error)
 }
 
 // lookup checks credentials and finds the stream of a request path.
@@ -451,7 +451,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
-	h.log.Debug("camsim play", "session", ctx.Path, "remote", ctx.Conn.NetConn().RemoteAddr().String())
+	h.log.Debug("camsim play", "camera", strings.Trim(ctx.Path, "/"), "remote", ctx.Conn.NetConn().RemoteAddr().String())
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 

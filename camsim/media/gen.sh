@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 D=4
 X264='-c:v libx264 -preset veryfast -tune zerolatency -x264-params repeat-headers=1:sliced-threads=0 -profile:v baseline -level:v 3.1 -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -bf 0'
-X265P='keyint=50:min-keyint=50:scenecut=0:bframes=0:repeat-headers=1:log-level=error'
+X265P='keyint=50:min-keyint=50:scenecut=0:bframes=0:repeat-headers=1:open-gop=0:log-level=error'
 X265="-c:v libx265 -preset veryfast -tune zerolatency -pix_fmt yuv420p"
 
 ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -t $D \
