@@ -404,3 +404,13 @@ func (f *fixture) login(user, password string) (*http.Cookie, string) {
 	}
 	return ck, s.CSRFToken
 }
+
+func newRequest(method, path string, body io.Reader) *http.Request {
+	return httptest.NewRequest(method, path, body)
+}
+
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
