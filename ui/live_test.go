@@ -1,0 +1,100 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// TestLiveApply adds a simulated camera through the API to a running
+// ingest and sees it online without a restart; deleting it through the API
+// closes its viewers' subscriptions.
+func TestLiveApply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pulls a simulated RTSP camera")
+	}
+	ignore := goleak.IgnoreCurrent()
+	// Registered first, so it runs after every other cleanup (the database's too).
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Codec: camsim.CodecH264})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+
+	f := newFixture(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- f.fleet.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-runDone
+	}()
+
+	body := `{"id":"sim-1","name":"Simulated","department":"police","mainUrl":"` + sim.URL(1, false) + `","transport":"tcp"}`
+	if rec := f.do(req{method: "POST", path: "/api/v1/cameras", ctype: "application/json", body: body, who: pAdmin}); rec.Code != cr {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	var st ingest.Status
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rec := f.do(req{method: "GET", path: "/api/v1/cameras/sim-1/status", who: pViewer})
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status: %d %s", rec.Code, rec.Body)
+		}
+		st = decode[ingest.Status](t, rec.Body.Bytes())
+		if st.State == ingest.StateOnline && st.Video != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("camera not online: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond) // polling an outside process, with a deadline
+	}
+	if st.ID != "sim-1" || st.Video.Codec != ingest.CodecH264 || !st.Recording {
+		t.Fatalf("status %+v", st)
+	}
+
+	// A viewer watches the stream; deleting the camera ends the subscription.
+	stream := f.fleet.Stream("sim-1", ingest.Main)
+	if stream == nil {
+		t.Fatal("no stream")
+	}
+	sub := stream.Subscribe(ingest.SubscribeOptions{Kind: ingest.Viewer, FromGOP: true})
+	defer sub.Close()
+	nctx, ncancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, _, err := sub.Next(nctx); err != nil {
+		t.Fatalf("first unit: %v", err)
+	}
+	ncancel()
+	if rec := f.do(req{method: "DELETE", path: "/api/v1/cameras/sim-1", who: pAdmin}); rec.Code != nc {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+	nctx, ncancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer ncancel()
+	for {
+		_, _, err := sub.Next(nctx)
+		if errors.Is(err, ingest.ErrStreamClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after delete: %v, want ErrStreamClosed", err)
+		}
+	}
+	if _, ok := f.fleet.Status("sim-1"); ok {
+		t.Fatal("the ingest still knows the camera")
+	}
+	if f.rec.Recording("sim-1") {
+		t.Fatal("the recorder still records the camera")
+	}
+}
