@@ -94,12 +94,9 @@ func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
 	if total <= r.opts.MaxBytesPerCamera {
 		return nil
 	}
-	return r.deleteOldest(ctx, cam, time.Unix(0, math.MaxInt64), kept, func() bool {
-		if total <= r.opts.MaxBytesPerCamera {
-			return false
-		}
-		return true
-	}, func(s Segment) { total -= s.Bytes })
+	return r.deleteOldest(ctx, cam, time.Unix(0, math.MaxInt64), kept,
+		func() bool { return total > r.opts.MaxBytesPerCamera },
+		func(s Segment) { total -= s.Bytes })
 }
 
 // deleteOldest deletes the camera's segments that end before cutoff, oldest

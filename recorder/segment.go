@@ -177,12 +177,13 @@ func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
 	if size < int64(hlen) || size > limit {
 		return nil, fmt.Errorf("box %s has an invalid size %d", typ, size)
 	}
-	buf := make([]byte, size)
-	copy(buf, hdr[:hlen])
-	if _, err := io.ReadFull(br, buf[hlen:]); err != nil {
+	// grow with the data actually read, not with what the header claims
+	buf := bytes.NewBuffer(make([]byte, 0, min(size, 1<<20)))
+	buf.Write(hdr[:hlen])
+	if n, err := io.CopyN(buf, br, size-int64(hlen)); err != nil || n != size-int64(hlen) {
 		return nil, errIncomplete
 	}
-	return buf, nil
+	return buf.Bytes(), nil
 }
 
 // scaleDuration converts v ticks of a timescale into a duration without overflow.

@@ -1,0 +1,66 @@
+package recorder
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSpoolFull: while the store fails, the spool keeps within SpoolMaxBytes by
+// dropping the oldest waiting segments, counted in Status; the newest are
+// uploaded once the store works again.
+func TestSpoolFull(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	store, err := NewLocalStore(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// break the store: its directory becomes a file
+	if err := os.Remove(storeDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(storeDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	const limit = 120 << 10 // about two and a half 2 s segments of the fixture
+	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+		SegmentDuration: 2 * time.Second, SpoolMaxBytes: limit, UploadRetryMax: 500 * time.Millisecond})
+	st, c := h.camera("cam-1", false, recT0)
+	for end := 2 * time.Second; end <= 20*time.Second; end += 2 * time.Second {
+		c.feedUntil(st, end-20*time.Millisecond) // ten segments, the last closed by st.Close
+		time.Sleep(10 * time.Millisecond)        // pace the camera a little (not a wait for a condition)
+	}
+	recWaitFor(t, 10*time.Second, "drops", func() bool { return h.rec.Status().Dropped >= 6 })
+	s := h.rec.Status()
+	if s.SpoolBytes > limit || s.Uploaded != 0 || s.LastUploadError == "" {
+		t.Errorf("status %+v", s)
+	}
+	t.Logf("status while the store fails: %+v", s)
+
+	// the store comes back: the newest waiting segments are uploaded
+	if err := os.Remove(storeDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(storeDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	recWaitFor(t, 10*time.Second, "uploads", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded > 0 })
+	s = h.rec.Status()
+	rows := checkRecStored(t, store, ix, []string{"cam-1"})["cam-1"]
+	if int64(len(rows)) != s.Uploaded || s.Uploaded+s.Dropped != 10 {
+		t.Errorf("%d rows, status %+v", len(rows), s)
+	}
+	// what survived is the newest: contiguous up to the end
+	for i, r := range rows {
+		want := recT0.Add(20*time.Second - time.Duration(len(rows)-i)*2*time.Second)
+		if !r.Start.Equal(want) {
+			t.Errorf("kept segment %d starts at %v, want %v", i, r.Start, want)
+		}
+	}
+	h.stop()
+}
