@@ -215,3 +215,30 @@ func TestCamsimFaults(t *testing.T) {
 	m.Remove("good")
 	m.Remove("wrongpw")
 }
+
+// TestCamsimAutoFallsBackToTCP: a camera that accepts UDP readers but sends
+// them nothing is read over TCP with transport auto (gortsplib switches after
+// 3 s without UDP packets), and fails with transport udp.
+func TestCamsimAutoFallsBackToTCP(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sim := startCamsim(t, camsim.Options{Count: 1, SilentUDP: true})
+	defer sim.Close()
+	m := NewManager(fastOptions(t))
+	m.Set(Camera{ID: "auto", MainURL: sim.URL(1, false), Transport: "auto", Enabled: true})
+	m.Set(Camera{ID: "udp", MainURL: sim.URL(1, false), Transport: "udp", Enabled: true})
+	stop := runManager(t, m)
+	defer stop()
+	waitFor(t, 15*time.Second, "auto online over TCP", func() bool { st, _ := m.Status("auto"); return st.State == StateOnline })
+	waitFor(t, 15*time.Second, "udp fails", func() bool {
+		st, _ := m.Status("udp")
+		return st.State == StateOffline && st.Reconnects >= 1
+	})
+	st, _ := m.Status("udp")
+	t.Logf("udp: %s", st.LastError)
+	if !errors.Is(st.Err, ErrStalled) {
+		t.Errorf("udp without packets: %v", st.Err)
+	}
+	stop()
+	m.Remove("auto")
+	m.Remove("udp")
+}

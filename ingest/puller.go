@@ -155,6 +155,10 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 		}
 	}
 	w := &sessionWriter{p: p, c: c, readers: readers}
+	if p.cfg.transport == "" || p.cfg.transport == "auto" {
+		// the first media may come after the switch from UDP to TCP
+		w.grace = udpFallbackAfter
+	}
 	for _, tr := range readers {
 		c.OnPacketRTP(tr.media, tr.format, func(pkt *rtp.Packet) { w.packet(tr, pkt) })
 	}
@@ -314,7 +318,8 @@ type sessionWriter struct {
 	p       *puller
 	c       rtspClient
 	readers []*trackReader
-	start   time.Time // when PLAY was sent
+	start   time.Time     // when PLAY was sent
+	grace   time.Duration // added to the stall timeout before the first media
 
 	mu            sync.Mutex
 	media         *Media // nil until the first keyframe published the tracks
@@ -455,7 +460,7 @@ func (w *sessionWriter) check(now time.Time) error {
 		}
 		return nil
 	}
-	if now.Sub(w.start) <= stall {
+	if now.Sub(w.start) <= stall+w.grace {
 		return nil
 	}
 	switch {
@@ -464,7 +469,7 @@ func (w *sessionWriter) check(now time.Time) error {
 	case w.decodeErrs > 0 && !w.anchored:
 		return &PullError{Kind: ErrBadMedia, Msg: fmt.Sprintf("the camera sends RTP packets that cannot be decoded (%d bad packets)", w.decodeErrs), Err: w.lastDecodeErr}
 	case w.packets == 0:
-		return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera accepted PLAY but sent no media in %s", stall)}
+		return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera accepted PLAY but sent no media in %s", stall+w.grace)}
 	}
-	return &PullError{Kind: ErrNoKeyframe, Msg: fmt.Sprintf("the camera sent video but no keyframe in %s", stall)}
+	return &PullError{Kind: ErrNoKeyframe, Msg: fmt.Sprintf("the camera sent video but no keyframe in %s", stall+w.grace)}
 }

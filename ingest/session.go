@@ -29,22 +29,27 @@ type rtspClient interface {
 	Close()
 }
 
+// udpFallbackAfter is how long transport auto waits for UDP packets before
+// switching to TCP.
+const udpFallbackAfter = 3 * time.Second
+
 // dialFunc creates an RTSP client for a URL; it does not connect yet.
 type dialFunc func(u *base.URL, transport string, readTimeout time.Duration) (rtspClient, error)
 
 // dialGortsplib creates a gortsplib client. transport is auto, tcp or udp.
 func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration) (rtspClient, error) {
 	c := &gortsplib.Client{
-		Scheme:       u.Scheme,
-		Host:         u.Host,
-		ReadTimeout:  readTimeout,
-		WriteTimeout: readTimeout,
-		UserAgent:    "vigil",
+		Scheme:                u.Scheme,
+		Host:                  u.Host,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          readTimeout,
+		InitialUDPReadTimeout: udpFallbackAfter,
+		UserAgent:             "vigil",
 	}
 	switch transport {
 	case "", "auto":
-		// gortsplib tries UDP first and switches to TCP when no packet
-		// arrives within InitialUDPReadTimeout (3 s)
+		// gortsplib tries UDP first and switches to TCP (a new session on the
+		// same client) when no packet arrives within InitialUDPReadTimeout
 	case "tcp":
 		v := gortsplib.TransportTCP
 		c.Transport = &v
