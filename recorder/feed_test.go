@@ -206,8 +206,10 @@ func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // checkRecStored verifies every indexed segment of the cameras: the object
 // exists, parses as fMP4 with mediacommon, starts with a keyframe, and its
-// size, times and fragment positions match the index row. It returns the rows.
-func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string) map[string][]Segment {
+// size, times and fragment positions match the index row. exact checks the
+// timing of the test clip too (25 fps, a keyframe every 2 s from the start).
+// It returns the rows.
+func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string, exact bool) map[string][]Segment {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string][]Segment{}
@@ -263,14 +265,16 @@ func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string) map[
 				if f.Keyframe != !v.Samples[0].IsNonSyncSample {
 					t.Errorf("%s fragment %d: keyframe flag %v", s.Key, i, f.Keyframe)
 				}
-				if f.Keyframe != (i == 0 || scaleDuration(v.BaseTime, 90000)%(2*time.Second) == 0) {
-					t.Errorf("%s fragment %d at %v: keyframe %v", s.Key, i, f.Offset, f.Keyframe)
+				var fdur uint64
+				for _, smp := range v.Samples {
+					fdur += uint64(smp.Duration)
 				}
-				if d := scaleDuration(v.BaseTime+uint64(len(v.Samples))*3600, 90000) - f.Offset; d > time.Second+40*time.Millisecond {
+				dur += fdur
+				if d := scaleDuration(fdur, 90000); d > time.Second+100*time.Millisecond {
 					t.Errorf("%s fragment %d lasts %v", s.Key, i, d)
 				}
-				for _, smp := range v.Samples {
-					dur += uint64(smp.Duration)
+				if exact && f.Keyframe != (i == 0 || scaleDuration(v.BaseTime, 90000)%(2*time.Second) == 0) {
+					t.Errorf("%s fragment %d at %v: keyframe %v", s.Key, i, f.Offset, f.Keyframe)
 				}
 			}
 			if pos != s.Bytes {

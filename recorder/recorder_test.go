@@ -45,11 +45,20 @@ type recHarness struct {
 
 func startRecorder(t *testing.T, opts Options) *recHarness {
 	t.Helper()
+	return startRecorderFrom(t, opts, nil)
+}
+
+// startRecorderFrom runs a Recorder over src; nil means streams the test feeds (h.src).
+func startRecorderFrom(t *testing.T, opts Options, src Source) *recHarness {
+	t.Helper()
 	h := &recHarness{t: t, src: &recStreams{}, ix: opts.Index, store: opts.Store}
+	if src == nil {
+		src = h.src
+	}
 	if opts.Log == nil {
 		opts.Log = testLog(t)
 	}
-	rec, err := New(opts, h.src)
+	rec, err := New(opts, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +122,7 @@ func TestRecordLocal(t *testing.T) {
 	if st.Dropped != 0 || st.UploadErrors != 0 || st.SpoolBytes != 0 {
 		t.Errorf("status %+v", st)
 	}
-	rows := checkRecStored(t, store, ix, cams)
+	rows := checkRecStored(t, store, ix, cams, true)
 	for i, id := range cams {
 		segs := rows[id]
 		if len(segs) != 3 {
