@@ -306,6 +306,7 @@ func TestAuditOneRowPerAction(t *testing.T) {
 		{"live", req{method: "POST", path: "/api/v1/cameras/police-1/whep", ctype: "application/sdp", who: pScoped, body: "v=0\r\n"}, nf},
 		{"playback", req{method: "GET", path: "/api/v1/cameras/police-1/playback?start=2026-11-26T08:10:00Z&duration=90s", who: pOperator}, ok},
 		{"export", req{method: "GET", path: "/api/v1/cameras/police-1/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z", who: pResponder}, ok},
+		{"export", req{method: "GET", path: "/api/v1/cameras/police-1/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z", who: pViewer}, forb},
 		{"incident.create", req{method: "POST", path: "/api/v1/incidents", ctype: "application/json", who: pResponder,
 			body: `{"title":"Gate","cameras":["police-1"],"start":"2026-11-26T08:00:00Z","end":"2026-11-26T08:05:00Z"}`}, cr},
 		{"incident.delete", req{method: "DELETE", path: fmt.Sprintf("/api/v1/incidents/%d", f.incident), who: pAdmin}, nc},
@@ -333,8 +334,11 @@ func TestAuditOneRowPerAction(t *testing.T) {
 	}
 	es := mustAudit(t, f)
 	for _, e := range es {
-		if e.Action == "export" && !strings.Contains(e.Detail, "sha256 ") {
-			t.Fatalf("export row without its SHA-256: %+v", e)
+		if e.Action == "export" && e.User == pResponder && (!strings.Contains(e.Detail, "sha256 ") || !strings.Contains(e.Detail, "via token")) {
+			t.Fatalf("export row without its SHA-256 or token: %+v", e)
+		}
+		if e.Action == "export" && e.User == pViewer && (e.Result != "denied" || e.Camera != "police-1") {
+			t.Fatalf("refused export row %+v", e)
 		}
 		if e.Action == "playback" && (e.Camera != "police-1" || !e.End.Equal(e.Start.Add(90*time.Second))) {
 			t.Fatalf("playback row %+v", e)
@@ -537,5 +541,56 @@ func TestMetricsPublic(t *testing.T) {
 	f.srv.deps.Metrics = nil
 	if rec := f.do(req{method: "GET", path: "/metrics"}); rec.Code != nf {
 		t.Fatalf("no metrics: %d", rec.Code)
+	}
+}
+
+func TestImportMultipartAndScopedAdmin(t *testing.T) {
+	f := newFixture(t, Options{})
+	csv := "id,name,department,lat,lng,tags,enabled\nmp-1,One,police,22.9,113.3,river;gate,false\n"
+	body := "--XYZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n" +
+		"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cams.csv\"\r\nContent-Type: text/csv\r\n\r\n" + csv + "\r\n--XYZ--\r\n"
+	rec := f.do(req{method: "POST", path: "/api/v1/cameras/import", ctype: "multipart/form-data; boundary=XYZ", body: body, who: pAdmin})
+	if rec.Code != bad || !strings.Contains(rec.Body.String(), "mainUrl") {
+		t.Fatalf("missing column: %d %s", rec.Code, rec.Body)
+	}
+	csv = "id,name,department,mainUrl,lat,lng,tags,enabled\nmp-1,One,police,rtsp://h/1,22.9,113.3,river;gate,false\n"
+	body = "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cams.csv\"\r\n\r\n" + csv + "\r\n--XYZ--\r\n"
+	rec = f.do(req{method: "POST", path: "/api/v1/cameras/import", ctype: "multipart/form-data; boundary=XYZ", body: body, who: pAdmin})
+	if rec.Code != cr {
+		t.Fatalf("import: %d %s", rec.Code, rec.Body)
+	}
+	c, err := f.reg.Camera(context.Background(), "mp-1")
+	if err != nil || c.Enabled || c.Location.Lat != 22.9 || strings.Join(c.Tags, ",") != "river,gate" {
+		t.Fatalf("imported %+v %v", c, err)
+	}
+	// The change was applied to the recorder (and the ingest).
+	if _, ok := f.rec.set["mp-1"]; !ok {
+		t.Fatal("the recorder was not told")
+	}
+	if _, ok := f.fleet.Status("mp-1"); !ok {
+		t.Fatal("the ingest was not told")
+	}
+
+	// An admin limited to flood-control manages only its cameras.
+	if _, err := f.reg.CreateUser(context.Background(), registry.User{Username: "flood-admin", Role: registry.RoleAdmin,
+		Departments: []string{"flood-control"}}, userPassword); err != nil {
+		t.Fatal(err)
+	}
+	ck, csrf := f.login("flood-admin", userPassword)
+	h := map[string]string{CSRFHeader: csrf}
+	for _, tc := range []struct {
+		r      req
+		status int
+	}{
+		{req{method: "POST", path: "/api/v1/cameras", ctype: "application/json", body: `{"id":"p-9","name":"x","department":"police","mainUrl":"rtsp://h/x"}`}, forb},
+		{req{method: "POST", path: "/api/v1/cameras", ctype: "application/json", body: `{"id":"f-9","name":"x","department":"flood-control","mainUrl":"rtsp://h/x"}`}, cr},
+		{req{method: "PUT", path: "/api/v1/cameras/f-9", ctype: "application/json", body: `{"name":"x","department":"police","mainUrl":"rtsp://h/x"}`}, forb},
+		{req{method: "DELETE", path: "/api/v1/cameras/police-1"}, nf},
+		{req{method: "GET", path: "/metrics"}, forb},
+	} {
+		tc.r.cookie, tc.r.header = ck, h
+		if rec := f.do(tc.r); rec.Code != tc.status {
+			t.Fatalf("%s %s: %d %s, want %d", tc.r.method, tc.r.path, rec.Code, rec.Body, tc.status)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -324,5 +323,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
-
-var _ = errors.New

@@ -90,6 +90,16 @@ func (s *Server) unapply(id string) {
 	}
 }
 
+// inScopeDepartment refuses to put a camera into a department outside the
+// departments of an admin limited to some.
+func inScopeDepartment(p *principal, department string) error {
+	if department == "" || p.user.InScope(department) {
+		return nil
+	}
+	return apierr.New(apierr.ErrForbidden, "your account is limited to %s: it cannot manage cameras of %q",
+		strings.Join(p.user.Departments, ", "), department)
+}
+
 func (s *Server) listCameras(w http.ResponseWriter, r *http.Request, c *call) error {
 	cams, err := s.visibleCameras(r.Context(), c.p)
 	if err != nil {
@@ -117,6 +127,9 @@ func (s *Server) createCamera(w http.ResponseWriter, r *http.Request, c *call) e
 		return err
 	}
 	c.audit.Camera = truncate(in.ID, 64)
+	if err := inScopeDepartment(c.p, in.Department); err != nil {
+		return err
+	}
 	cam, err := s.reg.CreateCamera(r.Context(), in.camera())
 	if err != nil {
 		return err
@@ -140,6 +153,9 @@ func (s *Server) replaceCamera(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	in.ID = id
 	if _, err := s.camera(r, c, actAdmin); err != nil {
+		return err
+	}
+	if err := inScopeDepartment(c.p, in.Department); err != nil {
 		return err
 	}
 	cam, before, err := s.reg.ReplaceCamera(r.Context(), in.camera())
@@ -213,6 +229,11 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request, c *call) 
 	cams, rows, err := registry.ParseCamerasCSV(strings.NewReader(string(body)))
 	if err != nil {
 		return err
+	}
+	for _, cam := range cams {
+		if err := inScopeDepartment(c.p, cam.Department); err != nil {
+			return err
+		}
 	}
 	if err := s.reg.ImportCameras(r.Context(), cams, rows); err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -178,10 +177,15 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
 // may act, runs the handler, answers its error as JSON, and writes the
 // request's audit row when auditAction is not empty.
 func (s *Server) route(pattern string, act action, auditAction string, h handlerFunc) {
+	cameraRoute := strings.Contains(pattern, "/api/v1/cameras/{id}")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := &call{}
 		if auditAction != "" {
 			c.audit = &registry.AuditEntry{Action: auditAction, Address: clientAddr(r)}
+			if cameraRoute {
+				// Known before authorization, so that a refused attempt names it.
+				c.audit.Camera = truncate(r.PathValue("id"), 64)
+			}
 		}
 		err := s.serve(w, r, act, c, h)
 		if err != nil && !isWritten(w) {
@@ -222,6 +226,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, act action, c *ca
 
 func (s *Server) writeAudit(r *http.Request, c *call, err error) {
 	e := *c.audit
+	if c.p != nil && c.p.tokenID != "" {
+		e.Detail = joinDetail("via token "+c.p.tokenID, e.Detail)
+	}
 	switch {
 	case err == nil:
 		e.Result = "ok"
@@ -270,9 +277,4 @@ func (t *trackWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 func isWritten(w http.ResponseWriter) bool {
 	t, ok := w.(*trackWriter)
 	return ok && t.written
-}
-
-// logger returns the request's logger.
-func (s *Server) reqLog(r *http.Request) *slog.Logger {
-	return s.log.With("method", r.Method, "path", r.URL.Path)
 }
