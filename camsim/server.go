@@ -94,7 +94,7 @@ type Server struct {
 	stall         atomic.Bool
 	withhold      atomic.Bool
 	withholdUntil time.Time // from Options.WithholdKeyframes, fixed at Start
-	startedAt     time.Time // time of the first frame of every stream
+	startedAt     time.Time // time of the first frame of every stream; set by Start
 
 	rtsp     *gortsplib.Server
 	addr     string
@@ -170,16 +170,26 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Start listens and starts streaming. It returns once readers can connect.
+// Start listens and starts streaming. It returns once readers can connect. After an
+// error nothing is left open, and Start may be tried again.
 func (s *Server) Start() error {
 	s.mu.Lock()
-	if s.started {
+	if s.started || s.closed {
 		s.mu.Unlock()
-		return errors.New("camsim: already started")
+		return errors.New("camsim: already started or closed")
 	}
 	s.started = true
 	s.mu.Unlock()
+	err := s.start()
+	if err != nil {
+		s.mu.Lock()
+		s.started = false
+		s.mu.Unlock()
+	}
+	return err
+}
 
+func (s *Server) start() error {
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("camsim: listen: %w", err)
@@ -230,10 +240,12 @@ func (s *Server) Start() error {
 	}
 
 	start := time.Now()
+	s.mu.Lock()
 	s.startedAt = start
 	if s.opts.WithholdKeyframes > 0 {
 		s.withholdUntil = start.Add(s.opts.WithholdKeyframes)
 	}
+	s.mu.Unlock()
 	streams := make(map[string]*stream, 2*s.opts.Count)
 	for i := 1; i <= s.opts.Count; i++ {
 		for _, sub := range []bool{false, true} {

@@ -416,11 +416,14 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s2.Start(); err == nil {
-		s2.Close()
 		t.Error("second server started on a taken port")
 	}
+	s2.Close() // after a failed Start: no-op
 	s.Close()
 	s.Close()
+	if err := s.Start(); err == nil {
+		t.Error("Start after Close succeeded")
+	}
 }
 
 func TestNewValidates(t *testing.T) {
