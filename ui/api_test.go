@@ -350,7 +350,7 @@ func TestAuditOneRowPerAction(t *testing.T) {
 	// The API answers newest first with the filters.
 	rec := f.do(req{method: "GET", path: "/api/v1/audit?user=viewer&camera=police-1", who: pAdmin})
 	got := decode[struct{ Entries []registry.AuditEntry }](t, rec.Body.Bytes())
-	if len(got.Entries) != 1 || got.Entries[0].Action != "live" {
+	if len(got.Entries) != 2 || got.Entries[0].Action != "export" || got.Entries[1].Action != "live" {
 		t.Fatalf("filtered audit %s", rec.Body)
 	}
 	rec = f.do(req{method: "GET", path: "/api/v1/audit?limit=2", who: pAdmin})
