@@ -583,3 +583,16 @@ func TestIncidentsHold(t *testing.T) {
 		t.Fatalf("%d incident cameras", n)
 	}
 }
+
+// BenchmarkCheckPassword measures the cost of one login's argon2id.
+func BenchmarkCheckPassword(b *testing.B) {
+	h, err := hashPassword("correct-horse-1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if !checkPassword("correct-horse-1", h) {
+			b.Fatal("mismatch")
+		}
+	}
+}
