@@ -109,7 +109,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
 	for _, ce := range m.cameras {
 		for _, se := range ce.streams {
-			m.stopLocked(se)
+			m.stopLocked(se, nil) // already done
 		}
 	}
 	m.mu.Unlock()
@@ -122,24 +122,34 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) Set(c Camera) {
 	c.Tags = append([]string(nil), c.Tags...)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	ce := m.cameras[c.ID]
 	if ce == nil {
 		ce = &camEntry{streams: map[StreamKind]*streamEntry{}}
 		m.cameras[c.ID] = ce
 	}
 	ce.cam = c
-	m.syncLocked(ce)
+	stopped := m.syncLocked(ce)
+	m.mu.Unlock()
+	waitAll(stopped)
 }
 
-// syncLocked makes the pullers of a camera match its configuration.
-func (m *Manager) syncLocked(ce *camEntry) {
+// waitAll waits for stopped pullers, outside m.mu: closing an RTSP session
+// may take up to the write timeout with a camera that does not read.
+func waitAll(done []chan struct{}) {
+	for _, d := range done {
+		<-d
+	}
+}
+
+// syncLocked makes the pullers of a camera match its configuration. It
+// returns the done channels of the pullers it stopped.
+func (m *Manager) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 	for _, kind := range []StreamKind{Main, Sub} {
 		url := ce.cam.URL(kind)
 		se := ce.streams[kind]
 		if url == "" {
 			if se != nil {
-				m.stopLocked(se)
+				stopped = m.stopLocked(se, stopped)
 				se.stream.Close()
 				delete(ce.streams, kind)
 			}
@@ -151,7 +161,7 @@ func (m *Manager) syncLocked(ce *camEntry) {
 		}
 		changed := se.url != url || se.trans != ce.cam.Transport
 		if se.cancel != nil && (changed || !ce.cam.Enabled) {
-			m.stopLocked(se)
+			stopped = m.stopLocked(se, stopped)
 		}
 		se.url, se.trans = url, ce.cam.Transport
 		if se.cancel == nil && ce.cam.Enabled && m.ctx != nil {
@@ -162,6 +172,7 @@ func (m *Manager) syncLocked(ce *camEntry) {
 			se.puller = newPuller(m.pullerConfig(ce.cam.ID, kind, se))
 		}
 	}
+	return stopped
 }
 
 func (m *Manager) pullerConfig(id string, kind StreamKind, se *streamEntry) pullerConfig {
@@ -189,31 +200,36 @@ func (m *Manager) startLocked(id string, kind StreamKind, se *streamEntry) {
 	}()
 }
 
-// stopLocked stops a puller and waits for it: a puller never takes m.mu, and
-// closing its RTSP client ends it promptly.
-func (m *Manager) stopLocked(se *streamEntry) {
+// stopLocked cancels a puller and appends its done channel to stopped; the
+// caller waits on it after releasing m.mu. A cancelled puller writes no more
+// units, so a new one may start on the same Stream at once.
+func (m *Manager) stopLocked(se *streamEntry, stopped []chan struct{}) []chan struct{} {
 	if se.cancel == nil {
-		return
+		return stopped
 	}
 	se.cancel()
-	<-se.done
+	stopped = append(stopped, se.done)
 	se.cancel, se.done = nil, nil
+	return stopped
 }
 
 // Remove stops pulling a camera and closes its Streams: their subscribers'
 // Next returns ErrStreamClosed.
 func (m *Manager) Remove(id string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	ce := m.cameras[id]
 	if ce == nil {
+		m.mu.Unlock()
 		return
 	}
+	var stopped []chan struct{}
 	for _, se := range ce.streams {
-		m.stopLocked(se)
+		stopped = m.stopLocked(se, stopped)
 		se.stream.Close()
 	}
 	delete(m.cameras, id)
+	m.mu.Unlock()
+	waitAll(stopped)
 }
 
 // Stream returns a camera's stream, nil when the camera or the stream does not exist.

@@ -154,7 +154,7 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 			return time.Time{}, fmt.Errorf("setup: %w", err)
 		}
 	}
-	w := &sessionWriter{p: p, c: c, readers: readers}
+	w := &sessionWriter{p: p, c: c, readers: readers, ctx: ctx}
 	if p.cfg.transport == "" || p.cfg.transport == "auto" {
 		// the first media may come after the switch from UDP to TCP
 		w.grace = udpFallbackAfter
@@ -317,6 +317,7 @@ func (p *puller) status() StreamStatus {
 type sessionWriter struct {
 	p       *puller
 	c       rtspClient
+	ctx     context.Context // the puller's: once done, nothing more is written
 	readers []*trackReader
 	start   time.Time     // when PLAY was sent
 	grace   time.Duration // added to the stall timeout before the first media
@@ -359,6 +360,9 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.ctx != nil && w.ctx.Err() != nil {
+		return // stopped: a new puller may own the stream already
+	}
 	w.packets++
 	if err != nil {
 		if !errNeedMore(err) {

@@ -62,6 +62,7 @@ type testServer struct {
 	addr     string
 	user     string
 	pass     string
+	mu       sync.Mutex // guards stream until it is ready
 	stall    atomic.Bool
 	noKeys   atomic.Bool
 	frameLen int
@@ -126,10 +127,13 @@ func startTestServer(t *testing.T, o testServerOptions) *testServer {
 		ts.desc.Medias = append(ts.desc.Medias, &description.Media{Type: description.MediaTypeAudio,
 			Formats: []format.Format{&format.MPEG4Audio{PayloadTyp: 97, Config: testAACConf, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}}})
 	}
-	ts.stream = &gortsplib.ServerStream{Server: ts.srv, Desc: ts.desc}
-	if err := ts.stream.Initialize(); err != nil {
+	stream := &gortsplib.ServerStream{Server: ts.srv, Desc: ts.desc}
+	if err := stream.Initialize(); err != nil {
 		t.Fatalf("init server stream: %v", err)
 	}
+	ts.mu.Lock()
+	ts.stream = stream // a reader may have connected already
+	ts.mu.Unlock()
 	ts.wg.Add(1)
 	go ts.send(o.Audio)
 	return ts
@@ -239,7 +243,7 @@ func (ts *testServer) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*ba
 	if ctx.Path == "/missing" || ctx.Path == "missing" {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
-	return &base.Response{StatusCode: base.StatusOK}, ts.stream, nil
+	return ts.current()
 }
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
@@ -247,10 +251,19 @@ func (ts *testServer) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 	if ts.user != "" && !ctx.Conn.VerifyCredentials(ctx.Request, ts.user, ts.pass) {
 		return &base.Response{StatusCode: base.StatusUnauthorized}, nil, liberrors.ErrServerAuth{}
 	}
-	return &base.Response{StatusCode: base.StatusOK}, ts.stream, nil
+	return ts.current()
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
 func (ts *testServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (ts *testServer) current() (*base.Response, *gortsplib.ServerStream, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.stream == nil {
+		return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, ts.stream, nil
 }
