@@ -71,6 +71,8 @@ type Status struct {
 	LastUploadError   string    // why the store fails now; "" after a successful upload
 	LastUploadErrorAt time.Time // when LastUploadError happened
 	Deleted           int64     // segments deleted by retention
+	ReceivedBytes     int64     // payload bytes of the units recorded since start
+	StoredBytes       int64     // bytes of the segments uploaded since start
 }
 
 // Recorder records cameras. Create it with New, run it with Run.
@@ -80,11 +82,13 @@ type Recorder struct {
 	log   *slog.Logger
 	spool *spool
 
-	mu      sync.Mutex
-	cams    map[string]*camState
-	runCtx  context.Context // set while Run runs writers
-	writers sync.WaitGroup
-	deleted atomic.Int64
+	mu       sync.Mutex
+	cams     map[string]*camState
+	runCtx   context.Context // set while Run runs writers
+	writers  sync.WaitGroup
+	deleted  atomic.Int64
+	received atomic.Int64
+	stored   atomic.Int64
 
 	pinMu sync.Mutex
 	pins  map[string]int
@@ -277,6 +281,8 @@ func (r *Recorder) Status() Status {
 	}
 	r.mu.Unlock()
 	st.Deleted = r.deleted.Load()
+	st.ReceivedBytes = r.received.Load()
+	st.StoredBytes = r.stored.Load()
 	return st
 }
 
@@ -342,6 +348,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {
 		return err
 	}
+	r.stored.Add(it.size)
 	r.log.Debug("recorder: segment stored", "camera", it.seg.Camera, "segment", it.key, "bytes", it.size)
 	return nil
 }

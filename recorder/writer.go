@@ -123,6 +123,7 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 	if u.Track.Video {
 		w.lastPTS = u.PTS
 	}
+	w.r.received.Add(int64(u.Size()))
 	frag, _, err := w.seg.add(u, maxFragment)
 	if err != nil {
 		w.log.Error("recorder: bad unit, segment closed", "segment", w.key, "err", err)
@@ -148,6 +149,7 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 		return
 	}
 	w.lastPTS = k.PTS
+	w.r.received.Add(int64(k.Size()))
 	if _, _, err := w.seg.add(k, maxFragment); err != nil {
 		w.closeSegment("bad unit")
 		return

@@ -1,0 +1,307 @@
+// Command benchrec measures ingest plus recording: it starts `vigil camsim`
+// with N cameras as a separate process (and versitygw for -store s3, also
+// apart), pulls every camera through an ingest.Manager and records it with a
+// Recorder in this process, and reports this process's CPU and memory per
+// camera and the bytes stored against the bytes received.
+//
+//	go run ./recorder/internal/benchrec -cameras 50 -duration 60s -store local
+//	go run ./recorder/internal/benchrec -cameras 50 -duration 60s -store s3
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/s3test"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrec:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cameras := flag.Int("cameras", 50, "number of simulated cameras")
+	duration := flag.Duration("duration", 60*time.Second, "measuring time, after every camera is recording")
+	segment := flag.Duration("segment", 10*time.Second, "segment length")
+	storeKind := flag.String("store", "local", "local or s3 (versitygw, started apart)")
+	audio := flag.Bool("audio", false, "cameras with AAC audio")
+	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil)")
+	flag.Parse()
+	if *cameras < 1 || *duration <= 0 {
+		return errors.New("-cameras and -duration must be positive")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	dir, err := os.MkdirTemp("", "vigil-benchrec-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	bin := *vigilBin
+	if bin == "" {
+		bin = filepath.Join(dir, "vigil")
+		fmt.Println("building ./cmd/vigil ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vigil")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build vigil: %w", err)
+		}
+	}
+	sim, urls, err := startCamsim(ctx, bin, *cameras, *audio)
+	if err != nil {
+		return err
+	}
+	defer func() { sim.Process.Kill(); sim.Wait() }()
+
+	var store recorder.Store
+	var gwPid int
+	switch *storeKind {
+	case "local":
+		if store, err = recorder.NewLocalStore(filepath.Join(dir, "store")); err != nil {
+			return err
+		}
+	case "s3":
+		gw, endpoint, err := startVersitygw(ctx, filepath.Join(dir, "s3"))
+		if err != nil {
+			return err
+		}
+		defer func() { gw.Process.Kill(); gw.Wait() }()
+		gwPid = gw.Process.Pid
+		if store, err = recorder.NewS3Store(ctx, recorder.S3Options{Endpoint: endpoint, Bucket: "bench",
+			Region: "us-east-1", AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("-store %q is not local or s3", *storeKind)
+	}
+	db, err := sqlitedb.Open(filepath.Join(dir, "vigil.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ix, err := recorder.OpenIndex(ctx, db)
+	if err != nil {
+		return err
+	}
+
+	runtime.GC()
+	baseRSS, _ := procStatus("VmRSS")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := ingest.NewManager(ingest.ManagerOptions{Log: quiet})
+	rec, err := recorder.New(recorder.Options{Store: store, Index: ix, SegmentDuration: *segment,
+		SpoolDir: filepath.Join(dir, "spool"), Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, m)
+	if err != nil {
+		return err
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(rctx) })
+	wg.Go(func() {
+		if err := rec.Run(rctx); err != nil {
+			fmt.Fprintln(os.Stderr, "recorder:", err)
+		}
+	})
+	defer func() { rcancel(); wg.Wait() }()
+	for i, u := range urls {
+		c := ingest.Camera{ID: fmt.Sprintf("cam%d", i+1), MainURL: u, Transport: "tcp", Enabled: true, Record: true}
+		m.Set(c)
+		rec.Set(c)
+	}
+	start := time.Now()
+	for rec.Status().Recording < len(urls) {
+		if time.Since(start) > 90*time.Second {
+			return fmt.Errorf("only %d of %d cameras recording after 90 s", rec.Status().Recording, len(urls))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	fmt.Printf("%d cameras recording after %s; measuring for %s (segments of %s, store %s)\n",
+		len(urls), time.Since(start).Round(time.Millisecond), *duration, *segment, *storeKind)
+
+	cpu0, err := procCPU("self")
+	if err != nil {
+		return err
+	}
+	simCPU0, _ := procCPU(strconv.Itoa(sim.Process.Pid))
+	gwCPU0, _ := procCPU(strconv.Itoa(gwPid))
+	st0 := rec.Status()
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(*duration):
+	}
+	wall := time.Since(t0)
+	cpu1, _ := procCPU("self")
+	simCPU1, _ := procCPU(strconv.Itoa(sim.Process.Pid))
+	gwCPU1, _ := procCPU(strconv.Itoa(gwPid))
+	st1 := rec.Status()
+	rss, _ := procStatus("VmRSS")
+	hwm, _ := procStatus("VmHWM")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+
+	var dropped uint64
+	var reconnects int
+	for _, s := range m.Statuses() {
+		dropped += s.Dropped
+		reconnects += s.Reconnects
+	}
+	n := float64(len(urls))
+	camSeconds := n * wall.Seconds()
+	cpu := cpu1 - cpu0
+	fmt.Printf("CPU (ingest + recording, this process): %.1f %% of one core; %.2f CPU-ms per camera-second\n",
+		cpu.Seconds()/wall.Seconds()*100, float64(cpu.Milliseconds())/camSeconds)
+	fmt.Printf("memory: RSS %.1f MiB (%.1f MiB before; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
+		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/n, float64(ms.HeapInuse)/(1<<20))
+	recv := st1.ReceivedBytes - st0.ReceivedBytes
+	stored := st1.StoredBytes - st0.StoredBytes
+	fmt.Printf("recorder: received %.1f MB of media (%.0f kbit/s per camera), uploaded %d segments / %.1f MB in the window; totals: received %d B, stored %d B (%.2f %% of received), spool %d B, waiting %d, dropped %d, upload errors %d\n",
+		float64(recv)/1e6, float64(recv)*8/1000/camSeconds, st1.Uploaded-st0.Uploaded, float64(stored)/1e6,
+		st1.ReceivedBytes, st1.StoredBytes, float64(st1.StoredBytes)/float64(max(st1.ReceivedBytes, 1))*100,
+		st1.SpoolBytes, st1.Waiting, st1.Dropped, st1.UploadErrors)
+	fmt.Printf("ingest: reconnects %d, units dropped by slow subscribers %d\n", reconnects, dropped)
+	fmt.Printf("apart (not counted above): camsim %.1f %% of one core", (simCPU1-simCPU0).Seconds()/wall.Seconds()*100)
+	if gwPid != 0 {
+		fmt.Printf(", versitygw %.1f %%", (gwCPU1-gwCPU0).Seconds()/wall.Seconds()*100)
+	}
+	fmt.Println()
+	return nil
+}
+
+// startCamsim runs `vigil camsim` on a free port and reads the main URLs from its output.
+func startCamsim(ctx context.Context, bin string, n int, audio bool) (*exec.Cmd, []string, error) {
+	args := []string{"camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", "h264"}
+	if audio {
+		args = append(args, "--audio")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start camsim: %w", err)
+	}
+	var urls []string
+	sc := bufio.NewScanner(out)
+	for len(urls) < n && sc.Scan() {
+		// "camN  main rtsp://...  sub rtsp://..."
+		f := strings.Fields(sc.Text())
+		if len(f) == 5 && f[1] == "main" {
+			urls = append(urls, f[2])
+		}
+	}
+	if len(urls) < n {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, nil, fmt.Errorf("camsim printed %d of %d camera URLs", len(urls), n)
+	}
+	go io.Copy(io.Discard, out)
+	return cmd, urls, nil
+}
+
+// startVersitygw runs versitygw on a free port with a data directory.
+func startVersitygw(ctx context.Context, dir string) (*exec.Cmd, string, error) {
+	bin := s3test.Binary()
+	if bin == "" {
+		return nil, "", errors.New("versitygw not found (VIGIL_VERSITYGW or PATH)")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	endpoint := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin, "--port", endpoint, "--region", "us-east-1", "--quiet", "posix", dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3test.AccessKey, "ROOT_SECRET_KEY="+s3test.SecretKey)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get("http://" + endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			return cmd, endpoint, nil
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, "", fmt.Errorf("versitygw did not answer: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// procCPU returns the user+system CPU time of a process from /proc/PID/stat.
+func procCPU(pid string) (time.Duration, error) {
+	if pid == "0" {
+		return 0, nil
+	}
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// procStatus returns a kB field of /proc/self/status.
+func procStatus(key string) (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			if f := strings.Fields(v); len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s not in /proc/self/status", key)
+}
