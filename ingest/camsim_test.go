@@ -44,7 +44,13 @@ func TestCamsimIngest(t *testing.T) {
 			sim := startCamsim(t, camsim.Options{Count: 1, Codec: tc.codec, Audio: tc.audio})
 			defer sim.Close()
 			m := NewManager(fastOptions(t))
-			m.Set(Camera{ID: "cam1", MainURL: sim.URL(1, false), SubURL: sim.URL(1, true), Transport: tc.transport, Enabled: true})
+			cam := Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: tc.transport, Enabled: true}
+			if tc.transport == "tcp" {
+				// only over TCP: gortsplib v4.16.2's server races when two UDP
+				// readers from one address SETUP and PLAY at once (ServerStream.readerAdd)
+				cam.SubURL = sim.URL(1, true)
+			}
+			m.Set(cam)
 			stop := runManager(t, m)
 			defer stop()
 
@@ -110,13 +116,15 @@ func TestCamsimIngest(t *testing.T) {
 			if tc.audio && (st.Audio == nil || st.Audio.Codec != CodecAAC) {
 				t.Errorf("audio %+v", st.Audio)
 			}
-			waitFor(t, 5*time.Second, "sub online", func() bool {
-				st, _ := m.Status("cam1")
-				return st.Sub != nil && st.Sub.State == StateOnline && st.Sub.Video != nil
-			})
-			st, _ = m.Status("cam1")
-			if tc.codec == "h264" && (st.Sub.Video.Width != 640 || st.Sub.Video.Height != 360) {
-				t.Errorf("sub video %+v", *st.Sub.Video)
+			if cam.SubURL != "" {
+				waitFor(t, 5*time.Second, "sub online", func() bool {
+					st, _ := m.Status("cam1")
+					return st.Sub != nil && st.Sub.State == StateOnline && st.Sub.Video != nil
+				})
+				st, _ = m.Status("cam1")
+				if st.Sub.Video.Width != 640 || st.Sub.Video.Height != 360 {
+					t.Errorf("sub video %+v", *st.Sub.Video)
+				}
 			}
 			sub.Close()
 			stop()
@@ -225,10 +233,11 @@ func TestCamsimAutoFallsBackToTCP(t *testing.T) {
 	defer sim.Close()
 	m := NewManager(fastOptions(t))
 	m.Set(Camera{ID: "auto", MainURL: sim.URL(1, false), Transport: "auto", Enabled: true})
-	m.Set(Camera{ID: "udp", MainURL: sim.URL(1, false), Transport: "udp", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
 	waitFor(t, 15*time.Second, "auto online over TCP", func() bool { st, _ := m.Status("auto"); return st.State == StateOnline })
+	// one UDP reader at a time (see TestCamsimIngest about gortsplib's server)
+	m.Set(Camera{ID: "udp", MainURL: sim.URL(1, false), Transport: "udp", Enabled: true})
 	waitFor(t, 15*time.Second, "udp fails", func() bool {
 		st, _ := m.Status("udp")
 		return st.State == StateOffline && st.Reconnects >= 1
