@@ -40,6 +40,8 @@ const (
 	// recordedCameras are recorded (the first ones); the others are live only,
 	// to keep the load of the test bounded.
 	recordedCameras = 4
+	// stepTimeout bounds one browser step (navigate, click, type...).
+	stepTimeout = 30 * time.Second
 )
 
 var departments = []string{"flood-control", "police", "cold-storage", "rental-housing"}
@@ -380,7 +382,9 @@ func exceptionText(ev runtime.EventExceptionThrown) string {
 // do runs steps, failing the test with what it was doing.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
 		shot(t, ctx, "FAILED-"+t.Name())
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -399,7 +403,9 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 // waitFor polls a JavaScript predicate until it is truthy.
 func waitFor(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
 	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+	// A predicate that throws (an element not there yet) counts as false.
+	guarded := fmt.Sprintf("(() => { try { return (%s); } catch (e) { return false; } })()", expr)
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](guarded,
 		chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(200*time.Millisecond)))
 	if err != nil {
 		shot(t, ctx, "FAILED-"+t.Name())
@@ -410,7 +416,9 @@ func waitFor(t *testing.T, ctx context.Context, what, expr string, timeout time.
 // shot saves a screenshot of the tab under test-output/.
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Logf("screenshot %s: %v", name, err)
 		return

@@ -60,7 +60,11 @@ async function doRequest(method, path, opts, retryCsrf) {
   }
   if (opts.contentType) headers['Content-Type'] = opts.contentType;
   const isLogin = path === '/api/v1/session' && method === 'POST';
-  if (!safeMethods.has(method) && !isLogin) headers['X-CSRF-Token'] = await csrf();
+  if (!safeMethods.has(method)) {
+    // A login made while a session cookie is still valid needs that session's token too.
+    const token = isLogin ? csrfToken : await csrf();
+    if (token) headers['X-CSRF-Token'] = token;
+  }
 
   let res;
   try {
@@ -124,6 +128,11 @@ export async function getSession() {
 }
 
 export async function login(username, password) {
+  try {
+    await getSession(); // still logged in (another tab, an old cookie): learn its token
+  } catch {
+    csrfToken = '';
+  }
   await request('POST', '/api/v1/session', { body: { username, password } });
   return getSession();
 }
