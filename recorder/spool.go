@@ -37,7 +37,7 @@ type spool struct {
 	retryAt    time.Time
 	draining   bool
 	lastFullAt time.Time
-	notify     chan struct{}
+	changed    chan struct{} // closed and replaced at every change: wakes every uploader
 }
 
 // spoolItem is one closed segment file waiting for upload.
@@ -52,14 +52,19 @@ type spoolItem struct {
 
 func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
 	return &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
-		open: map[string]bool{}, notify: make(chan struct{}, 1)}
+		open: map[string]bool{}, changed: make(chan struct{})}
 }
 
+// wake tells the waiting uploaders that the queue changed.
 func (s *spool) wake() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
+	s.mu.Lock()
+	s.wakeLocked()
+	s.mu.Unlock()
+}
+
+func (s *spool) wakeLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *spool) opened(key string) {
@@ -76,8 +81,8 @@ func (s *spool) closed(key, path string, size int64) {
 	s.mu.Lock()
 	delete(s.open, key)
 	s.insertLocked(&spoolItem{key: key, path: path, size: size, start: start})
+	s.wakeLocked()
 	s.mu.Unlock()
-	s.wake()
 }
 
 func (s *spool) insertLocked(it *spoolItem) {
@@ -139,6 +144,7 @@ func removeEmptyDirs(root, dir string) {
 func (s *spool) next(ctx context.Context) *spoolItem {
 	for {
 		s.mu.Lock()
+		changed := s.changed
 		wait := time.Hour
 		if d := time.Until(s.retryAt); d > 0 {
 			wait = d
@@ -161,11 +167,10 @@ func (s *spool) next(ctx context.Context) *spoolItem {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-s.notify:
+		case <-changed:
 		case <-t.C:
 		}
 		t.Stop()
-		s.wake() // let the other uploaders look too
 	}
 }
 
@@ -216,7 +221,7 @@ func (s *spool) done(it *spoolItem, err error) {
 		d := s.backoff/2 + rand.N(s.backoff/2+1)
 		s.retryAt = time.Now().Add(d)
 	}
-	s.wake()
+	s.wakeLocked()
 }
 
 // drain makes next return nil once nothing is left to upload.
@@ -224,8 +229,8 @@ func (s *spool) drain() {
 	s.mu.Lock()
 	s.draining = true
 	s.retryAt = time.Time{} // a last attempt for everything
+	s.wakeLocked()
 	s.mu.Unlock()
-	s.wake()
 }
 
 // recover finalizes the files left in the spool directory by an earlier run

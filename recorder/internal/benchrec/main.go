@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ func run() error {
 	storeKind := flag.String("store", "local", "local or s3 (versitygw, started apart)")
 	audio := flag.Bool("audio", false, "cameras with AAC audio")
 	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measuring window to this file")
 	flag.Parse()
 	if *cameras < 1 || *duration <= 0 {
 		return errors.New("-cameras and -duration must be positive")
@@ -124,7 +126,7 @@ func run() error {
 			fmt.Fprintln(os.Stderr, "recorder:", err)
 		}
 	})
-	defer func() { rcancel(); wg.Wait() }()
+	defer func() { rcancel(); wg.Wait() }() // on early return; a second wait is harmless
 	for i, u := range urls {
 		c := ingest.Camera{ID: fmt.Sprintf("cam%d", i+1), MainURL: u, Transport: "tcp", Enabled: true, Record: true}
 		m.Set(c)
@@ -151,6 +153,16 @@ func run() error {
 	simCPU0, _ := procCPU(strconv.Itoa(sim.Process.Pid))
 	gwCPU0, _ := procCPU(strconv.Itoa(gwPid))
 	st0 := rec.Status()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -159,6 +171,9 @@ func run() error {
 	}
 	wall := time.Since(t0)
 	cpu1, _ := procCPU("self")
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	simCPU1, _ := procCPU(strconv.Itoa(sim.Process.Pid))
 	gwCPU1, _ := procCPU(strconv.Itoa(gwPid))
 	st1 := rec.Status()
@@ -192,6 +207,14 @@ func run() error {
 		fmt.Printf(", versitygw %.1f %%", (gwCPU1-gwCPU0).Seconds()/wall.Seconds()*100)
 	}
 	fmt.Println()
+
+	// stop: the open segments are closed and uploaded; then compare totals
+	rcancel()
+	wg.Wait()
+	fin := rec.Status()
+	fmt.Printf("after stop: received %d B of media, stored %d B in %d segments: %.2f %% of received (waiting %d, dropped %d)\n",
+		fin.ReceivedBytes, fin.StoredBytes, fin.Uploaded, float64(fin.StoredBytes)/float64(max(fin.ReceivedBytes, 1))*100,
+		fin.Waiting, fin.Dropped)
 	return nil
 }
 
