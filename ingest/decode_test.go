@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -97,7 +98,7 @@ func TestDecodeWithoutNetwork(t *testing.T) {
 	stream := NewStream("fake/main")
 	p := newPuller(pullerConfig{camera: "fake", kind: Main, url: "rtsp://u:p@cam/x", stream: stream,
 		log: testLog(t), stall: time.Hour, readTimeout: time.Second,
-		dial: func(*base.URL, string, time.Duration) (rtspClient, error) { return fc, nil }})
+		dial: func(*base.URL, string, time.Duration, *slog.Logger) (rtspClient, error) { return fc, nil }})
 	sub := stream.Subscribe(SubscribeOptions{})
 	defer sub.Close()
 
@@ -191,7 +192,7 @@ func TestProbeFromSDP(t *testing.T) {
 		{Type: description.MediaTypeAudio, Formats: []format.Format{&format.G711{PayloadTyp: 8, SampleRate: 8000, ChannelCount: 1}}},
 	}}
 	fc := newFakeClient(desc)
-	res, err := probe(context.Background(), "rtsp://cam/x", "tcp", func(*base.URL, string, time.Duration) (rtspClient, error) { return fc, nil })
+	res, err := probe(context.Background(), "rtsp://cam/x", "tcp", func(*base.URL, string, time.Duration, *slog.Logger) (rtspClient, error) { return fc, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	c, err := p.cfg.dial(u, p.cfg.transport, p.cfg.readTimeout)
+	c, err := p.cfg.dial(u, p.cfg.transport, p.cfg.readTimeout, p.cfg.log)
 	if err != nil {
 		return time.Time{}, err
 	}

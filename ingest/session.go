@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -34,10 +35,11 @@ type rtspClient interface {
 const udpFallbackAfter = 3 * time.Second
 
 // dialFunc creates an RTSP client for a URL; it does not connect yet.
-type dialFunc func(u *base.URL, transport string, readTimeout time.Duration) (rtspClient, error)
+// log receives the session's packet-loss and decode-error reports.
+type dialFunc func(u *base.URL, transport string, readTimeout time.Duration, log *slog.Logger) (rtspClient, error)
 
 // dialGortsplib creates a gortsplib client. transport is auto, tcp or udp.
-func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration) (rtspClient, error) {
+func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration, log *slog.Logger) (rtspClient, error) {
 	c := &gortsplib.Client{
 		Scheme:                u.Scheme,
 		Host:                  u.Host,
@@ -45,7 +47,15 @@ func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration) (rt
 		WriteTimeout:          readTimeout,
 		InitialUDPReadTimeout: udpFallbackAfter,
 		UserAgent:             "vigil",
+		// a keyframe of a 4K camera is hundreds of packets in one burst: the
+		// kernel's default socket buffer (208 KiB) overflows under load
+		UDPReadBufferSize: udpReadBuffer,
 	}
+	// Without these, gortsplib prints every loss with the standard logger.
+	// Report them through slog, summed and at most every lossLogEvery.
+	rep := &lossReporter{log: log}
+	c.OnPacketsLost = rep.lost
+	c.OnDecodeError = rep.decodeError
 	switch transport {
 	case "", "auto":
 		// gortsplib tries UDP first and switches to TCP (a new session on the
@@ -72,6 +82,55 @@ func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration) (rt
 		return nil, fmt.Errorf("start rtsp client: %w", err)
 	}
 	return &gortsplibClient{Client: c, sniff: sn}, nil
+}
+
+// udpReadBuffer is the socket receive buffer asked for UDP transport (the
+// kernel caps it at net.core.rmem_max).
+const udpReadBuffer = 4 << 20
+
+// lossLogEvery bounds how often packet loss and decode errors are logged per session.
+const lossLogEvery = 30 * time.Second
+
+// lossReporter sums a session's lost packets and decode errors and logs them
+// at a limited rate.
+type lossReporter struct {
+	log *slog.Logger
+
+	mu         sync.Mutex
+	lostN      uint64
+	decodeN    uint64
+	lastDecode string
+	lastLog    time.Time
+}
+
+func (r *lossReporter) lost(n uint64) {
+	r.mu.Lock()
+	r.lostN += n
+	r.flushLocked()
+	r.mu.Unlock()
+}
+
+func (r *lossReporter) decodeError(err error) {
+	r.mu.Lock()
+	r.decodeN++
+	r.lastDecode = err.Error()
+	r.flushLocked()
+	r.mu.Unlock()
+}
+
+func (r *lossReporter) flushLocked() {
+	if r.log == nil || time.Since(r.lastLog) < lossLogEvery {
+		return
+	}
+	r.lastLog = time.Now()
+	if r.lostN > 0 {
+		r.log.Warn("RTP packets lost", "packets", r.lostN, "hint", "network loss, or UDP from the camera overflowing: transport tcp avoids it")
+		r.lostN = 0
+	}
+	if r.decodeN > 0 {
+		r.log.Warn("RTP packets could not be decoded", "count", r.decodeN, "last", r.lastDecode)
+		r.decodeN = 0
+	}
 }
 
 // gortsplibClient is a gortsplib client that remembers how the camera's first answer began.
