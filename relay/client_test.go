@@ -97,7 +97,7 @@ func quietLog() *slog.Logger {
 }
 
 // startEnv runs a relay on 127.0.0.1 until the test ends.
-func startEnv(t *testing.T, opts Options, extra http.Handler) *env {
+func startEnv(t testing.TB, opts Options, extra http.Handler) *env {
 	t.Helper()
 	opts.ListenIP = "127.0.0.1"
 	if opts.Log == nil {

@@ -83,6 +83,7 @@ type Relay struct {
 	udpPort  int         // the port actually listened on
 	sessions map[string]*session
 	stopping bool
+	ran      bool
 	wg       sync.WaitGroup // session goroutines
 }
 
@@ -179,6 +180,13 @@ func (r *Relay) Sessions() int {
 // Run opens the UDP mux and the TCP listener, serves sessions until ctx ends,
 // then ends every session and waits for them.
 func (r *Relay) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.ran {
+		r.mu.Unlock()
+		return errors.New("relay: Run called twice")
+	}
+	r.ran = true
+	r.mu.Unlock()
 	udp, tcp, err := r.listen()
 	if err != nil {
 		return err
@@ -293,6 +301,12 @@ func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKi
 	offer, err := parseOffer(offerSDP)
 	if err != nil {
 		return "", "", err
+	}
+	r.mu.Lock()
+	running := r.api != nil
+	r.mu.Unlock()
+	if !running {
+		return "", "", apierr.New(apierr.ErrUnavailable, "the live relay is not running")
 	}
 	if kind != ingest.Main && kind != ingest.Sub {
 		return "", "", apierr.New(apierr.ErrInvalid, "unknown stream %q: use main or sub", kind)

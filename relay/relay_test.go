@@ -15,6 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/config"
 )
 
 func TestMain(m *testing.M) {
@@ -471,4 +473,40 @@ func TestTrickleCandidates(t *testing.T) {
 		t.Fatalf("PATCH with a broken candidate: %d, want 400", s)
 	}
 	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
+}
+
+func TestNewValidates(t *testing.T) {
+	src := &testSource{}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"port", Options{UDPPort: 70000}, "not a port"},
+		{"listen IP", Options{ListenIP: "localhost"}, "not an IPv4"},
+		{"public IP", Options{PublicIPs: []string{"1.2.3"}}, "not an IP"},
+		{"ICE URL", Options{ICEServers: []config.ICEServer{{URLs: []string{"http://x"}}}}, "ICE server URL"},
+		{"TURN without credentials", Options{ICEServers: []config.ICEServer{{URLs: []string{"turn:turn.example.com:3478"}}}}, "username"},
+		{"timeout", Options{SessionTimeout: -time.Second}, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(tc.opts, src); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := New(Options{}, nil); err == nil {
+		t.Fatal("nil source accepted")
+	}
+	r, err := New(Options{ICEServers: []config.ICEServer{{URLs: []string{"stun:stun.example.com:3478"}}}}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ICEServers(); len(got) != 1 || got[0].URLs[0] != "stun:stun.example.com:3478" {
+		t.Fatalf("ICEServers() = %+v", got)
+	}
+	// not running: Offer says so at once
+	if _, _, err := r.Offer(t.Context(), "cam1", ingest.Main, validOffer); apierr.Status(err) != http.StatusServiceUnavailable {
+		t.Fatalf("Offer before Run: %v", err)
+	}
 }
