@@ -21,7 +21,24 @@ func TestRecordCamsimS3(t *testing.T) {
 	}
 	checkLeaks(t)
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 2, Codec: "h264", Audio: true})
+	recordCamsim(t, "h264", newTestS3(t, endpoint, access, secret, bucket))
+}
+
+// TestRecordCamsimH265 records two H.265 camsim cameras with audio to the local store.
+func TestRecordCamsimH265(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time recording")
+	}
+	checkLeaks(t)
+	store, err := NewLocalStore(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordCamsim(t, "h265", store)
+}
+
+func recordCamsim(t *testing.T, codec string, store Store) {
+	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 2, Codec: codec, Audio: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +53,6 @@ func TestRecordCamsimS3(t *testing.T) {
 	defer func() { mcancel(); mwg.Wait() }()
 
 	dir := t.TempDir()
-	store := newTestS3(t, endpoint, access, secret, bucket)
 	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	h := startRecorderFrom(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 2 * time.Second}, mgr)
 	cams := []string{"sim-1", "sim-2"}
@@ -55,7 +71,7 @@ func TestRecordCamsimS3(t *testing.T) {
 		return true
 	})
 	h.stop() // closes and uploads the open segments
-	rows := checkRecStored(t, store, ix, cams, false)
+	rows := checkRecStored(t, store, ix, cams, false, codec)
 	for _, id := range cams {
 		segs := rows[id]
 		if len(segs) < 3 {

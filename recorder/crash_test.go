@@ -108,7 +108,7 @@ func TestKill9(t *testing.T) {
 		s := h.rec.Status()
 		return s.Uploaded == 1 && s.Waiting == 0
 	})
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true)["cam-1"]
+	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if len(rows) != 1 {
 		t.Fatalf("%d segments, want 1", len(rows))
 	}

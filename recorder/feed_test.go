@@ -207,9 +207,10 @@ func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // checkRecStored verifies every indexed segment of the cameras: the object
 // exists, parses as fMP4 with mediacommon, starts with a keyframe, and its
 // size, times and fragment positions match the index row. exact checks the
-// timing of the test clip too (25 fps, a keyframe every 2 s from the start).
+// timing of the test clip too (25 fps, a keyframe every 2 s from the start);
+// codec is the video codec expected (h264, h265).
 // It returns the rows.
-func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string, exact bool) map[string][]Segment {
+func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string, exact bool, codec string) map[string][]Segment {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string][]Segment{}
@@ -238,7 +239,14 @@ func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string, exac
 			if err := init.Unmarshal(bytes.NewReader(data[:s.InitSize])); err != nil {
 				t.Fatalf("%s: init: %v", s.Key, err)
 			}
-			if _, ok := init.Tracks[0].Codec.(*fmp4.CodecH264); !ok {
+			ok := false
+			switch init.Tracks[0].Codec.(type) {
+			case *fmp4.CodecH264:
+				ok = codec == "h264"
+			case *fmp4.CodecH265:
+				ok = codec == "h265"
+			}
+			if !ok {
 				t.Errorf("%s: first track is %T", s.Key, init.Tracks[0].Codec)
 			}
 			var parts fmp4.Parts

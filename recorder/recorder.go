@@ -342,7 +342,11 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 		return &uploadError{err}
 	}
 	defer f.Close()
-	if err := r.opts.Store.Put(ctx, it.key, f, it.size, segmentMeta(*it.seg)); err != nil {
+	// a server that stops answering must not hold an uploader forever:
+	// a minute plus one second per MB (8 Mbit/s at least)
+	pctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(it.size>>20)*time.Second)
+	defer cancel()
+	if err := r.opts.Store.Put(pctx, it.key, f, it.size, segmentMeta(*it.seg)); err != nil {
 		return fmt.Errorf("upload %s: %w", it.key, err)
 	}
 	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {

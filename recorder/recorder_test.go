@@ -122,7 +122,7 @@ func TestRecordLocal(t *testing.T) {
 	if st.Dropped != 0 || st.UploadErrors != 0 || st.SpoolBytes != 0 {
 		t.Errorf("status %+v", st)
 	}
-	rows := checkRecStored(t, store, ix, cams, true)
+	rows := checkRecStored(t, store, ix, cams, true, "h264")
 	for i, id := range cams {
 		segs := rows[id]
 		if len(segs) != 3 {

@@ -85,7 +85,7 @@ func TestRecordS3(t *testing.T) {
 		s := h.rec.Status()
 		return s.Uploaded == 6 && s.Waiting == 0
 	})
-	rows := checkRecStored(t, store, ix, cams, true)
+	rows := checkRecStored(t, store, ix, cams, true, "h264")
 	cl, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestS3Outage(t *testing.T) {
 	if s := h.rec.Status(); s.LastUploadError != "" || s.Dropped != 0 {
 		t.Errorf("status after the outage: %+v", s)
 	}
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true)["cam-1"]
+	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if len(rows) != 4 {
 		t.Fatalf("%d segments, want 4", len(rows))
 	}

@@ -51,7 +51,7 @@ func TestSpoolFull(t *testing.T) {
 	st.Close()
 	recWaitFor(t, 10*time.Second, "uploads", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded > 0 })
 	s = h.rec.Status()
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true)["cam-1"]
+	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if int64(len(rows)) != s.Uploaded || s.Uploaded+s.Dropped != 10 {
 		t.Errorf("%d rows, status %+v", len(rows), s)
 	}
