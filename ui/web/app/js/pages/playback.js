@@ -50,8 +50,8 @@ export function mount(view, ctx) {
   const playBtn = h('button', { type: 'button', class: 'btn btn-primary pb-play', 'data-testid': 'pb-play', text: t('playback.play'), onclick: togglePlay });
   const speedSel = h('select', { 'data-testid': 'pb-speed', 'aria-label': t('playback.speed'), onchange: () => setSpeed(Number(speedSel.value)) },
     speeds.map((s) => h('option', { value: s, text: `${s}×`, selected: s === 1 })));
-  const stepBack = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'pb-step-back', title: t('playback.stepBack'), text: '⏮', onclick: () => step(-1) });
-  const stepFwd = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'pb-step', title: t('playback.step'), text: '⏭', onclick: () => step(1) });
+  const stepBack = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'pb-step-back', title: t('playback.stepBack'), 'aria-label': t('playback.stepBack'), text: '|◀', onclick: () => step(-1) });
+  const stepFwd = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'pb-step', title: t('playback.step'), 'aria-label': t('playback.step'), text: '▶|', onclick: () => step(1) });
   const readout = h('span', { class: 'pb-time', 'data-testid': 'pb-time', text: '--:--:--' });
   const markIn = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-mark-in', text: t('playback.markIn'), onclick: () => mark('start') });
   const markOut = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-mark-out', text: t('playback.markOut'), onclick: () => mark('end') });
@@ -421,11 +421,13 @@ export function mount(view, ctx) {
       return;
     }
     if (!chosen.length) chosen = [cameras[0].id];
-    // Initial view: the selection, else the day of the cursor, else today.
+    // Initial view: the selection, else an hour around the given time, else today.
     const anchor = Number.isFinite(cursor) ? new Date(cursor) : new Date();
     if (selection) {
       const pad = Math.max(60 * 1000, (selection.end - selection.start) * 0.5);
       timeline.setView(+selection.start - pad, +selection.end + pad, false);
+    } else if (Number.isFinite(cursor)) {
+      timeline.setView(cursor - 30 * 60 * 1000, cursor + 30 * 60 * 1000, false);
     } else {
       const d0 = new Date(anchor);
       d0.setHours(0, 0, 0, 0);
