@@ -32,7 +32,10 @@ func TestAudioCodecs(t *testing.T) {
 			func(c fmp4.Codec) bool { o, ok := c.(*fmp4.CodecOpus); return ok && o.ChannelCount == 2 }, "opus"},
 		{&ingest.Track{Codec: ingest.CodecPCMU, ClockRate: 8000, SampleRate: 8000, ChannelCount: 1},
 			bytes.Repeat([]byte{0xff, 0x7f, 0x80, 0x00}, 40), 20 * time.Millisecond,
-			func(c fmp4.Codec) bool { l, ok := c.(*fmp4.CodecLPCM); return ok && l.BitDepth == 16 && l.SampleRate == 8000 }, "pcm_s16be"},
+			func(c fmp4.Codec) bool {
+				l, ok := c.(*fmp4.CodecLPCM)
+				return ok && l.BitDepth == 16 && l.SampleRate == 8000
+			}, "pcm_s16be"},
 		{&ingest.Track{Codec: ingest.CodecPCMA, ClockRate: 8000, SampleRate: 8000, ChannelCount: 1},
 			bytes.Repeat([]byte{0xd5, 0x55}, 80), 20 * time.Millisecond,
 			func(c fmp4.Codec) bool { _, ok := c.(*fmp4.CodecLPCM); return ok }, "pcm_s16be"},
