@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,44 +27,7 @@ func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *S3Store {
 func TestS3Store(t *testing.T) {
 	checkLeaks(t)
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
-	s := newTestS3(t, endpoint, access, secret, bucket)
-	ctx := context.Background()
-	keys := []string{"cam-b/2026/11/26/10-00-00.000.mp4", "cam-a/2026/11/26/10-00-04.000.mp4", "cam-a/2026/11/26/10-00-00.000.mp4"}
-	for i, k := range keys {
-		body := strings.Repeat(string(rune('a'+i)), 100+i)
-		if err := s.Put(ctx, k, strings.NewReader(body), int64(len(body)), map[string]string{"start": "x"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got []string
-	if err := s.List(ctx, "cam-a/", func(o ObjectInfo) error { got = append(got, o.Key); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || got[0] != keys[2] || got[1] != keys[1] {
-		t.Errorf("list: %v", got)
-	}
-	rc, err := s.Get(ctx, keys[1], 10, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 10)
-	n, _ := rc.Read(b)
-	rc.Close()
-	if string(b[:n]) != "bbbbb" {
-		t.Errorf("ranged get: %q", b[:n])
-	}
-	if _, err := s.Get(ctx, "cam-a/nope.mp4", 0, -1); !isNotFound(err) {
-		t.Errorf("missing key: %v", err)
-	}
-	if err := s.Delete(ctx, keys[1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, keys[1]); err != nil {
-		t.Errorf("second delete: %v", err)
-	}
-	if _, err := s.Get(ctx, keys[1], 0, -1); !isNotFound(err) {
-		t.Errorf("deleted key: %v", err)
-	}
+	testStoreContract(t, newTestS3(t, endpoint, access, secret, bucket))
 }
 
 func TestRecordS3(t *testing.T) {
@@ -204,4 +166,3 @@ func testStoreRefused(t *testing.T, store *S3Store, want string) {
 	h.stop()
 }
 
-func isNotFound(err error) bool { return err != nil && errors.Is(err, ErrObjectNotFound) }

@@ -224,8 +224,14 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // List calls fn for every object whose key starts with prefix, in key order.
 func (s *S3Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the listing goroutine when fn fails
-	for o := range s.cl.ListObjects(ctx, s.o.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+	ch := s.cl.ListObjects(ctx, s.o.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true})
+	defer func() {
+		// stop minio's listing goroutine: it may be blocked sending the next object
+		cancel()
+		for range ch {
+		}
+	}()
+	for o := range ch {
 		if o.Err != nil {
 			return s.explain("list "+prefix, o.Err)
 		}

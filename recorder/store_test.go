@@ -1,0 +1,94 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLocalStore(t *testing.T) {
+	s, err := NewLocalStore(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testStoreContract(t, s)
+	ctx := context.Background()
+	for _, key := range []string{"", "/abs.mp4", "a/../b.mp4", "a//b.mp4", "a/./b", "dir/", `a\\b`, "a/.tmp-x"} {
+		if err := s.Put(ctx, key, strings.NewReader("x"), 1, nil); err == nil {
+			t.Errorf("put %q: no error", key)
+		}
+	}
+	if err := s.Put(ctx, "short.mp4", strings.NewReader("abc"), 5, nil); err == nil {
+		t.Error("put with a wrong size: no error")
+	}
+	if _, err := s.Get(ctx, "short.mp4", 0, -1); !errors.Is(err, ErrObjectNotFound) {
+		t.Errorf("a failed put left an object: %v", err)
+	}
+}
+
+// testStoreContract checks what the recorder and the read side expect of a
+// Store: put of a known size, ranged get, listing in key order by prefix,
+// not-found errors, idempotent delete.
+func testStoreContract(t *testing.T, s Store) {
+	t.Helper()
+	ctx := context.Background()
+	keys := []string{"cam-b/2026/11/26/10-00-00.000.mp4", "cam-a/2026/11/26/10-00-04.000.mp4",
+		"cam-a/2026/11/26/10-00-00.000.mp4", "cam-a-2/2026/11/26/10-00-00.000.mp4"}
+	for i, k := range keys {
+		body := strings.Repeat(string(rune('a'+i)), 100+i)
+		if err := s.Put(ctx, k, strings.NewReader(body), int64(len(body)), map[string]string{"start": "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(prefix string) []string {
+		var got []string
+		if err := s.List(ctx, prefix, func(o ObjectInfo) error { got = append(got, o.Key); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := strings.Join(list("cam-a/"), " "); got != keys[2]+" "+keys[1] {
+		t.Errorf("list cam-a/: %s", got)
+	}
+	if got := list(""); len(got) != 4 || got[0] != keys[3] || got[3] != keys[0] {
+		t.Errorf("list all: %v", got)
+	}
+	stop := errors.New("stop")
+	if err := s.List(ctx, "", func(ObjectInfo) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("list stopped by fn: %v", err)
+	}
+	for _, tc := range []struct {
+		off, n int64
+		want   string
+	}{
+		{0, -1, strings.Repeat("b", 101)},
+		{10, 5, "bbbbb"},
+		{100, -1, "b"},
+		{95, 50, "bbbbbb"},
+	} {
+		rc, err := s.Get(ctx, keys[1], tc.off, tc.n)
+		if err != nil {
+			t.Fatalf("get %d+%d: %v", tc.off, tc.n, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(b) != tc.want {
+			t.Errorf("get %d+%d: %q, %v", tc.off, tc.n, b, err)
+		}
+	}
+	if _, err := s.Get(ctx, "cam-a/nope.mp4", 0, -1); !errors.Is(err, ErrObjectNotFound) {
+		t.Errorf("missing key: %v", err)
+	}
+	if err := s.Delete(ctx, keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, keys[1]); err != nil {
+		t.Errorf("second delete: %v", err)
+	}
+	if _, err := s.Get(ctx, keys[1], 0, -1); !errors.Is(err, ErrObjectNotFound) {
+		t.Errorf("deleted key: %v", err)
+	}
+}
