@@ -165,4 +165,3 @@ func testStoreRefused(t *testing.T, store *S3Store, want string) {
 	t.Logf("status error: %s", s.LastUploadError)
 	h.stop()
 }
-
