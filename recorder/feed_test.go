@@ -152,6 +152,21 @@ func (c *recClip) feedUntil(st *ingest.Stream, end time.Duration) {
 	}
 }
 
+// feedPaced writes units with PTS < end into st at the camera's real-time pace.
+func (c *recClip) feedPaced(st *ingest.Stream, end time.Duration) {
+	t0, p0 := time.Now(), c.videoPTS()
+	for {
+		if c.videoPTS() >= end && (c.media.Audio() == nil || c.audioPTS() >= end) {
+			return
+		}
+		u := c.next()
+		if d := time.Until(t0.Add(u.PTS - p0)); d > 0 {
+			time.Sleep(d) // pacing like a camera, not waiting for a condition
+		}
+		st.Write(u)
+	}
+}
+
 // recStreams is a Source over hub recStreams that the test feeds itself.
 type recStreams struct {
 	mu sync.Mutex

@@ -74,7 +74,8 @@ func TestRecordS3(t *testing.T) {
 	h.stop()
 }
 
-// TestS3Outage stops the S3 server while two segments close, then restarts it:
+// TestS3Outage stops the S3 server for 8 s of a camera recorded in real time,
+// while two 4 s segments close, then restarts it:
 // every segment arrives, in order, none lost.
 func TestS3Outage(t *testing.T) {
 	checkLeaks(t)
@@ -88,8 +89,9 @@ func TestS3Outage(t *testing.T) {
 	c.feedUntil(st, 4500*time.Millisecond)
 	recWaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
 
+	// the store is down for 8 s of real time, while segments 4–8 s and 8–12 s close
 	stop()
-	c.feedUntil(st, 12500*time.Millisecond) // segments 4–8 s and 8–12 s close while the store is down
+	c.feedPaced(st, 12500*time.Millisecond)
 	recWaitFor(t, 20*time.Second, "failed uploads", func() bool {
 		s := h.rec.Status()
 		return s.Waiting == 2 && s.UploadErrors >= 3
