@@ -2,6 +2,36 @@
 // segments: written to a local spool as they are produced, uploaded to an
 // object store (a local directory or S3), indexed in SQLite, and deleted by a
 // retention janitor.
+//
+// Segments. One writer goroutine per recorded camera subscribes to the main
+// stream. A segment starts on a keyframe and ends at the first keyframe after
+// SegmentDuration, on a gap (the subscriber lost units), on new tracks, on
+// new parameter sets, on a jump of the camera clock, after 5 s without media,
+// and when recording stops. Its file is an init section (ftyp+moov: H.264 or
+// H.265, plus AAC, Opus, or G.711 converted to 16-bit LPCM) followed by
+// moof+mdat fragments of at most about 1 s, a new one at every keyframe.
+// Decode times come from the units' PTS (the camera clock), from 0 at the
+// segment's first keyframe; the wall-clock anchor is that keyframe's Time,
+// to the millisecond, and is the key: <camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4
+// (UTC). The index row is always computed by parsing the file (the same code
+// for upload, crash recovery and Reindex), so rows rebuilt from the store are
+// identical.
+//
+// Spool. The file lives at SpoolDir/<key> while written; each fragment is
+// appended as it is completed and the file is fsynced at least every second.
+// A closed segment waits in an upload queue (oldest first) for one of the
+// Uploaders: Store.Put from the file with its size, Index.Add, then removal
+// from the spool. Failures are retried with capped exponential backoff and
+// jitter; past SpoolMaxBytes the oldest waiting segments are dropped and
+// counted (Status.Dropped). At start Run finalizes every file left in the
+// spool: it keeps the fragments up to the first incomplete one, truncates the
+// rest, and queues the segment, so a kill -9 loses the fragment in progress
+// (at most about 1 s).
+//
+// Retention. Every RetentionInterval the janitor deletes the segments older
+// than the camera's retention days (or RetentionDays) and the oldest past
+// MaxBytesPerCamera, never one that overlaps a hold (Options.Holds) or that a
+// reader pinned (Recorder.Pin); the object first, then the row.
 package recorder
 
 import (
