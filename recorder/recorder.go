@@ -18,7 +18,8 @@
 // identical.
 //
 // Spool. The file lives at SpoolDir/<key> while written; each fragment is
-// appended as it is completed and the file is fsynced at least every second.
+// appended as it is completed, and the file is fsynced with the first
+// fragment written a second or more after the last sync (and at close).
 // A closed segment waits in an upload queue (oldest first) for one of the
 // Uploaders: Store.Put from the file with its size, Index.Add, then removal
 // from the spool. Failures are retried with capped exponential backoff and
