@@ -249,7 +249,7 @@ function importErrors(err) {
   const rows = body.rows || body.errors || body.details || [];
   const items = Array.isArray(rows) ? rows : Object.entries(rows).map(([row, error]) => ({ row, error }));
   return h('div', { class: 'import-errors', 'data-testid': 'import-errors' },
-    h('div', { class: 'form-error', text: errorText(err) }),
+    h('div', { class: 'form-error', text: items.length ? t('cameras.importFailed') : errorText(err) }),
     items.length ? h('ul', {}, items.map((r) => {
       if (typeof r === 'string') return h('li', { text: r });
       const row = r.row ?? r.line ?? r.index;
