@@ -189,11 +189,23 @@ func TestAdminAddsCamera(t *testing.T) {
 }
 
 func TestViewerSeesOnlyTheirDepartment(t *testing.T) {
-	if _, err := e2e.admin.do("POST", "/api/v1/users", map[string]any{
-		"username": "e2e-viewer", "password": "viewer-Pass-123", "role": "viewer", "departments": []string{"police"},
-	}, http.StatusCreated, http.StatusOK); err != nil {
-		t.Fatal(err)
-	}
+	admin := tab(t, false)
+	logIn(t, admin, "admin", adminPassword)
+	open(t, admin, "/admin/users")
+	do(t, admin, "add a viewer limited to police",
+		chromedp.Click(chromedp.CSS(`[data-testid=user-add]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=user-username]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=user-username]`), "e2e-viewer"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=user-password]`), "viewer-Pass-123"),
+		chromedp.SetValue(chromedp.CSS(`[data-testid=user-role]`), "viewer"),
+		chromedp.Click(chromedp.CSS(`[data-testid=user-departments] input[data-department-id=police]`)))
+	shot(t, admin, "10-admin-user-form")
+	do(t, admin, "save the user", chromedp.Click(chromedp.CSS(`[data-testid=user-save]`)))
+	waitFor(t, admin, "the viewer in the list", `(() => {
+	  const r = document.querySelector('tr[data-username="e2e-viewer"]');
+	  return r && r.querySelector('.role-viewer') && r.querySelector('[data-department=police]');
+	})()`, 15*time.Second)
+
 	ctx := tab(t, true)
 	logIn(t, ctx, "e2e-viewer", "viewer-Pass-123")
 	links := eval[[]string](t, ctx, `[...document.querySelectorAll('[data-testid=nav] a')].map((a) => a.dataset.testid)`)
@@ -275,4 +287,66 @@ func TestSixteenTilesKeepPlaying(t *testing.T) {
 	t.Logf("16 tiles for %s: %.1f frames/s per tile on average, slowest tile-window %.1f frames/s",
 		time.Since(start).Round(time.Second), float64(total)/16/time.Since(start).Seconds(), minFPS)
 	shot(t, ctx, "15-wall-16-after-30s")
+}
+
+// When the cameras drop their connections (a network cut on the camera
+// side), the tiles come back by themselves.
+func TestTilesRecoverAfterCameraDrop(t *testing.T) {
+	ctx := tab(t, false)
+	logIn(t, ctx, "admin", adminPassword)
+	openWall(t, ctx, wallState{Layout: 4, Selected: fleetIDs()[:4]})
+	waitFor(t, ctx, "4 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 4`, 60*time.Second)
+	framesAdvance(t, ctx, tileVideos, 4, 10, 20*time.Second)
+	e2e.sim.DropConnections()
+	if err := waitOnline(e2e.admin, fleetIDs(), 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Every tile decodes new frames again (through the same session or a new one).
+	framesAdvance(t, ctx, tileVideos, 4, 50, 60*time.Second)
+	shot(t, ctx, "25-wall-after-drop")
+}
+
+// Leaving the wall ends its WHEP sessions: the server counts no viewers.
+func TestLeavingTheWallEndsSessions(t *testing.T) {
+	ids := fleetIDs()[12:16]
+	ctx := tab(t, false)
+	logIn(t, ctx, "admin", adminPassword)
+	openWall(t, ctx, wallState{Layout: 4, Selected: ids})
+	waitFor(t, ctx, "4 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 4`, 60*time.Second)
+	if n := viewers(t, ids); n < 4 {
+		t.Errorf("%d viewers of %v while the wall plays, want at least 4", n, ids)
+	}
+	open(t, ctx, "/incidents")
+	deadline := time.Now().Add(20 * time.Second)
+	for viewers(t, ids) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d viewers of %v remain after leaving the wall", viewers(t, ids), ids)
+		}
+		time.Sleep(250 * time.Millisecond) // polling interval
+	}
+}
+
+// viewers sums the live viewers of the cameras.
+func viewers(t *testing.T, ids []string) int {
+	t.Helper()
+	b, err := e2e.admin.do("GET", "/api/v1/status", nil, http.StatusOK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st []struct {
+		ID      string
+		Viewers int
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range st {
+		for _, id := range ids {
+			if s.ID == id {
+				n += s.Viewers
+			}
+		}
+	}
+	return n
 }
