@@ -1,9 +1,7 @@
 package recorder
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/internal/segscan"
 )
 
 // keyLayout formats a segment's UTC start time inside its key.
@@ -44,17 +43,8 @@ func ParseSegmentKey(key string) (camera string, start time.Time, err error) {
 	return m[1], start, nil
 }
 
-// Limits of the segment scanner, so that a corrupt file cannot make it
-// allocate without bound.
-const (
-	maxInitBox     = 1 << 20
-	maxFragmentBox = 64 << 20
-)
-
-// errIncomplete marks a box cut off by the end of the data.
-var errIncomplete = errors.New("incomplete box")
-
-// segmentScan is what a scan of a segment file found.
+// segmentScan is what a scan of a segment file found (see segscan.Result),
+// with the index's fragment type.
 type segmentScan struct {
 	InitSize  int64
 	Fragments []Fragment
@@ -63,137 +53,23 @@ type segmentScan struct {
 	Cut       bool          // something followed Valid: an incomplete or corrupt fragment
 }
 
-// scanSegment parses a segment file: the init section (ftyp, moov), then
-// moof+mdat pairs, until the end of r or the first incomplete or corrupt
-// fragment (Cut is then set and Valid says where to truncate). It fails when
-// the init section itself is missing, incomplete or invalid.
+// scanSegment parses a segment file up to its first incomplete or corrupt
+// fragment; it fails when the init section is missing or invalid.
 func scanSegment(r io.Reader) (*segmentScan, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var pos int64
-	ftyp, err := readBox(br, "ftyp", maxInitBox)
+	res, err := segscan.Scan(r)
 	if err != nil {
-		return nil, fmt.Errorf("init section: %w", err)
+		return nil, err
 	}
-	moov, err := readBox(br, "moov", maxInitBox)
-	if err != nil {
-		return nil, fmt.Errorf("init section: %w", err)
+	sc := &segmentScan{InitSize: res.InitSize, Duration: res.Duration, Valid: res.Valid, Cut: res.Cut,
+		Fragments: make([]Fragment, len(res.Fragments))}
+	for i, f := range res.Fragments {
+		sc.Fragments[i] = Fragment{Offset: f.Offset, Pos: f.Pos, Size: f.Size, Keyframe: f.Keyframe}
 	}
-	initBytes := append(ftyp, moov...)
-	var init fmp4.Init
-	if err := init.Unmarshal(bytes.NewReader(initBytes)); err != nil {
-		return nil, fmt.Errorf("init section: %w", err)
-	}
-	video := -1
-	scales := map[int]uint32{}
-	for _, t := range init.Tracks {
-		scales[t.ID] = t.TimeScale
-		if t.Codec != nil && t.Codec.IsVideo() && video < 0 {
-			video = t.ID
-		}
-	}
-	if video < 0 {
-		return nil, errors.New("init section: no video track")
-	}
-	pos = int64(len(initBytes))
-	sc := &segmentScan{InitSize: pos, Valid: pos}
-	var frag []byte
-	for {
-		moof, err := readBox(br, "moof", maxFragmentBox)
-		if err == io.EOF {
-			return sc, nil
-		}
-		if err != nil {
-			sc.Cut = true
-			return sc, nil
-		}
-		mdat, err := readBox(br, "mdat", maxFragmentBox)
-		if err != nil {
-			sc.Cut = true
-			return sc, nil
-		}
-		frag = append(append(frag[:0], moof...), mdat...)
-		var parts fmp4.Parts
-		if err := parts.Unmarshal(frag); err != nil || len(parts) != 1 {
-			sc.Cut = true
-			return sc, nil
-		}
-		f := Fragment{Pos: pos, Size: int64(len(frag))}
-		found := false
-		for _, pt := range parts[0].Tracks {
-			if pt.ID != video || len(pt.Samples) == 0 {
-				continue
-			}
-			var dur uint64
-			for _, s := range pt.Samples {
-				dur += uint64(s.Duration)
-			}
-			f.Offset = scaleDuration(pt.BaseTime, scales[video])
-			f.Keyframe = !pt.Samples[0].IsNonSyncSample
-			if end := scaleDuration(pt.BaseTime+dur, scales[video]); end > sc.Duration {
-				sc.Duration = end
-			}
-			found = true
-			break
-		}
-		if !found {
-			// a fragment without video: place it after the previous one
-			if n := len(sc.Fragments); n > 0 {
-				f.Offset = sc.Fragments[n-1].Offset
-			}
-		}
-		sc.Fragments = append(sc.Fragments, f)
-		pos += f.Size
-		sc.Valid = pos
-	}
-}
-
-// readBox reads one whole top-level box of the given type. It returns io.EOF
-// at a clean end of data, errIncomplete for a box cut off, and an error for
-// another type or a size out of bounds.
-func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
-	var hdr [16]byte
-	n, err := io.ReadFull(br, hdr[:8])
-	if n == 0 && err == io.EOF {
-		return nil, io.EOF
-	}
-	if err != nil {
-		return nil, errIncomplete
-	}
-	size := int64(binary.BigEndian.Uint32(hdr[:4]))
-	hlen := 8
-	if string(hdr[4:8]) != typ {
-		return nil, fmt.Errorf("box %q where %q was expected", hdr[4:8], typ)
-	}
-	if size == 1 {
-		if _, err := io.ReadFull(br, hdr[8:16]); err != nil {
-			return nil, errIncomplete
-		}
-		u := binary.BigEndian.Uint64(hdr[8:16])
-		if u > uint64(limit) {
-			return nil, fmt.Errorf("box %s of %d bytes is too large", typ, u)
-		}
-		size, hlen = int64(u), 16
-	}
-	if size < int64(hlen) || size > limit {
-		return nil, fmt.Errorf("box %s has an invalid size %d", typ, size)
-	}
-	// grow with the data actually read, not with what the header claims
-	buf := bytes.NewBuffer(make([]byte, 0, min(size, 1<<20)))
-	buf.Write(hdr[:hlen])
-	if n, err := io.CopyN(buf, br, size-int64(hlen)); err != nil || n != size-int64(hlen) {
-		return nil, errIncomplete
-	}
-	return buf.Bytes(), nil
+	return sc, nil
 }
 
 // scaleDuration converts v ticks of a timescale into a duration without overflow.
-func scaleDuration(v uint64, scale uint32) time.Duration {
-	if scale == 0 {
-		return 0
-	}
-	s := uint64(scale)
-	return time.Duration(v/s)*time.Second + time.Duration((v%s)*uint64(time.Second)/s)
-}
+func scaleDuration(v uint64, scale uint32) time.Duration { return segscan.ScaleDuration(v, scale) }
 
 // toTicks converts a duration to ticks of a timescale (d >= 0).
 func toTicks(d time.Duration, scale uint32) uint64 {
