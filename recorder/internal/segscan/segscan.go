@@ -172,4 +172,3 @@ func ScaleDuration(v uint64, scale uint32) time.Duration {
 	s := uint64(scale)
 	return time.Duration(v/s)*time.Second + time.Duration((v%s)*uint64(time.Second)/s)
 }
-
