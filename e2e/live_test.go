@@ -309,6 +309,14 @@ func TestTilesRecoverAfterCameraDrop(t *testing.T) {
 // Leaving the wall ends its WHEP sessions: the server counts no viewers.
 func TestLeavingTheWallEndsSessions(t *testing.T) {
 	ids := fleetIDs()[12:16]
+	// Closing a tab ends its sessions too: nobody else watches these now.
+	deadline := time.Now().Add(20 * time.Second)
+	for viewers(t, ids) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d viewers of %v remain from closed tabs", viewers(t, ids), ids)
+		}
+		time.Sleep(250 * time.Millisecond) // polling interval
+	}
 	ctx := tab(t, false)
 	logIn(t, ctx, "admin", adminPassword)
 	openWall(t, ctx, wallState{Layout: 4, Selected: ids})
@@ -316,8 +324,10 @@ func TestLeavingTheWallEndsSessions(t *testing.T) {
 	if n := viewers(t, ids); n < 4 {
 		t.Errorf("%d viewers of %v while the wall plays, want at least 4", n, ids)
 	}
+	left := time.Now()
 	open(t, ctx, "/incidents")
-	deadline := time.Now().Add(20 * time.Second)
+	defer func() { t.Logf("viewers gone %s after leaving the wall", time.Since(left).Round(10*time.Millisecond)) }()
+	deadline = time.Now().Add(20 * time.Second)
 	for viewers(t, ids) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d viewers of %v remain after leaving the wall", viewers(t, ids), ids)

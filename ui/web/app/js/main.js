@@ -197,6 +197,9 @@ async function boot() {
   api.onUnauthorized(toLogin);
   onLangChange(() => render());
   window.addEventListener('hashchange', () => render());
+  // Closing the tab ends the page's sessions now (keepalive DELETEs), not
+  // when the server's ICE timeout notices.
+  window.addEventListener('pagehide', unmount);
   render();
 }
 

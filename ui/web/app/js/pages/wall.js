@@ -207,8 +207,10 @@ export function mount(view, ctx) {
     tiles.delete(tile.camera.id);
   }
 
+  let polls = 0;
   async function pollStatus() {
     try {
+      if (++polls % 8 === 0) await refreshCameras();
       const list = api.list(await api.get('/api/v1/status'), 'cameras');
       const next = new Map(list.map((s) => [s.id, s]));
       for (const [id, tile] of tiles) {
@@ -228,6 +230,15 @@ export function mount(view, ctx) {
     } finally {
       if (!destroyed) pollTimer = setTimeout(pollStatus, statusPollMs);
     }
+  }
+
+  // refreshCameras picks up cameras added, changed or deleted meanwhile.
+  async function refreshCameras() {
+    const next = sortCameras(api.list(await api.get('/api/v1/cameras'), 'cameras'));
+    if (destroyed || JSON.stringify(next) === JSON.stringify(cameras)) return;
+    cameras = next;
+    renderDeptOptions();
+    refresh();
   }
 
   // ---- large view (main stream)
@@ -325,7 +336,7 @@ export function mount(view, ctx) {
         api.get('/api/v1/status').catch(() => []),
       ]);
       if (destroyed) return;
-      cameras = api.list(cams, 'cameras').sort((a, b) => (a.department + a.name).localeCompare(b.department + b.name));
+      cameras = sortCameras(api.list(cams, 'cameras'));
       status = new Map(api.list(stat, 'cameras').map((s) => [s.id, s]));
       renderDeptOptions();
       refresh();
@@ -345,6 +356,10 @@ export function mount(view, ctx) {
     document.removeEventListener('visibilitychange', onVisibility);
     document.removeEventListener('keydown', onKey);
   };
+}
+
+function sortCameras(list) {
+  return list.sort((a, b) => (a.department + a.name).localeCompare(b.department + b.name));
 }
 
 function layoutIcon(n) {
