@@ -360,3 +360,34 @@ func viewers(t *testing.T, ids []string) int {
 	}
 	return n
 }
+
+// The camera picker puts the ticked cameras on the wall, in the order
+// ticked; search narrows by name or address.
+func TestPickerAndSearch(t *testing.T) {
+	ctx := tab(t, false)
+	logIn(t, ctx, "admin", adminPassword)
+	openWall(t, ctx, wallState{Layout: 4})
+	waitFor(t, ctx, "4 tiles", `document.querySelectorAll('[data-testid=tile]').length === 4`, 20*time.Second)
+	do(t, ctx, "pick two cameras",
+		chromedp.Click(chromedp.CSS(`[data-testid=camera-picker]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=picker]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=picker] input[data-camera-id="cam-12"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=picker] input[data-camera-id="cam-07"]`)))
+	shot(t, ctx, "26-picker")
+	do(t, ctx, "apply", chromedp.Click(chromedp.CSS(`[data-testid=picker-save]`)))
+	waitFor(t, ctx, "the two picked cameras, in order", `(() => {
+	  const ids = [...document.querySelectorAll('[data-testid=tile]')].map((t) => t.dataset.cameraId);
+	  return ids.join() === 'cam-12,cam-07' && document.querySelectorAll('[data-testid=tile-empty]').length === 2;
+	})()`, 15*time.Second)
+	waitFor(t, ctx, "both playing", `document.querySelectorAll('`+playingTiles+`').length === 2`, 40*time.Second)
+
+	do(t, ctx, "back to all cameras, search an address",
+		chromedp.Click(chromedp.CSS(`[data-testid=camera-picker]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=picker-auto]`)),
+		setText(`[data-testid=camera-search]`, "11 Riverside"))
+	waitFor(t, ctx, "the one matching camera", `(() => {
+	  const ids = [...document.querySelectorAll('[data-testid=tile]')].map((t) => t.dataset.cameraId);
+	  return ids.join() === 'cam-11';
+	})()`, 15*time.Second)
+	shot(t, ctx, "27-wall-search")
+}
