@@ -74,48 +74,54 @@ func TestRecordS3(t *testing.T) {
 	h.stop()
 }
 
-// TestS3Outage stops the S3 server for 8 s of a camera recorded in real time,
-// while two 4 s segments close, then restarts it:
+// TestS3Outage stops the S3 server for 30 s of a camera recorded in real time
+// (the outage of issue 5), while seven 4 s segments close, then restarts it:
 // every segment arrives, in order, none lost.
 func TestS3Outage(t *testing.T) {
 	checkLeaks(t)
+	const seg = 4 * time.Second
+	const outage = 30 * time.Second
 	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
 	dir := t.TempDir()
 	store := newTestS3(t, endpoint, access, secret, bucket)
 	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
-		SegmentDuration: 4 * time.Second, UploadRetryMax: 2 * time.Second})
+		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
 	recWaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
 
-	// the store is down for 8 s of real time, while segments 4–8 s and 8–12 s close
+	// the store is down for 30 s of real time, while the segments ending at 8 s ... 32 s close
 	stop()
-	c.feedPaced(st, 12500*time.Millisecond)
+	outageEnd := 4500*time.Millisecond + outage
+	c.feedPaced(st, outageEnd)
+	waiting := int(outageEnd/seg) - 1
 	recWaitFor(t, 20*time.Second, "failed uploads", func() bool {
 		s := h.rec.Status()
-		return s.Waiting == 2 && s.UploadErrors >= 3
+		return s.Waiting == waiting && s.UploadErrors >= 3
 	})
 	s := h.rec.Status()
 	if !strings.Contains(s.LastUploadError, "unreachable") || s.SpoolBytes == 0 || !h.rec.Recording("cam-1") {
 		t.Errorf("status during the outage: %+v, recording %v", s, h.rec.Recording("cam-1"))
 	}
 	restart()
-	c.feedUntil(st, 13*time.Second)
+	end := outageEnd + 500*time.Millisecond
+	c.feedUntil(st, end)
 	st.Close()
-	recWaitFor(t, 20*time.Second, "the uploads after the outage", func() bool {
+	total := int((end + seg - 1) / seg)
+	recWaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
 		s := h.rec.Status()
-		return s.Uploaded == 4 && s.Waiting == 0
+		return s.Uploaded == int64(total) && s.Waiting == 0
 	})
 	if s := h.rec.Status(); s.LastUploadError != "" || s.Dropped != 0 {
 		t.Errorf("status after the outage: %+v", s)
 	}
 	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
-	if len(rows) != 4 {
-		t.Fatalf("%d segments, want 4", len(rows))
+	if len(rows) != total {
+		t.Fatalf("%d segments, want %d", len(rows), total)
 	}
 	for i, r := range rows {
-		if want := recT0.Add(time.Duration(i) * 4 * time.Second); !r.Start.Equal(want) {
+		if want := recT0.Add(time.Duration(i) * seg); !r.Start.Equal(want) {
 			t.Errorf("segment %d starts at %v, want %v", i, r.Start, want)
 		}
 		if i > 0 && !rows[i-1].End.Equal(r.Start) {
@@ -124,7 +130,7 @@ func TestS3Outage(t *testing.T) {
 	}
 	var keys []string
 	store.List(context.Background(), "cam-1/", func(o ObjectInfo) error { keys = append(keys, o.Key); return nil })
-	if len(keys) != 4 {
+	if len(keys) != total {
 		t.Errorf("store holds %v", keys)
 	}
 	h.stop()
