@@ -102,6 +102,7 @@ type Status struct {
 	LastUploadError   string    // why the store fails now; "" after a successful upload
 	LastUploadErrorAt time.Time // when LastUploadError happened
 	Deleted           int64     // segments deleted by retention
+	OldestWaiting     time.Time // start of the oldest closed segment not yet stored; zero when none waits
 	ReceivedBytes     int64     // payload bytes of the units recorded since start
 	StoredBytes       int64     // bytes of the segments uploaded since start
 }

@@ -329,4 +329,9 @@ func (s *spool) status(st *Status) {
 	st.UploadErrors = s.uploadErrs
 	st.LastUploadError = s.lastErr
 	st.LastUploadErrorAt = s.lastErrAt
+	for _, it := range s.waiting {
+		if it != nil && (st.OldestWaiting.IsZero() || it.start.Before(st.OldestWaiting)) {
+			st.OldestWaiting = it.start
+		}
+	}
 }

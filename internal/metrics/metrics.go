@@ -153,6 +153,7 @@ var (
 	descSpool      = prometheus.NewDesc("vigil_spool_bytes", "Bytes in the recording spool (open and waiting segments).", nil, nil)
 	descWaiting    = prometheus.NewDesc("vigil_spool_waiting_segments", "Closed segments waiting for upload.", nil, nil)
 	descSpoolDrop  = prometheus.NewDesc("vigil_spool_dropped_segments_total", "Segments lost: spool full or unreadable.", nil, nil)
+	descLag        = prometheus.NewDesc("vigil_recording_lag_seconds", "Age of the oldest closed segment not yet in the store (0 when the store keeps up).", nil, nil)
 	descUploadErr  = prometheus.NewDesc("vigil_upload_errors_total", "Failed segment uploads (each retry counts).", nil, nil)
 	descUploaded   = prometheus.NewDesc("vigil_uploaded_segments_total", "Segments uploaded to the store.", nil, nil)
 	descSessions   = prometheus.NewDesc("vigil_webrtc_sessions", "Open WebRTC viewer sessions.", nil, nil)
@@ -164,7 +165,7 @@ type collector struct{ src Sources }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFPS, descBitrate, descReconnects, descViewers, descDropped,
-		descRecording, descCameras, descSpool, descWaiting, descSpoolDrop, descUploadErr, descUploaded, descSessions} {
+		descRecording, descCameras, descSpool, descWaiting, descLag, descSpoolDrop, descUploadErr, descUploaded, descSessions} {
 		ch <- d
 	}
 }
@@ -206,6 +207,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		rs := c.src.Recorder.Status()
 		ch <- prometheus.MustNewConstMetric(descSpool, prometheus.GaugeValue, float64(rs.SpoolBytes))
 		ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(rs.Waiting))
+		lag := 0.0
+		if !rs.OldestWaiting.IsZero() {
+			lag = time.Since(rs.OldestWaiting).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, lag)
 		ch <- prometheus.MustNewConstMetric(descSpoolDrop, prometheus.CounterValue, float64(rs.Dropped))
 		ch <- prometheus.MustNewConstMetric(descUploadErr, prometheus.CounterValue, float64(rs.UploadErrors))
 		ch <- prometheus.MustNewConstMetric(descUploaded, prometheus.CounterValue, float64(rs.Uploaded))
