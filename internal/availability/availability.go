@@ -123,10 +123,11 @@ type Report struct {
 
 // DepartmentAv is a department's availability: its cameras' time added up.
 type DepartmentAv struct {
-	ID       string  `json:"id"`
-	Cameras  int     `json:"cameras"`
-	Online   float64 `json:"online"`
-	Recorded float64 `json:"recorded"`
+	ID      string  `json:"id"`
+	Cameras int     `json:"cameras"`
+	Online  float64 `json:"online"`
+	// Recorded is null when none of the department's cameras is set to record.
+	Recorded *float64 `json:"recorded"`
 }
 
 // CameraAv is one camera's availability.
@@ -136,13 +137,14 @@ type CameraAv struct {
 	Department string  `json:"department"`
 	ObservedS  float64 `json:"observedSeconds"`
 	Online     float64 `json:"online"`
-	Recorded   float64 `json:"recorded"`
+	// Recorded is null for a camera that is not set to record.
+	Recorded *float64 `json:"recorded"`
 }
 
 // Report computes the availability of cams over [from, to).
 func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to time.Time) (Report, error) {
 	rep := Report{From: from.UTC(), To: to.UTC(), Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
-	type acc struct{ observed, online, recorded float64 }
+	type acc struct{ observed, online, recordObserved, recorded float64 }
 	depts := map[string]*acc{}
 	deptCams := map[string]int{}
 	for _, c := range cams {
@@ -190,7 +192,13 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 		ca.ObservedS = observed
 		if observed > 0 {
 			ca.Online = pct(float64(onlineMS.Int64)/1000, observed)
-			ca.Recorded = pct(recorded, observed)
+		}
+		if c.Record {
+			r := 0.0
+			if observed > 0 {
+				r = pct(recorded, observed)
+			}
+			ca.Recorded = &r
 		}
 		rep.Cameras = append(rep.Cameras, ca)
 		d := depts[c.Department]
@@ -200,14 +208,20 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 		}
 		d.observed += observed
 		d.online += float64(onlineMS.Int64) / 1000
-		d.recorded += recorded
+		if c.Record {
+			d.recordObserved += observed
+			d.recorded += recorded
+		}
 		deptCams[c.Department]++
 	}
 	for id, d := range depts {
 		da := DepartmentAv{ID: id, Cameras: deptCams[id]}
 		if d.observed > 0 {
 			da.Online = pct(d.online, d.observed)
-			da.Recorded = pct(d.recorded, d.observed)
+		}
+		if d.recordObserved > 0 {
+			r := pct(d.recorded, d.recordObserved)
+			da.Recorded = &r
 		}
 		rep.Departments = append(rep.Departments, da)
 	}

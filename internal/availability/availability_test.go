@@ -61,9 +61,9 @@ func TestReport(t *testing.T) {
 		}
 	}
 	cams := []ingest.Camera{
-		{ID: "a", Name: "A", Department: "police"},
-		{ID: "b", Name: "B", Department: "police"},
-		{ID: "c", Name: "C", Department: "flood-control"},
+		{ID: "a", Name: "A", Department: "police", Record: true},
+		{ID: "b", Name: "B", Department: "police", Record: true},
+		{ID: "c", Name: "C", Department: "flood-control", Record: true},
 		{ID: "d", Name: "never seen", Department: "flood-control"},
 	}
 	// the period starts well before the first sample: only observed time counts
@@ -78,18 +78,19 @@ func TestReport(t *testing.T) {
 	check := func(id string, online, recorded float64) {
 		t.Helper()
 		c := got[id]
-		if c.Online != online || c.Recorded != recorded {
-			t.Errorf("%s: online %.1f%% recorded %.1f%%, want %.1f%% and %.1f%%", id, c.Online, c.Recorded, online, recorded)
+		if c.Online != online || (recorded < 0) != (c.Recorded == nil) || (c.Recorded != nil && *c.Recorded != recorded) {
+			t.Errorf("%s: online %.1f%% recorded %v, want %.1f%% and %.1f%% (-1: null)", id, c.Online, c.Recorded, online, recorded)
 		}
 	}
 	check("a", 100, 60)
 	check("b", 50, 0)
-	check("c", 0, 0) // disabled: not observed
-	check("d", 0, 0)
+	check("c", 0, 0)  // disabled: not observed
+	check("d", 0, -1) // not set to record
 	if got["a"].ObservedS != 600 {
 		t.Errorf("a observed %.0f s, want 600", got["a"].ObservedS)
 	}
-	if len(rep.Departments) != 2 || rep.Departments[1].ID != "police" || rep.Departments[1].Online != 75 || rep.Departments[1].Recorded != 30 {
+	if len(rep.Departments) != 2 || rep.Departments[1].ID != "police" || rep.Departments[1].Online != 75 ||
+		rep.Departments[1].Recorded == nil || *rep.Departments[1].Recorded != 30 {
 		t.Errorf("departments: %+v", rep.Departments)
 	}
 }

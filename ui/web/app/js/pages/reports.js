@@ -65,6 +65,11 @@ export function mount(view, ctx) {
 
 // bar draws a percentage (0–100) as a bar with its number.
 function bar(pct, color, fieldName) {
+  if (pct === null || pct === undefined) {
+    // a camera that is not set to record has no recorded share
+    return h('div', { class: 'bar', 'data-field': fieldName, 'data-value': '' },
+      h('span', { class: 'bar-num muted', text: t('reports.notRecording') }));
+  }
   const v = Math.min(100, Math.max(0, Number(pct) || 0));
   const fill = h('div', { class: 'bar-fill' });
   fill.style.width = v + '%';
