@@ -322,6 +322,40 @@ func TestAuditListsPlaybackAndExport(t *testing.T) {
 }
 
 func TestAvailabilityReport(t *testing.T) {
+	if e2e.skip != "" {
+		t.Skip(e2e.skip)
+	}
+	// the sampler must have observed every camera for a while first: this test
+	// must not depend on other tests having run before it
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		now := time.Now().UTC()
+		b, err := e2e.admin.do("GET", "/api/v1/reports/availability?from="+now.Add(-time.Hour).Format(time.RFC3339)+
+			"&to="+now.Add(time.Minute).Format(time.RFC3339), nil, http.StatusOK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Cameras []struct {
+				ID       string  `json:"id"`
+				Observed float64 `json:"observedSeconds"`
+			} `json:"cameras"`
+		}
+		json.Unmarshal(b, &rep)
+		observed := 0
+		for _, c := range rep.Cameras {
+			if c.Observed >= 10 {
+				observed++
+			}
+		}
+		if observed >= len(fleetIDs()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the availability sampler observed %d of %d cameras for 10 s: %s", observed, len(fleetIDs()), b)
+		}
+		time.Sleep(500 * time.Millisecond) // polling interval
+	}
 	ctx := tab(t, false)
 	logIn(t, ctx, "admin", adminPassword)
 	open(t, ctx, "/reports")
