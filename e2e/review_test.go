@@ -99,9 +99,11 @@ func TestPlaybackSeek(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid=pb-play]`)))
 	waitFor(t, ctx, "the video advancing", `document.querySelector('`+pbVideo+`').currentTime >= 2 && document.querySelector('`+pbVideo+`').playbackRate === 2`, 20*time.Second)
 	readout := eval[string](t, ctx, `document.querySelector('[data-testid=pb-time]').dataset.time`)
+	begin := playbackStart(t, eval[string](t, ctx, `document.querySelector('`+pbVideo+`').src`))
 	rt, err := time.Parse(time.RFC3339Nano, readout)
-	if err != nil || rt.Before(target.Add(time.Second)) || rt.After(target.Add(20*time.Second)) {
-		t.Errorf("time readout %q after playing from %s", readout, target)
+	// currentTime >= 2 s from the clip's first frame, the keyframe at or before target
+	if err != nil || begin.After(target) || rt.Before(begin.Add(2*time.Second)) || rt.After(target.Add(20*time.Second)) {
+		t.Errorf("time readout %q after playing from %s (clip from %s)", readout, target, begin)
 	}
 	shot(t, ctx, "16-playback")
 
@@ -132,11 +134,42 @@ func TestPlaybackSeek(t *testing.T) {
 	if !near(got, click, 2*time.Second) {
 		t.Errorf("clicking the timeline at %s asked playback from %s", click, got)
 	}
+	first := playbackStart(t, eval[string](t, ctx, `document.querySelector('`+pbVideo+`').src`))
+	if first.After(got) || got.Sub(first) > 2500*time.Millisecond {
+		t.Errorf("playback from %s begins at %s: not the keyframe at or before it", got, first)
+	}
+	// The paused video shows the clip's first frame: the readout names its
+	// wall-clock time, not the instant clicked.
+	waitFor(t, ctx, "the time readout at X-Vigil-Start "+rfc(first), fmt.Sprintf(`(() => {
+	  const r = document.querySelector('[data-testid=pb-time]');
+	  return Math.abs(Date.parse(r.dataset.time) - Date.parse(%s)) <= 200;
+	})()`, jsString(rfc(first))), 10*time.Second)
 	cur := eval[string](t, ctx, `document.querySelector('[data-testid=timeline-cursor]').dataset.time`)
-	if ct, err := time.Parse(time.RFC3339Nano, cur); err != nil || !near(ct, got, time.Second) {
-		t.Errorf("timeline cursor at %q, playback from %s", cur, got)
+	if ct, err := time.Parse(time.RFC3339Nano, cur); err != nil || !near(ct, first, 200*time.Millisecond) {
+		t.Errorf("timeline cursor at %q, the clip's first frame at %s", cur, first)
 	}
 	shot(t, ctx, "17-playback-seek")
+}
+
+// playbackStart asks the server, with HEAD, where the playback at src
+// begins: the X-Vigil-Start header.
+func playbackStart(t *testing.T, src string) time.Time {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodHead, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e2e.admin.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	h := res.Header.Get("X-Vigil-Start")
+	st, err := time.Parse(time.RFC3339Nano, h)
+	if res.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("HEAD %s: %s, X-Vigil-Start %q", src, res.Status, h)
+	}
+	return st
 }
 
 // download clicks the export button and returns the downloaded file.

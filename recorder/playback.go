@@ -42,25 +42,67 @@ const (
 // before the first byte is written. An error after the first byte only tells
 // why the stream ended early: the caller can log it but no longer answer with it.
 func (rv *Review) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
-	if err := checkCamera(camera); err != nil {
+	end, err := checkPlayback(camera, start, dur)
+	if err != nil {
 		return err
+	}
+	_, err = rv.writeClip(ctx, w, camera, start, end)
+	return err
+}
+
+// PlaybackStart returns the wall-clock time of the first frame that
+// Playback would send for the same arguments: the recorded time of the
+// keyframe fragment at or before start (or of the first keyframe after it
+// when start falls in a gap) that Playback chooses, which its output
+// timeline places at 0. It reads the index only, never the store.
+//
+// It fails like Playback before its first byte: apierr.ErrInvalid for bad
+// arguments and apierr.ErrNotFound where nothing was recorded. Playback may
+// still fail afterwards on a segment that the index describes but the store
+// no longer holds or cannot parse.
+func (rv *Review) PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error) {
+	end, err := checkPlayback(camera, start, dur)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c := &clip{rv: rv, ctx: ctx, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
+	var first time.Time
+	err = c.walk(func(seg Segment) (bool, error) {
+		if i0, i1 := c.pickFragments(seg); i0 < i1 {
+			first = seg.Start.Add(seg.Fragments[i0].Offset)
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	if first.IsZero() {
+		return time.Time{}, notRecorded(start, end)
+	}
+	return first, nil
+}
+
+// checkPlayback validates the arguments of a playback and returns its end.
+func checkPlayback(camera string, start time.Time, dur time.Duration) (time.Time, error) {
+	if err := checkCamera(camera); err != nil {
+		return time.Time{}, err
 	}
 	if err := checkTime("start", start); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if dur <= 0 {
-		return apierr.New(apierr.ErrInvalid, "duration %s must be positive", dur)
+		return time.Time{}, apierr.New(apierr.ErrInvalid, "duration %s must be positive", dur)
 	}
 	if dur > MaxPlayback {
-		return apierr.New(apierr.ErrInvalid, "duration %s is longer than the limit of %s; ask for a shorter playback",
+		return time.Time{}, apierr.New(apierr.ErrInvalid, "duration %s is longer than the limit of %s; ask for a shorter playback",
 			dur, fmtLimit(MaxPlayback))
 	}
 	end := start.Add(dur)
 	if err := checkTime("start plus duration", end); err != nil {
-		return err
+		return time.Time{}, err
 	}
-	_, err := rv.writeClip(ctx, w, camera, start, end)
-	return err
+	return end, nil
 }
 
 // clip is the state of one playback or export being written.
@@ -95,25 +137,39 @@ type clipTrack struct {
 func (rv *Review) writeClip(ctx context.Context, w io.Writer, camera string, start, end time.Time) (int64, error) {
 	c := &clip{rv: rv, ctx: ctx, w: w, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
 	c.fl, _ = w.(http.Flusher)
+	if err := c.walk(c.playSegment); err != nil {
+		return c.out, err
+	}
+	if c.out == 0 {
+		return 0, notRecorded(start, end)
+	}
+	return c.out, nil
+}
 
+// walk hands play, oldest first, the segments that the clip may draw on:
+// the one containing start, then those starting before end, until play
+// reports done or the next segment lies beyond a gap in recording or wholly
+// inside what was played. Playback and PlaybackStart share it, so that they
+// choose the same first fragment.
+func (c *clip) walk(play func(Segment) (done bool, err error)) error {
 	var queue []Segment
-	after := start
+	after := c.start
 	more := true
-	first, ok, err := reviewSegmentAt(ctx, rv.ix, camera, start)
+	first, ok, err := reviewSegmentAt(c.ctx, c.rv.ix, c.camera, c.start)
 	if err != nil {
-		return 0, fmt.Errorf("playback of %s: %w", camera, err)
+		return fmt.Errorf("playback of %s: %w", c.camera, err)
 	}
 	if ok {
 		queue = append(queue, first)
 	}
 	for {
-		if err := ctx.Err(); err != nil {
-			return c.out, err
+		if err := c.ctx.Err(); err != nil {
+			return err
 		}
 		if len(queue) == 0 && more {
-			batch, err := reviewSegmentsAfter(ctx, rv.ix, camera, after, end, segmentsPerQuery)
+			batch, err := reviewSegmentsAfter(c.ctx, c.rv.ix, c.camera, after, c.end, segmentsPerQuery)
 			if err != nil {
-				return c.out, fmt.Errorf("playback of %s: %w", camera, err)
+				return fmt.Errorf("playback of %s: %w", c.camera, err)
 			}
 			more = len(batch) == segmentsPerQuery
 			if len(batch) > 0 {
@@ -122,31 +178,24 @@ func (rv *Review) writeClip(ctx context.Context, w io.Writer, camera string, sta
 			queue = batch
 		}
 		if len(queue) == 0 {
-			break
+			return nil
 		}
 		seg := queue[0]
 		queue = queue[1:]
 		if c.played() {
 			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap {
-				rv.logger().Debug("playback stops at a gap in recording", "camera", camera, "segment", seg.Key, "gap", gap)
-				break
+				c.rv.logger().Debug("playback stops at a gap in recording", "camera", c.camera, "segment", seg.Key, "gap", gap)
+				return nil
 			}
 			if !seg.End.After(c.prevEnd) {
 				continue // wholly inside what was played
 			}
 		}
-		done, err := c.playSegment(seg)
-		if err != nil {
-			return c.out, err
-		}
-		if done {
-			break
+		done, err := play(seg)
+		if err != nil || done {
+			return err
 		}
 	}
-	if c.out == 0 {
-		return 0, notRecorded(start, end)
-	}
-	return c.out, nil
 }
 
 // played tells whether a segment was played already.

@@ -105,6 +105,15 @@ func (f fakeReview) Playback(ctx context.Context, w io.Writer, camera string, st
 	return err
 }
 
+// PlaybackStart places the fake clip's first frame on the whole second at
+// or before start, like a keyframe.
+func (f fakeReview) PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error) {
+	if err := f.inRange(start); err != nil {
+		return time.Time{}, err
+	}
+	return start.Truncate(time.Second), nil
+}
+
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
@@ -278,6 +287,12 @@ func buildTemplate() error {
 // server over it.
 func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
+	return newFixtureReview(t, opts, fakeReview{})
+}
+
+// newFixtureReview is newFixture with review as the recorder's read side.
+func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
+	t.Helper()
 	template.once.Do(func() { template.err = buildTemplate() })
 	if template.err != nil {
 		t.Fatal(template.err)
@@ -304,7 +319,7 @@ func newFixture(t testing.TB, opts Options) *fixture {
 	f.fleet = ingest.NewManager(ingest.ManagerOptions{}) // not run: pulls nothing
 	log := slog.New(slog.NewTextHandler(f.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.srv, err = New(Deps{
-		Registry: reg, Fleet: f.fleet, Recording: f.rec, Live: f.live, Review: fakeReview{},
+		Registry: reg, Fleet: f.fleet, Recording: f.rec, Live: f.live, Review: review,
 		Probe: func(ctx context.Context, rawURL, transport string) (any, error) {
 			if strings.Contains(rawURL, "unreachable") {
 				return nil, errors.New("dial tcp: connection refused for " + rawURL)

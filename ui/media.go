@@ -177,6 +177,11 @@ func (m *mp4Writer) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// StartHeader names, in a playback response, the wall-clock time
+// (RFC 3339 with nanoseconds) of the clip's first frame, which its timeline
+// places at 0: the keyframe at or before the start asked for.
+const StartHeader = "X-Vigil-Start"
+
 func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error {
 	cam, err := s.camera(r, c, actPlayback)
 	if err != nil {
@@ -198,6 +203,20 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 	}
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "playback is not available in this server")
+	}
+	first, err := s.deps.Review.PlaybackStart(r.Context(), cam.ID, start, dur)
+	if err != nil {
+		return err
+	}
+	w.Header().Set(StartHeader, first.UTC().Format(time.RFC3339Nano))
+	if r.Method == http.MethodHead {
+		// The web app asks where a playback will begin before it loads it
+		// into a <video>, which cannot read headers: answer from the index
+		// without reading the recording. The GET that follows is audited.
+		c.audit = nil
+		w.Header().Set("Content-Type", "video/mp4")
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	mw := &mp4Writer{w: w, rc: http.NewResponseController(w)}
 	err = s.deps.Review.Playback(r.Context(), mw, cam.ID, start, dur)

@@ -46,6 +46,9 @@ type Review interface {
 	Recordings(ctx context.Context, camera string, start, end time.Time) (recorder.Recordings, error)
 	// Playback streams fMP4 to w; errors before the first byte are of apierr kinds.
 	Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error
+	// PlaybackStart is the wall-clock time of the first frame Playback would
+	// send for the same arguments, from the index alone.
+	PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error)
 	Export(ctx context.Context, camera string, start, end time.Time) (recorder.Export, error)
 }
 

@@ -1,6 +1,11 @@
 // Playback: one or several cameras on one shared timeline. Each seek is a new
-// GET /playback?start=..&duration=.. loaded into the <video>; the readout maps
-// the video's currentTime back to wall-clock time.
+// GET /playback?start=..&duration=.. loaded into the <video>. The clip begins
+// at the keyframe at or before start, with its timeline reset to 0: a HEAD of
+// the same URL first (answered from the index, without reading video) gives
+// that keyframe's wall-clock time in X-Vigil-Start, and the readout maps the
+// video's currentTime from there. (A <video src> cannot read the headers of
+// its own response; fetch+MSE could, but would have to pace and evict a
+// 10-minute chunk itself.)
 
 import { h, replace, clear, debounce } from '../dom.js';
 import * as api from '../api.js';
@@ -116,8 +121,8 @@ export function mount(view, ctx) {
     // video cells
     for (const [id, cell] of cells) {
       if (!chosen.includes(id)) {
-        cell.video.removeAttribute('src');
-        cell.video.load();
+        cell.seq++;
+        unload(cell);
         cells.delete(id);
       }
     }
@@ -144,13 +149,14 @@ export function mount(view, ctx) {
     const el = h('div', { class: 'pb-cell', 'data-testid': 'pb-cell', 'data-camera-id': cam.id },
       video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id })), msg);
     el.style.setProperty('--dept', deptColor(cam.department));
-    const cell = { id: cam.id, el, video, msg, base: NaN, t0: 0, loading: false };
+    const cell = { id: cam.id, el, video, msg, base: NaN, t0: 0, loading: false, seq: 0 };
     video.addEventListener('loadedmetadata', () => {
       cell.t0 = video.buffered.length ? video.buffered.start(0) : (video.seekable.length ? video.seekable.start(0) : 0);
       cell.loading = false;
       msg.hidden = true;
       video.playbackRate = speed;
       if (playing) video.play().catch(() => {});
+      else updateReadout();
     });
     video.addEventListener('timeupdate', () => { if (!playing) updateReadout(); });
     video.addEventListener('error', () => {
@@ -180,21 +186,59 @@ export function mount(view, ctx) {
   }
 
   // ---- seeking and playing
-  function load(cell, ms) {
-    cell.base = ms;
+  function unload(cell) {
+    cell.video.removeAttribute('src');
+    cell.video.removeAttribute('data-start');
+    cell.video.load();
+  }
+
+  // load plays the cell from the keyframe at or before ms. cell.base becomes
+  // the wall-clock time of the clip's first frame (X-Vigil-Start), so that
+  // currentTime t0 is that instant, not the instant asked for.
+  async function load(cell, ms) {
+    const seq = ++cell.seq;
+    cell.base = NaN;
     cell.t0 = 0;
     if (timeline.spansOf(cell.id).length && !timeline.recordedAt(cell.id, ms)) {
       // Nothing recorded here: say so instead of asking for a 404.
-      cell.video.removeAttribute('src');
-      cell.video.load();
+      unload(cell);
       showMsg(cell, t('playback.noRecording'));
       return;
     }
+    unload(cell); // the old clip's picture and times no longer apply
     cell.loading = true;
     cell.msg.hidden = false;
     replace(cell.msg, spinner());
+    const src = api.url(api.camPath(cell.id, 'playback'), { start: new Date(ms).toISOString(), duration: `${chunkSeconds}s` });
+    let res = null;
+    try {
+      res = await fetch(src, { method: 'HEAD', credentials: 'same-origin' });
+    } catch {
+      // network error: the <video> below reports it
+    }
+    if (destroyed || seq !== cell.seq || cells.get(cell.id) !== cell) return; // a later seek won
+    if (res && res.status === 401) {
+      cell.loading = false;
+      api.signalUnauthorized();
+      return;
+    }
+    if (res && !res.ok) {
+      cell.loading = false;
+      unload(cell);
+      showMsg(cell, res.status === 404 ? t('playback.noRecording') : `${res.status} ${res.statusText}`);
+      return;
+    }
+    const first = res ? parseStart(res.headers.get('X-Vigil-Start')) : NaN;
+    cell.base = Number.isFinite(first) ? first : ms;
+    cell.video.dataset.start = new Date(cell.base).toISOString();
     cell.video.defaultPlaybackRate = speed;
-    cell.video.src = api.url(api.camPath(cell.id, 'playback'), { start: new Date(ms).toISOString(), duration: `${chunkSeconds}s` });
+    cell.video.src = src;
+  }
+
+  // parseStart reads an RFC 3339 time with up to nanoseconds into epoch ms.
+  function parseStart(v) {
+    if (!v) return NaN;
+    return Date.parse(v.replace(/(\.\d{3})\d+/, '$1'));
   }
 
   function seek(ms) {
@@ -254,7 +298,7 @@ export function mount(view, ctx) {
     } else {
       for (const c of cells.values()) c.video.pause();
       const p = primary();
-      if (p) cursor = wallTime(p);
+      if (p && Number.isFinite(wallTime(p))) cursor = wallTime(p);
       updateReadout();
     }
   }
@@ -273,7 +317,7 @@ export function mount(view, ctx) {
       if (c.video.readyState > 0) c.video.currentTime = Math.max(c.t0, c.video.currentTime + dir * frameStep);
     }
     const p = primary();
-    if (p) setTimeout(() => { cursor = wallTime(p); updateReadout(); }, 50);
+    if (p) setTimeout(() => { if (Number.isFinite(wallTime(p))) cursor = wallTime(p); updateReadout(); }, 50);
   }
 
   function currentTimeMs() {

@@ -1,0 +1,193 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder"
+)
+
+// countingStore counts the reads of a store.
+type countingStore struct {
+	recorder.Store
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, key, offset, length)
+}
+
+// testSPS is a 1280x720 H.264 baseline SPS (from mediacommon's tests).
+var testSPS = []byte{
+	0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
+	0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
+	0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9,
+	0x20,
+}
+
+// recordedSegment is a 10 s segment as the recorder writes it, with
+// mediacommon's fMP4 writer: 25 fps H.264 at 90 kHz, 1 s fragments and a
+// keyframe every 2 s, so every other fragment begins with one (tiny
+// payloads, real structure).
+func recordedSegment(t *testing.T) []byte {
+	t.Helper()
+	var buf seekablebuffer.Buffer
+	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: 90000,
+		Codec: &mp4.CodecH264{SPS: testSPS, PPS: []byte{0x08}}}}}
+	if err := init.Marshal(&buf); err != nil {
+		t.Fatal(err)
+	}
+	const fps, frag, gop, frames = 25, 25, 50, 250
+	for f, seq := 0, uint32(1); f < frames; f, seq = f+frag, seq+1 {
+		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: uint64(f) * 90000 / fps}}}
+		for i := f; i < f+frag; i++ {
+			p := make([]byte, 64)
+			binary.BigEndian.PutUint32(p, uint32(len(p)-4)) // one NAL unit in AVCC
+			p[4] = 0x01                                     // non-IDR slice
+			if i%gop == 0 {
+				p[4] = 0x65 // IDR slice
+			}
+			part.Tracks[0].Samples = append(part.Tracks[0].Samples, &fmp4.Sample{
+				Duration: 90000 / fps, IsNonSyncSample: i%gop != 0, Payload: p,
+			})
+		}
+		if err := part.Marshal(&buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// realReview stores a recorded segment of camera police-1 from fixtureT0 in
+// a local store, indexes it with recorder.Reindex and returns a
+// recorder.Review over both.
+func realReview(t *testing.T) (*recorder.Review, *recorder.Index, *countingStore) {
+	t.Helper()
+	dir := t.TempDir()
+	b := recordedSegment(t)
+	local, err := recorder.NewLocalStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := local.Put(ctx, recorder.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlitedb.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ix, err := recorder.OpenIndex(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := recorder.Reindex(ctx, local, ix); err != nil || n != 1 {
+		t.Fatalf("reindex: %d segments, %v", n, err)
+	}
+	st := &countingStore{Store: local}
+	return recorder.NewReview(st, ix, nil), ix, st
+}
+
+// TestPlaybackStartHeader plays a real recording through the API: the
+// X-Vigil-Start header of GET and HEAD names the wall-clock time of the
+// clip's first fragment, the keyframe at or before start; HEAD reads
+// nothing from the store and is not audited.
+func TestPlaybackStartHeader(t *testing.T) {
+	rv, ix, st := realReview(t)
+	f := newFixtureReview(t, Options{}, rv)
+	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("index: %d segments, %v", len(segs), err)
+	}
+	seg := segs[0]
+	keyframes := 0
+	for _, fr := range seg.Fragments {
+		if fr.Keyframe {
+			keyframes++
+		}
+	}
+	if keyframes < 4 || len(seg.Fragments) < 2*keyframes-1 {
+		t.Fatalf("segment has %d fragments, %d with a keyframe: want 1 s fragments and 2 s GOPs", len(seg.Fragments), keyframes)
+	}
+	// firstFragment is the index's keyframe fragment at or before at.
+	firstFragment := func(at time.Time) time.Time {
+		var kf time.Time
+		for _, fr := range seg.Fragments {
+			if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
+				kf = t
+			}
+		}
+		return kf
+	}
+	for _, off := range []time.Duration{0, 500 * time.Millisecond, 3300 * time.Millisecond,
+		seg.Fragments[4].Offset, seg.Fragments[5].Offset + 200*time.Millisecond, 9900 * time.Millisecond} {
+		start := fixtureT0.Add(off)
+		t.Run(fmt.Sprint(off), func(t *testing.T) {
+			want := firstFragment(start)
+			if want.IsZero() {
+				t.Fatalf("no keyframe at or before %s", start)
+			}
+			path := "/api/v1/cameras/police-1/playback?" + url.Values{
+				"start": {start.Format(time.RFC3339Nano)}, "duration": {"3s"}}.Encode()
+
+			before := st.gets.Load()
+			audits := f.auditRows("playback")
+			rec := f.do(req{method: "HEAD", path: path, who: pOperator})
+			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "video/mp4" {
+				t.Fatalf("HEAD %d %v %s", rec.Code, rec.Header(), rec.Body)
+			}
+			head, err := time.Parse(time.RFC3339Nano, rec.Header().Get(StartHeader))
+			if err != nil {
+				t.Fatalf("HEAD %s: %v", StartHeader, err)
+			}
+			if !head.Equal(want) || head.After(start) {
+				t.Fatalf("HEAD %s %s, want the first fragment's time %s (start %s)", StartHeader,
+					head.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
+			}
+			if n := st.gets.Load() - before; n != 0 {
+				t.Fatalf("HEAD read the store %d times", n)
+			}
+			if n := f.auditRows("playback") - audits; n != 0 {
+				t.Fatalf("HEAD wrote %d playback audit rows", n)
+			}
+
+			rec = f.do(req{method: "GET", path: path, who: pOperator})
+			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "video/mp4" {
+				t.Fatalf("GET %d %v %s", rec.Code, rec.Header(), rec.Body)
+			}
+			if got := rec.Header().Get(StartHeader); got != want.UTC().Format(time.RFC3339Nano) {
+				t.Fatalf("GET %s %q, want %s", StartHeader, got, want.UTC().Format(time.RFC3339Nano))
+			}
+			if body := rec.Body.Bytes(); len(body) < 8 || string(body[4:8]) != "ftyp" {
+				t.Fatalf("GET body does not begin with ftyp: % x", body[:min(len(body), 16)])
+			}
+			if n := f.auditRows("playback") - audits; n != 1 {
+				t.Fatalf("GET wrote %d playback audit rows, want 1", n)
+			}
+		})
+	}
+
+	// Nothing recorded: 404 for HEAD and GET alike, without the header.
+	for _, m := range []string{"HEAD", "GET"} {
+		rec := f.do(req{method: m, path: "/api/v1/cameras/police-1/playback?start=2026-11-26T09:00:00Z&duration=60s", who: pOperator})
+		if rec.Code != http.StatusNotFound || rec.Header().Get(StartHeader) != "" {
+			t.Fatalf("%s where nothing was recorded: %d %v", m, rec.Code, rec.Header())
+		}
+	}
+}
