@@ -22,6 +22,10 @@ type Segment struct {
 	InitSize int64
 	// Fragments lists every moof+mdat of the file, in order.
 	Fragments []Fragment
+
+	// spoolPath is the file of a segment still on the recorder's local disk
+	// (Recorder.Spooled); "" for a segment of the index.
+	spoolPath string
 }
 
 // Fragment is one moof+mdat pair inside a segment file.

@@ -121,9 +121,6 @@ type Recorder struct {
 	deleted  atomic.Int64
 	received atomic.Int64
 	stored   atomic.Int64
-
-	pinMu sync.Mutex
-	pins  map[string]int
 }
 
 type camState struct {
@@ -188,7 +185,6 @@ func New(opts Options, src Source) (*Recorder, error) {
 		log:   opts.Log,
 		spool: newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
 		cams:  map[string]*camState{},
-		pins:  map[string]int{},
 	}, nil
 }
 
@@ -318,28 +314,25 @@ func (r *Recorder) Status() Status {
 	return st
 }
 
-// Pin keeps the janitor from deleting a segment while it is read; call
-// unpin when done (more than once is harmless).
-func (r *Recorder) Pin(key string) (unpin func()) {
-	r.pinMu.Lock()
-	r.pins[key]++
-	r.pinMu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			r.pinMu.Lock()
-			if r.pins[key]--; r.pins[key] <= 0 {
-				delete(r.pins, key)
-			}
-			r.pinMu.Unlock()
-		})
-	}
-}
+// Pin keeps a segment while it is read: the janitor does not delete it from
+// the store, and its spool file, if any, is neither removed after its upload
+// nor dropped when the spool is full. Call unpin when done (more than once
+// is harmless); a spool file uploaded meanwhile is removed then.
+func (r *Recorder) Pin(key string) (unpin func()) { return r.spool.pin(key) }
 
-func (r *Recorder) pinned(key string) bool {
-	r.pinMu.Lock()
-	defer r.pinMu.Unlock()
-	return r.pins[key] > 0
+func (r *Recorder) pinned(key string) bool { return r.spool.pinned(key) }
+
+// Spooled returns the camera's segments that are still on local disk and
+// overlap [start, end), oldest first: the one being written, with the
+// fragments completely written so far (End is where they end), and the
+// closed ones waiting for upload. Key is the key the segment will have in
+// the store; a segment that the index holds already may still be listed
+// until its spool file is removed. Segments without a complete fragment are
+// left out. The file stays readable only while the segment is pinned (Pin):
+// a reader pins it, then reads it, and reads the store instead if the file
+// went in between (uploaded).
+func (r *Recorder) Spooled(camera string, start, end time.Time) []Segment {
+	return r.spool.spooled(camera, start, end)
 }
 
 // uploader uploads waiting segments until ctx ends or the spool drained.

@@ -136,6 +136,12 @@ type fragmenter struct {
 	fragBase uint64 // video decode time of the current fragment's first sample
 	sps, pps []byte // parameter sets of the init section (H.264/H.265)
 	buf      seekablebuffer.Buffer
+
+	// the last fragment flushed, as the segment scanner reads it back
+	lastVideo    bool          // it holds video samples
+	lastStart    time.Duration // start of its first video sample, from the segment's start
+	lastEnd      time.Duration // end of its last video sample, from the segment's start
+	lastKeyframe bool          // its first video sample is a sync sample
 }
 
 // paramSets returns the VPS, SPS and PPS found in a keyframe access unit.
@@ -348,12 +354,19 @@ func (fr *fragmenter) add(u *ingest.Unit, maxFragment time.Duration) (frag []byt
 func (fr *fragmenter) flush() ([]byte, bool, error) {
 	part := fmp4.Part{SequenceNumber: fr.seq + 1}
 	keyframe := false
+	video := fr.video != nil && len(fr.video.samples) > 0
 	for _, t := range fr.tracks {
 		if t == nil || len(t.samples) == 0 {
 			continue
 		}
 		if t.video {
 			keyframe = !t.samples[0].IsNonSyncSample
+			var dur uint64
+			for _, s := range t.samples {
+				dur += uint64(s.Duration)
+			}
+			fr.lastStart = scaleDuration(t.base, t.scale)
+			fr.lastEnd = scaleDuration(t.base+dur, t.scale)
 		}
 		part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: t.id, BaseTime: t.base, Samples: t.samples})
 	}
@@ -365,6 +378,7 @@ func (fr *fragmenter) flush() ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("marshal fragment: %w", err)
 	}
 	fr.seq++
+	fr.lastVideo, fr.lastKeyframe = video, keyframe
 	for _, t := range fr.tracks {
 		if t != nil {
 			t.samples = t.samples[:0:0]

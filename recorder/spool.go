@@ -16,7 +16,10 @@ import (
 )
 
 // spool tracks the segment files on local disk: the ones being written and
-// the closed ones waiting for upload, oldest first.
+// the closed ones waiting for upload, oldest first. It keeps, for the review
+// side, each file's fragment list as far as it is written (see Spooled), and
+// the readers' pins: a file that a reader pinned is not removed after its
+// upload, nor dropped when the spool is full, until the last pin goes.
 type spool struct {
 	dir      string
 	maxBytes int64
@@ -26,8 +29,10 @@ type spool struct {
 	bytes atomic.Int64
 
 	mu         sync.Mutex
-	open       map[string]bool
-	waiting    []*spoolItem // by start time
+	open       map[string]*spoolItem // segments being written, by key
+	waiting    []*spoolItem          // by start time
+	held       map[string]*spoolItem // uploaded, their removal deferred while pinned
+	pins       map[string]int
 	dropped    int64
 	uploaded   int64
 	uploadErrs int64
@@ -40,7 +45,8 @@ type spool struct {
 	changed    chan struct{} // closed and replaced at every change: wakes every uploader
 }
 
-// spoolItem is one closed segment file waiting for upload.
+// spoolItem is one segment file in the spool: being written, or closed and
+// waiting for upload.
 type spoolItem struct {
 	key   string
 	path  string
@@ -48,11 +54,16 @@ type spoolItem struct {
 	start time.Time
 	busy  bool     // an uploader has it
 	seg   *Segment // the scanned row, once known
+	// view is what the review side may read of the file: the fragments
+	// completely written so far (for a closed file, all of them). Its
+	// Fragments only grow, by append, under spool.mu. nil when unknown.
+	view *Segment
 }
 
 func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
 	return &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
-		open: map[string]bool{}, changed: make(chan struct{})}
+		open: map[string]*spoolItem{}, held: map[string]*spoolItem{}, pins: map[string]int{},
+		changed: make(chan struct{})}
 }
 
 // wake tells the waiting uploaders that the queue changed.
@@ -67,22 +78,111 @@ func (s *spool) wakeLocked() {
 	s.changed = make(chan struct{})
 }
 
-func (s *spool) opened(key string) {
+// opened registers a segment file being written, whose init section of
+// initSize bytes is written.
+func (s *spool) opened(key, path string, initSize int64) {
+	camera, start, _ := ParseSegmentKey(key)
 	s.mu.Lock()
-	s.open[key] = true
+	s.open[key] = &spoolItem{key: key, path: path, start: start, view: &Segment{
+		Camera: camera, Start: start, End: start, Bytes: initSize, Key: key, InitSize: initSize, spoolPath: path}}
 	s.mu.Unlock()
+}
+
+// appended records a fragment completely written to an open segment file;
+// end is the end of its last video sample, from the segment's start (zero
+// when it holds no video, and then f.Offset < 0).
+func (s *spool) appended(key string, f Fragment, end time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.open[key]
+	if it == nil || it.view == nil {
+		return
+	}
+	v := it.view
+	if f.Offset < 0 {
+		f.Offset = v.End.Sub(v.Start) // no video: it starts where the video stopped
+	}
+	v.Fragments = append(v.Fragments, f)
+	v.Bytes = f.Pos + f.Size
+	if e := v.Start.Add(end); e.After(v.End) {
+		v.End = e
+	}
 }
 
 func (s *spool) grow(n int64) { s.bytes.Add(n) }
 
 // closed queues a finished segment file for upload.
 func (s *spool) closed(key, path string, size int64) {
-	_, start, _ := ParseSegmentKey(key)
 	s.mu.Lock()
+	it := s.open[key]
 	delete(s.open, key)
-	s.insertLocked(&spoolItem{key: key, path: path, size: size, start: start})
+	if it == nil {
+		_, start, _ := ParseSegmentKey(key)
+		it = &spoolItem{key: key, path: path, start: start}
+	}
+	it.size = size
+	s.insertLocked(it)
 	s.wakeLocked()
 	s.mu.Unlock()
+}
+
+// Spooled returns copies of the views of the camera's segment files (being
+// written or waiting for upload) that overlap [start, end) and hold at least
+// one fragment, oldest first.
+func (s *spool) spooled(camera string, start, end time.Time) []Segment {
+	prefix := camera + "/"
+	var out []Segment
+	add := func(it *spoolItem) {
+		v := it.view
+		if v == nil || len(v.Fragments) == 0 || len(it.key) <= len(prefix) || it.key[:len(prefix)] != prefix {
+			return
+		}
+		if !v.Start.Before(end) || !v.End.After(start) {
+			return
+		}
+		c := *v
+		c.Fragments = v.Fragments[:len(v.Fragments):len(v.Fragments)]
+		out = append(out, c)
+	}
+	s.mu.Lock()
+	for _, it := range s.waiting {
+		add(it)
+	}
+	for _, it := range s.open {
+		add(it)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// pin keeps the file of key (and the stored segment, see Recorder.Pin) until
+// the returned function is called.
+func (s *spool) pin(key string) (unpin func()) {
+	s.mu.Lock()
+	s.pins[key]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.pins[key]--; s.pins[key] > 0 {
+				return
+			}
+			delete(s.pins, key)
+			if it := s.held[key]; it != nil {
+				delete(s.held, key)
+				s.removeFileLocked(it)
+			}
+		})
+	}
+}
+
+func (s *spool) pinned(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pins[key] > 0
 }
 
 func (s *spool) insertLocked(it *spoolItem) {
@@ -101,7 +201,7 @@ func (s *spool) enforce() {
 	defer s.mu.Unlock()
 	for s.bytes.Load() > s.maxBytes {
 		i := 0
-		for i < len(s.waiting) && s.waiting[i].busy {
+		for i < len(s.waiting) && (s.waiting[i].busy || s.pins[s.waiting[i].key] > 0) {
 			i++
 		}
 		if i == len(s.waiting) {
@@ -193,7 +293,11 @@ func (s *spool) done(it *spoolItem, err error) {
 				break
 			}
 		}
-		s.removeFileLocked(it)
+		if err == nil && s.pins[it.key] > 0 {
+			s.held[it.key] = it // a reader has it: removed at the last unpin
+		} else {
+			s.removeFileLocked(it)
+		}
 		if err == nil {
 			s.uploaded++
 			s.backoff, s.retryAt, s.lastErr = 0, time.Time{}, ""
@@ -315,7 +419,9 @@ func finalizeSpoolFile(key, p string) (*spoolItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &spoolItem{key: key, path: p, size: sc.Valid, start: seg.Start, seg: &seg}, nil
+	view := seg
+	view.spoolPath = p
+	return &spoolItem{key: key, path: p, size: sc.Valid, start: seg.Start, seg: &seg, view: &view}, nil
 }
 
 // status fills the spool's part of Status.

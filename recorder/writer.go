@@ -131,7 +131,7 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 		return
 	}
 	if frag != nil {
-		w.write(frag)
+		w.writeFragment(frag)
 	}
 }
 
@@ -141,7 +141,7 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 	if err != nil {
 		w.log.Error("recorder: finish segment", "segment", w.key, "err", err)
 	} else if frag != nil {
-		w.write(frag)
+		w.writeFragment(frag)
 	}
 	w.closeFile()
 	if err := w.openSegment(k); err != nil {
@@ -192,17 +192,37 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 	}
 	w.seg, w.media, w.key, w.path, w.f, w.size = fr, k.Media, key, p, f, 0
 	w.lastSync = time.Now()
-	w.r.spool.opened(key)
 	w.recording.Store(true)
-	w.write(init)
+	if !w.write(init) {
+		return errors.New("spool: init section not written")
+	}
+	w.r.spool.opened(key, p, int64(len(init)))
 	w.log.Debug("recorder: segment opened", "segment", key)
 	return nil
 }
 
-// write appends to the spool file and syncs it at least every syncEvery.
-func (w *camWriter) write(b []byte) {
-	if w.f == nil {
+// writeFragment appends a fragment that the fragmenter just flushed and
+// shows it to the review side (Recorder.Spooled) once it is written whole.
+func (w *camWriter) writeFragment(frag []byte) {
+	pos := w.size
+	if !w.write(frag) {
 		return
+	}
+	f := Fragment{Pos: pos, Size: int64(len(frag)), Keyframe: w.seg.lastKeyframe}
+	var end time.Duration
+	if w.seg.lastVideo {
+		f.Offset, end = w.seg.lastStart, w.seg.lastEnd
+	} else {
+		f.Offset = -1 // a fragment without video starts where the video stopped
+	}
+	w.r.spool.appended(w.key, f, end)
+}
+
+// write appends to the spool file and syncs it at least every syncEvery. It
+// reports whether b was written whole.
+func (w *camWriter) write(b []byte) bool {
+	if w.f == nil {
+		return false
 	}
 	n, err := w.f.Write(b)
 	w.size += int64(n)
@@ -210,7 +230,7 @@ func (w *camWriter) write(b []byte) {
 	if err != nil {
 		w.log.Error("recorder: spool write failed, segment closed", "segment", w.key, "err", err)
 		w.closeFile()
-		return
+		return false
 	}
 	if time.Since(w.lastSync) >= syncEvery {
 		if err := w.f.Sync(); err != nil {
@@ -219,6 +239,7 @@ func (w *camWriter) write(b []byte) {
 		w.lastSync = time.Now()
 	}
 	w.r.spool.enforce()
+	return true
 }
 
 // closeSegment writes the last fragment and hands the file to the uploaders.
@@ -230,7 +251,7 @@ func (w *camWriter) closeSegment(why string) {
 	if err != nil {
 		w.log.Error("recorder: finish segment", "segment", w.key, "err", err)
 	} else if frag != nil {
-		w.write(frag)
+		w.writeFragment(frag)
 	}
 	w.log.Debug("recorder: segment closed", "segment", w.key, "reason", why)
 	w.closeFile()
