@@ -70,6 +70,65 @@ func TestCSRF(t *testing.T) {
 	}
 }
 
+// TestLoginWithValidSession logs in again while the browser's session
+// cookie is still valid, without a CSRF token: the password is the
+// authority, and the old session ends. Every other state change made with
+// the cookie still needs the token.
+func TestLoginWithValidSession(t *testing.T) {
+	f := newFixture(t, Options{})
+	old, oldCSRF := f.login(pAdmin, adminPassword)
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+	}{
+		{"without a token", nil},
+		{"with the old session's token", map[string]string{CSRFHeader: oldCSRF}},
+		{"with a wrong token", map[string]string{CSRFHeader: "wrong"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ck, _ := f.login(pAdmin, adminPassword)
+			rec := f.do(req{method: "POST", path: "/api/v1/session", ctype: "application/json", cookie: ck, header: tc.header,
+				body: fmt.Sprintf(`{"username":%q,"password":%q}`, pOperator, userPassword)})
+			if rec.Code != ok {
+				t.Fatalf("login with a valid session cookie: %d %s", rec.Code, rec.Body)
+			}
+			var fresh *http.Cookie
+			for _, c := range rec.Result().Cookies() {
+				if c.Name == SessionCookie {
+					fresh = c
+				}
+			}
+			s := decode[sessionBody](t, rec.Body.Bytes())
+			if fresh == nil || fresh.Value == ck.Value || s.Username != pOperator || s.CSRFToken == "" {
+				t.Fatalf("login: cookie %v, session %+v", fresh, s)
+			}
+			if rec := f.do(req{method: "GET", path: "/api/v1/session", cookie: ck}); rec.Code != unau {
+				t.Fatalf("the replaced session still works: %d %s", rec.Code, rec.Body)
+			}
+			if rec := f.do(req{method: "GET", path: "/api/v1/session", cookie: fresh}); rec.Code != ok ||
+				decode[sessionBody](t, rec.Body.Bytes()).Username != pOperator {
+				t.Fatalf("the new session: %d %s", rec.Code, rec.Body)
+			}
+			// A wrong password stays a 401, cookie or not.
+			rec = f.do(req{method: "POST", path: "/api/v1/session", ctype: "application/json", cookie: fresh,
+				body: fmt.Sprintf(`{"username":%q,"password":"wrong"}`, pAdmin)})
+			if rec.Code != unau {
+				t.Fatalf("wrong password with a valid cookie: %d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	// Other state changes made with the cookie still need its token.
+	for _, r := range []req{
+		{method: "POST", path: "/api/v1/tokens", ctype: "application/json", body: `{"name":"x"}`},
+		{method: "DELETE", path: "/api/v1/session"},
+	} {
+		r.cookie = old
+		if rec := f.do(r); rec.Code != forb || !strings.Contains(rec.Body.String(), CSRFHeader) {
+			t.Fatalf("%s %s without a token: %d %s", r.method, r.path, rec.Code, rec.Body)
+		}
+	}
+}
+
 func TestLoginRateLimit(t *testing.T) {
 	f := newFixture(t, Options{LoginFailures: 3})
 	login := func(user, pass, addr string) *http.Response {

@@ -209,6 +209,9 @@ type sessionBody struct {
 	CSRFToken   string   `json:"csrfToken,omitempty"`
 }
 
+// login needs no CSRF token, even with a valid session cookie: the password
+// authenticates it, and a cross-site page cannot send its JSON body (a
+// form cannot set Content-Type: application/json; CORS is not offered).
 func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	var in loginBody
 	if err := decodeJSON(w, r, &in); err != nil {
@@ -243,6 +246,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	id, csrf, err := s.reg.CreateSession(r.Context(), u.Username, s.opts.SessionTTL)
 	if err != nil {
 		return err
+	}
+	if c.p != nil && c.p.sessionID != "" {
+		// Logging in again (as anyone) replaces the browser's old session.
+		if err := s.reg.DeleteSession(r.Context(), c.p.sessionID); err != nil {
+			s.log.Warn("cannot end the session replaced by a login", "user", c.p.user.Username, "error", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
 		Secure: s.opts.Secure, SameSite: http.SameSiteStrictMode, MaxAge: int(s.opts.SessionTTL / time.Second)})

@@ -173,7 +173,8 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
 
 // route registers a handler behind the one authorization path: it finds
 // the principal (401 without one unless act is actOpen), checks the CSRF
-// token of a cookie session's state change, asks authorize whether the role
+// token of a cookie session's state change (except on actOpen routes, which
+// the cookie does not authorize), asks authorize whether the role
 // may act, runs the handler, answers its error as JSON, and writes the
 // request's audit row when auditAction is not empty.
 func (s *Server) route(pattern string, act action, auditAction string, h handlerFunc) {
@@ -212,8 +213,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, act action, c *ca
 		if c.audit != nil {
 			c.audit.User = p.user.Username
 		}
-		if err := checkCSRF(r, p); err != nil {
-			return err
+		// An open route (logging in) grants nothing through the cookie, so
+		// a login made while an old session is still valid needs no token.
+		if act != actOpen {
+			if err := checkCSRF(r, p); err != nil {
+				return err
+			}
 		}
 	}
 	if act != actOpen {

@@ -59,10 +59,11 @@ async function doRequest(method, path, opts, retryCsrf) {
     headers['Content-Type'] = 'application/json';
   }
   if (opts.contentType) headers['Content-Type'] = opts.contentType;
+  // Logging in needs no token (the password is its authority), even while
+  // an older session cookie is still valid.
   const isLogin = path === '/api/v1/session' && method === 'POST';
-  if (!safeMethods.has(method)) {
-    // A login made while a session cookie is still valid needs that session's token too.
-    const token = isLogin ? csrfToken : await csrf();
+  if (!safeMethods.has(method) && !isLogin) {
+    const token = await csrf();
     if (token) headers['X-CSRF-Token'] = token;
   }
 
@@ -127,14 +128,12 @@ export async function getSession() {
   return s;
 }
 
+// login returns the new session, {username, role, departments, csrfToken}.
 export async function login(username, password) {
-  try {
-    await getSession(); // still logged in (another tab, an old cookie): learn its token
-  } catch {
-    csrfToken = '';
-  }
-  await request('POST', '/api/v1/session', { body: { username, password } });
-  return getSession();
+  csrfToken = '';
+  const s = await request('POST', '/api/v1/session', { body: { username, password } });
+  csrfToken = (s && s.csrfToken) || '';
+  return s;
 }
 
 export async function logout() {
