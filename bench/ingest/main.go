@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vigil-vms/vigil/internal/procstat"
 	"io"
 	"log/slog"
 	"os"
@@ -77,7 +78,7 @@ func run() error {
 	}()
 
 	runtime.GC()
-	baseRSS, _ := procStatus("VmRSS")
+	baseRSS, _ := procstat.StatusKB("VmRSS")
 
 	m := ingest.NewManager(ingest.ManagerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	for i, u := range urls {
@@ -140,11 +141,11 @@ func run() error {
 	}
 	fmt.Printf("%d cameras online after %s; measuring for %s\n", len(urls), time.Since(start).Round(time.Millisecond), *duration)
 
-	cpu0, err := procCPU("self")
+	cpu0, err := procstat.CPU("self")
 	if err != nil {
 		return err
 	}
-	simCPU0, _ := procCPU(strconv.Itoa(sim.Process.Pid))
+	simCPU0, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -152,13 +153,13 @@ func run() error {
 	case <-time.After(*duration):
 	}
 	wall := time.Since(t0)
-	cpu1, err := procCPU("self")
+	cpu1, err := procstat.CPU("self")
 	if err != nil {
 		return err
 	}
-	simCPU1, _ := procCPU(strconv.Itoa(sim.Process.Pid))
-	rss, _ := procStatus("VmRSS")
-	hwm, _ := procStatus("VmHWM")
+	simCPU1, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
+	rss, _ := procstat.StatusKB("VmRSS")
+	hwm, _ := procstat.StatusKB("VmHWM")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 
@@ -219,46 +220,4 @@ func startCamsim(ctx context.Context, bin string, n int, codec string) (*exec.Cm
 	}
 	go io.Copy(io.Discard, out) // keep its log flowing
 	return cmd, urls, nil
-}
-
-// procCPU returns the user+system CPU time of a process from /proc/PID/stat.
-func procCPU(pid string) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// the command name may contain spaces: fields start after the last ')'
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	// fields 14 and 15 of stat (utime, stime), in clock ticks (USER_HZ = 100 on Linux)
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil
-}
-
-// procStatus returns a kB field of /proc/self/status.
-func procStatus(key string) (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("%s not in /proc/self/status", key)
 }

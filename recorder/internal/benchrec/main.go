@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vigil-vms/vigil/internal/procstat"
 	"io"
 	"log/slog"
 	"net"
@@ -110,7 +111,7 @@ func run() error {
 	}
 
 	runtime.GC()
-	baseRSS, _ := procStatus("VmRSS")
+	baseRSS, _ := procstat.StatusKB("VmRSS")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := ingest.NewManager(ingest.ManagerOptions{Log: quiet})
 	rec, err := recorder.New(recorder.Options{Store: store, Index: ix, SegmentDuration: *segment,
@@ -146,12 +147,12 @@ func run() error {
 	fmt.Printf("%d cameras recording after %s; measuring for %s (segments of %s, store %s)\n",
 		len(urls), time.Since(start).Round(time.Millisecond), *duration, *segment, *storeKind)
 
-	cpu0, err := procCPU("self")
+	cpu0, err := procstat.CPU("self")
 	if err != nil {
 		return err
 	}
-	simCPU0, _ := procCPU(strconv.Itoa(sim.Process.Pid))
-	gwCPU0, _ := procCPU(strconv.Itoa(gwPid))
+	simCPU0, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
+	gwCPU0, _ := procstat.CPU(strconv.Itoa(gwPid))
 	st0 := rec.Status()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -170,15 +171,15 @@ func run() error {
 	case <-time.After(*duration):
 	}
 	wall := time.Since(t0)
-	cpu1, _ := procCPU("self")
+	cpu1, _ := procstat.CPU("self")
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	simCPU1, _ := procCPU(strconv.Itoa(sim.Process.Pid))
-	gwCPU1, _ := procCPU(strconv.Itoa(gwPid))
+	simCPU1, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
+	gwCPU1, _ := procstat.CPU(strconv.Itoa(gwPid))
 	st1 := rec.Status()
-	rss, _ := procStatus("VmRSS")
-	hwm, _ := procStatus("VmHWM")
+	rss, _ := procstat.StatusKB("VmRSS")
+	hwm, _ := procstat.StatusKB("VmHWM")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 
@@ -285,46 +286,4 @@ func startVersitygw(ctx context.Context, dir string) (*exec.Cmd, string, error) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// procCPU returns the user+system CPU time of a process from /proc/PID/stat.
-func procCPU(pid string) (time.Duration, error) {
-	if pid == "0" {
-		return 0, nil
-	}
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("unexpected /proc stat format")
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, nil
-}
-
-// procStatus returns a kB field of /proc/self/status.
-func procStatus(key string) (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
-			if f := strings.Fields(v); len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("%s not in /proc/self/status", key)
 }
