@@ -33,6 +33,10 @@ const (
 // reaches start+dur, so the clip ends less than one fragment (normally one
 // GOP) after start+dur.
 //
+// Segments still on the recorder's local disk (Review.Spool) are played
+// like indexed ones: one being written ends the clip where its written
+// fragments end, and a client asks again for more.
+//
 // It reads only the init sections and the fragments it sends, with ranged
 // reads, and writes each fragment as soon as it is read (flushing w when it
 // is an http.Flusher).
@@ -54,7 +58,8 @@ func (rv *Review) Playback(ctx context.Context, w io.Writer, camera string, star
 // Playback would send for the same arguments: the recorded time of the
 // keyframe fragment at or before start (or of the first keyframe after it
 // when start falls in a gap) that Playback chooses, which its output
-// timeline places at 0. It reads the index only, never the store.
+// timeline places at 0. It reads the index (and the recorder's view of its
+// spool, Review.Spool) only, never the store.
 //
 // It fails like Playback before its first byte: apierr.ErrInvalid for bad
 // arguments and apierr.ErrNotFound where nothing was recorded. Playback may
@@ -155,7 +160,7 @@ func (c *clip) walk(play func(Segment) (done bool, err error)) error {
 	var queue []Segment
 	after := c.start
 	more := true
-	first, ok, err := reviewSegmentAt(c.ctx, c.rv.ix, c.camera, c.start)
+	first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start)
 	if err != nil {
 		return fmt.Errorf("playback of %s: %w", c.camera, err)
 	}
@@ -167,7 +172,7 @@ func (c *clip) walk(play func(Segment) (done bool, err error)) error {
 			return err
 		}
 		if len(queue) == 0 && more {
-			batch, err := reviewSegmentsAfter(c.ctx, c.rv.ix, c.camera, after, c.end, segmentsPerQuery)
+			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, after, c.end, segmentsPerQuery)
 			if err != nil {
 				return fmt.Errorf("playback of %s: %w", c.camera, err)
 			}
@@ -253,12 +258,7 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 			return false, fmt.Errorf("segment %s: index gives a fragment of %d bytes at %d", seg.Key, f.Size, f.Pos)
 		}
 	}
-	if c.rv.pin != nil {
-		unpin := c.rv.pin(seg.Key)
-		if unpin != nil {
-			defer unpin()
-		}
-	}
+	defer c.rv.pinSegment(seg)()
 
 	// Runs of contiguous fragments, each read with one ranged Get.
 	maxRead := c.rv.maxRead()
@@ -365,6 +365,14 @@ func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
 }
 
 func (c *clip) get(seg Segment, off, length int64) (io.ReadCloser, error) {
+	if seg.spoolPath != "" {
+		body, ok, err := getSpooled(seg, off, length)
+		if ok || err != nil {
+			return body, err
+		}
+		c.rv.logger().Debug("playback reads from the store a spooled segment uploaded meanwhile",
+			"camera", c.camera, "segment", seg.Key)
+	}
 	body, err := c.rv.store.Get(c.ctx, seg.Key, off, length)
 	if err != nil {
 		if errors.Is(err, ErrObjectNotFound) && c.out == 0 {

@@ -22,8 +22,8 @@ const (
 )
 
 // Review answers the review requests of the HTTP API: the recordings
-// timeline, playback and evidence export. It reads the index and the store
-// and never writes to either. Authorization and audit belong to the caller.
+// timeline, playback and evidence export. It reads the index and the store,
+// and the recorder's spool when Spool is set, and never writes to any. Authorization and audit belong to the caller.
 //
 // The option fields may be set after NewReview and before the first call.
 type Review struct {
@@ -39,6 +39,11 @@ type Review struct {
 	// Logger receives the reasons a playback ended early. It defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Spool shows the recordings still on the recorder's local disk — the
+	// segment being written and those waiting for upload — joined with the
+	// indexed ones by Recordings, Playback and Export (the *Recorder). It
+	// defaults to nil: the index only.
+	Spool Spooled
 
 	store Store
 	ix    *Index
