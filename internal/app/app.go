@@ -138,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 	a.Review = recorder.NewReview(a.Store, a.Index, a.Recorder.Pin)
+	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
 		Statuses: a.Fleet.Statuses,
 		Index:    a.Index,
