@@ -133,7 +133,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		RetentionDays:     cfg.Recording.RetentionDays,
 		MaxBytesPerCamera: int64(cfg.Recording.MaxBytesPerCamera),
 		Holds:             a.Registry.Holds,
-		Log:               a.log.With("part", "recorder"),
+		// the recorder's final uploads must end before the whole stop does;
+		// what is not uploaded by then stays in the spool for the next start
+		ShutdownGrace: opts.ShutdownGrace - time.Second,
+		Log:           a.log.With("part", "recorder"),
 	}, a.Fleet); err != nil {
 		return nil, err
 	}
