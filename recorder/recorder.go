@@ -29,6 +29,15 @@
 // rest, and queues the segment, so a kill -9 loses the fragment in progress
 // (at most about 1 s).
 //
+// Review of the spool. The writer records each fragment it appends (time,
+// position, size, keyframe), so Recorder.Spooled shows the segments still
+// on local disk — the one being written, up to its last complete fragment,
+// and those waiting for upload — with the rows their upload will index.
+// Review (with Review.Spool set) joins them with the index: the last
+// minute, and hours of a storage outage, can be reviewed. A reader pins a
+// spooled segment (Recorder.Pin); an upload meanwhile stores and indexes it
+// but leaves its file until the last unpin.
+//
 // Retention. Every RetentionInterval the janitor deletes the segments older
 // than the camera's retention days (or RetentionDays) and the oldest past
 // MaxBytesPerCamera, never one that overlaps a hold (Options.Holds) or that a
