@@ -85,10 +85,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 8 * time.Second
 	}
-	a = &App{cfg: cfg, opts: opts, log: opts.Log}
+	built := &App{cfg: cfg, opts: opts, log: opts.Log}
+	a = built
 	defer func() {
 		if err != nil {
-			a.Close()
+			// "return nil, err" has cleared a: close what was built through built
+			built.Close()
 			a = nil
 		}
 	}()
