@@ -416,3 +416,28 @@ func TestAvailabilityReport(t *testing.T) {
 	}
 	shot(t, ctx, "22-availability")
 }
+
+// At the live edge the recording is still growing: playback that reaches the
+// end of what was on disk when the clip was asked for goes on with what was
+// recorded since (the open segment is reviewable), instead of stopping.
+func TestPlaybackLiveEdge(t *testing.T) {
+	recordedSpan(t, "cam-01", 6*time.Second)
+	target := time.Now().Add(-3 * time.Second).Truncate(time.Millisecond)
+	ctx := tab(t, false)
+	logIn(t, ctx, "admin", adminPassword)
+	open(t, ctx, "/playback?camera=cam-01&t="+rfc(target))
+	waitVideoReady(t, ctx)
+	// a day-wide view: the cursor moving does not pan it, so nothing else
+	// refreshes the spans while the clip plays
+	do(t, ctx, "zoom to a day", chromedp.Click(chromedp.CSS(`[data-testid=zoom-day]`)))
+	waitVideoReady(t, ctx)
+	do(t, ctx, "play", chromedp.Click(chromedp.CSS(`[data-testid=pb-play]`)))
+	// the first clip ends about 3 s after target; reaching target+8s needs a second one
+	waitFor(t, ctx, "playback past the first clip's end", fmt.Sprintf(`(() => {
+	  const t = Date.parse(document.querySelector('[data-testid=pb-time]').dataset.time || '');
+	  return t > Date.parse(%s) + 8000;
+	})()`, jsString(rfc(target))), 40*time.Second)
+	if got := srcStart(t, ctx); !got.After(target.Add(2 * time.Second)) {
+		t.Errorf("no later clip was asked for: the video still plays from %s", got)
+	}
+}

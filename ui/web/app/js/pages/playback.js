@@ -14,6 +14,8 @@ import { Timeline } from '../timeline.js';
 import { deptColor, modal, toast, errorText, field, spinner } from '../ui.js';
 
 const chunkSeconds = 600;   // each playback request covers this much
+const liveEdgeMs = 90 * 1000; // a clip that ends this close to now may have more soon
+const liveEdgeRetryMs = 2000; // wait before asking again at the live edge
 const frameStep = 1 / 25;   // step = one frame at 25 fps
 const speeds = [0.5, 1, 2, 4, 8];
 
@@ -173,8 +175,20 @@ export function mount(view, ctx) {
         return;
       }
       const after = timeline.spansOf(cell.id).filter((s) => s.start > next).sort((a, b) => a.start - b.start)[0];
-      if (after) load(cell, after.start);
-      else showMsg(cell, t('playback.end'));
+      if (after) {
+        load(cell, after.start);
+      } else if (Date.now() - next < liveEdgeMs) {
+        // At the live edge the recording is still growing (the open segment is
+        // reviewable): fetch the spans again and go on with what was added.
+        setTimeout(async () => {
+          if (!playing || destroyed) return;
+          await loadRecordings();
+          if (timeline.recordedAt(cell.id, next)) load(cell, next);
+          else showMsg(cell, t('playback.end'));
+        }, liveEdgeRetryMs);
+      } else {
+        showMsg(cell, t('playback.end'));
+      }
     });
     cells.set(cam.id, cell);
     return cell;
