@@ -112,8 +112,8 @@ func hasFlag(args []string, name string) bool {
 
 const demoCameraCount = 12
 
-// demoDefaults keeps the demo's data apart from a real installation's, and
-// uses short segments so that recordings appear within the first minute.
+// demoDefaults keeps the demo's data apart from a real installation's. The
+// segment length stays the default: the open segment is reviewable already.
 func demoDefaults(cfg *config.Config) {
 	base := "./data/demo"
 	def := config.Default()
@@ -125,9 +125,6 @@ func demoDefaults(cfg *config.Config) {
 	}
 	if cfg.Recording.SpoolDir == def.Recording.SpoolDir {
 		cfg.Recording.SpoolDir = filepath.Join(base, "spool")
-	}
-	if cfg.Recording.Segment == def.Recording.Segment {
-		cfg.Recording.Segment = config.Duration(15 * time.Second)
 	}
 	if cfg.Recording.RetentionDays == def.Recording.RetentionDays {
 		cfg.Recording.RetentionDays = 2
