@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
 		Statuses: a.Fleet.Statuses,
 		Index:    a.Index,
+		Spooled:  a.Recorder.Spooled,
 		Log:      a.log.With("part", "availability"),
 	}); err != nil {
 		return nil, err

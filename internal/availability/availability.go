@@ -38,6 +38,9 @@ type Options struct {
 	Statuses func() []ingest.Status
 	// Index gives recorded time.
 	Index *recorder.Index
+	// Spooled, when set, adds the recordings still on local disk (the open
+	// segment, segments waiting for upload) to the recorded time.
+	Spooled func(camera string, start, end time.Time) []recorder.Segment
 	// Interval between samples. It defaults to 5 seconds.
 	Interval time.Duration
 	Log      *slog.Logger
@@ -172,6 +175,17 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 			segs, err := t.opts.Index.Segments(ctx, c.ID, start, end, false)
 			if err != nil {
 				return rep, err
+			}
+			if t.opts.Spooled != nil {
+				indexed := map[string]bool{}
+				for _, s := range segs {
+					indexed[s.Key] = true
+				}
+				for _, s := range t.opts.Spooled(c.ID, start, end) {
+					if !indexed[s.Key] { // uploaded but its spool file not yet removed: counted once
+						segs = append(segs, s)
+					}
+				}
 			}
 			for _, s := range segs {
 				a, b := s.Start, s.End

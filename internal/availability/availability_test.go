@@ -22,10 +22,23 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// b's recording is still in the spool (not yet uploaded): 2 of its 10 minutes;
+	// one of a's indexed segments is also still listed in the spool: counted once
+	spooled := func(camera string, start, end time.Time) []recorder.Segment {
+		t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+		switch camera {
+		case "b":
+			return []recorder.Segment{{Camera: "b", Start: t0.Add(8 * time.Minute), End: t0.Add(10 * time.Minute), Key: "b/1"}}
+		case "a":
+			return []recorder.Segment{{Camera: "a", Start: t0, End: t0.Add(3 * time.Minute), Key: "a/1"}}
+		}
+		return nil
+	}
 	states := map[string]ingest.State{"a": ingest.StateOnline, "b": ingest.StateOffline, "c": ingest.StateDisabled}
 	tr, err := New(ctx, db, Options{
 		Interval: 10 * time.Second,
 		Index:    ix,
+		Spooled:  spooled,
 		Statuses: func() []ingest.Status {
 			var out []ingest.Status
 			for _, id := range []string{"a", "b", "c"} {
@@ -83,14 +96,14 @@ func TestReport(t *testing.T) {
 		}
 	}
 	check("a", 100, 60)
-	check("b", 50, 0)
+	check("b", 50, 20)
 	check("c", 0, 0)  // disabled: not observed
 	check("d", 0, -1) // not set to record
 	if got["a"].ObservedS != 600 {
 		t.Errorf("a observed %.0f s, want 600", got["a"].ObservedS)
 	}
 	if len(rep.Departments) != 2 || rep.Departments[1].ID != "police" || rep.Departments[1].Online != 75 ||
-		rep.Departments[1].Recorded == nil || *rep.Departments[1].Recorded != 30 {
+		rep.Departments[1].Recorded == nil || *rep.Departments[1].Recorded != 40 {
 		t.Errorf("departments: %+v", rep.Departments)
 	}
 }
