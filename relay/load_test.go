@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,9 @@ import (
 const (
 	loadURLEnv   = "VIGIL_RELAY_LOAD_URL"
 	loadCountEnv = "VIGIL_RELAY_LOAD_VIEWERS"
+	// profileEnv, when set, is a path prefix: each sub-benchmark writes a CPU
+	// profile of its measurement window to PREFIX-<viewers>.prof.
+	profileEnv = "VIGIL_RELAY_BENCH_PROFILE"
 )
 
 // TestLoadViewers is the load process of BenchmarkViewersCPU; it is skipped
@@ -150,11 +154,16 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	if got := e.relay.Sessions(); got != n {
 		b.Fatalf("%d sessions, want %d", got, n)
 	}
-	dropped0 := f.stream.Stats().Dropped
+	dropped0, nacked0 := f.stream.Stats().Dropped, e.relay.nacked.Load()
+	if prefix := os.Getenv(profileEnv); prefix != "" {
+		stop := profileWindow(b, fmt.Sprintf("%s-%d.prof", prefix, n))
+		defer stop()
+	}
 	cpu0, wall0 := processCPU(), time.Now()
 	const window = 5 * time.Second
 	waitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
+	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()
 	packets := int64(0)
 	for lines.Scan() {
@@ -167,6 +176,24 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	b.ReportMetric(float64(n)/share, "viewers/core")
 	b.ReportMetric(float64(packets)/float64(n), "packets/viewer")
 	b.ReportMetric(float64(f.stream.Stats().Dropped-dropped0), "dropped-units")
+	b.ReportMetric(float64(nacked)/float64(n), "nacked/viewer")
+}
+
+// profileWindow writes a CPU profile of the measurement window only (the
+// benchmark's -cpuprofile also covers ffmpeg, set-up and the handshakes).
+func profileWindow(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 // processCPU returns the CPU time (user + system) used by this process so far.

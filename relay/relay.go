@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -77,6 +78,8 @@ type Relay struct {
 	iceServers []webrtc.ICEServer
 
 	ready chan struct{}
+	// nacked counts the packets viewers asked to be sent again (benchmark figure).
+	nacked atomic.Int64
 
 	mu       sync.Mutex
 	api      *webrtc.API // nil unless running

@@ -152,9 +152,13 @@ func (s *session) readRTCP(snd *webrtc.RTPSender) {
 			return
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				s.pli.Store(true)
+			case *rtcp.TransportLayerNack:
+				for _, n := range p.Nacks {
+					s.r.nacked.Add(int64(len(n.PacketList())))
+				}
 			}
 		}
 	}
