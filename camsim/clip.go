@@ -298,7 +298,15 @@ type clips struct {
 	audio     *clip // nil without audio
 }
 
-func loadClips(codec string, audio bool) (*clips, error) {
+// mainFixture names the main stream's clip of a codec and bitrate.
+func mainFixture(codec, bitrate string) string {
+	if bitrate == BitrateHigh {
+		return codec + "_main_high.ts"
+	}
+	return codec + "_main.ts"
+}
+
+func loadClips(codec, bitrate string, audio bool) (*clips, error) {
 	read := func(name string) ([]byte, error) {
 		b, err := media.ReadFile("media/" + name)
 		if err != nil {
@@ -310,7 +318,7 @@ func loadClips(codec string, audio bool) (*clips, error) {
 	for _, v := range []struct {
 		name string
 		dst  **clip
-	}{{codec + "_main.ts", &cs.main}, {codec + "_sub.ts", &cs.sub}} {
+	}{{mainFixture(codec, bitrate), &cs.main}, {codec + "_sub.ts", &cs.sub}} {
 		b, err := read(v.name)
 		if err != nil {
 			return nil, err

@@ -20,7 +20,7 @@ func fixture(t testing.TB, name string) []byte {
 
 // TestEmbeddedFixtures checks that every fixture is embedded and stays small.
 func TestEmbeddedFixtures(t *testing.T) {
-	want := map[string]bool{"h264_main.ts": true, "h264_sub.ts": true, "h265_main.ts": true, "h265_sub.ts": true, "audio_aac.adts": true}
+	want := map[string]bool{"h264_main.ts": true, "h264_main_high.ts": true, "h264_sub.ts": true, "h265_main.ts": true, "h265_sub.ts": true, "audio_aac.adts": true}
 	entries, err := fs.ReadDir(media, "media")
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +45,14 @@ func TestParseVideoFixtures(t *testing.T) {
 		file          string
 		codec         string
 		width, height int
+		frames        int     // 25 fps: 100 frames are two 2 s GOPs
+		kbps          float64 // expected bitrate of the clip, within 15 %
 	}{
-		{"h264_main.ts", CodecH264, 1280, 720},
-		{"h264_sub.ts", CodecH264, 640, 360},
-		{"h265_main.ts", CodecH265, 1280, 720},
-		{"h265_sub.ts", CodecH265, 640, 360},
+		{"h264_main.ts", CodecH264, 1280, 720, 100, 1100},
+		{"h264_main_high.ts", CodecH264, 1280, 720, 50, 2000},
+		{"h264_sub.ts", CodecH264, 640, 360, 100, 340},
+		{"h265_main.ts", CodecH265, 1280, 720, 100, 850},
+		{"h265_sub.ts", CodecH265, 640, 360, 100, 280},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -60,9 +63,9 @@ func TestParseVideoFixtures(t *testing.T) {
 			if cl.width != c.width || cl.height != c.height {
 				t.Errorf("size %dx%d, want %dx%d", cl.width, cl.height, c.width, c.height)
 			}
-			if len(cl.frames) != 100 || cl.duration != 100*3600 || cl.clockRate != 90000 {
-				t.Errorf("%d frames, loop %d ticks at %d Hz; want 100 frames of 3600 ticks at 90 kHz",
-					len(cl.frames), cl.duration, cl.clockRate)
+			if len(cl.frames) != c.frames || cl.duration != int64(c.frames)*3600 || cl.clockRate != 90000 {
+				t.Errorf("%d frames, loop %d ticks at %d Hz; want %d frames of 3600 ticks at 90 kHz",
+					len(cl.frames), cl.duration, cl.clockRate, c.frames)
 			}
 			var bytesTotal int
 			for i, f := range cl.frames {
@@ -109,10 +112,11 @@ func TestParseVideoFixtures(t *testing.T) {
 					t.Errorf("keyframe %d: NAL unit types %v, want %v first and an IDR last", i, types, want)
 				}
 			}
-			kbps := float64(bytesTotal*8) / 4 / 1000
+			// RTP payload bytes over the loop: what a reader receives
+			kbps := float64(bytesTotal*8) / (float64(c.frames) / 25) / 1000
 			t.Logf("%s: %.0f kbit/s", c.file, kbps)
-			if kbps < 50 || kbps > 1500 {
-				t.Errorf("bitrate %.0f kbit/s out of the expected range", kbps)
+			if kbps < c.kbps*0.85 || kbps > c.kbps*1.15 {
+				t.Errorf("bitrate %.0f kbit/s, want %.0f within 15 %%", kbps, c.kbps)
 			}
 		})
 	}

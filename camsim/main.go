@@ -59,6 +59,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs.BoolVar(&o.SilentUDP, "silent-udp", false, "accept UDP readers but send them nothing (fault)")
 	fs.IntVar(&o.Count, "count", 1, "number of cameras")
 	fs.StringVar(&o.Codec, "codec", CodecH264, "video codec: h264 or h265")
+	fs.StringVar(&o.Bitrate, "bitrate", BitrateNormal, "main stream bitrate: normal (~1.1 Mbit/s) or high (~2 Mbit/s, h264 only)")
 	fs.BoolVar(&o.Audio, "audio", false, "add an AAC audio track to every stream")
 	fs.StringVar(&o.Username, "username", "", "demand this username from readers")
 	fs.StringVar(&o.Password, "password", "", "demand this password from readers (with -username)")

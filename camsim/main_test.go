@@ -22,13 +22,14 @@ func TestParseFlags(t *testing.T) {
 		verbose bool
 		err     string
 	}{
-		{name: "defaults", args: nil, want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264}},
+		{name: "defaults", args: nil, want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateNormal}},
 		{name: "contract example", args: []string{"--addr", "127.0.0.1:8554", "--count", "16", "--codec", "h265", "--audio"},
-			want: Options{Addr: "127.0.0.1:8554", Count: 16, Codec: CodecH265, Audio: true}},
+			want: Options{Addr: "127.0.0.1:8554", Count: 16, Codec: CodecH265, Bitrate: BitrateNormal, Audio: true}},
+		{name: "high bitrate", args: []string{"--bitrate", "high"}, want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateHigh}},
 		{name: "faults", args: []string{"-drop-every", "30s", "-stall", "-withhold-keyframes", "5s", "-username", "u", "-password", "p", "-no-udp", "-v", "-silent-udp"},
-			want:    Options{SilentUDP: true, Addr: DefaultAddr, Count: 1, Codec: CodecH264, DropEvery: 30 * time.Second, Stall: true, WithholdKeyframes: 5 * time.Second, Username: "u", Password: "p", DisableUDP: true},
+			want:    Options{SilentUDP: true, Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateNormal, DropEvery: 30 * time.Second, Stall: true, WithholdKeyframes: 5 * time.Second, Username: "u", Password: "p", DisableUDP: true},
 			verbose: true},
-		{name: "udp address", args: []string{"--udp-rtp", "127.0.0.1:8000"}, want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264, UDPRTPAddress: "127.0.0.1:8000"}},
+		{name: "udp address", args: []string{"--udp-rtp", "127.0.0.1:8000"}, want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateNormal, UDPRTPAddress: "127.0.0.1:8000"}},
 		{name: "unknown flag", args: []string{"--colour"}, err: "colour"},
 		{name: "bad count", args: []string{"--count", "many"}, err: "count"},
 		{name: "zero count", args: []string{"--count", "0"}, err: "count"},

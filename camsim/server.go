@@ -35,6 +35,15 @@ const (
 	CodecH265 = "h265"
 )
 
+// Bitrates of the simulated main stream (Options.Bitrate).
+const (
+	// BitrateNormal is the main stream of about 1.1 Mbit/s (H.265 about 0.85).
+	BitrateNormal = "normal"
+	// BitrateHigh is an H.264 main stream of about 2 Mbit/s, as issue 2's benchmark
+	// asks for: a 2 s clip of one GOP, looped. H.264 only.
+	BitrateHigh = "high"
+)
+
 // DefaultAddr is the listen address when Options.Addr is empty.
 const DefaultAddr = "127.0.0.1:8554"
 
@@ -62,6 +71,9 @@ type Options struct {
 	Count int
 	// Codec is the video codec, CodecH264 or CodecH265. It defaults to CodecH264.
 	Codec string
+	// Bitrate picks the main stream's clip: BitrateNormal or BitrateHigh (H.264 only).
+	// The sub-stream is the same for both. It defaults to BitrateNormal.
+	Bitrate string
 	// Audio adds an AAC track (mono, 48 kHz) to the main and sub streams. It defaults
 	// to false.
 	Audio bool
@@ -141,6 +153,16 @@ func New(opts Options) (*Server, error) {
 	if opts.Codec != CodecH264 && opts.Codec != CodecH265 {
 		return nil, fmt.Errorf("camsim: codec %q: want %s or %s", opts.Codec, CodecH264, CodecH265)
 	}
+	if opts.Bitrate == "" {
+		opts.Bitrate = BitrateNormal
+	}
+	opts.Bitrate = strings.ToLower(opts.Bitrate)
+	switch {
+	case opts.Bitrate != BitrateNormal && opts.Bitrate != BitrateHigh:
+		return nil, fmt.Errorf("camsim: bitrate %q: want %s or %s", opts.Bitrate, BitrateNormal, BitrateHigh)
+	case opts.Bitrate == BitrateHigh && opts.Codec != CodecH264:
+		return nil, fmt.Errorf("camsim: bitrate %s exists for %s only", BitrateHigh, CodecH264)
+	}
 	if opts.Username == "" && opts.Password != "" {
 		return nil, errors.New("camsim: password without username")
 	}
@@ -154,7 +176,7 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cs, err := loadClips(opts.Codec, opts.Audio)
+	cs, err := loadClips(opts.Codec, opts.Bitrate, opts.Audio)
 	if err != nil {
 		return nil, fmt.Errorf("camsim: %w", err)
 	}
@@ -280,7 +302,7 @@ func (s *Server) start() error {
 		go s.dropLoop()
 	}
 	s.log.Info("camsim listening", "addr", s.addr, "udp", s.rtsp.UDPRTPAddress,
-		"count", s.opts.Count, "codec", s.opts.Codec, "audio", s.opts.Audio)
+		"count", s.opts.Count, "codec", s.opts.Codec, "bitrate", s.opts.Bitrate, "audio", s.opts.Audio)
 	return nil
 }
 

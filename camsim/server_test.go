@@ -86,6 +86,7 @@ func statusCode(err error) base.StatusCode {
 func TestReadStreams(t *testing.T) {
 	s := startServer(t, Options{Count: 2, Audio: true})
 	h265 := startServer(t, Options{Count: 1, Codec: CodecH265})
+	high := startServer(t, Options{Count: 1, Bitrate: BitrateHigh})
 	cases := []struct {
 		name          string
 		url           string
@@ -100,6 +101,8 @@ func TestReadStreams(t *testing.T) {
 		{"h264 sub tcp", s.URL(1, true), gortsplib.TransportTCP, CodecH264, 640, 360, true},
 		{"h265 main tcp", h265.URL(1, false), gortsplib.TransportTCP, CodecH265, 1280, 720, false},
 		{"h265 sub udp", h265.URL(1, true), gortsplib.TransportUDP, CodecH265, 640, 360, false},
+		{"h264 high main udp", high.URL(1, false), gortsplib.TransportUDP, CodecH264, 1280, 720, false},
+		{"h264 high sub tcp", high.URL(1, true), gortsplib.TransportTCP, CodecH264, 640, 360, false},
 	}
 	// All readers play at once: the keyframe wait (up to 2 s) is shared.
 	readers := make([]*testReader, len(cases))
@@ -144,33 +147,55 @@ func TestReadStreams(t *testing.T) {
 }
 
 // TestPace reads for two seconds after the first keyframe: about 50 frames arrive, one
-// every 40 ms of wall clock, with RTP timestamps 3600 apart (25 fps at 90 kHz).
+// every 40 ms of wall clock, with RTP timestamps 3600 apart (25 fps at 90 kHz), the next
+// keyframe 2 s after the first, and the main stream's bitrate as Options.Bitrate says.
 func TestPace(t *testing.T) {
-	s := startServer(t, Options{})
-	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
-	key := waitKeyframe(t, r, 5*time.Second)
-	end := key.at.Add(2 * time.Second)
-	waitFor(t, 4*time.Second, "two seconds of frames", func() bool {
-		aus, _, _ := r.snapshot()
-		return aus[len(aus)-1].at.After(end)
-	})
-	aus, _, _ := r.snapshot()
-	aus = aus[firstKey(aus):]
-	n := 0
-	for i, a := range aus {
-		if a.at.After(end) {
-			break
-		}
-		n++
-		if i > 0 && a.ts-aus[i-1].ts != 3600 {
-			t.Errorf("frame %d: rtp timestamp step %d, want 3600", i, a.ts-aus[i-1].ts)
-		}
-	}
-	if n < 45 || n > 55 {
-		t.Errorf("%d frames in 2 s, want about 50", n)
-	}
-	if aus[50].key != true {
-		t.Errorf("frame 50 after a keyframe is not a keyframe: GOP is not 2 s")
+	for _, c := range []struct {
+		bitrate string
+		kbps    float64 // of the H.264 NAL units, within 15 %
+	}{
+		{BitrateNormal, 1100},
+		{BitrateHigh, 2000},
+	} {
+		t.Run(c.bitrate, func(t *testing.T) {
+			s := startServer(t, Options{Bitrate: c.bitrate})
+			r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+			key := waitKeyframe(t, r, 5*time.Second)
+			end := key.at.Add(2 * time.Second)
+			waitFor(t, 4*time.Second, "two seconds of frames", func() bool {
+				aus, _, _ := r.snapshot()
+				return aus[len(aus)-1].at.After(end)
+			})
+			aus, _, _ := r.snapshot()
+			aus = aus[firstKey(aus):]
+			n, size := 0, 0
+			for i, a := range aus {
+				if a.at.After(end) {
+					break
+				}
+				n++
+				if i > 0 && a.ts-aus[i-1].ts != 3600 {
+					t.Errorf("frame %d: rtp timestamp step %d, want 3600", i, a.ts-aus[i-1].ts)
+				}
+			}
+			if n < 45 || n > 55 {
+				t.Errorf("%d frames in 2 s, want about 50", n)
+			}
+			if len(aus) <= 50 || !aus[50].key {
+				t.Fatalf("frame 50 after a keyframe is not a keyframe: GOP is not 2 s")
+			}
+			// one whole GOP, by RTP time: 2 s of media
+			for _, a := range aus[:50] {
+				for _, nalu := range a.au {
+					size += len(nalu)
+				}
+			}
+			kbps := float64(size*8) / 2 / 1000
+			t.Logf("%s: %.0f kbit/s of H.264 over one GOP", c.bitrate, kbps)
+			if kbps < c.kbps*0.85 || kbps > c.kbps*1.15 {
+				t.Errorf("bitrate %.0f kbit/s, want %.0f within 15 %%", kbps, c.kbps)
+			}
+		})
 	}
 }
 
@@ -435,6 +460,8 @@ func TestNewValidates(t *testing.T) {
 		{"negative count", Options{Count: -1}},
 		{"huge count", Options{Count: maxCount + 1}},
 		{"unknown codec", Options{Codec: "vp9"}},
+		{"unknown bitrate", Options{Bitrate: "ultra"}},
+		{"high bitrate h265", Options{Codec: CodecH265, Bitrate: BitrateHigh}},
 		{"password without user", Options{Password: "x"}},
 		{"negative drop", Options{DropEvery: -time.Second}},
 		{"negative withhold", Options{WithholdKeyframes: -time.Second}},
