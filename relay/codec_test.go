@@ -225,13 +225,10 @@ func TestTicks(t *testing.T) {
 // right after it, a PLI restart keeps timestamps increasing, and pictures
 // whose PTS goes backwards (B-frames) switch to keyframes only.
 func TestSenderTimeline(t *testing.T) {
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "v", "s")
-	if err != nil {
-		t.Fatal(err)
-	}
 	vt := &ingest.Track{Video: true, Codec: ingest.CodecH264}
 	p := &plan{VideoTrack: vt, Video: webrtc.RTPCodecParameters{PayloadType: 102}}
-	s, err := newSender(p, track, nil)
+	track := newRTPTrack(p.Video, "video")
+	s, err := newSender(p, newPacketCache(), track, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,7 @@ type Relay struct {
 	api      *webrtc.API // nil unless running
 	udpPort  int         // the port actually listened on
 	sessions map[string]*session
+	packets  map[*ingest.Stream]*packetCache // of the streams being watched
 	stopping bool
 	ran      bool
 	wg       sync.WaitGroup // session goroutines
@@ -148,6 +149,7 @@ func New(opts Options, src Source) (*Relay, error) {
 		iceServers: servers,
 		ready:      make(chan struct{}),
 		sessions:   map[string]*session{},
+		packets:    map[*ingest.Stream]*packetCache{},
 	}, nil
 }
 
@@ -411,6 +413,30 @@ func (r *Relay) Delete(sessionID string) error {
 	s.stop()
 	<-s.done
 	return nil
+}
+
+// acquirePackets returns the shared packet cache of a stream for one more
+// session; releasePackets gives it back and drops it with the last session.
+func (r *Relay) acquirePackets(st *ingest.Stream) *packetCache {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.packets[st]
+	if c == nil {
+		c = newPacketCache()
+		r.packets[st] = c
+	}
+	c.refs++
+	return c
+}
+
+func (r *Relay) releasePackets(st *ingest.Stream) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.packets[st]; c != nil {
+		if c.refs--; c.refs <= 0 {
+			delete(r.packets, st)
+		}
+	}
 }
 
 func (r *Relay) session(id string) *session {

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
 	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/vigil-vms/vigil/ingest"
 )
@@ -24,12 +21,6 @@ const (
 	backlogStep = 100 * time.Microsecond
 )
 
-// videoPacketizer turns an access unit into RTP packets (sequence numbers kept
-// by the packetizer; timestamps set by the caller).
-type videoPacketizer interface {
-	Encode(au [][]byte) ([]*rtp.Packet, error)
-}
-
 // sender writes one viewer's units as RTP, mapping the camera's PTS to a
 // presentation timeline P that starts with the cached GOP compressed into a
 // few milliseconds and then runs at the camera's pace:
@@ -43,13 +34,14 @@ type videoPacketizer interface {
 // keeping the GOP's age as latency. RTP timestamps are P × clock rate, plus a
 // random base per track; they only ever increase.
 type sender struct {
-	plan  *plan
-	video *webrtc.TrackLocalStaticRTP
-	audio *webrtc.TrackLocalStaticRTP // nil: no audio
-	vpack videoPacketizer
-	vbase uint32
-	abase uint32
-	aseq  uint16
+	plan    *plan
+	video   *rtpTrack
+	audio   *rtpTrack    // nil: no audio
+	packets *packetCache // the stream's payloads, shared with its other viewers
+	vbase   uint32
+	abase   uint32
+	vseq    uint16
+	aseq    uint16
 
 	videoIndex int // track index of the video in the current Media
 	audioIndex int // -1: audio not sent (none, or its codec changed)
@@ -65,34 +57,24 @@ type sender struct {
 	onReorder     func()
 }
 
-func newSender(p *plan, video, audio *webrtc.TrackLocalStaticRTP) (*sender, error) {
-	s := &sender{plan: p, video: video, audio: audio, videoIndex: p.VideoTrack.Index, audioIndex: -1}
+func newSender(p *plan, packets *packetCache, video, audio *rtpTrack) (*sender, error) {
+	s := &sender{plan: p, video: video, audio: audio, packets: packets, videoIndex: p.VideoTrack.Index, audioIndex: -1}
 	if audio != nil {
 		s.audioIndex = p.AudioTrack.Index
 	}
-	var err error
 	switch p.VideoTrack.Codec {
-	case ingest.CodecH264:
-		e := &rtph264.Encoder{PayloadType: uint8(p.Video.PayloadType), PayloadMaxSize: maxPayload, PacketizationMode: 1}
-		err = e.Init()
-		s.vpack = e
-	case ingest.CodecH265:
-		e := &rtph265.Encoder{PayloadType: uint8(p.Video.PayloadType), PayloadMaxSize: maxPayload}
-		err = e.Init()
-		s.vpack = e
+	case ingest.CodecH264, ingest.CodecH265:
 	default:
 		return nil, fmt.Errorf("no packetizer for %s", p.VideoTrack.Codec)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("video packetizer: %w", err)
-	}
-	var b [8]byte
+	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("random timestamps: %w", err)
 	}
 	s.vbase = binary.BigEndian.Uint32(b[0:4])
 	s.abase = binary.BigEndian.Uint32(b[4:8])
-	s.aseq = binary.BigEndian.Uint16(b[2:4])
+	s.vseq = binary.BigEndian.Uint16(b[8:10])
+	s.aseq = binary.BigEndian.Uint16(b[10:12])
 	return s, nil
 }
 
@@ -214,14 +196,18 @@ func (s *sender) writeLive(u *ingest.Unit) error {
 }
 
 func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) error {
-	pkts, err := s.vpack.Encode(u.Data)
+	payloads, err := s.packets.get(u)
 	if err != nil {
 		return fmt.Errorf("packetize video: %w", err)
 	}
 	ts := s.vbase + ticks(p, 90000)
-	for _, pkt := range pkts {
-		pkt.Timestamp = ts
-		if err := s.video.WriteRTP(pkt); err != nil {
+	// one header per packet, never reused: the NACK responder keeps them
+	hdrs := make([]rtp.Header, len(payloads))
+	for i, pl := range payloads {
+		h := &hdrs[i]
+		h.Version, h.SequenceNumber, h.Timestamp, h.Marker = 2, s.vseq, ts, pl.marker
+		s.vseq++
+		if err := s.video.writeRTP(h, pl.data); err != nil {
 			return fmt.Errorf("write video: %w", err)
 		}
 	}
@@ -242,15 +228,11 @@ func (s *sender) writeAudio(frame []byte, p time.Duration) error {
 	}
 	for off := 0; off < len(frame); off += chunk {
 		end := min(off+chunk, len(frame))
-		pkt := &rtp.Packet{
-			Header: rtp.Header{
-				Version: 2, PayloadType: uint8(s.plan.Audio.PayloadType),
-				SequenceNumber: s.aseq, Timestamp: ts + uint32(off), // G.711: one byte per sample
-			},
-			Payload: frame[off:end],
+		h := &rtp.Header{
+			Version: 2, SequenceNumber: s.aseq, Timestamp: ts + uint32(off), // G.711: one byte per sample
 		}
 		s.aseq++
-		if err := s.audio.WriteRTP(pkt); err != nil {
+		if err := s.audio.writeRTP(h, frame[off:end]); err != nil {
 			return fmt.Errorf("write audio: %w", err)
 		}
 	}

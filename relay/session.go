@@ -41,15 +41,17 @@ type session struct {
 
 	pc      *webrtc.PeerConnection
 	senders []*webrtc.RTPSender
+	packets *packetCache // nil until acquired; released by closePeer
 	out     *sender
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	connected chan struct{}
-	connOnce  sync.Once
-	done      chan struct{}
-	pli       atomic.Bool
-	rtcpWG    sync.WaitGroup
+	ctx         context.Context
+	cancel      context.CancelFunc
+	connected   chan struct{}
+	connOnce    sync.Once
+	done        chan struct{}
+	pli         atomic.Bool
+	rtcpWG      sync.WaitGroup
+	releaseOnce sync.Once
 }
 
 // newSession negotiates the peer connection and returns the session (not yet
@@ -70,26 +72,21 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 		s.closePeer()
 		return nil, "", err
 	}
-	video, err := webrtc.NewTrackLocalStaticRTP(p.Video.RTPCodecCapability, "video", "vigil")
-	if err != nil {
-		return fail(fmt.Errorf("video track: %w", err))
-	}
+	video := newRTPTrack(p.Video, "video")
 	if err := s.addTrack(video, p.Video); err != nil {
 		return fail(err)
 	}
-	var audio *webrtc.TrackLocalStaticRTP
+	var audio *rtpTrack
 	if p.Audio != nil {
-		audio, err = webrtc.NewTrackLocalStaticRTP(p.Audio.RTPCodecCapability, "audio", "vigil")
-		if err != nil {
-			return fail(fmt.Errorf("audio track: %w", err))
-		}
+		audio = newRTPTrack(*p.Audio, "audio")
 		if err := s.addTrack(audio, *p.Audio); err != nil {
 			return fail(err)
 		}
 	} else if p.AudioSkipped != "" {
 		log.Debug("audio not sent", "reason", p.AudioSkipped)
 	}
-	s.out, err = newSender(p, video, audio)
+	s.packets = r.acquirePackets(st)
+	s.out, err = newSender(p, s.packets, video, audio)
 	if err != nil {
 		return fail(err)
 	}
@@ -130,7 +127,7 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 	return s, pc.LocalDescription().SDP, nil
 }
 
-func (s *session) addTrack(t *webrtc.TrackLocalStaticRTP, c webrtc.RTPCodecParameters) error {
+func (s *session) addTrack(t *rtpTrack, c webrtc.RTPCodecParameters) error {
 	tr, err := s.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return fmt.Errorf("add %s transceiver: %w", t.Kind(), err)
@@ -174,6 +171,11 @@ func (s *session) closePeer() {
 		s.log.Debug("close peer connection", "err", err)
 	}
 	s.rtcpWG.Wait()
+	s.releaseOnce.Do(func() {
+		if s.packets != nil {
+			s.r.releasePackets(s.stream)
+		}
+	})
 }
 
 // run waits for the viewer to connect, sends the stream until the session

@@ -1,0 +1,74 @@
+package relay
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// TestPacketCacheSharesPayloads checks that a unit is packetized once for all
+// viewers (the same payload bytes), that payloads fit maxPayload with the
+// marker on the last, and that units older than the previous GOP are dropped.
+func TestPacketCacheSharesPayloads(t *testing.T) {
+	vt := &ingest.Track{Video: true, Codec: ingest.CodecH264}
+	big := bytes.Repeat([]byte{0x41, 0x9a}, 2000) // a 4000-byte slice: fragmented
+	unit := func(seq uint64, key bool) *ingest.Unit {
+		if key {
+			return &ingest.Unit{Track: vt, Seq: seq, Keyframe: true, Data: [][]byte{{0x67, 0x42}, {0x68, 0xce}, append([]byte{0x65}, big...)}}
+		}
+		return &ingest.Unit{Track: vt, Seq: seq, Data: [][]byte{append([]byte{0x41}, big...)}}
+	}
+	c := newPacketCache()
+	k1 := unit(1, true)
+	a, err := c.get(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.get(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) < 4 || len(a) != len(b) {
+		t.Fatalf("%d and %d payloads, want the same number, at least 4", len(a), len(b))
+	}
+	for i := range a {
+		if &a[i].data[0] != &b[i].data[0] {
+			t.Fatalf("payload %d packetized twice", i)
+		}
+		if len(a[i].data) > maxPayload {
+			t.Fatalf("payload %d has %d bytes, more than %d", i, len(a[i].data), maxPayload)
+		}
+		if a[i].marker != (i == len(a)-1) {
+			t.Fatalf("payload %d: marker %v", i, a[i].marker)
+		}
+	}
+	if a[0].data[0]&0x1f != 24 { // STAP-A with SPS and PPS
+		t.Fatalf("first payload has NAL type %d, want a STAP-A (24)", a[0].data[0]&0x1f)
+	}
+	if _, err := c.get(unit(2, false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{3, 5} {
+		if _, err := c.get(unit(seq, true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// two GOPs later the first GOP is gone; the previous one (from 3) is kept
+	if _, ok := c.units[k1]; ok {
+		t.Fatal("unit of an old GOP still cached")
+	}
+	if len(c.units) != 2 {
+		t.Fatalf("%d units cached, want 2 (the keyframes 3 and 5)", len(c.units))
+	}
+	// an old unit is still packetized, just not kept
+	if p, err := c.get(unit(2, false)); err != nil || len(p) == 0 {
+		t.Fatalf("old unit: %d payloads, %v", len(p), err)
+	}
+	if len(c.units) != 2 {
+		t.Fatalf("an old unit was cached")
+	}
+	if _, err := c.get(&ingest.Unit{Track: &ingest.Track{Codec: ingest.CodecAAC}, Seq: 9, Data: [][]byte{{1}}}); err == nil {
+		t.Fatal("an AAC unit was packetized as video")
+	}
+}
