@@ -187,6 +187,12 @@ func newClient(t testing.TB, codec string, audio bool) *client {
 // newClientOn makes a viewer whose ICE uses only the given network type.
 func newClientOn(t testing.TB, codec string, audio bool, network webrtc.NetworkType) *client {
 	t.Helper()
+	return newClientWith(t, codec, audio, network, nil)
+}
+
+// newClientWith is newClientOn with further settings (tune may be nil).
+func newClientWith(t testing.TB, codec string, audio bool, network webrtc.NetworkType, tune func(*webrtc.SettingEngine)) *client {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	var vc []webrtc.RTPCodecParameters
@@ -227,6 +233,9 @@ func newClientOn(t testing.TB, codec string, audio bool, network webrtc.NetworkT
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{network})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if tune != nil {
+		tune(&se)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

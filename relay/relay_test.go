@@ -1,16 +1,20 @@
 package relay
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -508,5 +512,77 @@ func TestNewValidates(t *testing.T) {
 	// not running: Offer says so at once
 	if _, _, err := r.Offer(t.Context(), "cam1", ingest.Main, validOffer); apierr.Status(err) != http.StatusServiceUnavailable {
 		t.Fatalf("Offer before Run: %v", err)
+	}
+}
+
+// TestNACKResendsThePacket asks for packets again that the viewer received
+// (from the backlog and live) and checks that the same packets come back:
+// the NACK responder keeps the viewer's headers and the shared payloads intact.
+func TestNACKResendsThePacket(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
+	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	// replay protection would drop the resent copies of packets already received
+	c := newClientWith(t, "H264", false, webrtc.NetworkTypeUDP4, func(se *webrtc.SettingEngine) {
+		se.DisableSRTPReplayProtection(true)
+	})
+	var mu sync.Mutex
+	got := map[uint16][]*rtp.Packet{}
+	var order []uint16
+	var ssrc uint32
+	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			for {
+				pkt, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				if len(got[pkt.SequenceNumber]) == 0 {
+					order = append(order, pkt.SequenceNumber)
+				}
+				got[pkt.SequenceNumber] = append(got[pkt.SequenceNumber], pkt)
+				ssrc = pkt.SSRC
+				mu.Unlock()
+			}
+		}()
+	})
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	waitFor(t, 5*time.Second, "300 packets", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) >= 300
+	})
+	mu.Lock()
+	asked := []uint16{order[0], order[1], order[150], order[151], order[len(order)-1]}
+	media := ssrc
+	mu.Unlock()
+	if err := c.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+		MediaSSRC: media, Nacks: rtcp.NackPairsFromSequenceNumbers(asked),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "the packets sent again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, seq := range asked {
+			if len(got[seq]) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, seq := range asked {
+		a, b := got[seq][0], got[seq][1]
+		if a.Timestamp != b.Timestamp || a.Marker != b.Marker || a.PayloadType != b.PayloadType ||
+			a.SSRC != b.SSRC || !bytes.Equal(a.Payload, b.Payload) {
+			t.Fatalf("packet %d sent again differs: ts %d/%d marker %v/%v pt %d/%d ssrc %d/%d payload equal %v",
+				seq, a.Timestamp, b.Timestamp, a.Marker, b.Marker, a.PayloadType, b.PayloadType,
+				a.SSRC, b.SSRC, bytes.Equal(a.Payload, b.Payload))
+		}
 	}
 }
