@@ -25,6 +25,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
@@ -288,15 +290,38 @@ func (r *Relay) newAPI(lf *pionLogs, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*web
 	if err := registerCodecs(me); err != nil {
 		return nil, fmt.Errorf("relay: register codecs: %w", err)
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
-		return nil, fmt.Errorf("relay: nack: %w", err)
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, fmt.Errorf("relay: rtcp reports: %w", err)
+	ir, err := interceptors(me)
+	if err != nil {
+		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me),
 		webrtc.WithInterceptorRegistry(ir)), nil
+}
+
+// nackHistory is how many sent video packets of a viewer the NACK responder
+// keeps for resending: about 5 s of a 2 Mbit/s camera, 1 s at 10 Mbit/s. The
+// packets are not copied (rtpTrack gives each its own header and the payloads
+// are shared and immutable), so the history costs only pointers.
+const nackHistory = 1024
+
+// interceptors are what a send-only viewer needs: the NACK responder and the
+// sender reports. A viewer sends no media, so the NACK generator and the
+// receiver reports (which run a ticker per connection) would do nothing.
+func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
+	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory), nack.DisableCopy())
+	if err != nil {
+		return nil, fmt.Errorf("relay: nack responder: %w", err)
+	}
+	sender, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("relay: sender reports: %w", err)
+	}
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir := &interceptor.Registry{}
+	ir.Add(responder)
+	ir.Add(sender)
+	return ir, nil
 }
 
 // Offer starts a session that sends the camera's stream to the peer that made
