@@ -42,6 +42,7 @@ func run() error {
 	duration := flag.Duration("duration", 30*time.Second, "measuring time, after every camera is online")
 	transport := flag.String("transport", "tcp", "RTSP transport: auto, tcp or udp")
 	codec := flag.String("codec", "h264", "camsim codec: h264 or h265")
+	bitrate := flag.String("bitrate", "high", "camsim main stream bitrate: high (~2 Mbit/s, h264 only) or normal (~1.1 Mbit/s)")
 	sub := flag.Bool("sub", false, "also pull every camera's sub-stream")
 	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil into a temporary directory)")
 	flag.Parse()
@@ -68,7 +69,7 @@ func run() error {
 		}
 	}
 
-	sim, urls, err := startCamsim(ctx, bin, *cameras, *codec)
+	sim, urls, err := startCamsim(ctx, bin, *cameras, *codec, *bitrate)
 	if err != nil {
 		return err
 	}
@@ -181,8 +182,8 @@ func run() error {
 	n := float64(len(urls))
 	cpuPct := (cpu1 - cpu0).Seconds() / wall.Seconds() * 100
 	simPct := (simCPU1 - simCPU0).Seconds() / wall.Seconds() * 100
-	fmt.Printf("cameras: %d (online at the end: %d), streams per camera: %d, transport %s, codec %s\n",
-		len(urls), online, len(kinds), *transport, *codec)
+	fmt.Printf("cameras: %d (online at the end: %d), streams per camera: %d, transport %s, codec %s, bitrate %s\n",
+		len(urls), online, len(kinds), *transport, *codec, *bitrate)
 	fmt.Printf("media: %.1f fps and %.1f Mbit/s in total (main streams: %.1f fps, %d kbit/s per camera); reconnects %d, dropped units %d\n",
 		fps, float64(kbps)/1000, fps/n, kbps/len(urls), reconnects, dropped)
 	fmt.Printf("ingest CPU: %.1f %% of one core in total, %.2f %% per camera (%d cores on this machine)\n",
@@ -194,8 +195,8 @@ func run() error {
 }
 
 // startCamsim runs `vigil camsim` on a free port and reads the cameras' URLs from its output.
-func startCamsim(ctx context.Context, bin string, n int, codec string) (*exec.Cmd, [][2]string, error) {
-	cmd := exec.CommandContext(ctx, bin, "camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", codec)
+func startCamsim(ctx context.Context, bin string, n int, codec, bitrate string) (*exec.Cmd, [][2]string, error) {
+	cmd := exec.CommandContext(ctx, bin, "camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", codec, "--bitrate", bitrate)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, nil, err

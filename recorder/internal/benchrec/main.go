@@ -49,6 +49,9 @@ func run() error {
 	segment := flag.Duration("segment", 10*time.Second, "segment length")
 	storeKind := flag.String("store", "local", "local or s3 (versitygw, started apart)")
 	audio := flag.Bool("audio", false, "cameras with AAC audio")
+	bitrate := flag.String("bitrate", "high", "camsim main stream bitrate: high (~2 Mbit/s) or normal (~1.1 Mbit/s)")
+	sub := flag.Bool("sub", false, "record each camera's sub-stream (640x360, ~0.34 Mbit/s) instead of its main stream")
+	keep := flag.String("keep", "", "after the run, copy the stored segments (local store only) into this directory")
 	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measuring window to this file")
 	flag.Parse()
@@ -73,7 +76,10 @@ func run() error {
 			return fmt.Errorf("build vigil: %w", err)
 		}
 	}
-	sim, urls, err := startCamsim(ctx, bin, *cameras, *audio)
+	if *keep != "" && *storeKind != "local" {
+		return errors.New("-keep needs -store local")
+	}
+	sim, urls, err := startCamsim(ctx, bin, *cameras, *audio, *bitrate, *sub)
 	if err != nil {
 		return err
 	}
@@ -144,8 +150,12 @@ func run() error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	fmt.Printf("%d cameras recording after %s; measuring for %s (segments of %s, store %s)\n",
-		len(urls), time.Since(start).Round(time.Millisecond), *duration, *segment, *storeKind)
+	stream := "main streams at bitrate " + *bitrate
+	if *sub {
+		stream = "sub-streams"
+	}
+	fmt.Printf("%d cameras recording after %s; measuring for %s (%s, segments of %s, store %s)\n",
+		len(urls), time.Since(start).Round(time.Millisecond), *duration, stream, *segment, *storeKind)
 
 	cpu0, err := procstat.CPU("self")
 	if err != nil {
@@ -216,12 +226,19 @@ func run() error {
 	fmt.Printf("after stop: received %d B of media, stored %d B in %d segments: %.2f %% of received (waiting %d, dropped %d)\n",
 		fin.ReceivedBytes, fin.StoredBytes, fin.Uploaded, float64(fin.StoredBytes)/float64(max(fin.ReceivedBytes, 1))*100,
 		fin.Waiting, fin.Dropped)
+	if *keep != "" {
+		if err := os.CopyFS(*keep, os.DirFS(filepath.Join(dir, "store"))); err != nil {
+			return fmt.Errorf("keep segments: %w", err)
+		}
+		fmt.Printf("segments copied to %s\n", *keep)
+	}
 	return nil
 }
 
-// startCamsim runs `vigil camsim` on a free port and reads the main URLs from its output.
-func startCamsim(ctx context.Context, bin string, n int, audio bool) (*exec.Cmd, []string, error) {
-	args := []string{"camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", "h264"}
+// startCamsim runs `vigil camsim` on a free port and reads the main URLs (or the
+// sub-stream URLs) from its output.
+func startCamsim(ctx context.Context, bin string, n int, audio bool, bitrate string, sub bool) (*exec.Cmd, []string, error) {
+	args := []string{"camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", "h264", "--bitrate", bitrate}
 	if audio {
 		args = append(args, "--audio")
 	}
@@ -239,8 +256,12 @@ func startCamsim(ctx context.Context, bin string, n int, audio bool) (*exec.Cmd,
 	for len(urls) < n && sc.Scan() {
 		// "camN  main rtsp://...  sub rtsp://..."
 		f := strings.Fields(sc.Text())
-		if len(f) == 5 && f[1] == "main" {
-			urls = append(urls, f[2])
+		if len(f) == 5 && f[1] == "main" && f[3] == "sub" {
+			if sub {
+				urls = append(urls, f[4])
+			} else {
+				urls = append(urls, f[2])
+			}
 		}
 	}
 	if len(urls) < n {
