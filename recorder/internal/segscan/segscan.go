@@ -1,6 +1,9 @@
 // Package segscan parses Vigil's segment files (an fMP4 init section, then
 // moof+mdat fragments) to rebuild their fragment lists, stopping at the first
-// incomplete or corrupt fragment, as crash recovery and reindexing need.
+// incomplete or corrupt fragment, as crash recovery and reindexing need. It
+// also reads fragmented MP4 written by other muxers (ffmpeg with
+// -movflags +frag_keyframe+empty_moov+default_base_moof): a fragment's keyframe
+// flag follows the sample flags of trun, tfhd and trex (see flags.go).
 // It is apart from the recorder so that its fuzz target runs quickly.
 package segscan
 
@@ -74,6 +77,10 @@ func Scan(r io.Reader) (*Result, error) {
 	if video < 0 {
 		return nil, errors.New("init section: no video track")
 	}
+	trex, err := trexFlags(initBytes)
+	if err != nil {
+		return nil, fmt.Errorf("init section: %w", err)
+	}
 	pos = int64(len(initBytes))
 	sc := &Result{InitSize: pos, Valid: pos}
 	var frag []byte
@@ -107,8 +114,14 @@ func Scan(r io.Reader) (*Result, error) {
 			for _, s := range pt.Samples {
 				dur += uint64(s.Duration)
 			}
+			// pt.Samples[0].IsNonSyncSample misses first_sample_flags and trex
+			sync, ok, err := firstSampleSync(frag, uint32(video), trex[uint32(video)])
+			if err != nil || !ok {
+				sc.Cut = true
+				return sc, nil
+			}
 			f.Offset = ScaleDuration(pt.BaseTime, scales[video])
-			f.Keyframe = !pt.Samples[0].IsNonSyncSample
+			f.Keyframe = sync
 			if end := ScaleDuration(pt.BaseTime+dur, scales[video]); end > sc.Duration {
 				sc.Duration = end
 			}
