@@ -85,6 +85,7 @@ type Relay struct {
 
 	mu       sync.Mutex
 	api      *webrtc.API // nil unless running
+	udp      *udpConn    // the socket under the ICE UDP mux, while running
 	udpPort  int         // the port actually listened on
 	sessions map[string]*session
 	packets  map[*ingest.Stream]*packetCache // of the streams being watched
@@ -199,7 +200,11 @@ func (r *Relay) Run(ctx context.Context) error {
 		return err
 	}
 	lf := &pionLogs{log: r.log}
-	udpMux := webrtc.NewICEUDPMux(lf.NewLogger("ice-udp"), udp)
+	uc := newUDPConn(udp)
+	uc.onGSOOff = func(err error) {
+		r.log.Info("UDP segmentation offload is not available: sending packets one by one", "err", err)
+	}
+	udpMux := webrtc.NewICEUDPMux(lf.NewLogger("ice-udp"), uc)
 	tcpMux := webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), tcp, 8)
 	closeMuxes := func() {
 		_ = udpMux.Close()
@@ -215,6 +220,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	port := udp.LocalAddr().(*net.UDPAddr).Port
 	r.mu.Lock()
 	r.api = api
+	r.udp = uc
 	r.udpPort = port
 	r.mu.Unlock()
 	r.log.Info("webrtc relay listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String())
@@ -484,4 +490,11 @@ func describeCodecs(names []string) string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
+}
+
+// udpConn returns the socket under the ICE UDP mux (nil when not running).
+func (r *Relay) udpConn() *udpConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.udp
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -36,8 +38,10 @@ const (
 type sender struct {
 	plan    *plan
 	video   *rtpTrack
-	audio   *rtpTrack    // nil: no audio
-	packets *packetCache // the stream's payloads, shared with its other viewers
+	audio   *rtpTrack                       // nil: no audio
+	packets *packetCache                    // the stream's payloads, shared with its other viewers
+	conn    *udpConn                        // nil: no batching (tests)
+	dst     *atomic.Pointer[netip.AddrPort] // the viewer's UDP address when known
 	vbase   uint32
 	abase   uint32
 	vseq    uint16
@@ -195,10 +199,21 @@ func (s *sender) writeLive(u *ingest.Unit) error {
 	return nil
 }
 
-func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) error {
+func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 	payloads, err := s.packets.get(u)
 	if err != nil {
 		return fmt.Errorf("packetize video: %w", err)
+	}
+	if s.conn != nil && s.dst != nil {
+		if d := s.dst.Load(); d != nil {
+			// the picture's packets leave in as few system calls as possible
+			s.conn.cork(*d)
+			defer func() {
+				if ferr := s.conn.flush(*d); ferr != nil && err == nil {
+					err = fmt.Errorf("write video: %w", ferr)
+				}
+			}()
+		}
 	}
 	ts := s.vbase + ticks(p, 90000)
 	// one header per packet, never reused: the NACK responder keeps them

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,7 @@ type session struct {
 	connOnce    sync.Once
 	done        chan struct{}
 	pli         atomic.Bool
+	dst         atomic.Pointer[netip.AddrPort] // the viewer\'s UDP address on the relay\'s socket (nil: not known, or TCP)
 	rtcpWG      sync.WaitGroup
 	releaseOnce sync.Once
 }
@@ -90,9 +92,12 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 	if err != nil {
 		return fail(err)
 	}
+	s.out.conn = r.udpConn()
+	s.out.dst = &s.dst
 	s.out.onReorder = func() {
 		log.Warn("camera sends B-frames (pictures out of order), which WebRTC cannot carry: sending keyframes only")
 	}
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(s.notePair)
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
@@ -137,6 +142,23 @@ func (s *session) addTrack(t *rtpTrack, c webrtc.RTPCodecParameters) error {
 	}
 	s.senders = append(s.senders, tr.Sender())
 	return nil
+}
+
+// notePair keeps the viewer's address when the selected ICE pair is UDP on
+// the relay's socket, so that the sender can batch its packets (udpConn.cork).
+func (s *session) notePair(pair *webrtc.ICECandidatePair) {
+	if pair == nil || pair.Remote == nil || pair.Local == nil ||
+		pair.Remote.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ == webrtc.ICECandidateTypeRelay {
+		s.dst.Store(nil)
+		return
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		s.dst.Store(nil)
+		return
+	}
+	dst := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	s.dst.Store(&dst)
 }
 
 // readRTCP reads the viewer's RTCP (which also drives the NACK and report
@@ -193,6 +215,9 @@ func (s *session) run() {
 	case <-s.ctx.Done():
 		s.log.Debug("viewer session ended before connecting")
 		return
+	}
+	if pair, err := s.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil {
+		s.notePair(pair)
 	}
 	s.log.Info("viewer connected", "video", s.plan.Video.MimeType)
 	err := s.send()

@@ -1,0 +1,166 @@
+package relay
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// gsoMaxSegments and gsoMaxBytes bound one segmented send (the kernel
+	// takes at most 64 segments and 64 kB).
+	gsoMaxSegments = 32
+	gsoMaxBytes    = 60000
+)
+
+// udpConn is the relay's UDP socket under the ICE mux. A viewer's sender
+// corks its destination while it writes a picture; the packets written to a
+// corked destination are collected and sent when it flushes, runs of
+// equal-sized packets in one system call with UDP generic segmentation
+// offload (GSO) where the kernel has it. Packet order is kept; writes to
+// other destinations go straight through.
+type udpConn struct {
+	conn   *net.UDPConn
+	gso    atomic.Bool
+	corked sync.Map // netip.AddrPort → *corkBatch
+	// onGSOOff is called once when segmented sends fail and are turned off.
+	onGSOOff func(error)
+	offOnce  sync.Once
+}
+
+var _ net.PacketConn = (*udpConn)(nil)
+
+func newUDPConn(c *net.UDPConn) *udpConn {
+	u := &udpConn{conn: c}
+	u.gso.Store(gsoSupported)
+	return u
+}
+
+// corkBatch holds the packets written to one corked destination.
+type corkBatch struct {
+	mu     sync.Mutex
+	closed bool
+	buf    []byte // the packets back to back
+	sizes  []int
+}
+
+var batchPool = sync.Pool{New: func() any { return &corkBatch{} }}
+
+// cork starts collecting the packets to dst; flush sends them. One cork per
+// destination at a time (a destination is one viewer's ICE pair).
+func (u *udpConn) cork(dst netip.AddrPort) {
+	if !u.gso.Load() {
+		return
+	}
+	b := batchPool.Get().(*corkBatch)
+	b.closed = false
+	if _, loaded := u.corked.LoadOrStore(key(dst), b); loaded {
+		batchPool.Put(b) // corked already: the first flush sends
+	}
+}
+
+func key(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// flush sends what was collected for dst and stops collecting.
+func (u *udpConn) flush(dst netip.AddrPort) error {
+	v, ok := u.corked.LoadAndDelete(key(dst))
+	if !ok {
+		return nil
+	}
+	b := v.(*corkBatch)
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	err := u.send(key(dst), b.buf, b.sizes)
+	b.buf, b.sizes = b.buf[:0], b.sizes[:0]
+	batchPool.Put(b)
+	return err
+}
+
+// send writes the packets, each run of equal sizes (the last of a run may be
+// shorter) in one segmented send.
+func (u *udpConn) send(dst netip.AddrPort, buf []byte, sizes []int) error {
+	var firstErr error
+	note := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	off := 0
+	for i := 0; i < len(sizes); {
+		seg := sizes[i]
+		j, total := i+1, seg
+		for j < len(sizes) && j-i < gsoMaxSegments && total+sizes[j] <= gsoMaxBytes && sizes[j] <= seg {
+			total += sizes[j]
+			j++
+			if sizes[j-1] < seg {
+				break // a shorter packet ends a run
+			}
+		}
+		if j-i == 1 || !u.gso.Load() {
+			for k := i; k < j; k++ {
+				_, err := u.conn.WriteToUDPAddrPort(buf[off:off+sizes[k]], dst)
+				note(err)
+				off += sizes[k]
+			}
+		} else {
+			_, _, err := u.conn.WriteMsgUDPAddrPort(buf[off:off+total], gsoControl(seg), dst)
+			if err != nil && gsoUnsupported(err) {
+				u.gso.Store(false)
+				u.offOnce.Do(func() {
+					if u.onGSOOff != nil {
+						u.onGSOOff(err)
+					}
+				})
+				for k := i; k < j; k++ {
+					_, err := u.conn.WriteToUDPAddrPort(buf[off:off+sizes[k]], dst)
+					note(err)
+					off += sizes[k]
+				}
+			} else {
+				note(err)
+				off += total
+			}
+		}
+		i = j
+	}
+	return firstErr
+}
+
+// WriteToAddrPort is how the ICE mux writes.
+func (u *udpConn) WriteToAddrPort(p []byte, dst netip.AddrPort) (int, error) {
+	if v, ok := u.corked.Load(key(dst)); ok {
+		b := v.(*corkBatch)
+		b.mu.Lock()
+		if !b.closed {
+			b.buf = append(b.buf, p...)
+			b.sizes = append(b.sizes, len(p))
+			b.mu.Unlock()
+			return len(p), nil
+		}
+		b.mu.Unlock()
+	}
+	return u.conn.WriteToUDPAddrPort(p, dst)
+}
+
+func (u *udpConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	return u.conn.ReadFromUDPAddrPort(p)
+}
+
+func (u *udpConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if a, ok := addr.(*net.UDPAddr); ok {
+		return u.WriteToAddrPort(p, a.AddrPort())
+	}
+	return u.conn.WriteTo(p, addr)
+}
+
+func (u *udpConn) ReadFrom(p []byte) (int, net.Addr, error) { return u.conn.ReadFrom(p) }
+func (u *udpConn) Close() error                             { return u.conn.Close() }
+func (u *udpConn) LocalAddr() net.Addr                      { return u.conn.LocalAddr() }
+func (u *udpConn) SetDeadline(t time.Time) error            { return u.conn.SetDeadline(t) }
+func (u *udpConn) SetReadDeadline(t time.Time) error        { return u.conn.SetReadDeadline(t) }
+func (u *udpConn) SetWriteDeadline(t time.Time) error       { return u.conn.SetWriteDeadline(t) }
