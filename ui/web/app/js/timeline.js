@@ -159,6 +159,9 @@ export class Timeline {
     this.labels.appendChild(h('div', { class: 'tl-label tl-label-inc', text: t('timeline.incidents') }));
     const s = new Date(this.view.start);
     const e = new Date(this.view.end);
+    // the view's bounds, for tests that map a time to a point on the area
+    this.area.dataset.viewStart = s.toISOString();
+    this.area.dataset.viewEnd = e.toISOString();
     this.rangeText.textContent = `${formatDate(s)} ${formatTime(s)} — ${s.toDateString() === e.toDateString() ? '' : formatDate(e) + ' '}${formatTime(e)}`;
     this.renderAxis();
     this.renderTracks();

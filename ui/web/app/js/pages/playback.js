@@ -151,7 +151,7 @@ export function mount(view, ctx) {
     const el = h('div', { class: 'pb-cell', 'data-testid': 'pb-cell', 'data-camera-id': cam.id },
       video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id })), msg);
     el.style.setProperty('--dept', deptColor(cam.department));
-    const cell = { id: cam.id, el, video, msg, base: NaN, t0: 0, loading: false, seq: 0 };
+    const cell = { id: cam.id, el, video, msg, base: NaN, t0: 0, shown: NaN, loading: false, seq: 0 };
     video.addEventListener('loadedmetadata', () => {
       cell.t0 = video.buffered.length ? video.buffered.start(0) : (video.seekable.length ? video.seekable.start(0) : 0);
       cell.loading = false;
@@ -211,6 +211,7 @@ export function mount(view, ctx) {
   // currentTime t0 is that instant, not the instant asked for.
   async function load(cell, ms) {
     const seq = ++cell.seq;
+    cell.shown = NaN;
     cell.base = NaN;
     cell.t0 = 0;
     if (timeline.spansOf(cell.id).length && !timeline.recordedAt(cell.id, ms)) {
@@ -271,7 +272,8 @@ export function mount(view, ctx) {
   // wallTime maps a cell's video position to wall-clock milliseconds.
   function wallTime(cell) {
     if (!Number.isFinite(cell.base)) return NaN;
-    return cell.base + Math.max(0, cell.video.currentTime - cell.t0) * 1000;
+    const ct = cell.video.paused && Number.isFinite(cell.shown) ? cell.shown : cell.video.currentTime;
+    return cell.base + Math.max(0, ct - cell.t0) * 1000;
   }
 
   function primary() {
@@ -304,6 +306,7 @@ export function mount(view, ctx) {
     if (playing) {
       if (!primary() && Number.isFinite(cursor)) seek(cursor);
       for (const c of cells.values()) {
+        c.shown = NaN;
         c.video.playbackRate = speed;
         if (c.video.getAttribute('src')) c.video.play().catch(() => {});
       }
@@ -325,13 +328,80 @@ export function mount(view, ctx) {
     }
   }
 
+  // step moves every cell one frame forward or back (dir 1 or -1). A
+  // playback response is a stream without Range support, in which Chromium
+  // cannot seek (its seekable range is [0, 0]: setting currentTime lands on
+  // the clip's first frame). So a step forward plays until the next frame is
+  // shown, and a step back loads the clip again from the keyframe at or
+  // before the frame wanted and plays up to it.
   function step(dir) {
     if (playing) togglePlay();
-    for (const c of cells.values()) {
-      if (c.video.readyState > 0) c.video.currentTime = Math.max(c.t0, c.video.currentTime + dir * frameStep);
-    }
     const p = primary();
-    if (p) setTimeout(() => { if (Number.isFinite(wallTime(p))) cursor = wallTime(p); updateReadout(); }, 50);
+    const from = p ? wallTime(p) : cursor;
+    if (!Number.isFinite(from)) return;
+    const target = from + dir * frameStep * 1000;
+    videos.dataset.stepping = 'true'; // until every cell shows its frame
+    const done = [];
+    for (const c of cells.values()) {
+      if (c.loading || c.video.readyState < 2 || !Number.isFinite(c.base)) continue;
+      const want = c.t0 + (target - c.base) / 1000; // target on this cell's media timeline
+      c.shown = NaN;
+      if (want >= c.t0 && want >= c.video.currentTime) {
+        done.push(playUntil(c, want));
+      } else {
+        done.push(new Promise((resolve) => {
+          const seq = c.seq + 1;
+          c.video.addEventListener('loadeddata', () => {
+            if (c.seq !== seq || playing) return resolve();
+            playUntil(c, c.t0 + (target - c.base) / 1000).then(resolve);
+          }, { once: true });
+          load(c, target);
+        }));
+      }
+    }
+    Promise.all(done).then(() => {
+      delete videos.dataset.stepping;
+      if (destroyed || playing) return;
+      const q = primary();
+      if (q && Number.isFinite(wallTime(q))) cursor = wallTime(q);
+      updateReadout();
+    });
+  }
+
+  // playUntil plays a paused cell until the frame at media time want is
+  // shown, then pauses it there.
+  function playUntil(cell, want) {
+    const v = cell.video;
+    const seq = cell.seq;
+    if (v.currentTime >= want - frameStep / 2) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer = 0;
+      const finish = () => {
+        clearTimeout(timer);
+        if (cell.seq === seq && !playing) {
+          v.pause();
+          v.playbackRate = speed;
+        }
+        resolve();
+      };
+      const onFrame = (_now, meta) => {
+        if (cell.seq !== seq || playing) return finish();
+        // the first frame within half a frame of want: frame times need not
+        // fall on want exactly
+        if (meta.mediaTime >= want - frameStep / 2) {
+          cell.shown = meta.mediaTime; // paused a little after the frame: name the frame
+          return finish();
+        }
+        // the last frames at 1×: faster, the screen may skip the one wanted
+        if (want - meta.mediaTime < 0.3) v.playbackRate = 1;
+        v.requestVideoFrameCallback(onFrame);
+      };
+      // more than a few frames to go (from a keyframe): faster, still frame by frame on screen
+      v.playbackRate = want - v.currentTime > 0.3 ? 2 : 1;
+      v.requestVideoFrameCallback(onFrame);
+      timer = setTimeout(finish, 5000);
+      v.play().catch(finish);
+    });
   }
 
   function currentTimeMs() {
