@@ -101,8 +101,10 @@ func TestPlaybackSeek(t *testing.T) {
 	readout := eval[string](t, ctx, `document.querySelector('[data-testid=pb-time]').dataset.time`)
 	begin := playbackStart(t, eval[string](t, ctx, `document.querySelector('`+pbVideo+`').src`))
 	rt, err := time.Parse(time.RFC3339Nano, readout)
-	// currentTime >= 2 s from the clip's first frame, the keyframe at or before target
-	if err != nil || begin.After(target) || rt.Before(begin.Add(2*time.Second)) || rt.After(target.Add(20*time.Second)) {
+	// currentTime >= 2 s from the clip's first frame, the keyframe at or before
+	// target; the readout is refreshed on the next animation frame, and the
+	// clip's first buffered time may sit a few ms after 0: allow 200 ms
+	if err != nil || begin.After(target) || rt.Before(begin.Add(1800*time.Millisecond)) || rt.After(target.Add(20*time.Second)) {
 		t.Errorf("time readout %q after playing from %s (clip from %s)", readout, target, begin)
 	}
 	shot(t, ctx, "16-playback")
