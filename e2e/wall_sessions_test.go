@@ -274,6 +274,13 @@ func TestTilesReconnectWhenNetworkReturns(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('`+playingTiles+`').length`); n != 0 {
 		t.Fatalf("%d tiles play while offline", n)
 	}
+	// the page says the server is out of reach, and claims no camera state it cannot know
+	waitFor(t, ctx, "the connection banner and unknown states", `(() => {
+	  const b = document.querySelector('[data-testid=connection-lost]');
+	  const states = [...document.querySelectorAll('[data-testid=tile] .badge')].map((e) => e.dataset.state);
+	  return b && !b.hidden && states.length === 4 && states.every((s) => s === 'unknown');
+	})()`, 10*time.Second)
+	shot(t, ctx, "31b-wall-connection-lost")
 
 	setNetwork(t, ctx, false)
 	restored = true
@@ -281,6 +288,11 @@ func TestTilesReconnectWhenNetworkReturns(t *testing.T) {
 	waitFor(t, ctx, "4 playing tiles after the network returns", `navigator.onLine && document.querySelectorAll('`+playingTiles+`').length === 4`, 6*time.Second)
 	t.Logf("tiles playing %s after the network returned", time.Since(back).Round(10*time.Millisecond))
 	framesAdvance(t, ctx, tileVideos, 4, 25, 20*time.Second)
+	waitFor(t, ctx, "the banner gone and the tiles online", `(() => {
+	  const b = document.querySelector('[data-testid=connection-lost]');
+	  const states = [...document.querySelectorAll('[data-testid=tile] .badge')].map((e) => e.dataset.state);
+	  return b && b.hidden && states.every((s) => s === 'online');
+	})()`, 10*time.Second)
 	if ev := eval[[]string](t, ctx, `window.__net`); fmt.Sprint(ev) != "[offline online]" {
 		t.Errorf("network events %v, want [offline online]", ev)
 	}

@@ -46,6 +46,22 @@ export async function csrf() {
 
 // request performs one API call. opts: query, body (object → JSON; string,
 // Blob or FormData sent as is), contentType, signal, raw (return the Response).
+// connection tells whether the server answered the last request: it fires
+// 'change' when the browser loses the server or finds it again, so that the
+// shell can say so instead of showing stale states.
+export const connection = new EventTarget();
+let reachable = true;
+
+function setReachable(ok) {
+  if (ok === reachable) return;
+  reachable = ok;
+  connection.dispatchEvent(new Event('change'));
+}
+
+export function serverReachable() {
+  return reachable;
+}
+
 export async function request(method, path, opts = {}) {
   return doRequest(method, path, opts, true);
 }
@@ -74,8 +90,10 @@ async function doRequest(method, path, opts, retryCsrf) {
     });
   } catch (err) {
     if (err.name === 'AbortError') throw err;
+    setReachable(false);
     throw new ApiError(0, 'network', null);
   }
+  setReachable(true);
   if (res.status === 401 && !isLogin) {
     csrfToken = '';
     unauthorizedHandler();

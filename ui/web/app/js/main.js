@@ -120,7 +120,14 @@ function shell(current) {
         h('span', { class: 'user-name', text: session.username }),
         h('span', { class: 'user-role', text: t('role.' + session.role) })),
       h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'logout', text: t('nav.logout'), onclick: logout })));
-  replace(root, top, view);
+  const banner = h('div', { class: 'conn-banner', 'data-testid': 'connection-lost', role: 'alert', hidden: true,
+    text: t('app.connectionLost') });
+  const update = () => { banner.hidden = api.serverReachable() && navigator.onLine; };
+  api.connection.addEventListener('change', update);
+  window.addEventListener('offline', update);
+  window.addEventListener('online', update);
+  update();
+  replace(root, top, banner, view);
   return view;
 }
 

@@ -227,6 +227,12 @@ export function mount(view, ctx) {
       if (focus) focus.setStatus(status.get(focus.camera.id)?.state);
     } catch (err) {
       if (err.status === 401) return;
+      if (err.status === 0) {
+        // the server cannot be reached: the last states are no longer known
+        status = new Map();
+        for (const tile of tiles.values()) setBadge(tile.badge, 'unknown');
+        if (focus) focus.setStatus('unknown');
+      }
     } finally {
       if (!destroyed) pollTimer = setTimeout(pollStatus, statusPollMs);
     }
