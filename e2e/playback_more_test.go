@@ -255,7 +255,8 @@ func TestPlaybackSideBySide(t *testing.T) {
 	do(t, ctx, "pause", chromedp.Click(chromedp.CSS(`[data-testid=pb-play]`)))
 	cells = eval[[]cellTime](t, ctx, cellTimes)
 	for _, c := range cells {
-		if !c.Paused || c.time().Before(ct.Add(4*time.Second-gop)) {
+		// 4 s played from a clip that began up to 2 GOPs before ct (see above)
+		if !c.Paused || c.time().Before(ct.Add(4*time.Second-2*gop)) {
 			t.Errorf("%s after playing: %+v at %s", c.ID, c, c.time())
 		}
 	}
@@ -319,8 +320,11 @@ func TestPlaybackSpeedsAndStep(t *testing.T) {
 		    document.querySelector('[data-testid=pb-time]').dataset.time !== %s;
 		})()`, pbVideo, jsString(before.Time)), 10*time.Second)
 		after := eval[pos](t, ctx, posExpr)
-		if d := after.CT - before.CT; dir > 0 && (!after.Paused || math.Abs(d-0.04) > 0.025) {
-			t.Errorf("%s moved the video from %.3f to %.3f s (paused %v), want one frame (0.040 s)", btn, before.CT, after.CT, after.Paused)
+		// currentTime may overshoot the frame shown a little when the step
+		// plays to the next frame and pauses (a loaded machine pauses late);
+		// the readout below names the frame shown and must be exact
+		if d := after.CT - before.CT; dir > 0 && (!after.Paused || d <= 0 || d > 0.1) {
+			t.Errorf("%s moved the video from %.3f to %.3f s (paused %v), want about one frame (0.040 s)", btn, before.CT, after.CT, after.Paused)
 		}
 		t0, err0 := time.Parse(time.RFC3339Nano, before.Time)
 		t1, err1 := time.Parse(time.RFC3339Nano, after.Time)
