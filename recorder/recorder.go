@@ -87,6 +87,12 @@ type Options struct {
 	UploadRetryMax time.Duration
 	// RetentionInterval is the period of the retention janitor. It defaults to 1 minute.
 	RetentionInterval time.Duration
+	// StaggerSegments spreads the cameras' segment boundaries over the
+	// segment duration by a hash of the camera id (see segmentTarget), so that
+	// cameras started together do not close and upload at the same moment.
+	// The first segment after a start is then 0.5 to 1.5 durations long. It
+	// defaults to false: every segment is SegmentDuration long.
+	StaggerSegments bool
 	// ShutdownGrace bounds the uploads at the end of Run. It defaults to 10 seconds.
 	ShutdownGrace time.Duration
 	// Log receives the recorder's logs. It defaults to slog.Default().

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,6 +39,8 @@ type camWriter struct {
 	size     int64
 	lastSync time.Time
 	lastPTS  time.Duration
+	// target is the length at which the open segment ends (at the next keyframe)
+	target time.Duration
 }
 
 // run records until ctx ends.
@@ -104,7 +107,7 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 			w.closeSegment("tracks changed")
 		case u.Track.Video && (u.PTS-w.lastPTS > maxPTSJump || u.PTS < w.lastPTS-time.Second):
 			w.closeSegment("camera clock jumped")
-		case isKey && u.PTS-w.seg.startPTS >= w.r.opts.SegmentDuration-50*time.Millisecond:
+		case isKey && u.PTS-w.seg.startPTS >= w.target-50*time.Millisecond:
 			w.rollSegment(u)
 			return
 		case isKey && !w.seg.sameParams(u):
@@ -191,6 +194,7 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	w.seg, w.media, w.key, w.path, w.f, w.size = fr, k.Media, key, p, f, 0
+	w.target = segmentTarget(w.r.opts.SegmentDuration, w.r.opts.StaggerSegments, w.camera, start)
 	w.lastSync = time.Now()
 	w.recording.Store(true)
 	if !w.write(init) {
@@ -282,4 +286,27 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// segmentTarget is the length of a segment that starts at start. Without
+// staggering it is the segment duration. With it, each camera cuts its
+// segments on its own grid of wall-clock boundaries, shifted by a hash of its
+// id: cameras that start together (a restart of Vigil, a switch coming back)
+// do not all close and upload a segment at the same moment, every
+// SegmentDuration, for ever after. The first segment after a start is then
+// between half and one and a half segment durations long; the next ones keep
+// to the grid.
+func segmentTarget(d time.Duration, stagger bool, camera string, start time.Time) time.Duration {
+	if !stagger || d <= 0 {
+		return d
+	}
+	h := fnv.New64a()
+	h.Write([]byte(camera))
+	offset := time.Duration(h.Sum64() % uint64(d))
+	phase := (time.Duration(start.UnixNano()%int64(d)) - offset + 2*d) % d
+	rest := d - phase
+	if rest < d/2 {
+		rest += d
+	}
+	return rest
 }

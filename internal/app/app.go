@@ -134,7 +134,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		SpoolMaxBytes:     int64(cfg.Recording.SpoolMaxBytes),
 		RetentionDays:     cfg.Recording.RetentionDays,
 		MaxBytesPerCamera: int64(cfg.Recording.MaxBytesPerCamera),
-		Holds:             a.Registry.Holds,
+		// hundreds of cameras connect together at start: spread their uploads
+		StaggerSegments: true,
+		Holds:           a.Registry.Holds,
 		// the recorder's final uploads must end before the whole stop does;
 		// what is not uploaded by then stays in the spool for the next start
 		ShutdownGrace: opts.ShutdownGrace - time.Second,
