@@ -45,7 +45,11 @@ func (c *Camera) URL(k StreamKind) string {
 	return c.MainURL
 }
 
-var userinfoRE = regexp.MustCompile(`(?i)(rtsps?://[^:/@\s]*):[^@/\s]*@`)
+// userinfoRE matches the user info of an RTSP URL up to its password's end.
+// Like url.Parse, it ends the user info at the last '@' before the host (a
+// password or user name may hold '@' and ':' unescaped); a quote, '<' or '>'
+// (never in a valid user info) ends the URL.
+var userinfoRE = regexp.MustCompile(`(?i)(rtsps?://[^:/?#\s"<>]*):[^/?#\s"<>]*@`)
 
 // RedactURL hides the password inside an RTSP URL: rtsp://user:***@host/path.
 // It works on any string, so it can be applied to error messages that quote a URL.
