@@ -47,6 +47,7 @@ func run() error {
 	cameras := flag.Int("cameras", 50, "number of simulated cameras")
 	duration := flag.Duration("duration", 60*time.Second, "measuring time, after every camera is recording")
 	segment := flag.Duration("segment", 10*time.Second, "segment length")
+	stagger := flag.Bool("stagger", true, "stagger the cameras' segment boundaries, as the server does")
 	storeKind := flag.String("store", "local", "local or s3 (versitygw, started apart)")
 	audio := flag.Bool("audio", false, "cameras with AAC audio")
 	bitrate := flag.String("bitrate", "high", "camsim main stream bitrate: high (~2 Mbit/s) or normal (~1.1 Mbit/s)")
@@ -120,7 +121,7 @@ func run() error {
 	baseRSS, _ := procstat.StatusKB("VmRSS")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := ingest.NewManager(ingest.ManagerOptions{Log: quiet})
-	rec, err := recorder.New(recorder.Options{Store: store, Index: ix, SegmentDuration: *segment,
+	rec, err := recorder.New(recorder.Options{Store: store, Index: ix, SegmentDuration: *segment, StaggerSegments: *stagger,
 		SpoolDir: filepath.Join(dir, "spool"), Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, m)
 	if err != nil {
 		return err
