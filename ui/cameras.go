@@ -332,9 +332,11 @@ func (s *Server) testNewCamera(w http.ResponseWriter, r *http.Request, c *call) 
 	if in.Stream == string(ingest.Sub) {
 		u = cam.SubURL
 	}
-	// The admin form shows stored passwords as ***: test with the stored one.
+	// The admin form shows stored passwords as ***: test with the stored one,
+	// of a camera the caller may manage (an admin limited to departments
+	// must not send another department's password to a host of their choosing).
 	if ingest.URLPassword(u) == registry.RedactedPasswd && cam.ID != "" {
-		if stored, err := s.reg.Camera(r.Context(), cam.ID); err == nil {
+		if stored, err := s.reg.Camera(r.Context(), cam.ID); err == nil && authorize(c.p, actAdmin, &stored) == nil {
 			u = restorePassword(u, stored)
 		}
 	}
