@@ -71,9 +71,16 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *call) err
 	if in.Username != "" && in.Username != name {
 		return apierr.New(apierr.ErrInvalid, "the username in the body differs from the URL's: a user cannot be renamed")
 	}
+	before, err := s.reg.User(r.Context(), name)
+	if err != nil {
+		return err
+	}
 	u, err := s.reg.UpdateUser(r.Context(), registry.User{Username: name, Role: in.Role, Departments: in.Departments}, in.Password)
 	if err != nil {
 		return err
+	}
+	if in.Password != "" || u.Role != before.Role || !slices.Equal(u.Departments, before.Departments) {
+		s.endLive("user changed", func(o whepOwner) bool { return o.user == name })
 	}
 	c.audit.Detail = fmt.Sprintf("user %s role %s departments %s", u.Username, u.Role, deptList(u.Departments))
 	if in.Password != "" {
@@ -89,6 +96,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *call) err
 	if err := s.reg.DeleteUser(r.Context(), name); err != nil {
 		return err
 	}
+	s.endLive("user deleted", func(o whepOwner) bool { return o.user == name })
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -164,6 +164,9 @@ func (s *Server) replaceCamera(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	c.audit.Detail = "changed " + strings.Join(changedFields(before, cam), ", ")
 	s.apply(cam)
+	if cam.Department != before.Department {
+		s.endLive("camera moved to another department", func(o whepOwner) bool { return o.camera == cam.ID })
+	}
 	s.log.Info("camera changed", "camera", cam.ID, "user", c.p.user.Username)
 	writeJSON(w, http.StatusOK, registry.RedactCamera(cam))
 	return nil

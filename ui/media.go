@@ -76,6 +76,35 @@ func (s *Server) whepSession(r *http.Request, c *call) (string, error) {
 	return id, nil
 }
 
+// endLive ends the live sessions whose owner record matches: when a user
+// or a camera changes so that a viewer may no longer be allowed to watch.
+// A viewer who still may watch reconnects (the web app does) and is
+// authorized again.
+func (s *Server) endLive(why string, match func(whepOwner) bool) {
+	var ids []string
+	s.mu.Lock()
+	for id, o := range s.whep {
+		if match(o) {
+			ids = append(ids, id)
+			delete(s.whep, id)
+		}
+	}
+	s.mu.Unlock()
+	if s.deps.Live == nil {
+		return
+	}
+	for _, id := range ids {
+		err := s.deps.Live.Delete(id)
+		if err != nil && apierr.Status(err) != http.StatusNotFound {
+			s.log.Warn("cannot end a live session", "session", id, "reason", why, "error", err)
+			continue
+		}
+		if err == nil {
+			s.log.Info("live session ended", "session", id, "reason", why)
+		}
+	}
+}
+
 func (s *Server) whepPatch(w http.ResponseWriter, r *http.Request, c *call) error {
 	id, err := s.whepSession(r, c)
 	if err != nil {

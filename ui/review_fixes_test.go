@@ -78,3 +78,69 @@ func TestTestCameraStoredPasswordScope(t *testing.T) {
 		})
 	}
 }
+
+// liveSessions returns the fake relay's open sessions.
+func (f *fixture) liveSessions() map[string]string {
+	f.live.mu.Lock()
+	defer f.live.mu.Unlock()
+	return maps.Clone(f.live.sessions)
+}
+
+// TestLiveEndsWhenAccessChanges: a live view outlives neither the viewer's
+// right to it nor the viewer's account. Changing a user's departments,
+// role or password, deleting the user, and moving a camera to another
+// department end the live sessions concerned (a viewer who still may watch
+// reconnects, and is authorized again).
+func TestLiveEndsWhenAccessChanges(t *testing.T) {
+	offer := func(f *fixture, who, camera string) string {
+		t.Helper()
+		rec := f.do(req{method: "POST", path: "/api/v1/cameras/" + camera + "/whep", ctype: "application/sdp", body: "v=0\r\n", who: who})
+		if rec.Code != cr {
+			t.Fatalf("offer: %d %s", rec.Code, rec.Body)
+		}
+		loc := rec.Header().Get("Location")
+		return loc[strings.LastIndex(loc, "/")+1:]
+	}
+	for _, tc := range []struct {
+		name     string
+		change   req
+		ended    []string // of the sessions opened by operator (police-1), viewer (flood-1)
+		unchange []string
+	}{
+		{name: "user departments", change: req{method: "PUT", path: "/api/v1/users/operator", ctype: "application/json",
+			body: `{"role":"operator","departments":["flood-control"]}`}, ended: []string{"operator"}, unchange: []string{"viewer"}},
+		{name: "user role", change: req{method: "PUT", path: "/api/v1/users/viewer", ctype: "application/json",
+			body: `{"role":"responder","departments":[]}`}, ended: []string{"viewer"}, unchange: []string{"operator"}},
+		{name: "user password", change: req{method: "PUT", path: "/api/v1/users/operator", ctype: "application/json",
+			body: `{"role":"operator","departments":[],"password":"another-password-1"}`}, ended: []string{"operator"}, unchange: []string{"viewer"}},
+		{name: "user unchanged", change: req{method: "PUT", path: "/api/v1/users/operator", ctype: "application/json",
+			body: `{"role":"operator","departments":[]}`}, unchange: []string{"operator", "viewer"}},
+		{name: "user deleted", change: req{method: "DELETE", path: "/api/v1/users/operator"}, ended: []string{"operator"}, unchange: []string{"viewer"}},
+		{name: "camera department", change: req{method: "PUT", path: "/api/v1/cameras/police-1", ctype: "application/json",
+			body: `{"name":"Station Rd","department":"flood-control","mainUrl":"rtsp://admin:***@127.0.0.1:1/main"}`},
+			ended: []string{"operator"}, unchange: []string{"viewer"}},
+		{name: "camera renamed", change: req{method: "PUT", path: "/api/v1/cameras/police-1", ctype: "application/json",
+			body: `{"name":"Station Road","department":"police","mainUrl":"rtsp://admin:***@127.0.0.1:1/main","subUrl":"rtsp://admin:***@127.0.0.1:1/sub"}`},
+			unchange: []string{"operator", "viewer"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			ids := map[string]string{pOperator: offer(f, pOperator, "police-1"), pViewer: offer(f, pViewer, "flood-1")}
+			tc.change.who = pAdmin
+			if rec := f.do(tc.change); rec.Code >= 300 {
+				t.Fatalf("change: %d %s", rec.Code, rec.Body)
+			}
+			open := f.liveSessions()
+			for _, who := range tc.ended {
+				if _, ok := open[ids[who]]; ok {
+					t.Errorf("the live session of %s is still open", who)
+				}
+			}
+			for _, who := range tc.unchange {
+				if _, ok := open[ids[who]]; !ok {
+					t.Errorf("the live session of %s was ended", who)
+				}
+			}
+		})
+	}
+}
