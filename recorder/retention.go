@@ -59,24 +59,36 @@ func (r *Recorder) retentionDays(cam string) int {
 }
 
 func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
-	var holds [][2]time.Time
-	if r.opts.Holds != nil {
+	holdsNow := func() ([][2]time.Time, error) {
+		if r.opts.Holds == nil {
+			return nil, nil
+		}
 		h, err := r.opts.Holds(ctx, cam)
 		if err != nil {
-			return fmt.Errorf("incident holds: %w", err) // delete nothing without knowing the holds
+			return nil, fmt.Errorf("incident holds: %w", err)
 		}
-		holds = h
+		return h, nil
 	}
-	kept := func(s Segment) bool {
+	if _, err := holdsNow(); err != nil {
+		return err // delete nothing without knowing the holds
+	}
+	// The holds are read again before each deletion: a pass may take minutes
+	// (one store request per segment), and an incident created meanwhile
+	// must hold its recordings at once.
+	kept := func(s Segment) (bool, error) {
 		if r.pinned(s.Key) {
-			return true
+			return true, nil
+		}
+		holds, err := holdsNow()
+		if err != nil {
+			return true, err
 		}
 		for _, h := range holds {
 			if s.Start.Before(h[1]) && h[0].Before(s.End) {
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	}
 	// by age
 	cutoff := r.opts.Now().Add(-time.Duration(r.retentionDays(cam)) * 24 * time.Hour)
@@ -101,7 +113,7 @@ func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
 
 // deleteOldest deletes the camera's segments that end before cutoff, oldest
 // first, skipping kept ones, while more() holds. deleted is told of each deletion.
-func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Time, kept func(Segment) bool,
+func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Time, kept func(Segment) (bool, error),
 	more func() bool, deleted ...func(Segment)) error {
 	skipped := map[string]bool{}
 	for more() {
@@ -117,7 +129,11 @@ func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Tim
 			if !more() {
 				return nil
 			}
-			if kept(s) {
+			keep, err := kept(s)
+			if err != nil {
+				return err
+			}
+			if keep {
 				skipped[s.Key] = true
 				continue
 			}
