@@ -89,11 +89,17 @@ func Scan(r io.Reader) (*Result, error) {
 		if err == io.EOF {
 			return sc, nil
 		}
+		if re := (*ReadError)(nil); errors.As(err, &re) {
+			return nil, err
+		}
 		if err != nil {
 			sc.Cut = true
 			return sc, nil
 		}
 		mdat, err := readBox(br, "mdat", maxFragmentBox)
+		if re := (*ReadError)(nil); errors.As(err, &re) {
+			return nil, err
+		}
 		if err != nil {
 			sc.Cut = true
 			return sc, nil
@@ -138,9 +144,26 @@ func Scan(r io.Reader) (*Result, error) {
 	}
 }
 
+// ReadError is a failure to read the data (not its end): Scan returns it
+// instead of calling what follows a cut-off fragment, since a caller
+// truncates a file after its Valid bytes.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return "read: " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// incomplete maps the error of a short read: the end of the data is
+// ErrIncomplete, anything else a *ReadError.
+func incomplete(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return ErrIncomplete
+	}
+	return &ReadError{Err: err}
+}
+
 // readBox reads one whole top-level box of the given type. It returns io.EOF
-// at a clean end of data, ErrIncomplete for a box cut off, and an error for
-// another type or a size out of bounds.
+// at a clean end of data, ErrIncomplete for a box cut off, a *ReadError when
+// reading fails, and an error for another type or a size out of bounds.
 func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
 	var hdr [16]byte
 	n, err := io.ReadFull(br, hdr[:8])
@@ -148,7 +171,7 @@ func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		return nil, ErrIncomplete
+		return nil, incomplete(err)
 	}
 	size := int64(binary.BigEndian.Uint32(hdr[:4]))
 	hlen := 8
@@ -157,7 +180,7 @@ func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
 	}
 	if size == 1 {
 		if _, err := io.ReadFull(br, hdr[8:16]); err != nil {
-			return nil, ErrIncomplete
+			return nil, incomplete(err)
 		}
 		u := binary.BigEndian.Uint64(hdr[8:16])
 		if u > uint64(limit) {
@@ -171,7 +194,9 @@ func readBox(br *bufio.Reader, typ string, limit int64) ([]byte, error) {
 	// grow with the data actually read, not with what the header claims
 	buf := bytes.NewBuffer(make([]byte, 0, min(size, 1<<20)))
 	buf.Write(hdr[:hlen])
-	if n, err := io.CopyN(buf, br, size-int64(hlen)); err != nil || n != size-int64(hlen) {
+	if n, err := io.CopyN(buf, br, size-int64(hlen)); err != nil {
+		return nil, incomplete(err)
+	} else if n != size-int64(hlen) {
 		return nil, ErrIncomplete
 	}
 	return buf.Bytes(), nil
