@@ -48,6 +48,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -55,6 +56,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/internal/segscan"
 )
 
 // Options configure a Recorder.
@@ -366,7 +368,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	if it.seg == nil {
 		fi, err := finalizeSpoolFile(it.key, it.path)
 		if err != nil {
-			return &uploadError{err}
+			return spoolFileError(err)
 		}
 		if fi == nil {
 			return &uploadError{errors.New("segment holds no fragment")}
@@ -379,7 +381,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	}
 	f, err := os.Open(it.path)
 	if err != nil {
-		return &uploadError{err}
+		return spoolFileError(err)
 	}
 	defer f.Close()
 	// a server that stops answering must not hold an uploader forever:
@@ -395,4 +397,18 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	r.stored.Add(it.size)
 	r.log.Debug("recorder: segment stored", "camera", it.seg.Camera, "segment", it.key, "bytes", it.size)
 	return nil
+}
+
+// spoolFileError classifies a failure to read a spool file. A file that is
+// gone or does not parse cannot be uploaded: an *uploadError, the segment is
+// dropped. An error of the file system (out of file descriptors, a disk
+// that fails a read) may pass: the segment waits for the next attempt, as
+// when the store fails.
+func spoolFileError(err error) error {
+	var pe *fs.PathError
+	var re *segscan.ReadError
+	if (errors.As(err, &pe) || errors.As(err, &re)) && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool file: %w", err)
+	}
+	return &uploadError{err}
 }
