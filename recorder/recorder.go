@@ -138,6 +138,14 @@ type Recorder struct {
 	deleted  atomic.Int64
 	received atomic.Int64
 	stored   atomic.Int64
+
+	// createFile creates a spool file that must not exist yet; tests replace
+	// it to make writes fail as on a full disk.
+	createFile func(path string) (*os.File, error)
+}
+
+func createSpoolFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 }
 
 type camState struct {
@@ -197,11 +205,12 @@ func New(opts Options, src Source) (*Recorder, error) {
 		return nil, fmt.Errorf("recorder: spool: %w", err)
 	}
 	return &Recorder{
-		opts:  opts,
-		src:   src,
-		log:   opts.Log,
-		spool: newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
-		cams:  map[string]*camState{},
+		opts:       opts,
+		src:        src,
+		log:        opts.Log,
+		spool:      newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
+		cams:       map[string]*camState{},
+		createFile: createSpoolFile,
 	}, nil
 }
 

@@ -126,6 +126,18 @@ func (s *spool) closed(key, path string, size int64) {
 	s.mu.Unlock()
 }
 
+// discard forgets an open segment file that holds no complete fragment (its
+// writes failed) and removes it: there is nothing in it to keep.
+func (s *spool) discard(key, path string, size int64) {
+	s.mu.Lock()
+	delete(s.open, key)
+	s.mu.Unlock()
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("recorder: remove empty spool file", "segment", key, "err", err)
+	}
+	s.bytes.Add(-size)
+}
+
 // Spooled returns copies of the views of the camera's segment files (being
 // written or waiting for upload) that overlap [start, end) and hold at least
 // one fragment, oldest first.

@@ -14,8 +14,13 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 )
 
+// errWriteBackoff: the spool failed a moment ago; no new segment yet.
+var errWriteBackoff = errors.New("spool writes failing: waiting before the next segment")
+
 // Tuning of the segment writer.
 const (
+	writeRetry    = 5 * time.Second  // after a failed spool write, wait this long before a new segment
+	failLogEvery  = time.Minute      // while spool writes fail, log at most this often
 	maxFragment   = time.Second      // a fragment spans at most about this
 	syncEvery     = time.Second      // fsync the spool file at least this often
 	idleClose     = 5 * time.Second  // close the open segment after this long without a unit
@@ -41,6 +46,13 @@ type camWriter struct {
 	lastPTS  time.Duration
 	// target is the length at which the open segment ends (at the next keyframe)
 	target time.Duration
+	frags  int // complete fragments in the open segment file
+
+	// spool write failures (a full disk): logged once, then summed
+	failing    bool
+	failedAt   time.Time // last failure; no new segment for writeRetry after it
+	failures   int       // since the last log line
+	failLogged time.Time
 }
 
 // run records until ctx ends.
@@ -119,7 +131,7 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 			return // wait for a keyframe
 		}
 		if err := w.openSegment(u); err != nil {
-			w.log.Error("recorder: cannot open segment", "err", err)
+			w.openFailed(err)
 			return
 		}
 	}
@@ -148,7 +160,7 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 	}
 	w.closeFile()
 	if err := w.openSegment(k); err != nil {
-		w.log.Error("recorder: cannot open segment", "err", err)
+		w.openFailed(err)
 		return
 	}
 	w.lastPTS = k.PTS
@@ -167,6 +179,9 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 
 // openSegment starts a spool file with keyframe k.
 func (w *camWriter) openSegment(k *ingest.Unit) error {
+	if w.failing && time.Since(w.failedAt) < writeRetry {
+		return errWriteBackoff
+	}
 	fr, err := newFragmenter(k)
 	if err != nil {
 		return err
@@ -182,23 +197,25 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 		key = SegmentKey(w.camera, start)
 		p = filepath.Join(w.r.opts.SpoolDir, filepath.FromSlash(key))
 		if err = os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			w.writeFailed(err)
 			return fmt.Errorf("spool: %w", err)
 		}
-		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		f, err = w.r.createFile(p)
 		if !errors.Is(err, os.ErrExist) {
 			break
 		}
 		start = start.Add(time.Millisecond) // same start as another segment: next millisecond
 	}
 	if err != nil {
+		w.writeFailed(err)
 		return fmt.Errorf("spool: %w", err)
 	}
-	w.seg, w.media, w.key, w.path, w.f, w.size = fr, k.Media, key, p, f, 0
+	w.seg, w.media, w.key, w.path, w.f, w.size, w.frags = fr, k.Media, key, p, f, 0, 0
 	w.target = segmentTarget(w.r.opts.SegmentDuration, w.r.opts.StaggerSegments, w.camera, start)
 	w.lastSync = time.Now()
 	w.recording.Store(true)
 	if !w.write(init) {
-		return errors.New("spool: init section not written")
+		return errWriteBackoff // write logged it
 	}
 	w.r.spool.opened(key, p, int64(len(init)))
 	w.log.Debug("recorder: segment opened", "segment", key)
@@ -212,6 +229,8 @@ func (w *camWriter) writeFragment(frag []byte) {
 	if !w.write(frag) {
 		return
 	}
+	w.frags++
+	w.writeWorks()
 	f := Fragment{Pos: pos, Size: int64(len(frag)), Keyframe: w.seg.lastKeyframe}
 	var end time.Duration
 	if w.seg.lastVideo {
@@ -232,7 +251,7 @@ func (w *camWriter) write(b []byte) bool {
 	w.size += int64(n)
 	w.r.spool.grow(int64(n))
 	if err != nil {
-		w.log.Error("recorder: spool write failed, segment closed", "segment", w.key, "err", err)
+		w.writeFailed(err)
 		w.closeFile()
 		return false
 	}
@@ -270,7 +289,12 @@ func (w *camWriter) closeFile() {
 		if err := w.f.Close(); err != nil {
 			w.log.Warn("recorder: spool close", "segment", w.key, "err", err)
 		}
-		w.r.spool.closed(w.key, w.path, w.size)
+		if w.frags == 0 {
+			// nothing complete in it (its writes failed): nothing to upload
+			w.r.spool.discard(w.key, w.path, w.size)
+		} else {
+			w.r.spool.closed(w.key, w.path, w.size)
+		}
 	}
 	w.seg, w.media, w.f = nil, nil, nil
 	w.recording.Store(false)
@@ -309,4 +333,44 @@ func segmentTarget(d time.Duration, stagger bool, camera string, start time.Time
 		rest += d
 	}
 	return rest
+}
+
+// writeFailed notes a failed spool write (typically a full disk). What is
+// already in the spool stays; the writer stops opening segments for
+// writeRetry, and logs the first failure and then a sum at most every
+// failLogEvery, instead of two lines at every keyframe of every camera.
+func (w *camWriter) writeFailed(err error) {
+	now := time.Now()
+	w.failedAt = now
+	w.failures++
+	if !w.failing {
+		w.failing = true
+		w.failLogged = now
+		w.failures = 0
+		w.log.Error("recorder: cannot write to the spool; recording paused, retried every "+writeRetry.String(),
+			"segment", w.key, "spool", w.r.opts.SpoolDir, "err", err)
+		return
+	}
+	if now.Sub(w.failLogged) >= failLogEvery {
+		w.log.Error("recorder: spool writes still failing", "failures", w.failures, "since", w.failLogged, "err", err)
+		w.failLogged, w.failures = now, 0
+	}
+}
+
+// writeWorks notes a complete fragment written after failures.
+func (w *camWriter) writeWorks() {
+	if w.failing {
+		w.failing = false
+		w.log.Info("recorder: spool writes work again; recording resumed", "segment", w.key,
+			"paused", time.Since(w.failLogged).Round(time.Second))
+	}
+}
+
+// openFailed logs why a segment could not be opened, unless a spool write
+// failure already said it.
+func (w *camWriter) openFailed(err error) {
+	if errors.Is(err, errWriteBackoff) || w.failing {
+		return
+	}
+	w.log.Error("recorder: cannot open segment", "err", err)
 }
