@@ -630,7 +630,8 @@ func TestImportMultipartAndScopedAdmin(t *testing.T) {
 		t.Fatal("the ingest was not told")
 	}
 
-	// An admin limited to flood-control manages only its cameras.
+	// An admin limited to flood-control manages only its cameras, and no
+	// users or departments.
 	if _, err := f.reg.CreateUser(context.Background(), registry.User{Username: "flood-admin", Role: registry.RoleAdmin,
 		Departments: []string{"flood-control"}}, userPassword); err != nil {
 		t.Fatal(err)
@@ -646,6 +647,15 @@ func TestImportMultipartAndScopedAdmin(t *testing.T) {
 		{req{method: "PUT", path: "/api/v1/cameras/f-9", ctype: "application/json", body: `{"name":"x","department":"police","mainUrl":"rtsp://h/x"}`}, forb},
 		{req{method: "DELETE", path: "/api/v1/cameras/police-1"}, nf},
 		{req{method: "GET", path: "/metrics"}, forb},
+		// users and departments decide who sees what: an admin limited to
+		// departments could otherwise lift their own limit or make an
+		// unlimited admin
+		{req{method: "GET", path: "/api/v1/users"}, forb},
+		{req{method: "POST", path: "/api/v1/users", ctype: "application/json", body: `{"username":"boss","password":"long-enough-pw","role":"admin","departments":[]}`}, forb},
+		{req{method: "PUT", path: "/api/v1/users/flood-admin", ctype: "application/json", body: `{"role":"admin","departments":[]}`}, forb},
+		{req{method: "DELETE", path: "/api/v1/users/admin"}, forb},
+		{req{method: "POST", path: "/api/v1/departments", ctype: "application/json", body: `{"id":"parks","name":{"zh-CN":"公园","en":"Parks"}}`}, forb},
+		{req{method: "DELETE", path: "/api/v1/departments/police"}, forb},
 	} {
 		tc.r.cookie, tc.r.header = ck, h
 		if rec := f.do(tc.r); rec.Code != tc.status {

@@ -40,25 +40,29 @@ const (
 	actIncidents               // create and list incidents
 	actReports                 // availability report
 	actMetrics                 // Prometheus metrics
-	actAdmin                   // cameras, users, departments, audit, incident deletion
+	actAdmin                   // cameras, audit, incident deletion
+	actAccounts                // users and departments: who may see what
 )
 
 var actionNames = map[action]string{
 	actView: "view", actLive: "live view", actPlayback: "playback", actExport: "export",
 	actIncidents: "incidents", actReports: "reports", actMetrics: "metrics", actAdmin: "administration",
+	actAccounts: "managing users and departments",
 }
 
 // roleActions is the role → allowed actions table of the contract.
 var roleActions = map[string][]action{
-	registry.RoleAdmin:     {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actAdmin},
+	registry.RoleAdmin:     {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actAdmin, actAccounts},
 	registry.RoleOperator:  {actView, actLive, actPlayback, actReports, actMetrics},
 	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics},
 	registry.RoleViewer:    {actView, actLive, actMetrics},
 }
 
-// globalActions show data of every department at once: a user limited to
-// departments may not perform them (they see no other camera, anywhere).
-var globalActions = []action{actMetrics}
+// globalActions show data of every department at once, or decide who sees
+// what (users and departments): a user limited to departments may not
+// perform them — they see no other camera, anywhere, and an admin limited to
+// departments could otherwise lift their own limit or make an unlimited admin.
+var globalActions = []action{actMetrics, actAccounts}
 
 // authorize is the one authorization decision of the API: may p perform
 // act, on camera cam when it is not nil? No principal is 401; a role that

@@ -144,15 +144,15 @@ func (s *Server) routes() {
 	s.route("DELETE /api/v1/tokens/{id}", actView, "token.delete", s.deleteToken)
 
 	// Users and departments.
-	s.route("GET /api/v1/users", actAdmin, "", s.listUsers)
-	s.route("POST /api/v1/users", actAdmin, "user.create", s.createUser)
-	s.route("GET /api/v1/users/{username}", actAdmin, "", s.getUser)
-	s.route("PUT /api/v1/users/{username}", actAdmin, "user.update", s.updateUser)
-	s.route("DELETE /api/v1/users/{username}", actAdmin, "user.delete", s.deleteUser)
+	s.route("GET /api/v1/users", actAccounts, "", s.listUsers)
+	s.route("POST /api/v1/users", actAccounts, "user.create", s.createUser)
+	s.route("GET /api/v1/users/{username}", actAccounts, "", s.getUser)
+	s.route("PUT /api/v1/users/{username}", actAccounts, "user.update", s.updateUser)
+	s.route("DELETE /api/v1/users/{username}", actAccounts, "user.delete", s.deleteUser)
 	s.route("GET /api/v1/departments", actView, "", s.listDepartments)
-	s.route("POST /api/v1/departments", actAdmin, "department.create", s.createDepartment)
-	s.route("PUT /api/v1/departments/{id}", actAdmin, "department.update", s.updateDepartment)
-	s.route("DELETE /api/v1/departments/{id}", actAdmin, "department.delete", s.deleteDepartment)
+	s.route("POST /api/v1/departments", actAccounts, "department.create", s.createDepartment)
+	s.route("PUT /api/v1/departments/{id}", actAccounts, "department.update", s.updateDepartment)
+	s.route("DELETE /api/v1/departments/{id}", actAccounts, "department.delete", s.deleteDepartment)
 
 	// Cameras.
 	s.route("GET /api/v1/cameras", actView, "", s.listCameras)

@@ -33,8 +33,8 @@ const routes = [
   { path: '/reports', page: reportsPage, perm: 'reports', nav: 'nav.reports' },
   { path: '/audit', page: auditPage, perm: 'admin', nav: 'nav.audit' },
   { path: '/admin/cameras', page: camerasPage, perm: 'admin', nav: 'nav.cameras' },
-  { path: '/admin/departments', page: departmentsPage, perm: 'admin', nav: 'nav.departments' },
-  { path: '/admin/users', page: usersPage, perm: 'admin', nav: 'nav.users' },
+  { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
+  { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
 ];
 
 const root = document.getElementById('app');
@@ -63,6 +63,10 @@ function navigate(hash, { replace: rep = false } = {}) {
 }
 
 function can(perm) {
+  if (perm === 'accounts') {
+    // users and departments decide who sees what: admins of every department only
+    return !!session && session.role === 'admin' && !(session.departments || []).length;
+  }
   return !!session && (permissions[perm] || []).includes(session.role);
 }
 
