@@ -10,7 +10,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/apierr"
 )
 
 // Export is an evidence clip ready to be sent: its bytes, length and SHA-256.
@@ -40,6 +43,10 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 	if err := checkRange("the export", start, end, MaxExport); err != nil {
 		return Export{}, err
 	}
+	release, err := rv.acquireExport()
+	if err != nil {
+		return Export{}, err
+	}
 	sp := &spillWriter{limit: rv.exportMemory(), dir: rv.TempDir}
 	h := sha256.New()
 	n, err := rv.writeClip(ctx, io.MultiWriter(sp, h), camera, start, end)
@@ -48,6 +55,7 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 	}
 	if err != nil {
 		sp.discard()
+		release()
 		return Export{}, err
 	}
 	ex := Export{Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Name: exportName(camera, start, end)}
@@ -56,7 +64,40 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 	} else {
 		ex.File = nopCloser{bytes.NewReader(sp.buf.Bytes())}
 	}
+	ex.File = releaseOnClose{ReadSeekCloser: ex.File, release: release}
 	return ex, nil
+}
+
+// acquireExport takes one of the MaxExports places; release gives it back
+// (more than once is harmless).
+func (rv *Review) acquireExport() (release func(), err error) {
+	rv.exportOnce.Do(func() {
+		n := rv.MaxExports
+		if n <= 0 {
+			n = 2
+		}
+		rv.exportSem = make(chan struct{}, n)
+	})
+	select {
+	case rv.exportSem <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-rv.exportSem }) }, nil
+	default:
+		return nil, apierr.New(apierr.ErrUnavailable,
+			"%d exports are being prepared or downloaded already; try again when one has finished", cap(rv.exportSem))
+	}
+}
+
+// releaseOnClose gives the export's place back when the clip is closed.
+type releaseOnClose struct {
+	io.ReadSeekCloser
+	release func()
+}
+
+func (r releaseOnClose) Close() error {
+	err := r.ReadSeekCloser.Close()
+	r.release()
+	return err
 }
 
 // exportName is the download name: camera and UTC range, in characters any

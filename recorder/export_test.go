@@ -140,3 +140,46 @@ func TestReviewS3(t *testing.T) {
 		t.Fatal("nothing was read from S3")
 	}
 }
+
+// At most MaxExports clips are prepared or downloaded at once: each may be a
+// temporary file of up to a day of video. The next one is refused until one
+// is closed.
+func TestExportLimit(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})
+	rv := NewReview(st, ix, nil)
+	rv.MaxExports = 2
+	ctx := context.Background()
+	start, end := reviewT0, reviewT0.Add(5*time.Second)
+	a, err := rv.Export(ctx, "cam", start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rv.Export(ctx, "cam", start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rv.Export(ctx, "cam", start, end); !errors.Is(err, apierr.ErrUnavailable) || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("a third export while two are open: %v", err)
+	}
+	a.File.Close()
+	a.File.Close() // twice is harmless: it must not free a second place
+	c, err := rv.Export(ctx, "cam", start, end)
+	if err != nil {
+		t.Fatalf("after one was closed: %v", err)
+	}
+	if _, err := rv.Export(ctx, "cam", start, end); !errors.Is(err, apierr.ErrUnavailable) {
+		t.Fatalf("a double Close freed two places: %v", err)
+	}
+	// a failed export gives its place back
+	b.File.Close()
+	if _, err := rv.Export(ctx, "cam", reviewT0.Add(time.Hour), reviewT0.Add(2*time.Hour)); !errors.Is(err, apierr.ErrNotFound) {
+		t.Fatalf("nothing recorded: %v", err)
+	}
+	d, err := rv.Export(ctx, "cam", start, end)
+	if err != nil {
+		t.Fatalf("after a failed export: %v", err)
+	}
+	c.File.Close()
+	d.File.Close()
+}

@@ -3,6 +3,7 @@ package recorder
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
@@ -44,6 +45,14 @@ type Review struct {
 	// indexed ones by Recordings, Playback and Export (the *Recorder). It
 	// defaults to nil: the index only.
 	Spool Spooled
+	// MaxExports bounds the exports being built or downloaded at once: each
+	// may hold a temporary file of up to a day of video (about 20 GB at
+	// 2 Mbit/s), and the disk it lands on may be the spool's. Past it, Export
+	// answers apierr.ErrUnavailable. It defaults to 2.
+	MaxExports int
+
+	exportOnce sync.Once
+	exportSem  chan struct{}
 
 	store Store
 	ix    *Index
