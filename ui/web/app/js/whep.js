@@ -4,6 +4,7 @@
 // returns (window "online") or when told the camera is back (kick()).
 
 import { csrf, camPath } from './api.js';
+import { t } from './i18n.js';
 
 const gatherTimeoutMs = 1500;   // wait at most this long for ICE gathering
 const stallMs = 10000;          // no frame for this long while connected: reconnect
@@ -137,7 +138,10 @@ export class WhepPlayer {
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       this.watchFrames(gen);
     } catch (err) {
-      if (gen === this.generation) this.retry(err && err.message ? err.message : String(err));
+      if (gen !== this.generation) return;
+      // fetch rejects with a TypeError when the server cannot be reached: say
+      // that in the user's language, not the browser's "Failed to fetch"
+      this.retry(err instanceof TypeError ? t('error.network') : (err && err.message ? err.message : String(err)));
     }
   }
 
