@@ -9,21 +9,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vigil-vms/vigil/internal/benchkit"
 	"github.com/vigil-vms/vigil/internal/procstat"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,16 +57,12 @@ func run() error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "vigil")
-		fmt.Println("building ./cmd/vigil ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vigil")
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build vigil: %w", err)
+		if bin, err = benchkit.BuildVigil(ctx, dir); err != nil {
+			return err
 		}
 	}
 
-	sim, urls, err := startCamsim(ctx, bin, *cameras, *codec, *bitrate)
+	sim, urls, err := benchkit.StartCamsim(ctx, bin, *cameras, "--codec", *codec, "--bitrate", *bitrate)
 	if err != nil {
 		return err
 	}
@@ -192,33 +185,4 @@ func run() error {
 		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/n, float64(ms.HeapInuse)/(1<<20))
 	fmt.Printf("camsim (separate process, not counted above): CPU %.1f %% of one core\n", simPct)
 	return nil
-}
-
-// startCamsim runs `vigil camsim` on a free port and reads the cameras' URLs from its output.
-func startCamsim(ctx context.Context, bin string, n int, codec, bitrate string) (*exec.Cmd, [][2]string, error) {
-	cmd := exec.CommandContext(ctx, bin, "camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", codec, "--bitrate", bitrate)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start camsim: %w", err)
-	}
-	urls := make([][2]string, 0, n)
-	sc := bufio.NewScanner(out)
-	for len(urls) < n && sc.Scan() {
-		// "camN  main rtsp://...  sub rtsp://..."
-		f := strings.Fields(sc.Text())
-		if len(f) == 5 && f[1] == "main" && f[3] == "sub" {
-			urls = append(urls, [2]string{f[2], f[4]})
-		}
-	}
-	if len(urls) < n {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, nil, fmt.Errorf("camsim printed %d of %d camera URLs", len(urls), n)
-	}
-	go io.Copy(io.Discard, out) // keep its log flowing
-	return cmd, urls, nil
 }

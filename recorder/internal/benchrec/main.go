@@ -9,11 +9,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vigil-vms/vigil/internal/benchkit"
 	"github.com/vigil-vms/vigil/internal/procstat"
 	"io"
 	"log/slog"
@@ -26,7 +26,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,20 +68,27 @@ func run() error {
 
 	bin := *vigilBin
 	if bin == "" {
-		bin = filepath.Join(dir, "vigil")
-		fmt.Println("building ./cmd/vigil ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/vigil")
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build vigil: %w", err)
+		if bin, err = benchkit.BuildVigil(ctx, dir); err != nil {
+			return err
 		}
 	}
 	if *keep != "" && *storeKind != "local" {
 		return errors.New("-keep needs -store local")
 	}
-	sim, urls, err := startCamsim(ctx, bin, *cameras, *audio, *bitrate, *sub)
+	simFlags := []string{"--codec", "h264", "--bitrate", *bitrate}
+	if *audio {
+		simFlags = append(simFlags, "--audio")
+	}
+	sim, pairs, err := benchkit.StartCamsim(ctx, bin, *cameras, simFlags...)
 	if err != nil {
 		return err
+	}
+	urls := make([]string, len(pairs))
+	for i, p := range pairs {
+		urls[i] = p[0]
+		if *sub {
+			urls[i] = p[1]
+		}
 	}
 	defer func() { sim.Process.Kill(); sim.Wait() }()
 
@@ -234,44 +240,6 @@ func run() error {
 		fmt.Printf("segments copied to %s\n", *keep)
 	}
 	return nil
-}
-
-// startCamsim runs `vigil camsim` on a free port and reads the main URLs (or the
-// sub-stream URLs) from its output.
-func startCamsim(ctx context.Context, bin string, n int, audio bool, bitrate string, sub bool) (*exec.Cmd, []string, error) {
-	args := []string{"camsim", "--addr", "127.0.0.1:0", "--count", strconv.Itoa(n), "--codec", "h264", "--bitrate", bitrate}
-	if audio {
-		args = append(args, "--audio")
-	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start camsim: %w", err)
-	}
-	var urls []string
-	sc := bufio.NewScanner(out)
-	for len(urls) < n && sc.Scan() {
-		// "camN  main rtsp://...  sub rtsp://..."
-		f := strings.Fields(sc.Text())
-		if len(f) == 5 && f[1] == "main" && f[3] == "sub" {
-			if sub {
-				urls = append(urls, f[4])
-			} else {
-				urls = append(urls, f[2])
-			}
-		}
-	}
-	if len(urls) < n {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, nil, fmt.Errorf("camsim printed %d of %d camera URLs", len(urls), n)
-	}
-	go io.Copy(io.Discard, out)
-	return cmd, urls, nil
 }
 
 // startVersitygw runs versitygw on a free port with a data directory.
