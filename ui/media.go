@@ -151,16 +151,21 @@ type timeline struct {
 	Incidents []registry.Incident `json:"incidents"`
 }
 
+// cameraRange is the camera of the path (allowed for act) and the
+// required start and end of the query.
+func (s *Server) cameraRange(r *http.Request, c *call, act action) (cam ingest.Camera, start, end time.Time, err error) {
+	if cam, err = s.camera(r, c, act); err != nil {
+		return
+	}
+	if start, err = parseTime(r, "start", true); err != nil {
+		return
+	}
+	end, err = parseTime(r, "end", true)
+	return
+}
+
 func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actPlayback)
-	if err != nil {
-		return err
-	}
-	start, err := parseTime(r, "start", true)
-	if err != nil {
-		return err
-	}
-	end, err := parseTime(r, "end", true)
+	cam, start, end, err := s.cameraRange(r, c, actPlayback)
 	if err != nil {
 		return err
 	}
@@ -256,15 +261,7 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actExport)
-	if err != nil {
-		return err
-	}
-	start, err := parseTime(r, "start", true)
-	if err != nil {
-		return err
-	}
-	end, err := parseTime(r, "end", true)
+	cam, start, end, err := s.cameraRange(r, c, actExport)
 	if err != nil {
 		return err
 	}
