@@ -310,8 +310,10 @@ func TestHostileServers(t *testing.T) {
 			h := startHostile(t, tc.handle)
 			defer h.Close()
 			opts := fastOptions(t)
+			// the stall check (1 s) must come before the RTSP read timeout,
+			// or a slow moment under -race turns "no keyframe" into a timeout
 			opts.StallTimeout = time.Second
-			opts.ReadTimeout = 500 * time.Millisecond
+			opts.ReadTimeout = 2 * time.Second
 			m := NewManager(opts)
 			m.Set(Camera{ID: "evil", MainURL: h.url(), Transport: "tcp", Enabled: true})
 			stop := runManager(t, m)
