@@ -135,6 +135,12 @@ func (d *Demuxer) Lost() {
 
 // Flush emits the video units still being assembled (end of stream).
 func (d *Demuxer) Flush() {
+	if d.state == stUnbounded { // the held-back tail of a PES_packet_length 0 packet
+		d.feed(d.hdr)
+		d.hdr = d.hdr[:0]
+		d.endPES()
+		d.state = stHeader
+	}
 	for _, s := range d.streams {
 		if s != nil && s.typ.IsVideo() && s.hasVCL && !s.skipToAU {
 			d.emitVideo(s, len(s.buf))

@@ -31,6 +31,14 @@ func (t StreamType) String() string {
 		return "G.711A"
 	case TypeG711U:
 		return "G.711U"
+	case 0x02:
+		return "MPEG-2 video (stream type 0x02)"
+	case 0x03, 0x04:
+		return fmt.Sprintf("MPEG audio (stream type 0x%02X)", uint8(t))
+	case 0x10:
+		return "MPEG-4 video (stream type 0x10)"
+	case 0x80:
+		return "SVAC video (stream type 0x80)"
 	}
 	return fmt.Sprintf("stream type 0x%02X", uint8(t))
 }
