@@ -468,16 +468,17 @@ func (d *Demuxer) feed(b []byte) {
 	if s == nil || len(b) == 0 {
 		return
 	}
-	if len(s.buf)+len(b) > d.maxUnit() {
+	s.buf = append(s.buf, b...)
+	if s.id >= 0xE0 {
+		d.splitVideo(s)
+	}
+	// What is left is one unit being assembled (with at most a start code
+	// of the next), or undecided bytes while the codec is sniffed.
+	if len(s.buf) > d.maxUnit() {
 		d.report(&UnitTooLargeError{StreamID: s.id, Max: d.maxUnit()})
 		d.stats.DroppedUnits++
 		s.reset()
 		d.cur = nil // drop the rest of this PES
-		return
-	}
-	s.buf = append(s.buf, b...)
-	if s.id >= 0xE0 {
-		d.splitVideo(s)
 	}
 }
 
@@ -636,4 +637,15 @@ func (s *stream) beginAU(pos int) {
 			break
 		}
 	}
+}
+
+// buffered is the memory the demuxer holds, for tests.
+func (d *Demuxer) buffered() int {
+	n := len(d.hdr)
+	for _, s := range d.streams {
+		if s != nil {
+			n += len(s.buf)
+		}
+	}
+	return n
 }
