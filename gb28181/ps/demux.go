@@ -103,8 +103,10 @@ func (d *Demuxer) Write(p []byte) {
 	i := d.parse(data)
 	rest := data[i:]
 	if len(d.hdr) > 0 {
-		n := copy(d.hdr, rest)
-		d.hdr = d.hdr[:n]
+		if i > 0 {
+			n := copy(d.hdr, rest)
+			d.hdr = d.hdr[:n]
+		}
 	} else {
 		d.hdr = append(d.hdr[:0], rest...)
 	}
@@ -534,8 +536,9 @@ func (d *Demuxer) emit(s *stream, payload []byte, key bool) {
 // every complete unit.
 func (d *Demuxer) splitVideo(s *stream) {
 	if s.typ == 0 {
-		t := sniffVideo(s.buf)
+		t := sniffVideo(s.buf[max(0, s.scan-4):])
 		if t == 0 {
+			s.scan = len(s.buf)
 			return
 		}
 		s.typ = t
