@@ -135,7 +135,9 @@ func (d *Demuxer) Lost() {
 	d.synced = false
 }
 
-// Flush emits the video units still being assembled (end of stream).
+// Flush emits the video units still being assembled: at the end of the
+// stream, or on the RTP marker bit (the last packet of a picture) to hand a
+// picture on without waiting for the first bytes of the next one.
 func (d *Demuxer) Flush() {
 	if d.state == stUnbounded { // the held-back tail of a PES_packet_length 0 packet
 		d.feed(d.hdr)

@@ -205,3 +205,26 @@ func TestDemuxBoundedBuffers(t *testing.T) {
 		t.Errorf("%d bytes buffered", n)
 	}
 }
+
+// TestDemuxFlushOnMarker: a caller that calls Flush on the RTP marker bit
+// (the last packet of a picture) gets each picture without waiting for the
+// next one, and nothing changes in what comes out.
+func TestDemuxFlushOnMarker(t *testing.T) {
+	frames := synthFrames(6, 3, 2500, 4)
+	pk := packs(t, &Muxer{VideoType: TypeH264}, frames)
+	var c collector
+	d := c.demuxer()
+	for i, p := range pk {
+		for _, q := range Payloads(nil, p, 1400) {
+			d.Write(q)
+		}
+		if len(c.units) != i {
+			t.Fatalf("before the marker of frame %d: %d units", i, len(c.units))
+		}
+		d.Flush()
+		if len(c.units) != i+1 {
+			t.Fatalf("after the marker of frame %d: %d units", i, len(c.units))
+		}
+	}
+	diffUnits(t, c.units, frames)
+}
