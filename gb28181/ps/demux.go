@@ -64,6 +64,7 @@ type stream struct {
 	buf       []byte
 	scan      int
 	hasVCL    bool
+	vclOff    int // where the unit's first slice NAL starts
 	key       bool
 	skipToAU  bool
 	disc      bool
@@ -584,6 +585,9 @@ func (d *Demuxer) splitVideo(s *stream) {
 			sc -= b
 		}
 		if !s.skipToAU {
+			if vcl && !s.hasVCL {
+				s.vclOff = sc
+			}
 			s.hasVCL = s.hasVCL || vcl
 			s.key = s.key || key
 		}
@@ -593,6 +597,15 @@ func (d *Demuxer) splitVideo(s *stream) {
 
 // emitVideo emits buf[:n] as a unit and starts the next one at n.
 func (d *Demuxer) emitVideo(s *stream, n int) {
+	if !s.hasPTS { // no PTS where the unit starts: take that of its first slice
+		for j := range s.entries {
+			if e := &s.entries[j]; e.off <= s.vclOff && !e.used {
+				e.used = true
+				s.pts, s.dts, s.hasPTS = e.pts, e.dts, true
+				break
+			}
+		}
+	}
 	s.timing(s.pts, s.dts, s.hasPTS)
 	d.emit(s, s.buf[:n], s.key)
 	s.hasVCL, s.key = false, false

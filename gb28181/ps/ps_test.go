@@ -119,6 +119,15 @@ var demuxCases = []demuxCase{
 		units: []Unit{vu(TypeH264, 3600, 3600, true, h264Key), vu(TypeH264, 7200, 7200, false, h264P)},
 	},
 	{
+		name: "parameter sets in a PES without PTS, the IDR in one with",
+		in: cat(
+			packHdr(3600, 0), psmPkt(false, psmEntry{TypeH264, 0xE0, nil}),
+			pesPkt(0xE0, ts(3600), h264P),
+			packHdr(7200, 0), pesPkt(0xE0, noTS(), cat(h264SPS, h264PPS)), pesPkt(0xE0, ts(7200), h264IDR),
+			packHdr(10800, 0), pesPkt(0xE0, noTS(), cat(h264SPS, h264PPS)), pesPkt(0xE0, ts(10800), h264IDR)),
+		units: []Unit{vu(TypeH264, 3600, 3600, false, h264P), vu(TypeH264, 7200, 7200, true, h264Key), vu(TypeH264, 10800, 10800, true, h264Key)},
+	},
+	{
 		name: "frames not aligned to PES packets (ffmpeg)",
 		in: cat(
 			packHdr(3600, 0), psmPkt(false, psmEntry{TypeH264, 0xE0, nil}),
