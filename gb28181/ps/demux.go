@@ -235,16 +235,21 @@ func (d *Demuxer) header(b []byte) (int, bool) {
 	case id == 0xB9: // program end
 		return 4, true
 	case id == 0xBA:
-		if len(b) < 12 {
+		if len(b) < 7 {
 			return 0, false
 		}
 		n := 12 // MPEG-1
-		if b[4]>>6 == 1 {
+		switch {
+		case b[4] == 0 && b[5] == 0 && b[6] == 1:
+			n = 4 // a bare pack start code, as some Hikvision H.265 cameras send
+		case len(b) < 12:
+			return 0, false
+		case b[4]>>6 == 1:
 			if len(b) < 14 {
 				return 0, false
 			}
 			n = 14 + int(b[13]&7)
-		} else if b[4]>>4 != 2 {
+		case b[4]>>4 != 2:
 			return d.resync(b)
 		}
 		if len(b) < n {

@@ -24,7 +24,9 @@
 //     from the parameter set and IDR NAL headers, AAC from the ADTS sync word,
 //     otherwise G.711A, GB/T 28181's default audio) and a *NoPSMError says so
 //     once per stream;
-//   - no system header; stuffing in pack and PES headers;
+//   - no system header; stuffing in pack and PES headers; a bare pack start
+//     code (00 00 01 BA directly followed by the next start code, seen from
+//     Hikvision H.265 cameras);
 //   - video PES_packet_length 0 (the packet runs to the next start code);
 //   - a picture spread over several PES packets (pictures over 64 KiB must
 //     be), and PES packets that end one picture and start the next, as

@@ -200,6 +200,14 @@ var demuxCases = []demuxCase{
 		errs:  []string{"MPEG-PS stream 0xE0 has unsupported codec MPEG-2 video (stream type 0x02) (supported: H.264 0x1B, H.265 0x24, AAC 0x0F, G.711A 0x90, G.711U 0x91)"},
 	},
 	{
+		name: "bare pack start code before a PES (Hikvision H.265)",
+		in: cat(
+			packHdr(3600, 0), psmPkt(false, psmEntry{TypeH265, 0xE0, nil}), pesPkt(0xE0, ts(3600), h265Key),
+			[]byte{0, 0, 1, 0xBA}, pesPkt(0xE0, ts(7200), h265P),
+			packHdr(10800, 0), pesPkt(0xE0, ts(10800), h265P)),
+		units: []Unit{vu(TypeH265, 3600, 3600, true, h265Key), vu(TypeH265, 7200, 7200, false, h265P), vu(TypeH265, 10800, 10800, false, h265P)},
+	},
+	{
 		name: "MPEG-1 pack and PES headers",
 		in: cat(
 			mpeg1Pack(3600), psmPkt(false, psmEntry{TypeH264, 0xE0, nil}), mpeg1PES(0xE0, 3600, h264Key),
