@@ -62,7 +62,8 @@ type Unit struct {
 	StreamID uint8
 	// Type is the codec, from the program stream map or inferred.
 	Type StreamType
-	// PTS and DTS are 33-bit 90 kHz timestamps. DTS equals PTS when the
+	// PTS and DTS are 33-bit 90 kHz timestamps, as carried: they wrap after
+	// about 26.5 hours, and the caller unwraps them. DTS equals PTS when the
 	// stream carries none. When a PES packet had no PTS, the demuxer
 	// extrapolates from the previous unit.
 	PTS, DTS int64
