@@ -232,7 +232,7 @@ func (e errString) Error() string { return string(e) }
 
 // TestStatusJSON checks the contract's field names.
 func TestStatusJSON(t *testing.T) {
-	m := NewManager(ManagerOptions{})
+	m := NewFleet(FleetOptions{})
 	m.Set(Camera{ID: "police-007", MainURL: "rtsp://u:secret@10.1.2.3/x", Enabled: true})
 	st, ok := m.Status("police-007")
 	if !ok {

@@ -64,7 +64,7 @@ type Options struct {
 // DefaultUDPPort is the contract's WebRTC media port.
 const DefaultUDPPort = 8189
 
-// Source gives the hub stream of a camera. ingest.Manager satisfies it.
+// Source gives the hub stream of a camera. ingest.Fleet satisfies it.
 // It returns nil for an unknown camera or a stream the camera does not have.
 type Source interface {
 	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream

@@ -162,7 +162,7 @@ type fixture struct {
 	srv    *Server
 	h      http.Handler
 	live   *fakeLive
-	fleet  *ingest.Manager
+	fleet  *ingest.Fleet
 	rec    *fakeRecording
 	logBuf *syncBuffer
 	tokens map[string]string // principal → bearer secret
@@ -316,7 +316,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	}
 	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &syncBuffer{},
 		tokens: template.tokens, spareToken: template.spare, incident: template.inc}
-	f.fleet = ingest.NewManager(ingest.ManagerOptions{}) // not run: pulls nothing
+	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing
 	log := slog.New(slog.NewTextHandler(f.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.srv, err = New(Deps{
 		Registry: reg, Fleet: f.fleet, Recording: f.rec, Live: f.live, Review: review,

@@ -20,7 +20,7 @@ import (
 	"github.com/vigil-vms/vigil/registry"
 )
 
-// Fleet is the ingest (ingest.Manager): it pulls the registered cameras.
+// Fleet is the ingest (ingest.Fleet): it pulls the registered cameras.
 type Fleet interface {
 	Set(ingest.Camera)
 	Remove(id string)

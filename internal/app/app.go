@@ -59,7 +59,7 @@ type App struct {
 
 	db       *sql.DB
 	Registry *registry.Registry
-	Fleet    *ingest.Manager
+	Fleet    *ingest.Fleet
 	Relay    *relay.Relay
 	Recorder *recorder.Recorder
 	Review   *recorder.Review
@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
-	a.Fleet = ingest.NewManager(ingest.ManagerOptions{Log: a.log.With("part", "ingest")})
+	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest")})
 	if a.Relay, err = relay.New(relay.Options{
 		UDPPort:    cfg.WebRTC.UDPPort,
 		ListenIP:   listenIP(cfg.HTTP.Listen),
