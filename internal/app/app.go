@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		UDPPort:    cfg.WebRTC.UDPPort,
 		ListenIP:   listenIP(cfg.HTTP.Listen),
 		PublicIPs:  cfg.WebRTC.PublicIPs,
-		ICEServers: cfg.WebRTC.ICEServers,
+		ICEServers: cfg.WebRTC.RelayICEServers(),
 		Log:        a.log.With("part", "relay"),
 	}, a.Fleet); err != nil {
 		return nil, err
