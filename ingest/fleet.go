@@ -247,14 +247,13 @@ func (m *Fleet) Stream(id string, kind StreamKind) *Stream {
 	return se.stream
 }
 
-// Status is the state of a camera as the API shows it (CONTRACT.md, Cameras → status).
+// Status is the state of a camera's streams (the API adds whether it is
+// recorded: dispatch.Status).
 type Status struct {
 	ID string `json:"id"`
 	StreamStatus
 	// Viewers counts the live viewers of both streams.
 	Viewers int `json:"viewers"`
-	// Recording is filled by the HTTP layer from the recorder; ingest leaves it false.
-	Recording bool `json:"recording"`
 	// Dropped counts the units lost by slow subscribers of both streams.
 	Dropped uint64 `json:"dropped"`
 	// Sub is the sub-stream's status, nil when the camera has none.

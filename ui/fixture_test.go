@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/availability"
@@ -319,7 +320,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing
 	log := slog.New(slog.NewTextHandler(f.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.srv, err = New(Deps{
-		Registry: reg, Fleet: f.fleet, Recording: f.rec, Live: f.live, Review: review,
+		Registry: reg, Cameras: dispatch.New(f.fleet, f.rec), Live: f.live, Review: review,
 		Probe: func(ctx context.Context, rawURL, transport string) (any, error) {
 			if strings.Contains(rawURL, "unreachable") {
 				return nil, errors.New("dial tcp: connection refused for " + rawURL)

@@ -15,23 +15,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
 )
 
-// Fleet is the ingest (ingest.Fleet): it pulls the registered cameras.
-type Fleet interface {
-	Set(ingest.Camera)
+// Cameras runs the registered cameras (dispatch.Dispatcher). The API asks it
+// to apply a change after the registry stored it; what runs where is its
+// decision, not the API's.
+type Cameras interface {
+	Apply(ingest.Camera)
 	Remove(id string)
-	Status(id string) (ingest.Status, bool)
-}
-
-// Recording is the recorder's camera set (recorder.Recorder).
-type Recording interface {
-	Set(ingest.Camera)
-	Remove(id string)
-	Recording(id string) bool
+	Status(ingest.Camera) dispatch.Status
 }
 
 // Live is the WebRTC relay (relay.Relay).
@@ -55,11 +51,10 @@ type Review interface {
 // Deps are the services behind the API. Registry is required; a nil
 // service answers 503 on its endpoints (Metrics and WebApp: 404).
 type Deps struct {
-	Registry  *registry.Registry
-	Fleet     Fleet
-	Recording Recording
-	Live      Live
-	Review    Review
+	Registry *registry.Registry
+	Cameras  Cameras
+	Live     Live
+	Review   Review
 	// Probe tests a camera URL ("test connection"): it returns what the stream
 	// offers or the camera's own error.
 	Probe func(ctx context.Context, rawURL, transport string) (any, error)

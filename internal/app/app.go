@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/availability"
 	"github.com/vigil-vms/vigil/internal/config"
@@ -60,6 +61,7 @@ type App struct {
 	db       *sql.DB
 	Registry *registry.Registry
 	Fleet    *ingest.Fleet
+	Cameras  *dispatch.Dispatcher // every camera change goes through it
 	Relay    *relay.Relay
 	Recorder *recorder.Recorder
 	Review   *recorder.Review
@@ -144,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}, a.Fleet); err != nil {
 		return nil, err
 	}
+	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
 	a.Review = recorder.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
@@ -157,12 +160,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	a.metrics = metrics.New(metrics.Sources{Fleet: a.Fleet, Recorder: a.Recorder, Relay: a.Relay, Registry: a.Registry})
 
 	srv, err := ui.New(ui.Deps{
-		Registry:  a.Registry,
-		Fleet:     a.Fleet,
-		Probe:     probe,
-		Recording: a.Recorder,
-		Live:      a.Relay,
-		Review:    a.Review,
+		Registry: a.Registry,
+		Cameras:  a.Cameras,
+		Probe:    probe,
+		Live:     a.Relay,
+		Review:   a.Review,
 		Availability: func(ctx context.Context, from, to time.Time) (any, error) {
 			cams, err := a.Registry.Cameras(ctx)
 			if err != nil {
@@ -253,10 +255,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range cams {
-		a.Fleet.Set(c)
-		a.Recorder.Set(c)
-	}
+	a.Cameras.Load(cams)
 	a.log.Info("vigil started", "url", a.URL(), "cameras", len(cams), "storage", a.cfg.Storage.Backend)
 
 	// Parts run under their own context, cancelled in order at shutdown: the
