@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder"
@@ -57,11 +58,10 @@ type Deps struct {
 	Review   Review
 	// Probe tests a camera URL ("test connection"): it returns what the stream
 	// offers or the camera's own error.
-	Probe func(ctx context.Context, rawURL, transport string) (any, error)
+	Probe func(ctx context.Context, rawURL, transport string) (ingest.ProbeResult, error)
 	// Availability reports per department and camera the share of a period
-	// online and recorded (JSON with "departments":[{"id"}] and
-	// "cameras":[{"id","department"}] lists, filtered here by scope).
-	Availability func(ctx context.Context, from, to time.Time) (any, error)
+	// online and recorded, over every camera (filtered here by scope).
+	Availability func(ctx context.Context, from, to time.Time) (availability.Report, error)
 	// Metrics serves Prometheus text.
 	Metrics http.Handler
 	// WebApp is the browser app, index.html at its root.

@@ -24,9 +24,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/availability"
 	"github.com/vigil-vms/vigil/internal/config"
 	"github.com/vigil-vms/vigil/internal/metrics"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
@@ -162,13 +162,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	srv, err := ui.New(ui.Deps{
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
-		Probe:    probe,
+		Probe:    ingest.Probe,
 		Live:     a.Relay,
 		Review:   a.Review,
-		Availability: func(ctx context.Context, from, to time.Time) (any, error) {
+		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
 			cams, err := a.Registry.Cameras(ctx)
 			if err != nil {
-				return nil, err
+				return availability.Report{}, err
 			}
 			return a.avail.Report(ctx, cams, from, to)
 		},
@@ -196,10 +196,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	return a, nil
-}
-
-func probe(ctx context.Context, rawURL, transport string) (any, error) {
-	return ingest.Probe(ctx, rawURL, transport)
 }
 
 // OpenStore opens the configured recordings store. An S3 server that is
