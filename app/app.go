@@ -1,7 +1,9 @@
-// Package app builds every part of Vigil from a configuration and runs them
-// together: the RTSP ingest, the WebRTC relay, the recorder, the availability
-// sampler and the HTTP server. It is what `vigil serve` and `vigil demo` run,
-// and what end-to-end tests start in-process:
+// Package app is the roof of the house: it builds every part of Vigil from a
+// configuration and runs them together: the RTSP ingest, the WebRTC relay, the
+// recorder, the camera dispatcher, the availability sampler and the HTTP
+// server. With app/config (the configuration) and app/metrics (Prometheus)
+// it is the wiring; nothing below imports it. It is what `vigil serve` and
+// `vigil demo` run, and what end-to-end tests start in-process:
 //
 //	a, err := app.New(ctx, cfg, app.Options{Log: log})
 //	defer a.Close()
@@ -24,11 +26,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-vms/vigil/app/config"
+	"github.com/vigil-vms/vigil/app/metrics"
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/config"
-	"github.com/vigil-vms/vigil/internal/metrics"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
