@@ -75,6 +75,7 @@ type App struct {
 	ln       net.Listener
 
 	generatedAdmin string
+	ready          chan struct{} // closed by Run once it serves
 }
 
 // New builds every part and binds the HTTP listener; it starts nothing else.
@@ -89,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 8 * time.Second
 	}
-	built := &App{cfg: cfg, opts: opts, log: opts.Log}
+	built := &App{cfg: cfg, opts: opts, log: opts.Log, ready: make(chan struct{})}
 	a = built
 	defer func() {
 		if err != nil {
@@ -225,6 +226,12 @@ func listenIP(listen string) string {
 	return host
 }
 
+// Ready is closed once Run serves HTTP with every part ready to answer (the
+// relay listens, so a WHEP offer is not refused). The listener is bound from
+// New on: a request that comes earlier waits for this moment; it is not
+// refused.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
 // Addr is the HTTP address the server listens at ("127.0.0.1:8080").
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
@@ -254,7 +261,6 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.Cameras.Load(cams)
-	a.log.Info("vigil started", "url", a.URL(), "cameras", len(cams), "storage", a.cfg.Storage.Backend)
 
 	// Parts run under their own context, cancelled in order at shutdown: the
 	// HTTP server first (no new viewers), then the relay and the recorder (which
@@ -274,18 +280,33 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Relay.Run(gctx) })
 	g.Go(func() error { return a.Recorder.Run(gctx) })
 	g.Go(func() error { return a.avail.Run(gctx) })
-	g.Go(func() error {
-		var err error
-		if a.http.TLSConfig != nil {
-			err = a.http.ServeTLS(a.ln, "", "")
-		} else {
-			err = a.http.Serve(a.ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("http: %w", err)
-	})
+
+	// Serve once the relay listens: a WHEP offer that comes in the first
+	// moment (it waits on the bound listener until then) is answered, not
+	// refused with 503.
+	serving := false
+	select {
+	case <-a.Relay.Ready():
+		serving = true
+	case <-ctx.Done():
+	case <-gctx.Done():
+	}
+	if serving {
+		g.Go(func() error {
+			var err error
+			if a.http.TLSConfig != nil {
+				err = a.http.ServeTLS(a.ln, "", "")
+			} else {
+				err = a.http.Serve(a.ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("http: %w", err)
+		})
+		close(a.ready)
+		a.log.Info("vigil started", "url", a.URL(), "cameras", len(cams), "storage", a.cfg.Storage.Backend)
+	}
 
 	// wait for the signal, or for a part to fail
 	select {
