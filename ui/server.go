@@ -1,6 +1,8 @@
 // Package ui is Vigil's HTTP API and web app server: every endpoint of the
 // contract behind one authentication and authorization path, over services
-// that it reaches through small interfaces declared here.
+// that it reaches through small interfaces declared here. It asks for camera
+// changes (Deps.Cameras, the dispatcher) and does not orchestrate them: the
+// registry stores a camera, the dispatcher makes the running parts follow.
 package ui
 
 import (
