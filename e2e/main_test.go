@@ -1,5 +1,5 @@
 // Package e2e drives the Vigil web app in real headless Chromium against a
-// real Vigil (internal/app) pulling simulated cameras (camsim), all on
+// real Vigil (package app) pulling simulated cameras (camsim), all on
 // 127.0.0.1 with temporary directories. One browser serves every test.
 //
 // The tests skip when /usr/bin/chromium (or $VIGIL_CHROMIUM) is missing,
@@ -29,9 +29,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 
+	"github.com/vigil-vms/vigil/app"
+	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
-	"github.com/vigil-vms/vigil/internal/app"
-	"github.com/vigil-vms/vigil/internal/config"
 )
 
 const (

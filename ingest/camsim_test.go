@@ -43,7 +43,7 @@ func TestCamsimIngest(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			sim := startCamsim(t, camsim.Options{Count: 1, Codec: tc.codec, Audio: tc.audio})
 			defer sim.Close()
-			m := NewManager(fastOptions(t))
+			m := NewFleet(fastOptions(t))
 			cam := Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: tc.transport, Enabled: true}
 			if tc.transport == "tcp" {
 				// only over TCP: gortsplib v4.16.2's server races when two UDP
@@ -139,7 +139,7 @@ func TestCamsimRestart(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	sim := startCamsim(t, camsim.Options{Count: 1})
 	addr := sim.Addr()
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
@@ -187,7 +187,7 @@ func TestCamsimFaults(t *testing.T) {
 	sim := startCamsim(t, camsim.Options{Count: 2, Username: "admin", Password: "s3cret"})
 	defer sim.Close()
 	withAuth := func(u, pass string) string { return strings.Replace(u, "rtsp://", "rtsp://admin:"+pass+"@", 1) }
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "good", MainURL: withAuth(sim.URL(1, false), "s3cret"), Transport: "tcp", Enabled: true})
 	m.Set(Camera{ID: "wrongpw", MainURL: withAuth(sim.URL(2, false), "guess"), Transport: "tcp", Enabled: true})
 	stop := runManager(t, m)
@@ -231,7 +231,7 @@ func TestCamsimAutoFallsBackToTCP(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	sim := startCamsim(t, camsim.Options{Count: 1, SilentUDP: true})
 	defer sim.Close()
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "auto", MainURL: sim.URL(1, false), Transport: "auto", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()

@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -229,32 +228,3 @@ func TestRedactedErrors(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
-
-// TestStatusJSON checks the contract's field names.
-func TestStatusJSON(t *testing.T) {
-	m := NewManager(ManagerOptions{})
-	m.Set(Camera{ID: "police-007", MainURL: "rtsp://u:secret@10.1.2.3/x", Enabled: true})
-	st, ok := m.Status("police-007")
-	if !ok {
-		t.Fatal("no status")
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"id", "state", "since", "lastError", "video", "audio", "viewers", "recording", "reconnects", "dropped"} {
-		if _, ok := got[k]; !ok {
-			t.Errorf("no %q in %s", k, b)
-		}
-	}
-	if _, ok := got["sub"]; ok || got["video"] != nil || got["state"] != "connecting" {
-		t.Errorf("status JSON %s", b)
-	}
-	if strings.Contains(string(b), "secret") {
-		t.Errorf("password in %s", b)
-	}
-}

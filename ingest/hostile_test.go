@@ -314,7 +314,7 @@ func TestHostileServers(t *testing.T) {
 			// or a slow moment under -race turns "no keyframe" into a timeout
 			opts.StallTimeout = time.Second
 			opts.ReadTimeout = 2 * time.Second
-			m := NewManager(opts)
+			m := NewFleet(opts)
 			m.Set(Camera{ID: "evil", MainURL: h.url(), Transport: "tcp", Enabled: true})
 			stop := runManager(t, m)
 			defer stop()
@@ -347,7 +347,7 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "off", MainURL: "rtsp://u:pw@" + addr + "/x", Transport: "auto", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()

@@ -128,14 +128,16 @@ type SubscribeOptions struct {
 type Stream struct {
 	name string
 
-	mu       sync.Mutex
-	media    *Media
-	gop      []*Unit // units since the last video keyframe (all tracks)
-	gopBytes int
-	subs     map[*Subscription]struct{}
-	closed   bool
-	seq      uint64
-	online   bool
+	mu    sync.Mutex
+	media *Media
+	// published is closed by the first SetTracks (see Published)
+	published chan struct{}
+	gop       []*Unit // units since the last video keyframe (all tracks)
+	gopBytes  int
+	subs      map[*Subscription]struct{}
+	closed    bool
+	seq       uint64
+	online    bool
 
 	// statistics, measured over the last window
 	stats    statWindow
@@ -151,7 +153,7 @@ const (
 
 // NewStream returns an empty stream. name is used in logs ("police-007/main").
 func NewStream(name string) *Stream {
-	return &Stream{name: name, subs: map[*Subscription]struct{}{}}
+	return &Stream{name: name, subs: map[*Subscription]struct{}{}, published: make(chan struct{})}
 }
 
 // Name returns the stream's name.
@@ -163,6 +165,10 @@ func (s *Stream) Media() *Media {
 	defer s.mu.Unlock()
 	return s.media
 }
+
+// Published is closed once the first tracks are published: from then on
+// Media is never nil. A consumer waits on it instead of polling Media.
+func (s *Stream) Published() <-chan struct{} { return s.published }
 
 // SetTracks publishes the tracks of a new session of the source. When they
 // equal the current ones (same codecs and parameters), the current *Media is
@@ -178,6 +184,8 @@ func (s *Stream) SetTracks(tracks []*Track) *Media {
 	gen := 1
 	if s.media != nil {
 		gen = s.media.Generation + 1
+	} else {
+		close(s.published)
 	}
 	for i, t := range tracks {
 		t.Index = i

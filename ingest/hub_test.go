@@ -410,3 +410,35 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// A consumer waiting for a camera's first tracks is woken by the hub, not by polling.
+func TestHubPublished(t *testing.T) {
+	s := NewStream("test/main")
+	select {
+	case <-s.Published():
+		t.Fatal("Published closed before any tracks")
+	default:
+	}
+	s.SetOffline()
+	woken := make(chan *Media, 1)
+	go func() {
+		<-s.Published()
+		woken <- s.Media()
+	}()
+	v := *hubVideo
+	m := s.SetTracks([]*Track{&v})
+	select {
+	case got := <-woken:
+		if got != m {
+			t.Fatalf("Media after Published = %p, want %p", got, m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Published not closed by SetTracks")
+	}
+	// a new generation and going offline again keep it closed (and do not close it twice)
+	v2 := *hubVideo
+	v2.Width = 640
+	s.SetTracks([]*Track{&v2})
+	s.SetOffline()
+	<-s.Published()
+}

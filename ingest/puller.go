@@ -23,7 +23,7 @@ const (
 	StateDisabled   State = "disabled"   // not pulled (camera disabled)
 )
 
-// pullerConfig is what a puller needs; the Manager fills it from its options.
+// pullerConfig is what a puller needs; the Fleet fills it from its options.
 type pullerConfig struct {
 	camera      string
 	kind        StreamKind

@@ -37,7 +37,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 }
 
 // runManager starts m.Run and returns a stop function that ends it and waits.
-func runManager(t *testing.T, m *Manager) (stop func()) {
+func runManager(t *testing.T, m *Fleet) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -62,8 +62,8 @@ func runManager(t *testing.T, m *Manager) (stop func()) {
 	return stop
 }
 
-func fastOptions(t *testing.T) ManagerOptions {
-	return ManagerOptions{
+func fastOptions(t *testing.T) FleetOptions {
+	return FleetOptions{
 		Log: testLog(t), StallTimeout: 2500 * time.Millisecond, ReadTimeout: 2 * time.Second,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StableAfter: time.Second,
 	}
@@ -84,7 +84,7 @@ func TestIngestFromServer(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			srv := startTestServer(t, testServerOptions{UDP: tc.udp, Audio: tc.audio})
 			defer srv.Close()
-			m := NewManager(fastOptions(t))
+			m := NewFleet(fastOptions(t))
 			m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: tc.transport, Enabled: true})
 			stop := runManager(t, m)
 			defer stop()
@@ -153,7 +153,7 @@ func TestReconnectKeepsSubscription(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{})
 	addr := srv.addr
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
@@ -212,7 +212,7 @@ func TestStallDetection(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{})
 	defer srv.Close()
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
@@ -240,7 +240,7 @@ func TestAuthAndNotFound(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{User: "admin", Pass: "s3cret"})
 	defer srv.Close()
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	wrong := strings.Replace(srv.url("cam1"), "s3cret", "wrongpass", 1)
 	m.Set(Camera{ID: "bad", MainURL: wrong, Transport: "tcp", Enabled: true})
 	m.Set(Camera{ID: "good", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
@@ -302,7 +302,7 @@ func TestManagerSetDisableChangeURL(t *testing.T) {
 	defer srv.Close()
 	srv2 := startTestServer(t, testServerOptions{})
 	defer srv2.Close()
-	m := NewManager(fastOptions(t))
+	m := NewFleet(fastOptions(t))
 	cam := Camera{ID: "cam1", MainURL: srv.url("cam1"), SubURL: srv.url("cam1/sub"), Transport: "tcp", Enabled: true}
 	m.Set(cam)
 	if st, _ := m.Status("cam1"); st.State != StateConnecting {

@@ -13,7 +13,7 @@ import (
 )
 
 // TestRecordCamsimS3 records two simulated RTSP cameras (H.264 and AAC),
-// pulled by the ingest manager, into a real S3 server for two segments each:
+// pulled by the ingest fleet, into a real S3 server for two segments each:
 // every object parses as fMP4, starts with a keyframe and matches its index row.
 func TestRecordCamsimS3(t *testing.T) {
 	if testing.Short() {
@@ -46,7 +46,7 @@ func recordCamsim(t *testing.T, codec string, store Store) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	mgr := ingest.NewManager(ingest.ManagerOptions{Log: testLog(t)})
+	mgr := ingest.NewFleet(ingest.FleetOptions{Log: testLog(t)})
 	mctx, mcancel := context.WithCancel(context.Background())
 	var mwg sync.WaitGroup
 	mwg.Go(func() { mgr.Run(mctx) })

@@ -103,7 +103,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Source gives the recorder a camera's stream; ingest.Manager implements it.
+// Source gives the recorder a camera's stream; ingest.Fleet implements it.
 type Source interface {
 	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream
 }

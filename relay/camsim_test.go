@@ -11,10 +11,10 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 )
 
-// simEnv is the real chain: camsim → RTSP puller (ingest.Manager) → hub → relay → WHEP.
+// simEnv is the real chain: camsim → RTSP puller (ingest.Fleet) → hub → relay → WHEP.
 type simEnv struct {
 	sim    *camsim.Server
-	mgr    *ingest.Manager
+	mgr    *ingest.Fleet
 	relay  *Relay
 	server *httptest.Server
 }
@@ -28,7 +28,7 @@ func startSimEnv(t testing.TB, count int, codec string, audio bool) *simEnv {
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	mgr := ingest.NewManager(ingest.ManagerOptions{Log: quietLog(), BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
+	mgr := ingest.NewFleet(ingest.FleetOptions{Log: quietLog(), BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 	for i := 1; i <= count; i++ {
 		mgr.Set(ingest.Camera{ID: camName(i), MainURL: sim.URL(i, false), SubURL: sim.URL(i, true), Transport: "tcp", Enabled: true})
 	}

@@ -27,12 +27,10 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
-	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/config"
 )
 
 // Options configure a Relay.
@@ -49,7 +47,7 @@ type Options struct {
 	PublicIPs []string
 	// ICEServers are the STUN/TURN servers used by the server and offered to
 	// browsers. It defaults to none.
-	ICEServers []config.ICEServer
+	ICEServers []ICEServer
 	// SessionTimeout ends a session whose ICE is not connected within it.
 	// It defaults to 30 seconds.
 	SessionTimeout time.Duration
@@ -64,7 +62,7 @@ type Options struct {
 // DefaultUDPPort is the contract's WebRTC media port.
 const DefaultUDPPort = 8189
 
-// Source gives the hub stream of a camera. ingest.Manager satisfies it.
+// Source gives the hub stream of a camera. ingest.Fleet satisfies it.
 // It returns nil for an unknown camera or a stream the camera does not have.
 type Source interface {
 	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream
@@ -115,18 +113,8 @@ func New(opts Options, src Source) (*Relay, error) {
 	}
 	var servers []webrtc.ICEServer
 	for i, s := range opts.ICEServers {
-		if len(s.URLs) == 0 {
-			return nil, fmt.Errorf("relay: ICE server %d has no URL", i)
-		}
-		for _, u := range s.URLs {
-			parsed, err := stun.ParseURI(u)
-			if err != nil {
-				return nil, fmt.Errorf("relay: ICE server URL %q: %w", u, err)
-			}
-			if (parsed.Scheme == stun.SchemeTypeTURN || parsed.Scheme == stun.SchemeTypeTURNS) &&
-				(s.Username == "" || s.Credential == "") {
-				return nil, fmt.Errorf("relay: TURN server %q needs a username and a credential", u)
-			}
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("relay: ICE server %d: %w", i, err)
 		}
 		servers = append(servers, webrtc.ICEServer{
 			URLs: append([]string(nil), s.URLs...), Username: s.Username, Credential: s.Credential,
@@ -168,10 +156,10 @@ func (r *Relay) UDPPort() int {
 }
 
 // ICEServers returns the STUN/TURN servers to offer to browsers (WHEP Link headers).
-func (r *Relay) ICEServers() []config.ICEServer {
-	out := make([]config.ICEServer, 0, len(r.opts.ICEServers))
+func (r *Relay) ICEServers() []ICEServer {
+	out := make([]ICEServer, 0, len(r.opts.ICEServers))
 	for _, s := range r.opts.ICEServers {
-		out = append(out, config.ICEServer{
+		out = append(out, ICEServer{
 			URLs: append([]string(nil), s.URLs...), Username: s.Username, Credential: s.Credential,
 		})
 	}
@@ -397,27 +385,21 @@ func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKi
 }
 
 // waitMedia returns the stream's tracks, waiting up to wait for a camera that
-// is not connected yet.
+// is not connected yet (until the hub says its first tracks are published).
 func waitMedia(ctx context.Context, st *ingest.Stream, wait time.Duration) (*ingest.Media, error) {
 	if m := st.Media(); m != nil {
 		return m, nil
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-deadline.C:
-			return nil, apierr.New(apierr.ErrUnavailable,
-				"the camera is not connected yet (no video after %v); try again in a moment", wait)
-		case <-tick.C:
-			if m := st.Media(); m != nil {
-				return m, nil
-			}
-		}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-deadline.C:
+		return nil, apierr.New(apierr.ErrUnavailable,
+			"the camera is not connected yet (no video after %v); try again in a moment", wait)
+	case <-st.Published():
+		return st.Media(), nil
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/config"
 )
 
 func TestMain(m *testing.M) {
@@ -489,8 +488,8 @@ func TestNewValidates(t *testing.T) {
 		{"port", Options{UDPPort: 70000}, "not a port"},
 		{"listen IP", Options{ListenIP: "localhost"}, "not an IPv4"},
 		{"public IP", Options{PublicIPs: []string{"1.2.3"}}, "not an IP"},
-		{"ICE URL", Options{ICEServers: []config.ICEServer{{URLs: []string{"http://x"}}}}, "ICE server URL"},
-		{"TURN without credentials", Options{ICEServers: []config.ICEServer{{URLs: []string{"turn:turn.example.com:3478"}}}}, "username"},
+		{"ICE URL", Options{ICEServers: []ICEServer{{URLs: []string{"http://x"}}}}, "ICE server URL"},
+		{"TURN without credentials", Options{ICEServers: []ICEServer{{URLs: []string{"turn:turn.example.com:3478"}}}}, "username"},
 		{"timeout", Options{SessionTimeout: -time.Second}, "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -502,7 +501,7 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Options{}, nil); err == nil {
 		t.Fatal("nil source accepted")
 	}
-	r, err := New(Options{ICEServers: []config.ICEServer{{URLs: []string{"stun:stun.example.com:3478"}}}}, src)
+	r, err := New(Options{ICEServers: []ICEServer{{URLs: []string{"stun:stun.example.com:3478"}}}}, src)
 	if err != nil {
 		t.Fatal(err)
 	}

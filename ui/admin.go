@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -345,61 +344,9 @@ func (s *Server) availability(w http.ResponseWriter, r *http.Request, c *call) e
 	if err != nil {
 		return err
 	}
-	if !c.p.user.Scoped() {
-		writeJSON(w, http.StatusOK, rep)
-		return nil
+	if c.p.user.Scoped() {
+		rep = rep.Only(c.p.user.InScope)
 	}
-	filtered, err := filterReport(rep, c.p.user.InScope)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	w.Write(append(filtered, '\n'))
+	writeJSON(w, http.StatusOK, rep)
 	return nil
-}
-
-// filterReport keeps the departments and cameras of a report that a
-// scoped user sees. A report of another shape is refused rather than shown.
-func filterReport(rep any, inScope func(department string) bool) ([]byte, error) {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return nil, fmt.Errorf("availability: %w", err)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("availability: the report is not an object: %w", err)
-	}
-	type item struct {
-		ID         string `json:"id"`
-		Department string `json:"department"`
-	}
-	for key, field := range map[string]func(item) string{
-		"departments": func(i item) string { return i.ID },
-		"cameras":     func(i item) string { return i.Department },
-	} {
-		var raws []json.RawMessage
-		if err := json.Unmarshal(m[key], &raws); err != nil {
-			return nil, fmt.Errorf("availability: the report has no %s list: %w", key, err)
-		}
-		kept := []json.RawMessage{}
-		for _, raw := range raws {
-			var it item
-			if err := json.Unmarshal(raw, &it); err != nil {
-				return nil, fmt.Errorf("availability: %s: %w", key, err)
-			}
-			if d := field(it); d != "" && inScope(d) {
-				kept = append(kept, raw)
-			}
-		}
-		if m[key], err = json.Marshal(kept); err != nil {
-			return nil, fmt.Errorf("availability: %w", err)
-		}
-	}
-	for k := range m {
-		if k != "departments" && k != "cameras" && k != "from" && k != "to" {
-			delete(m, k) // totals over every department would leak
-		}
-	}
-	return json.Marshal(m)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/registry"
@@ -70,23 +71,17 @@ func (s *Server) visibleCameras(ctx context.Context, p *principal) ([]ingest.Cam
 	return slices.DeleteFunc(cams, func(c ingest.Camera) bool { return authorize(p, actView, &c) != nil }), nil
 }
 
-// apply makes a camera change take effect: the ingest pulls (or stops) it,
-// the recorder records (or stops).
+// apply asks for a created or changed camera to take effect.
 func (s *Server) apply(c ingest.Camera) {
-	if s.deps.Fleet != nil {
-		s.deps.Fleet.Set(c)
-	}
-	if s.deps.Recording != nil {
-		s.deps.Recording.Set(c)
+	if s.deps.Cameras != nil {
+		s.deps.Cameras.Apply(c)
 	}
 }
 
+// unapply asks for a deleted camera to stop everywhere.
 func (s *Server) unapply(id string) {
-	if s.deps.Recording != nil {
-		s.deps.Recording.Remove(id)
-	}
-	if s.deps.Fleet != nil {
-		s.deps.Fleet.Remove(id)
+	if s.deps.Cameras != nil {
+		s.deps.Cameras.Remove(id)
 	}
 }
 
@@ -391,23 +386,12 @@ func streamKind(r *http.Request) (ingest.StreamKind, error) {
 	}
 }
 
-// status is a camera's status with what only the HTTP layer knows.
-func (s *Server) status(cam ingest.Camera) ingest.Status {
-	st, ok := ingest.Status{}, false
-	if s.deps.Fleet != nil {
-		st, ok = s.deps.Fleet.Status(cam.ID)
+// status is a camera's status, from the owner of the running cameras.
+func (s *Server) status(cam ingest.Camera) dispatch.Status {
+	if s.deps.Cameras == nil {
+		return dispatch.New(nil, nil).Status(cam) // nothing runs: connecting, or disabled
 	}
-	if !ok {
-		st = ingest.Status{StreamStatus: ingest.StreamStatus{State: ingest.StateConnecting}}
-		if !cam.Enabled {
-			st.State = ingest.StateDisabled
-		}
-	}
-	st.ID = cam.ID
-	if s.deps.Recording != nil {
-		st.Recording = s.deps.Recording.Recording(cam.ID)
-	}
-	return st
+	return s.deps.Cameras.Status(cam)
 }
 
 func (s *Server) cameraStatus(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -424,7 +408,7 @@ func (s *Server) allStatus(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err != nil {
 		return err
 	}
-	out := make([]ingest.Status, 0, len(cams))
+	out := make([]dispatch.Status, 0, len(cams))
 	for _, cam := range cams {
 		out = append(out, s.status(cam))
 	}

@@ -18,9 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/availability"
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/availability"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
@@ -162,7 +163,7 @@ type fixture struct {
 	srv    *Server
 	h      http.Handler
 	live   *fakeLive
-	fleet  *ingest.Manager
+	fleet  *ingest.Fleet
 	rec    *fakeRecording
 	logBuf *syncBuffer
 	tokens map[string]string // principal → bearer secret
@@ -316,17 +317,17 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	}
 	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &syncBuffer{},
 		tokens: template.tokens, spareToken: template.spare, incident: template.inc}
-	f.fleet = ingest.NewManager(ingest.ManagerOptions{}) // not run: pulls nothing
+	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing
 	log := slog.New(slog.NewTextHandler(f.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.srv, err = New(Deps{
-		Registry: reg, Fleet: f.fleet, Recording: f.rec, Live: f.live, Review: review,
-		Probe: func(ctx context.Context, rawURL, transport string) (any, error) {
+		Registry: reg, Cameras: dispatch.New(f.fleet, f.rec), Live: f.live, Review: review,
+		Probe: func(ctx context.Context, rawURL, transport string) (ingest.ProbeResult, error) {
 			if strings.Contains(rawURL, "unreachable") {
-				return nil, errors.New("dial tcp: connection refused for " + rawURL)
+				return ingest.ProbeResult{}, errors.New("dial tcp: connection refused for " + rawURL)
 			}
 			return ingest.ProbeResult{Video: &ingest.VideoStatus{Codec: "H264", Width: 1280, Height: 720}}, nil
 		},
-		Availability: func(ctx context.Context, from, to time.Time) (any, error) {
+		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
 			return availability.Report{From: from, To: to,
 				Departments: []availability.DepartmentAv{{ID: "police", Cameras: 1, Online: 99}, {ID: "flood-control", Cameras: 1, Online: 50}},
 				Cameras: []availability.CameraAv{{ID: "police-1", Department: "police", Online: 99},

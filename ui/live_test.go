@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 )
 
@@ -45,14 +46,14 @@ func TestLiveApply(t *testing.T) {
 	if rec := f.do(req{method: "POST", path: "/api/v1/cameras", ctype: "application/json", body: body, who: pAdmin}); rec.Code != cr {
 		t.Fatalf("create: %d %s", rec.Code, rec.Body)
 	}
-	var st ingest.Status
+	var st dispatch.Status
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		rec := f.do(req{method: "GET", path: "/api/v1/cameras/sim-1/status", who: pViewer})
 		if rec.Code != http.StatusOK {
 			t.Fatalf("status: %d %s", rec.Code, rec.Body)
 		}
-		st = decode[ingest.Status](t, rec.Body.Bytes())
+		st = decode[dispatch.Status](t, rec.Body.Bytes())
 		if st.State == ingest.StateOnline && st.Video != nil {
 			break
 		}

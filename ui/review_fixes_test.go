@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -33,11 +34,11 @@ type probed struct {
 	urls []string
 }
 
-func (p *probed) probe(ctx context.Context, rawURL, transport string) (any, error) {
+func (p *probed) probe(ctx context.Context, rawURL, transport string) (ingest.ProbeResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.urls = append(p.urls, rawURL)
-	return map[string]string{"ok": "yes"}, nil
+	return ingest.ProbeResult{}, nil
 }
 
 // TestTestCameraStoredPasswordScope: "test connection" with a *** password

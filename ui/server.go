@@ -1,6 +1,8 @@
 // Package ui is Vigil's HTTP API and web app server: every endpoint of the
 // contract behind one authentication and authorization path, over services
-// that it reaches through small interfaces declared here.
+// that it reaches through small interfaces declared here. It asks for camera
+// changes (Deps.Cameras, the dispatcher) and does not orchestrate them: the
+// registry stores a camera, the dispatcher makes the running parts follow.
 package ui
 
 import (
@@ -15,23 +17,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-vms/vigil/availability"
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
 )
 
-// Fleet is the ingest (ingest.Manager): it pulls the registered cameras.
-type Fleet interface {
-	Set(ingest.Camera)
+// Cameras runs the registered cameras (dispatch.Dispatcher). The API asks it
+// to apply a change after the registry stored it; what runs where is its
+// decision, not the API's.
+type Cameras interface {
+	Apply(ingest.Camera)
 	Remove(id string)
-	Status(id string) (ingest.Status, bool)
-}
-
-// Recording is the recorder's camera set (recorder.Recorder).
-type Recording interface {
-	Set(ingest.Camera)
-	Remove(id string)
-	Recording(id string) bool
+	Status(ingest.Camera) dispatch.Status
 }
 
 // Live is the WebRTC relay (relay.Relay).
@@ -55,18 +54,16 @@ type Review interface {
 // Deps are the services behind the API. Registry is required; a nil
 // service answers 503 on its endpoints (Metrics and WebApp: 404).
 type Deps struct {
-	Registry  *registry.Registry
-	Fleet     Fleet
-	Recording Recording
-	Live      Live
-	Review    Review
+	Registry *registry.Registry
+	Cameras  Cameras
+	Live     Live
+	Review   Review
 	// Probe tests a camera URL ("test connection"): it returns what the stream
 	// offers or the camera's own error.
-	Probe func(ctx context.Context, rawURL, transport string) (any, error)
+	Probe func(ctx context.Context, rawURL, transport string) (ingest.ProbeResult, error)
 	// Availability reports per department and camera the share of a period
-	// online and recorded (JSON with "departments":[{"id"}] and
-	// "cameras":[{"id","department"}] lists, filtered here by scope).
-	Availability func(ctx context.Context, from, to time.Time) (any, error)
+	// online and recorded, over every camera (filtered here by scope).
+	Availability func(ctx context.Context, from, to time.Time) (availability.Report, error)
 	// Metrics serves Prometheus text.
 	Metrics http.Handler
 	// WebApp is the browser app, index.html at its root.

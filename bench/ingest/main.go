@@ -1,6 +1,6 @@
 // Command ingest is the ingest load harness: it starts `vigil camsim` with N
 // cameras as a separate process, pulls every camera through an
-// ingest.Manager in this process (one draining subscriber per stream, as a
+// ingest.Fleet in this process (one draining subscriber per stream, as a
 // recorder would be), and reports this process's CPU and resident memory, in
 // total and per camera. camsim runs in its own process, so none of its cost is
 // counted in the figures (its CPU is printed apart).
@@ -74,7 +74,7 @@ func run() error {
 	runtime.GC()
 	baseRSS, _ := procstat.StatusKB("VmRSS")
 
-	m := ingest.NewManager(ingest.ManagerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	m := ingest.NewFleet(ingest.FleetOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	for i, u := range urls {
 		c := ingest.Camera{ID: fmt.Sprintf("cam%d", i+1), MainURL: u[0], Transport: *transport, Enabled: true}
 		if *sub {
@@ -181,7 +181,7 @@ func run() error {
 		fps, float64(kbps)/1000, fps/n, kbps/len(urls), reconnects, dropped)
 	fmt.Printf("ingest CPU: %.1f %% of one core in total, %.2f %% per camera (%d cores on this machine)\n",
 		cpuPct, cpuPct/n, runtime.NumCPU())
-	fmt.Printf("ingest memory: RSS %.1f MiB (%.1f MiB before the Manager started; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
+	fmt.Printf("ingest memory: RSS %.1f MiB (%.1f MiB before the fleet started; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
 		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/n, float64(ms.HeapInuse)/(1<<20))
 	fmt.Printf("camsim (separate process, not counted above): CPU %.1f %% of one core\n", simPct)
 	return nil

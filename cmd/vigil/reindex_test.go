@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/app"
+	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/app"
-	"github.com/vigil-vms/vigil/internal/config"
 )
 
 // vigil reindex rebuilds a lost index from the segment files in the store.

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-vms/vigil/app"
+	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/app"
-	"github.com/vigil-vms/vigil/internal/config"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -90,6 +90,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		if err := registerDemoCameras(ctx, a.Registry, sim); err != nil {
 			return err
 		}
+	}
+	// say where to open it once it serves (requests before then wait, they
+	// are not refused)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-runDone:
+		return err
+	}
+	if demo {
 		fmt.Fprintf(stdout, "\nVigil demo: %d simulated cameras, recording to %s\n", demoCameraCount, cfg.Storage.Local.Dir)
 		fmt.Fprintf(stdout, "  open   %s\n  login  admin / %s\n\n", a.URL(), opts.AdminPassword)
 	} else {
@@ -98,7 +109,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 			fmt.Fprintf(stdout, "First start: created user admin with password %s (shown once; change it with `vigil user passwd admin`)\n", pw)
 		}
 	}
-	return a.Run(ctx)
+	return <-runDone
 }
 
 func hasFlag(args []string, name string) bool {

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/app"
+	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/app"
-	"github.com/vigil-vms/vigil/internal/config"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 	"github.com/vigil-vms/vigil/registry"

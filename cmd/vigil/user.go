@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vigil-vms/vigil/internal/config"
+	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/registry"
 )

@@ -1,6 +1,6 @@
 // Command benchrec measures ingest plus recording: it starts `vigil camsim`
 // with N cameras as a separate process (and versitygw for -store s3, also
-// apart), pulls every camera through an ingest.Manager and records it with a
+// apart), pulls every camera through an ingest.Fleet and records it with a
 // Recorder in this process, and reports this process's CPU and memory per
 // camera and the bytes stored against the bytes received.
 //
@@ -126,7 +126,7 @@ func run() error {
 	runtime.GC()
 	baseRSS, _ := procstat.StatusKB("VmRSS")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := ingest.NewManager(ingest.ManagerOptions{Log: quiet})
+	m := ingest.NewFleet(ingest.FleetOptions{Log: quiet})
 	rec, err := recorder.New(recorder.Options{Store: store, Index: ix, SegmentDuration: *segment, StaggerSegments: *stagger,
 		SpoolDir: filepath.Join(dir, "spool"), Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, m)
 	if err != nil {

@@ -107,3 +107,20 @@ func TestReport(t *testing.T) {
 		t.Errorf("departments: %+v", rep.Departments)
 	}
 }
+
+func TestReportOnly(t *testing.T) {
+	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	rep := Report{From: from, To: from.Add(time.Hour),
+		Departments: []DepartmentAv{{ID: "police", Cameras: 1}, {ID: "flood-control", Cameras: 2}},
+		Cameras: []CameraAv{{ID: "p1", Department: "police"}, {ID: "f1", Department: "flood-control"},
+			{ID: "f2", Department: "flood-control"}, {ID: "x", Department: ""}}}
+	got := rep.Only(func(d string) bool { return d == "flood-control" })
+	if !got.From.Equal(rep.From) || !got.To.Equal(rep.To) || len(got.Departments) != 1 || got.Departments[0].ID != "flood-control" ||
+		len(got.Cameras) != 2 || got.Cameras[0].ID != "f1" || got.Cameras[1].ID != "f2" {
+		t.Fatalf("Only = %+v", got)
+	}
+	none := rep.Only(func(string) bool { return false })
+	if none.Departments == nil || none.Cameras == nil || len(none.Departments)+len(none.Cameras) != 0 {
+		t.Fatalf("nothing in scope: %+v (the lists stay [] in JSON)", none)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-vms/vigil/relay"
 )
 
 // Config is the whole configuration. Field tags are the YAML keys of the contract.
@@ -66,6 +68,20 @@ func (s *ICEServer) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*s = ICEServer(p)
 	return nil
+}
+
+// Relay is the server as the relay takes it (relay.ICEServer says what is valid).
+func (s ICEServer) Relay() relay.ICEServer {
+	return relay.ICEServer{URLs: append([]string(nil), s.URLs...), Username: s.Username, Credential: s.Credential}
+}
+
+// RelayICEServers converts the configured ICE servers for the relay.
+func (w WebRTC) RelayICEServers() []relay.ICEServer {
+	out := make([]relay.ICEServer, 0, len(w.ICEServers))
+	for _, s := range w.ICEServers {
+		out = append(out, s.Relay())
+	}
+	return out
 }
 
 // Storage is where recordings go.
@@ -330,15 +346,9 @@ func (c *Config) Validate() error {
 			return fail("webrtc.publicIPs", "%q is not an IP address", ip)
 		}
 	}
-	for _, s := range c.WebRTC.ICEServers {
-		if len(s.URLs) == 0 {
-			return fail("webrtc.iceServers", "a server has no urls")
-		}
-		for _, u := range s.URLs {
-			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") &&
-				!strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-				return fail("webrtc.iceServers", "%q is not a stun: or turn: URL", u)
-			}
+	for i, s := range c.WebRTC.ICEServers {
+		if err := s.Relay().Validate(); err != nil {
+			return fail("webrtc.iceServers", "server %d: %v", i, err)
 		}
 	}
 	switch c.Storage.Backend {

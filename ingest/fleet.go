@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// ManagerOptions configure a Manager. The zero value works.
-type ManagerOptions struct {
+// FleetOptions configure a Fleet. The zero value works.
+type FleetOptions struct {
 	// Log receives state changes of the camera streams. It defaults to a logger that discards.
 	Log *slog.Logger
 	// StallTimeout is how long a stream may send no video (or, after PLAY, no
@@ -33,9 +33,9 @@ type ManagerOptions struct {
 	dial dialFunc
 }
 
-// Manager pulls the streams of every registered camera into hub Streams.
-type Manager struct {
-	opts ManagerOptions
+// Fleet pulls the streams of every registered camera into hub Streams.
+type Fleet struct {
+	opts FleetOptions
 
 	mu      sync.Mutex
 	ctx     context.Context // set while Run runs
@@ -57,8 +57,8 @@ type streamEntry struct {
 	done   chan struct{}
 }
 
-// NewManager returns a Manager; it pulls nothing before Run.
-func NewManager(opts ManagerOptions) *Manager {
+// NewFleet returns a Fleet; it pulls nothing before Run.
+func NewFleet(opts FleetOptions) *Fleet {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -86,12 +86,12 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.dial == nil {
 		opts.dial = dialGortsplib
 	}
-	return &Manager{opts: opts, cameras: map[string]*camEntry{}}
+	return &Fleet{opts: opts, cameras: map[string]*camEntry{}}
 }
 
 // Run pulls the cameras until ctx ends, then stops every puller and returns
 // ctx's error once they all stopped. Streams stay open (Remove closes them).
-func (m *Manager) Run(ctx context.Context) error {
+func (m *Fleet) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.ctx = ctx
 	for _, ce := range m.cameras {
@@ -119,7 +119,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // Set adds or updates a camera: its streams are pulled while it is enabled. A
 // changed URL or transport reconnects; the Streams (and their subscribers) stay.
 // Safe before and during Run.
-func (m *Manager) Set(c Camera) {
+func (m *Fleet) Set(c Camera) {
 	c.Tags = append([]string(nil), c.Tags...)
 	m.mu.Lock()
 	ce := m.cameras[c.ID]
@@ -143,7 +143,7 @@ func waitAll(done []chan struct{}) {
 
 // syncLocked makes the pullers of a camera match its configuration. It
 // returns the done channels of the pullers it stopped.
-func (m *Manager) syncLocked(ce *camEntry) (stopped []chan struct{}) {
+func (m *Fleet) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 	for _, kind := range []StreamKind{Main, Sub} {
 		url := ce.cam.URL(kind)
 		se := ce.streams[kind]
@@ -175,7 +175,7 @@ func (m *Manager) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 	return stopped
 }
 
-func (m *Manager) pullerConfig(id string, kind StreamKind, se *streamEntry) pullerConfig {
+func (m *Fleet) pullerConfig(id string, kind StreamKind, se *streamEntry) pullerConfig {
 	return pullerConfig{
 		camera: id, kind: kind, url: se.url, transport: se.trans, stream: se.stream,
 		log: m.opts.Log, dial: m.opts.dial, stall: m.opts.StallTimeout, readTimeout: m.opts.ReadTimeout,
@@ -184,7 +184,7 @@ func (m *Manager) pullerConfig(id string, kind StreamKind, se *streamEntry) pull
 	}
 }
 
-func (m *Manager) startLocked(id string, kind StreamKind, se *streamEntry) {
+func (m *Fleet) startLocked(id string, kind StreamKind, se *streamEntry) {
 	p := newPuller(m.pullerConfig(id, kind, se))
 	if se.puller != nil {
 		// a reconfigured stream keeps counting its reconnects
@@ -203,7 +203,7 @@ func (m *Manager) startLocked(id string, kind StreamKind, se *streamEntry) {
 // stopLocked cancels a puller and appends its done channel to stopped; the
 // caller waits on it after releasing m.mu. A cancelled puller writes no more
 // units, so a new one may start on the same Stream at once.
-func (m *Manager) stopLocked(se *streamEntry, stopped []chan struct{}) []chan struct{} {
+func (m *Fleet) stopLocked(se *streamEntry, stopped []chan struct{}) []chan struct{} {
 	if se.cancel == nil {
 		return stopped
 	}
@@ -215,7 +215,7 @@ func (m *Manager) stopLocked(se *streamEntry, stopped []chan struct{}) []chan st
 
 // Remove stops pulling a camera and closes its Streams: their subscribers'
 // Next returns ErrStreamClosed.
-func (m *Manager) Remove(id string) {
+func (m *Fleet) Remove(id string) {
 	m.mu.Lock()
 	ce := m.cameras[id]
 	if ce == nil {
@@ -233,7 +233,7 @@ func (m *Manager) Remove(id string) {
 }
 
 // Stream returns a camera's stream, nil when the camera or the stream does not exist.
-func (m *Manager) Stream(id string, kind StreamKind) *Stream {
+func (m *Fleet) Stream(id string, kind StreamKind) *Stream {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ce := m.cameras[id]
@@ -247,14 +247,13 @@ func (m *Manager) Stream(id string, kind StreamKind) *Stream {
 	return se.stream
 }
 
-// Status is the state of a camera as the API shows it (CONTRACT.md, Cameras → status).
+// Status is the state of a camera's streams (the API adds whether it is
+// recorded: dispatch.Status).
 type Status struct {
 	ID string `json:"id"`
 	StreamStatus
 	// Viewers counts the live viewers of both streams.
 	Viewers int `json:"viewers"`
-	// Recording is filled by the HTTP layer from the recorder; ingest leaves it false.
-	Recording bool `json:"recording"`
 	// Dropped counts the units lost by slow subscribers of both streams.
 	Dropped uint64 `json:"dropped"`
 	// Sub is the sub-stream's status, nil when the camera has none.
@@ -262,7 +261,7 @@ type Status struct {
 }
 
 // Status returns a camera's status.
-func (m *Manager) Status(id string) (Status, bool) {
+func (m *Fleet) Status(id string) (Status, bool) {
 	m.mu.Lock()
 	ce := m.cameras[id]
 	if ce == nil {
@@ -310,7 +309,7 @@ func (m *Manager) Status(id string) (Status, bool) {
 }
 
 // Statuses returns the status of every camera, sorted by id.
-func (m *Manager) Statuses() []Status {
+func (m *Fleet) Statuses() []Status {
 	m.mu.Lock()
 	ids := make([]string, 0, len(m.cameras))
 	for id := range m.cameras {

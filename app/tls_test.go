@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-vms/vigil/internal/app"
+	"github.com/vigil-vms/vigil/app"
 )
 
 // writeSelfSigned writes a certificate for 127.0.0.1 and its key.

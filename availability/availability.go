@@ -144,6 +144,24 @@ type CameraAv struct {
 	Recorded *float64 `json:"recorded"`
 }
 
+// Only returns the part of the report about the departments for which
+// inScope is true: their rows and their cameras' rows (what a user limited to
+// some departments may see).
+func (r Report) Only(inScope func(department string) bool) Report {
+	out := Report{From: r.From, To: r.To, Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
+	for _, d := range r.Departments {
+		if d.ID != "" && inScope(d.ID) {
+			out.Departments = append(out.Departments, d)
+		}
+	}
+	for _, c := range r.Cameras {
+		if c.Department != "" && inScope(c.Department) {
+			out.Cameras = append(out.Cameras, c)
+		}
+	}
+	return out
+}
+
 // Report computes the availability of cams over [from, to).
 func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to time.Time) (Report, error) {
 	rep := Report{From: from.UTC(), To: to.UTC(), Departments: []DepartmentAv{}, Cameras: []CameraAv{}}

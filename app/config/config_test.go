@@ -56,6 +56,9 @@ var badConfigs = []struct {
 	{"udp port", "webrtc: { udpPort: 70000 }", nil, "webrtc.udpPort"},
 	{"public ip", "webrtc: { publicIPs: [not-an-ip] }", nil, "webrtc.publicIPs"},
 	{"ice url", "webrtc: { iceServers: ['http://x'] }", nil, "webrtc.iceServers"},
+	// the relay's rule: a TURN server needs credentials, a URL needs a host
+	{"turn without credentials", "webrtc: { iceServers: ['turn:turn.example.org:3478'] }", nil, "webrtc.iceServers"},
+	{"stun without host", "webrtc: { iceServers: ['stun:'] }", nil, "webrtc.iceServers"},
 	{"backend", "storage: { backend: ftp }", nil, "storage.backend"},
 	{"s3 endpoint", "storage: { backend: s3 }", nil, "storage.s3.endpoint"},
 	{"s3 scheme", "storage: { backend: s3, s3: { endpoint: 'http://x:9000' } }", nil, "storage.s3.endpoint"},

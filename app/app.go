@@ -1,7 +1,9 @@
-// Package app builds every part of Vigil from a configuration and runs them
-// together: the RTSP ingest, the WebRTC relay, the recorder, the availability
-// sampler and the HTTP server. It is what `vigil serve` and `vigil demo` run,
-// and what end-to-end tests start in-process:
+// Package app is the roof of the house: it builds every part of Vigil from a
+// configuration and runs them together: the RTSP ingest, the WebRTC relay, the
+// recorder, the camera dispatcher, the availability sampler and the HTTP
+// server. With app/config (the configuration) and app/metrics (Prometheus)
+// it is the wiring; nothing below imports it. It is what `vigil serve` and
+// `vigil demo` run, and what end-to-end tests start in-process:
 //
 //	a, err := app.New(ctx, cfg, app.Options{Log: log})
 //	defer a.Close()
@@ -24,10 +26,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-vms/vigil/app/config"
+	"github.com/vigil-vms/vigil/app/metrics"
+	"github.com/vigil-vms/vigil/availability"
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/availability"
-	"github.com/vigil-vms/vigil/internal/config"
-	"github.com/vigil-vms/vigil/internal/metrics"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
@@ -59,7 +62,8 @@ type App struct {
 
 	db       *sql.DB
 	Registry *registry.Registry
-	Fleet    *ingest.Manager
+	Fleet    *ingest.Fleet
+	Cameras  *dispatch.Dispatcher // every camera change goes through it
 	Relay    *relay.Relay
 	Recorder *recorder.Recorder
 	Review   *recorder.Review
@@ -71,6 +75,7 @@ type App struct {
 	ln       net.Listener
 
 	generatedAdmin string
+	ready          chan struct{} // closed by Run once it serves
 }
 
 // New builds every part and binds the HTTP listener; it starts nothing else.
@@ -85,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 8 * time.Second
 	}
-	built := &App{cfg: cfg, opts: opts, log: opts.Log}
+	built := &App{cfg: cfg, opts: opts, log: opts.Log, ready: make(chan struct{})}
 	a = built
 	defer func() {
 		if err != nil {
@@ -116,12 +121,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
-	a.Fleet = ingest.NewManager(ingest.ManagerOptions{Log: a.log.With("part", "ingest")})
+	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest")})
 	if a.Relay, err = relay.New(relay.Options{
 		UDPPort:    cfg.WebRTC.UDPPort,
 		ListenIP:   listenIP(cfg.HTTP.Listen),
 		PublicIPs:  cfg.WebRTC.PublicIPs,
-		ICEServers: cfg.WebRTC.ICEServers,
+		ICEServers: cfg.WebRTC.RelayICEServers(),
 		Log:        a.log.With("part", "relay"),
 	}, a.Fleet); err != nil {
 		return nil, err
@@ -144,6 +149,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}, a.Fleet); err != nil {
 		return nil, err
 	}
+	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
 	a.Review = recorder.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
@@ -157,16 +163,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	a.metrics = metrics.New(metrics.Sources{Fleet: a.Fleet, Recorder: a.Recorder, Relay: a.Relay, Registry: a.Registry})
 
 	srv, err := ui.New(ui.Deps{
-		Registry:  a.Registry,
-		Fleet:     a.Fleet,
-		Probe:     probe,
-		Recording: a.Recorder,
-		Live:      a.Relay,
-		Review:    a.Review,
-		Availability: func(ctx context.Context, from, to time.Time) (any, error) {
+		Registry: a.Registry,
+		Cameras:  a.Cameras,
+		Probe:    ingest.Probe,
+		Live:     a.Relay,
+		Review:   a.Review,
+		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
 			cams, err := a.Registry.Cameras(ctx)
 			if err != nil {
-				return nil, err
+				return availability.Report{}, err
 			}
 			return a.avail.Report(ctx, cams, from, to)
 		},
@@ -196,10 +201,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	return a, nil
 }
 
-func probe(ctx context.Context, rawURL, transport string) (any, error) {
-	return ingest.Probe(ctx, rawURL, transport)
-}
-
 // OpenStore opens the configured recordings store. An S3 server that is
 // unreachable at start is not fatal: the recorder spools until it returns.
 func OpenStore(ctx context.Context, cfg config.Config) (recorder.Store, error) {
@@ -224,6 +225,12 @@ func listenIP(listen string) string {
 	}
 	return host
 }
+
+// Ready is closed once Run serves HTTP with every part ready to answer (the
+// relay listens, so a WHEP offer is not refused). The listener is bound from
+// New on: a request that comes earlier waits for this moment; it is not
+// refused.
+func (a *App) Ready() <-chan struct{} { return a.ready }
 
 // Addr is the HTTP address the server listens at ("127.0.0.1:8080").
 func (a *App) Addr() string { return a.ln.Addr().String() }
@@ -253,11 +260,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range cams {
-		a.Fleet.Set(c)
-		a.Recorder.Set(c)
-	}
-	a.log.Info("vigil started", "url", a.URL(), "cameras", len(cams), "storage", a.cfg.Storage.Backend)
+	a.Cameras.Load(cams)
 
 	// Parts run under their own context, cancelled in order at shutdown: the
 	// HTTP server first (no new viewers), then the relay and the recorder (which
@@ -277,18 +280,33 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Relay.Run(gctx) })
 	g.Go(func() error { return a.Recorder.Run(gctx) })
 	g.Go(func() error { return a.avail.Run(gctx) })
-	g.Go(func() error {
-		var err error
-		if a.http.TLSConfig != nil {
-			err = a.http.ServeTLS(a.ln, "", "")
-		} else {
-			err = a.http.Serve(a.ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("http: %w", err)
-	})
+
+	// Serve once the relay listens: a WHEP offer that comes in the first
+	// moment (it waits on the bound listener until then) is answered, not
+	// refused with 503.
+	serving := false
+	select {
+	case <-a.Relay.Ready():
+		serving = true
+	case <-ctx.Done():
+	case <-gctx.Done():
+	}
+	if serving {
+		g.Go(func() error {
+			var err error
+			if a.http.TLSConfig != nil {
+				err = a.http.ServeTLS(a.ln, "", "")
+			} else {
+				err = a.http.Serve(a.ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("http: %w", err)
+		})
+		close(a.ready)
+		a.log.Info("vigil started", "url", a.URL(), "cameras", len(cams), "storage", a.cfg.Storage.Backend)
+	}
 
 	// wait for the signal, or for a part to fail
 	select {

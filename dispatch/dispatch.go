@@ -1,0 +1,119 @@
+// Package dispatch is the one owner of camera changes. Whoever changes the set
+// of cameras — start-up loading the registry, the HTTP API after an admin's
+// edit or a CSV import, and later a GB/T 28181 device registering its
+// channels — asks the Dispatcher, and the Dispatcher makes every part that runs
+// cameras follow: the ingest pulls (or stops pulling) the camera, the recorder
+// records (or stops). It is also where a camera's status is put together from
+// those parts. With a cluster, this is the place that decides which node runs
+// a camera.
+//
+// It depends only on ingest (for the Camera and Status types) and on two small
+// interfaces it declares itself; the wiring passes in the ingest fleet and the
+// recorder.
+//
+//	d := dispatch.New(fleet, rec)
+//	d.Load(cams)            // at start, every registered camera
+//	d.Apply(cam)            // after a create or an edit
+//	d.Remove(id)            // after a delete
+//	st := d.Status(cam)     // for GET .../status
+package dispatch
+
+import (
+	"sync"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// Pulling is the part that pulls cameras' streams (ingest.Fleet).
+type Pulling interface {
+	Set(ingest.Camera)
+	Remove(id string)
+	Status(id string) (ingest.Status, bool)
+}
+
+// Recording is the part that records cameras (recorder.Recorder).
+type Recording interface {
+	Set(ingest.Camera)
+	Remove(id string)
+	Recording(id string) bool
+}
+
+// Status is a camera's status as the API shows it (CONTRACT.md, Cameras →
+// status): the ingest's view of its streams, and whether it is being recorded.
+type Status struct {
+	ingest.Status
+	// Recording is true while the recorder records the camera.
+	Recording bool `json:"recording"`
+}
+
+// Dispatcher applies camera changes to the parts that run cameras. Changes are
+// applied one at a time, so the ingest and the recorder always end with the
+// same version of a camera that two concurrent edits race on.
+type Dispatcher struct {
+	pull Pulling
+	rec  Recording
+
+	mu sync.Mutex // serializes changes
+}
+
+// New returns a Dispatcher over the ingest and the recorder. Either may be nil
+// (a server without recording, tests).
+func New(pull Pulling, rec Recording) *Dispatcher {
+	return &Dispatcher{pull: pull, rec: rec}
+}
+
+// Load applies every registered camera, at start (before or after the parts
+// run: each part starts what it holds when it runs).
+func (d *Dispatcher) Load(cams []ingest.Camera) {
+	for _, c := range cams {
+		d.Apply(c)
+	}
+}
+
+// Apply makes a created or changed camera take effect: the ingest pulls it
+// while it is enabled (a changed URL reconnects), the recorder records it
+// while it is enabled and set to record.
+func (d *Dispatcher) Apply(c ingest.Camera) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pull != nil {
+		d.pull.Set(c)
+	}
+	if d.rec != nil {
+		d.rec.Set(c)
+	}
+}
+
+// Remove stops a deleted camera everywhere: the recorder closes its segment
+// first, then the ingest stops pulling and closes its streams.
+func (d *Dispatcher) Remove(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rec != nil {
+		d.rec.Remove(id)
+	}
+	if d.pull != nil {
+		d.pull.Remove(id)
+	}
+}
+
+// Status returns a registered camera's status. A camera the ingest does not
+// hold yet is connecting (or disabled).
+func (d *Dispatcher) Status(cam ingest.Camera) Status {
+	var st Status
+	ok := false
+	if d.pull != nil {
+		st.Status, ok = d.pull.Status(cam.ID)
+	}
+	if !ok {
+		st.Status = ingest.Status{StreamStatus: ingest.StreamStatus{State: ingest.StateConnecting}}
+		if !cam.Enabled {
+			st.State = ingest.StateDisabled
+		}
+	}
+	st.ID = cam.ID
+	if d.rec != nil {
+		st.Recording = d.rec.Recording(cam.ID)
+	}
+	return st
+}

@@ -1,0 +1,38 @@
+// Package ingest pulls every camera's RTSP streams once and hands their video
+// and audio to everyone else through an in-memory hub. It imports none of
+// Vigil's other packages: the relay, the recorder and the HTTP API build on it.
+//
+// The rooms:
+//
+//   - [Camera] (camera.go) is one registered camera, the unit of configuration
+//     that the registry stores and the rest of Vigil passes around.
+//   - [Fleet] (fleet.go) runs the cameras: [Fleet.Set] and [Fleet.Remove]
+//     start, reconfigure and stop a camera's pullers, [Fleet.Stream] finds its
+//     hub stream, [Fleet.Status] says how it is doing.
+//   - A puller (puller.go, session.go) is one RTSP session per stream, built on
+//     gortsplib: connect, DESCRIBE, SETUP, PLAY, then unit by unit into the
+//     hub; on a failure it waits with capped exponential backoff and jitter and
+//     connects again. Why a camera is offline is a [PullError] with a sentence a
+//     person can read (errors.go).
+//   - The hub (hub.go) is a [Stream] per camera stream: one writer (the puller)
+//     and any number of [Subscription]s, each with its own bounded queue. A
+//     [Unit] is one immutable access unit shared by pointer. Writing never
+//     blocks: a subscriber whose queue is full loses units up to the next
+//     keyframe and is told of the gap (the recorder asks for a deep queue). A
+//     new subscriber starts at the next keyframe, or from the cached current
+//     GOP when it asks for one.
+//   - tracks.go and params.go turn RTP into access units and keep the H.264 and
+//     H.265 parameter sets; [Probe] (probe.go) answers "test connection".
+//
+// A typical consumer:
+//
+//	fleet := ingest.NewFleet(ingest.FleetOptions{Log: log})
+//	fleet.Set(cam)
+//	go fleet.Run(ctx)
+//	sub := fleet.Stream(cam.ID, ingest.Main).Subscribe(ingest.SubscribeOptions{})
+//	defer sub.Close()
+//	for {
+//		u, gap, err := sub.Next(ctx)
+//		...
+//	}
+package ingest
