@@ -212,11 +212,14 @@ func redactURL(raw string) string {
 	return s[:i+3] + user + ":" + RedactedPasswd + "@" + s[i+3:]
 }
 
-// keepPassword returns newURL with a *** password replaced by the password
-// of oldURL, so that an edited camera whose URL was shown redacted keeps its
-// stored password. ok is false when newURL holds *** but oldURL has no
-// password to keep.
-func keepPassword(newURL, oldURL string) (string, bool) {
+// KeepPassword returns newURL with a *** password replaced by the password
+// of the first stored URL that names the same endpoint: the same scheme,
+// host, port (554 and 322 when absent) and user. An edited camera whose URL
+// was shown redacted keeps its stored password, but a stored password is
+// never sent to another host, port, user or over another scheme (an admin
+// could otherwise aim *** at a host of their own and read the password
+// there). ok is false when newURL holds *** and no stored URL matches.
+func KeepPassword(newURL string, stored ...string) (_ string, ok bool) {
 	u, err := url.Parse(newURL)
 	if err != nil || u.User == nil {
 		return newURL, true
@@ -224,16 +227,40 @@ func keepPassword(newURL, oldURL string) (string, bool) {
 	if p, ok := u.User.Password(); !ok || p != RedactedPasswd {
 		return newURL, true
 	}
-	o, err := url.Parse(oldURL)
-	if err != nil || o.User == nil {
-		return newURL, false
+	for _, s := range stored {
+		o, err := url.Parse(s)
+		if err != nil || o.User == nil {
+			continue
+		}
+		op, ok := o.User.Password()
+		if !ok || !sameEndpoint(u, o) {
+			continue
+		}
+		u.User = url.UserPassword(u.User.Username(), op)
+		return u.String(), true
 	}
-	op, ok := o.User.Password()
-	if !ok {
-		return newURL, false
+	return newURL, false
+}
+
+// sameEndpoint tells whether a and b reach the same service as the same user.
+func sameEndpoint(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "rtsps") {
+			return "322"
+		}
+		return "554"
 	}
-	u.User = url.UserPassword(u.User.Username(), op)
-	return u.String(), true
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		port(a) == port(b) && a.User.Username() == b.User.Username()
+}
+
+// errKeepPassword is the error of a *** that names no stored password.
+func errKeepPassword(field string) error {
+	return &ValidationError{Errors: []FieldError{{Field: field,
+		Message: "the password *** is kept only for the stored URL's scheme, host, port and user: enter the password"}}}
 }
 
 const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags`
@@ -373,14 +400,12 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		}
 		before = old
 		var ok bool
-		if c.MainURL, ok = keepPassword(c.MainURL, old.MainURL); !ok {
-			return &ValidationError{Errors: []FieldError{{Field: "mainUrl", Message: "the password *** can only be kept when one is stored: enter the password"}}}
+		if c.MainURL, ok = KeepPassword(c.MainURL, old.MainURL, old.SubURL); !ok {
+			return errKeepPassword("mainUrl")
 		}
-		if c.SubURL, ok = keepPassword(c.SubURL, old.SubURL); !ok {
-			// The sub-stream usually shares the main stream's credentials.
-			if c.SubURL, ok = keepPassword(c.SubURL, old.MainURL); !ok {
-				return &ValidationError{Errors: []FieldError{{Field: "subUrl", Message: "the password *** can only be kept when one is stored: enter the password"}}}
-			}
+		// The sub-stream usually shares the main stream's credentials.
+		if c.SubURL, ok = KeepPassword(c.SubURL, old.SubURL, old.MainURL); !ok {
+			return errKeepPassword("subUrl")
 		}
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err

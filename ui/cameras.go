@@ -337,10 +337,12 @@ func (s *Server) testNewCamera(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	// The admin form shows stored passwords as ***: test with the stored one,
 	// of a camera the caller may manage (an admin limited to departments
-	// must not send another department's password to a host of their choosing).
+	// must not send another department's password anywhere), and only at the
+	// stored URL's scheme, host, port and user (no admin may send a stored
+	// password to a host of their choosing). Otherwise *** is sent as it is.
 	if ingest.URLPassword(u) == registry.RedactedPasswd && cam.ID != "" {
 		if stored, err := s.reg.Camera(r.Context(), cam.ID); err == nil && authorize(c.p, actAdmin, &stored) == nil {
-			u = restorePassword(u, stored)
+			u, _ = registry.KeepPassword(u, stored.MainURL, stored.SubURL)
 		}
 	}
 	cam.MainURL = u
@@ -351,15 +353,6 @@ func (s *Server) testNewCamera(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 	return s.probe(w, r, u, cam.Transport)
-}
-
-func restorePassword(u string, stored ingest.Camera) string {
-	for _, su := range []string{stored.MainURL, stored.SubURL} {
-		if p := ingest.URLPassword(su); p != "" {
-			return strings.Replace(u, ":"+registry.RedactedPasswd+"@", ":"+p+"@", 1)
-		}
-	}
-	return u
 }
 
 // probe answers what a camera URL offers, or 502 with the camera's error.
