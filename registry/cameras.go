@@ -32,6 +32,9 @@ type FieldError struct {
 	Row     int    `json:"row,omitempty"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Taken marks an id that another camera has already: the HTTP layer
+	// words it for callers who may not see that camera.
+	Taken bool `json:"-"`
 }
 
 func (e FieldError) String() string {
@@ -480,7 +483,7 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 				return fmt.Errorf("import: %w", err)
 			}
 			if n > 0 {
-				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID)})
+				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID), Taken: true})
 			}
 		}
 		if len(errs) > 0 {

@@ -622,3 +622,29 @@ func TestKeepPasswordSameEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestLastAdminOfEveryDepartment: an admin limited to departments manages no
+// users, so it does not count as the last admin: the only admin of every
+// department can be neither deleted, demoted nor limited.
+func TestLastAdminOfEveryDepartment(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t)
+	if _, err := r.EnsureAdmin(ctx, "admin-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateUser(ctx, User{Username: "police-admin", Role: RoleAdmin, Departments: []string{"police"}}, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r.DeleteUser(ctx, "admin"), http.StatusConflict)
+	_, err := r.UpdateUser(ctx, User{Username: "admin", Role: RoleOperator}, "")
+	wantStatus(t, err, http.StatusConflict)
+	_, err = r.UpdateUser(ctx, User{Username: "admin", Role: RoleAdmin, Departments: []string{"police"}}, "")
+	wantStatus(t, err, http.StatusConflict)
+	// With a second admin of every department, the first may go.
+	if _, err := r.CreateUser(ctx, User{Username: "admin2", Role: RoleAdmin}, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteUser(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+}

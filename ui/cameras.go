@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -90,6 +91,31 @@ func (s *Server) unapply(id string) {
 	}
 }
 
+// hideTaken words an id collision for an admin limited to departments so
+// that it does not tell a camera they see from one of another department
+// (which must answer exactly as one that does not exist). Camera ids are one
+// namespace for every department (URLs, recordings and the audit log name
+// cameras by id), so such an admin still learns that an id is not
+// available, but never that a camera has it, nor its department or name.
+func hideTaken(p *principal, err error) error {
+	if !p.user.Scoped() {
+		return err
+	}
+	if ve, ok := errors.AsType[*registry.ValidationError](err); ok {
+		errs := slices.Clone(ve.Errors)
+		for i, fe := range errs {
+			if fe.Taken {
+				errs[i].Message = "this id is not available: choose another"
+			}
+		}
+		return &registry.ValidationError{Errors: errs}
+	}
+	if errors.Is(err, apierr.ErrConflict) {
+		return apierr.New(apierr.ErrConflict, "this camera id is not available: choose another")
+	}
+	return err
+}
+
 // inScopeDepartment refuses to put a camera into a department outside the
 // departments of an admin limited to some.
 func inScopeDepartment(p *principal, department string) error {
@@ -132,7 +158,7 @@ func (s *Server) createCamera(w http.ResponseWriter, r *http.Request, c *call) e
 	}
 	cam, err := s.reg.CreateCamera(r.Context(), in.camera())
 	if err != nil {
-		return err
+		return hideTaken(c.p, err)
 	}
 	s.apply(cam)
 	s.log.Info("camera created", "camera", cam.ID, "user", c.p.user.Username, "url", ingest.RedactURL(cam.MainURL))
@@ -239,7 +265,7 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 	if err := s.reg.ImportCameras(r.Context(), cams, rows); err != nil {
-		return err
+		return hideTaken(c.p, err)
 	}
 	ids := make([]string, len(cams))
 	out := make([]ingest.Camera, len(cams))

@@ -196,11 +196,13 @@ const (
 	pResponder = "responder"
 	pViewer    = "viewer"
 	pScoped    = "scoped" // a responder limited to flood-control
-	pAnon      = "anon"
-	pRevoked   = "revoked" // a revoked token of admin
+	// pScopedAdmin is an admin limited to flood-control.
+	pScopedAdmin = "scoped-admin"
+	pAnon        = "anon"
+	pRevoked     = "revoked" // a revoked token of admin
 )
 
-var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pAnon, pRevoked}
+var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin, pAnon, pRevoked}
 
 // template is a database with the fixture's users, tokens and cameras,
 // built once (password hashing is slow on purpose) and copied per test.
@@ -237,6 +239,7 @@ func buildTemplate() error {
 		{Username: pResponder, Role: registry.RoleResponder},
 		{Username: pViewer, Role: registry.RoleViewer},
 		{Username: pScoped, Role: registry.RoleResponder, Departments: []string{"flood-control"}},
+		{Username: pScopedAdmin, Role: registry.RoleAdmin, Departments: []string{"flood-control"}},
 	}
 	for _, u := range users {
 		if _, err := reg.CreateUser(ctx, u, userPassword); err != nil {
@@ -244,7 +247,7 @@ func buildTemplate() error {
 		}
 	}
 	template.tokens = map[string]string{}
-	for _, name := range []string{pAdmin, pOperator, pResponder, pViewer, pScoped} {
+	for _, name := range []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin} {
 		_, secret, err := reg.CreateToken(ctx, name, "matrix")
 		if err != nil {
 			return err

@@ -70,7 +70,10 @@ func (s *Server) whepSession(r *http.Request, c *call) (string, error) {
 	s.mu.Lock()
 	o, ok := s.whep[id]
 	s.mu.Unlock()
-	if !ok || (o.user != c.p.user.Username && c.p.user.Role != registry.RoleAdmin) {
+	// An admin may end another user's session, of a camera they manage.
+	mine := ok && o.user == c.p.user.Username
+	managed := ok && c.p.user.Role == registry.RoleAdmin && (!c.p.user.Scoped() || s.inScopeID(r, c, o.camera))
+	if !mine && !managed {
 		return "", apierr.New(apierr.ErrNotFound, "live session %q does not exist", truncate(id, 64))
 	}
 	return id, nil
