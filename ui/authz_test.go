@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,12 +40,18 @@ type matrixRow struct {
 // matrix is every endpoint of the contract × every principal × a camera
 // inside (flood-1 for the scoped user) and outside (police-1) the scope.
 var matrix = []matrixRow{
+	{name: "login", method: "POST", path: "/api/v1/session", ctype: "application/json", body: `{"username":"viewer","password":"` + userPassword + `"}`,
+		cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, ok, unau}}},
+	{name: "login (wrong password)", method: "POST", path: "/api/v1/session", ctype: "application/json", body: `{"username":"admin","password":"wrong-password"}`,
+		cams: map[string]want{"": {unau, unau, unau, unau, unau, unau, unau, unau}}},
 	{name: "session get", method: "GET", path: "/api/v1/session", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
 	{name: "session delete", method: "DELETE", path: "/api/v1/session", cams: map[string]want{"": {nc, nc, nc, nc, nc, nc, unau, unau}}},
 	{name: "token create", method: "POST", path: "/api/v1/tokens", body: `{"name":"script"}`, ctype: "application/json",
 		cams: map[string]want{"": {cr, cr, cr, cr, cr, cr, unau, unau}}},
 	{name: "token list", method: "GET", path: "/api/v1/tokens", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
 	{name: "token delete (admin's)", method: "DELETE", path: "/api/v1/tokens/{token}", cams: map[string]want{"": {nc, nf, nf, nf, nf, nf, unau, unau}}},
+
+	{name: "token delete (own)", method: "DELETE", path: "/api/v1/tokens/{own-token}", cams: map[string]want{"": {nc, nc, nc, nc, nc, nc, unau, unau}}},
 
 	{name: "user list", method: "GET", path: "/api/v1/users", cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "user create", method: "POST", path: "/api/v1/users", ctype: "application/json",
@@ -130,6 +138,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 					path := strings.ReplaceAll(row.path, "{cam}", cam)
 					path = strings.ReplaceAll(path, "{token}", f.spareToken)
 					path = strings.ReplaceAll(path, "{incident}", fmt.Sprint(f.incident))
+					if strings.Contains(path, "{own-token}") {
+						owner := who
+						if who == pAnon || who == pRevoked {
+							owner = pAdmin
+						}
+						tok, _, err := f.reg.CreateToken(context.Background(), owner, "own")
+						if err != nil {
+							t.Fatal(err)
+						}
+						path = strings.ReplaceAll(path, "{own-token}", tok.ID)
+					}
 					for placeholder, o := range map[string]struct{ who, cam string }{
 						"{whep}": {pOperator, "police-1"}, "{whep-flood}": {pViewer, "flood-1"}} {
 						if !strings.Contains(path, placeholder) {
@@ -234,6 +253,34 @@ func TestScopedAdminLearnsNothingOutside(t *testing.T) {
 		visible = strings.ReplaceAll(visible, "flood-1", "police-1")
 		if hidden != visible || strings.Contains(hidden, "exist") {
 			t.Errorf("%s: the id of a hidden camera answers %q, of a visible one %q", what, hidden, visible)
+		}
+	}
+}
+
+// TestMatrixCoversEveryRoute: every route the server registers has a row
+// in the matrix, so that a new route cannot go untested for any principal.
+func TestMatrixCoversEveryRoute(t *testing.T) {
+	src, err := os.ReadFile("server.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := regexp.MustCompile(`s\.(?:route|mux\.HandleFunc)\("([A-Z]+) ([^"]+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(routes) < 30 {
+		t.Fatalf("found %d routes in server.go: has the way routes are registered changed?", len(routes))
+	}
+	for _, rt := range routes {
+		method, pattern := rt[1], rt[2]
+		re := regexp.MustCompile("^" + regexp.MustCompile(`\\\{[^}]+\\\}`).ReplaceAllString(regexp.QuoteMeta(pattern), `[^/]+`) + "$")
+		found := false
+		for _, row := range matrix {
+			path, _, _ := strings.Cut(strings.ReplaceAll(strings.ReplaceAll(row.path, "{whep-flood}", "/api/v1/whep/s"), "{whep}", "/api/v1/whep/s"), "?")
+			if row.method == method && re.MatchString(path) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("the route %s %s has no row in the authorization matrix", method, pattern)
 		}
 	}
 }
