@@ -67,6 +67,13 @@ func (f *fakeLive) Patch(ctx context.Context, id, frag string) error {
 	return nil
 }
 
+func (f *fakeLive) Alive(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.sessions[id]
+	return ok
+}
+
 func (f *fakeLive) Delete(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

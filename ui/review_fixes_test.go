@@ -3,6 +3,8 @@ package ui
 import (
 	"context"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +188,47 @@ func TestLiveEndsWhenAccessChanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLivePerUserCap: one user's live sessions are capped (429 with a JSON
+// error), other users are not affected, and a session that ends — deleted,
+// or ended by the relay because its viewer never connected — frees its slot.
+func TestLivePerUserCap(t *testing.T) {
+	f := newFixture(t, Options{LivePerUser: 3})
+	offer := func(who string) *httptest.ResponseRecorder {
+		return f.do(req{method: "POST", path: "/api/v1/cameras/flood-1/whep", ctype: "application/sdp", body: "v=0\r\n", who: who})
+	}
+	var locs []string
+	for i := range 3 {
+		rec := offer(pViewer)
+		if rec.Code != cr {
+			t.Fatalf("offer %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+		locs = append(locs, rec.Header().Get("Location"))
+	}
+	rec := offer(pViewer)
+	if rec.Code != http.StatusTooManyRequests || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") ||
+		!strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("offer beyond the cap: %d %s %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	if rec := offer(pOperator); rec.Code != cr {
+		t.Fatalf("another user: %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.do(req{method: "DELETE", path: locs[0], who: pViewer}); rec.Code != ok {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+	if rec := offer(pViewer); rec.Code != cr {
+		t.Fatalf("after a delete: %d %s", rec.Code, rec.Body)
+	}
+	// The relay ends a session on its own (ICE never connected).
+	f.live.mu.Lock()
+	delete(f.live.sessions, locs[1][strings.LastIndex(locs[1], "/")+1:])
+	f.live.mu.Unlock()
+	if rec := offer(pViewer); rec.Code != cr {
+		t.Fatalf("after the relay ended a session: %d %s", rec.Code, rec.Body)
+	}
+	if rec := offer(pViewer); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("at the cap again: %d %s", rec.Code, rec.Body)
 	}
 }
