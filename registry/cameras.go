@@ -301,6 +301,9 @@ func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list cameras: %w", err)
 		}
+		if c.MainURL, c.SubURL, err = r.openURLs(c.ID, c.MainURL, c.SubURL); err != nil {
+			return nil, err
+		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -311,20 +314,23 @@ func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
 
 // Camera returns one camera as stored (passwords included).
 func (r *Registry) Camera(ctx context.Context, id string) (ingest.Camera, error) {
-	return getCamera(ctx, r.db, id)
+	return r.getCamera(ctx, r.db, id)
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
+func (r *Registry) getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
 	c, err := scanCamera(q.QueryRowContext(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE id = ?`, id))
 	if notFound(err) {
 		return c, apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
 	}
 	if err != nil {
 		return c, fmt.Errorf("camera %q: %w", id, err)
+	}
+	if c.MainURL, c.SubURL, err = r.openURLs(c.ID, c.MainURL, c.SubURL); err != nil {
+		return ingest.Camera{}, err
 	}
 	return c, nil
 }
@@ -362,11 +368,15 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera
 	if err != nil {
 		return fmt.Errorf("camera %q: %w", c.ID, err)
 	}
+	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL)
+	if err != nil {
+		return err
+	}
 	now := r.now().UnixNano()
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		c.MainURL, c.SubURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -397,7 +407,7 @@ func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Ca
 func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, before ingest.Camera, err error) {
 	NormalizeCamera(&c)
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		old, err := getCamera(ctx, tx, c.ID)
+		old, err := r.getCamera(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
@@ -417,11 +427,15 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err != nil {
 			return fmt.Errorf("camera %q: %w", c.ID, err)
 		}
+		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE cameras SET name = ?, department = ?, lat = ?, lng = ?, address = ?,
 			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
 			WHERE id = ?`,
 			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-			c.MainURL, c.SubURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
+			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
 		if err != nil {
 			return fmt.Errorf("update camera %q: %w", c.ID, err)
 		}
@@ -435,7 +449,7 @@ func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, 
 	var c ingest.Camera
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if c, err = getCamera(ctx, tx, id); err != nil {
+		if c, err = r.getCamera(ctx, tx, id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM cameras WHERE id = ?`, id); err != nil {
