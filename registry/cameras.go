@@ -368,7 +368,7 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera
 	if err != nil {
 		return fmt.Errorf("camera %q: %w", c.ID, err)
 	}
-	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL)
+	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
 	if err != nil {
 		return err
 	}
@@ -427,7 +427,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err != nil {
 			return fmt.Errorf("camera %q: %w", c.ID, err)
 		}
-		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL)
+		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
 		if err != nil {
 			return err
 		}

@@ -113,11 +113,21 @@ func newSealer(key []byte) (*sealer, error) {
 
 func sealAD(camera, field string) []byte { return []byte("vigil camera " + camera + " " + field) }
 
-// seal returns rawURL with its password encrypted (a URL without a password,
-// or with one sealed already, is returned as it is).
-func (s *sealer) seal(rawURL, camera, field string) (string, error) {
+// seal returns rawURL with its password encrypted. A URL without a
+// password is returned as it is, and so is one sealed already unless fresh
+// (a URL as a client sent it, whose password could only look sealed).
+func (s *sealer) seal(rawURL, camera, field string, fresh bool) (string, error) {
 	m := passwordRE.FindStringSubmatch(rawURL)
-	if s == nil || m == nil || m[2] == "" || strings.HasPrefix(m[2], sealedPrefix) {
+	if m == nil || m[2] == "" {
+		return rawURL, nil
+	}
+	if strings.HasPrefix(m[2], sealedPrefix) && (!fresh || s == nil) {
+		if fresh {
+			return "", &ValidationError{Errors: []FieldError{{Field: field, Message: "a password may not begin with " + sealedPrefix}}}
+		}
+		return rawURL, nil
+	}
+	if s == nil {
 		return rawURL, nil
 	}
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(m[2])+s.aead.Overhead())
@@ -180,7 +190,7 @@ func (r *Registry) sealAll(ctx context.Context) error {
 			if _, _, err := r.openURLs(x.id, x.main, x.sub); err != nil {
 				return err
 			}
-			smain, ssub, err := r.sealURLs(x.id, x.main, x.sub) // sealed ones stay as they are
+			smain, ssub, err := r.sealURLs(x.id, x.main, x.sub, false) // sealed ones stay as they are
 			if err != nil {
 				return err
 			}
@@ -208,12 +218,12 @@ func (r *Registry) sealAll(ctx context.Context) error {
 	return nil
 }
 
-func (r *Registry) sealURLs(id, main, sub string) (string, string, error) {
-	m, err := r.seal.seal(main, id, "mainUrl")
+func (r *Registry) sealURLs(id, main, sub string, fresh bool) (string, string, error) {
+	m, err := r.seal.seal(main, id, "mainUrl", fresh)
 	if err != nil {
 		return "", "", err
 	}
-	s, err := r.seal.seal(sub, id, "subUrl")
+	s, err := r.seal.seal(sub, id, "subUrl", fresh)
 	return m, s, err
 }
 

@@ -112,6 +112,27 @@ func TestCameraPasswordsEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A password that looks sealed is a password like any other with the
+	// key, and refused without it.
+	odd := goodCamera("police-004")
+	odd.MainURL = "rtsp://u:" + sealedPrefix + "AAAA@10.0.0.4/x"
+	if _, err := r.CreateCamera(ctx, odd); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Camera(ctx, "police-004"); err != nil || got.MainURL != odd.MainURL {
+		t.Errorf("read back %q %v", got.MainURL, err)
+	}
+	if _, err := r.Cameras(ctx); err != nil {
+		t.Errorf("list: %v", err)
+	}
+	if _, err := plain.CreateCamera(ctx, goodCamera("police-005")); err != nil {
+		t.Fatal(err)
+	}
+	odd.ID = "police-006"
+	if _, err := plain.CreateCamera(ctx, odd); err == nil {
+		t.Error("without a key, a password that looks sealed is stored")
+	}
+
 	// Another key fails at open; no key cannot read them.
 	other := bytes.Repeat([]byte{7}, KeySize)
 	if _, err := OpenWith(ctx, db, Options{SecretKey: other}); err == nil || !strings.Contains(err.Error(), "secret key") {
