@@ -57,9 +57,10 @@ type Options struct {
 	// beyond it fails with ErrUnavailable (503). It defaults to 1000.
 	MaxSessions int
 	// MaxPending caps the sessions whose viewer has not connected yet (each
-	// holds a peer connection until SessionTimeout): offers that never
-	// connect cannot pile up. An offer beyond it fails with ErrUnavailable
-	// (503). It defaults to 64.
+	// holds a peer connection, about 10 goroutines and 200 KB, until it
+	// connects or SessionTimeout passes): offers that never connect cannot
+	// pile up. An offer beyond it fails with ErrUnavailable (503). It
+	// defaults to 256 (16 walls of 16 tiles reconnecting at once).
 	MaxPending int
 	// TrackWait is how long Offer waits for the first tracks of a camera that
 	// is not connected yet before it fails with ErrUnavailable.
@@ -157,7 +158,7 @@ func New(opts Options, src Source) (*Relay, error) {
 		opts.MaxSessions = 1000
 	}
 	if opts.MaxPending == 0 {
-		opts.MaxPending = 64
+		opts.MaxPending = 256
 	}
 	if opts.TrackWait <= 0 {
 		opts.TrackWait = 5 * time.Second
