@@ -68,6 +68,13 @@ func (f *fakeLive) Patch(ctx context.Context, id, frag string) error {
 	return nil
 }
 
+func (f *fakeLive) Alive(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.sessions[id]
+	return ok
+}
+
 func (f *fakeLive) Delete(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -197,11 +204,13 @@ const (
 	pResponder = "responder"
 	pViewer    = "viewer"
 	pScoped    = "scoped" // a responder limited to flood-control
-	pAnon      = "anon"
-	pRevoked   = "revoked" // a revoked token of admin
+	// pScopedAdmin is an admin limited to flood-control.
+	pScopedAdmin = "scoped-admin"
+	pAnon        = "anon"
+	pRevoked     = "revoked" // a revoked token of admin
 )
 
-var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pAnon, pRevoked}
+var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin, pAnon, pRevoked}
 
 // template is a database with the fixture's users, tokens and cameras,
 // built once (password hashing is slow on purpose) and copied per test.
@@ -238,6 +247,7 @@ func buildTemplate() error {
 		{Username: pResponder, Role: registry.RoleResponder},
 		{Username: pViewer, Role: registry.RoleViewer},
 		{Username: pScoped, Role: registry.RoleResponder, Departments: []string{"flood-control"}},
+		{Username: pScopedAdmin, Role: registry.RoleAdmin, Departments: []string{"flood-control"}},
 	}
 	for _, u := range users {
 		if _, err := reg.CreateUser(ctx, u, userPassword); err != nil {
@@ -245,7 +255,7 @@ func buildTemplate() error {
 		}
 	}
 	template.tokens = map[string]string{}
-	for _, name := range []string{pAdmin, pOperator, pResponder, pViewer, pScoped} {
+	for _, name := range []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin} {
 		_, secret, err := reg.CreateToken(ctx, name, "matrix")
 		if err != nil {
 			return err
