@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // The CPU benchmark keeps the viewers out of the relay's process: it runs this
@@ -64,7 +65,7 @@ func TestLoadViewers(t *testing.T) {
 		}
 		clients = append(clients, c.pc)
 	}
-	waitFor(t, 120*time.Second, "every viewer connected", func() bool {
+	testkit.WaitFor(t, 120*time.Second, "every viewer connected", func() bool {
 		for _, pc := range clients {
 			if pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
 				return false
@@ -161,7 +162,7 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	}
 	cpu0, wall0 := processCPU(), time.Now()
 	const window = 5 * time.Second
-	waitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
+	testkit.WaitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
 	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // TestLiveApply adds a simulated camera through the API to a running
@@ -23,14 +24,7 @@ func TestLiveApply(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	// Registered first, so it runs after every other cleanup (the database's too).
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Codec: camsim.CodecH264})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: camsim.CodecH264})
 
 	f := newFixture(t, Options{})
 	ctx, cancel := context.WithCancel(context.Background())

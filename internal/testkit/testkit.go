@@ -104,3 +104,18 @@ func Run(t testing.TB, run func(context.Context) error) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// Returned waits up to timeout for done, where a goroutine the test started
+// (a service's Run, a command's Wait) sends its result. An error, or no
+// result within timeout, fails the test, naming what.
+func Returned(t testing.TB, done <-chan error, timeout time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("%s did not return within %v", what, timeout)
+	}
+}

@@ -119,3 +119,42 @@ func TestStartS3(t *testing.T) {
 		t.Fatalf("server not answering after restart: %v", err)
 	}
 }
+
+func TestReturned(t *testing.T) {
+	done := make(chan error, 1)
+	done <- nil
+	Returned(t, done, time.Second, "nil result")
+
+	for _, tc := range []struct {
+		name   string
+		result error
+		want   string
+	}{
+		{"error", errors.New("boom"), "late: boom"},
+		{"timeout", nil, "late did not return within 20ms"},
+	} {
+		ch := make(chan error, 1)
+		if tc.result != nil {
+			ch <- tc.result
+		}
+		ft := &fatalT{TB: t}
+		func() {
+			defer func() { recover() }()
+			Returned(ft, ch, 20*time.Millisecond, "late")
+		}()
+		if ft.msg != tc.want {
+			t.Errorf("%s: Fatalf %q, want %q", tc.name, ft.msg, tc.want)
+		}
+	}
+}
+
+type fatalT struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalT) Helper() {}
+func (f *fatalT) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f)
+}
