@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
@@ -27,13 +28,7 @@ func TestLiveApply(t *testing.T) {
 	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: camsim.CodecH264})
 
 	f := newFixture(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- f.fleet.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-runDone
-	}()
+	testkit.Run(t, f.fleet.Run)
 
 	body := `{"id":"sim-1","name":"Simulated","department":"police","mainUrl":"` + sim.URL(1, false) + `","transport":"tcp"}`
 	if rec := f.do(req{method: "POST", path: "/api/v1/cameras", ctype: "application/json", body: body, who: pAdmin}); rec.Code != cr {
