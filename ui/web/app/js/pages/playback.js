@@ -8,7 +8,7 @@ import { h, replace, clear, debounce } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName, formatDateTime, formatTime } from '../i18n.js';
 import { Timeline } from '../timeline.js';
-import { deptColor, modal, toast, errorText, field, spinner } from '../ui.js';
+import { deptColor, modal, toast, errorText, field, spinner, errorBox, formActions, saveDialog } from '../ui.js';
 import { PlaybackCell, frameStep } from '../playback-cell.js';
 
 const speeds = [0.5, 1, 2, 4, 8];
@@ -319,25 +319,16 @@ export function mount(view, ctx) {
         err.textContent = t('playback.pickOneCamera');
         return;
       }
-      try {
-        await api.post('/api/v1/incidents', {
-          title: title.value.trim(), cameras: ids, start: selection.start.toISOString(), end: selection.end.toISOString(), note: note.value.trim(),
-        });
-        m.close(true);
-        toast(t('playback.incidentCreated'), 'ok');
-        loadIncidents();
-      } catch (e) {
-        err.textContent = errorText(e);
-      }
+      await saveDialog(() => api.post('/api/v1/incidents', {
+        title: title.value.trim(), cameras: ids, start: selection.start.toISOString(), end: selection.end.toISOString(), note: note.value.trim(),
+      }), m, t('playback.incidentCreated'), err, loadIncidents);
     } },
     h('p', { class: 'muted', text: `${formatDateTime(selection.start)} – ${formatDateTime(selection.end)}` }),
     field(t('incidents.titleField'), title),
     field(t('incidents.cameras'), camBoxes),
     field(t('incidents.note'), note),
     err,
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => m.close() }),
-      h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'incident-save', text: t('common.save') })));
+    formActions(() => m.close(), 'incident-save'));
     const m = modal(t('playback.createIncident'), form, { testid: 'incident-dialog' });
     title.focus();
   }
@@ -398,7 +389,7 @@ export function mount(view, ctx) {
     try {
       cameras = api.list(await api.get('/api/v1/cameras'), 'cameras').sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
     } catch (err) {
-      if (err.status !== 401 && !destroyed) replace(videos, h('div', { class: 'error-box', text: errorText(err) }));
+      if (err.status !== 401 && !destroyed) replace(videos, errorBox(err));
       return;
     }
     if (destroyed) return;

@@ -7,7 +7,7 @@ import { h, replace, clear, debounce, load, save } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
-import { deptChip, statusBadge, setBadge, modal, errorText, spinner } from '../ui.js';
+import { deptChip, statusBadge, setBadge, modal, spinner, errorBox } from '../ui.js';
 import { WallTile } from '../wall-tile.js';
 
 const layouts = [1, 4, 9, 16];
@@ -307,7 +307,7 @@ export function mount(view, ctx) {
       pollTimer = setTimeout(pollStatus, statusPollMs);
     } catch (err) {
       if (destroyed || err.status === 401) return;
-      replace(grid, h('div', { class: 'error-box', text: errorText(err) }));
+      replace(grid, errorBox(err));
     }
   })();
 
