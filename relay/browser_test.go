@@ -3,8 +3,6 @@ package relay
 import (
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -18,13 +16,7 @@ import (
 // test page. It is skipped when Chromium is not installed, unless
 // VIGIL_REQUIRE_BROWSER=1 (CI) makes that a failure.
 func TestBrowserPlaysH264(t *testing.T) {
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_BROWSER") == "1" {
-			t.Fatalf("VIGIL_REQUIRE_BROWSER=1 but chromium is not installed: %v", err)
-		}
-		t.Skip("chromium is not installed (apt-get install -y chromium); set VIGIL_REQUIRE_BROWSER=1 to make this a failure")
-	}
+	path := testkit.Tool(t, "chromium", "VIGIL_REQUIRE_BROWSER")
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)

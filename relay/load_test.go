@@ -85,9 +85,7 @@ func TestLoadViewers(t *testing.T) {
 //
 //	go test -run '^$' -bench BenchmarkViewersCPU -benchtime 1x ./relay/
 func BenchmarkViewersCPU(b *testing.B) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		b.Skip("ffmpeg is needed to make the 2 Mbit/s clip")
-	}
+	testkit.Tool(b, "ffmpeg", "") // makes the 2 Mbit/s clip
 	clip := filepath.Join(b.TempDir(), "cam2m.h264")
 	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "10",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-pix_fmt", "yuv420p",

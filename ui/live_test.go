@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
@@ -22,9 +20,7 @@ func TestLiveApply(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pulls a simulated RTSP camera")
 	}
-	ignore := goleak.IgnoreCurrent()
-	// Registered first, so it runs after every other cleanup (the database's too).
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	testkit.CheckLeaks(t) // first, so it runs after every other cleanup (the database's too)
 	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: camsim.CodecH264})
 
 	f := newFixture(t, Options{})

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/config"
@@ -33,8 +31,7 @@ func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
 		run = d
 	}
 	// checked after every cleanup, the S3 server's included (cleanups run last-in first-out)
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	testkit.CheckLeaks(t)
 
 	endpoint, ak, sk, bucket, stopS3, restartS3 := testkit.StartS3(t)
 	const cams = 3

@@ -1,6 +1,9 @@
-// Package testkit holds the helpers that tests across Vigil share: waiting
-// for a condition, a goroutine-safe buffer, a logger into the test's log, a
-// service run for the length of a test, and a real S3 server (versitygw).
+// Package testkit holds the helpers that tests across Vigil share, so that
+// each is written once: waiting for a condition (WaitFor) or a goroutine's
+// result (Returned), a service run for the length of a test (Run), a logger
+// into the test's log (Log), a goroutine-safe buffer (SyncBuffer), an outside
+// program or a skip (Tool), a goroutine-leak check (CheckLeaks) and a real S3
+// server (StartS3, versitygw).
 //
 // It sits at the bottom of the house: it imports none of Vigil's packages,
 // so that every package's own (internal) tests may use it, camsim's and
@@ -13,10 +16,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // WaitFor polls cond until it holds, and fails the test when timeout passes
@@ -118,4 +125,32 @@ func Returned(t testing.TB, done <-chan error, timeout time.Duration, what strin
 	case <-time.After(timeout):
 		t.Fatalf("%s did not return within %v", what, timeout)
 	}
+}
+
+// Tool returns the path of the program name (ffmpeg, chromium) on PATH. When
+// it is missing the test is skipped, or fails when the environment variable
+// requireEnv (such as VIGIL_REQUIRE_BROWSER; "" for none) is "1", as in CI.
+func Tool(t testing.TB, name, requireEnv string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if requireEnv != "" && os.Getenv(requireEnv) == "1" {
+		t.Fatalf("%s=1 but %s is not installed: %v", requireEnv, name, err)
+	}
+	if requireEnv != "" {
+		t.Skipf("%s is not installed (apt-get install -y %s); set %s=1 to make this a failure", name, name, requireEnv)
+	}
+	t.Skipf("%s is not installed (apt-get install -y %s)", name, name)
+	return ""
+}
+
+// CheckLeaks fails the test when goroutines started during it are still
+// running after it and its cleanups end. Call it first in the test, so that
+// its check, registered first, runs after every other cleanup.
+func CheckLeaks(t testing.TB) {
+	t.Helper()
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 }

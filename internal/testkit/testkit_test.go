@@ -11,17 +11,43 @@ import (
 	"time"
 )
 
-// fakeT records a Fatalf instead of ending the test, so WaitFor's failure
-// path can be checked.
+// fakeT records what a helper reports instead of ending the test. Fatalf and
+// Skipf panic with the fake (where the real ones end the goroutine); catch
+// recovers that. Cleanups are kept for runCleanups.
 type fakeT struct {
 	testing.TB
-	fatal string
+	msg      string // the last Fatalf or Skipf
+	errs     string // every Errorf and Error
+	cleanups []func()
 }
 
 func (f *fakeT) Helper() {}
 func (f *fakeT) Fatalf(format string, args ...any) {
-	f.fatal = format
+	f.msg = fmt.Sprintf(format, args...)
 	panic(f)
+}
+func (f *fakeT) Skipf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f)
+}
+func (f *fakeT) Errorf(format string, args ...any) { f.errs += fmt.Sprintf(format, args...) }
+func (f *fakeT) Error(args ...any)                 { f.errs += fmt.Sprint(args...) }
+func (f *fakeT) Cleanup(fn func())                 { f.cleanups = append(f.cleanups, fn) }
+
+func (f *fakeT) runCleanups() {
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+}
+
+// catch runs fn and recovers the fake's Fatalf or Skipf.
+func (f *fakeT) catch(fn func()) {
+	defer func() {
+		if r := recover(); r != nil && r != f {
+			panic(r)
+		}
+	}()
+	fn()
 }
 
 func TestWaitFor(t *testing.T) {
@@ -32,16 +58,9 @@ func TestWaitFor(t *testing.T) {
 	}
 
 	ft := &fakeT{TB: t}
-	func() {
-		defer func() {
-			if r := recover(); r != ft {
-				t.Fatalf("recovered %v, want the fake's Fatalf", r)
-			}
-		}()
-		WaitFor(ft, 30*time.Millisecond, "never", func() bool { return false })
-	}()
-	if !strings.Contains(ft.fatal, "timed out") {
-		t.Fatalf("Fatalf format %q", ft.fatal)
+	ft.catch(func() { WaitFor(ft, 30*time.Millisecond, "never", func() bool { return false }) })
+	if ft.msg != "timed out after 30ms waiting for never" {
+		t.Fatalf("Fatalf %q", ft.msg)
 	}
 }
 
@@ -78,7 +97,7 @@ func TestRunStopsAtStop(t *testing.T) {
 }
 
 func TestRunReportsError(t *testing.T) {
-	ft := &errT{TB: t}
+	ft := &fakeT{TB: t}
 	stop := Run(ft, func(ctx context.Context) error { return errors.New("boom") })
 	stop()
 	if !strings.Contains(ft.errs, "boom") {
@@ -86,15 +105,60 @@ func TestRunReportsError(t *testing.T) {
 	}
 }
 
-type errT struct {
-	testing.TB
-	errs string
+func TestReturned(t *testing.T) {
+	done := make(chan error, 1)
+	done <- nil
+	Returned(t, done, time.Second, "nil result")
+
+	for _, tc := range []struct {
+		name   string
+		result error
+		want   string
+	}{
+		{"error", errors.New("boom"), "late: boom"},
+		{"timeout", nil, "late did not return within 20ms"},
+	} {
+		ch := make(chan error, 1)
+		if tc.result != nil {
+			ch <- tc.result
+		}
+		ft := &fakeT{TB: t}
+		ft.catch(func() { Returned(ft, ch, 20*time.Millisecond, "late") })
+		if ft.msg != tc.want {
+			t.Errorf("%s: Fatalf %q, want %q", tc.name, ft.msg, tc.want)
+		}
+	}
 }
 
-func (e *errT) Helper()        {}
-func (e *errT) Cleanup(func()) {}
-func (e *errT) Errorf(format string, args ...any) {
-	e.errs += fmt.Sprintf(format, args...)
+func TestTool(t *testing.T) {
+	if p := Tool(t, "go", ""); !strings.HasSuffix(p, "go") {
+		t.Fatalf("Tool(go) = %q", p)
+	}
+	const missing = "vigil-no-such-tool"
+	t.Setenv("VIGIL_TEST_REQUIRE", "1")
+	for _, tc := range []struct{ env, want string }{
+		{"VIGIL_TEST_REQUIRE", "VIGIL_TEST_REQUIRE=1 but " + missing + " is not installed"}, // Fatalf
+		{"", missing + " is not installed"},                                                 // Skipf
+	} {
+		ft := &fakeT{TB: t}
+		ft.catch(func() { Tool(ft, missing, tc.env) })
+		if !strings.HasPrefix(ft.msg, tc.want) {
+			t.Errorf("env %q: %q, want it to begin %q", tc.env, ft.msg, tc.want)
+		}
+	}
+}
+
+func TestCheckLeaks(t *testing.T) {
+	stop := make(chan struct{})
+	ft := &fakeT{TB: t}
+	CheckLeaks(ft)
+	go func() { <-stop }() // still running when the check runs
+	ft.runCleanups()
+	close(stop)
+	if !strings.Contains(ft.errs, "found unexpected goroutines") {
+		t.Errorf("a leaked goroutine was not reported: %q", ft.errs)
+	}
+	CheckLeaks(t) // and a test without leaks passes
 }
 
 // TestStartS3 starts versitygw, sees it answer, stops and restarts it.
@@ -118,43 +182,4 @@ func TestStartS3(t *testing.T) {
 	if err := get(); err != nil {
 		t.Fatalf("server not answering after restart: %v", err)
 	}
-}
-
-func TestReturned(t *testing.T) {
-	done := make(chan error, 1)
-	done <- nil
-	Returned(t, done, time.Second, "nil result")
-
-	for _, tc := range []struct {
-		name   string
-		result error
-		want   string
-	}{
-		{"error", errors.New("boom"), "late: boom"},
-		{"timeout", nil, "late did not return within 20ms"},
-	} {
-		ch := make(chan error, 1)
-		if tc.result != nil {
-			ch <- tc.result
-		}
-		ft := &fatalT{TB: t}
-		func() {
-			defer func() { recover() }()
-			Returned(ft, ch, 20*time.Millisecond, "late")
-		}()
-		if ft.msg != tc.want {
-			t.Errorf("%s: Fatalf %q, want %q", tc.name, ft.msg, tc.want)
-		}
-	}
-}
-
-type fatalT struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalT) Helper() {}
-func (f *fatalT) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	panic(f)
 }
