@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-vms/vigil/internal/availability"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -289,12 +290,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitedb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := registry.Open(context.Background(), db)
+	reg, err := registry.Open(context.Background(), testdb.Open(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/app"
 	"github.com/vigil-vms/vigil/internal/config"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/simcam"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -50,10 +50,7 @@ database: { path: %q }
 
 	// register the cameras before the server starts
 	ctx := context.Background()
-	db, err := sqlitedb.Open(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.Open(t, dbPath)
 	reg, err := registry.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@
 // It sits at the bottom of the house: it imports none of Vigil's packages,
 // so that every package's own (internal) tests may use it, camsim's and
 // ingest's included. Helpers that need a simulated camera live in
-// testkit/simcam.
+// testkit/simcam, and one that opens a test database in testkit/testdb.
 package testkit
 
 import (
