@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,17 +11,12 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 func openTest(t testing.TB) *Registry {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	r, err := Open(context.Background(), db)
+	r, err := Open(context.Background(), testdb.Open(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // TestPendingSessionsBounded: a viewer that opens offer after offer and
@@ -55,10 +56,10 @@ func TestPendingSessionsBounded(t *testing.T) {
 		t.Fatalf("%d goroutines with %d pending sessions (%d before)", g, e.relay.Pending(), base)
 	}
 	t.Logf("answers %v; %d goroutines with %d pending sessions (%d before)", codes, g, e.relay.Pending(), base)
-	waitFor(t, 10*time.Second, "the pending sessions to expire", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the pending sessions to expire", func() bool {
 		return e.relay.Sessions() == 0 && e.relay.Pending() == 0
 	})
-	waitFor(t, 5*time.Second, "the goroutines to be reclaimed", func() bool { return runtime.NumGoroutine() <= base+60 })
+	testkit.WaitFor(t, 5*time.Second, "the goroutines to be reclaimed", func() bool { return runtime.NumGoroutine() <= base+60 })
 	// The slots are back: a new offer is served.
 	resp, err := http.Post(e.server.URL+"/whep/cam1", "application/sdp", strings.NewReader(validOffer))
 	if err != nil {

@@ -23,6 +23,8 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -172,29 +174,12 @@ type fixture struct {
 	live   *fakeLive
 	fleet  *ingest.Fleet
 	rec    *fakeRecording
-	logBuf *syncBuffer
+	logBuf *testkit.SyncBuffer
 	tokens map[string]string // principal → bearer secret
 	// spareToken is a token of admin, for the token deletion cell.
 	spareToken string
 	incident   int64
 	bodies     bytes.Buffer // every response body, for the password grep
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The principals of the authorization matrix.
@@ -316,16 +301,11 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitedb.Open(path)
+	reg, err := registry.Open(context.Background(), testdb.Open(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := registry.Open(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &syncBuffer{},
+	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &testkit.SyncBuffer{},
 		tokens: template.tokens, spareToken: template.spare, incident: template.inc}
 	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing
 	log := slog.New(slog.NewTextHandler(f.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
