@@ -8,7 +8,8 @@
 // packets: each stream is packetized once and fanned out by gortsplib.
 //
 // Faults for tests: a password, dropping every connection periodically, stalling the
-// media while sessions stay open, and withholding keyframes. They can be switched on a
+// media while sessions stay open, withholding keyframes, a wrong clock in the RTCP
+// sender reports, and jittered timing. They can be switched on a
 // running server.
 package camsim
 
@@ -91,6 +92,19 @@ type Options struct {
 	// (only the frames between keyframes). SetWithholdKeyframes switches it at runtime.
 	// It defaults to 0.
 	WithholdKeyframes time.Duration
+	// ClockOffset is added to the wall-clock time in the RTCP sender reports, as a
+	// camera whose clock is wrong would send (8h: a clock 8 hours fast; -8760h: one
+	// reset to last year). RTP timestamps and pacing stay right. It defaults to 0.
+	ClockOffset time.Duration
+	// Jitter, when positive, makes the timing as rough as a real camera's: the time in
+	// each sender report is off by a random amount within ±Jitter against its RTP
+	// timestamp (GStreamer's RTSP server shows about ±1.9 s), and each frame is sent up
+	// to Jitter/20 (at most 100 ms) late. It defaults to 0: exact timing.
+	Jitter time.Duration
+	// SenderReportEvery, when positive, sends an RTCP sender report with the video of
+	// every stream at this interval, besides gortsplib's own every 10 s. It defaults
+	// to 0: only gortsplib's.
+	SenderReportEvery time.Duration
 	// Log receives connection and session events. It defaults to a logger that
 	// discards everything.
 	Log *slog.Logger
@@ -168,6 +182,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DropEvery < 0 {
 		return nil, fmt.Errorf("camsim: drop interval %v is negative", opts.DropEvery)
+	}
+	if opts.Jitter < 0 {
+		return nil, fmt.Errorf("camsim: jitter %v is negative", opts.Jitter)
+	}
+	if opts.SenderReportEvery < 0 {
+		return nil, fmt.Errorf("camsim: sender report interval %v is negative", opts.SenderReportEvery)
 	}
 	if opts.WithholdKeyframes < 0 {
 		return nil, fmt.Errorf("camsim: keyframe withholding %v is negative", opts.WithholdKeyframes)

@@ -56,6 +56,7 @@ type puller struct {
 	video      *VideoStatus
 	audio      *AudioStatus
 	lastLog    time.Time
+	skew       time.Duration // the camera's clock minus the server's, from its sender reports
 
 	// clock continuity across sessions
 	clockMu  sync.Mutex
@@ -233,6 +234,18 @@ func (p *puller) setOnline(video *VideoStatus, audio *AudioStatus) {
 		"reconnects", p.reconnects)
 }
 
+// setSkew records how far the camera's clock is off; it logs when that
+// crosses clockSkewWarn.
+func (p *puller) setSkew(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := skewText(p.skew) != ""
+	p.skew = d
+	if txt := skewText(d); txt != "" && !was {
+		p.logger().Warn("camera clock is off", "skew", d.Round(time.Second).String(), "hint", txt)
+	}
+}
+
 func (p *puller) setVideoSize(w, h int) {
 	p.mu.Lock()
 	if p.video != nil && (p.video.Width != w || p.video.Height != h) {
@@ -270,6 +283,11 @@ type StreamStatus struct {
 	Video      *VideoStatus `json:"video"`
 	Audio      *AudioStatus `json:"audio"`
 	Reconnects int          `json:"reconnects"`
+	// ClockSkew is how many seconds the camera's clock is ahead of the server's
+	// (behind when negative), from its RTCP sender reports; it is set only when
+	// off by clockSkewWarn or more. The video is filed by the server's clock all
+	// the same; LastError says so while the stream is online.
+	ClockSkew float64 `json:"clockSkew,omitempty"`
 	// Err is the last error, to be matched with errors.Is against the Err* kinds; nil when online.
 	Err error `json:"-"`
 }
@@ -300,6 +318,12 @@ func (p *puller) status() StreamStatus {
 		s.LastError = p.err.Error()
 		s.Err = p.err
 	}
+	if txt := skewText(p.skew); txt != "" {
+		s.ClockSkew = float64(p.skew.Round(100*time.Millisecond)) / float64(time.Second)
+		if s.LastError == "" {
+			s.LastError = txt
+		}
+	}
 	if p.video != nil {
 		v := *p.video
 		v.FPS = float64(int(st.FPS*10+0.5)) / 10
@@ -327,7 +351,8 @@ type sessionWriter struct {
 	onlineAt      time.Time
 	anchored      bool
 	offset        time.Duration // added to the session's PTS
-	anchor        time.Time     // wall-clock time of session PTS 0
+	clock         wallClock     // the server's wall-clock time of the session's units
+	skew          skewMeter     // the camera's clock against clock
 	lastVideo     time.Time     // when the last video unit was written
 	packets       int
 	decodeErrs    int
@@ -380,7 +405,6 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 	if !w.anchored {
 		w.anchored = true
 		w.offset = w.p.nextOffset(now)
-		w.anchor = now.Add(-ticksToDuration(ticks, tr.format.ClockRate()))
 	}
 	if w.media == nil {
 		if tr.params == nil {
@@ -420,9 +444,10 @@ func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, ntp time.Tim
 	data [][]byte, key bool, now time.Time,
 ) {
 	rel := ticksToDuration(ticks, cr)
-	t := ntp
-	if !hasNTP {
-		t = w.anchor.Add(rel)
+	t := w.clock.at(rel, now)
+	if hasNTP && tr.params != nil {
+		w.skew.add(ntp, t)
+		w.p.setSkew(w.skew.avg)
 	}
 	pts := w.offset + rel
 	w.p.cfg.stream.Write(&Unit{Media: w.media, Track: tr.track, PTS: pts, Time: t, Data: data, Keyframe: key})
