@@ -85,6 +85,10 @@ type Options struct {
 	// DropEvery, when positive, closes every connection and session every DropEvery,
 	// as a flaky network would. It defaults to 0: never.
 	DropEvery time.Duration
+	// KeyframeOnPlay starts a new GOP at every PLAY, as many cameras do: the next video
+	// frame of the stream is a keyframe, for every reader of it. Without it a new reader
+	// waits up to 2 s for the next keyframe. It defaults to false.
+	KeyframeOnPlay bool
 	// Stall starts the server with media stalled: sessions open and play, but no RTP
 	// is sent until SetStall(false). It defaults to false.
 	Stall bool
@@ -506,6 +510,14 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	h.log.Debug("camsim play", "camera", strings.Trim(ctx.Path, "/"), "remote", ctx.Conn.NetConn().RemoteAddr().String())
+	if h.opts.KeyframeOnPlay {
+		h.mu.Lock()
+		st := h.streams[strings.Trim(ctx.Path, "/")]
+		h.mu.Unlock()
+		if st != nil {
+			st.newGOP.Store(true)
+		}
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 

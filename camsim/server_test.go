@@ -500,3 +500,26 @@ func TestNTPTime(t *testing.T) {
 		t.Errorf("fraction %#x, want a quarter (%#x)", frac, 1<<30)
 	}
 }
+
+// TestKeyframeOnPlay: a reader that plays in the middle of a GOP gets a keyframe at
+// once, and the RTP timestamps go on in steps of one frame.
+func TestKeyframeOnPlay(t *testing.T) {
+	s := startServer(t, Options{KeyframeOnPlay: true})
+	s.mu.Lock()
+	midGOP := s.startedAt.Add(time.Second) // keyframes come every 2 s from the start
+	s.mu.Unlock()
+	time.Sleep(time.Until(midGOP))
+	played := time.Now()
+	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+	waitFor(t, 3*time.Second, "five frames", func() bool { aus, _, _ := r.snapshot(); return len(aus) >= 5 })
+	aus, _, _ := r.snapshot()
+	k := firstKey(aus)
+	if k < 0 || k > 2 || aus[k].at.Sub(played) > 500*time.Millisecond {
+		t.Fatalf("first keyframe is frame %d, %v after PLAY", k, aus[max(k, 0)].at.Sub(played))
+	}
+	for i := 1; i < len(aus); i++ {
+		if d := aus[i].ts - aus[i-1].ts; d != 3600 {
+			t.Errorf("frame %d: rtp timestamp step %d, want 3600", i, d)
+		}
+	}
+}

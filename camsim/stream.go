@@ -3,6 +3,7 @@ package camsim
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -27,6 +28,8 @@ type stream struct {
 	// silent is a stream with the same medias that never carries a packet, for UDP
 	// readers under Options.SilentUDP; nil otherwise.
 	silent *gortsplib.ServerStream
+	// newGOP asks the pacer to make the next video frame a keyframe (Options.KeyframeOnPlay).
+	newGOP atomic.Bool
 }
 
 // track is the looping state of one media of a stream. Only the pacing goroutine
@@ -37,6 +40,7 @@ type track struct {
 	pt    uint8
 
 	lastSR time.Time // when Options.SenderReportEvery last sent a sender report
+	shift  int64     // ticks added to the position by restartGOP
 	next   int       // index of the next frame in clip.frames
 	loop   int64     // completed loops
 	tsBase uint32
@@ -97,7 +101,23 @@ func ticksToDuration(ticks int64, clockRate int) time.Duration {
 
 // position returns the time of the track's next frame since the start, in clock ticks.
 func (t *track) position() int64 {
-	return t.loop*t.clip.duration + t.clip.frames[t.next].pts
+	return t.shift + t.loop*t.clip.duration + t.clip.frames[t.next].pts
+}
+
+// restartGOP makes the next frame the next keyframe of the clip, skipping the rest of
+// the current GOP, at the same position: timestamps go on without a jump.
+func (t *track) restartGOP() {
+	if t.clip.frames[t.next].key {
+		return
+	}
+	at := t.position()
+	for {
+		t.advance()
+		if t.clip.frames[t.next].key {
+			break
+		}
+	}
+	t.shift += at - t.position()
 }
 
 // advance moves to the next frame, wrapping to the next loop at the end of the clip.
@@ -120,6 +140,9 @@ func (st *stream) run(done <-chan struct{}, start time.Time) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if st.newGOP.Swap(false) {
+			st.tracks[0].restartGOP()
+		}
 		// the track whose next frame is due first
 		var tr *track
 		var due time.Time

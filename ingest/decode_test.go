@@ -219,6 +219,35 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// TestRetryWait: a session that delivered video is no failure, whatever its
+// length; one that delivered nothing backs off.
+func TestRetryWait(t *testing.T) {
+	const lo, hi = time.Second, 30 * time.Second
+	for _, tc := range []struct {
+		failures     int
+		streamed     bool
+		lasted       time.Duration
+		want         time.Duration // ±20 % when it is a backoff
+		wantFailures int
+	}{
+		{5, true, 20 * time.Second, 0, 0},
+		{0, true, 2 * time.Second, 0, 0},
+		{3, true, 300 * time.Millisecond, 700 * time.Millisecond, 0}, // not sooner than lo after the last start
+		{0, false, 20 * time.Second, time.Second, 1},
+		{3, false, time.Second, 8 * time.Second, 4},
+		{9, false, time.Second, 30 * time.Second, 10},
+	} {
+		got, failures := retryWait(tc.failures, tc.streamed, tc.lasted, lo, hi)
+		slack := time.Duration(0)
+		if !tc.streamed {
+			slack = tc.want / 5
+		}
+		if failures != tc.wantFailures || got < tc.want-slack || got > tc.want+slack {
+			t.Errorf("retryWait(%d, %v, %v) = %v, %d; want %v, %d", tc.failures, tc.streamed, tc.lasted, got, failures, tc.want, tc.wantFailures)
+		}
+	}
+}
+
 func TestRedactedErrors(t *testing.T) {
 	pe := classify(&PullError{Kind: ErrBadReply, Msg: "x", Err: errString("dial rtsp://admin:topsecret@10.0.0.1/x")}, "h")
 	if strings.Contains(pe.Error(), "topsecret") {

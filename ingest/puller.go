@@ -36,7 +36,6 @@ type pullerConfig struct {
 	readTimeout time.Duration
 	backoffMin  time.Duration
 	backoffMax  time.Duration
-	stableAfter time.Duration
 	logEvery    time.Duration
 	onOnline    func() // called when media starts to flow, may be nil
 	// onDescribe, when set, sees the planned tracks; returning true ends the session there
@@ -72,19 +71,18 @@ func newPuller(cfg pullerConfig) *puller {
 func (p *puller) run(ctx context.Context) {
 	failures := 0
 	for {
+		began := time.Now()
 		online, err := p.session(ctx)
 		if ctx.Err() != nil {
 			return
-		}
-		if !online.IsZero() && time.Since(online) >= p.cfg.stableAfter {
-			failures = 0
 		}
 		if err == nil {
 			err = &PullError{Kind: ErrClosedByCamera, Msg: "the camera ended the session"}
 		}
 		p.setOffline(classify(err, hostOf(p.cfg.url)))
-		failures++
-		t := time.NewTimer(backoff(failures, p.cfg.backoffMin, p.cfg.backoffMax))
+		var wait time.Duration
+		wait, failures = retryWait(failures, !online.IsZero(), time.Since(began), p.cfg.backoffMin, p.cfg.backoffMax)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -95,6 +93,20 @@ func (p *puller) run(ctx context.Context) {
 		p.reconnects++
 		p.mu.Unlock()
 	}
+}
+
+// retryWait returns the wait before the next attempt after a session that
+// lasted lasted, and the new count of consecutive failures. A session that
+// delivered video is no failure: the next attempt starts at once, only never
+// sooner than lo (the least backoff) after the previous attempt began (a camera that ends every
+// session at once is not hammered). A session that delivered nothing is a
+// failure, and waits grow with consecutive failures.
+func retryWait(failures int, streamed bool, lasted, lo, hi time.Duration) (time.Duration, int) {
+	if streamed {
+		return max(0, lo-lasted), 0
+	}
+	failures++
+	return backoff(failures, lo, hi), failures
 }
 
 // backoff returns the wait before attempt n+1 after n consecutive failures:

@@ -65,7 +65,7 @@ func runManager(t *testing.T, m *Manager) (stop func()) {
 func fastOptions(t *testing.T) ManagerOptions {
 	return ManagerOptions{
 		Log: testLog(t), StallTimeout: 2500 * time.Millisecond, ReadTimeout: 2 * time.Second,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StableAfter: time.Second,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 	}
 }
 
