@@ -148,3 +148,13 @@ func skewText(skew time.Duration) string {
 	return fmt.Sprintf("the camera's clock is %s %s the server's; its video is filed by the server's clock (set the camera's time or NTP)",
 		skew.Round(time.Second), dir)
 }
+
+// ntpToTime converts a 64-bit NTP time of RTCP (RFC 3550: seconds since 1900,
+// and the fraction of a second in units of 2^-32). gortsplib v4.16.2's own
+// PacketNTP reads the fraction as nanoseconds, up to 3.3 s off.
+func ntpToTime(v uint64) time.Time {
+	const epochOffset = 2208988800 // seconds from 1900 to 1970
+	sec := int64(v>>32) - epochOffset
+	ns := int64((v & 0xffffffff) * 1e9 >> 32)
+	return time.Unix(sec, ns)
+}

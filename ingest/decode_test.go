@@ -26,7 +26,6 @@ type fakeClient struct {
 	mu    sync.Mutex
 	cbs   map[format.Format]gortsplib.OnPacketRTPFunc
 	first map[*description.Media]uint32
-	ntp   time.Time // returned by PacketNTP when not zero
 	done  chan struct{}
 	once  sync.Once
 }
@@ -61,9 +60,7 @@ func (c *fakeClient) PacketPTS2(m *description.Media, pkt *rtp.Packet) (int64, b
 	return int64(int32(pkt.Timestamp - f)), true
 }
 
-func (c *fakeClient) PacketNTP(*description.Media, *rtp.Packet) (time.Time, bool) {
-	return c.ntp, !c.ntp.IsZero()
-}
+func (c *fakeClient) OnPacketRTCP(*description.Media, gortsplib.OnPacketRTCPFunc) {}
 
 func (c *fakeClient) Play(*headers.Range) (*base.Response, error) {
 	return &base.Response{StatusCode: base.StatusOK}, nil

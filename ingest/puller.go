@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -174,6 +175,7 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 	}
 	for _, tr := range readers {
 		c.OnPacketRTP(tr.media, tr.format, func(pkt *rtp.Packet) { w.packet(tr, pkt) })
+		c.OnPacketRTCP(tr.media, func(pkt rtcp.Packet) { w.senderReport(tr, pkt) })
 	}
 	w.start = time.Now()
 	if _, err := c.Play(nil); err != nil {
@@ -365,7 +367,8 @@ type sessionWriter struct {
 	offset        time.Duration // added to the session's PTS
 	clock         wallClock     // the server's wall-clock time of the session's units
 	skew          skewMeter     // the camera's clock against clock
-	lastVideo     time.Time     // when the last video unit was written
+	reports       map[*trackReader]senderReport
+	lastVideo     time.Time // when the last video unit was written
 	packets       int
 	decodeErrs    int
 	lastDecodeErr error
@@ -437,33 +440,54 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 		}
 	}
 	cr := tr.format.ClockRate()
-	ntp, hasNTP := w.c.PacketNTP(tr.media, pkt)
 	if tr.params != nil {
-		w.write(tr, ticks, cr, ntp, hasNTP, frames, key, now)
+		t := w.write(tr, ticks, cr, frames, key, now)
+		if sr, ok := w.reports[tr]; ok {
+			// the camera's clock, only to compare it with the server's
+			w.skew.add(sr.at(pkt.Timestamp, cr), t)
+			w.p.setSkew(w.skew.avg)
+		}
 		return
 	}
 	for i, f := range frames {
-		t := ticks + int64(i*tr.frameSamples)
-		n := ntp
-		if hasNTP {
-			n = ntp.Add(ticksToDuration(int64(i*tr.frameSamples), cr))
-		}
-		w.write(tr, t, cr, n, hasNTP, [][]byte{f}, false, now)
+		w.write(tr, ticks+int64(i*tr.frameSamples), cr, [][]byte{f}, false, now)
 	}
 }
 
-func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, ntp time.Time, hasNTP bool,
-	data [][]byte, key bool, now time.Time,
-) {
+// senderReport is the last RTCP sender report of a track: the camera's clock
+// at an RTP timestamp.
+type senderReport struct {
+	ntp time.Time
+	rtp uint32
+}
+
+// at returns the camera's clock at RTP timestamp ts.
+func (sr senderReport) at(ts uint32, clockRate int) time.Time {
+	return sr.ntp.Add(ticksToDuration(int64(int32(ts-sr.rtp)), clockRate))
+}
+
+// senderReport records a track's sender report; it runs in gortsplib's reading goroutines.
+func (w *sessionWriter) senderReport(tr *trackReader, pkt rtcp.Packet) {
+	sr, ok := pkt.(*rtcp.SenderReport)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reports == nil {
+		w.reports = make(map[*trackReader]senderReport)
+	}
+	w.reports[tr] = senderReport{ntp: ntpToTime(sr.NTPTime), rtp: sr.RTPTime}
+}
+
+// write writes one unit to the stream and returns its wall-clock time.
+func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, data [][]byte, key bool, now time.Time) time.Time {
 	rel := ticksToDuration(ticks, cr)
 	t := w.clock.at(rel, now)
-	if hasNTP && tr.params != nil {
-		w.skew.add(ntp, t)
-		w.p.setSkew(w.skew.avg)
-	}
 	pts := w.offset + rel
 	w.p.cfg.stream.Write(&Unit{Media: w.media, Track: tr.track, PTS: pts, Time: t, Data: data, Keyframe: key})
 	w.p.wrote(pts, now)
+	return t
 }
 
 // publish sets the tracks of the session on the stream; called with w.mu held
