@@ -9,7 +9,8 @@
 //
 // Faults for tests: a password, dropping every connection periodically, stalling the
 // media while sessions stay open, withholding keyframes, a wrong clock in the RTCP
-// sender reports, and jittered timing. They can be switched on a
+// sender reports, and jittered timing. KeyframeOnPlay starts a GOP at every PLAY, as
+// many cameras do. They can be switched on a
 // running server.
 package camsim
 
