@@ -123,23 +123,25 @@ func TestCamsimWrongClock(t *testing.T) {
 }
 
 // clockCase is a simulated camera for the wall clock: units every interval
-// on its RTP clock, which runs drift faster than real time; each arrives
-// after a random delay of up to jitter.
+// on its RTP clock, which runs drift faster than real time, each stamped up to
+// ±stamp off its capture time; each arrives after a random delay of up to jitter.
 type clockCase struct {
 	seed     uint64
 	interval time.Duration
 	jitter   time.Duration
 	drift    float64 // relative: 0.001 is 1000 ppm fast
 	units    int
+	stamp    time.Duration // less than interval/2
 }
 
 var clockCases = []clockCase{
-	{1, 40 * time.Millisecond, 0, 0, 3000},
-	{2, 40 * time.Millisecond, 100 * time.Millisecond, 0, 3000},
-	{3, 40 * time.Millisecond, 300 * time.Millisecond, 0.002, 3000},
-	{4, 40 * time.Millisecond, 100 * time.Millisecond, -0.004, 5000},
-	{5, 21 * time.Millisecond, 50 * time.Millisecond, 0.0001, 5000},
-	{6, 100 * time.Millisecond, 500 * time.Millisecond, -0.001, 2000},
+	{1, 40 * time.Millisecond, 0, 0, 3000, 0},
+	{2, 40 * time.Millisecond, 100 * time.Millisecond, 0, 3000, 0},
+	{3, 40 * time.Millisecond, 300 * time.Millisecond, 0.002, 3000, 0},
+	{4, 40 * time.Millisecond, 100 * time.Millisecond, -0.004, 5000, 0},
+	{5, 21 * time.Millisecond, 50 * time.Millisecond, 0.0001, 5000, 0},
+	{6, 100 * time.Millisecond, 500 * time.Millisecond, -0.001, 2000, 0},
+	{7, 40 * time.Millisecond, 100 * time.Millisecond, 0.001, 3000, 15 * time.Millisecond},
 }
 
 // checkWallClock runs a clockCase through a wallClock and checks that unit
@@ -152,20 +154,23 @@ func checkWallClock(t *testing.T, c clockCase) {
 	var prevT time.Time
 	var prevRel time.Duration
 	var settled time.Duration // after this media time, the clock must have converged
-	if c.drift != 0 || c.jitter > 0 {
-		// the anchor may start late by jitter; it converges at 1/clockSlew
-		settled = time.Duration(float64(c.jitter)*clockSlew) + 2*clockWindow
+	if c.drift != 0 || c.jitter > 0 || c.stamp > 0 {
+		// the anchor may start late by jitter and stamp; it converges at 1/clockSlew
+		settled = (c.jitter+c.stamp)*clockSlew + 2*clockWindow
 	}
 	for i := range c.units {
 		rel := time.Duration(i) * c.interval
 		capture := start.Add(time.Duration(float64(rel) / (1 + c.drift)))
+		if c.stamp > 0 {
+			rel += time.Duration(r.Int64N(int64(2*c.stamp)+1)) - c.stamp
+		}
 		var delay time.Duration
 		if c.jitter > 0 {
 			delay = time.Duration(r.Int64N(int64(c.jitter) + 1))
 		}
 		arrival := capture.Add(delay)
 		got := wc.at(rel, arrival)
-		if got.Sub(arrival) > c.jitter+clockTolerance {
+		if got.Sub(arrival) > c.jitter+2*c.stamp+clockTolerance {
 			t.Fatalf("unit %d filed at %v, %v after it arrived", i, got, got.Sub(arrival))
 		}
 		if d := arrival.Sub(got); d > clockResync {
@@ -183,7 +188,7 @@ func checkWallClock(t *testing.T, c clockCase) {
 		if rel > settled {
 			// close to the capture time: the error of a window's earliest
 			// arrival, the tolerance, and the drift of a window
-			bound := c.jitter/4 + clockTolerance + time.Duration(2*float64(clockWindow)*abs(c.drift)) + 20*time.Millisecond
+			bound := c.jitter/4 + 2*c.stamp + clockTolerance + time.Duration(2*float64(clockWindow)*abs(c.drift)) + 20*time.Millisecond
 			if e := got.Sub(capture); e > bound || -e > bound {
 				t.Fatalf("unit %d at media time %v: filed %v from its capture time (bound %v)", i, rel, e, bound)
 			}
@@ -247,9 +252,9 @@ func TestWallClockJumps(t *testing.T) {
 // FuzzWallClock checks the wall clock's properties for random jitter and drift.
 func FuzzWallClock(f *testing.F) {
 	for _, c := range clockCases {
-		f.Add(c.seed, int64(c.interval), int64(c.jitter), int64(c.drift*1e6), c.units)
+		f.Add(c.seed, int64(c.interval), int64(c.jitter), int64(c.drift*1e6), c.units, int64(c.stamp))
 	}
-	f.Fuzz(func(t *testing.T, seed uint64, interval, jitter, ppm int64, units int) {
+	f.Fuzz(func(t *testing.T, seed uint64, interval, jitter, ppm int64, units int, stamp int64) {
 		c := clockCase{
 			seed:     seed,
 			interval: 10*time.Millisecond + time.Duration(uint64(interval)%uint64(190*time.Millisecond)),
@@ -257,6 +262,7 @@ func FuzzWallClock(f *testing.F) {
 			drift:    float64(ppm%5000) / 1e6,
 			units:    1 + int(uint(units)%4000),
 		}
+		c.stamp = time.Duration(uint64(stamp) % uint64(c.interval/2))
 		checkWallClock(t, c)
 	})
 }
