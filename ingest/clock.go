@@ -10,13 +10,15 @@ import (
 // no NTP, local time sent as UTC), and a camera's RTCP sender reports jitter
 // by seconds against its RTP timestamps even when its clock is right.
 //
-// A session's wallClock anchors media time 0 at the arrival of the first unit
-// and advances with the RTP timestamps, which are smooth. Arrival times keep it
+// Each track of a session has a wallClock: it anchors media time 0 at the
+// arrival of the track's first unit and advances with the RTP timestamps,
+// which are smooth. Arrival times keep it
 // near the server's clock: a unit cannot arrive before it was captured, and the
 // earliest arrivals of a while are close to the capture times. Corrections are
 // slewed (at most clockSlew of the media time that passed), so that unit times
 // never jump by the jitter of a network or of the camera; only an error beyond
-// clockResync (the camera's RTP timestamps jumped) is corrected at once.
+// clockResync (the camera's RTP timestamps jumped) is corrected at once, and
+// the track's PTS then goes on by the server's clock as well.
 //
 // The camera's own clock, from its sender reports, is only compared with the
 // server's to report a skew in status.
@@ -45,7 +47,7 @@ const (
 	skewWeight = 64
 )
 
-// wallClock maps the media time of one session to the server's wall clock.
+// wallClock maps the media time of one track of a session to the server's wall clock.
 // The zero value is ready; it is not safe for concurrent use.
 type wallClock struct {
 	started bool
@@ -58,18 +60,20 @@ type wallClock struct {
 	resyncs  int           // times the clock was re-anchored after the start
 }
 
-// at returns the wall time of the unit at media time rel that arrived at arrival.
-func (c *wallClock) at(rel time.Duration, arrival time.Time) time.Time {
+// at returns the wall time of the unit at media time rel that arrived at
+// arrival, and whether the clock was re-anchored there because the timestamps
+// jumped.
+func (c *wallClock) at(rel time.Duration, arrival time.Time) (time.Time, bool) {
 	if !c.started {
 		c.started = true
 		c.anchor = arrival.Add(-rel)
 		c.lastRel = rel
 		c.newWindow(arrival)
-		return arrival
+		return arrival, false
 	}
 	var dt time.Duration
 	if rel > c.lastRel {
-		// tracks interleave: media time may step back a little between them
+		// with B-frames, media time steps back a little
 		dt = rel - c.lastRel
 		c.lastRel = rel
 	}
@@ -77,7 +81,7 @@ func (c *wallClock) at(rel time.Duration, arrival time.Time) time.Time {
 	if lag < -clockResync || lag > clockLate {
 		// claims to be captured seconds after it arrived, or long before: the timestamps jumped
 		c.resync(rel, arrival)
-		return arrival
+		return arrival, true
 	}
 	if lag < 0 && lag < c.pending {
 		// arrived before its time: the anchor is late by at least -lag
@@ -89,7 +93,7 @@ func (c *wallClock) at(rel time.Duration, arrival time.Time) time.Time {
 		case c.winMin > clockResync:
 			// every unit came seconds late: the timestamps jumped back or stood still
 			c.resync(rel, arrival)
-			return arrival
+			return arrival, true
 		case c.winMin > clockTolerance && c.pending >= 0:
 			// even the earliest unit came late: the anchor is early
 			c.pending = c.winMin - clockTolerance/2
@@ -101,7 +105,7 @@ func (c *wallClock) at(rel time.Duration, arrival time.Time) time.Time {
 		c.anchor = c.anchor.Add(step)
 		c.pending -= step
 	}
-	return c.anchor.Add(rel)
+	return c.anchor.Add(rel), false
 }
 
 func (c *wallClock) newWindow(arrival time.Time) {

@@ -2,12 +2,16 @@ package ingest
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/vigil-vms/vigil/camsim"
 	"go.uber.org/goleak"
 )
@@ -169,7 +173,7 @@ func checkWallClock(t *testing.T, c clockCase) {
 			delay = time.Duration(r.Int64N(int64(c.jitter) + 1))
 		}
 		arrival := capture.Add(delay)
-		got := wc.at(rel, arrival)
+		got, _ := wc.at(rel, arrival)
 		if got.Sub(arrival) > c.jitter+2*c.stamp+clockTolerance {
 			t.Fatalf("unit %d filed at %v, %v after it arrived", i, got, got.Sub(arrival))
 		}
@@ -238,7 +242,7 @@ func TestWallClockJumps(t *testing.T) {
 			if i >= 300+int(2*clockWindow/(40*time.Millisecond))+1 { // within two windows
 				limit = clockTolerance
 			}
-			got := wc.at(rel, arrival)
+			got, _ := wc.at(rel, arrival)
 			if d := got.Sub(arrival); d > limit || -d > limit {
 				t.Fatalf("jump %v: unit %d filed %v from its arrival", tc.jump, i, d)
 			}
@@ -298,5 +302,74 @@ func TestNTPToTime(t *testing.T) {
 		if got := ntpToTime(v); !got.Equal(at.Add(tc.want)) {
 			t.Errorf("fraction %#x: %v, want %v", tc.frac, got.UTC(), at.Add(tc.want))
 		}
+	}
+}
+
+// TestTimestampJump: a camera whose RTP timestamps jump an hour ahead in a
+// session has its units filed at the server's time, and PTS goes on by the
+// server's clock instead of jumping an hour.
+func TestTimestampJump(t *testing.T) {
+	h264f := &format.H264{PayloadTyp: 96, SPS: testSPS720, PPS: testPPS, PacketizationMode: 1}
+	fc := newFakeClient(&description.Session{Medias: []*description.Media{
+		{Type: description.MediaTypeVideo, Formats: []format.Format{h264f}},
+	}})
+	stream := NewStream("fake/main")
+	p := newPuller(pullerConfig{camera: "fake", kind: Main, url: "rtsp://cam/x", stream: stream,
+		log: testLog(t), stall: time.Hour, readTimeout: time.Second,
+		dial: func(*base.URL, string, time.Duration, *slog.Logger) (rtspClient, error) { return fc, nil }})
+	sub := stream.Subscribe(SubscribeOptions{QueueLen: 64})
+	defer sub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := p.session(ctx); done <- err }()
+	defer func() { cancel(); <-done; fc.Close() }()
+	waitFor(t, 5*time.Second, "callbacks", func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return len(fc.cbs) == 1
+	})
+	venc, _ := h264f.CreateEncoder()
+	send := func(ts uint32, key bool) {
+		nalu := fakeSlice(0x41, 100)
+		if key {
+			nalu = fakeSlice(0x65, 300)
+		}
+		pkts, err := venc.Encode([][]byte{nalu})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pk := range pkts {
+			pk.Timestamp = ts
+		}
+		fc.feed(h264f, pkts)
+	}
+	const hour = 3600 * 90000
+	ts := uint32(1000)
+	for i := range 10 {
+		send(ts, i == 0)
+		ts += 3600
+	}
+	ts += hour
+	for range 5 {
+		send(ts, false)
+		ts += 3600
+	}
+	ctxNext, cancelNext := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelNext()
+	var prev *Unit
+	for i := range 15 {
+		u, _, err := sub.Next(ctxNext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(u.Time); d < -time.Second || d > time.Second {
+			t.Errorf("unit %d filed %v from now", i, -d)
+		}
+		if prev != nil {
+			if d := u.PTS - prev.PTS; d <= 0 || d > time.Second {
+				t.Errorf("unit %d: PTS step %v", i, d)
+			}
+		}
+		prev = u
 	}
 }

@@ -365,7 +365,6 @@ type sessionWriter struct {
 	onlineAt      time.Time
 	anchored      bool
 	offset        time.Duration // added to the session's PTS
-	clock         wallClock     // the server's wall-clock time of the session's units
 	skew          skewMeter     // the camera's clock against clock
 	reports       map[*trackReader]senderReport
 	lastVideo     time.Time // when the last video unit was written
@@ -483,8 +482,12 @@ func (w *sessionWriter) senderReport(tr *trackReader, pkt rtcp.Packet) {
 // write writes one unit to the stream and returns its wall-clock time.
 func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, data [][]byte, key bool, now time.Time) time.Time {
 	rel := ticksToDuration(ticks, cr)
-	t := w.clock.at(rel, now)
-	pts := w.offset + rel
+	t, jumped := tr.clock.at(rel, now)
+	if jumped {
+		// the camera's timestamps jumped: the track's PTS goes on by the server's clock
+		tr.ptsShift = w.p.nextOffset(now) - w.offset - rel
+	}
+	pts := w.offset + rel + tr.ptsShift
 	w.p.cfg.stream.Write(&Unit{Media: w.media, Track: tr.track, PTS: pts, Time: t, Data: data, Keyframe: key})
 	w.p.wrote(pts, now)
 	return t
