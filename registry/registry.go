@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 type Registry struct {
 	db  *sql.DB
 	now func() time.Time
+	// argon bounds concurrent argon2id computations (19 MiB each).
+	argon *hashGate
 }
 
 var migrations = []string{
@@ -118,7 +121,7 @@ func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
 	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return &Registry{db: db, now: time.Now}, nil
+	return &Registry{db: db, now: time.Now, argon: newHashGate(runtime.GOMAXPROCS(0))}, nil
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.
