@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -152,7 +153,19 @@ func unmarshalStrict(b []byte, v any) error {
 	return nil
 }
 
+// limitAddr is the address the login limiter counts: an IPv4 address, or
+// the /64 network of an IPv6 one (a client usually has a whole /64).
+func limitAddr(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return addr
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // clientAddr is the address of the client (the proxy's when behind one).
+// X-Forwarded-For is not trusted: any client can send it.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
