@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
@@ -23,9 +22,6 @@ const (
 	maxJSONBody = 1 << 20
 	maxCSVBody  = 8 << 20
 	maxSDPBody  = 64 << 10
-	// bodyReadTimeout bounds reading a request body (the server has no
-	// ReadTimeout, which would also cut long playback streams).
-	bodyReadTimeout = 60 * time.Second
 )
 
 // httpError is an error with its own status, for what the apierr kinds do
@@ -109,11 +105,10 @@ func mediaType(r *http.Request) string {
 	return mt
 }
 
-// readBody reads the whole body up to limit bytes, with a deadline.
+// readBody reads the whole body up to limit bytes. The server's
+// ReadTimeout (NewHTTPServer) bounds the time: the deadline is not cleared
+// here, so that what net/http drains after the handler is bounded too.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	defer rc.SetReadDeadline(time.Time{})
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError

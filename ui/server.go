@@ -9,11 +9,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"path"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder"
@@ -230,18 +233,48 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
+// Limits of NewHTTPServer against slow and idle clients.
+const (
+	// HeaderTimeout bounds reading a request's headers.
+	HeaderTimeout = 10 * time.Second
+	// RequestReadTimeout bounds reading a whole request, headers and body,
+	// including what net/http drains of a body the handler did not read. It
+	// does not cut a long response: net/http clears the read deadline once
+	// the request is read, to watch for the client going away.
+	RequestReadTimeout = 60 * time.Second
+	// IdleTimeout closes a keep-alive connection without a request.
+	IdleTimeout = 2 * time.Minute
+)
+
 // NewHTTPServer returns an http.Server for h with timeouts against slow
-// clients: headers within 10 s, idle connections closed after 2 min. It has
-// no ReadTimeout or WriteTimeout, which would cut playback and export
-// streams; handlers bound their body reads themselves.
+// clients: headers within HeaderTimeout, the whole request within
+// RequestReadTimeout, idle connections closed after IdleTimeout. It has no
+// WriteTimeout, which would cut playback and export streams. Serve it on a
+// listener from LimitConnections.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       RequestReadTimeout,
+		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// MaxConnections is how many HTTP connections LimitConnections admits at
+// once for a process limit of nofile open files: a quarter of it, at least
+// 64 and at most 16384, so that HTTP clients cannot take the descriptors
+// that cameras, the spool and the database need.
+func MaxConnections(nofile uint64) int {
+	return int(min(max(nofile/4, 64), 16384))
+}
+
+// LimitConnections caps the connections ln accepts at once at
+// MaxConnections of the process's open-file limit (Go raises the soft limit
+// to the hard one at start); further clients wait in the listen backlog.
+func LimitConnections(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, MaxConnections(openFileLimit()))
 }
 
 // webApp serves the browser app, answering index.html for unknown paths so

@@ -193,6 +193,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
+	a.ln = ui.LimitConnections(a.ln) // HTTP clients cannot take the cameras' descriptors
+
 	return a, nil
 }
 
