@@ -247,7 +247,7 @@ func (r *Registry) userWithHash(ctx context.Context, username string) (User, str
 	var hash string
 	err := r.db.QueryRowContext(ctx, `SELECT role, hash FROM users WHERE username = ?`, username).Scan(&u.Role, &hash)
 	if notFound(err) {
-		return u, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+		return u, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 	}
 	if err != nil {
 		return u, "", fmt.Errorf("user %q: %w", username, err)
@@ -265,7 +265,7 @@ func setDepartments(ctx context.Context, tx *sql.Tx, u User) error {
 	for _, d := range u.Departments {
 		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_departments(username, department) VALUES(?, ?)`, u.Username, d)
 		if isForeignKey(err) {
-			return apierr.New(apierr.ErrInvalid, "department %q does not exist", d)
+			return apierr.New(apierr.ErrInvalid, "department %q does not exist", truncate(d, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("user %q: departments: %w", u.Username, err)
@@ -331,7 +331,7 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 		var role string
 		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE username = ?`, u.Username).Scan(&role)
 		if notFound(err) {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", u.Username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(u.Username, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("update user %q: %w", u.Username, err)
@@ -396,7 +396,7 @@ func (r *Registry) SetPassword(ctx context.Context, username, password string) e
 			return fmt.Errorf("user %q: %w", username, err)
 		}
 		if n == 0 {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
 		return setHash(ctx, tx, username, hash)
 	})
@@ -409,7 +409,7 @@ func (r *Registry) DeleteUser(ctx context.Context, username string) error {
 		var role string
 		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE username = ?`, username).Scan(&role)
 		if notFound(err) {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("delete user %q: %w", username, err)

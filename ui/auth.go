@@ -90,7 +90,7 @@ func authorize(p *principal, act action, cam *ingest.Camera) error {
 
 // cameraNotFound is the same error the registry gives for a missing camera.
 func cameraNotFound(id string) error {
-	return apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
+	return apierr.New(apierr.ErrNotFound, "camera %q does not exist", truncate(id, 64))
 }
 
 // authenticate finds the principal of a request: a bearer token (which must
