@@ -313,7 +313,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	// The attempt is counted before the password is hashed, so that
 	// concurrent attempts cannot pass the limit together.
-	addr := limitAddr(clientAddr(r))
+	addr := limitAddr(s.clientAddr(r))
 	tk, wait := s.limit.try(in.Username, addr, time.Now())
 	if wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)

@@ -159,14 +159,50 @@ func limitAddr(addr string) string {
 	return p.String()
 }
 
-// clientAddr is the address of the client (the proxy's when behind one).
-// X-Forwarded-For is not trusted: any client can send it.
-func clientAddr(r *http.Request) string {
+// clientAddr is the address of the client. X-Forwarded-For is believed only
+// from Options.TrustedProxies: walking it from the right (the address the
+// nearest proxy saw), trusted proxies are skipped and the first other
+// address is the client. Without trusted proxies it is ignored (anyone can
+// send it), and behind a proxy every client has the proxy's address.
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if len(s.opts.TrustedProxies) == 0 || !s.trusted(host) {
+		return host
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	var all []string
+	for _, h := range hops {
+		all = append(all, strings.Split(h, ",")...)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
+		if err != nil {
+			return host // a hop we cannot read: stop at the last address we trust
+		}
+		if !s.trusted(a.String()) {
+			return a.Unmap().String()
+		}
+		host = a.Unmap().String()
 	}
 	return host
+}
+
+// trusted tells an address of Options.TrustedProxies.
+func (s *Server) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // call is one request's context: who makes it and what it will audit.
@@ -190,7 +226,7 @@ func (s *Server) route(pattern string, act action, auditAction string, h handler
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := &call{}
 		if auditAction != "" {
-			c.audit = &registry.AuditEntry{Action: auditAction, Address: clientAddr(r)}
+			c.audit = &registry.AuditEntry{Action: auditAction, Address: s.clientAddr(r)}
 			if cameraRoute {
 				// Known before authorization, so that a refused attempt names it.
 				c.audit.Camera = truncate(r.PathValue("id"), 64)

@@ -1,12 +1,16 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/registry"
 )
 
 // loginFrom logs in through the handler as if from addr.
@@ -107,5 +111,52 @@ func TestLimiterReservation(t *testing.T) {
 	l.release(b)
 	if _, w := l.try("bob", "10.0.0.1", t0.Add(2*time.Second)); w != 0 {
 		t.Fatalf("after release: wait %s", w)
+	}
+}
+
+// Behind a trusted reverse proxy the limiter counts the client that the
+// proxy names, not the proxy (else one attacker locks every client out);
+// from anyone else X-Forwarded-For is ignored (else an attacker rotates
+// addresses by writing the header).
+func TestLoginBehindTrustedProxy(t *testing.T) {
+	viaProxy := func(f *fixture, user, pass, remote, xff string) int {
+		hr := strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, user, pass))
+		r := newRequest("POST", "/api/v1/session", hr)
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("X-Forwarded-For", xff)
+		r.RemoteAddr = remote
+		return serve(f.h, r).Code
+	}
+	f := newFixture(t, Options{LoginFailures: 3, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	for i := range 3 {
+		// The attacker writes a fake first hop; the proxy appends the real one.
+		if c := viaProxy(f, pOperator, "wrong-password", "10.1.1.1:5000", fmt.Sprintf("192.0.2.%d, 203.0.113.7", i)); c != unau {
+			t.Fatalf("attempt %d: %d", i, c)
+		}
+	}
+	if c := viaProxy(f, pViewer, "wrong-password", "10.1.1.1:5000", "192.0.2.99, 203.0.113.7"); c != http.StatusTooManyRequests {
+		t.Fatalf("the attacker behind the proxy: %d", c)
+	}
+	if c := viaProxy(f, pViewer, userPassword, "10.1.1.1:5000", "198.51.100.4"); c != ok {
+		t.Fatalf("another client behind the proxy: %d", c)
+	}
+	es, _ := f.reg.AuditEntries(context.Background(), registry.AuditFilter{})
+	addrs := map[string]string{}
+	for _, e := range es {
+		if e.Action == "login" {
+			addrs[e.Result] = e.Address
+		}
+	}
+	if addrs["ok"] != "198.51.100.4" || addrs["failed"] != "203.0.113.7" {
+		t.Fatalf("audited addresses by result: %v", addrs)
+	}
+
+	// Without trusted proxies the header changes nothing.
+	g := newFixture(t, Options{LoginFailures: 3})
+	for i := range 3 {
+		viaProxy(g, pOperator, "wrong-password", "192.0.2.50:5000", fmt.Sprintf("203.0.113.%d", i))
+	}
+	if c := viaProxy(g, pViewer, userPassword, "192.0.2.50:5000", "198.51.100.4"); c != http.StatusTooManyRequests {
+		t.Fatalf("X-Forwarded-For from an untrusted peer was believed: %d", c)
 	}
 }

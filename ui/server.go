@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"strings"
 	"sync"
@@ -92,6 +93,10 @@ type Options struct {
 	LoginFailures int
 	// LoginWindow is the window of LoginFailures. It defaults to 1 minute.
 	LoginWindow time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (for the login limiter and the audit log). It defaults to
+	// none: the header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.

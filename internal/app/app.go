@@ -174,9 +174,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		WebApp:  web.FS,
 		Log:     a.log.With("part", "http"),
 	}, ui.Options{
-		SessionTTL:    cfg.Auth.SessionTTL.D(),
-		Secure:        cfg.HTTP.TLS.Cert != "",
-		MetricsPublic: cfg.Metrics.Public,
+		SessionTTL:     cfg.Auth.SessionTTL.D(),
+		Secure:         cfg.HTTP.TLS.Cert != "",
+		MetricsPublic:  cfg.Metrics.Public,
+		TrustedProxies: cfg.HTTP.Proxies(),
 	})
 	if err != nil {
 		return nil, err

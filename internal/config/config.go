@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -32,6 +33,32 @@ type Config struct {
 type HTTP struct {
 	Listen string `yaml:"listen"`
 	TLS    TLS    `yaml:"tls"`
+	// TrustedProxies are reverse proxies (addresses or CIDR networks) whose
+	// X-Forwarded-For header names the client; empty: the header is ignored.
+	TrustedProxies []string `yaml:"trustedProxies"`
+}
+
+// Proxies parses TrustedProxies (after Validate, it does not fail).
+func (h HTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // TLS files; both empty means plain HTTP.
@@ -418,6 +445,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
 		return fail("http.tls", "cert and key must be given together")
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			return fail("http.trustedProxies", "%q is not an IP address or CIDR network", p)
+		}
 	}
 	if c.WebRTC.UDPPort < 0 || c.WebRTC.UDPPort > 65535 {
 		return fail("webrtc.udpPort", "%d is not a port number (0-65535)", c.WebRTC.UDPPort)

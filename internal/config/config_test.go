@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,8 @@ var badConfigs = []struct {
 	{"env bool", "", []string{"VIGIL_STORAGE_S3_TLS=maybe"}, "storage.s3.tls"},
 	{"env duration", "", []string{"VIGIL_RECORDING_SEGMENT=x"}, "recording.segment"},
 	{"log level", "log: { level: loud }", nil, "log.level"},
+	{"trusted proxy", "http: { trustedProxies: [10.0.0.0/33] }", nil, "http.trustedProxies"},
+	{"trusted proxy env", "", []string{"VIGIL_HTTP_TRUSTEDPROXIES=proxy.local"}, "http.trustedProxies"},
 	{"env misspelt", "", []string{"VIGIL_HTTP_LISTN=:9090"}, "VIGIL_HTTP_LISTN"},
 	{"env unknown section", "", []string{"VIGIL_STORAGE_S3_SECRET=x"}, "VIGIL_STORAGE_S3_SECRET"},
 	{"env a section", "", []string{"VIGIL_HTTP=x"}, "VIGIL_HTTP"},
@@ -146,6 +149,17 @@ func TestEnvAllowedAndBuckets(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("bucket %q: %v", b, err)
 		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := Load("", []string{"VIGIL_HTTP_TRUSTEDPROXIES=10.0.0.0/8, 192.0.2.1, ::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(cfg.HTTP.Proxies())
+	if got != "[10.0.0.0/8 192.0.2.1/32 ::1/128]" {
+		t.Fatalf("proxies %s", got)
 	}
 }
 
