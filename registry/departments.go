@@ -29,7 +29,7 @@ var idRE = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 func ValidateDepartment(d Department) error {
 	var msgs []string
 	if !idRE.MatchString(d.ID) {
-		msgs = append(msgs, fmt.Sprintf("id %q must be 1-64 lowercase letters, digits or '-'", d.ID))
+		msgs = append(msgs, fmt.Sprintf("id %q must be 1-64 lowercase letters, digits or '-'", truncate(d.ID, 64)))
 	}
 	for _, n := range []struct{ lang, v string }{{"zh-CN", d.Name.ZH}, {"en", d.Name.EN}} {
 		if msg := checkText(n.v, 1, 100); msg != "" {

@@ -25,14 +25,21 @@ func TestLongIDsNotEchoed(t *testing.T) {
 		{method: "DELETE", path: "/api/v1/incidents/" + esc},
 		{method: "DELETE", path: "/api/v1/whep/" + esc},
 		{method: "GET", path: "/api/v1/nope/" + esc},
+		// JSON errors quote what they could not take: a field name, a value.
+		{method: "POST", path: "/api/v1/tokens", ctype: "application/json", body: `{"` + long + `":1}`},
+		{method: "POST", path: "/api/v1/tokens", ctype: "application/json", body: `{"name":` + long + `}`},
+		{method: "POST", path: "/api/v1/users", ctype: "application/json", body: `{"username":"` + long + `","role":"viewer","password":"password1"}`},
+		{method: "POST", path: "/api/v1/users", ctype: "application/json", body: `{"username":"ok","role":"` + long + `","password":"password1"}`},
+		{method: "POST", path: "/api/v1/departments", ctype: "application/json", body: `{"id":"` + long + `","name":{"en":"x","zh-CN":"x"}}`},
+		{method: "POST", path: "/api/v1/incidents", ctype: "application/json", body: `{"title":"` + long + `"}`},
 	} {
 		r.who = pAdmin
 		rec := f.do(r)
 		if rec.Code < 400 {
-			t.Errorf("%s %s…: %d", r.method, r.path[:30], rec.Code)
+			t.Errorf("%s %s…: %d", r.method, truncate(r.path, 30), rec.Code)
 		}
 		if n := rec.Body.Len(); n > 400 || strings.Contains(rec.Body.String(), strings.Repeat("x", 300)) {
-			t.Errorf("%s %s…: %d, a %d-byte answer: %.120s…", r.method, r.path[:30], rec.Code, n, rec.Body)
+			t.Errorf("%s %s…: %d, a %d-byte answer: %.120s…", r.method, truncate(r.path, 30), rec.Code, n, rec.Body)
 		}
 	}
 }

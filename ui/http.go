@@ -140,7 +140,9 @@ func unmarshalStrict(b []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return apierr.New(apierr.ErrInvalid, "the request body is empty: send a JSON object")
 		}
-		return apierr.New(apierr.ErrInvalid, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		// The decoder quotes what it could not take (a field name, a
+		// value), which may be as long as the body.
+		return apierr.New(apierr.ErrInvalid, "malformed JSON: %s", truncate(strings.TrimPrefix(err.Error(), "json: "), 200))
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return apierr.New(apierr.ErrInvalid, "malformed JSON: send one JSON value only")
