@@ -218,6 +218,21 @@ func (l *limiter) release(t ticket) {
 	}
 }
 
+// refusal counts a refused attempt from addr and tells whether it is among
+// the first max of the window: only those are audited, so that a flood of
+// refused logins (which cost no hashing) cannot grow the audit log
+// without bound.
+func (l *limiter) refusal(addr string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := "r:" + addr
+	if len(l.live(k, now)) >= l.max {
+		return false
+	}
+	l.add(k, attempt{at: now}, now)
+	return true
+}
+
 // forgive forgets the failures of user from addr, after a login that
 // succeeded there.
 func (l *limiter) forgive(user, addr string) { l.reset(pairKey(user, addr)) }
@@ -314,8 +329,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	// The attempt is counted before the password is hashed, so that
 	// concurrent attempts cannot pass the limit together.
 	addr := limitAddr(s.clientAddr(r))
-	tk, wait := s.limit.try(in.Username, addr, time.Now())
+	now := time.Now()
+	tk, wait := s.limit.try(in.Username, addr, now)
 	if wait > 0 {
+		if !s.limit.refusal(addr, now) {
+			c.audit = nil
+		}
 		secs := int((wait + time.Second - 1) / time.Second)
 		return &httpError{status: http.StatusTooManyRequests,
 			msg:    "too many failed logins: try again in " + strconv.Itoa(secs) + " s",

@@ -160,3 +160,30 @@ func TestLoginBehindTrustedProxy(t *testing.T) {
 		t.Fatalf("X-Forwarded-For from an untrusted peer was believed: %d", c)
 	}
 }
+
+// Refused logins cost no hashing, so they could be sent fast: only the
+// first few per address and window reach the audit log, which would
+// otherwise grow without bound from unauthenticated requests.
+func TestRefusedLoginsAuditBounded(t *testing.T) {
+	f := newFixture(t, Options{LoginFailures: 3})
+	codes := map[int]int{}
+	for i := range 60 {
+		codes[loginFrom(f, fmt.Sprintf("ghost-%d", i), "wrong-password", "203.0.113.9:1000")]++
+	}
+	if codes[unau] != 3 || codes[http.StatusTooManyRequests] != 57 {
+		t.Fatalf("codes %v", codes)
+	}
+	es, err := f.reg.AuditEntries(context.Background(), registry.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Action == "login" {
+			n++
+		}
+	}
+	if n != 6 {
+		t.Fatalf("%d login rows in the audit log for 3 failures and 57 refusals, want 3 + 3", n)
+	}
+}
