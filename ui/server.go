@@ -93,6 +93,10 @@ type Options struct {
 	LoginFailures int
 	// LoginWindow is the window of LoginFailures. It defaults to 1 minute.
 	LoginWindow time.Duration
+	// ResponseTimeout bounds writing a response other than a playback or
+	// export stream, so that a client that does not read (the web app
+	// needs no login) cannot hold a connection. It defaults to 2 minutes.
+	ResponseTimeout time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (for the login limiter and the audit log). It defaults to
 	// none: the header is ignored.
@@ -132,6 +136,9 @@ func New(deps Deps, opts Options) (*Server, error) {
 	}
 	if opts.LoginWindow <= 0 {
 		opts.LoginWindow = time.Minute
+	}
+	if opts.ResponseTimeout <= 0 {
+		opts.ResponseTimeout = 2 * time.Minute
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -234,6 +241,15 @@ func (s *Server) Handler() http.Handler {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			h.Set("Cache-Control", "no-store")
 		}
+		// Every request sets the connection's write deadline afresh (a
+		// keep-alive connection keeps the last one): none for a stream,
+		// whose handler bounds its own writes, else ResponseTimeout.
+		// Recorders in tests do not support it; then there is none to set.
+		deadline := time.Now().Add(s.opts.ResponseTimeout)
+		if isStream(r) {
+			deadline = time.Time{}
+		}
+		_ = http.NewResponseController(w).SetWriteDeadline(deadline)
 		s.mux.ServeHTTP(&trackWriter{ResponseWriter: w}, r)
 	})
 }
@@ -251,10 +267,18 @@ const (
 	IdleTimeout = 2 * time.Minute
 )
 
+// isStream tells a playback or export request, whose response may last as
+// long as the video.
+func isStream(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/api/v1/cameras/") && (strings.HasSuffix(p, "/playback") || strings.HasSuffix(p, "/export"))
+}
+
 // NewHTTPServer returns an http.Server for h with timeouts against slow
 // clients: headers within HeaderTimeout, the whole request within
 // RequestReadTimeout, idle connections closed after IdleTimeout. It has no
-// WriteTimeout, which would cut playback and export streams. Serve it on a
+// WriteTimeout, which would cut playback and export streams: Server.Handler
+// bounds the other responses (Options.ResponseTimeout). Serve it on a
 // listener from LimitConnections.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{

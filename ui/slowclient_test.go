@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -185,5 +186,71 @@ func TestSlowClientsFillingSlotsRecover(t *testing.T) {
 		if d := <-held; d > 3*time.Second {
 			t.Errorf("a slow client held its slot %s", d)
 		}
+	}
+}
+
+// A client that does not read its response — here a large file of the web
+// app, which needs no login — cannot hold the connection and its goroutine
+// past ResponseTimeout.
+func TestSlowReaderOfResponseCut(t *testing.T) {
+	f := newFixture(t, Options{ResponseTimeout: time.Second})
+	f.srv.deps.WebApp = fstest.MapFS{
+		"index.html": {Data: []byte("<!doctype html>")},
+		"big.js":     {Data: make([]byte, 64<<20)},
+	}
+	served := make(chan time.Duration, 1)
+	h := f.srv.Handler()
+	addr := serveTCP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		served <- time.Since(start)
+	}), time.Minute)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	fmt.Fprintf(conn, "GET /big.js HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case d := <-served:
+		if d > 4*time.Second {
+			t.Fatalf("the handler wrote for %s", d)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("a client that does not read still holds the handler after 6 s")
+	}
+}
+
+// A playback stream has no such deadline, even on a connection whose
+// previous response had one.
+func TestStreamHasNoResponseDeadline(t *testing.T) {
+	rv := slowReview{canceled: make(chan error, 1)}
+	f := newFixtureReview(t, Options{ResponseTimeout: 500 * time.Millisecond}, rv)
+	addr := serveTCP(t, f.h, time.Minute)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	get := func(path string) (int, []byte) {
+		r, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		r.Header.Set("Authorization", "Bearer "+f.tokens[pAdmin])
+		res, err := c.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return res.StatusCode, b
+	}
+	if code, _ := get("/api/v1/session"); code != http.StatusOK {
+		t.Fatalf("session: %d", code)
+	}
+	code, b := get("/api/v1/cameras/police-1/playback?start=" + fixtureT0.Add(time.Minute).Format(time.RFC3339))
+	if code != http.StatusOK || strings.Count(string(b), string(fakeClip)) != 20 {
+		t.Fatalf("playback: %d, %d bytes", code, len(b))
+	}
+	if err := <-rv.canceled; err != nil {
+		t.Fatalf("the stream was cut: %v", err)
 	}
 }
