@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Limits that keep a corrupt index row from driving huge reads.
@@ -120,7 +121,7 @@ type clip struct {
 	start  time.Time
 	end    time.Time
 
-	init      *mp4Init
+	init      *fmp4read.Init
 	initBytes []byte // the init section, until it is written with the first fragment
 	seq       uint32
 	out       int64 // bytes written to w
@@ -346,7 +347,7 @@ func (c *clip) playRun(seg Segment, body io.Reader, run []Fragment, withInit boo
 // takeInit adopts the first segment's init section, or checks that a later
 // segment's matches it; ok is false when it does not (a new resolution or codec).
 func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
-	in, err := parseInit(b)
+	in, err := fmp4read.ParseInit(b)
 	if err != nil {
 		return false, fmt.Errorf("segment %s: init section: %w", seg.Key, err)
 	}
@@ -357,7 +358,7 @@ func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
 		}
 		return true, nil
 	}
-	if !c.init.sameAs(in) {
+	if !c.init.SameAs(in) {
 		c.rv.logger().Info("playback stops where the stream's format changes", "camera", c.camera, "segment", seg.Key)
 		return false, nil
 	}
@@ -401,7 +402,7 @@ const nsPerSecond = uint64(time.Second)
 
 // writeFragment rewrites one moof+mdat onto the output timeline and writes it.
 func (c *clip) writeFragment(seg Segment, f Fragment, buf []byte) error {
-	m, err := parseMoof(buf, c.init)
+	m, err := fmp4read.ParseMoof(buf, c.init)
 	if err != nil {
 		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)
 	}
@@ -450,7 +451,7 @@ func (c *clip) writeFragment(seg Segment, f Fragment, buf []byte) error {
 		tr.end = out + int64(t.Duration)
 	}
 	c.seq++
-	buf, err = rewriteMoof(buf, m, c.seq, times, f.Pos, c.out+int64(len(c.initBytes)))
+	buf, err = fmp4read.RewriteMoof(buf, m, c.seq, times, f.Pos, c.out+int64(len(c.initBytes)))
 	if err != nil {
 		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // clipReport is what a parsed clip shows.
@@ -47,19 +48,19 @@ func checkSyntheticClip(t *testing.T, clip []byte) clipReport {
 
 func checkClipProbe(t *testing.T, clip []byte, probe bool) clipReport {
 	t.Helper()
-	top, err := mp4Boxes(clip, 0, len(clip))
+	top, err := fmp4read.Boxes(clip, 0, len(clip))
 	if err != nil {
 		t.Fatalf("clip: %v", err)
 	}
-	if len(top) < 4 || top[0].typ != "ftyp" || top[1].typ != "moov" || top[2].typ != "moof" {
+	if len(top) < 4 || top[0].Type != "ftyp" || top[1].Type != "moov" || top[2].Type != "moof" {
 		t.Fatalf("clip does not begin with ftyp, moov, moof: %v", top[:min(3, len(top))])
 	}
 	var init fmp4.Init
-	if err := init.Unmarshal(bytes.NewReader(clip[:top[1].end])); err != nil {
+	if err := init.Unmarshal(bytes.NewReader(clip[:top[1].End])); err != nil {
 		t.Fatalf("clip init: %v", err)
 	}
 	var parts fmp4.Parts
-	if err := parts.Unmarshal(clip[top[1].end:]); err != nil {
+	if err := parts.Unmarshal(clip[top[1].End:]); err != nil {
 		t.Fatalf("clip fragments: %v", err)
 	}
 	scale := map[int]uint32{}
@@ -101,11 +102,11 @@ func checkClipProbe(t *testing.T, clip []byte, probe bool) clipReport {
 	rep.parts = len(parts)
 	// mediacommon's reader ignores a trun's first-sample flags, which ffmpeg
 	// uses; read the first video sample's flags with the moof parser.
-	in, err := parseInit(clip[:top[1].end])
+	in, err := fmp4read.ParseInit(clip[:top[1].End])
 	if err != nil {
 		t.Fatalf("clip init: %v", err)
 	}
-	m, err := parseMoof(clip[top[2].start:], in)
+	m, err := fmp4read.ParseMoof(clip[top[2].Start:], in)
 	if err != nil {
 		t.Fatalf("clip first fragment: %v", err)
 	}

@@ -56,7 +56,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/internal/segscan"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Options configure a Recorder.
@@ -415,7 +415,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 // when the store fails.
 func spoolFileError(err error) error {
 	var pe *fs.PathError
-	var re *segscan.ReadError
+	var re *fmp4read.ReadError
 	if (errors.As(err, &pe) || errors.As(err, &re)) && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool file: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Fixtures of the review tests: real segments encoded by ffmpeg, synthetic
@@ -55,20 +56,20 @@ func reviewKey(camera string, start time.Time) string {
 // timed by the first video track.
 func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byte) Segment {
 	t.Helper()
-	top, err := mp4Boxes(b, 0, len(b))
+	top, err := fmp4read.Boxes(b, 0, len(b))
 	if err != nil {
 		t.Fatalf("describe segment: %v", err)
 	}
 	seg := Segment{Camera: camera, Start: start, Bytes: int64(len(b)), Key: reviewKey(camera, start)}
-	var in *mp4Init
-	var video *mp4Track
+	var in *fmp4read.Init
+	var video *fmp4read.Track
 	var first uint64
 	var end time.Duration
 	for i, bx := range top {
-		switch bx.typ {
+		switch bx.Type {
 		case "moov":
-			seg.InitSize = int64(bx.end)
-			if in, err = parseInit(b[:bx.end]); err != nil {
+			seg.InitSize = int64(bx.End)
+			if in, err = fmp4read.ParseInit(b[:bx.End]); err != nil {
 				t.Fatalf("describe segment: %v", err)
 			}
 			for j := range in.Tracks {
@@ -78,10 +79,10 @@ func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byt
 				}
 			}
 		case "moof":
-			if i+1 >= len(top) || top[i+1].typ != "mdat" || video == nil {
-				t.Fatalf("describe segment: moof at %d without mdat or video track", bx.start)
+			if i+1 >= len(top) || top[i+1].Type != "mdat" || video == nil {
+				t.Fatalf("describe segment: moof at %d without mdat or video track", bx.Start)
 			}
-			m, err := parseMoof(b[bx.start:top[i+1].end], in)
+			m, err := fmp4read.ParseMoof(b[bx.Start:top[i+1].End], in)
 			if err != nil {
 				t.Fatalf("describe segment: %v", err)
 			}
@@ -95,7 +96,7 @@ func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byt
 				ts := time.Duration(video.Timescale)
 				off := time.Duration(tr.BaseTime-first) * time.Second / ts
 				seg.Fragments = append(seg.Fragments, Fragment{
-					Offset: off, Pos: int64(bx.start), Size: int64(top[i+1].end - bx.start), Keyframe: tr.FirstKey,
+					Offset: off, Pos: int64(bx.Start), Size: int64(top[i+1].End - bx.Start), Keyframe: tr.FirstKey,
 				})
 				end = off + time.Duration(tr.Duration)*time.Second/ts
 			}

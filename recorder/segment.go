@@ -16,7 +16,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/internal/segscan"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // keyLayout formats a segment's UTC start time inside its key.
@@ -43,7 +43,7 @@ func ParseSegmentKey(key string) (camera string, start time.Time, err error) {
 	return m[1], start, nil
 }
 
-// segmentScan is what a scan of a segment file found (see segscan.Result),
+// segmentScan is what a scan of a segment file found (see fmp4read.Result),
 // with the index's fragment type.
 type segmentScan struct {
 	InitSize  int64
@@ -56,7 +56,7 @@ type segmentScan struct {
 // scanSegment parses a segment file up to its first incomplete or corrupt
 // fragment; it fails when the init section is missing or invalid.
 func scanSegment(r io.Reader) (*segmentScan, error) {
-	res, err := segscan.Scan(r)
+	res, err := fmp4read.Scan(r)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func scanSegment(r io.Reader) (*segmentScan, error) {
 }
 
 // scaleDuration converts v ticks of a timescale into a duration without overflow.
-func scaleDuration(v uint64, scale uint32) time.Duration { return segscan.ScaleDuration(v, scale) }
+func scaleDuration(v uint64, scale uint32) time.Duration { return fmp4read.ScaleDuration(v, scale) }
 
 // toTicks converts a duration to ticks of a timescale (d >= 0).
 func toTicks(d time.Duration, scale uint32) uint64 {

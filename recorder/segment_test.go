@@ -63,7 +63,7 @@ var writerScanCases = []struct {
 }
 
 // TestScanSegment scans segments made by the fragmenter (the camera writer's
-// output); the scanner itself is tested and fuzzed in internal/segscan.
+// output); the scanner itself is tested and fuzzed in internal/fmp4read.
 func TestScanSegment(t *testing.T) {
 	for _, tc := range writerScanCases {
 		t.Run(tc.name, func(t *testing.T) {

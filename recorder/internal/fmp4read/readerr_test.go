@@ -1,4 +1,4 @@
-package segscan
+package fmp4read
 
 import (
 	"bytes"
