@@ -24,6 +24,52 @@ const (
 	overlapSlack = 500 * time.Millisecond
 )
 
+// Playback is a playback found by Review.Open: where its timeline begins,
+// and the fragmented MP4 to write.
+type Playback struct {
+	// Start is the wall-clock time of the first frame: the recorded time of
+	// the keyframe fragment at or before the start asked for (or of the first
+	// keyframe after it when that falls in a gap), which the clip's timeline
+	// places at 0.
+	Start time.Time
+	// WriteTo writes the clip (see Review.Playback) and returns the bytes
+	// written. An error after the first byte only tells why the stream ended
+	// early. It is called at most once, under the context given to Open.
+	io.WriterTo
+}
+
+// Open finds the playback of the camera's recording from the keyframe at or
+// before start until dur after start, and returns where it begins and how to
+// write it. It walks the index (and the recorder's view of its spool,
+// Review.Spool) once: the write continues the walk where finding the first
+// frame left it, so a seek reads the index once, and never reads the store
+// before WriteTo.
+//
+// It fails with apierr.ErrInvalid for bad arguments (dur must be in
+// (0, MaxPlayback]) and apierr.ErrNotFound where nothing was recorded.
+// WriteTo may still fail on a segment that the index describes but the store
+// no longer holds or cannot parse.
+func (rv *Review) Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (Playback, error) {
+	end, err := checkPlayback(camera, start, dur)
+	if err != nil {
+		return Playback{}, err
+	}
+	c := rv.newClip(ctx, camera, start, end)
+	for {
+		seg, ok, err := c.next()
+		if err != nil {
+			return Playback{}, err
+		}
+		if !ok {
+			return Playback{}, notRecorded(start, end)
+		}
+		if i0, i1 := c.pickFragments(seg); i0 < i1 {
+			c.queue = append([]Segment{seg}, c.queue...)
+			return Playback{Start: seg.Start.Add(seg.Fragments[i0].Offset), WriterTo: c}, nil
+		}
+	}
+}
+
 // Playback writes to w a fragmented MP4 of the camera's recording from the
 // keyframe at or before start until dur after start: one init section, then
 // moof+mdat fragments taken from the segments with their timestamps and
@@ -32,7 +78,7 @@ const (
 // than MaxGap between two segments), at a change of codec or resolution
 // (a segment whose init section differs), or after the first fragment that
 // reaches start+dur, so the clip ends less than one fragment (normally one
-// GOP) after start+dur.
+// GOP) after start+dur. It is Open, then WriteTo.
 //
 // Segments still on the recorder's local disk (Review.Spool) are played
 // like indexed ones: one being written ends the clip where its written
@@ -47,46 +93,29 @@ const (
 // before the first byte is written. An error after the first byte only tells
 // why the stream ended early: the caller can log it but no longer answer with it.
 func (rv *Review) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
-	end, err := checkPlayback(camera, start, dur)
+	pb, err := rv.Open(ctx, camera, start, dur)
 	if err != nil {
 		return err
 	}
-	_, err = rv.writeClip(ctx, w, camera, start, end)
+	_, err = pb.WriteTo(w)
 	return err
 }
 
 // PlaybackStart returns the wall-clock time of the first frame that
-// Playback would send for the same arguments: the recorded time of the
-// keyframe fragment at or before start (or of the first keyframe after it
-// when start falls in a gap) that Playback chooses, which its output
-// timeline places at 0. It reads the index (and the recorder's view of its
-// spool, Review.Spool) only, never the store.
+// Playback would send for the same arguments (Open's Playback.Start). It
+// reads the index (and the recorder's view of its spool, Review.Spool) only,
+// never the store.
 //
 // It fails like Playback before its first byte: apierr.ErrInvalid for bad
 // arguments and apierr.ErrNotFound where nothing was recorded. Playback may
 // still fail afterwards on a segment that the index describes but the store
 // no longer holds or cannot parse.
 func (rv *Review) PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error) {
-	end, err := checkPlayback(camera, start, dur)
+	pb, err := rv.Open(ctx, camera, start, dur)
 	if err != nil {
 		return time.Time{}, err
 	}
-	c := &clip{rv: rv, ctx: ctx, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
-	var first time.Time
-	err = c.walk(func(seg Segment) (bool, error) {
-		if i0, i1 := c.pickFragments(seg); i0 < i1 {
-			first = seg.Start.Add(seg.Fragments[i0].Offset)
-			return true, nil
-		}
-		return false, nil
-	})
-	if err != nil {
-		return time.Time{}, err
-	}
-	if first.IsZero() {
-		return time.Time{}, notRecorded(start, end)
-	}
-	return first, nil
+	return pb.Start, nil
 }
 
 // checkPlayback validates the arguments of a playback and returns its end.
@@ -129,6 +158,13 @@ type clip struct {
 	prevEnd   time.Time // recorded end of the last segment played
 	segMapped bool      // the current segment's time shift is known
 	segShift  int64     // ns added to the current segment's times
+
+	// The walk over the index: segments fetched and not yet handed out, the
+	// start of the last one fetched, and whether the index may hold more.
+	queue   []Segment
+	after   time.Time
+	more    bool
+	started bool
 }
 
 // clipTrack follows one track of the output timeline.
@@ -139,68 +175,90 @@ type clipTrack struct {
 	mapped    bool  // delta is set for the current segment
 }
 
+func (rv *Review) newClip(ctx context.Context, camera string, start, end time.Time) *clip {
+	return &clip{rv: rv, ctx: ctx, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{},
+		after: start, more: true}
+}
+
 // writeClip writes the clip [start, end) to w and returns the bytes written.
 func (rv *Review) writeClip(ctx context.Context, w io.Writer, camera string, start, end time.Time) (int64, error) {
-	c := &clip{rv: rv, ctx: ctx, w: w, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
+	return rv.newClip(ctx, camera, start, end).WriteTo(w)
+}
+
+// WriteTo writes the clip to w, continuing the walk over the index where
+// Open left it, and returns the bytes written.
+func (c *clip) WriteTo(w io.Writer) (int64, error) {
+	c.w = w
 	c.fl, _ = w.(http.Flusher)
-	if err := c.walk(c.playSegment); err != nil {
-		return c.out, err
+	for {
+		seg, ok, err := c.next()
+		if err != nil {
+			return c.out, err
+		}
+		if !ok {
+			break
+		}
+		done, err := c.playSegment(seg)
+		if err != nil {
+			return c.out, err
+		}
+		if done {
+			break
+		}
 	}
 	if c.out == 0 {
-		return 0, notRecorded(start, end)
+		return 0, notRecorded(c.start, c.end)
 	}
 	return c.out, nil
 }
 
-// walk hands play, oldest first, the segments that the clip may draw on:
-// the one containing start, then those starting before end, until play
-// reports done or the next segment lies beyond a gap in recording or wholly
-// inside what was played. Playback and PlaybackStart share it, so that they
-// choose the same first fragment.
-func (c *clip) walk(play func(Segment) (done bool, err error)) error {
-	var queue []Segment
-	after := c.start
-	more := true
-	first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start)
-	if err != nil {
-		return fmt.Errorf("playback of %s: %w", c.camera, err)
-	}
-	if ok {
-		queue = append(queue, first)
+// next returns, oldest first, the segments that the clip may draw on: the
+// one containing start, then those starting before end; ok is false when
+// there are no more, or the next one lies beyond a gap in recording. A
+// segment wholly inside what was played is passed over. Open and WriteTo
+// share the walk, so that they choose the same first fragment, and the index
+// is read once for both.
+func (c *clip) next() (seg Segment, ok bool, err error) {
+	if !c.started {
+		c.started = true
+		first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start)
+		if err != nil {
+			return Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
+		}
+		if ok {
+			c.queue = append(c.queue, first)
+		}
 	}
 	for {
 		if err := c.ctx.Err(); err != nil {
-			return err
+			return Segment{}, false, err
 		}
-		if len(queue) == 0 && more {
-			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, after, c.end, segmentsPerQuery)
+		if len(c.queue) == 0 && c.more {
+			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, c.after, c.end, segmentsPerQuery)
 			if err != nil {
-				return fmt.Errorf("playback of %s: %w", c.camera, err)
+				return Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
 			}
-			more = len(batch) == segmentsPerQuery
+			c.more = len(batch) == segmentsPerQuery
 			if len(batch) > 0 {
-				after = batch[len(batch)-1].Start
+				c.after = batch[len(batch)-1].Start
 			}
-			queue = batch
+			c.queue = batch
 		}
-		if len(queue) == 0 {
-			return nil
+		if len(c.queue) == 0 {
+			return Segment{}, false, nil
 		}
-		seg := queue[0]
-		queue = queue[1:]
+		seg := c.queue[0]
+		c.queue = c.queue[1:]
 		if c.played() {
 			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap {
 				c.rv.logger().Debug("playback stops at a gap in recording", "camera", c.camera, "segment", seg.Key, "gap", gap)
-				return nil
+				return Segment{}, false, nil
 			}
 			if !seg.End.After(c.prevEnd) {
 				continue // wholly inside what was played
 			}
 		}
-		done, err := play(seg)
-		if err != nil || done {
-			return err
-		}
+		return seg, true, nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -95,5 +96,40 @@ func TestPlaybackStartBadInput(t *testing.T) {
 	_, err := rv.PlaybackStart(context.Background(), "cam", reviewT0.Add(time.Hour), time.Minute)
 	if !errors.Is(err, apierr.ErrNotFound) {
 		t.Fatalf("PlaybackStart after the recording: %v, want not found", err)
+	}
+}
+
+// TestOpenWalksOnce checks that Open's Playback writes what Playback writes,
+// and continues the walk over the index that found its first frame instead
+// of walking it again: a row removed from the index after Open is still
+// played.
+func TestOpenWalksOnce(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	segs := addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{
+		syntheticReviewSegment(t, 4*time.Second, 50, 0), syntheticReviewSegment(t, 4*time.Second, 50, 0)})
+	rv := NewReview(st, ix, nil)
+	ctx := context.Background()
+	start := reviewT0.Add(1500 * time.Millisecond)
+	want := playback(t, rv, "cam", start, 5*time.Second)
+	wantStart, err := rv.PlaybackStart(ctx, "cam", start, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := rv.Open(ctx, "cam", start, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pb.Start.Equal(wantStart) {
+		t.Fatalf("Open starts at %s, PlaybackStart says %s", pb.Start, wantStart)
+	}
+	if err := ix.Delete(ctx, segs[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if n, err := pb.WriteTo(&got); err != nil || n != int64(got.Len()) {
+		t.Fatalf("WriteTo: %d bytes, %v", n, err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("Open's clip has %d bytes, Playback's %d", got.Len(), len(want))
 	}
 }

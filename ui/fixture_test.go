@@ -97,21 +97,13 @@ func (f fakeReview) Recordings(ctx context.Context, camera string, start, end ti
 	}, nil
 }
 
-func (f fakeReview) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
+// Open places the fake clip's first frame on the whole second at or before
+// start, like a keyframe.
+func (f fakeReview) Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (recorder.Playback, error) {
 	if err := f.inRange(start); err != nil {
-		return err
+		return recorder.Playback{}, err
 	}
-	_, err := w.Write(fakeClip)
-	return err
-}
-
-// PlaybackStart places the fake clip's first frame on the whole second at
-// or before start, like a keyframe.
-func (f fakeReview) PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error) {
-	if err := f.inRange(start); err != nil {
-		return time.Time{}, err
-	}
-	return start.Truncate(time.Second), nil
+	return recorder.Playback{Start: start.Truncate(time.Second), WriterTo: bytes.NewReader(fakeClip)}, nil
 }
 
 type nopCloser struct{ *bytes.Reader }

@@ -6,7 +6,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -44,11 +43,10 @@ type Live interface {
 // Review is the recorder's read side (recorder.Review).
 type Review interface {
 	Recordings(ctx context.Context, camera string, start, end time.Time) (recorder.Recordings, error)
-	// Playback streams fMP4 to w; errors before the first byte are of apierr kinds.
-	Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error
-	// PlaybackStart is the wall-clock time of the first frame Playback would
-	// send for the same arguments, from the index alone.
-	PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error)
+	// Open finds a playback from the index alone: the wall-clock time of its
+	// first frame, and the fMP4 stream to write. Its errors, and those of the
+	// write before the first byte, are of apierr kinds.
+	Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (recorder.Playback, error)
 	Export(ctx context.Context, camera string, start, end time.Time) (recorder.Export, error)
 }
 
