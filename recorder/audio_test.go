@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestAudioCodecs records the fixture's video with each audio codec a camera
@@ -84,7 +85,7 @@ func TestAudioCodecs(t *testing.T) {
 			}
 			file.Write(frag)
 
-			sc, err := scanSegment(bytes.NewReader(file.Bytes()))
+			sc, err := archive.ScanSegment(bytes.NewReader(file.Bytes()))
 			if err != nil || sc.Cut {
 				t.Fatalf("scan: %+v, %v", sc, err)
 			}

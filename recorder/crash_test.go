@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 const helperEnv = "VIGIL_RECORDER_HELPER_DIR"
@@ -25,7 +26,7 @@ func TestHelperRecorderProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestKill9")
 	}
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestKill9(t *testing.T) {
 		t.Fatalf("the helper stopped early at %v", last)
 	}
 
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}

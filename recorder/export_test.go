@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -118,7 +119,7 @@ func TestReviewS3(t *testing.T) {
 	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
 	ctx := context.Background()
-	s3, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
+	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // recFixture is the test clip: H.264 access units at 25 fps and AAC frames.
@@ -193,14 +194,14 @@ func (s *recStreams) add(id string) *ingest.Stream {
 	return st
 }
 
-func openRecIndex(t testing.TB, path string) *Index {
+func openRecIndex(t testing.TB, path string) *archive.Index {
 	t.Helper()
 	db, err := sqlitedb.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ix, err := OpenIndex(context.Background(), db)
+	ix, err := archive.OpenIndex(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,10 +226,10 @@ func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // timing of the test clip too (25 fps, a keyframe every 2 s from the start);
 // codec is the video codec expected (h264, h265).
 // It returns the rows.
-func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string, exact bool, codec string) map[string][]Segment {
+func checkRecStored(t *testing.T, store archive.Store, ix *archive.Index, cameras []string, exact bool, codec string) map[string][]archive.Segment {
 	t.Helper()
 	ctx := context.Background()
-	out := map[string][]Segment{}
+	out := map[string][]archive.Segment{}
 	for _, cam := range cameras {
 		segs, err := ix.Segments(ctx, cam, time.Unix(0, 0), time.Unix(1<<32, 0), true)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
@@ -64,7 +65,7 @@ func (rv *Review) Open(ctx context.Context, camera string, start time.Time, dur 
 			return Playback{}, notRecorded(start, end)
 		}
 		if i0, i1 := c.pickFragments(seg); i0 < i1 {
-			c.queue = append([]Segment{seg}, c.queue...)
+			c.queue = append([]archive.Segment{seg}, c.queue...)
 			return Playback{Start: seg.Start.Add(seg.Fragments[i0].Offset), WriterTo: c}, nil
 		}
 	}
@@ -161,10 +162,11 @@ type clip struct {
 
 	// The walk over the index: segments fetched and not yet handed out, the
 	// start of the last one fetched, and whether the index may hold more.
-	queue   []Segment
+	queue   []archive.Segment
 	after   time.Time
 	more    bool
 	started bool
+	spooled map[string]bool // keys of the segments found in the spool
 }
 
 // clipTrack follows one track of the output timeline.
@@ -177,7 +179,7 @@ type clipTrack struct {
 
 func (rv *Review) newClip(ctx context.Context, camera string, start, end time.Time) *clip {
 	return &clip{rv: rv, ctx: ctx, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{},
-		after: start, more: true}
+		after: start, more: true, spooled: map[string]bool{}}
 }
 
 // writeClip writes the clip [start, end) to w and returns the bytes written.
@@ -218,12 +220,12 @@ func (c *clip) WriteTo(w io.Writer) (int64, error) {
 // segment wholly inside what was played is passed over. Open and WriteTo
 // share the walk, so that they choose the same first fragment, and the index
 // is read once for both.
-func (c *clip) next() (seg Segment, ok bool, err error) {
+func (c *clip) next() (seg archive.Segment, ok bool, err error) {
 	if !c.started {
 		c.started = true
-		first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start)
+		first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start, c.spooled)
 		if err != nil {
-			return Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
+			return archive.Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
 		}
 		if ok {
 			c.queue = append(c.queue, first)
@@ -231,12 +233,12 @@ func (c *clip) next() (seg Segment, ok bool, err error) {
 	}
 	for {
 		if err := c.ctx.Err(); err != nil {
-			return Segment{}, false, err
+			return archive.Segment{}, false, err
 		}
 		if len(c.queue) == 0 && c.more {
-			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, c.after, c.end, segmentsPerQuery)
+			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, c.after, c.end, segmentsPerQuery, c.spooled)
 			if err != nil {
-				return Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
+				return archive.Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
 			}
 			c.more = len(batch) == segmentsPerQuery
 			if len(batch) > 0 {
@@ -245,14 +247,14 @@ func (c *clip) next() (seg Segment, ok bool, err error) {
 			c.queue = batch
 		}
 		if len(c.queue) == 0 {
-			return Segment{}, false, nil
+			return archive.Segment{}, false, nil
 		}
 		seg := c.queue[0]
 		c.queue = c.queue[1:]
 		if c.played() {
 			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap {
 				c.rv.logger().Debug("playback stops at a gap in recording", "camera", c.camera, "segment", seg.Key, "gap", gap)
-				return Segment{}, false, nil
+				return archive.Segment{}, false, nil
 			}
 			if !seg.End.After(c.prevEnd) {
 				continue // wholly inside what was played
@@ -266,7 +268,7 @@ func (c *clip) next() (seg Segment, ok bool, err error) {
 func (c *clip) played() bool { return !c.prevEnd.IsZero() }
 
 // pickFragments returns the range [i0, i1) of the segment's fragments to play.
-func (c *clip) pickFragments(seg Segment) (int, int) {
+func (c *clip) pickFragments(seg archive.Segment) (int, int) {
 	i0 := -1
 	for i, f := range seg.Fragments {
 		if !f.Keyframe {
@@ -299,7 +301,7 @@ func (c *clip) pickFragments(seg Segment) (int, int) {
 
 // playSegment writes the segment's fragments that the clip needs; done
 // reports that the clip is complete or cannot continue.
-func (c *clip) playSegment(seg Segment) (done bool, err error) {
+func (c *clip) playSegment(seg archive.Segment) (done bool, err error) {
 	i0, i1 := c.pickFragments(seg)
 	if i0 >= i1 {
 		if c.played() && !seg.Start.Before(c.end) {
@@ -317,11 +319,11 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 			return false, fmt.Errorf("segment %s: index gives a fragment of %d bytes at %d", seg.Key, f.Size, f.Pos)
 		}
 	}
-	defer c.rv.pinSegment(seg)()
+	defer c.rv.pinSegment(seg, c.spooled[seg.Key])()
 
 	// Runs of contiguous fragments, each read with one ranged Get.
 	maxRead := c.rv.maxRead()
-	var runs [][]Fragment
+	var runs [][]archive.Fragment
 	for i, f := range frags {
 		if n := len(runs); n > 0 && i > 0 {
 			last := runs[n-1]
@@ -331,7 +333,7 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 				continue
 			}
 		}
-		runs = append(runs, []Fragment{f})
+		runs = append(runs, []archive.Fragment{f})
 	}
 
 	c.segMapped = false
@@ -373,7 +375,7 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 
 var errInitChanged = errors.New("init section changed")
 
-func (c *clip) playRun(seg Segment, body io.Reader, run []Fragment, withInit bool) error {
+func (c *clip) playRun(seg archive.Segment, body io.Reader, run []archive.Fragment, withInit bool) error {
 	if withInit {
 		initBytes := make([]byte, seg.InitSize)
 		if _, err := io.ReadFull(body, initBytes); err != nil {
@@ -404,7 +406,7 @@ func (c *clip) playRun(seg Segment, body io.Reader, run []Fragment, withInit boo
 
 // takeInit adopts the first segment's init section, or checks that a later
 // segment's matches it; ok is false when it does not (a new resolution or codec).
-func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
+func (c *clip) takeInit(seg archive.Segment, b []byte) (ok bool, err error) {
 	in, err := fmp4read.ParseInit(b)
 	if err != nil {
 		return false, fmt.Errorf("segment %s: init section: %w", seg.Key, err)
@@ -423,18 +425,21 @@ func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
 	return true, nil
 }
 
-func (c *clip) get(seg Segment, off, length int64) (io.ReadCloser, error) {
-	if seg.spoolPath != "" {
-		body, ok, err := getSpooled(seg, off, length)
-		if ok || err != nil {
-			return body, err
+func (c *clip) get(seg archive.Segment, off, length int64) (io.ReadCloser, error) {
+	if c.spooled[seg.Key] && c.rv.Spool != nil {
+		body, ok, err := c.rv.Spool.ReadSpooled(seg.Key, off, length)
+		if err != nil {
+			return nil, fmt.Errorf("segment %s: spool file: %w", seg.Key, err)
+		}
+		if ok {
+			return body, nil
 		}
 		c.rv.logger().Debug("playback reads from the store a spooled segment uploaded meanwhile",
 			"camera", c.camera, "segment", seg.Key)
 	}
 	body, err := c.rv.store.Get(c.ctx, seg.Key, off, length)
 	if err != nil {
-		if errors.Is(err, ErrObjectNotFound) && c.out == 0 {
+		if errors.Is(err, archive.ErrObjectNotFound) && c.out == 0 {
 			return nil, apierr.New(apierr.ErrNotFound, "the recording of %s at %s is no longer in the store",
 				c.camera, seg.Start.Format(reviewTimeFormat))
 		}
@@ -443,7 +448,7 @@ func (c *clip) get(seg Segment, off, length int64) (io.ReadCloser, error) {
 	return body, nil
 }
 
-func (c *clip) read(seg Segment, off, length int64) ([]byte, error) {
+func (c *clip) read(seg archive.Segment, off, length int64) ([]byte, error) {
 	body, err := c.get(seg, off, length)
 	if err != nil {
 		return nil, err
@@ -459,7 +464,7 @@ func (c *clip) read(seg Segment, off, length int64) ([]byte, error) {
 const nsPerSecond = uint64(time.Second)
 
 // writeFragment rewrites one moof+mdat onto the output timeline and writes it.
-func (c *clip) writeFragment(seg Segment, f Fragment, buf []byte) error {
+func (c *clip) writeFragment(seg archive.Segment, f archive.Fragment, buf []byte) error {
 	m, err := fmp4read.ParseMoof(buf, c.init)
 	if err != nil {
 		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
@@ -166,7 +167,7 @@ func probeClip(t *testing.T, clip []byte, rep clipReport) {
 
 // keyframeAtOrBefore is the wall-clock time of the keyframe fragment where a
 // playback from start must begin, from the index rows.
-func keyframeAtOrBefore(segs []Segment, start time.Time) time.Time {
+func keyframeAtOrBefore(segs []archive.Segment, start time.Time) time.Time {
 	var kf time.Time
 	for _, s := range segs {
 		for _, f := range s.Fragments {
@@ -190,7 +191,7 @@ func playback(t *testing.T, rv *Review, camera string, start time.Time, dur time
 
 // checkPlaybackCases plays the cases over segments recorded from reviewT0 and
 // checks each clip's start keyframe and length.
-func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []Segment) {
+func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []archive.Segment) {
 	recEnd := segs[len(segs)-1].End
 	cases := []struct {
 		name  string
@@ -321,7 +322,7 @@ func TestPlaybackReadsOnlyWhatItNeeds(t *testing.T) {
 // bytes have been written: a playback that read everything before writing
 // would never finish.
 type gatedStore struct {
-	Store
+	archive.Store
 	after int64
 	open  chan struct{}
 }
@@ -460,7 +461,7 @@ func TestPlaybackCorruptIndexIsAnError(t *testing.T) {
 	st, ix := newReviewLocalStore(t), openReviewIndex(t)
 	seg := addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})[0]
 	bad := seg
-	bad.Fragments = append([]Fragment(nil), seg.Fragments...)
+	bad.Fragments = append([]archive.Fragment(nil), seg.Fragments...)
 	bad.Fragments[0].Pos++ // no longer points at a moof
 	if err := ix.Add(context.Background(), bad); err != nil {
 		t.Fatal(err)

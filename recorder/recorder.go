@@ -48,6 +48,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -56,15 +57,16 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Options configure a Recorder.
 type Options struct {
 	// Store receives the segments. Required.
-	Store Store
+	Store archive.Store
 	// Index is the segment index. Required.
-	Index *Index
+	Index *archive.Index
 	// SegmentDuration is the length of a segment; a segment is cut at the
 	// first keyframe after it. It defaults to 60 seconds.
 	SegmentDuration time.Duration
@@ -357,8 +359,15 @@ func (r *Recorder) pinned(key string) bool { return r.spool.pinned(key) }
 // left out. The file stays readable only while the segment is pinned (Pin):
 // a reader pins it, then reads it, and reads the store instead if the file
 // went in between (uploaded).
-func (r *Recorder) Spooled(camera string, start, end time.Time) []Segment {
+func (r *Recorder) Spooled(camera string, start, end time.Time) []archive.Segment {
 	return r.spool.spooled(camera, start, end)
+}
+
+// ReadSpooled reads length bytes at off of the spool file of a segment that
+// Spooled listed; ok is false when the file went (uploaded and removed
+// before the reader pinned it): the reader reads the store instead.
+func (r *Recorder) ReadSpooled(key string, off, length int64) (rc io.ReadCloser, ok bool, err error) {
+	return r.spool.read(key, off, length)
 }
 
 // uploader uploads waiting segments until ctx ends or the spool drained.
@@ -397,7 +406,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	// a minute plus one second per MB (8 Mbit/s at least)
 	pctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(it.size>>20)*time.Second)
 	defer cancel()
-	if err := r.opts.Store.Put(pctx, it.key, f, it.size, segmentMeta(*it.seg)); err != nil {
+	if err := r.opts.Store.Put(pctx, it.key, f, it.size, it.seg.Meta()); err != nil {
 		return fmt.Errorf("upload %s: %w", it.key, err)
 	}
 	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -37,8 +38,8 @@ type recHarness struct {
 	t      *testing.T
 	rec    *Recorder
 	src    *recStreams
-	ix     *Index
-	store  Store
+	ix     *archive.Index
+	store  archive.Store
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -100,7 +101,7 @@ func (h *recHarness) camera(id string, audio bool, base time.Time) (*ingest.Stre
 func TestRecordLocal(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestRecordLocal(t *testing.T) {
 			if !s.Start.Equal(wantStart) || !s.End.Equal(wantEnd) {
 				t.Errorf("%s segment %d: %v – %v, want %v – %v", id, j, s.Start, s.End, wantStart, wantEnd)
 			}
-			if s.Key != SegmentKey(id, wantStart) {
+			if s.Key != archive.SegmentKey(id, wantStart) {
 				t.Errorf("%s segment %d key %s", id, j, s.Key)
 			}
 		}
@@ -167,7 +168,7 @@ func TestRecordLocal(t *testing.T) {
 
 	// reindex into a fresh database rebuilds identical rows
 	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
-	n, err := Reindex(context.Background(), store, ix2)
+	n, err := archive.Reindex(context.Background(), store, ix2)
 	if err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // Limits of the review requests.
@@ -54,15 +55,15 @@ type Review struct {
 	exportOnce sync.Once
 	exportSem  chan struct{}
 
-	store Store
-	ix    *Index
+	store archive.Store
+	ix    *archive.Index
 	pin   func(key string) (unpin func())
 }
 
 // NewReview returns a Review over the store and its index. pin, when not nil,
 // is called before a segment is read and the function it returns after, so
 // that retention leaves the segment alone meanwhile.
-func NewReview(store Store, ix *Index, pin func(key string) (unpin func())) *Review {
+func NewReview(store archive.Store, ix *archive.Index, pin func(key string) (unpin func())) *Review {
 	return &Review{store: store, ix: ix, pin: pin}
 }
 

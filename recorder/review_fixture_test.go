@@ -20,6 +20,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
@@ -30,14 +31,14 @@ import (
 // reviewT0 is the wall-clock start of the fixtures' recordings.
 var reviewT0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 
-func openReviewIndex(t testing.TB) *Index {
+func openReviewIndex(t testing.TB) *archive.Index {
 	t.Helper()
 	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ix, err := OpenIndex(context.Background(), db)
+	ix, err := archive.OpenIndex(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,13 +55,13 @@ func reviewKey(camera string, start time.Time) string {
 // describeReviewSegment builds the index row of a segment file starting at start:
 // the init size, and each fragment's position, size, time and keyframe flag,
 // timed by the first video track.
-func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byte) Segment {
+func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byte) archive.Segment {
 	t.Helper()
 	top, err := fmp4read.Boxes(b, 0, len(b))
 	if err != nil {
 		t.Fatalf("describe segment: %v", err)
 	}
-	seg := Segment{Camera: camera, Start: start, Bytes: int64(len(b)), Key: reviewKey(camera, start)}
+	seg := archive.Segment{Camera: camera, Start: start, Bytes: int64(len(b)), Key: reviewKey(camera, start)}
 	var in *fmp4read.Init
 	var video *fmp4read.Track
 	var first uint64
@@ -95,7 +96,7 @@ func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byt
 				}
 				ts := time.Duration(video.Timescale)
 				off := time.Duration(tr.BaseTime-first) * time.Second / ts
-				seg.Fragments = append(seg.Fragments, Fragment{
+				seg.Fragments = append(seg.Fragments, archive.Fragment{
 					Offset: off, Pos: int64(bx.Start), Size: int64(top[i+1].End - bx.Start), Keyframe: tr.FirstKey,
 				})
 				end = off + time.Duration(tr.Duration)*time.Second/ts
@@ -171,10 +172,10 @@ func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 
 // addReviewSegments puts the files in the store and their rows in the index, back to
 // back from start with gap between them; it returns the rows.
-func addReviewSegments(t testing.TB, st Store, ix *Index, camera string, start time.Time, gap time.Duration, files [][]byte) []Segment {
+func addReviewSegments(t testing.TB, st archive.Store, ix *archive.Index, camera string, start time.Time, gap time.Duration, files [][]byte) []archive.Segment {
 	t.Helper()
 	ctx := context.Background()
-	var out []Segment
+	var out []archive.Segment
 	at := start
 	for _, b := range files {
 		seg := describeReviewSegment(t, camera, at, b)
@@ -234,7 +235,7 @@ func syntheticReviewSegment(t testing.TB, length time.Duration, payload int, bas
 
 // reviewCountingStore counts the calls and bytes read through a Store.
 type reviewCountingStore struct {
-	Store
+	archive.Store
 	gets  atomic.Int64
 	bytes atomic.Int64
 	mu    sync.Mutex
@@ -264,9 +265,9 @@ func (b *reviewCountingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newReviewLocalStore(t testing.TB) *LocalStore {
+func newReviewLocalStore(t testing.TB) *archive.LocalStore {
 	t.Helper()
-	st, err := NewLocalStore(t.TempDir())
+	st, err := archive.NewLocalStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

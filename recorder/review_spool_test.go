@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -47,7 +48,7 @@ func spooledKeyframeAtOrBefore(rec *Recorder, camera string, start time.Time) ti
 func TestReviewOpenSegment(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestReviewOpenSegment(t *testing.T) {
 // putGate refuses uploads while held, and passes everything else to the
 // real store: the segments stay in the spool while the store is readable.
 type putGate struct {
-	Store
+	archive.Store
 	held atomic.Bool
 }
 
@@ -311,10 +312,10 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	}
 	repair()
 	recWaitFor(t, 10*time.Second, "the uploads", func() bool { return h.rec.Status().Uploaded >= 3 })
-	if _, err := os.Stat(segs[1].spoolPath); err != nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err != nil {
 		t.Errorf("the spool file being read was removed: %v", err)
 	}
-	if _, err := os.Stat(segs[2].spoolPath); err == nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[2].Key)); err == nil {
 		t.Error("the spool file not yet read was kept")
 	}
 	close(g.release)
@@ -324,7 +325,7 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	if rep := checkClip(t, g.buf.Bytes()); math.Abs(rep.videoSeconds-6) > 0.001 {
 		t.Errorf("clip lasts %.3fs, want 6", rep.videoSeconds)
 	}
-	if _, err := os.Stat(segs[1].spoolPath); err == nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err == nil {
 		t.Error("the spool file read is kept after the playback")
 	}
 	// the same clip again, from the index and the store

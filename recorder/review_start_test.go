@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestPlaybackStart checks that PlaybackStart names the keyframe fragment
@@ -19,7 +20,7 @@ func TestPlaybackStart(t *testing.T) {
 	local, ix := newReviewLocalStore(t), openReviewIndex(t)
 	a := addReviewSegments(t, local, ix, "cam", reviewT0, 0, files[:3])
 	b := addReviewSegments(t, local, ix, "cam", a[2].End.Add(3*time.Second), 0, files[3:]) // after a gap
-	segs := append(append([]Segment(nil), a...), b...)
+	segs := append(append([]archive.Segment(nil), a...), b...)
 	recEnd := b[len(b)-1].End
 	cases := []struct {
 		name  string

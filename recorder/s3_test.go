@@ -10,14 +10,15 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
-func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *S3Store {
+func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *archive.S3Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
+	s, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestRecordS3(t *testing.T) {
 		}
 	}
 	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
-	if n, err := Reindex(context.Background(), store, ix2); err != nil || n != 6 {
+	if n, err := archive.Reindex(context.Background(), store, ix2); err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}
 	h.stop()
@@ -129,7 +130,7 @@ func TestS3Outage(t *testing.T) {
 		}
 	}
 	var keys []string
-	store.List(context.Background(), "cam-1/", func(o ObjectInfo) error { keys = append(keys, o.Key); return nil })
+	store.List(context.Background(), "cam-1/", func(o archive.ObjectInfo) error { keys = append(keys, o.Key); return nil })
 	if len(keys) != total {
 		t.Errorf("store holds %v", keys)
 	}
@@ -152,7 +153,7 @@ func TestS3MissingBucket(t *testing.T) {
 	testStoreRefused(t, newTestS3(t, endpoint, access, secret, bucket), "could not be created")
 }
 
-func testStoreRefused(t *testing.T, store *S3Store, want string) {
+func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {
 	dir := t.TempDir()
 	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -45,12 +46,8 @@ func BenchmarkSeek(b *testing.B) {
 	local := newReviewLocalStore(b)
 	masters := b.TempDir()
 	var keys [][]string // per camera, per minute
+	var rows []archive.Segment
 	ctx := context.Background()
-	tx, err := ix.db.BeginTx(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	frags := encodeFragments(desc.Fragments)
 	for c := 0; c < cameras; c++ {
 		camera := fmt.Sprintf("bench-%02d", c)
 		var ck []string
@@ -73,15 +70,13 @@ func BenchmarkSeek(b *testing.B) {
 			if err := os.Link(master, p); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
-				VALUES(?, ?, ?, ?, ?, ?, ?)`, camera, start.UnixNano(), start.Add(desc.End.Sub(desc.Start)).UnixNano(),
-				desc.Bytes, key, desc.InitSize, frags); err != nil {
-				b.Fatal(err)
-			}
+			row := desc
+			row.Camera, row.Key, row.Start, row.End = camera, key, start, start.Add(desc.End.Sub(desc.Start))
+			rows = append(rows, row)
 		}
 		keys = append(keys, ck)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := ix.Add(ctx, rows...); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("archive: %d cameras × %d days of 60 s segments (%d bytes, %d fragments each): index and local store in %s",
@@ -96,7 +91,7 @@ func BenchmarkSeek(b *testing.B) {
 	}
 	// Set up once here: a sub-benchmark's function runs more than once.
 	endpoint, access, secret, bucket, _, _ := s3test.Start(b)
-	s3, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
+	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {
 		b.Fatal(err)
 	}

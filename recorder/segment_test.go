@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // buildSegment writes a segment of the fixture with the fragmenter, as the
@@ -68,7 +69,7 @@ func TestScanSegment(t *testing.T) {
 	for _, tc := range writerScanCases {
 		t.Run(tc.name, func(t *testing.T) {
 			file, ends := buildSegment(t, tc.audio, tc.length)
-			sc, err := scanSegment(bytes.NewReader(file))
+			sc, err := archive.ScanSegment(bytes.NewReader(file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +97,7 @@ func TestScanSegment(t *testing.T) {
 				from = ends[len(ends)-3]
 			}
 			for cut := from; cut < int64(len(file)); cut += 97 {
-				got, err := scanSegment(bytes.NewReader(file[:cut]))
+				got, err := archive.ScanSegment(bytes.NewReader(file[:cut]))
 				if err != nil {
 					t.Fatalf("cut at %d: %v", cut, err)
 				}
@@ -112,12 +113,12 @@ func TestScanSegment(t *testing.T) {
 				}
 			}
 			for _, cut := range []int64{0, 7, 20, sc.InitSize - 1} {
-				if _, err := scanSegment(bytes.NewReader(file[:cut])); err == nil {
+				if _, err := archive.ScanSegment(bytes.NewReader(file[:cut])); err == nil {
 					t.Errorf("cut at %d inside the init section: no error", cut)
 				}
 			}
 			// garbage after the last fragment
-			got, err := scanSegment(bytes.NewReader(append(append([]byte{}, file...), 0, 0, 0, 9, 'j', 'u', 'n', 'k', 1)))
+			got, err := archive.ScanSegment(bytes.NewReader(append(append([]byte{}, file...), 0, 0, 0, 9, 'j', 'u', 'n', 'k', 1)))
 			if err != nil || !got.Cut || got.Valid != int64(len(file)) {
 				t.Errorf("trailing garbage: %+v, %v", got, err)
 			}
@@ -138,13 +139,13 @@ func TestParseSegmentKey(t *testing.T) {
 		{"../2026/11/26/08-00-00.000.mp4", false},
 		{"cam/2026/11/26/08-00-00.000.mp4.tmp", false},
 	} {
-		cam, start, err := ParseSegmentKey(tc.key)
+		cam, start, err := archive.ParseSegmentKey(tc.key)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: %v", tc.key, err)
 			continue
 		}
-		if tc.ok && SegmentKey(cam, start) != tc.key {
-			t.Errorf("%s: round trip gives %s", tc.key, SegmentKey(cam, start))
+		if tc.ok && archive.SegmentKey(cam, start) != tc.key {
+			t.Errorf("%s: round trip gives %s", tc.key, archive.SegmentKey(cam, start))
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestSpoolFull: while the store fails, the spool keeps within SpoolMaxBytes by
@@ -14,7 +16,7 @@ func TestSpoolFull(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
 	storeDir := filepath.Join(dir, "store")
-	store, err := NewLocalStore(storeDir)
+	store, err := archive.NewLocalStore(storeDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // errWriteBackoff: the spool failed a moment ago; no new segment yet.
@@ -194,7 +195,7 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 	var f *os.File
 	var key, p string
 	for range 100 {
-		key = SegmentKey(w.camera, start)
+		key = archive.SegmentKey(w.camera, start)
 		p = filepath.Join(w.r.opts.SpoolDir, filepath.FromSlash(key))
 		if err = os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			w.writeFailed(err)
@@ -231,7 +232,7 @@ func (w *camWriter) writeFragment(frag []byte) {
 	}
 	w.frags++
 	w.writeWorks()
-	f := Fragment{Pos: pos, Size: int64(len(frag)), Keyframe: w.seg.lastKeyframe}
+	f := archive.Fragment{Pos: pos, Size: int64(len(frag)), Keyframe: w.seg.lastKeyframe}
 	var end time.Duration
 	if w.seg.lastVideo {
 		f.Offset, end = w.seg.lastStart, w.seg.lastEnd

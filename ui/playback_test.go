@@ -19,11 +19,12 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // countingStore counts the reads of a store.
 type countingStore struct {
-	recorder.Store
+	archive.Store
 	gets atomic.Int64
 }
 
@@ -74,18 +75,18 @@ func recordedSegment(t *testing.T) []byte {
 }
 
 // realReview stores a recorded segment of camera police-1 from fixtureT0 in
-// a local store, indexes it with recorder.Reindex and returns a
+// a local store, indexes it with archive.Reindex and returns a
 // recorder.Review over both.
-func realReview(t *testing.T) (*recorder.Review, *recorder.Index, *countingStore) {
+func realReview(t *testing.T) (*recorder.Review, *archive.Index, *countingStore) {
 	t.Helper()
 	dir := t.TempDir()
 	b := recordedSegment(t)
-	local, err := recorder.NewLocalStore(filepath.Join(dir, "store"))
+	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := local.Put(ctx, recorder.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
+	if err := local.Put(ctx, archive.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sqlitedb.Open(filepath.Join(dir, "index.db"))
@@ -93,11 +94,11 @@ func realReview(t *testing.T) (*recorder.Review, *recorder.Index, *countingStore
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ix, err := recorder.OpenIndex(ctx, db)
+	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := recorder.Reindex(ctx, local, ix); err != nil || n != 1 {
+	if n, err := archive.Reindex(ctx, local, ix); err != nil || n != 1 {
 		t.Fatalf("reindex: %d segments, %v", n, err)
 	}
 	st := &countingStore{Store: local}

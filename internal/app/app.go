@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-vms/vigil/internal/metrics"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/registry"
 	"github.com/vigil-vms/vigil/relay"
 	"github.com/vigil-vms/vigil/ui"
@@ -63,8 +64,8 @@ type App struct {
 	Relay    *relay.Relay
 	Recorder *recorder.Recorder
 	Review   *recorder.Review
-	Index    *recorder.Index
-	Store    recorder.Store
+	Index    *archive.Index
+	Store    archive.Store
 	avail    *availability.Tracker
 	metrics  *metrics.Metrics
 	http     *http.Server
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			return nil, fmt.Errorf("admin password: %w", err)
 		}
 	}
-	if a.Index, err = recorder.OpenIndex(ctx, a.db); err != nil {
+	if a.Index, err = archive.OpenIndex(ctx, a.db); err != nil {
 		return nil, err
 	}
 	if a.Store, err = OpenStore(ctx, cfg); err != nil {
@@ -202,16 +203,16 @@ func probe(ctx context.Context, rawURL, transport string) (any, error) {
 
 // OpenStore opens the configured recordings store. An S3 server that is
 // unreachable at start is not fatal: the recorder spools until it returns.
-func OpenStore(ctx context.Context, cfg config.Config) (recorder.Store, error) {
+func OpenStore(ctx context.Context, cfg config.Config) (archive.Store, error) {
 	switch cfg.Storage.Backend {
 	case "s3":
 		s := cfg.Storage.S3
-		return recorder.NewS3Store(ctx, recorder.S3Options{
+		return archive.NewS3Store(ctx, archive.S3Options{
 			Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region,
 			AccessKey: s.AccessKey, SecretKey: s.SecretKey, TLS: s.TLS,
 		})
 	default:
-		return recorder.NewLocalStore(cfg.Storage.Local.Dir)
+		return archive.NewLocalStore(cfg.Storage.Local.Dir)
 	}
 }
 
@@ -351,12 +352,12 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // OpenIndexAndStore opens the database's recordings index and the configured
 // store, for offline tools (`vigil reindex`). Close the database when done.
-func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sql.DB, *recorder.Index, recorder.Store, error) {
+func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sql.DB, *archive.Index, archive.Store, error) {
 	db, err := sqlitedb.Open(cfg.Database.Path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ix, err := recorder.OpenIndex(ctx, db)
+	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, nil, nil, err

@@ -20,7 +20,7 @@ import (
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/internal/app"
 	"github.com/vigil-vms/vigil/internal/config"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -285,5 +285,5 @@ func runServer(t *testing.T, cfg config.Config) {
 			t.Fatalf("segment %s does not start with ftyp: %q", s.Key, head)
 		}
 	}
-	_ = recorder.ErrObjectNotFound
+	_ = archive.ErrObjectNotFound
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/app"
 	"github.com/vigil-vms/vigil/internal/config"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -97,7 +97,7 @@ func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys := map[string]bool{}
-		a.Store.List(context.Background(), id+"/", func(o recorder.ObjectInfo) error { keys[o.Key] = true; return nil })
+		a.Store.List(context.Background(), id+"/", func(o archive.ObjectInfo) error { keys[o.Key] = true; return nil })
 		if len(keys) != len(segs) {
 			t.Errorf("%s: %d objects in the store, %d rows in the index", id, len(keys), len(segs))
 		}

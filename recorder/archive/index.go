@@ -1,4 +1,4 @@
-package recorder
+package archive
 
 import (
 	"context"
@@ -22,10 +22,6 @@ type Segment struct {
 	InitSize int64
 	// Fragments lists every moof+mdat of the file, in order.
 	Fragments []Fragment
-
-	// spoolPath is the file of a segment still on the recorder's local disk
-	// (Recorder.Spooled); "" for a segment of the index.
-	spoolPath string
 }
 
 // Fragment is one moof+mdat pair inside a segment file.
@@ -64,15 +60,26 @@ func OpenIndex(ctx context.Context, db *sql.DB) (*Index, error) {
 	return &Index{db: db}, nil
 }
 
-// Add inserts a segment, or replaces the row with the same key.
-func (ix *Index) Add(ctx context.Context, s Segment) error {
-	_, err := ix.db.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
-		VALUES(?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
-			bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments`,
-		s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments))
+// Add inserts segments, or replaces the rows with the same keys, in one
+// transaction.
+func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
+	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("index segment %s: %w", s.Key, err)
+		return fmt.Errorf("index: %w", err)
+	}
+	defer tx.Rollback()
+	for _, s := range segs {
+		_, err := tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
+			VALUES(?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
+				bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments`,
+			s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments))
+		if err != nil {
+			return fmt.Errorf("index segment %s: %w", s.Key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package recorder
+package archive
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"time"
 )
 
-// Index queries of the review side. They use the (camera, start_ns) index
+// Index queries of playback. They use the (camera, start_ns) index
 // only, so that a seek costs the same whatever the size of the archive.
 
-const reviewSegmentCols = "camera, start_ns, end_ns, bytes, key, init_size, fragments"
+const segmentCols = "camera, start_ns, end_ns, bytes, key, init_size, fragments"
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanReviewSegment(r rowScanner) (Segment, error) {
+func scanSegmentRow(r rowScanner) (Segment, error) {
 	var s Segment
 	var startNS, endNS int64
 	var frags []byte
@@ -30,12 +30,12 @@ func scanReviewSegment(r rowScanner) (Segment, error) {
 	return s, nil
 }
 
-// reviewSegmentAt returns, with its fragments, the camera's segment that
+// SegmentAt returns, with its fragments, the camera's segment that
 // contains t (Start <= t < End); ok is false when t falls in no segment.
-func reviewSegmentAt(ctx context.Context, ix *Index, camera string, t time.Time) (Segment, bool, error) {
-	row := ix.db.QueryRowContext(ctx, `SELECT `+reviewSegmentCols+` FROM segments
+func (ix *Index) SegmentAt(ctx context.Context, camera string, t time.Time) (Segment, bool, error) {
+	row := ix.db.QueryRowContext(ctx, `SELECT `+segmentCols+` FROM segments
 		WHERE camera = ? AND start_ns <= ? ORDER BY start_ns DESC LIMIT 1`, camera, t.UnixNano())
-	s, err := scanReviewSegment(row)
+	s, err := scanSegmentRow(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Segment{}, false, nil
 	}
@@ -48,10 +48,10 @@ func reviewSegmentAt(ctx context.Context, ix *Index, camera string, t time.Time)
 	return s, true, nil
 }
 
-// reviewSegmentsAfter returns, with their fragments, up to limit of the
+// SegmentsAfter returns, with their fragments, up to limit of the
 // camera's segments that start in (after, before), oldest first.
-func reviewSegmentsAfter(ctx context.Context, ix *Index, camera string, after, before time.Time, limit int) ([]Segment, error) {
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+reviewSegmentCols+` FROM segments
+func (ix *Index) SegmentsAfter(ctx context.Context, camera string, after, before time.Time, limit int) ([]Segment, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT `+segmentCols+` FROM segments
 		WHERE camera = ? AND start_ns > ? AND start_ns < ? ORDER BY start_ns LIMIT ?`,
 		camera, after.UnixNano(), before.UnixNano(), limit)
 	if err != nil {
@@ -60,7 +60,7 @@ func reviewSegmentsAfter(ctx context.Context, ix *Index, camera string, after, b
 	defer rows.Close()
 	var out []Segment
 	for rows.Next() {
-		s, err := scanReviewSegment(rows)
+		s, err := scanSegmentRow(rows)
 		if err != nil {
 			return nil, fmt.Errorf("index query %s: %w", camera, err)
 		}
