@@ -1,7 +1,10 @@
-// Package recorder records the cameras' main streams as self-contained fMP4
-// segments: written to a local spool as they are produced, uploaded to an
-// object store (a local directory or S3), indexed in SQLite, and deleted by a
-// retention janitor.
+// Package recorder is the write side of recording: it records the cameras'
+// main streams as self-contained fMP4 segments, written to a local spool as
+// they are produced, uploaded to an object store (a local directory or S3),
+// indexed in SQLite, and deleted by a retention janitor. What it leaves
+// behind (segment types, key layout, stores, index) is package
+// recorder/archive; reading it back (recordings, playback, export) is
+// package recorder/review, which does not import this one.
 //
 // Segments. One writer goroutine per recorded camera subscribes to the main
 // stream. A segment starts on a keyframe and ends at the first keyframe after
@@ -32,9 +35,10 @@
 // Review of the spool. The writer records each fragment it appends (time,
 // position, size, keyframe), so Recorder.Spooled shows the segments still
 // on local disk — the one being written, up to its last complete fragment,
-// and those waiting for upload — with the rows their upload will index.
-// Review (with Review.Spool set) joins them with the index: the last
-// minute, and hours of a storage outage, can be reviewed. A reader pins a
+// and those waiting for upload — with the rows their upload will index, and
+// Recorder.ReadSpooled reads them. review.Review (with its Spool set to the
+// Recorder) joins them with the index: the last minute, and hours of a
+// storage outage, can be reviewed. A reader pins a
 // spooled segment (Recorder.Pin); an upload meanwhile stores and indexes it
 // but leaves its file until the last unpin.
 //

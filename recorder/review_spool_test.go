@@ -15,19 +15,21 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // review returns a Review over the harness's store and index that sees the
 // recorder's spool, as the application wires it.
-func (h *recHarness) review() *Review {
-	rv := NewReview(h.store, h.ix, h.rec.Pin)
+func (h *recHarness) review() *review.Review {
+	rv := review.NewReview(h.store, h.ix, h.rec.Pin)
 	rv.Spool = h.rec
 	rv.Logger = testLog(h.t)
 	return rv
 }
 
-func (h *recHarness) recordings(rv *Review, camera string) Recordings {
+func (h *recHarness) recordings(rv *review.Review, camera string) review.Recordings {
 	h.t.Helper()
 	rec, err := rv.Recordings(context.Background(), camera, recT0.Add(-time.Hour), recT0.Add(time.Hour))
 	if err != nil {
@@ -39,7 +41,7 @@ func (h *recHarness) recordings(rv *Review, camera string) Recordings {
 // spooledKeyframeAtOrBefore is keyframeAtOrBefore over what the recorder
 // shows of its spool.
 func spooledKeyframeAtOrBefore(rec *Recorder, camera string, start time.Time) time.Time {
-	return keyframeAtOrBefore(rec.Spooled(camera, recT0.Add(-time.Hour), recT0.Add(time.Hour)), start)
+	return cliptest.KeyframeAtOrBefore(rec.Spooled(camera, recT0.Add(-time.Hour), recT0.Add(time.Hour)), start)
 }
 
 // TestReviewOpenSegment: with 60 s segments, 6 s after recording starts, the
@@ -65,8 +67,8 @@ func TestReviewOpenSegment(t *testing.T) {
 		t.Fatalf("index rows %v, %v: the segment is open, nothing should be stored", rows, err)
 	}
 	r := h.recordings(rv, "cam-1")
-	want := Recordings{Spans: []Span{{recT0, recT0.Add(6 * time.Second)}},
-		Segments: []SegmentInfo{{Start: recT0, End: recT0.Add(6 * time.Second), Bytes: r.Segments[0].Bytes}}}
+	want := review.Recordings{Spans: []review.Span{{Start: recT0, End: recT0.Add(6 * time.Second)}},
+		Segments: []review.SegmentInfo{{Start: recT0, End: recT0.Add(6 * time.Second), Bytes: r.Segments[0].Bytes}}}
 	if !reflect.DeepEqual(r, want) || r.Segments[0].Bytes == 0 {
 		t.Fatalf("recordings 6 s after the start:\n%+v\nwant\n%+v", r, want)
 	}
@@ -79,10 +81,10 @@ func TestReviewOpenSegment(t *testing.T) {
 	if got, err := rv.PlaybackStart(context.Background(), "cam-1", start, time.Minute); err != nil || !got.Equal(kf) {
 		t.Fatalf("PlaybackStart = %v, %v; want %v", got, err, kf)
 	}
-	rep := checkClip(t, playback(t, rv, "cam-1", start, time.Minute))
+	rep := cliptest.Check(t, cliptest.Play(t, rv, "cam-1", start, time.Minute))
 	// from the keyframe to the current end of the open segment, all of it
-	if want := r.Spans[0].End.Sub(kf).Seconds(); math.Abs(rep.videoSeconds-want) > 0.001 {
-		t.Fatalf("playback from 2.5 s lasts %.3fs, want %.3fs: up to the end on disk", rep.videoSeconds, want)
+	if want := r.Spans[0].End.Sub(kf).Seconds(); math.Abs(rep.VideoSeconds-want) > 0.001 {
+		t.Fatalf("playback from 2.5 s lasts %.3fs, want %.3fs: up to the end on disk", rep.VideoSeconds, want)
 	}
 
 	ex, err := rv.Export(context.Background(), "cam-1", recT0.Add(time.Second), recT0.Add(5*time.Second))
@@ -94,8 +96,8 @@ func TestReviewOpenSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex.File.Close()
-	if rep := checkClip(t, clip); rep.videoSeconds < 5-0.001 || rep.videoSeconds > 5+2.001 {
-		t.Fatalf("export of 1–5 s lasts %.3fs", rep.videoSeconds)
+	if rep := cliptest.Check(t, clip); rep.VideoSeconds < 5-0.001 || rep.VideoSeconds > 5+2.001 {
+		t.Fatalf("export of 1–5 s lasts %.3fs", rep.VideoSeconds)
 	}
 
 	// the camera records on: the client asks again, from where its clip ended
@@ -104,9 +106,9 @@ func TestReviewOpenSegment(t *testing.T) {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && r.Spans[0].End.Equal(recT0.Add(8*time.Second))
 	})
-	rep = checkClip(t, playback(t, rv, "cam-1", recT0.Add(6*time.Second), time.Minute))
-	if math.Abs(rep.videoSeconds-2) > 0.001 {
-		t.Fatalf("playback from 6 s lasts %.3fs, want 2", rep.videoSeconds)
+	rep = cliptest.Check(t, cliptest.Play(t, rv, "cam-1", recT0.Add(6*time.Second), time.Minute))
+	if math.Abs(rep.VideoSeconds-2) > 0.001 {
+		t.Fatalf("playback from 6 s lasts %.3fs, want 2", rep.VideoSeconds)
 	}
 	var buf bytes.Buffer
 	if err := rv.Playback(context.Background(), &buf, "cam-1", recT0.Add(9*time.Second), time.Minute); !errors.Is(err, apierr.ErrNotFound) {
@@ -172,9 +174,9 @@ func TestReviewS3Outage(t *testing.T) {
 		{5 * time.Second, 1500 * time.Millisecond, 3}, // spooled only
 	}
 	type answers struct {
-		rec    Recordings
+		rec    review.Recordings
 		clips  [][]byte
-		export Export
+		export review.Export
 	}
 	ask := func(when string) answers {
 		t.Helper()
@@ -188,14 +190,14 @@ func TestReviewS3Outage(t *testing.T) {
 			}
 		}
 		for _, p := range plays {
-			clip := playback(t, rv, "cam-1", recT0.Add(p.start), p.dur)
-			rep := checkClip(t, clip)
+			clip := cliptest.Play(t, rv, "cam-1", recT0.Add(p.start), p.dur)
+			rep := cliptest.Check(t, clip)
 			want := p.want
 			if want == 0 {
 				want = a.rec.Spans[0].End.Sub(recT0).Seconds()
 			}
-			if math.Abs(rep.videoSeconds-want) > 0.001 {
-				t.Errorf("playback %v +%v %s lasts %.3fs, want %.3fs", p.start, p.dur, when, rep.videoSeconds, want)
+			if math.Abs(rep.VideoSeconds-want) > 0.001 {
+				t.Errorf("playback %v +%v %s lasts %.3fs, want %.3fs", p.start, p.dur, when, rep.VideoSeconds, want)
 			}
 			a.clips = append(a.clips, clip)
 		}
@@ -217,8 +219,8 @@ func TestReviewS3Outage(t *testing.T) {
 	if got, err := rv.PlaybackStart(context.Background(), "cam-1", recT0.Add(3*time.Second), 4*time.Second); err != nil || !got.Equal(recT0.Add(2*time.Second)) {
 		t.Errorf("PlaybackStart with the server down: %v, %v", got, err)
 	}
-	if rep := checkClip(t, playback(t, rv, "cam-1", recT0.Add(3*time.Second), 4*time.Second)); math.Abs(rep.videoSeconds-5) > 0.001 {
-		t.Errorf("playback of the spooled segments lasts %.3fs, want 5", rep.videoSeconds)
+	if rep := cliptest.Check(t, cliptest.Play(t, rv, "cam-1", recT0.Add(3*time.Second), 4*time.Second)); math.Abs(rep.VideoSeconds-5) > 0.001 {
+		t.Errorf("playback of the spooled segments lasts %.3fs, want 5", rep.VideoSeconds)
 	}
 	if err := rv.Playback(context.Background(), io.Discard, "cam-1", recT0.Add(time.Second), time.Second); err == nil {
 		t.Error("playback of the stored segment with the server down did not fail")
@@ -322,14 +324,14 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("playback: %v", err)
 	}
-	if rep := checkClip(t, g.buf.Bytes()); math.Abs(rep.videoSeconds-6) > 0.001 {
-		t.Errorf("clip lasts %.3fs, want 6", rep.videoSeconds)
+	if rep := cliptest.Check(t, g.buf.Bytes()); math.Abs(rep.VideoSeconds-6) > 0.001 {
+		t.Errorf("clip lasts %.3fs, want 6", rep.VideoSeconds)
 	}
 	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err == nil {
 		t.Error("the spool file read is kept after the playback")
 	}
 	// the same clip again, from the index and the store
-	if got := playback(t, rv, "cam-1", recT0.Add(500*time.Millisecond), 5*time.Second); !bytes.Equal(got, g.buf.Bytes()) {
+	if got := cliptest.Play(t, rv, "cam-1", recT0.Add(500*time.Millisecond), 5*time.Second); !bytes.Equal(got, g.buf.Bytes()) {
 		t.Error("the clip from the store differs from the one read from the spool")
 	}
 	st.Close()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -147,7 +147,7 @@ func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request, c *call) err
 
 // timeline is the recordings of a camera with the incidents over them.
 type timeline struct {
-	recorder.Recordings
+	review.Recordings
 	Incidents []registry.Incident `json:"incidents"`
 }
 
@@ -181,10 +181,10 @@ func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	if recs.Spans == nil {
-		recs.Spans = []recorder.Span{}
+		recs.Spans = []review.Span{}
 	}
 	if recs.Segments == nil {
-		recs.Segments = []recorder.SegmentInfo{}
+		recs.Segments = []review.SegmentInfo{}
 	}
 	writeJSON(w, http.StatusOK, timeline{Recordings: recs, Incidents: s.visibleIncidents(r, c, ins)})
 	return nil

@@ -18,8 +18,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
-	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/review"
 )
 
 // countingStore counts the reads of a store.
@@ -76,8 +76,8 @@ func recordedSegment(t *testing.T) []byte {
 
 // realReview stores a recorded segment of camera police-1 from fixtureT0 in
 // a local store, indexes it with archive.Reindex and returns a
-// recorder.Review over both.
-func realReview(t *testing.T) (*recorder.Review, *archive.Index, *countingStore) {
+// review.Review over both.
+func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	t.Helper()
 	dir := t.TempDir()
 	b := recordedSegment(t)
@@ -102,7 +102,7 @@ func realReview(t *testing.T) (*recorder.Review, *archive.Index, *countingStore)
 		t.Fatalf("reindex: %d segments, %v", n, err)
 	}
 	st := &countingStore{Store: local}
-	return recorder.NewReview(st, ix, nil), ix, st
+	return review.NewReview(st, ix, nil), ix, st
 }
 
 // TestPlaybackStartHeader plays a real recording through the API: the

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -40,14 +40,14 @@ type Live interface {
 	Delete(sessionID string) error
 }
 
-// Review is the recorder's read side (recorder.Review).
+// Review is the recorder's read side (review.Review).
 type Review interface {
-	Recordings(ctx context.Context, camera string, start, end time.Time) (recorder.Recordings, error)
+	Recordings(ctx context.Context, camera string, start, end time.Time) (review.Recordings, error)
 	// Open finds a playback from the index alone: the wall-clock time of its
 	// first frame, and the fMP4 stream to write. Its errors, and those of the
 	// write before the first byte, are of apierr kinds.
-	Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (recorder.Playback, error)
-	Export(ctx context.Context, camera string, start, end time.Time) (recorder.Export, error)
+	Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (review.Playback, error)
+	Export(ctx context.Context, camera string, start, end time.Time) (review.Export, error)
 }
 
 // Deps are the services behind the API. Registry is required; a nil

@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 	"github.com/vigil-vms/vigil/relay"
 	"github.com/vigil-vms/vigil/ui"
@@ -63,7 +64,7 @@ type App struct {
 	Fleet    *ingest.Manager
 	Relay    *relay.Relay
 	Recorder *recorder.Recorder
-	Review   *recorder.Review
+	Review   *review.Review
 	Index    *archive.Index
 	Store    archive.Store
 	avail    *availability.Tracker
@@ -145,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}, a.Fleet); err != nil {
 		return nil, err
 	}
-	a.Review = recorder.NewReview(a.Store, a.Index, a.Recorder.Pin)
+	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
 		Statuses: a.Fleet.Statuses,

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
@@ -117,18 +118,6 @@ type reviewFFmpegSpec struct {
 	SegEvery int // seconds per segment
 }
 
-func requireReviewFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("VIGIL_REQUIRE_FFMPEG") == "1" {
-				t.Fatalf("%s not found and VIGIL_REQUIRE_FFMPEG=1", bin)
-			}
-			t.Skipf("%s not found: install ffmpeg to run the playback tests on real video", bin)
-		}
-	}
-}
-
 var reviewFFmpegCache sync.Map // spec → [][]byte
 
 // reviewFFmpegSegments encodes real H.264 (keyframe every 2 s, 1 s fragments, so
@@ -136,7 +125,7 @@ var reviewFFmpegCache sync.Map // spec → [][]byte
 // self-contained fMP4 segments, as a camera recorder would.
 func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 	t.Helper()
-	requireReviewFFmpeg(t)
+	cliptest.RequireFFmpeg(t)
 	if v, ok := reviewFFmpegCache.Load(spec); ok {
 		return v.([][]byte)
 	}

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 // archive of 10 cameras × 7 days of 60 s segments, with the local store and
 // with S3 (versitygw on loopback):
 //
-//	go test -run XXX -bench Seek -benchtime 300x ./recorder
+//	go test -run XXX -bench Seek -benchtime 300x ./recorder/review
 //
 // The index always holds the whole archive (100,800 rows with fragment
 // lists). The local store holds every segment (hard links to one synthetic

@@ -1,4 +1,11 @@
-package recorder
+// Package review is the recorder's read side: the recordings timeline
+// (Recordings), playback (Open, Playback) and evidence export (Export) of
+// the HTTP API. It reads the archive's index and store, and, through the
+// small Spooled interface it declares, the segments still on the recording
+// node's local disk (package recorder implements it); it never writes to any
+// of them and imports nothing of the write side. Fragments are parsed and
+// rewritten onto one continuous timeline with internal/fmp4read.
+package review
 
 import (
 	"fmt"
@@ -43,7 +50,7 @@ type Review struct {
 	Logger *slog.Logger
 	// Spool shows the recordings still on the recorder's local disk — the
 	// segment being written and those waiting for upload — joined with the
-	// indexed ones by Recordings, Playback and Export (the *Recorder). It
+	// indexed ones by Recordings, Playback and Export (a *recorder.Recorder). It
 	// defaults to nil: the index only.
 	Spool Spooled
 	// MaxExports bounds the exports being built or downloaded at once: each

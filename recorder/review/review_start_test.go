@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
 )
 
 // TestPlaybackStart checks that PlaybackStart names the keyframe fragment
@@ -39,7 +40,7 @@ func TestPlaybackStart(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.want.IsZero() {
-				tc.want = keyframeAtOrBefore(segs, tc.start)
+				tc.want = cliptest.KeyframeAtOrBefore(segs, tc.start)
 				if tc.want.After(tc.start) {
 					t.Fatalf("bad case: no keyframe at or before %s", tc.start)
 				}
@@ -59,7 +60,7 @@ func TestPlaybackStart(t *testing.T) {
 			}
 			// The clip begins there: its length is from got to the end
 			// asked for (or the end of the run), plus at most one GOP.
-			rep := checkClip(t, playback(t, rv, "cam", tc.start, tc.dur))
+			rep := cliptest.Check(t, cliptest.Play(t, rv, "cam", tc.start, tc.dur))
 			end := tc.start.Add(tc.dur)
 			if got.Before(a[2].End) && end.After(a[2].End) {
 				end = a[2].End
@@ -68,8 +69,8 @@ func TestPlaybackStart(t *testing.T) {
 				end = recEnd
 			}
 			want := end.Sub(got).Seconds()
-			if rep.videoSeconds < want-0.05 || rep.videoSeconds > want+2.05 {
-				t.Fatalf("clip lasts %.2fs; from %s to %s is %.2fs (+ up to one GOP)", rep.videoSeconds,
+			if rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+2.05 {
+				t.Fatalf("clip lasts %.2fs; from %s to %s is %.2fs (+ up to one GOP)", rep.VideoSeconds,
 					got.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), want)
 			}
 		})
@@ -111,7 +112,7 @@ func TestOpenWalksOnce(t *testing.T) {
 	rv := NewReview(st, ix, nil)
 	ctx := context.Background()
 	start := reviewT0.Add(1500 * time.Millisecond)
-	want := playback(t, rv, "cam", start, 5*time.Second)
+	want := cliptest.Play(t, rv, "cam", start, 5*time.Second)
 	wantStart, err := rv.PlaybackStart(ctx, "cam", start, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
