@@ -14,8 +14,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // recFixture is the test clip: H.264 access units at 25 fps and AAC frames.
@@ -194,19 +194,7 @@ func (s *recStreams) add(id string) *ingest.Stream {
 	return st
 }
 
-func openRecIndex(t testing.TB, path string) *archive.Index {
-	t.Helper()
-	db, err := sqlitedb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix, err := archive.OpenIndex(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ix
-}
+func openRecIndex(t testing.TB, path string) *archive.Index { return rectest.OpenIndex(t, path) }
 
 // recWaitFor polls cond until it holds or the deadline passes.
 func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -44,6 +44,22 @@ type recHarness struct {
 	done   chan error
 }
 
+// startLocal starts a recorder whose index, spool and (unless opts has a
+// Store) local store are in dir.
+func startLocal(t *testing.T, dir string, opts Options) *recHarness {
+	t.Helper()
+	if opts.Store == nil {
+		store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Store = store
+	}
+	opts.Index = openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	opts.SpoolDir = filepath.Join(dir, "spool")
+	return startRecorder(t, opts)
+}
+
 func startRecorder(t *testing.T, opts Options) *recHarness {
 	t.Helper()
 	return startRecorderFrom(t, opts, nil)
@@ -101,12 +117,7 @@ func (h *recHarness) camera(id string, audio bool, base time.Time) (*ingest.Stre
 func TestRecordLocal(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	h := startLocal(t, dir, Options{SegmentDuration: 4 * time.Second})
 
 	cams := []string{"cam-a", "cam-b"}
 	for i, id := range cams {
@@ -123,7 +134,7 @@ func TestRecordLocal(t *testing.T) {
 	if st.Dropped != 0 || st.UploadErrors != 0 || st.SpoolBytes != 0 {
 		t.Errorf("status %+v", st)
 	}
-	rows := checkRecStored(t, store, ix, cams, true, "h264")
+	rows := checkRecStored(t, h.store, h.ix, cams, true, "h264")
 	for i, id := range cams {
 		segs := rows[id]
 		if len(segs) != 3 {
@@ -146,7 +157,7 @@ func TestRecordLocal(t *testing.T) {
 	}
 	// a player opens a segment on its own: ffprobe, where installed
 	if ffprobe, err := exec.LookPath("ffprobe"); err == nil {
-		file := filepath.Join(store.Dir(), filepath.FromSlash(rows["cam-a"][0].Key))
+		file := filepath.Join(filepath.Join(dir, "store"), filepath.FromSlash(rows["cam-a"][0].Key))
 		out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries",
 			"stream=codec_name,nb_read_frames", "-of", "csv=p=0", file).CombinedOutput()
 		if err != nil || string(out) != "h264,100\naac,188\n" {
@@ -168,7 +179,7 @@ func TestRecordLocal(t *testing.T) {
 
 	// reindex into a fresh database rebuilds identical rows
 	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
-	n, err := archive.Reindex(context.Background(), store, ix2)
+	n, err := archive.Reindex(context.Background(), h.store, ix2)
 	if err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}

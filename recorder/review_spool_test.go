@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
@@ -41,7 +40,7 @@ func (h *recHarness) recordings(rv *review.Review, camera string) review.Recordi
 // spooledKeyframeAtOrBefore is keyframeAtOrBefore over what the recorder
 // shows of its spool.
 func spooledKeyframeAtOrBefore(rec *Recorder, camera string, start time.Time) time.Time {
-	return cliptest.KeyframeAtOrBefore(rec.Spooled(camera, recT0.Add(-time.Hour), recT0.Add(time.Hour)), start)
+	return rectest.KeyframeAtOrBefore(rec.Spooled(camera, recT0.Add(-time.Hour), recT0.Add(time.Hour)), start)
 }
 
 // TestReviewOpenSegment: with 60 s segments, 6 s after recording starts, the
@@ -50,12 +49,7 @@ func spooledKeyframeAtOrBefore(rec *Recorder, camera string, start time.Time) ti
 func TestReviewOpenSegment(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool")}) // 60 s segments
+	h := startLocal(t, dir, Options{}) // 60 s segments
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedPaced(st, 6040*time.Millisecond) // 6 s of a camera in real time, the frame at 6.0 s included
 	rv := h.review()
@@ -63,7 +57,7 @@ func TestReviewOpenSegment(t *testing.T) {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && !r.Spans[0].End.Before(recT0.Add(6*time.Second))
 	})
-	if rows, err := ix.Segments(context.Background(), "cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour), false); err != nil || len(rows) != 0 {
+	if rows, err := h.ix.Segments(context.Background(), "cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour), false); err != nil || len(rows) != 0 {
 		t.Fatalf("index rows %v, %v: the segment is open, nothing should be stored", rows, err)
 	}
 	r := h.recordings(rv, "cam-1")
@@ -81,7 +75,7 @@ func TestReviewOpenSegment(t *testing.T) {
 	if got, err := rv.PlaybackStart(context.Background(), "cam-1", start, time.Minute); err != nil || !got.Equal(kf) {
 		t.Fatalf("PlaybackStart = %v, %v; want %v", got, err, kf)
 	}
-	rep := cliptest.Check(t, cliptest.Play(t, rv, "cam-1", start, time.Minute))
+	rep := rectest.Check(t, rectest.Play(t, rv, "cam-1", start, time.Minute))
 	// from the keyframe to the current end of the open segment, all of it
 	if want := r.Spans[0].End.Sub(kf).Seconds(); math.Abs(rep.VideoSeconds-want) > 0.001 {
 		t.Fatalf("playback from 2.5 s lasts %.3fs, want %.3fs: up to the end on disk", rep.VideoSeconds, want)
@@ -96,7 +90,7 @@ func TestReviewOpenSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex.File.Close()
-	if rep := cliptest.Check(t, clip); rep.VideoSeconds < 5-0.001 || rep.VideoSeconds > 5+2.001 {
+	if rep := rectest.Check(t, clip); rep.VideoSeconds < 5-0.001 || rep.VideoSeconds > 5+2.001 {
 		t.Fatalf("export of 1–5 s lasts %.3fs", rep.VideoSeconds)
 	}
 
@@ -106,7 +100,7 @@ func TestReviewOpenSegment(t *testing.T) {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && r.Spans[0].End.Equal(recT0.Add(8*time.Second))
 	})
-	rep = cliptest.Check(t, cliptest.Play(t, rv, "cam-1", recT0.Add(6*time.Second), time.Minute))
+	rep = rectest.Check(t, rectest.Play(t, rv, "cam-1", recT0.Add(6*time.Second), time.Minute))
 	if math.Abs(rep.VideoSeconds-2) > 0.001 {
 		t.Fatalf("playback from 6 s lasts %.3fs, want 2", rep.VideoSeconds)
 	}
@@ -149,8 +143,7 @@ func TestReviewS3Outage(t *testing.T) {
 	dir := t.TempDir()
 	s3 := newTestS3(t, endpoint, access, secret, bucket)
 	store := &putGate{Store: s3}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, UploadRetryMax: time.Second})
 	rv := h.review()
 	st, c := h.camera("cam-1", true, recT0)
@@ -190,8 +183,8 @@ func TestReviewS3Outage(t *testing.T) {
 			}
 		}
 		for _, p := range plays {
-			clip := cliptest.Play(t, rv, "cam-1", recT0.Add(p.start), p.dur)
-			rep := cliptest.Check(t, clip)
+			clip := rectest.Play(t, rv, "cam-1", recT0.Add(p.start), p.dur)
+			rep := rectest.Check(t, clip)
 			want := p.want
 			if want == 0 {
 				want = a.rec.Spans[0].End.Sub(recT0).Seconds()
@@ -219,7 +212,7 @@ func TestReviewS3Outage(t *testing.T) {
 	if got, err := rv.PlaybackStart(context.Background(), "cam-1", recT0.Add(3*time.Second), 4*time.Second); err != nil || !got.Equal(recT0.Add(2*time.Second)) {
 		t.Errorf("PlaybackStart with the server down: %v, %v", got, err)
 	}
-	if rep := cliptest.Check(t, cliptest.Play(t, rv, "cam-1", recT0.Add(3*time.Second), 4*time.Second)); math.Abs(rep.VideoSeconds-5) > 0.001 {
+	if rep := rectest.Check(t, rectest.Play(t, rv, "cam-1", recT0.Add(3*time.Second), 4*time.Second)); math.Abs(rep.VideoSeconds-5) > 0.001 {
 		t.Errorf("playback of the spooled segments lasts %.3fs, want 5", rep.VideoSeconds)
 	}
 	if err := rv.Playback(context.Background(), io.Discard, "cam-1", recT0.Add(time.Second), time.Second); err == nil {
@@ -256,7 +249,7 @@ func TestReviewS3Outage(t *testing.T) {
 	if after.export != during.export {
 		t.Errorf("export from the index %+v, during the outage %+v", after.export, during.export)
 	}
-	checkRecStored(t, s3, ix, []string{"cam-1"}, true, "h264")
+	checkRecStored(t, s3, h.ix, []string{"cam-1"}, true, "h264")
 	h.stop()
 }
 
@@ -286,8 +279,7 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
 	store, repair := brokenLocalStore(t, dir)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, UploadRetryMax: 200 * time.Millisecond})
 	rv := h.review()
 	st, c := h.camera("cam-1", false, recT0)
@@ -324,14 +316,14 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("playback: %v", err)
 	}
-	if rep := cliptest.Check(t, g.buf.Bytes()); math.Abs(rep.VideoSeconds-6) > 0.001 {
+	if rep := rectest.Check(t, g.buf.Bytes()); math.Abs(rep.VideoSeconds-6) > 0.001 {
 		t.Errorf("clip lasts %.3fs, want 6", rep.VideoSeconds)
 	}
 	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err == nil {
 		t.Error("the spool file read is kept after the playback")
 	}
 	// the same clip again, from the index and the store
-	if got := cliptest.Play(t, rv, "cam-1", recT0.Add(500*time.Millisecond), 5*time.Second); !bytes.Equal(got, g.buf.Bytes()) {
+	if got := rectest.Play(t, rv, "cam-1", recT0.Add(500*time.Millisecond), 5*time.Second); !bytes.Equal(got, g.buf.Bytes()) {
 		t.Error("the clip from the store differs from the one read from the spool")
 	}
 	st.Close()

@@ -36,8 +36,7 @@ func TestRecordS3(t *testing.T) {
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
 	dir := t.TempDir()
 	store := newTestS3(t, endpoint, access, secret, bucket)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second})
 	cams := []string{"cam-1", "cam-2"}
 	for i, id := range cams {
 		st, c := h.camera(id, i == 1, recT0)
@@ -48,7 +47,7 @@ func TestRecordS3(t *testing.T) {
 		s := h.rec.Status()
 		return s.Uploaded == 6 && s.Waiting == 0
 	})
-	rows := checkRecStored(t, store, ix, cams, true, "h264")
+	rows := checkRecStored(t, store, h.ix, cams, true, "h264")
 	cl, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +84,7 @@ func TestS3Outage(t *testing.T) {
 	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
 	dir := t.TempDir()
 	store := newTestS3(t, endpoint, access, secret, bucket)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
@@ -117,7 +115,7 @@ func TestS3Outage(t *testing.T) {
 	if s := h.rec.Status(); s.LastUploadError != "" || s.Dropped != 0 {
 		t.Errorf("status after the outage: %+v", s)
 	}
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
+	rows := checkRecStored(t, store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if len(rows) != total {
 		t.Fatalf("%d segments, want %d", len(rows), total)
 	}
@@ -155,8 +153,7 @@ func TestS3MissingBucket(t *testing.T) {
 
 func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {
 	dir := t.TempDir()
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, ShutdownGrace: time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)

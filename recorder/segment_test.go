@@ -16,11 +16,19 @@ func buildSegment(t testing.TB, audio bool, length time.Duration) ([]byte, []int
 	t.Helper()
 	fx := loadRecFixture(t)
 	c := newRecClip(fx, ingest.NewStream("seg/main").SetTracks(fx.tracks(audio)), recT0)
+	return fragmentUnits(t, c.next, length)
+}
+
+// fragmentUnits runs the units that next returns, up to the first at or
+// after length, through a fragmenter, and returns the segment file with the
+// positions where each fragment ends.
+func fragmentUnits(t testing.TB, next func() *ingest.Unit, length time.Duration) ([]byte, []int64) {
+	t.Helper()
 	var fr *fragmenter
 	var buf bytes.Buffer
 	var ends []int64
 	for {
-		u := c.next()
+		u := next()
 		if u.PTS >= length {
 			break
 		}

@@ -430,7 +430,7 @@ func finalizeSpoolFile(key, p string) (*spoolItem, error) {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
 	}
-	seg, err := sc.Row(key)
+	seg, err := archive.SegmentRow(key, sc)
 	if err != nil {
 		return nil, err
 	}

@@ -44,8 +44,7 @@ func TestSpooledView(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
 	store, repair := brokenLocalStore(t, dir)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, UploadRetryMax: 200 * time.Millisecond})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 5500*time.Millisecond)
@@ -76,7 +75,7 @@ func TestSpooledView(t *testing.T) {
 			sc.Valid = last.Pos + last.Size
 			sc.Duration = s.End.Sub(s.Start)
 		}
-		row, err := sc.Row(s.Key)
+		row, err := archive.SegmentRow(s.Key, sc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +118,7 @@ func TestSpooledView(t *testing.T) {
 	if s := h.rec.Status(); s.SpoolBytes != 0 {
 		t.Errorf("status %+v", s)
 	}
-	checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")
+	checkRecStored(t, store, h.ix, []string{"cam-1"}, true, "h264")
 	h.stop()
 }
 

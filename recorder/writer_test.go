@@ -94,12 +94,7 @@ func TestWriterCuts(t *testing.T) {
 func TestSetRemove(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	h := startLocal(t, dir, Options{SegmentDuration: 4 * time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, time.Second)
 	recWaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording("cam-1") })
@@ -129,7 +124,7 @@ func TestSetRemove(t *testing.T) {
 	if h.rec.Recording("cam-1") || h.rec.Status().Recording != 0 {
 		t.Error("recording after Remove")
 	}
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, false, "h264")["cam-1"]
+	rows := checkRecStored(t, h.store, h.ix, []string{"cam-1"}, false, "h264")["cam-1"]
 	if len(rows) != 2 || !rows[0].Start.Equal(recT0) || !rows[1].Start.Equal(recT0.Add(2*time.Second)) {
 		t.Errorf("rows %+v", rows)
 	}

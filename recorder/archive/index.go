@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Segment is one recorded fMP4 file in the store, as the index knows it.
@@ -24,13 +25,12 @@ type Segment struct {
 	Fragments []Fragment
 }
 
-// Fragment is one moof+mdat pair inside a segment file.
-type Fragment struct {
-	Offset   time.Duration // start time, from the segment's Start
-	Pos      int64         // byte offset of the moof in the file
-	Size     int64         // bytes of moof+mdat
-	Keyframe bool          // the fragment's first video sample is a keyframe
-}
+// Fragment is one moof+mdat pair inside a segment file: its start time from
+// the segment's Start (Offset), the byte offset of its moof (Pos), its size
+// in bytes (Size), and whether its first video sample is a keyframe. It is
+// the fragment as the fMP4 reader finds it, so that the index and playback
+// cannot disagree about where keyframes are.
+type Fragment = fmp4read.Fragment
 
 // Index is the recordings index in the embedded SQLite database.
 type Index struct {
@@ -87,38 +87,8 @@ func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
 // Segments returns the camera's segments that overlap [start, end), oldest first.
 // withFragments loads the fragment lists too.
 func (ix *Index) Segments(ctx context.Context, camera string, start, end time.Time, withFragments bool) ([]Segment, error) {
-	cols := "camera, start_ns, end_ns, bytes, key, init_size"
-	if withFragments {
-		cols += ", fragments"
-	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+cols+` FROM segments
-		WHERE camera = ? AND end_ns > ? AND start_ns < ? ORDER BY start_ns`,
-		camera, start.UnixNano(), end.UnixNano())
-	if err != nil {
-		return nil, fmt.Errorf("index query %s: %w", camera, err)
-	}
-	defer rows.Close()
-	var out []Segment
-	for rows.Next() {
-		var s Segment
-		var startNS, endNS int64
-		var frags []byte
-		dest := []any{&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize}
-		if withFragments {
-			dest = append(dest, &frags)
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("index query %s: %w", camera, err)
-		}
-		s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
-		if withFragments {
-			if s.Fragments, err = decodeFragments(frags); err != nil {
-				return nil, fmt.Errorf("index segment %s: %w", s.Key, err)
-			}
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return ix.query(ctx, camera, withFragments, `end_ns > ? AND start_ns < ? ORDER BY start_ns`,
+		start.UnixNano(), end.UnixNano())
 }
 
 // Delete removes the row of a key.
@@ -212,21 +182,5 @@ func (ix *Index) CameraBytes(ctx context.Context, camera string) (int64, error) 
 // Oldest returns up to limit of a camera's segments that end before before,
 // oldest first, without fragment lists.
 func (ix *Index) Oldest(ctx context.Context, camera string, before time.Time, limit int) ([]Segment, error) {
-	rows, err := ix.db.QueryContext(ctx, `SELECT camera, start_ns, end_ns, bytes, key, init_size FROM segments
-		WHERE camera = ? AND end_ns <= ? ORDER BY start_ns LIMIT ?`, camera, before.UnixNano(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("index query %s: %w", camera, err)
-	}
-	defer rows.Close()
-	var out []Segment
-	for rows.Next() {
-		var s Segment
-		var startNS, endNS int64
-		if err := rows.Scan(&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize); err != nil {
-			return nil, fmt.Errorf("index query %s: %w", camera, err)
-		}
-		s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return ix.query(ctx, camera, false, `end_ns <= ? ORDER BY start_ns LIMIT ?`, before.UnixNano(), limit)
 }

@@ -11,31 +11,67 @@ import (
 // Index queries of playback. They use the (camera, start_ns) index
 // only, so that a seek costs the same whatever the size of the archive.
 
-const segmentCols = "camera, start_ns, end_ns, bytes, key, init_size, fragments"
+// segmentCols are the columns of a row without its fragment list.
+const segmentCols = "camera, start_ns, end_ns, bytes, key, init_size"
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanSegmentRow(r rowScanner) (Segment, error) {
+// scanSegmentRow reads a row of segmentCols, and of fragments when
+// withFragments.
+func scanSegmentRow(r rowScanner, withFragments bool) (Segment, error) {
 	var s Segment
 	var startNS, endNS int64
 	var frags []byte
-	if err := r.Scan(&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize, &frags); err != nil {
+	dest := []any{&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize}
+	if withFragments {
+		dest = append(dest, &frags)
+	}
+	if err := r.Scan(dest...); err != nil {
 		return s, err
 	}
 	s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
-	var err error
-	if s.Fragments, err = decodeFragments(frags); err != nil {
-		return s, fmt.Errorf("index segment %s: %w", s.Key, err)
+	if withFragments {
+		var err error
+		if s.Fragments, err = decodeFragments(frags); err != nil {
+			return s, fmt.Errorf("index segment %s: %w", s.Key, err)
+		}
 	}
 	return s, nil
+}
+
+// query returns the camera's segments of the rows that also match where
+// (with its ORDER BY and LIMIT), with their fragments when withFragments.
+func (ix *Index) query(ctx context.Context, camera string, withFragments bool, where string, args ...any) ([]Segment, error) {
+	cols := segmentCols
+	if withFragments {
+		cols += ", fragments"
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT `+cols+` FROM segments WHERE camera = ? AND `+where,
+		append([]any{camera}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	defer rows.Close()
+	var out []Segment
+	for rows.Next() {
+		s, err := scanSegmentRow(rows, withFragments)
+		if err != nil {
+			return nil, fmt.Errorf("index query %s: %w", camera, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index query %s: %w", camera, err)
+	}
+	return out, nil
 }
 
 // SegmentAt returns, with its fragments, the camera's segment that
 // contains t (Start <= t < End); ok is false when t falls in no segment.
 func (ix *Index) SegmentAt(ctx context.Context, camera string, t time.Time) (Segment, bool, error) {
-	row := ix.db.QueryRowContext(ctx, `SELECT `+segmentCols+` FROM segments
+	row := ix.db.QueryRowContext(ctx, `SELECT `+segmentCols+`, fragments FROM segments
 		WHERE camera = ? AND start_ns <= ? ORDER BY start_ns DESC LIMIT 1`, camera, t.UnixNano())
-	s, err := scanSegmentRow(row)
+	s, err := scanSegmentRow(row, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Segment{}, false, nil
 	}
@@ -51,23 +87,6 @@ func (ix *Index) SegmentAt(ctx context.Context, camera string, t time.Time) (Seg
 // SegmentsAfter returns, with their fragments, up to limit of the
 // camera's segments that start in (after, before), oldest first.
 func (ix *Index) SegmentsAfter(ctx context.Context, camera string, after, before time.Time, limit int) ([]Segment, error) {
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+segmentCols+` FROM segments
-		WHERE camera = ? AND start_ns > ? AND start_ns < ? ORDER BY start_ns LIMIT ?`,
-		camera, after.UnixNano(), before.UnixNano(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("index query %s: %w", camera, err)
-	}
-	defer rows.Close()
-	var out []Segment
-	for rows.Next() {
-		s, err := scanSegmentRow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("index query %s: %w", camera, err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("index query %s: %w", camera, err)
-	}
-	return out, nil
+	return ix.query(ctx, camera, true, `start_ns > ? AND start_ns < ? ORDER BY start_ns LIMIT ?`,
+		after.UnixNano(), before.UnixNano(), limit)
 }

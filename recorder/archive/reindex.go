@@ -50,5 +50,5 @@ func scanObject(ctx context.Context, store Store, key string) (Segment, error) {
 	if len(sc.Fragments) == 0 {
 		return Segment{}, fmt.Errorf("segment %s: no fragment", key)
 	}
-	return sc.Row(key)
+	return SegmentRow(key, sc)
 }

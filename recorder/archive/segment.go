@@ -34,33 +34,15 @@ func ParseSegmentKey(key string) (camera string, start time.Time, err error) {
 	return m[1], start, nil
 }
 
-// SegmentScan is what a scan of a segment file found (see fmp4read.Result),
-// with the index's fragment type.
-type SegmentScan struct {
-	InitSize  int64
-	Fragments []Fragment
-	Duration  time.Duration // end of the last video sample, from the start
-	Valid     int64         // bytes up to the end of the last complete fragment
-	Cut       bool          // something followed Valid: an incomplete or corrupt fragment
-}
+// SegmentScan is what a scan of a segment file found.
+type SegmentScan = fmp4read.Result
 
 // ScanSegment parses a segment file up to its first incomplete or corrupt
 // fragment; it fails when the init section is missing or invalid.
-func ScanSegment(r io.Reader) (*SegmentScan, error) {
-	res, err := fmp4read.Scan(r)
-	if err != nil {
-		return nil, err
-	}
-	sc := &SegmentScan{InitSize: res.InitSize, Duration: res.Duration, Valid: res.Valid, Cut: res.Cut,
-		Fragments: make([]Fragment, len(res.Fragments))}
-	for i, f := range res.Fragments {
-		sc.Fragments[i] = Fragment{Offset: f.Offset, Pos: f.Pos, Size: f.Size, Keyframe: f.Keyframe}
-	}
-	return sc, nil
-}
+func ScanSegment(r io.Reader) (*SegmentScan, error) { return fmp4read.Scan(r) }
 
-// Row builds the index row of a scanned segment stored under key.
-func (sc *SegmentScan) Row(key string) (Segment, error) {
+// SegmentRow builds the index row of a scanned segment stored under key.
+func SegmentRow(key string, sc *SegmentScan) (Segment, error) {
 	camera, start, err := ParseSegmentKey(key)
 	if err != nil {
 		return Segment{}, err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -30,7 +30,7 @@ func checkExport(t *testing.T, rv *Review, camera string, start, end time.Time) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cliptest.Play(t, rv, camera, start, end.Sub(start))
+	want := rectest.Play(t, rv, camera, start, end.Sub(start))
 	if !bytes.Equal(got, want) {
 		t.Fatalf("export differs from playback: %d and %d bytes", len(got), len(want))
 	}
@@ -63,8 +63,8 @@ func TestExportLocal(t *testing.T) {
 	start, end := reviewT0.Add(5500*time.Millisecond), reviewT0.Add(13*time.Second)
 
 	t.Run("in memory", func(t *testing.T) {
-		rep := cliptest.Check(t, checkExport(t, rv, "police-007", start, end))
-		if want := end.Sub(cliptest.KeyframeAtOrBefore(segs, start)).Seconds(); rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+2.05 {
+		rep := rectest.Check(t, checkExport(t, rv, "police-007", start, end))
+		if want := end.Sub(rectest.KeyframeAtOrBefore(segs, start)).Seconds(); rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+2.05 {
 			t.Fatalf("export lasts %.2fs, want %.2fs + up to one GOP", rep.VideoSeconds, want)
 		}
 	})

@@ -19,10 +19,9 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // Fixtures of the review tests: real segments encoded by ffmpeg, synthetic
@@ -33,17 +32,7 @@ import (
 var reviewT0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 
 func openReviewIndex(t testing.TB) *archive.Index {
-	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix, err := archive.OpenIndex(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ix
+	return rectest.OpenIndex(t, filepath.Join(t.TempDir(), "vigil.db"))
 }
 
 // reviewKey is the store key of a segment, as the contract lays it out.
@@ -125,7 +114,7 @@ var reviewFFmpegCache sync.Map // spec → [][]byte
 // self-contained fMP4 segments, as a camera recorder would.
 func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 	t.Helper()
-	cliptest.RequireFFmpeg(t)
+	rectest.RequireFFmpeg(t)
 	if v, ok := reviewFFmpegCache.Load(spec); ok {
 		return v.([][]byte)
 	}

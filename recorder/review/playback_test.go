@@ -15,7 +15,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // checkPlaybackCases plays the cases over segments recorded from reviewT0 and
@@ -37,9 +37,9 @@ func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []archive.
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := reviewT0.Add(tc.start)
-			clip := cliptest.Play(t, rv, camera, start, tc.dur)
-			rep := cliptest.Check(t, clip)
-			kf := cliptest.KeyframeAtOrBefore(segs, start)
+			clip := rectest.Play(t, rv, camera, start, tc.dur)
+			rep := rectest.Check(t, clip)
+			kf := rectest.KeyframeAtOrBefore(segs, start)
 			end := start.Add(tc.dur)
 			if end.After(recEnd) {
 				end = recEnd
@@ -90,11 +90,11 @@ func TestPlaybackStopsAtGap(t *testing.T) {
 	b := addReviewSegments(t, st, ix, "cam", a[1].End.Add(3*time.Second), 0, files[2:])
 	rv := NewReview(st, ix, nil)
 
-	rep := cliptest.Check(t, cliptest.Play(t, rv, "cam", reviewT0.Add(time.Second), time.Minute))
+	rep := rectest.Check(t, rectest.Play(t, rv, "cam", reviewT0.Add(time.Second), time.Minute))
 	if want := a[1].End.Sub(reviewT0).Seconds(); rep.VideoSeconds < want-0.3 || rep.VideoSeconds > want+0.05 {
 		t.Fatalf("clip lasts %.2fs, want the %.2fs before the gap", rep.VideoSeconds, want)
 	}
-	rep = cliptest.Check(t, cliptest.Play(t, rv, "cam", b[0].Start.Add(time.Second), 3*time.Second))
+	rep = rectest.Check(t, rectest.Play(t, rv, "cam", b[0].Start.Add(time.Second), 3*time.Second))
 	if rep.VideoSeconds < 3 || rep.VideoSeconds > 5 {
 		t.Fatalf("clip after the gap lasts %.2fs", rep.VideoSeconds)
 	}
@@ -112,8 +112,8 @@ func TestPlaybackStopsAtResolutionChange(t *testing.T) {
 	a := addReviewSegments(t, st, ix, "cam", reviewT0, 0, big)
 	addReviewSegments(t, st, ix, "cam", a[len(a)-1].End, 0, small)
 	rv := NewReview(st, ix, nil)
-	rep := cliptest.Check(t, cliptest.Play(t, rv, "cam", reviewT0.Add(2*time.Second), time.Minute))
-	if want := a[len(a)-1].End.Sub(cliptest.KeyframeAtOrBefore(a, reviewT0.Add(2*time.Second))).Seconds(); rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+0.05 {
+	rep := rectest.Check(t, rectest.Play(t, rv, "cam", reviewT0.Add(2*time.Second), time.Minute))
+	if want := a[len(a)-1].End.Sub(rectest.KeyframeAtOrBefore(a, reviewT0.Add(2*time.Second))).Seconds(); rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+0.05 {
 		t.Fatalf("clip lasts %.2fs, want the %.2fs before the resolution change", rep.VideoSeconds, want)
 	}
 }
@@ -131,7 +131,7 @@ func TestPlaybackReadsOnlyWhatItNeeds(t *testing.T) {
 	for _, pos := range []time.Duration{31 * time.Second, 57 * time.Second} {
 		st := &reviewCountingStore{Store: local}
 		rv := NewReview(st, ix, nil)
-		rep := cliptest.CheckSynthetic(t, cliptest.Play(t, rv, "cam", reviewT0.Add(pos), 3*time.Second))
+		rep := rectest.CheckSynthetic(t, rectest.Play(t, rv, "cam", reviewT0.Add(pos), 3*time.Second))
 		// From the keyframe at or before pos to pos+3s: two 2 s fragments.
 		k := int(pos / (2 * time.Second))
 		want := seg.InitSize + seg.Fragments[k].Size + seg.Fragments[k+1].Size
@@ -215,7 +215,7 @@ func TestPlaybackStreamsBeforeReadingEverything(t *testing.T) {
 	if err := rv.Playback(ctx, w, "cam", reviewT0, time.Minute); err != nil {
 		t.Fatalf("playback did not write its first fragment before reading the rest: %v", err)
 	}
-	if rep := cliptest.CheckSynthetic(t, w.Bytes()); rep.Parts != 30 {
+	if rep := rectest.CheckSynthetic(t, w.Bytes()); rep.Parts != 30 {
 		t.Fatalf("clip has %d fragments, want 30", rep.Parts)
 	}
 }
@@ -235,7 +235,7 @@ func TestPlaybackContinuesAcrossRestartedTimestamps(t *testing.T) {
 	if err := rv.Playback(context.Background(), &buf, "cam", reviewT0.Add(5*time.Second), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	rep := cliptest.CheckSynthetic(t, buf.Bytes())
+	rep := rectest.CheckSynthetic(t, buf.Bytes())
 	if math.Abs(rep.VideoSeconds-26) > 1e-6 {
 		t.Fatalf("clip lasts %.2fs, want 26", rep.VideoSeconds)
 	}
@@ -265,10 +265,15 @@ func reviewErrorCases() []reviewErrorCase {
 	}
 }
 
-func TestPlaybackBadInput(t *testing.T) {
+// reviewOfTenSeconds is a Review of 10 s of camera "cam" from reviewT0.
+func reviewOfTenSeconds(t *testing.T) *Review {
 	st, ix := newReviewLocalStore(t), openReviewIndex(t)
 	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})
-	rv := NewReview(st, ix, nil)
+	return NewReview(st, ix, nil)
+}
+
+func TestPlaybackBadInput(t *testing.T) {
+	rv := reviewOfTenSeconds(t)
 	for _, tc := range reviewErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer

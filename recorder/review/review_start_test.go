@@ -10,7 +10,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/cliptest"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // TestPlaybackStart checks that PlaybackStart names the keyframe fragment
@@ -40,7 +40,7 @@ func TestPlaybackStart(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.want.IsZero() {
-				tc.want = cliptest.KeyframeAtOrBefore(segs, tc.start)
+				tc.want = rectest.KeyframeAtOrBefore(segs, tc.start)
 				if tc.want.After(tc.start) {
 					t.Fatalf("bad case: no keyframe at or before %s", tc.start)
 				}
@@ -60,7 +60,7 @@ func TestPlaybackStart(t *testing.T) {
 			}
 			// The clip begins there: its length is from got to the end
 			// asked for (or the end of the run), plus at most one GOP.
-			rep := cliptest.Check(t, cliptest.Play(t, rv, "cam", tc.start, tc.dur))
+			rep := rectest.Check(t, rectest.Play(t, rv, "cam", tc.start, tc.dur))
 			end := tc.start.Add(tc.dur)
 			if got.Before(a[2].End) && end.After(a[2].End) {
 				end = a[2].End
@@ -78,9 +78,7 @@ func TestPlaybackStart(t *testing.T) {
 }
 
 func TestPlaybackStartBadInput(t *testing.T) {
-	st, ix := newReviewLocalStore(t), openReviewIndex(t)
-	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})
-	rv := NewReview(st, ix, nil)
+	rv := reviewOfTenSeconds(t)
 	for _, tc := range reviewErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := rv.PlaybackStart(context.Background(), tc.camera, tc.start, tc.dur)
@@ -112,7 +110,7 @@ func TestOpenWalksOnce(t *testing.T) {
 	rv := NewReview(st, ix, nil)
 	ctx := context.Background()
 	start := reviewT0.Add(1500 * time.Millisecond)
-	want := cliptest.Play(t, rv, "cam", start, 5*time.Second)
+	want := rectest.Play(t, rv, "cam", start, 5*time.Second)
 	wantStart, err := rv.PlaybackStart(ctx, "cam", start, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
-// Package cliptest holds the checks that the recorder's tests and the
-// review's tests make of a played or exported clip: its boxes, its decode
-// times, its first keyframe, and what ffprobe makes of it. It is imported by
-// tests only.
-package cliptest
+// Package rectest holds what the tests of the recorder's packages share: the
+// checks they make of a played or exported clip (its boxes, its decode
+// times, its first keyframe, and what ffprobe makes of it) and an index in a
+// temporary database. It is imported by tests only.
+package rectest
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
@@ -206,4 +207,20 @@ func Play(t *testing.T, p Player, camera string, start time.Time, dur time.Durat
 		t.Fatalf("playback %s +%s: %v", start.Format(time.RFC3339Nano), dur, err)
 	}
 	return buf.Bytes()
+}
+
+// OpenIndex opens a recordings index in a new SQLite database at path,
+// closed when the test ends.
+func OpenIndex(t testing.TB, path string) *archive.Index {
+	t.Helper()
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ix, err := archive.OpenIndex(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
 }
