@@ -170,8 +170,18 @@ func (c *recClip) feedPaced(st *ingest.Stream, end time.Duration) {
 
 // recStreams is a Source over hub recStreams that the test feeds itself.
 type recStreams struct {
-	mu sync.Mutex
-	m  map[string]*ingest.Stream
+	mu      sync.Mutex
+	m       map[string]*ingest.Stream
+	changed chan struct{} // closed and replaced by add
+}
+
+func (s *recStreams) StreamsChanged() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
 }
 
 func (s *recStreams) Stream(id string, kind ingest.StreamKind) *ingest.Stream {
@@ -191,6 +201,10 @@ func (s *recStreams) add(id string) *ingest.Stream {
 	}
 	st := ingest.NewStream(id + "/main")
 	s.m[id] = st
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return st
 }
 

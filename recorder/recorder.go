@@ -111,7 +111,11 @@ type Options struct {
 
 // Source gives the recorder a camera's stream; ingest.Manager implements it.
 type Source interface {
+	// Stream returns the camera's stream of that kind, nil when there is none.
 	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream
+	// StreamsChanged returns a channel closed the next time a stream is added
+	// or removed: a writer without a stream waits on it instead of polling.
+	StreamsChanged() <-chan struct{}
 }
 
 // Status is the recorder's state, for the status API and metrics.

@@ -130,3 +130,37 @@ func TestSetRemove(t *testing.T) {
 	}
 	h.stop()
 }
+
+// countingSource counts the recorder's look-ups of a stream.
+type countingSource struct {
+	*recStreams
+	lookups atomic.Int64
+}
+
+func (s *countingSource) Stream(id string, kind ingest.StreamKind) *ingest.Stream {
+	s.lookups.Add(1)
+	return s.recStreams.Stream(id, kind)
+}
+
+// TestWriterWaitsForStream: a camera to record that has no stream yet is
+// looked up once, then its writer waits for the source to add a stream
+// (no polling), and records it as soon as it is there.
+func TestWriterWaitsForStream(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	src := &countingSource{recStreams: &recStreams{}}
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startRecorderFrom(t, Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
+		SpoolDir: filepath.Join(dir, "spool")}, src)
+	h.rec.Set(ingest.Camera{ID: "cam-1", Record: true, Enabled: true})
+	recWaitFor(t, 5*time.Second, "the first look-up", func() bool { return src.lookups.Load() > 0 })
+	time.Sleep(1500 * time.Millisecond) // longer than the writer's old 1 s poll: a poll would look again
+	if n := src.lookups.Load(); n != 1 {
+		t.Fatalf("%d look-ups of a missing stream in 1.5 s, want 1", n)
+	}
+	st := src.add("cam-1")
+	recWaitFor(t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
+}

@@ -46,11 +46,11 @@ func BenchmarkSeek(b *testing.B) {
 	local := newReviewLocalStore(b)
 	masters := b.TempDir()
 	var keys [][]string // per camera, per minute
-	var rows []archive.Segment
 	ctx := context.Background()
 	for c := 0; c < cameras; c++ {
 		camera := fmt.Sprintf("bench-%02d", c)
 		var ck []string
+		var rows []archive.Segment
 		lastDir := ""
 		master := filepath.Join(masters, camera+".mp4") // one file per camera: a file has at most 65,000 links
 		if err := os.WriteFile(master, seg, 0o644); err != nil {
@@ -74,10 +74,10 @@ func BenchmarkSeek(b *testing.B) {
 			row.Camera, row.Key, row.Start, row.End = camera, key, start, start.Add(desc.End.Sub(desc.Start))
 			rows = append(rows, row)
 		}
+		if err := ix.Add(ctx, rows...); err != nil {
+			b.Fatal(err)
+		}
 		keys = append(keys, ck)
-	}
-	if err := ix.Add(ctx, rows...); err != nil {
-		b.Fatal(err)
 	}
 	b.Logf("archive: %d cameras × %d days of 60 s segments (%d bytes, %d fragments each): index and local store in %s",
 		cameras, days, len(seg), len(desc.Fragments), time.Since(begin).Round(time.Millisecond))
