@@ -277,9 +277,7 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 // after it was listed is read from the store, and the clip is whole.
 func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
-	store, repair := brokenLocalStore(t, dir)
-	h := startLocal(t, dir, Options{Store: store,
+	h, repair := startBroken(t, Options{
 		SegmentDuration: 2 * time.Second, UploadRetryMax: 200 * time.Millisecond})
 	rv := h.review()
 	st, c := h.camera("cam-1", false, recT0)

@@ -10,10 +10,8 @@ import (
 // uploaded once the store works again.
 func TestSpoolFull(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
-	store, repair := brokenLocalStore(t, dir)
 	const limit = 120 << 10 // about two and a half 2 s segments of the fixture
-	h := startLocal(t, dir, Options{Store: store,
+	h, repair := startBroken(t, Options{
 		SegmentDuration: 2 * time.Second, SpoolMaxBytes: limit, UploadRetryMax: 500 * time.Millisecond})
 	st, c := h.camera("cam-1", false, recT0)
 	for end := 2 * time.Second; end <= 20*time.Second; end += 2 * time.Second {
@@ -32,7 +30,7 @@ func TestSpoolFull(t *testing.T) {
 	st.Close()
 	recWaitFor(t, 10*time.Second, "uploads", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded > 0 })
 	s = h.rec.Status()
-	rows := checkRecStored(t, store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
+	rows := checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if int64(len(rows)) != s.Uploaded || s.Uploaded+s.Dropped != 10 {
 		t.Errorf("%d rows, status %+v", len(rows), s)
 	}

@@ -36,15 +36,23 @@ func brokenLocalStore(t *testing.T, dir string) (*archive.LocalStore, func()) {
 	}
 }
 
+// startBroken starts a recorder over a local store that fails every upload
+// until repair is called.
+func startBroken(t *testing.T, opts Options) (h *recHarness, repair func()) {
+	t.Helper()
+	dir := t.TempDir()
+	store, repair := brokenLocalStore(t, dir)
+	opts.Store = store
+	return startLocal(t, dir, opts), repair
+}
+
 // TestSpooledView: the recorder shows the segments on local disk — closed
 // ones waiting for upload and the one being written — with exactly the row
 // a scan of their file gives; a pinned spool file outlives its upload until
 // it is unpinned.
 func TestSpooledView(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
-	store, repair := brokenLocalStore(t, dir)
-	h := startLocal(t, dir, Options{Store: store,
+	h, repair := startBroken(t, Options{
 		SegmentDuration: 2 * time.Second, UploadRetryMax: 200 * time.Millisecond})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 5500*time.Millisecond)
@@ -118,7 +126,7 @@ func TestSpooledView(t *testing.T) {
 	if s := h.rec.Status(); s.SpoolBytes != 0 {
 		t.Errorf("status %+v", s)
 	}
-	checkRecStored(t, store, h.ix, []string{"cam-1"}, true, "h264")
+	checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")
 	h.stop()
 }
 

@@ -12,7 +12,7 @@ import (
 // Spooled is what the review side needs of the recorder to show recordings
 // that are still on its local disk: the segment being written and the closed
 // segments waiting for upload (during a storage outage, possibly hours of
-// them). *Recorder implements it.
+// them). *recorder.Recorder implements it; this package does not import it.
 type Spooled interface {
 	// Spooled returns the camera's segments on local disk that overlap
 	// [start, end), oldest first, each with its future store key and the
@@ -33,9 +33,10 @@ type Spooled interface {
 // uploaded between the two questions is seen twice rather than not at all,
 // and a segment seen twice (same key) is reported once, from the index.
 //
-// A spooled segment is read from its file while pinned; a file that went
-// between the listing and the pin was uploaded, and is read from the store
-// under the same key (the object is the file, byte for byte).
+// A spooled segment (a clip remembers which segments it took from the
+// spool) is read from its file while pinned; a file that went between the
+// listing and the pin was uploaded, and is read from the store under the same
+// key (the object is the file, byte for byte).
 
 // spooled returns the spool's segments overlapping [start, end); none when
 // the review has no spool.
