@@ -82,14 +82,21 @@ func buildSegment(t testing.TB, audio bool, frags []frag) ([]byte, []int64) {
 	return out, ends
 }
 
+// scanBuilt builds a test segment and scans it, failing the test on an error.
+func scanBuilt(t *testing.T, audio bool, frags []frag) ([]byte, []int64, *Result) {
+	t.Helper()
+	file, ends := buildSegment(t, audio, frags)
+	res, err := Scan(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, ends, res
+}
+
 func TestScan(t *testing.T) {
 	for _, tc := range scanCases {
 		t.Run(tc.name, func(t *testing.T) {
-			file, ends := buildSegment(t, tc.audio, tc.frags)
-			res, err := Scan(bytes.NewReader(file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, ends, res := scanBuilt(t, tc.audio, tc.frags)
 			if res.Cut || res.Valid != int64(len(file)) || len(res.Fragments) != len(tc.frags) || res.Duration != tc.dur {
 				t.Fatalf("scan %+v", res)
 			}
