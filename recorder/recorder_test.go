@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
