@@ -9,9 +9,9 @@ import (
 
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // TestRecordCamsimS3 records two simulated RTSP cameras (H.264 and AAC),
@@ -22,7 +22,7 @@ func TestRecordCamsimS3(t *testing.T) {
 		t.Skip("real-time recording")
 	}
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
 	recordCamsim(t, "h264", rectest.NewS3Store(t, endpoint, access, secret, bucket))
 }
 

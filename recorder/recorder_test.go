@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -12,22 +11,18 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func testLog(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+// testLog is the recorder's logger in a test: into the test's log.
+func testLog(t testing.TB) *slog.Logger { return testkit.Log(t) }
 
 // checkLeaks verifies at the end of the test, after the cleanups registered
 // later (which stop what the test started), that no goroutine was left.
-func checkLeaks(t *testing.T) { rectest.CheckLeaks(t) }
+func checkLeaks(t *testing.T) { testkit.CheckLeaks(t) }
 
 // recHarness runs a Recorder over test-fed streams.
 type recHarness struct {

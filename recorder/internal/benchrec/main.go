@@ -30,9 +30,9 @@ import (
 	"github.com/vigil-vms/vigil/internal/benchkit"
 	"github.com/vigil-vms/vigil/internal/procstat"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 func main() {
@@ -107,7 +107,7 @@ func run() error {
 		defer func() { gw.Process.Kill(); gw.Wait() }()
 		gwPid = gw.Process.Pid
 		if store, err = archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: "bench",
-			Region: "us-east-1", AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}); err != nil {
+			Region: "us-east-1", AccessKey: testkit.S3AccessKey, SecretKey: testkit.S3SecretKey}); err != nil {
 			return err
 		}
 	default:
@@ -222,7 +222,7 @@ func run() error {
 
 // startVersitygw runs versitygw on a free port with a data directory.
 func startVersitygw(ctx context.Context, dir string) (*exec.Cmd, string, error) {
-	bin := s3test.Binary()
+	bin := testkit.VersitygwBinary()
 	if bin == "" {
 		return nil, "", errors.New("versitygw not found (VIGIL_VERSITYGW or PATH)")
 	}
@@ -236,7 +236,7 @@ func startVersitygw(ctx context.Context, dir string) (*exec.Cmd, string, error) 
 	endpoint := ln.Addr().String()
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bin, "--port", endpoint, "--region", "us-east-1", "--quiet", "posix", dir)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3test.AccessKey, "ROOT_SECRET_KEY="+s3test.SecretKey)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+testkit.S3AccessKey, "ROOT_SECRET_KEY="+testkit.S3SecretKey)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
