@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,7 +139,7 @@ func TestFFmpegProducer(t *testing.T) {
 				}
 				video = append(video, u)
 			}
-			if len(video) != 30 || !equalInts(keys, []int{0, 10, 20}) {
+			if len(video) != 30 || !slices.Equal(keys, []int{0, 10, 20}) {
 				t.Errorf("%d units, keyframes at %v; want 30, [0 10 20]", len(video), keys)
 			}
 			if ca.typ == TypeH264 && len(video[0].Payload) <= maxPESPayload {
@@ -226,7 +227,7 @@ func TestGStreamerProducer(t *testing.T) {
 				want = append(want, i)
 			}
 		}
-		if !equalInts(keys, want) {
+		if !slices.Equal(keys, want) {
 			t.Errorf("keyframes at %v, ffprobe says %v", keys, want)
 		}
 	}
