@@ -46,6 +46,27 @@ func fastOptions(t *testing.T) FleetOptions {
 	}
 }
 
+// startFleet runs a fleet with opts that pulls cams, until stop or the end of
+// the test.
+func startFleet(t *testing.T, opts FleetOptions, cams ...Camera) (m *Fleet, stop func()) {
+	t.Helper()
+	m = NewFleet(opts)
+	for _, c := range cams {
+		m.Set(c)
+	}
+	return m, runManager(t, m)
+}
+
+// subscribeMain subscribes to the main stream of camera id until the end of
+// the test, and returns a context for reading it that ends after timeout.
+func subscribeMain(t *testing.T, m *Fleet, id string, o SubscribeOptions, timeout time.Duration) (*Subscription, context.Context) {
+	sub := m.Stream(id, Main).Subscribe(o)
+	t.Cleanup(sub.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return sub, ctx
+}
+
 func TestIngestFromServer(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -61,15 +82,9 @@ func TestIngestFromServer(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			srv := startTestServer(t, testServerOptions{UDP: tc.udp, Audio: tc.audio})
 			defer srv.Close()
-			m := NewFleet(fastOptions(t))
-			m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: tc.transport, Enabled: true})
-			stop := runManager(t, m)
+			m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: tc.transport, Enabled: true})
 			defer stop()
-
-			sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
-			defer sub.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			sub, ctx := subscribeMain(t, m, "cam1", SubscribeOptions{Kind: Viewer}, 10*time.Second)
 			u, _, err := sub.Next(ctx)
 			if err != nil {
 				t.Fatalf("first unit: %v", err)
@@ -130,14 +145,9 @@ func TestReconnectKeepsSubscription(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{})
 	addr := srv.addr
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	defer stop()
-	sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	sub, ctx := subscribeMain(t, m, "cam1", SubscribeOptions{Kind: Viewer}, 20*time.Second)
 
 	u, _, err := sub.Next(ctx)
 	if err != nil {
@@ -189,9 +199,7 @@ func TestStallDetection(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{})
 	defer srv.Close()
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	defer stop()
 	testkit.WaitFor(t, 5*time.Second, "online", func() bool { st, _ := m.Status("cam1"); return st.State == StateOnline })
 	srv.stall.Store(true)
