@@ -35,9 +35,9 @@ type recHarness struct {
 	done   chan error
 }
 
-// startLocal starts a recorder whose index, spool and (unless opts has a
-// Store) local store are in dir.
-func startLocal(t *testing.T, dir string, opts Options) *recHarness {
+// localOptions are opts with the index, the spool and (unless opts has a
+// Store) a local store in dir, and (unless opts has a Log) the test's log.
+func localOptions(t *testing.T, dir string, opts Options) Options {
 	t.Helper()
 	if opts.Store == nil {
 		store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
@@ -48,7 +48,27 @@ func startLocal(t *testing.T, dir string, opts Options) *recHarness {
 	}
 	opts.Index = openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	opts.SpoolDir = filepath.Join(dir, "spool")
-	return startRecorder(t, opts)
+	if opts.Log == nil {
+		opts.Log = testLog(t)
+	}
+	return opts
+}
+
+// newLocal makes, without running it, a recorder with localOptions in a
+// temporary directory, over streams the test feeds.
+func newLocal(t *testing.T, opts Options) *Recorder {
+	t.Helper()
+	r, err := New(localOptions(t, t.TempDir(), opts), &recStreams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// startLocal starts a recorder with localOptions in dir.
+func startLocal(t *testing.T, dir string, opts Options) *recHarness {
+	t.Helper()
+	return startRecorder(t, localOptions(t, dir, opts))
 }
 
 func startRecorder(t *testing.T, opts Options) *recHarness {
