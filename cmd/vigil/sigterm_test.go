@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,15 +18,6 @@ import (
 	"github.com/vigil-vms/vigil/registry"
 )
 
-// TestMain lets a test run this binary's main as a subprocess.
-func TestMain(m *testing.M) {
-	if os.Getenv("VIGIL_TEST_RUN_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // SIGTERM while recording to a real S3 server: the open segments are closed
 // and uploaded, and the process exits within 10 s.
 func TestSIGTERMUploadsOpenSegments(t *testing.T) {
@@ -39,14 +26,9 @@ func TestSIGTERMUploadsOpenSegments(t *testing.T) {
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "vigil.db")
-	cfgPath := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-http: { listen: "127.0.0.1:0" }
-webrtc: { udpPort: 0 }
-storage: { backend: s3, s3: { endpoint: %q, bucket: %q, region: us-east-1, tls: false } }
-recording: { spoolDir: %q, segment: 30s }
-database: { path: %q }
-`, endpoint, bucket, filepath.Join(dir, "spool"), dbPath)), 0o600)
+	cfgPath := writeConfig(t, dir,
+		fmt.Sprintf("backend: s3, s3: { endpoint: %q, bucket: %q, region: us-east-1, tls: false }", endpoint, bucket),
+		fmt.Sprintf("spoolDir: %q, segment: 30s", filepath.Join(dir, "spool")), dbPath)
 
 	// register the cameras before the server starts
 	ctx := context.Background()
@@ -64,9 +46,7 @@ database: { path: %q }
 	}
 	db.Close()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Args = append(cmd.Args[:1], "serve", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1", "VIGIL_ADMIN_PASSWORD=sigterm-test-pw",
+	cmd := serveCmd(cfgPath, "VIGIL_ADMIN_PASSWORD=sigterm-test-pw",
 		"VIGIL_STORAGE_S3_ACCESSKEY="+ak, "VIGIL_STORAGE_S3_SECRETKEY="+sk)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -74,25 +54,7 @@ database: { path: %q }
 	}
 	defer cmd.Process.Kill()
 	// wait until both cameras record, then a few seconds into the 30 s segment
-	online := make(chan struct{})
-	var logs strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		n := 0
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "camera stream online") {
-				if n++; n == 2 {
-					close(online)
-				}
-			}
-		}
-	}()
-	select {
-	case <-online:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("cameras not online; logs:\n%s", logs.String())
-	}
+	awaitLog(t, stderr, "camera stream online", 2, 30*time.Second)
 	time.Sleep(5 * time.Second) // record into the open segment: this is the content under test
 	stopAt := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
