@@ -14,13 +14,9 @@ import (
 )
 
 func TestRetention(t *testing.T) {
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	opts := localOptions(t, t.TempDir(), Options{RetentionDays: 30, MaxBytesPerCamera: 2500, Now: func() time.Time { return now }})
+	store, ix := opts.Store, opts.Index
 	day := 24 * time.Hour
 	ctx := context.Background()
 	add := func(cam string, age time.Duration, size int) string {
@@ -48,8 +44,8 @@ func TestRetention(t *testing.T) {
 		}
 		return nil, nil
 	}
-	rec, err := New(Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), RetentionDays: 30,
-		MaxBytesPerCamera: 2500, Holds: holds, Now: func() time.Time { return now }, Log: testLog(t)}, &recStreams{})
+	opts.Holds = holds
+	rec, err := New(opts, &recStreams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,18 +150,20 @@ func TestRetentionIncidentDuringPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	store := &hookStore{LocalStore: local, onDelete: func(string) {}}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	opts := localOptions(t, dir, Options{Store: store, RetentionDays: 30, Now: func() time.Time { return now }})
+	ix := opts.Index
 	ctx := context.Background()
 	var keys []string
 	for i := range 4 {
-		keys = append(keys, addSegment(t, local, ix, "cam-a", now.Add(-40*24*time.Hour+time.Duration(i)*time.Minute), 4))
+		keys = append(keys, addSegment(t, store, ix, "cam-a", now.Add(-40*24*time.Hour+time.Duration(i)*time.Minute), 4))
 	}
 	// After the first deletion, a responder marks an incident over the last
 	// two segments.
 	var mu sync.Mutex
 	var incidents [][2]time.Time
-	store := &hookStore{LocalStore: local, onDelete: func(key string) {
+	store.onDelete = func(key string) {
 		if key != keys[0] {
 			return
 		}
@@ -173,14 +171,14 @@ func TestRetentionIncidentDuringPass(t *testing.T) {
 		defer mu.Unlock()
 		_, start, _ := archive.ParseSegmentKey(keys[2])
 		incidents = append(incidents, [2]time.Time{start.Add(time.Second), start.Add(90 * time.Second)})
-	}}
+	}
 	holds := func(context.Context, string) ([][2]time.Time, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([][2]time.Time(nil), incidents...), nil
 	}
-	rec, err := New(Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), RetentionDays: 30,
-		Holds: holds, Now: func() time.Time { return now }, Log: testLog(t)}, &recStreams{})
+	opts.Holds = holds
+	rec, err := New(opts, &recStreams{})
 	if err != nil {
 		t.Fatal(err)
 	}
