@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -91,5 +95,71 @@ func TestSIGTERMUploadsOpenSegments(t *testing.T) {
 			t.Fatalf("%s: %s not in S3: %v", id, last.Key, err)
 		}
 		rc.Close()
+	}
+}
+
+// vigil reindex rebuilds a lost index from the segment files in the store.
+func TestReindexCommand(t *testing.T) {
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: "h264"})
+	dir := t.TempDir()
+	cfgPath := writeLocalConfig(t, dir, "2s")
+	cfg, err := config.Load(cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// record a few segments
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, app.Options{AdminPassword: "reindex-test-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Registry.CreateCamera(ctx, ingest.Camera{ID: "cam-1", Name: "Cam", Department: "police",
+		MainURL: sim.URL(1, false), Transport: "tcp", Record: true, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	far := time.Now().Add(time.Hour)
+	testkit.WaitFor(t, 30*time.Second, "3 segments recorded", func() bool {
+		segs, _ := a.Index.Segments(context.Background(), "cam-1", time.Time{}, far, false)
+		return len(segs) >= 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := a.Index.Segments(context.Background(), "cam-1", time.Time{}, far, true)
+	a.Close()
+
+	// lose the database, then rebuild the index from the store
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, "vigil.db"+suffix))
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"reindex", "--config", cfgPath}, &out, &out, nil); err != nil {
+		t.Fatalf("reindex: %v\n%s", err, out.String())
+	}
+	m := regexp.MustCompile(`reindexed (\d+) segments`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("output: %q", out.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n != len(segs) {
+		t.Fatalf("reindexed %d segments, the store holds %d", n, len(segs))
+	}
+	db, ix, _, err := app.OpenIndexAndStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	again, err := ix.Segments(context.Background(), "cam-1", time.Time{}, far, true)
+	if err != nil || len(again) != len(segs) {
+		t.Fatalf("after reindex: %d rows (%v), want %d", len(again), err, len(segs))
+	}
+	for i := range segs {
+		s, r := segs[i], again[i]
+		if s.Key != r.Key || !s.Start.Equal(r.Start) || !s.End.Equal(r.End) || s.Bytes != r.Bytes || len(s.Fragments) != len(r.Fragments) {
+			t.Errorf("row %d differs after reindex:\n%+v\n%+v", i, s, r)
+		}
 	}
 }
