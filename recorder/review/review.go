@@ -53,14 +53,23 @@ type Review struct {
 	// indexed ones by Recordings, Playback and Export (a *recorder.Recorder). It
 	// defaults to nil: the index only.
 	Spool Spooled
-	// MaxExports bounds the exports being built or downloaded at once: each
-	// may hold a temporary file of up to a day of video (about 20 GB at
-	// 2 Mbit/s), and the disk it lands on may be the spool's. Past it, Export
+	// MaxExports bounds the exports being prepared at once (reading the
+	// recording and writing the clip): preparing costs the store's and the
+	// disk's bandwidth. Downloading a prepared clip holds no such place, so
+	// that slow readers do not block everyone's exports. Past it, Export
 	// answers apierr.ErrUnavailable. It defaults to 2.
 	MaxExports int
+	// MaxExportsPerUser bounds one user's exports being prepared or
+	// downloaded (until Export.File is closed; see WithUser): each may hold
+	// a temporary file of up to a day of video (about 20 GB at 2 Mbit/s), so
+	// the temporary files are bounded by this times the number of users.
+	// Past it, Export answers apierr.ErrTooMany. It defaults to 2.
+	MaxExportsPerUser int
 
 	exportOnce sync.Once
-	exportSem  chan struct{}
+	exportSem  chan struct{} // places to prepare an export
+	exportMu   sync.Mutex
+	exportsOf  map[string]int // exports prepared or downloaded, by user
 
 	store archive.Store
 	ix    *archive.Index
