@@ -122,6 +122,7 @@ type Source interface {
 type Status struct {
 	Recording         int       // cameras writing a segment now
 	SpoolBytes        int64     // bytes in the spool (open and waiting segments)
+	SpoolDiskFree     int64     // free bytes on the spool's disk at the last write; -1 unknown
 	Waiting           int       // closed segments waiting for upload
 	Uploaded          int64     // segments uploaded since start
 	Dropped           int64     // segments lost: spool full or unreadable

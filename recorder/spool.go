@@ -18,6 +18,20 @@ import (
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
+// Free space the spool keeps on its disk: while the disk has less free than
+// the larger of these, the oldest waiting segments are dropped, as past
+// SpoolMaxBytes, so that a disk filled by anything (other files, exports,
+// the spool itself) loses the oldest video, not the newest.
+const (
+	spoolMinFreeBytes   = 1 << 30
+	spoolMinFreePercent = 5
+)
+
+// spoolReserve is the free space the spool keeps on a disk of total bytes.
+func spoolReserve(total uint64) uint64 {
+	return max(spoolMinFreeBytes, total/100*spoolMinFreePercent)
+}
+
 // spool tracks the segment files on local disk: the ones being written and
 // the closed ones waiting for upload, oldest first. It keeps, for the review
 // side, each file's fragment list as far as it is written (see Spooled), and
@@ -30,6 +44,13 @@ type spool struct {
 	retryMax time.Duration
 
 	bytes atomic.Int64
+
+	// diskSpace measures the spool's file system (free and total bytes);
+	// reserve is the free space to keep on it. Tests replace them.
+	diskSpace func(dir string) (free, total uint64, err error)
+	reserve   func(total uint64) uint64
+	diskFree  atomic.Int64 // free bytes at the last measure; -1 unknown
+	diskErrAt atomic.Int64 // last logged failure to measure, Unix nanoseconds
 
 	mu         sync.Mutex
 	open       map[string]*spoolItem // segments being written, by key
@@ -64,9 +85,11 @@ type spoolItem struct {
 }
 
 func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
-	return &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
+	s := &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
 		open: map[string]*spoolItem{}, held: map[string]*spoolItem{}, pins: map[string]int{},
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), diskSpace: diskSpace, reserve: spoolReserve}
+	s.diskFree.Store(-1)
+	return s
 }
 
 // wake tells the waiting uploaders that the queue changed.
@@ -207,14 +230,23 @@ func (s *spool) insertLocked(it *spoolItem) {
 	s.waiting[i] = it
 }
 
-// enforce drops the oldest waiting segments while the spool exceeds its limit.
+// enforce drops the oldest waiting segments while the spool exceeds its
+// limit or its disk has less free space than the reserve.
 func (s *spool) enforce() {
-	if s.maxBytes <= 0 || s.bytes.Load() <= s.maxBytes {
+	if !s.overLimit() && s.diskShort() <= 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.bytes.Load() > s.maxBytes {
+	for {
+		why := "spool over its limit"
+		if !s.overLimit() {
+			short := s.diskShort()
+			if short <= 0 {
+				return
+			}
+			why = "spool disk low on free space"
+		}
 		i := 0
 		for i < len(s.waiting) && (s.waiting[i].busy || s.pins[s.waiting[i].key] > 0) {
 			i++
@@ -222,8 +254,8 @@ func (s *spool) enforce() {
 		if i == len(s.waiting) {
 			if time.Since(s.lastFullAt) > time.Minute {
 				s.lastFullAt = time.Now()
-				s.log.Warn("recorder: spool over its limit with nothing left to drop",
-					"bytes", s.bytes.Load(), "limit", s.maxBytes)
+				s.log.Warn("recorder: "+why+" with nothing left to drop",
+					"bytes", s.bytes.Load(), "limit", s.maxBytes, "diskFree", s.diskFree.Load())
 			}
 			return
 		}
@@ -231,9 +263,31 @@ func (s *spool) enforce() {
 		s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
 		s.removeFileLocked(it)
 		s.dropped++
-		s.log.Warn("recorder: spool full, oldest waiting segment dropped",
-			"segment", it.key, "bytes", it.size, "limit", s.maxBytes, "dropped", s.dropped)
+		s.log.Warn("recorder: "+why+", oldest waiting segment dropped",
+			"segment", it.key, "bytes", it.size, "limit", s.maxBytes, "diskFree", s.diskFree.Load(), "dropped", s.dropped)
 	}
+}
+
+func (s *spool) overLimit() bool { return s.maxBytes > 0 && s.bytes.Load() > s.maxBytes }
+
+// diskShort measures the spool's disk and returns how many bytes it lacks
+// to keep the reserve free (0 or less: enough; also when it cannot be
+// measured, which is logged at most once a minute).
+func (s *spool) diskShort() int64 {
+	free, total, err := s.diskSpace(s.dir)
+	if err != nil {
+		s.diskFree.Store(-1)
+		if last := s.diskErrAt.Load(); time.Since(time.Unix(0, last)) > time.Minute && s.diskErrAt.CompareAndSwap(last, time.Now().UnixNano()) {
+			s.log.Warn("recorder: cannot measure the spool's free disk space; only the spool limit applies", "err", err)
+		}
+		return 0
+	}
+	s.diskFree.Store(int64(min(free, 1<<62)))
+	need := s.reserve(total)
+	if free >= need {
+		return 0
+	}
+	return int64(min(need-free, 1<<62))
 }
 
 func (s *spool) removeFileLocked(it *spoolItem) {
@@ -485,6 +539,7 @@ func (s *spool) status(st *Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.SpoolBytes = s.bytes.Load()
+	st.SpoolDiskFree = s.diskFree.Load()
 	st.Waiting = len(s.waiting)
 	st.Dropped = s.dropped
 	st.Uploaded = s.uploaded
