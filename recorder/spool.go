@@ -62,6 +62,7 @@ type spool struct {
 	uploadErrs int64
 	lastErr    string
 	lastErrAt  time.Time
+	failSince  time.Time // first failed upload since the last success; zero while uploads work
 	backoff    time.Duration
 	retryAt    time.Time
 	draining   bool
@@ -369,7 +370,7 @@ func (s *spool) done(it *spoolItem, err error) {
 		}
 		if err == nil {
 			s.uploaded++
-			s.backoff, s.retryAt, s.lastErr = 0, time.Time{}, ""
+			s.backoff, s.retryAt, s.lastErr, s.failSince = 0, time.Time{}, "", time.Time{}
 		} else {
 			s.dropped++
 			s.log.Error("recorder: segment unusable, dropped", "segment", it.key, "err", err)
@@ -386,6 +387,9 @@ func (s *spool) done(it *spoolItem, err error) {
 			s.log.Error("recorder: upload failed, segments wait in the spool", "segment", it.key, "err", err)
 		}
 		s.lastErr, s.lastErrAt = msg, time.Now()
+		if s.failSince.IsZero() {
+			s.failSince = s.lastErrAt
+		}
 		if s.backoff == 0 {
 			s.backoff = 500 * time.Millisecond
 		} else {
@@ -546,6 +550,7 @@ func (s *spool) status(st *Status) {
 	st.UploadErrors = s.uploadErrs
 	st.LastUploadError = s.lastErr
 	st.LastUploadErrorAt = s.lastErrAt
+	st.UploadFailingSince = s.failSince
 	for _, it := range s.waiting {
 		if it != nil && (st.OldestWaiting.IsZero() || it.start.Before(st.OldestWaiting)) {
 			st.OldestWaiting = it.start
