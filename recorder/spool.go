@@ -15,22 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/diskfree"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
-
-// Free space the spool keeps on its disk: while the disk has less free than
-// the larger of these, the oldest waiting segments are dropped, as past
-// SpoolMaxBytes, so that a disk filled by anything (other files, exports,
-// the spool itself) loses the oldest video, not the newest.
-const (
-	spoolMinFreeBytes   = 1 << 30
-	spoolMinFreePercent = 5
-)
-
-// spoolReserve is the free space the spool keeps on a disk of total bytes.
-func spoolReserve(total uint64) uint64 {
-	return max(spoolMinFreeBytes, total/100*spoolMinFreePercent)
-}
 
 // spool tracks the segment files on local disk: the ones being written and
 // the closed ones waiting for upload, oldest first. It keeps, for the review
@@ -88,7 +75,7 @@ type spoolItem struct {
 func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
 	s := &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
 		open: map[string]*spoolItem{}, held: map[string]*spoolItem{}, pins: map[string]int{},
-		changed: make(chan struct{}), diskSpace: diskSpace, reserve: spoolReserve}
+		changed: make(chan struct{}), diskSpace: diskfree.Space, reserve: diskfree.Reserve}
 	s.diskFree.Store(-1)
 	return s
 }
@@ -232,7 +219,9 @@ func (s *spool) insertLocked(it *spoolItem) {
 }
 
 // enforce drops the oldest waiting segments while the spool exceeds its
-// limit or its disk has less free space than the reserve.
+// limit or its disk has less free space than the reserve (diskfree.Reserve:
+// the larger of 1 GiB and 5 %), so that a disk filled by anything (other
+// files, exports, the spool itself) loses the oldest video, not the newest.
 func (s *spool) enforce() {
 	if !s.overLimit() && s.diskShort() <= 0 {
 		return

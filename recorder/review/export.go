@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/diskfree"
 )
 
 // Export is an evidence clip ready to be sent: its bytes, length and SHA-256.
@@ -51,7 +52,7 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 		return Export{}, err
 	}
 	defer prepared() // downloading holds only the user's place
-	sp := &spillWriter{limit: rv.exportMemory(), dir: rv.TempDir}
+	sp := &spillWriter{limit: rv.exportMemory(), dir: rv.TempDir, diskSpace: rv.diskSpace}
 	h := sha256.New()
 	n, err := rv.writeClip(ctx, io.MultiWriter(sp, h), camera, start, end)
 	if err == nil {
@@ -161,10 +162,50 @@ type spillWriter struct {
 	dir   string
 	buf   bytes.Buffer
 	f     *os.File
+	// diskSpace, when set, measures the temporary file's disk before the
+	// file is created and every spaceCheckEvery bytes: the clip may not
+	// take the free space that recording keeps (diskfree.Reserve).
+	diskSpace func(dir string) (free, total uint64, err error)
+	written   int64 // to the file
+	checkedAt int64 // written at the last check
+}
+
+// spaceCheckEvery is how often a growing export measures its disk.
+const spaceCheckEvery = 64 << 20
+
+// checkSpace fails when writing n more bytes would leave the disk with less
+// than the reserve free. A disk that cannot be measured does not stop it.
+func (s *spillWriter) checkSpace(n int64) error {
+	if s.diskSpace == nil {
+		return nil
+	}
+	dir := s.dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	free, total, err := s.diskSpace(dir)
+	if err != nil {
+		return nil
+	}
+	if need := diskfree.Reserve(total) + uint64(max(n, 0)); free < need {
+		return apierr.New(apierr.ErrUnavailable,
+			"the server's disk has too little free space to prepare this export (%d MiB free, %d MiB kept for recording); ask for a shorter range or try again later",
+			free>>20, diskfree.Reserve(total)>>20)
+	}
+	return nil
 }
 
 func (s *spillWriter) Write(p []byte) (int, error) {
+	if s.f != nil && s.written+int64(len(p))-s.checkedAt >= spaceCheckEvery {
+		if err := s.checkSpace(spaceCheckEvery); err != nil {
+			return 0, err
+		}
+		s.checkedAt = s.written
+	}
 	if s.f == nil && int64(s.buf.Len()+len(p)) > s.limit {
+		if err := s.checkSpace(int64(s.buf.Len() + len(p))); err != nil {
+			return 0, err
+		}
 		f, err := os.CreateTemp(s.dir, "vigil-export-*.mp4")
 		if err != nil {
 			return 0, fmt.Errorf("export: temporary file: %w", err)
@@ -177,6 +218,7 @@ func (s *spillWriter) Write(p []byte) (int, error) {
 	}
 	if s.f != nil {
 		n, err := s.f.Write(p)
+		s.written += int64(n)
 		if err != nil {
 			return n, fmt.Errorf("export: temporary file: %w", err)
 		}

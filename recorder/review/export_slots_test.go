@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/diskfree"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -161,4 +162,37 @@ func TestExportTempFilesRemoved(t *testing.T) {
 	if left, _ := os.ReadDir(rv.TempDir); len(left) != 0 {
 		t.Fatalf("closed clips left files: %v", left)
 	}
+}
+
+// An export's temporary file may not take the free space that recording
+// keeps on its disk (the spool may share it): the export is refused with
+// 503 and a reason, and leaves no file.
+func TestExportKeepsDiskReserve(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 8000, 0)})
+	rv := NewReview(st, ix, nil)
+	rv.TempDir = t.TempDir()
+	rv.ExportMemoryBytes = 1 << 20
+	const total = 100 << 30
+	var free uint64
+	rv.diskSpace = func(string) (uint64, uint64, error) { return free, total, nil }
+	reserve := diskfree.Reserve(total)
+
+	free = reserve + 1<<20 // room for 1 MiB only; the clip is about 2 MB
+	_, err := rv.Export(context.Background(), "cam", reviewT0, reviewT0.Add(10*time.Second))
+	if !errors.Is(err, apierr.ErrUnavailable) || !strings.Contains(err.Error(), "too little free space") {
+		t.Fatalf("export onto a disk at its reserve: %v", err)
+	}
+	if left, _ := os.ReadDir(rv.TempDir); len(left) != 0 {
+		t.Fatalf("refused export left files: %v", left)
+	}
+	free = reserve + 100<<20
+	ex, err := rv.Export(context.Background(), "cam", reviewT0, reviewT0.Add(10*time.Second))
+	if err != nil {
+		t.Fatalf("export with room: %v", err)
+	}
+	if ex.Size < 1<<20 {
+		t.Fatalf("clip of %d bytes, want more than ExportMemoryBytes", ex.Size)
+	}
+	ex.File.Close()
 }

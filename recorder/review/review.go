@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/diskfree"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -37,7 +38,9 @@ const (
 // The option fields may be set after NewReview and before the first call.
 type Review struct {
 	// TempDir is where Export writes clips larger than ExportMemoryBytes.
-	// It defaults to os.TempDir().
+	// It defaults to os.TempDir(). A clip may not take the free space that
+	// recording keeps on that disk (diskfree.Reserve): past it, Export
+	// answers apierr.ErrUnavailable.
 	TempDir string
 	// ExportMemoryBytes is the size up to which Export keeps a clip in memory
 	// instead of a temporary file. It defaults to 8 MiB.
@@ -70,6 +73,8 @@ type Review struct {
 	exportSem  chan struct{} // places to prepare an export
 	exportMu   sync.Mutex
 	exportsOf  map[string]int // exports prepared or downloaded, by user
+	// diskSpace measures TempDir's disk (diskfree.Space; tests replace it).
+	diskSpace func(dir string) (free, total uint64, err error)
 
 	store archive.Store
 	ix    *archive.Index
@@ -80,7 +85,7 @@ type Review struct {
 // is called before a segment is read and the function it returns after, so
 // that retention leaves the segment alone meanwhile.
 func NewReview(store archive.Store, ix *archive.Index, pin func(key string) (unpin func())) *Review {
-	return &Review{store: store, ix: ix, pin: pin}
+	return &Review{store: store, ix: ix, pin: pin, diskSpace: diskfree.Space}
 }
 
 func (rv *Review) logger() *slog.Logger {

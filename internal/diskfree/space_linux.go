@@ -1,10 +1,10 @@
-package recorder
+package diskfree
 
 import "syscall"
 
-// diskSpace returns the bytes free for an unprivileged writer and the size
+// Space returns the bytes free for an unprivileged writer and the size
 // of the file system that holds dir.
-func diskSpace(dir string) (free, total uint64, err error) {
+func Space(dir string) (free, total uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, 0, err
