@@ -95,3 +95,66 @@ func TestSpoolDropsOldestWhenDiskLow(t *testing.T) {
 		t.Errorf("SpoolDiskFree %d", st0.SpoolDiskFree)
 	}
 }
+
+// A disk filled at once by something else (no spool write saw it coming):
+// the failed write drops the oldest waiting segments, so that recording
+// resumes at the retry instead of waiting for the store to come back.
+func TestSpoolMakesRoomAfterFailedWrite(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	dir := t.TempDir()
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
+		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second}, &recStreams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const capacity = 1 << 30
+	var other atomic.Int64 // bytes of other files on the disk
+	free := func() int64 { return capacity - other.Load() - r.spool.bytes.Load() }
+	r.spool.diskSpace = func(string) (uint64, uint64, error) { return uint64(max(free(), 0)), capacity, nil }
+	r.spool.reserve = func(uint64) uint64 { return 1 << 20 }
+	var fill atomic.Bool // fill the disk at the next segment
+	r.createFile = func(path string) (*os.File, error) {
+		if fill.Swap(false) {
+			other.Store(capacity - r.spool.bytes.Load() - (1<<20 - 1))
+		}
+		if free() <= 1<<20 {
+			return os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		}
+		return createSpoolFile(path)
+	}
+	w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}, trouble: &writeTrouble{}}
+	fx := loadRecFixture(t)
+	st := ingest.NewStream("cam-1/main")
+	c := newRecClip(fx, st.SetTracks(fx.tracks(false)), recT0)
+	play := func(until time.Duration) {
+		for c.videoPTS() < until {
+			w.unit(c.next(), false)
+		}
+	}
+	play(13 * time.Second) // three segments wait, the fourth is open
+	// something else fills the disk just as the next segment opens
+	fill.Store(true)
+	play(17 * time.Second) // the segment opened at 16 s cannot be written
+	if w.recording.Load() {
+		t.Fatal("recording reported with the disk full")
+	}
+	var s0 Status
+	r.spool.status(&s0)
+	if s0.Dropped == 0 {
+		t.Fatal("the failed write dropped nothing")
+	}
+	w.failedAt = time.Now().Add(-writeRetry) // the retry pause is wall-clock time; the clip is not
+	play(21 * time.Second)
+	if !w.recording.Load() {
+		t.Fatalf("recording did not resume with room made: free %d", free())
+	}
+	if p, _, lost := w.trouble.get(); p != "" || lost == 0 {
+		t.Errorf("trouble after resuming: %q, %d units lost", p, lost)
+	}
+}

@@ -336,6 +336,7 @@ func segmentTarget(d time.Duration, stagger bool, camera string, start time.Time
 // failLogEvery, instead of two lines at every keyframe of every camera.
 func (w *camWriter) writeFailed(err error) {
 	w.trouble.fail(err)
+	w.r.spool.enforce() // a disk filled at once: make room for the retry
 	now := time.Now()
 	w.failedAt = now
 	w.failures++
