@@ -3,6 +3,7 @@ package review
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
@@ -43,12 +44,23 @@ func storeFailed(ctx context.Context, err error) error {
 type storeBody struct {
 	io.ReadCloser
 	ctx context.Context
+	key string
 }
 
 func (b *storeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
-		err = storeFailed(b.ctx, err)
+		err = storeFailed(b.ctx, fmt.Errorf("segment %s: %w", b.key, err))
 	}
 	return n, err
+}
+
+// storeErrorFirst returns the *StoreError inside err, if any, so that what
+// the user reads begins with the reason; other errors are returned as they are.
+func storeErrorFirst(err error) error {
+	var se *StoreError
+	if errors.As(err, &se) {
+		return se
+	}
+	return err
 }

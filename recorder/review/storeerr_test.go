@@ -60,3 +60,37 @@ func TestReviewS3Outage(t *testing.T) {
 		t.Errorf("a cancelled playback reported as a store failure: %v", err)
 	}
 }
+
+// brokenBodyStore gives bodies that fail after a few bytes, as when the
+// S3 server goes away during a read.
+type brokenBodyStore struct{ archive.Store }
+
+func (s brokenBodyStore) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	rc, err := s.Store.Get(ctx, key, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, 100), iotestErrReader{}), rc}, nil
+}
+
+type iotestErrReader struct{}
+
+func (iotestErrReader) Read([]byte) (int, error) {
+	return 0, errors.New("read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by peer")
+}
+
+// A store that fails in the middle of a read fails the export with 503 too.
+func TestExportStoreFailsMidRead(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 200, 0)})
+	rv := NewReview(brokenBodyStore{st}, ix, nil)
+	rv.TempDir = t.TempDir()
+	_, err := rv.Export(context.Background(), "cam", reviewT0, reviewT0.Add(5*time.Second))
+	if apierr.Status(err) != http.StatusServiceUnavailable || !strings.HasPrefix(err.Error(), "the object store cannot be reached: segment cam/") ||
+		!strings.Contains(err.Error(), "connection reset by peer") {
+		t.Fatalf("export over a failing read: %v (status %d)", err, apierr.Status(err))
+	}
+}
