@@ -9,7 +9,8 @@ import (
 
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/s3test"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // During an S3 outage the camera is recorded to the spool, and its status
@@ -18,9 +19,9 @@ import (
 // next successful upload.
 func TestUploadTroubleInStatus(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
+	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
 	dir := t.TempDir()
-	store := newTestS3(t, endpoint, access, secret, bucket)
+	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second, UploadRetryMax: time.Second})
 	d := dispatch.New(nil, h.rec)
 	cam := ingest.Camera{ID: "cam-1", Record: true, Enabled: true}

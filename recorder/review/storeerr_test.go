@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // During an S3 outage, playback and export of uploaded video fail with 503
 // and a reason a person understands, not with a 500 "internal error".
 func TestReviewS3Outage(t *testing.T) {
-	endpoint, access, secret, bucket, stop, _ := s3test.Start(t)
+	endpoint, access, secret, bucket, stop, _ := testkit.StartS3(t)
 	ctx := context.Background()
 	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {
