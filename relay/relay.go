@@ -209,7 +209,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lf := &pionLogs{log: r.log}
+	lf := newPionLogs(r.log)
+	defer lf.close()
 	uc := newUDPConn(udp)
 	uc.onGSOOff = func(err error) {
 		r.log.Info("UDP segmentation offload is not available: sending packets one by one", "err", err)

@@ -229,7 +229,8 @@ func (s *session) run() {
 	err := s.send()
 	switch {
 	case err == nil || errors.Is(err, context.Canceled):
-		s.log.Info("viewer session ended")
+		// a viewer leaving is routine: one debug line (issue 13 item 8)
+		s.log.Debug("viewer session ended")
 	case errors.Is(err, ingest.ErrStreamClosed):
 		s.log.Info("viewer session ended: camera removed")
 	default:
