@@ -35,9 +35,6 @@ func (f *pionLogs) NewLogger(scope string) logging.LeveledLogger {
 	return &pionLogger{log: f.log.With("pion", scope), scope: scope, limit: f.limit}
 }
 
-// close writes the sums of the warnings held back.
-func (f *pionLogs) close() { f.limit.close() }
-
 type pionLogger struct {
 	log   *slog.Logger
 	scope string

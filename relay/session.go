@@ -96,7 +96,8 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 	s.out.conn = r.udpConn()
 	s.out.dst = &s.dst
 	s.out.onReorder = func() {
-		log.Warn("camera sends B-frames (pictures out of order), which WebRTC cannot carry: sending keyframes only")
+		r.warnings.log(slog.LevelWarn, "b-frames\x00"+st.Name(), "camera sends B-frames (pictures out of order), which WebRTC cannot carry: sending keyframes only",
+			"camera", camera, "stream", st.Name())
 	}
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(s.notePair)
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {

@@ -51,7 +51,7 @@ export function mount(view, ctx) {
       const observedS = (res.cameras || []).reduce((sum, c) => sum + (c.observedSeconds || 0), 0);
       const whole = (res.periodSeconds || 0) * (res.cameras || []).length;
       replace(body,
-        h('p', { class: 'muted', 'data-testid': 'report-observed', 'data-value': whole > 0 ? observedS / whole * 100 : 0,
+        h('p', { class: ['muted', whole > 0 && observedS / whole < 0.9 && 'report-partial'], 'data-testid': 'report-observed', 'data-value': whole > 0 ? observedS / whole * 100 : 0,
           text: t('reports.observedSummary', { pct: observedText(observedS, whole > 0 ? observedS / whole * 100 : 0), period: duration(res.periodSeconds || 0) }) }),
         h('h2', { class: 'section-title', text: t('reports.byDepartment') }),
         table([
@@ -99,7 +99,7 @@ function observedBar(pct, seconds, wholeSeconds) {
   const v = Math.min(100, Math.max(0, Number(pct) || 0));
   const fill = h('div', { class: 'bar-fill bar-observed' });
   fill.style.width = v + '%';
-  return h('div', { class: ['bar', !(seconds > 0) && 'bar-nodata'], 'data-field': 'observed', 'data-value': v,
+  return h('div', { class: ['bar', !(seconds > 0) ? 'bar-nodata' : v < 90 && 'bar-partial'], 'data-field': 'observed', 'data-value': v,
     title: t('reports.observedOf', { observed: duration(seconds || 0), period: duration(wholeSeconds) }) },
     h('div', { class: 'bar-track' }, fill),
     h('span', { class: 'bar-num', text: seconds > 0 ? observedText(seconds, v) : t('reports.noData') }));
