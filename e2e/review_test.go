@@ -429,6 +429,22 @@ func TestAvailabilityReport(t *testing.T) {
 		}
 	}
 	shot(t, ctx, "22-availability")
+	// the same in Chinese (a browser context of its own: the language stays there)
+	zh := tab(t, true)
+	logIn(t, zh, "admin", adminPassword)
+	do(t, zh, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const s = document.querySelector('[data-testid=lang-switch]');
+	  s.value = 'zh-CN';
+	  s.dispatchEvent(new Event('change'));
+	})()`))
+	open(t, zh, "/reports")
+	waitFor(t, zh, "the Chinese report with its observed share", `(() => {
+	  const p = document.querySelector('[data-testid=report-observed]');
+	  const th = [...document.querySelectorAll('th')].map((e) => e.textContent);
+	  return p && p.textContent.includes('其余时间无数据') && th.includes('观测占比') &&
+	    document.querySelector('[data-testid=report-csv]').textContent === '导出 CSV';
+	})()`, 15*time.Second)
+	shot(t, zh, "23-availability-zh")
 }
 
 // At the live edge the recording is still growing: playback that reaches the
