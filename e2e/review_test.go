@@ -444,7 +444,7 @@ func TestAvailabilityReport(t *testing.T) {
 	  return p && p.textContent.includes('其余时间无数据') && th.includes('观测占比') &&
 	    document.querySelector('[data-testid=report-csv]').textContent === '导出 CSV';
 	})()`, 15*time.Second)
-	shot(t, zh, "23-availability-zh")
+	shot(t, zh, "22-availability-zh")
 }
 
 // At the live edge the recording is still growing: playback that reaches the

@@ -75,13 +75,16 @@ func (l *pionLogger) Errorf(format string, args ...any) {
 }
 
 // routineText are parts of pion's warnings while a viewer connects or after
-// it went away, as seen in the demo and in TestViewersLeavingAreQuiet.
+// it went away, as seen in the demo, the browser tests (a Chromium viewer) and
+// TestViewersLeavingAreQuiet.
 var routineText = []string{
 	"closed pipe",                // ice: read from a candidate whose connection was closed
 	"already closed",             // pc: accept RTP/RTCP on a stream that was closed
 	"use of closed network",      // a socket closed under a reader
 	"Connection is not possible", // ice: ping before any candidate pair: the viewer's candidates are still coming
 	"DTLS CloseNotify",           // the viewer closed the connection
+	"mDNS is disabled",           // ice: a browser hides its host candidates behind mDNS names; the others serve
+	"Incoming unhandled RTCP",    // pc: reports about the browser's own (unused) sending side
 }
 
 // routine says whether a warning of pion is part of a connection's normal
