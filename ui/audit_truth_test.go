@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/dispatch"
+	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
@@ -199,5 +201,49 @@ func TestLiveViewAuditOncePerView(t *testing.T) {
 	offer(pScoped, "police-1", "sub")
 	if n := f.auditRows("live"); n != 5 {
 		t.Errorf("refused offers: %d live rows, want 5", n)
+	}
+}
+
+// subFailing is the camera owner with a camera whose sub-stream failed.
+type subFailing struct {
+	Cameras
+	mainState ingest.State
+}
+
+func (s subFailing) Status(c ingest.Camera) dispatch.Status {
+	st := s.Cameras.Status(c)
+	st.State = s.mainState
+	st.Sub = &ingest.StreamStatus{State: ingest.StateOffline, LastError: "404 Not Found"}
+	return st
+}
+
+// WHEP stream=sub serves main when the sub-stream is failing (and says so
+// in X-Vigil-Stream), unless the main stream fails as well.
+func TestWHEPSubFallsBackWhenFailing(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		mainState ingest.State
+		stream    string
+		want      string
+	}{
+		{"sub failing", ingest.StateOnline, "sub", "main"},
+		{"main asked", ingest.StateOnline, "main", "main"},
+		{"both failing", ingest.StateOffline, "sub", "sub"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			f.srv.deps.Cameras = subFailing{Cameras: f.srv.deps.Cameras, mainState: tc.mainState}
+			rec := f.do(req{method: "POST", path: "/api/v1/cameras/police-1/whep?stream=" + tc.stream, who: pOperator,
+				ctype: "application/sdp", body: "v=0\r\n"})
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("offer: %d %s", rec.Code, rec.Body)
+			}
+			if got := rec.Header().Get(StreamHeader); got != tc.want {
+				t.Errorf("%s = %q, want %q", StreamHeader, got, tc.want)
+			}
+			if !strings.Contains(rec.Body.String(), "answer "+tc.want) {
+				t.Errorf("the relay was asked for another stream: %q", rec.Body)
+			}
+		})
 	}
 }
