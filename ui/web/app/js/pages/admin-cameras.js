@@ -143,7 +143,7 @@ export function mount(view, ctx) {
       const allOk = results.every((r) => r.ok);
       testOut.className = 'test-result ' + (allOk ? 'ok' : 'bad');
       testOut.dataset.result = allOk ? 'ok' : 'error';
-      replace(testOut, results.map((r) => h('div', { 'data-testid': 'test-result-' + r.stream, 'data-result': r.ok ? 'ok' : 'error' },
+      replace(testOut, results.map((r) => h('div', { class: 'test-line ' + (r.ok ? 'ok' : 'bad'), 'data-testid': 'test-result-' + r.stream, 'data-result': r.ok ? 'ok' : 'error' },
         h('span', { text: `${r.ok ? '✓' : '✗'} ${t(r.stream === 'main' ? 'cameras.main' : 'cameras.sub')}: ${r.text}` }))));
       testBtn.disabled = false;
     } });
