@@ -52,20 +52,6 @@ func TestBadSubStreamPlaysMain(t *testing.T) {
 	}
 
 	ctx := adminTab(t, "")
-	openWall(t, ctx, wallState{Layout: 4, Q: "Wrong sub URL"})
-	tile := `[data-testid=tile][data-camera-id="` + id + `"]`
-	waitFor(t, ctx, "the tile playing", `document.querySelectorAll('[data-testid=tile]').length === 1 && document.querySelector('`+tile+`[data-player=playing]') !== null`, 40*time.Second)
-	got := framesAdvance(t, ctx, tileVideos, 1, 25, 20*time.Second)
-	if got[0].W != 1280 {
-		t.Errorf("the tile plays %dx%d, want the main stream's 1280x720", got[0].W, got[0].H)
-	}
-	note := eval[string](t, ctx, `(() => { const n = document.querySelector('`+tile+` [data-testid=tile-note]'); return n && !n.hidden ? n.textContent : ''; })()`)
-	// in English or Chinese (another test may have chosen it)
-	if !strings.Contains(note, "playing main") && !strings.Contains(note, "主码流") {
-		t.Errorf("the tile's note is %q, want it to say it plays main", note)
-	}
-	shot(t, ctx, "30-wall-bad-substream")
-
 	open(t, ctx, "/admin/cameras")
 	row := `tr[data-camera-id="` + id + `"]`
 	waitFor(t, ctx, "the sub-stream's error in the camera list", `(() => {
@@ -85,6 +71,34 @@ func TestBadSubStreamPlaysMain(t *testing.T) {
 		t.Errorf("test connection: main, sub = %v, want [ok error]", res)
 	}
 	shot(t, ctx, "31-admin-bad-substream")
+
+	openWall(t, ctx, wallState{Layout: 4, Q: "Wrong sub URL"})
+	tile := `[data-testid=tile][data-camera-id="` + id + `"]`
+	waitFor(t, ctx, "the tile playing", `document.querySelectorAll('[data-testid=tile]').length === 1 && document.querySelector('`+tile+`[data-player=playing][data-stream=main]') !== null`, 40*time.Second)
+	got := framesAdvance(t, ctx, tileVideos, 1, 25, 20*time.Second)
+	if got[0].W != 1280 {
+		t.Errorf("the tile plays %dx%d, want the main stream's 1280x720", got[0].W, got[0].H)
+	}
+	note := eval[string](t, ctx, `(() => { const n = document.querySelector('`+tile+` [data-testid=tile-note]'); return n && !n.hidden ? n.textContent : ''; })()`)
+	// in English or Chinese (another test may have chosen it)
+	if !strings.Contains(note, "playing main") && !strings.Contains(note, "主码流") {
+		t.Errorf("the tile's note is %q, want it to say it plays main", note)
+	}
+	shot(t, ctx, "30-wall-bad-substream")
+
+	// the sub-stream fixed: the tile asks for it again and plays it
+	cam["subUrl"] = e2e.sim.URL(5, true)
+	if _, err := e2e.admin.do("PUT", "/api/v1/cameras/"+id, cam, http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the tile back on the sub-stream", `(() => {
+	  const el = document.querySelector('`+tile+`');
+	  return el.dataset.stream === 'sub' && el.dataset.player === 'playing' && el.querySelector('[data-testid=tile-note]').hidden;
+	})()`, 40*time.Second)
+	if got := framesAdvance(t, ctx, tileVideos, 1, 25, 20*time.Second); got[0].W != 640 {
+		t.Errorf("the tile plays %dx%d, want the sub-stream's 640x360", got[0].W, got[0].H)
+	}
+	shot(t, ctx, "33-wall-substream-back")
 }
 
 // The audit page shows a row's detail: an export's SHA-256 and size.

@@ -62,6 +62,13 @@ export class WallTile {
     this.note.textContent = fallback ? t('wall.subFallback') : '';
   }
 
+  // subStatus follows the camera's sub-stream status: a tile that plays main
+  // because its sub-stream failed asks for the sub-stream again once it is
+  // back online.
+  subStatus(sub) {
+    if (this.player.served === 'main' && this.camera.subUrl && sub?.state === 'online') this.player.restart();
+  }
+
   // showMessage says why the tile shows no picture (connecting, offline,
   // disabled, reconnecting with the reason), or hides the message while playing.
   showMessage(playerState, detail) {

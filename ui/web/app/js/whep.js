@@ -76,6 +76,16 @@ export class WhepPlayer {
     this.connect();
   }
 
+  // restart begins a new session now (to get the stream asked for again
+  // after the server served another).
+  restart() {
+    if (!this.running) return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    this.served = '';
+    this.connect();
+  }
+
   setState(s, detail = '') {
     if (this.state === s && !detail) return;
     this.state = s;
