@@ -281,6 +281,8 @@ func (s *Server) writeAudit(r *http.Request, c *call, err error) {
 		e.Detail = joinDetail("via token "+c.p.tokenID, e.Detail)
 	}
 	switch {
+	case e.Result != "":
+		// set by the handler (resultEnded)
 	case err == nil:
 		e.Result = "ok"
 	case statusOf(err) == http.StatusForbidden || statusOf(err) == http.StatusNotFound && e.Camera != "":
@@ -296,6 +298,9 @@ func (s *Server) writeAudit(r *http.Request, c *call, err error) {
 		s.log.Error("cannot write the audit log", "action", e.Action, "user", e.User, "error", aerr)
 	}
 }
+
+// resultEnded is the audit result of a playback the client ended.
+const resultEnded = "ended"
 
 func joinDetail(a, b string) string {
 	if a == "" {

@@ -114,8 +114,9 @@ type Server struct {
 	limit *limiter
 
 	mu         sync.Mutex
-	whep       map[string]whepOwner // WHEP session → who opened it
-	whepOffers map[string]int       // user → offers being negotiated
+	whep       map[string]whepOwner  // WHEP session → who opened it
+	whepOffers map[string]int        // user → offers being negotiated
+	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
 }
 
 type whepOwner struct {
@@ -148,7 +149,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
-		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}}
+		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}, liveSeen: map[liveKey]time.Time{}}
 	s.routes()
 	return s, nil
 }
