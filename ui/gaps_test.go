@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,17 @@ func TestGapHeaders(t *testing.T) {
 	}
 	if got := h.Get(RecordedHeader); got != "10.250" {
 		t.Errorf("export: recorded %q, want 10.250", got)
+	}
+	found := false
+	for _, e := range mustAudit(t, f) {
+		if e.Action == "export" {
+			found = strings.HasSuffix(e.Detail, " recorded 10.250s gaps 2")
+			if !found {
+				t.Errorf("export audited as %q, want what it holds and its gaps", e.Detail)
+			}
+		}
+	}
+	if !found {
+		t.Error("export not audited with what it holds")
 	}
 }

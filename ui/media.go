@@ -342,7 +342,8 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	defer ex.File.Close()
-	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10)
+	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10) +
+		" recorded " + strconv.FormatFloat(ex.Recorded.Seconds(), 'f', 3, 64) + "s gaps " + strconv.Itoa(len(ex.Gaps))
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": ex.Name}))
