@@ -25,15 +25,16 @@ import "time"
 // lost units or stopped, starts a new line (reset).
 const (
 	// timelineDeadBand is how far the wall clock may drift from the line
-	// before the line is drawn back to it. Ingest keeps a unit's wall time
-	// within about clockTolerance of its arrival.
-	timelineDeadBand = 250 * time.Millisecond
+	// before the line is drawn back to it: more than ingest's corrections of
+	// a unit's wall time for a camera (or a loaded server) that delivers late
+	// for a while.
+	timelineDeadBand = 500 * time.Millisecond
 	// timelineSlew bounds a correction to 1/timelineSlew of the media time
 	// since the previous segment: 10 ms per second.
 	timelineSlew = 100
 	// timelineResync is the drift beyond which the line is re-anchored at
 	// the wall clock at once.
-	timelineResync = time.Second
+	timelineResync = 2 * time.Second
 )
 
 // timeline places the segments of one session; the zero value starts a new
