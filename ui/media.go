@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
@@ -327,6 +328,35 @@ func (m *mp4Writer) Write(b []byte) (int, error) {
 // places at 0: the keyframe at or before the start asked for.
 const StartHeader = "X-Vigil-Start"
 
+// Headers that say, before the first byte, where a playback stops and what
+// an export holds.
+const (
+	// EndHeader names, in a playback response, the wall-clock time (RFC 3339)
+	// at which the stream stops, and StopsHeader why: "end" (the end asked
+	// for), "gap" (the recording pauses there; ResumeHeader names where it
+	// resumes) or "recording-end" (nothing recorded after it yet). Both are
+	// absent when the index was not read that far ahead. A change of codec or
+	// resolution can still stop the stream earlier.
+	EndHeader    = "X-Vigil-End"
+	StopsHeader  = "X-Vigil-Stops"
+	ResumeHeader = "X-Vigil-Resume"
+	// GapsHeader lists, in an export response, the stretches of the range
+	// asked for that the clip does not hold, as RFC 3339 intervals
+	// (start/end) separated by ", "; the clip's timeline goes on across them.
+	// RecordedHeader gives the seconds of recording the clip holds.
+	GapsHeader     = "X-Vigil-Gaps"
+	RecordedHeader = "X-Vigil-Recorded-Seconds"
+)
+
+// formatGaps is the value of GapsHeader.
+func formatGaps(gaps []review.Gap) string {
+	parts := make([]string, len(gaps))
+	for i, g := range gaps {
+		parts[i] = g.Start.UTC().Format(time.RFC3339Nano) + "/" + g.End.UTC().Format(time.RFC3339Nano)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error {
 	cam, err := s.camera(r, c, actPlayback)
 	if err != nil {
@@ -354,6 +384,13 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	w.Header().Set(StartHeader, pb.Start.UTC().Format(time.RFC3339Nano))
+	if pb.Stops != "" {
+		w.Header().Set(EndHeader, pb.End.UTC().Format(time.RFC3339Nano))
+		w.Header().Set(StopsHeader, pb.Stops)
+		if !pb.Resume.IsZero() {
+			w.Header().Set(ResumeHeader, pb.Resume.UTC().Format(time.RFC3339Nano))
+		}
+	}
 	if r.Method == http.MethodHead {
 		// The web app asks where a playback will begin before it loads it
 		// into a <video>, which cannot read headers: answer from the index
@@ -393,12 +430,18 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	defer ex.File.Close()
-	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10)
+	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10) +
+		" recorded " + strconv.FormatFloat(ex.Recorded.Seconds(), 'f', 3, 64) + "s gaps " + strconv.Itoa(len(ex.Gaps))
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": ex.Name}))
 	h.Set("X-Content-SHA256", ex.SHA256)
-	s.log.Info("export", "camera", cam.ID, "user", c.p.user.Username, "bytes", ex.Size, "sha256", ex.SHA256)
+	h.Set(RecordedHeader, strconv.FormatFloat(ex.Recorded.Seconds(), 'f', 3, 64))
+	if len(ex.Gaps) > 0 {
+		h.Set(GapsHeader, formatGaps(ex.Gaps))
+	}
+	s.log.Info("export", "camera", cam.ID, "user", c.p.user.Username, "bytes", ex.Size, "sha256", ex.SHA256,
+		"recorded", ex.Recorded, "gaps", len(ex.Gaps))
 	http.ServeContent(w, r, ex.Name, time.Time{}, ex.File)
 	return nil
 }
