@@ -348,15 +348,16 @@ func (n *Notifier) send(ctx context.Context, h *hook) {
 			continue
 		default:
 			err := n.post(ctx, h.Webhook, body)
-			if ctx.Err() != nil {
+			if err != nil && ctx.Err() != nil {
 				return
 			}
 			if err == nil {
-				n.delivered.Add(1)
 				backoff = 0
-				if _, err := n.db.ExecContext(ctx, `DELETE FROM alert_queue WHERE seq = ?`, seq); err != nil {
+				// delivered: remove it even when stopping, or it is sent again after a restart
+				if _, err := n.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM alert_queue WHERE seq = ?`, seq); err != nil {
 					n.opts.Log.Error("alert delivered but not removed from the queue", "webhook", redact(h.URL), "error", err)
 				}
+				n.delivered.Add(1)
 				continue
 			}
 			n.failed.Add(1)

@@ -1,0 +1,134 @@
+package alerts
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/dispatch"
+	"github.com/vigil-vms/vigil/health"
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+type fakeStates struct {
+	mu    sync.Mutex
+	state map[string]ingest.State
+}
+
+func (f *fakeStates) set(id string, s ingest.State) {
+	f.mu.Lock()
+	f.state[id] = s
+	f.mu.Unlock()
+}
+
+func (f *fakeStates) Status(c ingest.Camera) dispatch.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var st dispatch.Status
+	st.ID, st.State = c.ID, f.state[c.ID]
+	if st.State != ingest.StateOnline {
+		st.LastError = "connection refused"
+	}
+	return st
+}
+
+// A blink shorter than OfflineAfter sends nothing; a longer outage sends
+// camera.offline once, and camera.online when the camera returns.
+func TestWatchCameras(t *testing.T) {
+	rcv := newReceiver(t, "w")
+	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "w"}}})
+	cams := []ingest.Camera{
+		{ID: "c1", Name: "Gate", Department: "police", Enabled: true},
+		{ID: "c2", Name: "Off", Department: "police", Enabled: false},
+	}
+	states := &fakeStates{state: map[string]ingest.State{"c1": ingest.StateOnline, "c2": ingest.StateDisabled}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		n.WatchCameras(ctx, CameraWatchOptions{
+			Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
+			Statuses:     states,
+			OfflineAfter: 600 * time.Millisecond,
+			Every:        50 * time.Millisecond,
+		})
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	// a blink: offline, then reconnecting, then online, within OfflineAfter
+	states.set("c1", ingest.StateOffline)
+	time.Sleep(200 * time.Millisecond)
+	states.set("c1", ingest.StateConnecting)
+	time.Sleep(200 * time.Millisecond)
+	states.set("c1", ingest.StateOnline)
+	select {
+	case e := <-rcv.received:
+		t.Fatalf("a blink sent %+v", e)
+	case <-time.After(800 * time.Millisecond):
+	}
+
+	// an outage, switching between offline and connecting as the ingest retries
+	down := time.Now()
+	states.set("c1", ingest.StateOffline)
+	time.Sleep(300 * time.Millisecond)
+	states.set("c1", ingest.StateConnecting)
+	e := rcv.next(t, 3*time.Second)
+	if e.Event != CameraOffline || e.Camera != "c1" || e.Department != "police" || e.Severity != Warning {
+		t.Fatalf("got %+v", e)
+	}
+	if took := time.Since(down); took < 600*time.Millisecond {
+		t.Fatalf("camera.offline after %s, before OfflineAfter", took)
+	}
+	states.set("c1", ingest.StateOffline)
+	time.Sleep(300 * time.Millisecond)
+	states.set("c1", ingest.StateOnline)
+	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
+		t.Fatalf("got %+v", e)
+	}
+	select {
+	case e := <-rcv.received:
+		t.Fatalf("unexpected %+v", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestFollowHealth(t *testing.T) {
+	rcv := newReceiver(t, "h")
+	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "h"}}})
+	follow := n.FollowHealth(context.Background())
+	at := time.Now()
+	check := func(name string, s health.Status, msg string) health.Check {
+		return health.Check{Name: name, Status: s, Message: msg, Since: at}
+	}
+	steps := []struct {
+		change health.Change
+		want   string // "" = no event
+	}{
+		{health.Change{After: check("storage", health.OK, "fine")}, ""},
+		{health.Change{Before: check("storage", health.OK, ""), After: check("storage", health.Degraded, "bad credentials")}, StorageFailing},
+		{health.Change{Before: check("storage", health.Degraded, ""), After: check("storage", health.Failing, "worse")}, ""},
+		{health.Change{Before: check("storage", health.Failing, ""), After: check("storage", health.OK, "fine")}, StorageRecovered},
+		{health.Change{After: check("storage", health.Degraded, "wrong secret at start")}, StorageFailing},
+		{health.Change{Before: check("spool", health.OK, ""), After: check("spool", health.Degraded, "95 %")}, SpoolHigh},
+		{health.Change{Before: check("database", health.OK, ""), After: check("database", health.Failing, "x")}, ""},
+	}
+	for i, s := range steps {
+		follow(s.change)
+		if s.want == "" {
+			continue
+		}
+		e := rcv.next(t, 3*time.Second)
+		if e.Event != s.want || e.Message != s.change.After.Message {
+			t.Fatalf("step %d: got %+v, want %s", i, e, s.want)
+		}
+	}
+	select {
+	case e := <-rcv.received:
+		t.Fatalf("unexpected %+v", e)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
