@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -51,10 +52,17 @@ type Options struct {
 	AdminPassword string
 	// ResetAdminPassword sets the admin password at every start (the demo).
 	ResetAdminPassword bool
+	// SecretKey is the key that encrypts stored camera passwords
+	// (VIGIL_SECRET_KEY, 32 bytes in base64 or hex). Empty reads SecretKeyFile
+	// next to the database, created with a new key at first start.
+	SecretKey string
 	// ShutdownGrace bounds the graceful stop. It defaults to 8 seconds, so that
 	// the process exits within 10 s of SIGTERM.
 	ShutdownGrace time.Duration
 }
+
+// SecretKeyFile is the name of the key file, in the database's directory.
+const SecretKeyFile = "vigil.key"
 
 // App is a built Vigil server.
 type App struct {
@@ -107,7 +115,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.db, err = sqlitedb.Open(cfg.Database.Path); err != nil {
 		return nil, err
 	}
-	if a.Registry, err = registry.Open(ctx, a.db); err != nil {
+	keyPath := filepath.Join(filepath.Dir(cfg.Database.Path), SecretKeyFile)
+	key, created, err := registry.LoadKey(keyPath, opts.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		a.log.Warn("created the key that encrypts camera passwords: back it up apart from the database", "file", keyPath)
+	}
+	if a.Registry, err = registry.OpenWith(ctx, a.db, registry.Options{SecretKey: key}); err != nil {
 		return nil, err
 	}
 	if a.generatedAdmin, err = a.Registry.EnsureAdmin(ctx, opts.AdminPassword); err != nil {

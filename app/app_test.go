@@ -20,8 +20,9 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 	"github.com/vigil-vms/vigil/recorder"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 const adminPassword = "app-test-admin-pw"
@@ -129,15 +130,25 @@ next:
 	return 0, false
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// newApp builds the server from cfg with the test's admin password; it is
+// closed, and its context cancelled, when the test ends.
+func newApp(t *testing.T, cfg config.Config) (*app.App, context.Context, context.CancelFunc) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a, err := app.New(ctx, cfg, app.Options{AdminPassword: adminPassword})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { a.Close() })
+	return a, ctx, cancel
+}
+
+// runApp runs a until ctx ends; the channel receives what Run returned.
+func runApp(ctx context.Context, a *app.App) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return done
 }
 
 // TestServerEndToEnd runs the whole server against simulated cameras and a
@@ -150,7 +161,7 @@ func TestServerEndToEnd(t *testing.T) {
 			dir := t.TempDir()
 			cfg := testConfig(dir)
 			if backend == "s3" {
-				endpoint, ak, sk, bucket, _, _ := s3test.Start(t)
+				endpoint, ak, sk, bucket, _, _ := testkit.StartS3(t)
 				cfg.Storage.Backend = "s3"
 				cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
 			}
@@ -160,24 +171,10 @@ func TestServerEndToEnd(t *testing.T) {
 }
 
 func runServer(t *testing.T, cfg config.Config) {
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 2, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: "h264"})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.New(ctx, cfg, app.Options{AdminPassword: adminPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(ctx) }()
+	a, ctx, cancel := newApp(t, cfg)
+	runDone := runApp(ctx, a)
 
 	base := "http://" + a.Addr()
 	resp, err := http.Get(base + "/healthz")
@@ -207,9 +204,9 @@ func runServer(t *testing.T, cfg config.Config) {
 		return st
 	}
 	for _, id := range []string{"police-1", "flood-1"} {
-		waitFor(t, 20*time.Second, id+" online", func() bool { return status(id).State == "online" })
+		testkit.WaitFor(t, 20*time.Second, id+" online", func() bool { return status(id).State == "online" })
 	}
-	waitFor(t, 10*time.Second, "metrics show both cameras online", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "metrics show both cameras online", func() bool {
 		f := c.metrics()
 		v1, _ := gauge(f, "vigil_camera_state", map[string]string{"camera": "police-1", "state": "online"})
 		v2, _ := gauge(f, "vigil_camera_state", map[string]string{"camera": "flood-1", "state": "online"})
@@ -241,13 +238,13 @@ func runServer(t *testing.T, cfg config.Config) {
 		}
 		return r
 	}
-	waitFor(t, 30*time.Second, "a recorded segment", func() bool { return len(recordings("police-1").Segments) > 0 })
+	testkit.WaitFor(t, 30*time.Second, "a recorded segment", func() bool { return len(recordings("police-1").Segments) > 0 })
 
 	// removing a camera removes it from the metrics
 	if code, body := c.do("DELETE", "/api/v1/cameras/flood-1", nil); code >= 300 {
 		t.Fatalf("delete: %d %s", code, body)
 	}
-	waitFor(t, 10*time.Second, "flood-1 gone from metrics", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "flood-1 gone from metrics", func() bool {
 		_, ok := gauge(c.metrics(), "vigil_camera_state", map[string]string{"camera": "flood-1"})
 		return !ok
 	})
@@ -255,14 +252,7 @@ func runServer(t *testing.T, cfg config.Config) {
 	// graceful stop: the open segment is closed and stored
 	stopAt := time.Now()
 	cancel()
-	select {
-	case err := <-runDone:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not stop within 10 s")
-	}
+	testkit.Returned(t, runDone, 10*time.Second, "server run")
 	if took := time.Since(stopAt); took > 10*time.Second {
 		t.Fatalf("stop took %s", took)
 	}

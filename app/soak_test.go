@@ -8,14 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
-	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 	"github.com/vigil-vms/vigil/recorder"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // TestSoakFlappingCamerasAndStorageOutage is a bounded run of what an operator
@@ -33,31 +31,17 @@ func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
 		run = d
 	}
 	// checked after every cleanup, the S3 server's included (cleanups run last-in first-out)
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	testkit.CheckLeaks(t)
 
-	endpoint, ak, sk, bucket, stopS3, restartS3 := s3test.Start(t)
+	endpoint, ak, sk, bucket, stopS3, restartS3 := testkit.StartS3(t)
 	const cams = 3
 	const drop = 15 * time.Second
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: cams, Codec: "h264", Audio: true, DropEvery: drop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: cams, Codec: "h264", Audio: true, DropEvery: drop})
 
 	cfg := testConfig(t.TempDir())
 	cfg.Storage.Backend = "s3"
 	cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.New(ctx, cfg, app.Options{AdminPassword: adminPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, ctx, cancel := newApp(t, cfg)
 	for i := 1; i <= cams; i++ {
 		c := ingest.Camera{ID: fmt.Sprintf("cam-%d", i), Name: "Soak", Department: "police",
 			MainURL: sim.URL(i, false), SubURL: sim.URL(i, true), Transport: "tcp", Record: true, Enabled: true}
@@ -65,9 +49,8 @@ func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- a.Run(ctx) }()
+	done := runApp(ctx, a)
 
 	// the bucket is away for the middle third of the run
 	time.Sleep(run / 3) // the run's own clock: content is recorded meanwhile

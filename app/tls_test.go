@@ -56,15 +56,8 @@ func TestTLS(t *testing.T) {
 	cfg := testConfig(dir)
 	var pool *x509.CertPool
 	cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key, pool = writeSelfSigned(t, dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, err := app.New(ctx, cfg, app.Options{AdminPassword: adminPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	a, ctx, cancel := newApp(t, cfg)
+	done := runApp(ctx, a)
 	if !strings.HasPrefix(a.URL(), "https://") {
 		t.Fatalf("URL %s", a.URL())
 	}

@@ -8,16 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // TestFFmpegDecodes has ffmpeg (when installed) decode five seconds of the H.264 main
 // stream and the H.265 sub-stream over UDP or TCP: it must decode without error, with frames 40 ms apart,
 // and the picture must move (distinct frames), as a viewer would see.
 func TestFFmpegDecodes(t *testing.T) {
-	bin, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Skip("ffmpeg not installed")
-	}
+	bin := testkit.Tool(t, "ffmpeg", "")
 	for _, c := range []struct {
 		codec, transport string
 		sub              bool

@@ -1,17 +1,16 @@
 package camsim
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -58,33 +57,15 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the polling test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestMainCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- Main(ctx, []string{"--addr", "127.0.0.1:0", "--count", "3", "--codec", "h265"}, &out) }()
 
 	var url string
-	waitFor(t, 5*time.Second, "the camera URLs", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the camera URLs", func() bool {
 		for _, line := range strings.Split(out.String(), "\n") {
 			if strings.HasPrefix(line, "cam3 ") {
 				url = strings.Fields(line)[2]
@@ -106,14 +87,7 @@ func TestMainCommand(t *testing.T) {
 	r.Close()
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Main returned %v after cancel", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Main did not return after cancel")
-	}
+	testkit.Returned(t, done, 5*time.Second, "Main after cancel")
 
 	if err := Main(context.Background(), []string{"--codec", "mjpeg"}, io.Discard); err == nil {
 		t.Error("Main accepted an unknown codec")

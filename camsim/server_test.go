@@ -8,6 +8,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -64,7 +65,7 @@ func mustPlay(t *testing.T, url string, tr gortsplib.Transport) *testReader {
 func waitKeyframe(t *testing.T, r *testReader, timeout time.Duration) videoAU {
 	t.Helper()
 	var key videoAU
-	waitFor(t, timeout, "a keyframe", func() bool {
+	testkit.WaitFor(t, timeout, "a keyframe", func() bool {
 		aus, _, _ := r.snapshot()
 		if i := firstKey(aus); i >= 0 {
 			key = aus[i]
@@ -128,7 +129,7 @@ func TestReadStreams(t *testing.T) {
 				t.Errorf("audio media present %v, want %v", hasAudio, c.audio)
 			}
 			if c.audio {
-				waitFor(t, 2*time.Second, "audio packets", func() bool {
+				testkit.WaitFor(t, 2*time.Second, "audio packets", func() bool {
 					_, _, a := r.snapshot()
 					return a > 0
 				})
@@ -162,7 +163,7 @@ func TestPace(t *testing.T) {
 			r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
 			key := waitKeyframe(t, r, 5*time.Second)
 			end := key.at.Add(2 * time.Second)
-			waitFor(t, 4*time.Second, "two seconds of frames", func() bool {
+			testkit.WaitFor(t, 4*time.Second, "two seconds of frames", func() bool {
 				aus, _, _ := r.snapshot()
 				return aus[len(aus)-1].at.After(end)
 			})
@@ -206,7 +207,7 @@ func TestLoopTimestamps(t *testing.T) {
 	for _, tr := range []gortsplib.Transport{gortsplib.TransportUDP, gortsplib.TransportTCP} {
 		t.Run(tr.String(), func(t *testing.T) {
 			r := mustPlay(t, s.URL(1, false), tr)
-			waitFor(t, 3*time.Second, "25 frames", func() bool {
+			testkit.WaitFor(t, 3*time.Second, "25 frames", func() bool {
 				aus, _, _ := r.snapshot()
 				return len(aus) >= 25
 			})
@@ -254,7 +255,7 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("wrong password: error %v, want 401", err)
 	}
 	r := mustPlay(t, "rtsp://admin:s3cret@"+s.Addr()+"/cam1/sub", gortsplib.TransportUDP)
-	waitFor(t, 3*time.Second, "frames with credentials", func() bool { return r.packets() > 0 })
+	testkit.WaitFor(t, 3*time.Second, "frames with credentials", func() bool { return r.packets() > 0 })
 }
 
 func TestStall(t *testing.T) {
@@ -268,12 +269,12 @@ func TestStall(t *testing.T) {
 		t.Fatalf("%d packets while stalled from the start", n)
 	}
 	s.SetStall(false)
-	waitFor(t, 2*time.Second, "media after the stall ends", func() bool { return r.packets() > 0 })
+	testkit.WaitFor(t, 2*time.Second, "media after the stall ends", func() bool { return r.packets() > 0 })
 
 	s.SetStall(true)
 	// packets already queued may still arrive; then the flow must stop
 	var last int
-	waitFor(t, 2*time.Second, "the flow to stop", func() bool {
+	testkit.WaitFor(t, 2*time.Second, "the flow to stop", func() bool {
 		n := r.packets()
 		stopped := n == last && n > 0
 		last = n
@@ -290,7 +291,7 @@ func TestStall(t *testing.T) {
 		t.Errorf("%d sessions while stalled, want 1", got)
 	}
 	s.SetStall(false)
-	waitFor(t, 2*time.Second, "media after the second stall", func() bool { return r.packets() > last })
+	testkit.WaitFor(t, 2*time.Second, "media after the second stall", func() bool { return r.packets() > last })
 }
 
 func TestDropEvery(t *testing.T) {
@@ -308,7 +309,7 @@ func TestDropEvery(t *testing.T) {
 			t.Fatalf("%v: session not dropped within 3 s", tr)
 		}
 	}
-	waitFor(t, 2*time.Second, "no sessions", func() bool { return s.Sessions() == 0 })
+	testkit.WaitFor(t, 2*time.Second, "no sessions", func() bool { return s.Sessions() == 0 })
 }
 
 func TestDropConnections(t *testing.T) {
@@ -324,7 +325,7 @@ func TestDropConnections(t *testing.T) {
 	}
 	// a reader may connect again
 	r2 := mustPlay(t, s.URL(1, true), gortsplib.TransportTCP)
-	waitFor(t, 2*time.Second, "media after reconnecting", func() bool { return r2.packets() > 0 })
+	testkit.WaitFor(t, 2*time.Second, "media after reconnecting", func() bool { return r2.packets() > 0 })
 }
 
 func TestWithholdKeyframes(t *testing.T) {
@@ -345,7 +346,7 @@ func TestWithholdKeyframes(t *testing.T) {
 		s := startServer(t, Options{}, shortLoop(10))
 		s.SetWithholdKeyframes(true)
 		r := mustPlay(t, s.URL(1, false), gortsplib.TransportUDP)
-		waitFor(t, 3*time.Second, "30 frames", func() bool {
+		testkit.WaitFor(t, 3*time.Second, "30 frames", func() bool {
 			aus, _, _ := r.snapshot()
 			return len(aus) >= 30
 		})
@@ -364,14 +365,14 @@ func TestDisableUDP(t *testing.T) {
 		t.Fatal("UDP reader played on a TCP-only server")
 	}
 	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
-	waitFor(t, 2*time.Second, "media over TCP", func() bool { return r.packets() > 0 })
+	testkit.WaitFor(t, 2*time.Second, "media over TCP", func() bool { return r.packets() > 0 })
 }
 
 func TestSilentUDP(t *testing.T) {
 	s := startServer(t, Options{SilentUDP: true})
 	udp := mustPlay(t, s.URL(1, false), gortsplib.TransportUDP)
 	tcp := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
-	waitFor(t, 2*time.Second, "media over TCP", func() bool { return tcp.packets() > 0 })
+	testkit.WaitFor(t, 2*time.Second, "media over TCP", func() bool { return tcp.packets() > 0 })
 	time.Sleep(300 * time.Millisecond) // nothing may arrive over UDP in this window
 	if n := udp.packets(); n != 0 {
 		t.Errorf("%d packets over silent UDP", n)
@@ -391,7 +392,7 @@ func TestManyReadersShareStream(t *testing.T) {
 		}
 		rs = append(rs, mustPlay(t, s.URL(1, false), tr))
 	}
-	waitFor(t, 3*time.Second, "10 frames at every reader", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "10 frames at every reader", func() bool {
 		for _, r := range rs {
 			if aus, _, _ := r.snapshot(); len(aus) < 10 {
 				return false

@@ -20,9 +20,7 @@ func setText(sel, text string) chromedp.Action[chromedp.Void] {
 }
 
 func TestCSVImportShowsRowErrors(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/admin/cameras")
+	ctx := adminTab(t, "/admin/cameras")
 	waitFor(t, ctx, "the camera list", `document.querySelector('tr[data-camera-id="cam-01"]') !== null`, 15*time.Second)
 	// Row 3 has a bad id, row 4 an unknown department: nothing is imported.
 	bad := "id,name,department,mainUrl,enabled\n" +
@@ -75,9 +73,7 @@ func TestCSVImportShowsRowErrors(t *testing.T) {
 }
 
 func TestDepartmentsAdmin(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/admin/departments")
+	ctx := adminTab(t, "/admin/departments")
 	waitFor(t, ctx, "the departments", `document.querySelectorAll('[data-testid=admin-departments] tr[data-department-id]').length >= 4`, 15*time.Second)
 	do(t, ctx, "add a department",
 		chromedp.Click(chromedp.CSS(`[data-testid=department-add]`)),

@@ -37,9 +37,7 @@ func TestCSVImportFromFile(t *testing.T) {
 	})
 	before := countCameras(t, e2e.admin, "")
 
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/admin/cameras")
+	ctx := adminTab(t, "/admin/cameras")
 	waitFor(t, ctx, "the camera list", `document.querySelector('tr[data-camera-id="cam-01"]') !== null`, 15*time.Second)
 	do(t, ctx, "choose the bad file",
 		chromedp.Click(chromedp.CSS(`[data-testid=camera-import]`)),

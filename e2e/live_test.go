@@ -88,8 +88,7 @@ func TestLoginAndBack(t *testing.T) {
 }
 
 func TestWallNineTiles(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 9})
 	waitFor(t, ctx, "9 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 9`, 60*time.Second)
 	got := framesAdvance(t, ctx, tileVideos, 9, 25, 30*time.Second)
@@ -106,8 +105,7 @@ func TestWallNineTiles(t *testing.T) {
 }
 
 func TestDepartmentFilter(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 16})
 	waitFor(t, ctx, "16 tiles", `document.querySelectorAll('[data-testid=tile]').length === 16`, 30*time.Second)
 	want := countCameras(t, e2e.admin, "police")
@@ -128,8 +126,7 @@ func TestDepartmentFilter(t *testing.T) {
 }
 
 func TestDoubleClickOpensMainStream(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 4})
 	waitFor(t, ctx, "4 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 4`, 60*time.Second)
 	id := eval[string](t, ctx, `document.querySelector('[data-testid=tile]').dataset.cameraId`)
@@ -152,9 +149,7 @@ func TestDoubleClickOpensMainStream(t *testing.T) {
 }
 
 func TestAdminAddsCamera(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/admin/cameras")
+	ctx := adminTab(t, "/admin/cameras")
 	waitFor(t, ctx, "the camera list", `document.querySelector('[data-testid=admin-cameras] tr[data-camera-id="cam-01"]') !== null`, 15*time.Second)
 	shot(t, ctx, "06-admin-cameras")
 	do(t, ctx, "fill the camera form",
@@ -256,8 +251,7 @@ func TestChineseLabels(t *testing.T) {
 // Sixteen tiles keep playing for 30 s, every tile's frames advancing in
 // every 5 s window.
 func TestSixteenTilesKeepPlaying(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 16, Selected: fleetIDs()})
 	waitFor(t, ctx, "16 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 16`, 90*time.Second)
 	framesAdvance(t, ctx, tileVideos, 16, 10, 30*time.Second)
@@ -292,8 +286,7 @@ func TestSixteenTilesKeepPlaying(t *testing.T) {
 // When the cameras drop their connections (a network cut on the camera
 // side), the tiles come back by themselves.
 func TestTilesRecoverAfterCameraDrop(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 4, Selected: fleetIDs()[:4]})
 	waitFor(t, ctx, "4 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 4`, 60*time.Second)
 	framesAdvance(t, ctx, tileVideos, 4, 10, 20*time.Second)
@@ -317,8 +310,7 @@ func TestLeavingTheWallEndsSessions(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond) // polling interval
 	}
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 4, Selected: ids})
 	waitFor(t, ctx, "4 playing tiles", `document.querySelectorAll('`+playingTiles+`').length === 4`, 60*time.Second)
 	if n := viewers(t, ids); n < 4 {
@@ -364,8 +356,7 @@ func viewers(t *testing.T, ids []string) int {
 // The camera picker puts the ticked cameras on the wall, in the order
 // ticked; search narrows by name or address.
 func TestPickerAndSearch(t *testing.T) {
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
+	ctx := adminTab(t, "")
 	openWall(t, ctx, wallState{Layout: 4})
 	waitFor(t, ctx, "4 tiles", `document.querySelectorAll('[data-testid=tile]').length === 4`, 20*time.Second)
 	do(t, ctx, "pick two cameras",

@@ -429,6 +429,27 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// adminTab opens a new tab, logs in as admin and, unless route is "", opens
+// that hash route of the app.
+func adminTab(t *testing.T, route string) context.Context {
+	t.Helper()
+	ctx := tab(t, false)
+	logIn(t, ctx, "admin", adminPassword)
+	if route != "" {
+		open(t, ctx, route)
+	}
+	return ctx
+}
+
+// playbackTab opens a tab as admin on the playback page of one camera at a
+// moment, and waits until its video shows a picture.
+func playbackTab(t *testing.T, camera string, at time.Time) context.Context {
+	t.Helper()
+	ctx := adminTab(t, "/playback?camera="+camera+"&t="+rfc(at))
+	waitVideoReady(t, ctx)
+	return ctx
+}
+
 // open navigates to a hash route of the app.
 func open(t *testing.T, ctx context.Context, route string) {
 	t.Helper()

@@ -120,10 +120,7 @@ func exportAndIncident(t *testing.T, ctx context.Context, id string, from, to ti
 // Shift+drag on the timeline selects a range; export and incident use it.
 func TestPlaybackShiftDragSelection(t *testing.T) {
 	_, e := recordedSpan(t, "cam-01", 20*time.Second)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/playback?camera=cam-01&t="+rfc(e.Add(-18*time.Second)))
-	waitVideoReady(t, ctx)
+	ctx := playbackTab(t, "cam-01", e.Add(-18*time.Second))
 	do(t, ctx, "zoom to a minute", chromedp.Click(chromedp.CSS(`[data-testid=zoom-min1]`)))
 	waitFor(t, ctx, "the span in the minute view", `document.querySelectorAll('[data-testid=timeline-span]').length > 0`, 10*time.Second)
 	srcBefore := eval[string](t, ctx, `document.querySelector('`+pbVideo+`').src`)
@@ -152,10 +149,7 @@ func TestPlaybackShiftDragSelection(t *testing.T) {
 // Mark start and Mark end take the video's current moment.
 func TestPlaybackMarkButtons(t *testing.T) {
 	_, e := recordedSpan(t, "cam-02", 20*time.Second)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/playback?camera=cam-02&t="+rfc(e.Add(-18*time.Second)))
-	waitVideoReady(t, ctx)
+	ctx := playbackTab(t, "cam-02", e.Add(-18*time.Second))
 	t1 := readout(t, ctx)
 	do(t, ctx, "mark start", chromedp.Click(chromedp.CSS(`[data-testid=pb-mark-in]`)))
 	if from, _ := selection(t, ctx); !near(from, t1, 50*time.Millisecond) {
@@ -203,10 +197,7 @@ func TestPlaybackSideBySide(t *testing.T) {
 	if e3.Before(end) {
 		end = e3
 	}
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/playback?camera=cam-01&t="+rfc(end.Add(-10*time.Second)))
-	waitVideoReady(t, ctx)
+	ctx := playbackTab(t, "cam-01", end.Add(-10*time.Second))
 	do(t, ctx, "add cam-03",
 		chromedp.SetValue(chromedp.CSS(`[data-testid=pb-camera-select]`), "cam-03"),
 		chromedp.Click(chromedp.CSS(`[data-testid=pb-camera-add]`)))
@@ -272,10 +263,7 @@ func TestPlaybackSideBySide(t *testing.T) {
 // Speeds from 0.5× to 8×, and the frame step.
 func TestPlaybackSpeedsAndStep(t *testing.T) {
 	_, e := recordedSpan(t, "cam-02", 40*time.Second)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/playback?camera=cam-02&t="+rfc(e.Add(-38*time.Second)))
-	waitVideoReady(t, ctx)
+	ctx := playbackTab(t, "cam-02", e.Add(-38*time.Second))
 	if got := eval[[]string](t, ctx, `[...document.querySelectorAll('[data-testid=pb-speed] option')].map((o) => o.value)`); fmt.Sprint(got) != "[0.5 1 2 4 8]" {
 		t.Errorf("speeds offered: %v", got)
 	}

@@ -86,10 +86,7 @@ func near(a, b time.Time, tol time.Duration) bool {
 func TestPlaybackSeek(t *testing.T) {
 	s, e := recordedSpan(t, "cam-01", 14*time.Second)
 	target := e.Add(-10 * time.Second).Truncate(time.Millisecond)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/playback?camera=cam-01&t="+rfc(target))
-	waitVideoReady(t, ctx)
+	ctx := playbackTab(t, "cam-01", target)
 	if got := srcStart(t, ctx); !got.Equal(target) {
 		t.Errorf("playback asked from %s, want %s", got, target)
 	}
@@ -295,9 +292,7 @@ func checkMP4(t *testing.T, clip []byte) time.Duration {
 func TestExportDownloadsMP4(t *testing.T) {
 	_, e := recordedSpan(t, "cam-01", 14*time.Second)
 	from, to := e.Add(-12*time.Second).Truncate(time.Second), e.Add(-4*time.Second).Truncate(time.Second)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, fmt.Sprintf("/playback?camera=cam-01&t=%s&start=%s&end=%s", rfc(from), rfc(from), rfc(to)))
+	ctx := adminTab(t, fmt.Sprintf("/playback?camera=cam-01&t=%s&start=%s&end=%s", rfc(from), rfc(from), rfc(to)))
 	waitVideoReady(t, ctx)
 	waitFor(t, ctx, "the selection", `!document.querySelector('[data-testid=timeline-selection]').hidden && !document.querySelector('[data-testid=pb-export]').disabled`, 10*time.Second)
 	shot(t, ctx, "18-playback-selection")
@@ -315,9 +310,7 @@ func TestIncidentOnTimelineAndList(t *testing.T) {
 	_, e := recordedSpan(t, "cam-01", 14*time.Second)
 	from, to := e.Add(-10*time.Second).Truncate(time.Second), e.Add(-5*time.Second).Truncate(time.Second)
 	title := fmt.Sprintf("E2E incident %d", time.Now().UnixNano()%100000)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, fmt.Sprintf("/playback?camera=cam-01,cam-02&t=%s&start=%s&end=%s", rfc(from), rfc(from), rfc(to)))
+	ctx := adminTab(t, fmt.Sprintf("/playback?camera=cam-01,cam-02&t=%s&start=%s&end=%s", rfc(from), rfc(from), rfc(to)))
 	waitFor(t, ctx, "two cameras side by side", `document.querySelectorAll('[data-testid=pb-cell]').length === 2 && document.querySelectorAll('[data-testid=timeline] .tl-track[data-camera-id]').length === 2`, 15*time.Second)
 	do(t, ctx, "create an incident",
 		chromedp.Click(chromedp.CSS(`[data-testid=pb-incident]`)),
@@ -342,9 +335,7 @@ func TestIncidentOnTimelineAndList(t *testing.T) {
 func TestAuditListsPlaybackAndExport(t *testing.T) {
 	_, e := recordedSpan(t, "cam-02", 10*time.Second)
 	from, to := e.Add(-8*time.Second).Truncate(time.Second), e.Add(-3*time.Second).Truncate(time.Second)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, fmt.Sprintf("/playback?camera=cam-02&t=%s&start=%s&end=%s", rfc(from), rfc(from), rfc(to)))
+	ctx := adminTab(t, fmt.Sprintf("/playback?camera=cam-02&t=%s&start=%s&end=%s", rfc(from), rfc(from), rfc(to)))
 	waitVideoReady(t, ctx)
 	checkMP4(t, download(t, ctx))
 	open(t, ctx, "/audit?camera=cam-02")
@@ -391,9 +382,7 @@ func TestAvailabilityReport(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond) // polling interval
 	}
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/reports")
+	ctx := adminTab(t, "/reports")
 	ids, _ := json.Marshal(fleetIDs())
 	waitFor(t, ctx, "every camsim camera in the report", fmt.Sprintf(`(() => {
 	  const ids = %s;
@@ -425,10 +414,7 @@ func TestAvailabilityReport(t *testing.T) {
 func TestPlaybackLiveEdge(t *testing.T) {
 	recordedSpan(t, "cam-01", 6*time.Second)
 	target := time.Now().Add(-3 * time.Second).Truncate(time.Millisecond)
-	ctx := tab(t, false)
-	logIn(t, ctx, "admin", adminPassword)
-	open(t, ctx, "/playback?camera=cam-01&t="+rfc(target))
-	waitVideoReady(t, ctx)
+	ctx := playbackTab(t, "cam-01", target)
 	// a day-wide view: the cursor moving does not pan it, so nothing else
 	// refreshes the spans while the clip plays
 	do(t, ctx, "zoom to a day", chromedp.Click(chromedp.CSS(`[data-testid=zoom-day]`)))

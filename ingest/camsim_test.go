@@ -8,23 +8,10 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 	"go.uber.org/goleak"
 )
-
-func startCamsim(t *testing.T, o camsim.Options) *camsim.Server {
-	t.Helper()
-	if o.Addr == "" {
-		o.Addr = "127.0.0.1:0"
-	}
-	s, err := camsim.New(o)
-	if err != nil {
-		t.Fatalf("camsim: %v", err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatalf("camsim start: %v", err)
-	}
-	return s
-}
 
 // TestCamsimIngest pulls camsim's cameras over each transport and checks the status.
 func TestCamsimIngest(t *testing.T) {
@@ -41,7 +28,7 @@ func TestCamsimIngest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t)
-			sim := startCamsim(t, camsim.Options{Count: 1, Codec: tc.codec, Audio: tc.audio})
+			sim := simcam.Start(t, camsim.Options{Count: 1, Codec: tc.codec, Audio: tc.audio})
 			defer sim.Close()
 			m := NewFleet(fastOptions(t))
 			cam := Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: tc.transport, Enabled: true}
@@ -94,7 +81,7 @@ func TestCamsimIngest(t *testing.T) {
 			if tc.audio && audio == 0 {
 				t.Error("no audio units")
 			}
-			waitFor(t, 10*time.Second, "fps about 25", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "fps about 25", func() bool {
 				st, _ := m.Status("cam1")
 				return st.Video != nil && st.Video.FPS >= 23 && st.Video.FPS <= 27
 			})
@@ -117,7 +104,7 @@ func TestCamsimIngest(t *testing.T) {
 				t.Errorf("audio %+v", st.Audio)
 			}
 			if cam.SubURL != "" {
-				waitFor(t, 5*time.Second, "sub online", func() bool {
+				testkit.WaitFor(t, 5*time.Second, "sub online", func() bool {
 					st, _ := m.Status("cam1")
 					return st.Sub != nil && st.Sub.State == StateOnline && st.Sub.Video != nil
 				})
@@ -137,7 +124,7 @@ func TestCamsimIngest(t *testing.T) {
 // the viewer's subscription continues and PTS keeps increasing.
 func TestCamsimRestart(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	sim := startCamsim(t, camsim.Options{Count: 1})
+	sim := simcam.Start(t, camsim.Options{Count: 1})
 	addr := sim.Addr()
 	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
@@ -156,8 +143,8 @@ func TestCamsimRestart(t *testing.T) {
 		last = u.PTS
 	}
 	sim.Close()
-	waitFor(t, 10*time.Second, "offline", func() bool { st, _ := m.Status("cam1"); return st.State == StateOffline })
-	sim2 := startCamsim(t, camsim.Options{Count: 1, Addr: addr})
+	testkit.WaitFor(t, 10*time.Second, "offline", func() bool { st, _ := m.Status("cam1"); return st.State == StateOffline })
+	sim2 := simcam.Start(t, camsim.Options{Count: 1, Addr: addr})
 	defer sim2.Close()
 	after := 0
 	for after < 30 {
@@ -184,7 +171,7 @@ func TestCamsimRestart(t *testing.T) {
 
 func TestCamsimFaults(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	sim := startCamsim(t, camsim.Options{Count: 2, Username: "admin", Password: "s3cret"})
+	sim := simcam.Start(t, camsim.Options{Count: 2, Username: "admin", Password: "s3cret"})
 	defer sim.Close()
 	withAuth := func(u, pass string) string { return strings.Replace(u, "rtsp://", "rtsp://admin:"+pass+"@", 1) }
 	m := NewFleet(fastOptions(t))
@@ -193,7 +180,7 @@ func TestCamsimFaults(t *testing.T) {
 	stop := runManager(t, m)
 	defer stop()
 
-	waitFor(t, 10*time.Second, "auth failure", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "auth failure", func() bool {
 		st, _ := m.Status("wrongpw")
 		return errors.Is(st.Err, ErrUnauthorized) && st.Reconnects >= 1
 	})
@@ -201,24 +188,24 @@ func TestCamsimFaults(t *testing.T) {
 	if !strings.Contains(st.LastError, "password") || strings.Contains(st.LastError, "guess") {
 		t.Errorf("lastError %q", st.LastError)
 	}
-	waitFor(t, 10*time.Second, "online", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+	testkit.WaitFor(t, 10*time.Second, "online", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
 
 	sim.SetStall(true)
-	waitFor(t, 10*time.Second, "stall", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "stall", func() bool {
 		st, _ := m.Status("good")
 		return st.State == StateOffline && errors.Is(st.Err, ErrStalled)
 	})
 	sim.SetStall(false)
-	waitFor(t, 10*time.Second, "online after stall", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+	testkit.WaitFor(t, 10*time.Second, "online after stall", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
 
 	sim.SetWithholdKeyframes(true)
 	sim.DropConnections()
-	waitFor(t, 10*time.Second, "no keyframe", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "no keyframe", func() bool {
 		st, _ := m.Status("good")
 		return errors.Is(st.Err, ErrNoKeyframe)
 	})
 	sim.SetWithholdKeyframes(false)
-	waitFor(t, 10*time.Second, "online after keyframes", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+	testkit.WaitFor(t, 10*time.Second, "online after keyframes", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
 	stop()
 	m.Remove("good")
 	m.Remove("wrongpw")
@@ -229,16 +216,16 @@ func TestCamsimFaults(t *testing.T) {
 // 3 s without UDP packets), and fails with transport udp.
 func TestCamsimAutoFallsBackToTCP(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	sim := startCamsim(t, camsim.Options{Count: 1, SilentUDP: true})
+	sim := simcam.Start(t, camsim.Options{Count: 1, SilentUDP: true})
 	defer sim.Close()
 	m := NewFleet(fastOptions(t))
 	m.Set(Camera{ID: "auto", MainURL: sim.URL(1, false), Transport: "auto", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
-	waitFor(t, 15*time.Second, "auto online over TCP", func() bool { st, _ := m.Status("auto"); return st.State == StateOnline })
+	testkit.WaitFor(t, 15*time.Second, "auto online over TCP", func() bool { st, _ := m.Status("auto"); return st.State == StateOnline })
 	// one UDP reader at a time (see TestCamsimIngest about gortsplib's server)
 	m.Set(Camera{ID: "udp", MainURL: sim.URL(1, false), Transport: "udp", Enabled: true})
-	waitFor(t, 15*time.Second, "udp fails", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "udp fails", func() bool {
 		st, _ := m.Status("udp")
 		return st.State == StateOffline && st.Reconnects >= 1
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // fakeClient is an rtspClient without a network: the test calls the packet
@@ -96,7 +97,7 @@ func TestDecodeWithoutNetwork(t *testing.T) {
 	fc := newFakeClient(desc)
 	stream := NewStream("fake/main")
 	p := newPuller(pullerConfig{camera: "fake", kind: Main, url: "rtsp://u:p@cam/x", stream: stream,
-		log: testLog(t), stall: time.Hour, readTimeout: time.Second,
+		log: testkit.Log(t), stall: time.Hour, readTimeout: time.Second,
 		dial: func(*base.URL, string, time.Duration, *slog.Logger) (rtspClient, error) { return fc, nil }})
 	sub := stream.Subscribe(SubscribeOptions{})
 	defer sub.Close()
@@ -104,7 +105,7 @@ func TestDecodeWithoutNetwork(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := p.session(ctx); done <- err }()
-	waitFor(t, 5*time.Second, "callbacks", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "callbacks", func() bool {
 		fc.mu.Lock()
 		defer fc.mu.Unlock()
 		return len(fc.cbs) == 2

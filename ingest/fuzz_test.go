@@ -7,6 +7,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // splitNALUs cuts fuzz input into NAL units at every 0x00 0x00 0x01.
@@ -149,7 +150,7 @@ func FuzzDecodePacket(f *testing.F) {
 		fc := newFakeClient(desc)
 		stream := NewStream("fuzz")
 		sub := stream.Subscribe(SubscribeOptions{})
-		p := newPuller(pullerConfig{stream: stream, log: testLog(t), url: "rtsp://x/y"})
+		p := newPuller(pullerConfig{stream: stream, log: testkit.Log(t), url: "rtsp://x/y"})
 		w := &sessionWriter{p: p, c: fc, readers: readers}
 		// a valid keyframe first, so that the fuzzed packet meets a published session
 		key := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, Marker: true}, Payload: append([]byte{0x65}, 1, 2, 3)}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -318,7 +319,7 @@ func TestHostileServers(t *testing.T) {
 			m.Set(Camera{ID: "evil", MainURL: h.url(), Transport: "tcp", Enabled: true})
 			stop := runManager(t, m)
 			defer stop()
-			waitFor(t, 15*time.Second, "two retries", func() bool {
+			testkit.WaitFor(t, 15*time.Second, "two retries", func() bool {
 				st, _ := m.Status("evil")
 				return st.Reconnects >= 2 && st.State == StateOffline
 			})
@@ -351,7 +352,7 @@ func TestConnectionRefused(t *testing.T) {
 	m.Set(Camera{ID: "off", MainURL: "rtsp://u:pw@" + addr + "/x", Transport: "auto", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
-	waitFor(t, 5*time.Second, "refused", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "refused", func() bool {
 		st, _ := m.Status("off")
 		return errors.Is(st.Err, ErrRefused) && st.Reconnects >= 1
 	})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 var (
@@ -208,7 +210,7 @@ func TestHubSlowSubscribers(t *testing.T) {
 		t.Error("stalled subscriber dropped nothing")
 	}
 	// let the fast reader finish, then close the stream to end the slow one
-	waitFor(t, 10*time.Second, "fast subscriber done", func() bool { return !pending(fast) })
+	testkit.WaitFor(t, 10*time.Second, "fast subscriber done", func() bool { return !pending(fast) })
 	s.Close()
 	wg.Wait()
 	if fastErr != nil {

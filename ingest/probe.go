@@ -1,11 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
 )
 
 // ProbeResult is what a camera stream offers.
@@ -34,10 +38,16 @@ func probe(ctx context.Context, rawURL, transport string, dial dialFunc) (ProbeR
 	}
 	readTimeout := min(timeout, 10*time.Second)
 	var fromSDP *ProbeResult
+	var client rtspClient
+	keep := func(u *base.URL, transport string, readTimeout time.Duration, log *slog.Logger) (rtspClient, error) {
+		c, err := dial(u, transport, readTimeout, log)
+		client = c
+		return c, err
+	}
 	p := newPuller(pullerConfig{
 		camera: "probe", kind: Main, url: rawURL, transport: transport,
 		stream: NewStream("probe"), log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		dial: dial, stall: timeout, readTimeout: readTimeout,
+		dial: keep, stall: timeout, readTimeout: readTimeout,
 		onOnline: cancel,
 		onDescribe: func(readers []*trackReader) bool {
 			v := readers[0]
@@ -63,8 +73,28 @@ func probe(ctx context.Context, rawURL, transport string, dial dialFunc) (ProbeR
 	if video != nil {
 		return ProbeResult{Video: video, Audio: audio}, nil
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return ProbeResult{}, &PullError{Kind: ErrTimeout, Msg: "the camera sent no usable video before the test timed out"}
+	answered := true
+	if fb, ok := client.(interface{ firstBytes() []byte }); ok {
+		answered = bytes.HasPrefix(fb.firstBytes(), []byte("RTSP/"))
 	}
-	return ProbeResult{}, classify(err, hostOf(rawURL))
+	pe := classify(err, hostOf(rawURL))
+	if errors.Is(err, context.DeadlineExceeded) {
+		pe = &PullError{Kind: ErrTimeout, Msg: "the camera sent no usable video before the test timed out"}
+	}
+	return ProbeResult{}, probeVerdict(pe, answered, hostOf(rawURL))
+}
+
+// probeVerdict keeps what a test of a camera says about an RTSP server
+// (wrong password, no such stream, codec, no video) but says nothing more
+// than "not reachable" about anything else: "test connection" reaches any
+// host and port its caller names, and must not become a port scanner that
+// tells a refused port from a silent one or echoes another service's banner.
+func probeVerdict(pe *PullError, answered bool, host string) *PullError {
+	switch {
+	case errors.Is(pe, ErrRefused), errors.Is(pe, ErrUnreachable), errors.Is(pe, ErrClosedByCamera),
+		!answered && (errors.Is(pe, ErrTimeout) || errors.Is(pe, ErrBadReply)):
+		return &PullError{Kind: ErrUnreachable, Msg: fmt.Sprintf("no RTSP camera answered at %s: wrong address or port, "+
+			"the camera is off, or a firewall drops the traffic", host)}
+	}
+	return pe
 }

@@ -4,37 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// testLog returns a logger writing into the test's log.
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
 
 // runManager starts m.Run and returns a stop function that ends it and waits.
 func runManager(t *testing.T, m *Fleet) (stop func()) {
@@ -64,7 +41,7 @@ func runManager(t *testing.T, m *Fleet) (stop func()) {
 
 func fastOptions(t *testing.T) FleetOptions {
 	return FleetOptions{
-		Log: testLog(t), StallTimeout: 2500 * time.Millisecond, ReadTimeout: 2 * time.Second,
+		Log: testkit.Log(t), StallTimeout: 2500 * time.Millisecond, ReadTimeout: 2 * time.Second,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StableAfter: time.Second,
 	}
 }
@@ -125,7 +102,7 @@ func TestIngestFromServer(t *testing.T) {
 			if tc.audio && audio == 0 {
 				t.Error("no audio unit")
 			}
-			waitFor(t, 8*time.Second, "fps measured", func() bool {
+			testkit.WaitFor(t, 8*time.Second, "fps measured", func() bool {
 				st, _ := m.Status("cam1")
 				return st.Video != nil && st.Video.FPS >= 23 && st.Video.FPS <= 27
 			})
@@ -169,7 +146,7 @@ func TestReconnectKeepsSubscription(t *testing.T) {
 	firstMedia := u.Media
 	lastPTS := u.PTS
 	srv.Close()
-	waitFor(t, 5*time.Second, "offline", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "offline", func() bool {
 		st, _ := m.Status("cam1")
 		return st.State == StateOffline
 	})
@@ -216,9 +193,9 @@ func TestStallDetection(t *testing.T) {
 	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
-	waitFor(t, 5*time.Second, "online", func() bool { st, _ := m.Status("cam1"); return st.State == StateOnline })
+	testkit.WaitFor(t, 5*time.Second, "online", func() bool { st, _ := m.Status("cam1"); return st.State == StateOnline })
 	srv.stall.Store(true)
-	waitFor(t, 5*time.Second, "stall detected", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "stall detected", func() bool {
 		st, _ := m.Status("cam1")
 		return st.State == StateOffline && errors.Is(st.Err, ErrStalled)
 	})
@@ -227,7 +204,7 @@ func TestStallDetection(t *testing.T) {
 		t.Errorf("lastError %q", st.LastError)
 	}
 	srv.stall.Store(false)
-	waitFor(t, 5*time.Second, "online again", func() bool { st, _ := m.Status("cam1"); return st.State == StateOnline })
+	testkit.WaitFor(t, 5*time.Second, "online again", func() bool { st, _ := m.Status("cam1"); return st.State == StateOnline })
 	st, _ = m.Status("cam1")
 	if st.Reconnects < 1 {
 		t.Errorf("reconnects = %d", st.Reconnects)
@@ -247,7 +224,7 @@ func TestAuthAndNotFound(t *testing.T) {
 	m.Set(Camera{ID: "missing", MainURL: srv.url("missing"), Transport: "tcp", Enabled: true})
 	stop := runManager(t, m)
 	defer stop()
-	waitFor(t, 5*time.Second, "auth failure retried", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "auth failure retried", func() bool {
 		st, _ := m.Status("bad")
 		return st.State == StateOffline && st.Reconnects >= 2
 	})
@@ -258,8 +235,8 @@ func TestAuthAndNotFound(t *testing.T) {
 	if strings.Contains(st.LastError, "wrongpass") {
 		t.Errorf("lastError shows the password: %q", st.LastError)
 	}
-	waitFor(t, 5*time.Second, "good online", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
-	waitFor(t, 5*time.Second, "not found", func() bool { st, _ := m.Status("missing"); return errors.Is(st.Err, ErrNotFound) })
+	testkit.WaitFor(t, 5*time.Second, "good online", func() bool { st, _ := m.Status("good"); return st.State == StateOnline })
+	testkit.WaitFor(t, 5*time.Second, "not found", func() bool { st, _ := m.Status("missing"); return errors.Is(st.Err, ErrNotFound) })
 	st, _ = m.Status("missing")
 	if !strings.Contains(st.LastError, "404") {
 		t.Errorf("lastError %q", st.LastError)
@@ -314,7 +291,7 @@ func TestManagerSetDisableChangeURL(t *testing.T) {
 	if main == nil || m.Stream("cam1", Sub) == nil || m.Stream("nope", Main) != nil {
 		t.Fatal("Stream lookup")
 	}
-	waitFor(t, 5*time.Second, "online", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "online", func() bool {
 		st, _ := m.Status("cam1")
 		return st.State == StateOnline && st.Sub != nil && st.Sub.State == StateOnline
 	})
@@ -333,7 +310,7 @@ func TestManagerSetDisableChangeURL(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	waitFor(t, 5*time.Second, "online on the new server", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "online on the new server", func() bool {
 		st, _ := m.Status("cam1")
 		return st.State == StateOnline
 	})
@@ -349,7 +326,7 @@ func TestManagerSetDisableChangeURL(t *testing.T) {
 	}
 	cam.Enabled = true
 	m.Set(cam)
-	waitFor(t, 5*time.Second, "online after enabling", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "online after enabling", func() bool {
 		st, _ := m.Status("cam1")
 		return st.State == StateOnline
 	})

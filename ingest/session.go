@@ -183,7 +183,9 @@ func notRTSP(first []byte) *PullError {
 		bytes.HasPrefix([]byte("RTSP/"), first) {
 		return nil
 	}
-	return &PullError{Kind: ErrBadReply, Msg: fmt.Sprintf("the camera's answer is not RTSP (it begins with %q): is this the RTSP port?", printable(first))}
+	// The answer itself is not quoted: whatever service answers at an address
+	// an admin typed is none of the status page's business.
+	return &PullError{Kind: ErrBadReply, Msg: "the camera's answer is not RTSP: is this the RTSP port?"}
 }
 
 func printable(b []byte) string {

@@ -32,6 +32,9 @@ type FieldError struct {
 	Row     int    `json:"row,omitempty"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Taken marks an id that another camera has already: the HTTP layer
+	// words it for callers who may not see that camera.
+	Taken bool `json:"-"`
 }
 
 func (e FieldError) String() string {
@@ -212,11 +215,14 @@ func redactURL(raw string) string {
 	return s[:i+3] + user + ":" + RedactedPasswd + "@" + s[i+3:]
 }
 
-// keepPassword returns newURL with a *** password replaced by the password
-// of oldURL, so that an edited camera whose URL was shown redacted keeps its
-// stored password. ok is false when newURL holds *** but oldURL has no
-// password to keep.
-func keepPassword(newURL, oldURL string) (string, bool) {
+// KeepPassword returns newURL with a *** password replaced by the password
+// of the first stored URL that names the same endpoint: the same scheme,
+// host, port (554 and 322 when absent) and user. An edited camera whose URL
+// was shown redacted keeps its stored password, but a stored password is
+// never sent to another host, port, user or over another scheme (an admin
+// could otherwise aim *** at a host of their own and read the password
+// there). ok is false when newURL holds *** and no stored URL matches.
+func KeepPassword(newURL string, stored ...string) (_ string, ok bool) {
 	u, err := url.Parse(newURL)
 	if err != nil || u.User == nil {
 		return newURL, true
@@ -224,16 +230,40 @@ func keepPassword(newURL, oldURL string) (string, bool) {
 	if p, ok := u.User.Password(); !ok || p != RedactedPasswd {
 		return newURL, true
 	}
-	o, err := url.Parse(oldURL)
-	if err != nil || o.User == nil {
-		return newURL, false
+	for _, s := range stored {
+		o, err := url.Parse(s)
+		if err != nil || o.User == nil {
+			continue
+		}
+		op, ok := o.User.Password()
+		if !ok || !sameEndpoint(u, o) {
+			continue
+		}
+		u.User = url.UserPassword(u.User.Username(), op)
+		return u.String(), true
 	}
-	op, ok := o.User.Password()
-	if !ok {
-		return newURL, false
+	return newURL, false
+}
+
+// sameEndpoint tells whether a and b reach the same service as the same user.
+func sameEndpoint(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "rtsps") {
+			return "322"
+		}
+		return "554"
 	}
-	u.User = url.UserPassword(u.User.Username(), op)
-	return u.String(), true
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		port(a) == port(b) && a.User.Username() == b.User.Username()
+}
+
+// errKeepPassword is the error of a *** that names no stored password.
+func errKeepPassword(field string) error {
+	return &ValidationError{Errors: []FieldError{{Field: field,
+		Message: "the password *** is kept only for the stored URL's scheme, host, port and user: enter the password"}}}
 }
 
 const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags`
@@ -271,6 +301,9 @@ func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list cameras: %w", err)
 		}
+		if c.MainURL, c.SubURL, err = r.openURLs(c.ID, c.MainURL, c.SubURL); err != nil {
+			return nil, err
+		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -281,20 +314,23 @@ func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
 
 // Camera returns one camera as stored (passwords included).
 func (r *Registry) Camera(ctx context.Context, id string) (ingest.Camera, error) {
-	return getCamera(ctx, r.db, id)
+	return r.getCamera(ctx, r.db, id)
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
+func (r *Registry) getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
 	c, err := scanCamera(q.QueryRowContext(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE id = ?`, id))
 	if notFound(err) {
 		return c, apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
 	}
 	if err != nil {
 		return c, fmt.Errorf("camera %q: %w", id, err)
+	}
+	if c.MainURL, c.SubURL, err = r.openURLs(c.ID, c.MainURL, c.SubURL); err != nil {
+		return ingest.Camera{}, err
 	}
 	return c, nil
 }
@@ -332,11 +368,15 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera
 	if err != nil {
 		return fmt.Errorf("camera %q: %w", c.ID, err)
 	}
+	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	if err != nil {
+		return err
+	}
 	now := r.now().UnixNano()
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		c.MainURL, c.SubURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -367,20 +407,18 @@ func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Ca
 func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, before ingest.Camera, err error) {
 	NormalizeCamera(&c)
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		old, err := getCamera(ctx, tx, c.ID)
+		old, err := r.getCamera(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
 		before = old
 		var ok bool
-		if c.MainURL, ok = keepPassword(c.MainURL, old.MainURL); !ok {
-			return &ValidationError{Errors: []FieldError{{Field: "mainUrl", Message: "the password *** can only be kept when one is stored: enter the password"}}}
+		if c.MainURL, ok = KeepPassword(c.MainURL, old.MainURL, old.SubURL); !ok {
+			return errKeepPassword("mainUrl")
 		}
-		if c.SubURL, ok = keepPassword(c.SubURL, old.SubURL); !ok {
-			// The sub-stream usually shares the main stream's credentials.
-			if c.SubURL, ok = keepPassword(c.SubURL, old.MainURL); !ok {
-				return &ValidationError{Errors: []FieldError{{Field: "subUrl", Message: "the password *** can only be kept when one is stored: enter the password"}}}
-			}
+		// The sub-stream usually shares the main stream's credentials.
+		if c.SubURL, ok = KeepPassword(c.SubURL, old.SubURL, old.MainURL); !ok {
+			return errKeepPassword("subUrl")
 		}
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
@@ -389,11 +427,15 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err != nil {
 			return fmt.Errorf("camera %q: %w", c.ID, err)
 		}
+		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE cameras SET name = ?, department = ?, lat = ?, lng = ?, address = ?,
 			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
 			WHERE id = ?`,
 			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-			c.MainURL, c.SubURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
+			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
 		if err != nil {
 			return fmt.Errorf("update camera %q: %w", c.ID, err)
 		}
@@ -407,7 +449,7 @@ func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, 
 	var c ingest.Camera
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if c, err = getCamera(ctx, tx, id); err != nil {
+		if c, err = r.getCamera(ctx, tx, id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM cameras WHERE id = ?`, id); err != nil {
@@ -455,7 +497,7 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 				return fmt.Errorf("import: %w", err)
 			}
 			if n > 0 {
-				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID)})
+				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID), Taken: true})
 			}
 		}
 		if len(errs) > 0 {

@@ -19,8 +19,18 @@ import (
 
 // Registry is the registry over one database.
 type Registry struct {
-	db  *sql.DB
-	now func() time.Time
+	db   *sql.DB
+	now  func() time.Time
+	seal *sealer // nil: camera passwords are stored as they are
+}
+
+// Options tune a registry.
+type Options struct {
+	// SecretKey (KeySize bytes, see LoadKey) encrypts the passwords inside
+	// the stored camera URLs; Open encrypts those stored in plain text. It
+	// defaults to none: passwords are stored as they are, and a registry
+	// without the key cannot read encrypted ones.
+	SecretKey []byte
 }
 
 var migrations = []string{
@@ -115,10 +125,25 @@ var migrations = []string{
 // Open runs the registry's migrations in db and returns the registry. The
 // four departments of the contract exist from the first start.
 func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
+	return OpenWith(ctx, db, Options{})
+}
+
+// OpenWith is Open with options. With a secret key it encrypts the camera
+// passwords stored in plain text, and fails when a stored one does not
+// decrypt with the key.
+func OpenWith(ctx context.Context, db *sql.DB, opts Options) (*Registry, error) {
+	seal, err := newSealer(opts.SecretKey)
+	if err != nil {
+		return nil, err
+	}
 	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return &Registry{db: db, now: time.Now}, nil
+	r := &Registry{db: db, now: time.Now, seal: seal}
+	if err := r.sealAll(ctx); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return r, nil
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,17 +11,12 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 func openTest(t testing.TB) *Registry {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	r, err := Open(context.Background(), db)
+	r, err := Open(context.Background(), testdb.Open(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,5 +588,57 @@ func BenchmarkCheckPassword(b *testing.B) {
 		if !checkPassword("correct-horse-1", h) {
 			b.Fatal("mismatch")
 		}
+	}
+}
+
+// TestKeepPasswordSameEndpoint: *** takes the stored password only for the
+// stored URL's scheme, host, port and user.
+func TestKeepPasswordSameEndpoint(t *testing.T) {
+	const stored = "rtsp://admin:s3cret@10.0.0.5/main"
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"rtsp://admin:***@10.0.0.5/other", "rtsp://admin:s3cret@10.0.0.5/other", true},
+		{"rtsp://admin:***@10.0.0.5:554/main", "rtsp://admin:s3cret@10.0.0.5:554/main", true},
+		{"RTSP://admin:***@10.0.0.5/main", "rtsp://admin:s3cret@10.0.0.5/main", true},
+		{"rtsp://admin:***@10.0.0.6/main", "", false},
+		{"rtsp://admin:***@10.0.0.5:8554/main", "", false},
+		{"rtsp://root:***@10.0.0.5/main", "", false},
+		{"rtsps://admin:***@10.0.0.5/main", "", false},
+		{"rtsp://admin:***@10.0.0.5.evil.example/main", "", false},
+		{"rtsp://admin:new@10.0.0.6/main", "rtsp://admin:new@10.0.0.6/main", true},
+		{"rtsp://10.0.0.6/main", "rtsp://10.0.0.6/main", true},
+	} {
+		got, ok := KeepPassword(tc.in, "rtsp://10.0.0.5/nopass", stored)
+		if ok != tc.ok || (ok && got != tc.want) || (!ok && strings.Contains(got, "s3cret")) {
+			t.Errorf("KeepPassword(%s) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestLastAdminOfEveryDepartment: an admin limited to departments manages no
+// users, so it does not count as the last admin: the only admin of every
+// department can be neither deleted, demoted nor limited.
+func TestLastAdminOfEveryDepartment(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t)
+	if _, err := r.EnsureAdmin(ctx, "admin-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateUser(ctx, User{Username: "police-admin", Role: RoleAdmin, Departments: []string{"police"}}, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r.DeleteUser(ctx, "admin"), http.StatusConflict)
+	_, err := r.UpdateUser(ctx, User{Username: "admin", Role: RoleOperator}, "")
+	wantStatus(t, err, http.StatusConflict)
+	_, err = r.UpdateUser(ctx, User{Username: "admin", Role: RoleAdmin, Departments: []string{"police"}}, "")
+	wantStatus(t, err, http.StatusConflict)
+	// With a second admin of every department, the first may go.
+	if _, err := r.CreateUser(ctx, User{Username: "admin2", Role: RoleAdmin}, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteUser(ctx, "admin"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -288,7 +288,7 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 		if err != nil {
 			return fmt.Errorf("update user %q: %w", u.Username, err)
 		}
-		if role == RoleAdmin && u.Role != RoleAdmin {
+		if role == RoleAdmin && (u.Role != RoleAdmin || len(u.Departments) > 0) {
 			if err := lastAdmin(ctx, tx, u.Username); err != nil {
 				return err
 			}
@@ -306,13 +306,16 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 	return u, err
 }
 
+// lastAdmin refuses to take away the last admin of every department: an
+// admin limited to departments manages no users, so without one nobody could.
 func lastAdmin(ctx context.Context, tx *sql.Tx, username string) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND username <> ?`, username).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND username <> ?
+		AND NOT EXISTS (SELECT 1 FROM user_departments d WHERE d.username = users.username)`, username).Scan(&n); err != nil {
 		return fmt.Errorf("count admins: %w", err)
 	}
 	if n == 0 {
-		return apierr.New(apierr.ErrConflict, "%q is the last admin", username)
+		return apierr.New(apierr.ErrConflict, "%q is the last admin of every department", username)
 	}
 	return nil
 }

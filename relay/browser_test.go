@@ -3,27 +3,20 @@ package relay
 import (
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // TestBrowserPlaysH264 plays a camera in headless Chromium through the WHEP
 // test page. It is skipped when Chromium is not installed, unless
 // VIGIL_REQUIRE_BROWSER=1 (CI) makes that a failure.
 func TestBrowserPlaysH264(t *testing.T) {
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_BROWSER") == "1" {
-			t.Fatalf("VIGIL_REQUIRE_BROWSER=1 but chromium is not installed: %v", err)
-		}
-		t.Skip("chromium is not installed (apt-get install -y chromium); set VIGIL_REQUIRE_BROWSER=1 to make this a failure")
-	}
+	path := testkit.Tool(t, "chromium", "VIGIL_REQUIRE_BROWSER")
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -33,7 +26,7 @@ func TestBrowserPlaysH264(t *testing.T) {
 	})
 	e := startEnv(t, Options{}, page)
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU)
-	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -68,7 +61,7 @@ func TestBrowserPlaysH264(t *testing.T) {
 		}
 		return v
 	}
-	waitFor(t, 15*time.Second, "the video to show a picture", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the video to show a picture", func() bool {
 		return eval(`document.getElementById("v").videoWidth`) > 0 && eval(`state.frames`) > 0
 	})
 	t.Logf("first frame painted %.0f ms after play() began; %vx%v",
@@ -79,7 +72,7 @@ func TestBrowserPlaysH264(t *testing.T) {
 	f0 := eval(`state.frames`)
 	q0 := eval(`document.getElementById("v").getVideoPlaybackQuality().totalVideoFrames`)
 	start := time.Now()
-	waitFor(t, 10*time.Second, "3 s of playback", func() bool { return time.Since(start) >= 3*time.Second })
+	testkit.WaitFor(t, 10*time.Second, "3 s of playback", func() bool { return time.Since(start) >= 3*time.Second })
 	f1 := eval(`state.frames`)
 	q1 := eval(`document.getElementById("v").getVideoPlaybackQuality().totalVideoFrames`)
 	secs := time.Since(start).Seconds()
@@ -93,5 +86,5 @@ func TestBrowserPlaysH264(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`pc.close()`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the session to end after the browser closed it", func() bool { return e.relay.Sessions() == 0 })
+	testkit.WaitFor(t, 20*time.Second, "the session to end after the browser closed it", func() bool { return e.relay.Sessions() == 0 })
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // simEnv is the real chain: camsim → RTSP puller (ingest.Fleet) → hub → relay → WHEP.
@@ -61,14 +62,14 @@ func TestCamsimThroughPullerToViewer(t *testing.T) {
 	e := startSimEnv(t, 1, camsim.CodecH264, true) // AAC audio: skipped, video still plays
 	c := newClient(t, "H264", true)
 	c.mustPlay(t, e.server.URL, "/whep/cam01?stream=sub")
-	waitFor(t, 10*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
+	testkit.WaitFor(t, 10*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
 	frames, _ := c.snapshot()
 	checkFirstH264(t, frames, 0)
 
 	// the camera's connection drops; the puller reconnects with the same parameters
 	n := c.frameCount()
 	e.sim.DropConnections()
-	waitFor(t, 10*time.Second, "frames after camsim dropped the connection", func() bool { return c.frameCount() >= n+50 })
+	testkit.WaitFor(t, 10*time.Second, "frames after camsim dropped the connection", func() bool { return c.frameCount() >= n+50 })
 	frames, errs := c.snapshot()
 	if len(errs) > 0 {
 		t.Fatalf("client errors: %v", errs)
@@ -89,13 +90,13 @@ func BenchmarkTimeToFirstFrame(b *testing.B) {
 	e := startSimEnv(b, 1, camsim.CodecH264, false)
 	warm := newClient(b, "H264", false) // the camera is connected and its GOP cached
 	warm.mustPlay(b, e.server.URL, "/whep/cam01")
-	waitFor(b, 10*time.Second, "the first viewer", func() bool { return warm.frameCount() > 0 })
+	testkit.WaitFor(b, 10*time.Second, "the first viewer", func() bool { return warm.frameCount() > 0 })
 	warm.close()
 	var lat []time.Duration
 	for b.Loop() {
 		c := newClient(b, "H264", false)
 		c.mustPlay(b, e.server.URL, "/whep/cam01")
-		waitFor(b, 10*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
+		testkit.WaitFor(b, 10*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
 		frames, _ := c.snapshot()
 		checkFirstH264(b, frames, 0)
 		lat = append(lat, frames[0].at.Sub(c.posted))

@@ -140,18 +140,6 @@ func (e *env) feed(t *testing.T, id, fixture, codec, audio string) *feeder {
 	return f
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // frame is one depacketized access unit received by a client.
 type frame struct {
 	nalus [][]byte

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // The CPU benchmark keeps the viewers out of the relay's process: it runs this
@@ -64,7 +65,7 @@ func TestLoadViewers(t *testing.T) {
 		}
 		clients = append(clients, c.pc)
 	}
-	waitFor(t, 120*time.Second, "every viewer connected", func() bool {
+	testkit.WaitFor(t, 120*time.Second, "every viewer connected", func() bool {
 		for _, pc := range clients {
 			if pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
 				return false
@@ -84,9 +85,7 @@ func TestLoadViewers(t *testing.T) {
 //
 //	go test -run '^$' -bench BenchmarkViewersCPU -benchtime 1x ./relay/
 func BenchmarkViewersCPU(b *testing.B) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		b.Skip("ffmpeg is needed to make the 2 Mbit/s clip")
-	}
+	testkit.Tool(b, "ffmpeg", "") // makes the 2 Mbit/s clip
 	clip := filepath.Join(b.TempDir(), "cam2m.h264")
 	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "10",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
@@ -161,7 +160,7 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	}
 	cpu0, wall0 := processCPU(), time.Now()
 	const window = 5 * time.Second
-	waitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
+	testkit.WaitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
 	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()

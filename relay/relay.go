@@ -49,8 +49,17 @@ type Options struct {
 	// browsers. It defaults to none.
 	ICEServers []ICEServer
 	// SessionTimeout ends a session whose ICE is not connected within it.
-	// It defaults to 30 seconds.
+	// It defaults to 15 seconds.
 	SessionTimeout time.Duration
+	// MaxSessions caps the sessions of the process, connected or not; an offer
+	// beyond it fails with ErrUnavailable (503). It defaults to 1000.
+	MaxSessions int
+	// MaxPending caps the sessions whose viewer has not connected yet (each
+	// holds a peer connection, about 10 goroutines and 200 KB, until it
+	// connects or SessionTimeout passes): offers that never connect cannot
+	// pile up. An offer beyond it fails with ErrUnavailable (503). It
+	// defaults to 256 (16 walls of 16 tiles reconnecting at once).
+	MaxPending int
 	// TrackWait is how long Offer waits for the first tracks of a camera that
 	// is not connected yet before it fails with ErrUnavailable.
 	// It defaults to 5 seconds.
@@ -86,6 +95,10 @@ type Relay struct {
 	udp      *udpConn    // the socket under the ICE UDP mux, while running
 	udpPort  int         // the port actually listened on
 	sessions map[string]*session
+	// reserved counts the sessions being negotiated or running (at most
+	// MaxSessions); pending those not connected yet (at most MaxPending).
+	reserved int
+	pending  int
 	packets  map[*ingest.Stream]*packetCache // of the streams being watched
 	stopping bool
 	ran      bool
@@ -124,7 +137,16 @@ func New(opts Options, src Source) (*Relay, error) {
 		return nil, fmt.Errorf("relay: negative session timeout %v", opts.SessionTimeout)
 	}
 	if opts.SessionTimeout == 0 {
-		opts.SessionTimeout = 30 * time.Second
+		opts.SessionTimeout = 15 * time.Second
+	}
+	if opts.MaxSessions < 0 || opts.MaxPending < 0 {
+		return nil, fmt.Errorf("relay: negative session cap (max sessions %d, max pending %d)", opts.MaxSessions, opts.MaxPending)
+	}
+	if opts.MaxSessions == 0 {
+		opts.MaxSessions = 1000
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = 256
 	}
 	if opts.TrackWait <= 0 {
 		opts.TrackWait = 5 * time.Second
@@ -361,14 +383,19 @@ func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKi
 	if err != nil {
 		return "", "", err
 	}
+	if err := r.reserve(); err != nil {
+		return "", "", err
+	}
 	s, answer, err := newSession(ctx, r, api, id, cameraID, st, media, plan, offerSDP)
 	if err != nil {
+		r.release(true)
 		return "", "", err
 	}
 	r.mu.Lock()
 	if r.stopping {
 		r.mu.Unlock()
 		s.closePeer()
+		r.release(true)
 		return "", "", apierr.New(apierr.ErrUnavailable, "the live relay is shutting down")
 	}
 	r.sessions[id] = s
@@ -380,8 +407,54 @@ func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKi
 		r.mu.Lock()
 		delete(r.sessions, id)
 		r.mu.Unlock()
+		r.release(!s.wasConnected())
 	}()
 	return id, answer, nil
+}
+
+// reserve takes a session slot and a pending one, or fails with
+// ErrUnavailable when either cap is reached.
+func (r *Relay) reserve() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reserved >= r.opts.MaxSessions {
+		return apierr.New(apierr.ErrUnavailable, "the live relay serves its maximum of %d sessions: try again later", r.opts.MaxSessions)
+	}
+	if r.pending >= r.opts.MaxPending {
+		return apierr.New(apierr.ErrUnavailable, "%d live sessions are waiting for their viewers to connect: try again in a few seconds", r.opts.MaxPending)
+	}
+	r.reserved++
+	r.pending++
+	return nil
+}
+
+// connectedSlot turns a pending slot into a connected one.
+func (r *Relay) connectedSlot() {
+	r.mu.Lock()
+	r.pending--
+	r.mu.Unlock()
+}
+
+// release gives back a session slot, and its pending slot when it never connected.
+func (r *Relay) release(pending bool) {
+	r.mu.Lock()
+	r.reserved--
+	if pending {
+		r.pending--
+	}
+	r.mu.Unlock()
+}
+
+// Pending returns the number of sessions whose viewer has not connected yet.
+func (r *Relay) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending
+}
+
+// Alive tells whether a session exists (connecting or playing).
+func (r *Relay) Alive(sessionID string) bool {
+	return r.session(sessionID) != nil
 }
 
 // waitMedia returns the stream's tracks, waiting up to wait for a camera that

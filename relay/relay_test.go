@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -70,11 +71,11 @@ func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	// let the GOP cache fill: the viewer must start from it, not wait for the next keyframe
-	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 20 })
+	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 20 })
 
 	c := newClient(t, "H264", false)
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 5*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
+	testkit.WaitFor(t, 5*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
 	frames, _ := c.snapshot()
 	first := frames[0].at.Sub(c.posted)
 	checkFirstH264(t, frames, 640)
@@ -82,7 +83,7 @@ func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 
 	start := time.Now()
 	n0 := c.frameCount()
-	waitFor(t, 5*time.Second, "2 s of frames", func() bool { return time.Since(start) >= 2*time.Second })
+	testkit.WaitFor(t, 5*time.Second, "2 s of frames", func() bool { return time.Since(start) >= 2*time.Second })
 	frames, errs := c.snapshot()
 	if len(errs) > 0 {
 		t.Fatalf("client errors: %v", errs)
@@ -118,7 +119,7 @@ func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU)
-	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 5 })
+	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 5 })
 	// with the relay and the camera running, every goroutine a session starts must end with it
 	running := goleak.IgnoreCurrent()
 
@@ -132,7 +133,7 @@ func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 		t.Fatalf("%d sessions, want %d", s, n)
 	}
 	for i, c := range clients {
-		waitFor(t, 10*time.Second, "frames for every viewer", func() bool { return c.frameCount() >= 30 && c.audioCount() > 0 })
+		testkit.WaitFor(t, 10*time.Second, "frames for every viewer", func() bool { return c.frameCount() >= 30 && c.audioCount() > 0 })
 		frames, errs := c.snapshot()
 		if len(errs) > 0 {
 			t.Fatalf("viewer %d: %v", i, errs)
@@ -164,7 +165,7 @@ func TestViewerResumesAfterSourceReconnects(t *testing.T) {
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	c := newClient(t, "H264", false)
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
+	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
 
 	f.setPaused(true)
 	before := f.stream.Media()
@@ -174,7 +175,7 @@ func TestViewerResumesAfterSourceReconnects(t *testing.T) {
 	}
 	n := c.frameCount()
 	f.setPaused(false)
-	waitFor(t, 5*time.Second, "frames after the reconnect", func() bool { return c.frameCount() >= n+25 })
+	testkit.WaitFor(t, 5*time.Second, "frames after the reconnect", func() bool { return c.frameCount() >= n+25 })
 	frames, errs := c.snapshot()
 	if len(errs) > 0 {
 		t.Fatalf("client errors: %v", errs)
@@ -188,10 +189,10 @@ func TestViewerResumesAfterSourceReconnects(t *testing.T) {
 func TestH265ToAClientThatOffersIt(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	f := e.feed(t, "cam5", "cam.h265", ingest.CodecH265, "")
-	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
 	c := newClient(t, "H265", false)
 	c.mustPlay(t, e.server.URL, "/whep/cam5")
-	waitFor(t, 5*time.Second, "H.265 frames", func() bool { return c.frameCount() >= 40 })
+	testkit.WaitFor(t, 5*time.Second, "H.265 frames", func() bool { return c.frameCount() >= 40 })
 	frames, errs := c.snapshot()
 	if len(errs) > 0 {
 		t.Fatalf("client errors: %v", errs)
@@ -232,7 +233,7 @@ func TestBadRequestsLeaveRunningViewerAlone(t *testing.T) {
 	e.src.set("cold", ingest.Main, ingest.NewStream("cold/main")) // registered, never connected
 	viewer := newClient(t, "H264", false)
 	viewer.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 5*time.Second, "frames", func() bool { return viewer.frameCount() >= 5 })
+	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return viewer.frameCount() >= 5 })
 
 	post := func(path, ctype, body string) (int, string) {
 		resp, err := http.Post(e.server.URL+path, ctype, strings.NewReader(body))
@@ -287,7 +288,7 @@ func TestBadRequestsLeaveRunningViewerAlone(t *testing.T) {
 		t.Fatalf("%d sessions, want the one viewer", s)
 	}
 	n := viewer.frameCount()
-	waitFor(t, 3*time.Second, "the running viewer to keep receiving", func() bool { return viewer.frameCount() >= n+10 })
+	testkit.WaitFor(t, 3*time.Second, "the running viewer to keep receiving", func() bool { return viewer.frameCount() >= n+10 })
 }
 
 // validOffer is a minimal browser-like offer (never connected: only for error paths).
@@ -302,7 +303,7 @@ func TestSubFallsBackToMain(t *testing.T) {
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	c := newClient(t, "H264", false)
 	c.mustPlay(t, e.server.URL, "/whep/cam1?stream=sub")
-	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
 }
 
 func TestSessionEnds(t *testing.T) {
@@ -320,25 +321,25 @@ func TestSessionEnds(t *testing.T) {
 		if e.relay.Sessions() != 1 {
 			t.Fatal("no session")
 		}
-		waitFor(t, 3*time.Second, "the unconnected session to end", func() bool { return e.relay.Sessions() == 0 })
+		testkit.WaitFor(t, 3*time.Second, "the unconnected session to end", func() bool { return e.relay.Sessions() == 0 })
 	})
 	t.Run("camera removed", func(t *testing.T) {
 		e := startEnv(t, Options{}, nil)
 		f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 		c := newClient(t, "H264", false)
 		c.mustPlay(t, e.server.URL, "/whep/cam1")
-		waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+		testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
 		f.stream.Close()
-		waitFor(t, 3*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
+		testkit.WaitFor(t, 3*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
 	})
 	t.Run("viewer goes away", func(t *testing.T) {
 		e := startEnv(t, Options{}, nil)
 		e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 		c := newClient(t, "H264", false)
 		c.mustPlay(t, e.server.URL, "/whep/cam1")
-		waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+		testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
 		c.close() // DTLS close_notify: the relay notices at once
-		waitFor(t, 20*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
+		testkit.WaitFor(t, 20*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
 	})
 }
 
@@ -347,9 +348,9 @@ func TestPictureLossAnsweredFromCache(t *testing.T) {
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	c := newClient(t, "H264", false)
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
 	// wait until we are well inside a GOP, so the camera's next keyframe is far away
-	waitFor(t, 5*time.Second, "mid-GOP", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "mid-GOP", func() bool {
 		n := f.count() % len(f.aus)
 		return n%50 >= 10 && n%50 <= 20 && time.Since(c.posted) > 1200*time.Millisecond
 	})
@@ -371,7 +372,7 @@ func TestPictureLossAnsweredFromCache(t *testing.T) {
 	if err := c.sendPLI(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "a keyframe after the PLI", func() bool { return keys() > k0 })
+	testkit.WaitFor(t, 2*time.Second, "a keyframe after the PLI", func() bool { return keys() > k0 })
 	if d := time.Since(sent); d > 500*time.Millisecond {
 		t.Fatalf("keyframe came %v after the PLI: not from the cache", d)
 	}
@@ -394,7 +395,7 @@ func TestOpusAudio(t *testing.T) {
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecOpus)
 	c := newClient(t, "H264", true)
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 5*time.Second, "opus packets", func() bool { return c.audioCount() >= 20 && c.frameCount() >= 5 })
+	testkit.WaitFor(t, 5*time.Second, "opus packets", func() bool { return c.audioCount() >= 20 && c.frameCount() >= 5 })
 	c.mu.Lock()
 	codecs := append([]string(nil), c.trackCodecs...)
 	c.mu.Unlock()
@@ -409,7 +410,7 @@ func TestICETCPFallback(t *testing.T) {
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	c := newClientOn(t, "H264", false, webrtc.NetworkTypeTCP4)
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 10*time.Second, "frames over ICE-TCP", func() bool { return c.frameCount() >= 30 })
+	testkit.WaitFor(t, 10*time.Second, "frames over ICE-TCP", func() bool { return c.frameCount() >= 30 })
 	frames, errs := c.snapshot()
 	if len(errs) > 0 {
 		t.Fatalf("client errors: %v", errs)
@@ -475,7 +476,7 @@ func TestTrickleCandidates(t *testing.T) {
 	if s := patch("a=candidate:broken\r\n"); s != http.StatusBadRequest {
 		t.Fatalf("PATCH with a broken candidate: %d, want 400", s)
 	}
-	waitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
+	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
 }
 
 func TestNewValidates(t *testing.T) {
@@ -520,7 +521,7 @@ func TestNewValidates(t *testing.T) {
 func TestNACKResendsThePacket(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-	waitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
 	// replay protection would drop the resent copies of packets already received
 	c := newClientWith(t, "H264", false, webrtc.NetworkTypeUDP4, func(se *webrtc.SettingEngine) {
 		se.DisableSRTPReplayProtection(true)
@@ -549,7 +550,7 @@ func TestNACKResendsThePacket(t *testing.T) {
 		}()
 	})
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	waitFor(t, 5*time.Second, "300 packets", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "300 packets", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(order) >= 300
@@ -563,7 +564,7 @@ func TestNACKResendsThePacket(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "the packets sent again", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "the packets sent again", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, seq := range asked {

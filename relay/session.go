@@ -49,6 +49,7 @@ type session struct {
 	cancel      context.CancelFunc
 	connected   chan struct{}
 	connOnce    sync.Once
+	wasConn     atomic.Bool // run saw the viewer connect (its pending slot is given back)
 	done        chan struct{}
 	pli         atomic.Bool
 	dst         atomic.Pointer[netip.AddrPort] // the viewer\'s UDP address on the relay\'s socket (nil: not known, or TCP)
@@ -124,10 +125,6 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 	case <-gathered:
 	case <-ctx.Done():
 		return fail(ctx.Err())
-	}
-	for _, snd := range s.senders {
-		s.rtcpWG.Add(1)
-		go s.readRTCP(snd)
 	}
 	return s, pc.LocalDescription().SDP, nil
 }
@@ -209,6 +206,15 @@ func (s *session) run() {
 	defer timeout.Stop()
 	select {
 	case <-s.connected:
+		s.wasConn.Store(true)
+		s.r.connectedSlot()
+		timeout.Stop()
+		// A viewer's RTCP matters once it connects: a pending session runs
+		// no reader of its own.
+		for _, snd := range s.senders {
+			s.rtcpWG.Add(1)
+			go s.readRTCP(snd)
+		}
 	case <-timeout.C:
 		s.log.Info("viewer session ended: ICE not connected in time", "timeout", s.r.opts.SessionTimeout)
 		return
@@ -320,6 +326,9 @@ func (s *session) follow(m *ingest.Media) error {
 	s.log.Info("camera parameters changed; continuing", "generation", m.Generation)
 	return nil
 }
+
+// wasConnected tells whether the viewer connected (after run returned).
+func (s *session) wasConnected() bool { return s.wasConn.Load() }
 
 // addCandidates adds the peer's trickled ICE candidates. An ICE restart (new
 // credentials) is not supported: the viewer makes a new session instead.

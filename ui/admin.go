@@ -53,6 +53,17 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *call) err
 	return nil
 }
 
+// tokenOwner is whose tokens p may list and revoke: every user's ("") for
+// an admin of all departments, else p's own. An admin limited to
+// departments manages no other account (users are global), so no other
+// account's tokens either — in particular not the global admin's.
+func tokenOwner(p *principal) string {
+	if p.user.Role == registry.RoleAdmin && !p.user.Scoped() {
+		return ""
+	}
+	return p.user.Username
+}
+
 func deptList(ds []string) string {
 	if len(ds) == 0 {
 		return "all"
@@ -259,17 +270,24 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c *call)
 }
 
 // visibleIncidents keeps the incidents with a camera p sees, showing only
-// those cameras.
+// those cameras. An incident that also covers cameras p does not see is
+// shown without its title and note: they describe the other departments'
+// cameras as well, and p must not learn of those.
 func (s *Server) visibleIncidents(r *http.Request, c *call, ins []registry.Incident) []registry.Incident {
 	if !c.p.user.Scoped() {
 		return ins
 	}
 	out := ins[:0]
 	for _, in := range ins {
-		in.Cameras = slices.DeleteFunc(in.Cameras, func(id string) bool { return !s.inScopeID(r, c, id) })
-		if len(in.Cameras) > 0 {
-			out = append(out, in)
+		all := len(in.Cameras)
+		in.Cameras = slices.DeleteFunc(slices.Clone(in.Cameras), func(id string) bool { return !s.inScopeID(r, c, id) })
+		if len(in.Cameras) == 0 {
+			continue
 		}
+		if len(in.Cameras) < all {
+			in.Title, in.Note = "", ""
+		}
+		out = append(out, in)
 	}
 	return out
 }
@@ -301,8 +319,12 @@ func (s *Server) deleteIncident(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
-	if len(s.visibleIncidents(r, c, []registry.Incident{in})) == 0 {
+	// An admin limited to departments deletes only an incident all of
+	// whose cameras they manage: it protects the recordings of each of them.
+	if vis := s.visibleIncidents(r, c, []registry.Incident{in}); len(vis) == 0 {
 		return apierr.New(apierr.ErrNotFound, "incident %d does not exist", id)
+	} else if len(vis[0].Cameras) < len(in.Cameras) {
+		return apierr.New(apierr.ErrForbidden, "incident %d also covers cameras outside your departments: only an admin of every department can delete it", id)
 	}
 	if len(in.Cameras) == 1 {
 		c.audit.Camera = in.Cameras[0]

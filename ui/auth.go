@@ -304,10 +304,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *call) error {
-	owner := c.p.user.Username
-	if c.p.user.Role == registry.RoleAdmin {
-		owner = ""
-	}
+	owner := tokenOwner(c.p)
 	ts, err := s.reg.Tokens(r.Context(), owner)
 	if err != nil {
 		return err
@@ -317,10 +314,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *call) err
 }
 
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, c *call) error {
-	owner := c.p.user.Username
-	if c.p.user.Role == registry.RoleAdmin {
-		owner = ""
-	}
+	owner := tokenOwner(c.p)
 	id := r.PathValue("id")
 	c.audit.Detail = "token " + truncate(id, 64)
 	if err := s.reg.DeleteToken(r.Context(), id, owner); err != nil {

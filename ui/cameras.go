@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -85,6 +86,31 @@ func (s *Server) unapply(id string) {
 	}
 }
 
+// hideTaken words an id collision for an admin limited to departments so
+// that it does not tell a camera they see from one of another department
+// (which must answer exactly as one that does not exist). Camera ids are one
+// namespace for every department (URLs, recordings and the audit log name
+// cameras by id), so such an admin still learns that an id is not
+// available, but never that a camera has it, nor its department or name.
+func hideTaken(p *principal, err error) error {
+	if !p.user.Scoped() {
+		return err
+	}
+	if ve, ok := errors.AsType[*registry.ValidationError](err); ok {
+		errs := slices.Clone(ve.Errors)
+		for i, fe := range errs {
+			if fe.Taken {
+				errs[i].Message = "this id is not available: choose another"
+			}
+		}
+		return &registry.ValidationError{Errors: errs}
+	}
+	if errors.Is(err, apierr.ErrConflict) {
+		return apierr.New(apierr.ErrConflict, "this camera id is not available: choose another")
+	}
+	return err
+}
+
 // inScopeDepartment refuses to put a camera into a department outside the
 // departments of an admin limited to some.
 func inScopeDepartment(p *principal, department string) error {
@@ -127,7 +153,7 @@ func (s *Server) createCamera(w http.ResponseWriter, r *http.Request, c *call) e
 	}
 	cam, err := s.reg.CreateCamera(r.Context(), in.camera())
 	if err != nil {
-		return err
+		return hideTaken(c.p, err)
 	}
 	s.apply(cam)
 	s.log.Info("camera created", "camera", cam.ID, "user", c.p.user.Username, "url", ingest.RedactURL(cam.MainURL))
@@ -234,7 +260,7 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 	if err := s.reg.ImportCameras(r.Context(), cams, rows); err != nil {
-		return err
+		return hideTaken(c.p, err)
 	}
 	ids := make([]string, len(cams))
 	out := make([]ingest.Camera, len(cams))
@@ -332,10 +358,12 @@ func (s *Server) testNewCamera(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	// The admin form shows stored passwords as ***: test with the stored one,
 	// of a camera the caller may manage (an admin limited to departments
-	// must not send another department's password to a host of their choosing).
+	// must not send another department's password anywhere), and only at the
+	// stored URL's scheme, host, port and user (no admin may send a stored
+	// password to a host of their choosing). Otherwise *** is sent as it is.
 	if ingest.URLPassword(u) == registry.RedactedPasswd && cam.ID != "" {
 		if stored, err := s.reg.Camera(r.Context(), cam.ID); err == nil && authorize(c.p, actAdmin, &stored) == nil {
-			u = restorePassword(u, stored)
+			u, _ = registry.KeepPassword(u, stored.MainURL, stored.SubURL)
 		}
 	}
 	cam.MainURL = u
@@ -346,15 +374,6 @@ func (s *Server) testNewCamera(w http.ResponseWriter, r *http.Request, c *call) 
 		}
 	}
 	return s.probe(w, r, u, cam.Transport)
-}
-
-func restorePassword(u string, stored ingest.Camera) string {
-	for _, su := range []string{stored.MainURL, stored.SubURL} {
-		if p := ingest.URLPassword(su); p != "" {
-			return strings.Replace(u, ":"+registry.RedactedPasswd+"@", ":"+p+"@", 1)
-		}
-	}
-	return u
 }
 
 // probe answers what a camera URL offers, or 502 with the camera's error.

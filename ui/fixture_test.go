@@ -23,6 +23,8 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -66,6 +68,13 @@ func (f *fakeLive) Patch(ctx context.Context, id, frag string) error {
 		return apierr.New(apierr.ErrNotFound, "no session")
 	}
 	return nil
+}
+
+func (f *fakeLive) Alive(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.sessions[id]
+	return ok
 }
 
 func (f *fakeLive) Delete(id string) error {
@@ -165,29 +174,12 @@ type fixture struct {
 	live   *fakeLive
 	fleet  *ingest.Fleet
 	rec    *fakeRecording
-	logBuf *syncBuffer
+	logBuf *testkit.SyncBuffer
 	tokens map[string]string // principal → bearer secret
 	// spareToken is a token of admin, for the token deletion cell.
 	spareToken string
 	incident   int64
 	bodies     bytes.Buffer // every response body, for the password grep
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The principals of the authorization matrix.
@@ -197,11 +189,13 @@ const (
 	pResponder = "responder"
 	pViewer    = "viewer"
 	pScoped    = "scoped" // a responder limited to flood-control
-	pAnon      = "anon"
-	pRevoked   = "revoked" // a revoked token of admin
+	// pScopedAdmin is an admin limited to flood-control.
+	pScopedAdmin = "scoped-admin"
+	pAnon        = "anon"
+	pRevoked     = "revoked" // a revoked token of admin
 )
 
-var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pAnon, pRevoked}
+var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin, pAnon, pRevoked}
 
 // template is a database with the fixture's users, tokens and cameras,
 // built once (password hashing is slow on purpose) and copied per test.
@@ -238,6 +232,7 @@ func buildTemplate() error {
 		{Username: pResponder, Role: registry.RoleResponder},
 		{Username: pViewer, Role: registry.RoleViewer},
 		{Username: pScoped, Role: registry.RoleResponder, Departments: []string{"flood-control"}},
+		{Username: pScopedAdmin, Role: registry.RoleAdmin, Departments: []string{"flood-control"}},
 	}
 	for _, u := range users {
 		if _, err := reg.CreateUser(ctx, u, userPassword); err != nil {
@@ -245,7 +240,7 @@ func buildTemplate() error {
 		}
 	}
 	template.tokens = map[string]string{}
-	for _, name := range []string{pAdmin, pOperator, pResponder, pViewer, pScoped} {
+	for _, name := range []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin} {
 		_, secret, err := reg.CreateToken(ctx, name, "matrix")
 		if err != nil {
 			return err
@@ -306,16 +301,11 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitedb.Open(path)
+	reg, err := registry.Open(context.Background(), testdb.Open(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := registry.Open(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &syncBuffer{},
+	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &testkit.SyncBuffer{},
 		tokens: template.tokens, spareToken: template.spare, incident: template.inc}
 	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing
 	log := slog.New(slog.NewTextHandler(f.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))

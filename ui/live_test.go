@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // TestLiveApply adds a simulated camera through the API to a running
@@ -21,26 +21,11 @@ func TestLiveApply(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pulls a simulated RTSP camera")
 	}
-	ignore := goleak.IgnoreCurrent()
-	// Registered first, so it runs after every other cleanup (the database's too).
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Codec: camsim.CodecH264})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	testkit.CheckLeaks(t) // first, so it runs after every other cleanup (the database's too)
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: camsim.CodecH264})
 
 	f := newFixture(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- f.fleet.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-runDone
-	}()
+	testkit.Run(t, f.fleet.Run)
 
 	body := `{"id":"sim-1","name":"Simulated","department":"police","mainUrl":"` + sim.URL(1, false) + `","transport":"tcp"}`
 	if rec := f.do(req{method: "POST", path: "/api/v1/cameras", ctype: "application/json", body: body, who: pAdmin}); rec.Code != cr {

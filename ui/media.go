@@ -41,25 +41,53 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request, c *call) erro
 	if kind == ingest.Sub && cam.SubURL == "" {
 		kind = ingest.Main // the contract: sub falls back to main
 	}
+	user := c.p.user.Username
+	if err := s.reserveLive(user); err != nil {
+		return err
+	}
 	id, answer, err := s.deps.Live.Offer(r.Context(), cam.ID, kind, string(offer))
+	s.mu.Lock()
+	s.whepOffers[user]--
+	if s.whepOffers[user] <= 0 {
+		delete(s.whepOffers, user)
+	}
+	if err == nil {
+		s.whep[id] = whepOwner{user: user, camera: cam.ID, created: time.Now()}
+	}
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	c.audit.Detail += " session " + id
-	now := time.Now()
-	s.mu.Lock()
-	for k, o := range s.whep {
-		if now.Sub(o.created) > whepTTL {
-			delete(s.whep, k)
-		}
-	}
-	s.whep[id] = whepOwner{user: c.p.user.Username, camera: cam.ID, created: now}
-	s.mu.Unlock()
 	s.log.Info("live view", "camera", cam.ID, "session", id, "user", c.p.user.Username, "stream", string(kind))
 	w.Header().Set("Location", "/api/v1/whep/"+id)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	w.Write([]byte(answer))
+	return nil
+}
+
+// reserveLive counts an offer of user against Options.LivePerUser: the
+// user's sessions that still exist plus the offers being negotiated. It
+// forgets the sessions that ended on their own (a viewer that never
+// connected, or went away).
+func (s *Server) reserveLive(user string) error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.whepOffers[user]
+	for k, o := range s.whep {
+		switch {
+		case now.Sub(o.created) > whepTTL || (o.user == user && !s.deps.Live.Alive(k)):
+			delete(s.whep, k)
+		case o.user == user:
+			n++
+		}
+	}
+	if n >= s.opts.LivePerUser {
+		return errStatus(http.StatusTooManyRequests, "you have %d live views open, the most one user may: close one first", s.opts.LivePerUser)
+	}
+	s.whepOffers[user]++
 	return nil
 }
 
@@ -70,7 +98,10 @@ func (s *Server) whepSession(r *http.Request, c *call) (string, error) {
 	s.mu.Lock()
 	o, ok := s.whep[id]
 	s.mu.Unlock()
-	if !ok || (o.user != c.p.user.Username && c.p.user.Role != registry.RoleAdmin) {
+	// An admin may end another user's session, of a camera they manage.
+	mine := ok && o.user == c.p.user.Username
+	managed := ok && c.p.user.Role == registry.RoleAdmin && (!c.p.user.Scoped() || s.inScopeID(r, c, o.camera))
+	if !mine && !managed {
 		return "", apierr.New(apierr.ErrNotFound, "live session %q does not exist", truncate(id, 64))
 	}
 	return id, nil

@@ -17,7 +17,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder"
 )
 
@@ -88,12 +88,7 @@ func realReview(t *testing.T) (*recorder.Review, *recorder.Index, *countingStore
 	if err := local.Put(ctx, recorder.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitedb.Open(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix, err := recorder.OpenIndex(ctx, db)
+	ix, err := recorder.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

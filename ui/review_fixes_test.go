@@ -3,6 +3,8 @@ package ui
 import (
 	"context"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -52,19 +54,27 @@ func TestTestCameraStoredPasswordScope(t *testing.T) {
 	floodAdmin := f.addPrincipal(registry.User{Username: "flood-admin", Role: registry.RoleAdmin, Departments: []string{"flood-control"}})
 
 	for _, tc := range []struct {
-		who, camera string
-		restored    bool
+		who, camera, url string
+		restored         bool
 	}{
-		{pAdmin, "police-1", true},
-		{floodAdmin, "flood-1", true},
-		{floodAdmin, "police-1", false},
+		{pAdmin, "police-1", "rtsp://admin:***@127.0.0.1:1/x", true},
+		{floodAdmin, "flood-1", "rtsp://admin:***@127.0.0.1:1/x", true},
+		{floodAdmin, "police-1", "rtsp://admin:***@127.0.0.1:1/x", false},
+		// The stored password goes only where it is stored: same scheme,
+		// host, port and user — for an unlimited admin as well.
+		{pAdmin, "police-1", "rtsp://admin:***@203.0.113.9:554/x", false},
+		{pAdmin, "police-1", "rtsp://admin:***@127.0.0.1:2/x", false},
+		{pAdmin, "police-1", "rtsp://other:***@127.0.0.1:1/x", false},
+		{pAdmin, "police-1", "rtsps://admin:***@127.0.0.1:1/x", false},
+		{pAdmin, "police-1", "rtsp://admin:***@127.0.0.1.attacker.example:1/x", false},
+		{floodAdmin, "flood-1", "rtsp://admin:***@203.0.113.9:1/x", false},
 	} {
-		t.Run(tc.who+"/"+tc.camera, func(t *testing.T) {
+		t.Run(tc.who+"/"+tc.camera+"/"+tc.url, func(t *testing.T) {
 			p.mu.Lock()
 			p.urls = nil
 			p.mu.Unlock()
 			rec := f.do(req{method: "POST", path: "/api/v1/cameras/test", ctype: "application/json", who: tc.who,
-				body: `{"id":"` + tc.camera + `","mainUrl":"rtsp://admin:***@203.0.113.9:554/x"}`})
+				body: `{"id":"` + tc.camera + `","mainUrl":"` + tc.url + `"}`})
 			if rec.Code != ok {
 				t.Fatalf("test: %d %s", rec.Code, rec.Body)
 			}
@@ -77,6 +87,41 @@ func TestTestCameraStoredPasswordScope(t *testing.T) {
 				t.Fatalf("stored password used: %v, want %v", got, tc.restored)
 			}
 		})
+	}
+}
+
+// TestReplaceCameraKeepsPasswordOnlyInPlace: a PUT whose URL keeps *** but
+// names another host, port, user or scheme is refused, and the stored
+// password reaches neither the new URL nor the fleet.
+func TestReplaceCameraKeepsPasswordOnlyInPlace(t *testing.T) {
+	for _, u := range []string{
+		"rtsp://admin:***@203.0.113.9:554/main",
+		"rtsp://admin:***@127.0.0.1:2/main",
+		"rtsp://root:***@127.0.0.1:1/main",
+		"rtsps://admin:***@127.0.0.1:1/main",
+	} {
+		t.Run(u, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			rec := f.do(req{method: "PUT", path: "/api/v1/cameras/police-1", ctype: "application/json", who: pAdmin,
+				body: `{"name":"Station Rd","department":"police","mainUrl":"` + u + `"}`})
+			if rec.Code != bad || !strings.Contains(rec.Body.String(), "mainUrl") {
+				t.Fatalf("PUT: %d %s, want 400 on mainUrl", rec.Code, rec.Body)
+			}
+			stored, err := f.reg.Camera(context.Background(), "police-1")
+			if err != nil || !strings.Contains(stored.MainURL, "@127.0.0.1:1/main") {
+				t.Fatalf("stored camera changed: %s %v", ingest.RedactURL(stored.MainURL), err)
+			}
+		})
+	}
+	// The same endpoint keeps the password (a path change is fine).
+	f := newFixture(t, Options{})
+	rec := f.do(req{method: "PUT", path: "/api/v1/cameras/police-1", ctype: "application/json", who: pAdmin,
+		body: `{"name":"Station Rd","department":"police","mainUrl":"rtsp://admin:***@127.0.0.1:1/other"}`})
+	if rec.Code != ok {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	if stored, _ := f.reg.Camera(context.Background(), "police-1"); ingest.URLPassword(stored.MainURL) != camPassword {
+		t.Fatalf("password not kept: %s", ingest.RedactURL(stored.MainURL))
 	}
 }
 
@@ -143,5 +188,47 @@ func TestLiveEndsWhenAccessChanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLivePerUserCap: one user's live sessions are capped (429 with a JSON
+// error), other users are not affected, and a session that ends — deleted,
+// or ended by the relay because its viewer never connected — frees its slot.
+func TestLivePerUserCap(t *testing.T) {
+	f := newFixture(t, Options{LivePerUser: 3})
+	offer := func(who string) *httptest.ResponseRecorder {
+		return f.do(req{method: "POST", path: "/api/v1/cameras/flood-1/whep", ctype: "application/sdp", body: "v=0\r\n", who: who})
+	}
+	var locs []string
+	for i := range 3 {
+		rec := offer(pViewer)
+		if rec.Code != cr {
+			t.Fatalf("offer %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+		locs = append(locs, rec.Header().Get("Location"))
+	}
+	rec := offer(pViewer)
+	if rec.Code != http.StatusTooManyRequests || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") ||
+		!strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("offer beyond the cap: %d %s %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	if rec := offer(pOperator); rec.Code != cr {
+		t.Fatalf("another user: %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.do(req{method: "DELETE", path: locs[0], who: pViewer}); rec.Code != ok {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+	if rec := offer(pViewer); rec.Code != cr {
+		t.Fatalf("after a delete: %d %s", rec.Code, rec.Body)
+	}
+	// The relay ends a session on its own (ICE never connected).
+	f.live.mu.Lock()
+	delete(f.live.sessions, locs[1][strings.LastIndex(locs[1], "/")+1:])
+	f.live.mu.Unlock()
+	if rec := offer(pViewer); rec.Code != cr {
+		t.Fatalf("after the relay ended a session: %d %s", rec.Code, rec.Body)
+	}
+	if rec := offer(pViewer); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("at the cap again: %d %s", rec.Code, rec.Body)
 	}
 }

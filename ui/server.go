@@ -38,6 +38,8 @@ type Live interface {
 	Offer(ctx context.Context, cameraID string, kind ingest.StreamKind, offerSDP string) (sessionID, answerSDP string, err error)
 	Patch(ctx context.Context, sessionID, sdpFragment string) error
 	Delete(sessionID string) error
+	// Alive tells whether a session still exists (connecting or playing).
+	Alive(sessionID string) bool
 }
 
 // Review is the recorder's read side (recorder.Review).
@@ -89,6 +91,10 @@ type Options struct {
 	LoginFailures int
 	// LoginWindow is the window of LoginFailures. It defaults to 1 minute.
 	LoginWindow time.Duration
+	// LivePerUser caps the live (WHEP) sessions of one user, connecting or
+	// playing; an offer beyond it answers 429. It defaults to 32 (two
+	// browser tabs showing the web app's largest wall, 16 tiles).
+	LivePerUser int
 }
 
 // Server is the HTTP API.
@@ -101,8 +107,9 @@ type Server struct {
 
 	limit *limiter
 
-	mu   sync.Mutex
-	whep map[string]whepOwner // WHEP session → who opened it
+	mu         sync.Mutex
+	whep       map[string]whepOwner // WHEP session → who opened it
+	whepOffers map[string]int       // user → offers being negotiated
 }
 
 type whepOwner struct {
@@ -125,11 +132,14 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if opts.LoginWindow <= 0 {
 		opts.LoginWindow = time.Minute
 	}
+	if opts.LivePerUser <= 0 {
+		opts.LivePerUser = 32
+	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
-		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}}
+		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}}
 	s.routes()
 	return s, nil
 }

@@ -13,18 +13,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/vigil-vms/vigil/internal/benchkit"
-	"github.com/vigil-vms/vigil/internal/procstat"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/benchkit"
+	"github.com/vigil-vms/vigil/internal/procstat"
 )
 
 func main() {
@@ -113,49 +112,24 @@ func run() error {
 		}
 	}
 
-	start := time.Now()
-	for {
+	took, err := benchkit.AwaitCount(ctx, len(urls), 60*time.Second, "online", func() int {
 		online := 0
 		for _, st := range m.Statuses() {
 			if st.State == ingest.StateOnline {
 				online++
 			}
 		}
-		if online == len(urls) {
-			break
-		}
-		if time.Since(start) > 60*time.Second {
-			return fmt.Errorf("only %d of %d cameras online after 60 s", online, len(urls))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return online
+	})
+	if err != nil {
+		return err
 	}
-	fmt.Printf("%d cameras online after %s; measuring for %s\n", len(urls), time.Since(start).Round(time.Millisecond), *duration)
+	fmt.Printf("%d cameras online after %s; measuring for %s\n", len(urls), took.Round(time.Millisecond), *duration)
 
-	cpu0, err := procstat.CPU("self")
+	w, err := benchkit.Measure(ctx, *duration, sim.Process.Pid)
 	if err != nil {
 		return err
 	}
-	simCPU0, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(*duration):
-	}
-	wall := time.Since(t0)
-	cpu1, err := procstat.CPU("self")
-	if err != nil {
-		return err
-	}
-	simCPU1, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
-	rss, _ := procstat.StatusKB("VmRSS")
-	hwm, _ := procstat.StatusKB("VmHWM")
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
 
 	var fps float64
 	var kbps, reconnects int
@@ -173,8 +147,8 @@ func run() error {
 		dropped += st.Dropped
 	}
 	n := float64(len(urls))
-	cpuPct := (cpu1 - cpu0).Seconds() / wall.Seconds() * 100
-	simPct := (simCPU1 - simCPU0).Seconds() / wall.Seconds() * 100
+	cpuPct := w.Percent(w.CPU)
+	simPct := w.Percent(w.Apart[0])
 	fmt.Printf("cameras: %d (online at the end: %d), streams per camera: %d, transport %s, codec %s, bitrate %s\n",
 		len(urls), online, len(kinds), *transport, *codec, *bitrate)
 	fmt.Printf("media: %.1f fps and %.1f Mbit/s in total (main streams: %.1f fps, %d kbit/s per camera); reconnects %d, dropped units %d\n",
@@ -182,7 +156,7 @@ func run() error {
 	fmt.Printf("ingest CPU: %.1f %% of one core in total, %.2f %% per camera (%d cores on this machine)\n",
 		cpuPct, cpuPct/n, runtime.NumCPU())
 	fmt.Printf("ingest memory: RSS %.1f MiB (%.1f MiB before the fleet started; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
-		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/n, float64(ms.HeapInuse)/(1<<20))
+		float64(w.RSSKB)/1024, float64(baseRSS)/1024, float64(w.PeakRSSKB)/1024, float64(w.RSSKB-baseRSS)/n, float64(w.HeapInuse)/(1<<20))
 	fmt.Printf("camsim (separate process, not counted above): CPU %.1f %% of one core\n", simPct)
 	return nil
 }

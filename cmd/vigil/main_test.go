@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 func TestVersion(t *testing.T) {
@@ -48,14 +50,7 @@ func TestServeBadConfig(t *testing.T) {
 // prints a URL and a working admin login, and the cameras come online.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "demo.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-http: { listen: "127.0.0.1:0" }
-webrtc: { udpPort: 0 }
-storage: { local: { dir: %q } }
-recording: { spoolDir: %q, segment: 4s }
-database: { path: %q }
-`, filepath.Join(dir, "rec"), filepath.Join(dir, "spool"), filepath.Join(dir, "vigil.db"))), 0o600)
+	cfgPath := writeLocalConfig(t, dir, "4s")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -133,12 +128,24 @@ database: { path: %q }
 		time.Sleep(200 * time.Millisecond)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("demo did not stop")
+	testkit.Returned(t, done, 15*time.Second, "demo")
+}
+
+// writeLocalConfig writes dir/vigil.yaml: a server on 127.0.0.1 with any free
+// ports, recording segments of the given length to a local store, with every
+// file (store, spool, database) under dir. It returns the file's path.
+func writeLocalConfig(t *testing.T, dir, segment string) string {
+	t.Helper()
+	path := filepath.Join(dir, "vigil.yaml")
+	err := os.WriteFile(path, []byte(fmt.Sprintf(`
+http: { listen: "127.0.0.1:0" }
+webrtc: { udpPort: 0 }
+storage: { local: { dir: %q } }
+recording: { spoolDir: %q, segment: %s }
+database: { path: %q }
+`, filepath.Join(dir, "rec"), filepath.Join(dir, "spool"), segment, filepath.Join(dir, "vigil.db"))), 0o600)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return path
 }

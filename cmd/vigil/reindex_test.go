@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,27 +14,14 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // vigil reindex rebuilds a lost index from the segment files in the store.
 func TestReindexCommand(t *testing.T) {
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: "h264"})
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-http: { listen: "127.0.0.1:0" }
-webrtc: { udpPort: 0 }
-storage: { local: { dir: %q } }
-recording: { spoolDir: %q, segment: 2s }
-database: { path: %q }
-`, filepath.Join(dir, "rec"), filepath.Join(dir, "spool"), filepath.Join(dir, "vigil.db"))), 0o600)
+	cfgPath := writeLocalConfig(t, dir, "2s")
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
 		t.Fatal(err)

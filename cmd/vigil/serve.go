@@ -59,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		return fmt.Errorf("%s: unexpected arguments %q (only --config FILE)", name, rest)
 	}
 	log := app.NewLogger(cfg, stderr)
-	opts := app.Options{Log: log, AdminPassword: os.Getenv("VIGIL_ADMIN_PASSWORD")}
+	opts := app.Options{Log: log, AdminPassword: os.Getenv("VIGIL_ADMIN_PASSWORD"), SecretKey: os.Getenv("VIGIL_SECRET_KEY")}
 
 	var sim *camsim.Server
 	if demo {

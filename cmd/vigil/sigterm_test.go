@@ -16,8 +16,9 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
-	"github.com/vigil-vms/vigil/recorder/s3test"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -33,15 +34,8 @@ func TestMain(m *testing.M) {
 // SIGTERM while recording to a real S3 server: the open segments are closed
 // and uploaded, and the process exits within 10 s.
 func TestSIGTERMUploadsOpenSegments(t *testing.T) {
-	endpoint, ak, sk, bucket, _, _ := s3test.Start(t)
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 2, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	endpoint, ak, sk, bucket, _, _ := testkit.StartS3(t)
+	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: "h264"})
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "vigil.db")
@@ -56,10 +50,7 @@ database: { path: %q }
 
 	// register the cameras before the server starts
 	ctx := context.Background()
-	db, err := sqlitedb.Open(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.Open(t, dbPath)
 	reg, err := registry.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -107,14 +98,7 @@ database: { path: %q }
 	cmd.Process.Signal(syscall.SIGTERM)
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err := <-waitErr:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10 s after SIGTERM")
-	}
+	testkit.Returned(t, waitErr, 10*time.Second, "vigil after SIGTERM")
 	t.Logf("exited %s after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
 
 	// every camera's open segment reached the store and the index

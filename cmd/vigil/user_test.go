@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-vms/vigil/app/config"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -50,12 +50,7 @@ func TestRunUser(t *testing.T) {
 	if err := run("second-pass\r\n", "", "passwd", "li.wei"); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitedb.Open(cfg.Database.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	reg, err := registry.Open(ctx, db)
+	reg, err := registry.Open(ctx, testdb.Open(t, cfg.Database.Path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"sync"
 	"time"
 
@@ -146,30 +145,17 @@ func run() error {
 		m.Set(c)
 		rec.Set(c)
 	}
-	start := time.Now()
-	for rec.Status().Recording < len(urls) {
-		if time.Since(start) > 90*time.Second {
-			return fmt.Errorf("only %d of %d cameras recording after 90 s", rec.Status().Recording, len(urls))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	took, err := benchkit.AwaitCount(ctx, len(urls), 90*time.Second, "recording", func() int { return rec.Status().Recording })
+	if err != nil {
+		return err
 	}
 	stream := "main streams at bitrate " + *bitrate
 	if *sub {
 		stream = "sub-streams"
 	}
 	fmt.Printf("%d cameras recording after %s; measuring for %s (%s, segments of %s, store %s)\n",
-		len(urls), time.Since(start).Round(time.Millisecond), *duration, stream, *segment, *storeKind)
+		len(urls), took.Round(time.Millisecond), *duration, stream, *segment, *storeKind)
 
-	cpu0, err := procstat.CPU("self")
-	if err != nil {
-		return err
-	}
-	simCPU0, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
-	gwCPU0, _ := procstat.CPU(strconv.Itoa(gwPid))
 	st0 := rec.Status()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -181,24 +167,15 @@ func run() error {
 			return err
 		}
 	}
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(*duration):
-	}
-	wall := time.Since(t0)
-	cpu1, _ := procstat.CPU("self")
+	w, err := benchkit.Measure(ctx, *duration, sim.Process.Pid, gwPid)
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	simCPU1, _ := procstat.CPU(strconv.Itoa(sim.Process.Pid))
-	gwCPU1, _ := procstat.CPU(strconv.Itoa(gwPid))
+	if err != nil {
+		return err
+	}
 	st1 := rec.Status()
-	rss, _ := procstat.StatusKB("VmRSS")
-	hwm, _ := procstat.StatusKB("VmHWM")
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+	wall := w.Wall
 
 	var dropped uint64
 	var reconnects int
@@ -208,11 +185,11 @@ func run() error {
 	}
 	n := float64(len(urls))
 	camSeconds := n * wall.Seconds()
-	cpu := cpu1 - cpu0
+	cpu := w.CPU
 	fmt.Printf("CPU (ingest + recording, this process): %.1f %% of one core; %.2f CPU-ms per camera-second\n",
 		cpu.Seconds()/wall.Seconds()*100, float64(cpu.Milliseconds())/camSeconds)
 	fmt.Printf("memory: RSS %.1f MiB (%.1f MiB before; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
-		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/n, float64(ms.HeapInuse)/(1<<20))
+		float64(w.RSSKB)/1024, float64(baseRSS)/1024, float64(w.PeakRSSKB)/1024, float64(w.RSSKB-baseRSS)/n, float64(w.HeapInuse)/(1<<20))
 	recv := st1.ReceivedBytes - st0.ReceivedBytes
 	stored := st1.StoredBytes - st0.StoredBytes
 	fmt.Printf("recorder: received %.1f MB of media (%.0f kbit/s per camera), uploaded %d segments / %.1f MB in the window; totals: received %d B, stored %d B (%.2f %% of received), spool %d B, waiting %d, dropped %d, upload errors %d\n",
@@ -220,9 +197,9 @@ func run() error {
 		st1.ReceivedBytes, st1.StoredBytes, float64(st1.StoredBytes)/float64(max(st1.ReceivedBytes, 1))*100,
 		st1.SpoolBytes, st1.Waiting, st1.Dropped, st1.UploadErrors)
 	fmt.Printf("ingest: reconnects %d, units dropped by slow subscribers %d\n", reconnects, dropped)
-	fmt.Printf("apart (not counted above): camsim %.1f %% of one core", (simCPU1-simCPU0).Seconds()/wall.Seconds()*100)
+	fmt.Printf("apart (not counted above): camsim %.1f %% of one core", w.Percent(w.Apart[0]))
 	if gwPid != 0 {
-		fmt.Printf(", versitygw %.1f %%", (gwCPU1-gwCPU0).Seconds()/wall.Seconds()*100)
+		fmt.Printf(", versitygw %.1f %%", w.Percent(w.Apart[1]))
 	}
 	fmt.Println()
 

@@ -95,6 +95,53 @@ export function errorText(err) {
   return err.message || String(err);
 }
 
+// errorBox says why a page's content could not be loaded.
+export function errorBox(err) {
+  return h('div', { class: 'error-box', text: errorText(err) });
+}
+
+// formActions is the foot of a dialog's form: Cancel (calls close) and the
+// form's submit button, by default a primary Save with data-testid saveTestid.
+export function formActions(close, saveTestid, submit = null) {
+  return h('div', { class: 'form-actions' },
+    h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: close }),
+    submit || h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': saveTestid, text: t('common.save') }));
+}
+
+// saveDialog runs save (the API call) for a dialog's form: on success it
+// closes the dialog m, says saved and runs then (a reload); on failure it
+// shows the error in errEl and leaves the dialog open.
+export async function saveDialog(save, m, saved, errEl, then) {
+  try {
+    await save();
+    m.close(true);
+    toast(saved, 'ok');
+    then();
+  } catch (e) {
+    errEl.textContent = errorText(e);
+  }
+}
+
+// rowButton is a small button among a table row's actions; danger marks a
+// delete.
+export function rowButton(testid, text, onclick, { danger = false } = {}) {
+  return h('button', { type: 'button', class: danger ? 'btn btn-small btn-danger-ghost' : 'btn btn-small', 'data-testid': testid, text, onclick });
+}
+
+// deleteConfirmed asks question; on yes it runs del (the API call) and says
+// deleted, or the error (in the words of errorMessage). It resolves true when
+// the user said yes, whatever the outcome, so that the caller reloads.
+export async function deleteConfirmed(question, del, deleted, errorMessage = errorText) {
+  if (!await confirmDialog(question)) return false;
+  try {
+    await del();
+    toast(deleted);
+  } catch (err) {
+    toast(errorMessage(err), 'error');
+  }
+  return true;
+}
+
 // notAllowed is the view for a page the user's role may not open.
 export function notAllowed() {
   return h('section', { class: 'page page-center', 'data-testid': 'not-allowed' },

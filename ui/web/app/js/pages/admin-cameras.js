@@ -3,7 +3,7 @@
 import { h, replace, debounce } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
-import { deptChip, statusBadge, setBadge, modal, confirmDialog, toast, errorText, table, field, pageHeader, spinner } from '../ui.js';
+import { deptChip, statusBadge, setBadge, modal, confirmDialog, toast, errorText, table, field, pageHeader, spinner, errorBox, formActions, saveDialog } from '../ui.js';
 
 const statusPollMs = 5000;
 
@@ -31,7 +31,7 @@ export function mount(view, ctx) {
       status = new Map(api.list(stat, 'cameras').map((s) => [s.id, s]));
       render();
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
     }
   }
 
@@ -139,15 +139,8 @@ export function mount(view, ctx) {
       ev.preventDefault();
       err.textContent = '';
       const body = collect();
-      try {
-        if (cam) await api.put(api.camPath(cam.id), body);
-        else await api.post('/api/v1/cameras', body);
-        m.close(true);
-        toast(t('cameras.saved', { name: body.name || body.id }), 'ok');
-        reload();
-      } catch (e) {
-        err.textContent = errorText(e);
-      }
+      await saveDialog(() => (cam ? api.put(api.camPath(cam.id), body) : api.post('/api/v1/cameras', body)),
+        m, t('cameras.saved', { name: body.name || body.id }), err, reload);
     } },
     h('div', { class: 'form-grid' },
       field(t('cameras.id'), f.id, cam ? t('cameras.idFixed') : t('cameras.idHint')),
@@ -165,9 +158,7 @@ export function mount(view, ctx) {
       h('label', { class: 'check' }, f.enabled, h('span', { text: t('cameras.enabled') }))),
     h('div', { class: 'test-row' }, testBtn, testOut),
     err,
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => m.close() }),
-      h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'cam-save', text: t('common.save') })));
+    formActions(() => m.close(), 'cam-save'));
     const m = modal(cam ? t('cameras.editTitle', { name: cam.name || cam.id }) : t('cameras.addTitle'), form, { wide: true, testid: 'camera-dialog' });
   }
 
@@ -204,9 +195,7 @@ export function mount(view, ctx) {
     field(t('cameras.importFile'), fileInput),
     field(t('cameras.importPaste'), text),
     out,
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => m.close() }),
-      submit));
+    formActions(() => m.close(), '', submit));
     const m = modal(t('cameras.importTitle'), form, { wide: true, testid: 'import-dialog' });
   }
 

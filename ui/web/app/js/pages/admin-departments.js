@@ -3,7 +3,7 @@
 import { h, replace } from '../dom.js';
 import * as api from '../api.js';
 import { t } from '../i18n.js';
-import { deptChip, modal, confirmDialog, toast, errorText, table, field, pageHeader, spinner } from '../ui.js';
+import { deptChip, modal, errorText, table, field, pageHeader, spinner, errorBox, formActions, rowButton, deleteConfirmed, saveDialog } from '../ui.js';
 
 export function mount(view, ctx) {
   let destroyed = false;
@@ -26,23 +26,17 @@ export function mount(view, ctx) {
         { title: t('departments.nameEn'), cell: (d) => d.name?.en || '' },
         { title: t('departments.cameras'), class: 'num', cell: (d) => String(counts.get(d.id) || 0) },
         { title: '', class: 'actions', cell: (d) => h('div', { class: 'row-actions' },
-          h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'department-edit', text: t('common.edit'), onclick: () => openForm(d) }),
-          h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', 'data-testid': 'department-delete', text: t('common.delete'), onclick: () => remove(d) })) },
+          rowButton('department-edit', t('common.edit'), () => openForm(d)),
+          rowButton('department-delete', t('common.delete'), () => remove(d), { danger: true })) },
       ], depts, { rowAttrs: (d) => ({ 'data-department-id': d.id }) }));
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
     }
   }
 
   async function remove(d) {
-    if (!await confirmDialog(t('departments.confirmDelete', { id: d.id }))) return;
-    try {
-      await api.del(`/api/v1/departments/${encodeURIComponent(d.id)}`);
-      toast(t('departments.deleted', { id: d.id }));
-    } catch (err) {
-      toast(err.status === 409 ? t('departments.inUse') : errorText(err), 'error');
-    }
-    reload();
+    if (await deleteConfirmed(t('departments.confirmDelete', { id: d.id }), () => api.del(`/api/v1/departments/${encodeURIComponent(d.id)}`),
+      t('departments.deleted', { id: d.id }), (err) => (err.status === 409 ? t('departments.inUse') : errorText(err)))) reload();
   }
 
   function openForm(dept) {
@@ -53,23 +47,14 @@ export function mount(view, ctx) {
     const form = h('form', { class: 'form', onsubmit: async (ev) => {
       ev.preventDefault();
       const body = { id: id.value.trim(), name: { 'zh-CN': zh.value.trim(), en: en.value.trim() } };
-      try {
-        if (dept) await api.put(`/api/v1/departments/${encodeURIComponent(dept.id)}`, body);
-        else await api.post('/api/v1/departments', body);
-        m.close(true);
-        toast(t('departments.saved', { id: body.id }), 'ok');
-        reload();
-      } catch (e) {
-        err.textContent = errorText(e);
-      }
+      await saveDialog(() => (dept ? api.put(`/api/v1/departments/${encodeURIComponent(dept.id)}`, body) : api.post('/api/v1/departments', body)),
+        m, t('departments.saved', { id: body.id }), err, reload);
     } },
     field(t('departments.id'), id, dept ? '' : t('cameras.idHint')),
     field(t('departments.nameZh'), zh),
     field(t('departments.nameEn'), en),
     err,
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => m.close() }),
-      h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'dept-save', text: t('common.save') })));
+    formActions(() => m.close(), 'dept-save'));
     const m = modal(dept ? t('departments.editTitle') : t('departments.addTitle'), form, { testid: 'department-dialog' });
   }
 

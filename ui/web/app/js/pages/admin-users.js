@@ -3,7 +3,7 @@
 import { h, replace } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
-import { deptChip, modal, confirmDialog, toast, errorText, table, field, pageHeader, spinner } from '../ui.js';
+import { deptChip, modal, table, field, pageHeader, spinner, errorBox, formActions, rowButton, deleteConfirmed, saveDialog } from '../ui.js';
 
 const roles = ['admin', 'operator', 'responder', 'viewer'];
 
@@ -27,24 +27,18 @@ export function mount(view, ctx) {
           ? h('div', { class: 'chips' }, u.departments.map((d) => deptChip(ctx.departments, d)))
           : h('span', { class: 'muted', text: t('users.allDepartments') })) },
         { title: '', class: 'actions', cell: (u) => h('div', { class: 'row-actions' },
-          h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'user-edit', text: t('common.edit'), onclick: () => openForm(u) }),
+          rowButton('user-edit', t('common.edit'), () => openForm(u)),
           u.username === ctx.session.username ? null
-            : h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', 'data-testid': 'user-delete', text: t('common.delete'), onclick: () => remove(u) })) },
+            : rowButton('user-delete', t('common.delete'), () => remove(u), { danger: true })) },
       ], users, { rowAttrs: (u) => ({ 'data-username': u.username }) }));
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
     }
   }
 
   async function remove(u) {
-    if (!await confirmDialog(t('users.confirmDelete', { name: u.username }))) return;
-    try {
-      await api.del(`/api/v1/users/${encodeURIComponent(u.username)}`);
-      toast(t('users.deleted', { name: u.username }));
-    } catch (err) {
-      toast(errorText(err), 'error');
-    }
-    reload();
+    if (await deleteConfirmed(t('users.confirmDelete', { name: u.username }), () => api.del(`/api/v1/users/${encodeURIComponent(u.username)}`),
+      t('users.deleted', { name: u.username }))) reload();
   }
 
   function openForm(user) {
@@ -67,24 +61,15 @@ export function mount(view, ctx) {
         departments: [...depts.querySelectorAll('input:checked')].map((x) => x.value),
       };
       if (pass.value) body.password = pass.value;
-      try {
-        if (user) await api.put(`/api/v1/users/${encodeURIComponent(user.username)}`, body);
-        else await api.post('/api/v1/users', body);
-        m.close(true);
-        toast(t('users.saved', { name: body.username }), 'ok');
-        reload();
-      } catch (e) {
-        err.textContent = errorText(e);
-      }
+      await saveDialog(() => (user ? api.put(`/api/v1/users/${encodeURIComponent(user.username)}`, body) : api.post('/api/v1/users', body)),
+        m, t('users.saved', { name: body.username }), err, reload);
     } },
     field(t('users.username'), name),
     field(t('users.password'), pass, user ? t('users.passwordKeep') : ''),
     field(t('users.role'), role),
     field(t('users.departments'), depts, t('users.departmentsHint')),
     err,
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => m.close() }),
-      h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'user-save', text: t('common.save') })));
+    formActions(() => m.close(), 'user-save'));
     const m = modal(user ? t('users.editTitle', { name: user.username }) : t('users.addTitle'), form, { testid: 'user-dialog' });
   }
 

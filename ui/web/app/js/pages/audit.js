@@ -3,7 +3,7 @@
 import { h, replace } from '../dom.js';
 import * as api from '../api.js';
 import { t, formatDateTime } from '../i18n.js';
-import { errorText, table, field, pageHeader, spinner } from '../ui.js';
+import { table, field, pageHeader, spinner, errorBox } from '../ui.js';
 
 // localInput formats a Date for <input type="datetime-local">.
 export function localInput(d) {
@@ -50,7 +50,7 @@ export function mount(view, ctx) {
         { title: t('audit.result'), cell: (e) => h('span', { class: ['result', /^(ok|success|200|201|204)$/i.test(String(e.result)) ? 'result-ok' : 'result-bad'], text: e.result ?? '' }) },
       ], entries, { empty: t('audit.none'), rowAttrs: (e) => ({ 'data-testid': 'audit-row', 'data-action': e.action, 'data-camera-id': e.camera || '' }) }));
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
     }
   }
 

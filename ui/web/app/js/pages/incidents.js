@@ -3,7 +3,7 @@
 import { h, replace } from '../dom.js';
 import * as api from '../api.js';
 import { t, formatDateTime } from '../i18n.js';
-import { confirmDialog, toast, errorText, table, pageHeader, spinner, deptChip } from '../ui.js';
+import { table, pageHeader, spinner, deptChip, errorBox, rowButton, deleteConfirmed } from '../ui.js';
 
 export function mount(view, ctx) {
   let destroyed = false;
@@ -32,22 +32,16 @@ export function mount(view, ctx) {
         { title: t('incidents.createdBy'), cell: (i) => i.createdBy || i.user || '' },
         { title: '', class: 'actions', cell: (i) => h('div', { class: 'row-actions' },
           h('a', { class: 'btn btn-small btn-primary', 'data-testid': 'incident-open', text: t('incidents.open'), href: playbackHash(i) }),
-          ctx.can('admin') ? h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', 'data-testid': 'incident-delete', text: t('common.delete'), onclick: () => remove(i) }) : null) },
+          ctx.can('admin') ? rowButton('incident-delete', t('common.delete'), () => remove(i), { danger: true }) : null) },
       ], list, { empty: t('incidents.none'), rowAttrs: (i) => ({ 'data-incident-id': i.id ?? '', 'data-testid': 'incident-row' }) }));
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
     }
   }
 
   async function remove(i) {
-    if (!await confirmDialog(t('incidents.confirmDelete', { title: i.title }))) return;
-    try {
-      await api.del(`/api/v1/incidents/${encodeURIComponent(i.id)}`);
-      toast(t('incidents.deleted'));
-    } catch (err) {
-      toast(errorText(err), 'error');
-    }
-    reload();
+    if (await deleteConfirmed(t('incidents.confirmDelete', { title: i.title }), () => api.del(`/api/v1/incidents/${encodeURIComponent(i.id)}`),
+      t('incidents.deleted'))) reload();
   }
 
   reload();

@@ -1,22 +1,16 @@
-// Playback: one or several cameras on one shared timeline. Each seek is a new
-// GET /playback?start=..&duration=.. loaded into the <video>. The clip begins
-// at the keyframe at or before start, with its timeline reset to 0: a HEAD of
-// the same URL first (answered from the index, without reading video) gives
-// that keyframe's wall-clock time in X-Vigil-Start, and the readout maps the
-// video's currentTime from there. (A <video src> cannot read the headers of
-// its own response; fetch+MSE could, but would have to pace and evict a
-// 10-minute chunk itself.)
+// Playback: one or several cameras on one shared timeline. The page owns the
+// clock (play, pause, speed, step, seek), the cameras chosen, the selection,
+// export and incidents; each camera's video is a PlaybackCell
+// (../playback-cell.js), which loads its chunks and maps its video's time to
+// wall-clock time.
 
 import { h, replace, clear, debounce } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName, formatDateTime, formatTime } from '../i18n.js';
 import { Timeline } from '../timeline.js';
-import { deptColor, modal, toast, errorText, field, spinner } from '../ui.js';
+import { deptColor, modal, toast, errorText, field, spinner, errorBox, formActions, saveDialog } from '../ui.js';
+import { PlaybackCell, frameStep } from '../playback-cell.js';
 
-const chunkSeconds = 600;   // each playback request covers this much
-const liveEdgeMs = 90 * 1000; // a clip that ends this close to now may have more soon
-const liveEdgeRetryMs = 2000; // wait before asking again at the live edge
-const frameStep = 1 / 25;   // step = one frame at 25 fps
 const speeds = [0.5, 1, 2, 4, 8];
 
 export function mount(view, ctx) {
@@ -124,7 +118,7 @@ export function mount(view, ctx) {
     for (const [id, cell] of cells) {
       if (!chosen.includes(id)) {
         cell.seq++;
-        unload(cell);
+        cell.unload();
         cells.delete(id);
       }
     }
@@ -145,117 +139,24 @@ export function mount(view, ctx) {
     if (Number.isFinite(cursor)) seek(cursor);
   }
 
+  // what a cell asks of the page
+  const page = {
+    get playing() { return playing; },
+    get speed() { return speed; },
+    get destroyed() { return destroyed; },
+    timeline,
+    isCurrent: (cell) => cells.get(cell.id) === cell,
+    updateReadout: () => updateReadout(),
+    loadRecordings: () => loadRecordings(),
+  };
+
   function createCell(cam) {
-    const video = h('video', { playsInline: true, muted: true, preload: 'auto', 'data-camera-id': cam.id });
-    const msg = h('div', { class: 'pb-msg', hidden: true });
-    const el = h('div', { class: 'pb-cell', 'data-testid': 'pb-cell', 'data-camera-id': cam.id },
-      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id })), msg);
-    el.style.setProperty('--dept', deptColor(cam.department));
-    const cell = { id: cam.id, el, video, msg, base: NaN, t0: 0, shown: NaN, loading: false, seq: 0 };
-    video.addEventListener('loadedmetadata', () => {
-      cell.t0 = video.buffered.length ? video.buffered.start(0) : (video.seekable.length ? video.seekable.start(0) : 0);
-      cell.loading = false;
-      msg.hidden = true;
-      video.playbackRate = speed;
-      if (playing) video.play().catch(() => {});
-      else updateReadout();
-    });
-    video.addEventListener('timeupdate', () => { if (!playing) updateReadout(); });
-    video.addEventListener('error', () => {
-      cell.loading = false;
-      if (!video.getAttribute('src')) return;
-      showMsg(cell, t('playback.noRecording'));
-    });
-    video.addEventListener('ended', () => {
-      // Continue with the next chunk, skipping a gap in recording.
-      if (!playing || !Number.isFinite(cell.base)) return;
-      const next = wallTime(cell) + 1;
-      if (timeline.recordedAt(cell.id, next)) {
-        load(cell, next);
-        return;
-      }
-      const after = timeline.spansOf(cell.id).filter((s) => s.start > next).sort((a, b) => a.start - b.start)[0];
-      if (after) {
-        load(cell, after.start);
-      } else if (Date.now() - next < liveEdgeMs) {
-        // At the live edge the recording is still growing (the open segment is
-        // reviewable): fetch the spans again and go on with what was added.
-        setTimeout(async () => {
-          if (!playing || destroyed) return;
-          await loadRecordings();
-          if (timeline.recordedAt(cell.id, next)) load(cell, next);
-          else showMsg(cell, t('playback.end'));
-        }, liveEdgeRetryMs);
-      } else {
-        showMsg(cell, t('playback.end'));
-      }
-    });
+    const cell = new PlaybackCell(cam, page);
     cells.set(cam.id, cell);
     return cell;
   }
 
-  function showMsg(cell, text) {
-    cell.msg.hidden = false;
-    replace(cell.msg, h('span', { text }));
-  }
-
   // ---- seeking and playing
-  function unload(cell) {
-    cell.video.removeAttribute('src');
-    cell.video.removeAttribute('data-start');
-    cell.video.load();
-  }
-
-  // load plays the cell from the keyframe at or before ms. cell.base becomes
-  // the wall-clock time of the clip's first frame (X-Vigil-Start), so that
-  // currentTime t0 is that instant, not the instant asked for.
-  async function load(cell, ms) {
-    const seq = ++cell.seq;
-    cell.shown = NaN;
-    cell.base = NaN;
-    cell.t0 = 0;
-    if (timeline.spansOf(cell.id).length && !timeline.recordedAt(cell.id, ms)) {
-      // Nothing recorded here: say so instead of asking for a 404.
-      unload(cell);
-      showMsg(cell, t('playback.noRecording'));
-      return;
-    }
-    unload(cell); // the old clip's picture and times no longer apply
-    cell.loading = true;
-    cell.msg.hidden = false;
-    replace(cell.msg, spinner());
-    const src = api.url(api.camPath(cell.id, 'playback'), { start: new Date(ms).toISOString(), duration: `${chunkSeconds}s` });
-    let res = null;
-    try {
-      res = await fetch(src, { method: 'HEAD', credentials: 'same-origin' });
-    } catch {
-      // network error: the <video> below reports it
-    }
-    if (destroyed || seq !== cell.seq || cells.get(cell.id) !== cell) return; // a later seek won
-    if (res && res.status === 401) {
-      cell.loading = false;
-      api.signalUnauthorized();
-      return;
-    }
-    if (res && !res.ok) {
-      cell.loading = false;
-      unload(cell);
-      showMsg(cell, res.status === 404 ? t('playback.noRecording') : `${res.status} ${res.statusText}`);
-      return;
-    }
-    const first = res ? parseStart(res.headers.get('X-Vigil-Start')) : NaN;
-    cell.base = Number.isFinite(first) ? first : ms;
-    cell.video.dataset.start = new Date(cell.base).toISOString();
-    cell.video.defaultPlaybackRate = speed;
-    cell.video.src = src;
-  }
-
-  // parseStart reads an RFC 3339 time with up to nanoseconds into epoch ms.
-  function parseStart(v) {
-    if (!v) return NaN;
-    return Date.parse(v.replace(/(\.\d{3})\d+/, '$1'));
-  }
-
   function seek(ms) {
     if (!Number.isFinite(ms)) return;
     cursor = ms;
@@ -264,16 +165,9 @@ export function mount(view, ctx) {
       const span = timeline.view.end - timeline.view.start;
       timeline.setView(ms - span / 2, ms + span / 2);
     }
-    for (const cell of cells.values()) load(cell, ms);
+    for (const cell of cells.values()) cell.load(ms);
     updateReadout();
     syncHash();
-  }
-
-  // wallTime maps a cell's video position to wall-clock milliseconds.
-  function wallTime(cell) {
-    if (!Number.isFinite(cell.base)) return NaN;
-    const ct = cell.video.paused && Number.isFinite(cell.shown) ? cell.shown : cell.video.currentTime;
-    return cell.base + Math.max(0, ct - cell.t0) * 1000;
   }
 
   function primary() {
@@ -286,7 +180,7 @@ export function mount(view, ctx) {
 
   function updateReadout() {
     const p = primary();
-    const ms = p ? wallTime(p) : cursor;
+    const ms = p ? p.wallTime() : cursor;
     if (Number.isFinite(ms)) {
       readout.textContent = `${formatDateTime(ms)}.${String(new Date(ms).getMilliseconds()).padStart(3, '0')}`;
       readout.dataset.time = new Date(ms).toISOString();
@@ -315,7 +209,7 @@ export function mount(view, ctx) {
     } else {
       for (const c of cells.values()) c.video.pause();
       const p = primary();
-      if (p && Number.isFinite(wallTime(p))) cursor = wallTime(p);
+      if (p && Number.isFinite(p.wallTime())) cursor = p.wallTime();
       updateReadout();
     }
   }
@@ -337,7 +231,7 @@ export function mount(view, ctx) {
   function step(dir) {
     if (playing) togglePlay();
     const p = primary();
-    const from = p ? wallTime(p) : cursor;
+    const from = p ? p.wallTime() : cursor;
     if (!Number.isFinite(from)) return;
     const target = from + dir * frameStep * 1000;
     videos.dataset.stepping = 'true'; // until every cell shows its frame
@@ -347,15 +241,15 @@ export function mount(view, ctx) {
       const want = c.t0 + (target - c.base) / 1000; // target on this cell's media timeline
       c.shown = NaN;
       if (want >= c.t0 && want >= c.video.currentTime) {
-        done.push(playUntil(c, want));
+        done.push(c.playUntil(want));
       } else {
         done.push(new Promise((resolve) => {
           const seq = c.seq + 1;
           c.video.addEventListener('loadeddata', () => {
             if (c.seq !== seq || playing) return resolve();
-            playUntil(c, c.t0 + (target - c.base) / 1000).then(resolve);
+            c.playUntil(c.t0 + (target - c.base) / 1000).then(resolve);
           }, { once: true });
-          load(c, target);
+          c.load(target);
         }));
       }
     }
@@ -363,50 +257,14 @@ export function mount(view, ctx) {
       delete videos.dataset.stepping;
       if (destroyed || playing) return;
       const q = primary();
-      if (q && Number.isFinite(wallTime(q))) cursor = wallTime(q);
+      if (q && Number.isFinite(q.wallTime())) cursor = q.wallTime();
       updateReadout();
-    });
-  }
-
-  // playUntil plays a paused cell until the frame at media time want is
-  // shown, then pauses it there.
-  function playUntil(cell, want) {
-    const v = cell.video;
-    const seq = cell.seq;
-    if (v.currentTime >= want - frameStep / 2) return Promise.resolve();
-    return new Promise((resolve) => {
-      let timer = 0;
-      const finish = () => {
-        clearTimeout(timer);
-        if (cell.seq === seq && !playing) {
-          v.pause();
-          v.playbackRate = speed;
-        }
-        resolve();
-      };
-      const onFrame = (_now, meta) => {
-        if (cell.seq !== seq || playing) return finish();
-        // the first frame within half a frame of want: frame times need not
-        // fall on want exactly
-        if (meta.mediaTime >= want - frameStep / 2) {
-          cell.shown = meta.mediaTime; // paused a little after the frame: name the frame
-          return finish();
-        }
-        // the last frames at 1×: faster, the screen may skip the one wanted
-        if (want - meta.mediaTime < 0.3) v.playbackRate = 1;
-        v.requestVideoFrameCallback(onFrame);
-      };
-      // more than a few frames to go (from a keyframe): faster, still frame by frame on screen
-      v.playbackRate = want - v.currentTime > 0.3 ? 2 : 1;
-      v.requestVideoFrameCallback(onFrame);
-      timer = setTimeout(finish, 5000);
-      v.play().catch(finish);
     });
   }
 
   function currentTimeMs() {
     const p = primary();
-    return p ? wallTime(p) : cursor;
+    return p ? p.wallTime() : cursor;
   }
 
   // ---- range selection, export, incidents
@@ -461,25 +319,16 @@ export function mount(view, ctx) {
         err.textContent = t('playback.pickOneCamera');
         return;
       }
-      try {
-        await api.post('/api/v1/incidents', {
-          title: title.value.trim(), cameras: ids, start: selection.start.toISOString(), end: selection.end.toISOString(), note: note.value.trim(),
-        });
-        m.close(true);
-        toast(t('playback.incidentCreated'), 'ok');
-        loadIncidents();
-      } catch (e) {
-        err.textContent = errorText(e);
-      }
+      await saveDialog(() => api.post('/api/v1/incidents', {
+        title: title.value.trim(), cameras: ids, start: selection.start.toISOString(), end: selection.end.toISOString(), note: note.value.trim(),
+      }), m, t('playback.incidentCreated'), err, loadIncidents);
     } },
     h('p', { class: 'muted', text: `${formatDateTime(selection.start)} – ${formatDateTime(selection.end)}` }),
     field(t('incidents.titleField'), title),
     field(t('incidents.cameras'), camBoxes),
     field(t('incidents.note'), note),
     err,
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => m.close() }),
-      h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'incident-save', text: t('common.save') })));
+    formActions(() => m.close(), 'incident-save'));
     const m = modal(t('playback.createIncident'), form, { testid: 'incident-dialog' });
     title.focus();
   }
@@ -540,7 +389,7 @@ export function mount(view, ctx) {
     try {
       cameras = api.list(await api.get('/api/v1/cameras'), 'cameras').sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
     } catch (err) {
-      if (err.status !== 401 && !destroyed) replace(videos, h('div', { class: 'error-box', text: errorText(err) }));
+      if (err.status !== 401 && !destroyed) replace(videos, errorBox(err));
       return;
     }
     if (destroyed) return;
@@ -571,10 +420,6 @@ export function mount(view, ctx) {
     reloadRecordings.cancel();
     cancelAnimationFrame(rafId);
     if (fetchCtl.abort) fetchCtl.abort.abort();
-    for (const c of cells.values()) {
-      c.video.pause();
-      c.video.removeAttribute('src');
-      c.video.load();
-    }
+    for (const c of cells.values()) c.close();
   };
 }

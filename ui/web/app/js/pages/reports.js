@@ -4,7 +4,7 @@
 import { h, replace } from '../dom.js';
 import * as api from '../api.js';
 import { t, formatNumber } from '../i18n.js';
-import { errorText, table, field, pageHeader, spinner, deptChip, deptColor } from '../ui.js';
+import { table, field, pageHeader, spinner, deptChip, deptColor, errorBox } from '../ui.js';
 
 function dateInput(d) {
   const p = (n) => String(n).padStart(2, '0');
@@ -55,7 +55,7 @@ export function mount(view, ctx) {
           { title: t('reports.recorded'), class: 'bar-col', cell: (c) => bar(c.recorded, deptColor(c.department), 'recorded') },
         ], cams, { rowAttrs: (c) => ({ 'data-testid': 'report-camera-row', 'data-camera-id': c.id }) }));
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, h('div', { class: 'error-box', text: errorText(err) }));
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
     }
   }
 

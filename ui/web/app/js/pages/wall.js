@@ -7,7 +7,8 @@ import { h, replace, clear, debounce, load, save } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
-import { deptChip, deptColor, statusBadge, setBadge, modal, errorText, spinner } from '../ui.js';
+import { deptChip, statusBadge, setBadge, modal, spinner, errorBox } from '../ui.js';
+import { WallTile } from '../wall-tile.js';
 
 const layouts = [1, 4, 9, 16];
 const storageKey = 'vigil.wall';
@@ -147,63 +148,20 @@ export function mount(view, ctx) {
   }
 
   function createTile(camera) {
-    const video = h('video', { muted: true, autoplay: true, playsInline: true, disablePictureInPicture: true });
-    const badge = statusBadge(status.get(camera.id)?.state);
-    const name = h('span', { class: 'tile-name' });
-    const chipBox = h('span', { class: 'tile-dept' });
-    const msg = h('div', { class: 'tile-msg' });
-    const el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
-      video,
-      h('div', { class: 'tile-bar' }, name, chipBox, badge),
-      msg);
-    const tile = { camera, el, video, badge, msg, visible: false };
-    tile.setCamera = (c) => {
-      tile.camera = c;
-      el.dataset.department = c.department;
-      el.title = [c.name, c.location?.address].filter(Boolean).join(' — ');
-      name.textContent = c.name || c.id;
-      replace(chipBox, deptChip(ctx.departments, c.department));
-      el.style.setProperty('--dept', deptColor(c.department));
-    };
-    tile.setCamera(camera);
-    tile.player = new WhepPlayer(video, {
-      cameraId: camera.id,
-      stream: 'sub',
+    const tile = new WallTile(camera, {
+      departments: ctx.departments,
+      statusOf: (id) => status.get(id)?.state,
       onUnauthorized: unauthorized,
-      onState: (s, detail) => {
-        el.dataset.player = s;
-        showTileMessage(tile, s, detail);
-      },
+      onOpen: openFocus,
     });
-    el.addEventListener('dblclick', () => openFocus(tile.camera));
-    el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openFocus(tile.camera); });
     tiles.set(camera.id, tile);
-    io.observe(el);
-    showTileMessage(tile, State.Idle);
+    io.observe(tile.el);
     return tile;
-  }
-
-  function showTileMessage(tile, playerState, detail) {
-    const s = status.get(tile.camera.id)?.state;
-    if (playerState === State.Playing) {
-      clear(tile.msg);
-      tile.msg.hidden = true;
-      return;
-    }
-    tile.msg.hidden = false;
-    let text = t('wall.connecting');
-    if (s === 'offline') text = t('wall.offline');
-    else if (s === 'disabled' || tile.camera.enabled === false) text = t('wall.disabled');
-    else if (playerState === State.Retrying) text = t('wall.reconnecting');
-    replace(tile.msg, playerState === State.Retrying || s === 'offline' || s === 'disabled' ? null : spinner(),
-      h('span', { text }),
-      detail && playerState === State.Retrying ? h('span', { class: 'tile-detail', text: detail }) : null);
   }
 
   function destroyTile(tile) {
     io.unobserve(tile.el);
-    tile.player.stop();
-    tile.el.remove();
+    tile.destroy();
     tiles.delete(tile.camera.id);
   }
 
@@ -222,7 +180,7 @@ export function mount(view, ctx) {
       status = next;
       for (const tile of tiles.values()) {
         updatePlaying(tile);
-        if (tile.player.state !== State.Playing) showTileMessage(tile, tile.player.state);
+        if (tile.player.state !== State.Playing) tile.showMessage(tile.player.state);
       }
       if (focus) focus.setStatus(status.get(focus.camera.id)?.state);
     } catch (err) {
@@ -349,7 +307,7 @@ export function mount(view, ctx) {
       pollTimer = setTimeout(pollStatus, statusPollMs);
     } catch (err) {
       if (destroyed || err.status === 401) return;
-      replace(grid, h('div', { class: 'error-box', text: errorText(err) }));
+      replace(grid, errorBox(err));
     }
   })();
 

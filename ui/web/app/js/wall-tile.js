@@ -1,0 +1,77 @@
+// A live-wall tile: one camera's sub-stream over WHEP in a <video>, with its
+// name, department and status badge, and a message while it is not playing.
+// The wall decides when a tile plays (start/stop: visible, tab shown, no large
+// view open); the tile owns its DOM and its player.
+
+import { h, replace, clear } from './dom.js';
+import { t } from './i18n.js';
+import { WhepPlayer, State } from './whep.js';
+import { deptChip, deptColor, statusBadge, spinner } from './ui.js';
+
+export class WallTile {
+  // opts: departments (for the chip), statusOf(id) → the camera's last known
+  // state, onUnauthorized, onOpen(camera) on double-click or Enter.
+  constructor(camera, opts) {
+    this.opts = opts;
+    this.video = h('video', { muted: true, autoplay: true, playsInline: true, disablePictureInPicture: true });
+    this.badge = statusBadge(opts.statusOf(camera.id));
+    this.name = h('span', { class: 'tile-name' });
+    this.chipBox = h('span', { class: 'tile-dept' });
+    this.msg = h('div', { class: 'tile-msg' });
+    this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
+      this.video,
+      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.badge),
+      this.msg);
+    this.visible = false;
+    this.setCamera(camera);
+    this.player = new WhepPlayer(this.video, {
+      cameraId: camera.id,
+      stream: 'sub',
+      onUnauthorized: opts.onUnauthorized,
+      onState: (s, detail) => {
+        this.el.dataset.player = s;
+        this.showMessage(s, detail);
+      },
+    });
+    this.el.addEventListener('dblclick', () => opts.onOpen(this.camera));
+    this.el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') opts.onOpen(this.camera); });
+    this.showMessage(State.Idle);
+  }
+
+  // setCamera shows a camera's changed name, department or address.
+  setCamera(c) {
+    this.camera = c;
+    const el = this.el;
+    el.dataset.department = c.department;
+    el.title = [c.name, c.location?.address].filter(Boolean).join(' — ');
+    this.name.textContent = c.name || c.id;
+    replace(this.chipBox, deptChip(this.opts.departments, c.department));
+    el.style.setProperty('--dept', deptColor(c.department));
+  }
+
+  // showMessage says why the tile shows no picture (connecting, offline,
+  // disabled, reconnecting with the reason), or hides the message while playing.
+  showMessage(playerState, detail) {
+    const s = this.opts.statusOf(this.camera.id);
+    const msg = this.msg;
+    if (playerState === State.Playing) {
+      clear(msg);
+      msg.hidden = true;
+      return;
+    }
+    msg.hidden = false;
+    let text = t('wall.connecting');
+    if (s === 'offline') text = t('wall.offline');
+    else if (s === 'disabled' || this.camera.enabled === false) text = t('wall.disabled');
+    else if (playerState === State.Retrying) text = t('wall.reconnecting');
+    replace(msg, playerState === State.Retrying || s === 'offline' || s === 'disabled' ? null : spinner(),
+      h('span', { text }),
+      detail && playerState === State.Retrying ? h('span', { class: 'tile-detail', text: detail }) : null);
+  }
+
+  // destroy stops the player and takes the tile off the page.
+  destroy() {
+    this.player.stop();
+    this.el.remove();
+  }
+}
