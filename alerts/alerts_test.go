@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 // receiver is a webhook receiver that checks signatures and can be down.
@@ -75,11 +76,7 @@ func (r *receiver) next(t *testing.T, timeout time.Duration) Event {
 
 func openDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sqlitedb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return testdb.Open(t, path)
 }
 
 // start runs a notifier until the test ends (or stop is called).
@@ -118,10 +115,7 @@ func TestDeliverSignedInOrder(t *testing.T) {
 		}
 	}
 	// the receiver answers before the sender removes the event from the queue
-	deadline := time.Now().Add(5 * time.Second)
-	for n.Stats().Delivered < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, "3 delivered", func() bool { return n.Stats().Delivered == 3 })
 	if st := n.Stats(); st.Queued != 3 || st.Delivered != 3 || st.Pending != 0 || st.Dropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}
