@@ -300,18 +300,41 @@ func TestAlertsEndToEnd(t *testing.T) {
 	restartS3()
 	rcv.wait(t, alerts.StorageRecovered, "", 15*time.Second)
 
-	// the receiver is down: events wait in the queue, across a restart
+	// figures in /metrics
+	f := c.metrics()
+	if v, _ := gauge(f, "vigil_alert_events_delivered_total", nil); v < 4 {
+		t.Errorf("vigil_alert_events_delivered_total = %v, want >= 4 (offline, online, failing, recovered)", v)
+	}
+	if v, _ := gauge(f, "vigil_alert_events_failed_total", nil); v < 1 {
+		t.Errorf("vigil_alert_events_failed_total = %v: the dead receiver's attempts are not counted", v)
+	}
+
+	// the receiver is down: events wait in the queue and arrive when it returns
 	rcv.setDown(true)
 	sim.Close()
-	testkit.WaitFor(t, offlineAfter+10*time.Second, "camera.offline queued", func() bool {
-		return a.Alerts.Stats().Pending > 0 && a.Alerts.Stats().Failed > 0
+	pendingFailed := func() bool { st := a.Alerts.Stats(); return st.Pending > 1 && st.Failed > 0 }
+	testkit.WaitFor(t, offlineAfter+10*time.Second, "camera.offline queued", pendingFailed)
+	rcv.setDown(false)
+	rcv.wait(t, alerts.CameraOffline, "police-1", 10*time.Second)
+
+	// ... also across a restart of Vigil on the same data directory
+	rcv.setDown(true)
+	sim, err = camsim.New(camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	failed := a.Alerts.Stats().Failed
+	testkit.WaitFor(t, 30*time.Second, "camera.online queued", func() bool {
+		st := a.Alerts.Stats()
+		return st.Pending > 1 && st.Failed > failed
 	})
 	stop()
-
 	rcv.setDown(false)
-	a2, _ := startApp(t, cfg)
-	rcv.wait(t, alerts.CameraOffline, "police-1", 10*time.Second)
-	_ = a2
+	startApp(t, cfg)
+	rcv.wait(t, alerts.CameraOnline, "police-1", 10*time.Second)
 	rcv.mu.Lock()
 	bad := rcv.badSigs
 	rcv.mu.Unlock()
