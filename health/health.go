@@ -103,8 +103,10 @@ type Source func(ctx context.Context) []Check
 type Options struct {
 	// Interval between two runs of a probe. It defaults to 5 seconds.
 	Interval time.Duration
-	// Timeout bounds one run of a probe; a probe that overruns is failing with
-	// "no answer within …". It defaults to Interval.
+	// Timeout bounds one run of a probe; a probe that overruns is degraded,
+	// "no answer within …", and is not run again before it returns (a probe
+	// stuck past the end of Run is left to return on its own). It defaults
+	// to Interval.
 	Timeout time.Duration
 	// Log receives changes of status. It defaults to discarding.
 	Log *slog.Logger
@@ -195,27 +197,57 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) loop(ctx context.Context, p *probe) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var stuck <-chan verdict // a run that overran its timeout and has not returned yet
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		m.runOnce(ctx, p)
+		if stuck != nil {
+			// one run at a time: a probe that ignores its context (a client
+			// call without one) is not started again until it returns
+			select {
+			case <-stuck:
+				stuck = nil
+			case <-ctx.Done():
+				return
+			}
+		}
+		stuck = m.runOnce(ctx, p)
 		t.Reset(m.opts.Interval)
 	}
 }
 
-func (m *Monitor) runOnce(ctx context.Context, p *probe) {
+type verdict struct {
+	status  Status
+	message string
+}
+
+// runOnce runs the probe once and records its result. A run that overruns
+// Timeout is degraded, "no answer within …"; its channel is returned, to be
+// waited for before the next run.
+func (m *Monitor) runOnce(ctx context.Context, p *probe) (stuck <-chan verdict) {
 	cctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
-	st, msg := p.run(cctx)
-	timedOut := cctx.Err() != nil
-	cancel()
-	if ctx.Err() != nil {
-		return // stopping: the result says nothing about the part
+	defer cancel()
+	done := make(chan verdict, 1)
+	go func() {
+		st, msg := p.run(cctx)
+		done <- verdict{st, msg}
+	}()
+	var st Status
+	var msg string
+	select {
+	case v := <-done:
+		st, msg = v.status, v.message
+		if cctx.Err() != nil && st == OK {
+			st, msg = Degraded, "no answer within "+m.opts.Timeout.String()
+		}
+	case <-cctx.Done():
+		st, msg, stuck = Degraded, "no answer within "+m.opts.Timeout.String(), done
 	}
-	if timedOut && st == OK {
-		st, msg = Failing, "no answer within "+m.opts.Timeout.String()
+	if ctx.Err() != nil {
+		return nil // stopping: the result says nothing about the part
 	}
 	now := time.Now()
 	m.mu.Lock()
@@ -228,7 +260,7 @@ func (m *Monitor) runOnce(ctx context.Context, p *probe) {
 	watchers := append([](func(Change))(nil), m.watchers...)
 	m.mu.Unlock()
 	if before.Status == st {
-		return
+		return stuck
 	}
 	lvl := slog.LevelInfo
 	if st != OK {
@@ -240,6 +272,7 @@ func (m *Monitor) runOnce(ctx context.Context, p *probe) {
 	for _, fn := range watchers {
 		fn(Change{Before: before, After: after})
 	}
+	return stuck
 }
 
 // Report returns every probe's last result and every source's checks, sorted

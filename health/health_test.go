@@ -22,6 +22,18 @@ func TestMonitorProbes(t *testing.T) {
 	m := New(Options{Interval: 20 * time.Millisecond})
 	m.AddProbe("store", func(context.Context) (Status, string) { return status.Load().(Status), "msg" })
 	m.AddProbe("slow", func(ctx context.Context) (Status, string) { <-ctx.Done(); return OK, "late" })
+	// a probe that ignores its context: reported all the same, never run twice at once
+	release := make(chan struct{})
+	var hungRuns, hungRunning atomic.Int32
+	m.AddProbe("hung", func(context.Context) (Status, string) {
+		if hungRunning.Add(1) > 1 {
+			t.Error("a hung probe was started again before it returned")
+		}
+		hungRuns.Add(1)
+		<-release
+		hungRunning.Add(-1)
+		return OK, "finally"
+	})
 	var mu sync.Mutex
 	var changes []Change
 	m.OnChange(func(c Change) {
@@ -37,14 +49,18 @@ func TestMonitorProbes(t *testing.T) {
 	testkit.WaitFor(t, 2*time.Second, "first results", func() bool {
 		_, ok1 := m.Current("store")
 		_, ok2 := m.Current("slow")
-		return ok1 && ok2
+		_, ok3 := m.Current("hung")
+		return ok1 && ok2 && ok3
 	})
+	if hung, _ := m.Current("hung"); hung.Status != Degraded || !strings.Contains(hung.Message, "no answer within") {
+		t.Fatalf("a hung probe: %+v", hung)
+	}
 	first, _ := m.Current("store")
 	time.Sleep(60 * time.Millisecond) // more runs, same status
 	if again, _ := m.Current("store"); !again.Since.Equal(first.Since) {
 		t.Fatalf("since moved without a change: %v → %v", first.Since, again.Since)
 	}
-	if slow, _ := m.Current("slow"); slow.Status != Failing || !strings.Contains(slow.Message, "no answer within") {
+	if slow, _ := m.Current("slow"); slow.Status != Degraded || !strings.Contains(slow.Message, "no answer within") {
 		t.Fatalf("a probe that overruns: %+v", slow)
 	}
 	status.Store(Degraded)
@@ -53,9 +69,14 @@ func TestMonitorProbes(t *testing.T) {
 		t.Fatalf("since did not move with the status: %+v", c)
 	}
 	rep := m.Report(context.Background())
-	if rep.Status != Failing || len(rep.Checks) != 2 || rep.Checks[0].Name != "slow" {
+	if rep.Status != Degraded || len(rep.Checks) != 3 || rep.Checks[0].Name != "hung" {
 		t.Fatalf("report %+v", rep)
 	}
+	if n := hungRuns.Load(); n != 1 {
+		t.Errorf("the hung probe ran %d times", n)
+	}
+	close(release)
+	testkit.WaitFor(t, 2*time.Second, "the hung probe runs again", func() bool { return hungRuns.Load() >= 2 })
 	stop()
 	mu.Lock()
 	defer mu.Unlock()
