@@ -127,6 +127,45 @@ func TestHealthShowsS3Misconfiguration(t *testing.T) {
 				t.Errorf("%s may send a test event: %d", role, code)
 			}
 		}
+		// an operator limited to a department sees the system's checks and their own cameras'
+		for _, cam := range []ingest.Camera{
+			{ID: "p-1", Name: "P", Department: "police", MainURL: "rtsp://127.0.0.1:1/x", Enabled: true},
+			{ID: "f-1", Name: "F", Department: "flood-control", MainURL: "rtsp://127.0.0.1:1/y", Enabled: true},
+		} {
+			if _, err := a.Registry.CreateCamera(ctx, cam); err != nil {
+				t.Fatal(err)
+			}
+			a.Cameras.Apply(cam)
+		}
+		if _, err := a.Registry.CreateUser(ctx, registry.User{Username: "op-police", Role: registry.RoleOperator,
+			Departments: []string{"police"}}, "pw-op-police-123"); err != nil {
+			t.Fatal(err)
+		}
+		names := func(c *client) map[string]bool {
+			code, body := c.do("GET", "/api/v1/health", nil)
+			var rep healthReport
+			if code != http.StatusOK || json.Unmarshal(body, &rep) != nil {
+				t.Fatalf("health: %d %s", code, body)
+			}
+			out := map[string]bool{}
+			for _, ch := range rep.Checks {
+				out[ch.Name] = true
+			}
+			return out
+		}
+		if got := names(login(t, base, "op-police", "pw-op-police-123")); !got["camera/p-1"] || got["camera/f-1"] || !got["storage"] {
+			t.Errorf("scoped operator sees %v", got)
+		}
+		if got := names(login(t, base, "admin", adminPassword)); !got["camera/p-1"] || !got["camera/f-1"] {
+			t.Errorf("admin sees %v", got)
+		}
+		for _, id := range []string{"p-1", "f-1"} {
+			if _, err := a.Registry.DeleteCamera(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			a.Cameras.Remove(id)
+		}
+
 		resp, err := http.Get(base + "/api/v1/health")
 		if err != nil {
 			t.Fatal(err)
