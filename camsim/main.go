@@ -66,6 +66,10 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs.DurationVar(&o.DropEvery, "drop-every", 0, "close every connection at this interval (fault)")
 	fs.BoolVar(&o.Stall, "stall", false, "keep sessions open but send no media (fault)")
 	fs.DurationVar(&o.WithholdKeyframes, "withhold-keyframes", 0, "send no keyframe for this long after start (fault)")
+	fs.DurationVar(&o.ClockOffset, "clock-offset", 0, "add this to the clock in RTCP sender reports, e.g. 8h or -8760h (fault)")
+	fs.DurationVar(&o.Jitter, "jitter", 0, "jitter sender report times by up to ± this, and frames by up to 1/20 of it (fault; 1.9s is like GStreamer)")
+	fs.DurationVar(&o.SenderReportEvery, "sr-every", 0, "also send an RTCP sender report at this interval (default: gortsplib's, every 10s)")
+	fs.BoolVar(&o.KeyframeOnPlay, "keyframe-on-play", false, "start a new GOP at every PLAY, as many cameras do")
 	verbose := fs.Bool("v", false, "log every connection and session")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -28,6 +28,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "faults", args: []string{"-drop-every", "30s", "-stall", "-withhold-keyframes", "5s", "-username", "u", "-password", "p", "-no-udp", "-v", "-silent-udp"},
 			want:    Options{SilentUDP: true, Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateNormal, DropEvery: 30 * time.Second, Stall: true, WithholdKeyframes: 5 * time.Second, Username: "u", Password: "p", DisableUDP: true},
 			verbose: true},
+		{name: "wrong clock", args: []string{"--clock-offset", "-8760h", "--jitter", "1.9s", "--sr-every", "1s", "--keyframe-on-play"},
+			want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateNormal, KeyframeOnPlay: true, ClockOffset: -8760 * time.Hour, Jitter: 1900 * time.Millisecond, SenderReportEvery: time.Second}},
 		{name: "udp address", args: []string{"--udp-rtp", "127.0.0.1:8000"}, want: Options{Addr: DefaultAddr, Count: 1, Codec: CodecH264, Bitrate: BitrateNormal, UDPRTPAddress: "127.0.0.1:8000"}},
 		{name: "unknown flag", args: []string{"--colour"}, err: "colour"},
 		{name: "bad count", args: []string{"--count", "many"}, err: "count"},

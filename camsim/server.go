@@ -8,7 +8,9 @@
 // packets: each stream is packetized once and fanned out by gortsplib.
 //
 // Faults for tests: a password, dropping every connection periodically, stalling the
-// media while sessions stay open, and withholding keyframes. They can be switched on a
+// media while sessions stay open, withholding keyframes, a wrong clock in the RTCP
+// sender reports, and jittered timing. KeyframeOnPlay starts a GOP at every PLAY, as
+// many cameras do. They can be switched on a
 // running server.
 package camsim
 
@@ -84,6 +86,10 @@ type Options struct {
 	// DropEvery, when positive, closes every connection and session every DropEvery,
 	// as a flaky network would. It defaults to 0: never.
 	DropEvery time.Duration
+	// KeyframeOnPlay starts a new GOP at every PLAY, as many cameras do: the next video
+	// frame of the stream is a keyframe, for every reader of it. Without it a new reader
+	// waits up to 2 s for the next keyframe. It defaults to false.
+	KeyframeOnPlay bool
 	// Stall starts the server with media stalled: sessions open and play, but no RTP
 	// is sent until SetStall(false). It defaults to false.
 	Stall bool
@@ -91,6 +97,19 @@ type Options struct {
 	// (only the frames between keyframes). SetWithholdKeyframes switches it at runtime.
 	// It defaults to 0.
 	WithholdKeyframes time.Duration
+	// ClockOffset is added to the wall-clock time in the RTCP sender reports, as a
+	// camera whose clock is wrong would send (8h: a clock 8 hours fast; -8760h: one
+	// reset to last year). RTP timestamps and pacing stay right. It defaults to 0.
+	ClockOffset time.Duration
+	// Jitter, when positive, makes the timing as rough as a real camera's: the time in
+	// each sender report is off by a random amount within ±Jitter against its RTP
+	// timestamp (GStreamer's RTSP server shows about ±1.9 s), and each frame is sent up
+	// to Jitter/20 (at most 100 ms) late. It defaults to 0: exact timing.
+	Jitter time.Duration
+	// SenderReportEvery, when positive, sends an RTCP sender report with the video of
+	// every stream at this interval, besides gortsplib's own every 10 s. It defaults
+	// to 0: only gortsplib's.
+	SenderReportEvery time.Duration
 	// Log receives connection and session events. It defaults to a logger that
 	// discards everything.
 	Log *slog.Logger
@@ -168,6 +187,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DropEvery < 0 {
 		return nil, fmt.Errorf("camsim: drop interval %v is negative", opts.DropEvery)
+	}
+	if opts.Jitter < 0 {
+		return nil, fmt.Errorf("camsim: jitter %v is negative", opts.Jitter)
+	}
+	if opts.SenderReportEvery < 0 {
+		return nil, fmt.Errorf("camsim: sender report interval %v is negative", opts.SenderReportEvery)
 	}
 	if opts.WithholdKeyframes < 0 {
 		return nil, fmt.Errorf("camsim: keyframe withholding %v is negative", opts.WithholdKeyframes)
@@ -486,6 +511,14 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	h.log.Debug("camsim play", "camera", strings.Trim(ctx.Path, "/"), "remote", ctx.Conn.NetConn().RemoteAddr().String())
+	if h.opts.KeyframeOnPlay {
+		h.mu.Lock()
+		st := h.streams[strings.Trim(ctx.Path, "/")]
+		h.mu.Unlock()
+		if st != nil {
+			st.newGOP.Store(true)
+		}
+	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 

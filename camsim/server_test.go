@@ -465,6 +465,8 @@ func TestNewValidates(t *testing.T) {
 		{"high bitrate h265", Options{Codec: CodecH265, Bitrate: BitrateHigh}},
 		{"password without user", Options{Password: "x"}},
 		{"negative drop", Options{DropEvery: -time.Second}},
+		{"negative jitter", Options{Jitter: -time.Second}},
+		{"negative sender report interval", Options{SenderReportEvery: -time.Second}},
 		{"negative withhold", Options{WithholdKeyframes: -time.Second}},
 		{"odd udp port", Options{UDPRTPAddress: "127.0.0.1:5001"}},
 		{"udp port and no udp", Options{UDPRTPAddress: "127.0.0.1:5000", DisableUDP: true}},
@@ -484,5 +486,41 @@ func TestNewValidates(t *testing.T) {
 	}
 	if s.opts.Codec != CodecH265 || s.opts.Count != 1 || s.opts.Addr != DefaultAddr {
 		t.Errorf("defaults not applied: %+v", s.opts)
+	}
+}
+
+// TestNTPTime checks the RFC 3550 format of camsim's own sender reports:
+// seconds since 1900, and the fraction of a second in units of 2^-32.
+func TestNTPTime(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 250_000_000, time.UTC)
+	v := ntpTime(at)
+	if sec := int64(v>>32) - 2208988800; sec != at.Unix() {
+		t.Errorf("seconds %d, want %d", sec, at.Unix())
+	}
+	if frac := v & 0xffffffff; frac != 1<<30 {
+		t.Errorf("fraction %#x, want a quarter (%#x)", frac, 1<<30)
+	}
+}
+
+// TestKeyframeOnPlay: a reader that plays in the middle of a GOP gets a keyframe at
+// once, and the RTP timestamps go on in steps of one frame.
+func TestKeyframeOnPlay(t *testing.T) {
+	s := startServer(t, Options{KeyframeOnPlay: true})
+	s.mu.Lock()
+	midGOP := s.startedAt.Add(time.Second) // keyframes come every 2 s from the start
+	s.mu.Unlock()
+	time.Sleep(time.Until(midGOP))
+	played := time.Now()
+	r := mustPlay(t, s.URL(1, false), gortsplib.TransportTCP)
+	testkit.WaitFor(t, 3*time.Second, "five frames", func() bool { aus, _, _ := r.snapshot(); return len(aus) >= 5 })
+	aus, _, _ := r.snapshot()
+	k := firstKey(aus)
+	if k < 0 || k > 2 || aus[k].at.Sub(played) > 500*time.Millisecond {
+		t.Fatalf("first keyframe is frame %d, %v after PLAY", k, aus[max(k, 0)].at.Sub(played))
+	}
+	for i := 1; i < len(aus); i++ {
+		if d := aus[i].ts - aus[i-1].ts; d != 3600 {
+			t.Errorf("frame %d: rtp timestamp step %d, want 3600", i, d)
+		}
 	}
 }

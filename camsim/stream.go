@@ -3,11 +3,13 @@ package camsim
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -26,6 +28,8 @@ type stream struct {
 	// silent is a stream with the same medias that never carries a packet, for UDP
 	// readers under Options.SilentUDP; nil otherwise.
 	silent *gortsplib.ServerStream
+	// newGOP asks the pacer to make the next video frame a keyframe (Options.KeyframeOnPlay).
+	newGOP atomic.Bool
 }
 
 // track is the looping state of one media of a stream. Only the pacing goroutine
@@ -35,8 +39,10 @@ type track struct {
 	clip  *clip
 	pt    uint8
 
-	next   int   // index of the next frame in clip.frames
-	loop   int64 // completed loops
+	lastSR time.Time // when Options.SenderReportEvery last sent a sender report
+	shift  int64     // ticks added to the position by restartGOP
+	next   int       // index of the next frame in clip.frames
+	loop   int64     // completed loops
 	tsBase uint32
 	seq    uint16
 	pkt    rtp.Packet // reused for every packet: gortsplib marshals it before returning
@@ -95,7 +101,23 @@ func ticksToDuration(ticks int64, clockRate int) time.Duration {
 
 // position returns the time of the track's next frame since the start, in clock ticks.
 func (t *track) position() int64 {
-	return t.loop*t.clip.duration + t.clip.frames[t.next].pts
+	return t.shift + t.loop*t.clip.duration + t.clip.frames[t.next].pts
+}
+
+// restartGOP makes the next frame the next keyframe of the clip, skipping the rest of
+// the current GOP, at the same position: timestamps go on without a jump.
+func (t *track) restartGOP() {
+	if t.clip.frames[t.next].key {
+		return
+	}
+	at := t.position()
+	for {
+		t.advance()
+		if t.clip.frames[t.next].key {
+			break
+		}
+	}
+	t.shift += at - t.position()
 }
 
 // advance moves to the next frame, wrapping to the next loop at the end of the clip.
@@ -118,6 +140,9 @@ func (st *stream) run(done <-chan struct{}, start time.Time) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if st.newGOP.Swap(false) {
+			st.tracks[0].restartGOP()
+		}
 		// the track whose next frame is due first
 		var tr *track
 		var due time.Time
@@ -127,7 +152,7 @@ func (st *stream) run(done <-chan struct{}, start time.Time) {
 				tr, due = t, at
 			}
 		}
-		if wait := time.Until(due); wait > 0 {
+		if wait := time.Until(due) + st.s.arrivalJitter(); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-done:
@@ -156,6 +181,7 @@ func (st *stream) send(t *track, at time.Time) {
 		return
 	}
 	ts := t.rtpTimestamp()
+	ntp := st.s.cameraClock(at)
 	for _, p := range f.payloads {
 		t.pkt.Header = rtp.Header{
 			Version:        2,
@@ -166,10 +192,50 @@ func (st *stream) send(t *track, at time.Time) {
 		}
 		t.pkt.Payload = p.data
 		t.seq++
-		if err := st.ss.WritePacketRTPWithNTP(t.media, &t.pkt, at); err != nil {
+		if err := st.ss.WritePacketRTPWithNTP(t.media, &t.pkt, ntp); err != nil {
 			// only after the stream was closed, which happens after this goroutine ends
 			st.s.log.Warn("camsim write rtp", "camera", st.path, "error", err)
 			return
 		}
 	}
+	if every := st.s.opts.SenderReportEvery; every > 0 && t == st.tracks[0] && at.Sub(t.lastSR) >= every {
+		t.lastSR = at
+		// gortsplib set the packet's SSRC to the stream's
+		sr := &rtcp.SenderReport{SSRC: t.pkt.SSRC, NTPTime: ntpTime(ntp), RTPTime: ts}
+		if err := st.ss.WritePacketRTCP(t.media, sr); err != nil {
+			st.s.log.Warn("camsim write rtcp", "camera", st.path, "error", err)
+		}
+	}
+}
+
+// cameraClock is the time that the camera's clock shows at real time at: off by
+// Options.ClockOffset, and by a random amount within ±Options.Jitter.
+func (s *Server) cameraClock(at time.Time) time.Time {
+	t := at.Add(s.opts.ClockOffset)
+	if j := s.opts.Jitter; j > 0 {
+		t = t.Add(time.Duration(rand.Int64N(int64(2*j)+1)) - j)
+	}
+	return t
+}
+
+// maxArrivalJitter caps how late Options.Jitter makes a frame.
+const maxArrivalJitter = 100 * time.Millisecond
+
+// arrivalJitter is how late to send the next frame: up to Options.Jitter/20.
+func (s *Server) arrivalJitter() time.Duration {
+	j := min(s.opts.Jitter/20, maxArrivalJitter)
+	if j <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(j) + 1))
+}
+
+// ntpTime converts a time to the 64-bit NTP format of RTCP (seconds since 1900, and
+// the fraction).
+func ntpTime(t time.Time) uint64 {
+	const epochOffset = 2208988800 // seconds from 1900 to 1970
+	ns := t.UnixNano()
+	sec := uint64(ns/1e9 + epochOffset)
+	frac := uint64(ns%1e9) << 32 / 1e9
+	return sec<<32 | frac
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,4 +238,61 @@ func TestCamsimAutoFallsBackToTCP(t *testing.T) {
 	stop()
 	m.Remove("auto")
 	m.Remove("udp")
+}
+
+// TestCamsimFlapping: a camera that drops every session after 2 s is
+// recorded for at least 90 % of the time: a session that delivered video is
+// no failure, and the puller reconnects at once (with the product's default
+// backoff, which once grew to 30 s after such sessions).
+func TestCamsimFlapping(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// KeyframeOnPlay: each session starts with a keyframe, as with many
+	// cameras, so that the test measures the reconnects, not camsim's 2 s GOP
+	sim := simcam.Start(t, camsim.Options{DropEvery: 2 * time.Second, KeyframeOnPlay: true, DisableUDP: true})
+	defer sim.Close()
+	m := NewFleet(FleetOptions{Log: testkit.Log(t)})
+	m.Set(Camera{ID: "flappy", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
+	stop := runManager(t, m)
+	defer stop()
+	sub := m.Stream("flappy", Main).Subscribe(SubscribeOptions{Kind: Viewer, QueueLen: 4096})
+	defer sub.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, _, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	var units []received
+	var wg sync.WaitGroup
+	wg.Add(1)
+	collect(sub, 8*time.Second, &units, &wg)
+	end := time.Now()
+	units = append([]received{{first, begin}}, units...)
+
+	const frame = 40 * time.Millisecond
+	var covered time.Duration
+	gaps := 0
+	for i := 1; i < len(units); i++ {
+		// a unit covers up to the next one, at most a frame and a half
+		d := units[i].u.Time.Sub(units[i-1].u.Time)
+		if d <= frame*3/2 {
+			covered += d
+		} else {
+			covered += frame
+			gaps++
+		}
+	}
+	up := end.Sub(begin)
+	st, _ := m.Status("flappy")
+	t.Logf("%d video units, %d gaps, %v of %v covered (%.0f %%), %d reconnects", len(units), gaps, covered, up, 100*covered.Seconds()/up.Seconds(), st.Reconnects)
+	if st.Reconnects < 3 {
+		t.Errorf("%d reconnects in 8 s: the camera did not flap", st.Reconnects)
+	}
+	if covered < up*9/10 {
+		t.Errorf("units cover %v of %v up-time, want at least 90 %%", covered, up)
+	}
+	stop()
+	m.Remove("flappy")
 }

@@ -26,7 +26,6 @@ type fakeClient struct {
 	mu    sync.Mutex
 	cbs   map[format.Format]gortsplib.OnPacketRTPFunc
 	first map[*description.Media]uint32
-	ntp   time.Time // returned by PacketNTP when not zero
 	done  chan struct{}
 	once  sync.Once
 }
@@ -61,9 +60,7 @@ func (c *fakeClient) PacketPTS2(m *description.Media, pkt *rtp.Packet) (int64, b
 	return int64(int32(pkt.Timestamp - f)), true
 }
 
-func (c *fakeClient) PacketNTP(*description.Media, *rtp.Packet) (time.Time, bool) {
-	return c.ntp, !c.ntp.IsZero()
-}
+func (c *fakeClient) OnPacketRTCP(*description.Media, gortsplib.OnPacketRTCPFunc) {}
 
 func (c *fakeClient) Play(*headers.Range) (*base.Response, error) {
 	return &base.Response{StatusCode: base.StatusOK}, nil
@@ -215,6 +212,35 @@ func TestBackoff(t *testing.T) {
 			if d < lo || d > hi {
 				t.Errorf("backoff(%d) = %v, want %v ±20%%", tc.failures, d, tc.want)
 			}
+		}
+	}
+}
+
+// TestRetryWait: a session that delivered video is no failure, whatever its
+// length; one that delivered nothing backs off.
+func TestRetryWait(t *testing.T) {
+	const lo, hi = time.Second, 30 * time.Second
+	for _, tc := range []struct {
+		failures     int
+		streamed     bool
+		lasted       time.Duration
+		want         time.Duration // ±20 % when it is a backoff
+		wantFailures int
+	}{
+		{5, true, 20 * time.Second, 0, 0},
+		{0, true, 2 * time.Second, 0, 0},
+		{3, true, 300 * time.Millisecond, 700 * time.Millisecond, 0}, // not sooner than lo after the last start
+		{0, false, 20 * time.Second, time.Second, 1},
+		{3, false, time.Second, 8 * time.Second, 4},
+		{9, false, time.Second, 30 * time.Second, 10},
+	} {
+		got, failures := retryWait(tc.failures, tc.streamed, tc.lasted, lo, hi)
+		slack := time.Duration(0)
+		if !tc.streamed {
+			slack = tc.want / 5
+		}
+		if failures != tc.wantFailures || got < tc.want-slack || got > tc.want+slack {
+			t.Errorf("retryWait(%d, %v, %v) = %v, %d; want %v, %d", tc.failures, tc.streamed, tc.lasted, got, failures, tc.want, tc.wantFailures)
 		}
 	}
 }

@@ -22,9 +22,6 @@ type FleetOptions struct {
 	BackoffMin time.Duration
 	// BackoffMax caps the wait between attempts. It defaults to 30 seconds.
 	BackoffMax time.Duration
-	// StableAfter is how long a session must have been online to reset the
-	// backoff. It defaults to 30 seconds.
-	StableAfter time.Duration
 	// LogEvery limits the logging of a changed error while a stream stays
 	// offline. It defaults to 1 minute.
 	LogEvery time.Duration
@@ -76,9 +73,6 @@ func NewFleet(opts FleetOptions) *Fleet {
 	}
 	if opts.BackoffMax < opts.BackoffMin {
 		opts.BackoffMax = opts.BackoffMin
-	}
-	if opts.StableAfter <= 0 {
-		opts.StableAfter = 30 * time.Second
 	}
 	if opts.LogEvery <= 0 {
 		opts.LogEvery = time.Minute
@@ -179,7 +173,7 @@ func (m *Fleet) pullerConfig(id string, kind StreamKind, se *streamEntry) puller
 	return pullerConfig{
 		camera: id, kind: kind, url: se.url, transport: se.trans, stream: se.stream,
 		log: m.opts.Log, dial: m.opts.dial, stall: m.opts.StallTimeout, readTimeout: m.opts.ReadTimeout,
-		backoffMin: m.opts.BackoffMin, backoffMax: m.opts.BackoffMax, stableAfter: m.opts.StableAfter,
+		backoffMin: m.opts.BackoffMin, backoffMax: m.opts.BackoffMax,
 		logEvery: m.opts.LogEvery,
 	}
 }

@@ -76,8 +76,10 @@ type Unit struct {
 	// PTS is the presentation time on the camera's clock, continuous and
 	// increasing for the whole life of the Stream, also across reconnects.
 	PTS time.Duration
-	// Time is the wall-clock time at which the unit was captured, anchored to
-	// the camera's clock at the start of the session.
+	// Time is the wall-clock time at which the unit was captured, on the
+	// server's clock: the arrival of the session's first unit, advanced by the
+	// camera's timestamps and kept near the arrival times (see wallClock). The
+	// camera's own clock is never used, as it is often wrong.
 	Time time.Time
 	// Data holds the NAL units of a video access unit (without start codes), or
 	// the single frame of an audio unit in Data[0].

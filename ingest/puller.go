@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -36,7 +37,6 @@ type pullerConfig struct {
 	readTimeout time.Duration
 	backoffMin  time.Duration
 	backoffMax  time.Duration
-	stableAfter time.Duration
 	logEvery    time.Duration
 	onOnline    func() // called when media starts to flow, may be nil
 	// onDescribe, when set, sees the planned tracks; returning true ends the session there
@@ -56,6 +56,7 @@ type puller struct {
 	video      *VideoStatus
 	audio      *AudioStatus
 	lastLog    time.Time
+	skew       time.Duration // the camera's clock minus the server's, from its sender reports
 
 	// clock continuity across sessions
 	clockMu  sync.Mutex
@@ -71,19 +72,18 @@ func newPuller(cfg pullerConfig) *puller {
 func (p *puller) run(ctx context.Context) {
 	failures := 0
 	for {
+		began := time.Now()
 		online, err := p.session(ctx)
 		if ctx.Err() != nil {
 			return
-		}
-		if !online.IsZero() && time.Since(online) >= p.cfg.stableAfter {
-			failures = 0
 		}
 		if err == nil {
 			err = &PullError{Kind: ErrClosedByCamera, Msg: "the camera ended the session"}
 		}
 		p.setOffline(classify(err, hostOf(p.cfg.url)))
-		failures++
-		t := time.NewTimer(backoff(failures, p.cfg.backoffMin, p.cfg.backoffMax))
+		var wait time.Duration
+		wait, failures = retryWait(failures, !online.IsZero(), time.Since(began), p.cfg.backoffMin, p.cfg.backoffMax)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -94,6 +94,20 @@ func (p *puller) run(ctx context.Context) {
 		p.reconnects++
 		p.mu.Unlock()
 	}
+}
+
+// retryWait returns the wait before the next attempt after a session that
+// lasted lasted, and the new count of consecutive failures. A session that
+// delivered video is no failure: the next attempt starts at once, only never
+// sooner than lo (the least backoff) after the previous attempt began (a camera that ends every
+// session at once is not hammered). A session that delivered nothing is a
+// failure, and waits grow with consecutive failures.
+func retryWait(failures int, streamed bool, lasted, lo, hi time.Duration) (time.Duration, int) {
+	if streamed {
+		return max(0, lo-lasted), 0
+	}
+	failures++
+	return backoff(failures, lo, hi), failures
 }
 
 // backoff returns the wait before attempt n+1 after n consecutive failures:
@@ -161,6 +175,7 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 	}
 	for _, tr := range readers {
 		c.OnPacketRTP(tr.media, tr.format, func(pkt *rtp.Packet) { w.packet(tr, pkt) })
+		c.OnPacketRTCP(tr.media, func(pkt rtcp.Packet) { w.senderReport(tr, pkt) })
 	}
 	w.start = time.Now()
 	if _, err := c.Play(nil); err != nil {
@@ -233,6 +248,18 @@ func (p *puller) setOnline(video *VideoStatus, audio *AudioStatus) {
 		"reconnects", p.reconnects)
 }
 
+// setSkew records how far the camera's clock is off; it logs when that
+// crosses clockSkewWarn.
+func (p *puller) setSkew(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := skewText(p.skew) != ""
+	p.skew = d
+	if txt := skewText(d); txt != "" && !was {
+		p.logger().Warn("camera clock is off", "skew", d.Round(time.Second).String(), "hint", txt)
+	}
+}
+
 func (p *puller) setVideoSize(w, h int) {
 	p.mu.Lock()
 	if p.video != nil && (p.video.Width != w || p.video.Height != h) {
@@ -270,6 +297,11 @@ type StreamStatus struct {
 	Video      *VideoStatus `json:"video"`
 	Audio      *AudioStatus `json:"audio"`
 	Reconnects int          `json:"reconnects"`
+	// ClockSkew is how many seconds the camera's clock is ahead of the server's
+	// (behind when negative), from its RTCP sender reports; it is set only when
+	// off by clockSkewWarn or more. The video is filed by the server's clock all
+	// the same; LastError says so while the stream is online.
+	ClockSkew float64 `json:"clockSkew,omitempty"`
 	// Err is the last error, to be matched with errors.Is against the Err* kinds; nil when online.
 	Err error `json:"-"`
 }
@@ -300,6 +332,12 @@ func (p *puller) status() StreamStatus {
 		s.LastError = p.err.Error()
 		s.Err = p.err
 	}
+	if txt := skewText(p.skew); txt != "" {
+		s.ClockSkew = float64(p.skew.Round(100*time.Millisecond)) / float64(time.Second)
+		if s.LastError == "" {
+			s.LastError = txt
+		}
+	}
 	if p.video != nil {
 		v := *p.video
 		v.FPS = float64(int(st.FPS*10+0.5)) / 10
@@ -327,8 +365,9 @@ type sessionWriter struct {
 	onlineAt      time.Time
 	anchored      bool
 	offset        time.Duration // added to the session's PTS
-	anchor        time.Time     // wall-clock time of session PTS 0
-	lastVideo     time.Time     // when the last video unit was written
+	skew          skewMeter     // the camera's clock against clock
+	reports       map[*trackReader]senderReport
+	lastVideo     time.Time // when the last video unit was written
 	packets       int
 	decodeErrs    int
 	lastDecodeErr error
@@ -380,7 +419,6 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 	if !w.anchored {
 		w.anchored = true
 		w.offset = w.p.nextOffset(now)
-		w.anchor = now.Add(-ticksToDuration(ticks, tr.format.ClockRate()))
 	}
 	if w.media == nil {
 		if tr.params == nil {
@@ -401,32 +439,58 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 		}
 	}
 	cr := tr.format.ClockRate()
-	ntp, hasNTP := w.c.PacketNTP(tr.media, pkt)
 	if tr.params != nil {
-		w.write(tr, ticks, cr, ntp, hasNTP, frames, key, now)
+		t := w.write(tr, ticks, cr, frames, key, now)
+		if sr, ok := w.reports[tr]; ok {
+			// the camera's clock, only to compare it with the server's
+			w.skew.add(sr.at(pkt.Timestamp, cr), t)
+			w.p.setSkew(w.skew.avg)
+		}
 		return
 	}
 	for i, f := range frames {
-		t := ticks + int64(i*tr.frameSamples)
-		n := ntp
-		if hasNTP {
-			n = ntp.Add(ticksToDuration(int64(i*tr.frameSamples), cr))
-		}
-		w.write(tr, t, cr, n, hasNTP, [][]byte{f}, false, now)
+		w.write(tr, ticks+int64(i*tr.frameSamples), cr, [][]byte{f}, false, now)
 	}
 }
 
-func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, ntp time.Time, hasNTP bool,
-	data [][]byte, key bool, now time.Time,
-) {
-	rel := ticksToDuration(ticks, cr)
-	t := ntp
-	if !hasNTP {
-		t = w.anchor.Add(rel)
+// senderReport is the last RTCP sender report of a track: the camera's clock
+// at an RTP timestamp.
+type senderReport struct {
+	ntp time.Time
+	rtp uint32
+}
+
+// at returns the camera's clock at RTP timestamp ts.
+func (sr senderReport) at(ts uint32, clockRate int) time.Time {
+	return sr.ntp.Add(ticksToDuration(int64(int32(ts-sr.rtp)), clockRate))
+}
+
+// senderReport records a track's sender report; it runs in gortsplib's reading goroutines.
+func (w *sessionWriter) senderReport(tr *trackReader, pkt rtcp.Packet) {
+	sr, ok := pkt.(*rtcp.SenderReport)
+	if !ok {
+		return
 	}
-	pts := w.offset + rel
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reports == nil {
+		w.reports = make(map[*trackReader]senderReport)
+	}
+	w.reports[tr] = senderReport{ntp: ntpToTime(sr.NTPTime), rtp: sr.RTPTime}
+}
+
+// write writes one unit to the stream and returns its wall-clock time.
+func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, data [][]byte, key bool, now time.Time) time.Time {
+	rel := ticksToDuration(ticks, cr)
+	t, jumped := tr.clock.at(rel, now)
+	if jumped {
+		// the camera's timestamps jumped: the track's PTS goes on by the server's clock
+		tr.ptsShift = w.p.nextOffset(now) - w.offset - rel
+	}
+	pts := w.offset + rel + tr.ptsShift
 	w.p.cfg.stream.Write(&Unit{Media: w.media, Track: tr.track, PTS: pts, Time: t, Data: data, Keyframe: key})
 	w.p.wrote(pts, now)
+	return t
 }
 
 // publish sets the tracks of the session on the stream; called with w.mu held

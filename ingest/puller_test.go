@@ -42,7 +42,7 @@ func runManager(t *testing.T, m *Fleet) (stop func()) {
 func fastOptions(t *testing.T) FleetOptions {
 	return FleetOptions{
 		Log: testkit.Log(t), StallTimeout: 2500 * time.Millisecond, ReadTimeout: 2 * time.Second,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, StableAfter: time.Second,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 	}
 }
 

@@ -24,7 +24,7 @@ type rtspClient interface {
 	Setup(baseURL *base.URL, media *description.Media, rtpPort, rtcpPort int) (*base.Response, error)
 	OnPacketRTP(medi *description.Media, forma format.Format, cb gortsplib.OnPacketRTPFunc)
 	PacketPTS2(medi *description.Media, pkt *rtp.Packet) (int64, bool)
-	PacketNTP(medi *description.Media, pkt *rtp.Packet) (time.Time, bool)
+	OnPacketRTCP(medi *description.Media, cb gortsplib.OnPacketRTCPFunc)
 	Play(ra *headers.Range) (*base.Response, error)
 	Wait() error
 	Close()

@@ -25,6 +25,11 @@ type trackReader struct {
 	// proto is the track as known from the SDP, before publishing.
 	proto Track
 
+	// the wall-clock time of the track's units, and a shift of its PTS after
+	// its timestamps jumped; the session's writer owns them
+	clock    wallClock
+	ptsShift time.Duration
+
 	// video
 	params *paramSets
 	video  interface {
