@@ -32,8 +32,13 @@ type CameraWatchOptions struct {
 // WatchCameras sends camera.offline for every enabled camera whose main
 // stream has not been online for OfflineAfter, and camera.online when a
 // camera announced offline is online again, until ctx ends. A camera that is
-// disabled or deleted is forgotten without an event.
+// disabled or deleted is forgotten without an event. Without webhooks it
+// only waits for ctx.
 func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error {
+	if len(n.hooks) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	if o.OfflineAfter <= 0 {
 		o.OfflineAfter = 30 * time.Second
 	}
