@@ -324,6 +324,8 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 					{ID: "flood-1", Department: "flood-control", Online: 50}}}, nil
 		},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "vigil_up 1\n") }),
+		Health:  fakeHealth{},
+		Alerts:  fakeAlerts{},
 		Log:     log,
 	}, opts)
 	if err != nil {
