@@ -204,9 +204,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		WebApp:  web.FS,
 		Log:     a.log.With("part", "http"),
 	}, ui.Options{
-		SessionTTL:    cfg.Auth.SessionTTL.D(),
-		Secure:        cfg.HTTP.TLS.Cert != "",
-		MetricsPublic: cfg.Metrics.Public,
+		SessionTTL:     cfg.Auth.SessionTTL.D(),
+		Secure:         cfg.HTTP.TLS.Cert != "",
+		MetricsPublic:  cfg.Metrics.Public,
+		TrustedProxies: cfg.HTTP.Proxies(),
 	})
 	if err != nil {
 		return nil, err
@@ -223,6 +224,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
+	a.ln = ui.LimitConnections(a.ln) // HTTP clients cannot take the cameras' descriptors
+
 	return a, nil
 }
 

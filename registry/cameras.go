@@ -324,7 +324,7 @@ type querier interface {
 func (r *Registry) getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
 	c, err := scanCamera(q.QueryRowContext(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE id = ?`, id))
 	if notFound(err) {
-		return c, apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
+		return c, apierr.New(apierr.ErrNotFound, "camera %q does not exist", truncate(id, 64))
 	}
 	if err != nil {
 		return c, fmt.Errorf("camera %q: %w", id, err)

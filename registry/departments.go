@@ -29,7 +29,7 @@ var idRE = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 func ValidateDepartment(d Department) error {
 	var msgs []string
 	if !idRE.MatchString(d.ID) {
-		msgs = append(msgs, fmt.Sprintf("id %q must be 1-64 lowercase letters, digits or '-'", d.ID))
+		msgs = append(msgs, fmt.Sprintf("id %q must be 1-64 lowercase letters, digits or '-'", truncate(d.ID, 64)))
 	}
 	for _, n := range []struct{ lang, v string }{{"zh-CN", d.Name.ZH}, {"en", d.Name.EN}} {
 		if msg := checkText(n.v, 1, 100); msg != "" {
@@ -89,7 +89,7 @@ func (r *Registry) Department(ctx context.Context, id string) (Department, error
 	d := Department{ID: id}
 	err := r.db.QueryRowContext(ctx, `SELECT name_zh, name_en FROM departments WHERE id = ?`, id).Scan(&d.Name.ZH, &d.Name.EN)
 	if notFound(err) {
-		return d, apierr.New(apierr.ErrNotFound, "department %q does not exist", id)
+		return d, apierr.New(apierr.ErrNotFound, "department %q does not exist", truncate(id, 64))
 	}
 	if err != nil {
 		return d, fmt.Errorf("department %q: %w", id, err)
@@ -124,7 +124,7 @@ func (r *Registry) UpdateDepartment(ctx context.Context, d Department) error {
 		return fmt.Errorf("update department %q: %w", d.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return apierr.New(apierr.ErrNotFound, "department %q does not exist", d.ID)
+		return apierr.New(apierr.ErrNotFound, "department %q does not exist", truncate(d.ID, 64))
 	}
 	return nil
 }
@@ -152,7 +152,7 @@ func (r *Registry) DeleteDepartment(ctx context.Context, id string) error {
 			return fmt.Errorf("delete department %q: %w", id, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return apierr.New(apierr.ErrNotFound, "department %q does not exist", id)
+			return apierr.New(apierr.ErrNotFound, "department %q does not exist", truncate(id, 64))
 		}
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ type Registry struct {
 	db   *sql.DB
 	now  func() time.Time
 	seal *sealer // nil: camera passwords are stored as they are
+	// argon bounds concurrent argon2id computations (19 MiB each).
+	argon *hashGate
 }
 
 // Options tune a registry.
@@ -139,7 +142,7 @@ func OpenWith(ctx context.Context, db *sql.DB, opts Options) (*Registry, error) 
 	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	r := &Registry{db: db, now: time.Now, seal: seal}
+	r := &Registry{db: db, now: time.Now, seal: seal, argon: newHashGate(runtime.GOMAXPROCS(0))}
 	if err := r.sealAll(ctx); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}

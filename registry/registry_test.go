@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -640,5 +642,101 @@ func TestLastAdminOfEveryDepartment(t *testing.T) {
 	}
 	if err := r.DeleteUser(ctx, "admin"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A flood of concurrent logins — for a real user and for unknown ones —
+// runs at most GOMAXPROCS argon2id computations (19 MiB each) at once, and
+// a login that cannot get a turn before its context ends fails with 503.
+func TestAuthenticateFloodBounded(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t)
+	if _, err := r.CreateUser(ctx, User{Username: "li.wei", Role: RoleViewer}, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 24
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			name := "li.wei"
+			if i%2 == 1 {
+				name = fmt.Sprintf("ghost-%d", i)
+			}
+			_, err := r.Authenticate(ctx, name, "wrong-password")
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; !IsBadCredentials(err) {
+			t.Fatalf("login: %v", err)
+		}
+	}
+	limit := int64(runtime.GOMAXPROCS(0))
+	if p := r.argon.peak.Load(); p > limit || p < 1 {
+		t.Fatalf("peak of concurrent password hashes %d, want 1..%d", p, limit)
+	}
+
+	// Every turn taken: a login waits, and gives up with its context.
+	for range limit {
+		r.argon.turns <- struct{}{}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err := r.Authenticate(cctx, "li.wei", "password1")
+	wantStatus(t, err, http.StatusServiceUnavailable)
+	for range limit {
+		<-r.argon.turns
+	}
+	if _, err := r.Authenticate(ctx, "li.wei", "password1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A new password ends the user's sessions and revokes their API tokens:
+// whoever had learnt the old password must not keep a way in.
+func TestPasswordChangeRevokesTokens(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t)
+	for _, name := range []string{"li.wei", "other"} {
+		if _, err := r.CreateUser(ctx, User{Username: name, Role: RoleOperator}, "password1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, secret, err := r.CreateToken(ctx, "li.wei", "cron")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherSecret, err := r.CreateToken(ctx, "other", "cron")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, change := range []func() error{
+		func() error { return r.SetPassword(ctx, "li.wei", "password2") },
+		func() error {
+			_, err := r.UpdateUser(ctx, User{Username: "li.wei", Role: RoleOperator}, "password3")
+			return err
+		},
+	} {
+		if _, _, err := r.TokenUser(ctx, secret); err != nil {
+			t.Fatalf("token before the change: %v", err)
+		}
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = r.TokenUser(ctx, secret)
+		wantStatus(t, err, http.StatusNotFound)
+		if _, secret, err = r.CreateToken(ctx, "li.wei", "cron"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := r.TokenUser(ctx, otherSecret); err != nil {
+		t.Fatalf("another user's token: %v", err)
+	}
+	// Changing only the role keeps the tokens.
+	if _, err := r.UpdateUser(ctx, User{Username: "li.wei", Role: RoleViewer}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.TokenUser(ctx, secret); err != nil {
+		t.Fatalf("token after a role change: %v", err)
 	}
 }

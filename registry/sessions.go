@@ -67,7 +67,7 @@ func (r *Registry) CreateSession(ctx context.Context, username string, ttl time.
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(id_hash, csrf, username, created_ns, expires_ns) VALUES(?, ?, ?, ?, ?)`,
 			sha256Hex(id), csrf, username, now.UnixNano(), now.Add(ttl).UnixNano())
 		if isForeignKey(err) {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("create session: %w", err)
@@ -130,7 +130,7 @@ func (r *Registry) CreateToken(ctx context.Context, username, name string) (Toke
 	_, err = r.db.ExecContext(ctx, `INSERT INTO tokens(id, name, hash, username, created_ns) VALUES(?, ?, ?, ?, ?)`,
 		t.ID, t.Name, sha256Hex(secret), username, t.Created.UnixNano())
 	if isForeignKey(err) {
-		return Token{}, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+		return Token{}, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 	}
 	if err != nil {
 		return Token{}, "", fmt.Errorf("create token: %w", err)
@@ -178,7 +178,7 @@ func (r *Registry) DeleteToken(ctx context.Context, id, username string) error {
 		return fmt.Errorf("delete token: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return apierr.New(apierr.ErrNotFound, "token %q does not exist", id)
+		return apierr.New(apierr.ErrNotFound, "token %q does not exist", truncate(id, 64))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -134,6 +135,52 @@ func checkPassword(p, encoded string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
+// hashGate lets at most n argon2id computations run at once: each takes
+// argonMemory (19 MiB), and a flood of logins — for unknown users too —
+// would otherwise take memory without bound. A caller waits for a turn
+// with its request's context.
+type hashGate struct {
+	turns         chan struct{}
+	running, peak atomic.Int64 // for tests: computations now and at most
+}
+
+func newHashGate(n int) *hashGate {
+	return &hashGate{turns: make(chan struct{}, max(n, 1))}
+}
+
+// do runs fn when a turn is free, or fails with ErrUnavailable when ctx
+// ends first.
+func (g *hashGate) do(ctx context.Context, fn func()) error {
+	select {
+	case g.turns <- struct{}{}:
+	case <-ctx.Done():
+		return apierr.New(apierr.ErrUnavailable, "too many password checks at once: try again (%v)", context.Cause(ctx))
+	}
+	n := g.running.Add(1)
+	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
+	}
+	defer func() {
+		g.running.Add(-1)
+		<-g.turns
+	}()
+	fn()
+	return nil
+}
+
+// hash is hashPassword in a turn of the gate.
+func (r *Registry) hash(ctx context.Context, p string) (h string, err error) {
+	if gerr := r.argon.do(ctx, func() { h, err = hashPassword(p) }); gerr != nil {
+		return "", gerr
+	}
+	return h, err
+}
+
+// check is checkPassword in a turn of the gate.
+func (r *Registry) check(ctx context.Context, p, encoded string) (ok bool, err error) {
+	err = r.argon.do(ctx, func() { ok = checkPassword(p, encoded) })
+	return ok, err
+}
+
 // dummyHash is compared against when a user does not exist, so that an
 // unknown name costs as much time as a wrong password.
 var dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + base64.RawStdEncoding.EncodeToString(make([]byte, 32))
@@ -200,7 +247,7 @@ func (r *Registry) userWithHash(ctx context.Context, username string) (User, str
 	var hash string
 	err := r.db.QueryRowContext(ctx, `SELECT role, hash FROM users WHERE username = ?`, username).Scan(&u.Role, &hash)
 	if notFound(err) {
-		return u, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+		return u, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 	}
 	if err != nil {
 		return u, "", fmt.Errorf("user %q: %w", username, err)
@@ -218,7 +265,7 @@ func setDepartments(ctx context.Context, tx *sql.Tx, u User) error {
 	for _, d := range u.Departments {
 		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_departments(username, department) VALUES(?, ?)`, u.Username, d)
 		if isForeignKey(err) {
-			return apierr.New(apierr.ErrInvalid, "department %q does not exist", d)
+			return apierr.New(apierr.ErrInvalid, "department %q does not exist", truncate(d, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("user %q: departments: %w", u.Username, err)
@@ -244,7 +291,7 @@ func (r *Registry) CreateUser(ctx context.Context, u User, password string) (Use
 	if err := ValidatePassword(password); err != nil {
 		return u, err
 	}
-	hash, err := hashPassword(password)
+	hash, err := r.hash(ctx, password)
 	if err != nil {
 		return u, err
 	}
@@ -263,7 +310,8 @@ func (r *Registry) CreateUser(ctx context.Context, u User, password string) (Use
 }
 
 // UpdateUser changes a user's role and departments, and the password when
-// password is not empty. The last admin cannot lose the admin role.
+// password is not empty (which ends the user's sessions and revokes their
+// tokens). The last admin cannot lose the admin role.
 func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (User, error) {
 	normalizeUser(&u)
 	if err := validateUser(u); err != nil {
@@ -275,7 +323,7 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 			return u, err
 		}
 		var err error
-		if hash, err = hashPassword(password); err != nil {
+		if hash, err = r.hash(ctx, password); err != nil {
 			return u, err
 		}
 	}
@@ -283,7 +331,7 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 		var role string
 		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE username = ?`, u.Username).Scan(&role)
 		if notFound(err) {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", u.Username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(u.Username, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("update user %q: %w", u.Username, err)
@@ -320,7 +368,8 @@ func lastAdmin(ctx context.Context, tx *sql.Tx, username string) error {
 	return nil
 }
 
-// setHash stores a new password hash and ends the user's sessions.
+// setHash stores a new password hash, ends the user's sessions and revokes
+// their API tokens: whoever knew the old password may have made either.
 func setHash(ctx context.Context, tx *sql.Tx, username, hash string) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET hash = ? WHERE username = ?`, hash, username); err != nil {
 		return fmt.Errorf("user %q: password: %w", username, err)
@@ -328,15 +377,19 @@ func setHash(ctx context.Context, tx *sql.Tx, username, hash string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE username = ?`, username); err != nil {
 		return fmt.Errorf("user %q: sessions: %w", username, err)
 	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE username = ?`, username); err != nil {
+		return fmt.Errorf("user %q: tokens: %w", username, err)
+	}
 	return nil
 }
 
-// SetPassword changes a user's password and ends their sessions.
+// SetPassword changes a user's password, ends their sessions and revokes
+// their API tokens.
 func (r *Registry) SetPassword(ctx context.Context, username, password string) error {
 	if err := ValidatePassword(password); err != nil {
 		return err
 	}
-	hash, err := hashPassword(password)
+	hash, err := r.hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -346,7 +399,7 @@ func (r *Registry) SetPassword(ctx context.Context, username, password string) e
 			return fmt.Errorf("user %q: %w", username, err)
 		}
 		if n == 0 {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
 		return setHash(ctx, tx, username, hash)
 	})
@@ -359,7 +412,7 @@ func (r *Registry) DeleteUser(ctx context.Context, username string) error {
 		var role string
 		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE username = ?`, username).Scan(&role)
 		if notFound(err) {
-			return apierr.New(apierr.ErrNotFound, "user %q does not exist", username)
+			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("delete user %q: %w", username, err)
@@ -381,10 +434,14 @@ func (r *Registry) DeleteUser(ctx context.Context, username string) error {
 var errBadCredentials = apierr.New(apierr.ErrInvalid, "wrong username or password")
 
 // Authenticate checks a username and password and returns the user. An
-// unknown user and a wrong password fail alike and take the same time.
+// unknown user and a wrong password fail alike and take the same time. At
+// most GOMAXPROCS password checks run at once; the others wait for a turn
+// until ctx ends (then the error is of kind apierr.ErrUnavailable).
 func (r *Registry) Authenticate(ctx context.Context, username, password string) (User, error) {
 	if len(password) > MaxPasswordLen || len(username) > 256 {
-		checkPassword(password[:min(len(password), MaxPasswordLen)], dummyHash)
+		if _, err := r.check(ctx, password[:min(len(password), MaxPasswordLen)], dummyHash); err != nil {
+			return User{}, err
+		}
 		return User{}, errBadCredentials
 	}
 	u, hash, err := r.userWithHash(ctx, username)
@@ -392,10 +449,13 @@ func (r *Registry) Authenticate(ctx context.Context, username, password string) 
 		if apierr.Status(err) != 404 {
 			return User{}, err
 		}
-		checkPassword(password, dummyHash)
-		return User{}, errBadCredentials
+		hash = dummyHash
 	}
-	if !checkPassword(password, hash) {
+	ok, cerr := r.check(ctx, password, hash)
+	if cerr != nil {
+		return User{}, cerr
+	}
+	if err != nil || !ok {
 		return User{}, errBadCredentials
 	}
 	return u, nil

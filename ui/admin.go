@@ -85,6 +85,11 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
+	if in.Departments == nil {
+		// Absent (or null) keeps the limit: failing closed, a client that
+		// only changes the role cannot lift it by omission. [] is "every".
+		in.Departments = before.Departments
+	}
 	u, err := s.reg.UpdateUser(r.Context(), registry.User{Username: name, Role: in.Role, Departments: in.Departments}, in.Password)
 	if err != nil {
 		return err

@@ -90,7 +90,7 @@ func authorize(p *principal, act action, cam *ingest.Camera) error {
 
 // cameraNotFound is the same error the registry gives for a missing camera.
 func cameraNotFound(id string) error {
-	return apierr.New(apierr.ErrNotFound, "camera %q does not exist", id)
+	return apierr.New(apierr.ErrNotFound, "camera %q does not exist", truncate(id, 64))
 }
 
 // authenticate finds the principal of a request: a bearer token (which must
@@ -142,33 +142,120 @@ func checkCSRF(r *http.Request, p *principal) error {
 	return nil
 }
 
-// limiter counts failed logins per key (user, address) in a sliding window.
+// limiter counts failed logins in a sliding window, per client address
+// and per user. An attempt is decided and reserved in one step (try), before
+// the password is hashed, so that concurrent attempts cannot pass the limit
+// together; a reservation counts as a failure until it is released.
+//
+// An address may fail max times in the window, whatever the users. A user
+// who failed max times in the window (from any addresses) is locked only
+// for the addresses that failed for them: from an address without such a
+// failure the right password still logs in. So nobody can lock another
+// person out, and guessing one user's password from many addresses costs
+// one address per guess once the user is locked.
 type limiter struct {
 	mu     sync.Mutex
 	max    int
 	window time.Duration
-	fails  map[string][]time.Time
+	seq    uint64
+	fails  map[string][]attempt
+}
+
+// attempt is one failed (or reserved) login.
+type attempt struct {
+	at time.Time
+	id uint64 // of the reservation; 0 for a plain failure
+}
+
+// ticket is a reserved attempt, released by release when it did not fail.
+type ticket struct {
+	id   uint64
+	keys [3]string
 }
 
 func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, fails: map[string][]time.Time{}}
+	return &limiter{max: max, window: window, fails: map[string][]attempt{}}
 }
+
+func addrKey(addr string) string       { return "a:" + addr }
+func userKey(user string) string       { return "u:" + strings.ToLower(user) }
+func pairKey(user, addr string) string { return "p:" + addr + " " + strings.ToLower(user) }
+
+// try reserves a login attempt of user from addr, or returns how long the
+// client must wait (and no reservation).
+func (l *limiter) try(user, addr string, now time.Time) (ticket, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	a, u, p := addrKey(addr), userKey(user), pairKey(user, addr)
+	wait := l.wait(a, now)
+	if pf := l.live(p, now); len(pf) > 0 && len(l.live(u, now)) >= l.max {
+		wait = max(wait, min(l.wait(u, now), pf[len(pf)-1].at.Add(l.window).Sub(now)))
+	}
+	if wait > 0 {
+		return ticket{}, wait
+	}
+	l.seq++
+	t := ticket{id: l.seq, keys: [3]string{a, u, p}}
+	for _, k := range t.keys {
+		l.add(k, attempt{at: now, id: t.id}, now)
+	}
+	return t, 0
+}
+
+// release withdraws a reservation: the attempt did not fail (it succeeded,
+// or could not be checked).
+func (l *limiter) release(t ticket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range t.keys {
+		f := slices.DeleteFunc(l.fails[k], func(a attempt) bool { return a.id == t.id })
+		if len(f) == 0 {
+			delete(l.fails, k)
+		} else {
+			l.fails[k] = f
+		}
+	}
+}
+
+// refusal counts a refused attempt from addr and tells whether it is among
+// the first max of the window: only those are audited, so that a flood of
+// refused logins (which cost no hashing) cannot grow the audit log
+// without bound.
+func (l *limiter) refusal(addr string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := "r:" + addr
+	if len(l.live(k, now)) >= l.max {
+		return false
+	}
+	l.add(k, attempt{at: now}, now)
+	return true
+}
+
+// forgive forgets the failures of user from addr, after a login that
+// succeeded there.
+func (l *limiter) forgive(user, addr string) { l.reset(pairKey(user, addr)) }
 
 // blocked returns how long the key must wait, 0 when it may try.
 func (l *limiter) blocked(key string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.wait(key, now)
+}
+
+func (l *limiter) wait(key string, now time.Time) time.Duration {
 	f := l.live(key, now)
 	if len(f) < l.max {
 		return 0
 	}
-	return f[len(f)-l.max].Add(l.window).Sub(now)
+	return f[len(f)-l.max].at.Add(l.window).Sub(now)
 }
 
-func (l *limiter) live(key string, now time.Time) []time.Time {
+func (l *limiter) live(key string, now time.Time) []attempt {
 	f := l.fails[key]
 	i := 0
-	for i < len(f) && !f[i].Add(l.window).After(now) {
+	for i < len(f) && !f[i].at.Add(l.window).After(now) {
 		i++
 	}
 	f = f[i:]
@@ -180,19 +267,29 @@ func (l *limiter) live(key string, now time.Time) []time.Time {
 	return f
 }
 
-func (l *limiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// sweep drops expired keys when there are many.
+func (l *limiter) sweep(now time.Time) {
 	if len(l.fails) > 10000 {
 		for k := range l.fails {
 			l.live(k, now)
 		}
 	}
-	f := append(l.live(key, now), now)
+}
+
+// add records a, keeping the newest max attempts of the key.
+func (l *limiter) add(key string, a attempt, now time.Time) {
+	f := append(l.live(key, now), a)
 	if len(f) > l.max {
 		f = f[len(f)-l.max:]
 	}
 	l.fails[key] = f
+}
+
+func (l *limiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	l.add(key, attempt{at: now}, now)
 }
 
 func (l *limiter) reset(key string) {
@@ -229,9 +326,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	if len(c.audit.User) > 64 {
 		c.audit.User = c.audit.User[:64]
 	}
+	// The attempt is counted before the password is hashed, so that
+	// concurrent attempts cannot pass the limit together.
+	addr := limitAddr(s.clientAddr(r))
 	now := time.Now()
-	userKey, addrKey := "u:"+strings.ToLower(in.Username), "a:"+clientAddr(r)
-	if wait := max(s.limit.blocked(userKey, now), s.limit.blocked(addrKey, now)); wait > 0 {
+	tk, wait := s.limit.try(in.Username, addr, now)
+	if wait > 0 {
+		if !s.limit.refusal(addr, now) {
+			c.audit = nil
+		}
 		secs := int((wait + time.Second - 1) / time.Second)
 		return &httpError{status: http.StatusTooManyRequests,
 			msg:    "too many failed logins: try again in " + strconv.Itoa(secs) + " s",
@@ -239,14 +342,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	u, err := s.reg.Authenticate(r.Context(), in.Username, in.Password)
 	if registry.IsBadCredentials(err) {
-		s.limit.fail(userKey, now)
-		s.limit.fail(addrKey, now)
 		return errStatus(http.StatusUnauthorized, "wrong username or password")
 	}
+	s.limit.release(tk)
 	if err != nil {
 		return err
 	}
-	s.limit.reset(userKey)
+	s.limit.forgive(in.Username, addr)
 	id, csrf, err := s.reg.CreateSession(r.Context(), u.Username, s.opts.SessionTTL)
 	if err != nil {
 		return err

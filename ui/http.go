@@ -9,8 +9,8 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
@@ -22,9 +22,6 @@ const (
 	maxJSONBody = 1 << 20
 	maxCSVBody  = 8 << 20
 	maxSDPBody  = 64 << 10
-	// bodyReadTimeout bounds reading a request body (the server has no
-	// ReadTimeout, which would also cut long playback streams).
-	bodyReadTimeout = 60 * time.Second
 )
 
 // httpError is an error with its own status, for what the apierr kinds do
@@ -108,11 +105,10 @@ func mediaType(r *http.Request) string {
 	return mt
 }
 
-// readBody reads the whole body up to limit bytes, with a deadline.
+// readBody reads the whole body up to limit bytes. The server's
+// ReadTimeout (NewHTTPServer) bounds the time: the deadline is not cleared
+// here, so that what net/http drains after the handler is bounded too.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	defer rc.SetReadDeadline(time.Time{})
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -144,7 +140,9 @@ func unmarshalStrict(b []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return apierr.New(apierr.ErrInvalid, "the request body is empty: send a JSON object")
 		}
-		return apierr.New(apierr.ErrInvalid, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+		// The decoder quotes what it could not take (a field name, a
+		// value), which may be as long as the body.
+		return apierr.New(apierr.ErrInvalid, "malformed JSON: %s", truncate(strings.TrimPrefix(err.Error(), "json: "), 200))
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return apierr.New(apierr.ErrInvalid, "malformed JSON: send one JSON value only")
@@ -152,13 +150,61 @@ func unmarshalStrict(b []byte, v any) error {
 	return nil
 }
 
-// clientAddr is the address of the client (the proxy's when behind one).
-func clientAddr(r *http.Request) string {
+// limitAddr is the address the login limiter counts: an IPv4 address, or
+// the /64 network of an IPv6 one (a client usually has a whole /64).
+func limitAddr(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return addr
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// clientAddr is the address of the client. X-Forwarded-For is believed only
+// from Options.TrustedProxies: walking it from the right (the address the
+// nearest proxy saw), trusted proxies are skipped and the first other
+// address is the client. Without trusted proxies it is ignored (anyone can
+// send it), and behind a proxy every client has the proxy's address.
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if len(s.opts.TrustedProxies) == 0 || !s.trusted(host) {
+		return host
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	var all []string
+	for _, h := range hops {
+		all = append(all, strings.Split(h, ",")...)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
+		if err != nil {
+			return host // a hop we cannot read: stop at the last address we trust
+		}
+		if !s.trusted(a.String()) {
+			return a.Unmap().String()
+		}
+		host = a.Unmap().String()
 	}
 	return host
+}
+
+// trusted tells an address of Options.TrustedProxies.
+func (s *Server) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // call is one request's context: who makes it and what it will audit.
@@ -182,7 +228,7 @@ func (s *Server) route(pattern string, act action, auditAction string, h handler
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := &call{}
 		if auditAction != "" {
-			c.audit = &registry.AuditEntry{Action: auditAction, Address: clientAddr(r)}
+			c.audit = &registry.AuditEntry{Action: auditAction, Address: s.clientAddr(r)}
 			if cameraRoute {
 				// Known before authorization, so that a refused attempt names it.
 				c.audit.Camera = truncate(r.PathValue("id"), 64)

@@ -11,7 +11,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/registry"
+	"golang.org/x/net/netutil"
 )
 
 // Cameras runs the registered cameras (dispatch.Dispatcher). The API asks it
@@ -95,6 +98,14 @@ type Options struct {
 	// playing; an offer beyond it answers 429. It defaults to 32 (two
 	// browser tabs showing the web app's largest wall, 16 tiles).
 	LivePerUser int
+	// ResponseTimeout bounds writing a response other than a playback or
+	// export stream, so that a client that does not read (the web app
+	// needs no login) cannot hold a connection. It defaults to 2 minutes.
+	ResponseTimeout time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (for the login limiter and the audit log). It defaults to
+	// none: the header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.
@@ -134,6 +145,9 @@ func New(deps Deps, opts Options) (*Server, error) {
 	}
 	if opts.LivePerUser <= 0 {
 		opts.LivePerUser = 32
+	}
+	if opts.ResponseTimeout <= 0 {
+		opts.ResponseTimeout = 2 * time.Minute
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -238,22 +252,69 @@ func (s *Server) Handler() http.Handler {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			h.Set("Cache-Control", "no-store")
 		}
+		// Every request sets the connection's write deadline afresh (a
+		// keep-alive connection keeps the last one): none for a stream,
+		// whose handler bounds its own writes, else ResponseTimeout.
+		// Recorders in tests do not support it; then there is none to set.
+		deadline := time.Now().Add(s.opts.ResponseTimeout)
+		if isStream(r) {
+			deadline = time.Time{}
+		}
+		_ = http.NewResponseController(w).SetWriteDeadline(deadline)
 		s.mux.ServeHTTP(&trackWriter{ResponseWriter: w}, r)
 	})
 }
 
+// Limits of NewHTTPServer against slow and idle clients.
+const (
+	// HeaderTimeout bounds reading a request's headers.
+	HeaderTimeout = 10 * time.Second
+	// RequestReadTimeout bounds reading a whole request, headers and body,
+	// including what net/http drains of a body the handler did not read. It
+	// does not cut a long response: net/http clears the read deadline once
+	// the request is read, to watch for the client going away.
+	RequestReadTimeout = 60 * time.Second
+	// IdleTimeout closes a keep-alive connection without a request.
+	IdleTimeout = 2 * time.Minute
+)
+
+// isStream tells a playback or export request, whose response may last as
+// long as the video.
+func isStream(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/api/v1/cameras/") && (strings.HasSuffix(p, "/playback") || strings.HasSuffix(p, "/export"))
+}
+
 // NewHTTPServer returns an http.Server for h with timeouts against slow
-// clients: headers within 10 s, idle connections closed after 2 min. It has
-// no ReadTimeout or WriteTimeout, which would cut playback and export
-// streams; handlers bound their body reads themselves.
+// clients: headers within HeaderTimeout, the whole request within
+// RequestReadTimeout, idle connections closed after IdleTimeout. It has no
+// WriteTimeout, which would cut playback and export streams: Server.Handler
+// bounds the other responses (Options.ResponseTimeout). Serve it on a
+// listener from LimitConnections.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       RequestReadTimeout,
+		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// MaxConnections is how many HTTP connections LimitConnections admits at
+// once for a process limit of nofile open files: a quarter of it, at least
+// 64 and at most 16384, so that HTTP clients cannot take the descriptors
+// that cameras, the spool and the database need.
+func MaxConnections(nofile uint64) int {
+	return int(min(max(nofile/4, 64), 16384))
+}
+
+// LimitConnections caps the connections ln accepts at once at
+// MaxConnections of the process's open-file limit (Go raises the soft limit
+// to the hard one at start); further clients wait in the listen backlog.
+func LimitConnections(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, MaxConnections(openFileLimit()))
 }
 
 // webApp serves the browser app, answering index.html for unknown paths so

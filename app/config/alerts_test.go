@@ -33,6 +33,15 @@ func TestAlertsConfig(t *testing.T) {
 		w[1].URL != "https://other.example.org/" || len(w[0].Events) != 2 || len(w[1].Events) != 0 {
 		t.Fatalf("alerts: %+v", cfg.Alerts)
 	}
+	// a secret for a webhook that is not configured is a misspelling
+	if err := ApplyEnv(&cfg, []string{"VIGIL_ALERTS_WEBHOOKS_2_SECRET=x"}); err == nil || !strings.Contains(err.Error(), "VIGIL_ALERTS_WEBHOOKS_2_SECRET") {
+		t.Fatalf("unknown webhook index: %v", err)
+	}
+	// the example names every key with its default
+	ex, err := Load("../../configs/vigil.yaml", nil)
+	if err != nil || ex.Alerts.OfflineAfter != Default().Alerts.OfflineAfter || len(ex.Alerts.Webhooks) != 0 {
+		t.Fatalf("configs/vigil.yaml alerts: %+v %v", ex.Alerts, err)
+	}
 }
 
 func TestAlertsConfigErrors(t *testing.T) {

@@ -6,8 +6,10 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +37,32 @@ type Config struct {
 type HTTP struct {
 	Listen string `yaml:"listen"`
 	TLS    TLS    `yaml:"tls"`
+	// TrustedProxies are reverse proxies (addresses or CIDR networks) whose
+	// X-Forwarded-For header names the client; empty: the header is ignored.
+	TrustedProxies []string `yaml:"trustedProxies"`
+}
+
+// Proxies parses TrustedProxies (after Validate, it does not fail).
+func (h HTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // TLS files; both empty means plain HTTP.
@@ -286,8 +314,29 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// nonConfigEnv are the VIGIL_ variables that are not configuration keys:
+// read by commands (passwords, the secret key) or by tests and benchmarks.
+// Names ending in "_" are prefixes.
+var nonConfigEnv = []string{
+	"VIGIL_ADMIN_PASSWORD", "VIGIL_USER_PASSWORD", "VIGIL_SECRET_KEY",
+	"VIGIL_REQUIRE_", "VIGIL_TEST_", "VIGIL_VERSITYGW", "VIGIL_CHROMIUM", "VIGIL_SOAK",
+	"VIGIL_RECORDER_HELPER_DIR", "VIGIL_RELAY_LOAD_", "VIGIL_RELAY_BENCH_",
+}
+
+func nonConfig(name string) bool {
+	for _, n := range nonConfigEnv {
+		if name == n || strings.HasSuffix(n, "_") && strings.HasPrefix(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
 // ApplyEnv overrides keys from VIGIL_<PATH> variables, for example
 // VIGIL_STORAGE_S3_SECRETKEY or VIGIL_HTTP_LISTEN. Lists are comma-separated.
+// A VIGIL_ variable that names no key (a misspelling) is an error, as an
+// unknown YAML key is, except the few that are not configuration
+// (nonConfigEnv).
 func ApplyEnv(cfg *Config, environ []string) error {
 	env := map[string]string{}
 	for _, kv := range environ {
@@ -296,23 +345,73 @@ func ApplyEnv(cfg *Config, environ []string) error {
 			env[k] = v
 		}
 	}
-	if err := applyEnv(reflect.ValueOf(cfg).Elem(), "VIGIL", "", env); err != nil {
+	known := map[string]bool{}
+	if err := applyEnv(reflect.ValueOf(cfg).Elem(), "VIGIL", "", env, known); err != nil {
 		return err
 	}
 	// the webhooks are a list: their url and secret by index
 	for i := range cfg.Alerts.Webhooks {
 		w := &cfg.Alerts.Webhooks[i]
-		if v, ok := env[fmt.Sprintf("VIGIL_ALERTS_WEBHOOKS_%d_URL", i)]; ok {
-			w.URL = v
-		}
-		if v, ok := env[fmt.Sprintf("VIGIL_ALERTS_WEBHOOKS_%d_SECRET", i)]; ok {
-			w.Secret = v
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{fmt.Sprintf("VIGIL_ALERTS_WEBHOOKS_%d_URL", i), &w.URL}, {fmt.Sprintf("VIGIL_ALERTS_WEBHOOKS_%d_SECRET", i), &w.Secret}} {
+			known[f.name] = true
+			if v, ok := env[f.name]; ok {
+				*f.dst = v
+			}
 		}
 	}
-	return nil
+	var unknown []string
+	for k := range env {
+		if !known[k] && !nonConfig(k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	for i, k := range unknown {
+		if near := nearest(k, known); near != "" {
+			unknown[i] += " (did you mean " + near + "?)"
+		}
+	}
+	return fmt.Errorf("config: environment variable names no configuration key: %s", strings.Join(unknown, ", "))
 }
 
-func applyEnv(v reflect.Value, prefix, keyPath string, env map[string]string) error {
+// nearest is the known name within two edits of name, or "".
+func nearest(name string, known map[string]bool) string {
+	best, bestD := "", 3
+	for k := range known {
+		if d := editDistance(name, k); d < bestD || d == bestD && k < best {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func applyEnv(v reflect.Value, prefix, keyPath string, env map[string]string, known map[string]bool) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -327,11 +426,12 @@ func applyEnv(v reflect.Value, prefix, keyPath string, env map[string]string) er
 		}
 		fv := v.Field(i)
 		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(Duration(0)) {
-			if err := applyEnv(fv, name, key, env); err != nil {
+			if err := applyEnv(fv, name, key, env, known); err != nil {
 				return err
 			}
 			continue
 		}
+		known[name] = true
 		raw, ok := env[name]
 		if !ok {
 			continue
@@ -387,6 +487,30 @@ func setFromString(fv reflect.Value, raw string) error {
 	return nil
 }
 
+// checkBucket returns "" for a valid S3 bucket name, or what is wrong with
+// it (the S3 naming rules: an invalid name would be refused by the server
+// at every upload, and recordings would spool until the disk is full).
+func checkBucket(b string) string {
+	switch {
+	case len(b) < 3 || len(b) > 63:
+		return "must have 3 to 63 characters"
+	case strings.Trim(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "":
+		return "may hold only lower-case letters, digits, '.' and '-'"
+	case !isAlnum(b[0]) || !isAlnum(b[len(b)-1]):
+		return "must begin and end with a letter or digit"
+	case strings.Contains(b, ".."), strings.Contains(b, ".-"), strings.Contains(b, "-."):
+		return "may not have '..', '.-' or '-.'"
+	case net.ParseIP(b) != nil:
+		return "may not be an IP address"
+	case strings.HasPrefix(b, "xn--"), strings.HasPrefix(b, "sthree-"),
+		strings.HasSuffix(b, "-s3alias"), strings.HasSuffix(b, "--ol-s3"):
+		return "uses a prefix or suffix that S3 reserves (xn--, sthree-, -s3alias, --ol-s3)"
+	}
+	return ""
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
 // Validate checks every key; the error names the key and what is wrong.
 func (c *Config) Validate() error {
 	fail := func(key, format string, a ...any) error {
@@ -397,6 +521,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.HTTP.TLS.Cert == "") != (c.HTTP.TLS.Key == "") {
 		return fail("http.tls", "cert and key must be given together")
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			return fail("http.trustedProxies", "%q is not an IP address or CIDR network", p)
+		}
 	}
 	if c.WebRTC.UDPPort < 0 || c.WebRTC.UDPPort > 65535 {
 		return fail("webrtc.udpPort", "%d is not a port number (0-65535)", c.WebRTC.UDPPort)
@@ -425,6 +554,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Storage.S3.Bucket == "" {
 			return fail("storage.s3.bucket", "is empty")
+		}
+		if msg := checkBucket(c.Storage.S3.Bucket); msg != "" {
+			return fail("storage.s3.bucket", "%q %s", c.Storage.S3.Bucket, msg)
 		}
 		if (c.Storage.S3.AccessKey == "") != (c.Storage.S3.SecretKey == "") {
 			return fail("storage.s3.secretKey", "accessKey and secretKey must be given together")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,20 @@ var badConfigs = []struct {
 	{"env bool", "", []string{"VIGIL_STORAGE_S3_TLS=maybe"}, "storage.s3.tls"},
 	{"env duration", "", []string{"VIGIL_RECORDING_SEGMENT=x"}, "recording.segment"},
 	{"log level", "log: { level: loud }", nil, "log.level"},
+	{"trusted proxy", "http: { trustedProxies: [10.0.0.0/33] }", nil, "http.trustedProxies"},
+	{"trusted proxy env", "", []string{"VIGIL_HTTP_TRUSTEDPROXIES=proxy.local"}, "http.trustedProxies"},
+	{"env misspelt", "", []string{"VIGIL_HTTP_LISTN=:9090"}, "VIGIL_HTTP_LISTN"},
+	{"env unknown section", "", []string{"VIGIL_STORAGE_S3_SECRET=x"}, "VIGIL_STORAGE_S3_SECRET"},
+	{"env a section", "", []string{"VIGIL_HTTP=x"}, "VIGIL_HTTP"},
+	{"bucket upper", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: Vigil } }", nil, "storage.s3.bucket"},
+	{"bucket short", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: ab } }", nil, "storage.s3.bucket"},
+	{"bucket long", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: " + strings.Repeat("a", 64) + " } }", nil, "storage.s3.bucket"},
+	{"bucket underscore", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: my_bucket } }", nil, "storage.s3.bucket"},
+	{"bucket dots", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: my..bucket } }", nil, "storage.s3.bucket"},
+	{"bucket edge", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: -vigil } }", nil, "storage.s3.bucket"},
+	{"bucket ip", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: 192.168.1.2 } }", nil, "storage.s3.bucket"},
+	{"bucket xn", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: xn--vigil } }", nil, "storage.s3.bucket"},
+	{"bucket env", "storage: { backend: s3, s3: { endpoint: 'x:9000' } }", []string{"VIGIL_STORAGE_S3_BUCKET=Bad Name"}, "storage.s3.bucket"},
 }
 
 func TestBadConfigs(t *testing.T) {
@@ -118,6 +133,36 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if cfg.Recording.Segment.D() != 90*time.Second {
 		t.Errorf("segment: %v", cfg.Recording.Segment.D())
+	}
+}
+
+// Variables that are not configuration keys but that Vigil's commands and
+// tests read are not refused; good bucket names pass.
+func TestEnvAllowedAndBuckets(t *testing.T) {
+	env := []string{"VIGIL_ADMIN_PASSWORD=x", "VIGIL_USER_PASSWORD=x", "VIGIL_SECRET_KEY=x",
+		"VIGIL_REQUIRE_S3=1", "VIGIL_REQUIRE_BROWSER=1", "VIGIL_TEST_REQUIRE=1", "VIGIL_VERSITYGW=/x",
+		"VIGIL_CHROMIUM=/x", "VIGIL_SOAK=1", "VIGIL_TEST_RUN_MAIN=1", "VIGIL_RECORDER_HELPER_DIR=/x",
+		"VIGIL_RELAY_LOAD_URL=x", "VIGIL_RELAY_BENCH_PROFILE=x", "VIGILANT=1", "VIGIL_DATABASE_PATH=/x/v.db"}
+	if _, err := Load("", env); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"vigil", "abc", "my-bucket.2026", strings.Repeat("a", 63), "a1.b2-c3"} {
+		cfg := Default()
+		cfg.Storage.Backend, cfg.Storage.S3.Endpoint, cfg.Storage.S3.Bucket = "s3", "x:9000", b
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("bucket %q: %v", b, err)
+		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := Load("", []string{"VIGIL_HTTP_TRUSTEDPROXIES=10.0.0.0/8, 192.0.2.1, ::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(cfg.HTTP.Proxies())
+	if got != "[10.0.0.0/8 192.0.2.1/32 ::1/128]" {
+		t.Fatalf("proxies %s", got)
 	}
 }
 

@@ -6,7 +6,9 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +61,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Instrument wraps an HTTP handler to measure latency until the header is written.
 func (m *Metrics) Instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w, start: time.Now(), route: RouteClass(r.URL.Path), h: m.requests}
+		rw := &statusWriter{ResponseWriter: w, start: time.Now(), r: r, h: m.requests}
 		next.ServeHTTP(rw, r)
 		if !rw.observed {
 			rw.observe(http.StatusOK)
@@ -70,7 +72,7 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 type statusWriter struct {
 	http.ResponseWriter
 	start    time.Time
-	route    string
+	r        *http.Request
 	h        *prometheus.HistogramVec
 	observed bool
 }
@@ -80,7 +82,7 @@ func (w *statusWriter) observe(code int) {
 		return
 	}
 	w.observed = true
-	w.h.WithLabelValues(w.route, strconv.Itoa(code)).Observe(time.Since(w.start).Seconds())
+	w.h.WithLabelValues(routeLabel(w.r), codeLabel(code)).Observe(time.Since(w.start).Seconds())
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -102,8 +104,49 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// RouteClass maps a path to a bounded label: camera ids and sessions never
-// become label values.
+// routeLabel is the route of a request as a bounded label: the pattern the
+// http.ServeMux matched (it sets r.Pattern on the request it serves, which
+// is the one Instrument passed down), without its method, so that no raw
+// path — camera ids, sessions, or any path an unauthenticated client makes
+// up — becomes a label value. The catch-all "/" becomes "/web", or
+// "/api/v1/other" for an unknown API path.
+func routeLabel(r *http.Request) string {
+	pat := r.Pattern
+	if i := strings.IndexByte(pat, ' '); i >= 0 {
+		pat = pat[i+1:]
+	}
+	switch {
+	case pat == "":
+		return RouteClass(r.URL.Path)
+	case pat == "/":
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			return "/api/v1/other"
+		}
+		return "/web"
+	}
+	if len(pat) > 100 { // a pattern is code, not input; stay safe anyway
+		pat = pat[:100]
+	}
+	return pat
+}
+
+// codeLabel is the status code, or "other" outside 100-599.
+func codeLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}
+
+// apiRoutes are the first path segments of the API under /api/v1/, and
+// cameraRoutes those below /api/v1/cameras/{id}/: only these become labels.
+var (
+	apiRoutes    = []string{"audit", "cameras", "departments", "incidents", "reports", "session", "status", "tokens", "users", "whep"}
+	cameraRoutes = []string{"export", "playback", "recordings", "status", "test", "whep"}
+)
+
+// RouteClass maps a path to a bounded label when no route pattern is known:
+// camera ids, sessions and unknown paths never become label values.
 func RouteClass(p string) string {
 	switch {
 	case p == "/healthz" || p == "/metrics":
@@ -125,16 +168,19 @@ func RouteClass(p string) string {
 			return ""
 		}
 		first := seg(0)
+		if !slices.Contains(apiRoutes, first) {
+			return "/api/v1/other"
+		}
 		if first == "cameras" {
 			if last := seg(2); last != "" {
+				if !slices.Contains(cameraRoutes, last) {
+					return "/api/v1/other"
+				}
 				return "/api/v1/cameras/{id}/" + last
 			}
 			if seg(1) != "" {
 				return "/api/v1/cameras/{id}"
 			}
-		}
-		if first == "" {
-			return "/api/v1/other"
 		}
 		return "/api/v1/" + first
 	}

@@ -15,13 +15,20 @@ import (
 
 // Open opens (creating it and its directory when missing) the database at
 // path in WAL mode with foreign keys on and a busy timeout, so that concurrent
-// writers wait instead of failing.
+// writers wait instead of failing. A new database is readable by its owner
+// only (0600, in a 0700 directory when that is made too): it holds password
+// hashes and camera credentials. SQLite gives its WAL the same mode.
 func Open(path string) (*sql.DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
 	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	f.Close()
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)

@@ -1,0 +1,76 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// What vigil serve creates — database, spool, local store — is its owner's
+// alone, whatever the umask it was started with (issue 12, item 13).
+func TestServeCreatesPrivateFiles(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+http: { listen: "127.0.0.1:0" }
+webrtc: { udpPort: 0 }
+storage: { backend: local, local: { dir: %q } }
+recording: { spoolDir: %q }
+database: { path: %q }
+`, filepath.Join(data, "recordings"), filepath.Join(data, "spool"), filepath.Join(data, "db", "vigil.db"))), 0o600)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Args = append(cmd.Args[:1], "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1", "VIGIL_ADMIN_PASSWORD=umask-test-pw")
+	// The usual umask 022, inherited by the child.
+	cmd.Path, cmd.Args = "/bin/sh", append([]string{"/bin/sh", "-c", `umask 022 && exec "$0" "$@"`, os.Args[0]}, cmd.Args[1:]...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "vigil started") {
+				close(started)
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("vigil serve did not start within 30 s")
+	}
+	n := 0
+	filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil // a file that went away (a WAL checkpoint)
+		}
+		n++
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %04o, readable by others", strings.TrimPrefix(p, dir), st.Mode().Perm())
+		}
+		return nil
+	})
+	if n < 4 {
+		t.Fatalf("only %d files and directories made", n)
+	}
+}
