@@ -79,17 +79,32 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 				state[cam.ID] = w
 			}
 			st := o.Statuses.Status(cam)
+			online := func() {
+				n.publish(ctx, Event{Event: CameraOnline, Camera: cam.ID, Department: cam.Department,
+					Message: fmt.Sprintf("camera %s (%s) is online again after %s offline",
+						cam.ID, cam.Name, now.Sub(w.downSince).Round(time.Second))})
+			}
 			if st.State == ingest.StateOnline {
 				if w.alerted {
-					n.publish(ctx, Event{Event: CameraOnline, Camera: cam.ID, Department: cam.Department,
-						Message: fmt.Sprintf("camera %s (%s) is online again after %s offline",
-							cam.ID, cam.Name, now.Sub(w.downSince).Round(time.Second))})
+					online()
 				}
 				*w = watched{}
 				continue
 			}
-			if w.downSince.IsZero() {
-				w.downSince = now
+			// The ingest says since when the camera is not online (it stays
+			// offline while it retries), so a short online spell between two
+			// samples is not missed; without it, count from the first sample.
+			down := st.Since
+			if down.IsZero() || down.After(now) {
+				down = now
+			}
+			if w.alerted && !st.Since.IsZero() && down.After(w.downSince) {
+				// it was online in between, unseen: close that outage
+				online()
+				*w = watched{}
+			}
+			if w.downSince.IsZero() || (!w.alerted && !st.Since.IsZero()) {
+				w.downSince = down
 			}
 			if !w.alerted && now.Sub(w.downSince) >= o.OfflineAfter {
 				w.alerted = true

@@ -12,13 +12,19 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 )
 
+// fakeStates is the ingest as the watch sees it: a state and since when,
+// which changes with the state only.
 type fakeStates struct {
 	mu    sync.Mutex
 	state map[string]ingest.State
+	since map[string]time.Time
 }
 
 func (f *fakeStates) set(id string, s ingest.State) {
 	f.mu.Lock()
+	if f.state[id] != s {
+		f.since[id] = time.Now()
+	}
 	f.state[id] = s
 	f.mu.Unlock()
 }
@@ -27,7 +33,7 @@ func (f *fakeStates) Status(c ingest.Camera) dispatch.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var st dispatch.Status
-	st.ID, st.State = c.ID, f.state[c.ID]
+	st.ID, st.State, st.Since = c.ID, f.state[c.ID], f.since[c.ID]
 	if st.State != ingest.StateOnline {
 		st.LastError = "connection refused"
 	}
@@ -44,7 +50,8 @@ func TestWatchCameras(t *testing.T) {
 		{ID: "c1", Name: "Gate", Department: "police", Enabled: true},
 		{ID: "c2", Name: "Off", Department: "police", Enabled: false},
 	}
-	states := &fakeStates{state: map[string]ingest.State{"c1": ingest.StateOnline, "c2": ingest.StateDisabled}}
+	states := &fakeStates{state: map[string]ingest.State{"c1": ingest.StateOnline, "c2": ingest.StateDisabled},
+		since: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -84,6 +91,16 @@ func TestWatchCameras(t *testing.T) {
 	}
 	states.set("c1", ingest.StateOffline)
 	time.Sleep(300 * time.Millisecond)
+	// online for a moment between two samples, then offline again: the
+	// outage ended (camera.online) and a new one begins
+	states.set("c1", ingest.StateOnline)
+	states.set("c1", ingest.StateOffline)
+	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
+		t.Fatalf("got %+v", e)
+	}
+	if e := rcv.next(t, 3*time.Second); e.Event != CameraOffline || e.Camera != "c1" {
+		t.Fatalf("got %+v", e)
+	}
 	states.set("c1", ingest.StateOnline)
 	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
 		t.Fatalf("got %+v", e)
