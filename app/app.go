@@ -36,6 +36,8 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 	"github.com/vigil-vms/vigil/relay"
 	"github.com/vigil-vms/vigil/ui"
@@ -76,9 +78,9 @@ type App struct {
 	Cameras  *dispatch.Dispatcher // every camera change goes through it
 	Relay    *relay.Relay
 	Recorder *recorder.Recorder
-	Review   *recorder.Review
-	Index    *recorder.Index
-	Store    recorder.Store
+	Review   *review.Review
+	Index    *archive.Index
+	Store    archive.Store
 	avail    *availability.Tracker
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
@@ -134,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			return nil, fmt.Errorf("admin password: %w", err)
 		}
 	}
-	if a.Index, err = recorder.OpenIndex(ctx, a.db); err != nil {
+	if a.Index, err = archive.OpenIndex(ctx, a.db); err != nil {
 		return nil, err
 	}
 	if a.Store, err = OpenStore(ctx, cfg); err != nil {
@@ -170,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
-	a.Review = recorder.NewReview(a.Store, a.Index, a.Recorder.Pin)
+	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
 		Statuses: a.Fleet.Statuses,
@@ -231,16 +233,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 
 // OpenStore opens the configured recordings store. An S3 server that is
 // unreachable at start is not fatal: the recorder spools until it returns.
-func OpenStore(ctx context.Context, cfg config.Config) (recorder.Store, error) {
+func OpenStore(ctx context.Context, cfg config.Config) (archive.Store, error) {
 	switch cfg.Storage.Backend {
 	case "s3":
 		s := cfg.Storage.S3
-		return recorder.NewS3Store(ctx, recorder.S3Options{
+		return archive.NewS3Store(ctx, archive.S3Options{
 			Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region,
 			AccessKey: s.AccessKey, SecretKey: s.SecretKey, TLS: s.TLS,
 		})
 	default:
-		return recorder.NewLocalStore(cfg.Storage.Local.Dir)
+		return archive.NewLocalStore(cfg.Storage.Local.Dir)
 	}
 }
 
@@ -398,12 +400,12 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // OpenIndexAndStore opens the database's recordings index and the configured
 // store, for offline tools (`vigil reindex`). Close the database when done.
-func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sql.DB, *recorder.Index, recorder.Store, error) {
+func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sql.DB, *archive.Index, archive.Store, error) {
 	db, err := sqlitedb.Open(cfg.Database.Path)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ix, err := recorder.OpenIndex(ctx, db)
+	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, nil, nil, err

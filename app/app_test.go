@@ -22,7 +22,7 @@ import (
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/simcam"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 const adminPassword = "app-test-admin-pw"
@@ -275,5 +275,5 @@ func runServer(t *testing.T, cfg config.Config) {
 			t.Fatalf("segment %s does not start with ftyp: %q", s.Key, head)
 		}
 	}
-	_ = recorder.ErrObjectNotFound
+	_ = archive.ErrObjectNotFound
 }

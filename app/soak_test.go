@@ -13,7 +13,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/simcam"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestSoakFlappingCamerasAndStorageOutage is a bounded run of what an operator
@@ -80,7 +80,7 @@ func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys := map[string]bool{}
-		a.Store.List(context.Background(), id+"/", func(o recorder.ObjectInfo) error { keys[o.Key] = true; return nil })
+		a.Store.List(context.Background(), id+"/", func(o archive.ObjectInfo) error { keys[o.Key] = true; return nil })
 		if len(keys) != len(segs) {
 			t.Errorf("%s: %d objects in the store, %d rows in the index", id, len(keys), len(segs))
 		}

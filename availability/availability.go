@@ -19,7 +19,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 var migrations = []string{
@@ -37,10 +37,10 @@ type Options struct {
 	// Statuses returns every camera's current status.
 	Statuses func() []ingest.Status
 	// Index gives recorded time.
-	Index *recorder.Index
+	Index *archive.Index
 	// Spooled, when set, adds the recordings still on local disk (the open
 	// segment, segments waiting for upload) to the recorded time.
-	Spooled func(camera string, start, end time.Time) []recorder.Segment
+	Spooled func(camera string, start, end time.Time) []archive.Segment
 	// Interval between samples. It defaults to 5 seconds.
 	Interval time.Duration
 	Log      *slog.Logger

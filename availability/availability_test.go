@@ -7,25 +7,25 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 func TestReport(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Open(t, "")
-	ix, err := recorder.OpenIndex(ctx, db)
+	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// b's recording is still in the spool (not yet uploaded): 2 of its 10 minutes;
 	// one of a's indexed segments is also still listed in the spool: counted once
-	spooled := func(camera string, start, end time.Time) []recorder.Segment {
+	spooled := func(camera string, start, end time.Time) []archive.Segment {
 		t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 		switch camera {
 		case "b":
-			return []recorder.Segment{{Camera: "b", Start: t0.Add(8 * time.Minute), End: t0.Add(10 * time.Minute), Key: "b/1"}}
+			return []archive.Segment{{Camera: "b", Start: t0.Add(8 * time.Minute), End: t0.Add(10 * time.Minute), Key: "b/1"}}
 		case "a":
-			return []recorder.Segment{{Camera: "a", Start: t0, End: t0.Add(3 * time.Minute), Key: "a/1"}}
+			return []archive.Segment{{Camera: "a", Start: t0, End: t0.Add(3 * time.Minute), Key: "a/1"}}
 		}
 		return nil
 	}
@@ -59,7 +59,7 @@ func TestReport(t *testing.T) {
 		}
 	}
 	// a recorded 6 of the 10 minutes, in two segments; one segment lies outside the period
-	for _, s := range []recorder.Segment{
+	for _, s := range []archive.Segment{
 		{Camera: "a", Start: t0, End: t0.Add(3 * time.Minute), Key: "a/1"},
 		{Camera: "a", Start: t0.Add(5 * time.Minute), End: t0.Add(8 * time.Minute), Key: "a/2"},
 		{Camera: "a", Start: t0.Add(-time.Hour), End: t0.Add(-59 * time.Minute), Key: "a/0"},

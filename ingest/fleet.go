@@ -37,6 +37,7 @@ type Fleet struct {
 	mu      sync.Mutex
 	ctx     context.Context // set while Run runs
 	cameras map[string]*camEntry
+	changed chan struct{} // closed and replaced when a stream is added or removed
 	wg      sync.WaitGroup
 }
 
@@ -80,7 +81,7 @@ func NewFleet(opts FleetOptions) *Fleet {
 	if opts.dial == nil {
 		opts.dial = dialGortsplib
 	}
-	return &Fleet{opts: opts, cameras: map[string]*camEntry{}}
+	return &Fleet{opts: opts, cameras: map[string]*camEntry{}, changed: make(chan struct{})}
 }
 
 // Run pulls the cameras until ctx ends, then stops every puller and returns
@@ -146,12 +147,14 @@ func (m *Fleet) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 				stopped = m.stopLocked(se, stopped)
 				se.stream.Close()
 				delete(ce.streams, kind)
+				m.streamsChangedLocked()
 			}
 			continue
 		}
 		if se == nil {
 			se = &streamEntry{stream: NewStream(ce.cam.ID + "/" + string(kind))}
 			ce.streams[kind] = se
+			m.streamsChangedLocked()
 		}
 		changed := se.url != url || se.trans != ce.cam.Transport
 		if se.cancel != nil && (changed || !ce.cam.Enabled) {
@@ -222,8 +225,26 @@ func (m *Fleet) Remove(id string) {
 		se.stream.Close()
 	}
 	delete(m.cameras, id)
+	if len(ce.streams) > 0 {
+		m.streamsChangedLocked()
+	}
 	m.mu.Unlock()
 	waitAll(stopped)
+}
+
+// StreamsChanged returns a channel that is closed the next time a stream is
+// added or removed (a camera added or removed, or its main or sub URL set or
+// cleared): a subscriber that found no stream, or a closed one, asks for the
+// channel, then Stream, and waits on the channel if it still has none.
+func (m *Fleet) StreamsChanged() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+func (m *Fleet) streamsChangedLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
 }
 
 // Stream returns a camera's stream, nil when the camera or the stream does not exist.

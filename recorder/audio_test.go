@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestAudioCodecs records the fixture's video with each audio codec a camera
@@ -42,61 +43,34 @@ func TestAudioCodecs(t *testing.T) {
 	} {
 		t.Run(tc.track.Codec, func(t *testing.T) {
 			media := ingest.NewStream("a/main").SetTracks([]*ingest.Track{fx.tracks(false)[0], tc.track})
-			var file bytes.Buffer
-			var fr *fragmenter
-			const length = 3 * time.Second
 			vi, ai := 0, 0
-			for {
+			next := func() *ingest.Unit {
 				vp := time.Duration(vi) * time.Second / recFPS
 				ap := time.Duration(ai) * tc.frameDur
-				var u *ingest.Unit
 				if ap < vp {
-					u = &ingest.Unit{Media: media, Track: media.Tracks[1], PTS: ap, Data: [][]byte{tc.frame}}
 					ai++
-				} else {
-					i := vi % len(fx.aus)
-					u = &ingest.Unit{Media: media, Track: media.Tracks[0], PTS: vp, Data: fx.aus[i], Keyframe: fx.keyframe[i]}
-					vi++
+					return &ingest.Unit{Media: media, Track: media.Tracks[1], PTS: ap, Data: [][]byte{tc.frame}}
 				}
-				if u.PTS >= length {
-					break
-				}
-				if fr == nil {
-					var err error
-					if fr, err = newFragmenter(u); err != nil {
-						t.Fatal(err)
-					}
-					init, err := fr.initBytes()
-					if err != nil {
-						t.Fatal(err)
-					}
-					file.Write(init)
-				}
-				frag, _, err := fr.add(u, maxFragment)
-				if err != nil {
-					t.Fatal(err)
-				}
-				file.Write(frag)
+				i := vi % len(fx.aus)
+				vi++
+				return &ingest.Unit{Media: media, Track: media.Tracks[0], PTS: vp, Data: fx.aus[i], Keyframe: fx.keyframe[i]}
 			}
-			frag, _, err := fr.finish(-1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			file.Write(frag)
+			const length = 3 * time.Second
+			seg, _ := fragmentUnits(t, next, length)
 
-			sc, err := scanSegment(bytes.NewReader(file.Bytes()))
+			sc, err := archive.ScanSegment(bytes.NewReader(seg))
 			if err != nil || sc.Cut {
 				t.Fatalf("scan: %+v, %v", sc, err)
 			}
 			var init fmp4.Init
-			if err := init.Unmarshal(bytes.NewReader(file.Bytes()[:sc.InitSize])); err != nil {
+			if err := init.Unmarshal(bytes.NewReader(seg[:sc.InitSize])); err != nil {
 				t.Fatal(err)
 			}
 			if len(init.Tracks) != 2 || !tc.want(init.Tracks[1].Codec) {
 				t.Fatalf("audio track %#v", init.Tracks[len(init.Tracks)-1].Codec)
 			}
 			var parts fmp4.Parts
-			if err := parts.Unmarshal(file.Bytes()[sc.InitSize:]); err != nil {
+			if err := parts.Unmarshal(seg[sc.InitSize:]); err != nil {
 				t.Fatal(err)
 			}
 			var ticks uint64
@@ -123,7 +97,7 @@ func TestAudioCodecs(t *testing.T) {
 			}
 			if ffprobe, err := exec.LookPath("ffprobe"); err == nil {
 				p := filepath.Join(t.TempDir(), "seg.mp4")
-				if err := writeFile(p, file.Bytes()); err != nil {
+				if err := writeFile(p, seg); err != nil {
 					t.Fatal(err)
 				}
 				out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", p).CombinedOutput()

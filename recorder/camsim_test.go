@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -30,14 +31,14 @@ func TestRecordCamsimH265(t *testing.T) {
 		t.Skip("real-time recording")
 	}
 	checkLeaks(t)
-	store, err := NewLocalStore(filepath.Join(t.TempDir(), "store"))
+	store, err := archive.NewLocalStore(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	recordCamsim(t, "h265", store)
 }
 
-func recordCamsim(t *testing.T, codec string, store Store) {
+func recordCamsim(t *testing.T, codec string, store archive.Store) {
 	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 2, Codec: codec, Audio: true})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 const helperEnv = "VIGIL_RECORDER_HELPER_DIR"
@@ -25,7 +26,7 @@ func TestHelperRecorderProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestKill9")
 	}
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,17 +99,12 @@ func TestKill9(t *testing.T) {
 		t.Fatalf("the helper stopped early at %v", last)
 	}
 
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 10 * time.Second})
+	h := startLocal(t, dir, Options{SegmentDuration: 10 * time.Second})
 	recWaitFor(t, 20*time.Second, "the recovered segment", func() bool {
 		s := h.rec.Status()
 		return s.Uploaded == 1 && s.Waiting == 0
 	})
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
+	rows := checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if len(rows) != 1 {
 		t.Fatalf("%d segments, want 1", len(rows))
 	}

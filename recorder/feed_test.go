@@ -14,7 +14,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // recFixture is the test clip: H.264 access units at 25 fps and AAC frames.
@@ -169,8 +170,18 @@ func (c *recClip) feedPaced(st *ingest.Stream, end time.Duration) {
 
 // recStreams is a Source over hub recStreams that the test feeds itself.
 type recStreams struct {
-	mu sync.Mutex
-	m  map[string]*ingest.Stream
+	mu      sync.Mutex
+	m       map[string]*ingest.Stream
+	changed chan struct{} // closed and replaced by add
+}
+
+func (s *recStreams) StreamsChanged() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
 }
 
 func (s *recStreams) Stream(id string, kind ingest.StreamKind) *ingest.Stream {
@@ -190,22 +201,14 @@ func (s *recStreams) add(id string) *ingest.Stream {
 	}
 	st := ingest.NewStream(id + "/main")
 	s.m[id] = st
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return st
 }
 
-func openRecIndex(t testing.TB, path string) *Index {
-	t.Helper()
-	db, err := sqlitedb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix, err := OpenIndex(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ix
-}
+func openRecIndex(t testing.TB, path string) *archive.Index { return rectest.OpenIndex(t, path) }
 
 // recWaitFor polls cond until it holds or the deadline passes.
 func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
@@ -225,10 +228,10 @@ func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // timing of the test clip too (25 fps, a keyframe every 2 s from the start);
 // codec is the video codec expected (h264, h265).
 // It returns the rows.
-func checkRecStored(t *testing.T, store Store, ix *Index, cameras []string, exact bool, codec string) map[string][]Segment {
+func checkRecStored(t *testing.T, store archive.Store, ix *archive.Index, cameras []string, exact bool, codec string) map[string][]archive.Segment {
 	t.Helper()
 	ctx := context.Background()
-	out := map[string][]Segment{}
+	out := map[string][]archive.Segment{}
 	for _, cam := range cameras {
 		segs, err := ix.Segments(ctx, cam, time.Unix(0, 0), time.Unix(1<<32, 0), true)
 		if err != nil {

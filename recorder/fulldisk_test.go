@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // logCounter counts log records by level and keeps their messages.
@@ -41,7 +42,7 @@ func TestSpoolDiskFull(t *testing.T) {
 		t.Skip("no /dev/full")
 	}
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}

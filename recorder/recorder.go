@@ -1,7 +1,10 @@
-// Package recorder records the cameras' main streams as self-contained fMP4
-// segments: written to a local spool as they are produced, uploaded to an
-// object store (a local directory or S3), indexed in SQLite, and deleted by a
-// retention janitor.
+// Package recorder is the write side of recording: it records the cameras'
+// main streams as self-contained fMP4 segments, written to a local spool as
+// they are produced, uploaded to an object store (a local directory or S3),
+// indexed in SQLite, and deleted by a retention janitor. What it leaves
+// behind (segment types, key layout, stores, index) is package
+// recorder/archive; reading it back (recordings, playback, export) is
+// package recorder/review, which does not import this one.
 //
 // Segments. One writer goroutine per recorded camera subscribes to the main
 // stream. A segment starts on a keyframe and ends at the first keyframe after
@@ -32,9 +35,10 @@
 // Review of the spool. The writer records each fragment it appends (time,
 // position, size, keyframe), so Recorder.Spooled shows the segments still
 // on local disk — the one being written, up to its last complete fragment,
-// and those waiting for upload — with the rows their upload will index.
-// Review (with Review.Spool set) joins them with the index: the last
-// minute, and hours of a storage outage, can be reviewed. A reader pins a
+// and those waiting for upload — with the rows their upload will index, and
+// Recorder.ReadSpooled reads them. review.Review (with its Spool set to the
+// Recorder) joins them with the index: the last minute, and hours of a
+// storage outage, can be reviewed. A reader pins a
 // spooled segment (Recorder.Pin); an upload meanwhile stores and indexes it
 // but leaves its file until the last unpin.
 //
@@ -48,6 +52,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -56,15 +61,16 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/internal/segscan"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Options configure a Recorder.
 type Options struct {
 	// Store receives the segments. Required.
-	Store Store
+	Store archive.Store
 	// Index is the segment index. Required.
-	Index *Index
+	Index *archive.Index
 	// SegmentDuration is the length of a segment; a segment is cut at the
 	// first keyframe after it. It defaults to 60 seconds.
 	SegmentDuration time.Duration
@@ -105,7 +111,11 @@ type Options struct {
 
 // Source gives the recorder a camera's stream; ingest.Fleet implements it.
 type Source interface {
+	// Stream returns the camera's stream of that kind, nil when there is none.
 	Stream(cameraID string, kind ingest.StreamKind) *ingest.Stream
+	// StreamsChanged returns a channel closed the next time a stream is added
+	// or removed: a writer without a stream waits on it instead of polling.
+	StreamsChanged() <-chan struct{}
 }
 
 // Status is the recorder's state, for the status API and metrics.
@@ -357,8 +367,15 @@ func (r *Recorder) pinned(key string) bool { return r.spool.pinned(key) }
 // left out. The file stays readable only while the segment is pinned (Pin):
 // a reader pins it, then reads it, and reads the store instead if the file
 // went in between (uploaded).
-func (r *Recorder) Spooled(camera string, start, end time.Time) []Segment {
+func (r *Recorder) Spooled(camera string, start, end time.Time) []archive.Segment {
 	return r.spool.spooled(camera, start, end)
+}
+
+// ReadSpooled reads length bytes at off of the spool file of a segment that
+// Spooled listed; ok is false when the file went (uploaded and removed
+// before the reader pinned it): the reader reads the store instead.
+func (r *Recorder) ReadSpooled(key string, off, length int64) (rc io.ReadCloser, ok bool, err error) {
+	return r.spool.read(key, off, length)
 }
 
 // uploader uploads waiting segments until ctx ends or the spool drained.
@@ -397,7 +414,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	// a minute plus one second per MB (8 Mbit/s at least)
 	pctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(it.size>>20)*time.Second)
 	defer cancel()
-	if err := r.opts.Store.Put(pctx, it.key, f, it.size, segmentMeta(*it.seg)); err != nil {
+	if err := r.opts.Store.Put(pctx, it.key, f, it.size, it.seg.Meta()); err != nil {
 		return fmt.Errorf("upload %s: %w", it.key, err)
 	}
 	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {
@@ -415,7 +432,7 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 // when the store fails.
 func spoolFileError(err error) error {
 	var pe *fs.PathError
-	var re *segscan.ReadError
+	var re *fmp4read.ReadError
 	if (errors.As(err, &pe) || errors.As(err, &re)) && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool file: %w", err)
 	}

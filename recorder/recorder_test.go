@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -37,10 +38,26 @@ type recHarness struct {
 	t      *testing.T
 	rec    *Recorder
 	src    *recStreams
-	ix     *Index
-	store  Store
+	ix     *archive.Index
+	store  archive.Store
 	cancel context.CancelFunc
 	done   chan error
+}
+
+// startLocal starts a recorder whose index, spool and (unless opts has a
+// Store) local store are in dir.
+func startLocal(t *testing.T, dir string, opts Options) *recHarness {
+	t.Helper()
+	if opts.Store == nil {
+		store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Store = store
+	}
+	opts.Index = openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	opts.SpoolDir = filepath.Join(dir, "spool")
+	return startRecorder(t, opts)
 }
 
 func startRecorder(t *testing.T, opts Options) *recHarness {
@@ -100,12 +117,7 @@ func (h *recHarness) camera(id string, audio bool, base time.Time) (*ingest.Stre
 func TestRecordLocal(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	h := startLocal(t, dir, Options{SegmentDuration: 4 * time.Second})
 
 	cams := []string{"cam-a", "cam-b"}
 	for i, id := range cams {
@@ -122,7 +134,7 @@ func TestRecordLocal(t *testing.T) {
 	if st.Dropped != 0 || st.UploadErrors != 0 || st.SpoolBytes != 0 {
 		t.Errorf("status %+v", st)
 	}
-	rows := checkRecStored(t, store, ix, cams, true, "h264")
+	rows := checkRecStored(t, h.store, h.ix, cams, true, "h264")
 	for i, id := range cams {
 		segs := rows[id]
 		if len(segs) != 3 {
@@ -138,14 +150,14 @@ func TestRecordLocal(t *testing.T) {
 			if !s.Start.Equal(wantStart) || !s.End.Equal(wantEnd) {
 				t.Errorf("%s segment %d: %v – %v, want %v – %v", id, j, s.Start, s.End, wantStart, wantEnd)
 			}
-			if s.Key != SegmentKey(id, wantStart) {
+			if s.Key != archive.SegmentKey(id, wantStart) {
 				t.Errorf("%s segment %d key %s", id, j, s.Key)
 			}
 		}
 	}
 	// a player opens a segment on its own: ffprobe, where installed
 	if ffprobe, err := exec.LookPath("ffprobe"); err == nil {
-		file := filepath.Join(store.Dir(), filepath.FromSlash(rows["cam-a"][0].Key))
+		file := filepath.Join(filepath.Join(dir, "store"), filepath.FromSlash(rows["cam-a"][0].Key))
 		out, err := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries",
 			"stream=codec_name,nb_read_frames", "-of", "csv=p=0", file).CombinedOutput()
 		if err != nil || string(out) != "h264,100\naac,188\n" {
@@ -167,7 +179,7 @@ func TestRecordLocal(t *testing.T) {
 
 	// reindex into a fresh database rebuilds identical rows
 	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
-	n, err := Reindex(context.Background(), store, ix2)
+	n, err := archive.Reindex(context.Background(), h.store, ix2)
 	if err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // janitor applies retention every RetentionInterval until ctx ends.
@@ -75,7 +77,7 @@ func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
 	// The holds are read again before each deletion: a pass may take minutes
 	// (one store request per segment), and an incident created meanwhile
 	// must hold its recordings at once.
-	kept := func(s Segment) (bool, error) {
+	kept := func(s archive.Segment) (bool, error) {
 		if r.pinned(s.Key) {
 			return true, nil
 		}
@@ -108,13 +110,13 @@ func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
 	}
 	return r.deleteOldest(ctx, cam, time.Unix(0, math.MaxInt64), kept,
 		func() bool { return total > r.opts.MaxBytesPerCamera },
-		func(s Segment) { total -= s.Bytes })
+		func(s archive.Segment) { total -= s.Bytes })
 }
 
 // deleteOldest deletes the camera's segments that end before cutoff, oldest
 // first, skipping kept ones, while more() holds. deleted is told of each deletion.
-func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Time, kept func(Segment) (bool, error),
-	more func() bool, deleted ...func(Segment)) error {
+func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Time, kept func(archive.Segment) (bool, error),
+	more func() bool, deleted ...func(archive.Segment)) error {
 	skipped := map[string]bool{}
 	for more() {
 		segs, err := r.opts.Index.Oldest(ctx, cam, cutoff, retentionBatch+len(skipped))

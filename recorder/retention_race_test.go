@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // hookStore is a LocalStore that calls onDelete after each deletion.
 type hookStore struct {
-	*LocalStore
+	*archive.LocalStore
 	onDelete func(key string)
 }
 
@@ -28,7 +29,7 @@ func (s *hookStore) Delete(ctx context.Context, key string) error {
 // holds its recordings from that moment, not from the next pass.
 func TestRetentionIncidentDuringPass(t *testing.T) {
 	dir := t.TempDir()
-	local, err := NewLocalStore(filepath.Join(dir, "store"))
+	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +39,12 @@ func TestRetentionIncidentDuringPass(t *testing.T) {
 	var keys []string
 	for i := range 4 {
 		start := now.Add(-40*24*time.Hour + time.Duration(i)*time.Minute)
-		key := SegmentKey("cam-a", start)
+		key := archive.SegmentKey("cam-a", start)
 		if err := local.Put(ctx, key, strings.NewReader("data"), 4, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := ix.Add(ctx, Segment{Camera: "cam-a", Start: start, End: start.Add(time.Minute), Bytes: 4, Key: key,
-			Fragments: []Fragment{{Size: 4, Keyframe: true}}}); err != nil {
+		if err := ix.Add(ctx, archive.Segment{Camera: "cam-a", Start: start, End: start.Add(time.Minute), Bytes: 4, Key: key,
+			Fragments: []archive.Fragment{{Size: 4, Keyframe: true}}}); err != nil {
 			t.Fatal(err)
 		}
 		keys = append(keys, key)
@@ -58,7 +59,7 @@ func TestRetentionIncidentDuringPass(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		_, start, _ := ParseSegmentKey(keys[2])
+		_, start, _ := archive.ParseSegmentKey(keys[2])
 		incidents = append(incidents, [2]time.Time{start.Add(time.Second), start.Add(90 * time.Second)})
 	}}
 	holds := func(context.Context, string) ([][2]time.Time, error) {

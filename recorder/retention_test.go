@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 func TestRetention(t *testing.T) {
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,12 +24,12 @@ func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	add := func(cam string, age time.Duration, size int) string {
 		start := now.Add(-age)
-		key := SegmentKey(cam, start)
+		key := archive.SegmentKey(cam, start)
 		if err := store.Put(ctx, key, strings.NewReader(strings.Repeat("x", size)), int64(size), nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := ix.Add(ctx, Segment{Camera: cam, Start: start, End: start.Add(time.Minute), Bytes: int64(size), Key: key,
-			Fragments: []Fragment{{Size: int64(size), Keyframe: true}}}); err != nil {
+		if err := ix.Add(ctx, archive.Segment{Camera: cam, Start: start, End: start.Add(time.Minute), Bytes: int64(size), Key: key,
+			Fragments: []archive.Fragment{{Size: int64(size), Keyframe: true}}}); err != nil {
 			t.Fatal(err)
 		}
 		return key

@@ -7,26 +7,28 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // review returns a Review over the harness's store and index that sees the
 // recorder's spool, as the application wires it.
-func (h *recHarness) review() *Review {
-	rv := NewReview(h.store, h.ix, h.rec.Pin)
+func (h *recHarness) review() *review.Review {
+	rv := review.NewReview(h.store, h.ix, h.rec.Pin)
 	rv.Spool = h.rec
 	rv.Logger = testLog(h.t)
 	return rv
 }
 
-func (h *recHarness) recordings(rv *Review, camera string) Recordings {
+func (h *recHarness) recordings(rv *review.Review, camera string) review.Recordings {
 	h.t.Helper()
 	rec, err := rv.Recordings(context.Background(), camera, recT0.Add(-time.Hour), recT0.Add(time.Hour))
 	if err != nil {
@@ -38,7 +40,7 @@ func (h *recHarness) recordings(rv *Review, camera string) Recordings {
 // spooledKeyframeAtOrBefore is keyframeAtOrBefore over what the recorder
 // shows of its spool.
 func spooledKeyframeAtOrBefore(rec *Recorder, camera string, start time.Time) time.Time {
-	return keyframeAtOrBefore(rec.Spooled(camera, recT0.Add(-time.Hour), recT0.Add(time.Hour)), start)
+	return rectest.KeyframeAtOrBefore(rec.Spooled(camera, recT0.Add(-time.Hour), recT0.Add(time.Hour)), start)
 }
 
 // TestReviewOpenSegment: with 60 s segments, 6 s after recording starts, the
@@ -47,12 +49,7 @@ func spooledKeyframeAtOrBefore(rec *Recorder, camera string, start time.Time) ti
 func TestReviewOpenSegment(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool")}) // 60 s segments
+	h := startLocal(t, dir, Options{}) // 60 s segments
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedPaced(st, 6040*time.Millisecond) // 6 s of a camera in real time, the frame at 6.0 s included
 	rv := h.review()
@@ -60,12 +57,12 @@ func TestReviewOpenSegment(t *testing.T) {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && !r.Spans[0].End.Before(recT0.Add(6*time.Second))
 	})
-	if rows, err := ix.Segments(context.Background(), "cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour), false); err != nil || len(rows) != 0 {
+	if rows, err := h.ix.Segments(context.Background(), "cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour), false); err != nil || len(rows) != 0 {
 		t.Fatalf("index rows %v, %v: the segment is open, nothing should be stored", rows, err)
 	}
 	r := h.recordings(rv, "cam-1")
-	want := Recordings{Spans: []Span{{recT0, recT0.Add(6 * time.Second)}},
-		Segments: []SegmentInfo{{Start: recT0, End: recT0.Add(6 * time.Second), Bytes: r.Segments[0].Bytes}}}
+	want := review.Recordings{Spans: []review.Span{{Start: recT0, End: recT0.Add(6 * time.Second)}},
+		Segments: []review.SegmentInfo{{Start: recT0, End: recT0.Add(6 * time.Second), Bytes: r.Segments[0].Bytes}}}
 	if !reflect.DeepEqual(r, want) || r.Segments[0].Bytes == 0 {
 		t.Fatalf("recordings 6 s after the start:\n%+v\nwant\n%+v", r, want)
 	}
@@ -78,10 +75,10 @@ func TestReviewOpenSegment(t *testing.T) {
 	if got, err := rv.PlaybackStart(context.Background(), "cam-1", start, time.Minute); err != nil || !got.Equal(kf) {
 		t.Fatalf("PlaybackStart = %v, %v; want %v", got, err, kf)
 	}
-	rep := checkClip(t, playback(t, rv, "cam-1", start, time.Minute))
+	rep := rectest.Check(t, rectest.Play(t, rv, "cam-1", start, time.Minute))
 	// from the keyframe to the current end of the open segment, all of it
-	if want := r.Spans[0].End.Sub(kf).Seconds(); math.Abs(rep.videoSeconds-want) > 0.001 {
-		t.Fatalf("playback from 2.5 s lasts %.3fs, want %.3fs: up to the end on disk", rep.videoSeconds, want)
+	if want := r.Spans[0].End.Sub(kf).Seconds(); math.Abs(rep.VideoSeconds-want) > 0.001 {
+		t.Fatalf("playback from 2.5 s lasts %.3fs, want %.3fs: up to the end on disk", rep.VideoSeconds, want)
 	}
 
 	ex, err := rv.Export(context.Background(), "cam-1", recT0.Add(time.Second), recT0.Add(5*time.Second))
@@ -93,8 +90,8 @@ func TestReviewOpenSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex.File.Close()
-	if rep := checkClip(t, clip); rep.videoSeconds < 5-0.001 || rep.videoSeconds > 5+2.001 {
-		t.Fatalf("export of 1–5 s lasts %.3fs", rep.videoSeconds)
+	if rep := rectest.Check(t, clip); rep.VideoSeconds < 5-0.001 || rep.VideoSeconds > 5+2.001 {
+		t.Fatalf("export of 1–5 s lasts %.3fs", rep.VideoSeconds)
 	}
 
 	// the camera records on: the client asks again, from where its clip ended
@@ -103,9 +100,9 @@ func TestReviewOpenSegment(t *testing.T) {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && r.Spans[0].End.Equal(recT0.Add(8*time.Second))
 	})
-	rep = checkClip(t, playback(t, rv, "cam-1", recT0.Add(6*time.Second), time.Minute))
-	if math.Abs(rep.videoSeconds-2) > 0.001 {
-		t.Fatalf("playback from 6 s lasts %.3fs, want 2", rep.videoSeconds)
+	rep = rectest.Check(t, rectest.Play(t, rv, "cam-1", recT0.Add(6*time.Second), time.Minute))
+	if math.Abs(rep.VideoSeconds-2) > 0.001 {
+		t.Fatalf("playback from 6 s lasts %.3fs, want 2", rep.VideoSeconds)
 	}
 	var buf bytes.Buffer
 	if err := rv.Playback(context.Background(), &buf, "cam-1", recT0.Add(9*time.Second), time.Minute); !errors.Is(err, apierr.ErrNotFound) {
@@ -124,7 +121,7 @@ func TestReviewOpenSegment(t *testing.T) {
 // putGate refuses uploads while held, and passes everything else to the
 // real store: the segments stay in the spool while the store is readable.
 type putGate struct {
-	Store
+	archive.Store
 	held atomic.Bool
 }
 
@@ -146,8 +143,7 @@ func TestReviewS3Outage(t *testing.T) {
 	dir := t.TempDir()
 	s3 := newTestS3(t, endpoint, access, secret, bucket)
 	store := &putGate{Store: s3}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, UploadRetryMax: time.Second})
 	rv := h.review()
 	st, c := h.camera("cam-1", true, recT0)
@@ -171,9 +167,9 @@ func TestReviewS3Outage(t *testing.T) {
 		{5 * time.Second, 1500 * time.Millisecond, 3}, // spooled only
 	}
 	type answers struct {
-		rec    Recordings
+		rec    review.Recordings
 		clips  [][]byte
-		export Export
+		export review.Export
 	}
 	ask := func(when string) answers {
 		t.Helper()
@@ -187,14 +183,14 @@ func TestReviewS3Outage(t *testing.T) {
 			}
 		}
 		for _, p := range plays {
-			clip := playback(t, rv, "cam-1", recT0.Add(p.start), p.dur)
-			rep := checkClip(t, clip)
+			clip := rectest.Play(t, rv, "cam-1", recT0.Add(p.start), p.dur)
+			rep := rectest.Check(t, clip)
 			want := p.want
 			if want == 0 {
 				want = a.rec.Spans[0].End.Sub(recT0).Seconds()
 			}
-			if math.Abs(rep.videoSeconds-want) > 0.001 {
-				t.Errorf("playback %v +%v %s lasts %.3fs, want %.3fs", p.start, p.dur, when, rep.videoSeconds, want)
+			if math.Abs(rep.VideoSeconds-want) > 0.001 {
+				t.Errorf("playback %v +%v %s lasts %.3fs, want %.3fs", p.start, p.dur, when, rep.VideoSeconds, want)
 			}
 			a.clips = append(a.clips, clip)
 		}
@@ -216,8 +212,8 @@ func TestReviewS3Outage(t *testing.T) {
 	if got, err := rv.PlaybackStart(context.Background(), "cam-1", recT0.Add(3*time.Second), 4*time.Second); err != nil || !got.Equal(recT0.Add(2*time.Second)) {
 		t.Errorf("PlaybackStart with the server down: %v, %v", got, err)
 	}
-	if rep := checkClip(t, playback(t, rv, "cam-1", recT0.Add(3*time.Second), 4*time.Second)); math.Abs(rep.videoSeconds-5) > 0.001 {
-		t.Errorf("playback of the spooled segments lasts %.3fs, want 5", rep.videoSeconds)
+	if rep := rectest.Check(t, rectest.Play(t, rv, "cam-1", recT0.Add(3*time.Second), 4*time.Second)); math.Abs(rep.VideoSeconds-5) > 0.001 {
+		t.Errorf("playback of the spooled segments lasts %.3fs, want 5", rep.VideoSeconds)
 	}
 	if err := rv.Playback(context.Background(), io.Discard, "cam-1", recT0.Add(time.Second), time.Second); err == nil {
 		t.Error("playback of the stored segment with the server down did not fail")
@@ -253,7 +249,7 @@ func TestReviewS3Outage(t *testing.T) {
 	if after.export != during.export {
 		t.Errorf("export from the index %+v, during the outage %+v", after.export, during.export)
 	}
-	checkRecStored(t, s3, ix, []string{"cam-1"}, true, "h264")
+	checkRecStored(t, s3, h.ix, []string{"cam-1"}, true, "h264")
 	h.stop()
 }
 
@@ -281,10 +277,7 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 // after it was listed is read from the store, and the clip is whole.
 func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
-	store, repair := brokenLocalStore(t, dir)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h, repair := startBroken(t, Options{
 		SegmentDuration: 2 * time.Second, UploadRetryMax: 200 * time.Millisecond})
 	rv := h.review()
 	st, c := h.camera("cam-1", false, recT0)
@@ -311,24 +304,24 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	}
 	repair()
 	recWaitFor(t, 10*time.Second, "the uploads", func() bool { return h.rec.Status().Uploaded >= 3 })
-	if _, err := os.Stat(segs[1].spoolPath); err != nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err != nil {
 		t.Errorf("the spool file being read was removed: %v", err)
 	}
-	if _, err := os.Stat(segs[2].spoolPath); err == nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[2].Key)); err == nil {
 		t.Error("the spool file not yet read was kept")
 	}
 	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatalf("playback: %v", err)
 	}
-	if rep := checkClip(t, g.buf.Bytes()); math.Abs(rep.videoSeconds-6) > 0.001 {
-		t.Errorf("clip lasts %.3fs, want 6", rep.videoSeconds)
+	if rep := rectest.Check(t, g.buf.Bytes()); math.Abs(rep.VideoSeconds-6) > 0.001 {
+		t.Errorf("clip lasts %.3fs, want 6", rep.VideoSeconds)
 	}
-	if _, err := os.Stat(segs[1].spoolPath); err == nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err == nil {
 		t.Error("the spool file read is kept after the playback")
 	}
 	// the same clip again, from the index and the store
-	if got := playback(t, rv, "cam-1", recT0.Add(500*time.Millisecond), 5*time.Second); !bytes.Equal(got, g.buf.Bytes()) {
+	if got := rectest.Play(t, rv, "cam-1", recT0.Add(500*time.Millisecond), 5*time.Second); !bytes.Equal(got, g.buf.Bytes()) {
 		t.Error("the clip from the store differs from the one read from the spool")
 	}
 	st.Close()

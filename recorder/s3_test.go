@@ -10,14 +10,15 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
-func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *S3Store {
+func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *archive.S3Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
+	s, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +36,7 @@ func TestRecordS3(t *testing.T) {
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
 	dir := t.TempDir()
 	store := newTestS3(t, endpoint, access, secret, bucket)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second})
 	cams := []string{"cam-1", "cam-2"}
 	for i, id := range cams {
 		st, c := h.camera(id, i == 1, recT0)
@@ -47,7 +47,7 @@ func TestRecordS3(t *testing.T) {
 		s := h.rec.Status()
 		return s.Uploaded == 6 && s.Waiting == 0
 	})
-	rows := checkRecStored(t, store, ix, cams, true, "h264")
+	rows := checkRecStored(t, store, h.ix, cams, true, "h264")
 	cl, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestRecordS3(t *testing.T) {
 		}
 	}
 	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
-	if n, err := Reindex(context.Background(), store, ix2); err != nil || n != 6 {
+	if n, err := archive.Reindex(context.Background(), store, ix2); err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}
 	h.stop()
@@ -84,8 +84,7 @@ func TestS3Outage(t *testing.T) {
 	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
 	dir := t.TempDir()
 	store := newTestS3(t, endpoint, access, secret, bucket)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
@@ -116,7 +115,7 @@ func TestS3Outage(t *testing.T) {
 	if s := h.rec.Status(); s.LastUploadError != "" || s.Dropped != 0 {
 		t.Errorf("status after the outage: %+v", s)
 	}
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
+	rows := checkRecStored(t, store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if len(rows) != total {
 		t.Fatalf("%d segments, want %d", len(rows), total)
 	}
@@ -129,7 +128,7 @@ func TestS3Outage(t *testing.T) {
 		}
 	}
 	var keys []string
-	store.List(context.Background(), "cam-1/", func(o ObjectInfo) error { keys = append(keys, o.Key); return nil })
+	store.List(context.Background(), "cam-1/", func(o archive.ObjectInfo) error { keys = append(keys, o.Key); return nil })
 	if len(keys) != total {
 		t.Errorf("store holds %v", keys)
 	}
@@ -152,10 +151,9 @@ func TestS3MissingBucket(t *testing.T) {
 	testStoreRefused(t, newTestS3(t, endpoint, access, secret, bucket), "could not be created")
 }
 
-func testStoreRefused(t *testing.T, store *S3Store, want string) {
+func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {
 	dir := t.TempDir()
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, ShutdownGrace: time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)

@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"path"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
@@ -16,97 +12,18 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/internal/segscan"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // keyLayout formats a segment's UTC start time inside its key.
-const keyLayout = "2006/01/02/15-04-05.000"
-
-var keyRE = regexp.MustCompile(`^([a-z0-9-]{1,64})/(\d{4}/\d{2}/\d{2}/\d{2}-\d{2}-\d{2}\.\d{3})\.mp4$`)
-
-// SegmentKey returns the store key of a camera's segment that starts at start:
-// <camera>/<YYYY>/<MM>/<DD>/<HH-MM-SS.mmm>.mp4 in UTC.
-func SegmentKey(camera string, start time.Time) string {
-	return camera + "/" + start.UTC().Format(keyLayout) + ".mp4"
-}
-
-// ParseSegmentKey returns the camera and start time of a segment key.
-func ParseSegmentKey(key string) (camera string, start time.Time, err error) {
-	m := keyRE.FindStringSubmatch(key)
-	if m == nil {
-		return "", time.Time{}, fmt.Errorf("%q is not a segment key (<camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4)", key)
-	}
-	start, err = time.Parse(keyLayout, m[2])
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("segment key %q: %w", key, err)
-	}
-	return m[1], start, nil
-}
-
-// segmentScan is what a scan of a segment file found (see segscan.Result),
-// with the index's fragment type.
-type segmentScan struct {
-	InitSize  int64
-	Fragments []Fragment
-	Duration  time.Duration // end of the last video sample, from the start
-	Valid     int64         // bytes up to the end of the last complete fragment
-	Cut       bool          // something followed Valid: an incomplete or corrupt fragment
-}
-
-// scanSegment parses a segment file up to its first incomplete or corrupt
-// fragment; it fails when the init section is missing or invalid.
-func scanSegment(r io.Reader) (*segmentScan, error) {
-	res, err := segscan.Scan(r)
-	if err != nil {
-		return nil, err
-	}
-	sc := &segmentScan{InitSize: res.InitSize, Duration: res.Duration, Valid: res.Valid, Cut: res.Cut,
-		Fragments: make([]Fragment, len(res.Fragments))}
-	for i, f := range res.Fragments {
-		sc.Fragments[i] = Fragment{Offset: f.Offset, Pos: f.Pos, Size: f.Size, Keyframe: f.Keyframe}
-	}
-	return sc, nil
-}
-
 // scaleDuration converts v ticks of a timescale into a duration without overflow.
-func scaleDuration(v uint64, scale uint32) time.Duration { return segscan.ScaleDuration(v, scale) }
+func scaleDuration(v uint64, scale uint32) time.Duration { return fmp4read.ScaleDuration(v, scale) }
 
 // toTicks converts a duration to ticks of a timescale (d >= 0).
 func toTicks(d time.Duration, scale uint32) uint64 {
 	s := uint64(scale)
 	u := uint64(d)
 	return u/uint64(time.Second)*s + (u%uint64(time.Second))*s/uint64(time.Second)
-}
-
-// segmentRow builds the index row of a scanned segment stored under key.
-func segmentRow(key string, sc *segmentScan) (Segment, error) {
-	camera, start, err := ParseSegmentKey(key)
-	if err != nil {
-		return Segment{}, err
-	}
-	return Segment{
-		Camera:    camera,
-		Start:     start,
-		End:       start.Add(sc.Duration),
-		Bytes:     sc.Valid,
-		Key:       key,
-		InitSize:  sc.InitSize,
-		Fragments: sc.Fragments,
-	}, nil
-}
-
-// segmentMeta is the object metadata of a segment.
-func segmentMeta(s Segment) map[string]string {
-	return map[string]string{
-		"start":    s.Start.UTC().Format(time.RFC3339Nano),
-		"end":      s.End.UTC().Format(time.RFC3339Nano),
-		"duration": fmt.Sprintf("%.3f", s.End.Sub(s.Start).Seconds()),
-	}
-}
-
-// isSegmentKey tells whether a store or spool path looks like a segment.
-func isSegmentKey(key string) bool {
-	return strings.HasSuffix(key, ".mp4") && keyRE.MatchString(path.Clean(key))
 }
 
 // Defaults for closing a sample whose successor never came.

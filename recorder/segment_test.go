@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // buildSegment writes a segment of the fixture with the fragmenter, as the
@@ -15,11 +16,19 @@ func buildSegment(t testing.TB, audio bool, length time.Duration) ([]byte, []int
 	t.Helper()
 	fx := loadRecFixture(t)
 	c := newRecClip(fx, ingest.NewStream("seg/main").SetTracks(fx.tracks(audio)), recT0)
+	return fragmentUnits(t, c.next, length)
+}
+
+// fragmentUnits runs the units that next returns, up to the first at or
+// after length, through a fragmenter, and returns the segment file with the
+// positions where each fragment ends.
+func fragmentUnits(t testing.TB, next func() *ingest.Unit, length time.Duration) ([]byte, []int64) {
+	t.Helper()
 	var fr *fragmenter
 	var buf bytes.Buffer
 	var ends []int64
 	for {
-		u := c.next()
+		u := next()
 		if u.PTS >= length {
 			break
 		}
@@ -63,12 +72,12 @@ var writerScanCases = []struct {
 }
 
 // TestScanSegment scans segments made by the fragmenter (the camera writer's
-// output); the scanner itself is tested and fuzzed in internal/segscan.
+// output); the scanner itself is tested and fuzzed in internal/fmp4read.
 func TestScanSegment(t *testing.T) {
 	for _, tc := range writerScanCases {
 		t.Run(tc.name, func(t *testing.T) {
 			file, ends := buildSegment(t, tc.audio, tc.length)
-			sc, err := scanSegment(bytes.NewReader(file))
+			sc, err := archive.ScanSegment(bytes.NewReader(file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +105,7 @@ func TestScanSegment(t *testing.T) {
 				from = ends[len(ends)-3]
 			}
 			for cut := from; cut < int64(len(file)); cut += 97 {
-				got, err := scanSegment(bytes.NewReader(file[:cut]))
+				got, err := archive.ScanSegment(bytes.NewReader(file[:cut]))
 				if err != nil {
 					t.Fatalf("cut at %d: %v", cut, err)
 				}
@@ -112,12 +121,12 @@ func TestScanSegment(t *testing.T) {
 				}
 			}
 			for _, cut := range []int64{0, 7, 20, sc.InitSize - 1} {
-				if _, err := scanSegment(bytes.NewReader(file[:cut])); err == nil {
+				if _, err := archive.ScanSegment(bytes.NewReader(file[:cut])); err == nil {
 					t.Errorf("cut at %d inside the init section: no error", cut)
 				}
 			}
 			// garbage after the last fragment
-			got, err := scanSegment(bytes.NewReader(append(append([]byte{}, file...), 0, 0, 0, 9, 'j', 'u', 'n', 'k', 1)))
+			got, err := archive.ScanSegment(bytes.NewReader(append(append([]byte{}, file...), 0, 0, 0, 9, 'j', 'u', 'n', 'k', 1)))
 			if err != nil || !got.Cut || got.Valid != int64(len(file)) {
 				t.Errorf("trailing garbage: %+v, %v", got, err)
 			}
@@ -138,13 +147,13 @@ func TestParseSegmentKey(t *testing.T) {
 		{"../2026/11/26/08-00-00.000.mp4", false},
 		{"cam/2026/11/26/08-00-00.000.mp4.tmp", false},
 	} {
-		cam, start, err := ParseSegmentKey(tc.key)
+		cam, start, err := archive.ParseSegmentKey(tc.key)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: %v", tc.key, err)
 			continue
 		}
-		if tc.ok && SegmentKey(cam, start) != tc.key {
-			t.Errorf("%s: round trip gives %s", tc.key, SegmentKey(cam, start))
+		if tc.ok && archive.SegmentKey(cam, start) != tc.key {
+			t.Errorf("%s: round trip gives %s", tc.key, archive.SegmentKey(cam, start))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // spool tracks the segment files on local disk: the ones being written and
@@ -52,12 +55,12 @@ type spoolItem struct {
 	path  string
 	size  int64
 	start time.Time
-	busy  bool     // an uploader has it
-	seg   *Segment // the scanned row, once known
+	busy  bool             // an uploader has it
+	seg   *archive.Segment // the scanned row, once known
 	// view is what the review side may read of the file: the fragments
 	// completely written so far (for a closed file, all of them). Its
 	// Fragments only grow, by append, under spool.mu. nil when unknown.
-	view *Segment
+	view *archive.Segment
 }
 
 func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
@@ -81,17 +84,17 @@ func (s *spool) wakeLocked() {
 // opened registers a segment file being written, whose init section of
 // initSize bytes is written.
 func (s *spool) opened(key, path string, initSize int64) {
-	camera, start, _ := ParseSegmentKey(key)
+	camera, start, _ := archive.ParseSegmentKey(key)
 	s.mu.Lock()
-	s.open[key] = &spoolItem{key: key, path: path, start: start, view: &Segment{
-		Camera: camera, Start: start, End: start, Bytes: initSize, Key: key, InitSize: initSize, spoolPath: path}}
+	s.open[key] = &spoolItem{key: key, path: path, start: start, view: &archive.Segment{
+		Camera: camera, Start: start, End: start, Bytes: initSize, Key: key, InitSize: initSize}}
 	s.mu.Unlock()
 }
 
 // appended records a fragment completely written to an open segment file;
 // end is the end of its last video sample, from the segment's start (zero
 // when it holds no video, and then f.Offset < 0).
-func (s *spool) appended(key string, f Fragment, end time.Duration) {
+func (s *spool) appended(key string, f archive.Fragment, end time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it := s.open[key]
@@ -117,7 +120,7 @@ func (s *spool) closed(key, path string, size int64) {
 	it := s.open[key]
 	delete(s.open, key)
 	if it == nil {
-		_, start, _ := ParseSegmentKey(key)
+		_, start, _ := archive.ParseSegmentKey(key)
 		it = &spoolItem{key: key, path: path, start: start}
 	}
 	it.size = size
@@ -141,9 +144,9 @@ func (s *spool) discard(key, path string, size int64) {
 // Spooled returns copies of the views of the camera's segment files (being
 // written or waiting for upload) that overlap [start, end) and hold at least
 // one fragment, oldest first.
-func (s *spool) spooled(camera string, start, end time.Time) []Segment {
+func (s *spool) spooled(camera string, start, end time.Time) []archive.Segment {
 	prefix := camera + "/"
-	var out []Segment
+	var out []archive.Segment
 	add := func(it *spoolItem) {
 		v := it.view
 		if v == nil || len(v.Fragments) == 0 || len(it.key) <= len(prefix) || it.key[:len(prefix)] != prefix {
@@ -321,9 +324,9 @@ func (s *spool) done(it *spoolItem, err error) {
 		it.busy = false
 		s.uploadErrs++
 		msg := err.Error()
-		var s3err *S3Error
-		if errors.As(err, &s3err) {
-			msg = s3err.Reason
+		var sum summarizer
+		if errors.As(err, &sum) {
+			msg = sum.Summary()
 		}
 		if s.lastErr != msg {
 			s.log.Error("recorder: upload failed, segments wait in the spool", "segment", it.key, "err", err)
@@ -366,7 +369,7 @@ func (s *spool) recover() (int, error) {
 			return err
 		}
 		key := filepath.ToSlash(rel)
-		if !isSegmentKey(key) {
+		if !archive.IsSegmentKey(key) {
 			s.log.Warn("recorder: unknown file in the spool directory left alone", "path", p)
 			return nil
 		}
@@ -408,7 +411,7 @@ func finalizeSpoolFile(key, p string) (*spoolItem, error) {
 		return nil, err
 	}
 	defer f.Close()
-	sc, err := scanSegment(f)
+	sc, err := archive.ScanSegment(f)
 	if err != nil {
 		return nil, err
 	}
@@ -427,13 +430,54 @@ func finalizeSpoolFile(key, p string) (*spoolItem, error) {
 			return nil, fmt.Errorf("sync: %w", err)
 		}
 	}
-	seg, err := segmentRow(key, sc)
+	seg, err := archive.SegmentRow(key, sc)
 	if err != nil {
 		return nil, err
 	}
 	view := seg
-	view.spoolPath = p
 	return &spoolItem{key: key, path: p, size: sc.Valid, start: seg.Start, seg: &seg, view: &view}, nil
+}
+
+// file returns the path of the spool file of key, which is there while the
+// segment is written or waits for upload (or is held by a pin).
+func (s *spool) file(key string) (string, error) {
+	if !archive.IsSegmentKey(key) {
+		return "", fmt.Errorf("%q is not a segment key", key)
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
+}
+
+// read opens length bytes at off of the spool file of key; ok is false when
+// the file is gone (uploaded and removed).
+func (s *spool) read(key string, off, length int64) (rc io.ReadCloser, ok bool, err error) {
+	p, err := s.file(key)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return &sectionFile{SectionReader: io.NewSectionReader(f, off, length), f: f}, true, nil
+}
+
+// sectionFile reads a section of a file and closes the file.
+type sectionFile struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s *sectionFile) Close() error { return s.f.Close() }
+
+// summarizer is an error of the store that has a short sentence for people
+// (archive.S3Error): the same failure repeated reads the same, so it is
+// logged once and shown as Status.LastUploadError.
+type summarizer interface {
+	error
+	Summary() string
 }
 
 // status fills the spool's part of Status.

@@ -1,8 +1,6 @@
 package recorder
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -12,22 +10,8 @@ import (
 // uploaded once the store works again.
 func TestSpoolFull(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
-	storeDir := filepath.Join(dir, "store")
-	store, err := NewLocalStore(storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// break the store: its directory becomes a file
-	if err := os.Remove(storeDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(storeDir, []byte("not a directory"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	const limit = 120 << 10 // about two and a half 2 s segments of the fixture
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h, repair := startBroken(t, Options{
 		SegmentDuration: 2 * time.Second, SpoolMaxBytes: limit, UploadRetryMax: 500 * time.Millisecond})
 	st, c := h.camera("cam-1", false, recT0)
 	for end := 2 * time.Second; end <= 20*time.Second; end += 2 * time.Second {
@@ -42,16 +26,11 @@ func TestSpoolFull(t *testing.T) {
 	t.Logf("status while the store fails: %+v", s)
 
 	// the store comes back: the newest waiting segments are uploaded
-	if err := os.Remove(storeDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(storeDir, 0o750); err != nil {
-		t.Fatal(err)
-	}
+	repair()
 	st.Close()
 	recWaitFor(t, 10*time.Second, "uploads", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded > 0 })
 	s = h.rec.Status()
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")["cam-1"]
+	rows := checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if int64(len(rows)) != s.Uploaded || s.Uploaded+s.Dropped != 10 {
 		t.Errorf("%d rows, status %+v", len(rows), s)
 	}

@@ -6,14 +6,16 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // brokenLocalStore returns a local store whose directory is replaced by a
 // file, so that every upload fails, and a function that repairs it.
-func brokenLocalStore(t *testing.T, dir string) (*LocalStore, func()) {
+func brokenLocalStore(t *testing.T, dir string) (*archive.LocalStore, func()) {
 	t.Helper()
 	storeDir := filepath.Join(dir, "store")
-	store, err := NewLocalStore(storeDir)
+	store, err := archive.NewLocalStore(storeDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,38 +36,42 @@ func brokenLocalStore(t *testing.T, dir string) (*LocalStore, func()) {
 	}
 }
 
+// startBroken starts a recorder over a local store that fails every upload
+// until repair is called.
+func startBroken(t *testing.T, opts Options) (h *recHarness, repair func()) {
+	t.Helper()
+	dir := t.TempDir()
+	store, repair := brokenLocalStore(t, dir)
+	opts.Store = store
+	return startLocal(t, dir, opts), repair
+}
+
 // TestSpooledView: the recorder shows the segments on local disk — closed
 // ones waiting for upload and the one being written — with exactly the row
 // a scan of their file gives; a pinned spool file outlives its upload until
 // it is unpinned.
 func TestSpooledView(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
-	store, repair := brokenLocalStore(t, dir)
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"),
+	h, repair := startBroken(t, Options{
 		SegmentDuration: 2 * time.Second, UploadRetryMax: 200 * time.Millisecond})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 5500*time.Millisecond)
 
-	all := func() []Segment { return h.rec.Spooled("cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour)) }
+	all := func() []archive.Segment { return h.rec.Spooled("cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour)) }
 	recWaitFor(t, 10*time.Second, "three spooled segments up to 5 s", func() bool {
 		s := all()
 		return len(s) == 3 && !s[2].End.Before(recT0.Add(5*time.Second))
 	})
 	segs := all()
 	for i, s := range segs {
-		if want := recT0.Add(time.Duration(i) * 2 * time.Second); !s.Start.Equal(want) || s.Key != SegmentKey("cam-1", want) {
+		if want := recT0.Add(time.Duration(i) * 2 * time.Second); !s.Start.Equal(want) || s.Key != archive.SegmentKey("cam-1", want) {
 			t.Errorf("spooled %d: %s from %v, want %v", i, s.Key, s.Start, want)
 		}
-		if s.spoolPath == "" {
-			t.Fatalf("spooled %d: no path", i)
-		}
-		f, err := os.Open(s.spoolPath)
+		f, err := os.Open(h.spoolFile(t, s.Key))
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc, err := scanSegment(f)
+		sc, err := archive.ScanSegment(f)
 		f.Close()
 		if err != nil {
 			t.Fatalf("scan %s: %v", s.Key, err)
@@ -77,12 +83,11 @@ func TestSpooledView(t *testing.T) {
 			sc.Valid = last.Pos + last.Size
 			sc.Duration = s.End.Sub(s.Start)
 		}
-		row, err := segmentRow(s.Key, sc)
+		row, err := archive.SegmentRow(s.Key, sc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := s
-		got.spoolPath = ""
 		if !reflect.DeepEqual(got, row) {
 			t.Errorf("spooled %d differs from its scan:\n%+v\n%+v", i, got, row)
 		}
@@ -98,10 +103,10 @@ func TestSpooledView(t *testing.T) {
 	unpin := h.rec.Pin(segs[0].Key)
 	repair()
 	recWaitFor(t, 10*time.Second, "the closed segments uploaded", func() bool { return h.rec.Status().Uploaded == 2 })
-	if _, err := os.Stat(segs[0].spoolPath); err != nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[0].Key)); err != nil {
 		t.Errorf("pinned spool file removed after upload: %v", err)
 	}
-	if _, err := os.Stat(segs[1].spoolPath); err == nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err == nil {
 		t.Error("unpinned spool file kept after upload")
 	}
 	if got := all(); len(got) != 1 || got[0].Key != segs[2].Key {
@@ -110,7 +115,7 @@ func TestSpooledView(t *testing.T) {
 	before := h.rec.Status().SpoolBytes
 	unpin()
 	unpin()
-	if _, err := os.Stat(segs[0].spoolPath); err == nil {
+	if _, err := os.Stat(h.spoolFile(t, segs[0].Key)); err == nil {
 		t.Error("spool file kept after unpin")
 	}
 	if after := h.rec.Status().SpoolBytes; after != before-segs[0].Bytes {
@@ -121,6 +126,16 @@ func TestSpooledView(t *testing.T) {
 	if s := h.rec.Status(); s.SpoolBytes != 0 {
 		t.Errorf("status %+v", s)
 	}
-	checkRecStored(t, store, ix, []string{"cam-1"}, true, "h264")
+	checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")
 	h.stop()
+}
+
+// spoolFile is the path of the spool file of a segment key.
+func (h *recHarness) spoolFile(t testing.TB, key string) string {
+	t.Helper()
+	p, err := h.rec.spool.file(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

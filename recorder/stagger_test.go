@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 func TestSegmentTarget(t *testing.T) {
@@ -45,7 +46,7 @@ func TestSegmentTarget(t *testing.T) {
 // their segments at different times, and each keeps its own grid.
 func TestWriterStaggers(t *testing.T) {
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 func TestLocalStore(t *testing.T) {
-	s, err := NewLocalStore(filepath.Join(t.TempDir(), "store"))
+	s, err := archive.NewLocalStore(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,7 @@ func TestLocalStore(t *testing.T) {
 	if err := s.Put(ctx, "short.mp4", strings.NewReader("abc"), 5, nil); err == nil {
 		t.Error("put with a wrong size: no error")
 	}
-	if _, err := s.Get(ctx, "short.mp4", 0, -1); !errors.Is(err, ErrObjectNotFound) {
+	if _, err := s.Get(ctx, "short.mp4", 0, -1); !errors.Is(err, archive.ErrObjectNotFound) {
 		t.Errorf("a failed put left an object: %v", err)
 	}
 }
@@ -32,7 +34,7 @@ func TestLocalStore(t *testing.T) {
 // testStoreContract checks what the recorder and the read side expect of a
 // Store: put of a known size, ranged get, listing in key order by prefix,
 // not-found errors, idempotent delete.
-func testStoreContract(t *testing.T, s Store) {
+func testStoreContract(t *testing.T, s archive.Store) {
 	t.Helper()
 	ctx := context.Background()
 	keys := []string{"cam-b/2026/11/26/10-00-00.000.mp4", "cam-a/2026/11/26/10-00-04.000.mp4",
@@ -45,7 +47,7 @@ func testStoreContract(t *testing.T, s Store) {
 	}
 	list := func(prefix string) []string {
 		var got []string
-		if err := s.List(ctx, prefix, func(o ObjectInfo) error { got = append(got, o.Key); return nil }); err != nil {
+		if err := s.List(ctx, prefix, func(o archive.ObjectInfo) error { got = append(got, o.Key); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return got
@@ -57,7 +59,7 @@ func testStoreContract(t *testing.T, s Store) {
 		t.Errorf("list all: %v", got)
 	}
 	stop := errors.New("stop")
-	if err := s.List(ctx, "", func(ObjectInfo) error { return stop }); !errors.Is(err, stop) {
+	if err := s.List(ctx, "", func(archive.ObjectInfo) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("list stopped by fn: %v", err)
 	}
 	for _, tc := range []struct {
@@ -79,7 +81,7 @@ func testStoreContract(t *testing.T, s Store) {
 			t.Errorf("get %d+%d: %q, %v", tc.off, tc.n, b, err)
 		}
 	}
-	if _, err := s.Get(ctx, "cam-a/nope.mp4", 0, -1); !errors.Is(err, ErrObjectNotFound) {
+	if _, err := s.Get(ctx, "cam-a/nope.mp4", 0, -1); !errors.Is(err, archive.ErrObjectNotFound) {
 		t.Errorf("missing key: %v", err)
 	}
 	if err := s.Delete(ctx, keys[1]); err != nil {
@@ -88,7 +90,7 @@ func testStoreContract(t *testing.T, s Store) {
 	if err := s.Delete(ctx, keys[1]); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
-	if _, err := s.Get(ctx, keys[1], 0, -1); !errors.Is(err, ErrObjectNotFound) {
+	if _, err := s.Get(ctx, keys[1], 0, -1); !errors.Is(err, archive.ErrObjectNotFound) {
 		t.Errorf("deleted key: %v", err)
 	}
 }

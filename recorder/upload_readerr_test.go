@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestUploadKeepsSegmentOnReadError: a spool file that cannot be read for
@@ -15,7 +17,7 @@ import (
 // Only a file that is gone or does not parse is dropped.
 func TestUploadKeepsSegmentOnReadError(t *testing.T) {
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestUploadKeepsSegmentOnReadError(t *testing.T) {
 		{"gone", func(p string) error { return nil }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			key := SegmentKey("cam-"+strings.ReplaceAll(tc.name, " ", "-"), time.Now())
+			key := archive.SegmentKey("cam-"+strings.ReplaceAll(tc.name, " ", "-"), time.Now())
 			p := filepath.Join(rec.opts.SpoolDir, filepath.FromSlash(key))
 			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // errWriteBackoff: the spool failed a moment ago; no new segment yet.
@@ -55,14 +56,20 @@ type camWriter struct {
 	failLogged time.Time
 }
 
-// run records until ctx ends.
+// run records until ctx ends. Without a stream to record (the camera has
+// none yet, or its stream was closed), it waits for the source to add or
+// remove a stream and looks again.
 func (w *camWriter) run(ctx context.Context) {
 	defer w.closeSegment("recording stopped")
+	var closed *ingest.Stream
 	for ctx.Err() == nil {
+		changed := w.r.src.StreamsChanged()
 		st := w.r.src.Stream(w.camera, ingest.Main)
-		if st == nil {
-			if !sleepCtx(ctx, time.Second) {
+		if st == nil || st == closed {
+			select {
+			case <-ctx.Done():
 				return
+			case <-changed:
 			}
 			continue
 		}
@@ -71,10 +78,7 @@ func (w *camWriter) run(ctx context.Context) {
 		sub.Close()
 		w.closeSegment("stream closed")
 		if errors.Is(err, ingest.ErrStreamClosed) {
-			// the source replaces the stream (camera changed): look it up again
-			if !sleepCtx(ctx, 200*time.Millisecond) {
-				return
-			}
+			closed = st // the source replaces or removes it: wait for that
 		}
 	}
 }
@@ -194,7 +198,7 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 	var f *os.File
 	var key, p string
 	for range 100 {
-		key = SegmentKey(w.camera, start)
+		key = archive.SegmentKey(w.camera, start)
 		p = filepath.Join(w.r.opts.SpoolDir, filepath.FromSlash(key))
 		if err = os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			w.writeFailed(err)
@@ -231,7 +235,7 @@ func (w *camWriter) writeFragment(frag []byte) {
 	}
 	w.frags++
 	w.writeWorks()
-	f := Fragment{Pos: pos, Size: int64(len(frag)), Keyframe: w.seg.lastKeyframe}
+	f := archive.Fragment{Pos: pos, Size: int64(len(frag)), Keyframe: w.seg.lastKeyframe}
 	var end time.Duration
 	if w.seg.lastVideo {
 		f.Offset, end = w.seg.lastStart, w.seg.lastEnd
@@ -298,18 +302,6 @@ func (w *camWriter) closeFile() {
 	}
 	w.seg, w.media, w.f = nil, nil, nil
 	w.recording.Store(false)
-}
-
-// sleepCtx waits d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // segmentTarget is the length of a segment that starts at start. Without

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestWriterCuts drives a camera writer unit by unit: a segment ends at its
@@ -14,7 +15,7 @@ import (
 // jump of the camera clock, and the next one starts at a keyframe.
 func TestWriterCuts(t *testing.T) {
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +94,7 @@ func TestWriterCuts(t *testing.T) {
 func TestSetRemove(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
-	store, err := NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	h := startRecorder(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second})
+	h := startLocal(t, dir, Options{SegmentDuration: 4 * time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, time.Second)
 	recWaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording("cam-1") })
@@ -128,9 +124,43 @@ func TestSetRemove(t *testing.T) {
 	if h.rec.Recording("cam-1") || h.rec.Status().Recording != 0 {
 		t.Error("recording after Remove")
 	}
-	rows := checkRecStored(t, store, ix, []string{"cam-1"}, false, "h264")["cam-1"]
+	rows := checkRecStored(t, h.store, h.ix, []string{"cam-1"}, false, "h264")["cam-1"]
 	if len(rows) != 2 || !rows[0].Start.Equal(recT0) || !rows[1].Start.Equal(recT0.Add(2*time.Second)) {
 		t.Errorf("rows %+v", rows)
 	}
 	h.stop()
+}
+
+// countingSource counts the recorder's look-ups of a stream.
+type countingSource struct {
+	*recStreams
+	lookups atomic.Int64
+}
+
+func (s *countingSource) Stream(id string, kind ingest.StreamKind) *ingest.Stream {
+	s.lookups.Add(1)
+	return s.recStreams.Stream(id, kind)
+}
+
+// TestWriterWaitsForStream: a camera to record that has no stream yet is
+// looked up once, then its writer waits for the source to add a stream
+// (no polling), and records it as soon as it is there.
+func TestWriterWaitsForStream(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	src := &countingSource{recStreams: &recStreams{}}
+	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startRecorderFrom(t, Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
+		SpoolDir: filepath.Join(dir, "spool")}, src)
+	h.rec.Set(ingest.Camera{ID: "cam-1", Record: true, Enabled: true})
+	recWaitFor(t, 5*time.Second, "the first look-up", func() bool { return src.lookups.Load() > 0 })
+	time.Sleep(1500 * time.Millisecond) // longer than the writer's old 1 s poll: a poll would look again
+	if n := src.lookups.Load(); n != 1 {
+		t.Fatalf("%d look-ups of a missing stream in 1.5 s, want 1", n)
+	}
+	st := src.add("cam-1")
+	recWaitFor(t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -100,40 +100,32 @@ func (fakeReview) inRange(t time.Time) error {
 	return nil
 }
 
-func (f fakeReview) Recordings(ctx context.Context, camera string, start, end time.Time) (recorder.Recordings, error) {
-	return recorder.Recordings{
-		Spans:    []recorder.Span{{Start: fixtureT0, End: fixtureT0.Add(time.Hour)}},
-		Segments: []recorder.SegmentInfo{{Start: fixtureT0, End: fixtureT0.Add(time.Hour), Bytes: 1000}},
+func (f fakeReview) Recordings(ctx context.Context, camera string, start, end time.Time) (review.Recordings, error) {
+	return review.Recordings{
+		Spans:    []review.Span{{Start: fixtureT0, End: fixtureT0.Add(time.Hour)}},
+		Segments: []review.SegmentInfo{{Start: fixtureT0, End: fixtureT0.Add(time.Hour), Bytes: 1000}},
 	}, nil
 }
 
-func (f fakeReview) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
+// Open places the fake clip's first frame on the whole second at or before
+// start, like a keyframe.
+func (f fakeReview) Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (review.Playback, error) {
 	if err := f.inRange(start); err != nil {
-		return err
+		return review.Playback{}, err
 	}
-	_, err := w.Write(fakeClip)
-	return err
-}
-
-// PlaybackStart places the fake clip's first frame on the whole second at
-// or before start, like a keyframe.
-func (f fakeReview) PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error) {
-	if err := f.inRange(start); err != nil {
-		return time.Time{}, err
-	}
-	return start.Truncate(time.Second), nil
+	return review.Playback{Start: start.Truncate(time.Second), WriterTo: bytes.NewReader(fakeClip)}, nil
 }
 
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
 
-func (f fakeReview) Export(ctx context.Context, camera string, start, end time.Time) (recorder.Export, error) {
+func (f fakeReview) Export(ctx context.Context, camera string, start, end time.Time) (review.Export, error) {
 	if err := f.inRange(start); err != nil {
-		return recorder.Export{}, err
+		return review.Export{}, err
 	}
 	sum := sha256.Sum256(fakeClip)
-	return recorder.Export{File: nopCloser{bytes.NewReader(fakeClip)}, Size: int64(len(fakeClip)),
+	return review.Export{File: nopCloser{bytes.NewReader(fakeClip)}, Size: int64(len(fakeClip)),
 		SHA256: hex.EncodeToString(sum[:]), Name: camera + "_clip.mp4"}, nil
 }
 

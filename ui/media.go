@@ -8,7 +8,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -178,7 +178,7 @@ func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request, c *call) err
 
 // timeline is the recordings of a camera with the incidents over them.
 type timeline struct {
-	recorder.Recordings
+	review.Recordings
 	Incidents []registry.Incident `json:"incidents"`
 }
 
@@ -212,10 +212,10 @@ func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	if recs.Spans == nil {
-		recs.Spans = []recorder.Span{}
+		recs.Spans = []review.Span{}
 	}
 	if recs.Segments == nil {
-		recs.Segments = []recorder.SegmentInfo{}
+		recs.Segments = []review.SegmentInfo{}
 	}
 	writeJSON(w, http.StatusOK, timeline{Recordings: recs, Incidents: s.visibleIncidents(r, c, ins)})
 	return nil
@@ -269,11 +269,11 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "playback is not available in this server")
 	}
-	first, err := s.deps.Review.PlaybackStart(r.Context(), cam.ID, start, dur)
+	pb, err := s.deps.Review.Open(r.Context(), cam.ID, start, dur)
 	if err != nil {
 		return err
 	}
-	w.Header().Set(StartHeader, first.UTC().Format(time.RFC3339Nano))
+	w.Header().Set(StartHeader, pb.Start.UTC().Format(time.RFC3339Nano))
 	if r.Method == http.MethodHead {
 		// The web app asks where a playback will begin before it loads it
 		// into a <video>, which cannot read headers: answer from the index
@@ -284,7 +284,7 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 		return nil
 	}
 	mw := &mp4Writer{w: w, rc: http.NewResponseController(w)}
-	err = s.deps.Review.Playback(r.Context(), mw, cam.ID, start, dur)
+	_, err = pb.WriteTo(mw)
 	if err != nil && mw.n > 0 {
 		c.audit.Detail = "stopped after " + strconv.FormatInt(mw.n, 10) + " bytes"
 	}

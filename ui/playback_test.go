@@ -18,12 +18,13 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/review"
 )
 
 // countingStore counts the reads of a store.
 type countingStore struct {
-	recorder.Store
+	archive.Store
 	gets atomic.Int64
 }
 
@@ -74,29 +75,29 @@ func recordedSegment(t *testing.T) []byte {
 }
 
 // realReview stores a recorded segment of camera police-1 from fixtureT0 in
-// a local store, indexes it with recorder.Reindex and returns a
-// recorder.Review over both.
-func realReview(t *testing.T) (*recorder.Review, *recorder.Index, *countingStore) {
+// a local store, indexes it with archive.Reindex and returns a
+// review.Review over both.
+func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	t.Helper()
 	dir := t.TempDir()
 	b := recordedSegment(t)
-	local, err := recorder.NewLocalStore(filepath.Join(dir, "store"))
+	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := local.Put(ctx, recorder.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
+	if err := local.Put(ctx, archive.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := recorder.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
+	ix, err := archive.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := recorder.Reindex(ctx, local, ix); err != nil || n != 1 {
+	if n, err := archive.Reindex(ctx, local, ix); err != nil || n != 1 {
 		t.Fatalf("reindex: %d segments, %v", n, err)
 	}
 	st := &countingStore{Store: local}
-	return recorder.NewReview(st, ix, nil), ix, st
+	return review.NewReview(st, ix, nil), ix, st
 }
 
 // TestPlaybackStartHeader plays a real recording through the API: the

@@ -8,7 +8,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -22,7 +21,7 @@ import (
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 	"golang.org/x/net/netutil"
 )
@@ -45,15 +44,14 @@ type Live interface {
 	Alive(sessionID string) bool
 }
 
-// Review is the recorder's read side (recorder.Review).
+// Review is the recorder's read side (review.Review).
 type Review interface {
-	Recordings(ctx context.Context, camera string, start, end time.Time) (recorder.Recordings, error)
-	// Playback streams fMP4 to w; errors before the first byte are of apierr kinds.
-	Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error
-	// PlaybackStart is the wall-clock time of the first frame Playback would
-	// send for the same arguments, from the index alone.
-	PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error)
-	Export(ctx context.Context, camera string, start, end time.Time) (recorder.Export, error)
+	Recordings(ctx context.Context, camera string, start, end time.Time) (review.Recordings, error)
+	// Open finds a playback from the index alone: the wall-clock time of its
+	// first frame, and the fMP4 stream to write. Its errors, and those of the
+	// write before the first byte, are of apierr kinds.
+	Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (review.Playback, error)
+	Export(ctx context.Context, camera string, start, end time.Time) (review.Export, error)
 }
 
 // Deps are the services behind the API. Registry is required; a nil

@@ -16,7 +16,7 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -213,7 +213,7 @@ func runReindex(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer db.Close()
 	start := time.Now()
-	n, err := recorder.Reindex(ctx, store, ix)
+	n, err := archive.Reindex(ctx, store, ix)
 	if err != nil {
 		return fmt.Errorf("reindex: %w (after %d segments)", err, n)
 	}

@@ -13,8 +13,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/vigil-vms/vigil/internal/benchkit"
-	"github.com/vigil-vms/vigil/internal/procstat"
 	"io"
 	"log/slog"
 	"net"
@@ -29,8 +27,11 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/benchkit"
+	"github.com/vigil-vms/vigil/internal/procstat"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -91,11 +92,11 @@ func run() error {
 	}
 	defer func() { sim.Process.Kill(); sim.Wait() }()
 
-	var store recorder.Store
+	var store archive.Store
 	var gwPid int
 	switch *storeKind {
 	case "local":
-		if store, err = recorder.NewLocalStore(filepath.Join(dir, "store")); err != nil {
+		if store, err = archive.NewLocalStore(filepath.Join(dir, "store")); err != nil {
 			return err
 		}
 	case "s3":
@@ -105,7 +106,7 @@ func run() error {
 		}
 		defer func() { gw.Process.Kill(); gw.Wait() }()
 		gwPid = gw.Process.Pid
-		if store, err = recorder.NewS3Store(ctx, recorder.S3Options{Endpoint: endpoint, Bucket: "bench",
+		if store, err = archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: "bench",
 			Region: "us-east-1", AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}); err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func run() error {
 		return err
 	}
 	defer db.Close()
-	ix, err := recorder.OpenIndex(ctx, db)
+	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package recorder
+package archive
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Segment is one recorded fMP4 file in the store, as the index knows it.
@@ -22,19 +23,14 @@ type Segment struct {
 	InitSize int64
 	// Fragments lists every moof+mdat of the file, in order.
 	Fragments []Fragment
-
-	// spoolPath is the file of a segment still on the recorder's local disk
-	// (Recorder.Spooled); "" for a segment of the index.
-	spoolPath string
 }
 
-// Fragment is one moof+mdat pair inside a segment file.
-type Fragment struct {
-	Offset   time.Duration // start time, from the segment's Start
-	Pos      int64         // byte offset of the moof in the file
-	Size     int64         // bytes of moof+mdat
-	Keyframe bool          // the fragment's first video sample is a keyframe
-}
+// Fragment is one moof+mdat pair inside a segment file: its start time from
+// the segment's Start (Offset), the byte offset of its moof (Pos), its size
+// in bytes (Size), and whether its first video sample is a keyframe. It is
+// the fragment as the fMP4 reader finds it, so that the index and playback
+// cannot disagree about where keyframes are.
+type Fragment = fmp4read.Fragment
 
 // Index is the recordings index in the embedded SQLite database.
 type Index struct {
@@ -64,15 +60,26 @@ func OpenIndex(ctx context.Context, db *sql.DB) (*Index, error) {
 	return &Index{db: db}, nil
 }
 
-// Add inserts a segment, or replaces the row with the same key.
-func (ix *Index) Add(ctx context.Context, s Segment) error {
-	_, err := ix.db.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
-		VALUES(?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
-			bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments`,
-		s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments))
+// Add inserts segments, or replaces the rows with the same keys, in one
+// transaction.
+func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
+	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("index segment %s: %w", s.Key, err)
+		return fmt.Errorf("index: %w", err)
+	}
+	defer tx.Rollback()
+	for _, s := range segs {
+		_, err := tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
+			VALUES(?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
+				bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments`,
+			s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments))
+		if err != nil {
+			return fmt.Errorf("index segment %s: %w", s.Key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	return nil
 }
@@ -80,38 +87,8 @@ func (ix *Index) Add(ctx context.Context, s Segment) error {
 // Segments returns the camera's segments that overlap [start, end), oldest first.
 // withFragments loads the fragment lists too.
 func (ix *Index) Segments(ctx context.Context, camera string, start, end time.Time, withFragments bool) ([]Segment, error) {
-	cols := "camera, start_ns, end_ns, bytes, key, init_size"
-	if withFragments {
-		cols += ", fragments"
-	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+cols+` FROM segments
-		WHERE camera = ? AND end_ns > ? AND start_ns < ? ORDER BY start_ns`,
-		camera, start.UnixNano(), end.UnixNano())
-	if err != nil {
-		return nil, fmt.Errorf("index query %s: %w", camera, err)
-	}
-	defer rows.Close()
-	var out []Segment
-	for rows.Next() {
-		var s Segment
-		var startNS, endNS int64
-		var frags []byte
-		dest := []any{&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize}
-		if withFragments {
-			dest = append(dest, &frags)
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("index query %s: %w", camera, err)
-		}
-		s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
-		if withFragments {
-			if s.Fragments, err = decodeFragments(frags); err != nil {
-				return nil, fmt.Errorf("index segment %s: %w", s.Key, err)
-			}
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return ix.query(ctx, camera, withFragments, `end_ns > ? AND start_ns < ? ORDER BY start_ns`,
+		start.UnixNano(), end.UnixNano())
 }
 
 // Delete removes the row of a key.
@@ -205,21 +182,5 @@ func (ix *Index) CameraBytes(ctx context.Context, camera string) (int64, error) 
 // Oldest returns up to limit of a camera's segments that end before before,
 // oldest first, without fragment lists.
 func (ix *Index) Oldest(ctx context.Context, camera string, before time.Time, limit int) ([]Segment, error) {
-	rows, err := ix.db.QueryContext(ctx, `SELECT camera, start_ns, end_ns, bytes, key, init_size FROM segments
-		WHERE camera = ? AND end_ns <= ? ORDER BY start_ns LIMIT ?`, camera, before.UnixNano(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("index query %s: %w", camera, err)
-	}
-	defer rows.Close()
-	var out []Segment
-	for rows.Next() {
-		var s Segment
-		var startNS, endNS int64
-		if err := rows.Scan(&s.Camera, &startNS, &endNS, &s.Bytes, &s.Key, &s.InitSize); err != nil {
-			return nil, fmt.Errorf("index query %s: %w", camera, err)
-		}
-		s.Start, s.End = time.Unix(0, startNS).UTC(), time.Unix(0, endNS).UTC()
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return ix.query(ctx, camera, false, `end_ns <= ? ORDER BY start_ns LIMIT ?`, before.UnixNano(), limit)
 }

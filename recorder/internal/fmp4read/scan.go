@@ -1,11 +1,16 @@
-// Package segscan parses Vigil's segment files (an fMP4 init section, then
-// moof+mdat fragments) to rebuild their fragment lists, stopping at the first
-// incomplete or corrupt fragment, as crash recovery and reindexing need. It
-// also reads fragmented MP4 written by other muxers (ffmpeg with
-// -movflags +frag_keyframe+empty_moov+default_base_moof): a fragment's keyframe
-// flag follows the sample flags of trun, tfhd and trex (see flags.go).
-// It is apart from the recorder so that its fuzz target runs quickly.
-package segscan
+// Package fmp4read is the recorder's one reader of fragmented MP4 (ISO/IEC
+// 14496-12): it walks ftyp/moov and moof/traf/tfhd/tfdt/trun and answers
+// where the fragments of a file are, which of them start on a keyframe, and
+// what their decode times are. The writer's index, crash recovery and
+// reindexing use Scan; playback uses ParseInit, ParseMoof and RewriteMoof to
+// join fragments of several files into one stream. It reads our own segments
+// and fragmented MP4 written by other muxers (ffmpeg with
+// -movflags +frag_keyframe+empty_moov+default_base_moof), whose keyframes are
+// marked by trun first_sample_flags over tfhd or trex defaults.
+//
+// Nothing outside this package walks those boxes by hand (mediacommon writes
+// them for the recorder). It links no database, so its fuzz target runs fast.
+package fmp4read
 
 import (
 	"bufio"
@@ -77,7 +82,7 @@ func Scan(r io.Reader) (*Result, error) {
 	if video < 0 {
 		return nil, errors.New("init section: no video track")
 	}
-	trex, err := trexFlags(initBytes)
+	boxes, err := ParseInit(initBytes)
 	if err != nil {
 		return nil, fmt.Errorf("init section: %w", err)
 	}
@@ -105,30 +110,20 @@ func Scan(r io.Reader) (*Result, error) {
 			return sc, nil
 		}
 		frag = append(append(frag[:0], moof...), mdat...)
-		var parts fmp4.Parts
-		if err := parts.Unmarshal(frag); err != nil || len(parts) != 1 {
+		m, err := ParseMoof(frag, boxes)
+		if err != nil {
 			sc.Cut = true
 			return sc, nil
 		}
 		f := Fragment{Pos: pos, Size: int64(len(frag))}
 		found := false
-		for _, pt := range parts[0].Tracks {
-			if pt.ID != video || len(pt.Samples) == 0 {
+		for _, tr := range m.Trafs {
+			if tr.TrackID != uint32(video) || tr.Samples == 0 {
 				continue
 			}
-			var dur uint64
-			for _, s := range pt.Samples {
-				dur += uint64(s.Duration)
-			}
-			// pt.Samples[0].IsNonSyncSample misses first_sample_flags and trex
-			sync, ok, err := firstSampleSync(frag, uint32(video), trex[uint32(video)])
-			if err != nil || !ok {
-				sc.Cut = true
-				return sc, nil
-			}
-			f.Offset = ScaleDuration(pt.BaseTime, scales[video])
-			f.Keyframe = sync
-			if end := ScaleDuration(pt.BaseTime+dur, scales[video]); end > sc.Duration {
+			f.Offset = ScaleDuration(tr.BaseTime, scales[video])
+			f.Keyframe = tr.FirstKey
+			if end := ScaleDuration(tr.BaseTime+tr.Duration, scales[video]); end > sc.Duration {
 				sc.Duration = end
 			}
 			found = true

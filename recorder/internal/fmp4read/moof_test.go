@@ -1,35 +1,13 @@
-package recorder
+package fmp4read
 
 import (
 	"bytes"
 	"encoding/binary"
 	"math"
 	"testing"
-	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 )
-
-func mp4TestBox(typ string, payload ...[]byte) []byte {
-	n := 8
-	for _, p := range payload {
-		n += len(p)
-	}
-	b := binary.BigEndian.AppendUint32(nil, uint32(n))
-	b = append(b, typ...)
-	for _, p := range payload {
-		b = append(b, p...)
-	}
-	return b
-}
-
-func be32(vs ...uint32) []byte {
-	var b []byte
-	for _, v := range vs {
-		b = binary.BigEndian.AppendUint32(b, v)
-	}
-	return b
-}
 
 // handFragment builds a moof+mdat of track 1 with two samples ("abc",
 // "defg") and a version-0 tfdt. explicitBase sets tfhd's base_data_offset
@@ -41,12 +19,12 @@ func handFragment(explicitBase bool, filePos int64) []byte {
 			tfhd = append(be32(tfhdBaseDataOffset|tfhdDefaultDuration, 1), binary.BigEndian.AppendUint64(nil, base)...)
 			tfhd = append(tfhd, be32(3600)...)
 		}
-		return mp4TestBox("moof",
-			mp4TestBox("mfhd", be32(0, 7)),
-			mp4TestBox("traf",
-				mp4TestBox("tfhd", tfhd),
-				mp4TestBox("tfdt", be32(0, 1000)),
-				mp4TestBox("trun", be32(trunDataOffset|trunSampleSize, 2, dataOffset, 3, 4))))
+		return appendBox(nil, "moof",
+			appendBox(nil, "mfhd", be32(0, 7)),
+			appendBox(nil, "traf",
+				appendBox(nil, "tfhd", tfhd),
+				appendBox(nil, "tfdt", be32(0, 1000)),
+				appendBox(nil, "trun", be32(trunDataOffset|trunSampleSize, 2, dataOffset, 3, 4))))
 	}
 	moofSize := len(build(0, 0))
 	var moof []byte
@@ -55,10 +33,10 @@ func handFragment(explicitBase bool, filePos int64) []byte {
 	} else {
 		moof = build(uint32(moofSize+8), 0)
 	}
-	return append(moof, mp4TestBox("mdat", []byte("abcdefg"))...)
+	return append(moof, appendBox(nil, "mdat", []byte("abcdefg"))...)
 }
 
-var handInit = &mp4Init{Tracks: []mp4Track{{ID: 1, Timescale: 90000, Handler: "vide"}}}
+var handInit = &Init{Tracks: []Track{{ID: 1, Timescale: 90000, Handler: "vide"}}}
 
 // mp4Cases feed the moof tests and the fuzz seeds.
 func mp4Cases(t testing.TB) []struct {
@@ -66,19 +44,17 @@ func mp4Cases(t testing.TB) []struct {
 	frag []byte
 	ok   bool
 } {
-	synth := syntheticReviewSegment(t, 4*time.Second, 20, 0)
-	seg := describeReviewSegment(t, "x", reviewT0, synth)
-	f := seg.Fragments[1]
+	synth, ends := buildSegment(t, false, []frag{{25, true, 0}, {25, false, 0}})
 	return []struct {
 		name string
 		frag []byte
 		ok   bool
 	}{
-		{"mediacommon fragment", synth[f.Pos : f.Pos+f.Size], true},
+		{"mediacommon fragment", synth[ends[0]:ends[1]], true},
 		{"version 0 tfdt", handFragment(false, 0), true},
 		{"explicit base data offset", handFragment(true, 5000), true},
 		{"truncated", handFragment(false, 0)[:30], false},
-		{"not a moof", mp4TestBox("mdat", []byte("abc")), false},
+		{"not a moof", appendBox(nil, "mdat", []byte("abc")), false},
 		{"empty", nil, false},
 	}
 }
@@ -88,9 +64,9 @@ func TestParseMoof(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := handInit
 			if tc.name == "mediacommon fragment" {
-				in = &mp4Init{Tracks: []mp4Track{{ID: 1, Timescale: 90000}}}
+				in = &Init{Tracks: []Track{{ID: 1, Timescale: 90000}}}
 			}
-			m, err := parseMoof(tc.frag, in)
+			m, err := ParseMoof(tc.frag, in)
 			if (err == nil) != tc.ok {
 				t.Fatalf("parse: %v, want ok=%v", err, tc.ok)
 			}
@@ -105,7 +81,7 @@ func TestRewriteMoofWidensTfdt(t *testing.T) {
 	for _, explicit := range []bool{false, true} {
 		const inPos, outPos = 5000, 777
 		frag := handFragment(explicit, inPos)
-		m, err := parseMoof(frag, handInit)
+		m, err := ParseMoof(frag, handInit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,14 +89,14 @@ func TestRewriteMoofWidensTfdt(t *testing.T) {
 			t.Fatalf("parsed %+v", m.Trafs[0])
 		}
 		want := uint64(math.MaxUint32) + 12345
-		out, err := rewriteMoof(append([]byte(nil), frag...), m, 42, []uint64{want}, inPos, outPos)
+		out, err := RewriteMoof(append([]byte(nil), frag...), m, 42, []uint64{want}, inPos, outPos)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(out) != len(frag)+4 {
 			t.Fatalf("rewritten fragment has %d bytes, want %d", len(out), len(frag)+4)
 		}
-		m2, err := parseMoof(out, handInit)
+		m2, err := ParseMoof(out, handInit)
 		if err != nil {
 			t.Fatalf("reparse: %v", err)
 		}
@@ -150,99 +126,28 @@ func TestRewriteMoofWidensTfdt(t *testing.T) {
 	}
 }
 
-func TestMulDiv(t *testing.T) {
-	cases := []struct {
-		a    int64
-		b, c uint64
-		want int64
-		ok   bool
-	}{
-		{90000, 1e9, 90000, 1e9, true},
-		{-90000, 1e9, 90000, -1e9, true},
-		{1, 1, 2, 1, true}, // rounds half up
-		{math.MaxInt64, 1e9, 1, 0, false},
-		{1 << 62, 4, 1, 0, false},
-	}
-	for _, tc := range cases {
-		got, err := mulDiv(tc.a, tc.b, tc.c)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("mulDiv(%d, %d, %d) = %d, %v", tc.a, tc.b, tc.c, got, err)
-		}
-	}
-}
-
 func TestParseInit(t *testing.T) {
-	synth := syntheticReviewSegment(t, 2*time.Second, 20, 0)
-	seg := describeReviewSegment(t, "x", reviewT0, synth)
-	in, err := parseInit(synth[:seg.InitSize])
+	synth, _ := buildSegment(t, false, nil)
+	in, err := ParseInit(synth)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(in.Tracks) != 1 || in.Tracks[0].Timescale != 90000 || in.Tracks[0].Handler != "vide" || len(in.Tracks[0].SampleEntry) == 0 {
 		t.Fatalf("parsed %+v", in.Tracks)
 	}
-	if !in.sameAs(in) {
+	if !in.SameAs(in) {
 		t.Fatal("an init differs from itself")
 	}
 	other := *in
-	other.Tracks = append([]mp4Track(nil), in.Tracks...)
+	other.Tracks = append([]Track(nil), in.Tracks...)
 	other.Tracks[0].SampleEntry = append([]byte(nil), in.Tracks[0].SampleEntry...)
 	other.Tracks[0].SampleEntry[len(other.Tracks[0].SampleEntry)-1] ^= 1
-	if in.sameAs(&other) {
+	if in.SameAs(&other) {
 		t.Fatal("a changed sample entry is the same init")
 	}
-	for _, bad := range [][]byte{nil, mp4TestBox("ftyp", []byte("isom")), synth[:seg.InitSize-3], mp4TestBox("moov")} {
-		if _, err := parseInit(bad); err == nil {
-			t.Errorf("parseInit(%x) succeeded", bad)
+	for _, bad := range [][]byte{nil, appendBox(nil, "ftyp", []byte("isom")), synth[:len(synth)-3], appendBox(nil, "moov")} {
+		if _, err := ParseInit(bad); err == nil {
+			t.Errorf("ParseInit(%x) succeeded", bad)
 		}
 	}
-}
-
-func FuzzParseInit(f *testing.F) {
-	synth := syntheticReviewSegment(f, 2*time.Second, 20, 0)
-	seg := describeReviewSegment(f, "x", reviewT0, synth)
-	f.Add(synth[:seg.InitSize])
-	f.Add(mp4TestBox("moov"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		in, err := parseInit(b)
-		if err != nil {
-			return
-		}
-		for _, tr := range in.Tracks {
-			if tr.Timescale == 0 {
-				t.Fatalf("track %d with timescale 0", tr.ID)
-			}
-		}
-	})
-}
-
-func FuzzRewriteMoof(f *testing.F) {
-	for _, tc := range mp4Cases(f) {
-		f.Add(tc.frag, uint64(1000))
-		f.Add(tc.frag, uint64(math.MaxUint32)+1)
-	}
-	in := &mp4Init{Tracks: []mp4Track{{ID: 1, Timescale: 90000}, {ID: 2, Timescale: 48000}}}
-	f.Fuzz(func(t *testing.T, b []byte, tm uint64) {
-		m, err := parseMoof(b, in)
-		if err != nil {
-			return
-		}
-		times := make([]uint64, len(m.Trafs))
-		for i := range times {
-			times[i] = tm + uint64(i)
-		}
-		out, err := rewriteMoof(append([]byte(nil), b...), m, 9, times, 100, 200)
-		if err != nil {
-			return
-		}
-		m2, err := parseMoof(out, in)
-		if err != nil {
-			t.Fatalf("rewritten moof does not parse: %v", err)
-		}
-		for i, tr := range m2.Trafs {
-			if tr.BaseTime != times[i] {
-				t.Fatalf("track fragment %d: time %d, want %d", i, tr.BaseTime, times[i])
-			}
-		}
-	})
 }

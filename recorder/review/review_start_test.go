@@ -1,6 +1,7 @@
-package recorder
+package review
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // TestPlaybackStart checks that PlaybackStart names the keyframe fragment
@@ -18,7 +21,7 @@ func TestPlaybackStart(t *testing.T) {
 	local, ix := newReviewLocalStore(t), openReviewIndex(t)
 	a := addReviewSegments(t, local, ix, "cam", reviewT0, 0, files[:3])
 	b := addReviewSegments(t, local, ix, "cam", a[2].End.Add(3*time.Second), 0, files[3:]) // after a gap
-	segs := append(append([]Segment(nil), a...), b...)
+	segs := append(append([]archive.Segment(nil), a...), b...)
 	recEnd := b[len(b)-1].End
 	cases := []struct {
 		name  string
@@ -37,7 +40,7 @@ func TestPlaybackStart(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.want.IsZero() {
-				tc.want = keyframeAtOrBefore(segs, tc.start)
+				tc.want = rectest.KeyframeAtOrBefore(segs, tc.start)
 				if tc.want.After(tc.start) {
 					t.Fatalf("bad case: no keyframe at or before %s", tc.start)
 				}
@@ -57,7 +60,7 @@ func TestPlaybackStart(t *testing.T) {
 			}
 			// The clip begins there: its length is from got to the end
 			// asked for (or the end of the run), plus at most one GOP.
-			rep := checkClip(t, playback(t, rv, "cam", tc.start, tc.dur))
+			rep := rectest.Check(t, rectest.Play(t, rv, "cam", tc.start, tc.dur))
 			end := tc.start.Add(tc.dur)
 			if got.Before(a[2].End) && end.After(a[2].End) {
 				end = a[2].End
@@ -66,8 +69,8 @@ func TestPlaybackStart(t *testing.T) {
 				end = recEnd
 			}
 			want := end.Sub(got).Seconds()
-			if rep.videoSeconds < want-0.05 || rep.videoSeconds > want+2.05 {
-				t.Fatalf("clip lasts %.2fs; from %s to %s is %.2fs (+ up to one GOP)", rep.videoSeconds,
+			if rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+2.05 {
+				t.Fatalf("clip lasts %.2fs; from %s to %s is %.2fs (+ up to one GOP)", rep.VideoSeconds,
 					got.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), want)
 			}
 		})
@@ -75,9 +78,7 @@ func TestPlaybackStart(t *testing.T) {
 }
 
 func TestPlaybackStartBadInput(t *testing.T) {
-	st, ix := newReviewLocalStore(t), openReviewIndex(t)
-	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})
-	rv := NewReview(st, ix, nil)
+	rv := reviewOfTenSeconds(t)
 	for _, tc := range reviewErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := rv.PlaybackStart(context.Background(), tc.camera, tc.start, tc.dur)
@@ -95,5 +96,40 @@ func TestPlaybackStartBadInput(t *testing.T) {
 	_, err := rv.PlaybackStart(context.Background(), "cam", reviewT0.Add(time.Hour), time.Minute)
 	if !errors.Is(err, apierr.ErrNotFound) {
 		t.Fatalf("PlaybackStart after the recording: %v, want not found", err)
+	}
+}
+
+// TestOpenWalksOnce checks that Open's Playback writes what Playback writes,
+// and continues the walk over the index that found its first frame instead
+// of walking it again: a row removed from the index after Open is still
+// played.
+func TestOpenWalksOnce(t *testing.T) {
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	segs := addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{
+		syntheticReviewSegment(t, 4*time.Second, 50, 0), syntheticReviewSegment(t, 4*time.Second, 50, 0)})
+	rv := NewReview(st, ix, nil)
+	ctx := context.Background()
+	start := reviewT0.Add(1500 * time.Millisecond)
+	want := rectest.Play(t, rv, "cam", start, 5*time.Second)
+	wantStart, err := rv.PlaybackStart(ctx, "cam", start, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := rv.Open(ctx, "cam", start, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pb.Start.Equal(wantStart) {
+		t.Fatalf("Open starts at %s, PlaybackStart says %s", pb.Start, wantStart)
+	}
+	if err := ix.Delete(ctx, segs[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if n, err := pb.WriteTo(&got); err != nil || n != int64(got.Len()) {
+		t.Fatalf("WriteTo: %d bytes, %v", n, err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("Open's clip has %d bytes, Playback's %d", got.Len(), len(want))
 	}
 }

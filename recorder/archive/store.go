@@ -1,4 +1,15 @@
-package recorder
+// Package archive is what the recorder leaves behind and the review reads:
+// the segment and fragment types, the store key layout
+// (<camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4, UTC), the object stores (a local
+// directory and S3) behind the Store interface, and the SQLite index of
+// segments with its queries, including Reindex, which rebuilds the rows from
+// the store. A segment's row is always computed by parsing its file
+// (ScanSegment, over internal/fmp4read), so that rows written at upload, at
+// crash recovery and by Reindex are identical.
+//
+// It neither writes segments (package recorder does) nor plays them
+// (package review does); both sides import it, not each other.
+package archive
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package recorder
+package archive
 
 import (
 	"context"
@@ -128,6 +128,10 @@ type S3Error struct {
 
 func (e *S3Error) Error() string { return e.Reason + " (" + e.Op + ": " + e.Err.Error() + ")" }
 func (e *S3Error) Unwrap() error { return e.Err }
+
+// Summary is the sentence alone, without the operation and the underlying
+// error, so that the same failure repeated reads the same.
+func (e *S3Error) Summary() string { return e.Reason }
 
 // explain turns a minio-go error into an S3Error naming the likely cause.
 func (s *S3Store) explain(op string, err error) error {

@@ -1,4 +1,4 @@
-package recorder
+package archive
 
 import (
 	"context"

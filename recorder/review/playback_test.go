@@ -1,195 +1,26 @@
-package recorder
+package review
 
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"io"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
-
-// clipReport is what a parsed clip shows.
-type clipReport struct {
-	videoSeconds float64 // sum of the video samples' durations
-	videoSamples int
-	parts        int
-}
-
-// checkClip parses a clip with mediacommon's fMP4 reader and checks that it
-// is one init section and fragments numbered 1..n, that it begins with a
-// video keyframe, and that every track's decode times are continuous and
-// monotonic (no step back, no hole over 50 ms) across all fragments.
-func checkClip(t *testing.T, clip []byte) clipReport {
-	t.Helper()
-	return checkClipProbe(t, clip, true)
-}
-
-// checkSyntheticClip checks a clip of synthetic segments, whose payloads are
-// not decodable video: everything but ffprobe.
-func checkSyntheticClip(t *testing.T, clip []byte) clipReport {
-	t.Helper()
-	return checkClipProbe(t, clip, false)
-}
-
-func checkClipProbe(t *testing.T, clip []byte, probe bool) clipReport {
-	t.Helper()
-	top, err := mp4Boxes(clip, 0, len(clip))
-	if err != nil {
-		t.Fatalf("clip: %v", err)
-	}
-	if len(top) < 4 || top[0].typ != "ftyp" || top[1].typ != "moov" || top[2].typ != "moof" {
-		t.Fatalf("clip does not begin with ftyp, moov, moof: %v", top[:min(3, len(top))])
-	}
-	var init fmp4.Init
-	if err := init.Unmarshal(bytes.NewReader(clip[:top[1].end])); err != nil {
-		t.Fatalf("clip init: %v", err)
-	}
-	var parts fmp4.Parts
-	if err := parts.Unmarshal(clip[top[1].end:]); err != nil {
-		t.Fatalf("clip fragments: %v", err)
-	}
-	scale := map[int]uint32{}
-	video := 0
-	for _, tr := range init.Tracks {
-		scale[tr.ID] = tr.TimeScale
-		if tr.Codec.IsVideo() && video == 0 {
-			video = tr.ID
-		}
-	}
-	var rep clipReport
-	ends := map[int]uint64{}
-	for i, p := range parts {
-		if p.SequenceNumber != uint32(i+1) {
-			t.Fatalf("fragment %d has sequence number %d", i, p.SequenceNumber)
-		}
-		for _, tr := range p.Tracks {
-			if end, ok := ends[tr.ID]; ok {
-				if tr.BaseTime < end {
-					t.Fatalf("fragment %d track %d goes back in time: %d < %d", i, tr.ID, tr.BaseTime, end)
-				}
-				if hole := float64(tr.BaseTime-end) / float64(scale[tr.ID]); hole > 0.05 {
-					t.Fatalf("fragment %d track %d leaves a hole of %.3fs", i, tr.ID, hole)
-				}
-			} else if i == 0 && float64(tr.BaseTime)/float64(scale[tr.ID]) > 0.1 {
-				t.Fatalf("clip track %d starts at decode time %d, not near 0", tr.ID, tr.BaseTime)
-			}
-			end := tr.BaseTime
-			for _, s := range tr.Samples {
-				end += uint64(s.Duration)
-				if tr.ID == video {
-					rep.videoSamples++
-					rep.videoSeconds += float64(s.Duration) / float64(scale[tr.ID])
-				}
-			}
-			ends[tr.ID] = end
-		}
-	}
-	rep.parts = len(parts)
-	// mediacommon's reader ignores a trun's first-sample flags, which ffmpeg
-	// uses; read the first video sample's flags with the moof parser.
-	in, err := parseInit(clip[:top[1].end])
-	if err != nil {
-		t.Fatalf("clip init: %v", err)
-	}
-	m, err := parseMoof(clip[top[2].start:], in)
-	if err != nil {
-		t.Fatalf("clip first fragment: %v", err)
-	}
-	for _, tr := range m.Trafs {
-		if int(tr.TrackID) == video && !tr.FirstKey {
-			t.Fatal("clip does not begin with a keyframe")
-		}
-	}
-	if probe {
-		probeClip(t, clip, rep)
-	}
-	return rep
-}
-
-// probeClip runs ffprobe on the clip: no error, video packets with strictly
-// increasing decode times, the first one a keyframe, as many as mediacommon saw.
-func probeClip(t *testing.T, clip []byte, rep clipReport) {
-	t.Helper()
-	requireReviewFFmpeg(t)
-	name := filepath.Join(t.TempDir(), "clip.mp4")
-	if err := os.WriteFile(name, clip, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0",
-		"-show_entries", "packet=dts_time,flags", "-of", "csv=p=0", name)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil || stderr.Len() > 0 {
-		t.Fatalf("ffprobe: %v: %s", err, stderr.String())
-	}
-	rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
-	if err != nil {
-		t.Fatalf("ffprobe output: %v", err)
-	}
-	if len(rows) != rep.videoSamples {
-		t.Fatalf("ffprobe sees %d video packets, mediacommon %d", len(rows), rep.videoSamples)
-	}
-	prev := -1.0
-	for i, r := range rows {
-		if len(r) < 2 {
-			t.Fatalf("ffprobe row %q", r)
-		}
-		dts, err := strconv.ParseFloat(r[0], 64)
-		if err != nil {
-			t.Fatalf("ffprobe dts %q: %v", r[0], err)
-		}
-		if dts <= prev {
-			t.Fatalf("ffprobe packet %d: dts %.3f after %.3f", i, dts, prev)
-		}
-		prev = dts
-		if i == 0 && !strings.HasPrefix(r[1], "K") {
-			t.Fatalf("ffprobe: first packet flags %q, not a keyframe", r[1])
-		}
-	}
-}
-
-// keyframeAtOrBefore is the wall-clock time of the keyframe fragment where a
-// playback from start must begin, from the index rows.
-func keyframeAtOrBefore(segs []Segment, start time.Time) time.Time {
-	var kf time.Time
-	for _, s := range segs {
-		for _, f := range s.Fragments {
-			at := s.Start.Add(f.Offset)
-			if f.Keyframe && (!at.After(start) || kf.IsZero()) {
-				kf = at
-			}
-		}
-	}
-	return kf
-}
-
-func playback(t *testing.T, rv *Review, camera string, start time.Time, dur time.Duration) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := rv.Playback(context.Background(), &buf, camera, start, dur); err != nil {
-		t.Fatalf("playback %s +%s: %v", start.Format(time.RFC3339Nano), dur, err)
-	}
-	return buf.Bytes()
-}
 
 // checkPlaybackCases plays the cases over segments recorded from reviewT0 and
 // checks each clip's start keyframe and length.
-func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []Segment) {
+func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []archive.Segment) {
 	recEnd := segs[len(segs)-1].End
 	cases := []struct {
 		name  string
@@ -206,9 +37,9 @@ func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []Segment)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := reviewT0.Add(tc.start)
-			clip := playback(t, rv, camera, start, tc.dur)
-			rep := checkClip(t, clip)
-			kf := keyframeAtOrBefore(segs, start)
+			clip := rectest.Play(t, rv, camera, start, tc.dur)
+			rep := rectest.Check(t, clip)
+			kf := rectest.KeyframeAtOrBefore(segs, start)
 			end := start.Add(tc.dur)
 			if end.After(recEnd) {
 				end = recEnd
@@ -216,9 +47,9 @@ func checkPlaybackCases(t *testing.T, rv *Review, camera string, segs []Segment)
 			want := end.Sub(kf).Seconds()
 			// The clip starts at the keyframe at or before start and ends
 			// with the fragment that reaches start+dur: at most one GOP more.
-			if rep.videoSeconds < want-0.05 || rep.videoSeconds > want+2.05 {
+			if rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+2.05 {
 				t.Fatalf("clip lasts %.2fs; from the keyframe at %s to %s is %.2fs (+ up to one 2 s GOP)",
-					rep.videoSeconds, kf.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), want)
+					rep.VideoSeconds, kf.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), want)
 			}
 		})
 	}
@@ -259,13 +90,13 @@ func TestPlaybackStopsAtGap(t *testing.T) {
 	b := addReviewSegments(t, st, ix, "cam", a[1].End.Add(3*time.Second), 0, files[2:])
 	rv := NewReview(st, ix, nil)
 
-	rep := checkClip(t, playback(t, rv, "cam", reviewT0.Add(time.Second), time.Minute))
-	if want := a[1].End.Sub(reviewT0).Seconds(); rep.videoSeconds < want-0.3 || rep.videoSeconds > want+0.05 {
-		t.Fatalf("clip lasts %.2fs, want the %.2fs before the gap", rep.videoSeconds, want)
+	rep := rectest.Check(t, rectest.Play(t, rv, "cam", reviewT0.Add(time.Second), time.Minute))
+	if want := a[1].End.Sub(reviewT0).Seconds(); rep.VideoSeconds < want-0.3 || rep.VideoSeconds > want+0.05 {
+		t.Fatalf("clip lasts %.2fs, want the %.2fs before the gap", rep.VideoSeconds, want)
 	}
-	rep = checkClip(t, playback(t, rv, "cam", b[0].Start.Add(time.Second), 3*time.Second))
-	if rep.videoSeconds < 3 || rep.videoSeconds > 5 {
-		t.Fatalf("clip after the gap lasts %.2fs", rep.videoSeconds)
+	rep = rectest.Check(t, rectest.Play(t, rv, "cam", b[0].Start.Add(time.Second), 3*time.Second))
+	if rep.VideoSeconds < 3 || rep.VideoSeconds > 5 {
+		t.Fatalf("clip after the gap lasts %.2fs", rep.VideoSeconds)
 	}
 	var buf bytes.Buffer
 	err := rv.Playback(context.Background(), &buf, "cam", a[1].End.Add(time.Second), time.Second)
@@ -281,9 +112,9 @@ func TestPlaybackStopsAtResolutionChange(t *testing.T) {
 	a := addReviewSegments(t, st, ix, "cam", reviewT0, 0, big)
 	addReviewSegments(t, st, ix, "cam", a[len(a)-1].End, 0, small)
 	rv := NewReview(st, ix, nil)
-	rep := checkClip(t, playback(t, rv, "cam", reviewT0.Add(2*time.Second), time.Minute))
-	if want := a[len(a)-1].End.Sub(keyframeAtOrBefore(a, reviewT0.Add(2*time.Second))).Seconds(); rep.videoSeconds < want-0.05 || rep.videoSeconds > want+0.05 {
-		t.Fatalf("clip lasts %.2fs, want the %.2fs before the resolution change", rep.videoSeconds, want)
+	rep := rectest.Check(t, rectest.Play(t, rv, "cam", reviewT0.Add(2*time.Second), time.Minute))
+	if want := a[len(a)-1].End.Sub(rectest.KeyframeAtOrBefore(a, reviewT0.Add(2*time.Second))).Seconds(); rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+0.05 {
+		t.Fatalf("clip lasts %.2fs, want the %.2fs before the resolution change", rep.VideoSeconds, want)
 	}
 }
 
@@ -300,7 +131,7 @@ func TestPlaybackReadsOnlyWhatItNeeds(t *testing.T) {
 	for _, pos := range []time.Duration{31 * time.Second, 57 * time.Second} {
 		st := &reviewCountingStore{Store: local}
 		rv := NewReview(st, ix, nil)
-		rep := checkSyntheticClip(t, playback(t, rv, "cam", reviewT0.Add(pos), 3*time.Second))
+		rep := rectest.CheckSynthetic(t, rectest.Play(t, rv, "cam", reviewT0.Add(pos), 3*time.Second))
 		// From the keyframe at or before pos to pos+3s: two 2 s fragments.
 		k := int(pos / (2 * time.Second))
 		want := seg.InitSize + seg.Fragments[k].Size + seg.Fragments[k+1].Size
@@ -310,8 +141,8 @@ func TestPlaybackReadsOnlyWhatItNeeds(t *testing.T) {
 		if st.gets.Load() != 2 {
 			t.Errorf("at %s: %d reads (%v), want 2: the init and one run of fragments", pos, st.gets.Load(), st.log)
 		}
-		if math.Abs(rep.videoSeconds-4) > 1e-6 {
-			t.Errorf("at %s: clip lasts %.2fs, want 4", pos, rep.videoSeconds)
+		if math.Abs(rep.VideoSeconds-4) > 1e-6 {
+			t.Errorf("at %s: clip lasts %.2fs, want 4", pos, rep.VideoSeconds)
 		}
 	}
 }
@@ -320,7 +151,7 @@ func TestPlaybackReadsOnlyWhatItNeeds(t *testing.T) {
 // bytes have been written: a playback that read everything before writing
 // would never finish.
 type gatedStore struct {
-	Store
+	archive.Store
 	after int64
 	open  chan struct{}
 }
@@ -384,8 +215,8 @@ func TestPlaybackStreamsBeforeReadingEverything(t *testing.T) {
 	if err := rv.Playback(ctx, w, "cam", reviewT0, time.Minute); err != nil {
 		t.Fatalf("playback did not write its first fragment before reading the rest: %v", err)
 	}
-	if rep := checkSyntheticClip(t, w.Bytes()); rep.parts != 30 {
-		t.Fatalf("clip has %d fragments, want 30", rep.parts)
+	if rep := rectest.CheckSynthetic(t, w.Bytes()); rep.Parts != 30 {
+		t.Fatalf("clip has %d fragments, want 30", rep.Parts)
 	}
 }
 
@@ -404,9 +235,9 @@ func TestPlaybackContinuesAcrossRestartedTimestamps(t *testing.T) {
 	if err := rv.Playback(context.Background(), &buf, "cam", reviewT0.Add(5*time.Second), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	rep := checkSyntheticClip(t, buf.Bytes())
-	if math.Abs(rep.videoSeconds-26) > 1e-6 {
-		t.Fatalf("clip lasts %.2fs, want 26", rep.videoSeconds)
+	rep := rectest.CheckSynthetic(t, buf.Bytes())
+	if math.Abs(rep.VideoSeconds-26) > 1e-6 {
+		t.Fatalf("clip lasts %.2fs, want 26", rep.VideoSeconds)
 	}
 }
 
@@ -434,10 +265,15 @@ func reviewErrorCases() []reviewErrorCase {
 	}
 }
 
-func TestPlaybackBadInput(t *testing.T) {
+// reviewOfTenSeconds is a Review of 10 s of camera "cam" from reviewT0.
+func reviewOfTenSeconds(t *testing.T) *Review {
 	st, ix := newReviewLocalStore(t), openReviewIndex(t)
 	addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})
-	rv := NewReview(st, ix, nil)
+	return NewReview(st, ix, nil)
+}
+
+func TestPlaybackBadInput(t *testing.T) {
+	rv := reviewOfTenSeconds(t)
 	for _, tc := range reviewErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -459,7 +295,7 @@ func TestPlaybackCorruptIndexIsAnError(t *testing.T) {
 	st, ix := newReviewLocalStore(t), openReviewIndex(t)
 	seg := addReviewSegments(t, st, ix, "cam", reviewT0, 0, [][]byte{syntheticReviewSegment(t, 10*time.Second, 50, 0)})[0]
 	bad := seg
-	bad.Fragments = append([]Fragment(nil), seg.Fragments...)
+	bad.Fragments = append([]archive.Fragment(nil), seg.Fragments...)
 	bad.Fragments[0].Pos++ // no longer points at a moof
 	if err := ix.Add(context.Background(), bad); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
 // Limits that keep a corrupt index row from driving huge reads.
@@ -23,6 +25,52 @@ const (
 	overlapSlack = 500 * time.Millisecond
 )
 
+// Playback is a playback found by Review.Open: where its timeline begins,
+// and the fragmented MP4 to write.
+type Playback struct {
+	// Start is the wall-clock time of the first frame: the recorded time of
+	// the keyframe fragment at or before the start asked for (or of the first
+	// keyframe after it when that falls in a gap), which the clip's timeline
+	// places at 0.
+	Start time.Time
+	// WriteTo writes the clip (see Review.Playback) and returns the bytes
+	// written. An error after the first byte only tells why the stream ended
+	// early. It is called at most once, under the context given to Open.
+	io.WriterTo
+}
+
+// Open finds the playback of the camera's recording from the keyframe at or
+// before start until dur after start, and returns where it begins and how to
+// write it. It walks the index (and the recorder's view of its spool,
+// Review.Spool) once: the write continues the walk where finding the first
+// frame left it, so a seek reads the index once, and never reads the store
+// before WriteTo.
+//
+// It fails with apierr.ErrInvalid for bad arguments (dur must be in
+// (0, MaxPlayback]) and apierr.ErrNotFound where nothing was recorded.
+// WriteTo may still fail on a segment that the index describes but the store
+// no longer holds or cannot parse.
+func (rv *Review) Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (Playback, error) {
+	end, err := checkPlayback(camera, start, dur)
+	if err != nil {
+		return Playback{}, err
+	}
+	c := rv.newClip(ctx, camera, start, end)
+	for {
+		seg, ok, err := c.next()
+		if err != nil {
+			return Playback{}, err
+		}
+		if !ok {
+			return Playback{}, notRecorded(start, end)
+		}
+		if i0, i1 := c.pickFragments(seg); i0 < i1 {
+			c.queue = append([]archive.Segment{seg}, c.queue...)
+			return Playback{Start: seg.Start.Add(seg.Fragments[i0].Offset), WriterTo: c}, nil
+		}
+	}
+}
+
 // Playback writes to w a fragmented MP4 of the camera's recording from the
 // keyframe at or before start until dur after start: one init section, then
 // moof+mdat fragments taken from the segments with their timestamps and
@@ -31,7 +79,7 @@ const (
 // than MaxGap between two segments), at a change of codec or resolution
 // (a segment whose init section differs), or after the first fragment that
 // reaches start+dur, so the clip ends less than one fragment (normally one
-// GOP) after start+dur.
+// GOP) after start+dur. It is Open, then WriteTo.
 //
 // Segments still on the recorder's local disk (Review.Spool) are played
 // like indexed ones: one being written ends the clip where its written
@@ -46,46 +94,29 @@ const (
 // before the first byte is written. An error after the first byte only tells
 // why the stream ended early: the caller can log it but no longer answer with it.
 func (rv *Review) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
-	end, err := checkPlayback(camera, start, dur)
+	pb, err := rv.Open(ctx, camera, start, dur)
 	if err != nil {
 		return err
 	}
-	_, err = rv.writeClip(ctx, w, camera, start, end)
+	_, err = pb.WriteTo(w)
 	return err
 }
 
 // PlaybackStart returns the wall-clock time of the first frame that
-// Playback would send for the same arguments: the recorded time of the
-// keyframe fragment at or before start (or of the first keyframe after it
-// when start falls in a gap) that Playback chooses, which its output
-// timeline places at 0. It reads the index (and the recorder's view of its
-// spool, Review.Spool) only, never the store.
+// Playback would send for the same arguments (Open's Playback.Start). It
+// reads the index (and the recorder's view of its spool, Review.Spool) only,
+// never the store.
 //
 // It fails like Playback before its first byte: apierr.ErrInvalid for bad
 // arguments and apierr.ErrNotFound where nothing was recorded. Playback may
 // still fail afterwards on a segment that the index describes but the store
 // no longer holds or cannot parse.
 func (rv *Review) PlaybackStart(ctx context.Context, camera string, start time.Time, dur time.Duration) (time.Time, error) {
-	end, err := checkPlayback(camera, start, dur)
+	pb, err := rv.Open(ctx, camera, start, dur)
 	if err != nil {
 		return time.Time{}, err
 	}
-	c := &clip{rv: rv, ctx: ctx, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
-	var first time.Time
-	err = c.walk(func(seg Segment) (bool, error) {
-		if i0, i1 := c.pickFragments(seg); i0 < i1 {
-			first = seg.Start.Add(seg.Fragments[i0].Offset)
-			return true, nil
-		}
-		return false, nil
-	})
-	if err != nil {
-		return time.Time{}, err
-	}
-	if first.IsZero() {
-		return time.Time{}, notRecorded(start, end)
-	}
-	return first, nil
+	return pb.Start, nil
 }
 
 // checkPlayback validates the arguments of a playback and returns its end.
@@ -120,7 +151,7 @@ type clip struct {
 	start  time.Time
 	end    time.Time
 
-	init      *mp4Init
+	init      *fmp4read.Init
 	initBytes []byte // the init section, until it is written with the first fragment
 	seq       uint32
 	out       int64 // bytes written to w
@@ -128,6 +159,14 @@ type clip struct {
 	prevEnd   time.Time // recorded end of the last segment played
 	segMapped bool      // the current segment's time shift is known
 	segShift  int64     // ns added to the current segment's times
+
+	// The walk over the index: segments fetched and not yet handed out, the
+	// start of the last one fetched, and whether the index may hold more.
+	queue   []archive.Segment
+	after   time.Time
+	more    bool
+	started bool
+	spooled map[string]bool // keys of the segments found in the spool
 }
 
 // clipTrack follows one track of the output timeline.
@@ -138,68 +177,90 @@ type clipTrack struct {
 	mapped    bool  // delta is set for the current segment
 }
 
+func (rv *Review) newClip(ctx context.Context, camera string, start, end time.Time) *clip {
+	return &clip{rv: rv, ctx: ctx, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{},
+		after: start, more: true, spooled: map[string]bool{}}
+}
+
 // writeClip writes the clip [start, end) to w and returns the bytes written.
 func (rv *Review) writeClip(ctx context.Context, w io.Writer, camera string, start, end time.Time) (int64, error) {
-	c := &clip{rv: rv, ctx: ctx, w: w, camera: camera, start: start, end: end, tracks: map[uint32]*clipTrack{}}
+	return rv.newClip(ctx, camera, start, end).WriteTo(w)
+}
+
+// WriteTo writes the clip to w, continuing the walk over the index where
+// Open left it, and returns the bytes written.
+func (c *clip) WriteTo(w io.Writer) (int64, error) {
+	c.w = w
 	c.fl, _ = w.(http.Flusher)
-	if err := c.walk(c.playSegment); err != nil {
-		return c.out, err
+	for {
+		seg, ok, err := c.next()
+		if err != nil {
+			return c.out, err
+		}
+		if !ok {
+			break
+		}
+		done, err := c.playSegment(seg)
+		if err != nil {
+			return c.out, err
+		}
+		if done {
+			break
+		}
 	}
 	if c.out == 0 {
-		return 0, notRecorded(start, end)
+		return 0, notRecorded(c.start, c.end)
 	}
 	return c.out, nil
 }
 
-// walk hands play, oldest first, the segments that the clip may draw on:
-// the one containing start, then those starting before end, until play
-// reports done or the next segment lies beyond a gap in recording or wholly
-// inside what was played. Playback and PlaybackStart share it, so that they
-// choose the same first fragment.
-func (c *clip) walk(play func(Segment) (done bool, err error)) error {
-	var queue []Segment
-	after := c.start
-	more := true
-	first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start)
-	if err != nil {
-		return fmt.Errorf("playback of %s: %w", c.camera, err)
-	}
-	if ok {
-		queue = append(queue, first)
+// next returns, oldest first, the segments that the clip may draw on: the
+// one containing start, then those starting before end; ok is false when
+// there are no more, or the next one lies beyond a gap in recording. A
+// segment wholly inside what was played is passed over. Open and WriteTo
+// share the walk, so that they choose the same first fragment, and the index
+// is read once for both.
+func (c *clip) next() (seg archive.Segment, ok bool, err error) {
+	if !c.started {
+		c.started = true
+		first, ok, err := c.rv.segmentAt(c.ctx, c.camera, c.start, c.spooled)
+		if err != nil {
+			return archive.Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
+		}
+		if ok {
+			c.queue = append(c.queue, first)
+		}
 	}
 	for {
 		if err := c.ctx.Err(); err != nil {
-			return err
+			return archive.Segment{}, false, err
 		}
-		if len(queue) == 0 && more {
-			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, after, c.end, segmentsPerQuery)
+		if len(c.queue) == 0 && c.more {
+			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, c.after, c.end, segmentsPerQuery, c.spooled)
 			if err != nil {
-				return fmt.Errorf("playback of %s: %w", c.camera, err)
+				return archive.Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
 			}
-			more = len(batch) == segmentsPerQuery
+			c.more = len(batch) == segmentsPerQuery
 			if len(batch) > 0 {
-				after = batch[len(batch)-1].Start
+				c.after = batch[len(batch)-1].Start
 			}
-			queue = batch
+			c.queue = batch
 		}
-		if len(queue) == 0 {
-			return nil
+		if len(c.queue) == 0 {
+			return archive.Segment{}, false, nil
 		}
-		seg := queue[0]
-		queue = queue[1:]
+		seg := c.queue[0]
+		c.queue = c.queue[1:]
 		if c.played() {
 			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap {
 				c.rv.logger().Debug("playback stops at a gap in recording", "camera", c.camera, "segment", seg.Key, "gap", gap)
-				return nil
+				return archive.Segment{}, false, nil
 			}
 			if !seg.End.After(c.prevEnd) {
 				continue // wholly inside what was played
 			}
 		}
-		done, err := play(seg)
-		if err != nil || done {
-			return err
-		}
+		return seg, true, nil
 	}
 }
 
@@ -207,7 +268,7 @@ func (c *clip) walk(play func(Segment) (done bool, err error)) error {
 func (c *clip) played() bool { return !c.prevEnd.IsZero() }
 
 // pickFragments returns the range [i0, i1) of the segment's fragments to play.
-func (c *clip) pickFragments(seg Segment) (int, int) {
+func (c *clip) pickFragments(seg archive.Segment) (int, int) {
 	i0 := -1
 	for i, f := range seg.Fragments {
 		if !f.Keyframe {
@@ -240,7 +301,7 @@ func (c *clip) pickFragments(seg Segment) (int, int) {
 
 // playSegment writes the segment's fragments that the clip needs; done
 // reports that the clip is complete or cannot continue.
-func (c *clip) playSegment(seg Segment) (done bool, err error) {
+func (c *clip) playSegment(seg archive.Segment) (done bool, err error) {
 	i0, i1 := c.pickFragments(seg)
 	if i0 >= i1 {
 		if c.played() && !seg.Start.Before(c.end) {
@@ -258,11 +319,11 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 			return false, fmt.Errorf("segment %s: index gives a fragment of %d bytes at %d", seg.Key, f.Size, f.Pos)
 		}
 	}
-	defer c.rv.pinSegment(seg)()
+	defer c.rv.pinSegment(seg, c.spooled[seg.Key])()
 
 	// Runs of contiguous fragments, each read with one ranged Get.
 	maxRead := c.rv.maxRead()
-	var runs [][]Fragment
+	var runs [][]archive.Fragment
 	for i, f := range frags {
 		if n := len(runs); n > 0 && i > 0 {
 			last := runs[n-1]
@@ -272,7 +333,7 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 				continue
 			}
 		}
-		runs = append(runs, []Fragment{f})
+		runs = append(runs, []archive.Fragment{f})
 	}
 
 	c.segMapped = false
@@ -314,7 +375,7 @@ func (c *clip) playSegment(seg Segment) (done bool, err error) {
 
 var errInitChanged = errors.New("init section changed")
 
-func (c *clip) playRun(seg Segment, body io.Reader, run []Fragment, withInit bool) error {
+func (c *clip) playRun(seg archive.Segment, body io.Reader, run []archive.Fragment, withInit bool) error {
 	if withInit {
 		initBytes := make([]byte, seg.InitSize)
 		if _, err := io.ReadFull(body, initBytes); err != nil {
@@ -345,8 +406,8 @@ func (c *clip) playRun(seg Segment, body io.Reader, run []Fragment, withInit boo
 
 // takeInit adopts the first segment's init section, or checks that a later
 // segment's matches it; ok is false when it does not (a new resolution or codec).
-func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
-	in, err := parseInit(b)
+func (c *clip) takeInit(seg archive.Segment, b []byte) (ok bool, err error) {
+	in, err := fmp4read.ParseInit(b)
 	if err != nil {
 		return false, fmt.Errorf("segment %s: init section: %w", seg.Key, err)
 	}
@@ -357,25 +418,28 @@ func (c *clip) takeInit(seg Segment, b []byte) (ok bool, err error) {
 		}
 		return true, nil
 	}
-	if !c.init.sameAs(in) {
+	if !c.init.SameAs(in) {
 		c.rv.logger().Info("playback stops where the stream's format changes", "camera", c.camera, "segment", seg.Key)
 		return false, nil
 	}
 	return true, nil
 }
 
-func (c *clip) get(seg Segment, off, length int64) (io.ReadCloser, error) {
-	if seg.spoolPath != "" {
-		body, ok, err := getSpooled(seg, off, length)
-		if ok || err != nil {
-			return body, err
+func (c *clip) get(seg archive.Segment, off, length int64) (io.ReadCloser, error) {
+	if c.spooled[seg.Key] && c.rv.Spool != nil {
+		body, ok, err := c.rv.Spool.ReadSpooled(seg.Key, off, length)
+		if err != nil {
+			return nil, fmt.Errorf("segment %s: spool file: %w", seg.Key, err)
+		}
+		if ok {
+			return body, nil
 		}
 		c.rv.logger().Debug("playback reads from the store a spooled segment uploaded meanwhile",
 			"camera", c.camera, "segment", seg.Key)
 	}
 	body, err := c.rv.store.Get(c.ctx, seg.Key, off, length)
 	if err != nil {
-		if errors.Is(err, ErrObjectNotFound) && c.out == 0 {
+		if errors.Is(err, archive.ErrObjectNotFound) && c.out == 0 {
 			return nil, apierr.New(apierr.ErrNotFound, "the recording of %s at %s is no longer in the store",
 				c.camera, seg.Start.Format(reviewTimeFormat))
 		}
@@ -384,7 +448,7 @@ func (c *clip) get(seg Segment, off, length int64) (io.ReadCloser, error) {
 	return body, nil
 }
 
-func (c *clip) read(seg Segment, off, length int64) ([]byte, error) {
+func (c *clip) read(seg archive.Segment, off, length int64) ([]byte, error) {
 	body, err := c.get(seg, off, length)
 	if err != nil {
 		return nil, err
@@ -400,8 +464,8 @@ func (c *clip) read(seg Segment, off, length int64) ([]byte, error) {
 const nsPerSecond = uint64(time.Second)
 
 // writeFragment rewrites one moof+mdat onto the output timeline and writes it.
-func (c *clip) writeFragment(seg Segment, f Fragment, buf []byte) error {
-	m, err := parseMoof(buf, c.init)
+func (c *clip) writeFragment(seg archive.Segment, f archive.Fragment, buf []byte) error {
+	m, err := fmp4read.ParseMoof(buf, c.init)
 	if err != nil {
 		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)
 	}
@@ -450,7 +514,7 @@ func (c *clip) writeFragment(seg Segment, f Fragment, buf []byte) error {
 		tr.end = out + int64(t.Duration)
 	}
 	c.seq++
-	buf, err = rewriteMoof(buf, m, c.seq, times, f.Pos, c.out+int64(len(c.initBytes)))
+	buf, err = fmp4read.RewriteMoof(buf, m, c.seq, times, f.Pos, c.out+int64(len(c.initBytes)))
 	if err != nil {
 		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)
 	}

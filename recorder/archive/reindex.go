@@ -1,4 +1,4 @@
-package recorder
+package archive
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 func Reindex(ctx context.Context, store Store, ix *Index) (n int, err error) {
 	var errs []error
 	err = store.List(ctx, "", func(o ObjectInfo) error {
-		if !isSegmentKey(o.Key) {
+		if !IsSegmentKey(o.Key) {
 			return nil
 		}
 		seg, err := scanObject(ctx, store, o.Key)
@@ -43,12 +43,12 @@ func scanObject(ctx context.Context, store Store, key string) (Segment, error) {
 		return Segment{}, err
 	}
 	defer rc.Close()
-	sc, err := scanSegment(rc)
+	sc, err := ScanSegment(rc)
 	if err != nil {
 		return Segment{}, fmt.Errorf("segment %s: %w", key, err)
 	}
 	if len(sc.Fragments) == 0 {
 		return Segment{}, fmt.Errorf("segment %s: no fragment", key)
 	}
-	return segmentRow(key, sc)
+	return SegmentRow(key, sc)
 }

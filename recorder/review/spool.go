@@ -1,28 +1,30 @@
-package recorder
+package review
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"sort"
 	"time"
+
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // Spooled is what the review side needs of the recorder to show recordings
 // that are still on its local disk: the segment being written and the closed
 // segments waiting for upload (during a storage outage, possibly hours of
-// them). *Recorder implements it.
+// them). *recorder.Recorder implements it; this package does not import it.
 type Spooled interface {
 	// Spooled returns the camera's segments on local disk that overlap
 	// [start, end), oldest first, each with its future store key and the
 	// fragments completely written so far.
-	Spooled(camera string, start, end time.Time) []Segment
+	Spooled(camera string, start, end time.Time) []archive.Segment
 	// Pin keeps a segment's spool file until unpin is called, even if it is
 	// uploaded meanwhile.
 	Pin(key string) (unpin func())
+	// ReadSpooled reads length bytes at off of a segment's spool file; ok is
+	// false when the spool no longer holds it (uploaded and removed before it
+	// was pinned): the reader reads the store instead.
+	ReadSpooled(key string, off, length int64) (rc io.ReadCloser, ok bool, err error)
 }
 
 // The review side joins the index with the recorder's spool (Review.Spool).
@@ -31,13 +33,14 @@ type Spooled interface {
 // uploaded between the two questions is seen twice rather than not at all,
 // and a segment seen twice (same key) is reported once, from the index.
 //
-// A spooled segment is read from its file while pinned; a file that went
-// between the listing and the pin was uploaded, and is read from the store
-// under the same key (the object is the file, byte for byte).
+// A spooled segment (a clip remembers which segments it took from the
+// spool) is read from its file while pinned; a file that went between the
+// listing and the pin was uploaded, and is read from the store under the same
+// key (the object is the file, byte for byte).
 
 // spooled returns the spool's segments overlapping [start, end); none when
 // the review has no spool.
-func (rv *Review) spooled(camera string, start, end time.Time) []Segment {
+func (rv *Review) spooled(camera string, start, end time.Time) []archive.Segment {
 	if rv.Spool == nil {
 		return nil
 	}
@@ -45,8 +48,9 @@ func (rv *Review) spooled(camera string, start, end time.Time) []Segment {
 }
 
 // mergeSpooled returns the index rows and the spooled segments that the
-// index does not hold (by key), sorted by start.
-func mergeSpooled(indexed, spooled []Segment) []Segment {
+// index does not hold (by key), sorted by start. The keys of the spooled
+// segments taken are set in mark, when not nil.
+func mergeSpooled(indexed, spooled []archive.Segment, mark map[string]bool) []archive.Segment {
 	if len(spooled) == 0 {
 		return indexed
 	}
@@ -58,6 +62,9 @@ func mergeSpooled(indexed, spooled []Segment) []Segment {
 	for _, s := range spooled {
 		if !keys[s.Key] {
 			out = append(out, s)
+			if mark != nil {
+				mark[s.Key] = true
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
@@ -66,36 +73,38 @@ func mergeSpooled(indexed, spooled []Segment) []Segment {
 
 // segmentAt returns, with its fragments, the camera's segment that contains
 // t (Start <= t < End), indexed or spooled; the latest starting one when
-// several do.
-func (rv *Review) segmentAt(ctx context.Context, camera string, t time.Time) (Segment, bool, error) {
+// several do. The key of a spooled one is set in mark.
+func (rv *Review) segmentAt(ctx context.Context, camera string, t time.Time, mark map[string]bool) (archive.Segment, bool, error) {
 	sp := rv.spooled(camera, t, t.Add(1))
-	seg, ok, err := reviewSegmentAt(ctx, rv.ix, camera, t)
+	seg, ok, err := rv.ix.SegmentAt(ctx, camera, t)
 	if err != nil {
-		return Segment{}, false, err
+		return archive.Segment{}, false, err
 	}
 	for _, s := range sp {
 		if s.Start.After(t) || !s.End.After(t) || (ok && (s.Key == seg.Key || !s.Start.After(seg.Start))) {
 			continue
 		}
 		seg, ok = s, true
+		mark[s.Key] = true
 	}
 	return seg, ok, nil
 }
 
 // segmentsAfter returns, with their fragments, up to limit of the camera's
 // segments, indexed or spooled, that start in (after, before), oldest first.
-func (rv *Review) segmentsAfter(ctx context.Context, camera string, after, before time.Time, limit int) ([]Segment, error) {
-	var sp []Segment
+// The keys of the spooled ones are set in mark.
+func (rv *Review) segmentsAfter(ctx context.Context, camera string, after, before time.Time, limit int, mark map[string]bool) ([]archive.Segment, error) {
+	var sp []archive.Segment
 	for _, s := range rv.spooled(camera, after, before) {
 		if s.Start.After(after) && s.Start.Before(before) {
 			sp = append(sp, s)
 		}
 	}
-	segs, err := reviewSegmentsAfter(ctx, rv.ix, camera, after, before, limit)
+	segs, err := rv.ix.SegmentsAfter(ctx, camera, after, before, limit)
 	if err != nil {
 		return nil, err
 	}
-	segs = mergeSpooled(segs, sp)
+	segs = mergeSpooled(segs, sp, mark)
 	if len(segs) > limit {
 		segs = segs[:limit]
 	}
@@ -105,14 +114,14 @@ func (rv *Review) segmentsAfter(ctx context.Context, camera string, after, befor
 // pinSegment pins a segment for the time it is read: in the store against
 // retention (Review's pin), and a spooled one's file against its removal
 // after upload. The returned function unpins.
-func (rv *Review) pinSegment(seg Segment) (unpin func()) {
+func (rv *Review) pinSegment(seg archive.Segment, spooled bool) (unpin func()) {
 	var fns []func()
 	if rv.pin != nil {
 		if f := rv.pin(seg.Key); f != nil {
 			fns = append(fns, f)
 		}
 	}
-	if seg.spoolPath != "" && rv.Spool != nil {
+	if spooled && rv.Spool != nil {
 		if f := rv.Spool.Pin(seg.Key); f != nil {
 			fns = append(fns, f)
 		}
@@ -123,25 +132,3 @@ func (rv *Review) pinSegment(seg Segment) (unpin func()) {
 		}
 	}
 }
-
-// getSpooled reads length bytes at off of a spooled segment's file; ok is
-// false when the file is gone (uploaded and removed before it was pinned):
-// the caller reads the store instead.
-func getSpooled(seg Segment, off, length int64) (rc io.ReadCloser, ok bool, err error) {
-	f, err := os.Open(seg.spoolPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("segment %s: spool file: %w", seg.Key, err)
-	}
-	return &sectionFile{SectionReader: io.NewSectionReader(f, off, length), f: f}, true, nil
-}
-
-// sectionFile reads a section of a file and closes the file.
-type sectionFile struct {
-	*io.SectionReader
-	f *os.File
-}
-
-func (s *sectionFile) Close() error { return s.f.Close() }

@@ -1,4 +1,11 @@
-package recorder
+// Package review is the recorder's read side: the recordings timeline
+// (Recordings), playback (Open, Playback) and evidence export (Export) of
+// the HTTP API. It reads the archive's index and store, and, through the
+// small Spooled interface it declares, the segments still on the recording
+// node's local disk (package recorder implements it); it never writes to any
+// of them and imports nothing of the write side. Fragments are parsed and
+// rewritten onto one continuous timeline with internal/fmp4read.
+package review
 
 import (
 	"fmt"
@@ -7,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // Limits of the review requests.
@@ -42,7 +50,7 @@ type Review struct {
 	Logger *slog.Logger
 	// Spool shows the recordings still on the recorder's local disk — the
 	// segment being written and those waiting for upload — joined with the
-	// indexed ones by Recordings, Playback and Export (the *Recorder). It
+	// indexed ones by Recordings, Playback and Export (a *recorder.Recorder). It
 	// defaults to nil: the index only.
 	Spool Spooled
 	// MaxExports bounds the exports being built or downloaded at once: each
@@ -54,15 +62,15 @@ type Review struct {
 	exportOnce sync.Once
 	exportSem  chan struct{}
 
-	store Store
-	ix    *Index
+	store archive.Store
+	ix    *archive.Index
 	pin   func(key string) (unpin func())
 }
 
 // NewReview returns a Review over the store and its index. pin, when not nil,
 // is called before a segment is read and the function it returns after, so
 // that retention leaves the segment alone meanwhile.
-func NewReview(store Store, ix *Index, pin func(key string) (unpin func())) *Review {
+func NewReview(store archive.Store, ix *archive.Index, pin func(key string) (unpin func())) *Review {
 	return &Review{store: store, ix: ix, pin: pin}
 }
 

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -22,7 +23,7 @@ import (
 // archive of 10 cameras × 7 days of 60 s segments, with the local store and
 // with S3 (versitygw on loopback):
 //
-//	go test -run XXX -bench Seek -benchtime 300x ./recorder
+//	go test -run XXX -bench Seek -benchtime 300x ./recorder/review
 //
 // The index always holds the whole archive (100,800 rows with fragment
 // lists). The local store holds every segment (hard links to one synthetic
@@ -46,14 +47,10 @@ func BenchmarkSeek(b *testing.B) {
 	masters := b.TempDir()
 	var keys [][]string // per camera, per minute
 	ctx := context.Background()
-	tx, err := ix.db.BeginTx(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	frags := encodeFragments(desc.Fragments)
 	for c := 0; c < cameras; c++ {
 		camera := fmt.Sprintf("bench-%02d", c)
 		var ck []string
+		var rows []archive.Segment
 		lastDir := ""
 		master := filepath.Join(masters, camera+".mp4") // one file per camera: a file has at most 65,000 links
 		if err := os.WriteFile(master, seg, 0o644); err != nil {
@@ -73,16 +70,14 @@ func BenchmarkSeek(b *testing.B) {
 			if err := os.Link(master, p); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
-				VALUES(?, ?, ?, ?, ?, ?, ?)`, camera, start.UnixNano(), start.Add(desc.End.Sub(desc.Start)).UnixNano(),
-				desc.Bytes, key, desc.InitSize, frags); err != nil {
-				b.Fatal(err)
-			}
+			row := desc
+			row.Camera, row.Key, row.Start, row.End = camera, key, start, start.Add(desc.End.Sub(desc.Start))
+			rows = append(rows, row)
+		}
+		if err := ix.Add(ctx, rows...); err != nil {
+			b.Fatal(err)
 		}
 		keys = append(keys, ck)
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
 	}
 	b.Logf("archive: %d cameras × %d days of 60 s segments (%d bytes, %d fragments each): index and local store in %s",
 		cameras, days, len(seg), len(desc.Fragments), time.Since(begin).Round(time.Millisecond))
@@ -96,7 +91,7 @@ func BenchmarkSeek(b *testing.B) {
 	}
 	// Set up once here: a sub-benchmark's function runs more than once.
 	endpoint, access, secret, bucket, _, _ := s3test.Start(b)
-	s3, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
+	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package segscan
+package fmp4read
 
 import (
 	"bytes"
@@ -75,7 +75,7 @@ func rawFragment(seq uint32, trafs ...rawTraf) []byte {
 			rf := uint32(trunDataOffset | trunSampleDuration | trunSampleSize)
 			trun := be32(0, uint32(t.samples), uint32(moofSize+8+data))
 			if t.firstFlags != nil {
-				rf |= trunFirstFlags
+				rf |= trunFirstSampleFlags
 				trun = append(trun, be32(*t.firstFlags)...)
 			}
 			if t.sampleFlags != nil {
@@ -242,8 +242,8 @@ func TestScanKeyframes(t *testing.T) {
 	}
 }
 
-// TestMediacommonMissesFirstSampleFlags documents why flags.go exists: if a
-// mediacommon update reads first_sample_flags, the own reader can go.
+// TestMediacommonMissesFirstSampleFlags documents why the keyframe flag is
+// read here and not taken from mediacommon's fmp4.Parts.
 func TestMediacommonMissesFirstSampleFlags(t *testing.T) {
 	frag := rawFragment(1, rawTraf{track: 1, tfhdFlags: u32(nonSyncFlags), firstFlags: u32(syncFlags), samples: 2})
 	var parts fmp4.Parts
@@ -251,13 +251,16 @@ func TestMediacommonMissesFirstSampleFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !parts[0].Tracks[0].Samples[0].IsNonSyncSample {
-		t.Log("mediacommon now reads first_sample_flags; segscan's own flag reader may be dropped")
+		t.Log("mediacommon now reads first_sample_flags; the keyframe flag could be taken from it")
 	}
-	sync, found, err := firstSampleSync(frag, 1, 0)
-	if err != nil || !found || !sync {
-		t.Errorf("firstSampleSync: sync %v, found %v, %v", sync, found, err)
+	m, err := ParseMoof(frag, twoTracks)
+	if err != nil || len(m.Trafs) != 1 || !m.Trafs[0].FirstKey {
+		t.Errorf("ParseMoof: %+v, %v", m, err)
 	}
 }
+
+// twoTracks is the track table of rawInit: video track 1, audio track 2.
+var twoTracks = &Init{Tracks: []Track{{ID: 1, Timescale: 90000, Handler: "vide"}, {ID: 2, Timescale: 48000, Handler: "soun"}}}
 
 func TestFirstSampleSyncRejects(t *testing.T) {
 	good := rawFragment(1, rawTraf{track: 1, tfhdFlags: u32(nonSyncFlags), firstFlags: u32(syncFlags), samples: 2})
@@ -270,17 +273,17 @@ func TestFirstSampleSyncRejects(t *testing.T) {
 		{"truncated", good[:len(good)/2]},
 		{"short tfhd", appendBox(nil, "moof", appendBox(nil, "traf", appendBox(nil, "tfhd", be32(0))))},
 		{"tfhd flags promise more", appendBox(nil, "moof", appendBox(nil, "traf", appendBox(nil, "tfhd", be32(tfhdDefaultFlags|tfhdBaseDataOffset, 1))))},
-		{"short trun", appendBox(nil, "moof", appendBox(nil, "traf", appendBox(nil, "tfhd", be32(0, 1)), appendBox(nil, "trun", be32(trunFirstFlags, 1))))},
+		{"short trun", appendBox(nil, "moof", appendBox(nil, "traf", appendBox(nil, "tfhd", be32(0, 1)), appendBox(nil, "trun", be32(trunFirstSampleFlags, 1))))},
 		{"trun flags promise more", appendBox(nil, "moof", appendBox(nil, "traf", appendBox(nil, "tfhd", be32(0, 1)), appendBox(nil, "trun", be32(trunSampleFlags|trunSampleDuration, 1, 0))))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := firstSampleSync(tc.frag, 1, 0); err == nil {
+			if _, err := ParseMoof(tc.frag, twoTracks); err == nil {
 				t.Error("no error")
 			}
 		})
 	}
-	if _, found, err := firstSampleSync(good, 2, 0); err != nil || found {
-		t.Errorf("another track: found %v, %v", found, err)
+	if m, err := ParseMoof(good, twoTracks); err != nil || len(m.Trafs) != 1 || m.Trafs[0].TrackID != 1 {
+		t.Errorf("another track: %+v, %v", m, err)
 	}
 	for _, tc := range []struct {
 		name string
@@ -289,8 +292,8 @@ func TestFirstSampleSyncRejects(t *testing.T) {
 		{"short trex", appendBox(nil, "moov", appendBox(nil, "mvex", appendBox(nil, "trex", be32(0, 1))))},
 		{"bad size", []byte{0, 0, 0, 99, 'm', 'o', 'o', 'v'}},
 	} {
-		if _, err := trexFlags(tc.init); err == nil {
-			t.Errorf("trexFlags %s: no error", tc.name)
+		if _, err := ParseInit(tc.init); err == nil {
+			t.Errorf("ParseInit %s: no error", tc.name)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -28,7 +30,7 @@ func checkExport(t *testing.T, rv *Review, camera string, start, end time.Time) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := playback(t, rv, camera, start, end.Sub(start))
+	want := rectest.Play(t, rv, camera, start, end.Sub(start))
 	if !bytes.Equal(got, want) {
 		t.Fatalf("export differs from playback: %d and %d bytes", len(got), len(want))
 	}
@@ -61,9 +63,9 @@ func TestExportLocal(t *testing.T) {
 	start, end := reviewT0.Add(5500*time.Millisecond), reviewT0.Add(13*time.Second)
 
 	t.Run("in memory", func(t *testing.T) {
-		rep := checkClip(t, checkExport(t, rv, "police-007", start, end))
-		if want := end.Sub(keyframeAtOrBefore(segs, start)).Seconds(); rep.videoSeconds < want-0.05 || rep.videoSeconds > want+2.05 {
-			t.Fatalf("export lasts %.2fs, want %.2fs + up to one GOP", rep.videoSeconds, want)
+		rep := rectest.Check(t, checkExport(t, rv, "police-007", start, end))
+		if want := end.Sub(rectest.KeyframeAtOrBefore(segs, start)).Seconds(); rep.VideoSeconds < want-0.05 || rep.VideoSeconds > want+2.05 {
+			t.Fatalf("export lasts %.2fs, want %.2fs + up to one GOP", rep.VideoSeconds, want)
 		}
 	})
 	t.Run("temporary file", func(t *testing.T) {
@@ -118,7 +120,7 @@ func TestReviewS3(t *testing.T) {
 	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
 	ctx := context.Background()
-	s3, err := NewS3Store(ctx, S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
+	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {
 		t.Fatal(err)
 	}

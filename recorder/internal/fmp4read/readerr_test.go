@@ -1,4 +1,4 @@
-package segscan
+package fmp4read
 
 import (
 	"bytes"
@@ -29,11 +29,7 @@ func TestScanReadError(t *testing.T) {
 	ioErr := errors.New("input/output error")
 	for _, tc := range scanCases {
 		t.Run(tc.name, func(t *testing.T) {
-			file, ends := buildSegment(t, tc.audio, tc.frags)
-			res, err := Scan(bytes.NewReader(file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, ends, res := scanBuilt(t, tc.audio, tc.frags)
 			cuts := []int64{0, res.InitSize / 2, res.InitSize, ends[0] - 1}
 			if len(ends) > 1 {
 				cuts = append(cuts, ends[0], ends[0]+4, ends[0]+12)

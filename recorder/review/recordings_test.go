@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 func TestRecordings(t *testing.T) {
@@ -17,12 +18,12 @@ func TestRecordings(t *testing.T) {
 	at := func(s float64) time.Time { return reviewT0.Add(time.Duration(s * float64(time.Second))) }
 	rows := [][2]float64{{0, 60}, {60.5, 120}, {121, 180}, {190, 250}, {250, 310}, {400, 460}}
 	for _, r := range rows {
-		s := Segment{Camera: "cam", Start: at(r[0]), End: at(r[1]), Bytes: 1000, Key: reviewKey("cam", at(r[0])), InitSize: 10}
+		s := archive.Segment{Camera: "cam", Start: at(r[0]), End: at(r[1]), Bytes: 1000, Key: reviewKey("cam", at(r[0])), InitSize: 10}
 		if err := ix.Add(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := ix.Add(ctx, Segment{Camera: "other", Start: at(0), End: at(500), Key: "other/x.mp4", InitSize: 10}); err != nil {
+	if err := ix.Add(ctx, archive.Segment{Camera: "other", Start: at(0), End: at(500), Key: "other/x.mp4", InitSize: 10}); err != nil {
 		t.Fatal(err)
 	}
 	rv := NewReview(nil, ix, nil)

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func (rv *Review) Recordings(ctx context.Context, camera string, start, end time
 	if err != nil {
 		return out, fmt.Errorf("recordings of %s: %w", camera, err)
 	}
-	segs = mergeSpooled(segs, sp)
+	segs = mergeSpooled(segs, sp, nil)
 	for _, s := range segs {
 		out.Segments = append(out.Segments, SegmentInfo{Start: s.Start, End: s.End, Bytes: s.Bytes})
 		if n := len(out.Spans); n > 0 && s.Start.Sub(out.Spans[n-1].End) < MaxGap {

@@ -1,4 +1,4 @@
-package recorder
+package review
 
 import (
 	"bytes"
@@ -19,7 +19,9 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // Fixtures of the review tests: real segments encoded by ffmpeg, synthetic
@@ -29,18 +31,8 @@ import (
 // reviewT0 is the wall-clock start of the fixtures' recordings.
 var reviewT0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 
-func openReviewIndex(t testing.TB) *Index {
-	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix, err := OpenIndex(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ix
+func openReviewIndex(t testing.TB) *archive.Index {
+	return rectest.OpenIndex(t, filepath.Join(t.TempDir(), "vigil.db"))
 }
 
 // reviewKey is the store key of a segment, as the contract lays it out.
@@ -53,22 +45,22 @@ func reviewKey(camera string, start time.Time) string {
 // describeReviewSegment builds the index row of a segment file starting at start:
 // the init size, and each fragment's position, size, time and keyframe flag,
 // timed by the first video track.
-func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byte) Segment {
+func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byte) archive.Segment {
 	t.Helper()
-	top, err := mp4Boxes(b, 0, len(b))
+	top, err := fmp4read.Boxes(b, 0, len(b))
 	if err != nil {
 		t.Fatalf("describe segment: %v", err)
 	}
-	seg := Segment{Camera: camera, Start: start, Bytes: int64(len(b)), Key: reviewKey(camera, start)}
-	var in *mp4Init
-	var video *mp4Track
+	seg := archive.Segment{Camera: camera, Start: start, Bytes: int64(len(b)), Key: reviewKey(camera, start)}
+	var in *fmp4read.Init
+	var video *fmp4read.Track
 	var first uint64
 	var end time.Duration
 	for i, bx := range top {
-		switch bx.typ {
+		switch bx.Type {
 		case "moov":
-			seg.InitSize = int64(bx.end)
-			if in, err = parseInit(b[:bx.end]); err != nil {
+			seg.InitSize = int64(bx.End)
+			if in, err = fmp4read.ParseInit(b[:bx.End]); err != nil {
 				t.Fatalf("describe segment: %v", err)
 			}
 			for j := range in.Tracks {
@@ -78,10 +70,10 @@ func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byt
 				}
 			}
 		case "moof":
-			if i+1 >= len(top) || top[i+1].typ != "mdat" || video == nil {
-				t.Fatalf("describe segment: moof at %d without mdat or video track", bx.start)
+			if i+1 >= len(top) || top[i+1].Type != "mdat" || video == nil {
+				t.Fatalf("describe segment: moof at %d without mdat or video track", bx.Start)
 			}
-			m, err := parseMoof(b[bx.start:top[i+1].end], in)
+			m, err := fmp4read.ParseMoof(b[bx.Start:top[i+1].End], in)
 			if err != nil {
 				t.Fatalf("describe segment: %v", err)
 			}
@@ -94,8 +86,8 @@ func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byt
 				}
 				ts := time.Duration(video.Timescale)
 				off := time.Duration(tr.BaseTime-first) * time.Second / ts
-				seg.Fragments = append(seg.Fragments, Fragment{
-					Offset: off, Pos: int64(bx.start), Size: int64(top[i+1].end - bx.start), Keyframe: tr.FirstKey,
+				seg.Fragments = append(seg.Fragments, archive.Fragment{
+					Offset: off, Pos: int64(bx.Start), Size: int64(top[i+1].End - bx.Start), Keyframe: tr.FirstKey,
 				})
 				end = off + time.Duration(tr.Duration)*time.Second/ts
 			}
@@ -115,18 +107,6 @@ type reviewFFmpegSpec struct {
 	SegEvery int // seconds per segment
 }
 
-func requireReviewFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("VIGIL_REQUIRE_FFMPEG") == "1" {
-				t.Fatalf("%s not found and VIGIL_REQUIRE_FFMPEG=1", bin)
-			}
-			t.Skipf("%s not found: install ffmpeg to run the playback tests on real video", bin)
-		}
-	}
-}
-
 var reviewFFmpegCache sync.Map // spec → [][]byte
 
 // reviewFFmpegSegments encodes real H.264 (keyframe every 2 s, 1 s fragments, so
@@ -134,7 +114,7 @@ var reviewFFmpegCache sync.Map // spec → [][]byte
 // self-contained fMP4 segments, as a camera recorder would.
 func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 	t.Helper()
-	requireReviewFFmpeg(t)
+	rectest.RequireFFmpeg(t)
 	if v, ok := reviewFFmpegCache.Load(spec); ok {
 		return v.([][]byte)
 	}
@@ -170,10 +150,10 @@ func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 
 // addReviewSegments puts the files in the store and their rows in the index, back to
 // back from start with gap between them; it returns the rows.
-func addReviewSegments(t testing.TB, st Store, ix *Index, camera string, start time.Time, gap time.Duration, files [][]byte) []Segment {
+func addReviewSegments(t testing.TB, st archive.Store, ix *archive.Index, camera string, start time.Time, gap time.Duration, files [][]byte) []archive.Segment {
 	t.Helper()
 	ctx := context.Background()
-	var out []Segment
+	var out []archive.Segment
 	at := start
 	for _, b := range files {
 		seg := describeReviewSegment(t, camera, at, b)
@@ -233,7 +213,7 @@ func syntheticReviewSegment(t testing.TB, length time.Duration, payload int, bas
 
 // reviewCountingStore counts the calls and bytes read through a Store.
 type reviewCountingStore struct {
-	Store
+	archive.Store
 	gets  atomic.Int64
 	bytes atomic.Int64
 	mu    sync.Mutex
@@ -263,9 +243,9 @@ func (b *reviewCountingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newReviewLocalStore(t testing.TB) *LocalStore {
+func newReviewLocalStore(t testing.TB) *archive.LocalStore {
 	t.Helper()
-	st, err := NewLocalStore(t.TempDir())
+	st, err := archive.NewLocalStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-package segscan
+package fmp4read
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"time"
 
@@ -81,14 +82,21 @@ func buildSegment(t testing.TB, audio bool, frags []frag) ([]byte, []int64) {
 	return out, ends
 }
 
+// scanBuilt builds a test segment and scans it, failing the test on an error.
+func scanBuilt(t *testing.T, audio bool, frags []frag) ([]byte, []int64, *Result) {
+	t.Helper()
+	file, ends := buildSegment(t, audio, frags)
+	res, err := Scan(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, ends, res
+}
+
 func TestScan(t *testing.T) {
 	for _, tc := range scanCases {
 		t.Run(tc.name, func(t *testing.T) {
-			file, ends := buildSegment(t, tc.audio, tc.frags)
-			res, err := Scan(bytes.NewReader(file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, ends, res := scanBuilt(t, tc.audio, tc.frags)
 			if res.Cut || res.Valid != int64(len(file)) || len(res.Fragments) != len(tc.frags) || res.Duration != tc.dur {
 				t.Fatalf("scan %+v", res)
 			}
@@ -156,40 +164,92 @@ func TestScaleDuration(t *testing.T) {
 	}
 }
 
-// FuzzScan: whatever the bytes, the scanner does not panic, and what it
-// reports is consistent with the input. Seeded from the scan and keyframe
-// tables (ffmpeg's fragments, our recorder's, hand-made sample flag layouts).
-func FuzzScan(f *testing.F) {
+// FuzzRead is the package's one fuzz target: whatever the bytes, nothing
+// panics, and what is read is consistent with the input. Scan's fragments
+// tile the valid prefix, which scans again to the same result; a parsed init
+// section has no track of timescale 0; a moof that parses and is rewritten
+// parses again with the times it was given. Seeded from the scan and keyframe
+// tables (ffmpeg's fragments, our recorder's, hand-made sample flag layouts)
+// and the moof table.
+func FuzzRead(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
-		f.Add(seed)
+		f.Add(seed, uint64(1000))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		res, err := Scan(bytes.NewReader(b))
-		if err != nil {
-			return
-		}
-		if res.Valid > int64(len(b)) || res.InitSize > res.Valid {
-			t.Fatalf("valid %d, init %d of %d bytes", res.Valid, res.InitSize, len(b))
-		}
-		pos := res.InitSize
-		for _, fr := range res.Fragments {
-			if fr.Pos != pos || fr.Size <= 0 {
-				t.Fatalf("fragment %+v at %d", fr, pos)
-			}
-			pos += fr.Size
-		}
-		if pos != res.Valid || (!res.Cut && res.Valid != int64(len(b))) {
-			t.Fatalf("fragments end at %d, valid %d of %d, cut %v", pos, res.Valid, len(b), res.Cut)
-		}
-		// the valid prefix scans again to the same result
-		again, err := Scan(bytes.NewReader(b[:res.Valid]))
-		if err != nil || again.Cut || len(again.Fragments) != len(res.Fragments) {
-			t.Fatalf("rescan of the valid prefix: %+v, %v", again, err)
-		}
-		for i, fr := range again.Fragments {
-			if fr != res.Fragments[i] { // offsets and keyframe flags too
-				t.Fatalf("rescan: fragment %d is %+v, was %+v", i, fr, res.Fragments[i])
-			}
-		}
+	for _, tc := range mp4Cases(f) {
+		f.Add(tc.frag, uint64(1000))
+		f.Add(tc.frag, uint64(math.MaxUint32)+1)
+	}
+	f.Add(appendBox(nil, "moov"), uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, tm uint64) {
+		checkInit(t, b)
+		checkRewrite(t, b, tm)
+		checkScan(t, b)
 	})
+}
+
+func checkInit(t *testing.T, b []byte) {
+	in, err := ParseInit(b)
+	if err != nil {
+		return
+	}
+	for _, tr := range in.Tracks {
+		if tr.Timescale == 0 {
+			t.Fatalf("track %d with timescale 0", tr.ID)
+		}
+	}
+}
+
+func checkRewrite(t *testing.T, b []byte, tm uint64) {
+	in := &Init{Tracks: []Track{{ID: 1, Timescale: 90000}, {ID: 2, Timescale: 48000}}}
+	m, err := ParseMoof(b, in)
+	if err != nil {
+		return
+	}
+	times := make([]uint64, len(m.Trafs))
+	for i := range times {
+		times[i] = tm + uint64(i)
+	}
+	out, err := RewriteMoof(append([]byte(nil), b...), m, 9, times, 100, 200)
+	if err != nil {
+		return
+	}
+	m2, err := ParseMoof(out, in)
+	if err != nil {
+		t.Fatalf("rewritten moof does not parse: %v", err)
+	}
+	for i, tr := range m2.Trafs {
+		if tr.BaseTime != times[i] {
+			t.Fatalf("track fragment %d: time %d, want %d", i, tr.BaseTime, times[i])
+		}
+	}
+}
+
+func checkScan(t *testing.T, b []byte) {
+	res, err := Scan(bytes.NewReader(b))
+	if err != nil {
+		return
+	}
+	if res.Valid > int64(len(b)) || res.InitSize > res.Valid {
+		t.Fatalf("valid %d, init %d of %d bytes", res.Valid, res.InitSize, len(b))
+	}
+	pos := res.InitSize
+	for _, fr := range res.Fragments {
+		if fr.Pos != pos || fr.Size <= 0 {
+			t.Fatalf("fragment %+v at %d", fr, pos)
+		}
+		pos += fr.Size
+	}
+	if pos != res.Valid || (!res.Cut && res.Valid != int64(len(b))) {
+		t.Fatalf("fragments end at %d, valid %d of %d, cut %v", pos, res.Valid, len(b), res.Cut)
+	}
+	// the valid prefix scans again to the same result
+	again, err := Scan(bytes.NewReader(b[:res.Valid]))
+	if err != nil || again.Cut || len(again.Fragments) != len(res.Fragments) {
+		t.Fatalf("rescan of the valid prefix: %+v, %v", again, err)
+	}
+	for i, fr := range again.Fragments {
+		if fr != res.Fragments[i] { // offsets and keyframe flags too
+			t.Fatalf("rescan: fragment %d is %+v, was %+v", i, fr, res.Fragments[i])
+		}
+	}
 }
