@@ -67,13 +67,22 @@ func startApp(t *testing.T, cfg config.Config) (a *app.App, stop func()) {
 // of start, naming the cause; only admin and operator may read the report.
 func TestHealthShowsS3Misconfiguration(t *testing.T) {
 	endpoint, ak, sk, bucket, _, _ := testkit.StartS3(t)
+	roEndpoint, _, _, _, _, _ := testkit.StartS3(t, "--readonly") // a bucket that cannot be created
 	for _, tc := range []struct {
 		name string
 		s3   config.S3
 		want string
 	}{
 		{"wrong secret", config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk + "x", Region: "us-east-1"},
-			"storage.s3.secretKey"},
+			"rejected the secret key (storage.s3.secretKey)"},
+		{"unknown access key", config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: "nobody", SecretKey: sk, Region: "us-east-1"},
+			"does not know the access key (storage.s3.accessKey)"},
+		{"tls against plain http", config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1", TLS: true},
+			"storage.s3.tls is true but the S3 server " + endpoint + " speaks plain HTTP"},
+		{"missing bucket", config.S3{Endpoint: roEndpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"},
+			"bucket \"" + bucket + "\" does not exist and could not be created"},
+		{"no keys", config.S3{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1"},
+			"no credentials: storage.s3.accessKey and storage.s3.secretKey are empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t.TempDir())
