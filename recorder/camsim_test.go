@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
@@ -22,7 +23,7 @@ func TestRecordCamsimS3(t *testing.T) {
 	}
 	checkLeaks(t)
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
-	recordCamsim(t, "h264", newTestS3(t, endpoint, access, secret, bucket))
+	recordCamsim(t, "h264", rectest.NewS3Store(t, endpoint, access, secret, bucket))
 }
 
 // TestRecordCamsimH265 records two H.265 camsim cameras with audio to the local store.

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -28,10 +27,7 @@ func testLog(t testing.TB) *slog.Logger {
 
 // checkLeaks verifies at the end of the test, after the cleanups registered
 // later (which stop what the test started), that no goroutine was left.
-func checkLeaks(t *testing.T) {
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+func checkLeaks(t *testing.T) { rectest.CheckLeaks(t) }
 
 // recHarness runs a Recorder over test-fed streams.
 type recHarness struct {

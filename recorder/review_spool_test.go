@@ -141,7 +141,7 @@ func TestReviewS3Outage(t *testing.T) {
 	checkLeaks(t)
 	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
 	dir := t.TempDir()
-	s3 := newTestS3(t, endpoint, access, secret, bucket)
+	s3 := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	store := &putGate{Store: s3}
 	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, UploadRetryMax: time.Second})

@@ -11,31 +11,15 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/s3test"
 )
-
-func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *archive.S3Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func TestS3Store(t *testing.T) {
-	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
-	testStoreContract(t, newTestS3(t, endpoint, access, secret, bucket))
-}
 
 func TestRecordS3(t *testing.T) {
 	checkLeaks(t)
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
 	dir := t.TempDir()
-	store := newTestS3(t, endpoint, access, secret, bucket)
+	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second})
 	cams := []string{"cam-1", "cam-2"}
 	for i, id := range cams {
@@ -83,7 +67,7 @@ func TestS3Outage(t *testing.T) {
 	const outage = 30 * time.Second
 	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
 	dir := t.TempDir()
-	store := newTestS3(t, endpoint, access, secret, bucket)
+	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)
@@ -140,7 +124,7 @@ func TestS3Outage(t *testing.T) {
 func TestS3BadCredentials(t *testing.T) {
 	checkLeaks(t)
 	endpoint, access, _, bucket, _, _ := s3test.Start(t)
-	testStoreRefused(t, newTestS3(t, endpoint, access, "wrong-secret-123", bucket), "bad credentials")
+	testStoreRefused(t, rectest.NewS3Store(t, endpoint, access, "wrong-secret-123", bucket), "bad credentials")
 }
 
 // TestS3MissingBucket: the bucket is missing and cannot be created (the server
@@ -148,7 +132,7 @@ func TestS3BadCredentials(t *testing.T) {
 func TestS3MissingBucket(t *testing.T) {
 	checkLeaks(t)
 	endpoint, access, secret, bucket, _, _ := s3test.Start(t, "--readonly")
-	testStoreRefused(t, newTestS3(t, endpoint, access, secret, bucket), "could not be created")
+	testStoreRefused(t, rectest.NewS3Store(t, endpoint, access, secret, bucket), "could not be created")
 }
 
 func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {

@@ -1,7 +1,8 @@
 // Package rectest holds what the tests of the recorder's packages share: the
 // checks they make of a played or exported clip (its boxes, its decode
 // times, its first keyframe, and what ffprobe makes of it) and an index in a
-// temporary database. It is imported by tests only.
+// temporary database, an S3 store of the test server, and the goroutine leak
+// check. It is imported by tests only.
 package rectest
 
 import (
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"go.uber.org/goleak"
 
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder/archive"
@@ -223,4 +225,23 @@ func OpenIndex(t testing.TB, path string) *archive.Index {
 		t.Fatal(err)
 	}
 	return ix
+}
+
+// CheckLeaks verifies at the end of the test, after the cleanups registered
+// later (which stop what the test started), that no goroutine was left.
+func CheckLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// NewS3Store opens the S3 store of a test server (s3test.Start).
+func NewS3Store(t *testing.T, endpoint, access, secret, bucket string) *archive.S3Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
