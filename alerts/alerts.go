@@ -176,6 +176,11 @@ var migrations = []string{
 		created INTEGER NOT NULL  -- unix ms
 	);
 	CREATE INDEX alert_queue_webhook ON alert_queue(webhook, seq);`,
+	// cameras announced offline, so that camera.online follows a restart
+	`CREATE TABLE alert_offline (
+		camera     TEXT PRIMARY KEY,
+		down_since INTEGER NOT NULL -- unix ms
+	);`,
 }
 
 // New opens the queue (its table in db) and returns a Notifier; it sends

@@ -46,10 +46,20 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 		o.Every = time.Second
 	}
 	type watched struct {
-		downSince time.Time // zero while online
+		downSince time.Time // when the camera stopped being online; zero while online
 		alerted   bool      // camera.offline was sent
+		lastState ingest.State
+		lastSince time.Time
 	}
 	state := map[string]*watched{}
+	// cameras announced offline before a restart: their camera.online is due
+	rows, err := n.offlineCameras(ctx)
+	if err != nil {
+		n.opts.Log.Warn("camera watch: cameras announced offline before the restart are unknown", "error", err)
+	}
+	for id, since := range rows {
+		state[id] = &watched{downSince: since, alerted: true}
+	}
 	t := time.NewTicker(o.Every)
 	defer t.Stop()
 	for {
@@ -79,29 +89,36 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 				state[cam.ID] = w
 			}
 			st := o.Statuses.Status(cam)
-			online := func() {
-				n.publish(ctx, Event{Event: CameraOnline, Camera: cam.ID, Department: cam.Department,
-					Message: fmt.Sprintf("camera %s (%s) is online again after %s offline",
-						cam.ID, cam.Name, now.Sub(w.downSince).Round(time.Second))})
+			// The ingest keeps a camera offline, with the same since, while it
+			// retries: a since that moved between two offline samples means
+			// it was online in between, unseen.
+			var offlineSince time.Time
+			if w.lastState == ingest.StateOffline {
+				offlineSince = w.lastSince
+			}
+			w.lastState, w.lastSince = st.State, st.Since
+			back := func() {
+				if w.alerted {
+					n.publish(ctx, Event{Event: CameraOnline, Camera: cam.ID, Department: cam.Department,
+						Message: fmt.Sprintf("camera %s (%s) is online again after %s offline",
+							cam.ID, cam.Name, now.Sub(w.downSince).Round(time.Second))})
+					n.setOffline(ctx, cam.ID, time.Time{})
+				}
+				w.downSince, w.alerted = time.Time{}, false
 			}
 			if st.State == ingest.StateOnline {
-				if w.alerted {
-					online()
-				}
-				*w = watched{}
+				back()
 				continue
 			}
-			// The ingest says since when the camera is not online (it stays
-			// offline while it retries), so a short online spell between two
-			// samples is not missed; without it, count from the first sample.
+			if st.State == ingest.StateOffline && !offlineSince.IsZero() && st.Since.After(offlineSince) {
+				back()
+			}
+			// Not online since the ingest's last change of state (a failed
+			// first attempt counts from its failure); without a since, from
+			// the first sample. Once announced, the outage keeps its start.
 			down := st.Since
 			if down.IsZero() || down.After(now) {
 				down = now
-			}
-			if w.alerted && !st.Since.IsZero() && down.After(w.downSince) {
-				// it was online in between, unseen: close that outage
-				online()
-				*w = watched{}
 			}
 			if w.downSince.IsZero() || (!w.alerted && !st.Since.IsZero()) {
 				w.downSince = down
@@ -114,13 +131,52 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 					msg += ": " + ingest.RedactURL(st.LastError)
 				}
 				n.publish(ctx, Event{Event: CameraOffline, Camera: cam.ID, Department: cam.Department, Message: msg})
+				n.setOffline(ctx, cam.ID, w.downSince)
 			}
 		}
-		for id := range state {
+		for id, w := range state {
 			if !seen[id] {
+				if w.alerted {
+					n.setOffline(ctx, id, time.Time{})
+				}
 				delete(state, id)
 			}
 		}
+	}
+}
+
+// offlineCameras returns the cameras announced offline (camera.offline sent,
+// camera.online not yet), kept across restarts.
+func (n *Notifier) offlineCameras(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := n.db.QueryContext(ctx, `SELECT camera, down_since FROM alert_offline`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var ms int64
+		if err := rows.Scan(&id, &ms); err != nil {
+			return nil, err
+		}
+		out[id] = time.UnixMilli(ms)
+	}
+	return out, rows.Err()
+}
+
+// setOffline records that camera.offline was sent for a camera (since
+// not zero) or that it is no longer due a camera.online (zero).
+func (n *Notifier) setOffline(ctx context.Context, camera string, since time.Time) {
+	var err error
+	if since.IsZero() {
+		_, err = n.db.ExecContext(ctx, `DELETE FROM alert_offline WHERE camera = ?`, camera)
+	} else {
+		_, err = n.db.ExecContext(ctx, `INSERT INTO alert_offline(camera, down_since) VALUES(?, ?)
+			ON CONFLICT(camera) DO UPDATE SET down_since = excluded.down_since`, camera, since.UnixMilli())
+	}
+	if err != nil && ctx.Err() == nil {
+		n.opts.Log.Warn("camera watch: the offline camera cannot be recorded", "camera", camera, "error", err)
 	}
 }
 

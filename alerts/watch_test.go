@@ -10,6 +10,7 @@ import (
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // fakeStates is the ingest as the watch sees it: a state and since when,
@@ -147,5 +148,88 @@ func TestFollowHealth(t *testing.T) {
 	case e := <-rcv.received:
 		t.Fatalf("unexpected %+v", e)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A camera announced offline before a restart gets its camera.online after
+// it, and no second camera.offline while it stays offline.
+func TestWatchCamerasAcrossRestart(t *testing.T) {
+	rcv := newReceiver(t, "r")
+	path := filepath.Join(t.TempDir(), "v.db")
+	db := openDB(t, path)
+	hooks := []Webhook{{URL: rcv.srv.URL, Secret: "r"}}
+	cams := []ingest.Camera{{ID: "c1", Name: "Gate", Department: "police", Enabled: true}}
+	states := &fakeStates{state: map[string]ingest.State{}, since: map[string]time.Time{}}
+	states.set("c1", ingest.StateOffline)
+	watch := func(n *Notifier) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			n.WatchCameras(ctx, CameraWatchOptions{
+				Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
+				Statuses:     states,
+				OfflineAfter: 300 * time.Millisecond,
+				Every:        50 * time.Millisecond,
+			})
+			close(done)
+		}()
+		return func() { cancel(); <-done }
+	}
+	n, stopN := start(t, db, Options{Webhooks: hooks})
+	stopW := watch(n)
+	if e := rcv.next(t, 3*time.Second); e.Event != CameraOffline {
+		t.Fatalf("got %+v", e)
+	}
+	stopW()
+	// delivered (and not only received: a stop in between sends it again)
+	testkit.WaitFor(t, 3*time.Second, "nothing pending", func() bool { return n.Stats().Pending == 0 })
+	stopN()
+
+	// restarted while the camera is still offline (the ingest starts over)
+	states.set("c1", ingest.StateConnecting)
+	states.set("c1", ingest.StateOffline)
+	n, _ = start(t, db, Options{Webhooks: hooks})
+	stopW = watch(n)
+	defer stopW()
+	select {
+	case e := <-rcv.received:
+		t.Fatalf("after the restart: %+v", e)
+	case <-time.After(700 * time.Millisecond):
+	}
+	states.set("c1", ingest.StateOnline)
+	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+// A camera that connects and goes offline again between two samples (the
+// watch never saw it online) counts its outage from going offline, not from
+// its first connection attempt.
+func TestWatchCamerasUnseenOnlineAtStart(t *testing.T) {
+	rcv := newReceiver(t, "u")
+	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "u"}}})
+	cams := []ingest.Camera{{ID: "c1", Name: "Gate", Department: "police", Enabled: true}}
+	states := &fakeStates{state: map[string]ingest.State{}, since: map[string]time.Time{}}
+	states.set("c1", ingest.StateConnecting)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		n.WatchCameras(ctx, CameraWatchOptions{
+			Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
+			Statuses:     states,
+			OfflineAfter: 500 * time.Millisecond,
+			Every:        50 * time.Millisecond,
+		})
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	time.Sleep(350 * time.Millisecond) // connecting, for most of OfflineAfter...
+	states.set("c1", ingest.StateOnline)
+	states.set("c1", ingest.StateOffline) // ...then online for an instant
+	offAt := time.Now()
+	e := rcv.next(t, 3*time.Second)
+	if took := time.Since(offAt); e.Event != CameraOffline || took < 450*time.Millisecond {
+		t.Fatalf("%s after %s, want camera.offline OfflineAfter after going offline", e.Event, took)
 	}
 }

@@ -207,6 +207,7 @@ type hookReceiver struct {
 
 	mu      sync.Mutex
 	down    bool
+	refused int // requests answered 503 while down
 	badSigs int
 }
 
@@ -217,6 +218,7 @@ func newHookReceiver(t *testing.T, secret string) *hookReceiver {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.down {
+			h.refused++
 			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 			return
 		}
@@ -240,6 +242,12 @@ func (h *hookReceiver) setDown(down bool) {
 	h.mu.Lock()
 	h.down = down
 	h.mu.Unlock()
+}
+
+func (h *hookReceiver) refusedCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused
 }
 
 // wait returns the next event of the given kind within timeout, skipping
@@ -361,14 +369,17 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	// the receiver is down: events wait in the queue and arrive when it returns
 	rcv.setDown(true)
+	queued, refused := a.Alerts.Stats().Queued, rcv.refusedCount()
 	sim.Close()
-	pendingFailed := func() bool { st := a.Alerts.Stats(); return st.Pending > 1 && st.Failed > 0 }
-	testkit.WaitFor(t, offlineAfter+10*time.Second, "camera.offline queued", pendingFailed)
+	testkit.WaitFor(t, offlineAfter+10*time.Second, "camera.offline queued and refused", func() bool {
+		return a.Alerts.Stats().Queued >= queued+2 && rcv.refusedCount() > refused // to both receivers
+	})
 	rcv.setDown(false)
 	rcv.wait(t, alerts.CameraOffline, "police-1", 10*time.Second)
 
 	// ... also across a restart of Vigil on the same data directory
 	rcv.setDown(true)
+	queued, refused = a.Alerts.Stats().Queued, rcv.refusedCount()
 	sim, err = camsim.New(camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
 	if err != nil {
 		t.Fatal(err)
@@ -376,10 +387,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	failed := a.Alerts.Stats().Failed
-	testkit.WaitFor(t, 30*time.Second, "camera.online queued", func() bool {
-		st := a.Alerts.Stats()
-		return st.Pending > 1 && st.Failed > failed
+	testkit.WaitFor(t, 30*time.Second, "camera.online queued and refused", func() bool {
+		return a.Alerts.Stats().Queued > queued && rcv.refusedCount() > refused
 	})
 	stop()
 	rcv.setDown(false)
