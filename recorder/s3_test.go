@@ -10,14 +10,14 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 func TestRecordS3(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
 	dir := t.TempDir()
 	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second})
@@ -65,7 +65,7 @@ func TestS3Outage(t *testing.T) {
 	checkLeaks(t)
 	const seg = 4 * time.Second
 	const outage = 30 * time.Second
-	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
+	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
 	dir := t.TempDir()
 	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store,
@@ -123,7 +123,7 @@ func TestS3Outage(t *testing.T) {
 // recording continues into the spool.
 func TestS3BadCredentials(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, _, bucket, _, _ := s3test.Start(t)
+	endpoint, access, _, bucket, _, _ := testkit.StartS3(t)
 	testStoreRefused(t, rectest.NewS3Store(t, endpoint, access, "wrong-secret-123", bucket), "bad credentials")
 }
 
@@ -131,7 +131,7 @@ func TestS3BadCredentials(t *testing.T) {
 // is read-only): a clear error, recording continues into the spool.
 func TestS3MissingBucket(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t, "--readonly")
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t, "--readonly")
 	testStoreRefused(t, rectest.NewS3Store(t, endpoint, access, secret, bucket), "could not be created")
 }
 

@@ -115,24 +115,14 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := r.db.QueryContext(ctx, q+` ORDER BY start_ns DESC, id DESC`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
-	}
-	out := []Incident{}
-	for rows.Next() {
-		var in Incident
+	out, err := queryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
 		var s, e, c int64
-		if err := rows.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list incidents: %w", err)
-		}
+		err := rows.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c)
 		in.Start, in.End, in.Created = nsTime(s), nsTime(e), nsTime(c)
-		out = append(out, in)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
+		return err
+	}, q+` ORDER BY start_ns DESC, id DESC`, args...)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		if out[i].Cameras, err = incidentCameras(ctx, r.db, out[i].ID); err != nil {
@@ -143,20 +133,8 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 }
 
 func incidentCameras(ctx context.Context, q queryer, id int64) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT camera FROM incident_cameras WHERE incident = ? ORDER BY camera`, id)
-	if err != nil {
-		return nil, fmt.Errorf("incident %d: %w", id, err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("incident %d: %w", id, err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryList(ctx, q, fmt.Sprintf("incident %d", id), scanString,
+		`SELECT camera FROM incident_cameras WHERE incident = ? ORDER BY camera`, id)
 }
 
 // IncidentByID returns one incident.

@@ -16,11 +16,7 @@ import (
 const whepTTL = 24 * time.Hour
 
 func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actLive)
-	if err != nil {
-		return err
-	}
-	kind, err := streamKind(r)
+	cam, kind, err := s.cameraStream(r, c, actLive)
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 func TestLocalStore(t *testing.T) {
@@ -98,8 +98,8 @@ func testStoreContract(t *testing.T, s archive.Store) {
 }
 
 func TestS3Store(t *testing.T) {
-	rectest.CheckLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	testkit.CheckLeaks(t)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
 	testStoreContract(t, rectest.NewS3Store(t, endpoint, access, secret, bucket))
 }
 

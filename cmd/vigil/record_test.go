@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+	"regexp"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -22,15 +22,6 @@ import (
 	"github.com/vigil-vms/vigil/registry"
 )
 
-// TestMain lets a test run this binary's main as a subprocess.
-func TestMain(m *testing.M) {
-	if os.Getenv("VIGIL_TEST_RUN_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // SIGTERM while recording to a real S3 server: the open segments are closed
 // and uploaded, and the process exits within 10 s.
 func TestSIGTERMUploadsOpenSegments(t *testing.T) {
@@ -39,14 +30,9 @@ func TestSIGTERMUploadsOpenSegments(t *testing.T) {
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "vigil.db")
-	cfgPath := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-http: { listen: "127.0.0.1:0" }
-webrtc: { udpPort: 0 }
-storage: { backend: s3, s3: { endpoint: %q, bucket: %q, region: us-east-1, tls: false } }
-recording: { spoolDir: %q, segment: 30s }
-database: { path: %q }
-`, endpoint, bucket, filepath.Join(dir, "spool"), dbPath)), 0o600)
+	cfgPath := writeConfig(t, dir,
+		fmt.Sprintf("backend: s3, s3: { endpoint: %q, bucket: %q, region: us-east-1, tls: false }", endpoint, bucket),
+		fmt.Sprintf("spoolDir: %q, segment: 30s", filepath.Join(dir, "spool")), dbPath)
 
 	// register the cameras before the server starts
 	ctx := context.Background()
@@ -64,9 +50,7 @@ database: { path: %q }
 	}
 	db.Close()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Args = append(cmd.Args[:1], "serve", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1", "VIGIL_ADMIN_PASSWORD=sigterm-test-pw",
+	cmd := serveCmd(cfgPath, "VIGIL_ADMIN_PASSWORD=sigterm-test-pw",
 		"VIGIL_STORAGE_S3_ACCESSKEY="+ak, "VIGIL_STORAGE_S3_SECRETKEY="+sk)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -74,25 +58,7 @@ database: { path: %q }
 	}
 	defer cmd.Process.Kill()
 	// wait until both cameras record, then a few seconds into the 30 s segment
-	online := make(chan struct{})
-	var logs strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		n := 0
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "camera stream online") {
-				if n++; n == 2 {
-					close(online)
-				}
-			}
-		}
-	}()
-	select {
-	case <-online:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("cameras not online; logs:\n%s", logs.String())
-	}
+	awaitLog(t, stderr, "camera stream online", 2, 30*time.Second)
 	time.Sleep(5 * time.Second) // record into the open segment: this is the content under test
 	stopAt := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -129,5 +95,71 @@ database: { path: %q }
 			t.Fatalf("%s: %s not in S3: %v", id, last.Key, err)
 		}
 		rc.Close()
+	}
+}
+
+// vigil reindex rebuilds a lost index from the segment files in the store.
+func TestReindexCommand(t *testing.T) {
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: "h264"})
+	dir := t.TempDir()
+	cfgPath := writeLocalConfig(t, dir, "2s")
+	cfg, err := config.Load(cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// record a few segments
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, app.Options{AdminPassword: "reindex-test-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Registry.CreateCamera(ctx, ingest.Camera{ID: "cam-1", Name: "Cam", Department: "police",
+		MainURL: sim.URL(1, false), Transport: "tcp", Record: true, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	far := time.Now().Add(time.Hour)
+	testkit.WaitFor(t, 30*time.Second, "3 segments recorded", func() bool {
+		segs, _ := a.Index.Segments(context.Background(), "cam-1", time.Time{}, far, false)
+		return len(segs) >= 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := a.Index.Segments(context.Background(), "cam-1", time.Time{}, far, true)
+	a.Close()
+
+	// lose the database, then rebuild the index from the store
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, "vigil.db"+suffix))
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"reindex", "--config", cfgPath}, &out, &out, nil); err != nil {
+		t.Fatalf("reindex: %v\n%s", err, out.String())
+	}
+	m := regexp.MustCompile(`reindexed (\d+) segments`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("output: %q", out.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n != len(segs) {
+		t.Fatalf("reindexed %d segments, the store holds %d", n, len(segs))
+	}
+	db, ix, _, err := app.OpenIndexAndStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	again, err := ix.Segments(context.Background(), "cam-1", time.Time{}, far, true)
+	if err != nil || len(again) != len(segs) {
+		t.Fatalf("after reindex: %d rows (%v), want %d", len(again), err, len(segs))
+	}
+	for i := range segs {
+		s, r := segs[i], again[i]
+		if s.Key != r.Key || !s.Start.Equal(r.Start) || !s.End.Equal(r.End) || s.Bytes != r.Bytes || len(s.Fragments) != len(r.Fragments) {
+			t.Errorf("row %d differs after reindex:\n%+v\n%+v", i, s, r)
+		}
 	}
 }
