@@ -296,7 +296,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "export is not available in this server")
 	}
-	ex, err := s.deps.Review.Export(r.Context(), cam.ID, start, end)
+	ex, err := s.deps.Review.Export(review.WithUser(r.Context(), c.p.user.Username), cam.ID, start, end)
 	if err != nil {
 		return err
 	}
