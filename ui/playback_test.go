@@ -43,9 +43,9 @@ var testSPS = []byte{
 
 // recordedSegment is a 10 s segment as the recorder writes it, with
 // mediacommon's fMP4 writer: 25 fps H.264 at 90 kHz, 1 s fragments and a
-// keyframe every 2 s, so every other fragment begins with one (tiny
-// payloads, real structure).
-func recordedSegment(t *testing.T) []byte {
+// keyframe every 2 s, so every other fragment begins with one (frames of
+// payload bytes, real structure).
+func recordedSegment(t *testing.T, payload int) []byte {
 	t.Helper()
 	var buf seekablebuffer.Buffer
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: 90000,
@@ -57,7 +57,7 @@ func recordedSegment(t *testing.T) []byte {
 	for f, seq := 0, uint32(1); f < frames; f, seq = f+frag, seq+1 {
 		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: uint64(f) * 90000 / fps}}}
 		for i := f; i < f+frag; i++ {
-			p := make([]byte, 64)
+			p := make([]byte, payload)
 			binary.BigEndian.PutUint32(p, uint32(len(p)-4)) // one NAL unit in AVCC
 			p[4] = 0x01                                     // non-IDR slice
 			if i%gop == 0 {
@@ -79,14 +79,22 @@ func recordedSegment(t *testing.T) []byte {
 // review.Review over both.
 func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	t.Helper()
+	local, ix := storedSegment(t, "police-1", recordedSegment(t, 64))
+	st := &countingStore{Store: local}
+	return review.NewReview(st, ix, nil), ix, st
+}
+
+// storedSegment puts segment b of camera from fixtureT0 into a new local
+// store and indexes it with archive.Reindex.
+func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, *archive.Index) {
+	t.Helper()
 	dir := t.TempDir()
-	b := recordedSegment(t)
 	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := local.Put(ctx, archive.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
+	if err := local.Put(ctx, archive.SegmentKey(camera, fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := archive.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
@@ -96,8 +104,7 @@ func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	if n, err := archive.Reindex(ctx, local, ix); err != nil || n != 1 {
 		t.Fatalf("reindex: %d segments, %v", n, err)
 	}
-	st := &countingStore{Store: local}
-	return review.NewReview(st, ix, nil), ix, st
+	return local, ix
 }
 
 // TestPlaybackStartHeader plays a real recording through the API: the
