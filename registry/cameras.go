@@ -363,12 +363,19 @@ func validateIn(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
 	return nil
 }
 
-func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
-	tags, err := json.Marshal(c.Tags)
+// cameraRow gives the columns of c that are not stored as they are: its
+// tags as JSON and its URLs sealed.
+func (r *Registry) cameraRow(c ingest.Camera) (tags, mainURL, subURL string, err error) {
+	b, err := json.Marshal(c.Tags)
 	if err != nil {
-		return fmt.Errorf("camera %q: %w", c.ID, err)
+		return "", "", "", fmt.Errorf("camera %q: %w", c.ID, err)
 	}
-	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	mainURL, subURL, err = r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	return string(b), mainURL, subURL, err
+}
+
+func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
+	tags, mainURL, subURL, err := r.cameraRow(c)
 	if err != nil {
 		return err
 	}
@@ -376,7 +383,7 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -423,11 +430,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
-		tags, err := json.Marshal(c.Tags)
-		if err != nil {
-			return fmt.Errorf("camera %q: %w", c.ID, err)
-		}
-		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+		tags, mainURL, subURL, err := r.cameraRow(c)
 		if err != nil {
 			return err
 		}
@@ -435,7 +438,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
 			WHERE id = ?`,
 			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
+			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, r.now().UnixNano(), c.ID)
 		if err != nil {
 			return fmt.Errorf("update camera %q: %w", c.ID, err)
 		}
