@@ -150,6 +150,12 @@ func translateOrKeep(s, lang string, depth int) string {
 	if _, t, ok := translate(s, lang, depth); ok {
 		return t
 	}
+	if parts := strings.Split(s, "; "); len(parts) > 1 { // a list of messages
+		for i, p := range parts {
+			parts[i] = translateOrKeep(p, lang, depth+1)
+		}
+		return strings.Join(parts, "；")
+	}
 	return s
 }
 

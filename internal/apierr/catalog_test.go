@@ -82,6 +82,7 @@ func TestLocalize(t *testing.T) {
 		{New(ErrInvalid, "cannot save: %v", errors.New("disk full")), Chinese, "t.wrap", "无法保存：disk full"},
 		{New(ErrNotFound, "no such thing %q", "x"), Chinese, "not_found", `no such thing "x"`},
 		{New(ErrInvalid, "%s", "is empty"), Chinese, "t.empty", "为空"},
+		{New(ErrInvalid, "cannot save: %s", "is empty; tag \"a\" is empty; odd"), Chinese, "t.wrap", `无法保存：为空；标签 "a" 为空；odd`},
 		{fmt.Errorf("cannot save: %w", New(ErrInvalid, "is empty")), Chinese, "t.wrap", "无法保存：为空"},
 		{errors.New("boom"), Chinese, "internal", "boom"},
 	} {
@@ -115,8 +116,8 @@ func TestTranslate(t *testing.T) {
 
 // TestEveryMessageInCatalog walks the module's source: every literal
 // format given to apierr.New or errStatus, put in a FieldError's Message,
-// given to ValidateCamera's add or returned by the registry's field
-// checkers must have a line in catalog.tsv (code, English, zh-CN).
+// given to ValidateCamera's add, appended to a list named msgs or returned
+// by the registry's field checkers must have a line in catalog.tsv (code, English, zh-CN).
 func TestEveryMessageInCatalog(t *testing.T) {
 	root := moduleRoot(t)
 	c := loadCatalog()
@@ -203,6 +204,10 @@ func messageFormats(f *ast.File) []message {
 				lit(x.Args[1])
 			case isIdent(x.Fun, "add") && f.Name.Name == "registry" && len(x.Args) > 1:
 				lit(x.Args[1])
+			case isIdent(x.Fun, "append") && len(x.Args) > 1 && isIdent(x.Args[0], "msgs"):
+				for _, a := range x.Args[1:] { // msgs: the parts of a "user: %s"
+					lit(a)
+				}
 			}
 		case *ast.CompositeLit:
 			fieldErr := func(e ast.Expr) bool { return isIdent(e, "FieldError") || isSel(e, "registry", "FieldError") }
