@@ -1,12 +1,16 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/vigil-vms/vigil/ingest"
 )
 
 // i18nCases are bad requests whose answers must carry a code and, under
@@ -160,5 +164,25 @@ func TestErrorCodesStable(t *testing.T) {
 		if b.Code != tc.code || (tc.field != "" && (len(b.Errors) == 0 || b.Errors[0].Code != tc.field)) {
 			t.Errorf("%s %s: %+v, want code %s, field code %s", tc.r.method, tc.r.path, b, tc.code, tc.field)
 		}
+	}
+}
+
+// Test connection words the camera's error in the caller's language,
+// the cause (from the network) as it is.
+func TestTestConnectionInChinese(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.srv.deps.Probe = func(ctx context.Context, rawURL, transport string) (ingest.ProbeResult, error) {
+		return ingest.ProbeResult{}, &ingest.PullError{Kind: ingest.ErrNotFound,
+			Msg: "the camera has no stream at this URL path (RTSP 404 Not Found)", Err: errors.New("bad status code: 404")}
+	}
+	rec := f.do(req{method: "POST", path: "/api/v1/cameras/test", ctype: "application/json", who: pAdmin,
+		header: map[string]string{"Accept-Language": "zh-CN"}, body: `{"mainUrl":"rtsp://127.0.0.1:1/nothing"}`})
+	var b i18nBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	want := "摄像机未按预期应答：摄像机在此 URL 路径上没有码流（RTSP 404 Not Found）（bad status code: 404）"
+	if rec.Code != http.StatusBadGateway || b.Code != "camera.test_failed" || b.Error != want {
+		t.Fatalf("%d %+v, want 502 camera.test_failed %q", rec.Code, b, want)
 	}
 }

@@ -150,6 +150,13 @@ func translateOrKeep(s, lang string, depth int) string {
 	if _, t, ok := translate(s, lang, depth); ok {
 		return t
 	}
+	if strings.HasSuffix(s, ")") { // a message with its cause: "... (cause)"
+		for i := strings.LastIndex(s, " ("); i > 0; i = strings.LastIndex(s[:i], " (") {
+			if _, t, ok := translate(s[:i], lang, depth+1); ok {
+				return t + "（" + s[i+2:len(s)-1] + "）"
+			}
+		}
+	}
 	if parts := strings.Split(s, "; "); len(parts) > 1 { // a list of messages
 		for i, p := range parts {
 			parts[i] = translateOrKeep(p, lang, depth+1)

@@ -82,6 +82,7 @@ func TestLocalize(t *testing.T) {
 		{New(ErrInvalid, "cannot save: %v", errors.New("disk full")), Chinese, "t.wrap", "无法保存：disk full"},
 		{New(ErrNotFound, "no such thing %q", "x"), Chinese, "not_found", `no such thing "x"`},
 		{New(ErrInvalid, "%s", "is empty"), Chinese, "t.empty", "为空"},
+		{New(ErrInvalid, "cannot save: %v", errors.New(`tag "a" is empty (read tcp: i/o timeout)`)), Chinese, "t.wrap", `无法保存：标签 "a" 为空（read tcp: i/o timeout）`},
 		{New(ErrInvalid, "cannot save: %s", "is empty; tag \"a\" is empty; odd"), Chinese, "t.wrap", `无法保存：为空；标签 "a" 为空；odd`},
 		{fmt.Errorf("cannot save: %w", New(ErrInvalid, "is empty")), Chinese, "t.wrap", "无法保存：为空"},
 		{errors.New("boom"), Chinese, "internal", "boom"},
@@ -210,7 +211,11 @@ func messageFormats(f *ast.File) []message {
 				}
 			}
 		case *ast.CompositeLit:
-			fieldErr := func(e ast.Expr) bool { return isIdent(e, "FieldError") || isSel(e, "registry", "FieldError") }
+			// The types whose field holds a message: FieldError.Message and
+			// ingest's PullError.Msg (a camera's error shown by Test connection).
+			fieldErr := func(e ast.Expr) bool {
+				return isIdent(e, "FieldError") || isSel(e, "registry", "FieldError") || isIdent(e, "PullError") || isSel(e, "ingest", "PullError")
+			}
 			var elems []*ast.CompositeLit
 			if fieldErr(x.Type) {
 				elems = append(elems, x)
@@ -223,7 +228,7 @@ func messageFormats(f *ast.File) []message {
 			}
 			for _, cl := range elems {
 				for _, el := range cl.Elts {
-					if kv, ok := el.(*ast.KeyValueExpr); ok && isIdent(kv.Key, "Message") {
+					if kv, ok := el.(*ast.KeyValueExpr); ok && (isIdent(kv.Key, "Message") || isIdent(kv.Key, "Msg")) {
 						lit(kv.Value)
 					}
 				}
@@ -235,6 +240,11 @@ func messageFormats(f *ast.File) []message {
 }
 
 func stringLit(e ast.Expr) (string, bool) {
+	if b, ok := e.(*ast.BinaryExpr); ok && b.Op == token.ADD { // "..." + "..."
+		x, ok1 := stringLit(b.X)
+		y, ok2 := stringLit(b.Y)
+		return x + y, ok1 && ok2
+	}
 	b, ok := e.(*ast.BasicLit)
 	if !ok || b.Kind != token.STRING {
 		return "", false
