@@ -47,7 +47,7 @@ export function mount(view, ctx) {
         { title: t('audit.action'), cell: (e) => h('span', { class: 'action', 'data-action': e.action, text: actionName(e.action) }) },
         { title: t('audit.camera'), cell: (e) => e.camera || '' },
         { title: t('audit.range'), cell: (e) => (e.start ? `${formatDateTime(e.start)} – ${e.end ? formatDateTime(e.end) : ''}` : '') },
-        { title: t('audit.result'), cell: (e) => h('span', { class: ['result', /^(ok|success|200|201|204)$/i.test(String(e.result)) ? 'result-ok' : 'result-bad'], text: e.result ?? '' }) },
+        { title: t('audit.result'), cell: (e) => h('span', { class: ['result', /^(ok|success|200|201|204)$/i.test(String(e.result)) ? 'result-ok' : 'result-bad'], text: resultText(e.result) }) },
       ], entries, { empty: t('audit.none'), rowAttrs: (e) => ({ 'data-testid': 'audit-row', 'data-action': e.action, 'data-camera-id': e.camera || '' }) }));
     } catch (err) {
       if (!destroyed && err.status !== 401) replace(body, errorBox(err));
@@ -62,4 +62,13 @@ function actionName(a) {
   const key = 'audit.actions.' + a;
   const s = t(key);
   return s === key ? a : s;
+}
+
+// resultText words an audit result (ok, denied, failed, ended) in the
+// user's language; one the dictionary does not know is shown as it is.
+function resultText(result) {
+  if (result === undefined || result === null || result === '') return '';
+  const key = `audit.results.${result}`;
+  const s = t(key);
+  return s === key ? String(result) : s;
 }
