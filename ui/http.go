@@ -80,11 +80,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	body.Code, body.Error = localize(err, status, lang)
 	var ve *registry.ValidationError
 	if errors.As(err, &ve) {
-		body.Code = "validation" // each field's own code is in errors
-		for _, fe := range ve.Errors {
+		// The code is the first field's (camera.invalid_url); each field's
+		// own is in errors.
+		body.Code = "validation"
+		for i, fe := range ve.Errors {
 			code, msg, ok := apierr.Translate(fe.Message, lang)
 			if !ok {
 				code = "invalid"
+			}
+			if i == 0 {
+				body.Code = code
 			}
 			body.Errors = append(body.Errors, fieldError{Row: fe.Row, Field: fe.Field, Code: code, Message: ingest.RedactURL(msg)})
 		}

@@ -149,7 +149,9 @@ func TestErrorCodesStable(t *testing.T) {
 		field string // code of the first field error, if any
 	}{
 		{req{method: "POST", path: "/api/v1/cameras", ctype: "application/json",
-			body: `{"id":"x-2","name":"x","department":"police","mainUrl":"http://h/x"}`}, "validation", "camera.invalid_url"},
+			body: `{"id":"x-2","name":"x","department":"police","mainUrl":"http://h/x"}`}, "camera.invalid_url", "camera.invalid_url"},
+		{req{method: "POST", path: "/api/v1/cameras", ctype: "application/json",
+			body: `{"id":"x-2","name":"","department":"police","mainUrl":"rtsp://h/x"}`}, "field.empty", "field.empty"},
 		{req{method: "GET", path: "/api/v1/cameras/ghost"}, "camera.not_exist", ""},
 		{req{method: "POST", path: "/api/v1/cameras", ctype: "text/plain", body: "x"}, "request.json_media_type", ""},
 		{req{method: "DELETE", path: "/api/v1/users/admin"}, "user.last_admin", ""},

@@ -279,3 +279,44 @@ func moduleRoot(t *testing.T) string {
 		dir = parent
 	}
 }
+
+// Every entry's English text, with any arguments, is found again as that
+// entry: no other format swallows it (Translate picks the most specific).
+func TestEveryEntryTranslatesBack(t *testing.T) {
+	c := loadCatalog()
+	for _, e := range c.ordered {
+		args := make([]any, 0, len(e.verbs))
+		for i, v := range e.verbs {
+			switch v.verb {
+			case 'd':
+				args = append(args, 7+i)
+			case 'q':
+				args = append(args, fmt.Sprintf("arg-%d", i))
+			default:
+				args = append(args, fmt.Sprintf("thing%d", i))
+			}
+		}
+		msg := fmt.Sprintf(e.en, args...)
+		code, zh, ok := Translate(msg, Chinese)
+		if !ok || code != e.code {
+			t.Errorf("%q (%s) translates as %s %q", msg, e.code, code, zh)
+			continue
+		}
+		if code, text := Localize(New(ErrInvalid, e.en, args...), Chinese); code != e.code || text != zh {
+			t.Errorf("%q: Localize %s %q, Translate %q", msg, code, text, zh)
+		}
+	}
+}
+
+func FuzzTranslate(f *testing.F) {
+	for _, e := range loadCatalog().ordered {
+		f.Add(e.en)
+	}
+	f.Add(`camera "a" already exists (x (y))`)
+	f.Fuzz(func(t *testing.T, msg string) {
+		code, text, ok := Translate(msg, Chinese)
+		if ok != (code != "") || (!ok && text != msg) {
+			t.Fatalf("Translate(%q) = %q %q %v", msg, code, text, ok)
+		}
+	})
+}
