@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 )
 
@@ -186,5 +187,45 @@ func TestTestConnectionInChinese(t *testing.T) {
 	want := "摄像机未按预期应答：摄像机在此 URL 路径上没有码流（RTSP 404 Not Found）（bad status code: 404）"
 	if rec.Code != http.StatusBadGateway || b.Code != "camera.test_failed" || b.Error != want {
 		t.Fatalf("%d %+v, want 502 camera.test_failed %q", rec.Code, b, want)
+	}
+}
+
+// statusCameras is a Cameras whose every camera failed with one error.
+type statusCameras struct{ Cameras }
+
+func (statusCameras) Status(c ingest.Camera) dispatch.Status {
+	const msg = "the camera refused the user name or password (RTSP 401 Unauthorized)"
+	return dispatch.Status{Status: ingest.Status{ID: c.ID,
+		StreamStatus: ingest.StreamStatus{State: ingest.StateOffline, LastError: msg},
+		Sub:          &ingest.StreamStatus{State: ingest.StateOffline, LastError: "the camera has no stream at this URL path (RTSP 404 Not Found) (bad status code: 404)"}}}
+}
+
+// The camera list and the tiles show a camera's error in the caller's
+// language.
+func TestStatusErrorsInChinese(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.srv.deps.Cameras = statusCameras{f.srv.deps.Cameras}
+	for _, path := range []string{"/api/v1/status", "/api/v1/cameras/police-1/status"} {
+		for lang, want := range map[string][2]string{
+			"zh-CN": {"摄像机拒绝了用户名或密码（RTSP 401 Unauthorized）", "摄像机在此 URL 路径上没有码流（RTSP 404 Not Found）（bad status code: 404）"},
+			"en":    {"the camera refused the user name or password (RTSP 401 Unauthorized)", "the camera has no stream at this URL path (RTSP 404 Not Found) (bad status code: 404)"},
+		} {
+			rec := f.do(req{method: "GET", path: path, who: pAdmin, header: map[string]string{"Accept-Language": lang}})
+			body := rec.Body.Bytes()
+			if strings.HasSuffix(path, "/api/v1/status") {
+				var all []dispatch.Status
+				if err := json.Unmarshal(body, &all); err != nil || len(all) == 0 {
+					t.Fatalf("%s: %v %s", path, err, body)
+				}
+				body, _ = json.Marshal(all[0])
+			}
+			var st dispatch.Status
+			if err := json.Unmarshal(body, &st); err != nil || st.Sub == nil {
+				t.Fatalf("%s: %v %s", path, err, body)
+			}
+			if st.LastError != want[0] || st.Sub.LastError != want[1] {
+				t.Errorf("%s in %s: %q, sub %q", path, lang, st.LastError, st.Sub.LastError)
+			}
+		}
 	}
 }

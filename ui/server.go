@@ -182,7 +182,7 @@ func (s *Server) routes() {
 	s.route("PUT /api/v1/cameras/{id}", actAdmin, "camera.update", s.replaceCamera)
 	s.route("DELETE /api/v1/cameras/{id}", actAdmin, "camera.delete", s.deleteCamera)
 	s.route("POST /api/v1/cameras/{id}/test", actAdmin, "", s.testCamera)
-	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.viewCamera(func(cam ingest.Camera) any { return s.status(cam) }))
+	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.cameraStatus)
 	s.route("GET /api/v1/status", actView, "", s.allStatus)
 
 	// Live.

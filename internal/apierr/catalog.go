@@ -143,6 +143,16 @@ func translate(msg, lang string, depth int) (code, text string, ok bool) {
 	return "", msg, false
 }
 
+// Words returns msg in lang where the catalog knows it (also a list of
+// messages joined by "; " and a message followed by its cause in
+// parentheses), msg otherwise.
+func Words(msg, lang string) string {
+	if lang != Chinese {
+		return msg
+	}
+	return translateOrKeep(msg, lang, 0)
+}
+
 func translateOrKeep(s, lang string, depth int) string {
 	if depth > 3 || s == "" {
 		return s

@@ -118,7 +118,8 @@ func TestTranslate(t *testing.T) {
 // TestEveryMessageInCatalog walks the module's source: every literal
 // format given to apierr.New or errStatus, put in a FieldError's Message,
 // given to ValidateCamera's add, appended to a list named msgs or returned
-// by the registry's field checkers must have a line in catalog.tsv (code, English, zh-CN).
+// by the registry's field checkers, or put in a PullError's Msg or a
+// StreamStatus's LastError must have a line in catalog.tsv (code, English, zh-CN).
 func TestEveryMessageInCatalog(t *testing.T) {
 	root := moduleRoot(t)
 	c := loadCatalog()
@@ -173,7 +174,7 @@ type message struct {
 }
 
 // checkers are the registry's functions that return a field's message.
-var checkers = map[string]bool{"checkText": true, "checkRTSPURL": true, "setCSVField": true}
+var checkers = map[string]bool{"checkText": true, "checkRTSPURL": true, "setCSVField": true, "skewText": true}
 
 func messageFormats(f *ast.File) []message {
 	var out []message
@@ -217,7 +218,7 @@ func messageFormats(f *ast.File) []message {
 				return isIdent(e, "FieldError") || isSel(e, "registry", "FieldError") || isIdent(e, "PullError") || isSel(e, "ingest", "PullError")
 			}
 			var elems []*ast.CompositeLit
-			if fieldErr(x.Type) {
+			if fieldErr(x.Type) || isIdent(x.Type, "StreamStatus") || isSel(x.Type, "ingest", "StreamStatus") {
 				elems = append(elems, x)
 			} else if at, ok := x.Type.(*ast.ArrayType); ok && fieldErr(at.Elt) {
 				for _, el := range x.Elts { // []FieldError{{...}}: the type is elided
@@ -228,7 +229,7 @@ func messageFormats(f *ast.File) []message {
 			}
 			for _, cl := range elems {
 				for _, el := range cl.Elts {
-					if kv, ok := el.(*ast.KeyValueExpr); ok && (isIdent(kv.Key, "Message") || isIdent(kv.Key, "Msg")) {
+					if kv, ok := el.(*ast.KeyValueExpr); ok && (isIdent(kv.Key, "Message") || isIdent(kv.Key, "Msg") || isIdent(kv.Key, "LastError")) {
 						lit(kv.Value)
 					}
 				}
