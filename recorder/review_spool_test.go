@@ -246,7 +246,7 @@ func TestReviewS3Outage(t *testing.T) {
 			t.Errorf("playback %v +%v: %d bytes from the index differ from the %d during the outage", p.start, p.dur, len(after.clips[i]), len(during.clips[i]))
 		}
 	}
-	if after.export != during.export {
+	if !reflect.DeepEqual(after.export, during.export) {
 		t.Errorf("export from the index %+v, during the outage %+v", after.export, during.export)
 	}
 	checkRecStored(t, s3, h.ix, []string{"cam-1"}, true, "h264")

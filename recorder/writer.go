@@ -35,6 +35,7 @@ type camWriter struct {
 	camera    string
 	log       *slog.Logger
 	recording *atomic.Bool
+	trouble   *writeTrouble // nil: not shown in any status
 
 	// the open segment
 	seg      *fragmenter
@@ -47,7 +48,10 @@ type camWriter struct {
 	lastPTS  time.Duration
 	// target is the length at which the open segment ends (at the next keyframe)
 	target time.Duration
-	frags  int // complete fragments in the open segment file
+	// line places the segments of the session on the wall clock, so that
+	// one that follows another without a break begins where it ended
+	line  timeline
+	frags int // complete fragments in the open segment file
 
 	// spool write failures (a full disk): logged once, then summed
 	failing    bool
@@ -132,10 +136,12 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 	}
 	if w.seg == nil {
 		if !isKey {
-			return // wait for a keyframe
+			w.lost() // wait for a keyframe
+			return
 		}
-		if err := w.openSegment(u); err != nil {
+		if err := w.openSegment(u, false); err != nil {
 			w.openFailed(err)
+			w.lost()
 			return
 		}
 	}
@@ -163,7 +169,7 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 		w.writeFragment(frag)
 	}
 	w.closeFile()
-	if err := w.openSegment(k); err != nil {
+	if err := w.openSegment(k, true); err != nil {
 		w.openFailed(err)
 		return
 	}
@@ -181,9 +187,15 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 	}
 }
 
-// openSegment starts a spool file with keyframe k.
-func (w *camWriter) openSegment(k *ingest.Unit) error {
+// openSegment starts a spool file with keyframe k. follows tells that the
+// previous segment ended at k without a break (a roll), so that the new one
+// continues its timeline.
+func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
+	if !follows {
+		w.line.reset()
+	}
 	if w.failing && time.Since(w.failedAt) < writeRetry {
+		w.line.reset()
 		return errWriteBackoff
 	}
 	fr, err := newFragmenter(k)
@@ -194,7 +206,8 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 	if err != nil {
 		return err
 	}
-	start := k.Time.UTC().Truncate(time.Millisecond)
+	exact, _ := w.line.place(k.PTS, k.Time)
+	start := keyTime(exact)
 	var f *os.File
 	var key, p string
 	for range 100 {
@@ -332,6 +345,8 @@ func segmentTarget(d time.Duration, stagger bool, camera string, start time.Time
 // writeRetry, and logs the first failure and then a sum at most every
 // failLogEvery, instead of two lines at every keyframe of every camera.
 func (w *camWriter) writeFailed(err error) {
+	w.trouble.fail(err)
+	w.r.spool.enforce() // a disk filled at once: make room for the retry
 	now := time.Now()
 	w.failedAt = now
 	w.failures++
@@ -352,9 +367,17 @@ func (w *camWriter) writeFailed(err error) {
 // writeWorks notes a complete fragment written after failures.
 func (w *camWriter) writeWorks() {
 	if w.failing {
+		w.trouble.works()
 		w.failing = false
 		w.log.Info("recorder: spool writes work again; recording resumed", "segment", w.key,
 			"paused", time.Since(w.failLogged).Round(time.Second))
+	}
+}
+
+// lost counts a unit not recorded because spool writes fail.
+func (w *camWriter) lost() {
+	if w.failing {
+		w.trouble.lose()
 	}
 }
 

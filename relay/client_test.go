@@ -216,7 +216,7 @@ func newClientWith(t testing.TB, codec string, audio bool, network webrtc.Networ
 			t.Fatal(err)
 		}
 	}
-	se := webrtc.SettingEngine{LoggerFactory: &pionLogs{log: quietLog()}}
+	se := webrtc.SettingEngine{LoggerFactory: newPionLogs(quietLog())}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{network})

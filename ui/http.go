@@ -176,7 +176,7 @@ func validationSummary(errs []fieldError) string {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: cannot encode the answer"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: cannot encode the answer","code":"internal"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -368,6 +368,8 @@ func (s *Server) writeAudit(r *http.Request, c *call, err error) {
 		e.Detail = joinDetail("via token "+c.p.tokenID, e.Detail)
 	}
 	switch {
+	case e.Result != "":
+		// set by the handler (resultEnded)
 	case err == nil:
 		e.Result = "ok"
 	case statusOf(err) == http.StatusForbidden || statusOf(err) == http.StatusNotFound && e.Camera != "":
@@ -383,6 +385,9 @@ func (s *Server) writeAudit(r *http.Request, c *call, err error) {
 		s.log.Error("cannot write the audit log", "action", e.Action, "user", e.User, "error", aerr)
 	}
 }
+
+// resultEnded is the audit result of a playback the client ended.
+const resultEnded = "ended"
 
 func joinDetail(a, b string) string {
 	if a == "" {

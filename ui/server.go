@@ -67,6 +67,9 @@ type Deps struct {
 	// Availability reports per department and camera the share of a period
 	// online and recorded, over every camera (filtered here by scope).
 	Availability func(ctx context.Context, from, to time.Time) (availability.Report, error)
+	// Health reports how every part is; Alerts sends test events.
+	Health Health
+	Alerts Alerts
 	// Metrics serves Prometheus text.
 	Metrics http.Handler
 	// WebApp is the browser app, index.html at its root.
@@ -114,8 +117,9 @@ type Server struct {
 	limit *limiter
 
 	mu         sync.Mutex
-	whep       map[string]whepOwner // WHEP session → who opened it
-	whepOffers map[string]int       // user → offers being negotiated
+	whep       map[string]whepOwner  // WHEP session → who opened it
+	whepOffers map[string]int        // user → offers being negotiated
+	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
 }
 
 type whepOwner struct {
@@ -148,7 +152,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
-		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}}
+		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}, liveSeen: map[liveKey]time.Time{}}
 	s.routes()
 	return s, nil
 }
@@ -201,6 +205,8 @@ func (s *Server) routes() {
 	// Operations.
 	s.route("GET /api/v1/audit", actAdmin, "", s.listAudit)
 	s.route("GET /api/v1/reports/availability", actReports, "", s.availability)
+	s.route("GET /api/v1/health", actView, "", s.health) // admin and operator: checked in the handler
+	s.route("POST /api/v1/alerts/test", actAdmin, "alerts.test", s.alertsTest)
 	metricsAct := actMetrics
 	if s.opts.MetricsPublic {
 		metricsAct = actOpen

@@ -22,12 +22,16 @@ export const State = {
 
 export class WhepPlayer {
   // video: the <video> element; cameraId; stream: "sub" | "main";
-  // onState(state, detail): called on every change.
-  constructor(video, { cameraId, stream = 'sub', onState = () => {}, onUnauthorized = () => {} }) {
+  // onState(state, detail): called on every change; onServed(stream): the
+  // stream the server serves for each session (X-Vigil-Stream: main when a
+  // sub-stream is missing or failing).
+  constructor(video, { cameraId, stream = 'sub', onState = () => {}, onServed = () => {}, onUnauthorized = () => {} }) {
     this.video = video;
     this.cameraId = cameraId;
     this.stream = stream;
+    this.served = '';
     this.onState = onState;
+    this.onServed = onServed;
     this.onUnauthorized = onUnauthorized;
     this.state = State.Idle;
     this.running = false;
@@ -69,6 +73,16 @@ export class WhepPlayer {
     if (!this.running || this.state === State.Playing || this.state === State.Connecting) return;
     clearTimeout(this.retryTimer);
     this.attempt = 0;
+    this.connect();
+  }
+
+  // restart begins a new session now (to get the stream asked for again
+  // after the server served another).
+  restart() {
+    if (!this.running) return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    this.served = '';
     this.connect();
   }
 
@@ -134,6 +148,8 @@ export class WhepPlayer {
       }
       const loc = res.headers.get('Location');
       this.location = loc ? new URL(loc, location.href).href : '';
+      this.served = res.headers.get('X-Vigil-Stream') || this.stream;
+      this.onServed(this.served);
       const answer = await res.text();
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       this.watchFrames(gen);
