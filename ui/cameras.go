@@ -432,7 +432,7 @@ func (s *Server) allStatus(w http.ResponseWriter, r *http.Request, c *call) erro
 	}
 	out := make([]dispatch.Status, 0, len(cams))
 	for _, cam := range cams {
-		out = append(out, localizeStatus(s.status(cam), lang(r)))
+		out = append(out, localizeStatus(s.status(cam), requestLang(r)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

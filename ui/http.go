@@ -75,7 +75,7 @@ type fieldError struct {
 // writeError answers err as JSON. Messages of 5xx errors stay in the log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	lang := apierr.Lang(r.Header.Get("Accept-Language"))
+	lang := requestLang(r)
 	var body errorBody
 	body.Code, body.Error = localize(err, status, lang)
 	var ve *registry.ValidationError

@@ -7,8 +7,8 @@ import (
 	"github.com/vigil-vms/vigil/internal/apierr"
 )
 
-// lang is the language the request's Accept-Language asks for.
-func lang(r *http.Request) string {
+// requestLang is the language the request's Accept-Language asks for.
+func requestLang(r *http.Request) string {
 	return apierr.Lang(r.Header.Get("Accept-Language"))
 }
 
@@ -30,6 +30,6 @@ func (s *Server) cameraStatus(w http.ResponseWriter, r *http.Request, c *call) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, localizeStatus(s.status(cam), lang(r)))
+	writeJSON(w, http.StatusOK, localizeStatus(s.status(cam), requestLang(r)))
 	return nil
 }
