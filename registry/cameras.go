@@ -465,8 +465,9 @@ func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, 
 
 // ImportCameras adds all cameras or none. rows[i] is the CSV row of
 // cams[i] for error messages (nil: 1-based positions). A camera whose id
-// exists already is an error of its row.
-func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int) error {
+// exists already is an error of its row. prior are errors found before
+// (ReadCamerasCSV's): they are reported with the others, sorted by row.
+func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int, prior ...FieldError) error {
 	rowOf := func(i int) int {
 		if i < len(rows) {
 			return rows[i]
@@ -503,8 +504,8 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID), Taken: true})
 			}
 		}
-		if len(errs) > 0 {
-			return &ValidationError{Errors: errs}
+		if len(errs)+len(prior) > 0 {
+			return &ValidationError{Errors: byRow(append(prior, errs...))}
 		}
 		for _, c := range cams {
 			if err := r.insertCamera(ctx, tx, c); err != nil {
