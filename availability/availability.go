@@ -31,6 +31,15 @@ var migrations = []string{
 		online_ms   INTEGER NOT NULL,
 		PRIMARY KEY (camera, minute)
 	) WITHOUT ROWID;`,
+	// offline periods, for the playback timeline (events.go)
+	`CREATE TABLE offline (
+		camera   TEXT    NOT NULL,
+		start_ms INTEGER NOT NULL, -- unix milliseconds
+		end_ms   INTEGER,          -- NULL while the camera is still offline
+		seen_ms  INTEGER NOT NULL, -- the last sample that saw it offline
+		message  TEXT    NOT NULL DEFAULT '',
+		PRIMARY KEY (camera, start_ms)
+	) WITHOUT ROWID;`,
 }
 
 // Options configure a Tracker.
@@ -62,6 +71,9 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Tracker, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := sqlitedb.Migrate(ctx, db, "availability", migrations); err != nil {
+		return nil, err
+	}
+	if err := closeOpenPeriods(ctx, db); err != nil {
 		return nil, err
 	}
 	return &Tracker{db: db, opts: opts}, nil
@@ -109,6 +121,9 @@ func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 				online_ms = online_ms + excluded.online_ms`, st.ID, minute, step, online); err != nil {
 			return fmt.Errorf("availability: %w", err)
 		}
+	}
+	if err := t.sampleOffline(ctx, tx, sts, now); err != nil {
+		return fmt.Errorf("availability: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("availability: %w", err)
