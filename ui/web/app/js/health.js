@@ -122,11 +122,12 @@ export function banner() {
     el.className = 'health-banner health-banner-' + r.status;
     replace(el,
       h('strong', { class: 'health-banner-status', text: t('health.banner.' + r.status) }),
-      shown.map((c) => h('span', { class: 'health-banner-cause', 'data-check': c.name },
-        h('span', { class: 'health-banner-name', text: checkLabel(c.name) + ': ' }),
-        h('span', { text: c.message || '' }),
-        c.since ? h('span', { class: 'health-banner-since', text: ' — ' + t('health.sinceTime', { time: formatTime(c.since) }) }) : null)),
-      bad.length > shown.length ? h('span', { class: 'health-banner-more', text: t('health.banner.more', { n: bad.length - shown.length }) }) : null,
+      h('span', { class: 'health-banner-causes' },
+        shown.map((c) => h('span', { class: 'health-banner-cause', 'data-check': c.name },
+          h('span', { class: 'health-banner-name', text: checkLabel(c.name) + ': ' }),
+          h('span', { text: c.message || '' }),
+          c.since ? h('span', { class: 'health-banner-since', text: ' — ' + t('health.sinceTime', { time: formatTime(c.since) }) }) : null)),
+        bad.length > shown.length ? h('span', { class: 'health-banner-more', text: t('health.banner.more', { n: bad.length - shown.length }) }) : null),
       h('a', { href: '#/health', class: 'health-banner-link', 'data-testid': 'health-banner-link', text: t('health.banner.details') }));
   };
   const off = onChange(update);
