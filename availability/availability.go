@@ -99,6 +99,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 	sts := t.opts.Statuses()
 	if len(sts) == 0 {
+		// no camera left: none is offline any more
+		if _, err := t.db.ExecContext(ctx, `UPDATE offline SET end_ms = ? WHERE end_ms IS NULL`, now.UnixMilli()); err != nil {
+			return fmt.Errorf("availability: %w", err)
+		}
 		return nil
 	}
 	minute := now.Unix() / 60 * 60

@@ -77,7 +77,7 @@ func TestEvents(t *testing.T) {
 	}
 }
 
-// A camera removed or disabled while offline ends its period.
+// A camera removed while offline ends its period, also the last one.
 func TestEventsRemoved(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Open(t, "")
@@ -93,5 +93,14 @@ func TestEventsRemoved(t *testing.T) {
 	evs, err := tr.Events(ctx, "a", t0, t0.Add(time.Minute))
 	if err != nil || len(evs) != 1 || evs[0].End == nil || !evs[0].End.Equal(t0.Add(5*time.Second)) || !evs[0].Start.Equal(t0) {
 		t.Fatalf("removed camera: %+v %v", evs, err)
+	}
+	// the last camera removed while offline
+	sts = []ingest.Status{{ID: "b", StreamStatus: ingest.StreamStatus{State: ingest.StateOffline}}}
+	tr.Sample(ctx, t0.Add(10*time.Second))
+	sts = nil
+	tr.Sample(ctx, t0.Add(15*time.Second))
+	evs, err = tr.Events(ctx, "b", t0, t0.Add(time.Minute))
+	if err != nil || len(evs) != 1 || evs[0].End == nil || !evs[0].End.Equal(t0.Add(15*time.Second)) {
+		t.Fatalf("last camera removed: %+v %v", evs, err)
 	}
 }

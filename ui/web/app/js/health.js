@@ -16,6 +16,7 @@ let report = null; // the last report, null while unknown or not allowed
 let timer = null;
 let polling = false;
 let inflight = null;
+let generation = 0; // bumped by stop(): an answer asked for before is dropped
 
 // current returns the last report (null when none).
 export function current() {
@@ -36,10 +37,13 @@ function set(r) {
 // refresh asks for the report now.
 export async function refresh() {
   if (inflight) return inflight;
+  const gen = generation;
   inflight = (async () => {
     try {
-      set(await api.get('/api/v1/health'));
+      const r = await api.get('/api/v1/health');
+      if (gen === generation) set(r);
     } catch (err) {
+      if (gen !== generation) return;
       if (err.status === 403 || err.status === 401) {
         stop();
         set(null);
@@ -47,7 +51,7 @@ export async function refresh() {
       // Other failures (server unreachable, 503): keep the last report; the
       // connection banner says the server is gone.
     } finally {
-      inflight = null;
+      if (gen === generation) inflight = null;
     }
   })();
   return inflight;
@@ -72,6 +76,8 @@ export function start(session) {
 
 // stop ends polling (logout).
 export function stop() {
+  generation++;
+  inflight = null;
   polling = false;
   clearTimeout(timer);
   timer = null;
