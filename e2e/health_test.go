@@ -195,6 +195,27 @@ func TestHealthBannerAndOfflineBand(t *testing.T) {
 	t.Logf("banner after %s: %s", time.Since(stopped).Round(time.Second), eval[string](t, ctx, `document.querySelector('[data-testid=health-banner]').textContent`))
 	shot(t, ctx, "health-banner")
 
+	// A viewer may not read the report: no banner, and the app does not ask.
+	if _, err := c.do("POST", "/api/v1/users", map[string]any{"username": "watcher", "password": "e2e-Viewer-pass-1", "role": "viewer"},
+		http.StatusCreated, http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	vctx := tab(t, true)
+	do(t, vctx, "log in as a viewer", chromedp.Navigate(base+"/#/login"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-username]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=login-username]`), "watcher"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=login-password]`), "e2e-Viewer-pass-1"),
+		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=current-user]`)))
+	time.Sleep(2 * time.Second) // time for a poll that must not happen
+	if shown := eval[bool](t, vctx, `!document.querySelector('[data-testid=health-banner]').hidden ||
+		performance.getEntriesByType('resource').some((e) => e.name.includes('/api/v1/health'))`); shown {
+		t.Fatal("a viewer sees the health banner or the app asks for the report")
+	}
+	if st, _ := healthStatus(c); st == "ok" {
+		t.Fatal("the report is ok while the S3 server is stopped")
+	}
+
 	restartS3()
 	waitFor(t, ctx, "the health banner gone", `document.querySelector('[data-testid=health-banner]').hidden`, 45*time.Second)
 }
