@@ -363,12 +363,18 @@ func validateIn(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
 	return nil
 }
 
-func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
-	tags, err := json.Marshal(c.Tags)
-	if err != nil {
-		return fmt.Errorf("camera %q: %w", c.ID, err)
+// storedForm is what the cameras table keeps of c beside its plain fields:
+// the tags as JSON and the URLs sealed.
+func (r *Registry) storedForm(c ingest.Camera) (tags []byte, mainURL, subURL string, err error) {
+	if tags, err = json.Marshal(c.Tags); err != nil {
+		return nil, "", "", fmt.Errorf("camera %q: %w", c.ID, err)
 	}
-	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	mainURL, subURL, err = r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	return tags, mainURL, subURL, err
+}
+
+func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
+	tags, mainURL, subURL, err := r.storedForm(c)
 	if err != nil {
 		return err
 	}
@@ -423,11 +429,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
-		tags, err := json.Marshal(c.Tags)
-		if err != nil {
-			return fmt.Errorf("camera %q: %w", c.ID, err)
-		}
-		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+		tags, mainURL, subURL, err := r.storedForm(c)
 		if err != nil {
 			return err
 		}
