@@ -24,9 +24,7 @@ import (
 // pulled by the ingest fleet, into a real S3 server for two segments each:
 // every object parses as fMP4, starts with a keyframe and matches its index row.
 func TestRecordCamsimS3(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time recording")
-	}
+	testkit.SkipShort(t, "real-time recording")
 	checkLeaks(t)
 	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
 	recordCamsim(t, "h264", rectest.NewS3Store(t, endpoint, access, secret, bucket))
@@ -34,9 +32,7 @@ func TestRecordCamsimS3(t *testing.T) {
 
 // TestRecordCamsimH265 records two H.265 camsim cameras with audio to the local store.
 func TestRecordCamsimH265(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time recording")
-	}
+	testkit.SkipShort(t, "real-time recording")
 	checkLeaks(t)
 	store, err := archive.NewLocalStore(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
@@ -103,9 +99,7 @@ func recordSim(t *testing.T, sim *camsim.Server, store archive.Store, segDur tim
 // the gap; a playback across it says, before its first byte, that it stops
 // there.
 func TestRecordJitterAndGapExport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time recording")
-	}
+	testkit.SkipShort(t, "real-time recording")
 	ffprobe := testkit.Tool(t, "ffprobe", "")
 	checkLeaks(t)
 	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: camsim.CodecH264,
