@@ -131,6 +131,21 @@ func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
 	return OpenWith(ctx, db, Options{})
 }
 
+// OpenFile opens the SQLite database at path (with sqlitedb.Open) and the
+// registry in it, for a command or a test that needs nothing else from the
+// database. closeDB closes the database.
+func OpenFile(ctx context.Context, path string) (r *Registry, closeDB func() error, err error) {
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r, err = Open(ctx, db); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return r, db.Close, nil
+}
+
 // OpenWith is Open with options. With a secret key it encrypts the camera
 // passwords stored in plain text, and fails when a stored one does not
 // decrypt with the key.
