@@ -1,0 +1,93 @@
+package registry
+
+import (
+	"context"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
+)
+
+var uidRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Every camera is an incarnation with its own uid, kept by edits and never
+// given to a camera created later under the same id.
+func TestCameraIncarnation(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t)
+	before := time.Now()
+	c, err := r.CreateCamera(ctx, goodCamera("cam-x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !uidRE.MatchString(c.UID) || c.Since.Before(before.Add(-time.Second)) || c.Since.After(time.Now()) {
+		t.Fatalf("created: uid %q since %v", c.UID, c.Since)
+	}
+	got, err := r.Camera(ctx, "cam-x")
+	if err != nil || got.UID != c.UID || !got.Since.Equal(c.Since) {
+		t.Fatalf("stored: %q %v (%v), created %q %v", got.UID, got.Since, err, c.UID, c.Since)
+	}
+	edit := goodCamera("cam-x")
+	edit.Department = "flood-control"
+	now, _, err := r.ReplaceCamera(ctx, edit)
+	if err != nil || now.UID != c.UID || !now.Since.Equal(c.Since) {
+		t.Fatalf("edited: %q %v (%v)", now.UID, now.Since, err)
+	}
+	if got, _ := r.Camera(ctx, "cam-x"); got.UID != c.UID {
+		t.Fatalf("edit changed the uid: %q, was %q", got.UID, c.UID)
+	}
+	gone, err := r.DeleteCamera(ctx, "cam-x")
+	if err != nil || gone.UID != c.UID {
+		t.Fatalf("deleted: %q (%v)", gone.UID, err)
+	}
+	again, err := r.CreateCamera(ctx, goodCamera("cam-x"))
+	if err != nil || again.UID == c.UID || !uidRE.MatchString(again.UID) {
+		t.Fatalf("created again: %q (%v), the deleted one had %q", again.UID, err, c.UID)
+	}
+
+	cams := []ingest.Camera{goodCamera("cam-a"), goodCamera("cam-b")}
+	if err := r.ImportCameras(ctx, cams, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cams[0].UID == "" || cams[0].UID == cams[1].UID {
+		t.Fatalf("imported: uids %q %q", cams[0].UID, cams[1].UID)
+	}
+	if got, _ := r.Camera(ctx, "cam-b"); got.UID != cams[1].UID {
+		t.Fatalf("imported: stored %q, returned %q", got.UID, cams[1].UID)
+	}
+}
+
+// Cameras of a database from before incarnations get a uid each at the
+// upgrade, and own every older recording of their id (Since zero).
+func TestCameraIncarnationMigration(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Open(t, "")
+	if err := sqlitedb.Migrate(ctx, db, "registry", migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"cam-1", "cam-2"} {
+		if _, err := db.Exec(`INSERT INTO cameras(id, name, department, main_url, transport, record, retention_days, enabled, created_ns, updated_ns)
+			VALUES(?, 'Cam', 'police', 'rtsp://10.1.2.3/', 'auto', 1, 0, 1, 1, 1)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cams, err := r.Cameras(ctx)
+	if err != nil || len(cams) != 2 {
+		t.Fatalf("%d cameras (%v)", len(cams), err)
+	}
+	for _, c := range cams {
+		if !uidRE.MatchString(c.UID) || !c.Since.IsZero() {
+			t.Errorf("%s: uid %q since %v", c.ID, c.UID, c.Since)
+		}
+	}
+	if cams[0].UID == cams[1].UID {
+		t.Errorf("two cameras share the uid %q", cams[0].UID)
+	}
+}
