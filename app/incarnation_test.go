@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,11 @@ func TestReusedCameraIDStartsEmpty(t *testing.T) {
 	if _, starts := timelineOf(t, cop, "cam-x", t0.Add(-time.Minute), far); len(starts) < 2 {
 		t.Fatalf("the police responder sees %d police segments of cam-x", len(starts))
 	}
+	incident := map[string]any{"title": "police matter", "cameras": []string{"cam-x"},
+		"start": t0.UTC().Format(time.RFC3339), "end": time.Now().UTC().Format(time.RFC3339), "note": "a police note"}
+	if code, body := cop.do("POST", "/api/v1/incidents", incident); code != http.StatusCreated {
+		t.Fatalf("incident: %d %s", code, body)
+	}
 	if code, body := admin.do("DELETE", "/api/v1/cameras/cam-x", nil); code != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", code, body)
 	}
@@ -130,6 +136,16 @@ func TestReusedCameraIDStartsEmpty(t *testing.T) {
 	}
 	if p, e := reviewCodes(t, admin, "cam-x", t0, deletedAt); p != http.StatusNotFound || e != http.StatusNotFound {
 		t.Errorf("the new cam-x's playback and export of the old one's footage (admin): %d %d, want 404 404", p, e)
+	}
+	if code, body := flood.do("GET", "/api/v1/incidents", nil); code != http.StatusOK || strings.Contains(string(body), "police") {
+		t.Errorf("flood-control's incidents: %d %s", code, body)
+	}
+	q := url.Values{"start": {t0.Add(-time.Minute).UTC().Format(time.RFC3339)}, "end": {far.UTC().Format(time.RFC3339)}}
+	if code, body := flood.do("GET", "/api/v1/cameras/cam-x/recordings?"+q.Encode(), nil); code != http.StatusOK || strings.Contains(string(body), "police") {
+		t.Errorf("flood-control's cam-x timeline: %d %s", code, body)
+	}
+	if code, body := admin.do("GET", "/api/v1/incidents", nil); code != http.StatusOK || !strings.Contains(string(body), `"pastCameras":["cam-x"]`) {
+		t.Errorf("the admin's incidents: %d %s", code, body)
 	}
 	if code, _ := timelineOf(t, cop, "cam-x", t0, far); code != http.StatusNotFound {
 		t.Errorf("the police responder's cam-x: %d, want 404 (a flood-control camera)", code)

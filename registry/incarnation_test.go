@@ -74,9 +74,18 @@ func TestCameraIncarnationMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// an incident on cam-1 and on a camera deleted before the upgrade
+	if _, err := db.Exec(`INSERT INTO incidents(id, title, start_ns, end_ns, note, created_by, created_ns) VALUES(7, 'T', 1, 2, '', 'a', 1);
+		INSERT INTO incident_cameras(incident, camera) VALUES(7, 'cam-1'), (7, 'cam-gone')`); err != nil {
+		t.Fatal(err)
+	}
 	r, err := Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)
+	}
+	in, err := r.IncidentByID(ctx, 7)
+	if err != nil || len(in.Cameras) != 1 || in.Cameras[0] != "cam-1" || len(in.PastCameras) != 1 || in.PastCameras[0] != "cam-gone" {
+		t.Errorf("migrated incident: cameras %v, past %v (%v)", in.Cameras, in.PastCameras, err)
 	}
 	cams, err := r.Cameras(ctx)
 	if err != nil || len(cams) != 2 {
@@ -89,5 +98,46 @@ func TestCameraIncarnationMigration(t *testing.T) {
 	}
 	if cams[0].UID == cams[1].UID {
 		t.Errorf("two cameras share the uid %q", cams[0].UID)
+	}
+}
+
+// An incident names the camera it was made on, not its id: after the camera
+// is deleted and its id reused, the incident is not the new camera's, and it
+// still holds the id's recordings.
+func TestIncidentKeepsItsCamera(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t)
+	if _, err := r.CreateCamera(ctx, goodCamera("cam-x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateCamera(ctx, goodCamera("cam-y")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	in, err := r.CreateIncident(ctx, Incident{Title: "police matter", Cameras: []string{"cam-x", "cam-y"},
+		Start: start, End: start.Add(time.Hour), CreatedBy: "cop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteCamera(ctx, "cam-x"); err != nil {
+		t.Fatal(err)
+	}
+	again := goodCamera("cam-x")
+	again.Department = "flood-control"
+	if _, err := r.CreateCamera(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.IncidentByID(ctx, in.ID)
+	if err != nil || len(got.Cameras) != 1 || got.Cameras[0] != "cam-y" || len(got.PastCameras) != 1 || got.PastCameras[0] != "cam-x" {
+		t.Fatalf("incident: cameras %v, past %v (%v)", got.Cameras, got.PastCameras, err)
+	}
+	if ins, err := r.Incidents(ctx, "cam-x", time.Time{}, time.Time{}); err != nil || len(ins) != 0 {
+		t.Errorf("the new cam-x's incidents: %+v %v", ins, err)
+	}
+	if ins, err := r.Incidents(ctx, "cam-y", time.Time{}, time.Time{}); err != nil || len(ins) != 1 {
+		t.Errorf("cam-y's incidents: %+v %v", ins, err)
+	}
+	if holds, err := r.Holds(ctx, "cam-x"); err != nil || len(holds) != 1 || !holds[0][0].Equal(start) {
+		t.Errorf("holds of cam-x: %v %v", holds, err)
 	}
 }
