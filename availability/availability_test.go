@@ -150,7 +150,7 @@ func TestReportReusedID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police"}, t0); err != nil {
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police"}, t0); err != nil {
 		t.Fatal(err)
 	}
 	add(0, 4)
@@ -158,7 +158,7 @@ func TestReportReusedID(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := t0.Add(5 * time.Minute)
-	if err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "new", Department: "flood-control", Since: since}, since); err != nil {
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "new", Department: "flood-control", Since: since}, since); err != nil {
 		t.Fatal(err)
 	}
 	add(5, 8)

@@ -320,8 +320,14 @@ func (r *Recorder) Remove(id string) {
 // Own succeeds again (at the next change or start).
 func (r *Recorder) own(c ingest.Camera) {
 	o := archive.Owner{Camera: c.ID, UID: c.UID, Department: c.Department, Since: c.Since}
-	if err := r.opts.Index.Own(context.Background(), o, r.opts.Now()); err != nil {
+	orphans, err := r.opts.Index.Own(context.Background(), o, r.opts.Now())
+	if err != nil {
 		r.log.Error("recorder: index: camera owner", "camera", c.ID, "err", err)
+	}
+	if orphans > 0 {
+		r.log.Warn("recorder: older recordings under this camera's id belong to no camera and are not shown "+
+			"(a deleted camera's, or a lost database's: then run vigil reindex --adopt-orphans)",
+			"camera", c.ID, "segments", orphans)
 	}
 }
 

@@ -4,7 +4,7 @@
 //	vigil demo                      the server plus simulated cameras, ready to watch
 //	vigil camsim --addr A --count N simulated RTSP cameras
 //	vigil user add|passwd ...       user administration
-//	vigil reindex [--config FILE]   rebuild the recordings index from the store
+//	vigil reindex [--config FILE] [--adopt-orphans]   rebuild the recordings index from the store
 //	vigil version                   version and build info
 package main
 
@@ -45,7 +45,8 @@ commands:
                             simulated RTSP cameras at rtsp://ADDR/cam1 ... camN
   user add NAME --role ROLE [--departments a,b]
   user passwd NAME          user administration (password from stdin or VIGIL_USER_PASSWORD)
-  reindex [--config FILE]   rebuild the recordings index from the store
+  reindex [--config FILE] [--adopt-orphans]
+                            rebuild the recordings index from the store
   version                   version and build info
 `
 

@@ -57,35 +57,48 @@ type Owner struct {
 // told), that period ends first. The orphan rows of the id that fall in the
 // new period are adopted (the migration's rows of cameras that existed
 // before incarnations). An owner without a UID is ignored.
-func (ix *Index) Own(ctx context.Context, o Owner, at time.Time) error {
+//
+// orphansBefore is, when Own opened a period, the number of orphan rows of
+// the id from before it: recordings no camera shows (after a database was
+// lost, see AdoptOrphans), for the caller to say so.
+func (ix *Index) Own(ctx context.Context, o Owner, at time.Time) (orphansBefore int64, err error) {
 	if o.UID == "" {
-		return nil
+		return 0, nil
 	}
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("index: camera %s: %w", o.Camera, err)
+		return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
 	}
 	defer tx.Rollback()
-	if err := own(ctx, tx, o, at.UnixNano()); err != nil {
-		return fmt.Errorf("index: camera %s: %w", o.Camera, err)
+	opened, err := own(ctx, tx, o, at.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
+	}
+	if opened {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM segments WHERE camera = ? AND camera_uid = ''`,
+			o.Camera).Scan(&orphansBefore); err != nil {
+			return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("index: camera %s: %w", o.Camera, err)
+		return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
 	}
-	return nil
+	return orphansBefore, nil
 }
 
-func own(ctx context.Context, tx *sql.Tx, o Owner, at int64) error {
+// own opens a period of o unless its open period is o's already; opened
+// tells whether it did.
+func own(ctx context.Context, tx *sql.Tx, o Owner, at int64) (opened bool, err error) {
 	var uid, dept string
 	var since int64
-	err := tx.QueryRowContext(ctx, `SELECT uid, department, since_ns FROM camera_periods
+	err = tx.QueryRowContext(ctx, `SELECT uid, department, since_ns FROM camera_periods
 		WHERE camera = ? AND until_ns IS NULL`, o.Camera).Scan(&uid, &dept, &since)
 	open := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+		return false, err
 	}
 	if open && uid == o.UID && dept == o.Department {
-		return nil
+		return false, nil
 	}
 	var start int64
 	if !o.Since.IsZero() {
@@ -103,25 +116,25 @@ func own(ctx context.Context, tx *sql.Tx, o Owner, at int64) error {
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE camera_periods SET until_ns = ?
 			WHERE camera = ? AND until_ns IS NULL`, end, o.Camera); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// never before the end of an earlier period of the id
 	var last sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(until_ns) FROM camera_periods WHERE camera = ?`,
 		o.Camera).Scan(&last); err != nil {
-		return err
+		return false, err
 	}
 	if last.Valid && last.Int64 > start {
 		start = last.Int64
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO camera_periods(camera, uid, department, since_ns, until_ns)
 		VALUES(?, ?, ?, ?, NULL)`, o.Camera, o.UID, o.Department, start); err != nil {
-		return err
+		return false, err
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE segments SET camera_uid = ?, department = ?
 		WHERE camera = ? AND camera_uid = '' AND start_ns >= ?`, o.UID, o.Department, o.Camera, start)
-	return err
+	return err == nil, err
 }
 
 // Disown records that the camera's current incarnation stopped owning its
@@ -258,4 +271,77 @@ func (ix *Index) Owners(ctx context.Context, camera string) ([]Period, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// Orphans returns the number of orphan rows (of no incarnation) of the
+// camera ids the index knows owners of: rows that no camera shows.
+func (ix *Index) Orphans(ctx context.Context) (int64, error) {
+	var n int64
+	if err := ix.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM segments
+		WHERE camera_uid = '' AND camera IN (SELECT camera FROM camera_periods)`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("index orphans: %w", err)
+	}
+	return n, nil
+}
+
+// AdoptOrphans gives the orphan rows of every camera id to the camera that
+// has the id now: each current incarnation's first period is extended back
+// to the end of the id's previous incarnation (or to the beginning), and the
+// orphans in between become its own, in the department of that first
+// period. It is for a database lost without a backup (vigil reindex
+// --adopt-orphans): the cameras registered again are new incarnations, and
+// the store alone cannot tell whose a file was. It returns the number of
+// rows adopted.
+func (ix *Index) AdoptOrphans(ctx context.Context) (int64, error) {
+	tx, err := ix.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("index adopt: %w", err)
+	}
+	defer tx.Rollback()
+	type first struct {
+		camera, uid, dept string
+		since             int64
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT p.camera, p.uid, p.department, p.since_ns FROM camera_periods p
+		JOIN camera_periods o ON o.camera = p.camera AND o.uid = p.uid AND o.until_ns IS NULL
+		WHERE p.since_ns = (SELECT MIN(since_ns) FROM camera_periods q WHERE q.camera = p.camera AND q.uid = p.uid)`)
+	if err != nil {
+		return 0, fmt.Errorf("index adopt: %w", err)
+	}
+	var firsts []first
+	for rows.Next() {
+		var f first
+		if err := rows.Scan(&f.camera, &f.uid, &f.dept, &f.since); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("index adopt: %w", err)
+		}
+		firsts = append(firsts, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("index adopt: %w", err)
+	}
+	var n int64
+	for _, f := range firsts {
+		var from int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(until_ns), 0) FROM camera_periods
+			WHERE camera = ? AND uid <> ? AND until_ns <= ?`, f.camera, f.uid, f.since).Scan(&from); err != nil {
+			return 0, fmt.Errorf("index adopt %s: %w", f.camera, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE camera_periods SET since_ns = ?
+			WHERE camera = ? AND uid = ? AND since_ns = ?`, from, f.camera, f.uid, f.since); err != nil {
+			return 0, fmt.Errorf("index adopt %s: %w", f.camera, err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE segments SET camera_uid = ?, department = ?
+			WHERE camera = ? AND camera_uid = '' AND start_ns >= ? AND start_ns < ?`, f.uid, f.dept, f.camera, from, f.since)
+		if err != nil {
+			return 0, fmt.Errorf("index adopt %s: %w", f.camera, err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("index adopt: %w", err)
+	}
+	return n, nil
 }

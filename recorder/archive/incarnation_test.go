@@ -87,10 +87,10 @@ func TestIndexIncarnations(t *testing.T) {
 
 	// police's cam-x, registered before incarnations (Since zero), adopts them
 	police := archive.Owner{Camera: "cam-x", UID: "police-uid", Department: "police"}
-	if err := ix.Own(ctx, police, at(2)); err != nil {
+	if _, err := ix.Own(ctx, police, at(2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ix.Own(ctx, police, at(3)); err != nil { // again, at start: no change
+	if _, err := ix.Own(ctx, police, at(3)); err != nil { // again, at start: no change
 		t.Fatal(err)
 	}
 	mustAdd(t, ix, 4)
@@ -101,16 +101,20 @@ func TestIndexIncarnations(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, "deleted cam-x", segments(t, ctx, ix))
+	// a stray file between the two incarnations
+	mustAdd(t, ix, 15)
 
 	// flood-control's cam-x, created at 20
 	flood := archive.Owner{Camera: "cam-x", UID: "flood-uid", Department: "flood-control", Since: at(20)}
-	if err := ix.Own(ctx, flood, at(20)); err != nil {
-		t.Fatal(err)
+	if orphans, err := ix.Own(ctx, flood, at(20)); orphans != 1 || err != nil {
+		t.Fatalf("own: %d orphans (%v), want 1", orphans, err)
+	}
+	if orphans, err := ix.Own(ctx, flood, at(21)); orphans != 0 || err != nil {
+		t.Fatalf("own again: %d orphans (%v), want 0 (nothing opened)", orphans, err)
 	}
 	check(t, "new cam-x before it records", segments(t, ctx, ix))
-	// police's last segment is uploaded late; a stray file between the two
-	// incarnations is an orphan; the new one records
-	mustAdd(t, ix, 9, 15, 21, 22)
+	// police's last segment is uploaded late; the new one records
+	mustAdd(t, ix, 9, 21, 22)
 	check(t, "new cam-x", segments(t, ctx, ix), 21, 22)
 	check(t, "police's incarnation", ownerSegments(t, ix, "police-uid"), 0, 1, 4, 9)
 	check(t, "orphans", ownerSegments(t, ix, ""), 15)
@@ -143,7 +147,7 @@ func TestIndexIncarnations(t *testing.T) {
 	// flood-control is not police's
 	moved := flood
 	moved.Department = "police"
-	if err := ix.Own(ctx, moved, at(30)); err != nil {
+	if _, err := ix.Own(ctx, moved, at(30)); err != nil {
 		t.Fatal(err)
 	}
 	mustAdd(t, ix, 29, 31)
@@ -166,13 +170,26 @@ func TestIndexIncarnations(t *testing.T) {
 	check(t, "rebuilt: police's incarnation", ownerSegments(t, ix, "police-uid"), 0, 1, 4, 9)
 	check(t, "rebuilt: orphans", ownerSegments(t, ix, ""), 15)
 
+	if n, err := ix.Orphans(ctx); n != 1 || err != nil {
+		t.Errorf("orphans: %d %v, want 1", n, err)
+	}
+	// the orphan goes to the current incarnation only when asked
+	if n, err := ix.AdoptOrphans(ctx); n != 1 || err != nil {
+		t.Fatalf("adopted %d orphans (%v), want 1", n, err)
+	}
+	check(t, "adopted: current", segments(t, ctx, ix), 15, 21, 22, 29, 31)
+	check(t, "adopted: police's incarnation", ownerSegments(t, ix, "police-uid"), 0, 1, 4, 9)
+	if n, err := ix.AdoptOrphans(ctx); n != 0 || err != nil {
+		t.Errorf("adopted again: %d %v", n, err)
+	}
+
 	owners, err := ix.Owners(ctx, "cam-x")
 	if err != nil || len(owners) != 3 {
 		t.Fatalf("owners: %+v %v", owners, err)
 	}
 	want := []archive.Period{
 		{Owner: archive.Owner{Camera: "cam-x", UID: "police-uid", Department: "police"}, Until: at(10)},
-		{Owner: archive.Owner{Camera: "cam-x", UID: "flood-uid", Department: "flood-control", Since: at(20)}, Until: at(30)},
+		{Owner: archive.Owner{Camera: "cam-x", UID: "flood-uid", Department: "flood-control", Since: at(10)}, Until: at(30)},
 		{Owner: archive.Owner{Camera: "cam-x", UID: "flood-uid", Department: "police", Since: at(30)}},
 	}
 	for i := range want {
@@ -190,11 +207,11 @@ func TestIndexOwnerReplacedUntold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "a", Department: "police", Since: at(0)}, at(0)); err != nil {
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "a", Department: "police", Since: at(0)}, at(0)); err != nil {
 		t.Fatal(err)
 	}
 	mustAdd(t, ix, 1)
-	if err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "b", Department: "police", Since: at(5)}, at(8)); err != nil {
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "b", Department: "police", Since: at(5)}, at(8)); err != nil {
 		t.Fatal(err)
 	}
 	mustAdd(t, ix, 6)
@@ -232,7 +249,7 @@ func TestIndexMigrationAdoptsRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, "migrated, no owner yet", segments(t, ctx, ix), 0)
-	if err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "u", Department: "police"}, at(100)); err != nil {
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "u", Department: "police"}, at(100)); err != nil {
 		t.Fatal(err)
 	}
 	check(t, "adopted", ownerSegments(t, ix, "u"), 0)
