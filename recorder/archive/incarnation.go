@@ -33,8 +33,8 @@ import (
 // starts with an empty archive; with WithDepartments they also keep only the
 // rows recorded under the caller's departments. The rows of a deleted
 // incarnation, and orphans, stay in the index and the store: retention
-// deletes them by the age rules of their id (incidents on the id still hold
-// them), Reindex attributes them again by the periods, and OwnerSegments
+// deletes them by the default retention, as any deleted camera's (OldestOwned;
+// incidents on the id still hold them), Reindex attributes them again by the periods, and OwnerSegments
 // lists them for an administrator. An id the index has no period for (a
 // camera never given to Own: tests, tools) shows its rows as before
 // incarnations existed.

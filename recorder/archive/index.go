@@ -208,6 +208,17 @@ func (ix *Index) CameraBytes(ctx context.Context, camera string) (int64, error) 
 	return n, nil
 }
 
+// OldestOwned is Oldest for the segments of the camera id's incarnation uid
+// (owned), or for the others: its other incarnations' and its orphans.
+func (ix *Index) OldestOwned(ctx context.Context, camera, uid string, owned bool, before time.Time, limit int) ([]Segment, error) {
+	op := "="
+	if !owned {
+		op = "<>"
+	}
+	return ix.query(ctx, camera, false, false, `camera_uid `+op+` ? AND end_ns <= ? ORDER BY start_ns LIMIT ?`,
+		uid, before.UnixNano(), limit)
+}
+
 // Oldest returns up to limit of a camera id's segments that end before
 // before, oldest first, without fragment lists: of every incarnation, for
 // retention.
