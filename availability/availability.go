@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"time"
 
@@ -116,39 +117,64 @@ func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 }
 
 // Report is the availability of every camera and department over a period.
-// Percentages are 0-100 of the time the camera was observed in the period.
+//
+// Online and recorded percentages are 0-100 of the time the camera was
+// observed in the period; ObservedPercent says how much of the period that
+// was. A stretch before Vigil ran, while it was down, or while the camera was
+// not registered or was disabled, is no data: it counts neither as online nor
+// as offline, and a camera never observed in the period has null percentages
+// (no data), not 100 % and not 0 %.
 type Report struct {
-	From        time.Time      `json:"from"`
-	To          time.Time      `json:"to"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// PeriodS is the length of the period in seconds.
+	PeriodS     float64        `json:"periodSeconds"`
 	Departments []DepartmentAv `json:"departments"`
 	Cameras     []CameraAv     `json:"cameras"`
 }
 
 // DepartmentAv is a department's availability: its cameras' time added up.
 type DepartmentAv struct {
-	ID      string  `json:"id"`
-	Cameras int     `json:"cameras"`
-	Online  float64 `json:"online"`
-	// Recorded is null when none of the department's cameras is set to record.
+	ID      string `json:"id"`
+	Cameras int    `json:"cameras"`
+	// ObservedS is the observed time of all its cameras added up.
+	ObservedS float64 `json:"observedSeconds"`
+	// ObservedPercent is ObservedS of the period times the number of cameras.
+	ObservedPercent float64 `json:"observedPercent"`
+	// Online is null when none of the department's cameras was observed.
+	Online *float64 `json:"online"`
+	// Recorded is null when none of the department's cameras is set to record,
+	// or none of those was observed.
 	Recorded *float64 `json:"recorded"`
 }
 
+// NoData reports whether none of the department's cameras was observed in the period.
+func (d DepartmentAv) NoData() bool { return d.ObservedS <= 0 }
+
 // CameraAv is one camera's availability.
 type CameraAv struct {
-	ID         string  `json:"id"`
-	Name       string  `json:"name"`
-	Department string  `json:"department"`
-	ObservedS  float64 `json:"observedSeconds"`
-	Online     float64 `json:"online"`
-	// Recorded is null for a camera that is not set to record.
+	ID              string  `json:"id"`
+	Name            string  `json:"name"`
+	Department      string  `json:"department"`
+	ObservedS       float64 `json:"observedSeconds"`
+	ObservedPercent float64 `json:"observedPercent"`
+	// Online is null when the camera was not observed in the period.
+	Online *float64 `json:"online"`
+	// Record says whether the camera is set to record.
+	Record bool `json:"record"`
+	// Recorded is null for a camera that is not set to record, or that was
+	// not observed in the period.
 	Recorded *float64 `json:"recorded"`
 }
+
+// NoData reports whether the camera was not observed in the period.
+func (c CameraAv) NoData() bool { return c.ObservedS <= 0 }
 
 // Only returns the part of the report about the departments for which
 // inScope is true: their rows and their cameras' rows (what a user limited to
 // some departments may see).
 func (r Report) Only(inScope func(department string) bool) Report {
-	out := Report{From: r.From, To: r.To, Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
+	out := Report{From: r.From, To: r.To, PeriodS: r.PeriodS, Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
 	for _, d := range r.Departments {
 		if d.ID != "" && inScope(d.ID) {
 			out.Departments = append(out.Departments, d)
@@ -164,7 +190,8 @@ func (r Report) Only(inScope func(department string) bool) Report {
 
 // Report computes the availability of cams over [from, to).
 func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to time.Time) (Report, error) {
-	rep := Report{From: from.UTC(), To: to.UTC(), Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
+	period := to.Sub(from).Seconds()
+	rep := Report{From: from.UTC(), To: to.UTC(), PeriodS: period, Departments: []DepartmentAv{}, Cameras: []CameraAv{}}
 	type acc struct{ observed, online, recordObserved, recorded float64 }
 	depts := map[string]*acc{}
 	deptCams := map[string]int{}
@@ -183,7 +210,7 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 		if err != nil {
 			return rep, fmt.Errorf("availability of %s: %w", c.ID, err)
 		}
-		ca := CameraAv{ID: c.ID, Name: c.Name, Department: c.Department}
+		ca := CameraAv{ID: c.ID, Name: c.Name, Department: c.Department, Record: c.Record}
 		observed := float64(observedMS.Int64) / 1000
 		var recorded float64
 		if first.Valid {
@@ -224,19 +251,21 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 				}
 			}
 		}
+		if observed > period {
+			// the first and last minute's buckets reach outside the period
+			observed = period
+		}
 		if recorded > observed {
 			recorded = observed
 		}
+		online := min(float64(onlineMS.Int64)/1000, observed)
 		ca.ObservedS = observed
+		ca.ObservedPercent = share(observed, period)
 		if observed > 0 {
-			ca.Online = pct(float64(onlineMS.Int64)/1000, observed)
-		}
-		if c.Record {
-			r := 0.0
-			if observed > 0 {
-				r = pct(recorded, observed)
+			ca.Online = pct(online, observed)
+			if c.Record {
+				ca.Recorded = pct(recorded, observed)
 			}
-			ca.Recorded = &r
 		}
 		rep.Cameras = append(rep.Cameras, ca)
 		d := depts[c.Department]
@@ -245,7 +274,7 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 			depts[c.Department] = d
 		}
 		d.observed += observed
-		d.online += float64(onlineMS.Int64) / 1000
+		d.online += online
 		if c.Record {
 			d.recordObserved += observed
 			d.recorded += recorded
@@ -253,13 +282,13 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 		deptCams[c.Department]++
 	}
 	for id, d := range depts {
-		da := DepartmentAv{ID: id, Cameras: deptCams[id]}
+		da := DepartmentAv{ID: id, Cameras: deptCams[id], ObservedS: d.observed,
+			ObservedPercent: share(d.observed, period*float64(deptCams[id]))}
 		if d.observed > 0 {
 			da.Online = pct(d.online, d.observed)
 		}
 		if d.recordObserved > 0 {
-			r := pct(d.recorded, d.recordObserved)
-			da.Recorded = &r
+			da.Recorded = pct(d.recorded, d.recordObserved)
 		}
 		rep.Departments = append(rep.Departments, da)
 	}
@@ -268,10 +297,16 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 	return rep, nil
 }
 
-func pct(part, whole float64) float64 {
-	p := part / whole * 100
-	if p > 100 {
-		p = 100
+// pct is part of whole in percent, rounded to one decimal.
+func pct(part, whole float64) *float64 {
+	p := share(part, whole)
+	return &p
+}
+
+// share is part of whole in percent (0-100), rounded to one decimal.
+func share(part, whole float64) float64 {
+	if whole <= 0 || part <= 0 {
+		return 0
 	}
-	return float64(int(p*10+0.5)) / 10
+	return math.Round(min(part/whole*100, 100)*10) / 10
 }

@@ -2,6 +2,7 @@ package availability
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,20 +87,126 @@ func TestReport(t *testing.T) {
 	check := func(id string, online, recorded float64) {
 		t.Helper()
 		c := got[id]
-		if c.Online != online || (recorded < 0) != (c.Recorded == nil) || (c.Recorded != nil && *c.Recorded != recorded) {
-			t.Errorf("%s: online %.1f%% recorded %v, want %.1f%% and %.1f%% (-1: null)", id, c.Online, c.Recorded, online, recorded)
+		if !same(c.Online, online) || !same(c.Recorded, recorded) {
+			t.Errorf("%s: online %s recorded %s, want %.1f%% and %.1f%% (-1: null)", id, show(c.Online), show(c.Recorded), online, recorded)
 		}
 	}
 	check("a", 100, 60)
 	check("b", 50, 20)
-	check("c", 0, 0)  // disabled: not observed
-	check("d", 0, -1) // not set to record
+	check("c", -1, -1) // disabled: not observed, no data
+	check("d", -1, -1) // never seen (and not set to record): no data
 	if got["a"].ObservedS != 600 {
 		t.Errorf("a observed %.0f s, want 600", got["a"].ObservedS)
 	}
-	if len(rep.Departments) != 2 || rep.Departments[1].ID != "police" || rep.Departments[1].Online != 75 ||
-		rep.Departments[1].Recorded == nil || *rep.Departments[1].Recorded != 40 {
+	// 10 minutes of a 3-hour period
+	if got["a"].ObservedPercent != 5.6 || got["c"].ObservedPercent != 0 || !got["c"].NoData() || got["a"].NoData() {
+		t.Errorf("observed a %.1f%% c %.1f%%, want 5.6%% and 0%% (no data)", got["a"].ObservedPercent, got["c"].ObservedPercent)
+	}
+	if len(rep.Departments) != 2 || rep.Departments[1].ID != "police" || !same(rep.Departments[1].Online, 75) ||
+		!same(rep.Departments[1].Recorded, 40) || rep.Departments[1].ObservedPercent != 5.6 {
 		t.Errorf("departments: %+v", rep.Departments)
+	}
+	// flood-control: c disabled, d never seen: the department has no data
+	if fc := rep.Departments[0]; fc.ID != "flood-control" || fc.Online != nil || fc.Recorded != nil || !fc.NoData() || fc.ObservedPercent != 0 {
+		t.Errorf("flood-control: %+v, want no data", fc)
+	}
+}
+
+// same reports whether p is v, or null for v == -1.
+func same(p *float64, v float64) bool {
+	if v == -1 {
+		return p == nil
+	}
+	return p != nil && *p == v
+}
+
+func show(p *float64) string {
+	if p == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%.1f%%", *p)
+}
+
+// A week in which Vigil ran for two stretches of five minutes: the rest is
+// no data, neither online nor offline. The report says how little was
+// observed instead of showing the week as 100 % online.
+func TestReportNoData(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Open(t, "")
+	ix, err := archive.OpenIndex(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := ingest.StateOnline
+	tr, err := New(ctx, db, Options{
+		Interval: 5 * time.Second,
+		Index:    ix,
+		Statuses: func() []ingest.Status {
+			var st ingest.Status
+			st.ID, st.State = "a", state
+			return []ingest.Status{st}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	to := from.Add(7 * 24 * time.Hour)
+	// Vigil first starts on the last day, runs five minutes with the camera
+	// online, stops for an hour (nothing sampled), then runs five minutes more
+	// with the camera offline.
+	start := to.Add(-3 * time.Hour)
+	for i := 0; i < 60; i++ {
+		if err := tr.Sample(ctx, start.Add(time.Duration(i)*5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state = ingest.StateOffline
+	for i := 0; i < 60; i++ {
+		if err := tr.Sample(ctx, start.Add(65*time.Minute+time.Duration(i)*5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cams := []ingest.Camera{
+		{ID: "a", Name: "A", Department: "police", Record: true},
+		{ID: "b", Name: "added today", Department: "police", Record: true},
+	}
+	for _, tc := range []struct {
+		name           string
+		from, to       time.Time
+		observedS      float64
+		observedPct    float64
+		online         float64 // -1: null
+		recorded       float64
+		deptObservedPc float64
+	}{
+		{"the week", from, to, 600, 0.1, 50, 0, 0},                                 // 600 s of 604800, 1200 s of 2 cameras' weeks
+		{"before Vigil ran", from, start, 0, 0, -1, -1, 0},                         // no data at all
+		{"the first run", start, start.Add(5 * time.Minute), 300, 100, 100, 0, 50}, // only a observed
+		{"the hour it was down", start.Add(5 * time.Minute), start.Add(65 * time.Minute), 0, 0, -1, -1, 0},
+		{"the last day", to.Add(-24 * time.Hour), to, 600, 0.7, 50, 0, 0.3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := tr.Report(ctx, cams, tc.from, tc.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := rep.Cameras[0], rep.Cameras[1]
+			if a.ObservedS != tc.observedS || a.ObservedPercent != tc.observedPct || !same(a.Online, tc.online) || !same(a.Recorded, tc.recorded) {
+				t.Errorf("a: observed %.0f s (%.1f%%) online %s recorded %s, want %.0f s (%.1f%%), %.1f%%, %.1f%% (-1: null)",
+					a.ObservedS, a.ObservedPercent, show(a.Online), show(a.Recorded), tc.observedS, tc.observedPct, tc.online, tc.recorded)
+			}
+			if !b.NoData() || b.Online != nil || b.Recorded != nil || b.ObservedPercent != 0 {
+				t.Errorf("b, never observed: %+v, want no data", b)
+			}
+			d := rep.Departments[0]
+			if d.ObservedS != tc.observedS || d.ObservedPercent != tc.deptObservedPc || !same(d.Online, tc.online) {
+				t.Errorf("department: %+v, want observed %.0f s (%.1f%%), online %.1f%%", d, tc.observedS, tc.deptObservedPc, tc.online)
+			}
+			if rep.PeriodS != tc.to.Sub(tc.from).Seconds() {
+				t.Errorf("period %.0f s, want %.0f", rep.PeriodS, tc.to.Sub(tc.from).Seconds())
+			}
+		})
 	}
 }
 
@@ -168,7 +275,7 @@ func TestReportReusedID(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := rep.Cameras[0]
-	if c.ObservedS != 300 || c.Online != 100 || c.Recorded == nil || *c.Recorded != 60 {
-		t.Errorf("new a: observed %.0f s, online %.1f%%, recorded %v; want 300 s, 100%%, 60%%", c.ObservedS, c.Online, c.Recorded)
+	if c.ObservedS != 300 || c.Online == nil || *c.Online != 100 || c.Recorded == nil || *c.Recorded != 60 {
+		t.Errorf("new a: observed %.0f s, online %v, recorded %v; want 300 s, 100%%, 60%%", c.ObservedS, c.Online, c.Recorded)
 	}
 }

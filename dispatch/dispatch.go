@@ -26,6 +26,7 @@ package dispatch
 
 import (
 	"sync"
+	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
 )
@@ -44,12 +45,30 @@ type Recording interface {
 	Recording(id string) bool
 }
 
+// RecordingTrouble is implemented by a Recording that can say why a
+// camera's recording is in trouble (recorder.Recorder does): problem ("" when
+// all is well), since when, and how many of the camera's units were not
+// recorded because the recorder could not write them.
+type RecordingTrouble interface {
+	RecordingTrouble(id string) (problem string, since time.Time, lost int64)
+}
+
 // Status is a camera's status as the API shows it (CONTRACT.md, Cameras →
 // status): the ingest's view of its streams, and whether it is being recorded.
 type Status struct {
 	ingest.Status
 	// Recording is true while the recorder records the camera.
 	Recording bool `json:"recording"`
+	// RecordingError says why recording is in trouble: the spool cannot be
+	// written (Recording is then false), or the camera is recorded to the
+	// spool but uploads to the object store fail. "" when all is well.
+	// LastError repeats it while the stream itself has no error.
+	RecordingError string `json:"recordingError,omitempty"`
+	// RecordingErrorSince is when that trouble began.
+	RecordingErrorSince time.Time `json:"recordingErrorSince,omitzero"`
+	// RecordingDropped counts the units the recorder could not write (a
+	// full spool disk) since start; Dropped includes them.
+	RecordingDropped int64 `json:"recordingDropped,omitempty"`
 }
 
 // Dispatcher applies camera changes to the parts that run cameras. Changes are
@@ -120,6 +139,13 @@ func (d *Dispatcher) Status(cam ingest.Camera) Status {
 	st.ID = cam.ID
 	if d.rec != nil {
 		st.Recording = d.rec.Recording(cam.ID)
+		if rt, ok := d.rec.(RecordingTrouble); ok {
+			st.RecordingError, st.RecordingErrorSince, st.RecordingDropped = rt.RecordingTrouble(cam.ID)
+			if st.LastError == "" {
+				st.LastError = st.RecordingError
+			}
+			st.Dropped += uint64(max(st.RecordingDropped, 0))
+		}
 	}
 	return st
 }

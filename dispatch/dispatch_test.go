@@ -97,14 +97,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	// the JSON is the contract's one flat object
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	m, b := asJSONObject(t, st)
 	if m["id"] != "a" || m["state"] != string(ingest.StateOnline) || m["recording"] != true || m["viewers"] != 3.0 {
 		t.Fatalf("JSON %s", b)
 	}
@@ -174,14 +167,7 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal("no status")
 	}
 	st := New(m, nil).Status(cam)
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
+	got, b := asJSONObject(t, st)
 	for _, k := range []string{"id", "state", "since", "lastError", "video", "audio", "viewers", "recording", "reconnects", "dropped"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("no %q in %s", k, b)
@@ -193,4 +179,19 @@ func TestStatusJSON(t *testing.T) {
 	if strings.Contains(string(b), "secret") {
 		t.Errorf("password in %s", b)
 	}
+}
+
+// asJSONObject marshals v and reads it back as a JSON object, to see the
+// fields a client sees; it returns the object and the JSON.
+func asJSONObject(t *testing.T, v any) (map[string]any, []byte) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m, b
 }

@@ -405,7 +405,46 @@ func TestAvailabilityReport(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid=report-department-row]').length`); n != len(departments) {
 		t.Errorf("%d department rows, want %d", n, len(departments))
 	}
+	// the page says how much of the period was observed (a few seconds of
+	// seven days: not "no data", and not the whole period), and offers the CSV
+	for _, id := range fleetIDs() {
+		if cls := eval[string](t, ctx, `document.querySelector('[data-testid=report-camera-row][data-camera-id="`+id+`"] [data-field=observed]').className`); strings.Contains(cls, "bar-nodata") {
+			t.Errorf("camera %s: observed says no data", id)
+		}
+	}
+	if v := eval[float64](t, ctx, `Number(document.querySelector('[data-testid=report-observed]').dataset.value)`); v <= 0 || v >= 50 {
+		t.Errorf("observed %.2f%% of seven days, want a small share", v)
+	}
+	href := eval[string](t, ctx, `document.querySelector('[data-testid=report-csv]').getAttribute('href') || ''`)
+	if !strings.Contains(href, "format=csv") {
+		t.Fatalf("CSV link %q", href)
+	}
+	b, err := e2e.admin.do("GET", href, nil, http.StatusOK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range fleetIDs() {
+		if !strings.Contains(string(b), "\n"+id+",") {
+			t.Errorf("CSV has no row for %s:\n%s", id, b)
+		}
+	}
 	shot(t, ctx, "22-availability")
+	// the same in Chinese (a browser context of its own: the language stays there)
+	zh := tab(t, true)
+	logIn(t, zh, "admin", adminPassword)
+	do(t, zh, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const s = document.querySelector('[data-testid=lang-switch]');
+	  s.value = 'zh-CN';
+	  s.dispatchEvent(new Event('change'));
+	})()`))
+	open(t, zh, "/reports")
+	waitFor(t, zh, "the Chinese report with its observed share", `(() => {
+	  const p = document.querySelector('[data-testid=report-observed]');
+	  const th = [...document.querySelectorAll('th')].map((e) => e.textContent);
+	  return p && p.textContent.includes('其余时间无数据') && th.includes('观测占比') &&
+	    document.querySelector('[data-testid=report-csv]').textContent === '导出 CSV';
+	})()`, 15*time.Second)
+	shot(t, zh, "22-availability-zh")
 }
 
 // At the live edge the recording is still growing: playback that reaches the

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -31,39 +30,20 @@ func TestCamsimIngest(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			sim := simcam.Start(t, camsim.Options{Count: 1, Codec: tc.codec, Audio: tc.audio})
 			defer sim.Close()
-			m := NewFleet(fastOptions(t))
 			cam := Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: tc.transport, Enabled: true}
 			if tc.transport == "tcp" {
 				// only over TCP: gortsplib v4.16.2's server races when two UDP
 				// readers from one address SETUP and PLAY at once (ServerStream.readerAdd)
 				cam.SubURL = sim.URL(1, true)
 			}
-			m.Set(cam)
-			stop := runManager(t, m)
+			m, stop := startFleet(t, fastOptions(t), cam)
 			defer stop()
-
-			sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
-			defer sub.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			var last time.Duration = -1
-			audio := 0
-			for i := 0; i < 100; i++ {
-				u, gap, err := sub.Next(ctx)
-				if err != nil {
-					t.Fatalf("unit %d: %v", i, err)
-				}
+			sub, ctx := subscribeMain(t, m, "cam1", SubscribeOptions{Kind: Viewer}, 15*time.Second)
+			audio := readSteady(t, ctx, sub, 100, func(i int, u *Unit) {
 				if i == 0 && (!u.Keyframe || !u.Track.Video) {
 					t.Fatal("first unit is not a keyframe")
 				}
-				if gap {
-					t.Fatalf("gap at unit %d", i)
-				}
-				if !u.Track.Video {
-					audio++
-					continue
-				}
-				if u.Keyframe {
+				if u.Track.Video && u.Keyframe {
 					want := 2
 					if u.Track.Codec == CodecH265 {
 						want = 3
@@ -74,18 +54,11 @@ func TestCamsimIngest(t *testing.T) {
 						}
 					}
 				}
-				if u.PTS <= last {
-					t.Fatalf("PTS %v after %v", u.PTS, last)
-				}
-				last = u.PTS
-			}
+			})
 			if tc.audio && audio == 0 {
 				t.Error("no audio units")
 			}
-			testkit.WaitFor(t, 10*time.Second, "fps about 25", func() bool {
-				st, _ := m.Status("cam1")
-				return st.Video != nil && st.Video.FPS >= 23 && st.Video.FPS <= 27
-			})
+			waitFPS(t, m, "cam1", 10*time.Second)
 			st, _ := m.Status("cam1")
 			t.Logf("status: %+v video %+v sub %+v", st, *st.Video, st.Sub)
 			if st.State != StateOnline || st.Video.BitrateKbps <= 0 {
@@ -127,14 +100,9 @@ func TestCamsimRestart(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	sim := simcam.Start(t, camsim.Options{Count: 1})
 	addr := sim.Addr()
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
 	defer stop()
-	sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer, QueueLen: 1024})
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	sub, ctx := subscribeMain(t, m, "cam1", SubscribeOptions{Kind: Viewer, QueueLen: 1024}, 30*time.Second)
 	var last time.Duration
 	for range 30 {
 		u, _, err := sub.Next(ctx)
@@ -175,10 +143,9 @@ func TestCamsimFaults(t *testing.T) {
 	sim := simcam.Start(t, camsim.Options{Count: 2, Username: "admin", Password: "s3cret"})
 	defer sim.Close()
 	withAuth := func(u, pass string) string { return strings.Replace(u, "rtsp://", "rtsp://admin:"+pass+"@", 1) }
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "good", MainURL: withAuth(sim.URL(1, false), "s3cret"), Transport: "tcp", Enabled: true})
-	m.Set(Camera{ID: "wrongpw", MainURL: withAuth(sim.URL(2, false), "guess"), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t),
+		Camera{ID: "good", MainURL: withAuth(sim.URL(1, false), "s3cret"), Transport: "tcp", Enabled: true},
+		Camera{ID: "wrongpw", MainURL: withAuth(sim.URL(2, false), "guess"), Transport: "tcp", Enabled: true})
 	defer stop()
 
 	testkit.WaitFor(t, 10*time.Second, "auth failure", func() bool {
@@ -219,9 +186,7 @@ func TestCamsimAutoFallsBackToTCP(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	sim := simcam.Start(t, camsim.Options{Count: 1, SilentUDP: true})
 	defer sim.Close()
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "auto", MainURL: sim.URL(1, false), Transport: "auto", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "auto", MainURL: sim.URL(1, false), Transport: "auto", Enabled: true})
 	defer stop()
 	testkit.WaitFor(t, 15*time.Second, "auto online over TCP", func() bool { st, _ := m.Status("auto"); return st.State == StateOnline })
 	// one UDP reader at a time (see TestCamsimIngest about gortsplib's server)
@@ -250,15 +215,9 @@ func TestCamsimFlapping(t *testing.T) {
 	// cameras, so that the test measures the reconnects, not camsim's 2 s GOP
 	sim := simcam.Start(t, camsim.Options{DropEvery: 2 * time.Second, KeyframeOnPlay: true, DisableUDP: true})
 	defer sim.Close()
-	m := NewFleet(FleetOptions{Log: testkit.Log(t)})
-	m.Set(Camera{ID: "flappy", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, FleetOptions{Log: testkit.Log(t)}, Camera{ID: "flappy", MainURL: sim.URL(1, false), Transport: "tcp", Enabled: true})
 	defer stop()
-	sub := m.Stream("flappy", Main).Subscribe(SubscribeOptions{Kind: Viewer, QueueLen: 4096})
-	defer sub.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	sub, ctx := subscribeMain(t, m, "flappy", SubscribeOptions{Kind: Viewer, QueueLen: 4096}, 10*time.Second)
 	first, _, err := sub.Next(ctx)
 	if err != nil {
 		t.Fatal(err)

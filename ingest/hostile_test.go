@@ -315,9 +315,7 @@ func TestHostileServers(t *testing.T) {
 			// or a slow moment under -race turns "no keyframe" into a timeout
 			opts.StallTimeout = time.Second
 			opts.ReadTimeout = 2 * time.Second
-			m := NewFleet(opts)
-			m.Set(Camera{ID: "evil", MainURL: h.url(), Transport: "tcp", Enabled: true})
-			stop := runManager(t, m)
+			m, stop := startFleet(t, opts, Camera{ID: "evil", MainURL: h.url(), Transport: "tcp", Enabled: true})
 			defer stop()
 			testkit.WaitFor(t, 15*time.Second, "two retries", func() bool {
 				st, _ := m.Status("evil")
@@ -348,9 +346,7 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "off", MainURL: "rtsp://u:pw@" + addr + "/x", Transport: "auto", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "off", MainURL: "rtsp://u:pw@" + addr + "/x", Transport: "auto", Enabled: true})
 	defer stop()
 	testkit.WaitFor(t, 5*time.Second, "refused", func() bool {
 		st, _ := m.Status("off")

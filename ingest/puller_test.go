@@ -46,6 +46,65 @@ func fastOptions(t *testing.T) FleetOptions {
 	}
 }
 
+// startFleet runs a fleet with opts that pulls cams, until stop or the end of
+// the test.
+func startFleet(t *testing.T, opts FleetOptions, cams ...Camera) (m *Fleet, stop func()) {
+	t.Helper()
+	m = NewFleet(opts)
+	for _, c := range cams {
+		m.Set(c)
+	}
+	return m, runManager(t, m)
+}
+
+// subscribeMain subscribes to the main stream of camera id until the end of
+// the test, and returns a context for reading it that ends after timeout.
+func subscribeMain(t *testing.T, m *Fleet, id string, o SubscribeOptions, timeout time.Duration) (*Subscription, context.Context) {
+	sub := m.Stream(id, Main).Subscribe(o)
+	t.Cleanup(sub.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return sub, ctx
+}
+
+// readSteady reads n units from sub, passing each to each (when not nil),
+// and fails the test on an error, a gap, or a video PTS that does not
+// increase. It returns how many of the units were audio.
+func readSteady(t *testing.T, ctx context.Context, sub *Subscription, n int, each func(i int, u *Unit)) (audio int) {
+	t.Helper()
+	var last time.Duration = -1
+	for i := range n {
+		u, gap, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("unit %d: %v", i, err)
+		}
+		if gap {
+			t.Fatalf("gap at unit %d", i)
+		}
+		if each != nil {
+			each(i, u)
+		}
+		if !u.Track.Video {
+			audio++
+			continue
+		}
+		if u.PTS <= last {
+			t.Fatalf("video PTS %v after %v", u.PTS, last)
+		}
+		last = u.PTS
+	}
+	return audio
+}
+
+// waitFPS waits until camera id's video is measured at about 25 fps.
+func waitFPS(t *testing.T, m *Fleet, id string, timeout time.Duration) {
+	t.Helper()
+	testkit.WaitFor(t, timeout, "fps about 25", func() bool {
+		st, _ := m.Status(id)
+		return st.Video != nil && st.Video.FPS >= 23 && st.Video.FPS <= 27
+	})
+}
+
 func TestIngestFromServer(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -61,15 +120,9 @@ func TestIngestFromServer(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			srv := startTestServer(t, testServerOptions{UDP: tc.udp, Audio: tc.audio})
 			defer srv.Close()
-			m := NewFleet(fastOptions(t))
-			m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: tc.transport, Enabled: true})
-			stop := runManager(t, m)
+			m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: tc.transport, Enabled: true})
 			defer stop()
-
-			sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
-			defer sub.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			sub, ctx := subscribeMain(t, m, "cam1", SubscribeOptions{Kind: Viewer}, 10*time.Second)
 			u, _, err := sub.Next(ctx)
 			if err != nil {
 				t.Fatalf("first unit: %v", err)
@@ -80,32 +133,10 @@ func TestIngestFromServer(t *testing.T) {
 			if len(u.Data) < 3 || !bytes.Equal(u.Data[0], testSPS720) || !bytes.Equal(u.Data[1], testPPS) {
 				t.Fatalf("keyframe does not start with SPS, PPS: %d NAL units", len(u.Data))
 			}
-			var lastPTS time.Duration = -1
-			audio := 0
-			for range 60 {
-				u, gap, err := sub.Next(ctx)
-				if err != nil {
-					t.Fatalf("next: %v", err)
-				}
-				if gap {
-					t.Fatal("unexpected gap")
-				}
-				if !u.Track.Video {
-					audio++
-					continue
-				}
-				if u.PTS <= lastPTS {
-					t.Fatalf("video PTS not increasing: %v after %v", u.PTS, lastPTS)
-				}
-				lastPTS = u.PTS
-			}
-			if tc.audio && audio == 0 {
+			if audio := readSteady(t, ctx, sub, 60, nil); tc.audio && audio == 0 {
 				t.Error("no audio unit")
 			}
-			testkit.WaitFor(t, 8*time.Second, "fps measured", func() bool {
-				st, _ := m.Status("cam1")
-				return st.Video != nil && st.Video.FPS >= 23 && st.Video.FPS <= 27
-			})
+			waitFPS(t, m, "cam1", 8*time.Second)
 			st, ok := m.Status("cam1")
 			if !ok || st.State != StateOnline || st.LastError != "" {
 				t.Fatalf("status %+v", st)
@@ -130,14 +161,9 @@ func TestReconnectKeepsSubscription(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{})
 	addr := srv.addr
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	defer stop()
-	sub := m.Stream("cam1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	sub, ctx := subscribeMain(t, m, "cam1", SubscribeOptions{Kind: Viewer}, 20*time.Second)
 
 	u, _, err := sub.Next(ctx)
 	if err != nil {
@@ -189,9 +215,7 @@ func TestStallDetection(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	srv := startTestServer(t, testServerOptions{})
 	defer srv.Close()
-	m := NewFleet(fastOptions(t))
-	m.Set(Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
-	stop := runManager(t, m)
+	m, stop := startFleet(t, fastOptions(t), Camera{ID: "cam1", MainURL: srv.url("cam1"), Transport: "tcp", Enabled: true})
 	defer stop()
 	testkit.WaitFor(t, 5*time.Second, "online", func() bool { st, _ := m.Status("cam1"); return st.State == StateOnline })
 	srv.stall.Store(true)

@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/pion/rtp"
 )
 
 // Parameter sets made by ffmpeg (libx264 baseline 1280x720, libx265 640x360).
@@ -178,6 +179,21 @@ func (ts *testServer) Close() {
 	ts.srv.Close()
 }
 
+// writeAU packetizes one access unit (H.264 NAL units, or AAC frames)
+// with enc and writes its RTP packets of media m, stamped rtpTime.
+func (ts *testServer) writeAU(m *description.Media, enc interface {
+	Encode([][]byte) ([]*rtp.Packet, error)
+}, au [][]byte, rtpTime uint32) {
+	pkts, err := enc.Encode(au)
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range pkts {
+		p.Timestamp = rtpTime
+		ts.stream.WritePacketRTP(m, p)
+	}
+}
+
 func (ts *testServer) send(audio bool) {
 	defer ts.wg.Done()
 	vm := ts.desc.Medias[0]
@@ -207,14 +223,7 @@ func (ts *testServer) send(audio bool) {
 		} else {
 			au = [][]byte{fakeSlice(0x41, ts.frameLen)}
 		}
-		pkts, err := venc.Encode(au)
-		if err != nil {
-			panic(err)
-		}
-		for _, p := range pkts {
-			p.Timestamp = base + uint32(i*3600)
-			ts.stream.WritePacketRTP(vm, p)
-		}
+		ts.writeAU(vm, venc, au, base+uint32(i*3600))
 		if aacEnc != nil {
 			// 48 kHz: 320 ms (8 ticks) is 15 frames of 1024 samples
 			if i%8 == 0 {
@@ -222,14 +231,7 @@ func (ts *testServer) send(audio bool) {
 				for range 15 {
 					aus = append(aus, fakeSlice(0x21, 30))
 				}
-				pkts, err := aacEnc.Encode(aus)
-				if err != nil {
-					panic(err)
-				}
-				for _, p := range pkts {
-					p.Timestamp = abase + uint32(i*1920)
-					ts.stream.WritePacketRTP(am, p)
-				}
+				ts.writeAU(am, aacEnc, aus, abase+uint32(i*1920))
 			}
 		}
 	}

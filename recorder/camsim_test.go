@@ -3,14 +3,15 @@ package recorder
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/s3test"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // TestRecordCamsimS3 records two simulated RTSP cameras (H.264 and AAC),
@@ -21,8 +22,8 @@ func TestRecordCamsimS3(t *testing.T) {
 		t.Skip("real-time recording")
 	}
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
-	recordCamsim(t, "h264", newTestS3(t, endpoint, access, secret, bucket))
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
+	recordCamsim(t, "h264", rectest.NewS3Store(t, endpoint, access, secret, bucket))
 }
 
 // TestRecordCamsimH265 records two H.265 camsim cameras with audio to the local store.
@@ -39,19 +40,9 @@ func TestRecordCamsimH265(t *testing.T) {
 }
 
 func recordCamsim(t *testing.T, codec string, store archive.Store) {
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 2, Codec: codec, Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: codec, Audio: true})
 	mgr := ingest.NewFleet(ingest.FleetOptions{Log: testLog(t)})
-	mctx, mcancel := context.WithCancel(context.Background())
-	var mwg sync.WaitGroup
-	mwg.Go(func() { mgr.Run(mctx) })
-	defer func() { mcancel(); mwg.Wait() }()
+	testkit.Run(t, mgr.Run)
 
 	dir := t.TempDir()
 	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 const helperEnv = "VIGIL_RECORDER_HELPER_DIR"
@@ -26,14 +24,9 @@ func TestHelperRecorderProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestKill9")
 	}
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := &recStreams{}
 	st := src.add("cam-1")
-	rec, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 10 * time.Second, Log: testLog(t)}, src)
+	rec, err := New(localOptions(t, dir, Options{SegmentDuration: 10 * time.Second}), src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
@@ -210,16 +211,10 @@ func (s *recStreams) add(id string) *ingest.Stream {
 
 func openRecIndex(t testing.TB, path string) *archive.Index { return rectest.OpenIndex(t, path) }
 
-// recWaitFor polls cond until it holds or the deadline passes.
+// recWaitFor is testkit.WaitFor, under the name the recorder's tests call it by.
 func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, d, what, cond)
 }
 
 // checkRecStored verifies every indexed segment of the cameras: the object

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // logCounter counts log records by level and keeps their messages.
@@ -42,13 +41,8 @@ func TestSpoolDiskFull(t *testing.T) {
 		t.Skip("no /dev/full")
 	}
 	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &logCounter{byLv: map[slog.Level]int{}}
-	r, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second, Log: slog.New(logs)}, &recStreams{})
+	r, err := New(localOptions(t, dir, Options{SegmentDuration: 4 * time.Second, Log: slog.New(logs)}), &recStreams{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,11 @@
 // A closed segment waits in an upload queue (oldest first) for one of the
 // Uploaders: Store.Put from the file with its size, Index.Add, then removal
 // from the spool. Failures are retried with capped exponential backoff and
-// jitter; past SpoolMaxBytes the oldest waiting segments are dropped and
-// counted (Status.Dropped). At start Run finalizes every file left in the
+// jitter, and shown (Status.UploadFailingSince, RecordingTrouble); past
+// SpoolMaxBytes, or when the spool's disk has less than max(1 GiB, 5 %) free,
+// the oldest waiting segments are dropped and counted (Status.Dropped). A
+// camera whose spool file cannot be written is not recorded until writes
+// work again, and RecordingTrouble says why and counts its lost units. At start Run finalizes every file left in the
 // spool: it keeps the fragments up to the first incomplete one, truncates the
 // rest, and queues the segment, so a kill -9 loses the fragment in progress
 // (at most about 1 s).
@@ -122,16 +125,26 @@ type Source interface {
 type Status struct {
 	Recording         int       // cameras writing a segment now
 	SpoolBytes        int64     // bytes in the spool (open and waiting segments)
+	SpoolDiskFree     int64     // free bytes on the spool's disk at the last write; -1 unknown
 	Waiting           int       // closed segments waiting for upload
 	Uploaded          int64     // segments uploaded since start
 	Dropped           int64     // segments lost: spool full or unreadable
 	UploadErrors      int64     // failed upload attempts
 	LastUploadError   string    // why the store fails now; "" after a successful upload
 	LastUploadErrorAt time.Time // when LastUploadError happened
-	Deleted           int64     // segments deleted by retention
-	OldestWaiting     time.Time // start of the oldest closed segment not yet stored; zero when none waits
-	ReceivedBytes     int64     // payload bytes of the units recorded since start
-	StoredBytes       int64     // bytes of the segments uploaded since start
+	// UploadFailingSince is the first failed upload since the last
+	// successful one; zero while uploads work.
+	UploadFailingSince time.Time
+	// SpoolWriteFailing counts the cameras whose spool files cannot be
+	// written now (a full or failing disk): they are not being recorded.
+	SpoolWriteFailing int
+	// UnitsLost counts the units of all cameras not recorded because the
+	// spool could not be written, since start.
+	UnitsLost     int64
+	Deleted       int64     // segments deleted by retention
+	OldestWaiting time.Time // start of the oldest closed segment not yet stored; zero when none waits
+	ReceivedBytes int64     // payload bytes of the units recorded since start
+	StoredBytes   int64     // bytes of the segments uploaded since start
 }
 
 // Recorder records cameras. Create it with New, run it with Run.
@@ -162,6 +175,58 @@ type camState struct {
 	cam       ingest.Camera
 	cancel    context.CancelFunc // nil when no writer runs
 	recording *atomic.Bool
+	trouble   *writeTrouble // the camera's spool write failures, kept across writers
+}
+
+// writeTrouble is what a camera's writer tells the status about its spool
+// writes: why they fail since when ("" while they work), and how many units
+// were not recorded because of it. Its methods accept a nil receiver.
+type writeTrouble struct {
+	mu    sync.Mutex
+	err   string
+	since time.Time
+	lost  atomic.Int64
+}
+
+func (t *writeTrouble) fail(err error) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err == "" {
+		t.since = time.Now()
+	}
+	// the cause without the file's path: "write: no space left on device"
+	t.err = err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		t.err = pe.Op + ": " + pe.Err.Error()
+	}
+}
+
+func (t *writeTrouble) works() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.err, t.since = "", time.Time{}
+	t.mu.Unlock()
+}
+
+func (t *writeTrouble) lose() {
+	if t != nil {
+		t.lost.Add(1)
+	}
+}
+
+func (t *writeTrouble) get() (err string, since time.Time, lost int64) {
+	if t == nil {
+		return "", time.Time{}, 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err, t.since, t.lost.Load()
 }
 
 // New validates the options and allocates a recorder; it starts nothing.
@@ -287,7 +352,7 @@ func (r *Recorder) Set(c ingest.Camera) {
 	defer r.mu.Unlock()
 	cs := r.cams[c.ID]
 	if cs == nil {
-		cs = &camState{recording: &atomic.Bool{}}
+		cs = &camState{recording: &atomic.Bool{}, trouble: &writeTrouble{}}
 		r.cams[c.ID] = cs
 	}
 	cs.cam = c
@@ -338,7 +403,8 @@ func (r *Recorder) startLocked(id string, cs *camState) {
 	ctx, cancel := context.WithCancel(r.runCtx)
 	cs.cancel = cancel
 	cs.recording = &atomic.Bool{} // a stopping writer keeps its own flag
-	w := &camWriter{r: r, camera: id, log: r.log.With("camera", id), recording: cs.recording}
+	cs.trouble.works()            // a new writer tries afresh
+	w := &camWriter{r: r, camera: id, log: r.log.With("camera", id), recording: cs.recording, trouble: cs.trouble}
 	r.writers.Go(func() { w.run(ctx) })
 }
 
@@ -357,6 +423,40 @@ func (r *Recorder) Recording(id string) bool {
 	return cs != nil && cs.cancel != nil && cs.recording.Load()
 }
 
+// RecordingTrouble says why the camera's recording is in trouble, since
+// when, and how many of its units were not recorded since start (as
+// dispatch.Status shows them). problem is "" when all is well; otherwise it
+// is either that its spool files cannot be written (it is not being
+// recorded: Recording is false) or, for a camera being recorded, that
+// uploads to the store fail and its video waits in the spool.
+func (r *Recorder) RecordingTrouble(id string) (problem string, since time.Time, lost int64) {
+	r.mu.Lock()
+	cs := r.cams[id]
+	var recording bool
+	var t *writeTrouble
+	if cs != nil {
+		recording = cs.cancel != nil && cs.recording.Load()
+		t = cs.trouble
+	}
+	r.mu.Unlock()
+	werr, wsince, lost := t.get()
+	if werr != "" && !recording {
+		return "not recording: the spool cannot be written since " +
+			wsince.UTC().Format(time.RFC3339) + ": " + werr, wsince, lost
+	}
+	if !recording {
+		return "", time.Time{}, lost
+	}
+	r.spool.mu.Lock()
+	uerr, usince := r.spool.lastErr, r.spool.failSince
+	r.spool.mu.Unlock()
+	if uerr != "" {
+		return "recording to the spool; uploads to the object store failing since " +
+			usince.UTC().Format(time.RFC3339) + ": " + uerr, usince, lost
+	}
+	return "", time.Time{}, lost
+}
+
 // Status returns the recorder's figures.
 func (r *Recorder) Status() Status {
 	var st Status
@@ -365,6 +465,12 @@ func (r *Recorder) Status() Status {
 	for _, cs := range r.cams {
 		if cs.cancel != nil && cs.recording.Load() {
 			st.Recording++
+		}
+		if werr, _, lost := cs.trouble.get(); werr != "" || lost > 0 {
+			st.UnitsLost += lost
+			if werr != "" && cs.cancel != nil && !cs.recording.Load() {
+				st.SpoolWriteFailing++
+			}
 		}
 	}
 	r.mu.Unlock()

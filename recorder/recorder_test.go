@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -11,27 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
-func testLog(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+// testLog is the recorder's logger in a test: into the test's log.
+func testLog(t testing.TB) *slog.Logger { return testkit.Log(t) }
 
 // checkLeaks verifies at the end of the test, after the cleanups registered
 // later (which stop what the test started), that no goroutine was left.
-func checkLeaks(t *testing.T) {
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+func checkLeaks(t *testing.T) { testkit.CheckLeaks(t) }
 
 // recHarness runs a Recorder over test-fed streams.
 type recHarness struct {
@@ -44,9 +35,9 @@ type recHarness struct {
 	done   chan error
 }
 
-// startLocal starts a recorder whose index, spool and (unless opts has a
-// Store) local store are in dir.
-func startLocal(t *testing.T, dir string, opts Options) *recHarness {
+// localOptions are opts with the index, the spool and (unless opts has a
+// Store) a local store in dir, and (unless opts has a Log) the test's log.
+func localOptions(t *testing.T, dir string, opts Options) Options {
 	t.Helper()
 	if opts.Store == nil {
 		store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
@@ -57,7 +48,27 @@ func startLocal(t *testing.T, dir string, opts Options) *recHarness {
 	}
 	opts.Index = openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	opts.SpoolDir = filepath.Join(dir, "spool")
-	return startRecorder(t, opts)
+	if opts.Log == nil {
+		opts.Log = testLog(t)
+	}
+	return opts
+}
+
+// newLocal makes, without running it, a recorder with localOptions in a
+// temporary directory, over streams the test feeds.
+func newLocal(t *testing.T, opts Options) *Recorder {
+	t.Helper()
+	r, err := New(localOptions(t, t.TempDir(), opts), &recStreams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// startLocal starts a recorder with localOptions in dir.
+func startLocal(t *testing.T, dir string, opts Options) *recHarness {
+	t.Helper()
+	return startRecorder(t, localOptions(t, dir, opts))
 }
 
 func startRecorder(t *testing.T, opts Options) *recHarness {

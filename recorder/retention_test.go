@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,26 +14,13 @@ import (
 )
 
 func TestRetention(t *testing.T) {
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	opts := localOptions(t, t.TempDir(), Options{RetentionDays: 30, MaxBytesPerCamera: 2500, Now: func() time.Time { return now }})
+	store, ix := opts.Store, opts.Index
 	day := 24 * time.Hour
 	ctx := context.Background()
 	add := func(cam string, age time.Duration, size int) string {
-		start := now.Add(-age)
-		key := archive.SegmentKey(cam, start)
-		if err := store.Put(ctx, key, strings.NewReader(strings.Repeat("x", size)), int64(size), nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := ix.Add(ctx, archive.Segment{Camera: cam, Start: start, End: start.Add(time.Minute), Bytes: int64(size), Key: key,
-			Fragments: []archive.Fragment{{Size: int64(size), Keyframe: true}}}); err != nil {
-			t.Fatal(err)
-		}
-		return key
+		return addSegment(t, store, ix, cam, now.Add(-age), size)
 	}
 	a10, a9, a8held, a8pinned := add("cam-a", 10*day, 100), add("cam-a", 9*day, 100), add("cam-a", 8*day, 100), add("cam-a", 8*day+time.Hour, 100)
 	a1, a0 := add("cam-a", day, 100), add("cam-a", time.Hour, 100)
@@ -56,8 +44,8 @@ func TestRetention(t *testing.T) {
 		}
 		return nil, nil
 	}
-	rec, err := New(Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), RetentionDays: 30,
-		MaxBytesPerCamera: 2500, Holds: holds, Now: func() time.Time { return now }, Log: testLog(t)}, &recStreams{})
+	opts.Holds = holds
+	rec, err := New(opts, &recStreams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,5 +110,92 @@ func TestRetention(t *testing.T) {
 	rec.Retain(ctx)
 	if exists(a8pinned) || !exists(a8held) {
 		t.Error("after unpin: the pinned segment should go, the held one stay")
+	}
+}
+
+// addSegment stores size bytes as a segment of cam that starts at start and
+// lasts a minute, indexes it, and returns its key.
+func addSegment(t *testing.T, store archive.Store, ix *archive.Index, cam string, start time.Time, size int) string {
+	t.Helper()
+	ctx := context.Background()
+	key := archive.SegmentKey(cam, start)
+	if err := store.Put(ctx, key, strings.NewReader(strings.Repeat("x", size)), int64(size), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Add(ctx, archive.Segment{Camera: cam, Start: start, End: start.Add(time.Minute), Bytes: int64(size), Key: key,
+		Fragments: []archive.Fragment{{Size: int64(size), Keyframe: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// hookStore is a LocalStore that calls onDelete after each deletion.
+type hookStore struct {
+	*archive.LocalStore
+	onDelete func(key string)
+}
+
+func (s *hookStore) Delete(ctx context.Context, key string) error {
+	err := s.LocalStore.Delete(ctx, key)
+	s.onDelete(key)
+	return err
+}
+
+// TestRetentionIncidentDuringPass: an incident created while a retention
+// pass runs (one deletion after another, each a request to the store)
+// holds its recordings from that moment, not from the next pass.
+func TestRetentionIncidentDuringPass(t *testing.T) {
+	dir := t.TempDir()
+	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &hookStore{LocalStore: local, onDelete: func(string) {}}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	opts := localOptions(t, dir, Options{Store: store, RetentionDays: 30, Now: func() time.Time { return now }})
+	ix := opts.Index
+	ctx := context.Background()
+	var keys []string
+	for i := range 4 {
+		keys = append(keys, addSegment(t, store, ix, "cam-a", now.Add(-40*24*time.Hour+time.Duration(i)*time.Minute), 4))
+	}
+	// After the first deletion, a responder marks an incident over the last
+	// two segments.
+	var mu sync.Mutex
+	var incidents [][2]time.Time
+	store.onDelete = func(key string) {
+		if key != keys[0] {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		_, start, _ := archive.ParseSegmentKey(keys[2])
+		incidents = append(incidents, [2]time.Time{start.Add(time.Second), start.Add(90 * time.Second)})
+	}
+	holds := func(context.Context, string) ([][2]time.Time, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([][2]time.Time(nil), incidents...), nil
+	}
+	opts.Holds = holds
+	rec, err := New(opts, &recStreams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Set(ingest.Camera{ID: "cam-a", Enabled: true})
+	if err := rec.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := ix.Segments(ctx, "cam-a", now.Add(-100*24*time.Hour), now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, s := range segs {
+		left = append(left, s.Key)
+	}
+	want := []string{keys[2], keys[3]}
+	if strings.Join(left, " ") != strings.Join(want, " ") {
+		t.Fatalf("left after retention %v, want the held %v", left, want)
 	}
 }

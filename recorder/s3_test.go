@@ -10,32 +10,16 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/s3test"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
-
-func newTestS3(t *testing.T, endpoint, access, secret, bucket string) *archive.S3Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func TestS3Store(t *testing.T) {
-	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
-	testStoreContract(t, newTestS3(t, endpoint, access, secret, bucket))
-}
 
 func TestRecordS3(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
 	dir := t.TempDir()
-	store := newTestS3(t, endpoint, access, secret, bucket)
+	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second})
 	cams := []string{"cam-1", "cam-2"}
 	for i, id := range cams {
@@ -81,9 +65,9 @@ func TestS3Outage(t *testing.T) {
 	checkLeaks(t)
 	const seg = 4 * time.Second
 	const outage = 30 * time.Second
-	endpoint, access, secret, bucket, stop, restart := s3test.Start(t)
+	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
 	dir := t.TempDir()
-	store := newTestS3(t, endpoint, access, secret, bucket)
+	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)
@@ -139,16 +123,16 @@ func TestS3Outage(t *testing.T) {
 // recording continues into the spool.
 func TestS3BadCredentials(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, _, bucket, _, _ := s3test.Start(t)
-	testStoreRefused(t, newTestS3(t, endpoint, access, "wrong-secret-123", bucket), "bad credentials")
+	endpoint, access, _, bucket, _, _ := testkit.StartS3(t)
+	testStoreRefused(t, rectest.NewS3Store(t, endpoint, access, "wrong-secret-123", bucket), "bad credentials")
 }
 
 // TestS3MissingBucket: the bucket is missing and cannot be created (the server
 // is read-only): a clear error, recording continues into the spool.
 func TestS3MissingBucket(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t, "--readonly")
-	testStoreRefused(t, newTestS3(t, endpoint, access, secret, bucket), "could not be created")
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t, "--readonly")
+	testStoreRefused(t, rectest.NewS3Store(t, endpoint, access, secret, bucket), "could not be created")
 }
 
 func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/diskfree"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -31,6 +32,13 @@ type spool struct {
 
 	bytes atomic.Int64
 
+	// diskSpace measures the spool's file system (free and total bytes);
+	// reserve is the free space to keep on it. Tests replace them.
+	diskSpace func(dir string) (free, total uint64, err error)
+	reserve   func(total uint64) uint64
+	diskFree  atomic.Int64 // free bytes at the last measure; -1 unknown
+	diskErrAt atomic.Int64 // last logged failure to measure, Unix nanoseconds
+
 	mu         sync.Mutex
 	open       map[string]*spoolItem // segments being written, by key
 	waiting    []*spoolItem          // by start time
@@ -41,6 +49,7 @@ type spool struct {
 	uploadErrs int64
 	lastErr    string
 	lastErrAt  time.Time
+	failSince  time.Time // first failed upload since the last success; zero while uploads work
 	backoff    time.Duration
 	retryAt    time.Time
 	draining   bool
@@ -64,9 +73,11 @@ type spoolItem struct {
 }
 
 func newSpool(dir string, maxBytes int64, retryMax time.Duration, log *slog.Logger) *spool {
-	return &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
+	s := &spool{dir: dir, maxBytes: maxBytes, retryMax: retryMax, log: log,
 		open: map[string]*spoolItem{}, held: map[string]*spoolItem{}, pins: map[string]int{},
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), diskSpace: diskfree.Space, reserve: diskfree.Reserve}
+	s.diskFree.Store(-1)
+	return s
 }
 
 // wake tells the waiting uploaders that the queue changed.
@@ -207,14 +218,25 @@ func (s *spool) insertLocked(it *spoolItem) {
 	s.waiting[i] = it
 }
 
-// enforce drops the oldest waiting segments while the spool exceeds its limit.
+// enforce drops the oldest waiting segments while the spool exceeds its
+// limit or its disk has less free space than the reserve (diskfree.Reserve:
+// the larger of 1 GiB and 5 %), so that a disk filled by anything (other
+// files, exports, the spool itself) loses the oldest video, not the newest.
 func (s *spool) enforce() {
-	if s.maxBytes <= 0 || s.bytes.Load() <= s.maxBytes {
+	if !s.overLimit() && s.diskShort() <= 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.bytes.Load() > s.maxBytes {
+	for {
+		why := "spool over its limit"
+		if !s.overLimit() {
+			short := s.diskShort()
+			if short <= 0 {
+				return
+			}
+			why = "spool disk low on free space"
+		}
 		i := 0
 		for i < len(s.waiting) && (s.waiting[i].busy || s.pins[s.waiting[i].key] > 0) {
 			i++
@@ -222,8 +244,8 @@ func (s *spool) enforce() {
 		if i == len(s.waiting) {
 			if time.Since(s.lastFullAt) > time.Minute {
 				s.lastFullAt = time.Now()
-				s.log.Warn("recorder: spool over its limit with nothing left to drop",
-					"bytes", s.bytes.Load(), "limit", s.maxBytes)
+				s.log.Warn("recorder: "+why+" with nothing left to drop",
+					"bytes", s.bytes.Load(), "limit", s.maxBytes, "diskFree", s.diskFree.Load())
 			}
 			return
 		}
@@ -231,9 +253,31 @@ func (s *spool) enforce() {
 		s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
 		s.removeFileLocked(it)
 		s.dropped++
-		s.log.Warn("recorder: spool full, oldest waiting segment dropped",
-			"segment", it.key, "bytes", it.size, "limit", s.maxBytes, "dropped", s.dropped)
+		s.log.Warn("recorder: "+why+", oldest waiting segment dropped",
+			"segment", it.key, "bytes", it.size, "limit", s.maxBytes, "diskFree", s.diskFree.Load(), "dropped", s.dropped)
 	}
+}
+
+func (s *spool) overLimit() bool { return s.maxBytes > 0 && s.bytes.Load() > s.maxBytes }
+
+// diskShort measures the spool's disk and returns how many bytes it lacks
+// to keep the reserve free (0 or less: enough; also when it cannot be
+// measured, which is logged at most once a minute).
+func (s *spool) diskShort() int64 {
+	free, total, err := s.diskSpace(s.dir)
+	if err != nil {
+		s.diskFree.Store(-1)
+		if last := s.diskErrAt.Load(); time.Since(time.Unix(0, last)) > time.Minute && s.diskErrAt.CompareAndSwap(last, time.Now().UnixNano()) {
+			s.log.Warn("recorder: cannot measure the spool's free disk space; only the spool limit applies", "err", err)
+		}
+		return 0
+	}
+	s.diskFree.Store(int64(min(free, 1<<62)))
+	need := s.reserve(total)
+	if free >= need {
+		return 0
+	}
+	return int64(min(need-free, 1<<62))
 }
 
 func (s *spool) removeFileLocked(it *spoolItem) {
@@ -315,7 +359,7 @@ func (s *spool) done(it *spoolItem, err error) {
 		}
 		if err == nil {
 			s.uploaded++
-			s.backoff, s.retryAt, s.lastErr = 0, time.Time{}, ""
+			s.backoff, s.retryAt, s.lastErr, s.failSince = 0, time.Time{}, "", time.Time{}
 		} else {
 			s.dropped++
 			s.log.Error("recorder: segment unusable, dropped", "segment", it.key, "err", err)
@@ -332,6 +376,9 @@ func (s *spool) done(it *spoolItem, err error) {
 			s.log.Error("recorder: upload failed, segments wait in the spool", "segment", it.key, "err", err)
 		}
 		s.lastErr, s.lastErrAt = msg, time.Now()
+		if s.failSince.IsZero() {
+			s.failSince = s.lastErrAt
+		}
 		if s.backoff == 0 {
 			s.backoff = 500 * time.Millisecond
 		} else {
@@ -485,12 +532,14 @@ func (s *spool) status(st *Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.SpoolBytes = s.bytes.Load()
+	st.SpoolDiskFree = s.diskFree.Load()
 	st.Waiting = len(s.waiting)
 	st.Dropped = s.dropped
 	st.Uploaded = s.uploaded
 	st.UploadErrors = s.uploadErrs
 	st.LastUploadError = s.lastErr
 	st.LastUploadErrorAt = s.lastErrAt
+	st.UploadFailingSince = s.failSince
 	for _, it := range s.waiting {
 		if it != nil && (st.OldestWaiting.IsZero() || it.start.Before(st.OldestWaiting)) {
 			st.OldestWaiting = it.start

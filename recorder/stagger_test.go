@@ -2,13 +2,11 @@ package recorder
 
 import (
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 func TestSegmentTarget(t *testing.T) {
@@ -45,17 +43,7 @@ func TestSegmentTarget(t *testing.T) {
 // With staggering, two cameras fed the same stream from the same moment cut
 // their segments at different times, and each keeps its own grid.
 func TestWriterStaggers(t *testing.T) {
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second, StaggerSegments: true,
-		Log: testLog(t)}, &recStreams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newLocal(t, Options{SegmentDuration: 4 * time.Second, StaggerSegments: true})
 	fx := loadRecFixture(t)
 	// two camera ids whose first segments end a GOP (2 s) apart, well inside
 	// the keyframe grid: the first about 3 s after the start, the other about 5 s

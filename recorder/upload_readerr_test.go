@@ -16,16 +16,7 @@ import (
 // production a descriptor limit or a disk error) waits for the next attempt.
 // Only a file that is gone or does not parse is dropped.
 func TestUploadKeepsSegmentOnReadError(t *testing.T) {
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
-	rec, err := New(Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), Log: testLog(t)}, &recStreams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := newLocal(t, Options{})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name    string

@@ -35,6 +35,7 @@ type camWriter struct {
 	camera    string
 	log       *slog.Logger
 	recording *atomic.Bool
+	trouble   *writeTrouble // nil: not shown in any status
 
 	// the open segment
 	seg      *fragmenter
@@ -132,10 +133,12 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 	}
 	if w.seg == nil {
 		if !isKey {
-			return // wait for a keyframe
+			w.lost() // wait for a keyframe
+			return
 		}
 		if err := w.openSegment(u); err != nil {
 			w.openFailed(err)
+			w.lost()
 			return
 		}
 	}
@@ -332,6 +335,8 @@ func segmentTarget(d time.Duration, stagger bool, camera string, start time.Time
 // writeRetry, and logs the first failure and then a sum at most every
 // failLogEvery, instead of two lines at every keyframe of every camera.
 func (w *camWriter) writeFailed(err error) {
+	w.trouble.fail(err)
+	w.r.spool.enforce() // a disk filled at once: make room for the retry
 	now := time.Now()
 	w.failedAt = now
 	w.failures++
@@ -352,9 +357,17 @@ func (w *camWriter) writeFailed(err error) {
 // writeWorks notes a complete fragment written after failures.
 func (w *camWriter) writeWorks() {
 	if w.failing {
+		w.trouble.works()
 		w.failing = false
 		w.log.Info("recorder: spool writes work again; recording resumed", "segment", w.key,
 			"paused", time.Since(w.failLogged).Round(time.Second))
+	}
+}
+
+// lost counts a unit not recorded because spool writes fail.
+func (w *camWriter) lost() {
+	if w.failing {
+		w.trouble.lose()
 	}
 }
 

@@ -1,29 +1,18 @@
 package recorder
 
 import (
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // TestWriterCuts drives a camera writer unit by unit: a segment ends at its
 // length (on the next keyframe), on a gap (units lost), on new tracks, on a
 // jump of the camera clock, and the next one starts at a keyframe.
 func TestWriterCuts(t *testing.T) {
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second, Log: testLog(t)}, &recStreams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newLocal(t, Options{SegmentDuration: 4 * time.Second})
 	w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}}
 	fx := loadRecFixture(t)
 	st := ingest.NewStream("cam-1/main")
@@ -147,14 +136,8 @@ func (s *countingSource) Stream(id string, kind ingest.StreamKind) *ingest.Strea
 // (no polling), and records it as soon as it is there.
 func TestWriterWaitsForStream(t *testing.T) {
 	checkLeaks(t)
-	dir := t.TempDir()
 	src := &countingSource{recStreams: &recStreams{}}
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := startRecorderFrom(t, Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool")}, src)
+	h := startRecorderFrom(t, localOptions(t, t.TempDir(), Options{}), src)
 	h.rec.Set(ingest.Camera{ID: "cam-1", Record: true, Enabled: true})
 	recWaitFor(t, 5*time.Second, "the first look-up", func() bool { return src.lookups.Load() > 0 })
 	time.Sleep(1500 * time.Millisecond) // longer than the writer's old 1 s poll: a poll would look again

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -69,20 +70,10 @@ func (r *Registry) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntr
 	}
 	q += ` ORDER BY time_ns DESC, id DESC LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := r.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	defer rows.Close()
-	out := []AuditEntry{}
-	for rows.Next() {
-		var e AuditEntry
+	return queryList(ctx, r.db, "audit", func(rows *sql.Rows, e *AuditEntry) error {
 		var t, s, en int64
-		if err := rows.Scan(&e.ID, &t, &e.User, &e.Address, &e.Action, &e.Camera, &s, &en, &e.Result, &e.Detail); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
-		}
+		err := rows.Scan(&e.ID, &t, &e.User, &e.Address, &e.Action, &e.Camera, &s, &en, &e.Result, &e.Detail)
 		e.Time, e.Start, e.End = nsTime(t), nsTime(s), nsTime(en)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return err
+	}, q, args...)
 }

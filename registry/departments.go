@@ -65,23 +65,9 @@ func checkText(s string, min, max int) string {
 
 // Departments lists every department by id.
 func (r *Registry) Departments(ctx context.Context) ([]Department, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, name_zh, name_en FROM departments ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list departments: %w", err)
-	}
-	defer rows.Close()
-	out := []Department{}
-	for rows.Next() {
-		var d Department
-		if err := rows.Scan(&d.ID, &d.Name.ZH, &d.Name.EN); err != nil {
-			return nil, fmt.Errorf("list departments: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list departments: %w", err)
-	}
-	return out, nil
+	return queryList(ctx, r.db, "list departments", func(rows *sql.Rows, d *Department) error {
+		return rows.Scan(&d.ID, &d.Name.ZH, &d.Name.EN)
+	}, `SELECT id, name_zh, name_en FROM departments ORDER BY id`)
 }
 
 // Department returns one department.

@@ -122,24 +122,14 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := r.db.QueryContext(ctx, q+` ORDER BY start_ns DESC, id DESC`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
-	}
-	out := []Incident{}
-	for rows.Next() {
-		var in Incident
+	out, err := queryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
 		var s, e, c int64
-		if err := rows.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list incidents: %w", err)
-		}
+		err := rows.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c)
 		in.Start, in.End, in.Created = nsTime(s), nsTime(e), nsTime(c)
-		out = append(out, in)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
+		return err
+	}, q+` ORDER BY start_ns DESC, id DESC`, args...)
+	if err != nil {
+		return nil, err
 	}
 	for i := range out {
 		if err := incidentCameras(ctx, r.db, &out[i]); err != nil {

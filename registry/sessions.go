@@ -146,22 +146,12 @@ func (r *Registry) Tokens(ctx context.Context, username string) ([]Token, error)
 		q += ` WHERE username = ?`
 		args = append(args, username)
 	}
-	rows, err := r.db.QueryContext(ctx, q+` ORDER BY created_ns, id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	out := []Token{}
-	for rows.Next() {
-		var t Token
+	return queryList(ctx, r.db, "list tokens", func(rows *sql.Rows, t *Token) error {
 		var created, used int64
-		if err := rows.Scan(&t.ID, &t.Name, &t.User, &created, &used); err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
+		err := rows.Scan(&t.ID, &t.Name, &t.User, &created, &used)
 		t.Created, t.LastUsed = nsTime(created), nsTime(used)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		return err
+	}, q+` ORDER BY created_ns, id`, args...)
 }
 
 // DeleteToken revokes a token. With username not empty, only a token of

@@ -187,22 +187,11 @@ var dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + base6
 
 // Users lists every user by name.
 func (r *Registry) Users(ctx context.Context) ([]User, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT username, role FROM users ORDER BY username`)
+	out, err := queryList(ctx, r.db, "list users", func(rows *sql.Rows, u *User) error {
+		return rows.Scan(&u.Username, &u.Role)
+	}, `SELECT username, role FROM users ORDER BY username`)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	var out []User
-	for rows.Next() {
-		var u User
-		if err := rows.Scan(&u.Username, &u.Role); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, err
 	}
 	for i := range out {
 		if out[i].Departments, err = userDepartments(ctx, r.db, out[i].Username); err != nil {
@@ -215,25 +204,9 @@ func (r *Registry) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 func userDepartments(ctx context.Context, q queryer, username string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT department FROM user_departments WHERE username = ? ORDER BY department`, username)
-	if err != nil {
-		return nil, fmt.Errorf("user %q: departments: %w", username, err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("user %q: departments: %w", username, err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryList(ctx, q, fmt.Sprintf("user %q: departments", username), scanString,
+		`SELECT department FROM user_departments WHERE username = ? ORDER BY department`, username)
 }
 
 // User returns one user.

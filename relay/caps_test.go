@@ -61,13 +61,8 @@ func TestPendingSessionsBounded(t *testing.T) {
 	})
 	testkit.WaitFor(t, 5*time.Second, "the goroutines to be reclaimed", func() bool { return runtime.NumGoroutine() <= base+60 })
 	// The slots are back: a new offer is served.
-	resp, err := http.Post(e.server.URL+"/whep/cam1", "application/sdp", strings.NewReader(validOffer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("after expiry: %d", resp.StatusCode)
+	if code := e.postOffer(t, "cam1"); code != http.StatusCreated {
+		t.Fatalf("after expiry: %d", code)
 	}
 }
 
@@ -76,17 +71,12 @@ func TestMaxSessions(t *testing.T) {
 	e := startEnv(t, Options{MaxSessions: 3}, nil)
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	for i := range 5 {
-		resp, err := http.Post(e.server.URL+"/whep/cam1", "application/sdp", strings.NewReader(validOffer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
 		want := http.StatusCreated
 		if i >= 3 {
 			want = http.StatusServiceUnavailable
 		}
-		if resp.StatusCode != want {
-			t.Fatalf("offer %d: %d, want %d", i+1, resp.StatusCode, want)
+		if code := e.postOffer(t, "cam1"); code != want {
+			t.Fatalf("offer %d: %d, want %d", i+1, code, want)
 		}
 	}
 }

@@ -216,7 +216,7 @@ func newClientWith(t testing.TB, codec string, audio bool, network webrtc.Networ
 			t.Fatal(err)
 		}
 	}
-	se := webrtc.SettingEngine{LoggerFactory: &pionLogs{log: quietLog()}}
+	se := webrtc.SettingEngine{LoggerFactory: newPionLogs(quietLog())}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{network})
@@ -265,7 +265,9 @@ func newClientWith(t testing.TB, codec string, audio bool, network webrtc.Networ
 	return c
 }
 
+// auDecoder is the RTP depacketizer of H.264 or H.265 access units.
 type auDecoder interface {
+	Init() error
 	Decode(*rtp.Packet) ([][]byte, error)
 }
 
@@ -273,19 +275,15 @@ func (c *client) readVideo(tr *webrtc.TrackRemote) {
 	var dec auDecoder
 	switch c.codec {
 	case "H264":
-		d := &rtph264.Decoder{}
-		if err := d.Init(); err != nil {
-			c.fail(err)
-			return
-		}
-		dec = d
+		dec = &rtph264.Decoder{}
 	case "H265":
-		d := &rtph265.Decoder{}
-		if err := d.Init(); err != nil {
+		dec = &rtph265.Decoder{}
+	}
+	if dec != nil {
+		if err := dec.Init(); err != nil {
 			c.fail(err)
 			return
 		}
-		dec = d
 	}
 	c.mu.Lock()
 	c.videoSSRC = tr.SSRC()

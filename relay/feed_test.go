@@ -93,11 +93,7 @@ func videoTrack(t testing.TB, codec string, first accessUnit) *ingest.Track {
 				tr.VPS = n
 			case h265.NALUType_SPS_NUT:
 				tr.SPS = n
-				var s h265.SPS
-				if err := s.Unmarshal(n); err != nil {
-					t.Fatal(err)
-				}
-				tr.Width, tr.Height = s.Width(), s.Height()
+				tr.Width, tr.Height = pictureSize[h265.SPS](t, n)
 			case h265.NALUType_PPS_NUT:
 				tr.PPS = n
 			}
@@ -106,11 +102,7 @@ func videoTrack(t testing.TB, codec string, first accessUnit) *ingest.Track {
 		switch h264.NALUType(n[0] & 0x1f) {
 		case h264.NALUTypeSPS:
 			tr.SPS = n
-			var s h264.SPS
-			if err := s.Unmarshal(n); err != nil {
-				t.Fatal(err)
-			}
-			tr.Width, tr.Height = s.Width(), s.Height()
+			tr.Width, tr.Height = pictureSize[h264.SPS](t, n)
 		case h264.NALUTypePPS:
 			tr.PPS = n
 		}
@@ -119,6 +111,21 @@ func videoTrack(t testing.TB, codec string, first accessUnit) *ingest.Track {
 		t.Fatal("fixture's first access unit has no SPS")
 	}
 	return tr
+}
+
+// pictureSize is the width and height an SPS (h264.SPS or h265.SPS) gives.
+func pictureSize[S any, P interface {
+	*S
+	Unmarshal([]byte) error
+	Width() int
+	Height() int
+}](t testing.TB, sps []byte) (width, height int) {
+	t.Helper()
+	p := P(new(S))
+	if err := p.Unmarshal(sps); err != nil {
+		t.Fatal(err)
+	}
+	return p.Width(), p.Height()
 }
 
 // feeder plays a fixture into a hub stream at 25 fps, looping, as the RTSP

@@ -87,6 +87,9 @@ type Relay struct {
 	iceServers []webrtc.ICEServer
 
 	ready chan struct{}
+	// warnings limits the rate of warnings that repeat (pion's, a camera's
+	// B-frames told to every viewer).
+	warnings *rateLimitedLog
 	// nacked counts the packets viewers asked to be sent again (benchmark figure).
 	nacked atomic.Int64
 
@@ -158,6 +161,7 @@ func New(opts Options, src Source) (*Relay, error) {
 		opts:       opts,
 		src:        src,
 		log:        opts.Log,
+		warnings:   newRateLimitedLog(opts.Log, time.Minute),
 		listenIP:   ip,
 		iceServers: servers,
 		ready:      make(chan struct{}),
@@ -209,7 +213,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lf := &pionLogs{log: r.log}
+	lf := &pionLogs{log: r.log, limit: r.warnings}
+	defer r.warnings.close()
 	uc := newUDPConn(udp)
 	uc.onGSOOff = func(err error) {
 		r.log.Info("UDP segmentation offload is not available: sending packets one by one", "err", err)

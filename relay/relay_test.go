@@ -291,6 +291,18 @@ func TestBadRequestsLeaveRunningViewerAlone(t *testing.T) {
 	testkit.WaitFor(t, 3*time.Second, "the running viewer to keep receiving", func() bool { return viewer.frameCount() >= n+10 })
 }
 
+// postOffer posts validOffer to the WHEP endpoint of camera id and returns
+// the status of the answer.
+func (e *env) postOffer(t testing.TB, id string) int {
+	t.Helper()
+	resp, err := http.Post(e.server.URL+"/whep/"+id, "application/sdp", strings.NewReader(validOffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // validOffer is a minimal browser-like offer (never connected: only for error paths).
 const validOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n" +
 	"m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n" +
@@ -310,13 +322,8 @@ func TestSessionEnds(t *testing.T) {
 	t.Run("never connected", func(t *testing.T) {
 		e := startEnv(t, Options{SessionTimeout: 300 * time.Millisecond}, nil)
 		e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-		resp, err := http.Post(e.server.URL+"/whep/cam1", "application/sdp", strings.NewReader(validOffer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST: %d", resp.StatusCode)
+		if code := e.postOffer(t, "cam1"); code != http.StatusCreated {
+			t.Fatalf("POST: %d", code)
 		}
 		if e.relay.Sessions() != 1 {
 			t.Fatal("no session")

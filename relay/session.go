@@ -96,7 +96,8 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 	s.out.conn = r.udpConn()
 	s.out.dst = &s.dst
 	s.out.onReorder = func() {
-		log.Warn("camera sends B-frames (pictures out of order), which WebRTC cannot carry: sending keyframes only")
+		r.warnings.log(slog.LevelWarn, "b-frames\x00"+st.Name(), "camera sends B-frames (pictures out of order), which WebRTC cannot carry: sending keyframes only",
+			"camera", camera, "stream", st.Name())
 	}
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(s.notePair)
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
@@ -229,7 +230,8 @@ func (s *session) run() {
 	err := s.send()
 	switch {
 	case err == nil || errors.Is(err, context.Canceled):
-		s.log.Info("viewer session ended")
+		// a viewer leaving is routine: one debug line (issue 13 item 8)
+		s.log.Debug("viewer session ended")
 	case errors.Is(err, ingest.ErrStreamClosed):
 		s.log.Info("viewer session ended: camera removed")
 	default:

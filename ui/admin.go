@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -348,6 +349,14 @@ func (s *Server) availability(w http.ResponseWriter, r *http.Request, c *call) e
 	if s.deps.Availability == nil {
 		return apierr.New(apierr.ErrUnavailable, "the availability report is not available in this server")
 	}
+	var csv bool
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+	case "csv":
+		csv = true
+	default:
+		return apierr.New(apierr.ErrInvalid, "format %q is not known: use json or csv", truncate(f, 32))
+	}
 	to, err := parseTime(r, "to", false)
 	if err != nil {
 		return err
@@ -374,6 +383,12 @@ func (s *Server) availability(w http.ResponseWriter, r *http.Request, c *call) e
 	}
 	if c.p.user.Scoped() {
 		rep = rep.Only(c.p.user.InScope)
+	}
+	if csv {
+		name := fmt.Sprintf("availability-%s-%s.csv", from.UTC().Format("20060102T1504Z"), to.UTC().Format("20060102T1504Z"))
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+		return rep.WriteCSV(w)
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil

@@ -133,13 +133,18 @@ func (s *Server) listCameras(w http.ResponseWriter, r *http.Request, c *call) er
 	return nil
 }
 
-func (s *Server) getCamera(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actView)
-	if err != nil {
-		return err
+// viewCamera is a handler that answers with view of the camera of the URL,
+// which the caller must be allowed to view: the camera itself (its
+// passwords redacted) or its status.
+func (s *Server) viewCamera(view func(ingest.Camera) any) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		cam, err := s.camera(r, c, actView)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, view(cam))
+		return nil
 	}
-	writeJSON(w, http.StatusOK, registry.RedactCamera(cam))
-	return nil
 }
 
 func (s *Server) createCamera(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -330,11 +335,7 @@ type probeBody struct {
 }
 
 func (s *Server) testCamera(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actAdmin)
-	if err != nil {
-		return err
-	}
-	kind, err := streamKind(r)
+	cam, kind, err := s.cameraStream(r, c, actAdmin)
 	if err != nil {
 		return err
 	}
@@ -394,6 +395,17 @@ func (s *Server) probe(w http.ResponseWriter, r *http.Request, rawURL, transport
 	return nil
 }
 
+// cameraStream is the camera of the URL, as camera finds it for act, and
+// which of its streams the query asks for.
+func (s *Server) cameraStream(r *http.Request, c *call, act action) (ingest.Camera, ingest.StreamKind, error) {
+	cam, err := s.camera(r, c, act)
+	if err != nil {
+		return cam, "", err
+	}
+	kind, err := streamKind(r)
+	return cam, kind, err
+}
+
 func streamKind(r *http.Request) (ingest.StreamKind, error) {
 	switch q := r.URL.Query().Get("stream"); q {
 	case "", "main":
@@ -411,15 +423,6 @@ func (s *Server) status(cam ingest.Camera) dispatch.Status {
 		return dispatch.New(nil, nil).Status(cam) // nothing runs: connecting, or disabled
 	}
 	return s.deps.Cameras.Status(cam)
-}
-
-func (s *Server) cameraStatus(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actView)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s.status(cam))
-	return nil
 }
 
 func (s *Server) allStatus(w http.ResponseWriter, r *http.Request, c *call) error {

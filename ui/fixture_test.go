@@ -311,9 +311,10 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 		},
 		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
 			return availability.Report{From: from, To: to,
-				Departments: []availability.DepartmentAv{{ID: "police", Cameras: 1, Online: 99}, {ID: "flood-control", Cameras: 1, Online: 50}},
-				Cameras: []availability.CameraAv{{ID: "police-1", Department: "police", Online: 99},
-					{ID: "flood-1", Department: "flood-control", Online: 50}}}, nil
+				Departments: []availability.DepartmentAv{{ID: "police", Cameras: 1, Online: new(99.0)}, {ID: "flood-control", Cameras: 2, Online: new(50.0)}},
+				Cameras: []availability.CameraAv{{ID: "police-1", Department: "police", Online: new(99.0)},
+					{ID: "flood-1", Name: `=Dam, "north" gate`, Department: "flood-control", Online: new(50.0), Record: true, Recorded: new(25.5), ObservedS: 1800, ObservedPercent: 50},
+					{ID: "flood-2", Department: "flood-control"}}}, nil
 		},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "vigil_up 1\n") }),
 		Log:     log,

@@ -18,11 +18,7 @@ import (
 const whepTTL = 24 * time.Hour
 
 func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request, c *call) error {
-	cam, err := s.camera(r, c, actLive)
-	if err != nil {
-		return err
-	}
-	kind, err := streamKind(r)
+	cam, kind, err := s.cameraStream(r, c, actLive)
 	if err != nil {
 		return err
 	}
@@ -313,7 +309,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "export is not available in this server")
 	}
-	ex, err := s.deps.Review.Export(reviewContext(r, c), cam.ID, start, end)
+	ex, err := s.deps.Review.Export(review.WithUser(reviewContext(r, c), c.p.user.Username), cam.ID, start, end)
 	if err != nil {
 		return err
 	}

@@ -178,11 +178,11 @@ func (s *Server) routes() {
 	s.route("POST /api/v1/cameras", actAdmin, "camera.create", s.createCamera)
 	s.route("POST /api/v1/cameras/import", actAdmin, "camera.import", s.importCameras)
 	s.route("POST /api/v1/cameras/test", actAdmin, "", s.testNewCamera)
-	s.route("GET /api/v1/cameras/{id}", actView, "", s.getCamera)
+	s.route("GET /api/v1/cameras/{id}", actView, "", s.viewCamera(func(cam ingest.Camera) any { return registry.RedactCamera(cam) }))
 	s.route("PUT /api/v1/cameras/{id}", actAdmin, "camera.update", s.replaceCamera)
 	s.route("DELETE /api/v1/cameras/{id}", actAdmin, "camera.delete", s.deleteCamera)
 	s.route("POST /api/v1/cameras/{id}/test", actAdmin, "", s.testCamera)
-	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.cameraStatus)
+	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.viewCamera(func(cam ingest.Camera) any { return s.status(cam) }))
 	s.route("GET /api/v1/status", actView, "", s.allStatus)
 
 	// Live.

@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/vigil-vms/vigil/recorder/review"
 	"golang.org/x/net/netutil"
 )
 
@@ -108,21 +109,35 @@ type slowReview struct {
 	canceled chan error
 }
 
-func (s slowReview) Playback(ctx context.Context, w io.Writer, camera string, start time.Time, dur time.Duration) error {
+func (s slowReview) Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (review.Playback, error) {
+	return review.Playback{Start: start, WriterTo: slowClip{ctx: ctx, canceled: s.canceled}}, nil
+}
+
+// slowClip writes the fake clip 20 times, 100 ms apart, under the context
+// given to Open (as review.Playback's WriteTo does).
+type slowClip struct {
+	ctx      context.Context
+	canceled chan error
+}
+
+func (c slowClip) WriteTo(w io.Writer) (int64, error) {
+	var n int64
 	for range 20 {
 		select {
-		case <-ctx.Done():
-			s.canceled <- context.Cause(ctx)
-			return ctx.Err()
+		case <-c.ctx.Done():
+			c.canceled <- context.Cause(c.ctx)
+			return n, c.ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
-		if _, err := w.Write(fakeClip); err != nil {
-			s.canceled <- err
-			return err
+		m, err := w.Write(fakeClip)
+		n += int64(m)
+		if err != nil {
+			c.canceled <- err
+			return n, err
 		}
 	}
-	s.canceled <- nil
-	return nil
+	c.canceled <- nil
+	return n, nil
 }
 
 // The server's ReadTimeout does not cut a playback stream that lasts longer.

@@ -205,6 +205,16 @@ var (
 	descSessions   = prometheus.NewDesc("vigil_webrtc_sessions", "Open WebRTC viewer sessions.", nil, nil)
 )
 
+// Storage trouble: uploads failing, the spool's disk, spool writes failing.
+var (
+	descUploadFailing      = prometheus.NewDesc("vigil_upload_failing", "1 while uploads to the object store fail (segments wait in the spool), else 0.", nil, nil)
+	descUploadFailingSecs  = prometheus.NewDesc("vigil_upload_failing_seconds", "How long uploads to the object store have been failing (0 while they work).", nil, nil)
+	descUploadLastErrorAt  = prometheus.NewDesc("vigil_upload_last_error_timestamp_seconds", "Unix time of the last failed upload (0: none since start).", nil, nil)
+	descSpoolDiskFree      = prometheus.NewDesc("vigil_spool_disk_free_bytes", "Free bytes on the spool's file system at the last write.", nil, nil)
+	descSpoolWriteFailing  = prometheus.NewDesc("vigil_spool_write_failing_cameras", "Cameras not being recorded because their spool files cannot be written (a full or failing disk).", nil, nil)
+	descRecordingLostUnits = prometheus.NewDesc("vigil_recording_lost_units_total", "Units not recorded because the spool could not be written.", nil, nil)
+)
+
 var states = []string{"connecting", "online", "offline", "disabled"}
 
 type collector struct{ src Sources }
@@ -212,6 +222,10 @@ type collector struct{ src Sources }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFPS, descBitrate, descReconnects, descViewers, descDropped,
 		descRecording, descCameras, descSpool, descWaiting, descLag, descSpoolDrop, descUploadErr, descUploaded, descSessions} {
+		ch <- d
+	}
+	for _, d := range []*prometheus.Desc{descUploadFailing, descUploadFailingSecs, descUploadLastErrorAt,
+		descSpoolDiskFree, descSpoolWriteFailing, descRecordingLostUnits} {
 		ch <- d
 	}
 }
@@ -261,8 +275,29 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSpoolDrop, prometheus.CounterValue, float64(rs.Dropped))
 		ch <- prometheus.MustNewConstMetric(descUploadErr, prometheus.CounterValue, float64(rs.UploadErrors))
 		ch <- prometheus.MustNewConstMetric(descUploaded, prometheus.CounterValue, float64(rs.Uploaded))
+		collectStorageTrouble(ch, rs)
 	}
 	if c.src.Relay != nil {
 		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(c.src.Relay.Sessions()))
 	}
+}
+
+// collectStorageTrouble reports what the recorder's status says of the
+// store's and the spool's trouble.
+func collectStorageTrouble(ch chan<- prometheus.Metric, rs recorder.Status) {
+	failing, failingFor, lastErrAt := 0.0, 0.0, 0.0
+	if !rs.UploadFailingSince.IsZero() {
+		failing, failingFor = 1, time.Since(rs.UploadFailingSince).Seconds()
+	}
+	if !rs.LastUploadErrorAt.IsZero() {
+		lastErrAt = float64(rs.LastUploadErrorAt.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(descUploadFailing, prometheus.GaugeValue, failing)
+	ch <- prometheus.MustNewConstMetric(descUploadFailingSecs, prometheus.GaugeValue, failingFor)
+	ch <- prometheus.MustNewConstMetric(descUploadLastErrorAt, prometheus.GaugeValue, lastErrAt)
+	if rs.SpoolDiskFree >= 0 {
+		ch <- prometheus.MustNewConstMetric(descSpoolDiskFree, prometheus.GaugeValue, float64(rs.SpoolDiskFree))
+	}
+	ch <- prometheus.MustNewConstMetric(descSpoolWriteFailing, prometheus.GaugeValue, float64(rs.SpoolWriteFailing))
+	ch <- prometheus.MustNewConstMetric(descRecordingLostUnits, prometheus.CounterValue, float64(rs.UnitsLost))
 }

@@ -10,13 +10,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"runtime"
 	"sync"
 	"time"
@@ -26,49 +23,26 @@ import (
 	"github.com/vigil-vms/vigil/internal/procstat"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("bench/ingest", run) }
 
 func run() error {
-	cameras := flag.Int("cameras", 50, "number of simulated cameras")
-	duration := flag.Duration("duration", 30*time.Second, "measuring time, after every camera is online")
+	common := benchkit.CommonFlags(30*time.Second, "online")
 	transport := flag.String("transport", "tcp", "RTSP transport: auto, tcp or udp")
 	codec := flag.String("codec", "h264", "camsim codec: h264 or h265")
 	bitrate := flag.String("bitrate", "high", "camsim main stream bitrate: high (~2 Mbit/s, h264 only) or normal (~1.1 Mbit/s)")
 	sub := flag.Bool("sub", false, "also pull every camera's sub-stream")
-	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil into a temporary directory)")
 	flag.Parse()
-	if *cameras < 1 || *duration <= 0 {
-		return errors.New("-cameras and -duration must be positive")
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-
-	bin := *vigilBin
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "vigil-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if bin, err = benchkit.BuildVigil(ctx, dir); err != nil {
-			return err
-		}
-	}
-
-	sim, urls, err := benchkit.StartCamsim(ctx, bin, *cameras, "--codec", *codec, "--bitrate", *bitrate)
+	ctx, dir, done, err := common.Start()
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sim.Process.Kill()
-		sim.Wait()
-	}()
+	defer done()
+	sim, err := common.StartSim(ctx, dir, "--codec", *codec, "--bitrate", *bitrate)
+	if err != nil {
+		return err
+	}
+	defer sim.Stop()
+	urls := sim.URLs
 
 	runtime.GC()
 	baseRSS, _ := procstat.StatusKB("VmRSS")
@@ -124,9 +98,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d cameras online after %s; measuring for %s\n", len(urls), took.Round(time.Millisecond), *duration)
+	fmt.Printf("%d cameras online after %s; measuring for %s\n", len(urls), took.Round(time.Millisecond), *common.Duration)
 
-	w, err := benchkit.Measure(ctx, *duration, sim.Process.Pid)
+	w, err := benchkit.Measure(ctx, *common.Duration, sim.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -155,8 +129,7 @@ func run() error {
 		fps, float64(kbps)/1000, fps/n, kbps/len(urls), reconnects, dropped)
 	fmt.Printf("ingest CPU: %.1f %% of one core in total, %.2f %% per camera (%d cores on this machine)\n",
 		cpuPct, cpuPct/n, runtime.NumCPU())
-	fmt.Printf("ingest memory: RSS %.1f MiB (%.1f MiB before the fleet started; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
-		float64(w.RSSKB)/1024, float64(baseRSS)/1024, float64(w.PeakRSSKB)/1024, float64(w.RSSKB-baseRSS)/n, float64(w.HeapInuse)/(1<<20))
+	fmt.Printf("ingest memory: %s\n", w.Memory(baseRSS, len(urls)))
 	fmt.Printf("camsim (separate process, not counted above): CPU %.1f %% of one core\n", simPct)
 	return nil
 }

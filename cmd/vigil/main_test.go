@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -136,16 +137,68 @@ func TestDemo(t *testing.T) {
 // file (store, spool, database) under dir. It returns the file's path.
 func writeLocalConfig(t *testing.T, dir, segment string) string {
 	t.Helper()
+	return writeConfig(t, dir, fmt.Sprintf("local: { dir: %q }", filepath.Join(dir, "rec")),
+		fmt.Sprintf("spoolDir: %q, segment: %s", filepath.Join(dir, "spool"), segment), filepath.Join(dir, "vigil.db"))
+}
+
+// writeConfig writes dir/vigil.yaml, listening on free ports, with the
+// storage and recording sections given (the insides of YAML flow maps) and
+// the database at dbPath, and returns its path.
+func writeConfig(t *testing.T, dir, storage, recording, dbPath string) string {
+	t.Helper()
 	path := filepath.Join(dir, "vigil.yaml")
 	err := os.WriteFile(path, []byte(fmt.Sprintf(`
 http: { listen: "127.0.0.1:0" }
 webrtc: { udpPort: 0 }
-storage: { local: { dir: %q } }
-recording: { spoolDir: %q, segment: %s }
+storage: { %s }
+recording: { %s }
 database: { path: %q }
-`, filepath.Join(dir, "rec"), filepath.Join(dir, "spool"), segment, filepath.Join(dir, "vigil.db"))), 0o600)
+`, storage, recording, dbPath)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestMain lets a test run this binary's main as a subprocess (serveCmd).
+func TestMain(m *testing.M) {
+	if os.Getenv("VIGIL_TEST_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// serveCmd is `vigil serve --config cfgPath`, run by this test binary
+// (TestMain), with env added to its environment.
+func serveCmd(cfgPath string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "serve", "--config", cfgPath)
+	cmd.Env = append(append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1"), env...)
+	return cmd
+}
+
+// awaitLog reads r, a process's log, until n of its lines contain want, and
+// fails the test with the log read so far when that takes longer than
+// timeout. It goes on reading r to its end.
+func awaitLog(t *testing.T, r io.Reader, want string, n int, timeout time.Duration) {
+	t.Helper()
+	logs := &testkit.SyncBuffer{Max: 1 << 20}
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(r)
+		seen := 0
+		for sc.Scan() {
+			fmt.Fprintln(logs, sc.Text())
+			if strings.Contains(sc.Text(), want) {
+				if seen++; seen == n {
+					close(found)
+				}
+			}
+		}
+	}()
+	select {
+	case <-found:
+	case <-time.After(timeout):
+		t.Fatalf("no %d log lines with %q within %s; log:\n%s", n, want, timeout, logs.String())
+	}
 }

@@ -3,11 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,17 +17,9 @@ import (
 func TestServeCreatesPrivateFiles(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	cfgPath := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-http: { listen: "127.0.0.1:0" }
-webrtc: { udpPort: 0 }
-storage: { backend: local, local: { dir: %q } }
-recording: { spoolDir: %q }
-database: { path: %q }
-`, filepath.Join(data, "recordings"), filepath.Join(data, "spool"), filepath.Join(data, "db", "vigil.db"))), 0o600)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Args = append(cmd.Args[:1], "serve", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "VIGIL_TEST_RUN_MAIN=1", "VIGIL_ADMIN_PASSWORD=umask-test-pw")
+	cfgPath := writeConfig(t, dir, fmt.Sprintf("backend: local, local: { dir: %q }", filepath.Join(data, "recordings")),
+		fmt.Sprintf("spoolDir: %q", filepath.Join(data, "spool")), filepath.Join(data, "db", "vigil.db"))
+	cmd := serveCmd(cfgPath, "VIGIL_ADMIN_PASSWORD=umask-test-pw")
 	// The usual umask 022, inherited by the child.
 	cmd.Path, cmd.Args = "/bin/sh", append([]string{"/bin/sh", "-c", `umask 022 && exec "$0" "$@"`, os.Args[0]}, cmd.Args[1:]...)
 	stderr, _ := cmd.StderrPipe()
@@ -40,20 +30,7 @@ database: { path: %q }
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	started := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "vigil started") {
-				close(started)
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("vigil serve did not start within 30 s")
-	}
+	awaitLog(t, stderr, "vigil started", 1, 30*time.Second)
 	n := 0
 	filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

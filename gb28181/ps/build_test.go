@@ -22,17 +22,24 @@ func (w *bitWriter) put(n int, v uint64) {
 	}
 }
 
+// timestamp puts a 33-bit clock value (SCR base, PTS, DTS) as the three
+// marker-separated parts of ISO/IEC 13818-1 §2.5.3.4 and §2.4.3.7, each
+// followed by a marker bit.
+func (w *bitWriter) timestamp(v int64) {
+	w.put(3, uint64(v>>30))
+	w.put(1, 1)
+	w.put(15, uint64(v>>15))
+	w.put(1, 1)
+	w.put(15, uint64(v))
+	w.put(1, 1)
+}
+
 // packHdr is an MPEG-2 pack header with the muxer's mux rate (50000) and
 // stuffing bytes.
 func packHdr(scr int64, stuffing int) []byte {
 	w := &bitWriter{b: []byte{0, 0, 1, 0xBA}, nbit: 32}
 	w.put(2, 1)
-	w.put(3, uint64(scr>>30))
-	w.put(1, 1)
-	w.put(15, uint64(scr>>15))
-	w.put(1, 1)
-	w.put(15, uint64(scr))
-	w.put(1, 1)
+	w.timestamp(scr)
 	w.put(9, 0) // SCR extension
 	w.put(1, 1)
 	w.put(22, 50000)
@@ -49,12 +56,7 @@ func packHdr(scr int64, stuffing int) []byte {
 func mpeg1Pack(scr int64) []byte {
 	w := &bitWriter{b: []byte{0, 0, 1, 0xBA}, nbit: 32}
 	w.put(4, 2)
-	w.put(3, uint64(scr>>30))
-	w.put(1, 1)
-	w.put(15, uint64(scr>>15))
-	w.put(1, 1)
-	w.put(15, uint64(scr))
-	w.put(1, 1)
+	w.timestamp(scr)
 	w.put(1, 1)
 	w.put(22, 50000)
 	w.put(1, 1)
@@ -132,12 +134,7 @@ func psmPkt(badCRC bool, entries ...psmEntry) []byte {
 func tsField(prefix int, ts int64) []byte {
 	w := &bitWriter{}
 	w.put(4, uint64(prefix))
-	w.put(3, uint64(ts>>30))
-	w.put(1, 1)
-	w.put(15, uint64(ts>>15))
-	w.put(1, 1)
-	w.put(15, uint64(ts))
-	w.put(1, 1)
+	w.timestamp(ts)
 	return w.b
 }
 

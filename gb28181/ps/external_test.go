@@ -6,28 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
-// needTool returns the path of tool, or skips the test — or fails it when
-// the environment variable env is "1" (CI that has installed the tool).
-func needTool(t *testing.T, tool, env string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv(env) == "1" {
-			t.Fatalf("%s is not installed and %s=1 requires it", tool, env)
-		}
-		t.Skipf("%s is not installed (set %s=1 to require it)", tool, env)
-	}
-	return p
-}
-
 func needFFmpeg(t *testing.T) {
-	needTool(t, "ffmpeg", "VIGIL_REQUIRE_FFMPEG")
-	needTool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
+	testkit.Tool(t, "ffmpeg", "VIGIL_REQUIRE_FFMPEG")
+	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -150,7 +139,7 @@ func TestFFmpegProducer(t *testing.T) {
 				}
 				video = append(video, u)
 			}
-			if len(video) != 30 || !equalInts(keys, []int{0, 10, 20}) {
+			if len(video) != 30 || !slices.Equal(keys, []int{0, 10, 20}) {
 				t.Errorf("%d units, keyframes at %v; want 30, [0 10 20]", len(video), keys)
 			}
 			if ca.typ == TypeH264 && len(video[0].Payload) <= maxPESPayload {
@@ -182,7 +171,7 @@ func TestFFmpegProducer(t *testing.T) {
 // TestGStreamerProducer demuxes what GStreamer's mpegpsmux writes now: H.264
 // from x264enc and AAC from avenc_aac.
 func TestGStreamerProducer(t *testing.T) {
-	needTool(t, "gst-launch-1.0", "VIGIL_REQUIRE_GSTREAMER")
+	testkit.Tool(t, "gst-launch-1.0", "VIGIL_REQUIRE_GSTREAMER")
 	file := filepath.Join(t.TempDir(), "out.ps")
 	run(t, "gst-launch-1.0", "-q",
 		"videotestsrc", "num-buffers=30", "!", "video/x-raw,width=640,height=360,framerate=25/1", "!",
@@ -238,7 +227,7 @@ func TestGStreamerProducer(t *testing.T) {
 				want = append(want, i)
 			}
 		}
-		if !equalInts(keys, want) {
+		if !slices.Equal(keys, want) {
 			t.Errorf("keyframes at %v, ffprobe says %v", keys, want)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -83,7 +84,7 @@ func checkFixture(t *testing.T, f fixture, c collector) (video, audio []Unit) {
 			keys = append(keys, i)
 		}
 	}
-	if !equalInts(keys, f.keyframes) {
+	if !slices.Equal(keys, f.keyframes) {
 		t.Errorf("keyframes at %v, want %v", keys, f.keyframes)
 	}
 	if len(audio) != f.audioUnits {
@@ -97,34 +98,10 @@ func checkFixture(t *testing.T, f fixture, c collector) (video, audio []Unit) {
 			t.Errorf("audio unit %d: pts step %d, want %d", i, u.PTS-audio[i-1].PTS, f.audioStep)
 		}
 	}
-	if !equalStrings(c.errs, f.errs) {
+	if !slices.Equal(c.errs, f.errs) {
 		t.Errorf("errors %q, want %q", c.errs, f.errs)
 	}
 	return video, audio
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestDemuxIndependentFixtures(t *testing.T) {

@@ -122,9 +122,7 @@ func TestDemuxLossBetweenFrames(t *testing.T) {
 			d.Lost()
 			continue
 		}
-		for _, q := range Payloads(nil, p, 1400) {
-			d.Write(q)
-		}
+		writeRTP(d, p)
 	}
 	d.Flush()
 	want := []int{0, 1, 2, 4, 5, 6, 7} // frame 2 was complete: kept
@@ -157,9 +155,7 @@ func TestDemuxMaxUnitSize(t *testing.T) {
 		OnError:     func(err error) { errs = append(errs, err) },
 	}
 	for _, p := range pk {
-		for _, q := range Payloads(nil, p, 1400) {
-			d.Write(q)
-		}
+		writeRTP(d, p)
 	}
 	d.Flush()
 	var tooLarge *UnitTooLargeError
@@ -215,9 +211,7 @@ func TestDemuxFlushOnMarker(t *testing.T) {
 	var c collector
 	d := c.demuxer()
 	for i, p := range pk {
-		for _, q := range Payloads(nil, p, 1400) {
-			d.Write(q)
-		}
+		writeRTP(d, p)
 		if len(c.units) != i {
 			t.Fatalf("before the marker of frame %d: %d units", i, len(c.units))
 		}
@@ -227,4 +221,12 @@ func TestDemuxFlushOnMarker(t *testing.T) {
 		}
 	}
 	diffUnits(t, c.units, frames)
+}
+
+// writeRTP writes a pack to d as the RTP payloads of at most 1400 bytes that
+// a sender makes of it.
+func writeRTP(d *Demuxer, pack []byte) {
+	for _, q := range Payloads(nil, pack, 1400) {
+		d.Write(q)
+	}
 }

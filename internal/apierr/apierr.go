@@ -16,6 +16,9 @@ var (
 	ErrUnsupported = errors.New("unsupported") // 415/422: well-formed but cannot be served
 	ErrUnavailable = errors.New("unavailable") // 503: try again later
 	ErrForbidden   = errors.New("forbidden")   // 403
+	// ErrTooMany is the caller's own limit of concurrent requests (429). It
+	// is a kind of ErrUnavailable: errors.Is(err, ErrUnavailable) holds too.
+	ErrTooMany = fmt.Errorf("too many requests: %w", ErrUnavailable)
 )
 
 type kindError struct {
@@ -42,6 +45,8 @@ func Status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrUnsupported):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrTooMany):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrForbidden):

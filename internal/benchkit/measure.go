@@ -84,3 +84,10 @@ func Measure(ctx context.Context, d time.Duration, pids ...int) (Window, error) 
 	w.HeapInuse = ms.HeapInuse
 	return w, nil
 }
+
+// Memory describes the window's memory against baseRSSKB, the resident
+// memory before the system under test started, for n cameras.
+func (w Window) Memory(baseRSSKB int64, n int) string {
+	return fmt.Sprintf("RSS %.1f MiB (%.1f MiB before; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB",
+		float64(w.RSSKB)/1024, float64(baseRSSKB)/1024, float64(w.PeakRSSKB)/1024, float64(w.RSSKB-baseRSSKB)/float64(n), float64(w.HeapInuse)/(1<<20))
+}

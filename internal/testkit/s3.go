@@ -1,6 +1,3 @@
-// This file is a copy of recorder/s3test (kept there until the recorder's
-// tests move over).
-
 package testkit
 
 import (

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/diskfree"
 )
 
 // Export is an evidence clip ready to be sent: its bytes, length and SHA-256.
@@ -35,7 +36,10 @@ type Export struct {
 // that it has a known length and can be served with Range requests. The
 // range is limited to MaxExport (24 hours). Bad arguments fail with
 // apierr.ErrInvalid, a range with nothing recorded with apierr.ErrNotFound;
-// any failure while reading the recording fails the whole export.
+// any failure while reading the recording fails the whole export. A user
+// (WithUser) past MaxExportsPerUser is refused with apierr.ErrTooMany, and
+// everyone while MaxExports clips are being prepared with
+// apierr.ErrUnavailable.
 func (rv *Review) Export(ctx context.Context, camera string, start, end time.Time) (Export, error) {
 	if err := checkCamera(camera); err != nil {
 		return Export{}, err
@@ -43,11 +47,12 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 	if err := checkRange("the export", start, end, MaxExport); err != nil {
 		return Export{}, err
 	}
-	release, err := rv.acquireExport()
+	prepared, release, err := rv.acquireExport(ctx)
 	if err != nil {
 		return Export{}, err
 	}
-	sp := &spillWriter{limit: rv.exportMemory(), dir: rv.TempDir}
+	defer prepared() // downloading holds only the user's place
+	sp := &spillWriter{limit: rv.exportMemory(), dir: rv.TempDir, diskSpace: rv.diskSpace}
 	h := sha256.New()
 	n, err := rv.writeClip(ctx, io.MultiWriter(sp, h), camera, start, end)
 	if err == nil {
@@ -68,23 +73,60 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 	return ex, nil
 }
 
-// acquireExport takes one of the MaxExports places; release gives it back
-// (more than once is harmless).
-func (rv *Review) acquireExport() (release func(), err error) {
+// userKey is the context key of the user an export is for (WithUser).
+type userKey struct{}
+
+// WithUser returns a context that names the user a request is for: Export
+// counts that user's exports against MaxExportsPerUser. Without it, the
+// exports count as one unnamed user's.
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+// acquireExport takes one of the user's MaxExportsPerUser places, given back
+// by release (when the clip is closed; more than once is harmless), and one
+// of the MaxExports places to prepare a clip, given back by prepared (when
+// the clip is written; more than once is harmless too).
+func (rv *Review) acquireExport(ctx context.Context) (prepared, release func(), err error) {
 	rv.exportOnce.Do(func() {
 		n := rv.MaxExports
 		if n <= 0 {
 			n = 2
 		}
 		rv.exportSem = make(chan struct{}, n)
+		rv.exportsOf = map[string]int{}
 	})
+	perUser := rv.MaxExportsPerUser
+	if perUser <= 0 {
+		perUser = 2
+	}
+	user, _ := ctx.Value(userKey{}).(string)
+	rv.exportMu.Lock()
+	if rv.exportsOf[user] >= perUser {
+		rv.exportMu.Unlock()
+		return nil, nil, apierr.New(apierr.ErrTooMany,
+			"you have %d exports being prepared or downloaded already; try again when one has finished", perUser)
+	}
+	rv.exportsOf[user]++
+	rv.exportMu.Unlock()
+	var releaseOnce sync.Once
+	release = func() {
+		releaseOnce.Do(func() {
+			rv.exportMu.Lock()
+			if rv.exportsOf[user]--; rv.exportsOf[user] <= 0 {
+				delete(rv.exportsOf, user)
+			}
+			rv.exportMu.Unlock()
+		})
+	}
 	select {
 	case rv.exportSem <- struct{}{}:
 		var once sync.Once
-		return func() { once.Do(func() { <-rv.exportSem }) }, nil
+		return func() { once.Do(func() { <-rv.exportSem }) }, release, nil
 	default:
-		return nil, apierr.New(apierr.ErrUnavailable,
-			"%d exports are being prepared or downloaded already; try again when one has finished", cap(rv.exportSem))
+		release()
+		return nil, nil, apierr.New(apierr.ErrUnavailable,
+			"%d exports are being prepared already; try again in a moment", cap(rv.exportSem))
 	}
 }
 
@@ -120,10 +162,50 @@ type spillWriter struct {
 	dir   string
 	buf   bytes.Buffer
 	f     *os.File
+	// diskSpace, when set, measures the temporary file's disk before the
+	// file is created and every spaceCheckEvery bytes: the clip may not
+	// take the free space that recording keeps (diskfree.Reserve).
+	diskSpace func(dir string) (free, total uint64, err error)
+	written   int64 // to the file
+	checkedAt int64 // written at the last check
+}
+
+// spaceCheckEvery is how often a growing export measures its disk.
+const spaceCheckEvery = 64 << 20
+
+// checkSpace fails when writing n more bytes would leave the disk with less
+// than the reserve free. A disk that cannot be measured does not stop it.
+func (s *spillWriter) checkSpace(n int64) error {
+	if s.diskSpace == nil {
+		return nil
+	}
+	dir := s.dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	free, total, err := s.diskSpace(dir)
+	if err != nil {
+		return nil
+	}
+	if need := diskfree.Reserve(total) + uint64(max(n, 0)); free < need {
+		return apierr.New(apierr.ErrUnavailable,
+			"the server's disk has too little free space to prepare this export (%d MiB free, %d MiB kept for recording); ask for a shorter range or try again later",
+			free>>20, diskfree.Reserve(total)>>20)
+	}
+	return nil
 }
 
 func (s *spillWriter) Write(p []byte) (int, error) {
+	if s.f != nil && s.written+int64(len(p))-s.checkedAt >= spaceCheckEvery {
+		if err := s.checkSpace(spaceCheckEvery); err != nil {
+			return 0, err
+		}
+		s.checkedAt = s.written
+	}
 	if s.f == nil && int64(s.buf.Len()+len(p)) > s.limit {
+		if err := s.checkSpace(int64(s.buf.Len() + len(p))); err != nil {
+			return 0, err
+		}
 		f, err := os.CreateTemp(s.dir, "vigil-export-*.mp4")
 		if err != nil {
 			return 0, fmt.Errorf("export: temporary file: %w", err)
@@ -136,6 +218,7 @@ func (s *spillWriter) Write(p []byte) (int, error) {
 	}
 	if s.f != nil {
 		n, err := s.f.Write(p)
+		s.written += int64(n)
 		if err != nil {
 			return n, fmt.Errorf("export: temporary file: %w", err)
 		}

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // checkExport exports [start, end) and checks it against the playback of the
@@ -118,7 +118,7 @@ func TestExportBadInput(t *testing.T) {
 // (versitygw) and gets the same bytes as through the local store.
 func TestReviewS3(t *testing.T) {
 	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
-	endpoint, access, secret, bucket, _, _ := s3test.Start(t)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
 	ctx := context.Background()
 	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {

@@ -202,7 +202,7 @@ func (c *clip) WriteTo(w io.Writer) (int64, error) {
 		}
 		done, err := c.playSegment(seg)
 		if err != nil {
-			return c.out, err
+			return c.out, storeErrorFirst(err)
 		}
 		if done {
 			break
@@ -443,9 +443,9 @@ func (c *clip) get(seg archive.Segment, off, length int64) (io.ReadCloser, error
 			return nil, apierr.New(apierr.ErrNotFound, "the recording of %s at %s is no longer in the store",
 				c.camera, seg.Start.Format(reviewTimeFormat))
 		}
-		return nil, fmt.Errorf("segment %s: read %d bytes at %d: %w", seg.Key, length, off, err)
+		return nil, storeFailed(c.ctx, fmt.Errorf("segment %s: read %d bytes at %d: %w", seg.Key, length, off, err))
 	}
-	return body, nil
+	return &storeBody{ReadCloser: body, ctx: c.ctx, key: seg.Key}, nil
 }
 
 func (c *clip) read(seg archive.Segment, off, length int64) ([]byte, error) {

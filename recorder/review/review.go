@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/diskfree"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -37,7 +38,9 @@ const (
 // The option fields may be set after NewReview and before the first call.
 type Review struct {
 	// TempDir is where Export writes clips larger than ExportMemoryBytes.
-	// It defaults to os.TempDir().
+	// It defaults to os.TempDir(). A clip may not take the free space that
+	// recording keeps on that disk (diskfree.Reserve): past it, Export
+	// answers apierr.ErrUnavailable.
 	TempDir string
 	// ExportMemoryBytes is the size up to which Export keeps a clip in memory
 	// instead of a temporary file. It defaults to 8 MiB.
@@ -53,14 +56,25 @@ type Review struct {
 	// indexed ones by Recordings, Playback and Export (a *recorder.Recorder). It
 	// defaults to nil: the index only.
 	Spool Spooled
-	// MaxExports bounds the exports being built or downloaded at once: each
-	// may hold a temporary file of up to a day of video (about 20 GB at
-	// 2 Mbit/s), and the disk it lands on may be the spool's. Past it, Export
+	// MaxExports bounds the exports being prepared at once (reading the
+	// recording and writing the clip): preparing costs the store's and the
+	// disk's bandwidth. Downloading a prepared clip holds no such place, so
+	// that slow readers do not block everyone's exports. Past it, Export
 	// answers apierr.ErrUnavailable. It defaults to 2.
 	MaxExports int
+	// MaxExportsPerUser bounds one user's exports being prepared or
+	// downloaded (until Export.File is closed; see WithUser): each may hold
+	// a temporary file of up to a day of video (about 20 GB at 2 Mbit/s), so
+	// the temporary files are bounded by this times the number of users.
+	// Past it, Export answers apierr.ErrTooMany. It defaults to 2.
+	MaxExportsPerUser int
 
 	exportOnce sync.Once
-	exportSem  chan struct{}
+	exportSem  chan struct{} // places to prepare an export
+	exportMu   sync.Mutex
+	exportsOf  map[string]int // exports prepared or downloaded, by user
+	// diskSpace measures TempDir's disk (diskfree.Space; tests replace it).
+	diskSpace func(dir string) (free, total uint64, err error)
 
 	store archive.Store
 	ix    *archive.Index
@@ -71,7 +85,7 @@ type Review struct {
 // is called before a segment is read and the function it returns after, so
 // that retention leaves the segment alone meanwhile.
 func NewReview(store archive.Store, ix *archive.Index, pin func(key string) (unpin func())) *Review {
-	return &Review{store: store, ix: ix, pin: pin}
+	return &Review{store: store, ix: ix, pin: pin, diskSpace: diskfree.Space}
 }
 
 func (rv *Review) logger() *slog.Logger {

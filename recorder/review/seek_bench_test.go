@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
 // BenchmarkSeek measures request → first byte of playable video (the init
@@ -85,12 +85,12 @@ func BenchmarkSeek(b *testing.B) {
 	b.Run("local", func(b *testing.B) {
 		benchSeeks(b, NewReview(local, ix, nil), cameras, days*24*time.Hour)
 	})
-	if s3test.Binary() == "" {
+	if testkit.VersitygwBinary() == "" {
 		b.Log("versitygw not found: the S3 seeks are not measured")
 		return
 	}
 	// Set up once here: a sub-benchmark's function runs more than once.
-	endpoint, access, secret, bucket, _, _ := s3test.Start(b)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(b)
 	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
 	if err != nil {
 		b.Fatal(err)

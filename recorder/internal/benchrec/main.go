@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -30,21 +29,15 @@ import (
 	"github.com/vigil-vms/vigil/internal/benchkit"
 	"github.com/vigil-vms/vigil/internal/procstat"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/s3test"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "benchrec:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("benchrec", run) }
 
 func run() error {
-	cameras := flag.Int("cameras", 50, "number of simulated cameras")
-	duration := flag.Duration("duration", 60*time.Second, "measuring time, after every camera is recording")
+	common := benchkit.CommonFlags(60*time.Second, "recording")
 	segment := flag.Duration("segment", 10*time.Second, "segment length")
 	stagger := flag.Bool("stagger", true, "stagger the cameras' segment boundaries, as the server does")
 	storeKind := flag.String("store", "local", "local or s3 (versitygw, started apart)")
@@ -52,26 +45,14 @@ func run() error {
 	bitrate := flag.String("bitrate", "high", "camsim main stream bitrate: high (~2 Mbit/s) or normal (~1.1 Mbit/s)")
 	sub := flag.Bool("sub", false, "record each camera's sub-stream (640x360, ~0.34 Mbit/s) instead of its main stream")
 	keep := flag.String("keep", "", "after the run, copy the stored segments (local store only) into this directory")
-	vigilBin := flag.String("vigil", "", "vigil binary to run camsim with (default: go build ./cmd/vigil)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measuring window to this file")
 	flag.Parse()
-	if *cameras < 1 || *duration <= 0 {
-		return errors.New("-cameras and -duration must be positive")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	dir, err := os.MkdirTemp("", "vigil-benchrec-")
+	ctx, dir, done, err := common.Start()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 
-	bin := *vigilBin
-	if bin == "" {
-		if bin, err = benchkit.BuildVigil(ctx, dir); err != nil {
-			return err
-		}
-	}
 	if *keep != "" && *storeKind != "local" {
 		return errors.New("-keep needs -store local")
 	}
@@ -79,18 +60,18 @@ func run() error {
 	if *audio {
 		simFlags = append(simFlags, "--audio")
 	}
-	sim, pairs, err := benchkit.StartCamsim(ctx, bin, *cameras, simFlags...)
+	sim, err := common.StartSim(ctx, dir, simFlags...)
 	if err != nil {
 		return err
 	}
-	urls := make([]string, len(pairs))
-	for i, p := range pairs {
+	defer sim.Stop()
+	urls := make([]string, len(sim.URLs))
+	for i, p := range sim.URLs {
 		urls[i] = p[0]
 		if *sub {
 			urls[i] = p[1]
 		}
 	}
-	defer func() { sim.Process.Kill(); sim.Wait() }()
 
 	var store archive.Store
 	var gwPid int
@@ -107,7 +88,7 @@ func run() error {
 		defer func() { gw.Process.Kill(); gw.Wait() }()
 		gwPid = gw.Process.Pid
 		if store, err = archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: "bench",
-			Region: "us-east-1", AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}); err != nil {
+			Region: "us-east-1", AccessKey: testkit.S3AccessKey, SecretKey: testkit.S3SecretKey}); err != nil {
 			return err
 		}
 	default:
@@ -155,7 +136,7 @@ func run() error {
 		stream = "sub-streams"
 	}
 	fmt.Printf("%d cameras recording after %s; measuring for %s (%s, segments of %s, store %s)\n",
-		len(urls), took.Round(time.Millisecond), *duration, stream, *segment, *storeKind)
+		len(urls), took.Round(time.Millisecond), *common.Duration, stream, *segment, *storeKind)
 
 	st0 := rec.Status()
 	if *cpuProfile != "" {
@@ -168,7 +149,7 @@ func run() error {
 			return err
 		}
 	}
-	w, err := benchkit.Measure(ctx, *duration, sim.Process.Pid, gwPid)
+	w, err := benchkit.Measure(ctx, *common.Duration, sim.Cmd.Process.Pid, gwPid)
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -189,8 +170,7 @@ func run() error {
 	cpu := w.CPU
 	fmt.Printf("CPU (ingest + recording, this process): %.1f %% of one core; %.2f CPU-ms per camera-second\n",
 		cpu.Seconds()/wall.Seconds()*100, float64(cpu.Milliseconds())/camSeconds)
-	fmt.Printf("memory: RSS %.1f MiB (%.1f MiB before; peak %.1f MiB), %.0f KiB per camera; Go heap in use %.1f MiB\n",
-		float64(w.RSSKB)/1024, float64(baseRSS)/1024, float64(w.PeakRSSKB)/1024, float64(w.RSSKB-baseRSS)/n, float64(w.HeapInuse)/(1<<20))
+	fmt.Printf("memory: %s\n", w.Memory(baseRSS, len(urls)))
 	recv := st1.ReceivedBytes - st0.ReceivedBytes
 	stored := st1.StoredBytes - st0.StoredBytes
 	fmt.Printf("recorder: received %.1f MB of media (%.0f kbit/s per camera), uploaded %d segments / %.1f MB in the window; totals: received %d B, stored %d B (%.2f %% of received), spool %d B, waiting %d, dropped %d, upload errors %d\n",
@@ -222,7 +202,7 @@ func run() error {
 
 // startVersitygw runs versitygw on a free port with a data directory.
 func startVersitygw(ctx context.Context, dir string) (*exec.Cmd, string, error) {
-	bin := s3test.Binary()
+	bin := testkit.VersitygwBinary()
 	if bin == "" {
 		return nil, "", errors.New("versitygw not found (VIGIL_VERSITYGW or PATH)")
 	}
@@ -236,7 +216,7 @@ func startVersitygw(ctx context.Context, dir string) (*exec.Cmd, string, error) 
 	endpoint := ln.Addr().String()
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bin, "--port", endpoint, "--region", "us-east-1", "--quiet", "posix", dir)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3test.AccessKey, "ROOT_SECRET_KEY="+s3test.SecretKey)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+testkit.S3AccessKey, "ROOT_SECRET_KEY="+testkit.S3SecretKey)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, "", err

@@ -1,7 +1,9 @@
 // Package rectest holds what the tests of the recorder's packages share: the
 // checks they make of a played or exported clip (its boxes, its decode
-// times, its first keyframe, and what ffprobe makes of it) and an index in a
-// temporary database. It is imported by tests only.
+// times, its first keyframe, and what ffprobe makes of it), an index in a
+// temporary database and an S3 store of the test server (testkit.StartS3).
+// What is not the recorder's own (the leak check, the S3 server, tools and
+// waiting) is in internal/testkit. It is imported by tests only.
 package rectest
 
 import (
@@ -19,7 +21,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
@@ -184,14 +187,8 @@ func KeyframeAtOrBefore(segs []archive.Segment, start time.Time) time.Time {
 // it when VIGIL_REQUIRE_FFMPEG=1.
 func RequireFFmpeg(t testing.TB) {
 	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("VIGIL_REQUIRE_FFMPEG") == "1" {
-				t.Fatalf("%s not found and VIGIL_REQUIRE_FFMPEG=1", bin)
-			}
-			t.Skipf("%s not found: install ffmpeg to run the playback tests on real video", bin)
-		}
-	}
+	testkit.Tool(t, "ffmpeg", "VIGIL_REQUIRE_FFMPEG")
+	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
 }
 
 // Player is what Play needs of the review (review.Review).
@@ -213,14 +210,21 @@ func Play(t *testing.T, p Player, camera string, start time.Time, dur time.Durat
 // closed when the test ends.
 func OpenIndex(t testing.TB, path string) *archive.Index {
 	t.Helper()
-	db, err := sqlitedb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	ix, err := archive.OpenIndex(context.Background(), db)
+	ix, err := archive.OpenIndex(context.Background(), testdb.Open(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ix
+}
+
+// NewS3Store opens the S3 store of a test server (testkit.StartS3).
+func NewS3Store(t *testing.T, endpoint, access, secret, bucket string) *archive.S3Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, Region: "us-east-1", AccessKey: access, SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

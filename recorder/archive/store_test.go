@@ -1,4 +1,4 @@
-package recorder
+package archive_test
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 func TestLocalStore(t *testing.T) {
@@ -92,5 +94,35 @@ func testStoreContract(t *testing.T, s archive.Store) {
 	}
 	if _, err := s.Get(ctx, keys[1], 0, -1); !errors.Is(err, archive.ErrObjectNotFound) {
 		t.Errorf("deleted key: %v", err)
+	}
+}
+
+func TestS3Store(t *testing.T) {
+	testkit.CheckLeaks(t)
+	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
+	testStoreContract(t, rectest.NewS3Store(t, endpoint, access, secret, bucket))
+}
+
+func TestParseSegmentKey(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"police-007/2026/11/26/08-00-00.000.mp4", true},
+		{"cam/2026/11/26/23-59-59.999.mp4", true},
+		{"Cam/2026/11/26/08-00-00.000.mp4", false},
+		{"cam/2026/11/26/08-00-00.mp4", false},
+		{"cam/2026/13/26/08-00-00.000.mp4", false},
+		{"../2026/11/26/08-00-00.000.mp4", false},
+		{"cam/2026/11/26/08-00-00.000.mp4.tmp", false},
+	} {
+		cam, start, err := archive.ParseSegmentKey(tc.key)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.key, err)
+			continue
+		}
+		if tc.ok && archive.SegmentKey(cam, start) != tc.key {
+			t.Errorf("%s: round trip gives %s", tc.key, archive.SegmentKey(cam, start))
+		}
 	}
 }

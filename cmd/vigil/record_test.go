@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +17,87 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/simcam"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
+	"github.com/vigil-vms/vigil/registry"
 )
+
+// SIGTERM while recording to a real S3 server: the open segments are closed
+// and uploaded, and the process exits within 10 s.
+func TestSIGTERMUploadsOpenSegments(t *testing.T) {
+	endpoint, ak, sk, bucket, _, _ := testkit.StartS3(t)
+	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: "h264"})
+
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "vigil.db")
+	cfgPath := writeConfig(t, dir,
+		fmt.Sprintf("backend: s3, s3: { endpoint: %q, bucket: %q, region: us-east-1, tls: false }", endpoint, bucket),
+		fmt.Sprintf("spoolDir: %q, segment: 30s", filepath.Join(dir, "spool")), dbPath)
+
+	// register the cameras before the server starts
+	ctx := context.Background()
+	db := testdb.Open(t, dbPath)
+	reg, err := registry.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		c := ingest.Camera{ID: fmt.Sprintf("cam-%d", i), Name: "Cam", Department: "police",
+			MainURL: sim.URL(i, false), Transport: "tcp", Record: true, Enabled: true}
+		if _, err := reg.CreateCamera(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	cmd := serveCmd(cfgPath, "VIGIL_ADMIN_PASSWORD=sigterm-test-pw",
+		"VIGIL_STORAGE_S3_ACCESSKEY="+ak, "VIGIL_STORAGE_S3_SECRETKEY="+sk)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// wait until both cameras record, then a few seconds into the 30 s segment
+	awaitLog(t, stderr, "camera stream online", 2, 30*time.Second)
+	time.Sleep(5 * time.Second) // record into the open segment: this is the content under test
+	stopAt := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	testkit.Returned(t, waitErr, 10*time.Second, "vigil after SIGTERM")
+	t.Logf("exited %s after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
+
+	// every camera's open segment reached the store and the index
+	cfg, err := config.Load(cfgPath, []string{"VIGIL_STORAGE_S3_ACCESSKEY=" + ak, "VIGIL_STORAGE_S3_SECRETKEY=" + sk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db2, ix, store, err := app.OpenIndexAndStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	for i := 1; i <= 2; i++ {
+		id := fmt.Sprintf("cam-%d", i)
+		segs, err := ix.Segments(ctx, id, stopAt.Add(-time.Hour), stopAt.Add(time.Hour), false)
+		if err != nil || len(segs) == 0 {
+			t.Fatalf("%s: no segment after SIGTERM (%v)", id, err)
+		}
+		last := segs[len(segs)-1]
+		if d := last.End.Sub(last.Start); d < 3*time.Second {
+			t.Errorf("%s: last segment lasts %s, want the ~5 s recorded before SIGTERM", id, d)
+		}
+		if gap := stopAt.Sub(last.End); gap > 3*time.Second {
+			t.Errorf("%s: last segment ends %s before SIGTERM", id, gap)
+		}
+		rc, err := store.Get(ctx, last.Key, 0, -1)
+		if err != nil {
+			t.Fatalf("%s: %s not in S3: %v", id, last.Key, err)
+		}
+		rc.Close()
+	}
+}
 
 // vigil reindex rebuilds a lost index from the segment files in the store.
 func TestReindexCommand(t *testing.T) {
@@ -42,16 +122,10 @@ func TestReindexCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	far := time.Now().Add(time.Hour)
-	deadline := time.Now().Add(30 * time.Second)
-	var before int
-	for before < 3 {
+	testkit.WaitFor(t, 30*time.Second, "3 segments recorded", func() bool {
 		segs, _ := a.Index.Segments(context.Background(), "cam-1", time.Time{}, far, false)
-		before = len(segs)
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d segments recorded", before)
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval
-	}
+		return len(segs) >= 3
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
