@@ -27,10 +27,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-vms/vigil/alerts"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/app/metrics"
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
+	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
@@ -80,6 +82,8 @@ type App struct {
 	Index    *archive.Index
 	Store    archive.Store
 	avail    *availability.Tracker
+	Health   *health.Monitor  // GET /api/v1/health
+	Alerts   *alerts.Notifier // events to webhooks
 	metrics  *metrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -179,6 +183,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 	a.metrics = metrics.New(metrics.Sources{Fleet: a.Fleet, Recorder: a.Recorder, Relay: a.Relay, Registry: a.Registry})
+	if err := a.buildOps(ctx); err != nil {
+		return nil, err
+	}
 
 	srv, err := ui.New(ui.Deps{
 		Registry: a.Registry,
@@ -193,6 +200,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			}
 			return a.avail.Report(ctx, cams, from, to)
 		},
+		Health:  a.Health,
+		Alerts:  a.Alerts,
 		Metrics: a.metrics.Handler(),
 		WebApp:  web.FS,
 		Log:     a.log.With("part", "http"),
@@ -301,6 +310,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Relay.Run(gctx) })
 	g.Go(func() error { return a.Recorder.Run(gctx) })
 	g.Go(func() error { return a.avail.Run(gctx) })
+	g.Go(func() error { return a.runOps(gctx) })
 
 	// Serve once the relay listens: a WHEP offer that comes in the first
 	// moment (it waits on the bound listener until then) is answered, not

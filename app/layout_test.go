@@ -32,12 +32,13 @@ func TestRoofAndFoundation(t *testing.T) {
 		allowed func(dep string) bool
 	}{
 		{"rooms import no wiring",
-			[]string{"./ingest", "./relay", "./recorder/...", "./registry", "./dispatch", "./availability", "./ui/...", "./camsim/..."},
+			[]string{"./ingest", "./relay", "./recorder/...", "./registry", "./dispatch", "./availability", "./health", "./alerts", "./ui/...", "./camsim/..."},
 			func(dep string) bool { return !strings.HasPrefix(dep, mod+"app") }},
 		{"leaf helpers import no wiring and no server room",
 			[]string{"./internal/..."},
 			func(dep string) bool {
-				return !strings.HasPrefix(dep, mod+"app") && dep != mod+"ui" && dep != mod+"dispatch" && dep != mod+"availability"
+				return !strings.HasPrefix(dep, mod+"app") && dep != mod+"ui" && dep != mod+"dispatch" && dep != mod+"availability" &&
+					dep != mod+"health" && dep != mod+"alerts"
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

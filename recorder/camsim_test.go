@@ -22,8 +22,8 @@ func TestRecordCamsimS3(t *testing.T) {
 		t.Skip("real-time recording")
 	}
 	checkLeaks(t)
-	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
-	recordCamsim(t, "h264", rectest.NewS3Store(t, endpoint, access, secret, bucket))
+	s3, _, _, _ := rectest.StartS3Store(t)
+	recordCamsim(t, "h264", s3)
 }
 
 // TestRecordCamsimH265 records two H.265 camsim cameras with audio to the local store.

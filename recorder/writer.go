@@ -48,7 +48,10 @@ type camWriter struct {
 	lastPTS  time.Duration
 	// target is the length at which the open segment ends (at the next keyframe)
 	target time.Duration
-	frags  int // complete fragments in the open segment file
+	// line places the segments of the session on the wall clock, so that
+	// one that follows another without a break begins where it ended
+	line  timeline
+	frags int // complete fragments in the open segment file
 
 	// spool write failures (a full disk): logged once, then summed
 	failing    bool
@@ -136,7 +139,7 @@ func (w *camWriter) unit(u *ingest.Unit, gap bool) {
 			w.lost() // wait for a keyframe
 			return
 		}
-		if err := w.openSegment(u); err != nil {
+		if err := w.openSegment(u, false); err != nil {
 			w.openFailed(err)
 			w.lost()
 			return
@@ -166,7 +169,7 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 		w.writeFragment(frag)
 	}
 	w.closeFile()
-	if err := w.openSegment(k); err != nil {
+	if err := w.openSegment(k, true); err != nil {
 		w.openFailed(err)
 		return
 	}
@@ -184,9 +187,15 @@ func (w *camWriter) rollSegment(k *ingest.Unit) {
 	}
 }
 
-// openSegment starts a spool file with keyframe k.
-func (w *camWriter) openSegment(k *ingest.Unit) error {
+// openSegment starts a spool file with keyframe k. follows tells that the
+// previous segment ended at k without a break (a roll), so that the new one
+// continues its timeline.
+func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
+	if !follows {
+		w.line.reset()
+	}
 	if w.failing && time.Since(w.failedAt) < writeRetry {
+		w.line.reset()
 		return errWriteBackoff
 	}
 	fr, err := newFragmenter(k)
@@ -197,7 +206,8 @@ func (w *camWriter) openSegment(k *ingest.Unit) error {
 	if err != nil {
 		return err
 	}
-	start := k.Time.UTC().Truncate(time.Millisecond)
+	exact, _ := w.line.place(k.PTS, k.Time)
+	start := keyTime(exact)
 	var f *os.File
 	var key, p string
 	for range 100 {

@@ -27,6 +27,7 @@ type AuditFilter struct {
 	From, To time.Time
 	User     string
 	Camera   string
+	Action   string
 	// Limit caps the entries returned, newest first. It defaults to 1000.
 	Limit int
 }
@@ -60,6 +61,9 @@ func (r *Registry) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntr
 	}
 	if f.Camera != "" {
 		where, args = append(where, "camera = ?"), append(args, f.Camera)
+	}
+	if f.Action != "" {
+		where, args = append(where, "action = ?"), append(args, f.Action)
 	}
 	q := `SELECT id, time_ns, username, address, action, camera, start_ns, end_ns, result, detail FROM audit`
 	if len(where) > 0 {

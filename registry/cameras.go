@@ -375,13 +375,20 @@ func newCameraUID() string {
 	return hex.EncodeToString(b)
 }
 
+// cameraRow gives the columns of c that are not stored as they are: its
+// tags as JSON and its URLs sealed.
+func (r *Registry) cameraRow(c ingest.Camera) (tags, mainURL, subURL string, err error) {
+	b, err := json.Marshal(c.Tags)
+	if err != nil {
+		return "", "", "", fmt.Errorf("camera %q: %w", c.ID, err)
+	}
+	mainURL, subURL, err = r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	return string(b), mainURL, subURL, err
+}
+
 // insertCamera adds c as a new incarnation: it sets c.UID and c.Since.
 func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camera) error {
-	tags, err := json.Marshal(c.Tags)
-	if err != nil {
-		return fmt.Errorf("camera %q: %w", c.ID, err)
-	}
-	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	tags, mainURL, subURL, err := r.cameraRow(*c)
 	if err != nil {
 		return err
 	}
@@ -390,7 +397,7 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camer
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), c.UID, now, now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, c.UID, now, now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -438,11 +445,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
-		tags, err := json.Marshal(c.Tags)
-		if err != nil {
-			return fmt.Errorf("camera %q: %w", c.ID, err)
-		}
-		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+		tags, mainURL, subURL, err := r.cameraRow(c)
 		if err != nil {
 			return err
 		}
@@ -450,7 +453,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
 			WHERE id = ?`,
 			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
+			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, r.now().UnixNano(), c.ID)
 		if err != nil {
 			return fmt.Errorf("update camera %q: %w", c.ID, err)
 		}
@@ -477,8 +480,9 @@ func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, 
 
 // ImportCameras adds all cameras or none. rows[i] is the CSV row of
 // cams[i] for error messages (nil: 1-based positions). A camera whose id
-// exists already is an error of its row.
-func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int) error {
+// exists already is an error of its row. prior are errors found before
+// (ReadCamerasCSV's): they are reported with the others, sorted by row.
+func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int, prior ...FieldError) error {
 	rowOf := func(i int) int {
 		if i < len(rows) {
 			return rows[i]
@@ -515,8 +519,8 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID), Taken: true})
 			}
 		}
-		if len(errs) > 0 {
-			return &ValidationError{Errors: errs}
+		if len(errs)+len(prior) > 0 {
+			return &ValidationError{Errors: byRow(append(prior, errs...))}
 		}
 		for i := range cams {
 			if err := r.insertCamera(ctx, tx, &cams[i]); err != nil {

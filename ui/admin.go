@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"mime"
 	"net/http"
@@ -212,11 +214,15 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	q := r.URL.Query()
-	f.User, f.Camera = q.Get("user"), q.Get("camera")
+	f.User, f.Camera, f.Action = q.Get("user"), q.Get("camera"), q.Get("action")
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 10000 {
 			return apierr.New(apierr.ErrInvalid, "limit must be 1 to 10000")
 		}
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return apierr.New(apierr.ErrInvalid, "format must be json or csv")
 	}
 	es, err := s.reg.AuditEntries(r.Context(), f)
 	if err != nil {
@@ -225,10 +231,49 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, c *call) erro
 	if c.p.user.Scoped() {
 		es = slices.DeleteFunc(es, func(e registry.AuditEntry) bool { return e.Camera == "" || !s.inScopeID(r, c, e.Camera) })
 	}
+	if format == "csv" {
+		return writeAuditCSV(w, es)
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Entries []registry.AuditEntry `json:"entries"`
 	}{es})
 	return nil
+}
+
+// writeAuditCSV answers audit entries as a CSV file with a header row, times
+// in RFC 3339 (UTC).
+func writeAuditCSV(w http.ResponseWriter, es []registry.AuditEntry) error {
+	var buf bytes.Buffer
+	cw := csv.NewWriter(&buf)
+	cw.Write([]string{"time", "user", "address", "action", "camera", "start", "end", "result", "detail"})
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	for _, e := range es {
+		cw.Write([]string{ts(e.Time), csvCell(e.User), e.Address, e.Action, csvCell(e.Camera), ts(e.Start), ts(e.End), e.Result, csvCell(e.Detail)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="vigil-audit.csv"`)
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
+	return nil
+}
+
+// csvCell keeps a spreadsheet from reading a cell that a user could choose
+// (a username, a failed login's name, a detail) as a formula.
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 func (s *Server) inScopeID(r *http.Request, c *call, id string) bool {

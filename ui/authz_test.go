@@ -80,6 +80,8 @@ var matrix = []matrixRow{
 	{name: "status all", method: "GET", path: "/api/v1/status", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
 	{name: "audit", method: "GET", path: "/api/v1/audit", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
 	{name: "availability", method: "GET", path: "/api/v1/reports/availability", cams: map[string]want{"": {ok, ok, ok, forb, ok, ok, unau, unau}}},
+	{name: "health", method: "GET", path: "/api/v1/health", cams: map[string]want{"": {ok, ok, forb, forb, forb, ok, unau, unau}}},
+	{name: "alerts test", method: "POST", path: "/api/v1/alerts/test", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
 	{name: "metrics", method: "GET", path: "/metrics", cams: map[string]want{"": {ok, ok, ok, ok, forb, forb, unau, unau}}},
 	{name: "healthz", method: "GET", path: "/healthz", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, ok, ok}}},
 	{name: "incident list", method: "GET", path: "/api/v1/incidents", cams: map[string]want{"": {ok, forb, ok, forb, ok, ok, unau, unau}}},

@@ -2,9 +2,11 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
@@ -36,8 +38,10 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request, c *call) erro
 	if !cam.Enabled {
 		return apierr.New(apierr.ErrUnavailable, "camera %q is disabled", cam.ID)
 	}
-	if kind == ingest.Sub && cam.SubURL == "" {
-		kind = ingest.Main // the contract: sub falls back to main
+	asked := kind
+	kind = s.servedStream(cam, kind)
+	if kind != asked {
+		c.audit.Detail += " (served main: " + fallbackReason(cam) + ")"
 	}
 	user := c.p.user.Username
 	if err := s.reserveLive(user); err != nil {
@@ -57,12 +61,86 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request, c *call) erro
 		return err
 	}
 	c.audit.Detail += " session " + id
+	if !s.newLiveView(c.p, cam.ID, asked) {
+		c.audit = nil // the same viewer again: see newLiveView
+	}
 	s.log.Info("live view", "camera", cam.ID, "session", id, "user", c.p.user.Username, "stream", string(kind))
 	w.Header().Set("Location", "/api/v1/whep/"+id)
+	w.Header().Set(StreamHeader, string(kind))
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	w.Write([]byte(answer))
 	return nil
+}
+
+// StreamHeader names, in a WHEP answer, the stream served: main when sub
+// was asked for but the camera has no sub-stream or its sub-stream is
+// failing.
+const StreamHeader = "X-Vigil-Stream"
+
+// servedStream is the stream a WHEP offer for kind gets: the contract's
+// fallback from sub to main when the camera has no sub-stream, and also
+// when its sub-stream is failing (offline: the last attempt failed) while
+// the main stream is not, so that every client shows a picture. A sub-stream
+// still connecting is served: its first attempt may yet succeed, and a
+// viewer that gets no frames offers again.
+func (s *Server) servedStream(cam ingest.Camera, kind ingest.StreamKind) ingest.StreamKind {
+	if kind != ingest.Sub {
+		return kind
+	}
+	if cam.SubURL == "" {
+		return ingest.Main
+	}
+	st := s.status(cam)
+	if st.Sub != nil && st.Sub.State == ingest.StateOffline && st.State != ingest.StateOffline {
+		return ingest.Main
+	}
+	return kind
+}
+
+func fallbackReason(cam ingest.Camera) string {
+	if cam.SubURL == "" {
+		return "no sub-stream"
+	}
+	return "sub-stream failing"
+}
+
+// liveViewWindow is how long a live view of a camera by the same login
+// counts as one: see newLiveView.
+const liveViewWindow = 5 * time.Minute
+
+// liveKey is one login's view of one stream of a camera.
+type liveKey struct {
+	login, camera string
+	stream        ingest.StreamKind
+}
+
+// newLiveView tells whether an offer begins a new live view, to be written
+// to the audit log. The rule: one row per login (web app session, or API
+// token), camera and stream asked for; another offer of the same within
+// liveViewWindow of the last one continues that view (a wall re-offering its
+// tiles after a layout change, a player reconnecting) and writes no row.
+// Every offer extends the window. Refused offers are always written.
+func (s *Server) newLiveView(p *principal, camera string, kind ingest.StreamKind) bool {
+	login := "user " + p.user.Username
+	switch {
+	case p.sessionID != "":
+		login = "session " + p.sessionID
+	case p.tokenID != "":
+		login = "token " + p.tokenID
+	}
+	k := liveKey{login: login, camera: camera, stream: kind}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, t := range s.liveSeen {
+		if now.Sub(t) > liveViewWindow {
+			delete(s.liveSeen, key)
+		}
+	}
+	_, seen := s.liveSeen[k]
+	s.liveSeen[k] = now
+	return !seen
 }
 
 // reserveLive counts an offer of user against Options.LivePerUser: the
@@ -231,11 +309,13 @@ func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) err
 }
 
 // mp4Writer starts the playback response at its first byte, so that an
-// error before it still answers JSON, and flushes every write.
+// error before it still answers JSON, and flushes every write. werr is the
+// first error writing to the client.
 type mp4Writer struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-	n  int64
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	n    int64
+	werr error
 }
 
 func (m *mp4Writer) Write(b []byte) (int, error) {
@@ -246,7 +326,12 @@ func (m *mp4Writer) Write(b []byte) (int, error) {
 	n, err := m.w.Write(b)
 	m.n += int64(n)
 	if err == nil {
-		m.rc.Flush()
+		if ferr := m.rc.Flush(); !errors.Is(ferr, http.ErrNotSupported) {
+			err = ferr
+		}
+	}
+	if err != nil && m.werr == nil {
+		m.werr = err
 	}
 	return n, err
 }
@@ -255,6 +340,35 @@ func (m *mp4Writer) Write(b []byte) (int, error) {
 // (RFC 3339 with nanoseconds) of the clip's first frame, which its timeline
 // places at 0: the keyframe at or before the start asked for.
 const StartHeader = "X-Vigil-Start"
+
+// Headers that say, before the first byte, where a playback stops and what
+// an export holds.
+const (
+	// EndHeader names, in a playback response, the wall-clock time (RFC 3339)
+	// at which the stream stops, and StopsHeader why: "end" (the end asked
+	// for), "gap" (the recording pauses there; ResumeHeader names where it
+	// resumes) or "recording-end" (nothing recorded after it yet). Both are
+	// absent when the index was not read that far ahead. A change of codec or
+	// resolution can still stop the stream earlier.
+	EndHeader    = "X-Vigil-End"
+	StopsHeader  = "X-Vigil-Stops"
+	ResumeHeader = "X-Vigil-Resume"
+	// GapsHeader lists, in an export response, the stretches of the range
+	// asked for that the clip does not hold, as RFC 3339 intervals
+	// (start/end) separated by ", "; the clip's timeline goes on across them.
+	// RecordedHeader gives the seconds of recording the clip holds.
+	GapsHeader     = "X-Vigil-Gaps"
+	RecordedHeader = "X-Vigil-Recorded-Seconds"
+)
+
+// formatGaps is the value of GapsHeader.
+func formatGaps(gaps []review.Gap) string {
+	parts := make([]string, len(gaps))
+	for i, g := range gaps {
+		parts[i] = g.Start.UTC().Format(time.RFC3339Nano) + "/" + g.End.UTC().Format(time.RFC3339Nano)
+	}
+	return strings.Join(parts, ", ")
+}
 
 func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error {
 	cam, err := s.camera(r, c, actPlayback)
@@ -283,6 +397,13 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 	w.Header().Set(StartHeader, pb.Start.UTC().Format(time.RFC3339Nano))
+	if pb.Stops != "" {
+		w.Header().Set(EndHeader, pb.End.UTC().Format(time.RFC3339Nano))
+		w.Header().Set(StopsHeader, pb.Stops)
+		if !pb.Resume.IsZero() {
+			w.Header().Set(ResumeHeader, pb.Resume.UTC().Format(time.RFC3339Nano))
+		}
+	}
 	if r.Method == http.MethodHead {
 		// The web app asks where a playback will begin before it loads it
 		// into a <video>, which cannot read headers: answer from the index
@@ -294,6 +415,14 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 	}
 	mw := &mp4Writer{w: w, rc: http.NewResponseController(w)}
 	_, err = pb.WriteTo(mw)
+	if err != nil && (mw.werr != nil || r.Context().Err() != nil) {
+		// The client ended the playback (a seek, leaving the page): not a
+		// failure of the server's.
+		c.audit.Result = resultEnded
+		c.audit.Detail = "ended by the client after " + strconv.FormatInt(mw.n, 10) + " bytes"
+		s.log.Debug("playback ended by the client", "camera", cam.ID, "user", c.p.user.Username, "bytes", mw.n)
+		return nil
+	}
 	if err != nil && mw.n > 0 {
 		c.audit.Detail = "stopped after " + strconv.FormatInt(mw.n, 10) + " bytes"
 	}
@@ -314,12 +443,18 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	defer ex.File.Close()
-	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10)
+	c.audit.Detail = "sha256 " + ex.SHA256 + " bytes " + strconv.FormatInt(ex.Size, 10) +
+		" recorded " + strconv.FormatFloat(ex.Recorded.Seconds(), 'f', 3, 64) + "s gaps " + strconv.Itoa(len(ex.Gaps))
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": ex.Name}))
 	h.Set("X-Content-SHA256", ex.SHA256)
-	s.log.Info("export", "camera", cam.ID, "user", c.p.user.Username, "bytes", ex.Size, "sha256", ex.SHA256)
+	h.Set(RecordedHeader, strconv.FormatFloat(ex.Recorded.Seconds(), 'f', 3, 64))
+	if len(ex.Gaps) > 0 {
+		h.Set(GapsHeader, formatGaps(ex.Gaps))
+	}
+	s.log.Info("export", "camera", cam.ID, "user", c.p.user.Username, "bytes", ex.Size, "sha256", ex.SHA256,
+		"recorded", ex.Recorded, "gaps", len(ex.Gaps))
 	http.ServeContent(w, r, ex.Name, time.Time{}, ex.File)
 	return nil
 }

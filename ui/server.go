@@ -67,6 +67,9 @@ type Deps struct {
 	// Availability reports per department and camera the share of a period
 	// online and recorded, over every camera (filtered here by scope).
 	Availability func(ctx context.Context, from, to time.Time) (availability.Report, error)
+	// Health reports how every part is; Alerts sends test events.
+	Health Health
+	Alerts Alerts
 	// Metrics serves Prometheus text.
 	Metrics http.Handler
 	// WebApp is the browser app, index.html at its root.
@@ -114,8 +117,9 @@ type Server struct {
 	limit *limiter
 
 	mu         sync.Mutex
-	whep       map[string]whepOwner // WHEP session → who opened it
-	whepOffers map[string]int       // user → offers being negotiated
+	whep       map[string]whepOwner  // WHEP session → who opened it
+	whepOffers map[string]int        // user → offers being negotiated
+	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
 }
 
 type whepOwner struct {
@@ -148,7 +152,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
-		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}}
+		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}, liveSeen: map[liveKey]time.Time{}}
 	s.routes()
 	return s, nil
 }
@@ -182,7 +186,7 @@ func (s *Server) routes() {
 	s.route("PUT /api/v1/cameras/{id}", actAdmin, "camera.update", s.replaceCamera)
 	s.route("DELETE /api/v1/cameras/{id}", actAdmin, "camera.delete", s.deleteCamera)
 	s.route("POST /api/v1/cameras/{id}/test", actAdmin, "", s.testCamera)
-	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.viewCamera(func(cam ingest.Camera) any { return s.status(cam) }))
+	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.cameraStatus)
 	s.route("GET /api/v1/status", actView, "", s.allStatus)
 
 	// Live.
@@ -201,6 +205,8 @@ func (s *Server) routes() {
 	// Operations.
 	s.route("GET /api/v1/audit", actAdmin, "", s.listAudit)
 	s.route("GET /api/v1/reports/availability", actReports, "", s.availability)
+	s.route("GET /api/v1/health", actView, "", s.health) // admin and operator: checked in the handler
+	s.route("POST /api/v1/alerts/test", actAdmin, "alerts.test", s.alertsTest)
 	metricsAct := actMetrics
 	if s.opts.MetricsPublic {
 		metricsAct = actOpen
@@ -214,12 +220,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/api/"):
-			writeJSON(w, http.StatusNotFound, errorBody{Error: "no such API endpoint: " + r.Method + " " + truncate(r.URL.Path, 200)})
+			s.writeError(w, r, errStatus(http.StatusNotFound, "no such API endpoint: %s %s", r.Method, truncate(r.URL.Path, 200)))
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
 			s.webApp(w, r)
 		default:
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+			s.writeError(w, r, errStatus(http.StatusMethodNotAllowed, "method not allowed"))
 		}
 	})
 }
@@ -314,7 +320,7 @@ func LimitConnections(ln net.Listener) net.Listener {
 // that the app's own routes work on reload.
 func (s *Server) webApp(w http.ResponseWriter, r *http.Request) {
 	if s.deps.WebApp == nil {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "the web app is not built into this server"})
+		s.writeError(w, r, errStatus(http.StatusNotFound, "the web app is not built into this server"))
 		return
 	}
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")

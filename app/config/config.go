@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-vms/vigil/alerts"
 	"github.com/vigil-vms/vigil/relay"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
+	Alerts    Alerts    `yaml:"alerts"`
 }
 
 // HTTP is the web server.
@@ -165,6 +167,50 @@ type Log struct {
 	Format string `yaml:"format"` // text | json
 }
 
+// Alerts are events sent to webhooks.
+type Alerts struct {
+	// OfflineAfter is how long a camera must be offline before camera.offline.
+	OfflineAfter Duration  `yaml:"offlineAfter"`
+	Webhooks     []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is a receiver of alert events. Its url and secret may come from
+// VIGIL_ALERTS_WEBHOOKS_<n>_URL and VIGIL_ALERTS_WEBHOOKS_<n>_SECRET (n from 0).
+type Webhook struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Events []string `yaml:"events"` // empty: all
+}
+
+// UnmarshalYAML decodes a webhook strictly: an unknown key is an error.
+func (w *Webhook) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			switch k := n.Content[i].Value; k {
+			case "url", "secret", "events":
+			default:
+				return fmt.Errorf("unknown key %q in a webhook (line %d; known: url, secret, events)", k, n.Content[i].Line)
+			}
+		}
+	}
+	type plain Webhook
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*w = Webhook(p)
+	return nil
+}
+
+// AlertWebhooks converts the configured webhooks for the alerts.
+func (a Alerts) AlertWebhooks() []alerts.Webhook {
+	out := make([]alerts.Webhook, 0, len(a.Webhooks))
+	for _, w := range a.Webhooks {
+		out = append(out, alerts.Webhook{URL: w.URL, Secret: w.Secret, Events: append([]string(nil), w.Events...)})
+	}
+	return out
+}
+
 // Default returns the built-in defaults of the contract.
 func Default() Config {
 	return Config{
@@ -184,6 +230,7 @@ func Default() Config {
 		Database: Database{Path: "./data/vigil.db"},
 		Auth:     Auth{SessionTTL: Duration(12 * time.Hour)},
 		Log:      Log{Level: "info", Format: "text"},
+		Alerts:   Alerts{OfflineAfter: Duration(30 * time.Second)},
 	}
 }
 
@@ -301,6 +348,19 @@ func ApplyEnv(cfg *Config, environ []string) error {
 	known := map[string]bool{}
 	if err := applyEnv(reflect.ValueOf(cfg).Elem(), "VIGIL", "", env, known); err != nil {
 		return err
+	}
+	// the webhooks are a list: their url and secret by index
+	for i := range cfg.Alerts.Webhooks {
+		w := &cfg.Alerts.Webhooks[i]
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{fmt.Sprintf("VIGIL_ALERTS_WEBHOOKS_%d_URL", i), &w.URL}, {fmt.Sprintf("VIGIL_ALERTS_WEBHOOKS_%d_SECRET", i), &w.Secret}} {
+			known[f.name] = true
+			if v, ok := env[f.name]; ok {
+				*f.dst = v
+			}
+		}
 	}
 	var unknown []string
 	for k := range env {
@@ -524,6 +584,14 @@ func (c *Config) Validate() error {
 	}
 	if d := c.Auth.SessionTTL.D(); d < time.Minute || d > 90*24*time.Hour {
 		return fail("auth.sessionTTL", "%s is outside 1m..2160h", d)
+	}
+	if d := c.Alerts.OfflineAfter.D(); d < time.Second || d > 24*time.Hour {
+		return fail("alerts.offlineAfter", "%s is outside 1s..24h", d)
+	}
+	for i, w := range c.Alerts.Webhooks {
+		if err := alerts.ValidateWebhook(alerts.Webhook{URL: w.URL, Events: w.Events}); err != nil {
+			return fail(fmt.Sprintf("alerts.webhooks[%d]", i), "%v", err)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

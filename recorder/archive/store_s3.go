@@ -2,11 +2,13 @@ package archive
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/minio/minio-go/v7"
@@ -146,10 +148,14 @@ func (s *S3Store) explain(op string, err error) error {
 	switch resp.Code {
 	case "SignatureDoesNotMatch":
 		reason = fmt.Sprintf("bad credentials: the S3 server %s rejected the secret key (storage.s3.secretKey)", s.o.Endpoint)
-	case "InvalidAccessKeyId":
+	case "InvalidAccessKeyId", "XAdminUserNotFound": // the latter is versitygw's
 		reason = fmt.Sprintf("bad credentials: the S3 server %s does not know the access key (storage.s3.accessKey)", s.o.Endpoint)
 	case "AccessDenied":
-		reason = fmt.Sprintf("access denied: the S3 user may not use bucket %q", s.o.Bucket)
+		if s.o.AccessKey == "" {
+			reason = fmt.Sprintf("no credentials: storage.s3.accessKey and storage.s3.secretKey are empty and the S3 server %s refuses anonymous requests", s.o.Endpoint)
+		} else {
+			reason = fmt.Sprintf("access denied: the S3 user may not use bucket %q", s.o.Bucket)
+		}
 	case "NoSuchBucket":
 		reason = fmt.Sprintf("bucket %q does not exist on %s", s.o.Bucket, s.o.Endpoint)
 	case "InvalidBucketName":
@@ -157,7 +163,15 @@ func (s *S3Store) explain(op string, err error) error {
 	default:
 		var nerr net.Error
 		var oerr *net.OpError
+		var cerr *tls.CertificateVerificationError
 		switch {
+		// net/http has no typed error for these two: its words are matched
+		case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+			reason = fmt.Sprintf("storage.s3.tls is true but the S3 server %s speaks plain HTTP (set storage.s3.tls: false, or give the server a certificate)", s.o.Endpoint)
+		case resp.StatusCode == http.StatusBadRequest && strings.Contains(resp.Message, "HTTP request to an HTTPS server"):
+			reason = fmt.Sprintf("storage.s3.tls is false but the S3 server %s speaks HTTPS (set storage.s3.tls: true)", s.o.Endpoint)
+		case errors.As(err, &cerr):
+			reason = fmt.Sprintf("the certificate of the S3 server %s is not trusted: %v (storage.s3.tls)", s.o.Endpoint, cerr.Err)
 		case errors.As(err, &oerr), errors.As(err, &nerr):
 			reason = fmt.Sprintf("S3 server %s is unreachable", s.o.Endpoint)
 		case resp.StatusCode == http.StatusForbidden:

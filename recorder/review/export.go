@@ -28,18 +28,27 @@ type Export struct {
 	// Name is a file name for the download, such as
 	// police-007_20261126T080000Z_20261126T081000Z.mp4.
 	Name string
+	// Gaps are the stretches of the range asked for that the clip does not
+	// hold, oldest first: pauses in recording longer than MaxGap (the clip
+	// goes on across them: its timeline has no hole where they were), and
+	// the start or end of the range where nothing was recorded (or where the
+	// codec or resolution changed, which ends the clip).
+	Gaps []Gap
+	// Recorded is the length of the clip's timeline: the recorded time it holds.
+	Recorded time.Duration
 }
 
 // Export builds the clip of the camera's recording over [start, end) — the
 // same fragmented MP4 that Playback streams for that range — in memory when
 // it is small (ExportMemoryBytes) or else in a temporary file in TempDir, so
 // that it has a known length and can be served with Range requests. The
-// range is limited to MaxExport (24 hours). Bad arguments fail with
-// apierr.ErrInvalid, a range with nothing recorded with apierr.ErrNotFound;
-// any failure while reading the recording fails the whole export. A user
-// (WithUser) past MaxExportsPerUser is refused with apierr.ErrTooMany, and
-// everyone while MaxExports clips are being prepared with
-// apierr.ErrUnavailable.
+// range is limited to MaxExport (24 hours). Unlike a playback, an export goes
+// on across gaps in recording, and lists them (Export.Gaps). Bad arguments
+// fail with apierr.ErrInvalid, a range with nothing recorded with
+// apierr.ErrNotFound; any failure while reading the recording fails the whole
+// export. A user (WithUser) past MaxExportsPerUser is refused with
+// apierr.ErrTooMany, and everyone while MaxExports clips are being prepared
+// with apierr.ErrUnavailable.
 func (rv *Review) Export(ctx context.Context, camera string, start, end time.Time) (Export, error) {
 	if err := checkCamera(camera); err != nil {
 		return Export{}, err
@@ -54,7 +63,9 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 	defer prepared() // downloading holds only the user's place
 	sp := &spillWriter{limit: rv.exportMemory(), dir: rv.TempDir, diskSpace: rv.diskSpace}
 	h := sha256.New()
-	n, err := rv.writeClip(ctx, io.MultiWriter(sp, h), camera, start, end)
+	c := rv.newClip(ctx, camera, start, end)
+	c.acrossGaps = true
+	n, err := c.WriteTo(io.MultiWriter(sp, h))
 	if err == nil {
 		err = sp.finish()
 	}
@@ -63,7 +74,8 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 		release()
 		return Export{}, err
 	}
-	ex := Export{Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Name: exportName(camera, start, end)}
+	ex := Export{Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Name: exportName(camera, start, end),
+		Gaps: c.missing(), Recorded: c.duration()}
 	if sp.f != nil {
 		ex.File = &tempFile{File: sp.f}
 	} else {

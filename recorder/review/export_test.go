@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/testkit"
-	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
@@ -118,12 +116,7 @@ func TestExportBadInput(t *testing.T) {
 // (versitygw) and gets the same bytes as through the local store.
 func TestReviewS3(t *testing.T) {
 	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
-	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
-	ctx := context.Background()
-	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, _, _, _ := rectest.StartS3Store(t)
 	ix := openReviewIndex(t)
 	segs := addReviewSegments(t, s3, ix, "police-007", reviewT0, 0, files)
 	local, lix := newReviewLocalStore(t), openReviewIndex(t)
@@ -184,4 +177,69 @@ func TestExportLimit(t *testing.T) {
 	}
 	c.File.Close()
 	d.File.Close()
+}
+
+// An export goes on across gaps in recording, lists them with the parts of
+// the range that hold nothing, and holds all that was recorded; a playback
+// over the same range stops at the first gap and says so before its first byte.
+func TestExportAcrossGaps(t *testing.T) {
+	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
+	st, ix := newReviewLocalStore(t), openReviewIndex(t)
+	a := addReviewSegments(t, st, ix, "cam", reviewT0, 200*time.Millisecond, files[:2]) // small pauses: continuous
+	b := addReviewSegments(t, st, ix, "cam", a[1].End.Add(3*time.Second), 0, files[2:4])
+	c := addReviewSegments(t, st, ix, "cam", b[1].End.Add(20*time.Second), 0, files[4:])
+	rv := NewReview(st, ix, nil)
+	start, end := reviewT0.Add(-5*time.Second), c[0].End.Add(10*time.Second)
+
+	ex, err := rv.Export(context.Background(), "cam", start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip, err := io.ReadAll(ex.File)
+	ex.File.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := rectest.Check(t, clip)
+	var recorded time.Duration
+	for _, s := range append(append(a, b...), c...) {
+		recorded += s.End.Sub(s.Start)
+	}
+	if got := time.Duration(rep.VideoSeconds * float64(time.Second)); (got - recorded).Abs() > 300*time.Millisecond {
+		t.Errorf("export holds %v of video, want the %v recorded", got, recorded)
+	}
+	if (ex.Recorded - recorded).Abs() > 300*time.Millisecond {
+		t.Errorf("export says it holds %v, want %v", ex.Recorded, recorded)
+	}
+	want := []Gap{{start, reviewT0}, {a[1].End, b[0].Start}, {b[1].End, c[0].Start}, {c[0].End, end}}
+	if len(ex.Gaps) != len(want) {
+		t.Fatalf("export gaps %v, want %v", ex.Gaps, want)
+	}
+	for i, g := range ex.Gaps {
+		if !g.Start.Equal(want[i].Start) || !g.End.Equal(want[i].End) {
+			t.Errorf("gap %d: %v, want %v", i, g, want[i])
+		}
+	}
+
+	for _, tc := range []struct {
+		name        string
+		start       time.Time
+		dur         time.Duration
+		stops       string
+		end, resume time.Time
+	}{
+		{"across a pause and a gap", reviewT0.Add(time.Second), time.Minute, StopsAtGap, a[1].End, b[0].Start},
+		{"ends before the gap", reviewT0.Add(time.Second), 5 * time.Second, StopsAtEnd, reviewT0.Add(6 * time.Second), time.Time{}},
+		{"past the recording", c[0].Start, time.Minute, StopsAtRecordingEnd, c[0].End, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pb, err := rv.Open(context.Background(), "cam", tc.start, tc.dur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pb.Stops != tc.stops || !pb.End.Equal(tc.end) || !pb.Resume.Equal(tc.resume) {
+				t.Fatalf("stops %q at %v, resumes %v; want %q at %v, %v", pb.Stops, pb.End, pb.Resume, tc.stops, tc.end, tc.resume)
+			}
+		})
+	}
 }

@@ -23,6 +23,21 @@ const (
 	// overlapSlack is how far a segment may begin before the previous one
 	// ended and still be played from its first keyframe.
 	overlapSlack = 500 * time.Millisecond
+	// lookAheadSegments bounds how many segments Open reads from the index
+	// ahead of the first to tell where the playback will stop.
+	lookAheadSegments = 1024
+)
+
+// Why a playback stops (Playback.Stops).
+const (
+	// StopsAtEnd: the playback reaches the end asked for.
+	StopsAtEnd = "end"
+	// StopsAtGap: the recording pauses (more than MaxGap) at Playback.End
+	// and resumes at Playback.Resume; ask again from there.
+	StopsAtGap = "gap"
+	// StopsAtRecordingEnd: nothing is recorded after Playback.End (yet: a
+	// segment being written ends the playback where its written part ends).
+	StopsAtRecordingEnd = "recording-end"
 )
 
 // Playback is a playback found by Review.Open: where its timeline begins,
@@ -33,6 +48,18 @@ type Playback struct {
 	// keyframe after it when that falls in a gap), which the clip's timeline
 	// places at 0.
 	Start time.Time
+	// End is the wall-clock time at which the playback stops, as the index
+	// tells before the first byte: the end asked for, or where the recording
+	// pauses or ends before it. Zero when the index was not read that far
+	// (a playback of more than lookAheadSegments segments). A change of
+	// codec or resolution, which only the segments themselves show, can
+	// still stop it earlier.
+	End time.Time
+	// Stops tells why the playback stops at End: StopsAtEnd, StopsAtGap or
+	// StopsAtRecordingEnd; "" when End is unknown.
+	Stops string
+	// Resume is where the recording resumes after the gap at End (StopsAtGap).
+	Resume time.Time
 	// WriteTo writes the clip (see Review.Playback) and returns the bytes
 	// written. An error after the first byte only tells why the stream ended
 	// early. It is called at most once, under the context given to Open.
@@ -66,7 +93,11 @@ func (rv *Review) Open(ctx context.Context, camera string, start time.Time, dur 
 		}
 		if i0, i1 := c.pickFragments(seg); i0 < i1 {
 			c.queue = append([]archive.Segment{seg}, c.queue...)
-			return Playback{Start: seg.Start.Add(seg.Fragments[i0].Offset), WriterTo: c}, nil
+			pb := Playback{Start: seg.Start.Add(seg.Fragments[i0].Offset), WriterTo: c}
+			if pb.End, pb.Stops, pb.Resume, err = c.lookAhead(); err != nil {
+				return Playback{}, err
+			}
+			return pb, nil
 		}
 	}
 }
@@ -157,8 +188,13 @@ type clip struct {
 	out       int64 // bytes written to w
 	tracks    map[uint32]*clipTrack
 	prevEnd   time.Time // recorded end of the last segment played
-	segMapped bool      // the current segment's time shift is known
-	segShift  int64     // ns added to the current segment's times
+	// acrossGaps makes the clip go on across gaps in recording (an export),
+	// noting them in gaps; a playback stops at the first.
+	acrossGaps bool
+	gaps       []Gap
+	first      time.Time // wall time of the first frame written
+	segMapped  bool      // the current segment's time shift is known
+	segShift   int64     // ns added to the current segment's times
 
 	// The walk over the index: segments fetched and not yet handed out, the
 	// start of the last one fetched, and whether the index may hold more.
@@ -182,9 +218,34 @@ func (rv *Review) newClip(ctx context.Context, camera string, start, end time.Ti
 		after: start, more: true, spooled: map[string]bool{}}
 }
 
-// writeClip writes the clip [start, end) to w and returns the bytes written.
-func (rv *Review) writeClip(ctx context.Context, w io.Writer, camera string, start, end time.Time) (int64, error) {
-	return rv.newClip(ctx, camera, start, end).WriteTo(w)
+// missing returns the stretches of [start, end) that the written clip does
+// not hold: the gaps it went across, and the start and end of the range
+// where it has nothing.
+func (c *clip) missing() []Gap {
+	if !c.played() {
+		return []Gap{{Start: c.start, End: c.end}}
+	}
+	var out []Gap
+	if c.first.Sub(c.start) > MaxGap {
+		out = append(out, Gap{Start: c.start, End: c.first})
+	}
+	out = append(out, c.gaps...)
+	if last := c.prevEnd; c.end.Sub(last) > MaxGap {
+		out = append(out, Gap{Start: last, End: c.end})
+	}
+	return out
+}
+
+// duration is the length of the written clip's timeline.
+func (c *clip) duration() time.Duration {
+	var d time.Duration
+	for _, t := range c.tracks {
+		ns, err := mulDiv(t.end, nsPerSecond, uint64(t.timescale))
+		if err == nil {
+			d = max(d, time.Duration(ns))
+		}
+	}
+	return d
 }
 
 // WriteTo writes the clip to w, continuing the walk over the index where
@@ -236,15 +297,9 @@ func (c *clip) next() (seg archive.Segment, ok bool, err error) {
 			return archive.Segment{}, false, err
 		}
 		if len(c.queue) == 0 && c.more {
-			batch, err := c.rv.segmentsAfter(c.ctx, c.camera, c.after, c.end, segmentsPerQuery, c.spooled)
-			if err != nil {
-				return archive.Segment{}, false, fmt.Errorf("playback of %s: %w", c.camera, err)
+			if err := c.fetch(); err != nil {
+				return archive.Segment{}, false, err
 			}
-			c.more = len(batch) == segmentsPerQuery
-			if len(batch) > 0 {
-				c.after = batch[len(batch)-1].Start
-			}
-			c.queue = batch
 		}
 		if len(c.queue) == 0 {
 			return archive.Segment{}, false, nil
@@ -252,7 +307,7 @@ func (c *clip) next() (seg archive.Segment, ok bool, err error) {
 		seg := c.queue[0]
 		c.queue = c.queue[1:]
 		if c.played() {
-			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap {
+			if gap := seg.Start.Sub(c.prevEnd); gap > MaxGap && !c.acrossGaps {
 				c.rv.logger().Debug("playback stops at a gap in recording", "camera", c.camera, "segment", seg.Key, "gap", gap)
 				return archive.Segment{}, false, nil
 			}
@@ -261,6 +316,58 @@ func (c *clip) next() (seg archive.Segment, ok bool, err error) {
 			}
 		}
 		return seg, true, nil
+	}
+}
+
+// fetch appends the next batch of segments from the index to the queue.
+func (c *clip) fetch() error {
+	batch, err := c.rv.segmentsAfter(c.ctx, c.camera, c.after, c.end, segmentsPerQuery, c.spooled)
+	if err != nil {
+		return fmt.Errorf("playback of %s: %w", c.camera, err)
+	}
+	c.more = len(batch) == segmentsPerQuery
+	if len(batch) > 0 {
+		c.after = batch[len(batch)-1].Start
+	}
+	c.queue = append(c.queue, batch...)
+	return nil
+}
+
+// lookAhead reads the index on from the first segment of the queue (the one
+// the playback begins with) to tell where and why the playback will stop, as
+// next will: at the end asked for, at a gap of more than MaxGap, or where
+// the recording ends. The segments read stay queued for the write, so the
+// index is still read once. Zero values when the answer lies more than
+// lookAheadSegments segments ahead.
+func (c *clip) lookAhead() (end time.Time, stops string, resume time.Time, err error) {
+	prevEnd := c.queue[0].End
+	for i := 1; ; {
+		if prevEnd.After(c.end) || prevEnd.Equal(c.end) {
+			return c.end, StopsAtEnd, time.Time{}, nil
+		}
+		if i == len(c.queue) {
+			if !c.more {
+				return prevEnd, StopsAtRecordingEnd, time.Time{}, nil
+			}
+			if i >= lookAheadSegments {
+				return time.Time{}, "", time.Time{}, nil
+			}
+			if err := c.fetch(); err != nil {
+				return time.Time{}, "", time.Time{}, err
+			}
+			continue
+		}
+		seg := c.queue[i]
+		if !seg.Start.Before(c.end) {
+			return c.end, StopsAtEnd, time.Time{}, nil
+		}
+		if seg.Start.Sub(prevEnd) > MaxGap {
+			return prevEnd, StopsAtGap, seg.Start, nil
+		}
+		if seg.End.After(prevEnd) {
+			prevEnd = seg.End
+		}
+		i++
 	}
 }
 
@@ -368,6 +475,11 @@ func (c *clip) playSegment(seg archive.Segment) (done bool, err error) {
 			}
 			return false, err
 		}
+	}
+	if at := seg.Start.Add(frags[0].Offset); !c.played() {
+		c.first = at
+	} else if at.Sub(c.prevEnd) > MaxGap {
+		c.gaps = append(c.gaps, Gap{Start: c.prevEnd, End: at})
 	}
 	c.prevEnd = seg.End
 	return false, nil

@@ -115,6 +115,13 @@ type Span struct {
 	End   time.Time `json:"end"`
 }
 
+// Gap is a stretch of a range asked for that holds no recording (or none
+// that a clip could include).
+type Gap struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
 // SegmentInfo describes one recorded segment.
 type SegmentInfo struct {
 	Start time.Time `json:"start"`

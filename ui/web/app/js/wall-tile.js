@@ -18,9 +18,12 @@ export class WallTile {
     this.name = h('span', { class: 'tile-name' });
     this.chipBox = h('span', { class: 'tile-dept' });
     this.msg = h('div', { class: 'tile-msg' });
+    // note says the tile plays the main stream because the sub-stream fails
+    this.note = h('div', { class: 'tile-note', 'data-testid': 'tile-note', hidden: true });
     this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
       this.video,
       h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.badge),
+      this.note,
       this.msg);
     this.visible = false;
     this.setCamera(camera);
@@ -32,6 +35,7 @@ export class WallTile {
         this.el.dataset.player = s;
         this.showMessage(s, detail);
       },
+      onServed: (stream) => this.showServed(stream),
     });
     this.el.addEventListener('dblclick', () => opts.onOpen(this.camera));
     this.el.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') opts.onOpen(this.camera); });
@@ -47,6 +51,22 @@ export class WallTile {
     this.name.textContent = c.name || c.id;
     replace(this.chipBox, deptChip(this.opts.departments, c.department));
     el.style.setProperty('--dept', deptColor(c.department));
+  }
+
+  // showServed notes when the server plays the main stream for the sub-stream
+  // the tile asked for although the camera has one: its sub-stream fails.
+  showServed(stream) {
+    this.el.dataset.stream = stream;
+    const fallback = stream === 'main' && !!this.camera.subUrl;
+    this.note.hidden = !fallback;
+    this.note.textContent = fallback ? t('wall.subFallback') : '';
+  }
+
+  // subStatus follows the camera's sub-stream status: a tile that plays main
+  // because its sub-stream failed asks for the sub-stream again once it is
+  // back online.
+  subStatus(sub) {
+    if (this.player.served === 'main' && this.camera.subUrl && sub?.state === 'online') this.player.restart();
   }
 
   // showMessage says why the tile shows no picture (connecting, offline,

@@ -4,7 +4,7 @@
 // returns (window "online") or when told the camera is back (kick()).
 
 import { csrf, camPath } from './api.js';
-import { t } from './i18n.js';
+import { t, getLang } from './i18n.js';
 
 const gatherTimeoutMs = 1500;   // wait at most this long for ICE gathering
 const stallMs = 10000;          // no frame for this long while connected: reconnect
@@ -22,12 +22,16 @@ export const State = {
 
 export class WhepPlayer {
   // video: the <video> element; cameraId; stream: "sub" | "main";
-  // onState(state, detail): called on every change.
-  constructor(video, { cameraId, stream = 'sub', onState = () => {}, onUnauthorized = () => {} }) {
+  // onState(state, detail): called on every change; onServed(stream): the
+  // stream the server serves for each session (X-Vigil-Stream: main when a
+  // sub-stream is missing or failing).
+  constructor(video, { cameraId, stream = 'sub', onState = () => {}, onServed = () => {}, onUnauthorized = () => {} }) {
     this.video = video;
     this.cameraId = cameraId;
     this.stream = stream;
+    this.served = '';
     this.onState = onState;
+    this.onServed = onServed;
     this.onUnauthorized = onUnauthorized;
     this.state = State.Idle;
     this.running = false;
@@ -72,6 +76,16 @@ export class WhepPlayer {
     this.connect();
   }
 
+  // restart begins a new session now (to get the stream asked for again
+  // after the server served another).
+  restart() {
+    if (!this.running) return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    this.served = '';
+    this.connect();
+  }
+
   setState(s, detail = '') {
     if (this.state === s && !detail) return;
     this.state = s;
@@ -110,7 +124,7 @@ export class WhepPlayer {
       const res = await fetch(`${camPath(this.cameraId, 'whep')}?stream=${encodeURIComponent(this.stream)}`, {
         method: 'POST',
         credentials: 'same-origin',
-        headers: { 'Content-Type': 'application/sdp', 'X-CSRF-Token': await csrf() },
+        headers: { 'Content-Type': 'application/sdp', 'X-CSRF-Token': await csrf(), 'Accept-Language': getLang() },
         body: pc.localDescription.sdp,
       });
       if (gen !== this.generation) {
@@ -134,6 +148,8 @@ export class WhepPlayer {
       }
       const loc = res.headers.get('Location');
       this.location = loc ? new URL(loc, location.href).href : '';
+      this.served = res.headers.get('X-Vigil-Stream') || this.stream;
+      this.onServed(this.served);
       const answer = await res.text();
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       this.watchFrames(gen);
@@ -163,7 +179,7 @@ export class WhepPlayer {
       const now = performance.now();
       if (this.state === State.Playing && this.connectedAt && now - this.connectedAt > stableMs) this.attempt = 0;
       if (document.hidden) return; // frame callbacks pause in hidden tabs
-      if (now - this.lastFrame > stallMs) this.retry('no video');
+      if (now - this.lastFrame > stallMs) this.retry(t('wall.noVideo'));
     }, 2000);
   }
 

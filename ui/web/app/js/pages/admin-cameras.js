@@ -13,6 +13,7 @@ export function mount(view, ctx) {
   let destroyed = false;
   let pollTimer = 0;
   const badges = new Map();
+  const subBoxes = new Map(); // camera id → its sub-stream status box
   const search = h('input', { type: 'search', placeholder: t('wall.search'), 'data-testid': 'admin-camera-search' });
   search.addEventListener('input', debounce(render, 150));
   const body = h('div', {}, spinner());
@@ -39,6 +40,7 @@ export function mount(view, ctx) {
     const q = search.value.trim().toLowerCase();
     const rows = cameras.filter((c) => !q || [c.id, c.name, c.location?.address, c.department].some((s) => s && s.toLowerCase().includes(q)));
     badges.clear();
+    subBoxes.clear();
     replace(body, table([
       { title: t('cameras.id'), cell: (c) => h('code', { text: c.id }) },
       { title: t('cameras.name'), cell: (c) => h('div', {}, h('div', { text: c.name }), h('div', { class: 'muted small', text: c.location?.address || '' })) },
@@ -47,8 +49,11 @@ export function mount(view, ctx) {
         const s = status.get(c.id);
         const b = statusBadge(c.enabled === false ? 'disabled' : s?.state);
         badges.set(c.id, b);
+        const sub = h('div', { class: 'sub-status', 'data-testid': 'sub-status' });
+        subBoxes.set(c.id, sub);
+        showSub(sub, c, s);
         return h('div', {}, b, s?.video ? h('div', { class: 'muted small', text: videoText(s.video) }) : null,
-          s?.lastError ? h('div', { class: 'muted small err-text', text: s.lastError }) : null);
+          s?.lastError ? h('div', { class: 'muted small err-text', text: s.lastError }) : null, sub);
       } },
       { title: t('cameras.record'), cell: (c) => (c.record ? t('common.yes') : t('common.no')) },
       { title: '', class: 'actions', cell: (c) => h('div', { class: 'row-actions' },
@@ -64,6 +69,8 @@ export function mount(view, ctx) {
       for (const [id, b] of badges) {
         const c = cameras.find((x) => x.id === id);
         setBadge(b, c && c.enabled === false ? 'disabled' : status.get(id)?.state);
+        const sub = subBoxes.get(id);
+        if (sub && c) showSub(sub, c, status.get(id));
       }
     } catch {
       // next poll
@@ -122,18 +129,23 @@ export function mount(view, ctx) {
       testBtn.disabled = true;
       testOut.className = 'test-result';
       replace(testOut, spinner(), h('span', { text: t('cameras.testing') }));
-      try {
-        const res = await api.post('/api/v1/cameras/test', collect());
-        testOut.className = 'test-result ok';
-        testOut.dataset.result = 'ok';
-        replace(testOut, h('span', { text: '✓ ' + describeTest(res) }));
-      } catch (e) {
-        testOut.className = 'test-result bad';
-        testOut.dataset.result = 'error';
-        replace(testOut, h('span', { text: '✗ ' + errorText(e) }));
-      } finally {
-        testBtn.disabled = false;
-      }
+      // both URLs, each on its own line: a wrong sub-stream URL must show
+      // although the main one answers
+      const body = collect();
+      const streams = body.subUrl ? ['main', 'sub'] : ['main'];
+      const results = await Promise.all(streams.map(async (stream) => {
+        try {
+          return { stream, ok: true, text: describeTest(await api.post('/api/v1/cameras/test', { ...body, stream })) };
+        } catch (e) {
+          return { stream, ok: false, text: errorText(e) };
+        }
+      }));
+      const allOk = results.every((r) => r.ok);
+      testOut.className = 'test-result ' + (allOk ? 'ok' : 'bad');
+      testOut.dataset.result = allOk ? 'ok' : 'error';
+      replace(testOut, results.map((r) => h('div', { class: 'test-line ' + (r.ok ? 'ok' : 'bad'), 'data-testid': 'test-result-' + r.stream, 'data-result': r.ok ? 'ok' : 'error' },
+        h('span', { text: `${r.ok ? '✓' : '✗'} ${t(r.stream === 'main' ? 'cameras.main' : 'cameras.sub')}: ${r.text}` }))));
+      testBtn.disabled = false;
     } });
     const form = h('form', { class: 'form', 'data-testid': 'camera-form', novalidate: false, onsubmit: async (ev) => {
       ev.preventDefault();
@@ -204,6 +216,21 @@ export function mount(view, ctx) {
     destroyed = true;
     clearTimeout(pollTimer);
   };
+}
+
+// showSub shows a camera's sub-stream state and error under its status
+// (nothing for a camera without a sub-stream, or a disabled one).
+function showSub(box, c, s) {
+  const sub = s?.sub;
+  if (!c.subUrl || !sub || c.enabled === false) {
+    replace(box);
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.dataset.state = sub.state || 'unknown';
+  replace(box, h('span', { class: 'muted small', text: t('cameras.subStream') + ' ' }), statusBadge(sub.state),
+    sub.lastError ? h('div', { class: 'muted small err-text', 'data-testid': 'sub-error', text: sub.lastError }) : null);
 }
 
 function videoText(v) {

@@ -176,6 +176,7 @@ export function mount(view, ctx) {
         const now = next.get(id)?.state;
         setBadge(tile.badge, now);
         if (now === 'online' && before !== 'online') tile.player.kick();
+        tile.subStatus(next.get(id)?.sub);
       }
       status = next;
       for (const tile of tiles.values()) {
