@@ -317,6 +317,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 					{ID: "flood-2", Department: "flood-control"}}}, nil
 		},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "vigil_up 1\n") }),
+		Events:  fakeEvents,
 		Health:  fakeHealth{},
 		Alerts:  fakeAlerts{},
 		Log:     log,

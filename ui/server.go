@@ -67,6 +67,9 @@ type Deps struct {
 	// Availability reports per department and camera the share of a period
 	// online and recorded, over every camera (filtered here by scope).
 	Availability func(ctx context.Context, from, to time.Time) (availability.Report, error)
+	// Events lists what happened to a camera over a range (offline
+	// periods), for the playback timeline.
+	Events func(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error)
 	// Health reports how every part is; Alerts sends test events.
 	Health Health
 	Alerts Alerts
@@ -196,6 +199,7 @@ func (s *Server) routes() {
 
 	// Review.
 	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)
+	s.route("GET /api/v1/cameras/{id}/events", actPlayback, "", s.events)
 	s.route("GET /api/v1/cameras/{id}/playback", actPlayback, "playback", s.playback)
 	s.route("GET /api/v1/cameras/{id}/export", actExport, "export", s.export)
 	s.route("POST /api/v1/incidents", actIncidents, "incident.create", s.createIncident)

@@ -14,6 +14,8 @@ import * as reportsPage from './pages/reports.js';
 import * as camerasPage from './pages/admin-cameras.js';
 import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
+import * as healthPage from './pages/health.js';
+import * as health from './health.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
@@ -23,6 +25,7 @@ const permissions = {
   incidents: ['admin', 'responder'],
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
+  health: ['admin', 'operator'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
@@ -31,6 +34,7 @@ const routes = [
   { path: '/playback', page: playbackPage, perm: 'playback', nav: 'nav.playback' },
   { path: '/incidents', page: incidentsPage, perm: 'incidents', nav: 'nav.incidents' },
   { path: '/reports', page: reportsPage, perm: 'reports', nav: 'nav.reports' },
+  { path: '/health', page: healthPage, perm: 'health', nav: 'nav.health' },
   { path: '/audit', page: auditPage, perm: 'admin', nav: 'nav.audit' },
   { path: '/admin/cameras', page: camerasPage, perm: 'admin', nav: 'nav.cameras' },
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
@@ -41,6 +45,7 @@ const root = document.getElementById('app');
 let session = null;
 let departments = [];
 let cleanup = null;
+let healthBannerOff = null;
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, '') || '/wall';
@@ -131,7 +136,10 @@ function shell(current) {
   window.addEventListener('offline', update);
   window.addEventListener('online', update);
   update();
-  replace(root, top, banner, view);
+  if (healthBannerOff) healthBannerOff();
+  const hb = health.banner();
+  healthBannerOff = hb.cleanup;
+  replace(root, top, banner, hb.el, view);
   return view;
 }
 
@@ -143,6 +151,7 @@ async function logout() {
     // logged out locally anyway
   }
   session = null;
+  health.stop();
   navigate('/login', { replace: true });
 }
 
@@ -177,6 +186,7 @@ async function render() {
     // The hash may have changed while we waited.
     if (parseHash().path !== path) return;
   }
+  health.start(session);
   const route = routes.find((r) => r.path === path);
   if (!route) {
     navigate('/wall', { replace: true });
