@@ -229,6 +229,28 @@ func (ix *Index) Visible(ctx context.Context, camera string, start time.Time) (b
 	return len(depts) == 0 || slices.Contains(depts, dept.String), nil
 }
 
+// CurrentSince returns when the camera's current incarnation began to own
+// its id (the start of its first period; zero for one that owns every older
+// recording of the id); ok is false when no camera owns the id now, as far as
+// the index was told. What else is kept per camera id (availability's
+// offline periods) starts there too.
+func (ix *Index) CurrentSince(ctx context.Context, camera string) (since time.Time, ok bool, err error) {
+	var ns sql.NullInt64
+	err = ix.db.QueryRowContext(ctx, `SELECT MIN(since_ns) FROM camera_periods
+		WHERE camera = ?1 AND uid = (SELECT uid FROM camera_periods WHERE camera = ?1 AND until_ns IS NULL)`,
+		camera).Scan(&ns)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("index: camera %s: %w", camera, err)
+	}
+	if !ns.Valid {
+		return time.Time{}, false, nil
+	}
+	if ns.Int64 == 0 {
+		return time.Time{}, true, nil
+	}
+	return time.Unix(0, ns.Int64).UTC(), true, nil
+}
+
 // OwnerSegments returns, for an administrator, the segments of the camera id
 // that overlap [start, end) and belong to the incarnation uid — "" for the
 // orphans — whether or not that incarnation still exists, oldest first,
