@@ -217,6 +217,12 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 	for _, c := range cams {
 		var observedMS, onlineMS sql.NullInt64
 		var first, last sql.NullInt64
+		// a camera counts from its creation: the minutes (and recordings)
+		// of a deleted camera that had its id are not its own
+		from := from
+		if c.Since.After(from) {
+			from = c.Since.Truncate(time.Minute)
+		}
 		err := t.db.QueryRowContext(ctx, `SELECT SUM(observed_ms), SUM(online_ms), MIN(minute), MAX(minute) FROM uptime
 			WHERE camera = ? AND minute >= ? AND minute < ?`,
 			c.ID, from.Unix()/60*60, to.Unix()).Scan(&observedMS, &onlineMS, &first, &last)

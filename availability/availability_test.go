@@ -226,3 +226,56 @@ func TestReportOnly(t *testing.T) {
 		t.Fatalf("nothing in scope: %+v (the lists stay [] in JSON)", none)
 	}
 }
+
+// A camera created under the id of a deleted one counts from its creation:
+// neither the deleted camera's minutes nor its recordings are its own.
+func TestReportReusedID(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Open(t, "")
+	ix, err := archive.OpenIndex(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(ctx, db, Options{Interval: 10 * time.Second, Index: ix, Statuses: func() []ingest.Status {
+		var st ingest.Status
+		st.ID, st.State = "a", ingest.StateOnline
+		return []ingest.Status{st}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	for i := 0; i < 60; i++ { // 10 minutes online: 5 of the old camera, 5 of the new
+		if err := tr.Sample(ctx, t0.Add(time.Duration(i)*10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(from, to int) {
+		s := t0.Add(time.Duration(from) * time.Minute)
+		if err := ix.Add(ctx, archive.Segment{Camera: "a", Start: s, End: t0.Add(time.Duration(to) * time.Minute),
+			Key: archive.SegmentKey("a", s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	add(0, 4)
+	if err := ix.Disown(ctx, "a", t0.Add(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	since := t0.Add(5 * time.Minute)
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "new", Department: "flood-control", Since: since}, since); err != nil {
+		t.Fatal(err)
+	}
+	add(5, 8)
+	rep, err := tr.Report(ctx, []ingest.Camera{{ID: "a", Department: "flood-control", Record: true, UID: "new", Since: since}},
+		t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Cameras[0]
+	if c.ObservedS != 300 || c.Online == nil || *c.Online != 100 || c.Recorded == nil || *c.Recorded != 60 {
+		t.Errorf("new a: observed %.0f s, online %v, recorded %v; want 300 s, 100%%, 60%%", c.ObservedS, c.Online, c.Recorded)
+	}
+}

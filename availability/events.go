@@ -100,8 +100,21 @@ func closeOpenPeriods(ctx context.Context, db *sql.DB) error {
 }
 
 // Events returns the events of a camera that overlap [from, to), the oldest
-// first.
+// first. They begin with the camera (archive.Index.CurrentSince): those of a
+// deleted camera that had its id are not its own.
 func (t *Tracker) Events(ctx context.Context, camera string, from, to time.Time) ([]Event, error) {
+	if t.opts.Index != nil {
+		since, ok, err := t.opts.Index.CurrentSince(ctx, camera)
+		if err != nil {
+			return nil, fmt.Errorf("availability: events of %q: %w", camera, err)
+		}
+		if ok && since.After(from) {
+			from = since
+		}
+		if !to.After(from) {
+			return []Event{}, nil
+		}
+	}
 	rows, err := t.db.QueryContext(ctx, `SELECT start_ms, end_ms, message FROM offline
 		WHERE camera = ? AND start_ms < ? AND (end_ms IS NULL OR end_ms > ?) ORDER BY start_ms`,
 		camera, to.UnixMilli(), from.UnixMilli())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
+	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 // Offline periods start when the camera's state changed and end when it came
@@ -102,5 +103,54 @@ func TestEventsRemoved(t *testing.T) {
 	evs, err = tr.Events(ctx, "b", t0, t0.Add(time.Minute))
 	if err != nil || len(evs) != 1 || evs[0].End == nil || !evs[0].End.Equal(t0.Add(15*time.Second)) {
 		t.Fatalf("last camera removed: %+v %v", evs, err)
+	}
+}
+
+// A camera created under a deleted camera's id does not show the deleted
+// one's offline periods (nor their messages).
+func TestEventsReusedID(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Open(t, "")
+	ix, err := archive.OpenIndex(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	var st ingest.Status
+	st.ID, st.State = "a", ingest.StateOnline
+	tr, err := New(ctx, db, Options{Interval: 5 * time.Second, Index: ix, Statuses: func() []ingest.Status { return []ingest.Status{st} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := func(at time.Duration) {
+		t.Helper()
+		if err := tr.Sample(ctx, t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police", Since: t0}, t0); err != nil {
+		t.Fatal(err)
+	}
+	sample(0)
+	st.State, st.Since, st.LastError = ingest.StateOffline, t0.Add(7*time.Second), "police camera 10.1.2.3 refused"
+	sample(10 * time.Second)
+	st.State, st.Since, st.LastError = ingest.StateOnline, t0.Add(17*time.Second), ""
+	sample(20 * time.Second)
+	if err := ix.Disown(ctx, "a", t0.Add(25*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	since := t0.Add(30 * time.Second)
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "new", Department: "flood-control", Since: since}, since); err != nil {
+		t.Fatal(err)
+	}
+	sample(35 * time.Second)
+	st.State, st.Since, st.LastError = ingest.StateOffline, t0.Add(40*time.Second), "RTSP 404"
+	sample(45 * time.Second)
+	evs, err := tr.Events(ctx, "a", t0, t0.Add(time.Minute))
+	if err != nil || len(evs) != 1 || evs[0].Message != "RTSP 404" {
+		t.Fatalf("events of the new a: %+v %v", evs, err)
+	}
+	if evs, err := tr.Events(ctx, "a", t0, t0.Add(20*time.Second)); err != nil || len(evs) != 0 {
+		t.Fatalf("events of the new a before it existed: %+v %v", evs, err)
 	}
 }

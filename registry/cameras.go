@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -266,18 +268,20 @@ func errKeepPassword(field string) error {
 		Message: "the password *** is kept only for the stored URL's scheme, host, port and user: enter the password"}}}
 }
 
-const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags`
+const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags, uid, since_ns`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanCamera(s scanner) (ingest.Camera, error) {
 	var c ingest.Camera
 	var tags string
+	var sinceNS int64
 	err := s.Scan(&c.ID, &c.Name, &c.Department, &c.Location.Lat, &c.Location.Lng, &c.Location.Address,
-		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags)
+		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags, &c.UID, &sinceNS)
 	if err != nil {
 		return c, err
 	}
+	c.Since = nsTime(sinceNS)
 	if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
 		return c, fmt.Errorf("camera %q: tags: %w", c.ID, err)
 	}
@@ -363,6 +367,14 @@ func validateIn(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
 	return nil
 }
 
+// newCameraUID returns a random incarnation uid (128 bits, hex), as the
+// migration gives the cameras that existed before uids.
+func newCameraUID() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
 // cameraRow gives the columns of c that are not stored as they are: its
 // tags as JSON and its URLs sealed.
 func (r *Registry) cameraRow(c ingest.Camera) (tags, mainURL, subURL string, err error) {
@@ -374,16 +386,18 @@ func (r *Registry) cameraRow(c ingest.Camera) (tags, mainURL, subURL string, err
 	return string(b), mainURL, subURL, err
 }
 
-func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
-	tags, mainURL, subURL, err := r.cameraRow(c)
+// insertCamera adds c as a new incarnation: it sets c.UID and c.Since.
+func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camera) error {
+	tags, mainURL, subURL, err := r.cameraRow(*c)
 	if err != nil {
 		return err
 	}
 	now := r.now().UnixNano()
+	c.UID, c.Since = newCameraUID(), nsTime(now)
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, c.UID, now, now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -403,7 +417,7 @@ func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Ca
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
-		return r.insertCamera(ctx, tx, c)
+		return r.insertCamera(ctx, tx, &c)
 	})
 	return c, err
 }
@@ -419,6 +433,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 			return err
 		}
 		before = old
+		c.UID, c.Since = old.UID, old.Since // the same incarnation
 		var ok bool
 		if c.MainURL, ok = KeepPassword(c.MainURL, old.MainURL, old.SubURL); !ok {
 			return errKeepPassword("mainUrl")
@@ -507,8 +522,8 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 		if len(errs)+len(prior) > 0 {
 			return &ValidationError{Errors: byRow(append(prior, errs...))}
 		}
-		for _, c := range cams {
-			if err := r.insertCamera(ctx, tx, c); err != nil {
+		for i := range cams {
+			if err := r.insertCamera(ctx, tx, &cams[i]); err != nil {
 				return fmt.Errorf("import: %w", err)
 			}
 		}

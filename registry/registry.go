@@ -123,6 +123,16 @@ var migrations = []string{
 		PRIMARY KEY (incident, camera)
 	);
 	CREATE INDEX incident_cameras_camera ON incident_cameras(camera);`,
+	// Camera incarnations: a random uid per camera, never reused, and the
+	// time since when it owns the recordings under its id. Cameras that
+	// exist at the upgrade own every recording of their id (since 0). An
+	// incident names the incarnation of each of its cameras.
+	`ALTER TABLE cameras ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN since_ns INTEGER NOT NULL DEFAULT 0;
+	UPDATE cameras SET uid = lower(hex(randomblob(16)));
+	CREATE UNIQUE INDEX cameras_uid ON cameras(uid);
+	ALTER TABLE incident_cameras ADD COLUMN camera_uid TEXT NOT NULL DEFAULT '';
+	UPDATE incident_cameras SET camera_uid = COALESCE((SELECT uid FROM cameras WHERE cameras.id = incident_cameras.camera), '');`,
 }
 
 // Open runs the registry's migrations in db and returns the registry. The
