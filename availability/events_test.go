@@ -25,12 +25,7 @@ func TestEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample := func(at time.Duration) {
-		t.Helper()
-		if err := tr.Sample(ctx, t0.Add(at)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sample := sampler(t, tr, t0)
 	sample(0)
 	// offline at 7 s, seen at 10 s and 15 s, online again at 17 s, seen at 20 s
 	st.State, st.Since, st.LastError = ingest.StateOffline, t0.Add(7*time.Second), "connection refused"
@@ -122,12 +117,7 @@ func TestEventsReusedID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample := func(at time.Duration) {
-		t.Helper()
-		if err := tr.Sample(ctx, t0.Add(at)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sample := sampler(t, tr, t0)
 	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police", Since: t0}, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -152,5 +142,15 @@ func TestEventsReusedID(t *testing.T) {
 	}
 	if evs, err := tr.Events(ctx, "a", t0, t0.Add(20*time.Second)); err != nil || len(evs) != 0 {
 		t.Fatalf("events of the new a before it existed: %+v %v", evs, err)
+	}
+}
+
+// sampler returns a function that samples tr at t0 plus a duration.
+func sampler(t *testing.T, tr *Tracker, t0 time.Time) func(time.Duration) {
+	return func(at time.Duration) {
+		t.Helper()
+		if err := tr.Sample(context.Background(), t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

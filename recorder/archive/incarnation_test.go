@@ -225,18 +225,7 @@ func TestIndexMigrationAdoptsRows(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.Open(t, "")
 	// version 1 of the recorder's tables, as released
-	if err := sqlitedb.Migrate(ctx, db, "recorder", []string{`CREATE TABLE segments (
-		id        INTEGER PRIMARY KEY,
-		camera    TEXT    NOT NULL,
-		start_ns  INTEGER NOT NULL,
-		end_ns    INTEGER NOT NULL,
-		bytes     INTEGER NOT NULL,
-		key       TEXT    NOT NULL UNIQUE,
-		init_size INTEGER NOT NULL,
-		fragments BLOB    NOT NULL
-	);
-	CREATE INDEX segments_camera_start ON segments(camera, start_ns);
-	CREATE INDEX segments_camera_end ON segments(camera, end_ns);`}); err != nil {
+	if err := sqlitedb.Migrate(ctx, db, "recorder", archive.IndexSchemaV1); err != nil {
 		t.Fatal(err)
 	}
 	s := seg(0)
