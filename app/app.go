@@ -207,6 +207,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Log:     a.log.With("part", "http"),
 	}, ui.Options{
 		SessionTTL:     cfg.Auth.SessionTTL.D(),
+		SessionMaxAge:  cfg.Auth.SessionMaxAge.D(),
 		Secure:         cfg.HTTP.TLS.Cert != "",
 		MetricsPublic:  cfg.Metrics.Public,
 		TrustedProxies: cfg.HTTP.Proxies(),
