@@ -27,9 +27,9 @@ export class WallTile {
     this.note = h('div', { class: 'tile-note', 'data-testid': 'tile-note', hidden: true });
     this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
       this.video,
+      this.off,
       h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.badge),
       this.note,
-      this.off,
       this.msg);
     this.visible = false;
     this.setCamera(camera);

@@ -53,10 +53,11 @@ export function mount(view, ctx) {
   const summary = h('span', { class: 'wall-summary muted', 'data-testid': 'wall-summary' });
   const kiosk = ctx.params.get('kiosk') === '1' || ctx.session.role === 'display';
   const fsBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'wall-fullscreen', onclick: toggleFullscreen });
-  const kioskBar = h('div', { class: 'kiosk-bar', 'data-testid': 'kiosk-bar' },
-    h('button', { type: 'button', class: 'btn', 'data-testid': 'kiosk-fullscreen', onclick: toggleFullscreen, text: t('wall.fullscreen') }),
-    ctx.session.role === 'display' ? null
-      : h('a', { class: 'btn', 'data-testid': 'kiosk-exit', href: '#/wall', text: t('wall.exitKiosk') }));
+  // In kiosk mode the toolbar floats over the wall, shown while the pointer
+  // is on it; a display (always kiosk) has no way out of it.
+  const kioskLink = kiosk
+    ? (ctx.session.role === 'display' ? null : h('a', { class: 'btn', 'data-testid': 'kiosk-exit', href: '#/wall', text: t('wall.exitKiosk') }))
+    : h('a', { class: 'btn', 'data-testid': 'wall-kiosk', href: '#/wall?kiosk=1', text: t('wall.kiosk'), title: t('wall.kioskHelp') });
 
   const grid = h('div', { class: 'wall-grid', 'data-testid': 'wall-grid' });
   const page = h('section', { class: 'page wall-page', 'data-testid': 'wall-page-root' },
@@ -65,10 +66,9 @@ export function mount(view, ctx) {
       deptSel, search, pickerBtn,
       h('div', { class: 'toolbar-spacer' }),
       summary, prevBtn, pageInfo, nextBtn,
-      h('a', { class: 'btn', 'data-testid': 'wall-kiosk', href: '#/wall?kiosk=1', text: t('wall.kiosk'), title: t('wall.kioskHelp') }),
+      kioskLink,
       fsBtn),
-    grid,
-    kiosk ? kioskBar : null);
+    grid);
   replace(view, page);
   const rootClasses = ['wall-fit', ...(kiosk ? ['kiosk'] : [])];
   document.documentElement.classList.add(...rootClasses);
@@ -81,7 +81,6 @@ export function mount(view, ctx) {
   const onFullscreen = () => {
     const on = !!document.fullscreenElement;
     fsBtn.textContent = on ? t('wall.exitFullscreen') : t('wall.fullscreen');
-    kioskBar.firstChild.textContent = fsBtn.textContent;
   };
   document.addEventListener('fullscreenchange', onFullscreen);
   onFullscreen();
