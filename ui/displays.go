@@ -104,6 +104,9 @@ func (s *Server) signInDisplay(w http.ResponseWriter, r *http.Request, c *call) 
 	addr := limitAddr(s.clientAddr(r))
 	now := time.Now()
 	if wait := s.limit.blocked(addrKey(addr), now); wait > 0 {
+		if !s.limit.refusal(addr, now) {
+			c.audit = nil // a flood of refused attempts does not grow the audit log
+		}
 		return errStatus(http.StatusTooManyRequests, "too many failed logins: try again later")
 	}
 	d, secret, err := s.reg.SignInDisplay(r.Context(), in.Code)

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -137,5 +138,21 @@ func TestDisplayLoginLiveOnlyAndRevocable(t *testing.T) {
 		if n := f.auditRows(a); n < 1 {
 			t.Errorf("%d audit rows of %s", n, a)
 		}
+	}
+}
+
+// Guessing display codes is limited like guessing passwords.
+func TestDisplayCodesAreLimited(t *testing.T) {
+	f := newFixture(t, Options{LoginFailures: 3, LoginWindow: time.Minute})
+	var codes []int
+	for range 5 {
+		codes = append(codes, f.do(req{method: "POST", path: "/api/v1/displays/signin", ctype: "application/json", body: `{"code":"guess"}`}).Code)
+	}
+	want := []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusTooManyRequests}
+	if fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Fatalf("answers %v, want %v", codes, want)
+	}
+	if rec := f.do(req{method: "POST", path: "/api/v1/displays/signin", ctype: "application/json", body: `{"code":""}`}); rec.Code != http.StatusBadRequest {
+		t.Fatalf("empty code: %d", rec.Code)
 	}
 }
