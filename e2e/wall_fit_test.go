@@ -244,3 +244,48 @@ func TestDisplayOutlivesIdleTimeout(t *testing.T) {
 		t.Errorf("%d videos left after the display was revoked", n)
 	}
 }
+
+// An admin makes a display on the Displays page; its link signs a browser
+// in to the kiosk wall of the display's department only, and revoking it
+// there signs that wall out.
+func TestAdminMakesDisplayLink(t *testing.T) {
+	const name = "E2E police wall"
+	ctx := tab(t, true) // its own localStorage: English, whatever other tests chose
+	logIn(t, ctx, "admin", adminPassword)
+	open(t, ctx, "/admin/displays")
+	do(t, ctx, "add a display",
+		chromedp.Click(chromedp.CSS(`[data-testid=display-add]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=display-name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=display-name]`), name),
+		chromedp.Click(chromedp.CSS(`[data-testid=display-departments] input[data-department-id=police]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=display-save]`)))
+	waitFor(t, ctx, "the display link", `document.querySelector('[data-testid=display-link]').value.includes('#/display?code=')`, 15*time.Second)
+	shot(t, ctx, "43-display-link")
+	link := eval[string](t, ctx, `document.querySelector('[data-testid=display-link]').value`)
+
+	wall := tab(t, true)
+	do(t, wall, "open the display link", chromedp.Navigate(link))
+	waitFor(t, wall, "the display's kiosk wall playing", `location.hash === '#/wall?kiosk=1' && document.querySelectorAll('`+playingTiles+`').length >= 1`, 40*time.Second)
+	if d := eval[[]string](t, wall, `[...new Set([...document.querySelectorAll('[data-testid=tile]')].map((t) => t.dataset.department))]`); fmt.Sprint(d) != "[police]" {
+		t.Errorf("the police display shows tiles of %v", d)
+	}
+	if eval[bool](t, wall, `document.querySelector('[data-testid=kiosk-exit]') !== null`) {
+		t.Error("a display can leave the kiosk mode")
+	}
+	// The link worked once.
+	second := tab(t, true)
+	do(t, second, "open the link again", chromedp.Navigate(link))
+	waitFor(t, second, "the sign-in error", `document.querySelector('[data-testid=display-signin-error]') !== null`, 15*time.Second)
+
+	open(t, ctx, "/incidents")
+	open(t, ctx, "/admin/displays")
+	row := `[...document.querySelectorAll('tr[data-display-id]')].find((r) => r.textContent.includes(` + jsString(name) + `))`
+	waitFor(t, ctx, "the display signed in", row+`.querySelector('[data-testid=display-state]').textContent.startsWith('Signed in')`, 15*time.Second)
+	do(t, ctx, "revoke it", chromedp.Evaluate[chromedp.Void](row+`.querySelector('[data-testid=display-delete]').click()`),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-ok]`)))
+	waitFor(t, wall, "the display signed out", `location.hash.startsWith('#/login')`, 15*time.Second)
+	b, err := e2e.admin.do("GET", "/api/v1/audit?action=display.signin", nil, http.StatusOK)
+	if err != nil || !strings.Contains(string(b), "display:"+name) {
+		t.Errorf("no audit row of the display's sign-in: %s %v", b, err)
+	}
+}
