@@ -321,11 +321,7 @@ func (n *Notifier) enqueue(ctx context.Context, h *hook, body []byte) error {
 func (n *Notifier) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, h := range n.hooks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.send(ctx, h)
-		}()
+		wg.Go(func() { n.send(ctx, h) })
 	}
 	wg.Wait()
 	return nil

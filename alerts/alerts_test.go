@@ -3,75 +3,26 @@ package alerts
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 // receiver is a webhook receiver that checks signatures and can be down.
-type receiver struct {
-	t      *testing.T
-	secret string
-	srv    *httptest.Server
+type receiver = hookrecv.Receiver[Event]
 
-	mu       sync.Mutex
-	down     bool
-	events   []Event
-	badSigs  int
-	received chan Event
-}
-
+// newReceiver accepts POSTs of JSON signed with secret.
 func newReceiver(t *testing.T, secret string) *receiver {
-	r := &receiver{t: t, secret: secret, received: make(chan Event, 100)}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.down {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		if req.Header.Get("X-Vigil-Signature") != Sign(r.secret, body) || req.Method != http.MethodPost ||
-			req.Header.Get("Content-Type") != "application/json" {
-			r.badSigs++
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var e Event
-		if err := json.Unmarshal(body, &e); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.events = append(r.events, e)
-		r.received <- e
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) setDown(down bool) {
-	r.mu.Lock()
-	r.down = down
-	r.mu.Unlock()
-}
-
-func (r *receiver) next(t *testing.T, timeout time.Duration) Event {
-	t.Helper()
-	select {
-	case e := <-r.received:
-		return e
-	case <-time.After(timeout):
-		t.Fatalf("no event within %s", timeout)
-		return Event{}
-	}
+	return hookrecv.New[Event](t, func(req *http.Request, body []byte) bool {
+		return req.Header.Get("X-Vigil-Signature") == Sign(secret, body) && req.Method == http.MethodPost &&
+			req.Header.Get("Content-Type") == "application/json"
+	})
 }
 
 func openDB(t *testing.T, path string) *sql.DB {
@@ -101,7 +52,7 @@ func start(t *testing.T, db *sql.DB, opts Options) (n *Notifier, stop func()) {
 func TestDeliverSignedInOrder(t *testing.T) {
 	rcv := newReceiver(t, "k3y")
 	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
-	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "k3y"}}})
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "k3y"}}})
 	ctx := context.Background()
 	for _, ev := range []string{CameraOffline, CameraOnline, StorageFailing} {
 		if err := n.Publish(ctx, Event{Event: ev, Camera: "police-1", Department: "police", Message: ev}); err != nil {
@@ -109,7 +60,7 @@ func TestDeliverSignedInOrder(t *testing.T) {
 		}
 	}
 	for _, want := range []string{CameraOffline, CameraOnline, StorageFailing} {
-		e := rcv.next(t, 5*time.Second)
+		e := rcv.Next(t, 5*time.Second)
 		if e.Event != want || e.ID == "" || e.Time.IsZero() || e.Severity == "" || e.Camera != "police-1" || e.Department != "police" {
 			t.Fatalf("got %+v, want a full %s event", e, want)
 		}
@@ -136,29 +87,29 @@ func TestSignature(t *testing.T) {
 // webhook is not held back meanwhile; a webhook's filter is applied.
 func TestRetryAndIndependentWebhooks(t *testing.T) {
 	dead, live := newReceiver(t, "a"), newReceiver(t, "b")
-	dead.setDown(true)
+	dead.SetDown(true)
 	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
 	n, _ := start(t, db, Options{Webhooks: []Webhook{
-		{URL: dead.srv.URL, Secret: "a"},
-		{URL: live.srv.URL, Secret: "b", Events: []string{CameraOffline}},
+		{URL: dead.URL, Secret: "a"},
+		{URL: live.URL, Secret: "b", Events: []string{CameraOffline}},
 	}})
 	ctx := context.Background()
 	n.Publish(ctx, Event{Event: CameraOffline, Camera: "c1"})
 	n.Publish(ctx, Event{Event: SpoolHigh})
 	n.Publish(ctx, Event{Event: CameraOffline, Camera: "c2"})
-	if e := live.next(t, 5*time.Second); e.Camera != "c1" {
+	if e := live.Next(t, 5*time.Second); e.Camera != "c1" {
 		t.Fatalf("live got %+v", e)
 	}
-	if e := live.next(t, 5*time.Second); e.Camera != "c2" {
+	if e := live.Next(t, 5*time.Second); e.Camera != "c2" {
 		t.Fatalf("live got %+v (spool.high is filtered out)", e)
 	}
 	time.Sleep(300 * time.Millisecond) // several retries against the dead one
 	if st := n.Stats(); st.Failed < 2 || st.Pending != 3 {
 		t.Fatalf("stats while one is down: %+v", st)
 	}
-	dead.setDown(false)
+	dead.SetDown(false)
 	for _, want := range []string{"c1", "", "c2"} {
-		if e := dead.next(t, 5*time.Second); e.Camera != want {
+		if e := dead.Next(t, 5*time.Second); e.Camera != want {
 			t.Fatalf("after return got %+v, want camera %q", e, want)
 		}
 	}
@@ -168,10 +119,10 @@ func TestRetryAndIndependentWebhooks(t *testing.T) {
 // on the same database.
 func TestQueueSurvivesRestart(t *testing.T) {
 	rcv := newReceiver(t, "s")
-	rcv.setDown(true)
+	rcv.SetDown(true)
 	path := filepath.Join(t.TempDir(), "v.db")
 	db := openDB(t, path)
-	hooks := []Webhook{{URL: rcv.srv.URL, Secret: "s"}}
+	hooks := []Webhook{{URL: rcv.URL, Secret: "s"}}
 	n, stop := start(t, db, Options{Webhooks: hooks})
 	ctx := context.Background()
 	n.Publish(ctx, Event{Event: StorageFailing, Message: "one"})
@@ -179,12 +130,12 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	stop()
 	db.Close()
 
-	rcv.setDown(false)
+	rcv.SetDown(false)
 	db = openDB(t, path)
 	defer db.Close()
 	start(t, db, Options{Webhooks: hooks})
 	for _, want := range []string{"one", "two"} {
-		if e := rcv.next(t, 5*time.Second); e.Message != want {
+		if e := rcv.Next(t, 5*time.Second); e.Message != want {
 			t.Fatalf("after restart got %+v, want %q", e, want)
 		}
 	}
@@ -193,9 +144,9 @@ func TestQueueSurvivesRestart(t *testing.T) {
 // A full queue drops its oldest events and counts them.
 func TestQueueBound(t *testing.T) {
 	rcv := newReceiver(t, "")
-	rcv.setDown(true)
+	rcv.SetDown(true)
 	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
-	n, err := New(context.Background(), db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL}}, QueueMax: 3})
+	n, err := New(context.Background(), db, Options{Webhooks: []Webhook{{URL: rcv.URL}}, QueueMax: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,13 +157,13 @@ func TestQueueBound(t *testing.T) {
 	if st := n.Stats(); st.Dropped != 2 || st.Pending != 3 || st.Queued != 5 {
 		t.Fatalf("stats %+v", st)
 	}
-	rcv.setDown(false)
+	rcv.SetDown(false)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { n.Run(runCtx); close(done) }()
 	defer func() { cancel(); <-done }()
 	for _, want := range []string{"3", "4", "5"} {
-		if e := rcv.next(t, 5*time.Second); e.Message != want {
+		if e := rcv.Next(t, 5*time.Second); e.Message != want {
 			t.Fatalf("got %q, want %q (the oldest are dropped)", e.Message, want)
 		}
 	}
@@ -220,20 +171,20 @@ func TestQueueBound(t *testing.T) {
 
 func TestSendTest(t *testing.T) {
 	ok, bad := newReceiver(t, "x"), newReceiver(t, "y")
-	bad.setDown(true)
+	bad.SetDown(true)
 	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
 	n, _ := start(t, db, Options{Webhooks: []Webhook{
-		{URL: ok.srv.URL, Secret: "x", Events: []string{CameraOffline}}, // test goes through any filter
-		{URL: bad.srv.URL + "/?token=abc", Secret: "y"},
+		{URL: ok.URL, Secret: "x", Events: []string{CameraOffline}}, // test goes through any filter
+		{URL: bad.URL + "/?token=abc", Secret: "y"},
 	}})
 	res := n.SendTest(context.Background(), "admin")
 	if len(res) != 2 || !res[0].Delivered || res[1].Delivered || res[1].Error == "" {
 		t.Fatalf("results %+v", res)
 	}
-	if e := ok.next(t, time.Second); e.Event != Test {
+	if e := ok.Next(t, time.Second); e.Event != Test {
 		t.Fatalf("got %+v", e)
 	}
-	if got := res[1].URL; got != bad.srv.URL+"/?***" {
+	if got := res[1].URL; got != bad.URL+"/?***" {
 		t.Fatalf("the URL's query is not hidden: %s", got)
 	}
 	if n.Stats().Pending != 0 {

@@ -41,30 +41,50 @@ func (f *fakeStates) Status(c ingest.Camera) dispatch.Status {
 	return st
 }
 
-// A blink shorter than OfflineAfter sends nothing; a longer outage sends
-// camera.offline once, and camera.online when the camera returns.
-func TestWatchCameras(t *testing.T) {
-	rcv := newReceiver(t, "w")
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
-	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "w"}}})
-	cams := []ingest.Camera{
-		{ID: "c1", Name: "Gate", Department: "police", Enabled: true},
-		{ID: "c2", Name: "Off", Department: "police", Enabled: false},
-	}
-	states := &fakeStates{state: map[string]ingest.State{"c1": ingest.StateOnline, "c2": ingest.StateDisabled},
-		since: map[string]time.Time{}}
+// watchCameras runs n.WatchCameras over cams and states, sampling every
+// 50 ms, until stop is called or the test ends.
+func watchCameras(t *testing.T, n *Notifier, cams []ingest.Camera, states *fakeStates, offlineAfter time.Duration) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		n.WatchCameras(ctx, CameraWatchOptions{
 			Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
 			Statuses:     states,
-			OfflineAfter: 600 * time.Millisecond,
+			OfflineAfter: offlineAfter,
 			Every:        50 * time.Millisecond,
 		})
 		close(done)
 	}()
-	defer func() { cancel(); <-done }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// expectNone fails the test when rcv receives an event within d.
+func expectNone(t *testing.T, rcv *receiver, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case e := <-rcv.Events:
+		t.Fatalf("%s: %+v", what, e)
+	case <-time.After(d):
+	}
+}
+
+// A blink shorter than OfflineAfter sends nothing; a longer outage sends
+// camera.offline once, and camera.online when the camera returns.
+func TestWatchCameras(t *testing.T) {
+	rcv := newReceiver(t, "w")
+	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "w"}}})
+	cams := []ingest.Camera{
+		{ID: "c1", Name: "Gate", Department: "police", Enabled: true},
+		{ID: "c2", Name: "Off", Department: "police", Enabled: false},
+	}
+	states := &fakeStates{state: map[string]ingest.State{"c1": ingest.StateOnline, "c2": ingest.StateDisabled},
+		since: map[string]time.Time{}}
+	defer watchCameras(t, n, cams, states, 600*time.Millisecond)()
 
 	// a blink: offline, then reconnecting, then online, within OfflineAfter
 	states.set("c1", ingest.StateOffline)
@@ -72,18 +92,14 @@ func TestWatchCameras(t *testing.T) {
 	states.set("c1", ingest.StateConnecting)
 	time.Sleep(200 * time.Millisecond)
 	states.set("c1", ingest.StateOnline)
-	select {
-	case e := <-rcv.received:
-		t.Fatalf("a blink sent %+v", e)
-	case <-time.After(800 * time.Millisecond):
-	}
+	expectNone(t, rcv, 800*time.Millisecond, "a blink sent")
 
 	// an outage, switching between offline and connecting as the ingest retries
 	down := time.Now()
 	states.set("c1", ingest.StateOffline)
 	time.Sleep(300 * time.Millisecond)
 	states.set("c1", ingest.StateConnecting)
-	e := rcv.next(t, 3*time.Second)
+	e := rcv.Next(t, 3*time.Second)
 	if e.Event != CameraOffline || e.Camera != "c1" || e.Department != "police" || e.Severity != Warning {
 		t.Fatalf("got %+v", e)
 	}
@@ -96,27 +112,23 @@ func TestWatchCameras(t *testing.T) {
 	// outage ended (camera.online) and a new one begins
 	states.set("c1", ingest.StateOnline)
 	states.set("c1", ingest.StateOffline)
-	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
 		t.Fatalf("got %+v", e)
 	}
-	if e := rcv.next(t, 3*time.Second); e.Event != CameraOffline || e.Camera != "c1" {
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOffline || e.Camera != "c1" {
 		t.Fatalf("got %+v", e)
 	}
 	states.set("c1", ingest.StateOnline)
-	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
 		t.Fatalf("got %+v", e)
 	}
-	select {
-	case e := <-rcv.received:
-		t.Fatalf("unexpected %+v", e)
-	case <-time.After(300 * time.Millisecond):
-	}
+	expectNone(t, rcv, 300*time.Millisecond, "unexpected")
 }
 
 func TestFollowHealth(t *testing.T) {
 	rcv := newReceiver(t, "h")
 	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
-	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "h"}}})
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "h"}}})
 	follow := n.FollowHealth(context.Background())
 	at := time.Now()
 	check := func(name string, s health.Status, msg string) health.Check {
@@ -139,16 +151,12 @@ func TestFollowHealth(t *testing.T) {
 		if s.want == "" {
 			continue
 		}
-		e := rcv.next(t, 3*time.Second)
+		e := rcv.Next(t, 3*time.Second)
 		if e.Event != s.want || e.Message != s.change.After.Message {
 			t.Fatalf("step %d: got %+v, want %s", i, e, s.want)
 		}
 	}
-	select {
-	case e := <-rcv.received:
-		t.Fatalf("unexpected %+v", e)
-	case <-time.After(200 * time.Millisecond):
-	}
+	expectNone(t, rcv, 200*time.Millisecond, "unexpected")
 }
 
 // A camera announced offline before a restart gets its camera.online after
@@ -157,27 +165,14 @@ func TestWatchCamerasAcrossRestart(t *testing.T) {
 	rcv := newReceiver(t, "r")
 	path := filepath.Join(t.TempDir(), "v.db")
 	db := openDB(t, path)
-	hooks := []Webhook{{URL: rcv.srv.URL, Secret: "r"}}
+	hooks := []Webhook{{URL: rcv.URL, Secret: "r"}}
 	cams := []ingest.Camera{{ID: "c1", Name: "Gate", Department: "police", Enabled: true}}
 	states := &fakeStates{state: map[string]ingest.State{}, since: map[string]time.Time{}}
 	states.set("c1", ingest.StateOffline)
-	watch := func(n *Notifier) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			n.WatchCameras(ctx, CameraWatchOptions{
-				Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
-				Statuses:     states,
-				OfflineAfter: 300 * time.Millisecond,
-				Every:        50 * time.Millisecond,
-			})
-			close(done)
-		}()
-		return func() { cancel(); <-done }
-	}
+	watch := func(n *Notifier) (stop func()) { return watchCameras(t, n, cams, states, 300*time.Millisecond) }
 	n, stopN := start(t, db, Options{Webhooks: hooks})
 	stopW := watch(n)
-	if e := rcv.next(t, 3*time.Second); e.Event != CameraOffline {
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOffline {
 		t.Fatalf("got %+v", e)
 	}
 	stopW()
@@ -191,13 +186,9 @@ func TestWatchCamerasAcrossRestart(t *testing.T) {
 	n, _ = start(t, db, Options{Webhooks: hooks})
 	stopW = watch(n)
 	defer stopW()
-	select {
-	case e := <-rcv.received:
-		t.Fatalf("after the restart: %+v", e)
-	case <-time.After(700 * time.Millisecond):
-	}
+	expectNone(t, rcv, 700*time.Millisecond, "after the restart")
 	states.set("c1", ingest.StateOnline)
-	if e := rcv.next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "c1" {
 		t.Fatalf("got %+v", e)
 	}
 }
@@ -208,27 +199,16 @@ func TestWatchCamerasAcrossRestart(t *testing.T) {
 func TestWatchCamerasUnseenOnlineAtStart(t *testing.T) {
 	rcv := newReceiver(t, "u")
 	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
-	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.srv.URL, Secret: "u"}}})
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "u"}}})
 	cams := []ingest.Camera{{ID: "c1", Name: "Gate", Department: "police", Enabled: true}}
 	states := &fakeStates{state: map[string]ingest.State{}, since: map[string]time.Time{}}
 	states.set("c1", ingest.StateConnecting)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		n.WatchCameras(ctx, CameraWatchOptions{
-			Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
-			Statuses:     states,
-			OfflineAfter: 500 * time.Millisecond,
-			Every:        50 * time.Millisecond,
-		})
-		close(done)
-	}()
-	defer func() { cancel(); <-done }()
+	defer watchCameras(t, n, cams, states, 500*time.Millisecond)()
 	time.Sleep(350 * time.Millisecond) // connecting, for most of OfflineAfter...
 	states.set("c1", ingest.StateOnline)
 	states.set("c1", ingest.StateOffline) // ...then online for an instant
 	offAt := time.Now()
-	e := rcv.next(t, 3*time.Second)
+	e := rcv.Next(t, 3*time.Second)
 	if took := time.Since(offAt); e.Event != CameraOffline || took < 450*time.Millisecond {
 		t.Fatalf("%s after %s, want camera.offline OfflineAfter after going offline", e.Event, took)
 	}

@@ -205,6 +205,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			}
 			return a.avail.Report(ctx, cams, from, to)
 		},
+		Events:  a.avail.Events,
 		Health:  a.Health,
 		Alerts:  a.Alerts,
 		Metrics: a.metrics.Handler(),

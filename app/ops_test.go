@@ -3,9 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,7 @@ import (
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -197,67 +196,22 @@ func TestHealthShowsS3Misconfiguration(t *testing.T) {
 	})
 }
 
-// hookReceiver is a webhook receiver that checks every signature and can be
-// taken down (it answers 503 then).
-type hookReceiver struct {
-	t      *testing.T
-	secret string
-	srv    *httptest.Server
-	events chan alerts.Event
-
-	mu      sync.Mutex
-	down    bool
-	refused int // requests answered 503 while down
-	badSigs int
+// newHookReceiver is a webhook receiver that checks every signature and
+// can be taken down (it answers 503 then).
+func newHookReceiver(t *testing.T, secret string) *hookrecv.Receiver[alerts.Event] {
+	return hookrecv.New[alerts.Event](t, func(r *http.Request, body []byte) bool {
+		return r.Header.Get("X-Vigil-Signature") == alerts.Sign(secret, body)
+	})
 }
 
-func newHookReceiver(t *testing.T, secret string) *hookReceiver {
-	h := &hookReceiver{t: t, secret: secret, events: make(chan alerts.Event, 100)}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.down {
-			h.refused++
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		if r.Header.Get("X-Vigil-Signature") != alerts.Sign(h.secret, body) {
-			h.badSigs++
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var e alerts.Event
-		if err := json.Unmarshal(body, &e); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		h.events <- e
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *hookReceiver) setDown(down bool) {
-	h.mu.Lock()
-	h.down = down
-	h.mu.Unlock()
-}
-
-func (h *hookReceiver) refusedCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.refused
-}
-
-// wait returns the next event of the given kind within timeout, skipping
+// waitEvent returns the next event of the given kind within timeout, skipping
 // other kinds (the test event, spool and storage events of other steps).
-func (h *hookReceiver) wait(t *testing.T, event, camera string, timeout time.Duration) alerts.Event {
+func waitEvent(t *testing.T, h *hookrecv.Receiver[alerts.Event], event, camera string, timeout time.Duration) alerts.Event {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		select {
-		case e := <-h.events:
+		case e := <-h.Events:
 			if e.Event == event && e.Camera == camera {
 				return e
 			}
@@ -287,7 +241,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	rcv := newHookReceiver(t, "hook-secret")
 	other := newHookReceiver(t, "other-secret")
-	other.setDown(true) // a dead receiver must not hold back the first one
+	other.SetDown(true) // a dead receiver must not hold back the first one
 
 	dir := t.TempDir()
 	cfg := testConfig(dir)
@@ -296,8 +250,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 	const offlineAfter = 3 * time.Second
 	cfg.Alerts.OfflineAfter = config.Duration(offlineAfter)
 	cfg.Alerts.Webhooks = []config.Webhook{
-		{URL: rcv.srv.URL + "/hook", Secret: "hook-secret"},
-		{URL: other.srv.URL, Secret: "other-secret", Events: []string{alerts.CameraOffline}},
+		{URL: rcv.URL + "/hook", Secret: "hook-secret"},
+		{URL: other.URL, Secret: "other-secret", Events: []string{alerts.CameraOffline}},
 	}
 	a, stop := startApp(t, cfg)
 	ctx := context.Background()
@@ -317,12 +271,12 @@ func TestAlertsEndToEnd(t *testing.T) {
 		!res.Webhooks[0].Delivered || res.Webhooks[1].Delivered || !strings.Contains(res.Webhooks[1].Error, "503") {
 		t.Fatalf("alerts/test: %d %s", code, body)
 	}
-	rcv.wait(t, alerts.Test, "", 5*time.Second)
+	waitEvent(t, rcv, alerts.Test, "", 5*time.Second)
 
 	// camera offline
 	sim.Close()
 	stoppedAt := time.Now()
-	e := rcv.wait(t, alerts.CameraOffline, "police-1", offlineAfter+5*time.Second)
+	e := waitEvent(t, rcv, alerts.CameraOffline, "police-1", offlineAfter+5*time.Second)
 	if took := time.Since(stoppedAt); took < offlineAfter {
 		t.Fatalf("camera.offline after %s, before offlineAfter", took)
 	}
@@ -345,16 +299,16 @@ func TestAlertsEndToEnd(t *testing.T) {
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	rcv.wait(t, alerts.CameraOnline, "police-1", 30*time.Second)
+	waitEvent(t, rcv, alerts.CameraOnline, "police-1", 30*time.Second)
 
 	// S3 outage
 	stopS3()
-	e = rcv.wait(t, alerts.StorageFailing, "", 15*time.Second)
+	e = waitEvent(t, rcv, alerts.StorageFailing, "", 15*time.Second)
 	if !strings.Contains(e.Message, "unreachable") {
 		t.Errorf("storage.failing says %q", e.Message)
 	}
 	restartS3()
-	rcv.wait(t, alerts.StorageRecovered, "", 15*time.Second)
+	waitEvent(t, rcv, alerts.StorageRecovered, "", 15*time.Second)
 
 	// figures in /metrics
 	// (the receiver has the event a moment before the sender counts it)
@@ -368,18 +322,18 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 
 	// the receiver is down: events wait in the queue and arrive when it returns
-	rcv.setDown(true)
-	queued, refused := a.Alerts.Stats().Queued, rcv.refusedCount()
+	rcv.SetDown(true)
+	queued, refused := a.Alerts.Stats().Queued, rcv.Refused()
 	sim.Close()
 	testkit.WaitFor(t, offlineAfter+10*time.Second, "camera.offline queued and refused", func() bool {
-		return a.Alerts.Stats().Queued >= queued+2 && rcv.refusedCount() > refused // to both receivers
+		return a.Alerts.Stats().Queued >= queued+2 && rcv.Refused() > refused // to both receivers
 	})
-	rcv.setDown(false)
-	rcv.wait(t, alerts.CameraOffline, "police-1", 10*time.Second)
+	rcv.SetDown(false)
+	waitEvent(t, rcv, alerts.CameraOffline, "police-1", 10*time.Second)
 
 	// ... also across a restart of Vigil on the same data directory
-	rcv.setDown(true)
-	queued, refused = a.Alerts.Stats().Queued, rcv.refusedCount()
+	rcv.SetDown(true)
+	queued, refused = a.Alerts.Stats().Queued, rcv.Refused()
 	sim, err = camsim.New(camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
 	if err != nil {
 		t.Fatal(err)
@@ -388,16 +342,13 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 30*time.Second, "camera.online queued and refused", func() bool {
-		return a.Alerts.Stats().Queued > queued && rcv.refusedCount() > refused
+		return a.Alerts.Stats().Queued > queued && rcv.Refused() > refused
 	})
 	stop()
-	rcv.setDown(false)
+	rcv.SetDown(false)
 	startApp(t, cfg)
-	rcv.wait(t, alerts.CameraOnline, "police-1", 10*time.Second)
-	rcv.mu.Lock()
-	bad := rcv.badSigs
-	rcv.mu.Unlock()
-	if bad != 0 {
+	waitEvent(t, rcv, alerts.CameraOnline, "police-1", 10*time.Second)
+	if bad := rcv.Bad(); bad != 0 {
 		t.Fatalf("%d events with a bad signature", bad)
 	}
 }

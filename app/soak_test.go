@@ -23,9 +23,7 @@ import (
 // seconds of each reconnection, and no goroutine is left behind.
 // It lasts about 45 s; VIGIL_SOAK=5m makes it longer.
 func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("soak test")
-	}
+	testkit.SkipShort(t, "soak test")
 	run := 40 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("VIGIL_SOAK")); err == nil && d > run {
 		run = d

@@ -31,6 +31,15 @@ var migrations = []string{
 		online_ms   INTEGER NOT NULL,
 		PRIMARY KEY (camera, minute)
 	) WITHOUT ROWID;`,
+	// offline periods, for the playback timeline (events.go)
+	`CREATE TABLE offline (
+		camera   TEXT    NOT NULL,
+		start_ms INTEGER NOT NULL, -- unix milliseconds
+		end_ms   INTEGER,          -- NULL while the camera is still offline
+		seen_ms  INTEGER NOT NULL, -- the last sample that saw it offline
+		message  TEXT    NOT NULL DEFAULT '',
+		PRIMARY KEY (camera, start_ms)
+	) WITHOUT ROWID;`,
 }
 
 // Options configure a Tracker.
@@ -64,6 +73,9 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Tracker, error) {
 	if err := sqlitedb.Migrate(ctx, db, "availability", migrations); err != nil {
 		return nil, err
 	}
+	if err := closeOpenPeriods(ctx, db); err != nil {
+		return nil, err
+	}
 	return &Tracker{db: db, opts: opts}, nil
 }
 
@@ -87,6 +99,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 	sts := t.opts.Statuses()
 	if len(sts) == 0 {
+		// no camera left: none is offline any more
+		if _, err := t.db.ExecContext(ctx, `UPDATE offline SET end_ms = ? WHERE end_ms IS NULL`, now.UnixMilli()); err != nil {
+			return fmt.Errorf("availability: %w", err)
+		}
 		return nil
 	}
 	minute := now.Unix() / 60 * 60
@@ -109,6 +125,9 @@ func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 				online_ms = online_ms + excluded.online_ms`, st.ID, minute, step, online); err != nil {
 			return fmt.Errorf("availability: %w", err)
 		}
+	}
+	if err := t.sampleOffline(ctx, tx, sts, now); err != nil {
+		return fmt.Errorf("availability: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("availability: %w", err)
@@ -198,6 +217,12 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 	for _, c := range cams {
 		var observedMS, onlineMS sql.NullInt64
 		var first, last sql.NullInt64
+		// a camera counts from its creation: the minutes (and recordings)
+		// of a deleted camera that had its id are not its own
+		from := from
+		if c.Since.After(from) {
+			from = c.Since.Truncate(time.Minute)
+		}
 		err := t.db.QueryRowContext(ctx, `SELECT SUM(observed_ms), SUM(online_ms), MIN(minute), MAX(minute) FROM uptime
 			WHERE camera = ? AND minute >= ? AND minute < ?`,
 			c.ID, from.Unix()/60*60, to.Unix()).Scan(&observedMS, &onlineMS, &first, &last)

@@ -11,13 +11,26 @@ import (
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
-func TestReport(t *testing.T) {
+// newTracker opens a fresh database with a recording index and a tracker
+// over them with o (o.Index is that index).
+func newTracker(t *testing.T, o Options) (*Tracker, *archive.Index) {
+	t.Helper()
 	ctx := context.Background()
 	db := testdb.Open(t, "")
 	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.Index = ix
+	tr, err := New(ctx, db, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, ix
+}
+
+func TestReport(t *testing.T) {
+	ctx := context.Background()
 	// b's recording is still in the spool (not yet uploaded): 2 of its 10 minutes;
 	// one of a's indexed segments is also still listed in the spool: counted once
 	spooled := func(camera string, start, end time.Time) []archive.Segment {
@@ -31,9 +44,8 @@ func TestReport(t *testing.T) {
 		return nil
 	}
 	states := map[string]ingest.State{"a": ingest.StateOnline, "b": ingest.StateOffline, "c": ingest.StateDisabled}
-	tr, err := New(ctx, db, Options{
+	tr, ix := newTracker(t, Options{
 		Interval: 10 * time.Second,
-		Index:    ix,
 		Spooled:  spooled,
 		Statuses: func() []ingest.Status {
 			var out []ingest.Status
@@ -46,9 +58,6 @@ func TestReport(t *testing.T) {
 			return out
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	// 10 minutes observed: a online throughout; b online for the second half
 	for i := 0; i < 60; i++ {
@@ -132,24 +141,15 @@ func show(p *float64) string {
 // observed instead of showing the week as 100 % online.
 func TestReportNoData(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Open(t, "")
-	ix, err := archive.OpenIndex(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	state := ingest.StateOnline
-	tr, err := New(ctx, db, Options{
+	tr, _ := newTracker(t, Options{
 		Interval: 5 * time.Second,
-		Index:    ix,
 		Statuses: func() []ingest.Status {
 			var st ingest.Status
 			st.ID, st.State = "a", state
 			return []ingest.Status{st}
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	from := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	to := from.Add(7 * 24 * time.Hour)
 	// Vigil first starts on the last day, runs five minutes with the camera
@@ -224,5 +224,58 @@ func TestReportOnly(t *testing.T) {
 	none := rep.Only(func(string) bool { return false })
 	if none.Departments == nil || none.Cameras == nil || len(none.Departments)+len(none.Cameras) != 0 {
 		t.Fatalf("nothing in scope: %+v (the lists stay [] in JSON)", none)
+	}
+}
+
+// A camera created under the id of a deleted one counts from its creation:
+// neither the deleted camera's minutes nor its recordings are its own.
+func TestReportReusedID(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Open(t, "")
+	ix, err := archive.OpenIndex(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(ctx, db, Options{Interval: 10 * time.Second, Index: ix, Statuses: func() []ingest.Status {
+		var st ingest.Status
+		st.ID, st.State = "a", ingest.StateOnline
+		return []ingest.Status{st}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	for i := 0; i < 60; i++ { // 10 minutes online: 5 of the old camera, 5 of the new
+		if err := tr.Sample(ctx, t0.Add(time.Duration(i)*10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(from, to int) {
+		s := t0.Add(time.Duration(from) * time.Minute)
+		if err := ix.Add(ctx, archive.Segment{Camera: "a", Start: s, End: t0.Add(time.Duration(to) * time.Minute),
+			Key: archive.SegmentKey("a", s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	add(0, 4)
+	if err := ix.Disown(ctx, "a", t0.Add(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	since := t0.Add(5 * time.Minute)
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "new", Department: "flood-control", Since: since}, since); err != nil {
+		t.Fatal(err)
+	}
+	add(5, 8)
+	rep, err := tr.Report(ctx, []ingest.Camera{{ID: "a", Department: "flood-control", Record: true, UID: "new", Since: since}},
+		t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Cameras[0]
+	if c.ObservedS != 300 || c.Online == nil || *c.Online != 100 || c.Recorded == nil || *c.Recorded != 60 {
+		t.Errorf("new a: observed %.0f s, online %v, recorded %v; want 300 s, 100%%, 60%%", c.ObservedS, c.Online, c.Recorded)
 	}
 }

@@ -249,7 +249,7 @@ func (s *Server) start() error {
 		if s.opts.UDPRTPAddress != "" {
 			rtpConn, rtcpConn, err = listenUDPPairAt(s.opts.UDPRTPAddress)
 		} else {
-			rtpConn, rtcpConn, err = listenUDPPair(host)
+			rtpConn, rtcpConn, err = ListenUDPPair(host)
 		}
 		if err != nil {
 			ln.Close()
@@ -265,17 +265,7 @@ func (s *Server) start() error {
 		},
 	}
 	if rtpConn != nil {
-		s.rtsp.UDPRTPAddress = rtpConn.LocalAddr().String()
-		s.rtsp.UDPRTCPAddress = rtcpConn.LocalAddr().String()
-		s.rtsp.ListenPacket = func(_, address string) (net.PacketConn, error) {
-			switch address {
-			case rtpConn.LocalAddr().String():
-				return rtpConn, nil
-			case rtcpConn.LocalAddr().String():
-				return rtcpConn, nil
-			}
-			return nil, fmt.Errorf("unexpected udp listen address %q", address)
-		}
+		UseUDPPair(s.rtsp, rtpConn, rtcpConn)
 	}
 	if err := s.rtsp.Start(); err != nil {
 		ln.Close()
@@ -560,8 +550,25 @@ func listenUDPPairAt(address string) (net.PacketConn, net.PacketConn, error) {
 	return rtp, rtcp, nil
 }
 
-// listenUDPPair finds a free even port and the odd port after it on host.
-func listenUDPPair(host string) (net.PacketConn, net.PacketConn, error) {
+// UseUDPPair has srv serve RTP and RTCP over UDP on the two connections
+// bound already (by ListenUDPPair, say), instead of binding ports itself.
+func UseUDPPair(srv *gortsplib.Server, rtp, rtcp net.PacketConn) {
+	srv.UDPRTPAddress = rtp.LocalAddr().String()
+	srv.UDPRTCPAddress = rtcp.LocalAddr().String()
+	srv.ListenPacket = func(_, address string) (net.PacketConn, error) {
+		switch address {
+		case rtp.LocalAddr().String():
+			return rtp, nil
+		case rtcp.LocalAddr().String():
+			return rtcp, nil
+		}
+		return nil, fmt.Errorf("unexpected udp listen address %q", address)
+	}
+}
+
+// ListenUDPPair binds a free even port and the odd port after it on host,
+// the pair an RTSP server announces for RTP and RTCP.
+func ListenUDPPair(host string) (net.PacketConn, net.PacketConn, error) {
 	var lastErr error
 	for range 100 {
 		rtp, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))

@@ -7,6 +7,12 @@
 // those parts. With a cluster, this is the place that decides which node runs
 // a camera.
 //
+// A camera is an incarnation (ingest.Camera.UID, given by the registry at
+// creation): the recorder, told of it by Apply and of its end by Remove,
+// records in the index which camera had the id when, so that a camera
+// created later under a deleted camera's id does not inherit its recordings
+// (see package recorder/archive).
+//
 // It depends only on ingest (for the Camera and Status types) and on two small
 // interfaces it declares itself; the wiring passes in the ingest fleet and the
 // recorder.

@@ -43,14 +43,7 @@ func TestStatusShowsRecordingTrouble(t *testing.T) {
 	if st.Dropped != 250 || st.RecordingDropped != 250 {
 		t.Fatalf("dropped %d, recordingDropped %d, want 250", st.Dropped, st.RecordingDropped)
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	m, b := asJSONObject(t, st)
 	for _, k := range []string{"id", "state", "since", "lastError", "video", "audio", "viewers", "recording", "reconnects", "dropped",
 		"recordingError", "recordingErrorSince", "recordingDropped"} {
 		if _, ok := m[k]; !ok {

@@ -184,11 +184,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range probes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.loop(ctx, p)
-		}()
+		wg.Go(func() { m.loop(ctx, p) })
 	}
 	wg.Wait()
 	return nil

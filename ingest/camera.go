@@ -3,6 +3,7 @@ package ingest
 import (
 	"net/url"
 	"regexp"
+	"time"
 )
 
 // Camera is one registered camera: where its streams are and what to do with them.
@@ -19,6 +20,15 @@ type Camera struct {
 	RetentionDays int      `json:"retentionDays"`
 	Enabled       bool     `json:"enabled"`
 	Tags          []string `json:"tags"`
+	// UID identifies this incarnation of the camera: the registry assigns a
+	// random one at creation and never reuses it, so that a camera created
+	// later under the same ID does not inherit this one's recordings (see
+	// package recorder/archive). It is not part of the API.
+	UID string `json:"-"`
+	// Since is when this incarnation began to own the recordings filed
+	// under ID: its creation, or the zero time for a camera registered
+	// before incarnations existed (it owns every older recording of its ID).
+	Since time.Time `json:"-"`
 }
 
 // Location says where a camera stands.

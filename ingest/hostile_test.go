@@ -142,6 +142,17 @@ func sdpH264(sps, pps []byte) string {
 		"a=control:trackID=0\r\n"
 }
 
+// replyAll answers every request with answer until the connection ends.
+func (c *hostileConn) replyAll(answer func(req request)) {
+	for {
+		req, err := c.readRequest()
+		if err != nil {
+			return
+		}
+		answer(req)
+	}
+}
+
 // handshake answers OPTIONS, DESCRIBE (with sdp), SETUP (TCP interleaved) and
 // PLAY, then returns for the caller to send media.
 func (c *hostileConn) handshake(sdp string) bool {
@@ -233,27 +244,19 @@ var hostileCases = []struct {
 	{
 		name: "wrong CSeq",
 		handle: func(c *hostileConn) {
-			for {
-				req, err := c.readRequest()
-				if err != nil {
-					return
-				}
+			c.replyAll(func(req request) {
 				req.cseq = "999"
 				c.reply(req, "200 OK", "Public: OPTIONS, DESCRIBE\r\n", "")
-			}
+			})
 		},
 		kind: ErrTimeout, want: "did not answer in time",
 	},
 	{
 		name: "endless 401",
 		handle: func(c *hostileConn) {
-			for {
-				req, err := c.readRequest()
-				if err != nil {
-					return
-				}
+			c.replyAll(func(req request) {
 				c.reply(req, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"cam\"\r\n", "")
-			}
+			})
 		},
 		kind: ErrUnauthorized, want: "refused the user name or password",
 	},

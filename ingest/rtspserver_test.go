@@ -19,6 +19,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp"
+
+	"github.com/vigil-vms/vigil/camsim"
 )
 
 // Parameter sets made by ffmpeg (libx264 baseline 1280x720, libx265 640x360).
@@ -102,18 +104,11 @@ func startTestServer(t *testing.T, o testServerOptions) *testServer {
 		},
 	}
 	if o.UDP {
-		rtpc, rtcpc := udpPair(t)
-		ts.srv.UDPRTPAddress = rtpc.LocalAddr().String()
-		ts.srv.UDPRTCPAddress = rtcpc.LocalAddr().String()
-		ts.srv.ListenPacket = func(network, address string) (net.PacketConn, error) {
-			switch address {
-			case rtpc.LocalAddr().String():
-				return rtpc, nil
-			case rtcpc.LocalAddr().String():
-				return rtcpc, nil
-			}
-			return net.ListenPacket(network, address)
+		rtpc, rtcpc, err := camsim.ListenUDPPair("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
 		}
+		camsim.UseUDPPair(ts.srv, rtpc, rtcpc)
 	}
 	if err := ts.srv.Start(); err != nil {
 		t.Fatalf("start rtsp server: %v", err)
@@ -138,25 +133,6 @@ func startTestServer(t *testing.T, o testServerOptions) *testServer {
 	ts.wg.Add(1)
 	go ts.send(o.Audio)
 	return ts
-}
-
-// udpPair opens two consecutive UDP ports, the first even.
-func udpPair(t *testing.T) (net.PacketConn, net.PacketConn) {
-	for range 100 {
-		p := 20000 + 2*mrand.IntN(20000)
-		a, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		b, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		if err != nil {
-			a.Close()
-			continue
-		}
-		return a, b
-	}
-	t.Fatal("no free UDP port pair")
-	return nil, nil
 }
 
 func (ts *testServer) url(path string) string {

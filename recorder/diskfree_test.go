@@ -1,13 +1,10 @@
 package recorder
 
 import (
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -17,19 +14,7 @@ import (
 // is simulated: its free space is a capacity minus the spool's bytes, and a
 // file cannot be created on it once it is full.
 func TestSpoolDropsOldestWhenDiskLow(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
-	}
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second}, &recStreams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newFullDiskRecorder(t, t.TempDir(), Options{})
 	var capacity, reserve atomic.Int64
 	capacity.Store(1 << 40) // plenty until the first segment is measured
 	free := func() int64 { return capacity.Load() - r.spool.bytes.Load() }
@@ -37,30 +22,9 @@ func TestSpoolDropsOldestWhenDiskLow(t *testing.T) {
 		return uint64(max(free(), 0)), uint64(capacity.Load()), nil
 	}
 	r.spool.reserve = func(uint64) uint64 { return uint64(reserve.Load()) }
-	r.createFile = func(path string) (*os.File, error) {
-		if free() <= 0 {
-			return os.OpenFile("/dev/full", os.O_WRONLY, 0) // ENOSPC at the first write
-		}
-		return createSpoolFile(path)
-	}
+	r.createFile = fullDiskWhen(func() bool { return free() <= 0 })
 	w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}}
-	fx := loadRecFixture(t)
-	st := ingest.NewStream("cam-1/main")
-	c := newRecClip(fx, st.SetTracks(fx.tracks(false)), recT0)
-	play := func(until time.Duration) {
-		for c.videoPTS() < until {
-			w.unit(c.next(), false)
-		}
-	}
-	waiting := func() []string {
-		r.spool.mu.Lock()
-		defer r.spool.mu.Unlock()
-		var keys []string
-		for _, it := range r.spool.waiting {
-			keys = append(keys, it.key)
-		}
-		return keys
-	}
+	play := clipPlayer(t, w)
 
 	play(5 * time.Second) // one 4 s segment closed
 	seg := r.spool.bytes.Load()
@@ -70,7 +34,7 @@ func TestSpoolDropsOldestWhenDiskLow(t *testing.T) {
 
 	play(41 * time.Second) // ten segments of camera time
 	w.closeSegment("test")
-	got := waiting()
+	got := spoolWaiting(r)
 	var st0 Status
 	r.spool.status(&st0)
 	if st0.Dropped == 0 {
@@ -100,43 +64,21 @@ func TestSpoolDropsOldestWhenDiskLow(t *testing.T) {
 // the failed write drops the oldest waiting segments, so that recording
 // resumes at the retry instead of waiting for the store to come back.
 func TestSpoolMakesRoomAfterFailedWrite(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
-	}
-	dir := t.TempDir()
-	store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Store: store, Index: openRecIndex(t, filepath.Join(dir, "vigil.db")),
-		SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: 4 * time.Second}, &recStreams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newFullDiskRecorder(t, t.TempDir(), Options{})
 	const capacity = 1 << 30
 	var other atomic.Int64 // bytes of other files on the disk
 	free := func() int64 { return capacity - other.Load() - r.spool.bytes.Load() }
 	r.spool.diskSpace = func(string) (uint64, uint64, error) { return uint64(max(free(), 0)), capacity, nil }
 	r.spool.reserve = func(uint64) uint64 { return 1 << 20 }
 	var fill atomic.Bool // fill the disk at the next segment
-	r.createFile = func(path string) (*os.File, error) {
+	r.createFile = fullDiskWhen(func() bool {
 		if fill.Swap(false) {
 			other.Store(capacity - r.spool.bytes.Load() - (1<<20 - 1))
 		}
-		if free() <= 1<<20 {
-			return os.OpenFile("/dev/full", os.O_WRONLY, 0)
-		}
-		return createSpoolFile(path)
-	}
+		return free() <= 1<<20
+	})
 	w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}, trouble: &writeTrouble{}}
-	fx := loadRecFixture(t)
-	st := ingest.NewStream("cam-1/main")
-	c := newRecClip(fx, st.SetTracks(fx.tracks(false)), recT0)
-	play := func(until time.Duration) {
-		for c.videoPTS() < until {
-			w.unit(c.next(), false)
-		}
-	}
+	play := clipPlayer(t, w)
 	play(13 * time.Second) // three segments wait, the fourth is open
 	// something else fills the disk just as the next segment opens
 	fill.Store(true)

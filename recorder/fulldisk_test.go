@@ -37,40 +37,14 @@ func (c *logCounter) WithGroup(string) slog.Handler      { return c }
 // of at every keyframe, and recording resumes by itself once writes work.
 // Writes go to /dev/full, where the kernel answers ENOSPC.
 func TestSpoolDiskFull(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
-	}
 	dir := t.TempDir()
 	logs := &logCounter{byLv: map[slog.Level]int{}}
-	r, err := New(localOptions(t, dir, Options{SegmentDuration: 4 * time.Second, Log: slog.New(logs)}), &recStreams{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newFullDiskRecorder(t, dir, Options{Log: slog.New(logs)})
 	var full atomic.Bool
-	r.createFile = func(path string) (*os.File, error) {
-		if full.Load() {
-			return os.OpenFile("/dev/full", os.O_WRONLY, 0)
-		}
-		return createSpoolFile(path)
-	}
+	r.createFile = fullDiskWhen(full.Load)
 	w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}}
-	fx := loadRecFixture(t)
-	st := ingest.NewStream("cam-1/main")
-	c := newRecClip(fx, st.SetTracks(fx.tracks(false)), recT0)
-	play := func(until time.Duration) {
-		for c.videoPTS() < until {
-			w.unit(c.next(), false)
-		}
-	}
-	waiting := func() []string {
-		r.spool.mu.Lock()
-		defer r.spool.mu.Unlock()
-		var keys []string
-		for _, it := range r.spool.waiting {
-			keys = append(keys, it.key)
-		}
-		return keys
-	}
+	play := clipPlayer(t, w)
+	waiting := func() []string { return spoolWaiting(r) }
 
 	play(5 * time.Second) // one 4 s segment closed, the next one open
 	if got := waiting(); len(got) != 1 {
@@ -119,7 +93,7 @@ func TestSpoolDiskFull(t *testing.T) {
 		t.Fatalf("after the disk has space again: waiting %v", got)
 	}
 	// nothing empty was left behind in the spool
-	err = filepath.Walk(filepath.Join(dir, "spool"), func(p string, info os.FileInfo, err error) error {
+	err := filepath.Walk(filepath.Join(dir, "spool"), func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() && info.Size() == 0 {
 			t.Errorf("empty spool file left: %s", p)
 		}
@@ -128,4 +102,58 @@ func TestSpoolDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newFullDiskRecorder skips the test where there is no /dev/full and
+// returns a recorder of 4 s segments over a local store in dir, with opts
+// as the rest of its options.
+func newFullDiskRecorder(t *testing.T, dir string, opts Options) *Recorder {
+	t.Helper()
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	opts.SegmentDuration = 4 * time.Second
+	r, err := New(localOptions(t, dir, opts), &recStreams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// fullDiskWhen creates spool files as the recorder does while full() is
+// false; while it is true the file is /dev/full, where the first write fails
+// with ENOSPC.
+func fullDiskWhen(full func() bool) func(path string) (*os.File, error) {
+	return func(path string) (*os.File, error) {
+		if full() {
+			return os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		}
+		return createSpoolFile(path)
+	}
+}
+
+// clipPlayer feeds the test clip to w as camera cam-1's main stream; the
+// function it returns writes the clip's units up to a camera time.
+func clipPlayer(t *testing.T, w *camWriter) func(until time.Duration) {
+	t.Helper()
+	fx := loadRecFixture(t)
+	st := ingest.NewStream("cam-1/main")
+	c := newRecClip(fx, st.SetTracks(fx.tracks(false)), recT0)
+	return func(until time.Duration) {
+		for c.videoPTS() < until {
+			w.unit(c.next(), false)
+		}
+	}
+}
+
+// spoolWaiting lists the keys of the segments waiting in r's spool for
+// upload, oldest first.
+func spoolWaiting(r *Recorder) []string {
+	r.spool.mu.Lock()
+	defer r.spool.mu.Unlock()
+	var keys []string
+	for _, it := range r.spool.waiting {
+		keys = append(keys, it.key)
+	}
+	return keys
 }

@@ -343,8 +343,11 @@ func (r *Recorder) Run(ctx context.Context) error {
 }
 
 // Set starts or stops recording a camera's main stream according to
-// c.Record && c.Enabled, and updates its retention.
+// c.Record && c.Enabled, and updates its retention. It first tells the index
+// that c's incarnation (c.UID) owns the camera's id, in c.Department (see
+// archive.Index.Own), so that what it records is its own.
 func (r *Recorder) Set(c ingest.Camera) {
+	r.own(c)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs := r.cams[c.ID]
@@ -362,13 +365,34 @@ func (r *Recorder) Set(c ingest.Camera) {
 	}
 }
 
-// Remove stops recording a camera and forgets it; its recordings stay.
+// Remove stops recording a camera and forgets it; its recordings stay, its
+// incarnation's (see archive.Index.Disown): a camera created later under
+// the same id does not see them.
 func (r *Recorder) Remove(id string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if cs := r.cams[id]; cs != nil {
 		r.stopLocked(cs)
 		delete(r.cams, id)
+	}
+	r.mu.Unlock()
+	if err := r.opts.Index.Disown(context.Background(), id, r.opts.Now()); err != nil {
+		r.log.Error("recorder: index: camera deleted", "camera", id, "err", err)
+	}
+}
+
+// own tells the index that c's incarnation owns its id. A failure is logged:
+// the camera is recorded all the same, and its segments are attributed when
+// Own succeeds again (at the next change or start).
+func (r *Recorder) own(c ingest.Camera) {
+	o := archive.Owner{Camera: c.ID, UID: c.UID, Department: c.Department, Since: c.Since}
+	orphans, err := r.opts.Index.Own(context.Background(), o, r.opts.Now())
+	if err != nil {
+		r.log.Error("recorder: index: camera owner", "camera", c.ID, "err", err)
+	}
+	if orphans > 0 {
+		r.log.Warn("recorder: older recordings under this camera's id belong to no camera and are not shown "+
+			"(a deleted camera's, or a lost database's: then run vigil reindex --adopt-orphans)",
+			"camera", c.ID, "segments", orphans)
 	}
 }
 

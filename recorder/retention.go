@@ -51,13 +51,19 @@ func (r *Recorder) Retain(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (r *Recorder) retentionDays(cam string) int {
+// retention returns the incarnation of the camera that has the id cam now
+// ("" when none, or when the camera has no uid) and its retention days.
+func (r *Recorder) retention(cam string) (uid string, days int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cs := r.cams[cam]; cs != nil && cs.cam.RetentionDays > 0 {
-		return cs.cam.RetentionDays
+	days = r.opts.RetentionDays
+	if cs := r.cams[cam]; cs != nil {
+		uid = cs.cam.UID
+		if cs.cam.RetentionDays > 0 {
+			days = cs.cam.RetentionDays
+		}
 	}
-	return r.opts.RetentionDays
+	return uid, days
 }
 
 func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
@@ -92,10 +98,23 @@ func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
 		}
 		return false, nil
 	}
-	// by age
-	cutoff := r.opts.Now().Add(-time.Duration(r.retentionDays(cam)) * 24 * time.Hour)
-	if err := r.deleteOldest(ctx, cam, cutoff, kept, func() bool { return true }); err != nil {
-		return err
+	// by age: the segments of the camera that has the id now by its
+	// retention days; those of a deleted camera that had the id (and
+	// orphans) by the default, as any deleted camera's
+	uid, days := r.retention(cam)
+	own := r.opts.Now().Add(-time.Duration(days) * 24 * time.Hour)
+	other := r.opts.Now().Add(-time.Duration(r.opts.RetentionDays) * 24 * time.Hour)
+	if uid == "" { // no incarnation known: every segment of the id by its days
+		if err := r.deleteOldest(ctx, cam, r.oldest(cam), own, kept, func() bool { return true }); err != nil {
+			return err
+		}
+	} else {
+		if err := r.deleteOldest(ctx, cam, r.oldestOwned(cam, uid, true), own, kept, func() bool { return true }); err != nil {
+			return err
+		}
+		if err := r.deleteOldest(ctx, cam, r.oldestOwned(cam, uid, false), other, kept, func() bool { return true }); err != nil {
+			return err
+		}
 	}
 	// by size
 	if r.opts.MaxBytesPerCamera <= 0 {
@@ -108,18 +127,38 @@ func (r *Recorder) retainCamera(ctx context.Context, cam string) error {
 	if total <= r.opts.MaxBytesPerCamera {
 		return nil
 	}
-	return r.deleteOldest(ctx, cam, time.Unix(0, math.MaxInt64), kept,
+	return r.deleteOldest(ctx, cam, r.oldest(cam), time.Unix(0, math.MaxInt64), kept,
 		func() bool { return total > r.opts.MaxBytesPerCamera },
 		func(s archive.Segment) { total -= s.Bytes })
 }
 
-// deleteOldest deletes the camera's segments that end before cutoff, oldest
-// first, skipping kept ones, while more() holds. deleted is told of each deletion.
-func (r *Recorder) deleteOldest(ctx context.Context, cam string, cutoff time.Time, kept func(archive.Segment) (bool, error),
+// oldestFunc returns up to limit of a camera's segments that end before
+// before, oldest first.
+type oldestFunc func(ctx context.Context, before time.Time, limit int) ([]archive.Segment, error)
+
+// oldest lists the segments of every incarnation of the camera id.
+func (r *Recorder) oldest(cam string) oldestFunc {
+	return func(ctx context.Context, before time.Time, limit int) ([]archive.Segment, error) {
+		return r.opts.Index.Oldest(ctx, cam, before, limit)
+	}
+}
+
+// oldestOwned lists the segments of the incarnation uid of the camera id
+// (owned), or those of the id's other incarnations and its orphans.
+func (r *Recorder) oldestOwned(cam, uid string, owned bool) oldestFunc {
+	return func(ctx context.Context, before time.Time, limit int) ([]archive.Segment, error) {
+		return r.opts.Index.OldestOwned(ctx, cam, uid, owned, before, limit)
+	}
+}
+
+// deleteOldest deletes the camera's segments that oldest lists before
+// cutoff, oldest first, skipping kept ones, while more() holds. deleted is
+// told of each deletion.
+func (r *Recorder) deleteOldest(ctx context.Context, cam string, oldest oldestFunc, cutoff time.Time, kept func(archive.Segment) (bool, error),
 	more func() bool, deleted ...func(archive.Segment)) error {
 	skipped := map[string]bool{}
 	for more() {
-		segs, err := r.opts.Index.Oldest(ctx, cam, cutoff, retentionBatch+len(skipped))
+		segs, err := oldest(ctx, cutoff, retentionBatch+len(skipped))
 		if err != nil {
 			return err
 		}

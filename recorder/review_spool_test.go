@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/review"
@@ -139,9 +138,8 @@ func (g *putGate) Put(ctx context.Context, key string, r io.Reader, size int64, 
 // answers come from the index, without duplicates.
 func TestReviewS3Outage(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
+	s3, _, stop, restart := rectest.StartS3Store(t)
 	dir := t.TempDir()
-	s3 := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	store := &putGate{Store: s3}
 	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: 2 * time.Second, UploadRetryMax: time.Second})

@@ -65,9 +65,8 @@ func TestS3Outage(t *testing.T) {
 	checkLeaks(t)
 	const seg = 4 * time.Second
 	const outage = 30 * time.Second
-	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
+	store, _, stop, restart := rectest.StartS3Store(t)
 	dir := t.TempDir()
-	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store,
 		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)

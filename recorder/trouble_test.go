@@ -9,7 +9,6 @@ import (
 
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
@@ -19,9 +18,8 @@ import (
 // next successful upload.
 func TestUploadTroubleInStatus(t *testing.T) {
 	checkLeaks(t)
-	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
+	store, endpoint, stop, restart := rectest.StartS3Store(t)
 	dir := t.TempDir()
-	store := rectest.NewS3Store(t, endpoint, access, secret, bucket)
 	h := startLocal(t, dir, Options{Store: store, SegmentDuration: 4 * time.Second, UploadRetryMax: time.Second})
 	d := dispatch.New(nil, h.rec)
 	cam := ingest.Camera{ID: "cam-1", Record: true, Enabled: true}

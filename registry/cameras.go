@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -266,18 +268,20 @@ func errKeepPassword(field string) error {
 		Message: "the password *** is kept only for the stored URL's scheme, host, port and user: enter the password"}}}
 }
 
-const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags`
+const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags, uid, since_ns`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanCamera(s scanner) (ingest.Camera, error) {
 	var c ingest.Camera
 	var tags string
+	var sinceNS int64
 	err := s.Scan(&c.ID, &c.Name, &c.Department, &c.Location.Lat, &c.Location.Lng, &c.Location.Address,
-		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags)
+		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags, &c.UID, &sinceNS)
 	if err != nil {
 		return c, err
 	}
+	c.Since = nsTime(sinceNS)
 	if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
 		return c, fmt.Errorf("camera %q: tags: %w", c.ID, err)
 	}
@@ -363,20 +367,37 @@ func validateIn(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
 	return nil
 }
 
-func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
-	tags, err := json.Marshal(c.Tags)
+// newCameraUID returns a random incarnation uid (128 bits, hex), as the
+// migration gives the cameras that existed before uids.
+func newCameraUID() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// cameraRow gives the columns of c that are not stored as they are: its
+// tags as JSON and its URLs sealed.
+func (r *Registry) cameraRow(c ingest.Camera) (tags, mainURL, subURL string, err error) {
+	b, err := json.Marshal(c.Tags)
 	if err != nil {
-		return fmt.Errorf("camera %q: %w", c.ID, err)
+		return "", "", "", fmt.Errorf("camera %q: %w", c.ID, err)
 	}
-	mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	mainURL, subURL, err = r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+	return string(b), mainURL, subURL, err
+}
+
+// insertCamera adds c as a new incarnation: it sets c.UID and c.Since.
+func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camera) error {
+	tags, mainURL, subURL, err := r.cameraRow(*c)
 	if err != nil {
 		return err
 	}
 	now := r.now().UnixNano()
+	c.UID, c.Since = newCameraUID(), nsTime(now)
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, c.UID, now, now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -396,7 +417,7 @@ func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Ca
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
-		return r.insertCamera(ctx, tx, c)
+		return r.insertCamera(ctx, tx, &c)
 	})
 	return c, err
 }
@@ -412,6 +433,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 			return err
 		}
 		before = old
+		c.UID, c.Since = old.UID, old.Since // the same incarnation
 		var ok bool
 		if c.MainURL, ok = KeepPassword(c.MainURL, old.MainURL, old.SubURL); !ok {
 			return errKeepPassword("mainUrl")
@@ -423,11 +445,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
-		tags, err := json.Marshal(c.Tags)
-		if err != nil {
-			return fmt.Errorf("camera %q: %w", c.ID, err)
-		}
-		mainURL, subURL, err := r.sealURLs(c.ID, c.MainURL, c.SubURL, true)
+		tags, mainURL, subURL, err := r.cameraRow(c)
 		if err != nil {
 			return err
 		}
@@ -435,7 +453,7 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
 			WHERE id = ?`,
 			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, string(tags), r.now().UnixNano(), c.ID)
+			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, r.now().UnixNano(), c.ID)
 		if err != nil {
 			return fmt.Errorf("update camera %q: %w", c.ID, err)
 		}
@@ -462,8 +480,9 @@ func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, 
 
 // ImportCameras adds all cameras or none. rows[i] is the CSV row of
 // cams[i] for error messages (nil: 1-based positions). A camera whose id
-// exists already is an error of its row.
-func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int) error {
+// exists already is an error of its row. prior are errors found before
+// (ReadCamerasCSV's): they are reported with the others, sorted by row.
+func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows []int, prior ...FieldError) error {
 	rowOf := func(i int) int {
 		if i < len(rows) {
 			return rows[i]
@@ -500,11 +519,11 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 				errs = append(errs, FieldError{Row: rowOf(i), Field: "id", Message: fmt.Sprintf("camera %q already exists", c.ID), Taken: true})
 			}
 		}
-		if len(errs) > 0 {
-			return &ValidationError{Errors: errs}
+		if len(errs)+len(prior) > 0 {
+			return &ValidationError{Errors: byRow(append(prior, errs...))}
 		}
-		for _, c := range cams {
-			if err := r.insertCamera(ctx, tx, c); err != nil {
+		for i := range cams {
+			if err := r.insertCamera(ctx, tx, &cams[i]); err != nil {
 				return fmt.Errorf("import: %w", err)
 			}
 		}

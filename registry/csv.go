@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -31,14 +32,32 @@ var csvColumns = map[string]string{
 // the header being row 1. It reports every row's errors at once; cameras
 // are not validated here beyond their field syntax (see ValidateCamera).
 func ParseCamerasCSV(r io.Reader) (cams []ingest.Camera, rows []int, err error) {
+	cams, rows, rowErrs, err := ReadCamerasCSV(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rowErrs) > 0 {
+		return nil, nil, &ValidationError{Errors: rowErrs}
+	}
+	return cams, rows, nil
+}
+
+// ReadCamerasCSV is ParseCamerasCSV that keeps going after errors in rows:
+// err is of a header or of a file with no rows; rowErrs are the rows'
+// syntax errors (a value that is no number, a row of the wrong length),
+// while cams and rows hold every row that could be read, so that
+// ImportCameras(ctx, cams, rows, rowErrs...) reports them together with
+// the cameras' other errors in one round. A row with a syntax error keeps
+// the field's default value.
+func ReadCamerasCSV(r io.Reader) (cams []ingest.Camera, rows []int, rowErrs []FieldError, err error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = false
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, &ValidationError{Errors: []FieldError{{Row: 1, Field: "header", Message: "the file is empty"}}}
+		return nil, nil, nil, &ValidationError{Errors: []FieldError{{Row: 1, Field: "header", Message: "the file is empty"}}}
 	}
 	if err != nil {
-		return nil, nil, &ValidationError{Errors: []FieldError{{Row: 1, Field: "header", Message: csvMessage(err)}}}
+		return nil, nil, nil, &ValidationError{Errors: []FieldError{{Row: 1, Field: "header", Message: csvMessage(err)}}}
 	}
 	var errs []FieldError
 	fields := make([]string, len(header))
@@ -64,7 +83,7 @@ func ParseCamerasCSV(r io.Reader) (cams []ingest.Camera, rows []int, err error) 
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, &ValidationError{Errors: errs}
+		return nil, nil, nil, &ValidationError{Errors: errs}
 	}
 	for row := 2; ; row++ {
 		rec, err := cr.Read()
@@ -91,13 +110,10 @@ func ParseCamerasCSV(r io.Reader) (cams []ingest.Camera, rows []int, err error) 
 		cams = append(cams, c)
 		rows = append(rows, row)
 	}
-	if len(errs) > 0 {
-		return nil, nil, &ValidationError{Errors: errs}
+	if len(cams) == 0 && len(errs) == 0 {
+		return nil, nil, nil, &ValidationError{Errors: []FieldError{{Row: 2, Field: "csv", Message: "the file has no camera rows"}}}
 	}
-	if len(cams) == 0 {
-		return nil, nil, &ValidationError{Errors: []FieldError{{Row: 2, Field: "csv", Message: "the file has no camera rows"}}}
-	}
-	return cams, rows, nil
+	return cams, rows, errs, nil
 }
 
 func csvMessage(err error) string {
@@ -170,4 +186,10 @@ func setCSVField(c *ingest.Camera, field, v string) string {
 		}
 	}
 	return ""
+}
+
+// byRow sorts errors by row, keeping the order within a row.
+func byRow(errs []FieldError) []FieldError {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Row < errs[j].Row })
+	return errs
 }

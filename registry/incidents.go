@@ -14,14 +14,18 @@ import (
 // Incident marks a time range of some cameras as evidence: retention never
 // deletes recordings inside it while it exists.
 type Incident struct {
-	ID        int64     `json:"id"`
-	Title     string    `json:"title"`
-	Cameras   []string  `json:"cameras"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	Note      string    `json:"note"`
-	CreatedBy string    `json:"createdBy"`
-	Created   time.Time `json:"created"`
+	ID      int64    `json:"id"`
+	Title   string   `json:"title"`
+	Cameras []string `json:"cameras"`
+	// PastCameras are the ids of the incident's cameras that were deleted
+	// since (a camera created later under the same id is not the
+	// incident's): their recordings stay held by it.
+	PastCameras []string  `json:"pastCameras,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	Note        string    `json:"note"`
+	CreatedBy   string    `json:"createdBy"`
+	Created     time.Time `json:"created"`
 }
 
 // Incident limits.
@@ -90,7 +94,8 @@ func (r *Registry) CreateIncident(ctx context.Context, in Incident) (Incident, e
 			return fmt.Errorf("create incident: %w", err)
 		}
 		for _, c := range in.Cameras {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_cameras(incident, camera) VALUES(?, ?)`, in.ID, c); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_cameras(incident, camera, camera_uid)
+				VALUES(?, ?, COALESCE((SELECT uid FROM cameras WHERE id = ?), ''))`, in.ID, c, c); err != nil {
 				return fmt.Errorf("create incident: %w", err)
 			}
 		}
@@ -100,14 +105,16 @@ func (r *Registry) CreateIncident(ctx context.Context, in Incident) (Incident, e
 }
 
 // Incidents lists incidents, newest first. With camera not empty, only the
-// incidents of that camera; with end after start, only those overlapping
+// incidents of that camera (the camera that has the id now, not a deleted
+// one that had it); with end after start, only those overlapping
 // start..end.
 func (r *Registry) Incidents(ctx context.Context, camera string, start, end time.Time) ([]Incident, error) {
 	q := `SELECT id, title, start_ns, end_ns, note, created_by, created_ns FROM incidents`
 	var where []string
 	var args []any
 	if camera != "" {
-		where, args = append(where, `id IN (SELECT incident FROM incident_cameras WHERE camera = ?)`), append(args, camera)
+		where, args = append(where, `id IN (SELECT incident FROM incident_cameras WHERE camera = ?
+			AND camera_uid = COALESCE((SELECT uid FROM cameras WHERE id = ?), ''))`), append(args, camera, camera)
 	}
 	if end.After(start) {
 		where, args = append(where, `start_ns < ? AND end_ns > ?`), append(args, end.UnixNano(), start.UnixNano())
@@ -125,16 +132,36 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 		return nil, err
 	}
 	for i := range out {
-		if out[i].Cameras, err = incidentCameras(ctx, r.db, out[i].ID); err != nil {
+		if err := incidentCameras(ctx, r.db, &out[i]); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func incidentCameras(ctx context.Context, q queryer, id int64) ([]string, error) {
-	return queryList(ctx, q, fmt.Sprintf("incident %d", id), scanString,
-		`SELECT camera FROM incident_cameras WHERE incident = ? ORDER BY camera`, id)
+// incidentCameras sets in.Cameras and in.PastCameras: the cameras that
+// still are the incarnation the incident was made on, and the others.
+func incidentCameras(ctx context.Context, q queryer, in *Incident) error {
+	rows, err := q.QueryContext(ctx, `SELECT ic.camera, COALESCE(c.uid = ic.camera_uid, 0) FROM incident_cameras ic
+		LEFT JOIN cameras c ON c.id = ic.camera WHERE ic.incident = ? ORDER BY ic.camera`, in.ID)
+	if err != nil {
+		return fmt.Errorf("incident %d: %w", in.ID, err)
+	}
+	defer rows.Close()
+	in.Cameras, in.PastCameras = []string{}, nil
+	for rows.Next() {
+		var c string
+		var same bool
+		if err := rows.Scan(&c, &same); err != nil {
+			return fmt.Errorf("incident %d: %w", in.ID, err)
+		}
+		if same {
+			in.Cameras = append(in.Cameras, c)
+		} else {
+			in.PastCameras = append(in.PastCameras, c)
+		}
+	}
+	return rows.Err()
 }
 
 // IncidentByID returns one incident.
@@ -150,8 +177,7 @@ func (r *Registry) IncidentByID(ctx context.Context, id int64) (Incident, error)
 		return in, fmt.Errorf("incident %d: %w", id, err)
 	}
 	in.Start, in.End, in.Created = nsTime(s), nsTime(e), nsTime(c)
-	in.Cameras, err = incidentCameras(ctx, r.db, id)
-	return in, err
+	return in, incidentCameras(ctx, r.db, &in)
 }
 
 // DeleteIncident removes an incident (its recordings become subject to
@@ -167,8 +193,10 @@ func (r *Registry) DeleteIncident(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Holds returns the time ranges that incidents hold for a camera, sorted by
-// start: retention must never delete recordings that overlap one of them.
+// Holds returns the time ranges that incidents hold for a camera id, sorted
+// by start: retention must never delete recordings that overlap one of
+// them. They hold the id's recordings of every incarnation, those of a
+// deleted camera the incident was made on too.
 func (r *Registry) Holds(ctx context.Context, camera string) ([][2]time.Time, error) {
 	rows, err := r.db.QueryContext(ctx, `SELECT i.start_ns, i.end_ns FROM incidents i
 		JOIN incident_cameras c ON c.incident = i.id WHERE c.camera = ? ORDER BY i.start_ns, i.end_ns`, camera)

@@ -123,6 +123,16 @@ var migrations = []string{
 		PRIMARY KEY (incident, camera)
 	);
 	CREATE INDEX incident_cameras_camera ON incident_cameras(camera);`,
+	// Camera incarnations: a random uid per camera, never reused, and the
+	// time since when it owns the recordings under its id. Cameras that
+	// exist at the upgrade own every recording of their id (since 0). An
+	// incident names the incarnation of each of its cameras.
+	`ALTER TABLE cameras ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN since_ns INTEGER NOT NULL DEFAULT 0;
+	UPDATE cameras SET uid = lower(hex(randomblob(16)));
+	CREATE UNIQUE INDEX cameras_uid ON cameras(uid);
+	ALTER TABLE incident_cameras ADD COLUMN camera_uid TEXT NOT NULL DEFAULT '';
+	UPDATE incident_cameras SET camera_uid = COALESCE((SELECT uid FROM cameras WHERE cameras.id = incident_cameras.camera), '');`,
 	// Sliding sessions: a use moves expires_ns to now + idle_ns, never past
 	// cap_ns. Displays: walls signed in for good by an admin, live view only.
 	`ALTER TABLE sessions ADD COLUMN idle_ns INTEGER NOT NULL DEFAULT 0;
@@ -147,6 +157,21 @@ var migrations = []string{
 // four departments of the contract exist from the first start.
 func Open(ctx context.Context, db *sql.DB) (*Registry, error) {
 	return OpenWith(ctx, db, Options{})
+}
+
+// OpenFile opens the SQLite database at path (with sqlitedb.Open) and the
+// registry in it, for a command or a test that needs nothing else from the
+// database. closeDB closes the database.
+func OpenFile(ctx context.Context, path string) (r *Registry, closeDB func() error, err error) {
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r, err = Open(ctx, db); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return r, db.Close, nil
 }
 
 // OpenWith is Open with options. With a secret key it encrypts the camera

@@ -25,8 +25,7 @@ func TestBrowserPlaysH264(t *testing.T) {
 		http.ServeFile(w, r, "testdata/whep.html")
 	})
 	e := startEnv(t, Options{}, page)
-	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU)
-	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	f := e.feedCached(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU, 10)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

@@ -25,6 +25,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // whepHandler is the test's WHEP endpoint (RFC 9725) over the relay's API, as
@@ -138,6 +139,25 @@ func (e *env) feed(t *testing.T, id, fixture, codec, audio string) *feeder {
 	go func() { defer close(done); f.run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return f
+}
+
+// feedCached feeds camera id like feed and waits until the feeder has sent
+// at least frames frames, so that the hub's GOP cache holds them.
+func (e *env) feedCached(t *testing.T, id, fixture, codec, audio string, frames int) *feeder {
+	t.Helper()
+	f := e.feed(t, id, fixture, codec, audio)
+	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= frames })
+	return f
+}
+
+// watch plays path (video codec, no audio) with a new client and waits
+// until it has received at least frames frames.
+func (e *env) watch(t *testing.T, codec, path string, frames int) *client {
+	t.Helper()
+	c := newClient(t, codec, false)
+	c.mustPlay(t, e.server.URL, path)
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("%d frames", frames), func() bool { return c.frameCount() >= frames })
+	return c
 }
 
 // frame is one depacketized access unit received by a client.

@@ -24,9 +24,7 @@ func TestViewersLeavingAreQuiet(t *testing.T) {
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	const sessions = 4
 	for i := range sessions {
-		c := newClient(t, "H264", false)
-		c.mustPlay(t, e.server.URL, "/whep/cam1")
-		testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 3 })
+		c := e.watch(t, "H264", "/whep/cam1", 3)
 		if i%2 == 0 {
 			c.delete(t) // the page says goodbye (WHEP DELETE), then closes
 		}

@@ -69,13 +69,10 @@ func checkTimestamps(t testing.TB, frames []frame) {
 
 func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
-	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	// let the GOP cache fill: the viewer must start from it, not wait for the next keyframe
-	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 20 })
+	f := e.feedCached(t, "cam1", "cam.h264", ingest.CodecH264, "", 20)
 
-	c := newClient(t, "H264", false)
-	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	testkit.WaitFor(t, 5*time.Second, "first frame", func() bool { return c.frameCount() > 0 })
+	c := e.watch(t, "H264", "/whep/cam1", 1)
 	frames, _ := c.snapshot()
 	first := frames[0].at.Sub(c.posted)
 	checkFirstH264(t, frames, 640)
@@ -118,8 +115,7 @@ func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 
 func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
-	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU)
-	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 5 })
+	f := e.feedCached(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecPCMU, 5)
 	// with the relay and the camera running, every goroutine a session starts must end with it
 	running := goleak.IgnoreCurrent()
 
@@ -163,9 +159,7 @@ func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 func TestViewerResumesAfterSourceReconnects(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-	c := newClient(t, "H264", false)
-	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 10 })
+	c := e.watch(t, "H264", "/whep/cam1", 10)
 
 	f.setPaused(true)
 	before := f.stream.Media()
@@ -188,11 +182,8 @@ func TestViewerResumesAfterSourceReconnects(t *testing.T) {
 
 func TestH265ToAClientThatOffersIt(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
-	f := e.feed(t, "cam5", "cam.h265", ingest.CodecH265, "")
-	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
-	c := newClient(t, "H265", false)
-	c.mustPlay(t, e.server.URL, "/whep/cam5")
-	testkit.WaitFor(t, 5*time.Second, "H.265 frames", func() bool { return c.frameCount() >= 40 })
+	e.feedCached(t, "cam5", "cam.h265", ingest.CodecH265, "", 10)
+	c := e.watch(t, "H265", "/whep/cam5", 40)
 	frames, errs := c.snapshot()
 	if len(errs) > 0 {
 		t.Fatalf("client errors: %v", errs)
@@ -231,9 +222,7 @@ func TestBadRequestsLeaveRunningViewerAlone(t *testing.T) {
 	e := startEnv(t, Options{TrackWait: 300 * time.Millisecond}, nil)
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
 	e.src.set("cold", ingest.Main, ingest.NewStream("cold/main")) // registered, never connected
-	viewer := newClient(t, "H264", false)
-	viewer.mustPlay(t, e.server.URL, "/whep/cam1")
-	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return viewer.frameCount() >= 5 })
+	viewer := e.watch(t, "H264", "/whep/cam1", 5)
 
 	post := func(path, ctype, body string) (int, string) {
 		resp, err := http.Post(e.server.URL+path, ctype, strings.NewReader(body))
@@ -313,9 +302,7 @@ const validOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:B
 func TestSubFallsBackToMain(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-	c := newClient(t, "H264", false)
-	c.mustPlay(t, e.server.URL, "/whep/cam1?stream=sub")
-	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+	e.watch(t, "H264", "/whep/cam1?stream=sub", 5)
 }
 
 func TestSessionEnds(t *testing.T) {
@@ -333,18 +320,14 @@ func TestSessionEnds(t *testing.T) {
 	t.Run("camera removed", func(t *testing.T) {
 		e := startEnv(t, Options{}, nil)
 		f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-		c := newClient(t, "H264", false)
-		c.mustPlay(t, e.server.URL, "/whep/cam1")
-		testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+		e.watch(t, "H264", "/whep/cam1", 5)
 		f.stream.Close()
 		testkit.WaitFor(t, 3*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
 	})
 	t.Run("viewer goes away", func(t *testing.T) {
 		e := startEnv(t, Options{}, nil)
 		e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-		c := newClient(t, "H264", false)
-		c.mustPlay(t, e.server.URL, "/whep/cam1")
-		testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+		c := e.watch(t, "H264", "/whep/cam1", 5)
 		c.close() // DTLS close_notify: the relay notices at once
 		testkit.WaitFor(t, 20*time.Second, "the session to end", func() bool { return e.relay.Sessions() == 0 })
 	})
@@ -353,9 +336,7 @@ func TestSessionEnds(t *testing.T) {
 func TestPictureLossAnsweredFromCache(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
 	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-	c := newClient(t, "H264", false)
-	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	testkit.WaitFor(t, 5*time.Second, "frames", func() bool { return c.frameCount() >= 5 })
+	c := e.watch(t, "H264", "/whep/cam1", 5)
 	// wait until we are well inside a GOP, so the camera's next keyframe is far away
 	testkit.WaitFor(t, 5*time.Second, "mid-GOP", func() bool {
 		n := f.count() % len(f.aus)
@@ -527,8 +508,7 @@ func TestNewValidates(t *testing.T) {
 // the NACK responder keeps the viewer's headers and the shared payloads intact.
 func TestNACKResendsThePacket(t *testing.T) {
 	e := startEnv(t, Options{}, nil)
-	f := e.feed(t, "cam1", "cam.h264", ingest.CodecH264, "")
-	testkit.WaitFor(t, 5*time.Second, "fixture frames", func() bool { return f.count() >= 10 })
+	e.feedCached(t, "cam1", "cam.h264", ingest.CodecH264, "", 10)
 	// replay protection would drop the resent copies of packets already received
 	c := newClientWith(t, "H264", false, webrtc.NetworkTypeUDP4, func(se *webrtc.SettingEngine) {
 		se.DisableSRTPReplayProtection(true)

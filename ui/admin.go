@@ -330,7 +330,8 @@ func (s *Server) visibleIncidents(r *http.Request, c *call, ins []registry.Incid
 	}
 	out := ins[:0]
 	for _, in := range ins {
-		all := len(in.Cameras)
+		all := len(in.Cameras) + len(in.PastCameras)
+		in.PastCameras = nil // deleted cameras are in no department now: not theirs
 		in.Cameras = slices.DeleteFunc(slices.Clone(in.Cameras), func(id string) bool { return !s.inScopeID(r, c, id) })
 		if len(in.Cameras) == 0 {
 			continue
@@ -374,7 +375,7 @@ func (s *Server) deleteIncident(w http.ResponseWriter, r *http.Request, c *call)
 	// whose cameras they manage: it protects the recordings of each of them.
 	if vis := s.visibleIncidents(r, c, []registry.Incident{in}); len(vis) == 0 {
 		return apierr.New(apierr.ErrNotFound, "incident %d does not exist", id)
-	} else if len(vis[0].Cameras) < len(in.Cameras) {
+	} else if len(vis[0].Cameras) < len(in.Cameras)+len(in.PastCameras) {
 		return apierr.New(apierr.ErrForbidden, "incident %d also covers cameras outside your departments: only an admin of every department can delete it", id)
 	}
 	if len(in.Cameras) == 1 {

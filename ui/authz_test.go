@@ -125,6 +125,8 @@ var matrix = []matrixRow{
 		"police-1": {cr, cr, cr, cr, nf, nf, unau, unau}, "flood-1": {cr, cr, cr, cr, cr, cr, unau, unau}}},
 	{name: "recordings", method: "GET", path: "/api/v1/cameras/{cam}/recordings?start=2026-11-26T07:00:00Z&end=2026-11-26T10:00:00Z", cams: map[string]want{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
+	{name: "events", method: "GET", path: "/api/v1/cameras/{cam}/events?start=2026-11-26T07:00:00Z&end=2026-11-26T10:00:00Z", cams: map[string]want{
+		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "playback", method: "GET", path: "/api/v1/cameras/{cam}/playback?start=2026-11-26T08:10:00Z&duration=60", cams: map[string]want{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "export", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z", cams: map[string]want{

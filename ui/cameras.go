@@ -255,7 +255,7 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request, c *call) 
 	default:
 		return errStatus(http.StatusUnsupportedMediaType, "send the CSV with Content-Type: text/csv, or as the file field of a multipart/form-data upload")
 	}
-	cams, rows, err := registry.ParseCamerasCSV(strings.NewReader(string(body)))
+	cams, rows, rowErrs, err := registry.ReadCamerasCSV(strings.NewReader(string(body)))
 	if err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func (s *Server) importCameras(w http.ResponseWriter, r *http.Request, c *call) 
 			return err
 		}
 	}
-	if err := s.reg.ImportCameras(r.Context(), cams, rows); err != nil {
+	if err := s.reg.ImportCameras(r.Context(), cams, rows, rowErrs...); err != nil {
 		return hideTaken(c.p, err)
 	}
 	ids := make([]string, len(cams))
@@ -432,7 +432,7 @@ func (s *Server) allStatus(w http.ResponseWriter, r *http.Request, c *call) erro
 	}
 	out := make([]dispatch.Status, 0, len(cams))
 	for _, cam := range cams {
-		out = append(out, s.status(cam))
+		out = append(out, localizeStatus(s.status(cam), requestLang(r)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,7 +99,7 @@ func (s *Server) signInDisplay(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	in.Code = strings.TrimSpace(in.Code)
 	if in.Code == "" {
-		return apierr.New(apierr.ErrInvalid, "code is required")
+		return apierr.New(apierr.ErrInvalid, "%s is required", "code")
 	}
 	c.audit.User = "display"
 	addr := limitAddr(s.clientAddr(r))
@@ -107,7 +108,9 @@ func (s *Server) signInDisplay(w http.ResponseWriter, r *http.Request, c *call) 
 		if !s.limit.refusal(addr, now) {
 			c.audit = nil // a flood of refused attempts does not grow the audit log
 		}
-		return errStatus(http.StatusTooManyRequests, "too many failed logins: try again later")
+		secs := strconv.Itoa(int((wait + time.Second - 1) / time.Second))
+		return &httpError{status: http.StatusTooManyRequests, msg: "too many failed logins: try again in " + secs + " s",
+			header: http.Header{"Retry-After": {secs}}}
 	}
 	d, secret, err := s.reg.SignInDisplay(r.Context(), in.Code)
 	if apierr.Status(err) == http.StatusNotFound {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +155,12 @@ func TestDisplayCodesAreLimited(t *testing.T) {
 	}
 	if rec := f.do(req{method: "POST", path: "/api/v1/displays/signin", ctype: "application/json", body: `{"code":""}`}); rec.Code != http.StatusBadRequest {
 		t.Fatalf("empty code: %d", rec.Code)
+	}
+	// The refusal is worded in the caller's language.
+	f = newFixture(t, Options{})
+	rec := f.do(req{method: "POST", path: "/api/v1/displays/signin", ctype: "application/json", body: `{"code":"guess"}`,
+		header: map[string]string{"Accept-Language": "zh-CN"}})
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "大屏登录码") || !strings.Contains(rec.Body.String(), "display.code_invalid") {
+		t.Fatalf("zh-CN refusal: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -4,25 +4,17 @@ package ui
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
-
-	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/review"
 )
@@ -31,46 +23,7 @@ import (
 // frames carry payload bytes each (250 frames), and returns a review over it.
 func bigReview(t *testing.T, payload int) *review.Review {
 	t.Helper()
-	var buf seekablebuffer.Buffer
-	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: 90000,
-		Codec: &mp4.CodecH264{SPS: testSPS, PPS: []byte{0x08}}}}}
-	if err := init.Marshal(&buf); err != nil {
-		t.Fatal(err)
-	}
-	const fps, gop, frames = 25, 50, 250
-	for f, seq := 0, uint32(1); f < frames; f, seq = f+fps, seq+1 {
-		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: uint64(f) * 90000 / fps}}}
-		for i := f; i < f+fps; i++ {
-			p := make([]byte, payload)
-			binary.BigEndian.PutUint32(p, uint32(len(p)-4))
-			p[4] = 0x01
-			if i%gop == 0 {
-				p[4] = 0x65
-			}
-			part.Tracks[0].Samples = append(part.Tracks[0].Samples, &fmp4.Sample{
-				Duration: 90000 / fps, IsNonSyncSample: i%gop != 0, Payload: p})
-		}
-		if err := part.Marshal(&buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := buf.Bytes()
-	dir := t.TempDir()
-	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := local.Put(ctx, archive.SegmentKey("flood-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
-		t.Fatal(err)
-	}
-	ix, err := archive.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := archive.Reindex(ctx, local, ix); err != nil || n != 1 {
-		t.Fatalf("reindex: %d segments, %v", n, err)
-	}
+	local, ix := storedSegment(t, "flood-1", recordedSegment(t, payload))
 	rv := review.NewReview(local, ix, nil)
 	rv.TempDir = t.TempDir()
 	return rv
@@ -132,22 +85,7 @@ func TestSlowExportDownloadsDoNotBlockOthers(t *testing.T) {
 
 	get := func(who string) (*http.Response, []byte) {
 		t.Helper()
-		r, err := http.NewRequest("GET", "http://"+addr+exportPath, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Header.Set("Authorization", "Bearer "+f.tokens[who])
-		c := &http.Client{Timeout: 10 * time.Second}
-		res, err := c.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, b
+		return getBody(t, &http.Client{Timeout: 10 * time.Second}, "http://"+addr+exportPath, f.tokens[who])
 	}
 	res, b := get(pScoped)
 	if res.StatusCode != http.StatusOK || len(b) < 7<<20 {

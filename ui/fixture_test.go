@@ -22,7 +22,6 @@ import (
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/review"
@@ -207,15 +206,11 @@ func buildTemplate() error {
 	}
 	template.dir = dir
 	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(dir, "vigil.db"))
+	reg, closeDB, err := registry.OpenFile(ctx, filepath.Join(dir, "vigil.db"))
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	reg, err := registry.Open(ctx, db)
-	if err != nil {
-		return err
-	}
+	defer closeDB()
 	if _, err := reg.EnsureAdmin(ctx, adminPassword); err != nil {
 		return err
 	}
@@ -317,6 +312,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 					{ID: "flood-2", Department: "flood-control"}}}, nil
 		},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "vigil_up 1\n") }),
+		Events:  fakeEvents,
 		Health:  fakeHealth{},
 		Alerts:  fakeAlerts{},
 		Log:     log,

@@ -28,6 +28,8 @@ const (
 // not cover (401, 413, 415, 429).
 type httpError struct {
 	status int
+	format string // the key of its wording in apierr's catalog
+	args   []any
 	msg    string
 	header http.Header
 }
@@ -35,7 +37,7 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 func errStatus(status int, format string, a ...any) error {
-	return &httpError{status: status, msg: fmt.Sprintf(format, a...)}
+	return &httpError{status: status, format: format, args: a, msg: fmt.Sprintf(format, a...)}
 }
 
 var errUnauthenticated = errStatus(http.StatusUnauthorized, "log in first (session cookie or Authorization: Bearer token)")
@@ -54,18 +56,46 @@ func statusOf(err error) int {
 }
 
 // errorBody is the JSON of every error; Errors lists a validation's fields.
+// Code is stable (apierr's catalog); the texts are in the language of the
+// request's Accept-Language.
 type errorBody struct {
-	Error  string                `json:"error"`
-	Errors []registry.FieldError `json:"errors,omitempty"`
+	Error  string       `json:"error"`
+	Code   string       `json:"code"`
+	Errors []fieldError `json:"errors,omitempty"`
+}
+
+// fieldError is a registry.FieldError with its code, worded for the caller.
+type fieldError struct {
+	Row     int    `json:"row,omitempty"`
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // writeError answers err as JSON. Messages of 5xx errors stay in the log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	body := errorBody{Error: ingest.RedactURL(err.Error())}
+	lang := requestLang(r)
+	var body errorBody
+	body.Code, body.Error = localize(err, status, lang)
 	var ve *registry.ValidationError
 	if errors.As(err, &ve) {
-		body.Errors = ve.Errors
+		// The code is the first field's (camera.invalid_url); each field's
+		// own is in errors.
+		body.Code = "validation"
+		for i, fe := range ve.Errors {
+			code, msg, ok := apierr.Translate(fe.Message, lang)
+			if !ok {
+				code = "invalid"
+			}
+			if i == 0 {
+				body.Code = code
+			}
+			body.Errors = append(body.Errors, fieldError{Row: fe.Row, Field: fe.Field, Code: code, Message: ingest.RedactURL(msg)})
+		}
+		if lang == apierr.Chinese {
+			body.Error = validationSummary(body.Errors)
+		}
 	}
 	var he *httpError
 	if errors.As(err, &he) {
@@ -73,23 +103,80 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header()[k] = v
 		}
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		body.Error = fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)
-	}
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", ingest.RedactURL(err.Error()))
 		if status == http.StatusInternalServerError {
-			body.Error = "internal error: see the server log"
+			body.Code, body.Error, _ = apierr.Format(lang, "internal error: see the server log")
 		}
 	}
+	body.Error = ingest.RedactURL(body.Error)
 	writeJSON(w, status, body)
+}
+
+// localize returns err's code and text in lang.
+func localize(err error, status int, lang string) (code, text string) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		code, text, _ = apierr.Format(lang, "the request body is larger than %d bytes", mbe.Limit)
+		return code, text
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.msg == err.Error() {
+		if code, text, ok := apierr.Format(lang, he.format, he.args...); ok {
+			return code, text
+		}
+		return statusCode(status), err.Error()
+	}
+	code, text = apierr.Localize(err, lang)
+	if code == "internal" && status != http.StatusInternalServerError {
+		code = statusCode(status)
+	}
+	return code, text
+}
+
+// statusCode is the code of an error the catalog does not name.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	case http.StatusBadGateway:
+		return "bad_gateway"
+	case http.StatusNotFound:
+		return "not_found"
+	}
+	if status < 500 {
+		return "invalid"
+	}
+	return "internal"
+}
+
+// validationSummary is the Chinese "error" of a validation: its fields'
+// messages ("invalid camera: ..." in English).
+func validationSummary(errs []fieldError) string {
+	parts := make([]string, 0, len(errs))
+	for _, fe := range errs {
+		p := fe.Field + "：" + fe.Message
+		if fe.Row > 0 {
+			p = fmt.Sprintf("第 %d 行：", fe.Row) + p
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) > 20 {
+		parts = append(parts[:20], fmt.Sprintf("另有 %d 项", len(parts)-20))
+	}
+	return "摄像机无效：" + strings.Join(parts, "；")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: cannot encode the answer"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: cannot encode the answer","code":"internal"}`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)

@@ -18,9 +18,7 @@ import (
 // ingest and sees it online without a restart; deleting it through the API
 // closes its viewers' subscriptions.
 func TestLiveApply(t *testing.T) {
-	if testing.Short() {
-		t.Skip("pulls a simulated RTSP camera")
-	}
+	testkit.SkipShort(t, "pulls a simulated RTSP camera")
 	testkit.CheckLeaks(t) // first, so it runs after every other cleanup (the database's too)
 	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: camsim.CodecH264})
 

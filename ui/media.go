@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -269,6 +271,17 @@ func (s *Server) cameraRange(r *http.Request, c *call, act action) (cam ingest.C
 	return
 }
 
+// reviewContext is the context of a review request (recordings, playback,
+// export): a user limited to departments sees only what a camera recorded
+// while it belonged to one of them, not what it recorded in another
+// department before it moved to theirs (archive.WithDepartments).
+func reviewContext(r *http.Request, c *call) context.Context {
+	if c.p.user.Scoped() {
+		return archive.WithDepartments(r.Context(), c.p.user.Departments)
+	}
+	return r.Context()
+}
+
 func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) error {
 	cam, start, end, err := s.cameraRange(r, c, actPlayback)
 	if err != nil {
@@ -277,7 +290,7 @@ func (s *Server) recordings(w http.ResponseWriter, r *http.Request, c *call) err
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "recordings are not available in this server")
 	}
-	recs, err := s.deps.Review.Recordings(r.Context(), cam.ID, start, end)
+	recs, err := s.deps.Review.Recordings(reviewContext(r, c), cam.ID, start, end)
 	if err != nil {
 		return err
 	}
@@ -379,7 +392,7 @@ func (s *Server) playback(w http.ResponseWriter, r *http.Request, c *call) error
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "playback is not available in this server")
 	}
-	pb, err := s.deps.Review.Open(r.Context(), cam.ID, start, dur)
+	pb, err := s.deps.Review.Open(reviewContext(r, c), cam.ID, start, dur)
 	if err != nil {
 		return err
 	}
@@ -425,7 +438,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "export is not available in this server")
 	}
-	ex, err := s.deps.Review.Export(review.WithUser(r.Context(), c.p.user.Username), cam.ID, start, end)
+	ex, err := s.deps.Review.Export(review.WithUser(reviewContext(r, c), c.p.user.Username), cam.ID, start, end)
 	if err != nil {
 		return err
 	}

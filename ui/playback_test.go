@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
-
+	"github.com/vigil-vms/vigil/internal/testkit/synthseg"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/review"
@@ -33,45 +29,12 @@ func (c *countingStore) Get(ctx context.Context, key string, offset, length int6
 	return c.Store.Get(ctx, key, offset, length)
 }
 
-// testSPS is a 1280x720 H.264 baseline SPS (from mediacommon's tests).
-var testSPS = []byte{
-	0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
-	0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
-	0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9,
-	0x20,
-}
-
-// recordedSegment is a 10 s segment as the recorder writes it, with
-// mediacommon's fMP4 writer: 25 fps H.264 at 90 kHz, 1 s fragments and a
-// keyframe every 2 s, so every other fragment begins with one (tiny
-// payloads, real structure).
-func recordedSegment(t *testing.T) []byte {
+// recordedSegment is a 10 s segment as the recorder writes it: 25 fps H.264
+// at 90 kHz, 1 s fragments and a keyframe every 2 s, so every other fragment
+// begins with one, frames of payload bytes.
+func recordedSegment(t *testing.T, payload int) []byte {
 	t.Helper()
-	var buf seekablebuffer.Buffer
-	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: 90000,
-		Codec: &mp4.CodecH264{SPS: testSPS, PPS: []byte{0x08}}}}}
-	if err := init.Marshal(&buf); err != nil {
-		t.Fatal(err)
-	}
-	const fps, frag, gop, frames = 25, 25, 50, 250
-	for f, seq := 0, uint32(1); f < frames; f, seq = f+frag, seq+1 {
-		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: uint64(f) * 90000 / fps}}}
-		for i := f; i < f+frag; i++ {
-			p := make([]byte, 64)
-			binary.BigEndian.PutUint32(p, uint32(len(p)-4)) // one NAL unit in AVCC
-			p[4] = 0x01                                     // non-IDR slice
-			if i%gop == 0 {
-				p[4] = 0x65 // IDR slice
-			}
-			part.Tracks[0].Samples = append(part.Tracks[0].Samples, &fmp4.Sample{
-				Duration: 90000 / fps, IsNonSyncSample: i%gop != 0, Payload: p,
-			})
-		}
-		if err := part.Marshal(&buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
+	return synthseg.H264(t, synthseg.Spec{Length: 10 * time.Second, FragmentFrames: 25, Payload: payload})
 }
 
 // realReview stores a recorded segment of camera police-1 from fixtureT0 in
@@ -79,14 +42,22 @@ func recordedSegment(t *testing.T) []byte {
 // review.Review over both.
 func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	t.Helper()
+	local, ix := storedSegment(t, "police-1", recordedSegment(t, 64))
+	st := &countingStore{Store: local}
+	return review.NewReview(st, ix, nil), ix, st
+}
+
+// storedSegment puts segment b of camera from fixtureT0 into a new local
+// store and indexes it with archive.Reindex.
+func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, *archive.Index) {
+	t.Helper()
 	dir := t.TempDir()
-	b := recordedSegment(t)
 	local, err := archive.NewLocalStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := local.Put(ctx, archive.SegmentKey("police-1", fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
+	if err := local.Put(ctx, archive.SegmentKey(camera, fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := archive.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
@@ -96,8 +67,7 @@ func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	if n, err := archive.Reindex(ctx, local, ix); err != nil || n != 1 {
 		t.Fatalf("reindex: %d segments, %v", n, err)
 	}
-	st := &countingStore{Store: local}
-	return review.NewReview(st, ix, nil), ix, st
+	return local, ix
 }
 
 // TestPlaybackStartHeader plays a real recording through the API: the

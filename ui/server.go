@@ -67,6 +67,9 @@ type Deps struct {
 	// Availability reports per department and camera the share of a period
 	// online and recorded, over every camera (filtered here by scope).
 	Availability func(ctx context.Context, from, to time.Time) (availability.Report, error)
+	// Events lists what happened to a camera over a range (offline
+	// periods), for the playback timeline.
+	Events func(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error)
 	// Health reports how every part is; Alerts sends test events.
 	Health Health
 	Alerts Alerts
@@ -201,7 +204,7 @@ func (s *Server) routes() {
 	s.route("PUT /api/v1/cameras/{id}", actAdmin, "camera.update", s.replaceCamera)
 	s.route("DELETE /api/v1/cameras/{id}", actAdmin, "camera.delete", s.deleteCamera)
 	s.route("POST /api/v1/cameras/{id}/test", actAdmin, "", s.testCamera)
-	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.viewCamera(func(cam ingest.Camera) any { return s.status(cam) }))
+	s.route("GET /api/v1/cameras/{id}/status", actView, "", s.cameraStatus)
 	s.route("GET /api/v1/status", actView, "", s.allStatus)
 
 	// Live.
@@ -211,6 +214,7 @@ func (s *Server) routes() {
 
 	// Review.
 	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)
+	s.route("GET /api/v1/cameras/{id}/events", actPlayback, "", s.events)
 	s.route("GET /api/v1/cameras/{id}/playback", actPlayback, "playback", s.playback)
 	s.route("GET /api/v1/cameras/{id}/export", actExport, "export", s.export)
 	s.route("POST /api/v1/incidents", actIncidents, "incident.create", s.createIncident)
@@ -235,12 +239,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/api/"):
-			writeJSON(w, http.StatusNotFound, errorBody{Error: "no such API endpoint: " + r.Method + " " + truncate(r.URL.Path, 200)})
+			s.writeError(w, r, errStatus(http.StatusNotFound, "no such API endpoint: %s %s", r.Method, truncate(r.URL.Path, 200)))
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
 			s.webApp(w, r)
 		default:
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+			s.writeError(w, r, errStatus(http.StatusMethodNotAllowed, "method not allowed"))
 		}
 	})
 }
@@ -335,7 +339,7 @@ func LimitConnections(ln net.Listener) net.Listener {
 // that the app's own routes work on reload.
 func (s *Server) webApp(w http.ResponseWriter, r *http.Request) {
 	if s.deps.WebApp == nil {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "the web app is not built into this server"})
+		s.writeError(w, r, errStatus(http.StatusNotFound, "the web app is not built into this server"))
 		return
 	}
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")

@@ -22,6 +22,27 @@ func serveTCP(t *testing.T, h http.Handler, readTimeout time.Duration) string {
 	return serveTCPLimit(t, h, readTimeout, nil)
 }
 
+// getBody sends GET url through c as the user of token and reads the whole
+// response body.
+func getBody(t *testing.T, c *http.Client, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	r, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return res, b
+}
+
 // serveTCPLimit is serveTCP on a listener wrapped by limit (nil:
 // LimitConnections).
 func serveTCPLimit(t *testing.T, h http.Handler, readTimeout time.Duration, limit func(net.Listener) net.Listener) string {
@@ -145,20 +166,10 @@ func TestStreamOutlivesReadTimeout(t *testing.T) {
 	rv := slowReview{canceled: make(chan error, 1)}
 	f := newFixtureReview(t, Options{}, rv)
 	addr := serveTCP(t, f.h, 500*time.Millisecond)
-	r, err := http.NewRequest("GET", "http://"+addr+"/api/v1/cameras/police-1/playback?start="+
-		fixtureT0.Add(time.Minute).Format(time.RFC3339), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Header.Set("Authorization", "Bearer "+f.tokens[pAdmin])
-	res, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK || err != nil {
-		t.Fatalf("playback: %d %v %s", res.StatusCode, err, b)
+	res, b := getBody(t, http.DefaultClient, "http://"+addr+"/api/v1/cameras/police-1/playback?start="+
+		fixtureT0.Add(time.Minute).Format(time.RFC3339), f.tokens[pAdmin])
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("playback: %d %s", res.StatusCode, b)
 	}
 	if err := <-rv.canceled; err != nil {
 		t.Fatalf("the stream was cut: %v", err)
@@ -245,17 +256,7 @@ func TestStreamHasNoResponseDeadline(t *testing.T) {
 	addr := serveTCP(t, f.h, time.Minute)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	get := func(path string) (int, []byte) {
-		r, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		r.Header.Set("Authorization", "Bearer "+f.tokens[pAdmin])
-		res, err := c.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+		res, b := getBody(t, c, "http://"+addr+path, f.tokens[pAdmin])
 		return res.StatusCode, b
 	}
 	if code, _ := get("/api/v1/session"); code != http.StatusOK {

@@ -91,6 +91,14 @@ var badConfigs = []struct {
 	{"bucket ip", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: 192.168.1.2 } }", nil, "storage.s3.bucket"},
 	{"bucket xn", "storage: { backend: s3, s3: { endpoint: 'x:9000', bucket: xn--vigil } }", nil, "storage.s3.bucket"},
 	{"bucket env", "storage: { backend: s3, s3: { endpoint: 'x:9000' } }", []string{"VIGIL_STORAGE_S3_BUCKET=Bad Name"}, "storage.s3.bucket"},
+	{"webhook ftp url", "alerts: { webhooks: [{ url: 'ftp://x/' }] }", nil, "alerts.webhooks[0]"},
+	{"webhook no host", "alerts: { webhooks: [{ url: 'https:///x' }] }", nil, "alerts.webhooks[0]"},
+	{"webhook empty url", "alerts: { webhooks: [{ secret: a }] }", nil, "alerts.webhooks[0]"},
+	{"webhook unknown event", "alerts: { webhooks: [{ url: 'http://a/', events: [camera.gone] }] }", nil, "camera.gone"},
+	{"webhook second bad", "alerts: { webhooks: [{ url: 'http://a/' }, { url: 'nope' }] }", nil, "alerts.webhooks[1]"},
+	{"webhook unknown key", "alerts: { webhooks: [{ url: 'http://a/', secrets: x }] }", nil, "secrets"},
+	{"offlineAfter zero", "alerts: { offlineAfter: 0s }", nil, "alerts.offlineAfter"},
+	{"offlineAfter bad", "alerts: { offlineAfter: soon }", nil, "alerts.offlineAfter"},
 }
 
 func TestBadConfigs(t *testing.T) {

@@ -203,10 +203,8 @@ var (
 	descUploadErr  = prometheus.NewDesc("vigil_upload_errors_total", "Failed segment uploads (each retry counts).", nil, nil)
 	descUploaded   = prometheus.NewDesc("vigil_uploaded_segments_total", "Segments uploaded to the store.", nil, nil)
 	descSessions   = prometheus.NewDesc("vigil_webrtc_sessions", "Open WebRTC viewer sessions.", nil, nil)
-)
 
-// Storage trouble: uploads failing, the spool's disk, spool writes failing.
-var (
+	// Storage trouble: uploads failing, the spool's disk, spool writes failing.
 	descUploadFailing      = prometheus.NewDesc("vigil_upload_failing", "1 while uploads to the object store fail (segments wait in the spool), else 0.", nil, nil)
 	descUploadFailingSecs  = prometheus.NewDesc("vigil_upload_failing_seconds", "How long uploads to the object store have been failing (0 while they work).", nil, nil)
 	descUploadLastErrorAt  = prometheus.NewDesc("vigil_upload_last_error_timestamp_seconds", "Unix time of the last failed upload (0: none since start).", nil, nil)
@@ -221,11 +219,8 @@ type collector struct{ src Sources }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descFPS, descBitrate, descReconnects, descViewers, descDropped,
-		descRecording, descCameras, descSpool, descWaiting, descLag, descSpoolDrop, descUploadErr, descUploaded, descSessions} {
-		ch <- d
-	}
-	for _, d := range []*prometheus.Desc{descUploadFailing, descUploadFailingSecs, descUploadLastErrorAt,
-		descSpoolDiskFree, descSpoolWriteFailing, descRecordingLostUnits} {
+		descRecording, descCameras, descSpool, descWaiting, descLag, descSpoolDrop, descUploadErr, descUploaded, descSessions,
+		descUploadFailing, descUploadFailingSecs, descUploadLastErrorAt, descSpoolDiskFree, descSpoolWriteFailing, descRecordingLostUnits} {
 		ch <- d
 	}
 }

@@ -4,7 +4,8 @@
 //	vigil demo                      the server plus simulated cameras, ready to watch
 //	vigil camsim --addr A --count N simulated RTSP cameras
 //	vigil user add|passwd ...       user administration
-//	vigil reindex [--config FILE]   rebuild the recordings index from the store
+//	vigil reindex [--config FILE] [--adopt-orphans]   rebuild the recordings index from the store
+//	vigil owners CAMERA [--keys] [--config FILE]      the cameras that have had an id, and their recordings
 //	vigil version                   version and build info
 package main
 
@@ -45,7 +46,11 @@ commands:
                             simulated RTSP cameras at rtsp://ADDR/cam1 ... camN
   user add NAME --role ROLE [--departments a,b]
   user passwd NAME          user administration (password from stdin or VIGIL_USER_PASSWORD)
-  reindex [--config FILE]   rebuild the recordings index from the store
+  reindex [--config FILE] [--adopt-orphans]
+                            rebuild the recordings index from the store
+  owners CAMERA [--keys] [--config FILE]
+                            the cameras that have had an id and their recordings
+                            (a deleted camera's footage, which no camera shows)
   version                   version and build info
 `
 
@@ -70,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.
 		return runUser(ctx, cfg, rest, stdout, stdin)
 	case "reindex":
 		return runReindex(ctx, args, stdout)
+	case "owners":
+		return runOwners(ctx, args, stdout)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return nil

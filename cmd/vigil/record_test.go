@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -161,5 +162,45 @@ func TestReindexCommand(t *testing.T) {
 		if s.Key != r.Key || !s.Start.Equal(r.Start) || !s.End.Equal(r.End) || s.Bytes != r.Bytes || len(s.Fragments) != len(r.Fragments) {
 			t.Errorf("row %d differs after reindex:\n%+v\n%+v", i, s, r)
 		}
+	}
+	db.Close()
+
+	// cam-1 registered again is a new camera: the files recorded before
+	// belong to no camera until the admin gives them to it
+	a, err = app.New(context.Background(), cfg, app.Options{AdminPassword: "reindex-test-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam, err := a.Registry.CreateCamera(context.Background(), ingest.Camera{ID: "cam-1", Name: "Cam", Department: "police",
+		MainURL: sim.URL(1, false), Transport: "tcp", Record: false, Enabled: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Cameras.Apply(cam)
+	if hidden, _ := a.Index.Segments(context.Background(), "cam-1", time.Time{}, far, false); len(hidden) != 0 {
+		t.Errorf("the camera registered again shows %d segments recorded before it", len(hidden))
+	}
+	a.Close()
+	out.Reset()
+	if err := run(context.Background(), []string{"reindex", "--config", cfgPath}, &out, &out, nil); err != nil {
+		t.Fatalf("reindex: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("%d segments belong to no camera", len(segs))) {
+		t.Errorf("reindex does not say that %d segments belong to no camera:\n%s", len(segs), out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"reindex", "--adopt-orphans", "--config", cfgPath}, &out, &out, nil); err != nil {
+		t.Fatalf("reindex --adopt-orphans: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("%d segments of no camera given", len(segs))) || strings.Contains(out.String(), "belong to no camera") {
+		t.Errorf("reindex --adopt-orphans:\n%s", out.String())
+	}
+	db, ix, _, err = app.OpenIndexAndStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if back, _ := ix.Segments(context.Background(), "cam-1", time.Time{}, far, false); len(back) != len(segs) {
+		t.Errorf("after --adopt-orphans cam-1 shows %d segments, want %d", len(back), len(segs))
 	}
 }

@@ -204,8 +204,12 @@ func runReindex(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	adopt := false
+	if len(rest) == 1 && (rest[0] == "--adopt-orphans" || rest[0] == "-adopt-orphans") {
+		adopt, rest = true, nil
+	}
 	if len(rest) > 0 {
-		return fmt.Errorf("reindex: unexpected arguments %q", rest)
+		return fmt.Errorf("reindex: unexpected arguments %q (only --config FILE and --adopt-orphans)", rest)
 	}
 	db, ix, store, err := app.OpenIndexAndStore(ctx, cfg)
 	if err != nil {
@@ -218,5 +222,21 @@ func runReindex(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("reindex: %w (after %d segments)", err, n)
 	}
 	fmt.Fprintf(stdout, "reindexed %d segments in %s\n", n, time.Since(start).Round(time.Millisecond))
+	if adopt {
+		k, err := ix.AdoptOrphans(ctx)
+		if err != nil {
+			return fmt.Errorf("reindex: %w", err)
+		}
+		fmt.Fprintf(stdout, "%d segments of no camera given to the cameras that now have their ids\n", k)
+	}
+	orphans, err := ix.Orphans(ctx)
+	if err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
+	if orphans > 0 {
+		fmt.Fprintf(stdout, "%d segments belong to no camera (recorded under a camera id when no camera that exists now had it): "+
+			"no camera shows them; they stay in the store until retention deletes them. After losing the database, "+
+			"register the cameras again and run vigil reindex --adopt-orphans to give them back.\n", orphans)
+	}
 	return nil
 }

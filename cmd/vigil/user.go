@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/vigil-vms/vigil/app/config"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -79,15 +78,11 @@ func runUserEnv(ctx context.Context, cfg config.Config, args []string, stdout io
 	if err != nil {
 		return fmt.Errorf("user %s: %w", sub, err)
 	}
-	db, err := sqlitedb.Open(cfg.Database.Path)
+	reg, closeDB, err := registry.OpenFile(ctx, cfg.Database.Path)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	reg, err := registry.Open(ctx, db)
-	if err != nil {
-		return err
-	}
+	defer closeDB()
 	if sub == "passwd" {
 		if err := reg.SetPassword(ctx, name, password); err != nil {
 			return fmt.Errorf("user passwd: %w", err)

@@ -49,9 +49,15 @@ func packs(t testing.TB, m *Muxer, units []Unit) [][]byte {
 	return out
 }
 
+// synthPacks makes synthFrames(n, gop, size, seed) and muxes each into its
+// own pack.
+func synthPacks(t testing.TB, n, gop, size int, seed uint64) ([]Unit, [][]byte) {
+	frames := synthFrames(n, gop, size, seed)
+	return frames, packs(t, &Muxer{VideoType: TypeH264}, frames)
+}
+
 func TestDemuxLossInsideAFrame(t *testing.T) {
-	frames := synthFrames(12, 5, 3000, 1)
-	pk := packs(t, &Muxer{VideoType: TypeH264}, frames)
+	frames, pk := synthPacks(t, 12, 5, 3000, 1)
 	var stream []byte
 	for _, p := range pk {
 		stream = append(stream, p...)
@@ -113,8 +119,7 @@ func TestDemuxLossInsideAFrame(t *testing.T) {
 }
 
 func TestDemuxLossBetweenFrames(t *testing.T) {
-	frames := synthFrames(8, 4, 2000, 2)
-	pk := packs(t, &Muxer{VideoType: TypeH264}, frames)
+	frames, pk := synthPacks(t, 8, 4, 2000, 2)
 	var c collector
 	d := c.demuxer()
 	for i, p := range pk {
@@ -206,8 +211,7 @@ func TestDemuxBoundedBuffers(t *testing.T) {
 // (the last packet of a picture) gets each picture without waiting for the
 // next one, and nothing changes in what comes out.
 func TestDemuxFlushOnMarker(t *testing.T) {
-	frames := synthFrames(6, 3, 2500, 4)
-	pk := packs(t, &Muxer{VideoType: TypeH264}, frames)
+	frames, pk := synthPacks(t, 6, 3, 2500, 4)
 	var c collector
 	d := c.demuxer()
 	for i, p := range pk {

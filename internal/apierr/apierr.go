@@ -1,5 +1,6 @@
 // Package apierr gives errors a kind that the HTTP layer maps to a status,
 // so that services (relay, recorder, registry) never speak HTTP themselves.
+// It also words them in the caller's language (see catalog.go).
 package apierr
 
 import (
@@ -22,16 +23,20 @@ var (
 )
 
 type kindError struct {
-	kind error
-	msg  string
+	kind   error
+	format string
+	args   []any
+	msg    string
 }
 
 func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.kind }
 
-// New returns an error of the kind whose message (shown to users) is the formatted text.
+// New returns an error of the kind whose message (shown to users) is the
+// formatted text. The format is also the key of the message's code and
+// translations in catalog.tsv: keep it a literal.
 func New(kind error, format string, a ...any) error {
-	return &kindError{kind: kind, msg: fmt.Sprintf(format, a...)}
+	return &kindError{kind: kind, format: format, args: a, msg: fmt.Sprintf(format, a...)}
 }
 
 // Status maps an error to an HTTP status code (500 for errors of no kind).
@@ -53,4 +58,26 @@ func Status(err error) int {
 		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
+}
+
+// KindCode is the code of an error that the catalog does not name: its
+// kind (invalid, not_found, ...), "internal" for errors of no kind.
+func KindCode(err error) string {
+	switch {
+	case errors.Is(err, ErrTooMany):
+		return "too_many_requests"
+	case errors.Is(err, ErrInvalid):
+		return "invalid"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrUnsupported):
+		return "unsupported"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	}
+	return "internal"
 }

@@ -146,6 +146,15 @@ func Tool(t testing.TB, name, requireEnv string) string {
 	return ""
 }
 
+// SkipShort skips the test with -short, saying why (it runs in real time,
+// say).
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+}
+
 // CheckLeaks fails the test when goroutines started during it are still
 // running after it and its cleanups end. Call it first in the test, so that
 // its check, registered first, runs after every other cleanup.

@@ -15,10 +15,15 @@ import (
 // Segment is one recorded fMP4 file in the store, as the index knows it.
 type Segment struct {
 	Camera string
-	Start  time.Time // first sample's wall-clock time
-	End    time.Time // end of the last sample
-	Bytes  int64
-	Key    string
+	// CameraUID is the incarnation of the camera that recorded the segment
+	// (see Own), and Department its department then; both are "" for an
+	// orphan: a segment of no known incarnation.
+	CameraUID  string
+	Department string
+	Start      time.Time // first sample's wall-clock time
+	End        time.Time // end of the last sample
+	Bytes      int64
+	Key        string
 	// InitSize is the length of the init section (ftyp+moov) at the start of the file.
 	InitSize int64
 	// Fragments lists every moof+mdat of the file, in order.
@@ -50,6 +55,19 @@ var indexMigrations = []string{
 	);
 	CREATE INDEX segments_camera_start ON segments(camera, start_ns);
 	CREATE INDEX segments_camera_end ON segments(camera, end_ns);`,
+	// Incarnations (see Own): each row is a period during which one
+	// incarnation of a camera, in one department, owned the segments filed
+	// under the camera's id; until_ns is NULL while it lasts.
+	`ALTER TABLE segments ADD COLUMN camera_uid TEXT NOT NULL DEFAULT '';
+	ALTER TABLE segments ADD COLUMN department TEXT NOT NULL DEFAULT '';
+	CREATE TABLE camera_periods (
+		camera     TEXT    NOT NULL,
+		uid        TEXT    NOT NULL,
+		department TEXT    NOT NULL,
+		since_ns   INTEGER NOT NULL,
+		until_ns   INTEGER
+	);
+	CREATE INDEX camera_periods_camera ON camera_periods(camera, since_ns);`,
 }
 
 // OpenIndex migrates the index tables in db and returns the index.
@@ -61,7 +79,11 @@ func OpenIndex(ctx context.Context, db *sql.DB) (*Index, error) {
 }
 
 // Add inserts segments, or replaces the rows with the same keys, in one
-// transaction.
+// transaction. Each row is attributed to the incarnation of its camera, and
+// the department, of the period (see Own) in which it started, whatever the
+// Segment's CameraUID and Department say: a row's owner follows from its
+// camera and time alone, so that rows written at upload, at crash recovery
+// and by Reindex agree. A segment of no known period is an orphan.
 func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -69,11 +91,16 @@ func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
 	}
 	defer tx.Rollback()
 	for _, s := range segs {
-		_, err := tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
-			VALUES(?, ?, ?, ?, ?, ?, ?)
+		uid, dept, err := periodAt(ctx, tx, s.Camera, s.Start)
+		if err != nil {
+			return fmt.Errorf("index segment %s: %w", s.Key, err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments, camera_uid, department)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
-				bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments`,
-			s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments))
+				bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments,
+				camera_uid=excluded.camera_uid, department=excluded.department`,
+			s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize, encodeFragments(s.Fragments), uid, dept)
 		if err != nil {
 			return fmt.Errorf("index segment %s: %w", s.Key, err)
 		}
@@ -84,10 +111,12 @@ func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
 	return nil
 }
 
-// Segments returns the camera's segments that overlap [start, end), oldest first.
-// withFragments loads the fragment lists too.
+// Segments returns the camera's segments that overlap [start, end), oldest
+// first: those of the camera's current incarnation (see Own), and of the
+// departments of ctx (WithDepartments). withFragments loads the fragment
+// lists too.
 func (ix *Index) Segments(ctx context.Context, camera string, start, end time.Time, withFragments bool) ([]Segment, error) {
-	return ix.query(ctx, camera, withFragments, `end_ns > ? AND start_ns < ? ORDER BY start_ns`,
+	return ix.query(ctx, camera, withFragments, true, `end_ns > ? AND start_ns < ? ORDER BY start_ns`,
 		start.UnixNano(), end.UnixNano())
 }
 
@@ -179,8 +208,20 @@ func (ix *Index) CameraBytes(ctx context.Context, camera string) (int64, error) 
 	return n, nil
 }
 
-// Oldest returns up to limit of a camera's segments that end before before,
-// oldest first, without fragment lists.
+// OldestOwned is Oldest for the segments of the camera id's incarnation uid
+// (owned), or for the others: its other incarnations' and its orphans.
+func (ix *Index) OldestOwned(ctx context.Context, camera, uid string, owned bool, before time.Time, limit int) ([]Segment, error) {
+	op := "="
+	if !owned {
+		op = "<>"
+	}
+	return ix.query(ctx, camera, false, false, `camera_uid `+op+` ? AND end_ns <= ? ORDER BY start_ns LIMIT ?`,
+		uid, before.UnixNano(), limit)
+}
+
+// Oldest returns up to limit of a camera id's segments that end before
+// before, oldest first, without fragment lists: of every incarnation, for
+// retention.
 func (ix *Index) Oldest(ctx context.Context, camera string, before time.Time, limit int) ([]Segment, error) {
-	return ix.query(ctx, camera, false, `end_ns <= ? ORDER BY start_ns LIMIT ?`, before.UnixNano(), limit)
+	return ix.query(ctx, camera, false, false, `end_ns <= ? ORDER BY start_ns LIMIT ?`, before.UnixNano(), limit)
 }

@@ -7,6 +7,11 @@
 // (ScanSegment, over internal/fmp4read), so that rows written at upload, at
 // crash recovery and by Reindex are identical.
 //
+// The index also says whose a segment is: the incarnation of the camera
+// that recorded it and the department it belonged to then, not merely the
+// id it is filed under, which a later camera may reuse (see Own and
+// incarnation.go).
+//
 // It neither writes segments (package recorder does) nor plays them
 // (package review does); both sides import it, not each other.
 package archive

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/testkit"
-	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
@@ -118,12 +116,7 @@ func TestExportBadInput(t *testing.T) {
 // (versitygw) and gets the same bytes as through the local store.
 func TestReviewS3(t *testing.T) {
 	files := reviewFFmpegSegments(t, reviewFFmpegSpec{Size: "320x180", Seconds: 20, SegEvery: 4})
-	endpoint, access, secret, bucket, _, _ := testkit.StartS3(t)
-	ctx := context.Background()
-	s3, err := archive.NewS3Store(ctx, archive.S3Options{Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, _, _, _ := rectest.StartS3Store(t)
 	ix := openReviewIndex(t)
 	segs := addReviewSegments(t, s3, ix, "police-007", reviewT0, 0, files)
 	local, lix := newReviewLocalStore(t), openReviewIndex(t)

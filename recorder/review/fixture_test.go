@@ -3,7 +3,6 @@ package review
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
-
+	"github.com/vigil-vms/vigil/internal/testkit/synthseg"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
@@ -169,46 +165,13 @@ func addReviewSegments(t testing.TB, st archive.Store, ix *archive.Index, camera
 	return out
 }
 
-// reviewSPS is a 1280x720 H.264 baseline SPS (from mediacommon's tests).
-var reviewSPS = []byte{
-	0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02,
-	0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04,
-	0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9,
-	0x20,
-}
-
-// syntheticReviewSegment writes a segment of the given length with mediacommon's
-// fMP4 writer: 25 fps video at 90 kHz, a keyframe every 2 s, one fragment
-// per GOP, payload bytes per frame (tiny payloads, realistic structure). The
-// first sample's decode time is base, as after a recorder restart.
+// syntheticReviewSegment writes a segment of the given length: 25 fps video
+// at 90 kHz, a keyframe every 2 s, one fragment per GOP, payload bytes per
+// frame (tiny payloads, realistic structure). The first sample's decode time
+// is base, as after a recorder restart.
 func syntheticReviewSegment(t testing.TB, length time.Duration, payload int, base uint64) []byte {
 	t.Helper()
-	var buf seekablebuffer.Buffer
-	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: 90000,
-		Codec: &mp4.CodecH264{SPS: reviewSPS, PPS: []byte{0x08}}}}}
-	if err := init.Marshal(&buf); err != nil {
-		t.Fatal(err)
-	}
-	const fps, gop = 25, 50
-	frames := int(length.Seconds() * fps)
-	for f, seq := 0, uint32(1); f < frames; f, seq = f+gop, seq+1 {
-		part := fmp4.Part{SequenceNumber: seq, Tracks: []*fmp4.PartTrack{{ID: 1, BaseTime: base + uint64(f)*90000/fps}}}
-		for i := f; i < min(f+gop, frames); i++ {
-			p := make([]byte, payload)
-			binary.BigEndian.PutUint32(p, uint32(payload-4)) // one NAL unit in AVCC
-			p[4] = 0x01                                      // non-IDR slice
-			if i == f {
-				p[4] = 0x65 // IDR slice
-			}
-			part.Tracks[0].Samples = append(part.Tracks[0].Samples, &fmp4.Sample{
-				Duration: 90000 / fps, IsNonSyncSample: i != f, Payload: p,
-			})
-		}
-		if err := part.Marshal(&buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
+	return synthseg.H264(t, synthseg.Spec{Length: length, FragmentFrames: 50, Payload: payload, Base: base})
 }
 
 // reviewCountingStore counts the calls and bytes read through a Store.

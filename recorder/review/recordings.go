@@ -23,7 +23,10 @@ func (rv *Review) Recordings(ctx context.Context, camera string, start, end time
 	if err := checkRange("the recordings query", start, end, MaxRecordingsRange); err != nil {
 		return out, err
 	}
-	sp := rv.spooled(camera, start, end) // before the index: see mergeSpooled
+	sp, err := rv.spooled(ctx, camera, start, end) // before the index: see mergeSpooled
+	if err != nil {
+		return out, fmt.Errorf("recordings of %s: %w", camera, err)
+	}
 	segs, err := rv.ix.Segments(ctx, camera, start, end, false)
 	if err != nil {
 		return out, fmt.Errorf("recordings of %s: %w", camera, err)

@@ -38,13 +38,26 @@ type Spooled interface {
 // listing and the pin was uploaded, and is read from the store under the same
 // key (the object is the file, byte for byte).
 
-// spooled returns the spool's segments overlapping [start, end); none when
-// the review has no spool.
-func (rv *Review) spooled(camera string, start, end time.Time) []archive.Segment {
+// spooled returns the spool's segments overlapping [start, end) that the
+// index would show under ctx (archive.Index.Visible: of the camera's current
+// incarnation, and of the caller's departments); none when the review has
+// no spool.
+func (rv *Review) spooled(ctx context.Context, camera string, start, end time.Time) ([]archive.Segment, error) {
 	if rv.Spool == nil {
-		return nil
+		return nil, nil
 	}
-	return rv.Spool.Spooled(camera, start, end)
+	sp := rv.Spool.Spooled(camera, start, end)
+	out := sp[:0]
+	for _, s := range sp {
+		ok, err := rv.ix.Visible(ctx, camera, s.Start)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // mergeSpooled returns the index rows and the spooled segments that the
@@ -75,7 +88,10 @@ func mergeSpooled(indexed, spooled []archive.Segment, mark map[string]bool) []ar
 // t (Start <= t < End), indexed or spooled; the latest starting one when
 // several do. The key of a spooled one is set in mark.
 func (rv *Review) segmentAt(ctx context.Context, camera string, t time.Time, mark map[string]bool) (archive.Segment, bool, error) {
-	sp := rv.spooled(camera, t, t.Add(1))
+	sp, err := rv.spooled(ctx, camera, t, t.Add(1))
+	if err != nil {
+		return archive.Segment{}, false, err
+	}
 	seg, ok, err := rv.ix.SegmentAt(ctx, camera, t)
 	if err != nil {
 		return archive.Segment{}, false, err
@@ -94,8 +110,12 @@ func (rv *Review) segmentAt(ctx context.Context, camera string, t time.Time, mar
 // segments, indexed or spooled, that start in (after, before), oldest first.
 // The keys of the spooled ones are set in mark.
 func (rv *Review) segmentsAfter(ctx context.Context, camera string, after, before time.Time, limit int, mark map[string]bool) ([]archive.Segment, error) {
+	all, err := rv.spooled(ctx, camera, after, before)
+	if err != nil {
+		return nil, err
+	}
 	var sp []archive.Segment
-	for _, s := range rv.spooled(camera, after, before) {
+	for _, s := range all {
 		if s.Start.After(after) && s.Start.Before(before) {
 			sp = append(sp, s)
 		}

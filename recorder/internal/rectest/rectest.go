@@ -228,3 +228,11 @@ func NewS3Store(t *testing.T, endpoint, access, secret, bucket string) *archive.
 	}
 	return s
 }
+
+// StartS3Store starts an S3 test server (testkit.StartS3) and opens its
+// store; it returns the server's endpoint and its stop and restart too.
+func StartS3Store(t *testing.T) (s *archive.S3Store, endpoint string, stop, restart func()) {
+	t.Helper()
+	endpoint, access, secret, bucket, stop, restart := testkit.StartS3(t)
+	return NewS3Store(t, endpoint, access, secret, bucket), endpoint, stop, restart
+}

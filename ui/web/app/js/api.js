@@ -2,6 +2,8 @@
 // JSON in and out, the CSRF token on state-changing calls, and any 401 sends
 // the user back to the login page (then back to where they were).
 
+import { getLang } from './i18n.js';
+
 let csrfToken = '';
 let unauthorizedHandler = () => {};
 
@@ -67,7 +69,8 @@ export async function request(method, path, opts = {}) {
 }
 
 async function doRequest(method, path, opts, retryCsrf) {
-  const headers = { Accept: 'application/json' };
+  // The server words its errors in the language the user chose.
+  const headers = { Accept: 'application/json', 'Accept-Language': getLang() };
   let body = opts.body;
   if (body !== undefined && body !== null && !(typeof body === 'string') &&
       !(body instanceof Blob) && !(body instanceof FormData)) {

@@ -15,6 +15,8 @@ import * as camerasPage from './pages/admin-cameras.js';
 import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
 import * as displaysPage from './pages/admin-displays.js';
+import * as healthPage from './pages/health.js';
+import * as health from './health.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
@@ -24,6 +26,7 @@ const permissions = {
   incidents: ['admin', 'responder'],
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
+  health: ['admin', 'operator'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
@@ -32,6 +35,7 @@ const routes = [
   { path: '/playback', page: playbackPage, perm: 'playback', nav: 'nav.playback' },
   { path: '/incidents', page: incidentsPage, perm: 'incidents', nav: 'nav.incidents' },
   { path: '/reports', page: reportsPage, perm: 'reports', nav: 'nav.reports' },
+  { path: '/health', page: healthPage, perm: 'health', nav: 'nav.health' },
   { path: '/audit', page: auditPage, perm: 'admin', nav: 'nav.audit' },
   { path: '/admin/cameras', page: camerasPage, perm: 'admin', nav: 'nav.cameras' },
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
@@ -43,6 +47,7 @@ const root = document.getElementById('app');
 let session = null;
 let departments = [];
 let cleanup = null;
+let healthBannerOff = null;
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, '') || '/wall';
@@ -133,7 +138,10 @@ function shell(current) {
   window.addEventListener('offline', update);
   window.addEventListener('online', update);
   update();
-  replace(root, top, banner, view);
+  if (healthBannerOff) healthBannerOff();
+  const hb = health.banner();
+  healthBannerOff = hb.cleanup;
+  replace(root, top, banner, hb.el, view);
   return view;
 }
 
@@ -145,6 +153,7 @@ async function logout() {
     // logged out locally anyway
   }
   session = null;
+  health.stop();
   navigate('/login', { replace: true });
 }
 
@@ -183,6 +192,7 @@ async function render() {
     // The hash may have changed while we waited.
     if (parseHash().path !== path) return;
   }
+  health.start(session);
   const route = routes.find((r) => r.path === path);
   if (!route) {
     navigate('/wall', { replace: true });
@@ -216,7 +226,7 @@ async function signInDisplay(code) {
   try {
     const res = await fetch('/api/v1/displays/signin', {
       method: 'POST', credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'Accept-Language': getLang() },
       body: JSON.stringify({ code }),
     });
     const data = await res.json().catch(() => null);

@@ -27,6 +27,7 @@ export class Timeline {
     this.onIncident = onIncident;
     this.rows = [];
     this.data = new Map();
+    this.events = new Map(); // camera → offline periods (and later alarms)
     this.incidents = [];
     this.view = { start: 0, end: 1 };
     this.cursor = null;
@@ -75,6 +76,20 @@ export class Timeline {
   setData(id, spans) {
     this.data.set(id, spans.map((s) => ({ start: +new Date(s.start), end: +new Date(s.end) })).filter((s) => s.end > s.start));
     this.renderTracks();
+  }
+
+  // setEvents sets a camera's events ({type, start, end|null, message}); an
+  // event without an end lasts until now.
+  setEvents(id, list) {
+    this.events.set(id, list.map((e) => ({
+      type: e.type, message: e.message || '', open: !e.end,
+      start: +new Date(e.start), end: e.end ? +new Date(e.end) : Date.now(),
+    })).filter((e) => e.end >= e.start));
+    this.renderTracks();
+  }
+
+  eventsOf(id) {
+    return this.events.get(id) || [];
   }
 
   spansOf(id) {
@@ -198,6 +213,18 @@ export class Timeline {
         const el = h('div', { class: 'tl-span', 'data-testid': 'timeline-span', 'data-start': new Date(s.start).toISOString(), 'data-end': new Date(s.end).toISOString(),
           title: `${formatTime(s.start)} – ${formatTime(s.end)}` });
         this.place(el, s.start, s.end);
+        track.appendChild(el);
+      }
+      // offline periods: a band over the bottom of the track, at least a
+      // few pixels wide so that a blink of a few seconds is visible in a day
+      const minMs = (this.view.end - this.view.start) / 300;
+      for (const e of this.eventsOf(r.id)) {
+        if (e.end < this.view.start || e.start > this.view.end) continue;
+        const until = e.open ? t('timeline.offlineNow') : formatTime(e.end);
+        const el = h('div', { class: ['tl-event', 'tl-event-' + e.type], 'data-testid': 'timeline-event', 'data-type': e.type,
+          'data-start': new Date(e.start).toISOString(), 'data-end': e.open ? '' : new Date(e.end).toISOString(),
+          title: t('timeline.event.' + e.type, { from: formatTime(e.start), to: until }) + (e.message ? '\n' + e.message : '') });
+        this.place(el, e.start, Math.max(e.end, e.start + minMs));
         track.appendChild(el);
       }
       this.tracks.appendChild(track);

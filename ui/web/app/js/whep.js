@@ -4,7 +4,7 @@
 // returns (window "online") or when told the camera is back (kick()).
 
 import { csrf, camPath } from './api.js';
-import { t } from './i18n.js';
+import { t, getLang } from './i18n.js';
 
 const gatherTimeoutMs = 1500;   // wait at most this long for ICE gathering
 const stallMs = 10000;          // no frame for this long while connected: reconnect
@@ -124,7 +124,7 @@ export class WhepPlayer {
       const res = await fetch(`${camPath(this.cameraId, 'whep')}?stream=${encodeURIComponent(this.stream)}`, {
         method: 'POST',
         credentials: 'same-origin',
-        headers: { 'Content-Type': 'application/sdp', 'X-CSRF-Token': await csrf() },
+        headers: { 'Content-Type': 'application/sdp', 'X-CSRF-Token': await csrf(), 'Accept-Language': getLang() },
         body: pc.localDescription.sdp,
       });
       if (gen !== this.generation) {
@@ -179,7 +179,7 @@ export class WhepPlayer {
       const now = performance.now();
       if (this.state === State.Playing && this.connectedAt && now - this.connectedAt > stableMs) this.attempt = 0;
       if (document.hidden) return; // frame callbacks pause in hidden tabs
-      if (now - this.lastFrame > stallMs) this.retry('no video');
+      if (now - this.lastFrame > stallMs) this.retry(t('wall.noVideo'));
     }, 2000);
   }
 

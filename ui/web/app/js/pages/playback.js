@@ -348,6 +348,13 @@ export function mount(view, ctx) {
       } catch (err) {
         if (err.name !== 'AbortError' && err.status !== 401) toast(errorText(err), 'error');
       }
+      // offline periods: drawn when the server has them, silently absent otherwise
+      try {
+        const ev = await api.get(api.camPath(id, 'events'), { start, end }, { signal: ac.signal });
+        if (!destroyed) timeline.setEvents(id, ev.events || []);
+      } catch (err) {
+        if (err.name !== 'AbortError' && !destroyed) timeline.setEvents(id, []);
+      }
     }));
     if (destroyed || ac.signal.aborted) return;
     // First visit without a time: show the last recorded minute.
