@@ -12,6 +12,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -61,6 +62,10 @@ type Options struct {
 	// ShutdownGrace bounds the graceful stop. It defaults to 8 seconds, so that
 	// the process exits within 10 s of SIGTERM.
 	ShutdownGrace time.Duration
+	// SessionTTL, when set, replaces auth.sessionTTL, also below its floor
+	// of one minute: tests that wait for a login to idle out. It defaults
+	// to the configuration's.
+	SessionTTL time.Duration
 }
 
 // SecretKeyFile is the name of the key file, in the database's directory.
@@ -207,7 +212,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		WebApp:  web.FS,
 		Log:     a.log.With("part", "http"),
 	}, ui.Options{
-		SessionTTL:     cfg.Auth.SessionTTL.D(),
+		SessionTTL:     cmp.Or(opts.SessionTTL, cfg.Auth.SessionTTL.D()),
+		SessionMaxAge:  cfg.Auth.SessionMaxAge.D(),
 		Secure:         cfg.HTTP.TLS.Cert != "",
 		MetricsPublic:  cfg.Metrics.Public,
 		TrustedProxies: cfg.HTTP.Proxies(),

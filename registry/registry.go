@@ -133,6 +133,24 @@ var migrations = []string{
 	CREATE UNIQUE INDEX cameras_uid ON cameras(uid);
 	ALTER TABLE incident_cameras ADD COLUMN camera_uid TEXT NOT NULL DEFAULT '';
 	UPDATE incident_cameras SET camera_uid = COALESCE((SELECT uid FROM cameras WHERE cameras.id = incident_cameras.camera), '');`,
+	// Sliding sessions: a use moves expires_ns to now + idle_ns, never past
+	// cap_ns. Displays: walls signed in for good by an admin, live view only.
+	`ALTER TABLE sessions ADD COLUMN idle_ns INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE sessions ADD COLUMN cap_ns INTEGER NOT NULL DEFAULT 0;
+	UPDATE sessions SET cap_ns = expires_ns;
+	CREATE TABLE displays (
+		id              TEXT    NOT NULL PRIMARY KEY,
+		name            TEXT    NOT NULL,
+		departments     TEXT    NOT NULL,
+		created_by      TEXT    NOT NULL,
+		created_ns      INTEGER NOT NULL,
+		code_hash       TEXT    UNIQUE,
+		code_expires_ns INTEGER NOT NULL DEFAULT 0,
+		session_hash    TEXT    UNIQUE,
+		csrf            TEXT    NOT NULL DEFAULT '',
+		signed_in_ns    INTEGER NOT NULL DEFAULT 0,
+		last_seen_ns    INTEGER NOT NULL DEFAULT 0
+	);`,
 }
 
 // Open runs the registry's migrations in db and returns the registry. The

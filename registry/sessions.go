@@ -49,10 +49,20 @@ func sha256Hex(s string) string {
 
 var errNoSession = apierr.New(apierr.ErrNotFound, "no such session")
 
-// CreateSession starts a session of the user for ttl and returns its secret
-// id (for the cookie; stored hashed) and CSRF token. Expired sessions are
-// purged.
+// CreateSession starts a session of the user for ttl, which does not slide.
+// It is StartSession with ttl as both the idle timeout and the cap.
 func (r *Registry) CreateSession(ctx context.Context, username string, ttl time.Duration) (id, csrf string, err error) {
+	return r.StartSession(ctx, username, ttl, ttl)
+}
+
+// StartSession starts a session of the user and returns its secret id (for
+// the cookie; stored hashed) and CSRF token. The session slides: each use
+// extends it to idle from then, but never beyond maxAge from its start.
+// Expired sessions are purged.
+func (r *Registry) StartSession(ctx context.Context, username string, idle, maxAge time.Duration) (id, csrf string, err error) {
+	if idle <= 0 || maxAge <= 0 {
+		return "", "", fmt.Errorf("start session: idle %s and max age %s must be positive", idle, maxAge)
+	}
 	if id, err = randomString(32); err != nil {
 		return "", "", err
 	}
@@ -60,12 +70,14 @@ func (r *Registry) CreateSession(ctx context.Context, username string, ttl time.
 		return "", "", err
 	}
 	now := r.now()
+	capAt := now.Add(maxAge)
+	exp := min(now.Add(idle).UnixNano(), capAt.UnixNano())
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_ns <= ?`, now.UnixNano()); err != nil {
 			return fmt.Errorf("purge sessions: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(id_hash, csrf, username, created_ns, expires_ns) VALUES(?, ?, ?, ?, ?)`,
-			sha256Hex(id), csrf, username, now.UnixNano(), now.Add(ttl).UnixNano())
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(id_hash, csrf, username, created_ns, expires_ns, idle_ns, cap_ns) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+			sha256Hex(id), csrf, username, now.UnixNano(), exp, int64(idle), capAt.UnixNano())
 		if isForeignKey(err) {
 			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
@@ -77,13 +89,22 @@ func (r *Registry) CreateSession(ctx context.Context, username string, ttl time.
 	return id, csrf, err
 }
 
-// Session returns the live session of a secret id; an unknown or expired
-// one fails with an error of kind apierr.ErrNotFound.
+// slideEvery bounds how often a session's use is written to the database:
+// at most once a minute, and at least twice per idle timeout so that a
+// short one (in tests) still slides.
+func slideEvery(idle time.Duration) time.Duration {
+	return min(time.Minute, idle/2)
+}
+
+// Session returns the live session of a secret id and extends it by its
+// idle timeout (written at most once a minute, never past its cap); an
+// unknown or expired one fails with an error of kind apierr.ErrNotFound.
 func (r *Registry) Session(ctx context.Context, id string) (Session, error) {
 	var s Session
-	var exp int64
-	err := r.db.QueryRowContext(ctx, `SELECT username, csrf, expires_ns FROM sessions WHERE id_hash = ?`, sha256Hex(id)).
-		Scan(&s.User.Username, &s.CSRF, &exp)
+	var exp, idle, capNS int64
+	hash := sha256Hex(id)
+	err := r.db.QueryRowContext(ctx, `SELECT username, csrf, expires_ns, idle_ns, cap_ns FROM sessions WHERE id_hash = ?`, hash).
+		Scan(&s.User.Username, &s.CSRF, &exp, &idle, &capNS)
 	if notFound(err) {
 		return s, errNoSession
 	}
@@ -91,8 +112,18 @@ func (r *Registry) Session(ctx context.Context, id string) (Session, error) {
 		return s, fmt.Errorf("session: %w", err)
 	}
 	s.Expires = nsTime(exp)
-	if !r.now().Before(s.Expires) {
+	now := r.now()
+	if !now.Before(s.Expires) {
 		return s, errNoSession
+	}
+	if idle > 0 {
+		next := min(now.UnixNano()+idle, capNS)
+		if next-exp >= int64(slideEvery(time.Duration(idle))) {
+			if _, err := r.db.ExecContext(ctx, `UPDATE sessions SET expires_ns = ? WHERE id_hash = ? AND expires_ns < ?`, next, hash, next); err != nil {
+				return s, fmt.Errorf("session: extend: %w", err)
+			}
+			s.Expires = nsTime(next)
+		}
 	}
 	u, err := r.User(ctx, s.User.Username)
 	if err != nil {

@@ -26,6 +26,7 @@ type principal struct {
 	sessionID string // the cookie, when logged in through the web app
 	csrf      string
 	tokenID   string // when acting through an API token
+	displayID string // when a display (a wall an admin signed in) makes it
 }
 
 // action is what a request does, for authorize.
@@ -56,7 +57,12 @@ var roleActions = map[string][]action{
 	registry.RoleOperator:  {actView, actLive, actPlayback, actReports, actMetrics},
 	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics},
 	registry.RoleViewer:    {actView, actLive, actMetrics},
+	roleDisplay:            {actView, actLive},
 }
+
+// roleDisplay is the role of a display's requests: live view only. No user
+// has it; a display is not a user.
+const roleDisplay = "display"
 
 // globalActions show data of every department at once, or decide who sees
 // what (users and departments): a user limited to departments may not
@@ -114,6 +120,9 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil || ck.Value == "" {
 		return nil, nil
+	}
+	if strings.HasPrefix(ck.Value, registry.DisplaySecretPrefix) {
+		return s.displayPrincipal(r, ck.Value)
 	}
 	sess, err := s.reg.Session(ctx, ck.Value)
 	if err != nil {
@@ -349,20 +358,40 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	s.limit.forgive(in.Username, addr)
-	id, csrf, err := s.reg.CreateSession(r.Context(), u.Username, s.opts.SessionTTL)
+	id, csrf, err := s.reg.StartSession(r.Context(), u.Username, s.opts.SessionTTL, s.opts.SessionMaxAge)
 	if err != nil {
 		return err
 	}
-	if c.p != nil && c.p.sessionID != "" {
-		// Logging in again (as anyone) replaces the browser's old session.
-		if err := s.reg.DeleteSession(r.Context(), c.p.sessionID); err != nil {
-			s.log.Warn("cannot end the session replaced by a login", "user", c.p.user.Username, "error", err)
-		}
-	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", HttpOnly: true,
-		Secure: s.opts.Secure, SameSite: http.SameSiteStrictMode, MaxAge: int(s.opts.SessionTTL / time.Second)})
+	// Logging in again (as anyone) replaces the browser's old session.
+	s.replaceSession(r, c)
+	s.setSessionCookie(w, id, s.opts.SessionMaxAge)
 	writeJSON(w, http.StatusOK, sessionBody{Username: u.Username, Role: u.Role, Departments: u.Departments, CSRFToken: csrf})
 	return nil
+}
+
+// replaceSession ends the browser's old session (of a user or a display)
+// when it logs in again, as anyone.
+func (s *Server) replaceSession(r *http.Request, c *call) {
+	if c.p == nil {
+		return
+	}
+	var err error
+	switch {
+	case c.p.displayID != "":
+		err = s.reg.SignOutDisplay(r.Context(), c.p.displayID)
+	case c.p.sessionID != "":
+		err = s.reg.DeleteSession(r.Context(), c.p.sessionID)
+	}
+	if err != nil {
+		s.log.Warn("cannot end the session replaced by a login", "user", c.p.user.Username, "error", err)
+	}
+}
+
+// setSessionCookie sets the login cookie for maxAge (the session's cap;
+// the server ends it earlier when idle).
+func (s *Server) setSessionCookie(w http.ResponseWriter, secret string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret, Path: "/", HttpOnly: true,
+		Secure: s.opts.Secure, SameSite: http.SameSiteStrictMode, MaxAge: int(maxAge / time.Second)})
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -372,7 +401,12 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request, c *call) err
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.p.sessionID != "" {
+	switch {
+	case c.p.displayID != "":
+		if err := s.reg.SignOutDisplay(r.Context(), c.p.displayID); err != nil {
+			return err
+		}
+	case c.p.sessionID != "":
 		if err := s.reg.DeleteSession(r.Context(), c.p.sessionID); err != nil {
 			return err
 		}
@@ -388,6 +422,9 @@ type tokenBody struct {
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.p.displayID != "" {
+		return apierr.New(apierr.ErrForbidden, "a display has no API tokens")
+	}
 	var in tokenBody
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err

@@ -69,6 +69,14 @@ var matrix = []matrixRow{
 		body: `{"name":{"zh-CN":"公安","en":"Police"}}`, cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "department delete", method: "DELETE", path: "/api/v1/departments/cold-storage", cams: map[string]want{"": {nc, forb, forb, forb, forb, forb, unau, unau}}},
 
+	{name: "display create", method: "POST", path: "/api/v1/displays", ctype: "application/json",
+		body: `{"name":"Lobby","departments":["police"]}`, cams: map[string]want{"": {cr, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "display list", method: "GET", path: "/api/v1/displays", cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "display get", method: "GET", path: "/api/v1/displays/nope", cams: map[string]want{"": {nf, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "display delete", method: "DELETE", path: "/api/v1/displays/nope", cams: map[string]want{"": {nf, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "display sign-in (wrong code)", method: "POST", path: "/api/v1/displays/signin", ctype: "application/json",
+		body: `{"code":"wrong"}`, cams: map[string]want{"": {unau, unau, unau, unau, unau, unau, unau, unau}}},
+
 	{name: "camera list", method: "GET", path: "/api/v1/cameras", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
 	{name: "camera create", method: "POST", path: "/api/v1/cameras", ctype: "application/json",
 		body: `{"id":"police-2","name":"Market","department":"police","mainUrl":"rtsp://u:p@10.0.0.2/x"}`,

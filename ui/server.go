@@ -83,8 +83,14 @@ type Deps struct {
 
 // Options tune the server.
 type Options struct {
-	// SessionTTL is how long a login lasts. It defaults to 12 hours.
+	// SessionTTL is the idle timeout of a login: each request extends it
+	// (written to the database at most once a minute). It defaults to 12
+	// hours.
 	SessionTTL time.Duration
+	// SessionMaxAge caps a login however active it is. It defaults to 30
+	// days, and to SessionTTL when that is longer. Displays (walls an admin
+	// signed in) neither idle out nor reach a cap: they end when revoked.
+	SessionMaxAge time.Duration
 	// Secure marks the session cookie Secure and sends HSTS (set under TLS).
 	// It defaults to false.
 	Secure bool
@@ -139,6 +145,10 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 12 * time.Hour
 	}
+	if opts.SessionMaxAge <= 0 {
+		opts.SessionMaxAge = 30 * 24 * time.Hour
+	}
+	opts.SessionMaxAge = max(opts.SessionMaxAge, opts.SessionTTL)
 	if opts.LoginFailures <= 0 {
 		opts.LoginFailures = 5
 	}
@@ -168,6 +178,11 @@ func (s *Server) routes() {
 	s.route("POST /api/v1/tokens", actView, "token.create", s.createToken)
 	s.route("GET /api/v1/tokens", actView, "", s.listTokens)
 	s.route("DELETE /api/v1/tokens/{id}", actView, "token.delete", s.deleteToken)
+	s.route("POST /api/v1/displays", actAccounts, "display.create", s.createDisplay)
+	s.route("GET /api/v1/displays", actAccounts, "", s.listDisplays)
+	s.route("GET /api/v1/displays/{id}", actAccounts, "", s.getDisplay)
+	s.route("DELETE /api/v1/displays/{id}", actAccounts, "display.delete", s.deleteDisplay)
+	s.route("POST /api/v1/displays/signin", actOpen, "display.signin", s.signInDisplay)
 
 	// Users and departments.
 	s.route("GET /api/v1/users", actAccounts, "", s.listUsers)

@@ -153,7 +153,10 @@ type Database struct {
 
 // Auth is logins and sessions.
 type Auth struct {
+	// SessionTTL is the idle timeout of a login: each request extends it.
 	SessionTTL Duration `yaml:"sessionTTL"`
+	// SessionMaxAge caps a login however active: then it must sign in again.
+	SessionMaxAge Duration `yaml:"sessionMaxAge"`
 }
 
 // Metrics is /metrics.
@@ -228,7 +231,7 @@ func Default() Config {
 			RetentionDays: 30,
 		},
 		Database: Database{Path: "./data/vigil.db"},
-		Auth:     Auth{SessionTTL: Duration(12 * time.Hour)},
+		Auth:     Auth{SessionTTL: Duration(12 * time.Hour), SessionMaxAge: Duration(30 * 24 * time.Hour)},
 		Log:      Log{Level: "info", Format: "text"},
 		Alerts:   Alerts{OfflineAfter: Duration(30 * time.Second)},
 	}
@@ -584,6 +587,9 @@ func (c *Config) Validate() error {
 	}
 	if d := c.Auth.SessionTTL.D(); d < time.Minute || d > 90*24*time.Hour {
 		return fail("auth.sessionTTL", "%s is outside 1m..2160h", d)
+	}
+	if d := c.Auth.SessionMaxAge.D(); d < c.Auth.SessionTTL.D() || d > 366*24*time.Hour {
+		return fail("auth.sessionMaxAge", "%s is outside auth.sessionTTL (%s)..8784h", d, c.Auth.SessionTTL.D())
 	}
 	if d := c.Alerts.OfflineAfter.D(); d < time.Second || d > 24*time.Hour {
 		return fail("alerts.offlineAfter", "%s is outside 1s..24h", d)

@@ -71,6 +71,8 @@ var badConfigs = []struct {
 	{"retention", "recording: { retentionDays: 0 }", nil, "recording.retentionDays"},
 	{"db", "database: { path: '' }", nil, "database.path"},
 	{"ttl", "auth: { sessionTTL: 5s }", nil, "auth.sessionTTL"},
+	{"max age below ttl", "auth: { sessionTTL: 2h, sessionMaxAge: 1h }", nil, "auth.sessionMaxAge"},
+	{"max age too long", "auth: { sessionMaxAge: 9000h }", nil, "auth.sessionMaxAge"},
 	{"env int", "", []string{"VIGIL_WEBRTC_UDPPORT=abc"}, "webrtc.udpPort"},
 	{"env bool", "", []string{"VIGIL_STORAGE_S3_TLS=maybe"}, "storage.s3.tls"},
 	{"env duration", "", []string{"VIGIL_RECORDING_SEGMENT=x"}, "recording.segment"},

@@ -14,12 +14,13 @@ import * as reportsPage from './pages/reports.js';
 import * as camerasPage from './pages/admin-cameras.js';
 import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
+import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
 import * as health from './health.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
-  live: ['admin', 'operator', 'responder', 'viewer'],
+  live: ['admin', 'operator', 'responder', 'viewer', 'display'],
   playback: ['admin', 'operator', 'responder'],
   export: ['admin', 'responder'],
   incidents: ['admin', 'responder'],
@@ -39,6 +40,7 @@ const routes = [
   { path: '/admin/cameras', page: camerasPage, perm: 'admin', nav: 'nav.cameras' },
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
+  { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
 ];
 
 const root = document.getElementById('app');
@@ -171,6 +173,10 @@ async function render() {
     }) || null;
     return;
   }
+  if (path === '/display') {
+    await signInDisplay(params.get('code') || '');
+    return;
+  }
   if (!session) {
     try {
       session = await api.getSession();
@@ -210,6 +216,28 @@ async function render() {
   } catch (err) {
     console.error('page mount', err);
     view.appendChild(h('div', { class: 'error-box', text: errorText(err) }));
+  }
+}
+
+// signInDisplay trades a display's one-time code (the link an admin made
+// on the Displays page) for a login that never idles out, and opens the
+// wall in kiosk mode.
+async function signInDisplay(code) {
+  try {
+    const res = await fetch('/api/v1/displays/signin', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'Accept-Language': getLang() },
+      body: JSON.stringify({ code }),
+    });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) throw new api.ApiError(res.status, (data && data.error) || res.statusText, data);
+    session = await api.getSession();
+    await loadDepartments();
+    navigate('/wall?kiosk=1', { replace: true });
+  } catch (err) {
+    replace(root, h('div', { class: 'boot boot-error', 'data-testid': 'display-signin-error' },
+      h('p', { text: t('displays.signinFailed') }), h('p', { text: errorText(err) }),
+      h('a', { href: '#/login', text: t('login.submit') })));
   }
 }
 

@@ -4,13 +4,15 @@
 // view open); the tile owns its DOM and its player.
 
 import { h, replace, clear } from './dom.js';
-import { t } from './i18n.js';
+import { t, formatTime } from './i18n.js';
 import { WhepPlayer, State } from './whep.js';
 import { deptChip, deptColor, statusBadge, spinner } from './ui.js';
 
 export class WallTile {
   // opts: departments (for the chip), statusOf(id) → the camera's last known
   // state, onUnauthorized, onOpen(camera) on double-click or Enter.
+  // The offline overlay follows the camera's status (setStatus), not the
+  // player: a player cycling through reconnects must not make it flicker.
   constructor(camera, opts) {
     this.opts = opts;
     this.video = h('video', { muted: true, autoplay: true, playsInline: true, disablePictureInPicture: true });
@@ -18,10 +20,14 @@ export class WallTile {
     this.name = h('span', { class: 'tile-name' });
     this.chipBox = h('span', { class: 'tile-dept' });
     this.msg = h('div', { class: 'tile-msg' });
+    this.offText = h('span', { class: 'tile-offline-text', 'data-testid': 'tile-offline-since' });
+    this.off = h('div', { class: 'tile-offline', 'data-testid': 'tile-offline', hidden: true }, this.offText);
+    this.offline = null; // the status of an offline camera, null otherwise
     // note says the tile plays the main stream because the sub-stream fails
     this.note = h('div', { class: 'tile-note', 'data-testid': 'tile-note', hidden: true });
     this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
       this.video,
+      this.off,
       h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.badge),
       this.note,
       this.msg);
@@ -69,12 +75,33 @@ export class WallTile {
     if (this.player.served === 'main' && this.camera.subUrl && sub?.state === 'online') this.player.restart();
   }
 
+  // setStatus follows the camera's status from the wall's poll: an offline
+  // camera (main stream, and the sub-stream when it has one) dims the tile
+  // and says since when; the player's state does not change that.
+  setStatus(st) {
+    const off = isOffline(st) ? st : null;
+    const changed = (off?.since || null) !== (this.offline?.since || null);
+    this.offline = off;
+    this.el.classList.toggle('tile-is-offline', !!off);
+    this.off.hidden = !off;
+    if (off && changed) this.renderOffline();
+    if (!off) this.el.removeAttribute('data-offline-since');
+    if (changed) this.showMessage(this.player.state);
+  }
+
+  renderOffline() {
+    const since = this.offline?.since;
+    const at = since && !since.startsWith('0001-') ? formatTime(since) : '';
+    this.offText.textContent = at ? t('wall.offlineSince', { time: at }) : t('wall.offline');
+    if (since) this.el.dataset.offlineSince = since;
+  }
+
   // showMessage says why the tile shows no picture (connecting, offline,
   // disabled, reconnecting with the reason), or hides the message while playing.
   showMessage(playerState, detail) {
     const s = this.opts.statusOf(this.camera.id);
     const msg = this.msg;
-    if (playerState === State.Playing) {
+    if (playerState === State.Playing || this.offline) {
       clear(msg);
       msg.hidden = true;
       return;
@@ -89,9 +116,16 @@ export class WallTile {
       detail && playerState === State.Retrying ? h('span', { class: 'tile-detail', text: detail }) : null);
   }
 
+
   // destroy stops the player and takes the tile off the page.
   destroy() {
     this.player.stop();
     this.el.remove();
   }
+}
+
+// isOffline tells a camera the wall cannot show: its main stream is offline
+// and it has no sub-stream online.
+export function isOffline(st) {
+  return st?.state === 'offline' && st.sub?.state !== 'online';
 }

@@ -69,7 +69,8 @@ export function mount(view, ctx) {
 // actions are the audited actions, for the filter.
 const actions = ['login', 'logout', 'live', 'playback', 'export', 'incident.create', 'incident.delete',
   'camera.create', 'camera.update', 'camera.delete', 'camera.import', 'user.create', 'user.update', 'user.delete',
-  'department.create', 'department.update', 'department.delete', 'token.create', 'token.delete'];
+  'department.create', 'department.update', 'department.delete', 'token.create', 'token.delete',
+  'display.create', 'display.delete', 'display.signin'];
 
 // resultClass: ok and a playback the viewer ended are fine; the rest is not.
 function resultClass(r) {

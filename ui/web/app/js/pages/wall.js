@@ -1,14 +1,17 @@
 // Live wall: 1/4/9/16 tiles of sub-streams over WHEP, department filter,
 // search, camera picker, double-click for the main stream. Tiles that are not
 // visible (scrolled away, hidden tab, covered by the large view, other page)
-// stop their sessions.
+// stop their sessions, and so do tiles of offline cameras (they show since
+// when instead). The grid fills the window without scrolling; #/wall?kiosk=1
+// (and every display's wall) hides the navigation, and a button puts the
+// page in full screen.
 
 import { h, replace, clear, debounce, load, save } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
 import { deptChip, statusBadge, setBadge, modal, spinner, errorBox } from '../ui.js';
-import { WallTile } from '../wall-tile.js';
+import { WallTile, isOffline } from '../wall-tile.js';
 
 const layouts = [1, 4, 9, 16];
 const storageKey = 'vigil.wall';
@@ -48,6 +51,13 @@ export function mount(view, ctx) {
   const prevBtn = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'wall-prev', text: '‹', 'aria-label': t('wall.prev'), onclick: () => { st.page--; persist(); refresh(); } });
   const nextBtn = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'wall-next', text: '›', 'aria-label': t('wall.next'), onclick: () => { st.page++; persist(); refresh(); } });
   const summary = h('span', { class: 'wall-summary muted', 'data-testid': 'wall-summary' });
+  const kiosk = ctx.params.get('kiosk') === '1' || ctx.session.role === 'display';
+  const fsBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'wall-fullscreen', onclick: toggleFullscreen });
+  // In kiosk mode the toolbar floats over the wall, shown while the pointer
+  // is on it; a display (always kiosk) has no way out of it.
+  const kioskLink = kiosk
+    ? (ctx.session.role === 'display' ? null : h('a', { class: 'btn', 'data-testid': 'kiosk-exit', href: '#/wall', text: t('wall.exitKiosk') }))
+    : h('a', { class: 'btn', 'data-testid': 'wall-kiosk', href: '#/wall?kiosk=1', text: t('wall.kiosk'), title: t('wall.kioskHelp') });
 
   const grid = h('div', { class: 'wall-grid', 'data-testid': 'wall-grid' });
   const page = h('section', { class: 'page wall-page', 'data-testid': 'wall-page-root' },
@@ -55,9 +65,26 @@ export function mount(view, ctx) {
       h('div', { class: 'seg', role: 'group', 'aria-label': t('wall.layout') }, layoutBtns),
       deptSel, search, pickerBtn,
       h('div', { class: 'toolbar-spacer' }),
-      summary, prevBtn, pageInfo, nextBtn),
+      summary, prevBtn, pageInfo, nextBtn,
+      kioskLink,
+      fsBtn),
     grid);
   replace(view, page);
+  const rootClasses = ['wall-fit', ...(kiosk ? ['kiosk'] : [])];
+  document.documentElement.classList.add(...rootClasses);
+
+  // ---- full screen
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else document.documentElement.requestFullscreen?.().catch(() => {});
+  }
+  const onFullscreen = () => {
+    const on = !!document.fullscreenElement;
+    fsBtn.textContent = on ? t('wall.exitFullscreen') : t('wall.fullscreen');
+  };
+  document.addEventListener('fullscreenchange', onFullscreen);
+  onFullscreen();
+  fsBtn.hidden = !document.fullscreenEnabled;
 
   // ---- visibility
   const io = new IntersectionObserver((entries) => {
@@ -80,7 +107,7 @@ export function mount(view, ctx) {
 
   function shouldPlay(tile) {
     const s = status.get(tile.camera.id);
-    return tile.visible && !document.hidden && !focus && !destroyed && tile.camera.enabled !== false && s?.state !== 'disabled';
+    return tile.visible && !document.hidden && !focus && !destroyed && tile.camera.enabled !== false && s?.state !== 'disabled' && !isOffline(s);
   }
 
   function updatePlaying(tile) {
@@ -155,6 +182,7 @@ export function mount(view, ctx) {
       onOpen: openFocus,
     });
     tiles.set(camera.id, tile);
+    tile.setStatus(status.get(camera.id));
     io.observe(tile.el);
     return tile;
   }
@@ -179,6 +207,7 @@ export function mount(view, ctx) {
         tile.subStatus(next.get(id)?.sub);
       }
       status = next;
+      for (const [id, tile] of tiles) tile.setStatus(status.get(id));
       for (const tile of tiles.values()) {
         updatePlaying(tile);
         if (tile.player.state !== State.Playing) tile.showMessage(tile.player.state);
@@ -320,6 +349,8 @@ export function mount(view, ctx) {
     io.disconnect();
     document.removeEventListener('visibilitychange', onVisibility);
     document.removeEventListener('keydown', onKey);
+    document.removeEventListener('fullscreenchange', onFullscreen);
+    document.documentElement.classList.remove(...rootClasses);
   };
 }
 
