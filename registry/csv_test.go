@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,16 +19,8 @@ func TestImportReportsEveryRowInOneRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = r.ImportCameras(ctx, cams, rows, rowErrs...)
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("error %v", err)
-	}
-	var got []string
-	for _, e := range ve.Errors {
-		got = append(got, strconv.Itoa(e.Row)+":"+e.Field)
-	}
-	if want := "2:location.lat,3:mainUrl,4:department,5:csv"; strings.Join(got, ",") != want {
+	got := importErrors(t, r.ImportCameras(ctx, cams, rows, rowErrs...))
+	if want := "2:location.lat,3:mainUrl,4:department,5:csv"; got != want {
 		t.Fatalf("errors %v, want %s", got, want)
 	}
 	if n := count(t, r, "cameras"); n != 0 {

@@ -55,16 +55,12 @@ func (r *Registry) CreateDisplay(ctx context.Context, name string, departments [
 	if depts == nil {
 		depts = []string{}
 	}
-	idPart, err := randomString(9)
-	if err != nil {
-		return Display{}, "", err
-	}
-	code, err := randomString(18)
+	id, code, err := newIDAndSecret(18)
 	if err != nil {
 		return Display{}, "", err
 	}
 	now := r.now()
-	d := Display{ID: strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(idPart)), Name: name,
+	d := Display{ID: id, Name: name,
 		Departments: depts, CreatedBy: by, Created: now.UTC(), CodeExpires: now.Add(DisplayCodeTTL).UTC()}
 	deptJSON, err := json.Marshal(depts)
 	if err != nil {

@@ -25,6 +25,33 @@ func openTest(t testing.TB) *Registry {
 	return r
 }
 
+// openWithOperator opens a registry that has one operator, "op" with
+// password "password1".
+func openWithOperator(t *testing.T) (context.Context, *Registry) {
+	t.Helper()
+	ctx := context.Background()
+	r := openTest(t)
+	if _, err := r.CreateUser(ctx, User{Username: "op", Role: RoleOperator}, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, r
+}
+
+// importErrors returns the rows and fields of the validation error err, as
+// "row:field,...".
+func importErrors(t *testing.T, err error) string {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error %v", err)
+	}
+	var got []string
+	for _, e := range ve.Errors {
+		got = append(got, strconv.Itoa(e.Row)+":"+e.Field)
+	}
+	return strings.Join(got, ",")
+}
+
 func count(t testing.TB, r *Registry, table string) int {
 	t.Helper()
 	var n int
@@ -374,16 +401,8 @@ func TestImportAllOrNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = r.ImportCameras(ctx, cams, rows)
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("error %v", err)
-	}
-	var got []string
-	for _, e := range ve.Errors {
-		got = append(got, strconv.Itoa(e.Row)+":"+e.Field)
-	}
-	if want := "3:id,4:id,5:id,5:department,5:mainUrl"; strings.Join(got, ",") != want {
+	got := importErrors(t, r.ImportCameras(ctx, cams, rows))
+	if want := "3:id,4:id,5:id,5:department,5:mainUrl"; got != want {
 		t.Fatalf("errors %v, want %s", got, want)
 	}
 	if n := count(t, r, "cameras"); n != 1 {
@@ -462,11 +481,7 @@ func TestUsersAndPasswords(t *testing.T) {
 }
 
 func TestSessionsExpireAndTokensRevoke(t *testing.T) {
-	ctx := context.Background()
-	r := openTest(t)
-	if _, err := r.CreateUser(ctx, User{Username: "op", Role: RoleOperator}, "password1"); err != nil {
-		t.Fatal(err)
-	}
+	ctx, r := openWithOperator(t)
 	clock := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	r.now = func() time.Time { return clock }
 	sid, csrf, err := r.CreateSession(ctx, "op", time.Hour)

@@ -42,6 +42,20 @@ func randomString(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// newIDAndSecret returns a fresh short lower-case id and a random secret of
+// secretBytes bytes, for a token or display that is shown its secret once.
+func newIDAndSecret(secretBytes int) (id, secret string, err error) {
+	idPart, err := randomString(9)
+	if err != nil {
+		return "", "", err
+	}
+	secret, err = randomString(secretBytes)
+	if err != nil {
+		return "", "", err
+	}
+	return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(idPart)), secret, nil
+}
+
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
@@ -148,15 +162,11 @@ func (r *Registry) CreateToken(ctx context.Context, username, name string) (Toke
 	if msg := checkText(name, 1, 100); msg != "" {
 		return Token{}, "", apierr.New(apierr.ErrInvalid, "token name %s", msg)
 	}
-	idPart, err := randomString(9)
+	id, secretPart, err := newIDAndSecret(32)
 	if err != nil {
 		return Token{}, "", err
 	}
-	secretPart, err := randomString(32)
-	if err != nil {
-		return Token{}, "", err
-	}
-	t := Token{ID: strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(idPart)), Name: name, User: username, Created: r.now().UTC()}
+	t := Token{ID: id, Name: name, User: username, Created: r.now().UTC()}
 	secret := TokenPrefix + secretPart
 	_, err = r.db.ExecContext(ctx, `INSERT INTO tokens(id, name, hash, username, created_ns) VALUES(?, ?, ?, ?, ?)`,
 		t.ID, t.Name, sha256Hex(secret), username, t.Created.UnixNano())

@@ -8,11 +8,7 @@ import (
 )
 
 func TestSessionsSlideUpToTheirCap(t *testing.T) {
-	ctx := context.Background()
-	r := openTest(t)
-	if _, err := r.CreateUser(ctx, User{Username: "op", Role: RoleOperator}, "password1"); err != nil {
-		t.Fatal(err)
-	}
+	ctx, r := openWithOperator(t)
 	clock := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	r.now = func() time.Time { return clock }
 	sid, _, err := r.StartSession(ctx, "op", time.Hour, 3*time.Hour)
