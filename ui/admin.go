@@ -24,20 +24,12 @@ type userBody struct {
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *call) error {
 	us, err := s.reg.Users(r.Context())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, us)
-	return nil
+	return writeOK(w, us, err)
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *call) error {
 	u, err := s.reg.User(r.Context(), r.PathValue("username"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, u)
-	return nil
+	return writeOK(w, u, err)
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *call) error {

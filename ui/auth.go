@@ -341,13 +341,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	now := time.Now()
 	tk, wait := s.limit.try(in.Username, addr, now)
 	if wait > 0 {
-		if !s.limit.refusal(addr, now) {
-			c.audit = nil
-		}
-		secs := int((wait + time.Second - 1) / time.Second)
-		return &httpError{status: http.StatusTooManyRequests,
-			msg:    "too many failed logins: try again in " + strconv.Itoa(secs) + " s",
-			header: http.Header{"Retry-After": {strconv.Itoa(secs)}}}
+		return s.tooManyLogins(c, addr, now, wait)
 	}
 	u, err := s.reg.Authenticate(r.Context(), in.Username, in.Password)
 	if registry.IsBadCredentials(err) {
@@ -362,11 +356,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	// Logging in again (as anyone) replaces the browser's old session.
-	s.replaceSession(r, c)
-	s.setSessionCookie(w, id, s.opts.SessionMaxAge)
-	writeJSON(w, http.StatusOK, sessionBody{Username: u.Username, Role: u.Role, Departments: u.Departments, CSRFToken: csrf})
+	s.signIn(w, r, c, u, id, csrf, s.opts.SessionMaxAge)
 	return nil
+}
+
+// tooManyLogins refuses a login attempt from addr for wait; a flood of
+// refused attempts does not grow the audit log.
+func (s *Server) tooManyLogins(c *call, addr string, now time.Time, wait time.Duration) error {
+	if !s.limit.refusal(addr, now) {
+		c.audit = nil
+	}
+	secs := strconv.Itoa(int((wait + time.Second - 1) / time.Second))
+	return &httpError{status: http.StatusTooManyRequests, msg: "too many failed logins: try again in " + secs + " s",
+		header: http.Header{"Retry-After": {secs}}}
+}
+
+// signIn gives the browser the session secret as a cookie kept for maxAge
+// and answers with who it now is. Signing in again (as anyone) replaces the
+// browser's old session.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, c *call, u registry.User, secret, csrf string, maxAge time.Duration) {
+	s.replaceSession(r, c)
+	s.setSessionCookie(w, secret, maxAge)
+	writeJSON(w, http.StatusOK, sessionBody{Username: u.Username, Role: u.Role, Departments: u.Departments, CSRFToken: csrf})
 }
 
 // replaceSession ends the browser's old session (of a user or a display)
@@ -445,11 +456,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *call) er
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, c *call) error {
 	owner := tokenOwner(c.p)
 	ts, err := s.reg.Tokens(r.Context(), owner)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ts)
-	return nil
+	return writeOK(w, ts, err)
 }
 
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,20 +56,12 @@ func (s *Server) createDisplay(w http.ResponseWriter, r *http.Request, c *call) 
 
 func (s *Server) listDisplays(w http.ResponseWriter, r *http.Request, c *call) error {
 	ds, err := s.reg.Displays(r.Context())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ds)
-	return nil
+	return writeOK(w, ds, err)
 }
 
 func (s *Server) getDisplay(w http.ResponseWriter, r *http.Request, c *call) error {
 	d, err := s.reg.Display(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return writeOK(w, d, err)
 }
 
 // deleteDisplay revokes a display: its wall is signed out at its next
@@ -105,12 +96,7 @@ func (s *Server) signInDisplay(w http.ResponseWriter, r *http.Request, c *call) 
 	addr := limitAddr(s.clientAddr(r))
 	now := time.Now()
 	if wait := s.limit.blocked(addrKey(addr), now); wait > 0 {
-		if !s.limit.refusal(addr, now) {
-			c.audit = nil // a flood of refused attempts does not grow the audit log
-		}
-		secs := strconv.Itoa(int((wait + time.Second - 1) / time.Second))
-		return &httpError{status: http.StatusTooManyRequests, msg: "too many failed logins: try again in " + secs + " s",
-			header: http.Header{"Retry-After": {secs}}}
+		return s.tooManyLogins(c, addr, now, wait)
 	}
 	d, secret, err := s.reg.SignInDisplay(r.Context(), in.Code)
 	if apierr.Status(err) == http.StatusNotFound {
@@ -123,10 +109,8 @@ func (s *Server) signInDisplay(w http.ResponseWriter, r *http.Request, c *call) 
 	u := displayUser(d)
 	c.audit.User = u.Username
 	c.audit.Detail = "display " + d.ID
-	s.replaceSession(r, c)
 	// The browser keeps the cookie for a year and then some: the display
 	// ends when an admin revokes it.
-	s.setSessionCookie(w, secret, 400*24*time.Hour)
-	writeJSON(w, http.StatusOK, sessionBody{Username: u.Username, Role: u.Role, Departments: u.Departments, CSRFToken: d.CSRF})
+	s.signIn(w, r, c, u, secret, d.CSRF, 400*24*time.Hour)
 	return nil
 }

@@ -173,6 +173,16 @@ func validationSummary(errs []fieldError) string {
 	return "摄像机无效：" + strings.Join(parts, "；")
 }
 
+// writeOK answers 200 with v, or returns err when the look-up that made v
+// failed.
+func writeOK[T any](w http.ResponseWriter, v T, err error) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
