@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -27,39 +25,19 @@ import (
 func startS3Vigil(t *testing.T, hook string) (base string, stopS3, restartS3 func()) {
 	t.Helper()
 	endpoint, ak, sk, bucket, stopS3, restartS3 := testkit.StartS3(t)
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.WebRTC.UDPPort = 0
-	cfg.Database.Path = filepath.Join(dir, "vigil.db")
-	cfg.Recording.SpoolDir = filepath.Join(dir, "spool")
-	cfg.Recording.Segment = config.Duration(4 * time.Second)
-	cfg.Storage.Backend = "s3"
-	cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
-	cfg.Alerts.OfflineAfter = config.Duration(2 * time.Second)
-	cfg.Alerts.Webhooks = []config.Webhook{{URL: hook, Secret: "e2e-secret"}}
 	logFile, err := os.Create(filepath.Join(e2e.outDir, "e2e-s3-server.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{AdminPassword: adminPassword, Log: slog.New(slog.NewTextHandler(logFile, nil))})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("vigil run: %v", err)
-		}
-		a.Close()
-	})
-	<-a.Ready()
-	return "http://" + a.Addr(), stopS3, restartS3
+	base = startSecondVigil(t, func(cfg *config.Config) {
+		cfg.Recording.Segment = config.Duration(4 * time.Second)
+		cfg.Storage.Backend = "s3"
+		cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
+		cfg.Alerts.OfflineAfter = config.Duration(2 * time.Second)
+		cfg.Alerts.Webhooks = []config.Webhook{{URL: hook, Secret: "e2e-secret"}}
+	}, app.Options{Log: slog.New(slog.NewTextHandler(logFile, nil))})
+	return base, stopS3, restartS3
 }
 
 // healthStatus reads the overall status and the storage check's.

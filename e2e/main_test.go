@@ -191,6 +191,40 @@ func setUp(m *testing.M, chromium string) (code int, err error) {
 	return m.Run(), nil
 }
 
+// startSecondVigil starts a Vigil besides the shared one, on its own ports
+// and below its own temporary directory, with the configuration as edit
+// leaves it, and stops it when the test ends. It returns the server's base
+// URL once the server is ready.
+func startSecondVigil(t *testing.T, edit func(*config.Config), opts app.Options) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.WebRTC.UDPPort = 0
+	cfg.Database.Path = filepath.Join(dir, "vigil.db")
+	cfg.Recording.SpoolDir = filepath.Join(dir, "spool")
+	cfg.Storage.Local.Dir = filepath.Join(dir, "recordings")
+	edit(&cfg)
+	opts.AdminPassword = adminPassword
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("second vigil: %v", err)
+		}
+		a.Close()
+	})
+	<-a.Ready()
+	return "http://" + a.Addr()
+}
+
 func fleetID(i int) string { return fmt.Sprintf("cam-%02d", i) }
 
 func fleetIDs() []string {

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,29 +158,7 @@ func TestOfflineTileSaysSince(t *testing.T) {
 func TestDisplayOutlivesIdleTimeout(t *testing.T) {
 	ctx := tab(t, true)
 	const idle = 3 * time.Second
-	tmp := t.TempDir()
-	cfg := config.Default()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.WebRTC.UDPPort = 0
-	cfg.Storage.Local.Dir = filepath.Join(tmp, "recordings")
-	cfg.Recording.SpoolDir = filepath.Join(tmp, "spool")
-	cfg.Database.Path = filepath.Join(tmp, "vigil.db")
-	runCtx, stop := context.WithCancel(context.Background())
-	a, err := app.New(runCtx, cfg, app.Options{AdminPassword: adminPassword, SessionTTL: idle})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("second vigil: %v", err)
-		}
-		a.Close()
-	})
-	base := "http://" + a.Addr()
+	base := startSecondVigil(t, func(*config.Config) {}, app.Options{SessionTTL: idle})
 	admin, err := login(base, "admin", adminPassword)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 // ui.js: shared widgets — dialogs, toasts, badges, department chips, tables.
 
-import { h, clear } from './dom.js';
+import { h, clear, replace } from './dom.js';
 import { t, deptName } from './i18n.js';
 
 const knownColors = {
@@ -176,6 +176,50 @@ export function field(label, control, hint) {
     h('span', { class: 'field-label', text: label }),
     control,
     hint ? h('span', { class: 'field-hint', text: hint }) : null);
+}
+
+// listPage mounts an admin list page in view: a header with title and an add
+// button (add: {testid, text, onclick}), an optional help line, and a body
+// that load() fills, showing a spinner first and an error box when loading
+// fails. It returns reload, to (re)fill the body, and destroy, for unmount.
+export function listPage(view, { testid, title, help, add, load }) {
+  let destroyed = false;
+  const body = h('div', {}, spinner());
+  replace(view, h('section', { class: 'page', 'data-testid': testid },
+    pageHeader(title,
+      h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': add.testid, text: add.text, onclick: add.onclick })),
+    help ? h('p', { class: 'muted page-help', text: help }) : null,
+    body));
+  async function reload() {
+    try {
+      const content = await load();
+      if (!destroyed) replace(body, content);
+    } catch (err) {
+      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
+    }
+  }
+  return { reload, destroy: () => { destroyed = true; } };
+}
+
+// deptChips shows the departments a user or display is limited to, or "all
+// departments" when it is not limited.
+export function deptChips(depts, ids) {
+  return ids && ids.length
+    ? h('div', { class: 'chips' }, ids.map((id) => deptChip(depts, id)))
+    : h('span', { class: 'muted', text: t('users.allDepartments') });
+}
+
+// deptChecks is a form's list of department check boxes, with the ids in
+// chosen checked; checkedDepts reads the checked ones back.
+export function deptChecks(depts, chosen, testid) {
+  return h('div', { class: 'check-list', 'data-testid': testid },
+    depts.map((d) => h('label', { class: 'check' },
+      h('input', { type: 'checkbox', value: d.id, checked: chosen.has(d.id), 'data-department-id': d.id }),
+      h('span', { text: deptName(d) }))));
+}
+
+export function checkedDepts(list) {
+  return [...list.querySelectorAll('input:checked')].map((x) => x.value);
 }
 
 // pageHeader is the title row of a page with optional actions on the right.

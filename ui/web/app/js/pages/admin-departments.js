@@ -1,25 +1,20 @@
 // Departments: add, rename (zh-CN and en), delete (refused while cameras remain).
 
-import { h, replace } from '../dom.js';
+import { h } from '../dom.js';
 import * as api from '../api.js';
 import { t } from '../i18n.js';
-import { deptChip, modal, errorText, table, field, pageHeader, spinner, errorBox, formActions, rowButton, deleteConfirmed, saveDialog } from '../ui.js';
+import { deptChip, modal, errorText, table, field, formActions, rowButton, deleteConfirmed, saveDialog, listPage } from '../ui.js';
 
 export function mount(view, ctx) {
-  let destroyed = false;
-  const body = h('div', {}, spinner());
-  replace(view, h('section', { class: 'page', 'data-testid': 'admin-departments' },
-    pageHeader(t('departments.title'),
-      h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'department-add', text: t('departments.add'), onclick: () => openForm(null) })),
-    body));
-
-  async function reload() {
-    try {
+  const { reload, destroy } = listPage(view, {
+    testid: 'admin-departments',
+    title: t('departments.title'),
+    add: { testid: 'department-add', text: t('departments.add'), onclick: () => openForm(null) },
+    load: async () => {
       const [depts, cams] = await Promise.all([ctx.loadDepartments(), api.get('/api/v1/cameras').catch(() => [])]);
-      if (destroyed) return;
       const counts = new Map();
       for (const c of api.list(cams, 'cameras')) counts.set(c.department, (counts.get(c.department) || 0) + 1);
-      replace(body, table([
+      return table([
         { title: t('departments.id'), cell: (d) => h('code', { text: d.id }) },
         { title: t('departments.color'), cell: (d) => deptChip(depts, d.id) },
         { title: t('departments.nameZh'), cell: (d) => d.name?.['zh-CN'] || '' },
@@ -28,11 +23,9 @@ export function mount(view, ctx) {
         { title: '', class: 'actions', cell: (d) => h('div', { class: 'row-actions' },
           rowButton('department-edit', t('common.edit'), () => openForm(d)),
           rowButton('department-delete', t('common.delete'), () => remove(d), { danger: true })) },
-      ], depts, { rowAttrs: (d) => ({ 'data-department-id': d.id }) }));
-    } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
-    }
-  }
+      ], depts, { rowAttrs: (d) => ({ 'data-department-id': d.id }) });
+    },
+  });
 
   async function remove(d) {
     if (await deleteConfirmed(t('departments.confirmDelete', { id: d.id }), () => api.del(`/api/v1/departments/${encodeURIComponent(d.id)}`),
@@ -59,5 +52,5 @@ export function mount(view, ctx) {
   }
 
   reload();
-  return () => { destroyed = true; };
+  return destroy;
 }

@@ -1,40 +1,29 @@
 // Users and roles: add, edit (role, departments, new password), delete.
 
-import { h, replace } from '../dom.js';
+import { h } from '../dom.js';
 import * as api from '../api.js';
-import { t, deptName } from '../i18n.js';
-import { deptChip, modal, table, field, pageHeader, spinner, errorBox, formActions, rowButton, deleteConfirmed, saveDialog } from '../ui.js';
+import { t } from '../i18n.js';
+import { modal, table, field, formActions, rowButton, deleteConfirmed, saveDialog, listPage, deptChips, deptChecks, checkedDepts } from '../ui.js';
 
 const roles = ['admin', 'operator', 'responder', 'viewer'];
 
 export function mount(view, ctx) {
-  let destroyed = false;
-  const body = h('div', {}, spinner());
-  replace(view, h('section', { class: 'page', 'data-testid': 'admin-users' },
-    pageHeader(t('users.title'),
-      h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'user-add', text: t('users.add'), onclick: () => openForm(null) })),
-    h('p', { class: 'muted page-help', text: t('users.rolesHelp') }),
-    body));
-
-  async function reload() {
-    try {
-      const users = api.list(await api.get('/api/v1/users'), 'users').sort((a, b) => a.username.localeCompare(b.username));
-      if (destroyed) return;
-      replace(body, table([
-        { title: t('users.username'), cell: (u) => h('strong', { text: u.username }) },
-        { title: t('users.role'), cell: (u) => h('span', { class: `role role-${u.role}`, text: t('role.' + u.role) }) },
-        { title: t('users.departments'), cell: (u) => (u.departments && u.departments.length
-          ? h('div', { class: 'chips' }, u.departments.map((d) => deptChip(ctx.departments, d)))
-          : h('span', { class: 'muted', text: t('users.allDepartments') })) },
-        { title: '', class: 'actions', cell: (u) => h('div', { class: 'row-actions' },
-          rowButton('user-edit', t('common.edit'), () => openForm(u)),
-          u.username === ctx.session.username ? null
-            : rowButton('user-delete', t('common.delete'), () => remove(u), { danger: true })) },
-      ], users, { rowAttrs: (u) => ({ 'data-username': u.username }) }));
-    } catch (err) {
-      if (!destroyed && err.status !== 401) replace(body, errorBox(err));
-    }
-  }
+  const { reload, destroy } = listPage(view, {
+    testid: 'admin-users',
+    title: t('users.title'),
+    help: t('users.rolesHelp'),
+    add: { testid: 'user-add', text: t('users.add'), onclick: () => openForm(null) },
+    load: async () => table([
+      { title: t('users.username'), cell: (u) => h('strong', { text: u.username }) },
+      { title: t('users.role'), cell: (u) => h('span', { class: `role role-${u.role}`, text: t('role.' + u.role) }) },
+      { title: t('users.departments'), cell: (u) => deptChips(ctx.departments, u.departments) },
+      { title: '', class: 'actions', cell: (u) => h('div', { class: 'row-actions' },
+        rowButton('user-edit', t('common.edit'), () => openForm(u)),
+        u.username === ctx.session.username ? null
+          : rowButton('user-delete', t('common.delete'), () => remove(u), { danger: true })) },
+    ], api.list(await api.get('/api/v1/users'), 'users').sort((a, b) => a.username.localeCompare(b.username)),
+    { rowAttrs: (u) => ({ 'data-username': u.username }) }),
+  });
 
   async function remove(u) {
     if (await deleteConfirmed(t('users.confirmDelete', { name: u.username }), () => api.del(`/api/v1/users/${encodeURIComponent(u.username)}`),
@@ -47,18 +36,14 @@ export function mount(view, ctx) {
       placeholder: user ? t('users.passwordKeep') : '' });
     const role = h('select', { 'data-testid': 'user-role' },
       roles.map((r) => h('option', { value: r, text: t('role.' + r), selected: r === (user?.role || 'viewer') })));
-    const chosen = new Set(user?.departments || []);
-    const depts = h('div', { class: 'check-list', 'data-testid': 'user-departments' },
-      ctx.departments.map((d) => h('label', { class: 'check' },
-        h('input', { type: 'checkbox', value: d.id, checked: chosen.has(d.id), 'data-department-id': d.id }),
-        h('span', { text: deptName(d) }))));
+    const depts = deptChecks(ctx.departments, new Set(user?.departments || []), 'user-departments');
     const err = h('div', { class: 'form-error', role: 'alert' });
     const form = h('form', { class: 'form', onsubmit: async (ev) => {
       ev.preventDefault();
       const body = {
         username: name.value.trim(),
         role: role.value,
-        departments: [...depts.querySelectorAll('input:checked')].map((x) => x.value),
+        departments: checkedDepts(depts),
       };
       if (pass.value) body.password = pass.value;
       await saveDialog(() => (user ? api.put(`/api/v1/users/${encodeURIComponent(user.username)}`, body) : api.post('/api/v1/users', body)),
@@ -74,5 +59,5 @@ export function mount(view, ctx) {
   }
 
   reload();
-  return () => { destroyed = true; };
+  return destroy;
 }
