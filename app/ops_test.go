@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -229,15 +230,8 @@ func waitEvent(t *testing.T, h *hookrecv.Receiver[alerts.Event], event, camera s
 // while the receiver is down arrive when it returns, also across a restart.
 func TestAlertsEndToEnd(t *testing.T) {
 	endpoint, ak, sk, bucket, stopS3, restartS3 := testkit.StartS3(t)
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: "h264"})
 	simAddr := sim.Addr()
-	defer func() { sim.Close() }()
 
 	rcv := newHookReceiver(t, "hook-secret")
 	other := newHookReceiver(t, "other-secret")
@@ -292,13 +286,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	}
 
 	// camera back
-	sim, err = camsim.New(camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sim = simcam.Start(t, camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
 	waitEvent(t, rcv, alerts.CameraOnline, "police-1", 30*time.Second)
 
 	// S3 outage
@@ -334,13 +322,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	// ... also across a restart of Vigil on the same data directory
 	rcv.SetDown(true)
 	queued, refused = a.Alerts.Stats().Queued, rcv.Refused()
-	sim, err = camsim.New(camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sim = simcam.Start(t, camsim.Options{Addr: simAddr, Count: 1, Codec: "h264"})
 	testkit.WaitFor(t, 30*time.Second, "camera.online queued and refused", func() bool {
 		return a.Alerts.Stats().Queued > queued && rcv.Refused() > refused
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // browserOffer is a WHEP offer for H.264 video, as a browser makes it.
@@ -28,14 +29,7 @@ const browserOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group
 // relay, not refused with 503: the server serves only once its parts are
 // ready.
 func TestWHEPRightAfterStart(t *testing.T) {
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Codec: "h264"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: 1, Codec: "h264"})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // startS3Vigil starts a second Vigil that stores on a real S3 server (the
@@ -79,15 +80,8 @@ func TestHealthBannerAndOfflineBand(t *testing.T) {
 	defer hook.Close()
 	base, stopS3, restartS3 := startS3Vigil(t, hook.URL)
 
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sim := simcam.Start(t, camsim.Options{Count: 1})
 	simAddr := sim.Addr()
-	defer func() { sim.Close() }()
 
 	c, err := login(base, "admin", adminPassword)
 	if err != nil {
@@ -113,13 +107,7 @@ func TestHealthBannerAndOfflineBand(t *testing.T) {
 		return st.State == "offline"
 	})
 	time.Sleep(7 * time.Second) // the camera stays away for more than a sample interval (5 s)
-	sim, err = camsim.New(camsim.Options{Addr: simAddr, Count: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sim = simcam.Start(t, camsim.Options{Addr: simAddr, Count: 1})
 	if err := waitOnline(c, []string{cam}, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // fitCheck is an expression telling what does not fit the window: a
@@ -76,14 +77,7 @@ func TestWallFitsTheWindow(t *testing.T) {
 // An offline camera's tile is dimmed and says since when, from the moment
 // the wall learns of it and without flicker while the player would cycle.
 func TestOfflineTileSaysSince(t *testing.T) {
-	sim, err := camsim.New(camsim.Options{Addr: "127.0.0.1:0", Count: 1, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := simcam.Start(t, camsim.Options{Count: 1, Log: slog.New(slog.DiscardHandler)})
 	const id = "e2e-goes-offline"
 	cam := map[string]any{"id": id, "name": "Goes offline", "department": "police", "mainUrl": sim.URL(1, false),
 		"transport": "tcp", "record": false, "enabled": true}
