@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +20,27 @@ func setText(sel, text string) chromedp.Action[chromedp.Void] {
 	})()`, jsString(sel), jsString(text)))
 }
 
+// importCSV opens the import dialog of the cameras page in ctx and submits
+// text.
+func importCSV(t *testing.T, ctx context.Context, what, text string) {
+	t.Helper()
+	do(t, ctx, what,
+		chromedp.Click(chromedp.CSS(`[data-testid=camera-import]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-text]`)),
+		setText(`[data-testid=import-text]`, text),
+		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)))
+}
+
+// switchToChinese picks zh-CN in the language switch of the page in ctx.
+func switchToChinese(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const s = document.querySelector('[data-testid=lang-switch]');
+	  s.value = 'zh-CN';
+	  s.dispatchEvent(new Event('change'));
+	})()`))
+}
+
 func TestCSVImportShowsRowErrors(t *testing.T) {
 	ctx := adminTab(t, "/admin/cameras")
 	waitFor(t, ctx, "the camera list", `document.querySelector('tr[data-camera-id="cam-01"]') !== null`, 15*time.Second)
@@ -27,11 +49,7 @@ func TestCSVImportShowsRowErrors(t *testing.T) {
 		"csv-ok-1,Pier 1,police,rtsp://127.0.0.1:1/a,false\n" +
 		"CSV BAD,Pier 2,police,rtsp://127.0.0.1:1/b,false\n" +
 		"csv-ok-3,Pier 3,no-such-dept,rtsp://127.0.0.1:1/c,false\n"
-	do(t, ctx, "import a bad CSV",
-		chromedp.Click(chromedp.CSS(`[data-testid=camera-import]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-text]`)),
-		setText(`[data-testid=import-text]`, bad),
-		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)))
+	importCSV(t, ctx, "import a bad CSV", bad)
 	waitFor(t, ctx, "the row errors", `document.querySelector('[data-testid=import-errors] li[data-row="3"]') !== null && document.querySelector('[data-testid=import-errors] li[data-row="4"]') !== null`, 15*time.Second)
 	shot(t, ctx, "23-import-errors")
 	if _, err := e2e.admin.do("GET", "/api/v1/cameras/csv-ok-1", nil, http.StatusNotFound); err != nil {

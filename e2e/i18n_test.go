@@ -12,11 +12,7 @@ import (
 func TestChineseValidationMessages(t *testing.T) {
 	ctx := tab(t, true)
 	logIn(t, ctx, "admin", adminPassword)
-	do(t, ctx, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
-	  const s = document.querySelector('[data-testid=lang-switch]');
-	  s.value = 'zh-CN';
-	  s.dispatchEvent(new Event('change'));
-	})()`))
+	switchToChinese(t, ctx)
 	waitFor(t, ctx, "Chinese labels", `document.documentElement.lang === 'zh-CN'`, 10*time.Second)
 	open(t, ctx, "/admin/cameras")
 	waitFor(t, ctx, "the camera list", `document.querySelector('tr[data-camera-id="cam-01"]') !== null`, 15*time.Second)
@@ -37,11 +33,7 @@ func TestChineseValidationMessages(t *testing.T) {
 	bad := "id,name,department,mainUrl,lat\n" +
 		"zh-csv-1,一号,police,rtsp://127.0.0.1:1/a,north\n" +
 		"zh-csv-2,二号,police,http://127.0.0.1:1/b,\n"
-	do(t, ctx, "import a bad CSV",
-		chromedp.Click(chromedp.CSS(`[data-testid=camera-import]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-text]`)),
-		setText(`[data-testid=import-text]`, bad),
-		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)))
+	importCSV(t, ctx, "import a bad CSV", bad)
 	waitFor(t, ctx, "the Chinese row errors", `(() => {
 	  const r2 = document.querySelector('[data-testid=import-errors] li[data-row="2"]');
 	  const r3 = document.querySelector('[data-testid=import-errors] li[data-row="3"]');

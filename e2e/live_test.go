@@ -233,11 +233,7 @@ func TestChineseLabels(t *testing.T) {
 	if got := eval[string](t, ctx, `document.querySelector('[data-testid=nav-wall]').textContent`); got != "Live wall" {
 		t.Errorf("English menu says %q", got)
 	}
-	do(t, ctx, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
-	  const s = document.querySelector('[data-testid=lang-switch]');
-	  s.value = 'zh-CN';
-	  s.dispatchEvent(new Event('change'));
-	})()`))
+	switchToChinese(t, ctx)
 	waitFor(t, ctx, "Chinese labels", `document.querySelector('[data-testid=nav-wall]').textContent === '实时监控' && document.documentElement.lang === 'zh-CN'`, 10*time.Second)
 	waitFor(t, ctx, "tiles playing", `document.querySelectorAll('`+playingTiles+`').length === 4`, 40*time.Second)
 	shot(t, ctx, "12-wall-zh")

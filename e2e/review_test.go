@@ -432,11 +432,7 @@ func TestAvailabilityReport(t *testing.T) {
 	// the same in Chinese (a browser context of its own: the language stays there)
 	zh := tab(t, true)
 	logIn(t, zh, "admin", adminPassword)
-	do(t, zh, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
-	  const s = document.querySelector('[data-testid=lang-switch]');
-	  s.value = 'zh-CN';
-	  s.dispatchEvent(new Event('change'));
-	})()`))
+	switchToChinese(t, zh)
 	open(t, zh, "/reports")
 	waitFor(t, zh, "the Chinese report with its observed share", `(() => {
 	  const p = document.querySelector('[data-testid=report-observed]');
