@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,27 +17,6 @@ func setText(sel, text string) chromedp.Action[chromedp.Void] {
 	  el.value = %s;
 	  el.dispatchEvent(new Event('input', { bubbles: true }));
 	})()`, jsString(sel), jsString(text)))
-}
-
-// importCSV opens the import dialog of the cameras page in ctx and submits
-// text.
-func importCSV(t *testing.T, ctx context.Context, what, text string) {
-	t.Helper()
-	do(t, ctx, what,
-		chromedp.Click(chromedp.CSS(`[data-testid=camera-import]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-text]`)),
-		setText(`[data-testid=import-text]`, text),
-		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)))
-}
-
-// switchToChinese picks zh-CN in the language switch of the page in ctx.
-func switchToChinese(t *testing.T, ctx context.Context) {
-	t.Helper()
-	do(t, ctx, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
-	  const s = document.querySelector('[data-testid=lang-switch]');
-	  s.value = 'zh-CN';
-	  s.dispatchEvent(new Event('change'));
-	})()`))
 }
 
 func TestCSVImportShowsRowErrors(t *testing.T) {

@@ -504,6 +504,27 @@ func logIn(t *testing.T, ctx context.Context, user, pass string) {
 }
 
 // jsString quotes s for a JavaScript expression.
+// importCSV opens the import dialog of the cameras page in ctx and submits
+// text.
+func importCSV(t *testing.T, ctx context.Context, what, text string) {
+	t.Helper()
+	do(t, ctx, what,
+		chromedp.Click(chromedp.CSS(`[data-testid=camera-import]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=import-text]`)),
+		setText(`[data-testid=import-text]`, text),
+		chromedp.Click(chromedp.CSS(`[data-testid=import-submit]`)))
+}
+
+// switchToChinese picks zh-CN in the language switch of the page in ctx.
+func switchToChinese(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, "switch to Chinese", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const s = document.querySelector('[data-testid=lang-switch]');
+	  s.value = 'zh-CN';
+	  s.dispatchEvent(new Event('change'));
+	})()`))
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
