@@ -151,21 +151,13 @@ func (s *Server) updateDepartment(w http.ResponseWriter, r *http.Request, c *cal
 		return apierr.New(apierr.ErrInvalid, "the id in the body differs from the URL's: a department cannot be renamed")
 	}
 	d.ID = id
-	if err := s.reg.UpdateDepartment(r.Context(), d); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return writeOK(w, d, s.reg.UpdateDepartment(r.Context(), d))
 }
 
 func (s *Server) deleteDepartment(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
 	c.audit.Detail = "department " + truncate(id, 64)
-	if err := s.reg.DeleteDepartment(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return writeNoContent(w, s.reg.DeleteDepartment(r.Context(), id))
 }
 
 // parseTime reads an RFC 3339 query parameter; empty gives the zero time.
@@ -375,11 +367,7 @@ func (s *Server) deleteIncident(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	c.audit.Start, c.audit.End = in.Start, in.End
 	c.audit.Detail = fmt.Sprintf("incident %d %q cameras %s", in.ID, truncate(in.Title, 100), strings.Join(in.Cameras, ","))
-	if err := s.reg.DeleteIncident(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return writeNoContent(w, s.reg.DeleteIncident(r.Context(), id))
 }
 
 func (s *Server) availability(w http.ResponseWriter, r *http.Request, c *call) error {

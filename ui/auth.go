@@ -463,11 +463,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, c *call) er
 	owner := tokenOwner(c.p)
 	id := r.PathValue("id")
 	c.audit.Detail = "token " + truncate(id, 64)
-	if err := s.reg.DeleteToken(r.Context(), id, owner); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return writeNoContent(w, s.reg.DeleteToken(r.Context(), id, owner))
 }
 
 func truncate(s string, n int) string {

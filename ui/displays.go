@@ -69,11 +69,7 @@ func (s *Server) getDisplay(w http.ResponseWriter, r *http.Request, c *call) err
 func (s *Server) deleteDisplay(w http.ResponseWriter, r *http.Request, c *call) error {
 	id := r.PathValue("id")
 	c.audit.Detail = "display " + truncate(id, 64)
-	if err := s.reg.DeleteDisplay(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return writeNoContent(w, s.reg.DeleteDisplay(r.Context(), id))
 }
 
 type displaySignInBody struct {

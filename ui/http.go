@@ -183,6 +183,16 @@ func writeOK[T any](w http.ResponseWriter, v T, err error) error {
 	return nil
 }
 
+// writeNoContent answers 204 No Content, or returns err when the change
+// failed.
+func writeNoContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -227,11 +227,7 @@ func (s *Server) whepPatch(w http.ResponseWriter, r *http.Request, c *call) erro
 	if s.deps.Live == nil {
 		return apierr.New(apierr.ErrUnavailable, "live view is not available in this server")
 	}
-	if err := s.deps.Live.Patch(r.Context(), id, string(frag)); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return writeNoContent(w, s.deps.Live.Patch(r.Context(), id, string(frag)))
 }
 
 func (s *Server) whepDelete(w http.ResponseWriter, r *http.Request, c *call) error {
