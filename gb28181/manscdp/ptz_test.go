@@ -18,8 +18,8 @@ func TestPTZCmd(t *testing.T) {
 		// Right at 0x80, up at 0x40, zoom in at 5:
 		// instruction 0x01|0x08|0x10 = 0x19, byte 6 = 5<<4 = 0x50,
 		// checksum A5+0F+01+19+80+40+50 = 0x1DE → 0xDE. WVP's
-		// SIPCommander.cmdString builds the same bytes for
-		// (leftRight=2, upDown=1, inOut=1, moveSpeed, zoomSpeed).
+		// frontEndCmdString(0x19, 0x80, 0x40, 5) computes the same
+		// bytes (cmdCode, pan, tilt, zoom<<4, sum mod 0x100).
 		{"right up zoom in", 128.0 / 255, 64.0 / 255, 5.0 / 15, "A50F01198040" + "50DE", 128.0 / 255, 64.0 / 255, 5.0 / 15},
 		// Left full speed: 0x02, FF; A5+0F+01+02+FF = 0x1B6 → B6.
 		{"left full", -1, 0, 0, "A50F0102FF0000B6", -1, 0, 0},
