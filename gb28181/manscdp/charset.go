@@ -48,18 +48,25 @@ type CharsetError struct {
 	Label   string  // the declared label when it is unknown
 	Offset  int     // byte offset of the first invalid sequence, −1 if unknown
 	Context string  // decoded text just before it
+	// UTF8 is set when a body read as GB is valid UTF-8: the usual cause is
+	// a device that declares GB2312 (or nothing) but sends UTF-8.
+	UTF8 bool
 }
 
 func (e *CharsetError) Error() string {
 	if e.Label != "" {
 		return fmt.Sprintf("manscdp: XML declaration names encoding %q; want GB2312, GBK, GB18030 or UTF-8", e.Label)
 	}
+	if e.UTF8 {
+		return fmt.Sprintf("manscdp: body is not valid %s at byte %d (after %q) but is valid UTF-8: the device sends UTF-8 and must declare encoding=\"UTF-8\"", e.Charset, e.Offset, e.Context)
+	}
 	return fmt.Sprintf("manscdp: body is not valid %s at byte %d (after %q); check the encoding in the XML declaration", e.Charset, e.Offset, e.Context)
 }
 
 // toUTF8 strips an optional UTF-8 byte-order mark and the XML declaration and
-// returns the rest of the body as UTF-8, with the charset it was read as.
-func toUTF8(body []byte) ([]byte, Charset, error) {
+// returns the rest of the body as UTF-8, with the charset it was read as:
+// override when it is set, else the declared one.
+func toUTF8(body []byte, override Charset) ([]byte, Charset, error) {
 	body = bytes.TrimPrefix(body, []byte("\xEF\xBB\xBF"))
 	body = bytes.TrimLeft(body, " \t\r\n")
 	cs := GB2312 // devices that omit the declaration send GB2312
@@ -72,6 +79,13 @@ func toUTF8(body []byte) ([]byte, Charset, error) {
 			cs = c
 		}
 		body = body[len(d):]
+	}
+	if override != "" {
+		c, ok := parseCharset(string(override))
+		if !ok {
+			return nil, "", fmt.Errorf("manscdp: unknown charset %q; want GB2312, GBK, GB18030 or UTF-8", string(override))
+		}
+		cs = c
 	}
 	if cs == UTF8 {
 		if !utf8.Valid(body) {
@@ -98,7 +112,7 @@ func toUTF8(body []byte) ([]byte, Charset, error) {
 	// replacement is rejected (U+FFFD is not a character a device names
 	// anything with), and the offset is found by decoding prefixes.
 	if i := bytes.IndexRune(out, utf8.RuneError); i >= 0 {
-		return nil, cs, &CharsetError{Charset: cs, Offset: gbInvalidOffset(body), Context: tail(string(out[:i]))}
+		return nil, cs, &CharsetError{Charset: cs, Offset: gbInvalidOffset(body), Context: tail(string(out[:i])), UTF8: utf8.Valid(body)}
 	}
 	return out, cs, nil
 }

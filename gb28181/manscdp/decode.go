@@ -72,13 +72,42 @@ type probe struct {
 // syntax error, each with the manscdp prefix and a sentence naming what to
 // fix.
 func Decode(body []byte) (Message, error) {
+	m, _, err := DecodeCharset(body)
+	return m, err
+}
+
+// DecodeCharset is Decode that also returns the charset the body was read
+// in (GB2312 when it had no declaration), so an answer can be written in
+// the same one.
+func DecodeCharset(body []byte) (Message, Charset, error) {
+	return decode(body, "")
+}
+
+// DecodeAs is Decode reading the body in cs whatever its declaration says,
+// for a device configured as sending one charset while declaring another
+// (typically UTF-8 declared as GB2312, which GB decoding turns into wrong
+// characters without any invalid byte to notice).
+func DecodeAs(body []byte, cs Charset) (Message, error) {
+	m, _, err := decode(body, cs)
+	return m, err
+}
+
+func decode(body []byte, override Charset) (Message, Charset, error) {
 	if len(body) > MaxBodySize {
-		return nil, fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, len(body))
+		return nil, "", fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, len(body))
 	}
-	text, _, err := toUTF8(body)
+	text, cs, err := toUTF8(body, override)
 	if err != nil {
-		return nil, err
+		return nil, cs, err
 	}
+	m, err := decodeText(text)
+	if err != nil {
+		return nil, cs, err
+	}
+	return m, cs, nil
+}
+
+func decodeText(text []byte) (Message, error) {
 	var p probe
 	if err := unmarshalStrict(text, &p); err != nil {
 		return nil, err

@@ -21,8 +21,9 @@
 // # Encodings
 //
 // The charset is the one named by the XML declaration: GB2312, GBK,
-// GB18030 (and their common aliases) or UTF-8. A body without a declaration
-// is GB2312, as devices that omit it send GB2312. The GB family is decoded
+// GB18030 (and their common aliases) or UTF-8. A body without a declaration,
+// or whose declaration names no encoding, is GB2312, as devices that omit it
+// send GB2312 (XML's own default would be UTF-8). The GB family is decoded
 // as GB18030, its superset, because devices that declare GB2312 send GBK
 // characters. Encoder writes GB2312 by default (every device reads it),
 // GBK, GB18030 or UTF-8 on request, with the matching declaration; a
@@ -38,6 +39,8 @@
 //   - Bytes invalid in the declared charset are an error with the byte
 //     offset and the text before it, not silently replaced by U+FFFD: a
 //     wrong declaration would otherwise turn every Chinese name into noise.
+//     When such a body is valid UTF-8 the error says so: the common fault is
+//     a device that declares GB2312 but sends UTF-8.
 //   - An unknown root or CmdType is an *UnsupportedError, so a caller can
 //     answer 'not supported' rather than treat the device as broken.
 //   - CmdType, SN (a non-negative integer) and DeviceID (20 digits) are

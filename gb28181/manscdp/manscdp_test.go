@@ -303,3 +303,47 @@ func TestInvalidGBOffset(t *testing.T) {
 		t.Fatalf("offset %d context %q, want offset %d after %q", ce.Offset, ce.Context, want, "<Name>公安")
 	}
 }
+
+// A device that declares GB2312 but sends UTF-8: with an odd number of
+// UTF-8 bytes (five 3-byte characters) the last lead byte meets '<', so
+// GB decoding finds an invalid pair and the error says the body is UTF-8.
+// (An even count decodes to wrong characters without any error; a caller
+// that knows the device sends UTF-8 uses DecodeAs, which reads it right.)
+func TestMisdeclaredUTF8(t *testing.T) {
+	body := []byte(`<?xml version="1.0" encoding="GB2312"?>
+<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>34020000001340000001</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>5</AlarmMethod><AlarmTime>2026-11-29T08:15:03</AlarmTime><AlarmDescription>水利三防站</AlarmDescription></Notify>`)
+	_, err := Decode(body)
+	var ce *CharsetError
+	if !errors.As(err, &ce) || !ce.UTF8 || !strings.Contains(err.Error(), `must declare encoding="UTF-8"`) {
+		t.Fatalf("Decode: %v, want a *CharsetError naming UTF-8", err)
+	}
+	m, err := DecodeAs(body, UTF8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.(*Notify).AlarmDescription; d != "水利三防站" {
+		t.Fatalf("AlarmDescription = %q", d)
+	}
+	if _, err := DecodeAs(body, "Big5"); err == nil {
+		t.Fatal("DecodeAs Big5 succeeded")
+	}
+}
+
+func TestDecodeCharset(t *testing.T) {
+	for _, c := range bodyCases {
+		_, cs, err := DecodeCharset(readTestdata(t, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The GBK file declares gb2312, and one UTF-8 file is ASCII with a
+		// declaration that names no encoding (read as GB2312).
+		want := c.charset
+		switch c.file {
+		case "deviceinfo_response.gbk.xml", "catalog_query.xml":
+			want = GB2312
+		}
+		if cs != want {
+			t.Errorf("%s read as %s, want %s", c.file, cs, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package manscdp
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"strings"
@@ -277,8 +278,7 @@ func (*Control) root() string  { return "Control" }
 
 // MarshalXML implements xml.Marshaler: SumNum is written only for Catalog
 // and RecordInfo responses, where 0 is a real answer.
-func (m *Response) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
-	type plain Response
+func (m *Response) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
 	type wire struct {
 		XMLName xml.Name `xml:"Response"`
 		Header
@@ -295,20 +295,17 @@ func (m *Response) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
 		DeviceList   *DeviceList `xml:"DeviceList,omitempty"`
 		RecordList   *RecordList `xml:"RecordList,omitempty"`
 	}
-	p := plain(*m)
 	w := wire{
-		Header: p.Header, Result: p.Result, DeviceName: p.DeviceName,
-		Manufacturer: p.Manufacturer, Model: p.Model, Firmware: p.Firmware,
-		Channel: p.Channel, Online: p.Online, Status: p.Status, Name: p.Name,
-		DeviceList: p.DeviceList, RecordList: p.RecordList,
+		Header: m.Header, Result: m.Result, DeviceName: m.DeviceName,
+		Manufacturer: m.Manufacturer, Model: m.Model, Firmware: m.Firmware,
+		Channel: m.Channel, Online: m.Online, Status: m.Status, Name: m.Name,
+		DeviceList: m.DeviceList, RecordList: m.RecordList,
 	}
 	if m.CmdType == CmdCatalog || m.CmdType == CmdRecordInfo {
 		n := m.SumNum
 		w.SumNum = &n
 	}
-	return e.EncodeElement(w, xml.StartElement{Name: xml.Name{Local: "Response"}})
+	return e.Encode(w)
 }
 
-func trimSpace(b []byte) []byte {
-	return []byte(strings.TrimSpace(string(b)))
-}
+func trimSpace(b []byte) []byte { return bytes.TrimSpace(b) }
