@@ -158,28 +158,46 @@ const (
 // that alone exceeds maxBytes is an error. An empty catalog is one body with
 // SumNum 0.
 func (e Encoder) CatalogPages(sn int, deviceID string, items []Item, maxItems, maxBytes int) ([][]byte, error) {
-	if maxItems <= 0 {
-		maxItems = DefaultPageItems
-	}
-	page := func(it []Item) ([]byte, error) {
+	return e.pages(len(items), maxItems, maxBytes, func(lo, hi int) ([]byte, error) {
 		return e.Marshal(&Response{
 			Header:     Header{CmdType: CmdCatalog, SN: sn, DeviceID: deviceID},
 			SumNum:     len(items),
-			DeviceList: &DeviceList{Num: len(it), Items: it},
+			DeviceList: &DeviceList{Num: hi - lo, Items: items[lo:hi:hi]},
 		})
+	}, func(i int) string { return items[i].DeviceID })
+}
+
+// RecordInfoPages answers a RecordInfo query for channelID (named name) with
+// records, paged as CatalogPages pages items.
+func (e Encoder) RecordInfoPages(sn int, channelID, name string, records []RecordItem, maxItems, maxBytes int) ([][]byte, error) {
+	return e.pages(len(records), maxItems, maxBytes, func(lo, hi int) ([]byte, error) {
+		return e.Marshal(&Response{
+			Header:     Header{CmdType: CmdRecordInfo, SN: sn, DeviceID: channelID},
+			Name:       name,
+			SumNum:     len(records),
+			RecordList: &RecordList{Num: hi - lo, Items: records[lo:hi:hi]},
+		})
+	}, func(i int) string { return records[i].DeviceID })
+}
+
+// pages splits n items into bodies built by page(lo, hi), at most maxItems
+// each and, when maxBytes > 0, at most maxBytes long.
+func (e Encoder) pages(n, maxItems, maxBytes int, page func(lo, hi int) ([]byte, error), name func(int) string) ([][]byte, error) {
+	if maxItems <= 0 {
+		maxItems = DefaultPageItems
 	}
-	if len(items) == 0 {
-		b, err := page([]Item{})
+	if n == 0 {
+		b, err := page(0, 0)
 		if err != nil {
 			return nil, err
 		}
 		return [][]byte{b}, nil
 	}
 	var out [][]byte
-	for start := 0; start < len(items); {
-		n := min(maxItems, len(items)-start)
+	for start := 0; start < n; {
+		k := min(maxItems, n-start)
 		for {
-			b, err := page(items[start : start+n])
+			b, err := page(start, start+k)
 			if err != nil {
 				return nil, err
 			}
@@ -187,12 +205,12 @@ func (e Encoder) CatalogPages(sn int, deviceID string, items []Item, maxItems, m
 				out = append(out, b)
 				break
 			}
-			if n == 1 {
-				return nil, fmt.Errorf("manscdp: catalog item %q alone makes a %d-byte body, over the %d-byte limit", items[start].DeviceID, len(b), maxBytes)
+			if k == 1 {
+				return nil, fmt.Errorf("manscdp: item %q alone makes a %d-byte body, over the %d-byte limit", name(start), len(b), maxBytes)
 			}
-			n--
+			k--
 		}
-		start += n
+		start += k
 	}
 	return out, nil
 }

@@ -233,3 +233,38 @@ func TestGroupItems(t *testing.T) {
 		t.Fatalf("VirtualOrgItem = %+v, %v", it, err)
 	}
 }
+
+func TestRecordInfoPages(t *testing.T) {
+	const ch = "34020000001310000001"
+	var recs []RecordItem
+	day := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	for i := range 48 {
+		s, e := Time{day.Add(time.Duration(i) * 30 * time.Minute)}, Time{day.Add(time.Duration(i+1) * 30 * time.Minute)}
+		recs = append(recs, RecordItem{DeviceID: ch, Name: "公安监控-东门卡口", FilePath: fmt.Sprintf("/rec/%04d", i), Address: "水利三防指挥中心", StartTime: &s, EndTime: &e, Secrecy: ip(0), Type: "time"})
+	}
+	bodies, err := Encoder{}.RecordInfoPages(9, ch, "公安监控-东门卡口", recs, 20, MaxUDPBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []RecordItem
+	for i, b := range bodies {
+		if len(b) > MaxUDPBody {
+			t.Fatalf("page %d is %d bytes", i, len(b))
+		}
+		m, err := Decode(b)
+		if err != nil {
+			t.Fatalf("page %d: %v", i, err)
+		}
+		r := m.(*Response)
+		if r.CmdType != CmdRecordInfo || r.SumNum != len(recs) || r.Name != "公安监控-东门卡口" || r.RecordList.Num != len(r.RecordList.Items) {
+			t.Fatalf("page %d: %+v SumNum %d Name %q Num %d", i, r.Header, r.SumNum, r.Name, r.RecordList.Num)
+		}
+		got = append(got, r.RecordList.Items...)
+	}
+	if !reflect.DeepEqual(got, recs) {
+		t.Fatalf("pages carry %d records, not the %d given in order", len(got), len(recs))
+	}
+	if len(bodies) < 3 {
+		t.Fatalf("%d pages for 48 records of at most 20", len(bodies))
+	}
+}
