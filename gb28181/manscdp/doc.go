@@ -15,7 +15,10 @@
 // KeepaliveNotify, PTZControl, ResultResponse), and Encoder.CatalogPages
 // splits a catalog answer into MESSAGE bodies that all carry the same SumNum,
 // including business groups (type 215) and virtual organisations (type 216)
-// built with BusinessGroupItem and VirtualOrgItem. PTZCmd builds and parses
+// built with BusinessGroupItem and VirtualOrgItem; Encoder.RecordInfoPages
+// does the same for recordings. A catalog subscription (SUBSCRIBE) carries a
+// Catalog Query, optionally with StartTime/EndTime, and is answered by
+// Catalog notifies; both are these types, the SIP dialog is the caller's. PTZCmd builds and parses
 // the 8-byte pan/tilt/zoom command of A.3.
 //
 // # Encodings
@@ -29,6 +32,9 @@
 // GBK, GB18030 or UTF-8 on request, with the matching declaration; a
 // character outside the chosen set is reported as *UnencodableError, or,
 // with Encoder.Fallback, the whole body is written and declared as GB18030.
+// DecodeCharset reports the charset a body was read in, so an answer can use
+// the same; DecodeAs ignores the declaration for a device configured as
+// sending another charset.
 //
 // # Strictness
 //
