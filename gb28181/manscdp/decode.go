@@ -134,10 +134,8 @@ func decodeText(text []byte) (Message, error) {
 	if p.SN == nil {
 		return nil, ferr("SN", "is missing")
 	}
-	if n, err := strconv.ParseUint(strings.TrimSpace(*p.SN), 10, 31); err != nil {
-		return nil, ferr("SN", "%q is not a non-negative integer", *p.SN)
-	} else if n > 1<<31-1 {
-		return nil, ferr("SN", "%q is too large", *p.SN)
+	if _, err := strconv.ParseUint(strings.TrimSpace(*p.SN), 10, 31); err != nil {
+		return nil, ferr("SN", "%q is not an integer in 0…2147483647", *p.SN)
 	}
 	if p.DeviceID == nil {
 		return nil, ferr("DeviceID", "is missing")

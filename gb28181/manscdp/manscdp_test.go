@@ -226,7 +226,7 @@ func TestDecodeErrors(t *testing.T) {
 			"not supported", new(*UnsupportedError)},
 		{"no cmdtype", `<Query><SN>1</SN><DeviceID>` + id + `</DeviceID></Query>`, "<CmdType> is missing", new(*FieldError)},
 		{"no sn", `<Query><CmdType>Catalog</CmdType><DeviceID>` + id + `</DeviceID></Query>`, "Query Catalog: <SN> is missing", new(*FieldError)},
-		{"sn not a number", `<Query><CmdType>Catalog</CmdType><SN>x1</SN><DeviceID>` + id + `</DeviceID></Query>`, `<SN> "x1" is not a non-negative integer`, new(*FieldError)},
+		{"sn not a number", `<Query><CmdType>Catalog</CmdType><SN>x1</SN><DeviceID>` + id + `</DeviceID></Query>`, `<SN> "x1" is not an integer in 0…2147483647`, new(*FieldError)},
 		{"no device id", `<Query><CmdType>Catalog</CmdType><SN>1</SN></Query>`, "<DeviceID> is missing", new(*FieldError)},
 		{"short device id", `<Query><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>3402000000132000</DeviceID></Query>`,
 			`"3402000000132000" has 16 characters, want 20 digits`, new(*FieldError)},

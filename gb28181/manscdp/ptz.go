@@ -65,11 +65,21 @@ func NewPTZCmd(pan, tilt, zoom float64) (PTZCmd, error) {
 	case zoom < 0:
 		c[3] |= ptzZoomOut
 	}
-	c[4] = byte(math.Round(math.Abs(pan) * 255))
-	c[5] = byte(math.Round(math.Abs(tilt) * 255))
-	c[6] = byte(math.Round(math.Abs(zoom)*15)) << 4
+	c[4] = speed(pan, 255)
+	c[5] = speed(tilt, 255)
+	c[6] = speed(zoom, 15) << 4
 	c[7] = c.sum()
 	return c, nil
+}
+
+// speed maps |v| in 0…1 onto 0…top; a non-zero v is at least 1, so a slow
+// move is not sent as a move at speed 0.
+func speed(v float64, top float64) byte {
+	s := math.Round(math.Abs(v) * top)
+	if s == 0 && v != 0 {
+		s = 1
+	}
+	return byte(s)
 }
 
 func (c PTZCmd) sum() byte {

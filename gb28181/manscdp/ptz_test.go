@@ -25,6 +25,9 @@ func TestPTZCmd(t *testing.T) {
 		{"left full", -1, 0, 0, "A50F0102FF0000B6", -1, 0, 0},
 		// Down at 0x20 and zoom out at 15: 0x04|0x20 = 0x24, F0;
 		// A5+0F+01+24+00+20+F0 = 0x1E9 → E9.
+		// The slowest right move is speed 1, not 0: 0x01, 01;
+		// A5+0F+01+01+01 = 0xB7.
+		{"right slowest", 0.0001, 0, 0, "A50F0101010000B7", 1.0 / 255, 0, 0},
 		{"down zoom out", 0, -32.0 / 255, -1, "A50F01240020F0E9", 0, -32.0 / 255, -1},
 	}
 	for _, c := range cases {
