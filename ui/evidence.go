@@ -25,6 +25,10 @@ type packageRequest struct {
 	name       string // the download's file name
 }
 
+// PackageSHA256Trailer is the HTTP trailer of an evidence package: the
+// SHA-256 of the whole zip, as its audit entry records it.
+const PackageSHA256Trailer = "X-Package-SHA256"
+
 // exportFormat reads the export's format parameter: "" (or "mp4") for the
 // MP4 download, "package" for a signed evidence package.
 func exportFormat(r *http.Request) (pkg bool, err error) {
@@ -126,6 +130,7 @@ func (s *Server) writePackage(w http.ResponseWriter, r *http.Request, c *call, p
 			h := w.Header()
 			h.Set("Content-Type", "application/zip")
 			h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": p.name}))
+			h.Set("Trailer", PackageSHA256Trailer)
 			w.WriteHeader(http.StatusOK)
 			pw = evidence.NewWriter(cw, s.deps.Evidence)
 		}
@@ -158,6 +163,7 @@ func (s *Server) writePackage(w http.ResponseWriter, r *http.Request, c *call, p
 	if err != nil {
 		return err
 	}
+	w.Header().Set(PackageSHA256Trailer, sum)
 	files := make([]string, 0, len(m.Cameras))
 	for _, cam := range m.Cameras {
 		if cam.File != "" {

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,8 +79,11 @@ func TestExportPackage(t *testing.T) {
 		t.Errorf("key %s %s", m.PublicKey, m.KeyID)
 	}
 
-	// The audit row carries the hash of the package as downloaded.
+	// The audit row and the trailer carry the hash of the package as downloaded.
 	sum := sha256.Sum256(rec.Body.Bytes())
+	if got := rec.Result().Trailer.Get(PackageSHA256Trailer); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("trailer %s %q, want %x", PackageSHA256Trailer, got, sum)
+	}
 	found := false
 	for _, e := range mustAudit(t, f) {
 		if e.Action == "export" && e.User == pResponder {
@@ -223,5 +227,43 @@ func TestEvidenceKeyShown(t *testing.T) {
 	pub := testEvidenceKey.Public()
 	if rec.Code != http.StatusOK || got.PublicKey != evidence.FormatPublic(pub) || got.KeyID != evidence.KeyID(pub) || got.Algorithm != "Ed25519" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+// failingReview fails the export of one camera with a store error.
+type failingReview struct {
+	fakeReview
+	camera string
+}
+
+func (f failingReview) Export(ctx context.Context, camera string, start, end time.Time) (review.Export, error) {
+	if camera == f.camera {
+		return review.Export{}, errors.New("read segment: connection reset")
+	}
+	return f.fakeReview.Export(ctx, camera, start, end)
+}
+
+// A camera failing after the package has begun cuts it: it does not
+// verify, and the audit row says the export failed.
+func TestExportIncidentFailsMidway(t *testing.T) {
+	f := newFixtureReview(t, Options{}, failingReview{camera: "police-1"}) // flood-1 goes first
+	in, err := f.reg.CreateIncident(context.Background(), registry.Incident{Title: "Levee breach", Cameras: []string{"police-1", "flood-1"},
+		Start: fixtureT0, End: fixtureT0.Add(10 * time.Minute), CreatedBy: pAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.do(req{method: "GET", path: fmt.Sprintf("/api/v1/incidents/%d/export", in.ID), who: pAdmin})
+	body := rec.Body.Bytes()
+	if _, err := evidence.Verify(bytes.NewReader(body), int64(len(body)), testEvidenceKey.Public()); err == nil {
+		t.Fatal("a package cut midway verifies")
+	}
+	if e := mustAudit(t, f)[0]; e.Action != "export" || e.Result != "failed" || !strings.Contains(e.Detail, "connection reset") {
+		t.Fatalf("audit row %+v", e)
+	}
+	// failing on the first camera answers JSON
+	f = newFixtureReview(t, Options{}, failingReview{camera: "police-1"})
+	rec = f.do(req{method: "GET", path: "/api/v1/cameras/police-1/export?start=2026-11-26T08:00:00Z&end=2026-11-26T08:00:30Z&format=package", who: pAdmin})
+	if rec.Code != http.StatusInternalServerError || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		t.Fatalf("failure before the first byte: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 	}
 }
