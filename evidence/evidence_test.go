@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
@@ -131,9 +132,18 @@ func TestVerify(t *testing.T) {
 			i := bytes.Index(b, []byte(`"sha256": "`)) + 11
 			return flipOne(b, i)
 		}), nil, ManifestName},
-		{"the signature", rezip(t, pkg, SignatureName, func(b []byte) []byte { return flipOne(b, 3) }), nil, ManifestName},
+		// a signature of other bytes: the manifest and the signature disagree
+		{"the signature replaced", rezip(t, pkg, SignatureName, func([]byte) []byte {
+			return []byte(base64.StdEncoding.EncodeToString(key.Sign([]byte("other"))) + "\n")
+		}), nil, ManifestName},
+		{"the signature garbled", rezip(t, pkg, SignatureName, func(b []byte) []byte { return append([]byte("!"), b[1:]...) }), nil, SignatureName},
 		{"signed by another key, pinned", buildPackage(t, other), key.Public(), ""},
 		{"a file added", addFile(t, pkg, "extra.txt"), nil, "extra.txt"},
+		// a manifest naming another key without that key's signature is
+		// altered, not "signed by another key"
+		{"the key named rewritten, pinned", rezip(t, pkg, ManifestName, func(b []byte) []byte {
+			return bytes.Replace(b, []byte(FormatPublic(key.Public())), []byte(FormatPublic(other.Public())), 1)
+		}), key.Public(), ManifestName},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

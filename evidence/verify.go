@@ -58,11 +58,11 @@ func Verify(r io.ReaderAt, size int64, pin ed25519.PublicKey) (Manifest, error) 
 	if err != nil {
 		return m, &AlteredError{File: ManifestName, Reason: "altered: " + err.Error()}
 	}
-	if pin != nil && !pub.Equal(pin) {
-		return m, fmt.Errorf("%w: the package names key %s, expected %s", ErrOtherKey, KeyID(pub), KeyID(pin))
-	}
 	if !ed25519.Verify(pub, body, sig) {
-		return m, &AlteredError{File: ManifestName, Reason: "altered: the signature in " + SignatureName + " does not match it"}
+		return m, &AlteredError{File: ManifestName, Reason: "altered: the signature in " + SignatureName + " does not match it (or that signature was replaced)"}
+	}
+	if pin != nil && !pub.Equal(pin) {
+		return m, fmt.Errorf("%w: key id %s, expected %s", ErrOtherKey, KeyID(pub), KeyID(pin))
 	}
 	if m.KeyID != KeyID(pub) {
 		return m, &AlteredError{File: ManifestName, Reason: "key id does not match its public key"}
