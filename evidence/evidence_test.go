@@ -252,3 +252,28 @@ func TestParsePublic(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerify: no package, however broken, panics Verify or verifies
+// without being the signed package.
+func FuzzVerify(f *testing.F) {
+	key := NewKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize)))
+	var buf bytes.Buffer
+	pw := NewWriter(&buf, key)
+	pw.Add("a.mp4", strings.NewReader("clip"), time.Unix(0, 0))
+	if _, err := pw.Close(Manifest{Exporter: "x", Exported: time.Unix(0, 0)}); err != nil {
+		f.Fatal(err)
+	}
+	good := buf.Bytes()
+	f.Add(good)
+	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Verify(bytes.NewReader(b), int64(len(b)), key.Public())
+		if err != nil {
+			return
+		}
+		// what verifies holds exactly the signed files
+		if len(m.Files) != 1 || m.Files[0].Name != "a.mp4" || m.Files[0].Size != 4 {
+			t.Fatalf("verified a different package: %+v", m)
+		}
+	})
+}
