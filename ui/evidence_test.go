@@ -228,6 +228,18 @@ func TestEvidenceKeyShown(t *testing.T) {
 	if rec.Code != http.StatusOK || got.PublicKey != evidence.FormatPublic(pub) || got.KeyID != evidence.KeyID(pub) || got.Algorithm != "Ed25519" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
+
+	// a server without a key answers 503 on packages; the MP4 export stays
+	f.srv.deps.Evidence = evidence.Key{}
+	for _, path := range []string{"/api/v1/evidence/key", fmt.Sprintf("/api/v1/incidents/%d/export", f.incident),
+		"/api/v1/cameras/police-1/export?start=2026-11-26T08:00:00Z&end=2026-11-26T08:00:30Z&format=package"} {
+		if rec := f.do(req{method: "GET", path: path, who: pAdmin}); rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s without a key: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	if rec := f.do(req{method: "GET", path: "/api/v1/cameras/police-1/export?start=2026-11-26T08:00:00Z&end=2026-11-26T08:00:30Z", who: pAdmin}); rec.Code != http.StatusOK {
+		t.Errorf("MP4 export without a key: %d", rec.Code)
+	}
 }
 
 // failingReview fails the export of one camera with a store error.
