@@ -33,6 +33,7 @@ import (
 	"github.com/vigil-vms/vigil/app/metrics"
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
+	"github.com/vigil-vms/vigil/evidence"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
@@ -86,6 +87,9 @@ type App struct {
 	Review   *review.Review
 	Index    *archive.Index
 	Store    archive.Store
+	// Evidence signs evidence packages: evidence.KeyFile next to the
+	// database, created at first start.
+	Evidence evidence.Key
 	avail    *availability.Tracker
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
@@ -129,6 +133,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	if created {
 		a.log.Warn("created the key that encrypts camera passwords: back it up apart from the database", "file", keyPath)
+	}
+	evPath := filepath.Join(filepath.Dir(cfg.Database.Path), evidence.KeyFile)
+	if a.Evidence, created, err = evidence.LoadKey(evPath); err != nil {
+		return nil, err
+	}
+	if created {
+		a.log.Warn("created the key that signs evidence packages: back it up apart from the database", "file", evPath,
+			"keyId", evidence.KeyID(a.Evidence.Public()))
 	}
 	if a.Registry, err = registry.OpenWith(ctx, a.db, registry.Options{SecretKey: key}); err != nil {
 		return nil, err
@@ -198,6 +210,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Probe:    ingest.Probe,
 		Live:     a.Relay,
 		Review:   a.Review,
+		Evidence: a.Evidence,
 		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
 			cams, err := a.Registry.Cameras(ctx)
 			if err != nil {

@@ -99,6 +99,9 @@ var matrix = []matrixRow{
 	{name: "whep delete (operator's session)", method: "DELETE", path: "{whep}", cams: map[string]want{"": {ok, ok, nf, nf, nf, nf, unau, unau}}},
 	{name: "whep delete (viewer's flood-1 session)", method: "DELETE", path: "{whep-flood}", cams: map[string]want{"": {ok, nf, nf, ok, nf, ok, unau, unau}}},
 	{name: "incident delete (police-1 and flood-1)", method: "DELETE", path: "/api/v1/incidents/{incident-shared}", cams: map[string]want{"": {nc, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "incident export (police-1)", method: "GET", path: "/api/v1/incidents/{incident}/export", cams: map[string]want{"": {ok, forb, ok, forb, nf, nf, unau, unau}}},
+	{name: "incident export (police-1 and flood-1)", method: "GET", path: "/api/v1/incidents/{incident-shared}/export", cams: map[string]want{"": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "evidence key", method: "GET", path: "/api/v1/evidence/key", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
 	{name: "incident delete (flood-1)", method: "DELETE", path: "/api/v1/incidents/{incident-flood}", cams: map[string]want{"": {nc, forb, forb, forb, forb, nc, unau, unau}}},
 	{name: "camera create (the id of police-1)", method: "POST", path: "/api/v1/cameras", ctype: "application/json",
 		body: `{"id":"police-1","name":"Market","department":"flood-control","mainUrl":"rtsp://10.0.0.2/x"}`,
@@ -130,6 +133,8 @@ var matrix = []matrixRow{
 	{name: "playback", method: "GET", path: "/api/v1/cameras/{cam}/playback?start=2026-11-26T08:10:00Z&duration=60", cams: map[string]want{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "export", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z", cams: map[string]want{
+		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "export package", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z&format=package", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
 	{name: "incident create", method: "POST", path: "/api/v1/incidents", ctype: "application/json",
 		body: `{"title":"Break-in","cameras":["{cam}"],"start":"2026-11-26T08:00:00Z","end":"2026-11-26T08:05:00Z","note":"gate"}`, cams: map[string]want{

@@ -316,6 +316,8 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 		Health:  fakeHealth{},
 		Alerts:  fakeAlerts{},
 		Log:     log,
+
+		Evidence: testEvidenceKey,
 	}, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -431,6 +431,13 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	c.audit.Start, c.audit.End = start, end
+	if pkg, err := exportFormat(r); err != nil || pkg {
+		if err != nil {
+			return err
+		}
+		return s.writePackage(w, r, c, packageRequest{cams: []ingest.Camera{cam}, start: start, end: end,
+			name: packageName(cam.ID, start, end)})
+	}
 	if s.deps.Review == nil {
 		return apierr.New(apierr.ErrUnavailable, "export is not available in this server")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/dispatch"
+	"github.com/vigil-vms/vigil/evidence"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
@@ -75,6 +76,9 @@ type Deps struct {
 	Alerts Alerts
 	// Metrics serves Prometheus text.
 	Metrics http.Handler
+	// Evidence signs evidence packages (export format=package, incident
+	// export). Without it they answer 503.
+	Evidence evidence.Key
 	// WebApp is the browser app, index.html at its root.
 	WebApp fs.FS
 	// Log receives request failures. It defaults to discarding.
@@ -217,6 +221,8 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/cameras/{id}/events", actPlayback, "", s.events)
 	s.route("GET /api/v1/cameras/{id}/playback", actPlayback, "playback", s.playback)
 	s.route("GET /api/v1/cameras/{id}/export", actExport, "export", s.export)
+	s.route("GET /api/v1/incidents/{id}/export", actExport, "export", s.exportIncident)
+	s.route("GET /api/v1/evidence/key", actAdmin, "", s.evidenceKey)
 	s.route("POST /api/v1/incidents", actIncidents, "incident.create", s.createIncident)
 	s.route("GET /api/v1/incidents", actIncidents, "", s.listIncidents)
 	s.route("DELETE /api/v1/incidents/{id}", actAdmin, "incident.delete", s.deleteIncident)
@@ -300,7 +306,8 @@ const (
 // long as the video.
 func isStream(r *http.Request) bool {
 	p := r.URL.Path
-	return strings.HasPrefix(p, "/api/v1/cameras/") && (strings.HasSuffix(p, "/playback") || strings.HasSuffix(p, "/export"))
+	return (strings.HasPrefix(p, "/api/v1/cameras/") || strings.HasPrefix(p, "/api/v1/incidents/")) &&
+		(strings.HasSuffix(p, "/playback") || strings.HasSuffix(p, "/export"))
 }
 
 // NewHTTPServer returns an http.Server for h with timeouts against slow

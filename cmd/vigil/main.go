@@ -6,6 +6,8 @@
 //	vigil user add|passwd ...       user administration
 //	vigil reindex [--config FILE] [--adopt-orphans]   rebuild the recordings index from the store
 //	vigil owners CAMERA [--keys] [--config FILE]      the cameras that have had an id, and their recordings
+//	vigil verify PACKAGE.zip [--pubkey KEY]           check an evidence package offline
+//	vigil verify --key [--config FILE]                the server's evidence public key
 //	vigil version                   version and build info
 package main
 
@@ -51,6 +53,11 @@ commands:
   owners CAMERA [--keys] [--config FILE]
                             the cameras that have had an id and their recordings
                             (a deleted camera's footage, which no camera shows)
+  verify PACKAGE.zip [--pubkey HEX|FILE]
+                            check an evidence package offline: its signature and
+                            every file's SHA-256; --pubkey pins the signing key
+  verify --key [--config FILE]
+                            print the server's evidence public key
   version                   version and build info
 `
 
@@ -77,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.
 		return runReindex(ctx, args, stdout)
 	case "owners":
 		return runOwners(ctx, args, stdout)
+	case "verify":
+		return runVerify(ctx, args, stdout)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return nil

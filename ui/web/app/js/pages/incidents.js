@@ -32,6 +32,8 @@ export function mount(view, ctx) {
         { title: t('incidents.createdBy'), cell: (i) => i.createdBy || i.user || '' },
         { title: '', class: 'actions', cell: (i) => h('div', { class: 'row-actions' },
           h('a', { class: 'btn btn-small btn-primary', 'data-testid': 'incident-open', text: t('incidents.open'), href: playbackHash(i) }),
+          ctx.can('export') ? h('a', { class: 'btn btn-small', 'data-testid': 'incident-export', text: t('incidents.exportPackage'),
+            title: t('incidents.exportPackageHelp'), href: `/api/v1/incidents/${encodeURIComponent(i.id)}/export`, download: '' }) : null,
           ctx.can('admin') ? rowButton('incident-delete', t('common.delete'), () => remove(i), { danger: true }) : null) },
       ], list, { empty: t('incidents.none'), rowAttrs: (i) => ({ 'data-incident-id': i.id ?? '', 'data-testid': 'incident-row' }) }));
     } catch (err) {

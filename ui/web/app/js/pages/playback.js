@@ -57,7 +57,9 @@ export function mount(view, ctx) {
   const markIn = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-mark-in', text: t('playback.markIn'), onclick: () => mark('start') });
   const markOut = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-mark-out', text: t('playback.markOut'), onclick: () => mark('end') });
   const selText = h('span', { class: 'muted pb-sel', 'data-testid': 'pb-selection' });
-  const exportBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-export', text: t('playback.export'), onclick: exportClip });
+  const exportBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-export', text: t('playback.export'), onclick: () => exportClip() });
+  const packageBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-export-package', text: t('playback.exportPackage'),
+    title: t('playback.exportPackageHelp'), onclick: () => exportClip('package') });
   const incidentBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'pb-incident', text: t('playback.createIncident'), onclick: createIncident });
   const clearSelBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-small', text: t('playback.clearSelection'), onclick: () => setSelection(null) });
 
@@ -92,6 +94,7 @@ export function mount(view, ctx) {
       h('span', { class: 'toolbar-spacer' }),
       markIn, markOut, selText, clearSelBtn,
       ctx.can('export') ? exportBtn : null,
+      ctx.can('export') ? packageBtn : null,
       ctx.can('incidents') ? incidentBtn : null),
     timeline.el));
 
@@ -285,18 +288,21 @@ export function mount(view, ctx) {
     timeline.setSelection(sel);
     const has = !!sel;
     exportBtn.disabled = !has;
+    packageBtn.disabled = !has;
     incidentBtn.disabled = !has;
     clearSelBtn.hidden = !has;
     selText.textContent = has ? `${formatTime(sel.start)} – ${formatTime(sel.end)} (${Math.round((sel.end - sel.start) / 1000)} s)` : t('playback.noSelection');
     syncHash();
   }
 
-  function exportClip() {
+  // exportClip downloads the selection of each camera shown: the MP4, or
+  // with format 'package' a signed evidence package (a zip).
+  function exportClip(format) {
     if (!selection) return;
     for (const id of chosen) {
       const a = h('a', {
-        href: api.url(api.camPath(id, 'export'), { start: selection.start.toISOString(), end: selection.end.toISOString() }),
-        download: `${id}_${selection.start.toISOString().replace(/[:.]/g, '-')}.mp4`,
+        href: api.url(api.camPath(id, 'export'), { start: selection.start.toISOString(), end: selection.end.toISOString(), format }),
+        download: `${id}_${selection.start.toISOString().replace(/[:.]/g, '-')}.${format === 'package' ? 'zip' : 'mp4'}`,
       });
       document.body.appendChild(a);
       a.click();
