@@ -41,8 +41,9 @@ const (
 const DateFormat = "2006-01-02T15:04:05.000"
 
 // Lookup tells whether an admin registered the device id and its password
-// ("" means the server's default password).
-type Lookup func(id string) (password string, ok bool)
+// ("" means the server's default password). An error (the database) is
+// answered 500, and the device is not listed as refused.
+type Lookup func(id string) (password string, ok bool, err error)
 
 // State is the runtime state of one device.
 type State struct {
@@ -375,7 +376,12 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 400, "Missing From user")
 		return
 	}
-	password, ok := s.Lookup(id)
+	password, ok, err := s.Lookup(id)
+	if err != nil {
+		s.Log.Error("gb28181 register: device lookup", "device", clip(id, maxIDLen), "error", err)
+		s.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
 	if !ok {
 		s.refuse(id, addr, now)
 		s.Log.Info("gb28181 register refused: unknown device", "device", clip(id, maxIDLen), "address", addr)

@@ -27,11 +27,11 @@ type testServer struct {
 	devices  map[string]string
 }
 
-func (ts *testServer) lookup(id string) (string, bool) {
+func (ts *testServer) lookup(id string) (string, bool, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	p, ok := ts.devices[id]
-	return p, ok
+	return p, ok, nil
 }
 
 func startServer(t *testing.T, keepalive time.Duration) *testServer {
