@@ -136,8 +136,10 @@ func (s *Server) defaults() error {
 	if _, err := rand.Read(s.secret); err != nil {
 		return fmt.Errorf("gb28181 sip: nonce secret: %w", err)
 	}
+	s.mu.Lock()
 	s.devices = map[string]*device{}
 	s.refused = map[string]*Refused{}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -281,6 +283,9 @@ func (s *Server) refuse(id, addr string, now time.Time) {
 		r.Address = clip(addr, maxAddressLen)
 		r.Count++
 		return
+	}
+	if s.refused == nil {
+		return // not serving
 	}
 	if len(s.refused) >= s.MaxRefused {
 		var oldest string
