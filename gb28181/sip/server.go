@@ -5,6 +5,15 @@
 // this package adds the GB/T 28181 rules: who may register, the digest
 // check, the Date header devices take their time from, the bounded list of
 // refused devices and the three-missed-keepalives rule.
+//
+// Answers to a REGISTER: no Authorization → 401 with a fresh nonce; a
+// nonce that is ours but older than NonceLifetime → 401 stale=true; a
+// device no admin registered → 403 (and the refused list); a wrong
+// password, user name or realm → 403, not another 401, so that a device
+// configured wrongly does not loop on challenges (the cause is in the
+// device's lastError); success → 200 with Date (DateFormat) and Expires.
+// Unknown devices are refused before any challenge: their ID is all an
+// admin needs to add them.
 package sip
 
 import (
