@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 const (
@@ -36,6 +38,7 @@ func (ts *testServer) lookup(id string) (string, bool, error) {
 
 func startServer(t *testing.T, keepalive time.Duration) *testServer {
 	t.Helper()
+	testkit.CheckLeaks(t)
 	ts := &testServer{devices: map[string]string{testDevice: "secret1", "44011300001320000002": ""}}
 	ts.Server = &Server{
 		Realm: testRealm, ID: testPlatform, Password: "default1",
@@ -271,5 +274,36 @@ func waitState(t *testing.T, ts *testServer, state, cause string, within time.Du
 			t.Fatalf("state = %+v, want %s (%s)", st, state, cause)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEndlessHeaderTCP: a TCP peer that sends headers without end is cut
+// off at sipgo's message limit (64 KiB), and the server goes on serving.
+func TestEndlessHeaderTCP(t *testing.T) {
+	ts := startServer(t, time.Minute)
+	conn, err := net.Dial("tcp", ts.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte("REGISTER sip:x SIP/2.0\r\n"))
+	line := []byte("X-Junk: " + strings.Repeat("A", 1000) + "\r\n")
+	var werr error
+	for i := 0; i < 1000 && werr == nil; i++ {
+		_, werr = conn.Write(line)
+	}
+	if ne, ok := werr.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server neither read nor closed the connection")
+	}
+	if werr == nil {
+		// the server stopped reading; the connection must be closed
+		if _, err := conn.Read(make([]byte, 1)); err == nil {
+			t.Fatal("the server answered an endless header")
+		}
+	}
+	d := newDevice(t, testDevice, ts.tcp, "tcp")
+	if res := d.register(t, "secret1", 60); res.StatusCode != 200 {
+		t.Fatalf("register after the endless header: %d", res.StatusCode)
 	}
 }
