@@ -70,9 +70,10 @@ func TestGB28181Registers(t *testing.T) {
 	code, body = c.do("GET", "/api/v1/gb28181/devices/"+id, nil)
 	var d struct {
 		State, Transport string
+		Since            *time.Time
 		Channels         []string
 	}
-	if code != http.StatusOK || json.Unmarshal(body, &d) != nil || d.State != "online" || d.Transport != "udp" || d.Channels == nil {
+	if code != http.StatusOK || json.Unmarshal(body, &d) != nil || d.State != "online" || d.Transport != "udp" || d.Since == nil || d.Channels == nil {
 		t.Fatalf("device: %d %s", code, body)
 	}
 	if got := register("44011300001320000077", "x"); got != 403 {

@@ -26,12 +26,12 @@ type GBState interface {
 // gbDevice is a device as the API shows it.
 type gbDevice struct {
 	device.Device
-	State     string    `json:"state"`
-	Since     time.Time `json:"since"`
-	Address   string    `json:"address"`
-	Transport string    `json:"transport"`
-	LastError string    `json:"lastError"`
-	Channels  []string  `json:"channels"`
+	State     string     `json:"state"`
+	Since     *time.Time `json:"since"` // null while never registered
+	Address   string     `json:"address"`
+	Transport string     `json:"transport"`
+	LastError string     `json:"lastError"`
+	Channels  []string   `json:"channels"`
 }
 
 type gbDeviceBody struct {
@@ -52,7 +52,10 @@ func (g *GB28181) show(d device.Device) gbDevice {
 	out := gbDevice{Device: d, State: sip.StateNever, Channels: []string{}}
 	if g.SIP != nil {
 		st := g.SIP.DeviceState(d.ID)
-		out.State, out.Since, out.Address, out.Transport, out.LastError = st.State, st.Since, st.Address, st.Transport, st.LastError
+		out.State, out.Address, out.Transport, out.LastError = st.State, st.Address, st.Transport, st.LastError
+		if !st.Since.IsZero() {
+			out.Since = &st.Since
+		}
 	}
 	return out
 }

@@ -45,7 +45,7 @@ func TestGB28181Devices(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.State != sip.StateNever || d.Channels == nil || d.Department != "flood-control" {
+	if d.State != sip.StateNever || d.Since != nil || d.Channels == nil || d.Department != "flood-control" {
 		t.Fatalf("created %+v", d)
 	}
 	if strings.Contains(rec.Body.String(), "pw-3") || strings.Contains(rec.Body.String(), "password") {
