@@ -36,7 +36,7 @@ func (ts *testServer) lookup(id string) (string, bool, error) {
 	return p, ok, nil
 }
 
-func startServer(t *testing.T, keepalive time.Duration) *testServer {
+func startServer(t *testing.T, keepalive time.Duration, opts ...func(*Server)) *testServer {
 	t.Helper()
 	testkit.CheckLeaks(t)
 	ts := &testServer{devices: map[string]string{testDevice: "secret1", "44011300001320000002": ""}}
@@ -44,6 +44,9 @@ func startServer(t *testing.T, keepalive time.Duration) *testServer {
 		Realm: testRealm, ID: testPlatform, Password: "default1",
 		Lookup: ts.lookup, KeepaliveInterval: keepalive,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, o := range opts {
+		o(ts.Server)
 	}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -199,8 +202,7 @@ func TestRegisterWrongPassword(t *testing.T) {
 }
 
 func TestRegisterUnknownDevice(t *testing.T) {
-	ts := startServer(t, time.Minute)
-	ts.MaxRefused = 3
+	ts := startServer(t, time.Minute, func(s *Server) { s.MaxRefused = 3 })
 	for i := range 5 {
 		id := "4401130000132000010" + strconv.Itoa(i)
 		d := newDevice(t, id, ts.udp, "udp")

@@ -105,3 +105,16 @@ func TestSippGarbage(t *testing.T) {
 		})
 	}
 }
+
+// TestSippFlood: 2000 REGISTERs of new unknown devices from one address,
+// at 1000 a second, are each refused, and the refused list stays bounded.
+func TestSippFlood(t *testing.T) {
+	ts := startServer(t, time.Minute, func(s *Server) { s.MaxRefused = 64 })
+	if out, err := sipp(t, ts.udp, "udp", "sipp_flood.xml", "-m", "2000", "-r", "1000", "-l", "200"); err != nil {
+		t.Fatalf("sipp flood: %v\n%s", err, out)
+	}
+	r := ts.RefusedList()
+	if len(r) != 64 {
+		t.Fatalf("refused list has %d entries after the flood, want 64", len(r))
+	}
+}
