@@ -101,6 +101,8 @@ func TestParseMessage(t *testing.T) {
 	}{
 		{`<?xml version="1.0" encoding="GB2312"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>`, "Keepalive", ""},
 		{`<Response><CmdType>Catalog</CmdType></Response>`, "Catalog", ""},
+		// GB2312 bytes of "北京" in another element
+		{"<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><CmdType>Keepalive</CmdType><Info>\xb1\xb1\xbe\xa9</Info></Notify>", "Keepalive", ""},
 		{``, "", "empty body"},
 		{`<Notify><SN>1</SN></Notify>`, "", "no CmdType"},
 		{`<Notify><CmdType>Keepalive`, "", "unexpected EOF"},

@@ -22,7 +22,8 @@ type message struct {
 
 // parseMessage reads a MANSCDP body (<Notify>, <Query>, <Response>, …).
 // The fields read are ASCII in every charset GB/T 28181 allows (GB2312,
-// GBK, GB18030, UTF-8), so the bytes pass through undecoded.
+// GBK, GB18030, UTF-8), so bytes past ASCII (a name in GB2312 elsewhere in
+// the body) are read as '?' instead of being decoded.
 func parseMessage(body []byte) (message, error) {
 	var m message
 	if len(body) == 0 {
@@ -31,7 +32,14 @@ func parseMessage(body []byte) (message, error) {
 	if len(body) > maxBody {
 		return m, fmt.Errorf("manscdp: body of %d bytes exceeds %d", len(body), maxBody)
 	}
-	dec := xml.NewDecoder(bytes.NewReader(body))
+	ascii := make([]byte, len(body))
+	for i, b := range body {
+		if b >= 0x80 {
+			b = '?'
+		}
+		ascii[i] = b
+	}
+	dec := xml.NewDecoder(bytes.NewReader(ascii))
 	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
 	if err := dec.Decode(&m); err != nil {
 		return m, fmt.Errorf("manscdp: %w", err)
