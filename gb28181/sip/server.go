@@ -532,7 +532,11 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	d, ok := s.devices[id]
 	online := ok && d.State.State == StateOnline
 	if online {
+		// a device behind NAT may come from a new port: later requests
+		// (INVITE) go where it was last heard from
 		d.lastKeepalive = now
+		d.Address = clip(req.Source(), maxAddressLen)
+		d.Transport = strings.ToLower(req.Transport())
 	}
 	s.mu.Unlock()
 	if !online {

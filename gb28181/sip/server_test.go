@@ -264,6 +264,23 @@ func TestKeepalive(t *testing.T) {
 	waitState(t, ts, StateOffline, "3 keepalives missed", 3*time.Second)
 }
 
+// TestKeepaliveNewAddress: a keepalive from a new address (NAT rebinding,
+// or TCP after a UDP REGISTER) moves the device there.
+func TestKeepaliveNewAddress(t *testing.T) {
+	ts := startServer(t, time.Minute)
+	if res := newDevice(t, testDevice, ts.udp, "udp").register(t, "secret1", 3600); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	before := ts.DeviceState(testDevice)
+	if got := newDevice(t, testDevice, ts.tcp, "tcp").keepalive(t); got != 200 {
+		t.Fatalf("keepalive over tcp: %d", got)
+	}
+	after := ts.DeviceState(testDevice)
+	if after.Transport != "tcp" || after.Address == before.Address || !after.Since.Equal(before.Since) {
+		t.Fatalf("before %+v, after %+v", before, after)
+	}
+}
+
 func waitState(t *testing.T, ts *testServer, state, cause string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
