@@ -440,8 +440,8 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 			s.respond(req, tx, 400, "Bad Expires")
 			return
 		}
-		if d := time.Duration(n) * time.Second; d < expires {
-			expires = d
+		if n < int(expires/time.Second) { // compared in seconds: a huge n does not overflow
+			expires = time.Duration(n) * time.Second
 		}
 	}
 	if expires == 0 {

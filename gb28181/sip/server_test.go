@@ -235,6 +235,13 @@ func TestUnregisterAndExpiry(t *testing.T) {
 	if st := ts.DeviceState(testDevice); st.State != StateOffline || st.LastError != "unregistered" {
 		t.Fatalf("after unregister: %+v", st)
 	}
+	// A huge Expires is capped (24 h), not overflowed into the past.
+	if res := d.register(t, "secret1", 1<<62); res.StatusCode != 200 || res.GetHeader("Expires").Value() != "86400" {
+		t.Fatalf("huge Expires: %d %v", res.StatusCode, res.GetHeader("Expires"))
+	}
+	if st := ts.DeviceState(testDevice); st.State != StateOnline {
+		t.Fatalf("after a huge Expires: %+v", st)
+	}
 	// A registration of 1 s lapses.
 	if res := d.register(t, "secret1", 1); res.StatusCode != 200 {
 		t.Fatal(res.StatusCode)
