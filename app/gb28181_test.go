@@ -84,4 +84,18 @@ func TestGB28181Registers(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body, &refused) != nil || len(refused) != 1 || refused[0].ID != "44011300001320000077" {
 		t.Fatalf("refused: %d %s", code, body)
 	}
+	// The admin adds it: it leaves the refused list and registers.
+	code, body = c.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": "44011300001320000077", "name": "IPC", "department": "police", "password": "own-pw"})
+	if code != http.StatusCreated {
+		t.Fatalf("add the refused device: %d %s", code, body)
+	}
+	if code, body = c.do("GET", "/api/v1/gb28181/refused", nil); string(body) != "[]\n" && string(body) != "[]" {
+		t.Fatalf("refused after adding: %d %q", code, body)
+	}
+	if got := register("44011300001320000077", "default-pw"); got != 403 {
+		t.Fatalf("the default password for a device with its own: %d", got)
+	}
+	if got := register("44011300001320000077", "own-pw"); got != 200 {
+		t.Fatalf("register with its own password: %d", got)
+	}
 }

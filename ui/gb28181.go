@@ -20,6 +20,7 @@ type GB28181 struct {
 type GBState interface {
 	DeviceState(id string) sip.State
 	RefusedList() []sip.Refused
+	Admitted(id string) // an admin added the device: no longer refused
 	Forget(id string)
 }
 
@@ -119,6 +120,9 @@ func (s *Server) createGBDevice(w http.ResponseWriter, r *http.Request, c *call)
 	d, err := g.Devices.Create(r.Context(), device.Input{ID: in.ID, Name: in.Name, Department: in.Department, Password: in.Password})
 	if err != nil {
 		return err
+	}
+	if g.SIP != nil {
+		g.SIP.Admitted(d.ID)
 	}
 	s.log.Info("gb28181 device created", "device", d.ID, "user", c.p.user.Username)
 	w.Header().Set("Location", "/api/v1/gb28181/devices/"+d.ID)

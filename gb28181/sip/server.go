@@ -271,6 +271,13 @@ func (s *Server) Forget(id string) {
 	delete(s.devices, id)
 }
 
+// Admitted drops id from the refused list: an admin has added the device.
+func (s *Server) Admitted(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.refused, id)
+}
+
 // RefusedList returns the refused registrations, most recently seen first.
 func (s *Server) RefusedList() []Refused {
 	s.mu.Lock()
