@@ -93,6 +93,7 @@ type App struct {
 	avail    *availability.Tracker
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
+	gb       *gbPart          // GB/T 28181; nil when gb28181.enabled is false
 	metrics  *metrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -204,7 +205,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
+	if err := a.buildGB28181(ctx, key); err != nil {
+		return nil, err
+	}
+
 	srv, err := ui.New(ui.Deps{
+		GB28181:  a.gbDeps(),
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
 		Probe:    ingest.Probe,
@@ -331,6 +337,9 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Recorder.Run(gctx) })
 	g.Go(func() error { return a.avail.Run(gctx) })
 	g.Go(func() error { return a.runOps(gctx) })
+	if a.gb != nil {
+		g.Go(func() error { return a.gb.sip.Serve(gctx, a.gb.udp, a.gb.tcp) })
+	}
 
 	// Serve once the relay listens: a WHEP offer that comes in the first
 	// moment (it waits on the bound listener until then) is answered, not
@@ -394,6 +403,9 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Close() error {
 	if a.ln != nil {
 		a.ln.Close()
+	}
+	if a.gb != nil {
+		a.gb.close()
 	}
 	if closer, ok := a.Store.(io.Closer); ok {
 		closer.Close()

@@ -288,10 +288,12 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.Open(context.Background(), testdb.Open(t, path))
+	db := testdb.Open(t, path)
+	reg, err := registry.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gb := fixtureGB28181(t, db)
 	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &testkit.SyncBuffer{},
 		tokens: template.tokens, spareToken: template.spare, incident: template.inc}
 	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing
@@ -315,6 +317,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 		Events:  fakeEvents,
 		Health:  fakeHealth{},
 		Alerts:  fakeAlerts{},
+		GB28181: gb,
 		Log:     log,
 
 		Evidence: testEvidenceKey,

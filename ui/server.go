@@ -74,6 +74,8 @@ type Deps struct {
 	// Health reports how every part is; Alerts sends test events.
 	Health Health
 	Alerts Alerts
+	// GB28181 is the GB/T 28181 device registry; nil when gb28181 is off.
+	GB28181 *GB28181
 	// Metrics serves Prometheus text.
 	Metrics http.Handler
 	// Evidence signs evidence packages (export format=package, incident
@@ -232,6 +234,14 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/reports/availability", actReports, "", s.availability)
 	s.route("GET /api/v1/health", actView, "", s.health) // admin and operator: checked in the handler
 	s.route("POST /api/v1/alerts/test", actAdmin, "alerts.test", s.alertsTest)
+
+	// GB/T 28181 devices.
+	s.route("GET /api/v1/gb28181/devices", actAdmin, "", s.listGBDevices)
+	s.route("POST /api/v1/gb28181/devices", actAdmin, "gb28181.device.create", s.createGBDevice)
+	s.route("GET /api/v1/gb28181/devices/{id}", actAdmin, "", s.getGBDevice)
+	s.route("PUT /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.update", s.updateGBDevice)
+	s.route("DELETE /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.delete", s.deleteGBDevice)
+	s.route("GET /api/v1/gb28181/refused", actAdmin, "", s.listGBRefused)
 	metricsAct := actMetrics
 	if s.opts.MetricsPublic {
 		metricsAct = actOpen

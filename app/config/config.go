@@ -31,6 +31,7 @@ type Config struct {
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
 	Alerts    Alerts    `yaml:"alerts"`
+	GB28181   GB28181   `yaml:"gb28181"`
 }
 
 // HTTP is the web server.
@@ -214,6 +215,18 @@ func (a Alerts) AlertWebhooks() []alerts.Webhook {
 	return out
 }
 
+// GB28181 is the GB/T 28181 SIP server devices register to.
+type GB28181 struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"` // SIP over UDP and TCP
+	ID      string `yaml:"id"`     // this platform's 20-digit SIP ID
+	Realm   string `yaml:"realm"`  // SIP domain, 10 digits
+	// Password is the default device password (VIGIL_GB28181_PASSWORD).
+	Password  string `yaml:"password"`
+	MediaPort int    `yaml:"mediaPort"` // one UDP + TCP port for all incoming PS/RTP
+	MediaIP   string `yaml:"mediaIP"`   // address written into SDP; "": the address the device reached
+}
+
 // Default returns the built-in defaults of the contract.
 func Default() Config {
 	return Config{
@@ -234,6 +247,7 @@ func Default() Config {
 		Auth:     Auth{SessionTTL: Duration(12 * time.Hour), SessionMaxAge: Duration(30 * 24 * time.Hour)},
 		Log:      Log{Level: "info", Format: "text"},
 		Alerts:   Alerts{OfflineAfter: Duration(30 * time.Second)},
+		GB28181:  GB28181{Listen: ":5060", ID: "44011300002000000001", Realm: "4401130000", MediaPort: 10000},
 	}
 }
 
@@ -599,6 +613,9 @@ func (c *Config) Validate() error {
 			return fail(fmt.Sprintf("alerts.webhooks[%d]", i), "%v", err)
 		}
 	}
+	if err := c.GB28181.validate(fail); err != nil {
+		return err
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -610,6 +627,30 @@ func (c *Config) Validate() error {
 		return fail("log.format", "%q is not text or json", c.Log.Format)
 	}
 	return nil
+}
+
+func (g GB28181) validate(fail func(key, format string, a ...any) error) error {
+	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
+		return fail("gb28181.listen", "%q is not host:port (e.g. \":5060\")", g.Listen)
+	}
+	if !digits(g.ID, 20) {
+		return fail("gb28181.id", "%q is not 20 digits", g.ID)
+	}
+	if !digits(g.Realm, 10) {
+		return fail("gb28181.realm", "%q is not 10 digits", g.Realm)
+	}
+	if g.MediaPort < 0 || g.MediaPort > 65535 {
+		return fail("gb28181.mediaPort", "%d is not a port number (0-65535)", g.MediaPort)
+	}
+	if g.MediaIP != "" && net.ParseIP(g.MediaIP) == nil {
+		return fail("gb28181.mediaIP", "%q is not an IP address", g.MediaIP)
+	}
+	return nil
+}
+
+// digits reports whether s is n decimal digits.
+func digits(s string, n int) bool {
+	return len(s) == n && strings.Trim(s, "0123456789") == ""
 }
 
 // Duration is a time.Duration written as a Go duration ("60s", "12h") or as seconds.

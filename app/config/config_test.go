@@ -99,6 +99,13 @@ var badConfigs = []struct {
 	{"webhook unknown key", "alerts: { webhooks: [{ url: 'http://a/', secrets: x }] }", nil, "secrets"},
 	{"offlineAfter zero", "alerts: { offlineAfter: 0s }", nil, "alerts.offlineAfter"},
 	{"offlineAfter bad", "alerts: { offlineAfter: soon }", nil, "alerts.offlineAfter"},
+	{"gb28181 id short", "gb28181: { id: '4401130000200000000' }", nil, "gb28181.id"},
+	{"gb28181 id letters", "gb28181: { id: '4401130000200000000x' }", nil, "gb28181.id"},
+	{"gb28181 realm", "gb28181: { realm: '440113' }", nil, "gb28181.realm"},
+	{"gb28181 listen", "gb28181: { listen: '5060' }", nil, "gb28181.listen"},
+	{"gb28181 mediaPort", "gb28181: { mediaPort: 70000 }", nil, "gb28181.mediaPort"},
+	{"gb28181 mediaIP", "gb28181: { mediaIP: 'example.org' }", nil, "gb28181.mediaIP"},
+	{"gb28181 unknown key", "gb28181: { upstreams: [] }", nil, "gb28181.upstreams"},
 }
 
 func TestBadConfigs(t *testing.T) {
@@ -202,4 +209,14 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = cfg.Validate()
 	})
+}
+
+func TestGB28181Env(t *testing.T) {
+	cfg, err := Load("", []string{"VIGIL_GB28181_PASSWORD=devpass", "VIGIL_GB28181_ENABLED=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GB28181.Password != "devpass" || !cfg.GB28181.Enabled || cfg.GB28181.Listen != ":5060" {
+		t.Fatalf("gb28181 = %+v", cfg.GB28181)
+	}
 }

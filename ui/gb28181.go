@@ -1,0 +1,191 @@
+package ui
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/vigil-vms/vigil/gb28181/device"
+	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/internal/apierr"
+)
+
+// GB28181 is the GB/T 28181 side: the devices an admin registered and the
+// SIP server's runtime state of them.
+type GB28181 struct {
+	Devices *device.Store
+	SIP     GBState
+}
+
+// GBState is what the API reads from the SIP server.
+type GBState interface {
+	DeviceState(id string) sip.State
+	RefusedList() []sip.Refused
+	Admitted(id string) // an admin added the device: no longer refused
+	Forget(id string)
+}
+
+// gbDevice is a device as the API shows it.
+type gbDevice struct {
+	device.Device
+	State     string     `json:"state"`
+	Since     *time.Time `json:"since"` // null while never registered
+	Address   string     `json:"address"`
+	Transport string     `json:"transport"`
+	LastError string     `json:"lastError"`
+	Channels  []string   `json:"channels"`
+}
+
+type gbDeviceBody struct {
+	ID         string  `json:"id"`
+	Name       string  `json:"name"`
+	Department string  `json:"department"`
+	Password   *string `json:"password"`
+}
+
+func (s *Server) gb() (*GB28181, error) {
+	if s.deps.GB28181 == nil || s.deps.GB28181.Devices == nil {
+		return nil, apierr.New(apierr.ErrNotFound, "GB/T 28181 is not enabled (gb28181.enabled)")
+	}
+	return s.deps.GB28181, nil
+}
+
+func (g *GB28181) show(d device.Device) gbDevice {
+	out := gbDevice{Device: d, State: sip.StateNever, Channels: []string{}}
+	if g.SIP != nil {
+		st := g.SIP.DeviceState(d.ID)
+		out.State, out.Address, out.Transport, out.LastError = st.State, st.Address, st.Transport, st.LastError
+		if !st.Since.IsZero() {
+			out.Since = &st.Since
+		}
+	}
+	return out
+}
+
+// gbVisible returns the device when the caller's departments cover it; a
+// device outside them is "does not exist", like a camera.
+func (s *Server) gbVisible(r *http.Request, c *call, g *GB28181, id string) (device.Device, error) {
+	d, err := g.Devices.Get(r.Context(), id)
+	if err != nil {
+		return d, err
+	}
+	if !c.p.user.InScope(d.Department) {
+		return device.Device{}, apierr.New(apierr.ErrNotFound, "device %q does not exist", truncate(id, 64))
+	}
+	return d, nil
+}
+
+func (s *Server) listGBDevices(w http.ResponseWriter, r *http.Request, c *call) error {
+	g, err := s.gb()
+	if err != nil {
+		return err
+	}
+	ds, err := g.Devices.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []gbDevice{}
+	for _, d := range ds {
+		if c.p.user.InScope(d.Department) {
+			out = append(out, g.show(d))
+		}
+	}
+	return writeOK(w, out, nil)
+}
+
+func (s *Server) getGBDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	g, err := s.gb()
+	if err != nil {
+		return err
+	}
+	d, err := s.gbVisible(r, c, g, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeOK(w, g.show(d), nil)
+}
+
+func (s *Server) createGBDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	g, err := s.gb()
+	if err != nil {
+		return err
+	}
+	var in gbDeviceBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	c.audit.Detail = "gb28181 device " + truncate(in.ID, 64)
+	if err := inScopeDepartment(c.p, in.Department); err != nil {
+		return err
+	}
+	d, err := g.Devices.Create(r.Context(), device.Input{ID: in.ID, Name: in.Name, Department: in.Department, Password: in.Password})
+	if err != nil {
+		return err
+	}
+	if g.SIP != nil {
+		g.SIP.Admitted(d.ID)
+	}
+	s.log.Info("gb28181 device created", "device", d.ID, "user", c.p.user.Username)
+	w.Header().Set("Location", "/api/v1/gb28181/devices/"+d.ID)
+	writeJSON(w, http.StatusCreated, g.show(d))
+	return nil
+}
+
+func (s *Server) updateGBDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	g, err := s.gb()
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	c.audit.Detail = "gb28181 device " + truncate(id, 64)
+	var in gbDeviceBody
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.ID != "" && in.ID != id {
+		return apierr.New(apierr.ErrInvalid, "the id in the body (%q) differs from the URL's (%q): a device cannot be renamed", truncate(in.ID, 64), truncate(id, 64))
+	}
+	if _, err := s.gbVisible(r, c, g, id); err != nil {
+		return err
+	}
+	if err := inScopeDepartment(c.p, in.Department); err != nil {
+		return err
+	}
+	d, err := g.Devices.Update(r.Context(), device.Input{ID: id, Name: in.Name, Department: in.Department, Password: in.Password})
+	if err != nil {
+		return err
+	}
+	return writeOK(w, g.show(d), nil)
+}
+
+func (s *Server) deleteGBDevice(w http.ResponseWriter, r *http.Request, c *call) error {
+	g, err := s.gb()
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	c.audit.Detail = "gb28181 device " + truncate(id, 64)
+	if _, err := s.gbVisible(r, c, g, id); err != nil {
+		return err
+	}
+	if err := g.Devices.Delete(r.Context(), id); err != nil {
+		return err
+	}
+	if g.SIP != nil {
+		g.SIP.Forget(id)
+	}
+	return writeNoContent(w, nil)
+}
+
+// listGBRefused lists REGISTERs from unknown devices. They belong to no
+// department yet: every admin, limited or not, may add them to theirs.
+func (s *Server) listGBRefused(w http.ResponseWriter, r *http.Request, c *call) error {
+	g, err := s.gb()
+	if err != nil {
+		return err
+	}
+	out := []sip.Refused{}
+	if g.SIP != nil {
+		out = append(out, g.SIP.RefusedList()...)
+	}
+	return writeOK(w, out, nil)
+}
