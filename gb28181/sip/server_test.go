@@ -29,6 +29,14 @@ type testServer struct {
 	devices  map[string]string
 }
 
+// on is the server's address for a transport, "udp" or "tcp".
+func (ts *testServer) on(transport string) string {
+	if transport == "tcp" {
+		return ts.tcp
+	}
+	return ts.udp
+}
+
 func (ts *testServer) lookup(id string) (string, bool, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -145,10 +153,7 @@ func TestRegisterDigest(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			ts := startServer(t, time.Minute)
-			addr := ts.udp
-			if tr == "tcp" {
-				addr = ts.tcp
-			}
+			addr := ts.on(tr)
 			if got := ts.DeviceState(testDevice).State; got != StateNever {
 				t.Fatalf("state before register = %q, want never", got)
 			}

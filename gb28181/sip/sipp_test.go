@@ -49,10 +49,7 @@ func TestSippRegister(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			ts := startServer(t, time.Minute)
-			addr := ts.udp
-			if tr == "tcp" {
-				addr = ts.tcp
-			}
+			addr := ts.on(tr)
 			if out, err := sipp(t, addr, tr, "sipp_register.xml",
 				"-key", "device", testDevice, "-au", testDevice, "-ap", "secret1"); err != nil {
 				t.Fatalf("sipp register: %v\n%s", err, out)
@@ -90,10 +87,7 @@ func TestSippGarbage(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			ts := startServer(t, time.Minute)
-			addr := ts.udp
-			if tr == "tcp" {
-				addr = ts.tcp
-			}
+			addr := ts.on(tr)
 			if out, err := sipp(t, addr, tr, "sipp_garbage.xml", "-key", "device", testDevice); err != nil {
 				t.Fatalf("sipp garbage: %v\n%s", err, out)
 			}
