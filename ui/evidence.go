@@ -45,14 +45,11 @@ func exportFormat(r *http.Request) (pkg bool, err error) {
 // exportIncident streams one package with every camera of the incident
 // that the caller may see; the others are left out and only counted.
 func (s *Server) exportIncident(w http.ResponseWriter, r *http.Request, c *call) error {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		return apierr.New(apierr.ErrNotFound, "incident %q does not exist", truncate(r.PathValue("id"), 64))
-	}
-	in, err := s.reg.IncidentByID(r.Context(), id)
+	in, err := s.pathIncident(r)
 	if err != nil {
 		return err
 	}
+	id := in.ID
 	c.audit.Start, c.audit.End = in.Start, in.End
 	var cams []ingest.Camera
 	for _, camID := range in.Cameras {
