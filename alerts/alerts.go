@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/ctxwait"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
@@ -365,12 +366,8 @@ func (n *Notifier) send(ctx context.Context, h *hook) {
 			backoff = n.next(backoff)
 			n.opts.Log.Warn("alert not delivered, retrying", "webhook", redact(h.URL), "retryIn", backoff.Round(time.Millisecond), "error", err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxwait.Sleep(ctx, backoff) {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -66,17 +66,9 @@ func login(t *testing.T, base, user, password string) *client {
 
 func (c *client) do(method, path string, body any) (int, []byte) {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.csrf != "" {
-		req.Header.Set("X-CSRF-Token", c.csrf)
+	req, err := testkit.APIRequest(method, c.base+path, body, c.csrf)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -231,19 +231,11 @@ func TestReportOnly(t *testing.T) {
 // neither the deleted camera's minutes nor its recordings are its own.
 func TestReportReusedID(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Open(t, "")
-	ix, err := archive.OpenIndex(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := New(ctx, db, Options{Interval: 10 * time.Second, Index: ix, Statuses: func() []ingest.Status {
+	tr, ix := newTracker(t, Options{Interval: 10 * time.Second, Statuses: func() []ingest.Status {
 		var st ingest.Status
 		st.ID, st.State = "a", ingest.StateOnline
 		return []ingest.Status{st}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	for i := 0; i < 60; i++ { // 10 minutes online: 5 of the old camera, 5 of the new
 		if err := tr.Sample(ctx, t0.Add(time.Duration(i)*10*time.Second)); err != nil {

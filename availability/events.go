@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // Event types on a camera's timeline.
@@ -115,30 +116,20 @@ func (t *Tracker) Events(ctx context.Context, camera string, from, to time.Time)
 			return []Event{}, nil
 		}
 	}
-	rows, err := t.db.QueryContext(ctx, `SELECT start_ms, end_ms, message FROM offline
-		WHERE camera = ? AND start_ms < ? AND (end_ms IS NULL OR end_ms > ?) ORDER BY start_ms`,
-		camera, to.UnixMilli(), from.UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("availability: events of %q: %w", camera, err)
-	}
-	defer rows.Close()
-	out := []Event{}
-	for rows.Next() {
+	return sqlitedb.QueryList(ctx, t.db, fmt.Sprintf("availability: events of %q", camera), func(rows *sql.Rows, e *Event) error {
 		var start int64
 		var end sql.NullInt64
 		var msg string
 		if err := rows.Scan(&start, &end, &msg); err != nil {
-			return nil, fmt.Errorf("availability: events of %q: %w", camera, err)
+			return err
 		}
-		e := Event{Type: EventOffline, Start: time.UnixMilli(start).UTC(), Message: msg}
+		*e = Event{Type: EventOffline, Start: time.UnixMilli(start).UTC(), Message: msg}
 		if end.Valid {
 			et := time.UnixMilli(end.Int64).UTC()
 			e.End = &et
 		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("availability: events of %q: %w", camera, err)
-	}
-	return out, nil
+		return nil
+	}, `SELECT start_ms, end_ms, message FROM offline
+		WHERE camera = ? AND start_ms < ? AND (end_ms IS NULL OR end_ms > ?) ORDER BY start_ms`,
+		camera, to.UnixMilli(), from.UnixMilli())
 }

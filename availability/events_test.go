@@ -105,18 +105,10 @@ func TestEventsRemoved(t *testing.T) {
 // one's offline periods (nor their messages).
 func TestEventsReusedID(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Open(t, "")
-	ix, err := archive.OpenIndex(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	var st ingest.Status
 	st.ID, st.State = "a", ingest.StateOnline
-	tr, err := New(ctx, db, Options{Interval: 5 * time.Second, Index: ix, Statuses: func() []ingest.Status { return []ingest.Status{st} }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, ix := newTracker(t, Options{Interval: 5 * time.Second, Statuses: func() []ingest.Status { return []ingest.Status{st} }})
 	sample := sampler(t, tr, t0)
 	if _, err := ix.Own(ctx, archive.Owner{Camera: "a", UID: "old", Department: "police", Since: t0}, t0); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,7 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 const (
@@ -318,23 +318,9 @@ func login(base, user, pass string) (*apiClient, error) {
 }
 
 func (c *apiClient) do(method, path string, body any, want ...int) ([]byte, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, r)
+	req, err := testkit.APIRequest(method, c.base+path, body, c.csrf)
 	if err != nil {
 		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.csrf != "" {
-		req.Header.Set("X-CSRF-Token", c.csrf)
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {

@@ -56,6 +56,17 @@ func verify(b []byte, pin ed25519.PublicKey) (Manifest, error) {
 // rezip rebuilds a package with one entry's content changed by edit, with
 // a correct zip checksum, as a careful forger would.
 func rezip(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte {
+	return rebuildZip(t, b, name, edit, "")
+}
+
+// addFile rebuilds a package with one more entry, name, holding "x".
+func addFile(t *testing.T, b []byte, name string) []byte {
+	return rebuildZip(t, b, "", nil, name)
+}
+
+// rebuildZip rewrites every entry of a package, the one called name changed
+// by edit, and appends an entry called add unless add is empty.
+func rebuildZip(t *testing.T, b []byte, name string, edit func([]byte) []byte, add string) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -63,6 +74,13 @@ func rezip(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte
 	}
 	var out bytes.Buffer
 	zw := zip.NewWriter(&out)
+	write := func(name string, body []byte) {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body)
+	}
 	for _, f := range zr.File {
 		rc, err := f.Open()
 		if err != nil {
@@ -76,11 +94,10 @@ func rezip(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte
 		if f.Name == name {
 			body = edit(body)
 		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(body)
+		write(f.Name, body)
+	}
+	if add != "" {
+		write(add, []byte("x"))
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
@@ -169,25 +186,6 @@ func TestVerify(t *testing.T) {
 	if err != nil || m.KeyID != KeyID(other.Public()) {
 		t.Fatalf("unpinned other key: %v %s", err, m.KeyID)
 	}
-}
-
-func addFile(t *testing.T, b []byte, name string) []byte {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, f := range zr.File {
-		if err := zw.Copy(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w, _ := zw.Create(name)
-	w.Write([]byte("x"))
-	zw.Close()
-	return out.Bytes()
 }
 
 func TestAddRefusesBadNames(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
+
+	"github.com/vigil-vms/vigil/internal/keyfile"
 )
 
 // KeyFile is the name of the evidence key file, in the database's directory.
@@ -67,32 +67,16 @@ func ParsePublic(s string) (ed25519.PublicKey, error) {
 // creates it there, readable by the owner only, when it does not exist.
 // A key file readable by others is refused.
 func LoadKey(path string) (key Key, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	text, created, err := keyfile.ReadOrCreate(path, "evidence key", func() ([]byte, error) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return Key{}, false, fmt.Errorf("evidence key: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return Key{}, false, fmt.Errorf("evidence key: %w", err)
-		}
-		_, werr := f.WriteString(base64.StdEncoding.EncodeToString(priv.Seed()) + "\n")
-		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-			os.Remove(path)
-			return Key{}, false, fmt.Errorf("evidence key %s: %w", path, err)
-		}
-		return Key{priv: priv}, true, nil
-	}
+		return priv.Seed(), err
+	})
 	if err != nil {
-		return Key{}, false, fmt.Errorf("evidence key: %w", err)
+		return Key{}, false, err
 	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return Key{}, false, fmt.Errorf("evidence key %s: readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	seed, err := base64.StdEncoding.DecodeString(text)
 	if err != nil || len(seed) != ed25519.SeedSize {
 		return Key{}, false, fmt.Errorf("evidence key %s: not a %d-byte Ed25519 seed in base64", path, ed25519.SeedSize)
 	}
-	return Key{priv: ed25519.NewKeyFromSeed(seed)}, false, nil
+	return Key{priv: ed25519.NewKeyFromSeed(seed)}, created, nil
 }

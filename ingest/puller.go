@@ -11,6 +11,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/vigil-vms/vigil/internal/ctxwait"
 )
 
 // State is the state of a camera stream in status.
@@ -83,12 +85,8 @@ func (p *puller) run(ctx context.Context) {
 		p.setOffline(classify(err, hostOf(p.cfg.url)))
 		var wait time.Duration
 		wait, failures = retryWait(failures, !online.IsZero(), time.Since(began), p.cfg.backoffMin, p.cfg.backoffMax)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxwait.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		p.mu.Lock()
 		p.reconnects++

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // AuditEntry is one row of the append-only audit log.
@@ -74,7 +76,7 @@ func (r *Registry) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntr
 	}
 	q += ` ORDER BY time_ns DESC, id DESC LIMIT ?`
 	args = append(args, f.Limit)
-	return queryList(ctx, r.db, "audit", func(rows *sql.Rows, e *AuditEntry) error {
+	return sqlitedb.QueryList(ctx, r.db, "audit", func(rows *sql.Rows, e *AuditEntry) error {
 		var t, s, en int64
 		err := rows.Scan(&e.ID, &t, &e.User, &e.Address, &e.Action, &e.Camera, &s, &en, &e.Result, &e.Detail)
 		e.Time, e.Start, e.End = nsTime(t), nsTime(s), nsTime(en)

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // Department groups cameras; users may be limited to departments.
@@ -65,7 +66,7 @@ func checkText(s string, min, max int) string {
 
 // Departments lists every department by id.
 func (r *Registry) Departments(ctx context.Context) ([]Department, error) {
-	return queryList(ctx, r.db, "list departments", func(rows *sql.Rows, d *Department) error {
+	return sqlitedb.QueryList(ctx, r.db, "list departments", func(rows *sql.Rows, d *Department) error {
 		return rows.Scan(&d.ID, &d.Name.ZH, &d.Name.EN)
 	}, `SELECT id, name_zh, name_en FROM departments ORDER BY id`)
 }

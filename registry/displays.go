@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // Display is a wall screen that an admin signed in for good: it sees live
@@ -106,7 +107,7 @@ func scanDisplay(sc interface{ Scan(...any) error }, d *Display) error {
 
 // Displays lists the displays by creation.
 func (r *Registry) Displays(ctx context.Context) ([]Display, error) {
-	return queryList(ctx, r.db, "list displays", func(rows *sql.Rows, d *Display) error {
+	return sqlitedb.QueryList(ctx, r.db, "list displays", func(rows *sql.Rows, d *Display) error {
 		return scanDisplay(rows, d)
 	}, `SELECT `+displayColumns+` FROM displays ORDER BY created_ns, id`)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // Incident marks a time range of some cameras as evidence: retention never
@@ -122,7 +123,7 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	out, err := queryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
+	out, err := sqlitedb.QueryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
 		var s, e, c int64
 		err := rows.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c)
 		in.Start, in.End, in.Created = nsTime(s), nsTime(e), nsTime(c)
@@ -141,7 +142,7 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 
 // incidentCameras sets in.Cameras and in.PastCameras: the cameras that
 // still are the incarnation the incident was made on, and the others.
-func incidentCameras(ctx context.Context, q queryer, in *Incident) error {
+func incidentCameras(ctx context.Context, q sqlitedb.Queryer, in *Incident) error {
 	rows, err := q.QueryContext(ctx, `SELECT ic.camera, COALESCE(c.uid = ic.camera_uid, 0) FROM incident_cameras ic
 		LEFT JOIN cameras c ON c.id = ic.camera WHERE ic.incident = ? ORDER BY ic.camera`, in.ID)
 	if err != nil {

@@ -1,38 +1,6 @@
 package registry
 
-import (
-	"context"
-	"database/sql"
-	"fmt"
-)
-
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// queryList runs query and scans each row into a T with scan, returning them
-// in order (an empty list, not nil, when there are none). Every error is
-// wrapped as "what: ...". The rows are closed before it returns, so that the
-// caller may query again on a one-connection database.
-func queryList[T any](ctx context.Context, q queryer, what string, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		var v T
-		if err := scan(rows, &v); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
-}
+import "database/sql"
 
 // scanString scans a row of one text column.
 func scanString(rows *sql.Rows, s *string) error { return rows.Scan(s) }

@@ -8,14 +8,12 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"regexp"
 	"strings"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/keyfile"
 )
 
 // KeySize is the length of the key that encrypts stored camera passwords
@@ -47,34 +45,19 @@ func LoadKey(path, envValue string) (key []byte, created bool, err error) {
 		}
 		return key, false, nil
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	text, created, err := keyfile.ReadOrCreate(path, "secret key", func() ([]byte, error) {
 		key := make([]byte, KeySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, false, fmt.Errorf("secret key: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, false, fmt.Errorf("secret key: %w", err)
-		}
-		_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-			os.Remove(path)
-			return nil, false, fmt.Errorf("secret key %s: %w", path, err)
-		}
-		return key, true, nil
-	}
+		_, err := rand.Read(key)
+		return key, err
+	})
 	if err != nil {
-		return nil, false, fmt.Errorf("secret key: %w", err)
+		return nil, false, err
 	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, false, fmt.Errorf("secret key %s: readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	key, err = decodeKey(strings.TrimSpace(string(b)))
+	key, err = decodeKey(text)
 	if err != nil {
 		return nil, false, fmt.Errorf("secret key %s: %w", path, err)
 	}
-	return key, false, nil
+	return key, created, nil
 }
 
 func decodeKey(s string) ([]byte, error) {

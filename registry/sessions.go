@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // Session is a login of a user through the web app.
@@ -187,7 +188,7 @@ func (r *Registry) Tokens(ctx context.Context, username string) ([]Token, error)
 		q += ` WHERE username = ?`
 		args = append(args, username)
 	}
-	return queryList(ctx, r.db, "list tokens", func(rows *sql.Rows, t *Token) error {
+	return sqlitedb.QueryList(ctx, r.db, "list tokens", func(rows *sql.Rows, t *Token) error {
 		var created, used int64
 		err := rows.Scan(&t.ID, &t.Name, &t.User, &created, &used)
 		t.Created, t.LastUsed = nsTime(created), nsTime(used)

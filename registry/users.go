@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
 // Roles.
@@ -187,7 +188,7 @@ var dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + base6
 
 // Users lists every user by name.
 func (r *Registry) Users(ctx context.Context) ([]User, error) {
-	out, err := queryList(ctx, r.db, "list users", func(rows *sql.Rows, u *User) error {
+	out, err := sqlitedb.QueryList(ctx, r.db, "list users", func(rows *sql.Rows, u *User) error {
 		return rows.Scan(&u.Username, &u.Role)
 	}, `SELECT username, role FROM users ORDER BY username`)
 	if err != nil {
@@ -204,8 +205,8 @@ func (r *Registry) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-func userDepartments(ctx context.Context, q queryer, username string) ([]string, error) {
-	return queryList(ctx, q, fmt.Sprintf("user %q: departments", username), scanString,
+func userDepartments(ctx context.Context, q sqlitedb.Queryer, username string) ([]string, error) {
+	return sqlitedb.QueryList(ctx, q, fmt.Sprintf("user %q: departments", username), scanString,
 		`SELECT department FROM user_departments WHERE username = ? ORDER BY department`, username)
 }
 

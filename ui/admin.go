@@ -346,15 +346,21 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c *call) 
 	return nil
 }
 
-func (s *Server) deleteIncident(w http.ResponseWriter, r *http.Request, c *call) error {
+// pathIncident reads the incident named by the request path's {id}.
+func (s *Server) pathIncident(r *http.Request) (registry.Incident, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		return apierr.New(apierr.ErrNotFound, "incident %q does not exist", truncate(r.PathValue("id"), 64))
+		return registry.Incident{}, apierr.New(apierr.ErrNotFound, "incident %q does not exist", truncate(r.PathValue("id"), 64))
 	}
-	in, err := s.reg.IncidentByID(r.Context(), id)
+	return s.reg.IncidentByID(r.Context(), id)
+}
+
+func (s *Server) deleteIncident(w http.ResponseWriter, r *http.Request, c *call) error {
+	in, err := s.pathIncident(r)
 	if err != nil {
 		return err
 	}
+	id := in.ID
 	// An admin limited to departments deletes only an incident all of
 	// whose cameras they manage: it protects the recordings of each of them.
 	if vis := s.visibleIncidents(r, c, []registry.Incident{in}); len(vis) == 0 {

@@ -45,14 +45,11 @@ func exportFormat(r *http.Request) (pkg bool, err error) {
 // exportIncident streams one package with every camera of the incident
 // that the caller may see; the others are left out and only counted.
 func (s *Server) exportIncident(w http.ResponseWriter, r *http.Request, c *call) error {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		return apierr.New(apierr.ErrNotFound, "incident %q does not exist", truncate(r.PathValue("id"), 64))
-	}
-	in, err := s.reg.IncidentByID(r.Context(), id)
+	in, err := s.pathIncident(r)
 	if err != nil {
 		return err
 	}
+	id := in.ID
 	c.audit.Start, c.audit.End = in.Start, in.End
 	var cams []ingest.Camera
 	for _, camID := range in.Cameras {
@@ -81,15 +78,7 @@ func (s *Server) exportIncident(w http.ResponseWriter, r *http.Request, c *call)
 // packageName is the download name of a package, such as
 // police-007_20261126T080000Z_20261126T081000Z.zip.
 func packageName(what string, start, end time.Time) string {
-	safe := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, what)
-	const f = "20060102T150405Z"
-	return safe + "_" + start.UTC().Format(f) + "_" + end.UTC().Format(f) + ".zip"
+	return review.DownloadName(what, start, end, ".zip")
 }
 
 // writePackage exports the cameras one after the other (each holds one of

@@ -74,7 +74,7 @@ func (rv *Review) Export(ctx context.Context, camera string, start, end time.Tim
 		release()
 		return Export{}, err
 	}
-	ex := Export{Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Name: exportName(camera, start, end),
+	ex := Export{Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Name: DownloadName(camera, start, end, ".mp4"),
 		Gaps: c.missing(), Recorded: c.duration()}
 	if sp.f != nil {
 		ex.File = &tempFile{File: sp.f}
@@ -154,18 +154,19 @@ func (r releaseOnClose) Close() error {
 	return err
 }
 
-// exportName is the download name: camera and UTC range, in characters any
-// file system accepts.
-func exportName(camera string, start, end time.Time) string {
+// DownloadName is the download name of what (a camera, an incident) over
+// a UTC range, in characters any file system accepts, ending in ext, such as
+// police-007_20261126T080000Z_20261126T081000Z.mp4.
+func DownloadName(what string, start, end time.Time, ext string) string {
 	safe := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
 			return r
 		}
 		return '_'
-	}, camera)
+	}, what)
 	const f = "20060102T150405Z"
-	return safe + "_" + start.UTC().Format(f) + "_" + end.UTC().Format(f) + ".mp4"
+	return safe + "_" + start.UTC().Format(f) + "_" + end.UTC().Format(f) + ext
 }
 
 // spillWriter keeps up to limit bytes in memory, then moves to a temporary file.
