@@ -2,29 +2,29 @@ package registry
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/keyfile"
+	"github.com/vigil-vms/vigil/internal/secretbox"
 )
 
 // KeySize is the length of the key that encrypts stored camera passwords
 // (AES-256-GCM).
-const KeySize = 32
+const KeySize = secretbox.KeySize
 
 // sealedPrefix starts a stored password that is encrypted. What follows is
 // base64url(nonce || ciphertext); the additional data binds it to its
 // camera and field, so that a sealed password copied into another row does
 // not open.
-const sealedPrefix = "vigil-enc1."
+const sealedPrefix = secretbox.Prefix
 
 // passwordRE finds the password of an RTSP URL as stored, the same way
 // ingest.RedactURL and url.Parse do: after the user name's ':' up to the last
@@ -74,24 +74,17 @@ func decodeKey(s string) ([]byte, error) {
 
 // sealer encrypts and decrypts the passwords inside stored camera URLs.
 // A nil sealer stores them as they are and refuses sealed ones.
-type sealer struct{ aead cipher.AEAD }
+type sealer struct{ box *secretbox.Box }
 
 func newSealer(key []byte) (*sealer, error) {
 	if key == nil {
 		return nil, nil
 	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("registry: the secret key has %d bytes, want %d", len(key), KeySize)
-	}
-	block, err := aes.NewCipher(key)
+	box, err := secretbox.New(key)
 	if err != nil {
-		return nil, fmt.Errorf("registry: secret key: %w", err)
+		return nil, fmt.Errorf("registry: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("registry: secret key: %w", err)
-	}
-	return &sealer{aead: aead}, nil
+	return &sealer{box: box}, nil
 }
 
 func sealAD(camera, field string) []byte { return []byte("vigil camera " + camera + " " + field) }
@@ -113,12 +106,11 @@ func (s *sealer) seal(rawURL, camera, field string, fresh bool) (string, error) 
 	if s == nil {
 		return rawURL, nil
 	}
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(m[2])+s.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
+	sealed, err := s.box.Seal(m[2], sealAD(camera, field))
+	if err != nil {
 		return "", fmt.Errorf("camera %q: seal %s: %w", camera, field, err)
 	}
-	box := s.aead.Seal(nonce, nonce, []byte(m[2]), sealAD(camera, field))
-	return m[1] + sealedPrefix + base64.RawURLEncoding.EncodeToString(box) + m[3], nil
+	return m[1] + sealed + m[3], nil
 }
 
 // open returns rawURL with its sealed password decrypted.
@@ -130,16 +122,14 @@ func (s *sealer) open(rawURL, camera, field string) (string, error) {
 	if s == nil {
 		return "", apierr.New(apierr.ErrUnavailable, "camera %q: its stored password is encrypted and this process has no secret key", camera)
 	}
-	box, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(m[2], sealedPrefix))
-	if err != nil || len(box) < s.aead.NonceSize() {
+	plain, err := s.box.Open(m[2], sealAD(camera, field))
+	switch {
+	case errors.Is(err, secretbox.ErrDamaged):
 		return "", fmt.Errorf("camera %q: the stored %s password is damaged", camera, field)
-	}
-	n := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, box[:n], box[n:], sealAD(camera, field))
-	if err != nil {
+	case err != nil:
 		return "", fmt.Errorf("camera %q: the stored %s password does not decrypt: is this the secret key the database was written with?", camera, field)
 	}
-	return m[1] + string(plain) + m[3], nil
+	return m[1] + plain + m[3], nil
 }
 
 // sealAll encrypts the passwords stored in plain text (a database from

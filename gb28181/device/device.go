@@ -5,11 +5,7 @@ package device
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/secretbox"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 )
 
@@ -42,15 +39,13 @@ var migrations = []string{
 
 // KeySize is the length of the key that encrypts device passwords
 // (AES-256-GCM): the same key as the camera passwords'.
-const KeySize = 32
-
-const sealedPrefix = "vigil-enc1."
+const KeySize = secretbox.KeySize
 
 // Store is the device table.
 type Store struct {
-	db   *sql.DB
-	aead cipher.AEAD // nil: passwords stored as they are
-	now  func() time.Time
+	db  *sql.DB
+	box *secretbox.Box // nil: passwords stored as they are
+	now func() time.Time
 }
 
 // Open migrates the table in db and returns the store. With a key (the
@@ -58,16 +53,11 @@ type Store struct {
 func Open(ctx context.Context, db *sql.DB, key []byte) (*Store, error) {
 	s := &Store{db: db, now: time.Now}
 	if key != nil {
-		if len(key) != KeySize {
-			return nil, fmt.Errorf("gb28181 devices: the secret key has %d bytes, want %d", len(key), KeySize)
-		}
-		block, err := aes.NewCipher(key)
+		box, err := secretbox.New(key)
 		if err != nil {
-			return nil, fmt.Errorf("gb28181 devices: secret key: %w", err)
+			return nil, fmt.Errorf("gb28181 devices: %w", err)
 		}
-		if s.aead, err = cipher.NewGCM(block); err != nil {
-			return nil, fmt.Errorf("gb28181 devices: secret key: %w", err)
-		}
+		s.box = box
 	}
 	if err := sqlitedb.Migrate(ctx, db, "gb28181", migrations); err != nil {
 		return nil, fmt.Errorf("gb28181 devices: %w", err)
@@ -83,34 +73,31 @@ func ValidID(id string) bool {
 func idAD(id string) []byte { return []byte("vigil gb28181 device " + id + " password") }
 
 func (s *Store) seal(id, password string) (string, error) {
-	if password == "" || s.aead == nil {
+	if password == "" || s.box == nil {
 		return password, nil
 	}
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(password)+s.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
+	sealed, err := s.box.Seal(password, idAD(id))
+	if err != nil {
 		return "", fmt.Errorf("device %q: seal password: %w", id, err)
 	}
-	box := s.aead.Seal(nonce, nonce, []byte(password), idAD(id))
-	return sealedPrefix + base64.RawURLEncoding.EncodeToString(box), nil
+	return sealed, nil
 }
 
 func (s *Store) open(id, stored string) (string, error) {
-	if !strings.HasPrefix(stored, sealedPrefix) {
+	if !secretbox.Sealed(stored) {
 		return stored, nil
 	}
-	if s.aead == nil {
+	if s.box == nil {
 		return "", fmt.Errorf("device %q: its stored password is encrypted and this process has no secret key", id)
 	}
-	box, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(stored, sealedPrefix))
-	n := s.aead.NonceSize()
-	if err != nil || len(box) < n {
+	plain, err := s.box.Open(stored, idAD(id))
+	switch {
+	case errors.Is(err, secretbox.ErrDamaged):
 		return "", fmt.Errorf("device %q: the stored password is damaged", id)
-	}
-	plain, err := s.aead.Open(nil, box[:n], box[n:], idAD(id))
-	if err != nil {
+	case err != nil:
 		return "", fmt.Errorf("device %q: the stored password does not decrypt with the secret key", id)
 	}
-	return string(plain), nil
+	return plain, nil
 }
 
 // Input is what an admin sends to create or replace a device. Password nil
@@ -137,7 +124,7 @@ func (in *Input) check() error {
 	if in.Department == "" {
 		return apierr.New(apierr.ErrInvalid, "%s is required", "department")
 	}
-	if in.Password != nil && (len(*in.Password) > 128 || strings.HasPrefix(*in.Password, sealedPrefix)) {
+	if in.Password != nil && (len(*in.Password) > 128 || secretbox.Sealed(*in.Password)) {
 		return apierr.New(apierr.ErrInvalid, "device password is longer than 128 bytes or begins with vigil-enc1.")
 	}
 	return nil

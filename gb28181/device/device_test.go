@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/secretbox"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -50,7 +51,7 @@ func TestCRUD(t *testing.T) {
 	if err := s.db.QueryRow(`SELECT password FROM gb28181_devices WHERE id = ?`, id1).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(raw, sealedPrefix) || strings.Contains(raw, "secret1") {
+	if !strings.HasPrefix(raw, secretbox.Prefix) || strings.Contains(raw, "secret1") {
 		t.Fatalf("stored password %q is not sealed", raw)
 	}
 	if pw, ok, err := s.Password(ctx, id1); err != nil || !ok || pw != "secret1" {
@@ -97,7 +98,7 @@ func TestInvalid(t *testing.T) {
 		{"no name", Input{ID: id1, Department: "police"}, 400},
 		{"no department", Input{ID: id1, Name: "x"}, 400},
 		{"unknown department", Input{ID: id1, Name: "x", Department: "nowhere"}, 400},
-		{"sealed-looking password", Input{ID: id1, Name: "x", Department: "police", Password: ptr(sealedPrefix + "x")}, 400},
+		{"sealed-looking password", Input{ID: id1, Name: "x", Department: "police", Password: ptr(secretbox.Prefix + "x")}, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := s.Create(ctx, tc.in); apierr.Status(err) != tc.code {
