@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 const helperEnv = "VIGIL_RECORDER_HELPER_DIR"
@@ -60,14 +61,7 @@ func TestKill9(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecorderProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := testkit.StartPiped(t, cmd)
 	var last time.Duration
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {

@@ -130,14 +130,7 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stdout, err := load.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	load.Stderr = os.Stderr
-	if err := load.Start(); err != nil {
-		b.Fatal(err)
-	}
+	stdout := testkit.StartPiped(b, load)
 	defer func() { _ = load.Process.Kill(); _ = load.Wait() }()
 	lines := bufio.NewScanner(stdout)
 	ready := false

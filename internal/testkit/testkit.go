@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -162,4 +163,20 @@ func CheckLeaks(t testing.TB) {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+}
+
+// StartPiped starts cmd (another process a test drives, such as this test
+// binary re-run as a helper) with its standard error on ours, and returns
+// its standard output to read; a failure to start fails the test.
+func StartPiped(t testing.TB, cmd *exec.Cmd) io.ReadCloser {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdout
 }
