@@ -440,6 +440,17 @@ func (sub *Subscription) Next(ctx context.Context) (u *Unit, gap bool, err error
 	}
 }
 
+// Drain reads and drops units until the stream closes (ErrStreamClosed) or
+// ctx ends (its error): a load on the stream that uses nothing of it, for
+// benchmarks and tests.
+func (sub *Subscription) Drain(ctx context.Context) error {
+	for {
+		if _, _, err := sub.Next(ctx); err != nil {
+			return err
+		}
+	}
+}
+
 // Dropped returns how many units this subscriber lost.
 func (sub *Subscription) Dropped() uint64 {
 	sub.mu.Lock()

@@ -375,11 +375,7 @@ func BenchmarkHubFanOut(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					defer sub.Close()
-					for {
-						if _, _, err := sub.Next(ctx); err != nil {
-							return
-						}
-					}
+					_ = sub.Drain(ctx)
 				}()
 			}
 			data := [][]byte{{0x41, 1, 2, 3}}

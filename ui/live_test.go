@@ -66,14 +66,8 @@ func TestLiveApply(t *testing.T) {
 	}
 	nctx, ncancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer ncancel()
-	for {
-		_, _, err := sub.Next(nctx)
-		if errors.Is(err, ingest.ErrStreamClosed) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("after delete: %v, want ErrStreamClosed", err)
-		}
+	if err := sub.Drain(nctx); !errors.Is(err, ingest.ErrStreamClosed) {
+		t.Fatalf("after delete: %v, want ErrStreamClosed", err)
 	}
 	if _, ok := f.fleet.Status("sim-1"); ok {
 		t.Fatal("the ingest still knows the camera")

@@ -77,11 +77,7 @@ func run() error {
 			go func() {
 				defer wg.Done()
 				defer s.Close()
-				for {
-					if _, _, err := s.Next(mctx); err != nil {
-						return
-					}
-				}
+				_ = s.Drain(mctx)
 			}()
 		}
 	}
