@@ -295,17 +295,10 @@ func TestKeepaliveNewAddress(t *testing.T) {
 
 func waitState(t *testing.T, ts *testServer, state, cause string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testkit.WaitFor(t, within, "state "+state+" ("+cause+")", func() bool {
 		st := ts.DeviceState(testDevice)
-		if st.State == state && st.LastError == cause {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state = %+v, want %s (%s)", st, state, cause)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.State == state && st.LastError == cause
+	})
 }
 
 // TestEndlessHeaderTCP: a TCP peer that sends headers without end is cut
