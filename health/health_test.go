@@ -20,7 +20,8 @@ func TestMonitorProbes(t *testing.T) {
 	var status atomic.Value
 	status.Store(OK)
 	m := New(Options{Interval: 20 * time.Millisecond})
-	m.AddProbe("store", func(context.Context) (Status, string) { return status.Load().(Status), "msg" })
+	var storeRuns atomic.Int32
+	m.AddProbe("store", func(context.Context) (Status, string) { storeRuns.Add(1); return status.Load().(Status), "msg" })
 	m.AddProbe("slow", func(ctx context.Context) (Status, string) { <-ctx.Done(); return OK, "late" })
 	// a probe that ignores its context: reported all the same, never run twice at once
 	release := make(chan struct{})
@@ -56,7 +57,8 @@ func TestMonitorProbes(t *testing.T) {
 		t.Fatalf("a hung probe: %+v", hung)
 	}
 	first, _ := m.Current("store")
-	time.Sleep(60 * time.Millisecond) // more runs, same status
+	runs := storeRuns.Load()
+	testkit.WaitFor(t, 2*time.Second, "more runs, same status", func() bool { return storeRuns.Load() >= runs+3 })
 	if again, _ := m.Current("store"); !again.Since.Equal(first.Since) {
 		t.Fatalf("since moved without a change: %v → %v", first.Since, again.Since)
 	}
