@@ -103,7 +103,7 @@ func TestRetryAndIndependentWebhooks(t *testing.T) {
 	if e := live.Next(t, 5*time.Second); e.Camera != "c2" {
 		t.Fatalf("live got %+v (spool.high is filtered out)", e)
 	}
-	time.Sleep(300 * time.Millisecond) // several retries against the dead one
+	testkit.WaitFor(t, 5*time.Second, "several retries against the dead one", func() bool { return n.Stats().Failed >= 2 })
 	if st := n.Stats(); st.Failed < 2 || st.Pending != 3 {
 		t.Fatalf("stats while one is down: %+v", st)
 	}
