@@ -65,15 +65,7 @@ func startServer(t *testing.T, keepalive time.Duration, opts ...func(*Server)) *
 		t.Fatal(err)
 	}
 	ts.udp, ts.tcp = pc.LocalAddr().String(), ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve(ctx, pc, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	testkit.Run(t, func(ctx context.Context) error { return ts.Serve(ctx, pc, ln) })
 	return ts
 }
 
