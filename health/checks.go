@@ -6,6 +6,7 @@ import (
 
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/diskfree"
 )
 
 // Pinger is the database (*sql.DB).
@@ -68,7 +69,8 @@ func Spool(o SpoolOptions) ProbeFunc {
 	return func(ctx context.Context) (Status, string) {
 		used := o.Used()
 		fill := fmt.Sprintf("the spool holds %s of %s (%.0f %%)", Size(used), Size(o.MaxBytes), 100*float64(used)/float64(o.MaxBytes))
-		free, _, err := diskSpace(o.Dir)
+		space, _, err := diskfree.Space(o.Dir)
+		free := int64(space)
 		switch {
 		case used >= o.MaxBytes:
 			return Failing, fill + ": full, the oldest waiting segments are dropped"
