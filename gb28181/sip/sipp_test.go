@@ -7,19 +7,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // sipp runs an independent SIP peer (SIPp, Debian sip-tester) against the
 // server. It skips when sipp is missing unless VIGIL_REQUIRE_SIPP=1.
 func sipp(t *testing.T, server, transport, scenario string, args ...string) ([]byte, error) {
 	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_SIPP") == "1" {
-			t.Fatal("VIGIL_REQUIRE_SIPP=1 but sipp is not installed (apt-get install sip-tester)")
-		}
-		t.Skip("sipp not installed (Debian sip-tester); set VIGIL_REQUIRE_SIPP=1 to require it")
-	}
+	bin := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP") // Debian package sip-tester
 	sf, err := filepath.Abs(filepath.Join("testdata", scenario))
 	if err != nil {
 		t.Fatal(err)
