@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,13 +39,7 @@ func start(t *testing.T, db *sql.DB, opts Options) (n *Notifier, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.Run(ctx); close(done) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return n, stop
+	return n, testkit.Run(t, n.Run)
 }
 
 func TestDeliverSignedInOrder(t *testing.T) {
@@ -158,10 +151,7 @@ func TestQueueBound(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	rcv.SetDown(false)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { n.Run(runCtx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer testkit.Run(t, n.Run)()
 	for _, want := range []string{"3", "4", "5"} {
 		if e := rcv.Next(t, 5*time.Second); e.Message != want {
 			t.Fatalf("got %q, want %q (the oldest are dropped)", e.Message, want)

@@ -45,21 +45,14 @@ func (f *fakeStates) Status(c ingest.Camera) dispatch.Status {
 // 50 ms, until stop is called or the test ends.
 func watchCameras(t *testing.T, n *Notifier, cams []ingest.Camera, states *fakeStates, offlineAfter time.Duration) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		n.WatchCameras(ctx, CameraWatchOptions{
+	return testkit.Run(t, func(ctx context.Context) error {
+		return n.WatchCameras(ctx, CameraWatchOptions{
 			Cameras:      func(context.Context) ([]ingest.Camera, error) { return cams, nil },
 			Statuses:     states,
 			OfflineAfter: offlineAfter,
 			Every:        50 * time.Millisecond,
 		})
-		close(done)
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return stop
+	})
 }
 
 // expectNone fails the test when rcv receives an event within d.
