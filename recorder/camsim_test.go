@@ -45,7 +45,7 @@ func recordCamsim(t *testing.T, codec string, store archive.Store) {
 	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: codec, Audio: true})
 	cams := []string{"sim-1", "sim-2"}
 	h, ix := recordSim(t, sim, store, 2*time.Second, cams...)
-	recWaitFor(t, 30*time.Second, "two segments of each camera", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "two segments of each camera", func() bool {
 		for _, id := range cams {
 			segs, err := ix.Segments(context.Background(), id, time.Unix(0, 0), time.Unix(1<<32, 0), false)
 			if err != nil || len(segs) < 2 {
@@ -119,7 +119,7 @@ func TestRecordJitterAndGapExport(t *testing.T) {
 		}
 		return segs
 	}
-	recWaitFor(t, 40*time.Second, "six segments", func() bool { return len(rows()) >= 6 })
+	testkit.WaitFor(t, 40*time.Second, "six segments", func() bool { return len(rows()) >= 6 })
 	// a real gap: the camera sends nothing for longer than the recorder
 	// keeps a segment open without media
 	const stall = idleClose + 2*time.Second
@@ -127,7 +127,7 @@ func TestRecordJitterAndGapExport(t *testing.T) {
 	stalled := time.Now()
 	time.Sleep(stall)
 	sim.SetStall(false)
-	recWaitFor(t, 40*time.Second, "five segments after the stall", func() bool {
+	testkit.WaitFor(t, 40*time.Second, "five segments after the stall", func() bool {
 		n := 0
 		for _, s := range rows() {
 			if s.Start.After(stalled.Add(stall)) {

@@ -87,7 +87,7 @@ func TestKill9(t *testing.T) {
 	}
 
 	h := startLocal(t, dir, Options{SegmentDuration: 10 * time.Second})
-	recWaitFor(t, 20*time.Second, "the recovered segment", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the recovered segment", func() bool {
 		s := h.rec.Status()
 		return s.Uploaded == 1 && s.Waiting == 0
 	})

@@ -14,7 +14,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
@@ -210,12 +209,6 @@ func (s *recStreams) add(id string) *ingest.Stream {
 }
 
 func openRecIndex(t testing.TB, path string) *archive.Index { return rectest.OpenIndex(t, path) }
-
-// recWaitFor is testkit.WaitFor, under the name the recorder's tests call it by.
-func recWaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, d, what, cond)
-}
 
 // checkRecStored verifies every indexed segment of the cameras: the object
 // exists, parses as fMP4 with mediacommon, starts with a keyframe, and its

@@ -121,7 +121,7 @@ func (h *recHarness) camera(id string, audio bool, base time.Time) (*ingest.Stre
 	st := h.src.add(id)
 	media := st.SetTracks(fx.tracks(audio))
 	h.rec.Set(ingest.Camera{ID: id, Record: true, Enabled: true})
-	recWaitFor(h.t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
+	testkit.WaitFor(h.t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
 	return st, newRecClip(fx, media, base)
 }
 
@@ -134,10 +134,10 @@ func TestRecordLocal(t *testing.T) {
 	for i, id := range cams {
 		st, c := h.camera(id, i == 0, recT0.Add(time.Duration(i)*time.Second))
 		c.feedUntil(st, 9*time.Second)
-		recWaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording(id) })
+		testkit.WaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording(id) })
 		st.Close() // the writer drains its queue, then closes the segment
 	}
-	recWaitFor(t, 20*time.Second, "uploads", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "uploads", func() bool {
 		s := h.rec.Status()
 		return s.Uploaded == 6 && s.Waiting == 0
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 	"github.com/vigil-vms/vigil/recorder/review"
@@ -52,7 +53,7 @@ func TestReviewOpenSegment(t *testing.T) {
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedPaced(st, 6040*time.Millisecond) // 6 s of a camera in real time, the frame at 6.0 s included
 	rv := h.review()
-	recWaitFor(t, 5*time.Second, "the fragment up to 6 s on disk", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the fragment up to 6 s on disk", func() bool {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && !r.Spans[0].End.Before(recT0.Add(6*time.Second))
 	})
@@ -95,7 +96,7 @@ func TestReviewOpenSegment(t *testing.T) {
 
 	// the camera records on: the client asks again, from where its clip ended
 	c.feedPaced(st, 8040*time.Millisecond)
-	recWaitFor(t, 5*time.Second, "the fragment up to 8 s on disk", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the fragment up to 8 s on disk", func() bool {
 		r := h.recordings(rv, "cam-1")
 		return len(r.Spans) == 1 && r.Spans[0].End.Equal(recT0.Add(8*time.Second))
 	})
@@ -110,7 +111,7 @@ func TestReviewOpenSegment(t *testing.T) {
 
 	// once closed and uploaded, the same recording comes from the index
 	st.Close()
-	recWaitFor(t, 10*time.Second, "the upload", func() bool { s := h.rec.Status(); return s.Uploaded == 1 && s.Waiting == 0 })
+	testkit.WaitFor(t, 10*time.Second, "the upload", func() bool { s := h.rec.Status(); return s.Uploaded == 1 && s.Waiting == 0 })
 	if got := h.recordings(rv, "cam-1"); len(got.Segments) != 1 || got.Segments[0].End.Before(recT0.Add(8*time.Second)) {
 		t.Fatalf("recordings after the upload: %+v", got)
 	}
@@ -146,11 +147,11 @@ func TestReviewS3Outage(t *testing.T) {
 	rv := h.review()
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 2500*time.Millisecond)
-	recWaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
 
 	stop()
 	c.feedUntil(st, 9040*time.Millisecond) // [2,4) [4,6) [6,8) close, [8,9) is written
-	recWaitFor(t, 20*time.Second, "three segments waiting, the open one up to 9 s", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "three segments waiting, the open one up to 9 s", func() bool {
 		s := h.rec.Status()
 		r := h.recordings(rv, "cam-1")
 		return s.Waiting >= 3 && s.UploadErrors > 0 && len(r.Spans) == 1 && !r.Spans[0].End.Before(recT0.Add(9*time.Second))
@@ -219,7 +220,7 @@ func TestReviewS3Outage(t *testing.T) {
 
 	// the last segment closes too: four wait; the server returns, uploads held
 	st.Close()
-	recWaitFor(t, 10*time.Second, "four segments waiting", func() bool { return h.rec.Status().Waiting == 4 })
+	testkit.WaitFor(t, 10*time.Second, "four segments waiting", func() bool { return h.rec.Status().Waiting == 4 })
 	store.held.Store(true)
 	restart()
 	during := ask("with four segments in the spool")
@@ -228,7 +229,7 @@ func TestReviewS3Outage(t *testing.T) {
 	}
 
 	store.held.Store(false)
-	recWaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
 		s := h.rec.Status()
 		return s.Uploaded == 5 && s.Waiting == 0
 	})
@@ -280,7 +281,7 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 	rv := h.review()
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 6040*time.Millisecond) // [0,2) [2,4) [4,6) wait, [6, …) is open
-	recWaitFor(t, 10*time.Second, "three segments waiting", func() bool { return h.rec.Status().Waiting == 3 })
+	testkit.WaitFor(t, 10*time.Second, "three segments waiting", func() bool { return h.rec.Status().Waiting == 3 })
 	segs := h.rec.Spooled("cam-1", recT0, recT0.Add(time.Hour))
 	if len(segs) != 3 || len(segs[1].Fragments) != 2 {
 		t.Fatalf("spooled: %+v", segs)
@@ -301,7 +302,7 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 		t.Fatal("playback did not reach the second segment")
 	}
 	repair()
-	recWaitFor(t, 10*time.Second, "the uploads", func() bool { return h.rec.Status().Uploaded >= 3 })
+	testkit.WaitFor(t, 10*time.Second, "the uploads", func() bool { return h.rec.Status().Uploaded >= 3 })
 	if _, err := os.Stat(h.spoolFile(t, segs[1].Key)); err != nil {
 		t.Errorf("the spool file being read was removed: %v", err)
 	}
@@ -323,7 +324,7 @@ func TestReviewSpoolUploadedWhileRead(t *testing.T) {
 		t.Error("the clip from the store differs from the one read from the spool")
 	}
 	st.Close()
-	recWaitFor(t, 10*time.Second, "the last upload", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded == 4 })
+	testkit.WaitFor(t, 10*time.Second, "the last upload", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded == 4 })
 	if s := h.rec.Status(); s.SpoolBytes != 0 {
 		t.Errorf("status %+v", s)
 	}

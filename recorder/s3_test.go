@@ -27,7 +27,7 @@ func TestRecordS3(t *testing.T) {
 		c.feedUntil(st, 8500*time.Millisecond)
 		st.Close()
 	}
-	recWaitFor(t, 20*time.Second, "uploads", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "uploads", func() bool {
 		s := h.rec.Status()
 		return s.Uploaded == 6 && s.Waiting == 0
 	})
@@ -71,14 +71,14 @@ func TestS3Outage(t *testing.T) {
 		SegmentDuration: seg, UploadRetryMax: 2 * time.Second})
 	st, c := h.camera("cam-1", true, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
-	recWaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
 
 	// the store is down for 30 s of real time, while the segments ending at 8 s ... 32 s close
 	stop()
 	outageEnd := 4500*time.Millisecond + outage
 	c.feedPaced(st, outageEnd)
 	waiting := int(outageEnd/seg) - 1
-	recWaitFor(t, 20*time.Second, "failed uploads", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "failed uploads", func() bool {
 		s := h.rec.Status()
 		return s.Waiting == waiting && s.UploadErrors >= 3
 	})
@@ -91,7 +91,7 @@ func TestS3Outage(t *testing.T) {
 	c.feedUntil(st, end)
 	st.Close()
 	total := int((end + seg - 1) / seg)
-	recWaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
 		s := h.rec.Status()
 		return s.Uploaded == int64(total) && s.Waiting == 0
 	})
@@ -140,7 +140,7 @@ func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {
 		SegmentDuration: 2 * time.Second, ShutdownGrace: time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
-	recWaitFor(t, 10*time.Second, "a failed upload", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a failed upload", func() bool {
 		s := h.rec.Status()
 		return s.Waiting == 2 && s.UploadErrors > 0
 	})

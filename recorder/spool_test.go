@@ -3,6 +3,8 @@ package recorder
 import (
 	"testing"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // TestSpoolFull: while the store fails, the spool keeps within SpoolMaxBytes by
@@ -18,7 +20,7 @@ func TestSpoolFull(t *testing.T) {
 		c.feedUntil(st, end-20*time.Millisecond) // ten segments, the last closed by st.Close
 		time.Sleep(10 * time.Millisecond)        // pace the camera a little (not a wait for a condition)
 	}
-	recWaitFor(t, 10*time.Second, "drops", func() bool { return h.rec.Status().Dropped >= 6 })
+	testkit.WaitFor(t, 10*time.Second, "drops", func() bool { return h.rec.Status().Dropped >= 6 })
 	s := h.rec.Status()
 	if s.SpoolBytes > limit || s.Uploaded != 0 || s.LastUploadError == "" {
 		t.Errorf("status %+v", s)
@@ -28,7 +30,7 @@ func TestSpoolFull(t *testing.T) {
 	// the store comes back: the newest waiting segments are uploaded
 	repair()
 	st.Close()
-	recWaitFor(t, 10*time.Second, "uploads", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded > 0 })
+	testkit.WaitFor(t, 10*time.Second, "uploads", func() bool { s := h.rec.Status(); return s.Waiting == 0 && s.Uploaded > 0 })
 	s = h.rec.Status()
 	rows := checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")["cam-1"]
 	if int64(len(rows)) != s.Uploaded || s.Uploaded+s.Dropped != 10 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -58,7 +59,7 @@ func TestSpooledView(t *testing.T) {
 	c.feedUntil(st, 5500*time.Millisecond)
 
 	all := func() []archive.Segment { return h.rec.Spooled("cam-1", recT0.Add(-time.Hour), recT0.Add(time.Hour)) }
-	recWaitFor(t, 10*time.Second, "three spooled segments up to 5 s", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "three spooled segments up to 5 s", func() bool {
 		s := all()
 		return len(s) == 3 && !s[2].End.Before(recT0.Add(5*time.Second))
 	})
@@ -102,7 +103,7 @@ func TestSpooledView(t *testing.T) {
 	// pinned while uploaded: the file stays until unpinned
 	unpin := h.rec.Pin(segs[0].Key)
 	repair()
-	recWaitFor(t, 10*time.Second, "the closed segments uploaded", func() bool { return h.rec.Status().Uploaded == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the closed segments uploaded", func() bool { return h.rec.Status().Uploaded == 2 })
 	if _, err := os.Stat(h.spoolFile(t, segs[0].Key)); err != nil {
 		t.Errorf("pinned spool file removed after upload: %v", err)
 	}
@@ -122,7 +123,7 @@ func TestSpooledView(t *testing.T) {
 		t.Errorf("spool bytes %d after unpin, %d before, segment of %d", after, before, segs[0].Bytes)
 	}
 	st.Close()
-	recWaitFor(t, 10*time.Second, "the last upload", func() bool { s := h.rec.Status(); return s.Uploaded == 3 && s.Waiting == 0 })
+	testkit.WaitFor(t, 10*time.Second, "the last upload", func() bool { s := h.rec.Status(); return s.Uploaded == 3 && s.Waiting == 0 })
 	if s := h.rec.Status(); s.SpoolBytes != 0 {
 		t.Errorf("status %+v", s)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
@@ -25,7 +26,7 @@ func TestUploadTroubleInStatus(t *testing.T) {
 	cam := ingest.Camera{ID: "cam-1", Record: true, Enabled: true}
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
-	recWaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the first upload", func() bool { return h.rec.Status().Uploaded == 1 })
 	if s := d.Status(cam); s.RecordingError != "" || !s.Recording {
 		t.Fatalf("status while all is well: %+v", s)
 	}
@@ -33,7 +34,7 @@ func TestUploadTroubleInStatus(t *testing.T) {
 	stop()
 	before := time.Now()
 	c.feedUntil(st, 9*time.Second) // a segment closes and cannot be uploaded
-	recWaitFor(t, 10*time.Second, "a failed upload", func() bool { return h.rec.Status().UploadErrors > 0 })
+	testkit.WaitFor(t, 10*time.Second, "a failed upload", func() bool { return h.rec.Status().UploadErrors > 0 })
 	s := d.Status(cam)
 	const says = "recording to the spool; uploads to the object store failing since "
 	if !s.Recording || !strings.HasPrefix(s.RecordingError, says) || !strings.Contains(s.RecordingError, endpoint+" is unreachable") {
@@ -50,7 +51,7 @@ func TestUploadTroubleInStatus(t *testing.T) {
 	restart()
 	c.feedUntil(st, 9500*time.Millisecond)
 	st.Close()
-	recWaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the uploads after the outage", func() bool {
 		s := h.rec.Status()
 		return s.Waiting == 0 && s.Uploaded >= 3
 	})
@@ -84,11 +85,11 @@ func TestSpoolWriteTroubleInStatus(t *testing.T) {
 	cam := ingest.Camera{ID: "cam-1", Record: true, Enabled: true}
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
-	recWaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording("cam-1") })
+	testkit.WaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording("cam-1") })
 
 	full.Store(true)
 	c.feedUntil(st, 20*time.Second) // the next segments cannot be written
-	recWaitFor(t, 10*time.Second, "units counted as lost", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "units counted as lost", func() bool {
 		_, _, lost := h.rec.RecordingTrouble("cam-1")
 		return lost > 100
 	})
@@ -111,7 +112,7 @@ func TestSpoolWriteTroubleInStatus(t *testing.T) {
 	full.Store(false)
 	time.Sleep(writeRetry)
 	c.feedUntil(st, 24500*time.Millisecond)
-	recWaitFor(t, 5*time.Second, "recording again", func() bool { return h.rec.Recording("cam-1") })
+	testkit.WaitFor(t, 5*time.Second, "recording again", func() bool { return h.rec.Recording("cam-1") })
 	s = d.Status(cam)
 	if s.RecordingError != "" || s.LastError != "" || s.RecordingDropped == 0 {
 		t.Errorf("camera status after the disk has space again: %+v", s)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // TestWriterCuts drives a camera writer unit by unit: a segment ends at its
@@ -86,30 +87,30 @@ func TestSetRemove(t *testing.T) {
 	h := startLocal(t, dir, Options{SegmentDuration: 4 * time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, time.Second)
-	recWaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording("cam-1") })
+	testkit.WaitFor(t, 5*time.Second, "recording", func() bool { return h.rec.Recording("cam-1") })
 
 	cam := ingest.Camera{ID: "cam-1", Record: false, Enabled: true}
 	h.rec.Set(cam) // recording off: the open segment is closed and stored
 	if h.rec.Recording("cam-1") {
 		t.Error("recording after record: false")
 	}
-	recWaitFor(t, 5*time.Second, "the segment upload", func() bool { return h.rec.Status().Uploaded == 1 })
-	recWaitFor(t, 5*time.Second, "the unsubscription", func() bool { return st.Stats().Subscribers == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the segment upload", func() bool { return h.rec.Status().Uploaded == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the unsubscription", func() bool { return st.Stats().Subscribers == 0 })
 
 	cam.Record = true
 	h.rec.Set(cam)
-	recWaitFor(t, 5*time.Second, "a new subscription", func() bool { return st.Stats().Subscribers == 1 })
+	testkit.WaitFor(t, 5*time.Second, "a new subscription", func() bool { return st.Stats().Subscribers == 1 })
 	c.feedUntil(st, 3*time.Second) // the keyframe at 2 s starts a segment
-	recWaitFor(t, 5*time.Second, "recording again", func() bool { return h.rec.Recording("cam-1") })
+	testkit.WaitFor(t, 5*time.Second, "recording again", func() bool { return h.rec.Recording("cam-1") })
 
 	cam.Enabled = false
 	h.rec.Set(cam)
-	recWaitFor(t, 5*time.Second, "the second upload", func() bool { return h.rec.Status().Uploaded == 2 })
+	testkit.WaitFor(t, 5*time.Second, "the second upload", func() bool { return h.rec.Status().Uploaded == 2 })
 	cam.Enabled = true
 	h.rec.Set(cam)
-	recWaitFor(t, 5*time.Second, "a new subscription", func() bool { return st.Stats().Subscribers == 1 })
+	testkit.WaitFor(t, 5*time.Second, "a new subscription", func() bool { return st.Stats().Subscribers == 1 })
 	h.rec.Remove("cam-1")
-	recWaitFor(t, 5*time.Second, "the unsubscription", func() bool { return st.Stats().Subscribers == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the unsubscription", func() bool { return st.Stats().Subscribers == 0 })
 	if h.rec.Recording("cam-1") || h.rec.Status().Recording != 0 {
 		t.Error("recording after Remove")
 	}
@@ -139,11 +140,11 @@ func TestWriterWaitsForStream(t *testing.T) {
 	src := &countingSource{recStreams: &recStreams{}}
 	h := startRecorderFrom(t, localOptions(t, t.TempDir(), Options{}), src)
 	h.rec.Set(ingest.Camera{ID: "cam-1", Record: true, Enabled: true})
-	recWaitFor(t, 5*time.Second, "the first look-up", func() bool { return src.lookups.Load() > 0 })
+	testkit.WaitFor(t, 5*time.Second, "the first look-up", func() bool { return src.lookups.Load() > 0 })
 	time.Sleep(1500 * time.Millisecond) // longer than the writer's old 1 s poll: a poll would look again
 	if n := src.lookups.Load(); n != 1 {
 		t.Fatalf("%d look-ups of a missing stream in 1.5 s, want 1", n)
 	}
 	st := src.add("cam-1")
-	recWaitFor(t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
+	testkit.WaitFor(t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
 }
