@@ -139,10 +139,15 @@ func (m *skewMeter) add(camera, server time.Time) {
 	m.avg += (d - m.avg) / time.Duration(w)
 }
 
+// skewOff reports whether a camera's clock is off by clockSkewWarn or more.
+func skewOff(skew time.Duration) bool {
+	return skew <= -clockSkewWarn || skew >= clockSkewWarn
+}
+
 // skewText says in a sentence how far a camera's clock is off, or "" when it
 // is within clockSkewWarn.
 func skewText(skew time.Duration) string {
-	if skew > -clockSkewWarn && skew < clockSkewWarn {
+	if !skewOff(skew) {
 		return ""
 	}
 	dir := "ahead of"

@@ -251,10 +251,10 @@ func (p *puller) setOnline(video *VideoStatus, audio *AudioStatus) {
 func (p *puller) setSkew(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	was := skewText(p.skew) != ""
+	was := skewOff(p.skew)
 	p.skew = d
-	if txt := skewText(d); txt != "" && !was {
-		p.logger().Warn("camera clock is off", "skew", d.Round(time.Second).String(), "hint", txt)
+	if skewOff(d) && !was { // called per video frame: the sentence only when logged
+		p.logger().Warn("camera clock is off", "skew", d.Round(time.Second).String(), "hint", skewText(d))
 	}
 }
 
