@@ -15,7 +15,6 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
-	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // recFixture is the test clip: H.264 access units at 25 fps and AAC frames.
@@ -207,8 +206,6 @@ func (s *recStreams) add(id string) *ingest.Stream {
 	}
 	return st
 }
-
-func openRecIndex(t testing.TB, path string) *archive.Index { return rectest.OpenIndex(t, path) }
 
 // checkRecStored verifies every indexed segment of the cameras: the object
 // exists, parses as fMP4 with mediacommon, starts with a keyframe, and its

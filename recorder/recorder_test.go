@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -46,7 +47,7 @@ func localOptions(t *testing.T, dir string, opts Options) Options {
 		}
 		opts.Store = store
 	}
-	opts.Index = openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	opts.Index = rectest.OpenIndex(t, filepath.Join(dir, "vigil.db"))
 	opts.SpoolDir = filepath.Join(dir, "spool")
 	if opts.Log == nil {
 		opts.Log = testLog(t)
@@ -189,7 +190,7 @@ func TestRecordLocal(t *testing.T) {
 	}
 
 	// reindex into a fresh database rebuilds identical rows
-	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
 	n, err := archive.Reindex(context.Background(), h.store, ix2)
 	if err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
 
 // A camera created under a deleted camera's id does not impose its
@@ -20,7 +21,7 @@ func TestRetentionByIncarnation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix := openRecIndex(t, filepath.Join(dir, "vigil.db"))
+	ix := rectest.OpenIndex(t, filepath.Join(dir, "vigil.db"))
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	ctx := context.Background()

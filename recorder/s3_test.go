@@ -51,7 +51,7 @@ func TestRecordS3(t *testing.T) {
 			}
 		}
 	}
-	ix2 := openRecIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
 	if n, err := archive.Reindex(context.Background(), store, ix2); err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}
