@@ -20,6 +20,13 @@ type Camera struct {
 	RetentionDays int      `json:"retentionDays"`
 	Enabled       bool     `json:"enabled"`
 	Tags          []string `json:"tags"`
+	// Source is how the camera's video reaches Vigil: SourceRTSP (pulled
+	// from MainURL/SubURL; "" means the same) or SourceGB28181 (a channel
+	// of a registered GB/T 28181 device, invited when needed; GB28181 names it).
+	Source string `json:"source"`
+	// GB28181 names the device channel of a camera whose Source is
+	// SourceGB28181; nil otherwise.
+	GB28181 *GBChannel `json:"gb28181,omitempty"`
 	// UID identifies this incarnation of the camera: the registry assigns a
 	// random one at creation and never reuses it, so that a camera created
 	// later under the same ID does not inherit this one's recordings (see
@@ -30,6 +37,23 @@ type Camera struct {
 	// before incarnations existed (it owns every older recording of its ID).
 	Since time.Time `json:"-"`
 }
+
+// Camera sources.
+const (
+	SourceRTSP    = "rtsp"
+	SourceGB28181 = "gb28181"
+)
+
+// GBChannel is the GB/T 28181 channel a camera shows.
+type GBChannel struct {
+	Device  string `json:"device"`  // the registered device's 20-digit ID
+	Channel string `json:"channel"` // the channel's 20-digit ID (the camera is gb-<channel>)
+	PTZ     bool   `json:"ptz"`     // the catalog says the channel can pan, tilt or zoom
+}
+
+// Pushed tells whether the camera's video is pushed by a device (GB/T 28181)
+// rather than pulled over RTSP.
+func (c *Camera) Pushed() bool { return c.Source == SourceGB28181 }
 
 // Location says where a camera stands.
 type Location struct {
