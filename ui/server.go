@@ -53,6 +53,8 @@ type Review interface {
 	// write before the first byte, are of apierr kinds.
 	Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (review.Playback, error)
 	Export(ctx context.Context, camera string, start, end time.Time) (review.Export, error)
+	// Thumbnail is the recorded keyframe at or before a moment as a tiny fMP4.
+	Thumbnail(ctx context.Context, camera string, at time.Time) (review.Thumbnail, error)
 }
 
 // Deps are the services behind the API. Registry is required; a nil
@@ -135,6 +137,7 @@ type Server struct {
 	whep       map[string]whepOwner  // WHEP session → who opened it
 	whepOffers map[string]int        // user → offers being negotiated
 	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
+	thumbSeen  map[liveKey]time.Time // look at a camera's thumbnails → the last one, for the audit log
 }
 
 type whepOwner struct {
@@ -222,6 +225,7 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)
 	s.route("GET /api/v1/cameras/{id}/events", actPlayback, "", s.events)
 	s.route("GET /api/v1/cameras/{id}/playback", actPlayback, "playback", s.playback)
+	s.route("GET /api/v1/cameras/{id}/thumbnail", actPlayback, "thumbnail", s.thumbnail)
 	s.route("GET /api/v1/cameras/{id}/export", actExport, "export", s.export)
 	s.route("GET /api/v1/incidents/{id}/export", actExport, "export", s.exportIncident)
 	s.route("GET /api/v1/evidence/key", actAdmin, "", s.evidenceKey)
