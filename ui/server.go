@@ -121,6 +121,10 @@ type Options struct {
 	// the client (for the login limiter and the audit log). It defaults to
 	// none: the header is ignored.
 	TrustedProxies []netip.Prefix
+	// MapTiles is the URL template of the site's own map tile server
+	// (ui.mapTiles), given to the web app's camera map; the Content
+	// Security Policy allows images from its origin. It defaults to none.
+	MapTiles string
 }
 
 // Server is the HTTP API.
@@ -138,6 +142,7 @@ type Server struct {
 	whepOffers map[string]int        // user → offers being negotiated
 	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
 	thumbSeen  map[liveKey]time.Time // look at a camera's thumbnails → the last one, for the audit log
+	csp        string                // the Content Security Policy of every response
 }
 
 type whepOwner struct {
@@ -175,6 +180,10 @@ func New(deps Deps, opts Options) (*Server, error) {
 	}
 	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
 		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}, liveSeen: map[liveKey]time.Time{}}
+	s.csp = csp
+	if o := tilesOrigin(opts.MapTiles); o != "" {
+		s.csp = strings.Replace(csp, "img-src 'self' data: blob:", "img-src 'self' data: blob: "+o, 1)
+	}
 	s.routes()
 	return s, nil
 }
@@ -246,6 +255,13 @@ func (s *Server) routes() {
 	s.route("PUT /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.update", s.updateGBDevice)
 	s.route("DELETE /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.delete", s.deleteGBDevice)
 	s.route("GET /api/v1/gb28181/refused", actAdmin, "", s.listGBRefused)
+
+	// The camera map's site map.
+	s.route("GET /api/v1/map", actView, "", s.getMap)
+	s.route("PUT /api/v1/map", actAccounts, "map.update", s.putMap)
+	s.route("DELETE /api/v1/map", actAccounts, "map.delete", s.deleteMap)
+	s.route("GET /api/v1/map/image", actView, "", s.getMapImage)
+	s.route("PUT /api/v1/map/image", actAccounts, "map.image", s.putMapImage)
 	metricsAct := actMetrics
 	if s.opts.MetricsPublic {
 		metricsAct = actOpen
@@ -279,7 +295,7 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", csp)
+		h.Set("Content-Security-Policy", s.csp)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
