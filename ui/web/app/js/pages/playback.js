@@ -10,6 +10,7 @@ import { t, deptName, formatDateTime, formatTime } from '../i18n.js';
 import { Timeline } from '../timeline.js';
 import { deptColor, modal, toast, errorText, field, spinner, errorBox, formActions, saveDialog } from '../ui.js';
 import { PlaybackCell, frameStep } from '../playback-cell.js';
+import { Thumbnails } from '../thumbs.js';
 
 const speeds = [0.5, 1, 2, 4, 8];
 
@@ -70,6 +71,7 @@ export function mount(view, ctx) {
   };
   const videos = h('div', { class: 'pb-videos', 'data-testid': 'pb-videos' });
   const timeline = new Timeline({
+    thumbnails: new Thumbnails(),
     onSeek: (d) => seek(+d),
     onSelect: (sel) => setSelection(sel),
     onView: () => {
