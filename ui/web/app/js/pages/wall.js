@@ -12,6 +12,8 @@ import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
 import { deptChip, statusBadge, setBadge, modal, spinner, errorBox } from '../ui.js';
 import { WallTile, isOffline } from '../wall-tile.js';
+import { shortcuts } from '../keys.js';
+import { toggleHeard } from '../audio.js';
 
 const layouts = [1, 4, 9, 16];
 const storageKey = 'vigil.wall';
@@ -321,6 +323,30 @@ export function mount(view, ctx) {
     });
   }
 
+  // ---- keyboard (keys.js): next/previous camera, grid size, full screen, sound
+  const unkeys = shortcuts({
+    camera: (d) => {
+      if (focus) {
+        // the large view moves on to the next camera of the wall's list
+        const list = visibleCameras();
+        const i = list.findIndex((c) => c.id === focus.camera.id);
+        if (list.length > 1) openFocus(list[(i + d + list.length) % list.length]);
+        return;
+      }
+      const shown = [...grid.querySelectorAll('[data-testid=tile]')];
+      if (!shown.length) return;
+      const i = shown.findIndex((el) => el.contains(document.activeElement));
+      shown[i < 0 ? (d > 0 ? 0 : shown.length - 1) : (i + d + shown.length) % shown.length].focus();
+    },
+    layout: (i) => page.querySelectorAll('[data-layout]')[i]?.click(),
+    fullscreen: () => toggleFullscreen(),
+    audio: () => {
+      const el = document.activeElement?.closest?.('[data-testid=tile]');
+      const mine = el && tiles.get(el.dataset.cameraId);
+      toggleHeard(mine ? [mine.audio] : [...tiles.values()].map((x) => x.audio));
+    },
+  });
+
   // ---- start
   grid.appendChild(h('div', { class: 'wall-loading' }, spinner()));
   (async () => {
@@ -343,6 +369,7 @@ export function mount(view, ctx) {
 
   return () => {
     destroyed = true;
+    unkeys();
     clearTimeout(pollTimer);
     closeFocus();
     for (const tile of [...tiles.values()]) destroyTile(tile);
