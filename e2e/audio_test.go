@@ -50,7 +50,9 @@ func TestUnmuteAudio(t *testing.T) {
 		ok := 0
 		for _, id := range ids {
 			b, err := admin.do("GET", "/api/v1/cameras/"+id+"/recordings?"+q.Encode(), nil, http.StatusOK)
-			var rec struct{ Spans []struct{ Start, End time.Time } }
+			var rec struct {
+				Spans []struct{ Start, End time.Time }
+			}
 			if err == nil && json.Unmarshal(b, &rec) == nil && len(rec.Spans) > 0 && rec.Spans[0].End.Sub(rec.Spans[0].Start) > 10*time.Second {
 				ok++
 				if s := rec.Spans[0].Start; s.After(start) {
@@ -80,7 +82,9 @@ func TestUnmuteAudio(t *testing.T) {
 	btn := func(id string) string {
 		return `document.querySelector('[data-testid=pb-cell][data-camera-id=` + id + `] [data-testid=audio-toggle]')`
 	}
-	video := func(id string) string { return `document.querySelector('[data-testid=pb-cell][data-camera-id=` + id + `] video')` }
+	video := func(id string) string {
+		return `document.querySelector('[data-testid=pb-cell][data-camera-id=` + id + `] video')`
+	}
 	waitFor(t, ctx, "the speaker buttons", btn("aud-1")+`.dataset.codec === 'AAC' && !`+btn("aud-1")+`.disabled && !`+btn("aud-1")+`.hidden`, 15*time.Second)
 	if !eval[bool](t, ctx, video("aud-1")+`.muted && `+video("aud-2")+`.muted`) {
 		t.Fatal("a playback video starts with its sound on")

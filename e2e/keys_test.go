@@ -21,7 +21,9 @@ func TestKeyboardPlayback(t *testing.T) {
 	at := e.Add(-25 * time.Second).Truncate(time.Millisecond)
 	ctx := adminTab(t, "/playback?camera=cam-01&t="+rfc(at)+"&start="+rfc(at)+"&end="+rfc(at.Add(5*time.Second)))
 	waitVideoReady(t, ctx)
-	playing := func() bool { return eval[string](t, ctx, `document.querySelector('[data-testid=pb-play]').dataset.playing || 'false'`) == "true" }
+	playing := func() bool {
+		return eval[string](t, ctx, `document.querySelector('[data-testid=pb-play]').dataset.playing || 'false'`) == "true"
+	}
 
 	// The focus on a button that opens a dialog; Space is play/pause.
 	do(t, ctx, "focus Create incident", chromedp.Focus(chromedp.CSS(`[data-testid=pb-incident]`)))
