@@ -25,7 +25,7 @@ func TestInvite(t *testing.T) {
 			t.Run(sipTr+"/"+media, func(t *testing.T) {
 				ts, p := registered(t, sipTr, nil, func(s *Server) { s.CatalogRefresh = -1 })
 				addr := ts.DeviceState(testDevice).Address
-				p.invite = func(offer string) (int, string) { return 200, sdpAnswer(offer) }
+				p.set(func(p *peer) { p.invite = func(offer string) (int, string) { return 200, sdpAnswer(offer) } })
 				call, err := ts.Invite(ctx5(t), inviteReq(p, media))
 				if err != nil {
 					t.Fatal(err)

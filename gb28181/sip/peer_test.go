@@ -33,6 +33,7 @@ type peer struct {
 	wg        sync.WaitGroup
 
 	// configuration, set before traffic
+	// configuration, changed under mu (set sets it)
 	channels      []manscdp.Item
 	pageSize      int  // catalog items per page
 	dupPages      bool // send every catalog page twice
@@ -203,21 +204,24 @@ func (p *peer) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 // answer sends the MANSCDP answer to a query, as devices do: after the
 // 200, in MESSAGEs of their own.
 func (p *peer) answer(q *manscdp.Query) {
+	p.mu.Lock()
+	chans, pageSize, drop, dup := p.channels, p.pageSize, p.dropPages, p.dupPages
+	p.mu.Unlock()
 	switch q.CmdType {
 	case manscdp.CmdCatalog:
-		pages, err := manscdp.Encoder{}.CatalogPages(q.SN, p.id, p.channels, p.pageSize, 0)
+		pages, err := manscdp.Encoder{}.CatalogPages(q.SN, p.id, chans, pageSize, 0)
 		if err != nil {
 			p.t.Errorf("catalog pages: %v", err)
 			return
 		}
-		pages = pages[:len(pages)-min(p.dropPages, len(pages))]
+		pages = pages[:len(pages)-min(drop, len(pages))]
 		for _, b := range pages {
-			for range 1 + btoi(p.dupPages) {
+			for range 1 + btoi(dup) {
 				p.do(p.request(sip.MESSAGE, string(b)))
 			}
 		}
 	case manscdp.CmdDeviceInfo:
-		one := len(p.channels)
+		one := len(chans)
 		p.send(&manscdp.Response{Header: manscdp.Header{CmdType: manscdp.CmdDeviceInfo, SN: q.SN, DeviceID: p.id},
 			Result: manscdp.ResultOK, DeviceName: "河边摄像机", Manufacturer: "Test", Model: "T1", Firmware: "1.0", Channel: &one})
 	}
@@ -327,3 +331,10 @@ func statusText(code int) string {
 }
 
 func keepaliveOf(id string) *manscdp.Notify { return manscdp.KeepaliveNotify(1, id) }
+
+// set changes the peer's configuration while it may be serving.
+func (p *peer) set(f func(p *peer)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}

@@ -126,12 +126,12 @@ func TestAutomaticCatalog(t *testing.T) {
 // items received.
 func TestCatalogQuery(t *testing.T) {
 	ts, p := registered(t, "udp", nil, func(s *Server) { s.CatalogRefresh = -1; s.CatalogTimeout = time.Second })
-	p.dupPages = true
+	p.set(func(p *peer) { p.dupPages = true })
 	items, err := ts.Catalog(ctx5(t), testDevice)
 	if err != nil || len(items) != 5 {
 		t.Fatalf("catalog: %d items, %v", len(items), err)
 	}
-	p.dupPages, p.dropPages = false, 1
+	p.set(func(p *peer) { p.dupPages, p.dropPages = false, 1 })
 	start := time.Now()
 	items, err = ts.Catalog(ctx5(t), testDevice)
 	var re *RequestError
@@ -142,7 +142,7 @@ func TestCatalogQuery(t *testing.T) {
 		t.Fatalf("error %q after %v", err, time.Since(start))
 	}
 	// an empty catalog is an answer
-	p.channels, p.dropPages = nil, 0
+	p.set(func(p *peer) { p.channels, p.dropPages = nil, 0 })
 	items, err = ts.Catalog(ctx5(t), testDevice)
 	if err != nil || len(items) != 0 {
 		t.Fatalf("empty catalog: %v %v", items, err)
