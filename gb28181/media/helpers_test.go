@@ -197,4 +197,3 @@ func waitUnits(t *testing.T, c *collector, n int) {
 	t.Helper()
 	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%d units", n), func() bool { return c.len() >= n })
 }
-

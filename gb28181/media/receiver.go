@@ -69,7 +69,7 @@ type Receiver struct {
 	dialed string
 
 	packets, bytes, lost, dups, reordered, dropped, wrongSSRC, units atomic.Uint64
-	last                                                           atomic.Int64
+	last                                                             atomic.Int64
 
 	// owned by run
 	demux   *ps.Demuxer
