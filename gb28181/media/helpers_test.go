@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -197,3 +198,5 @@ func waitUnits(t *testing.T, c *collector, n int) {
 	t.Helper()
 	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%d units", n), func() bool { return c.len() >= n })
 }
+
+func netipFrom4(a [4]byte) netip.Addr { return netip.AddrFrom4(a) }

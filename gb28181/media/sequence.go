@@ -22,9 +22,13 @@ type slot struct {
 	ok  bool
 }
 
-// maxLate: a packet this far behind is taken for a restarted sequence (a
-// device that restarted its stream), not a late one.
-const maxLate = 512
+// A packet maxLate or more behind, or maxJump or more ahead, is taken for a
+// restarted sequence (a device that restarted its stream), counted as one
+// loss.
+const (
+	maxLate = 512
+	maxJump = 3000
+)
 
 func newSequencer(window int) *sequencer {
 	n := 1
@@ -50,7 +54,7 @@ func (q *sequencer) push(seq uint16, b *[]byte) {
 		// A gap wider than the window, or a restarted sequence.
 		q.flush()
 		n := int(uint16(seq - q.next))
-		if d < 0 {
+		if d < 0 || n >= maxJump {
 			n = 1
 		}
 		if n > 0 {

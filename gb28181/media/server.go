@@ -60,7 +60,9 @@ type Server struct {
 	// demuxer) and a TCP connection waits. It defaults to 512.
 	QueueSize int
 	// MaxPendingConns bounds the TCP connections that have not yet sent an
-	// expected SSRC; more are closed at once. It defaults to 64.
+	// expected SSRC; when a new one would exceed it, the oldest is closed
+	// (a device sends its first packet at once, so a flood of silent
+	// connections cannot keep it out). It defaults to 64.
 	MaxPendingConns int
 
 	mu        sync.Mutex
@@ -71,7 +73,7 @@ type Server struct {
 	receivers map[uint32]*Receiver
 	strangers map[netip.Addr]*stranger
 	conns     map[net.Conn]struct{}
-	pending   int
+	pending   map[net.Conn]time.Time // connections that have not named an expected SSRC
 	wg        sync.WaitGroup
 	garbage   atomic.Uint64
 	unknown   atomic.Uint64
@@ -117,6 +119,7 @@ func (s *Server) init() {
 		s.receivers = make(map[uint32]*Receiver)
 		s.strangers = make(map[netip.Addr]*stranger)
 		s.conns = make(map[net.Conn]struct{})
+		s.pending = make(map[net.Conn]time.Time)
 	}
 }
 
@@ -325,12 +328,15 @@ func (s *Server) accept(ctx context.Context, l net.Listener) error {
 			return fmt.Errorf("gb28181 media: accept TCP: %w", err)
 		}
 		s.mu.Lock()
-		if s.closed || s.pending >= orDefault(s.MaxPendingConns, DefaultMaxPendingConns) {
+		if s.closed {
 			s.mu.Unlock()
 			c.Close()
 			continue
 		}
-		s.pending++
+		if len(s.pending) >= orDefault(s.MaxPendingConns, DefaultMaxPendingConns) {
+			s.evictPending()
+		}
+		s.pending[c] = time.Now()
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -338,6 +344,22 @@ func (s *Server) accept(ctx context.Context, l net.Listener) error {
 			defer s.wg.Done()
 			s.servePassive(c)
 		}()
+	}
+}
+
+// evictPending closes the oldest pending connection; s.mu is held.
+func (s *Server) evictPending() {
+	var oldest net.Conn
+	var t time.Time
+	for c, at := range s.pending {
+		if oldest == nil || at.Before(t) {
+			oldest, t = c, at
+		}
+	}
+	if oldest != nil {
+		delete(s.pending, oldest)
+		oldest.Close()
+		s.log().Debug("gb28181 media: too many TCP connections without an expected SSRC; closing the oldest", "from", oldest.RemoteAddr().String())
 	}
 }
 
@@ -368,7 +390,7 @@ func (s *Server) servePassive(c net.Conn) {
 	defer s.untrack(c)
 	donePending := sync.OnceFunc(func() {
 		s.mu.Lock()
-		s.pending--
+		delete(s.pending, c)
 		s.mu.Unlock()
 	})
 	defer donePending()
