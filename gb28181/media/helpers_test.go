@@ -150,7 +150,7 @@ func expect(t *testing.T, s *testServer, ssrc uint32, transport string, c *colle
 	return r
 }
 
-// sendUDP sends pkts to the server, keeping at most 128 packets ahead of
+// sendUDP sends pkts to the server, keeping at most 32 packets ahead of
 // what r has taken so that the loopback socket's buffer does not overflow.
 func sendUDP(t *testing.T, addr string, r *Receiver, pkts [][]byte) {
 	t.Helper()
@@ -162,7 +162,7 @@ func sendUDP(t *testing.T, addr string, r *Receiver, pkts [][]byte) {
 	for i, p := range pkts {
 		if r != nil {
 			deadline := time.Now().Add(10 * time.Second)
-			for st := r.Stats(); int(st.Packets+st.Duplicates+st.Lost) < i-128 && time.Now().Before(deadline); st = r.Stats() {
+			for st := r.Stats(); int(st.Packets+st.Duplicates+st.Lost) < i-32 && time.Now().Before(deadline); st = r.Stats() {
 				time.Sleep(200 * time.Microsecond)
 			}
 		}
