@@ -53,7 +53,7 @@ const (
 )
 
 // SyncChannels makes the cameras of device follow its catalog items (a
-// complete catalog, or a catalog NOTIFY whose items all carry an Event):
+// complete catalog, or a catalog NOTIFY's changes: items with an Event):
 //
 //   - every video channel becomes the camera gb-<channel id> in the
 //     device's department, named as the catalog names it, with PTZ when
@@ -95,9 +95,9 @@ func (d *Dispatcher) SyncChannels(ctx context.Context, device, department string
 	for _, c := range existing {
 		byID[c.ID] = c
 	}
-	changes := len(items) > 0
+	changes := false // a catalog NOTIFY: items carry their Event (sip.CatalogChange)
 	for _, it := range items {
-		changes = changes && it.Event != ""
+		changes = changes || it.Event != ""
 	}
 	seen := map[string]bool{}
 	var errs []error
