@@ -151,6 +151,15 @@ var migrations = []string{
 		signed_in_ns    INTEGER NOT NULL DEFAULT 0,
 		last_seen_ns    INTEGER NOT NULL DEFAULT 0
 	);`,
+	// GB/T 28181: a camera's source (rtsp, or gb28181 for a channel of a
+	// registered device) and that channel; gb_missing marks a camera that
+	// the catalog sync disabled because its channel left the catalog.
+	`ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT 'rtsp';
+	ALTER TABLE cameras ADD COLUMN gb_device TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN gb_channel TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN gb_ptz INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN gb_missing INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX cameras_gb_device ON cameras(gb_device) WHERE gb_device != '';`,
 }
 
 // Open runs the registry's migrations in db and returns the registry. The

@@ -54,6 +54,9 @@ func (g *GB28181) show(d device.Device) gbDevice {
 	if g.SIP != nil {
 		st := g.SIP.DeviceState(d.ID)
 		out.State, out.Address, out.Transport, out.LastError = st.State, st.Address, st.Transport, st.LastError
+		if d.Transport != "" { // the media transport that worked; until one has, the SIP one
+			out.Transport = d.Transport
+		}
 		if !st.Since.IsZero() {
 			out.Since = &st.Since
 		}
