@@ -1,11 +1,13 @@
 package ui
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 )
 
@@ -14,6 +16,10 @@ import (
 type GB28181 struct {
 	Devices *device.Store
 	SIP     GBState
+	// PTZ sends one pan/tilt/zoom command (speeds in −1…1, all 0 stops) to
+	// the device of a GB/T 28181 camera (gateway.Gateway.PTZ). Without it
+	// PTZ answers 503. See ptz.go for the automatic stop.
+	PTZ func(ctx context.Context, cam ingest.Camera, pan, tilt, zoom float64) error
 }
 
 // GBState is what the API reads from the SIP server.
