@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/ingest"
@@ -20,6 +21,9 @@ type GB28181 struct {
 	// the device of a GB/T 28181 camera (gateway.Gateway.PTZ). Without it
 	// PTZ answers 503. See ptz.go for the automatic stop.
 	PTZ func(ctx context.Context, cam ingest.Camera, pan, tilt, zoom float64) error
+	// Alarms lists a camera's device alarms over a range (alarm.Store.Events),
+	// shown with its other events. Optional.
+	Alarms func(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error)
 }
 
 // GBState is what the API reads from the SIP server.
