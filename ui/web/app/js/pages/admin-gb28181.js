@@ -41,7 +41,7 @@ export function mount(view, ctx) {
       { title: '', class: 'actions', cell: (d) => h('div', { class: 'row-actions' },
         rowButton('gb-edit', t('common.edit'), () => openForm(d)),
         rowButton('gb-delete', t('common.delete'), () => remove(d), { danger: true })) },
-    ], devices, { empty: t('gb.none'), rowAttrs: (d) => ({ 'data-device-id': d.id }) });
+    ], devices, { empty: t('gb.none'), rowAttrs: (d) => ({ 'data-testid': 'gb-device', 'data-device-id': d.id }) });
   }
 
   // channels lists a device's channels, each a link to its camera's
@@ -65,7 +65,7 @@ export function mount(view, ctx) {
         { title: t('gb.attempts'), cell: (r) => String(r.count ?? 1) },
         { title: '', class: 'actions', cell: (r) => h('div', { class: 'row-actions' },
           rowButton('gb-refused-add', t('gb.addThis'), () => openForm(null, r.id))) },
-      ], refused, { empty: t('gb.noRefused'), rowAttrs: (r) => ({ 'data-device-id': r.id }) }));
+      ], refused, { empty: t('gb.noRefused'), rowAttrs: (r) => ({ 'data-testid': 'gb-refused-row', 'data-device-id': r.id }) }));
   }
 
   async function remove(d) {
