@@ -150,6 +150,8 @@ var matrix = []matrixRow{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
 	{name: "export package", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z&format=package", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "ptz (no PTZ)", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5}`, cams: map[string]want{
+		"police-1": {nf, nf, nf, forb, nf, nf, unau, unau}, "flood-1": {nf, nf, nf, forb, nf, nf, unau, unau}}},
 	{name: "incident create", method: "POST", path: "/api/v1/incidents", ctype: "application/json",
 		body: `{"title":"Break-in","cameras":["{cam}"],"start":"2026-11-26T08:00:00Z","end":"2026-11-26T08:05:00Z","note":"gate"}`, cams: map[string]want{
 			"police-1": {cr, forb, cr, forb, nf, nf, unau, unau}, "flood-1": {cr, forb, cr, forb, cr, cr, unau, unau}}},

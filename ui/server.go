@@ -135,6 +135,8 @@ type Server struct {
 	whep       map[string]whepOwner  // WHEP session → who opened it
 	whepOffers map[string]int        // user → offers being negotiated
 	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
+
+	ptz ptzControl // PTZ movements under way (ptz.go)
 }
 
 type whepOwner struct {
@@ -217,6 +219,7 @@ func (s *Server) routes() {
 	s.route("POST /api/v1/cameras/{id}/whep", actLive, "live", s.whepOffer)
 	s.route("PATCH /api/v1/whep/{session}", actLive, "", s.whepPatch)
 	s.route("DELETE /api/v1/whep/{session}", actLive, "", s.whepDelete)
+	s.route("POST /api/v1/cameras/{id}/ptz", actPTZ, "ptz", s.ptzCommand)
 
 	// Review.
 	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)

@@ -16,6 +16,7 @@ import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
 import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
+import * as gb28181Page from './pages/admin-gb28181.js';
 import * as health from './health.js';
 
 // What each role may do; the server enforces the same rules.
@@ -27,6 +28,7 @@ const permissions = {
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
   health: ['admin', 'operator'],
+  ptz: ['admin', 'operator', 'responder'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
@@ -41,6 +43,7 @@ const routes = [
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
+  { path: '/admin/gb28181', page: gb28181Page, perm: 'admin', nav: 'nav.gb28181' },
 ];
 
 const root = document.getElementById('app');

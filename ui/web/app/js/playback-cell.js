@@ -16,6 +16,7 @@ import { h, replace } from './dom.js';
 import * as api from './api.js';
 import { t } from './i18n.js';
 import { deptColor, spinner } from './ui.js';
+import { sourceBadge } from './source.js';
 
 const chunkSeconds = 600;   // each playback request covers this much
 const liveEdgeMs = 90 * 1000; // a clip that ends this close to now may have more soon
@@ -34,7 +35,7 @@ export class PlaybackCell {
     const video = h('video', { playsInline: true, muted: true, preload: 'auto', 'data-camera-id': cam.id });
     const msg = h('div', { class: 'pb-msg', hidden: true });
     this.el = h('div', { class: 'pb-cell', 'data-testid': 'pb-cell', 'data-camera-id': cam.id },
-      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id })), msg);
+      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id }), sourceBadge(cam)), msg);
     this.el.style.setProperty('--dept', deptColor(cam.department));
     this.video = video;
     this.msg = msg;

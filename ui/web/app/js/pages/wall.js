@@ -12,6 +12,8 @@ import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
 import { deptChip, statusBadge, setBadge, modal, spinner, errorBox } from '../ui.js';
 import { WallTile, isOffline } from '../wall-tile.js';
+import { PTZControl, hasPTZ } from '../ptz.js';
+import { sourceBadge } from '../source.js';
 
 const layouts = [1, 4, 9, 16];
 const storageKey = 'vigil.wall';
@@ -245,12 +247,16 @@ export function mount(view, ctx) {
       h('div', { class: 'focus-bar' },
         h('span', { class: 'tile-name', text: camera.name || camera.id }),
         deptChip(ctx.departments, camera.department),
+        sourceBadge(camera),
         badge,
         h('span', { class: 'muted', text: camera.location?.address || '' }),
         h('span', { class: 'toolbar-spacer' }),
         h('span', { class: 'muted hint', text: t('wall.escHint') }),
         h('button', { type: 'button', class: 'btn', 'data-testid': 'focus-close', text: t('common.close'), onclick: closeFocus })),
       h('div', { class: 'focus-video' }, video, msg));
+    // PTZ for a camera that has it, for the roles that may move it
+    const ptz = hasPTZ(camera) && ctx.can('ptz') ? new PTZControl(camera) : null;
+    if (ptz) el.querySelector('.focus-video').appendChild(ptz.el);
     const player = new WhepPlayer(video, {
       cameraId: camera.id, stream: 'main', onUnauthorized: unauthorized,
       onState: (s, detail) => {
@@ -260,7 +266,7 @@ export function mount(view, ctx) {
       },
     });
     focus = {
-      camera, el, player,
+      camera, el, player, ptz,
       update: () => (document.hidden ? player.stop() : player.start()),
       setStatus: (s) => setBadge(badge, s),
     };
@@ -272,6 +278,7 @@ export function mount(view, ctx) {
 
   function closeFocus() {
     if (!focus) return;
+    focus.ptz?.destroy();
     focus.player.stop();
     focus.el.remove();
     focus = null;
