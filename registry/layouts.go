@@ -227,6 +227,7 @@ func (r *Registry) CreateLayout(ctx context.Context, by User, l Layout) (Layout,
 		if err != nil {
 			return err
 		}
+		l.Updated = r.now().UTC()
 		if err := r.storeLayout(ctx, tx, l, cells, true); err != nil {
 			return err
 		}
@@ -259,6 +260,7 @@ func (r *Registry) UpdateLayout(ctx context.Context, by User, l Layout) (Layout,
 		if err != nil {
 			return err
 		}
+		l.Updated = r.now().UTC()
 		if err := r.storeLayout(ctx, tx, l, cells, false); err != nil {
 			return err
 		}
@@ -303,7 +305,7 @@ func (r *Registry) storeLayout(ctx context.Context, tx *sql.Tx, l Layout, cells 
 		tj, _ := json.Marshal(l.Tour.Layouts)
 		tourLayouts, dwell, hasTour = string(tj), int64(l.Tour.Dwell), true
 	}
-	now := r.now().UnixNano()
+	now := l.Updated.UnixNano()
 	var err error
 	if create {
 		_, err = tx.ExecContext(ctx, `INSERT INTO layouts(`+layoutColumns+`) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
