@@ -17,6 +17,7 @@ import * as usersPage from './pages/admin-users.js';
 import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
 import * as health from './health.js';
+import * as accountPage from './pages/account.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
@@ -27,6 +28,7 @@ const permissions = {
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
   health: ['admin', 'operator'],
+  account: ['admin', 'operator', 'responder', 'viewer'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
@@ -41,6 +43,7 @@ const routes = [
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
+  { path: '/account', page: accountPage, perm: 'account', nav: 'nav.account' },
 ];
 
 const root = document.getElementById('app');
