@@ -63,7 +63,9 @@ func createLayout(t *testing.T, body map[string]any) layoutJSON {
 	if err := json.Unmarshal(b, &l); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e2e.admin.do("DELETE", "/api/v1/layouts/"+l.ID, nil, http.StatusNoContent, http.StatusNotFound) })
+	t.Cleanup(func() {
+		e2e.admin.do("DELETE", "/api/v1/layouts/"+l.ID, nil, http.StatusNoContent, http.StatusNotFound)
+	})
 	return l
 }
 
@@ -245,6 +247,12 @@ func TestAccountPasswordAndTokens(t *testing.T) {
 	waitFor(t, nctx, "the account page", `document.querySelector('[data-testid=account-username]').textContent === `+jsString(user), 15*time.Second)
 }
 
+// clickJS clicks the element sel matches when the step runs: a table row
+// that a reload re-renders between a query and a click cannot be missed.
+func clickJS(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).click()`, jsString(sel)))
+}
+
 // Incidents: filter by words, edit the title, add a note, close; the
 // status filter follows.
 func TestIncidentEditNoteCloseFilter(t *testing.T) {
@@ -267,14 +275,14 @@ func TestIncidentEditNoteCloseFilter(t *testing.T) {
 	waitFor(t, ctx, "only the incident", `document.querySelectorAll('[data-testid=incident-row]').length === 1 && `+row+` !== null`, 15*time.Second)
 
 	do(t, ctx, "rename it",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-incident-id="%d"] [data-testid=incident-edit]`, inc.ID))),
+		clickJS(fmt.Sprintf(`[data-incident-id="%d"] [data-testid=incident-edit]`, inc.ID)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=incident-edit-title]`)),
 		setText(`[data-testid=incident-edit-title]`, "E2E "+words+" north"),
 		chromedp.Click(chromedp.CSS(`[data-testid=incident-edit-save]`)))
 	waitFor(t, ctx, "the new title", row+`.textContent.includes('north')`, 15*time.Second)
 
 	do(t, ctx, "add a note",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-incident-id="%d"] [data-testid=incident-notes]`, inc.ID))),
+		clickJS(fmt.Sprintf(`[data-incident-id="%d"] [data-testid=incident-notes]`, inc.ID)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=incident-note-text]`)),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid=incident-note-text]`), "pump 3 failed at 02:10"),
 		chromedp.Click(chromedp.CSS(`[data-testid=incident-note-add]`)))
@@ -283,7 +291,7 @@ func TestIncidentEditNoteCloseFilter(t *testing.T) {
 	do(t, ctx, "close the notes", chromedp.Click(chromedp.CSS(`[data-testid=incident-notes-close]`)))
 	waitFor(t, ctx, "the notes count", row+`.querySelector('[data-testid=incident-notes-count]') !== null`, 15*time.Second)
 
-	do(t, ctx, "close the incident", chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-incident-id="%d"] [data-testid=incident-close]`, inc.ID))))
+	do(t, ctx, "close the incident", clickJS(fmt.Sprintf(`[data-incident-id="%d"] [data-testid=incident-close]`, inc.ID)))
 	waitFor(t, ctx, "closed", row+`.dataset.status === 'closed'`, 15*time.Second)
 	do(t, ctx, "show open ones only", chromedp.SetValue(chromedp.CSS(`[data-testid=incident-filter-status]`), "open"),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid=incident-filter-status]').dispatchEvent(new Event('change'))`))
