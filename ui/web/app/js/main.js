@@ -18,6 +18,7 @@ import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
 import * as gb28181Page from './pages/admin-gb28181.js';
 import * as health from './health.js';
+import * as accountPage from './pages/account.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
@@ -29,6 +30,7 @@ const permissions = {
   admin: ['admin'],
   health: ['admin', 'operator'],
   ptz: ['admin', 'operator', 'responder'],
+  account: ['admin', 'operator', 'responder', 'viewer'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
@@ -44,6 +46,7 @@ const routes = [
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
   { path: '/admin/gb28181', page: gb28181Page, perm: 'admin', nav: 'nav.gb28181' },
+  { path: '/account', page: accountPage, perm: 'account', nav: 'nav.account' },
 ];
 
 const root = document.getElementById('app');
