@@ -221,6 +221,9 @@ func OpenWith(ctx context.Context, db *sql.DB, opts Options) (*Registry, error) 
 	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	if err := migrateSiteMap(ctx, db); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	r := &Registry{db: db, now: time.Now, seal: seal, argon: newHashGate(runtime.GOMAXPROCS(0))}
 	if err := r.sealAll(ctx); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)

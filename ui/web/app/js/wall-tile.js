@@ -8,6 +8,7 @@ import { t, formatTime } from './i18n.js';
 import { WhepPlayer, State } from './whep.js';
 import { deptChip, deptColor, statusBadge, spinner } from './ui.js';
 import { sourceBadge } from './source.js';
+import { AudioToggle } from './audio.js';
 
 export class WallTile {
   // opts: departments (for the chip), statusOf(id) → the camera's last known
@@ -27,10 +28,11 @@ export class WallTile {
     this.offline = null; // the status of an offline camera, null otherwise
     // note says the tile plays the main stream because the sub-stream fails
     this.note = h('div', { class: 'tile-note', 'data-testid': 'tile-note', hidden: true });
+    this.audio = new AudioToggle(this.video, 'live'); // one tile heard at a time (audio.js)
     this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
       this.video,
       this.off,
-      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.sourceBox, this.badge),
+      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.sourceBox, this.badge, this.audio.el),
       this.note,
       this.msg);
     this.visible = false;
@@ -82,6 +84,7 @@ export class WallTile {
   // camera (main stream, and the sub-stream when it has one) dims the tile
   // and says since when; the player's state does not change that.
   setStatus(st) {
+    this.audio.setCodec(st?.audio?.codec);
     const off = isOffline(st) ? st : null;
     const changed = (off?.since || null) !== (this.offline?.since || null);
     this.offline = off;
@@ -122,6 +125,7 @@ export class WallTile {
 
   // destroy stops the player and takes the tile off the page.
   destroy() {
+    this.audio.release();
     this.player.stop();
     this.el.remove();
   }

@@ -18,6 +18,8 @@ import { WallTile, isOffline } from '../wall-tile.js';
 import { PTZControl, hasPTZ } from '../ptz.js';
 import { sourceBadge } from '../source.js';
 import * as saved from '../wall-layouts.js';
+import { shortcuts } from '../keys.js';
+import { toggleHeard } from '../audio.js';
 
 const layouts = saved.grids;
 const storageKey = 'vigil.wall';
@@ -545,6 +547,30 @@ export function mount(view, ctx) {
     });
   }
 
+  // ---- keyboard (keys.js): next/previous camera, grid size, full screen, sound
+  const unkeys = shortcuts({
+    camera: (d) => {
+      if (focus) {
+        // the large view moves on to the next camera of the wall's list
+        const list = visibleCameras();
+        const i = list.findIndex((c) => c.id === focus.camera.id);
+        if (list.length > 1) openFocus(list[(i + d + list.length) % list.length]);
+        return;
+      }
+      const shown = [...grid.querySelectorAll('[data-testid=tile]')];
+      if (!shown.length) return;
+      const i = shown.findIndex((el) => el.contains(document.activeElement));
+      shown[i < 0 ? (d > 0 ? 0 : shown.length - 1) : (i + d + shown.length) % shown.length].focus();
+    },
+    layout: (i) => page.querySelectorAll('[data-layout]')[i]?.click(),
+    fullscreen: () => toggleFullscreen(),
+    audio: () => {
+      const el = document.activeElement?.closest?.('[data-testid=tile]');
+      const mine = el && tiles.get(el.dataset.cameraId);
+      toggleHeard(mine ? [mine.audio] : [...tiles.values()].map((x) => x.audio));
+    },
+  });
+
   // ---- start
   grid.appendChild(h('div', { class: 'wall-loading' }, spinner()));
   (async () => {
@@ -578,6 +604,7 @@ export function mount(view, ctx) {
     tour = null;
     clearTimeout(tourTimer);
     swapOff();
+    unkeys();
     clearTimeout(pollTimer);
     closeFocus();
     for (const tile of [...tiles.values()]) destroyTile(tile);
