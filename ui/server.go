@@ -141,8 +141,10 @@ type Server struct {
 	whep       map[string]whepOwner  // WHEP session → who opened it
 	whepOffers map[string]int        // user → offers being negotiated
 	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
-	thumbSeen  map[liveKey]time.Time // look at a camera's thumbnails → the last one, for the audit log
-	csp        string                // the Content Security Policy of every response
+
+	ptz       ptzControl            // PTZ movements under way (ptz.go)
+	thumbSeen map[liveKey]time.Time // look at a camera's thumbnails → the last one, for the audit log
+	csp       string                // the Content Security Policy of every response
 }
 
 type whepOwner struct {
@@ -201,6 +203,14 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/displays/{id}", actAccounts, "", s.getDisplay)
 	s.route("DELETE /api/v1/displays/{id}", actAccounts, "display.delete", s.deleteDisplay)
 	s.route("POST /api/v1/displays/signin", actOpen, "display.signin", s.signInDisplay)
+	s.route("PUT /api/v1/session/password", actView, "password.change", s.changePassword)
+
+	// Layouts and tours of the live wall.
+	s.route("GET /api/v1/layouts", actView, "", s.listLayouts)
+	s.route("POST /api/v1/layouts", actView, "layout.create", s.createLayout)
+	s.route("GET /api/v1/layouts/{id}", actView, "", s.getLayout)
+	s.route("PUT /api/v1/layouts/{id}", actView, "layout.update", s.updateLayout)
+	s.route("DELETE /api/v1/layouts/{id}", actView, "layout.delete", s.deleteLayout)
 
 	// Users and departments.
 	s.route("GET /api/v1/users", actAccounts, "", s.listUsers)
@@ -229,6 +239,7 @@ func (s *Server) routes() {
 	s.route("POST /api/v1/cameras/{id}/whep", actLive, "live", s.whepOffer)
 	s.route("PATCH /api/v1/whep/{session}", actLive, "", s.whepPatch)
 	s.route("DELETE /api/v1/whep/{session}", actLive, "", s.whepDelete)
+	s.route("POST /api/v1/cameras/{id}/ptz", actPTZ, "ptz", s.ptzCommand)
 
 	// Review.
 	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)
@@ -241,6 +252,8 @@ func (s *Server) routes() {
 	s.route("POST /api/v1/incidents", actIncidents, "incident.create", s.createIncident)
 	s.route("GET /api/v1/incidents", actIncidents, "", s.listIncidents)
 	s.route("DELETE /api/v1/incidents/{id}", actAdmin, "incident.delete", s.deleteIncident)
+	s.route("PUT /api/v1/incidents/{id}", actIncidents, "incident.update", s.updateIncident)
+	s.route("POST /api/v1/incidents/{id}/notes", actIncidents, "incident.note", s.addIncidentNote)
 
 	// Operations.
 	s.route("GET /api/v1/audit", actAdmin, "", s.listAudit)

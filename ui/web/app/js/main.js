@@ -16,7 +16,9 @@ import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
 import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
+import * as gb28181Page from './pages/admin-gb28181.js';
 import * as health from './health.js';
+import * as accountPage from './pages/account.js';
 import * as mapPage from './pages/map.js';
 import { showHelp } from './keys.js';
 
@@ -29,6 +31,8 @@ const permissions = {
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
   health: ['admin', 'operator'],
+  ptz: ['admin', 'operator', 'responder'],
+  account: ['admin', 'operator', 'responder', 'viewer'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
@@ -44,6 +48,8 @@ const routes = [
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
+  { path: '/admin/gb28181', page: gb28181Page, perm: 'admin', nav: 'nav.gb28181' },
+  { path: '/account', page: accountPage, perm: 'account', nav: 'nav.account' },
 ];
 
 const root = document.getElementById('app');

@@ -16,6 +16,7 @@ import { h, replace } from './dom.js';
 import * as api from './api.js';
 import { t } from './i18n.js';
 import { deptColor, spinner } from './ui.js';
+import { sourceBadge } from './source.js';
 import { AudioToggle } from './audio.js';
 
 const chunkSeconds = 600;   // each playback request covers this much
@@ -37,7 +38,7 @@ export class PlaybackCell {
     // the recording's sound, where the camera has audio (the page sets the codec)
     this.audio = new AudioToggle(video, 'playback');
     this.el = h('div', { class: 'pb-cell', 'data-testid': 'pb-cell', 'data-camera-id': cam.id },
-      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id }), this.audio.el), msg);
+      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id }), sourceBadge(cam), this.audio.el), msg);
     this.el.style.setProperty('--dept', deptColor(cam.department));
     this.video = video;
     this.msg = msg;

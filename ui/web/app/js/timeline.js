@@ -317,6 +317,10 @@ export class Timeline {
       const minMs = (this.view.end - this.view.start) / 300;
       for (const e of this.eventsOf(r.id)) {
         if (e.end < this.view.start || e.start > this.view.end) continue;
+        if (e.type === 'alarm') {
+          track.appendChild(this.alarmMarker(e));
+          continue;
+        }
         const until = e.open ? t('timeline.offlineNow') : formatTime(e.end);
         const el = h('div', { class: ['tl-event', 'tl-event-' + e.type], 'data-testid': 'timeline-event', 'data-type': e.type,
           'data-start': new Date(e.start).toISOString(), 'data-end': e.open ? '' : new Date(e.end).toISOString(),
@@ -326,6 +330,15 @@ export class Timeline {
       }
       this.tracks.appendChild(track);
     }
+  }
+
+  // alarmMarker is a device alarm (an instant): a mark across the track
+  // at its time, its text as the tooltip.
+  alarmMarker(e) {
+    const el = h('div', { class: 'tl-alarm', 'data-testid': 'timeline-event', 'data-type': 'alarm',
+      'data-start': new Date(e.start).toISOString(), title: t('timeline.alarmAt', { time: formatTime(e.start) }) + (e.message ? '\n' + e.message : '') });
+    el.style.left = this.x(e.start) + '%';
+    return el;
   }
 
   renderIncidents() {

@@ -7,6 +7,7 @@ import { h, replace, clear } from './dom.js';
 import { t, formatTime } from './i18n.js';
 import { WhepPlayer, State } from './whep.js';
 import { deptChip, deptColor, statusBadge, spinner } from './ui.js';
+import { sourceBadge } from './source.js';
 import { AudioToggle } from './audio.js';
 
 export class WallTile {
@@ -20,6 +21,7 @@ export class WallTile {
     this.badge = statusBadge(opts.statusOf(camera.id));
     this.name = h('span', { class: 'tile-name' });
     this.chipBox = h('span', { class: 'tile-dept' });
+    this.sourceBox = h('span', { class: 'tile-source' });
     this.msg = h('div', { class: 'tile-msg' });
     this.offText = h('span', { class: 'tile-offline-text', 'data-testid': 'tile-offline-since' });
     this.off = h('div', { class: 'tile-offline', 'data-testid': 'tile-offline', hidden: true }, this.offText);
@@ -30,7 +32,7 @@ export class WallTile {
     this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
       this.video,
       this.off,
-      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.badge, this.audio.el),
+      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.sourceBox, this.badge, this.audio.el),
       this.note,
       this.msg);
     this.visible = false;
@@ -58,6 +60,7 @@ export class WallTile {
     el.title = [c.name, c.location?.address].filter(Boolean).join(' — ');
     this.name.textContent = c.name || c.id;
     replace(this.chipBox, deptChip(this.opts.departments, c.department));
+    replace(this.sourceBox, sourceBadge(c));
     el.style.setProperty('--dept', deptColor(c.department));
   }
 
