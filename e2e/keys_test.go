@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,9 +106,15 @@ func TestKeyboardPlayback(t *testing.T) {
 func TestKeyboardWall(t *testing.T) {
 	ctx := adminTab(t, "/wall")
 	waitFor(t, ctx, "the wall's tiles", `document.querySelectorAll('[data-testid=tile]').length > 0`, 20*time.Second)
+	// digit n picks the n-th grid button
+	grids := eval[[]string](t, ctx, `[...document.querySelectorAll('button[data-layout]')].map((b) => b.dataset.layout)`)
+	if len(grids) < 4 || grids[1] != "4" || !strings.Contains(strings.Join(grids, " "), "9") {
+		t.Fatalf("the wall's grid buttons: %v", grids)
+	}
 	do(t, ctx, "press 2", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`), chromedp.KeyEvent("2"))
 	waitFor(t, ctx, "the 4-tile grid", `document.querySelector('[data-testid=wall-grid]').dataset.layout === '4'`, 5*time.Second)
-	do(t, ctx, "press 3", chromedp.KeyEvent("3"))
+	nine := fmt.Sprint(slices.Index(grids, "9") + 1)
+	do(t, ctx, "press "+nine, chromedp.KeyEvent(nine))
 	waitFor(t, ctx, "the 9-tile grid", `document.querySelector('[data-testid=wall-grid]').dataset.layout === '9'`, 5*time.Second)
 
 	do(t, ctx, "type into the search", chromedp.Focus(chromedp.CSS(`[data-testid=camera-search]`)), chromedp.KeyEvent("1"))
