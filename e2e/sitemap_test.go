@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -166,6 +167,45 @@ func TestMapTilesAndSiteMap(t *testing.T) {
 		wx, wy := img.X+px[0]*s, img.Y+px[1]*s
 		if m := ms[id]; math.Hypot(m.X-wx, m.Y-wy) > 1.5 {
 			t.Errorf("%s at (%.1f, %.1f) over the site map, want its pixel (%.0f, %.0f) at (%.1f, %.1f)", id, m.X, m.Y, px[0], px[1], wx, wy)
+		}
+	}
+
+	// The reference points placed on the page: two clicks on the image,
+	// each followed by its coordinates.
+	do(t, ctx, "Reference points", chromedp.Click(chromedp.CSS(`[data-testid=map-refs]`)))
+	waitFor(t, ctx, "the whole image", `document.querySelector('[data-testid=map-stage]').dataset.mode === 'image-unplaced' && document.querySelectorAll('[data-testid=map-marker]').length === 0`, 5*time.Second)
+	img = eval[struct{ X, Y, W float64 }](t, ctx, `(() => { const r = document.querySelector('[data-testid=map-image]').getBoundingClientRect(); return { x: r.left, y: r.top, w: r.width }; })()`)
+	s = img.W / 400
+	for _, p := range []struct {
+		x, y     float64
+		lat, lng string
+	}{{60, 240, "22.931", "113.381"}, {340, 60, "22.958", "113.409"}} {
+		do(t, ctx, fmt.Sprintf("reference point at (%.0f, %.0f)", p.x, p.y),
+			chromedp.MouseClickXY(img.X+p.x*s, img.Y+p.y*s),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid=map-ref-lat]`)),
+			chromedp.SendKeys(chromedp.CSS(`[data-testid=map-ref-lat]`), p.lat),
+			chromedp.SendKeys(chromedp.CSS(`[data-testid=map-ref-lng]`), p.lng),
+			chromedp.Click(chromedp.CSS(`[data-testid=map-ref-save]`)))
+		waitFor(t, ctx, "the dialog closed", noDialog, 5*time.Second)
+	}
+	waitFor(t, ctx, "the site map placed again", `document.querySelector('[data-testid=map-stage]').dataset.mode === 'image' && document.querySelectorAll('[data-testid=map-marker]').length === 4`, 10*time.Second)
+	b, err := admin.do("GET", "/api/v1/map", nil, http.StatusOK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Image struct {
+			Refs []struct{ X, Y, Lat, Lng float64 }
+		}
+	}
+	json.Unmarshal(b, &m)
+	want := [][4]float64{{60, 240, 22.931, 113.381}, {340, 60, 22.958, 113.409}}
+	if len(m.Image.Refs) != 2 {
+		t.Fatalf("reference points stored: %s", b)
+	}
+	for i, r := range m.Image.Refs {
+		if math.Abs(r.X-want[i][0]) > 1 || math.Abs(r.Y-want[i][1]) > 1 || r.Lat != want[i][2] || r.Lng != want[i][3] {
+			t.Errorf("reference point %d stored as %+v, want %v", i+1, r, want[i])
 		}
 	}
 }
