@@ -27,6 +27,7 @@ func TestUnmuteAudio(t *testing.T) {
 		t.Skip(e2e.skip)
 	}
 	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: "h264", Audio: true})
+	g711 := simcam.Start(t, camsim.Options{Count: 1, Codec: "h264", Audio: true, AudioCodec: camsim.AudioPCMU})
 	base := startSecondVigil(t, func(c *config.Config) { c.Recording.Segment = config.Duration(6 * time.Second) }, app.Options{})
 	admin, err := login(base, "admin", adminPassword)
 	if err != nil {
@@ -40,7 +41,12 @@ func TestUnmuteAudio(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := waitOnline(admin, ids, 60*time.Second); err != nil {
+	// a live-only camera with G.711 µ-law audio, which WebRTC carries
+	if _, err := admin.do("POST", "/api/v1/cameras", map[string]any{"id": "aud-live", "name": "Audio G.711", "department": "police",
+		"mainUrl": g711.URL(1, false), "transport": "tcp", "record": false, "enabled": true}, http.StatusCreated); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitOnline(admin, append(ids, "aud-live"), 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var start time.Time
@@ -110,6 +116,34 @@ func TestUnmuteAudio(t *testing.T) {
 
 	// Live: AAC does not travel over WebRTC; the tile says so.
 	do(t, ctx, "open the wall", chromedp.Navigate(base+"/#/wall"))
-	waitFor(t, ctx, "the tiles' speaker buttons", `(() => { const b = [...document.querySelectorAll('[data-testid=tile] [data-testid=audio-toggle]')];
-	  return b.length === 2 && b.every((x) => !x.hidden && x.disabled && x.dataset.codec === 'AAC' && x.title.includes('AAC')); })()`, 20*time.Second)
+	tileBtn := func(id string) string {
+		return `document.querySelector('[data-testid=tile][data-camera-id=` + id + `] [data-testid=audio-toggle]')`
+	}
+	waitFor(t, ctx, "the AAC tiles' speaker buttons", `[`+tileBtn("aud-1")+`, `+tileBtn("aud-2")+`].every((x) => !x.hidden && x.disabled && x.dataset.codec === 'AAC' && x.title.includes('AAC'))`, 20*time.Second)
+	// G.711 does: the tile's sound plays.
+	tileVideo := `document.querySelector('[data-testid=tile][data-camera-id=aud-live] video')`
+	waitFor(t, ctx, "the G.711 tile playing with an audio track", tileBtn("aud-live")+`.dataset.codec === 'PCMU' && !`+tileBtn("aud-live")+`.disabled && `+
+		tileVideo+`.srcObject && `+tileVideo+`.srcObject.getAudioTracks().length === 1 && `+tileVideo+`.videoWidth > 0`, 30*time.Second)
+	do(t, ctx, "unmute the G.711 tile", chromedp.Click(chromedp.CSS(`[data-testid=tile][data-camera-id=aud-live] [data-testid=audio-toggle]`)))
+	if !eval[bool](t, ctx, `!`+tileVideo+`.muted && `+tileBtn("aud-live")+`.dataset.audio === 'on'`) {
+		t.Fatal("the G.711 tile is still muted")
+	}
+	// Receiving: the track's samples carry camsim's tone (measured with an analyser).
+	level := eval[float64](t, ctx, `(async () => {
+	  const ac = new AudioContext(); await ac.resume();
+	  const src = ac.createMediaStreamSource(`+tileVideo+`.srcObject);
+	  const an = ac.createAnalyser(); an.fftSize = 2048; src.connect(an);
+	  const buf = new Float32Array(an.fftSize); let peak = 0;
+	  for (let i = 0; i < 40 && peak < 0.05; i++) {
+	    await new Promise((r) => setTimeout(r, 100));
+	    an.getFloatTimeDomainData(buf);
+	    for (const v of buf) peak = Math.max(peak, Math.abs(v));
+	  }
+	  ac.close();
+	  return peak;
+	})()`)
+	t.Logf("G.711 live audio: peak level %.3f", level)
+	if level < 0.05 {
+		t.Fatalf("the unmuted live tile receives no sound (peak %.3f)", level)
+	}
 }
