@@ -76,6 +76,8 @@ type Review struct {
 	// diskSpace measures TempDir's disk (diskfree.Space; tests replace it).
 	diskSpace func(dir string) (free, total uint64, err error)
 
+	thumbInits thumbInitCache // video-only init sections of thumbnails, by stored init section
+
 	store archive.Store
 	ix    *archive.Index
 	pin   func(key string) (unpin func())
