@@ -27,6 +27,7 @@ export class Thumbnails {
     this.moments = new Map(); // "camera|second" → keyframe ms, or null (nothing recorded)
     this.urgent = [];         // hover requests, newest last
     this.background = [];     // strip requests, oldest first
+    this.pending = new Map();   // "camera|second" → the promise of a request queued or running
     this.active = 0;
     this.stats = { requests: 0, bytes: 0, decoded: 0, cached: 0 };
   }
@@ -46,7 +47,9 @@ export class Thumbnails {
         return Promise.resolve({ canvas, time: kf });
       }
     }
-    return new Promise((resolve) => {
+    // the pointer moving within one second asks once
+    if (this.pending.has(mkey)) return this.pending.get(mkey);
+    const p = new Promise((resolve) => {
       const req = { camera, second, mkey, tag, resolve };
       if (tag) {
         this.background.push(req);
@@ -56,6 +59,9 @@ export class Thumbnails {
       }
       this.pump();
     });
+    this.pending.set(mkey, p);
+    p.finally(() => this.pending.delete(mkey));
+    return p;
   }
 
   // cancel drops the queued requests made with tag (they resolve to null).
