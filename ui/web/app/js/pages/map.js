@@ -152,6 +152,17 @@ export function mount(view, ctx) {
     return { x: ev.clientX - r.left, y: ev.clientY - r.top };
   };
 
+  // scaleLimits bound the zoom: out, so that the grid's lines (at most one
+  // per 10°) and the tiles (zoom 0 and up) stay few; in, to a few pixels
+  // per metre.
+  function scaleLimits() {
+    switch (proj.mode) {
+      case 'tiles': return [1, 2 ** (maxTileZoom + 1)];
+      case 'grid': return [0.01, 1e5];
+      default: return [Math.min(1, 100 / Math.max(1, config.image?.width || 1)), 64];
+    }
+  }
+
   function shownCameras() {
     return cameras.filter((c) => !dept || c.department === dept);
   }
@@ -160,8 +171,9 @@ export function mount(view, ctx) {
   function fit() {
     const { w, h: hh } = size();
     let pts = shownCameras().filter(placed).map((c) => proj.fwd(c.location.lat, c.location.lng)).filter(Boolean);
-    if (proj.mode.startsWith('image') && config.image && !pts.length) {
-      pts = [{ x: 0, y: 0 }, { x: config.image.width, y: config.image.height }];
+    if (proj.mode.startsWith('image') && config.image) {
+      // the whole site map, and the cameras beyond its edges
+      pts = [...pts, { x: 0, y: 0 }, { x: config.image.width, y: config.image.height }];
     }
     if (!pts.length) {
       vw = { cx: 0, cy: 0, s: proj.mode === 'tiles' ? 4 : 1 };
@@ -177,7 +189,8 @@ export function mount(view, ctx) {
       s = { grid: 40, tiles: 2 ** 16 / 1, image: 1 }[proj.mode] || 1;
     }
     if (proj.mode === 'tiles') s = Math.min(s, 2 ** maxTileZoom);
-    vw = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, s };
+    const [lo, hi] = scaleLimits();
+    vw = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, s: Math.min(hi, Math.max(lo, s)) };
   }
 
   function zoomAt(factor, sx, sy) {
@@ -185,8 +198,8 @@ export function mount(view, ctx) {
     const px = sx ?? w / 2;
     const py = sy ?? hh / 2;
     const before = toWorld(px, py);
-    vw.s = Math.min(vw.s * factor, proj.mode === 'tiles' ? 2 ** (maxTileZoom + 1) : 1e7);
-    vw.s = Math.max(vw.s, 1e-6);
+    const [lo, hi] = scaleLimits();
+    vw.s = Math.min(hi, Math.max(lo, vw.s * factor));
     const after = toWorld(px, py);
     vw.cx += before.x - after.x;
     vw.cy += before.y - after.y;
