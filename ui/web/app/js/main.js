@@ -43,7 +43,8 @@ const routes = [
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
-  { path: '/account', page: accountPage, perm: 'account', nav: 'nav.account' },
+  // no menu entry: the user's name in the top bar links to it
+  { path: '/account', page: accountPage, perm: 'account' },
 ];
 
 const root = document.getElementById('app');
@@ -118,7 +119,7 @@ function langSwitch() {
 
 function shell(current) {
   const nav = h('nav', { class: 'nav', 'data-testid': 'nav' },
-    routes.filter((r) => can(r.perm)).map((r) => h('a', {
+    routes.filter((r) => r.nav && can(r.perm)).map((r) => h('a', {
       href: '#' + r.path,
       class: ['nav-link', current === r.path && 'active'],
       'data-testid': 'nav-' + r.path.replace(/^\//, '').replace('/', '-'),
@@ -130,7 +131,7 @@ function shell(current) {
     nav,
     h('div', { class: 'topbar-right' },
       langSwitch(),
-      h('span', { class: 'user', 'data-testid': 'current-user' },
+      h(can('account') ? 'a' : 'span', { class: 'user', 'data-testid': 'current-user', href: can('account') ? '#/account' : undefined, title: t('nav.account') },
         h('span', { class: 'user-name', text: session.username }),
         h('span', { class: 'user-role', text: t('role.' + session.role) })),
       h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'logout', text: t('nav.logout'), onclick: logout })));
