@@ -242,6 +242,9 @@ func TestAccountPasswordAndTokens(t *testing.T) {
 	if _, err := login(e2e.baseURL, user, layoutUserPassword); err == nil {
 		t.Error("the old password still logs in")
 	}
+	// An admin's account page shows the evidence signing key.
+	actx := adminTab(t, "/account")
+	waitFor(t, actx, "the evidence key", `/^[0-9a-f]{64}$/.test(document.querySelector('[data-testid=evidence-key-public]').textContent)`, 15*time.Second)
 	nctx := userTab(t, user, newPass)
 	open(t, nctx, "/account")
 	waitFor(t, nctx, "the account page", `document.querySelector('[data-testid=account-username]').textContent === `+jsString(user), 15*time.Second)
