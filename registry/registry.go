@@ -151,6 +151,15 @@ var migrations = []string{
 		signed_in_ns    INTEGER NOT NULL DEFAULT 0,
 		last_seen_ns    INTEGER NOT NULL DEFAULT 0
 	);`,
+	// GB/T 28181: a camera's source (rtsp, or gb28181 for a channel of a
+	// registered device) and that channel; gb_missing marks a camera that
+	// the catalog sync disabled because its channel left the catalog.
+	`ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT 'rtsp';
+	ALTER TABLE cameras ADD COLUMN gb_device TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN gb_channel TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN gb_ptz INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN gb_missing INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX cameras_gb_device ON cameras(gb_device) WHERE gb_device != '';`,
 	// Layouts and tours of the live wall; incidents gain a status, an
 	// update time and notes over time (append-only).
 	`CREATE TABLE layouts (
@@ -210,6 +219,9 @@ func OpenWith(ctx context.Context, db *sql.DB, opts Options) (*Registry, error) 
 		return nil, err
 	}
 	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	if err := migrateSiteMap(ctx, db); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	r := &Registry{db: db, now: time.Now, seal: seal, argon: newHashGate(runtime.GOMAXPROCS(0))}

@@ -69,6 +69,14 @@ var matrix = []matrixRow{
 		body: `{"name":{"zh-CN":"公安","en":"Police"}}`, cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "department delete", method: "DELETE", path: "/api/v1/departments/cold-storage", cams: map[string]want{"": {nc, forb, forb, forb, forb, forb, unau, unau}}},
 
+	{name: "map get", method: "GET", path: "/api/v1/map", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
+	{name: "map image get (none)", method: "GET", path: "/api/v1/map/image", cams: map[string]want{"": {nf, nf, nf, nf, nf, nf, unau, unau}}},
+	{name: "map image put", method: "PUT", path: "/api/v1/map/image", ctype: "image/png", body: testMapPNG,
+		cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "map refs put (no image)", method: "PUT", path: "/api/v1/map", ctype: "application/json",
+		body: `{"refs":[{"x":10,"y":10,"lat":22.95,"lng":113.37},{"x":300,"y":200,"lat":22.92,"lng":113.40}]}`,
+		cams: map[string]want{"": {nf, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "map delete (none)", method: "DELETE", path: "/api/v1/map", cams: map[string]want{"": {nf, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "display create", method: "POST", path: "/api/v1/displays", ctype: "application/json",
 		body: `{"name":"Lobby","departments":["police"]}`, cams: map[string]want{"": {cr, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "display list", method: "GET", path: "/api/v1/displays", cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
@@ -146,10 +154,14 @@ var matrix = []matrixRow{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "playback", method: "GET", path: "/api/v1/cameras/{cam}/playback?start=2026-11-26T08:10:00Z&duration=60", cams: map[string]want{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
+	{name: "thumbnail", method: "GET", path: "/api/v1/cameras/{cam}/thumbnail?t=2026-11-26T08:10:30Z", cams: map[string]want{
+		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "export", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
 	{name: "export package", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z&format=package", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "ptz (no PTZ)", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5}`, cams: map[string]want{
+		"police-1": {nf, nf, nf, forb, nf, nf, unau, unau}, "flood-1": {nf, nf, nf, forb, nf, nf, unau, unau}}},
 	{name: "session password (wrong current)", method: "PUT", path: "/api/v1/session/password", ctype: "application/json",
 		body: `{"currentPassword":"not-the-password","newPassword":"a-new-password-2"}`, cams: map[string]want{"": {forb, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "session password", method: "PUT", path: "/api/v1/session/password", ctype: "application/json",

@@ -15,7 +15,11 @@ import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
 import { deptChip, statusBadge, setBadge, modal, spinner, errorBox, toast, errorText, deleteConfirmed } from '../ui.js';
 import { WallTile, isOffline } from '../wall-tile.js';
+import { PTZControl, hasPTZ } from '../ptz.js';
+import { sourceBadge } from '../source.js';
 import * as saved from '../wall-layouts.js';
+import { shortcuts } from '../keys.js';
+import { toggleHeard } from '../audio.js';
 
 const layouts = saved.grids;
 const storageKey = 'vigil.wall';
@@ -457,12 +461,16 @@ export function mount(view, ctx) {
       h('div', { class: 'focus-bar' },
         h('span', { class: 'tile-name', text: camera.name || camera.id }),
         deptChip(ctx.departments, camera.department),
+        sourceBadge(camera),
         badge,
         h('span', { class: 'muted', text: camera.location?.address || '' }),
         h('span', { class: 'toolbar-spacer' }),
         h('span', { class: 'muted hint', text: t('wall.escHint') }),
         h('button', { type: 'button', class: 'btn', 'data-testid': 'focus-close', text: t('common.close'), onclick: closeFocus })),
       h('div', { class: 'focus-video' }, video, msg));
+    // PTZ for a camera that has it, for the roles that may move it
+    const ptz = hasPTZ(camera) && ctx.can('ptz') ? new PTZControl(camera) : null;
+    if (ptz) el.querySelector('.focus-video').appendChild(ptz.el);
     const player = new WhepPlayer(video, {
       cameraId: camera.id, stream: 'main', onUnauthorized: unauthorized,
       onState: (s, detail) => {
@@ -472,7 +480,7 @@ export function mount(view, ctx) {
       },
     });
     focus = {
-      camera, el, player,
+      camera, el, player, ptz,
       update: () => (document.hidden ? player.stop() : player.start()),
       setStatus: (s) => setBadge(badge, s),
     };
@@ -484,6 +492,7 @@ export function mount(view, ctx) {
 
   function closeFocus() {
     if (!focus) return;
+    focus.ptz?.destroy();
     focus.player.stop();
     focus.el.remove();
     focus = null;
@@ -538,6 +547,30 @@ export function mount(view, ctx) {
     });
   }
 
+  // ---- keyboard (keys.js): next/previous camera, grid size, full screen, sound
+  const unkeys = shortcuts({
+    camera: (d) => {
+      if (focus) {
+        // the large view moves on to the next camera of the wall's list
+        const list = visibleCameras();
+        const i = list.findIndex((c) => c.id === focus.camera.id);
+        if (list.length > 1) openFocus(list[(i + d + list.length) % list.length]);
+        return;
+      }
+      const shown = [...grid.querySelectorAll('[data-testid=tile]')];
+      if (!shown.length) return;
+      const i = shown.findIndex((el) => el.contains(document.activeElement));
+      shown[i < 0 ? (d > 0 ? 0 : shown.length - 1) : (i + d + shown.length) % shown.length].focus();
+    },
+    layout: (i) => page.querySelectorAll('[data-layout]')[i]?.click(),
+    fullscreen: () => toggleFullscreen(),
+    audio: () => {
+      const el = document.activeElement?.closest?.('[data-testid=tile]');
+      const mine = el && tiles.get(el.dataset.cameraId);
+      toggleHeard(mine ? [mine.audio] : [...tiles.values()].map((x) => x.audio));
+    },
+  });
+
   // ---- start
   grid.appendChild(h('div', { class: 'wall-loading' }, spinner()));
   (async () => {
@@ -571,6 +604,7 @@ export function mount(view, ctx) {
     tour = null;
     clearTimeout(tourTimer);
     swapOff();
+    unkeys();
     clearTimeout(pollTimer);
     closeFocus();
     for (const tile of [...tiles.values()]) destroyTile(tile);
