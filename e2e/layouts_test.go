@@ -330,3 +330,27 @@ func TestIncidentEditNoteCloseFilter(t *testing.T) {
 		t.Errorf("the closed incident is not listed as closed: %s", b)
 	}
 }
+
+// A display signed in with a link that names a tour runs it in kiosk mode:
+// the tour's layouts are shared with the display's department.
+func TestDisplayRunsTourFromLink(t *testing.T) {
+	police := "police"
+	a := createLayout(t, map[string]any{"name": "Lobby A", "grid": 1, "cells": []any{"cam-02"}, "shared": police})
+	b := createLayout(t, map[string]any{"name": "Lobby B", "grid": 1, "cells": []any{"cam-06"}, "shared": police})
+	tour := createLayout(t, map[string]any{"name": "Lobby tour", "grid": 1, "cells": []any{}, "shared": police,
+		"tour": map[string]any{"layouts": []string{a.ID, b.ID}, "dwell": "5s"}})
+	body, err := e2e.admin.do("POST", "/api/v1/displays", map[string]any{"name": "Lobby tour wall", "departments": []string{police}}, http.StatusCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ ID, Path string }
+	json.Unmarshal(body, &d)
+	t.Cleanup(func() { e2e.admin.do("DELETE", "/api/v1/displays/"+d.ID, nil, http.StatusNoContent) })
+	ctx := tab(t, true)
+	do(t, ctx, "open the display link with the tour", chromedp.Navigate(e2e.baseURL+d.Path+"&tour="+tour.ID))
+	waitFor(t, ctx, "the kiosk wall running the tour", `location.hash.includes('kiosk=1') && location.hash.includes('tour=`+tour.ID+`') && document.documentElement.classList.contains('kiosk')`, 20*time.Second)
+	waitFor(t, ctx, "the first layout", cellsExpr+` === 'cam-02'`, 20*time.Second)
+	waitFor(t, ctx, "the second layout", cellsExpr+` === 'cam-06'`, 20*time.Second)
+	framesAdvance(t, ctx, `[data-testid=wall-grid] video`, 1, 5, 60*time.Second)
+	shot(t, ctx, "display-tour")
+}

@@ -185,7 +185,7 @@ async function render() {
     return;
   }
   if (path === '/display') {
-    await signInDisplay(params.get('code') || '');
+    await signInDisplay(params.get('code') || '', params);
     return;
   }
   if (!session) {
@@ -233,7 +233,8 @@ async function render() {
 // signInDisplay trades a display's one-time code (the link an admin made
 // on the Displays page) for a login that never idles out, and opens the
 // wall in kiosk mode.
-async function signInDisplay(code) {
+// A layout or tour in the link (&layout=ID or &tour=ID) opens on the wall.
+async function signInDisplay(code, params) {
   try {
     const res = await fetch('/api/v1/displays/signin', {
       method: 'POST', credentials: 'same-origin',
@@ -244,7 +245,9 @@ async function signInDisplay(code) {
     if (!res.ok) throw new api.ApiError(res.status, (data && data.error) || res.statusText, data);
     session = await api.getSession();
     await loadDepartments();
-    navigate('/wall?kiosk=1', { replace: true });
+    const wall = new URLSearchParams({ kiosk: '1' });
+    for (const k of ['layout', 'tour']) if (params.get(k)) wall.set(k, params.get(k));
+    navigate('/wall?' + wall.toString(), { replace: true });
   } catch (err) {
     replace(root, h('div', { class: 'boot boot-error', 'data-testid': 'display-signin-error' },
       h('p', { text: t('displays.signinFailed') }), h('p', { text: errorText(err) }),
