@@ -354,3 +354,29 @@ func TestDisplayRunsTourFromLink(t *testing.T) {
 	framesAdvance(t, ctx, `[data-testid=wall-grid] video`, 1, 5, 60*time.Second)
 	shot(t, ctx, "display-tour")
 }
+
+// The 6-tile grid is one large tile and five small ones; on the plain wall
+// (no layout open) a swap stays in the browser across a reload.
+func TestWallSixGridAndLocalSwap(t *testing.T) {
+	user := addUser(t, fmt.Sprintf("six-%d", time.Now().UnixNano()%1e6), "viewer", "flood-control", "police")
+	ctx := userTab(t, user, layoutUserPassword)
+	open(t, ctx, "/wall")
+	do(t, ctx, "pick the 6-tile grid", chromedp.Click(chromedp.CSS(`[data-testid=layout-6]`)))
+	waitFor(t, ctx, "six cells", `document.querySelectorAll('[data-testid=wall-grid] > [data-cell]').length === 6 && document.querySelector('[data-testid=wall-grid] > [data-cell="5"]').dataset.cameraId`, 20*time.Second)
+	sizes := eval[[]float64](t, ctx, `[...document.querySelectorAll('[data-testid=wall-grid] > [data-cell]')].map((el) => el.getBoundingClientRect().width * el.getBoundingClientRect().height)`)
+	for i := 1; i < 6; i++ {
+		if r := sizes[0] / sizes[i]; r < 3.5 || r > 4.6 {
+			t.Errorf("the large tile is %.1f times tile %d, want about 4 (2 × 2 cells)", r, i)
+		}
+	}
+	before := eval[string](t, ctx, cellsExpr)
+	ids := strings.Split(before, ",")
+	do(t, ctx, "drag the large tile onto the last",
+		chromedp.DragAndDrop(chromedp.CSS(`[data-testid=wall-grid] > [data-cell="0"]`), chromedp.CSS(`[data-testid=wall-grid] > [data-cell="5"]`)))
+	ids[0], ids[5] = ids[5], ids[0]
+	want := strings.Join(ids, ",")
+	waitFor(t, ctx, "the swap", cellsExpr+` === `+jsString(want), 10*time.Second)
+	shot(t, ctx, "wall-six")
+	do(t, ctx, "reload", chromedp.Reload())
+	waitFor(t, ctx, "the swap after the reload", cellsExpr+` === `+jsString(want), 20*time.Second)
+}
