@@ -380,3 +380,18 @@ func TestWallSixGridAndLocalSwap(t *testing.T) {
 	do(t, ctx, "reload", chromedp.Reload())
 	waitFor(t, ctx, "the swap after the reload", cellsExpr+` === `+jsString(want), 20*time.Second)
 }
+
+// A tour that names no layouts pages through the cameras, a grid at a time.
+func TestTourOfCameraPages(t *testing.T) {
+	tour := createLayout(t, map[string]any{"name": "All cameras", "grid": 4, "cells": []any{},
+		"tour": map[string]any{"layouts": []string{}, "dwell": 5}})
+	ctx := adminTab(t, "")
+	open(t, ctx, "/wall?tour="+tour.ID)
+	waitFor(t, ctx, "page 1", `document.querySelector('[data-testid=tour-status]').dataset.step === '0' && document.querySelectorAll('[data-testid=wall-grid] > [data-cell]').length === 4`, 20*time.Second)
+	first := eval[string](t, ctx, cellsExpr)
+	waitFor(t, ctx, "page 2", `document.querySelector('[data-testid=tour-status]').dataset.step === '1'`, 15*time.Second)
+	second := eval[string](t, ctx, cellsExpr)
+	if first == second || strings.Count(second, "cam-") != 4 {
+		t.Errorf("page 1 %q, page 2 %q", first, second)
+	}
+}
