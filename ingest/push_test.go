@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
@@ -650,4 +651,65 @@ func TestStreamWantDemand(t *testing.T) {
 	if ok, _ := s.demand(); ok {
 		t.Fatal("demanded after all left")
 	}
+}
+
+// FuzzSink writes what a device may send into a Sink: whatever the bytes,
+// no panic, and every unit written is well formed.
+func FuzzSink(f *testing.F) {
+	adts, err := mpeg4audio.ADTSPackets{
+		{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 16000, ChannelCount: 1, AU: []byte{1, 2, 3}},
+		{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 16000, ChannelCount: 1, AU: []byte{4, 5}},
+	}.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	start := []byte{0, 0, 1}
+	for i, au := range accessUnitSeeds {
+		f.Add(uint8(i%2), int64(i*3600), append(bytes.Clone(start), au...))
+	}
+	f.Add(uint8(2), int64(1<<33-1), adts)
+	f.Add(uint8(3), int64(0), []byte{0xd5, 0xd5})
+	f.Add(uint8(4), int64(-1), []byte{0xff})
+	f.Fuzz(func(t *testing.T, kind uint8, pts int64, data []byte) {
+		stream := NewStream("fuzz")
+		p := newPuller(pullerConfig{stream: stream, log: testkit.Log(t), pushed: true})
+		sink := &Sink{w: &sessionWriter{p: p, ctx: context.Background(), pushed: true}}
+		sub := stream.Subscribe(SubscribeOptions{QueueLen: 64})
+		defer sub.Close()
+		// a keyframe with parameter sets first, so that what follows is written
+		key := append(bytes.Clone(start), accessUnitSeeds[0]...)
+		if err := sink.WriteVideo(CodecH264, 0, key, true); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			switch kind % 5 {
+			case 0:
+				_ = sink.WriteVideo(CodecH264, pts+int64(i), data, false)
+			case 1:
+				_ = sink.WriteVideo(CodecH265, pts+int64(i), data, false)
+			case 2:
+				_ = sink.WriteAudio(CodecAAC, pts+int64(i), data)
+			case 3:
+				_ = sink.WriteAudio(CodecPCMA, pts+int64(i), data)
+			default:
+				_ = sink.WriteAudio(CodecPCMU, pts+int64(i), data)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for pending(sub) {
+			u, _, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Media == nil || u.Track == nil || u.Track != u.Media.Tracks[u.Track.Index] || len(u.Data) == 0 {
+				t.Fatalf("malformed unit %+v", u)
+			}
+			for _, n := range u.Data {
+				if len(n) == 0 {
+					t.Fatal("empty NAL unit or audio frame")
+				}
+			}
+		}
+	})
 }
