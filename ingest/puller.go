@@ -109,6 +109,7 @@ func (p *puller) run(ctx context.Context) {
 		}
 		if idled() {
 			// nothing needed it any more: not a failure
+			p.setIdle()
 			failures = 0
 			continue
 		}

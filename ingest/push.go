@@ -36,8 +36,15 @@ var ErrSinkClosed = errors.New("ingest: the session of this sink has ended")
 // the camera's hub Stream, as a puller does with RTSP: units from the first
 // keyframe with parameter sets on, tracks published there, PTS continuous
 // across sessions and Time on the server's clock. Its methods must be called
-// from one goroutine at a time (the Source's receiver). Units written after the
-// session ended are refused with ErrSinkClosed.
+// from one goroutine at a time (the Source's receiver).
+//
+// An error of a write concerns that unit only (it was dropped), and the
+// session can go on; a Source may log it at a limited rate. Two errors are
+// different: ErrSinkClosed (the session ended: Play should return) and a
+// change of video codec within the session, which the Source should return
+// from Play, so that the next session starts with the new codec. Units that
+// never make a picture show in the stream's lastError all the same (no
+// keyframe, no parameter sets, no media, a stall).
 //
 // Tracks: the video track and the audio seen so far are published at the
 // first keyframe. A stream whose earlier session had audio publishes that
