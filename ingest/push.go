@@ -98,7 +98,7 @@ func (s *Sink) WriteVideo(codec string, pts int64, annexB []byte, key bool) erro
 	if w.ctx.Err() != nil {
 		return ErrSinkClosed
 	}
-	w.packets++
+	w.arrived(now)
 	if splitErr != nil {
 		w.decodeErrs++
 		w.lastDecodeErr = splitErr
@@ -152,7 +152,7 @@ func (s *Sink) WriteAudio(codec string, pts int64, frame []byte) error {
 	if w.ctx.Err() != nil {
 		return ErrSinkClosed
 	}
-	w.packets++
+	w.arrived(now)
 	s.setReaders()
 	if changed && w.media != nil {
 		w.setTracks() // audio after the first keyframe, or a new audio format
@@ -169,6 +169,15 @@ func newPushedAudio(proto Track) *trackReader {
 		tr.frameSamples = mpeg4audio.SamplesPerAccessUnit * ptsClock / proto.SampleRate
 	}
 	return tr
+}
+
+// arrived counts a unit of a pushed session; the first one starts the
+// session's clock for the keyframe and stall checks. Called with w.mu held.
+func (w *sessionWriter) arrived(now time.Time) {
+	if w.packets == 0 {
+		w.start = now
+	}
+	w.packets++
 }
 
 // setReaders lists the session's tracks, video first; called with w.mu held.

@@ -86,11 +86,13 @@ func loadClip(t testing.TB, file string, g711 ps.StreamType) *psClip {
 type psDevice struct {
 	clip *psClip
 	// faults
-	fail          []error // returned by the next plays, in order
-	stallAfter    int     // stop sending (but stay) after this many units; 0: never
-	noKeyframes   bool    // send only the parameter sets of keyframes
-	noParams      bool    // strip the parameter sets from the keyframes
-	audioAfter    int64   // send audio only from this PTS of the first loop on
+	fail          []error       // returned by the next plays, in order
+	stallAfter    int           // stop sending (but stay) after this many units; 0: never
+	noKeyframes   bool          // send only the parameter sets of keyframes
+	noParams      bool          // strip the parameter sets from the keyframes
+	audioAfter    int64         // send audio only from this PTS of the first loop on
+	silent        bool          // send nothing, until the session ends
+	startDelay    time.Duration // wait before sending (a gateway trying transports)
 	keepLastSink  bool
 	startedPlays  chan int // receives the number of each Play as it starts (when not nil)
 	mu            sync.Mutex
@@ -146,6 +148,15 @@ func (d *psDevice) Play(ctx context.Context, cam Camera, kind StreamKind, sink *
 	}
 	if fail != nil {
 		return fail
+	}
+	if d.silent {
+		<-ctx.Done()
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(d.startDelay):
 	}
 	return d.stream(ctx, sink)
 }
@@ -489,6 +500,7 @@ func TestPushedFaults(t *testing.T) {
 		{"no-keyframe", &psDevice{noKeyframes: true}, ErrNoKeyframe, "the camera sent video but no keyframe in 1s"},
 		{"no-parameter-sets", &psDevice{noParams: true}, ErrBadMedia,
 			"the camera's video cannot be decoded: its parameter sets (SPS/PPS) are missing or invalid (no SPS received)"},
+		{"silent", &psDevice{silent: true}, ErrStalled, "the device's stream did not start in 3s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
@@ -511,6 +523,23 @@ func TestPushedFaults(t *testing.T) {
 				return plays >= 2
 			})
 		})
+	}
+}
+
+// TestPushedSlowStart: a Source may take longer than StallTimeout to deliver
+// its first unit (a gateway trying one transport after another).
+func TestPushedSlowStart(t *testing.T) {
+	testkit.CheckLeaks(t)
+	dev := &psDevice{clip: loadClip(t, "gst_h264_aac.ps", 0), startDelay: 1500 * time.Millisecond}
+	opts := pushOptions(t, dev)
+	opts.StallTimeout = time.Second
+	m, stop := startFleet(t, opts, gbCamera("gb-1"))
+	defer stop()
+	sub := m.Stream("gb-1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
+	defer sub.Close()
+	readPushed(t, sub, 10, -1)
+	if st := waitState(t, m, "gb-1", StateOnline); st.Reconnects != 0 {
+		t.Errorf("%d reconnects: the slow start was taken for a failure", st.Reconnects)
 	}
 }
 
