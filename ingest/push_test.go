@@ -742,3 +742,41 @@ func FuzzSink(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSink measures writing a device's units into the hub through a
+// Sink (copy, NAL split, parameter sets, clock), one subscriber draining:
+//
+//	go test -run XXX -bench Sink -benchmem ./ingest
+func BenchmarkSink(b *testing.B) {
+	clip := loadClip(b, "gst_h264_aac.ps", 0)
+	stream := NewStream("bench")
+	p := newPuller(pullerConfig{stream: stream, log: testkit.Log(b), pushed: true})
+	sink := &Sink{w: &sessionWriter{p: p, ctx: context.Background(), pushed: true}}
+	sub := stream.Subscribe(SubscribeOptions{Kind: Recorder, QueueLen: 4096})
+	ctx, cancel := context.WithCancel(context.Background())
+	drained := make(chan error, 1)
+	go func() { drained <- sub.Drain(ctx) }()
+	defer func() {
+		cancel()
+		<-drained
+	}()
+	var bytes int64
+	for _, u := range clip.units {
+		bytes += int64(len(u.Payload))
+	}
+	b.SetBytes(bytes / int64(len(clip.units)))
+	b.ResetTimer()
+	for i := range b.N {
+		u := clip.units[i%len(clip.units)]
+		pts := u.PTS + int64(i/len(clip.units))*clip.length
+		var err error
+		if u.Type.IsVideo() {
+			err = sink.WriteVideo(codecOf(u.Type), pts, u.Payload, u.Keyframe)
+		} else {
+			err = sink.WriteAudio(codecOf(u.Type), pts, u.Payload)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
