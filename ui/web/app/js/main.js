@@ -16,7 +16,11 @@ import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
 import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
+import * as gb28181Page from './pages/admin-gb28181.js';
 import * as health from './health.js';
+import * as accountPage from './pages/account.js';
+import * as mapPage from './pages/map.js';
+import { showHelp } from './keys.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
@@ -27,11 +31,14 @@ const permissions = {
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
   health: ['admin', 'operator'],
+  ptz: ['admin', 'operator', 'responder'],
+  account: ['admin', 'operator', 'responder', 'viewer'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
 const routes = [
   { path: '/wall', page: wallPage, perm: 'live', nav: 'nav.wall' },
+  { path: '/map', page: mapPage, perm: 'live', nav: 'nav.map' },
   { path: '/playback', page: playbackPage, perm: 'playback', nav: 'nav.playback' },
   { path: '/incidents', page: incidentsPage, perm: 'incidents', nav: 'nav.incidents' },
   { path: '/reports', page: reportsPage, perm: 'reports', nav: 'nav.reports' },
@@ -41,6 +48,8 @@ const routes = [
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
+  { path: '/admin/gb28181', page: gb28181Page, perm: 'admin', nav: 'nav.gb28181' },
+  { path: '/account', page: accountPage, perm: 'account', nav: 'nav.account' },
 ];
 
 const root = document.getElementById('app');
@@ -126,6 +135,7 @@ function shell(current) {
     h('a', { class: 'brand', href: '#/wall' }, h('span', { class: 'brand-mark' }), h('span', { text: t('app.name') })),
     nav,
     h('div', { class: 'topbar-right' },
+      h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'data-testid': 'keys-help-open', text: '?', title: t('keys.title'), 'aria-label': t('keys.title'), onclick: showHelp }),
       langSwitch(),
       h('span', { class: 'user', 'data-testid': 'current-user' },
         h('span', { class: 'user-name', text: session.username }),
