@@ -22,6 +22,11 @@ type Source interface {
 	// only while something needs the stream (a subscriber: recorder, viewer, upper
 	// platform, or Stream.Want), cancels ctx PushLinger after nothing does, and retries
 	// with backoff after an error.
+	//
+	// Play must return soon after ctx ends (Fleet.Remove and Set wait for
+	// it). Until its first unit reaches the sink it has three times
+	// FleetOptions.StallTimeout: it should time its own start and name the
+	// cause; from the first unit on, ingest watches for keyframes and stalls.
 	Play(ctx context.Context, cam Camera, kind StreamKind, sink *Sink) error
 }
 
