@@ -55,11 +55,17 @@ var ErrSinkClosed = errors.New("ingest: the session of this sink has ended")
 // first keyframe. A stream whose earlier session had audio publishes that
 // audio track with the first keyframe already (the audio usually trails the
 // first keyframe by a few milliseconds), so that a new session does not
-// change the stream's Media; audio that first appears later, or differs from
-// the track published, republishes the tracks (a new Media generation).
+// change the stream's Media. Audio that first appears later, or differs from
+// the track published, is published with the next keyframe (a new Media
+// generation, which starts at a keyframe as every generation does, so a
+// recorder loses no video); that audio is dropped until then.
 type Sink struct {
 	w            *sessionWriter
 	video, audio *trackReader
+	// republish: the audio track changed after the tracks were published;
+	// they are published again with the next keyframe, the new audio
+	// dropped until then
+	republish bool
 
 	// PTS unwrapping: the 33-bit PTS of MPEG-PS, extended from the first one
 	// of the session (any track)
@@ -110,6 +116,10 @@ func (s *Sink) WriteVideo(codec string, pts int64, annexB []byte, key bool) erro
 		return fmt.Errorf("ingest: video unit: %w", splitErr)
 	}
 	s.setReaders()
+	if s.republish && isKey && w.media != nil {
+		w.setTracks()
+		s.republish = false
+	}
 	w.accept(s.video, s.ticks(pts), ptsClock, frames, isKey, now)
 	return nil
 }
@@ -160,9 +170,13 @@ func (s *Sink) WriteAudio(codec string, pts int64, frame []byte) error {
 	w.arrived(now)
 	s.setReaders()
 	if changed && w.media != nil {
-		w.setTracks() // audio after the first keyframe, or a new audio format
+		s.republish = true // audio after the first keyframe, or a new audio format
 	}
-	w.accept(s.audio, s.ticks(pts), ptsClock, frames, false, now)
+	rel := s.ticks(pts)
+	if s.republish {
+		return nil // published with the next keyframe
+	}
+	w.accept(s.audio, rel, ptsClock, frames, false, now)
 	return nil
 }
 

@@ -581,6 +581,9 @@ func TestPushedLateAudio(t *testing.T) {
 			if n := len(u.Media.Tracks); n != u.Media.Generation {
 				t.Fatalf("generation %d has %d tracks", u.Media.Generation, n)
 			}
+			if !u.Keyframe || !u.Track.Video {
+				t.Fatalf("generation %d starts with a unit that is no video keyframe", u.Media.Generation)
+			}
 		}
 	}
 	sub.Close()
