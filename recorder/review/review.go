@@ -1,6 +1,7 @@
 // Package review is the recorder's read side: the recordings timeline
-// (Recordings), playback (Open, Playback) and evidence export (Export) of
-// the HTTP API. It reads the archive's index and store, and, through the
+// (Recordings), playback (Open, Playback), evidence export (Export) and
+// timeline thumbnails (Thumbnail: a stored keyframe, not decoded) of the
+// HTTP API. It reads the archive's index and store, and, through the
 // small Spooled interface it declares, the segments still on the recording
 // node's local disk (package recorder implements it); it never writes to any
 // of them and imports nothing of the write side. Fragments are parsed and
