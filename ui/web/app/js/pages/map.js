@@ -39,8 +39,9 @@ export function placed(c) {
   return Number.isFinite(l.lat) && Number.isFinite(l.lng) && (l.lat !== 0 || l.lng !== 0);
 }
 
-// stateOf is the marker state of a camera: online, connecting, offline,
-// disabled, or unknown (no status yet).
+// stateOf is the marker state of a camera: online, idle (a pushed stream
+// that nothing needs now), connecting, offline, disabled, or unknown (no
+// status yet).
 function stateOf(c, st) {
   if (c.enabled === false) return 'disabled';
   return st?.state || 'unknown';
@@ -124,7 +125,7 @@ export function mount(view, ctx) {
   const layer = h('div', { class: 'map-layer', 'data-testid': 'map-layer' });
   const markerBox = h('div', { class: 'map-markers' });
   const stage = h('div', { class: 'map-stage', 'data-testid': 'map-stage', tabIndex: -1 }, layer, markerBox, banner);
-  const legend = h('div', { class: 'map-legend' }, ['online', 'connecting', 'offline', 'disabled'].map((s) =>
+  const legend = h('div', { class: 'map-legend' }, ['online', 'idle', 'connecting', 'offline', 'disabled'].map((s) =>
     h('span', { class: 'map-legend-item' }, h('i', { class: 'map-dot map-state-' + s }), h('span', { text: t('state.' + s) }))));
   const unplacedBox = h('div', { class: 'map-unplaced', 'data-testid': 'map-unplaced' });
   const root = h('section', { class: 'page map-page', 'data-testid': 'map-page' },
