@@ -117,14 +117,21 @@ func (u *upper) messages(t *testing.T) []byte {
 	return all
 }
 
+// errors is SIPp's error log, without its overload warnings (a loaded
+// machine) and headings.
 func (u *upper) errors() string {
 	logs, _ := filepath.Glob(filepath.Join(u.dir, "*_errors.log"))
-	var all []byte
+	var out []string
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)
-		all = append(all, b...)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "" || strings.Contains(line, "watchdog") || strings.Contains(line, "The following events occurred") {
+				continue
+			}
+			out = append(out, line)
+		}
 	}
-	return string(all)
+	return strings.Join(out, "\n")
 }
 
 var responseBody = regexp.MustCompile(`(?s)<\?xml[^>]*\?>\s*<Response>.*?</Response>`)
