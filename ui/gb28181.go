@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/gb28181/upstream"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 )
@@ -25,6 +26,9 @@ type GB28181 struct {
 	// Alarms lists a camera's device alarms over a range (alarm.Store.Events),
 	// shown with its other events. Optional.
 	Alarms func(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error)
+	// Upstream is the state of the upper platforms Vigil registers to
+	// (upstream.Service.Statuses). Optional.
+	Upstream func() []upstream.Status
 }
 
 // GBState is what the API reads from the SIP server.
