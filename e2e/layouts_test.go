@@ -242,6 +242,9 @@ func TestAccountPasswordAndTokens(t *testing.T) {
 	if _, err := login(e2e.baseURL, user, layoutUserPassword); err == nil {
 		t.Error("the old password still logs in")
 	}
+	// An admin's account page shows the evidence signing key.
+	actx := adminTab(t, "/account")
+	waitFor(t, actx, "the evidence key", `/^[0-9a-f]{64}$/.test(document.querySelector('[data-testid=evidence-key-public]').textContent)`, 15*time.Second)
 	nctx := userTab(t, user, newPass)
 	open(t, nctx, "/account")
 	waitFor(t, nctx, "the account page", `document.querySelector('[data-testid=account-username]').textContent === `+jsString(user), 15*time.Second)
@@ -325,5 +328,70 @@ func TestIncidentEditNoteCloseFilter(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the closed incident is not listed as closed: %s", b)
+	}
+}
+
+// A display signed in with a link that names a tour runs it in kiosk mode:
+// the tour's layouts are shared with the display's department.
+func TestDisplayRunsTourFromLink(t *testing.T) {
+	police := "police"
+	a := createLayout(t, map[string]any{"name": "Lobby A", "grid": 1, "cells": []any{"cam-02"}, "shared": police})
+	b := createLayout(t, map[string]any{"name": "Lobby B", "grid": 1, "cells": []any{"cam-06"}, "shared": police})
+	tour := createLayout(t, map[string]any{"name": "Lobby tour", "grid": 1, "cells": []any{}, "shared": police,
+		"tour": map[string]any{"layouts": []string{a.ID, b.ID}, "dwell": "5s"}})
+	body, err := e2e.admin.do("POST", "/api/v1/displays", map[string]any{"name": "Lobby tour wall", "departments": []string{police}}, http.StatusCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ ID, Path string }
+	json.Unmarshal(body, &d)
+	t.Cleanup(func() { e2e.admin.do("DELETE", "/api/v1/displays/"+d.ID, nil, http.StatusNoContent) })
+	ctx := tab(t, true)
+	do(t, ctx, "open the display link with the tour", chromedp.Navigate(e2e.baseURL+d.Path+"&tour="+tour.ID))
+	waitFor(t, ctx, "the kiosk wall running the tour", `location.hash.includes('kiosk=1') && location.hash.includes('tour=`+tour.ID+`') && document.documentElement.classList.contains('kiosk')`, 20*time.Second)
+	waitFor(t, ctx, "the first layout", cellsExpr+` === 'cam-02'`, 20*time.Second)
+	waitFor(t, ctx, "the second layout", cellsExpr+` === 'cam-06'`, 20*time.Second)
+	framesAdvance(t, ctx, `[data-testid=wall-grid] video`, 1, 5, 60*time.Second)
+	shot(t, ctx, "display-tour")
+}
+
+// The 6-tile grid is one large tile and five small ones; on the plain wall
+// (no layout open) a swap stays in the browser across a reload.
+func TestWallSixGridAndLocalSwap(t *testing.T) {
+	user := addUser(t, fmt.Sprintf("six-%d", time.Now().UnixNano()%1e6), "viewer", "flood-control", "police")
+	ctx := userTab(t, user, layoutUserPassword)
+	open(t, ctx, "/wall")
+	do(t, ctx, "pick the 6-tile grid", chromedp.Click(chromedp.CSS(`[data-testid=layout-6]`)))
+	waitFor(t, ctx, "six cells", `document.querySelectorAll('[data-testid=wall-grid] > [data-cell]').length === 6 && document.querySelector('[data-testid=wall-grid] > [data-cell="5"]').dataset.cameraId`, 20*time.Second)
+	sizes := eval[[]float64](t, ctx, `[...document.querySelectorAll('[data-testid=wall-grid] > [data-cell]')].map((el) => el.getBoundingClientRect().width * el.getBoundingClientRect().height)`)
+	for i := 1; i < 6; i++ {
+		if r := sizes[0] / sizes[i]; r < 3.5 || r > 4.6 {
+			t.Errorf("the large tile is %.1f times tile %d, want about 4 (2 × 2 cells)", r, i)
+		}
+	}
+	before := eval[string](t, ctx, cellsExpr)
+	ids := strings.Split(before, ",")
+	do(t, ctx, "drag the large tile onto the last",
+		chromedp.DragAndDrop(chromedp.CSS(`[data-testid=wall-grid] > [data-cell="0"]`), chromedp.CSS(`[data-testid=wall-grid] > [data-cell="5"]`)))
+	ids[0], ids[5] = ids[5], ids[0]
+	want := strings.Join(ids, ",")
+	waitFor(t, ctx, "the swap", cellsExpr+` === `+jsString(want), 10*time.Second)
+	shot(t, ctx, "wall-six")
+	do(t, ctx, "reload", chromedp.Reload())
+	waitFor(t, ctx, "the swap after the reload", cellsExpr+` === `+jsString(want), 20*time.Second)
+}
+
+// A tour that names no layouts pages through the cameras, a grid at a time.
+func TestTourOfCameraPages(t *testing.T) {
+	tour := createLayout(t, map[string]any{"name": "All cameras", "grid": 4, "cells": []any{},
+		"tour": map[string]any{"layouts": []string{}, "dwell": 5}})
+	ctx := adminTab(t, "")
+	open(t, ctx, "/wall?tour="+tour.ID)
+	waitFor(t, ctx, "page 1", `document.querySelector('[data-testid=tour-status]').dataset.step === '0' && document.querySelectorAll('[data-testid=wall-grid] > [data-cell]').length === 4`, 20*time.Second)
+	first := eval[string](t, ctx, cellsExpr)
+	waitFor(t, ctx, "page 2", `document.querySelector('[data-testid=tour-status]').dataset.step === '1'`, 15*time.Second)
+	second := eval[string](t, ctx, cellsExpr)
+	if first == second || strings.Count(second, "cam-") != 4 {
+		t.Errorf("page 1 %q, page 2 %q", first, second)
 	}
 }

@@ -58,6 +58,9 @@ func (d Dwell) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a Go duration string or a number of seconds.
 func (d *Dwell) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json does for a value it cannot set to nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var secs float64

@@ -278,3 +278,56 @@ func TestIncidentEditNotesStatus(t *testing.T) {
 		t.Fatalf("%d notes left after the incident was deleted", n)
 	}
 }
+
+// dwellCases are the dwell table of TestDwellJSON and the seeds of FuzzDwellJSON.
+var dwellCases = []struct {
+	in   string
+	want time.Duration // -1: refused
+}{
+	{`"30s"`, 30 * time.Second},
+	{`"1m30s"`, 90 * time.Second},
+	{`"7"`, 7 * time.Second},
+	{`12`, 12 * time.Second},
+	{`2.5`, 2500 * time.Millisecond},
+	{`"soon"`, -1},
+	{`true`, -1},
+	{`null`, 0},
+}
+
+func TestDwellJSON(t *testing.T) {
+	for _, tc := range dwellCases {
+		var d Dwell
+		err := json.Unmarshal([]byte(tc.in), &d)
+		if tc.want < 0 {
+			if err == nil {
+				t.Errorf("%s: accepted as %v", tc.in, d)
+			}
+			continue
+		}
+		if err != nil || time.Duration(d) != tc.want {
+			t.Errorf("%s: %v %v, want %v", tc.in, d, err, tc.want)
+		}
+	}
+}
+
+// FuzzDwellJSON: whatever a dwell reads as, it writes back as a string
+// that reads as the same dwell.
+func FuzzDwellJSON(f *testing.F) {
+	for _, tc := range dwellCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var d Dwell
+		if json.Unmarshal([]byte(in), &d) != nil {
+			return
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Dwell
+		if err := json.Unmarshal(b, &back); err != nil || back != d {
+			t.Fatalf("%s → %v → %s → %v %v", in, d, b, back, err)
+		}
+	})
+}

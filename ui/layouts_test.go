@@ -69,6 +69,11 @@ func TestLayoutsAPI(t *testing.T) {
 	if rec.Code != forb {
 		t.Fatalf("a display deleted a layout: %d %s", rec.Code, rec.Body)
 	}
+	rec = f.do(req{method: "PUT", path: "/api/v1/session/password", cookie: ck, ctype: "application/json",
+		header: map[string]string{CSRFHeader: sess.CSRFToken}, body: `{"currentPassword":"x-password-1","newPassword":"y-password-2"}`})
+	if rec.Code != forb || !strings.Contains(rec.Body.String(), "display has no password") {
+		t.Fatalf("a display changed a password: %d %s", rec.Code, rec.Body)
+	}
 	if rec := f.do(req{method: "DELETE", path: "/api/v1/layouts/" + l.ID, who: pScopedAdmin}); rec.Code != nc {
 		t.Fatalf("an admin of the department deletes it: %d %s", rec.Code, rec.Body)
 	}

@@ -49,7 +49,8 @@ const routes = [
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
   { path: '/admin/gb28181', page: gb28181Page, perm: 'admin', nav: 'nav.gb28181' },
-  { path: '/account', page: accountPage, perm: 'account', nav: 'nav.account' },
+  // no menu entry: the user's name in the top bar links to it
+  { path: '/account', page: accountPage, perm: 'account' },
 ];
 
 const root = document.getElementById('app');
@@ -124,7 +125,7 @@ function langSwitch() {
 
 function shell(current) {
   const nav = h('nav', { class: 'nav', 'data-testid': 'nav' },
-    routes.filter((r) => can(r.perm)).map((r) => h('a', {
+    routes.filter((r) => r.nav && can(r.perm)).map((r) => h('a', {
       href: '#' + r.path,
       class: ['nav-link', current === r.path && 'active'],
       'data-testid': 'nav-' + r.path.replace(/^\//, '').replace('/', '-'),
@@ -137,7 +138,7 @@ function shell(current) {
     h('div', { class: 'topbar-right' },
       h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'data-testid': 'keys-help-open', text: '?', title: t('keys.title'), 'aria-label': t('keys.title'), onclick: showHelp }),
       langSwitch(),
-      h('span', { class: 'user', 'data-testid': 'current-user' },
+      h(can('account') ? 'a' : 'span', { class: 'user', 'data-testid': 'current-user', href: can('account') ? '#/account' : undefined, title: t('nav.account') },
         h('span', { class: 'user-name', text: session.username }),
         h('span', { class: 'user-role', text: t('role.' + session.role) })),
       h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'logout', text: t('nav.logout'), onclick: logout })));
@@ -184,7 +185,7 @@ async function render() {
     return;
   }
   if (path === '/display') {
-    await signInDisplay(params.get('code') || '');
+    await signInDisplay(params.get('code') || '', params);
     return;
   }
   if (!session) {
@@ -232,7 +233,8 @@ async function render() {
 // signInDisplay trades a display's one-time code (the link an admin made
 // on the Displays page) for a login that never idles out, and opens the
 // wall in kiosk mode.
-async function signInDisplay(code) {
+// A layout or tour in the link (&layout=ID or &tour=ID) opens on the wall.
+async function signInDisplay(code, params) {
   try {
     const res = await fetch('/api/v1/displays/signin', {
       method: 'POST', credentials: 'same-origin',
@@ -243,7 +245,9 @@ async function signInDisplay(code) {
     if (!res.ok) throw new api.ApiError(res.status, (data && data.error) || res.statusText, data);
     session = await api.getSession();
     await loadDepartments();
-    navigate('/wall?kiosk=1', { replace: true });
+    const wall = new URLSearchParams({ kiosk: '1' });
+    for (const k of ['layout', 'tour']) if (params.get(k)) wall.set(k, params.get(k));
+    navigate('/wall?' + wall.toString(), { replace: true });
   } catch (err) {
     replace(root, h('div', { class: 'boot boot-error', 'data-testid': 'display-signin-error' },
       h('p', { text: t('displays.signinFailed') }), h('p', { text: errorText(err) }),

@@ -58,6 +58,17 @@ export function mount(view, ctx) {
   tokenName,
   h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'token-create', text: t('account.createToken') }));
   const tokens = h('div', { 'data-testid': 'token-list' }, spinner());
+  // Admins see the public key that signs evidence packages, to compare
+  // with the one vigil verify prints for a package.
+  const evidenceKey = h('dl', { class: 'facts', 'data-testid': 'evidence-key' });
+  if (ctx.can('admin')) {
+    api.get('/api/v1/evidence/key').then((k) => {
+      if (destroyed) return;
+      replace(evidenceKey,
+        h('dt', { text: t('account.keyId') }), h('dd', { class: 'mono', 'data-testid': 'evidence-key-id', text: k.keyId }),
+        h('dt', { text: k.algorithm }), h('dd', { class: 'mono', 'data-testid': 'evidence-key-public', text: k.publicKey }));
+    }).catch((err) => { if (!destroyed && err.status !== 401) replace(evidenceKey, errorBox(err)); });
+  }
 
   replace(view, h('section', { class: 'page', 'data-testid': 'account' },
     pageHeader(t('account.title')),
@@ -70,7 +81,8 @@ export function mount(view, ctx) {
     passForm,
     h('h2', { text: t('account.tokensTitle') }),
     h('p', { class: 'muted page-help', text: t('account.tokensHelp') }),
-    tokenForm, tokenErr, tokens));
+    tokenForm, tokenErr, tokens,
+    ctx.can('admin') ? [h('h2', { text: t('account.evidenceKeyTitle') }), h('p', { class: 'muted page-help', text: t('account.evidenceKeyHelp') }), evidenceKey] : null));
 
   function showSecret(made) {
     const secret = h('input', { type: 'text', readOnly: true, value: made.token, 'data-testid': 'token-secret', class: 'mono' });

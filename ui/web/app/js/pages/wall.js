@@ -41,6 +41,7 @@ export function mount(view, ctx) {
   // (#/wall?tour=ID). Their arrangement is not kept in this browser.
   let open = null;
   let tour = null;
+  let refused = null; // why the layout or tour of the URL cannot be shown
   let savedList = [];
   let cameras = [];
   let status = new Map();
@@ -68,9 +69,9 @@ export function mount(view, ctx) {
     },
   }, layoutIcon(n)));
   const deptSel = h('select', { 'data-testid': 'dept-filter', 'aria-label': t('wall.department'),
-    onchange: () => { st.dept = deptSel.value; st.page = 0; persist(); refresh(); } });
+    onchange: () => { st.dept = deptSel.value; st.page = 0; st.cells = null; persist(); refresh(); } });
   const search = h('input', { type: 'search', value: st.q, placeholder: t('wall.search'), 'data-testid': 'camera-search', 'aria-label': t('wall.search') });
-  search.addEventListener('input', debounce(() => { st.q = search.value.trim(); st.page = 0; persist(); refresh(); }, 200));
+  search.addEventListener('input', debounce(() => { st.q = search.value.trim(); st.page = 0; st.cells = null; persist(); refresh(); }, 200));
   const pickerBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'camera-picker', text: t('wall.pick'), onclick: openPicker });
   const pageInfo = h('span', { class: 'muted page-info', 'data-testid': 'wall-page' });
   const prevBtn = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'wall-prev', text: '‹', 'aria-label': t('wall.prev'), onclick: () => { st.page--; persist(); refresh(); } });
@@ -187,6 +188,14 @@ export function mount(view, ctx) {
   }
 
   function refresh() {
+    if (refused) {
+      replace(grid, errorBox(refused));
+      return;
+    }
+    // a saved layout or tour shows its cells: the filters apply to the plain wall
+    const saving = !!(open || tour);
+    deptSel.hidden = saving;
+    search.hidden = saving;
     for (const b of layoutBtns) b.classList.toggle('active', Number(b.dataset.layout) === st.layout);
     const { cells, pages, total } = shownCells();
     const shown = cells.filter(Boolean);
@@ -334,7 +343,9 @@ export function mount(view, ctx) {
       }
       showLayout(open);
     } catch (err) {
-      if (!destroyed && err.status !== 401) replace(grid, errorBox(err));
+      if (err.status === 401) return;
+      refused = err;
+      if (!destroyed) refresh();
     }
   }
 
@@ -386,7 +397,9 @@ export function mount(view, ctx) {
       next();
     } catch (err) {
       tour = null;
-      if (!destroyed && err.status !== 401) replace(grid, errorBox(err));
+      if (err.status === 401) return;
+      refused = err;
+      if (!destroyed) refresh();
     }
   }
 
