@@ -144,7 +144,10 @@ func TestPTZControls(t *testing.T) {
 	waitFor(t, ctx, "the zoom shown", `document.querySelector('[data-testid=ptz]').dataset.moving === 'zoom-in'`, 5*time.Second)
 	time.Sleep(hold)
 	do(t, ctx, "release it", chromedp.MouseEvent(chromedp.MouseReleased, pos[0], pos[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
-	testkit.WaitFor(t, 10*time.Second, "the stop request", func() bool { r := sent(); return len(r) > len(keyCmds) && r[len(r)-1].Zoom == 0 && r[len(r)-1].Pan == 0 })
+	testkit.WaitFor(t, 10*time.Second, "the stop request", func() bool {
+		r := sent()
+		return len(r) > len(keyCmds) && r[len(r)-1].Zoom == 0 && r[len(r)-1].Pan == 0
+	})
 	checkHeld(t, "the zoom-in button", sent()[len(keyCmds):], ptzCam, 0, 0, 1, hold)
 
 	// + zooms in (Shift+= on most keyboards), − out.
