@@ -94,7 +94,6 @@ type App struct {
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
 	gb       *gbPart          // GB/T 28181; nil when gb28181.enabled is false
-	gbEvents *gbEvents        // GB/T 28181 alarms and device watch; nil when off
 	metrics  *metrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -209,12 +208,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err := a.buildGB28181(ctx, key); err != nil {
 		return nil, err
 	}
-	if err := a.buildGBEvents(ctx); err != nil {
-		return nil, err
-	}
 
 	srv, err := ui.New(ui.Deps{
-		GB28181:  a.gbUI(a.gbDeps()),
+		GB28181:  a.gbDeps(),
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
 		Probe:    ingest.Probe,

@@ -35,20 +35,18 @@ func (a *App) buildOps(ctx context.Context) error {
 	return nil
 }
 
-// runOps runs the health checks, the alert senders, the camera watch and
-// the GB/T 28181 device watch until ctx ends.
+// runOps runs the health checks, the alert senders and the camera watch
+// until ctx ends.
 func (a *App) runOps(ctx context.Context) error {
 	a.Health.OnChange(a.Alerts.FollowHealth(ctx))
-	done := make(chan struct{}, 3)
+	done := make(chan struct{}, 2)
 	go func() { a.Health.Run(ctx); done <- struct{}{} }()
 	go func() { a.Alerts.Run(ctx); done <- struct{}{} }()
-	go func() { a.runGBEvents(ctx); done <- struct{}{} }()
 	err := a.Alerts.WatchCameras(ctx, alerts.CameraWatchOptions{
 		Cameras:      a.Registry.Cameras,
 		Statuses:     a.Cameras,
 		OfflineAfter: a.cfg.Alerts.OfflineAfter.D(),
 	})
-	<-done
 	<-done
 	<-done
 	return err
