@@ -276,9 +276,11 @@ func (p *peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		dlg.Respond(code, statusText(code), nil)
 		return
 	}
+	// a device that does not answer forgets the INVITE after a while
 	select {
 	case <-tx.Done():
 	case <-p.closing:
+	case <-time.After(2 * time.Second):
 	}
 }
 

@@ -292,7 +292,15 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		ln.Close()
 		return err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.Log),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+				// a retransmission, or an answer after we gave up (a
+				// late 200 to an INVITE: the device ends that call when
+				// no ACK comes)
+				s.Log.Debug("gb28181 answer to no pending request", "status", r.StatusCode, "source", r.Source())
+			})),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.Log)))
 	if err != nil {
 		pc.Close()
 		ln.Close()
