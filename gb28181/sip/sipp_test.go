@@ -214,3 +214,21 @@ func TestSippInvite(t *testing.T) {
 		})
 	}
 }
+
+// TestSippBodies: a registered device (sipp, digest) sends hostile
+// MANSCDP bodies; each is answered 400 with the cause, an unhandled command
+// 200, and the device stays registered.
+func TestSippBodies(t *testing.T) {
+	for _, tr := range []string{"udp", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := startServer(t, time.Minute, func(s *Server) { s.CatalogRefresh = -1 })
+			if out, err := sipp(t, ts.on(tr), tr, "sipp_bodies.xml",
+				"-key", "device", testDevice, "-au", testDevice, "-ap", "secret1"); err != nil {
+				t.Fatalf("sipp bodies: %v\n%s", err, out)
+			}
+			if st := ts.DeviceState(testDevice); st.State != StateOnline || st.LastError != "" {
+				t.Fatalf("after hostile bodies: %+v", st)
+			}
+		})
+	}
+}
