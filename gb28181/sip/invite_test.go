@@ -235,3 +235,24 @@ func TestNoGoroutineGrowth(t *testing.T) {
 	}
 	t.Logf("goroutines: %d after one round, %d after ten more", base, n)
 }
+
+// TestInviteLateAnswer: a device that answers 200 after the INVITE timeout
+// (Invite has reported InviteNoAnswer) is ACKed and hung up, so it does not
+// stream to nobody or refuse the next INVITE as busy.
+func TestInviteLateAnswer(t *testing.T) {
+	ts, p := registered(t, "udp", nil, func(s *Server) { s.CatalogRefresh = -1; s.InviteTimeout = 500 * time.Millisecond })
+	p.set(func(p *peer) {
+		p.invite = func(o string) (int, string) { return 200, sdpAnswer(o) }
+		p.inviteDelay = 900 * time.Millisecond
+	})
+	_, err := ts.Invite(ctx5(t), inviteReq(p, TransportUDP))
+	var ie *InviteError
+	if !errors.As(err, &ie) || ie.Kind != InviteNoAnswer {
+		t.Fatalf("invite: %v", err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the late 200 ACKed and hung up", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.acks >= 1 && p.byes == 1
+	})
+}

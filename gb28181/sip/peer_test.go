@@ -40,6 +40,7 @@ type peer struct {
 	dropPages     int  // leave out this many last pages
 	subscribeCode int  // answer to SUBSCRIBE
 	invite        func(offer string) (code int, sdp string)
+	inviteDelay   time.Duration // before the final answer
 
 	mu        sync.Mutex
 	controls  []*manscdp.Control
@@ -87,12 +88,17 @@ func newPeer(t *testing.T, id, serverAddr, transport string) *peer {
 		p.dialogs.ReadAck(req, tx)
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		// only a BYE in a dialog the peer answered counts (counted
+		// before the 200 goes out, so the sender sees it counted)
+		dlg, err := p.dialogs.MatchDialogRequest(req)
+		if err != nil {
+			tx.Respond(sip.NewResponseFromRequest(req, 481, "No dialog", nil))
+			return
+		}
 		p.mu.Lock()
 		p.byes++
 		p.mu.Unlock()
-		if err := p.dialogs.ReadBye(req, tx); err != nil {
-			tx.Respond(sip.NewResponseFromRequest(req, 481, "No dialog", nil))
-		}
+		dlg.ReadBye(req, tx)
 	})
 	if pc != nil {
 		p.wg.Add(1)
@@ -261,6 +267,16 @@ func (p *peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	code, sdp := 0, ""
 	if answer != nil {
 		code, sdp = answer(string(req.Body()))
+	}
+	p.mu.Lock()
+	delay := p.inviteDelay
+	p.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-p.closing:
+			return
+		}
 	}
 	switch {
 	case code == 0: // never answer

@@ -188,6 +188,7 @@ type Server struct {
 	refused map[string]*Refused
 	pending map[pendKey]*pending
 	calls   map[string]*Call
+	late    map[string]time.Time // Call-IDs of late INVITE answers hung up
 
 	// set by Serve
 	ua       *sipgo.UserAgent
@@ -266,6 +267,7 @@ func (s *Server) defaults() error {
 	s.refused = map[string]*Refused{}
 	s.pending = map[pendKey]*pending{}
 	s.calls = map[string]*Call{}
+	s.late = map[string]time.Time{}
 	s.mu.Unlock()
 	return nil
 }
@@ -294,12 +296,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.Log),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
-				// a retransmission, or an answer after we gave up (a
-				// late 200 to an INVITE: the device ends that call when
-				// no ACK comes)
-				s.Log.Debug("gb28181 answer to no pending request", "status", r.StatusCode, "source", r.Source())
-			})),
+			sip.WithTransactionLayerUnhandledResponseHandler(s.unhandledResponse)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.Log)))
 	if err != nil {
 		pc.Close()
