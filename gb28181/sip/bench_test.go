@@ -109,6 +109,7 @@ func heap() uint64 {
 // device).
 //
 //	go test -run '^$' -bench Keepalive1000 -benchtime 50000x ./gb28181/sip/
+//
 // benchRegister starts a server and registers n devices to it; it returns
 // the server's address, the devices and the heap the registrations added
 // per device, measured settle after the last one.
