@@ -98,18 +98,6 @@ func heap() uint64 {
 	return m.HeapAlloc
 }
 
-// BenchmarkKeepalive1000 registers 1000 devices (digest, each from its own
-// UDP socket on loopback) and then sends b.N keepalive MESSAGEs, spread
-// over the devices, at a compressed interval (as fast as 8 senders get
-// answers). It reports the process CPU time per keepalive (server plus the
-// raw-socket senders, whose share is two system calls) and the heap the
-// server holds per registered device (device sockets are opened before the
-// first measurement; sipgo keeps each server transaction 32 s after its
-// answer, Timer J, so the figure includes one live REGISTER transaction per
-// device).
-//
-//	go test -run '^$' -bench Keepalive1000 -benchtime 50000x ./gb28181/sip/
-//
 // benchRegister starts a server and registers n devices to it; it returns
 // the server's address, the devices and the heap the registrations added
 // per device, measured settle after the last one.
@@ -152,6 +140,17 @@ func benchRegister(b *testing.B, n int, settle time.Duration) (*Server, string, 
 	return s, server, devs, float64(int64(after)-int64(before)) / float64(n)
 }
 
+// BenchmarkKeepalive1000 registers 1000 devices (digest, each from its own
+// UDP socket on loopback; two REGISTER transactions per device) and then sends b.N keepalive MESSAGEs, spread
+// over the devices, at a compressed interval (as fast as 8 senders get
+// answers). It reports the process CPU time per keepalive (server plus the
+// raw-socket senders, whose share is two system calls) and the heap the
+// server holds per registered device (device sockets are opened before the
+// first measurement; sipgo keeps each server transaction 32 s after its
+// answer, Timer J, so the figure includes one live REGISTER transaction per
+// device).
+//
+//	go test -run '^$' -bench Keepalive1000 -benchtime 50000x ./gb28181/sip/
 func BenchmarkKeepalive1000(b *testing.B) {
 	const devices = 1000
 	_, server, devs, perDevice := benchRegister(b, devices, 0)
