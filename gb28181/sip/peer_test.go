@@ -39,6 +39,7 @@ type peer struct {
 	dupPages      bool // send every catalog page twice
 	dropPages     int  // leave out this many last pages
 	subscribeCode int  // answer to SUBSCRIBE
+	subscribeFor  int  // Expires granted in a 200 (default 3600)
 	invite        func(offer string) (code int, sdp string)
 	inviteDelay   time.Duration // before the final answer
 
@@ -242,11 +243,14 @@ func btoi(b bool) int {
 
 func (p *peer) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
-	code := p.subscribeCode
+	code, expires := p.subscribeCode, p.subscribeFor
 	p.mu.Unlock()
+	if expires == 0 {
+		expires = 3600
+	}
 	res := sip.NewResponseFromRequest(req, code, statusText(code), nil)
 	if code == 200 {
-		res.AppendHeader(sip.NewHeader("Expires", "3600"))
+		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	}
 	tx.Respond(res)
 }

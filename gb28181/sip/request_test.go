@@ -167,6 +167,23 @@ func TestSubscribeRefused(t *testing.T) {
 	}
 }
 
+// TestSubscribeGranted: a device granting a shorter subscription than asked
+// is renewed within what it granted.
+func TestSubscribeGranted(t *testing.T) {
+	ts := startServer(t, time.Minute)
+	p := newPeer(t, testDevice, ts.udp, "udp")
+	p.channels, p.subscribeFor = channels(1), 60
+	if code := p.register("secret1"); code != 200 {
+		t.Fatal(code)
+	}
+	testkit.WaitFor(t, 10*time.Second, "subscription active", func() bool {
+		return ts.DeviceState(testDevice).Subscription == SubscriptionActive
+	})
+	if note := ts.DeviceState(testDevice).SubscriptionNote; !strings.Contains(note, "renewed every 45s") {
+		t.Fatalf("note %q", note)
+	}
+}
+
 func TestDeviceInfoPTZKeyFrame(t *testing.T) {
 	ts, p := registered(t, "udp", nil, func(s *Server) { s.CatalogRefresh = -1 })
 	info, err := ts.DeviceInfo(ctx5(t), testDevice)
