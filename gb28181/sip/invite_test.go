@@ -151,7 +151,7 @@ func TestInviteFailures(t *testing.T) {
 				!strings.Contains(err.Error(), testDevice) || !strings.Contains(err.Error(), p.channels[0].DeviceID) {
 				t.Fatalf("error %#v: %q", ie, err)
 			}
-			if took > 1500*time.Millisecond+time.Second {
+			if took > 1500*time.Millisecond+2500*time.Millisecond { // generous: a loaded machine
 				t.Fatalf("INVITE took %v", took)
 			}
 			if tc.kind == InviteBadSDP {

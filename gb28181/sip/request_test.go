@@ -240,8 +240,12 @@ func TestAlarmAndCatalogNotify(t *testing.T) {
 	if r.CmdType != manscdp.CmdAlarm || r.SN != 77 || r.Result != manscdp.ResultOK || r.DeviceID != alarm.DeviceID {
 		t.Fatalf("alarm response %+v", r)
 	}
+	testkit.WaitFor(t, 5*time.Second, "OnAlarm", func() bool {
+		_, _, alarms := h.snapshot()
+		return len(alarms) == 1
+	})
 	_, _, alarms := h.snapshot()
-	if len(alarms) != 1 || alarms[0].AlarmDescription != "越线" {
+	if alarms[0].AlarmDescription != "越线" {
 		t.Fatalf("alarms %+v", alarms)
 	}
 
@@ -255,8 +259,13 @@ func TestAlarmAndCatalogNotify(t *testing.T) {
 	if code := p.do(req); code != 200 {
 		t.Fatalf("catalog NOTIFY: %d", code)
 	}
+	// OnCatalog runs after the 200
+	testkit.WaitFor(t, 5*time.Second, "OnCatalog", func() bool {
+		_, cats, _ := h.snapshot()
+		return len(cats) == 1
+	})
 	_, cats, _ := h.snapshot()
-	if len(cats) != 1 || !CatalogChange(cats[0]) || cats[0][0].Event != manscdp.EventOff {
+	if !CatalogChange(cats[0]) || cats[0][0].Event != manscdp.EventOff {
 		t.Fatalf("catalog changes %+v", cats)
 	}
 }
