@@ -269,3 +269,28 @@ func TestAlarmAndCatalogNotify(t *testing.T) {
 		t.Fatalf("catalog changes %+v", cats)
 	}
 }
+
+// TestOnStateKeepalive: a registration refresh reports nothing new; three
+// missed keepalives report offline once.
+func TestOnStateKeepalive(t *testing.T) {
+	h := &hooks{}
+	ts := startServer(t, 200*time.Millisecond, h.install, func(s *Server) { s.CatalogRefresh = -1 })
+	p := newPeer(t, testDevice, ts.udp, "udp")
+	for range 2 {
+		if code := p.register("secret1"); code != 200 {
+			t.Fatal(code)
+		}
+	}
+	testkit.WaitFor(t, 5*time.Second, "offline after missed keepalives", func() bool {
+		states, _, _ := h.snapshot()
+		return len(states) == 2
+	})
+	time.Sleep(300 * time.Millisecond) // nothing more is reported
+	states, _, _ := h.snapshot()
+	if len(states) != 2 || states[0] != testDevice+" online" || states[1] != testDevice+" offline" {
+		t.Fatalf("OnState calls %v", states)
+	}
+	if st := ts.DeviceState(testDevice); st.LastError != "3 keepalives missed" {
+		t.Fatalf("state %+v", st)
+	}
+}
