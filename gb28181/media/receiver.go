@@ -256,20 +256,33 @@ func (r *Receiver) readFrames(c net.Conn, fr *ps.FrameReader, first []byte) erro
 		if err != nil {
 			return err
 		}
-		if len(pkt) < 12 || pkt[0]>>6 != 2 {
-			r.s.garbage.Add(1)
-			continue
-		}
-		if binary.BigEndian.Uint32(pkt[8:12]) != r.ssrc {
-			r.wrongSSRC.Add(1)
-			if r.transport != TransportTCPActive {
-				continue
-			}
-		}
-		if !r.pushTCP(pkt) {
+		if r.acceptFrame(pkt) && !r.pushTCP(pkt) {
 			return nil
 		}
 	}
+}
+
+// acceptFrame checks a packet of the stream's TCP connection: RTP, with
+// the stream's SSRC (or any on our own tcp-active connection).
+func (r *Receiver) acceptFrame(pkt []byte) bool {
+	ssrc, ok := rtpSSRC(pkt)
+	if !ok {
+		r.s.garbage.Add(1)
+		return false
+	}
+	if ssrc != r.ssrc {
+		r.wrongSSRC.Add(1)
+		return r.transport == TransportTCPActive
+	}
+	return true
+}
+
+// rtpSSRC returns the SSRC of an RTP packet; false when b is not one.
+func rtpSSRC(b []byte) (uint32, bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[8:12]), true
 }
 
 func (r *Receiver) attach(c net.Conn) bool {
@@ -361,11 +374,7 @@ func (r *Receiver) run() {
 			r.drainQueue()
 			return
 		case b := <-r.queue:
-			if len(*b) < 12 {
-				putBuf(b)
-				continue
-			}
-			r.seq.push(binary.BigEndian.Uint16((*b)[2:4]), b)
+			r.take(b)
 			if r.seq.held > 0 && !gapArmed {
 				gap.Reset(reorderDelay)
 				gapArmed = true
@@ -380,6 +389,15 @@ func (r *Receiver) run() {
 			r.checkIdle(idleTimer, idle)
 		}
 	}
+}
+
+// take puts a queued packet in sequence.
+func (r *Receiver) take(b *[]byte) {
+	if len(*b) < 12 {
+		putBuf(b)
+		return
+	}
+	r.seq.push(binary.BigEndian.Uint16((*b)[2:4]), b)
 }
 
 func (r *Receiver) drainQueue() {

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtp"
-
 	"github.com/vigil-vms/vigil/gb28181/ps"
 )
 
@@ -301,14 +299,14 @@ func (s *Server) readUDP(ctx context.Context, conn net.PacketConn) error {
 }
 
 func (s *Server) routeUDP(b []byte, from netip.Addr) {
-	var h rtp.Header
-	if _, err := h.Unmarshal(b); err != nil || h.Version != 2 {
+	ssrc, ok := rtpSSRC(b)
+	if !ok {
 		s.garbage.Add(1)
 		return
 	}
-	r := s.lookup(h.SSRC, TransportUDP)
+	r := s.lookup(ssrc, TransportUDP)
 	if r == nil {
-		s.noteStranger(from, h.SSRC, TransportUDP)
+		s.noteStranger(from, ssrc, TransportUDP)
 		return
 	}
 	r.pushUDP(b)
@@ -402,15 +400,15 @@ func (s *Server) servePassive(c net.Conn) {
 		if err != nil {
 			return
 		}
-		var h rtp.Header
-		if _, err := h.Unmarshal(pkt); err != nil || h.Version != 2 {
+		ssrc, ok := rtpSSRC(pkt)
+		if !ok {
 			s.garbage.Add(1)
 			s.log().Debug("gb28181 media: closing a TCP connection that does not send RTP", "from", c.RemoteAddr().String())
 			return
 		}
-		r := s.lookup(h.SSRC, TransportTCPPassive)
+		r := s.lookup(ssrc, TransportTCPPassive)
 		if r == nil {
-			s.noteStranger(from, h.SSRC, TransportTCPPassive)
+			s.noteStranger(from, ssrc, TransportTCPPassive)
 			continue
 		}
 		donePending()
