@@ -468,6 +468,7 @@ func waitMedia(ctx context.Context, st *ingest.Stream, wait time.Duration) (*ing
 	if m := st.Media(); m != nil {
 		return m, nil
 	}
+	defer st.Want()() // a pushed camera is played while something wants it
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	select {
