@@ -97,6 +97,8 @@ type probeStream struct {
 	Width     int    `json:"width"`
 	Height    int    `json:"height"`
 	Frames    string `json:"nb_read_frames"`
+	Start     string `json:"start_time"`
+	Duration  string `json:"duration"`
 }
 
 func ffprobeJSON(t *testing.T, v any, args ...string) {
