@@ -33,7 +33,7 @@ func FuzzReceive(f *testing.F) {
 		s := &Server{ReorderWindow: 4}
 		r := newReceiver(s, 1, "", transport)
 		units := 0
-		r.OnUnit = func(u *ps.Unit) {
+		r.onUnit = func(u *ps.Unit) { // as arm sets it; no goroutine here
 			units++
 			if len(u.Payload) == 0 {
 				t.Fatal("empty unit")

@@ -146,6 +146,7 @@ func expect(t *testing.T, s *testServer, ssrc uint32, transport string, c *colle
 		t.Fatal(err)
 	}
 	r.OnUnit = c.onUnit
+	r.Started() // the gateway calls WaitStart right after the INVITE
 	t.Cleanup(r.Close)
 	return r
 }

@@ -250,3 +250,33 @@ func TestExpectErrors(t *testing.T) {
 		t.Errorf("Expect after Serve returned: %v", err)
 	}
 }
+
+// TestPacketsBeforeWaitStart: packets that arrive between Expect and the
+// first WaitStart wait in the receiver's queue and are demuxed with the
+// OnUnit set before WaitStart (the gateway's order: Expect, OnUnit, INVITE,
+// WaitStart).
+func TestPacketsBeforeWaitStart(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	want := direct(b)
+	r, err := s.Expect(77, "127.0.0.1", TransportUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c := &collector{}
+	r.OnUnit = c.onUnit
+	sendUDP(t, s.udp, nil, rtpPackets(t, b, 77, 0))
+	testkit.WaitFor(t, 10*time.Second, "packets queued", func() bool { return len(r.queue) == len(ps.Payloads(nil, b, payloadSize)) })
+	if c.len() != 0 {
+		t.Fatal("units before WaitStart")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
+}

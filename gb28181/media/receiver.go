@@ -42,9 +42,12 @@ func putBuf(b *[]byte) {
 // Receiver is one expected stream: the RTP packets with its SSRC, in
 // order, demuxed from MPEG-PS into access units.
 type Receiver struct {
-	// OnUnit receives each access unit. Set it before packets flow (before
-	// the INVITE is sent). It is called from one goroutine at a time; the
-	// *ps.Unit and its Payload are valid only during the call.
+	// OnUnit receives each access unit. Set it before the first call of
+	// WaitStart, Started, Err or Dial: the receiver starts demuxing then
+	// (packets that arrive earlier wait in its queue), with the OnUnit of
+	// that moment, so that setting the field races with nothing. It is
+	// called from one goroutine at a time; the *ps.Unit and its Payload are
+	// valid only during the call.
 	OnUnit func(u *ps.Unit)
 
 	s         *Server
@@ -62,6 +65,8 @@ type Receiver struct {
 	failErr   error
 	errs      chan error
 	wg        sync.WaitGroup
+	armOnce   sync.Once
+	onUnit    func(u *ps.Unit) // OnUnit when armed
 
 	mu     sync.Mutex
 	closed bool
@@ -129,14 +134,32 @@ func (r *Receiver) SSRC() uint32 { return r.ssrc }
 func (r *Receiver) Transport() string { return r.transport }
 
 // Started is closed when the first RTP packet of the stream arrives.
-func (r *Receiver) Started() <-chan struct{} { return r.started }
+func (r *Receiver) Started() <-chan struct{} {
+	r.arm()
+	return r.started
+}
+
+// arm starts the receiver's goroutine with the OnUnit set now.
+func (r *Receiver) arm() {
+	r.armOnce.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.closed {
+			r.onUnit = r.OnUnit
+			r.wg.Go(r.run)
+		}
+	})
+}
 
 // Err delivers problems after the start, each once: *MediaError of kind
 // MediaNoPSM (a warning: the codec was inferred and video flows),
 // MediaUnknownCodec, MediaClosed (the TCP connection ended) and
 // MediaStopped (nothing for IdleTimeout). Errors that find the channel full
 // are logged and dropped.
-func (r *Receiver) Err() <-chan error { return r.errs }
+func (r *Receiver) Err() <-chan error {
+	r.arm()
+	return r.errs
+}
 
 // Stats returns the receiver's counters.
 func (r *Receiver) Stats() ReceiverStats {
@@ -153,6 +176,7 @@ func (r *Receiver) Stats() ReceiverStats {
 // context's error). A tcp-active connection that ends before any packet
 // ends the wait at once with MediaClosed.
 func (r *Receiver) WaitStart(ctx context.Context) error {
+	r.arm()
 	select {
 	case <-r.started:
 		return nil
@@ -215,6 +239,7 @@ func (r *Receiver) Dial(ctx context.Context, addr string) error {
 	if r.transport != TransportTCPActive {
 		return fmt.Errorf("gb28181 media: Dial on a %s receiver (want tcp-active)", r.transport)
 	}
+	r.arm()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -342,6 +367,7 @@ func (r *Receiver) pushUDP(p []byte) {
 	b := getBuf(p)
 	select {
 	case r.queue <- b:
+		r.startOnce.Do(func() { close(r.started) })
 	default:
 		r.dropped.Add(1)
 		putBuf(b)
@@ -352,6 +378,7 @@ func (r *Receiver) pushTCP(p []byte) bool {
 	b := getBuf(p)
 	select {
 	case r.queue <- b:
+		r.startOnce.Do(func() { close(r.started) })
 		return true
 	case <-r.done:
 		putBuf(b)
@@ -443,7 +470,6 @@ func (r *Receiver) deliver(b *[]byte, reordered bool) {
 	}
 	r.last.Store(time.Now().UnixNano())
 	r.stopped = false
-	r.startOnce.Do(func() { close(r.started) })
 	r.demux.Write(r.pkt.Payload)
 	if r.pkt.Marker {
 		r.demux.Flush()
@@ -462,7 +488,7 @@ func (r *Receiver) dropDup(b *[]byte) {
 
 func (r *Receiver) unit(u *ps.Unit) {
 	r.units.Add(1)
-	if f := r.OnUnit; f != nil {
+	if f := r.onUnit; f != nil {
 		f(u)
 	}
 }

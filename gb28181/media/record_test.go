@@ -68,6 +68,7 @@ func (d *psDevice) Play(ctx context.Context, cam ingest.Camera, kind ingest.Stre
 			werr = writeUnit(sink, u)
 		}
 	}
+	r.Started()
 	d.recvd <- r
 	// The device, invited, sends in real time.
 	c, err := net.Dial("udp", d.srv.udp)

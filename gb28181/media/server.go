@@ -194,7 +194,6 @@ func (s *Server) Expect(ssrc uint32, from, transport string) (*Receiver, error) 
 		return nil, fmt.Errorf("gb28181 media: SSRC %010d is already expected", ssrc)
 	}
 	s.receivers[ssrc] = r
-	r.wg.Go(r.run)
 	return r, nil
 }
 
