@@ -86,8 +86,12 @@ func run() error {
 		}
 		results = append(results, result{phase, pct})
 	}
-	if len(results) == 2 && results[1].cpu > 0 {
-		fmt.Printf("PS/RTSP CPU ratio: %.2f\n", results[0].cpu/results[1].cpu)
+	cpu := map[string]float64{}
+	for _, r := range results {
+		cpu[r.name] = r.cpu
+	}
+	if cpu["ps"] > 0 && cpu["rtsp"] > 0 {
+		fmt.Printf("PS/RTSP CPU ratio: %.2f\n", cpu["ps"]/cpu["rtsp"])
 	}
 	return nil
 }
@@ -227,9 +231,6 @@ func runPS(ctx context.Context, dir, clip string, n int, d time.Duration) (float
 	if err != nil {
 		return 0, err
 	}
-	if uc, ok := pc.(*net.UDPConn); ok {
-		uc.SetReadBuffer(8 << 20)
-	}
 	srv := &media.Server{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -259,8 +260,8 @@ func runPS(ctx context.Context, dir, clip string, n int, d time.Duration) (float
 	src := &gbSource{srv: srv}
 	pct, err := recording(ctx, dir, "ps", map[string]ingest.Source{ingest.SourceGB28181: src}, cams, d, cmd.Process.Pid)
 	st := srv.Stats()
-	fmt.Printf("ps: receivers: %d RTP packets, %d lost, %d dropped (queue full), %d units; media server: %d unknown-SSRC packets (before each camera was invited), %d garbage\n",
-		src.stats.Packets, src.stats.Lost, src.stats.Dropped, src.stats.Units, st.UnknownSSRC, st.Garbage)
+	fmt.Printf("ps: receivers: %d RTP packets, %d lost (%.2f %%), %d dropped (queue full), %d units; media server: %d unknown-SSRC packets (before each camera was invited), %d garbage\n",
+		src.stats.Packets, src.stats.Lost, 100*float64(src.stats.Lost)/float64(max(1, src.stats.Packets+src.stats.Lost)), src.stats.Dropped, src.stats.Units, st.UnknownSSRC, st.Garbage)
 	return pct, err
 }
 
@@ -310,35 +311,45 @@ func sendDevices(addr, clip string, n int) error {
 	if uc, ok := c.(*net.UDPConn); ok {
 		uc.SetWriteBuffer(8 << 20)
 	}
-	seqs := make([]uint16, n)
-	mux := &ps.Muxer{VideoType: units[0].Type}
-	var buf []byte
-	var pieces [][]byte
-	pkt := make([]byte, 0, 1500)
+	// Each camera plays on its own clock, its keyframes spread over the
+	// GOP as real cameras' are (not all at the same instant).
 	start := time.Now()
+	errs := make(chan error, n)
+	for cam := range n {
+		go func() {
+			offset := time.Duration(length) * time.Second / 90000 * time.Duration(cam) / time.Duration(n)
+			errs <- sendCamera(c, units, length, uint32(ssrcBase+cam+1), start.Add(offset))
+		}()
+	}
+	return <-errs
+}
+
+func sendCamera(c net.Conn, units []ps.Unit, length int64, ssrc uint32, start time.Time) error {
+	mux := &ps.Muxer{VideoType: units[0].Type}
+	var buf, pkt []byte
+	var pieces [][]byte
+	var seq uint16
 	base := units[0].PTS
 	for i := 0; ; i++ {
 		u := units[i%len(units)]
 		at := u.PTS - base + int64(i/len(units))*length
 		time.Sleep(time.Until(start.Add(time.Duration(at) * time.Second / 90000)))
 		pts := at % (1 << 33)
+		var err error
 		buf, err = mux.AppendUnit(buf[:0], &ps.Unit{Type: u.Type, PTS: pts, DTS: pts, Keyframe: u.Keyframe, Payload: u.Payload})
 		if err != nil {
 			return err
 		}
 		pieces = ps.Payloads(pieces[:0], buf, 1400)
-		for cam := range n {
-			for j, p := range pieces {
-				h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seqs[cam], Timestamp: uint32(pts),
-					SSRC: uint32(ssrcBase + cam + 1), Marker: j == len(pieces)-1}
-				seqs[cam]++
-				hdr, err := h.Marshal()
-				if err != nil {
-					return err
-				}
-				if _, err := c.Write(append(append(pkt[:0], hdr...), p...)); err != nil {
-					return err
-				}
+		for j, p := range pieces {
+			h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(pts), SSRC: ssrc, Marker: j == len(pieces)-1}
+			seq++
+			hdr, err := h.Marshal()
+			if err != nil {
+				return err
+			}
+			if _, err := c.Write(append(append(pkt[:0], hdr...), p...)); err != nil {
+				return err
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
@@ -143,5 +144,75 @@ func TestStrangersBounded(t *testing.T) {
 	}
 	if len(s.strangers) != maxStrangers || s.Stats().UnknownSSRC != 3*maxStrangers {
 		t.Errorf("%d strangers, %d counted", len(s.strangers), s.Stats().UnknownSSRC)
+	}
+}
+
+// TestSlowConsumer: a receiver whose OnUnit blocks loses its own packets
+// (counted as Dropped), and another stream on the same UDP socket is
+// untouched.
+func TestSlowConsumer(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{QueueSize: 64})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	want := direct(b)
+	release := make(chan struct{})
+	slow, err := s.Expect(41, "127.0.0.1", TransportUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.OnUnit = func(*ps.Unit) { <-release }
+	slow.Started()
+	defer slow.Close()
+	defer close(release)
+	c := &collector{}
+	r := expect(t, s, 42, TransportUDP, c)
+	slowPkts := rtpPackets(t, b, 41, 0)
+	for range 3 { // more than its queue holds, within the socket's buffer
+		sendUDP(t, s.udp, nil, slowPkts)
+		time.Sleep(5 * time.Millisecond)
+	}
+	sendUDP(t, s.udp, r, rtpPackets(t, b, 42, 0))
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
+	testkit.WaitFor(t, 5*time.Second, "drops counted", func() bool { return slow.Stats().Dropped > 0 })
+}
+
+// TestTCPReconnectAndIdle: a device that opens a new tcp-passive connection
+// replaces the old one (closed by the server), and a connection silent for
+// IdleTimeout is closed and reported.
+func TestTCPReconnectAndIdle(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{IdleTimeout: 500 * time.Millisecond})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	pkts := rtpPackets(t, b, 43, 0)
+	c := &collector{}
+	r := expect(t, s, 43, TransportTCPPassive, c)
+	first, err := net.Dial("tcp", s.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	first.Write(frame(t, pkts[:10]))
+	testkit.WaitFor(t, 5*time.Second, "the first connection's packets", func() bool { return r.Stats().Packets == 10 })
+	second, err := net.Dial("tcp", s.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.Write(frame(t, pkts[10:]))
+	testkit.WaitFor(t, 5*time.Second, "the second connection's packets", func() bool { return r.Stats().Packets == uint64(len(pkts)) })
+	first.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, first); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the replaced connection was not closed: %v", err)
+	}
+	select {
+	case err := <-r.Err():
+		var me *MediaError
+		var ne net.Error
+		if !errors.As(err, &me) || me.Kind != MediaClosed || !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("Err = %v, want MediaClosed by the idle timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the silent connection was not reported")
 	}
 }

@@ -29,6 +29,7 @@ const (
 	DefaultReorderWindow    = 8
 	DefaultQueueSize        = 512
 	DefaultMaxPendingConns  = 64
+	DefaultReadBuffer       = 4 << 20
 	maxStrangers            = 256
 	udpBufSize              = 64 << 10
 )
@@ -57,6 +58,12 @@ type Server struct {
 	// demuxer; when it is full, UDP packets are dropped (a loss for the
 	// demuxer) and a TCP connection waits. It defaults to 512.
 	QueueSize int
+	// ReadBuffer is the receive buffer Serve asks for on the UDP socket
+	// (SO_RCVBUF; Linux caps it at net.core.rmem_max, so raise that for
+	// many cameras): a keyframe of each of tens of cameras can arrive in
+	// the same few milliseconds. It defaults to 4 MiB; -1 leaves the
+	// socket as it is.
+	ReadBuffer int
 	// MaxPendingConns bounds the TCP connections that have not yet sent an
 	// expected SSRC; when a new one would exceed it, the oldest is closed
 	// (a device sends its first packet at once, so a flood of silent
@@ -134,6 +141,11 @@ func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener
 	s.serving, s.udp, s.tcp = true, udp, tcp
 	s.mu.Unlock()
 
+	if uc, ok := udp.(*net.UDPConn); ok && s.ReadBuffer >= 0 {
+		if err := uc.SetReadBuffer(orDefault(s.ReadBuffer, DefaultReadBuffer)); err != nil {
+			s.log().Warn("gb28181 media: cannot enlarge the UDP receive buffer", "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var loops sync.WaitGroup
