@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,16 +51,23 @@ import (
 
 const ssrcBase = 100000000
 
+var cpuProfile *string
+
 func main() { benchkit.Main("bench/gbps", run) }
 
 func run() error {
 	common := benchkit.CommonFlags(30*time.Second, "recording")
 	clip := flag.String("clip", "camsim/media/h264_main_high.ts", "the video (MPEG-TS, H.264) both phases play")
 	phases := flag.String("phases", "ps,rtsp", "phases to run: ps, rtsp or both")
-	send := flag.String("send", "", "internal: play the devices, sending to this UDP address")
+	transport := flag.String("transport", "udp", "PS transport: udp or tcp (tcp-passive: the devices connect to the media port)")
+	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of each measuring window to this file, suffixed with the phase")
+	send := flag.String("send", "", "internal: play the devices, sending to this address")
 	flag.Parse()
+	if *transport != "udp" && *transport != "tcp" {
+		return fmt.Errorf("-transport %q: want udp or tcp", *transport)
+	}
 	if *send != "" {
-		return sendDevices(*send, *clip, *common.Cameras)
+		return sendDevices(*send, *transport, *clip, *common.Cameras)
 	}
 	ctx, dir, done, err := common.Start()
 	if err != nil {
@@ -75,7 +83,7 @@ func run() error {
 		var pct float64
 		switch phase {
 		case "ps":
-			pct, err = runPS(ctx, dir, *clip, *common.Cameras, *common.Duration)
+			pct, err = runPS(ctx, dir, *clip, *transport, *common.Cameras, *common.Duration)
 		case "rtsp":
 			pct, err = runRTSP(ctx, dir, common)
 		default:
@@ -140,7 +148,20 @@ func recording(ctx context.Context, dir, name string, sources map[string]ingest.
 		return 0, err
 	}
 	fmt.Printf("%s: %d cameras recording after %s; measuring for %s\n", name, len(cams), took.Round(time.Millisecond), d)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile + "." + name)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+	}
 	w, err := benchkit.Measure(ctx, d, apart)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -183,7 +204,8 @@ func runRTSP(ctx context.Context, dir string, common benchkit.Flags) (float64, e
 // gbSource plays a pushed camera from the media server, as the GB/T 28181
 // gateway does once the device accepted the INVITE.
 type gbSource struct {
-	srv *media.Server
+	srv       *media.Server
+	transport string
 
 	mu    sync.Mutex
 	stats media.ReceiverStats // of the ended sessions
@@ -191,7 +213,7 @@ type gbSource struct {
 
 func (g *gbSource) Play(ctx context.Context, cam ingest.Camera, kind ingest.StreamKind, sink *ingest.Sink) error {
 	n, _ := strconv.Atoi(strings.TrimPrefix(cam.ID, "gb"))
-	r, err := g.srv.Expect(uint32(ssrcBase+n), "127.0.0.1", media.TransportUDP)
+	r, err := g.srv.Expect(uint32(ssrcBase+n), "127.0.0.1", g.transport)
 	if err != nil {
 		return err
 	}
@@ -226,15 +248,23 @@ func (g *gbSource) Play(ctx context.Context, cam ingest.Camera, kind ingest.Stre
 	return nil
 }
 
-func runPS(ctx context.Context, dir, clip string, n int, d time.Duration) (float64, error) {
+func runPS(ctx context.Context, dir, clip, transport string, n int, d time.Duration) (float64, error) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	addr, mt := pc.LocalAddr().String(), media.TransportUDP
+	if transport == "tcp" {
+		addr, mt = l.Addr().String(), media.TransportTCPPassive
+	}
 	srv := &media.Server{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(sctx, pc, nil) })
+	wg.Go(func() { srv.Serve(sctx, pc, l) })
 	defer func() {
 		cancel()
 		wg.Wait()
@@ -243,7 +273,7 @@ func runPS(ctx context.Context, dir, clip string, n int, d time.Duration) (float
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.CommandContext(ctx, self, "-send", pc.LocalAddr().String(), "-clip", clip, "-cameras", strconv.Itoa(n))
+	cmd := exec.CommandContext(ctx, self, "-send", addr, "-transport", transport, "-clip", clip, "-cameras", strconv.Itoa(n))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return 0, err
@@ -257,7 +287,8 @@ func runPS(ctx context.Context, dir, clip string, n int, d time.Duration) (float
 		cams = append(cams, ingest.Camera{ID: fmt.Sprintf("gb%d", i+1), Enabled: true, Record: true, Source: ingest.SourceGB28181,
 			GB28181: &ingest.GBChannel{Device: "34020000001320000001", Channel: fmt.Sprintf("340200000013100%05d", i+1)}})
 	}
-	src := &gbSource{srv: srv}
+	src := &gbSource{srv: srv, transport: mt}
+ 	fmt.Printf("ps: RTP over %s\n", mt)
 	pct, err := recording(ctx, dir, "ps", map[string]ingest.Source{ingest.SourceGB28181: src}, cams, d, cmd.Process.Pid)
 	st := srv.Stats()
 	fmt.Printf("ps: receivers: %d RTP packets, %d lost (%.2f %%), %d dropped (queue full), %d units; media server: %d unknown-SSRC packets (before each camera was invited), %d garbage\n",
@@ -299,17 +330,17 @@ func loadUnits(clip string) ([]ps.Unit, int64, error) {
 
 // sendDevices plays n devices: the clip's units, looped, muxed into PS and
 // sent as RTP over UDP in real time, SSRC ssrcBase+1… .
-func sendDevices(addr, clip string, n int) error {
+func sendDevices(addr, transport, clip string, n int) error {
 	units, length, err := loadUnits(clip)
 	if err != nil {
 		return err
 	}
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return err
-	}
-	if uc, ok := c.(*net.UDPConn); ok {
-		uc.SetWriteBuffer(8 << 20)
+	var c net.Conn // UDP: one socket for all
+	if transport == "udp" {
+		if c, err = net.Dial("udp", addr); err != nil {
+			return err
+		}
+		c.(*net.UDPConn).SetWriteBuffer(8 << 20)
 	}
 	// Each camera plays on its own clock, its keyframes spread over the
 	// GOP as real cameras' are (not all at the same instant).
@@ -318,13 +349,21 @@ func sendDevices(addr, clip string, n int) error {
 	for cam := range n {
 		go func() {
 			offset := time.Duration(length) * time.Second / 90000 * time.Duration(cam) / time.Duration(n)
-			errs <- sendCamera(c, units, length, uint32(ssrcBase+cam+1), start.Add(offset))
+			var redial func() (net.Conn, error)
+			if transport == "tcp" { // a connection per camera (tcp-passive)
+				redial = func() (net.Conn, error) { return net.Dial("tcp", addr) }
+			}
+			errs <- sendCamera(c, redial, units, length, uint32(ssrcBase+cam+1), start.Add(offset))
 		}()
 	}
 	return <-errs
 }
 
-func sendCamera(c net.Conn, units []ps.Unit, length int64, ssrc uint32, start time.Time) error {
+// sendCamera plays one camera on c (UDP), or on TCP connections that redial
+// opens: until the camera is invited the server closes a connection whose
+// SSRC it does not expect, and the device connects again.
+func sendCamera(c net.Conn, redial func() (net.Conn, error), units []ps.Unit, length int64, ssrc uint32, start time.Time) error {
+	framed := redial != nil
 	mux := &ps.Muxer{VideoType: units[0].Type}
 	var buf, pkt []byte
 	var pieces [][]byte
@@ -348,8 +387,23 @@ func sendCamera(c net.Conn, units []ps.Unit, length int64, ssrc uint32, start ti
 			if err != nil {
 				return err
 			}
-			if _, err := c.Write(append(append(pkt[:0], hdr...), p...)); err != nil {
-				return err
+			pkt = append(append(pkt[:0], hdr...), p...)
+			if framed {
+				if pkt, err = ps.AppendFrame(nil, pkt); err != nil {
+					return err
+				}
+			}
+			if framed && c == nil {
+				if c, err = redial(); err != nil {
+					return err
+				}
+			}
+			if _, err := c.Write(pkt); err != nil {
+				if !framed {
+					return err
+				}
+				c.Close()
+				c = nil
 			}
 		}
 	}
