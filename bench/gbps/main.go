@@ -288,7 +288,7 @@ func runPS(ctx context.Context, dir, clip, transport string, n int, d time.Durat
 			GB28181: &ingest.GBChannel{Device: "34020000001320000001", Channel: fmt.Sprintf("340200000013100%05d", i+1)}})
 	}
 	src := &gbSource{srv: srv, transport: mt}
- 	fmt.Printf("ps: RTP over %s\n", mt)
+	fmt.Printf("ps: RTP over %s\n", mt)
 	pct, err := recording(ctx, dir, "ps", map[string]ingest.Source{ingest.SourceGB28181: src}, cams, d, cmd.Process.Pid)
 	st := srv.Stats()
 	fmt.Printf("ps: receivers: %d RTP packets, %d lost (%.2f %%), %d dropped (queue full), %d units; media server: %d unknown-SSRC packets (before each camera was invited), %d garbage\n",
