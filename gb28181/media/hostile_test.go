@@ -216,3 +216,43 @@ func TestTCPReconnectAndIdle(t *testing.T) {
 		t.Fatal("the silent connection was not reported")
 	}
 }
+
+// TestTCPBackpressure: a receiver that cannot keep up holds at most
+// MaxQueueBytes (and one frame) for its TCP connection, which waits, and
+// loses nothing once it catches up.
+func TestTCPBackpressure(t *testing.T) {
+	testkit.CheckLeaks(t)
+	const limit = 64 << 10
+	s := startServer(t, &Server{MaxQueueBytes: limit})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	var pkts [][]byte
+	for range 5 {
+		pkts = append(pkts, rtpPackets(t, b, 44, uint16(len(pkts)))...)
+	}
+	release := make(chan struct{})
+	r, err := s.Expect(44, "127.0.0.1", TransportTCPPassive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.OnUnit = func(*ps.Unit) { <-release }
+	r.Started()
+	c, err := net.Dial("tcp", s.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Write(frame(t, pkts)) // blocks while the server does not read
+	testkit.WaitFor(t, 10*time.Second, "the queue to fill", func() bool { return r.queued.Load() > limit-2000 })
+	for range 20 {
+		if q := r.queued.Load(); q > limit+ps.MaxFrameSize {
+			t.Fatalf("%d bytes queued, bound %d", q, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	testkit.WaitFor(t, 10*time.Second, "every packet", func() bool { return r.Stats().Packets == uint64(len(pkts)) })
+	if st := r.Stats(); st.Lost != 0 || st.Dropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

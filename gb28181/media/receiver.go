@@ -57,6 +57,10 @@ type Receiver struct {
 	created   time.Time
 
 	queue     chan *[]byte
+	queued    atomic.Int64  // bytes in queue
+	maxQueued int64         // bound of queued
+	space     chan struct{} // a TCP reader waiting for room is told of some
+	waiting   atomic.Bool
 	done      chan struct{}
 	started   chan struct{}
 	startOnce sync.Once
@@ -109,6 +113,8 @@ func newReceiver(s *Server, ssrc uint32, from, transport string) *Receiver {
 		transport: transport,
 		created:   time.Now(),
 		queue:     make(chan *[]byte, orDefault(s.QueueSize, DefaultQueueSize)),
+		maxQueued: int64(orDefault(s.MaxQueueBytes, DefaultMaxQueueBytes)),
+		space:     make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		started:   make(chan struct{}),
 		failed:    make(chan struct{}),
@@ -364,9 +370,14 @@ func (r *Receiver) pushUDP(p []byte) {
 		return
 	default:
 	}
+	if r.queued.Load()+int64(len(p)) > r.maxQueued {
+		r.dropped.Add(1)
+		return
+	}
 	b := getBuf(p)
 	select {
 	case r.queue <- b:
+		r.queued.Add(int64(len(p)))
 		r.startOnce.Do(func() { close(r.started) })
 	default:
 		r.dropped.Add(1)
@@ -375,9 +386,23 @@ func (r *Receiver) pushUDP(p []byte) {
 }
 
 func (r *Receiver) pushTCP(p []byte) bool {
+	// Wait for room: the device's connection waits, no one else does.
+	for full := func() bool { q := r.queued.Load(); return q > 0 && q+int64(len(p)) > r.maxQueued }; full(); {
+		r.waiting.Store(true)
+		if !full() { // the queue emptied before run could see waiting
+			break
+		}
+		select {
+		case <-r.space:
+		case <-r.done:
+			return false
+		}
+	}
+	r.waiting.Store(false)
 	b := getBuf(p)
 	select {
 	case r.queue <- b:
+		r.queued.Add(int64(len(p)))
 		r.startOnce.Do(func() { close(r.started) })
 		return true
 	case <-r.done:
@@ -401,6 +426,7 @@ func (r *Receiver) run() {
 			r.drainQueue()
 			return
 		case b := <-r.queue:
+			r.dequeued(b)
 			r.take(b)
 			if r.seq.held > 0 && !gapArmed {
 				gap.Reset(reorderDelay)
@@ -418,6 +444,17 @@ func (r *Receiver) run() {
 	}
 }
 
+// dequeued accounts for a packet taken from the queue.
+func (r *Receiver) dequeued(b *[]byte) {
+	r.queued.Add(-int64(len(*b)))
+	if r.waiting.Load() {
+		select {
+		case r.space <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // take puts a queued packet in sequence.
 func (r *Receiver) take(b *[]byte) {
 	if len(*b) < 12 {
@@ -431,6 +468,7 @@ func (r *Receiver) drainQueue() {
 	for {
 		select {
 		case b := <-r.queue:
+			r.dequeued(b)
 			putBuf(b)
 		default:
 			return

@@ -28,6 +28,7 @@ const (
 	DefaultIdleTimeout      = 15 * time.Second
 	DefaultReorderWindow    = 8
 	DefaultQueueSize        = 512
+	DefaultMaxQueueBytes    = 4 << 20
 	DefaultMaxPendingConns  = 64
 	DefaultReadBuffer       = 4 << 20
 	maxStrangers            = 256
@@ -58,6 +59,9 @@ type Server struct {
 	// demuxer; when it is full, UDP packets are dropped (a loss for the
 	// demuxer) and a TCP connection waits. It defaults to 512.
 	QueueSize int
+	// MaxQueueBytes bounds the bytes queued for each receiver (UDP packets
+	// beyond it are dropped, a TCP connection waits). It defaults to 4 MiB.
+	MaxQueueBytes int
 	// ReadBuffer is the receive buffer Serve asks for on the UDP socket
 	// (SO_RCVBUF; Linux caps it at net.core.rmem_max, so raise that for
 	// many cameras): a keyframe of each of tens of cameras can arrive in
