@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"log/slog"
 	"testing"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
@@ -11,6 +12,11 @@ import (
 // (RFC 4571 frames, RTP checks, sequencing, PS demuxing) or, with udp, with
 // datagrams (each prefixed by one length byte here): no panic, the counters
 // add up, the reorder window is bounded and every unit has bytes.
+//
+//	go test -run '^$' -fuzz FuzzReceive -fuzztime 20s -fuzzminimizetime 1s ./gb28181/media
+//
+// (its inputs are large: without a short minimizing time, minimizing a new
+// input takes the whole run).
 func FuzzReceive(f *testing.F) {
 	b := readTestdata(f, "gst_h264_aac.ps")
 	pkts := rtpPackets(f, b, 1, 65533)
@@ -30,7 +36,7 @@ func FuzzReceive(f *testing.F) {
 		if udp {
 			transport = TransportUDP
 		}
-		s := &Server{ReorderWindow: 4}
+		s := &Server{ReorderWindow: 4, Log: slog.New(slog.DiscardHandler)}
 		r := newReceiver(s, 1, "", transport)
 		units := 0
 		r.onUnit = func(u *ps.Unit) { // as arm sets it; no goroutine here
