@@ -21,10 +21,11 @@ func TestUDPReorderAndDuplicates(t *testing.T) {
 	var sent [][]byte
 	dups := 0
 	for i := 0; i < len(pkts); i += 3 {
-		// 0 1 2 → 2 0 1 (but the first packet, which starts the sequence),
-		// and every 4th group's first packet twice.
+		// 0 1 2 → 2 0 1 (the first packets too: the receiver holds the
+		// first ones until its window fills), and every 4th group's first
+		// packet twice.
 		grp := pkts[i:min(i+3, len(pkts))]
-		if len(grp) == 3 && i > 0 {
+		if len(grp) == 3 {
 			grp = [][]byte{grp[2], grp[0], grp[1]}
 		}
 		sent = append(sent, grp...)
