@@ -280,3 +280,42 @@ func TestPacketsBeforeWaitStart(t *testing.T) {
 	waitUnits(t, c, len(want))
 	diff(t, c.snapshot(), want)
 }
+
+// TestTCPActiveOtherSSRC: on our own tcp-active connection a device's
+// packets are taken whatever their SSRC (the connection is the stream's
+// alone), and counted.
+func TestTCPActiveOtherSSRC(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	want := direct(b)
+	c := &collector{}
+	r := expect(t, s, 45, TransportTCPActive, c)
+	pkts := rtpPackets(t, b, 9999, 0)
+	deviceSend(t, s, r, TransportTCPActive, pkts)
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
+	if st := r.Stats(); st.WrongSSRC != uint64(len(pkts)) {
+		t.Errorf("stats %+v, want %d packets with another SSRC", st, len(pkts))
+	}
+}
+
+// TestDialRefused: a device that does not listen on the port it answered
+// makes Dial fail naming the address.
+func TestDialRefused(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r := expect(t, s, 46, TransportTCPActive, &collector{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = r.Dial(ctx, addr)
+	if err == nil || !strings.Contains(err.Error(), "connect to the device's media port "+addr) {
+		t.Fatalf("Dial = %v", err)
+	}
+}
