@@ -2,11 +2,13 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -255,4 +257,39 @@ func TestTCPBackpressure(t *testing.T) {
 	if st := r.Stats(); st.Lost != 0 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// flakyListener fails its first Accept calls as a process out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutOfFiles: running out of file descriptors for a moment does
+// not stop the media port.
+func TestAcceptOutOfFiles(t *testing.T) {
+	testkit.CheckLeaks(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Log: testkit.Log(t)}
+	testkit.Run(t, func(ctx context.Context) error { return s.Serve(ctx, nil, &flakyListener{Listener: l, fails: 3}) })
+	b := readTestdata(t, "gst_h264_aac.ps")
+	c := &collector{}
+	ts := &testServer{Server: s, tcp: l.Addr().String()}
+	r := expect(t, ts, 47, TransportTCPPassive, c)
+	deviceSend(t, ts, r, TransportTCPPassive, rtpPackets(t, b, 47, 0))
+	want := direct(b)
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
@@ -134,7 +135,8 @@ func (s *Server) init() {
 
 // Serve receives RTP on udp and TCP connections accepted on tcp (either may
 // be nil) until ctx ends, then closes both, every connection and every
-// receiver, and returns nil. It returns an error when a socket fails.
+// receiver, and returns nil. It returns an error when a socket fails (a
+// moment without file descriptors is waited out).
 func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener) error {
 	s.mu.Lock()
 	if s.serving || s.closed {
@@ -328,6 +330,7 @@ func (s *Server) routeUDP(b []byte, from netip.Addr) {
 }
 
 func (s *Server) accept(ctx context.Context, l net.Listener) error {
+	var backoff time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -338,8 +341,21 @@ func (s *Server) accept(ctx context.Context, l net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("gb28181 media: accept TCP: %w", err)
+			if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) && !errors.Is(err, syscall.ECONNABORTED) {
+				return fmt.Errorf("gb28181 media: accept TCP: %w", err)
+			}
+			// Out of file descriptors (or a connection reset before it was
+			// accepted): wait and go on, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log().Warn("gb28181 media: accept TCP; retrying", "error", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
