@@ -29,5 +29,6 @@
 // order (also at the start, so that a packet overtaken by the first one to
 // arrive is not lost), drops duplicates, and tells the demuxer of the
 // packets it gives up on after 80 ms. The RTP marker bit, which devices set
-// on the last packet of a picture, hands the picture on at once.
+// on the last packet of a picture, hands the picture on at once (unless it
+// falls inside a PES packet: some devices set it on every packet).
 package media

@@ -509,7 +509,7 @@ func (r *Receiver) deliver(b *[]byte, reordered bool) {
 	r.last.Store(time.Now().UnixNano())
 	r.stopped = false
 	r.demux.Write(r.pkt.Payload)
-	if r.pkt.Marker {
+	if r.pkt.Marker && !r.demux.MidPacket() { // some devices mark every packet
 		r.demux.Flush()
 	}
 }
