@@ -80,8 +80,16 @@ func TestSequencer(t *testing.T) {
 // exactly once, delivered ones in increasing order between losses, and the
 // held count stays below the window.
 func FuzzSequencer(f *testing.F) {
-	f.Add([]byte{0, 1, 0, 3, 0, 2}, uint8(8))
-	f.Add([]byte{0xFF, 0xFF, 0, 0, 0, 5, 0x80, 0}, uint8(4))
+	for _, c := range seqCases { // the table seeds the fuzzer
+		var b []byte
+		for _, s := range c.in {
+			var n uint16
+			if _, err := fmt.Sscan(s, &n); err == nil {
+				b = append(b, byte(n>>8), byte(n))
+			}
+		}
+		f.Add(b, uint8(c.window))
+	}
 	f.Fuzz(func(t *testing.T, seqs []byte, window uint8) {
 		q := newSequencer(int(window))
 		seen := 0
