@@ -75,7 +75,7 @@ type Server struct {
 	// connections cannot keep it out). It defaults to 64.
 	MaxPendingConns int
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	serving   bool
 	closed    bool
 	udp       net.PacketConn
@@ -225,9 +225,9 @@ func (s *Server) remove(r *Receiver) {
 
 // lookup returns the receiver expecting ssrc over transport.
 func (s *Server) lookup(ssrc uint32, transport string) *Receiver {
-	s.mu.Lock()
+	s.mu.RLock()
 	r := s.receivers[ssrc]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if r == nil || r.transport != transport {
 		return nil
 	}
@@ -426,6 +426,8 @@ func (s *Server) servePassive(c net.Conn) {
 	from := addrOf(c.RemoteAddr())
 	c.SetReadDeadline(time.Now().Add(orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)))
 	fr := ps.NewFrameReader(bufio.NewReaderSize(c, 8<<10))
+	var noted uint32
+	var notedAt time.Time
 	for {
 		pkt, err := fr.ReadFrame()
 		if err != nil {
@@ -439,7 +441,13 @@ func (s *Server) servePassive(c net.Conn) {
 		}
 		r := s.lookup(ssrc, TransportTCPPassive)
 		if r == nil {
-			s.noteStranger(from, ssrc, TransportTCPPassive)
+			// once a second per SSRC: a flood of frames takes no lock
+			if now := time.Now(); ssrc != noted || now.Sub(notedAt) > time.Second {
+				s.noteStranger(from, ssrc, TransportTCPPassive)
+				noted, notedAt = ssrc, now
+			} else {
+				s.unknown.Add(1)
+			}
 			continue
 		}
 		donePending()
