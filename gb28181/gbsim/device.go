@@ -378,6 +378,12 @@ func (d *Device) open() error {
 	if pc != nil {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); _ = srv.ServeUDP(pc) }()
+		if err := waitListening(ua, d.sipAddr); err != nil {
+			pc.Close()
+			ua.Close()
+			d.wg.Wait()
+			return err
+		}
 	}
 	d.recipient = sip.Uri{Scheme: "sip", User: d.cfg.ServerID}
 	host, port, _ := sip.ParseAddr(d.cfg.Server)
@@ -496,5 +502,23 @@ func (d *Device) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 	}
 	if err := tx.Respond(res); err != nil {
 		d.log.Debug("gbsim respond", "code", code, "error", err)
+	}
+}
+
+// waitListening waits until sipgo's transport layer has taken the UDP socket
+// at addr as a connection, so that requests leave from it. sipgo signals
+// nothing when ServeUDP has set up, and a request sent before that would
+// try to bind addr a second time; this takes microseconds.
+func waitListening(ua *sipgo.UserAgent, addr string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, _ := ua.TransportLayer().GetConnection("udp", addr); c != nil {
+			c.Ref(-1) // GetConnection took a reference
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gbsim: sip transport did not take the socket %s", addr)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

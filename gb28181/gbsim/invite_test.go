@@ -56,3 +56,108 @@ func TestInviteUDP(t *testing.T) {
 	}
 	testkit.WaitFor(t, 5*time.Second, "session gone", func() bool { return len(d.Sessions()) == 0 })
 }
+
+// TestInviteTCP: RTP over TCP (RFC 4571) with the device connecting
+// (tcp-passive: the platform listens) and listening (tcp-active: the
+// platform connects to the port in the answer).
+func TestInviteTCP(t *testing.T) {
+	udp, _, _ := startRegistrar(t, time.Minute)
+	d := startDevice(t, Config{Server: udp, Password: "secret1"})
+	waitRegistered(t, d)
+	p := newPlatform(t)
+	for _, tr := range []string{TransportTCPPassive, TransportTCPActive} {
+		t.Run(tr, func(t *testing.T) {
+			var ln net.Listener
+			port := 9
+			if tr == TransportTCPPassive {
+				var err error
+				ln, err = net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				port = ln.Addr().(*net.TCPAddr).Port
+			}
+			s, code, err := p.invite(t, d.SIPAddr(), testChan2, offerSDP(tr, "127.0.0.1", port, "0100000002"))
+			if err != nil || code != 200 {
+				t.Fatalf("invite: %d %v", code, err)
+			}
+			ans, err := parseOffer(s.InviteResponse.Body())
+			if err != nil {
+				t.Fatalf("answer sdp: %v\n%s", err, s.InviteResponse.Body())
+			}
+			var conn net.Conn
+			if tr == TransportTCPPassive {
+				if ans.Setup != "active" {
+					t.Fatalf("answer setup %q, want active", ans.Setup)
+				}
+				ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+				conn, err = ln.Accept()
+			} else {
+				if ans.Setup != "passive" || ans.Port == 0 {
+					t.Fatalf("answer setup %q port %d, want passive and a port", ans.Setup, ans.Port)
+				}
+				conn, err = net.DialTimeout("tcp", net.JoinHostPort(ans.IP, strconv.Itoa(ans.Port)), 5*time.Second)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			c := readRTP(t, tcpReader(t, conn), 1500*time.Millisecond)
+			if len(c.ssrcs) != 1 || c.ssrcs[100000002] == 0 {
+				t.Fatalf("ssrcs %v, want only 100000002", c.ssrcs)
+			}
+			codec, w, h, frames := ffprobe(t, c.ps).video(t)
+			if codec != "h264" || w != 1280 || h != 720 || frames != c.units {
+				t.Fatalf("ffprobe: %s %dx%d %d frames, sent %d units", codec, w, h, frames, c.units)
+			}
+			if err := s.Bye(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			testkit.WaitFor(t, 5*time.Second, "session gone", func() bool { return len(d.Sessions()) == 0 })
+		})
+	}
+}
+
+// TestDeviceBye: Hangup sends a BYE from the device, and a platform that
+// closes the TCP connection gets a BYE too.
+func TestDeviceBye(t *testing.T) {
+	udp, _, _ := startRegistrar(t, time.Minute)
+	d := startDevice(t, Config{Server: udp, Password: "secret1"})
+	waitRegistered(t, d)
+	p := newPlatform(t)
+	pc, next := udpReceiver(t)
+	if _, code, err := p.invite(t, d.SIPAddr(), testChan1, offerSDP(TransportUDP, "127.0.0.1", pc.LocalAddr().(*net.UDPAddr).Port, "0100000003")); err != nil || code != 200 {
+		t.Fatalf("invite: %d %v", code, err)
+	}
+	readRTP(t, next, 200*time.Millisecond)
+	if err := d.Hangup(t.Context(), testChan1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.byeSig:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no BYE from the device")
+	}
+
+	// tcp-active: the platform connects, reads a little, and goes away
+	_, code, err := p.invite(t, d.SIPAddr(), testChan2, offerSDP(TransportTCPActive, "127.0.0.1", 9, "0100000004"))
+	if err != nil || code != 200 {
+		t.Fatalf("invite: %d %v", code, err)
+	}
+	info := d.Sessions()
+	if len(info) != 1 {
+		t.Fatalf("sessions %+v", info)
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(info[0].LocalPort)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readRTP(t, tcpReader(t, conn), 200*time.Millisecond)
+	conn.Close()
+	select {
+	case <-p.byeSig:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no BYE from the device after the platform closed the media connection")
+	}
+}

@@ -73,7 +73,7 @@ func (d *Device) answerQuery(q *manscdp.Query) {
 	case manscdp.CmdCatalog:
 		maxBytes := 0
 		if d.transport == "UDP" {
-			maxBytes = manscdp.MaxUDPBody
+			maxBytes = d.maxUDPBody()
 		}
 		bodies, err = enc.CatalogPages(q.SN, d.cfg.ID, d.catalogItems(""), d.cfg.CatalogPageItems, maxBytes)
 	case manscdp.CmdDeviceInfo:

@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
+	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
@@ -34,6 +35,10 @@ type testPlatform struct {
 	byeMu  sync.Mutex
 	byes   int
 	byeSig chan struct{}
+	// msgs receives the MANSCDP bodies of MESSAGEs and NOTIFYs from the device.
+	msgs chan manscdp.Message
+	// date is the Date header of the 200 to a REGISTER (zero: none).
+	date time.Time
 }
 
 func newPlatform(t *testing.T) *testPlatform {
@@ -50,7 +55,7 @@ func newPlatform(t *testing.T) *testPlatform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &testPlatform{addr: pc.LocalAddr().String(), byeSig: make(chan struct{}, 16)}
+	p := &testPlatform{addr: pc.LocalAddr().String(), byeSig: make(chan struct{}, 16), msgs: make(chan manscdp.Message, 64)}
 	p.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(p.addr))
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +72,36 @@ func newPlatform(t *testing.T) *testPlatform {
 		p.byeMu.Unlock()
 		p.byeSig <- struct{}{}
 	})
+	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if !p.date.IsZero() {
+			res.AppendHeader(sip.NewHeader("Date", p.date.Format(DateFormat)))
+		}
+		if h := req.GetHeader("Expires"); h != nil {
+			res.AppendHeader(sip.NewHeader("Expires", h.Value()))
+		}
+		tx.Respond(res)
+	})
+	onBody := func(req *sip.Request, tx sip.ServerTransaction) {
+		m, err := manscdp.Decode(req.Body())
+		if err != nil {
+			t.Errorf("device sent a bad body: %v\n%s", err, req.Body())
+			tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+			return
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		select {
+		case p.msgs <- m:
+		default:
+		}
+	}
+	srv.OnMessage(onBody)
+	srv.OnNotify(onBody)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.ServeUDP(pc) }()
+	if err := waitListening(ua, p.addr); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		pc.Close()
 		srv.Close()
@@ -242,4 +275,42 @@ func (p probe) video(t *testing.T) (codec string, w, h, frames int) {
 	}
 	t.Fatalf("ffprobe found no video stream: %+v", p)
 	return
+}
+
+// request sends a request with a MANSCDP body (or none) to the device and
+// returns the final status.
+func (p *testPlatform) request(t *testing.T, addr string, method sip.RequestMethod, m manscdp.Message, hdrs ...sip.Header) int {
+	t.Helper()
+	host, port, _ := sip.ParseAddr(addr)
+	req := sip.NewRequest(method, sip.Uri{Scheme: "sip", User: testDevice, Host: host, Port: port})
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	if m != nil {
+		body, err := manscdp.Encoder{}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.AppendHeader(sip.NewHeader("Content-Type", "Application/MANSCDP+xml"))
+		req.SetBody(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := p.cli.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("%s to the device: %v", method, err)
+	}
+	return int(res.StatusCode)
+}
+
+// next returns the next body the device sent.
+func (p *testPlatform) next(t *testing.T) manscdp.Message {
+	t.Helper()
+	select {
+	case m := <-p.msgs:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no MESSAGE from the device in 10s")
+		return nil
+	}
 }

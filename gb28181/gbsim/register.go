@@ -208,8 +208,33 @@ func (d *Device) selfURI() sip.Uri {
 	return sip.Uri{Scheme: "sip", User: d.cfg.ID, Host: d.cfg.Realm}
 }
 
+// maxUDPBody is the largest MESSAGE body sipgo sends over UDP: it refuses a
+// datagram over sip.UDPMTUSize−200 bytes, so a catalog page over UDP holds
+// what fits beside the request's headers (Via, tags and Call-ID included).
+func (d *Device) maxUDPBody() int {
+	req := d.messageRequest(nil)
+	req.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+d.sipAddr+";rport;branch=z9hG4bK.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"))
+	req.AppendHeader(sip.NewHeader("Call-ID", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"))
+	req.AppendHeader(sip.NewHeader("CSeq", "2147483647 MESSAGE"))
+	req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	req.AppendHeader(sip.NewHeader("Content-Length", "65535"))
+	return sip.UDPMTUSize - 200 - len(req.String()) - 64
+}
+
 // message sends a MANSCDP MESSAGE to the platform and waits for its 200.
 func (d *Device) message(ctx context.Context, body []byte) error {
+	req := d.messageRequest(body)
+	res, err := d.cli.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("MESSAGE to %s: %w", d.cfg.Server, err)
+	}
+	if res.StatusCode != 200 {
+		return &StatusError{Method: "MESSAGE", Code: int(res.StatusCode), Reason: res.Reason}
+	}
+	return nil
+}
+
+func (d *Device) messageRequest(body []byte) *sip.Request {
 	req := sip.NewRequest(sip.MESSAGE, d.recipient)
 	from := &sip.FromHeader{Address: d.selfURI(), Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
@@ -220,12 +245,5 @@ func (d *Device) message(ctx context.Context, body []byte) error {
 	req.SetBody(body)
 	req.SetTransport(d.transport)
 	req.SetDestination(d.cfg.Server)
-	res, err := d.cli.Do(ctx, req)
-	if err != nil {
-		return fmt.Errorf("MESSAGE to %s: %w", d.cfg.Server, err)
-	}
-	if res.StatusCode != 200 {
-		return &StatusError{Method: "MESSAGE", Code: int(res.StatusCode), Reason: res.Reason}
-	}
-	return nil
+	return req
 }
