@@ -161,3 +161,51 @@ func TestDeviceBye(t *testing.T) {
 		t.Fatal("no BYE from the device after the platform closed the media connection")
 	}
 }
+
+// TestInviteH265Audio: an H.265 device with AAC audio: ffprobe finds hevc
+// 1280x720 with one frame per video unit, and AAC at 48 kHz.
+func TestInviteH265Audio(t *testing.T) {
+	d, p := platformDevice(t, Config{Codec: "h265", Audio: true})
+	code, next, _ := inviteUDP(t, d, p)
+	if code != 200 {
+		t.Fatalf("INVITE answered %d", code)
+	}
+	c := readRTP(t, next, 1500*time.Millisecond)
+	video := videoUnits(t, c.ps)
+	if video == 0 || video == c.units {
+		t.Fatalf("%d units, %d of them video: want video and audio", c.units, video)
+	}
+	pr := ffprobe(t, c.ps)
+	codec, w, h, frames := pr.video(t)
+	if codec != "hevc" || w != 1280 || h != 720 || frames != video {
+		t.Fatalf("ffprobe video: %s %dx%d %d frames, sent %d video units", codec, w, h, frames, video)
+	}
+	audio := false
+	for _, s := range pr.Streams {
+		if s.CodecType == "audio" {
+			audio = s.CodecName == "aac" && s.SampleRate == "48000" && s.NbReadFrames == strconv.Itoa(c.units-video)
+		}
+	}
+	if !audio {
+		t.Fatalf("ffprobe found no AAC at 48 kHz with %d frames: %+v", c.units-video, pr.Streams)
+	}
+}
+
+// TestInviteRefusals: an INVITE for an unknown channel gets 404, an offer
+// that is not usable 488.
+func TestInviteRefusals(t *testing.T) {
+	d, p := platformDevice(t, Config{})
+	if _, code, err := p.invite(t, d.SIPAddr(), "44011300001310009999", offerSDP(TransportUDP, "127.0.0.1", 9000, "0100000001")); err != nil || code != 404 {
+		t.Fatalf("unknown channel: %d %v", code, err)
+	}
+	bad := []byte("v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 9000 RTP/SAVP 96\r\ny=0100000001\r\n")
+	if _, code, err := p.invite(t, d.SIPAddr(), testChan1, bad); err != nil || code != 488 {
+		t.Fatalf("bad offer: %d %v", code, err)
+	}
+}
+
+// TestRefresh: the device registers again before the granted lifetime ends.
+func TestRefresh(t *testing.T) {
+	d, _ := platformDevice(t, Config{Expires: 2 * time.Second})
+	testkit.WaitFor(t, 10*time.Second, "a refresh", func() bool { return d.Registrations() >= 2 })
+}

@@ -239,6 +239,7 @@ type probe struct {
 		Width        int    `json:"width"`
 		Height       int    `json:"height"`
 		NbReadFrames string `json:"nb_read_frames"`
+		SampleRate   string `json:"sample_rate"`
 	} `json:"streams"`
 	Format struct {
 		FormatName string `json:"format_name"`
@@ -313,4 +314,18 @@ func (p *testPlatform) next(t *testing.T) manscdp.Message {
 		t.Fatal("no MESSAGE from the device in 10s")
 		return nil
 	}
+}
+
+// videoUnits counts the video units in PS bytes with Vigil's demuxer.
+func videoUnits(t *testing.T, b []byte) int {
+	t.Helper()
+	n := 0
+	d := ps.Demuxer{OnUnit: func(u *ps.Unit) {
+		if u.Type.IsVideo() {
+			n++
+		}
+	}}
+	d.Write(b)
+	d.Flush()
+	return n
 }
