@@ -78,7 +78,7 @@ func VideoFrames(codec, bitrate string, sub bool) (*Frames, error) {
 	return f, nil
 }
 
-// AudioFrames returns the embedded AAC clip (mono, 48 kHz, 8 s) as ADTS frames with
+// AudioFrames returns the embedded AAC clip (mono, 48 kHz, about 8 s) as ADTS frames with
 // 90 kHz PTS.
 func AudioFrames() (*Frames, error) {
 	data, err := media.ReadFile("media/audio_aac.adts")

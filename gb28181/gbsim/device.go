@@ -115,10 +115,14 @@ type Config struct {
 	// Codec is the video codec, camsim.CodecH264 or camsim.CodecH265.
 	// It defaults to camsim.CodecH264.
 	Codec string
+	// Bitrate picks camsim's main-stream clip: camsim.BitrateNormal (about
+	// 1.1 Mbit/s) or camsim.BitrateHigh (about 2 Mbit/s, H.264 only).
+	// It defaults to camsim.BitrateNormal.
+	Bitrate string
 	// Audio adds camsim's AAC clip to the PS stream.
 	Audio bool
 	// Clips, when set, are shared instead of loading camsim's clips for this
-	// device (useful with many devices). Codec and Audio are then ignored.
+	// device (useful with many devices). Codec, Bitrate and Audio are then ignored.
 	Clips *Clips
 	// CatalogSubscribe accepts catalog SUBSCRIBEs (200) and sends a NOTIFY on
 	// every channel change; when false they are refused with 489 Bad Event.
@@ -279,6 +283,17 @@ func (c *Config) defaults() error {
 	}
 	if c.Codec != camsim.CodecH264 && c.Codec != camsim.CodecH265 {
 		return fmt.Errorf("gbsim: codec %q: want h264 or h265", c.Codec)
+	}
+	switch c.Bitrate {
+	case "":
+		c.Bitrate = camsim.BitrateNormal
+	case camsim.BitrateNormal:
+	case camsim.BitrateHigh:
+		if c.Codec != camsim.CodecH264 {
+			return fmt.Errorf("gbsim: bitrate %q is H.264 only", c.Bitrate)
+		}
+	default:
+		return fmt.Errorf("gbsim: bitrate %q: want normal or high", c.Bitrate)
 	}
 	if c.CatalogPageItems <= 0 {
 		c.CatalogPageItems = manscdp.DefaultPageItems

@@ -95,6 +95,7 @@ func ParseFlags(args []string, output io.Writer) (Config, bool, error) {
 	fs.StringVar(&cfg.LocalIP, "local-ip", "", "address to listen on and announce (default: the one that routes to --sip)")
 	channels := fs.Int("channels", 1, "number of channels (1: an IPC; more: an NVR)")
 	fs.StringVar(&cfg.Codec, "codec", camsim.CodecH264, "video codec: h264 or h265")
+	fs.StringVar(&cfg.Bitrate, "bitrate", camsim.BitrateNormal, "video bitrate: normal (~1.1 Mbit/s) or high (~2 Mbit/s, h264 only)")
 	fs.BoolVar(&cfg.Audio, "audio", false, "add AAC audio to the PS stream")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", 60*time.Second, "keepalive interval")
 	fs.DurationVar(&cfg.Expires, "expires", 3600*time.Second, "registration lifetime asked for")

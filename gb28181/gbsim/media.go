@@ -41,9 +41,10 @@ type clipUnit struct {
 }
 
 // LoadClips reads camsim's main-stream clip of codec (camsim.CodecH264 or
-// camsim.CodecH265) and, with audio, its AAC clip.
-func LoadClips(codec string, audio bool) (*Clips, error) {
-	v, err := camsim.VideoFrames(codec, camsim.BitrateNormal, false)
+// camsim.CodecH265) and bitrate (camsim.BitrateNormal, about 1.1 Mbit/s, or
+// camsim.BitrateHigh, about 2 Mbit/s, H.264 only) and, with audio, its AAC clip.
+func LoadClips(codec, bitrate string, audio bool) (*Clips, error) {
+	v, err := camsim.VideoFrames(codec, bitrate, false)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func units(f *camsim.Frames) []clipUnit {
 func (d *Device) loadClips() (*Clips, error) {
 	d.clipsOnce.Do(func() {
 		if d.clips == nil {
-			d.clips, d.clipsErr = LoadClips(d.cfg.Codec, d.cfg.Audio)
+			d.clips, d.clipsErr = LoadClips(d.cfg.Codec, d.cfg.Bitrate, d.cfg.Audio)
 		}
 	})
 	return d.clips, d.clipsErr
@@ -110,6 +111,82 @@ func framedWriter(c net.Conn) func([][]byte) error {
 	}
 }
 
+// packetizer turns the looping clips into RTP packets of MPEG-PS, one unit
+// (a video picture or an audio frame) at a time, in presentation order.
+type packetizer struct {
+	clips      *Clips
+	mux        ps.Muxer
+	noPSM      bool
+	pkt        rtp.Packet
+	base       int64 // first PTS and RTP timestamp
+	vi, ai     int   // next video and audio unit
+	vOut, aOut int64 // their output times, 90 kHz from the start
+	psBuf      []byte
+	pieces     [][]byte
+	pkts       [][]byte
+	pktBuf     []byte
+	unit       ps.Unit
+}
+
+func newPacketizer(clips *Clips, ssrc uint32, noPSM bool) *packetizer {
+	p := &packetizer{clips: clips, noPSM: noPSM, base: int64(rand.Uint32() >> 1)}
+	p.mux.VideoType = clips.videoType
+	if clips.audio != nil {
+		p.mux.AudioType = ps.TypeAAC
+	}
+	p.pkt.Header = rtp.Header{Version: 2, PayloadType: 96, SSRC: ssrc, SequenceNumber: uint16(rand.Uint32())}
+	return p
+}
+
+// due is the output time of the next unit, 90 kHz from the start.
+func (p *packetizer) due() int64 {
+	if p.clips.audio != nil && p.aOut < p.vOut {
+		return p.aOut
+	}
+	return p.vOut
+}
+
+// next returns the RTP packets of the next unit, valid until the next call,
+// and whether it is a keyframe. With keyframe set, a video unit jumps to the
+// clip's next keyframe.
+func (p *packetizer) next(keyframe func() bool) ([][]byte, bool, error) {
+	c := p.clips
+	if c.audio != nil && p.aOut < p.vOut {
+		u := c.audio[p.ai]
+		p.ai = (p.ai + 1) % len(c.audio)
+		p.unit = ps.Unit{Type: ps.TypeAAC, PTS: p.base + p.aOut, DTS: p.base + p.aOut, Payload: u.data}
+		p.aOut += u.dur
+	} else {
+		if keyframe() && !c.video[p.vi].key {
+			p.vi = nextKey(c.video, p.vi)
+		}
+		u := c.video[p.vi]
+		p.vi = (p.vi + 1) % len(c.video)
+		p.unit = ps.Unit{Type: c.videoType, PTS: p.base + p.vOut, DTS: p.base + p.vOut, Keyframe: u.key, Payload: u.data}
+		p.vOut += u.dur
+	}
+	var err error
+	p.psBuf, err = p.mux.AppendUnit(p.psBuf[:0], &p.unit)
+	if err != nil {
+		return nil, false, err
+	}
+	if p.noPSM {
+		p.psBuf = stripPSM(p.psBuf)
+	}
+	p.pieces = ps.Payloads(p.pieces[:0], p.psBuf, MaxRTPPayload)
+	p.pkts, p.pktBuf = p.pkts[:0], p.pktBuf[:0]
+	p.pkt.Timestamp = uint32(p.unit.PTS)
+	for i, piece := range p.pieces {
+		p.pkt.Marker = i == len(p.pieces)-1
+		p.pkt.Payload = piece
+		n := len(p.pktBuf)
+		p.pktBuf = appendPacket(p.pktBuf, &p.pkt)
+		p.pkt.SequenceNumber++
+		p.pkts = append(p.pkts, p.pktBuf[n:])
+	}
+	return p.pkts, p.unit.Keyframe, nil
+}
+
 // stream loops the clips at real-time pace as MPEG-PS over RTP until the
 // session ends (nil) or a write fails.
 func (s *session) stream(write func([][]byte) error) error {
@@ -117,31 +194,12 @@ func (s *session) stream(write func([][]byte) error) error {
 	if err != nil {
 		return err
 	}
-	mux := ps.Muxer{VideoType: clips.videoType}
-	if clips.audio != nil {
-		mux.AudioType = ps.TypeAAC
-	}
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: s.ssrc, SequenceNumber: uint16(rand.Uint32())}}
-	base := int64(rand.Uint32() >> 1) // first PTS and RTP timestamp
-	var (
-		vi, ai     int   // next video and audio unit
-		vOut, aOut int64 // their output times, 90 kHz from the start
-		psBuf      []byte
-		pieces     [][]byte
-		pkts       [][]byte
-		pktBuf     []byte
-		unit       ps.Unit
-	)
+	p := newPacketizer(clips, s.ssrc, s.d.cfg.Faults.NoPSM)
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		audio := clips.audio != nil && aOut < vOut
-		at := vOut
-		if audio {
-			at = aOut
-		}
-		due := start.Add(time.Duration(at) * time.Second / 90000)
+		due := start.Add(time.Duration(p.due()) * time.Second / 90000)
 		if late := time.Since(due); late > maxLateness {
 			start = start.Add(late)
 		} else if late < 0 {
@@ -155,48 +213,19 @@ func (s *session) stream(write func([][]byte) error) error {
 		if s.ctx.Err() != nil {
 			return nil
 		}
-		var u clipUnit
-		if audio {
-			u = clips.audio[ai]
-			ai = (ai + 1) % len(clips.audio)
-			unit = ps.Unit{Type: ps.TypeAAC, PTS: base + aOut, DTS: base + aOut, Payload: u.data}
-			aOut += u.dur
-		} else {
-			if s.keyframe.Swap(false) && !clips.video[vi].key {
-				vi = nextKey(clips.video, vi)
-			}
-			u = clips.video[vi]
-			vi = (vi + 1) % len(clips.video)
-			unit = ps.Unit{Type: clips.videoType, PTS: base + vOut, DTS: base + vOut, Keyframe: u.key, Payload: u.data}
-			vOut += u.dur
-		}
-		psBuf, err = mux.AppendUnit(psBuf[:0], &unit)
+		pkts, key, err := p.next(func() bool { return s.keyframe.Swap(false) })
 		if err != nil {
 			return err
-		}
-		if s.d.cfg.Faults.NoPSM {
-			psBuf = stripPSM(psBuf)
-		}
-		pieces = ps.Payloads(pieces[:0], psBuf, MaxRTPPayload)
-		pkts, pktBuf = pkts[:0], pktBuf[:0]
-		pkt.Timestamp = uint32(unit.PTS)
-		for i, p := range pieces {
-			pkt.Marker = i == len(pieces)-1
-			pkt.Payload = p
-			n := len(pktBuf)
-			pktBuf = appendPacket(pktBuf, &pkt)
-			pkt.SequenceNumber++
-			pkts = append(pkts, pktBuf[n:])
 		}
 		if err := write(pkts); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		s.packets += int64(len(pkts))
-		for _, p := range pkts {
-			s.bytes += int64(len(p))
+		for _, b := range pkts {
+			s.bytes += int64(len(b))
 		}
-		if unit.Keyframe {
+		if key {
 			s.keys++
 		}
 		s.mu.Unlock()

@@ -43,6 +43,7 @@ type testPlatform struct {
 
 func newPlatform(t *testing.T) *testPlatform {
 	t.Helper()
+	testkit.CheckLeaks(t)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("platform"), sipgo.WithUserAgentHostname("4401130000"))
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ const (
 // device, testDevice with password "secret1".
 func startRegistrar(t *testing.T, keepalive time.Duration) (udp, tcp string, srv *gbsip.Server) {
 	t.Helper()
+	testkit.CheckLeaks(t)
 	srv = &gbsip.Server{
 		Realm: testRealm, ID: "44011300002000000001", Password: "default1",
 		Lookup: func(id string) (string, bool, error) {
