@@ -236,6 +236,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Secure:         cfg.HTTP.TLS.Cert != "",
 		MetricsPublic:  cfg.Metrics.Public,
 		TrustedProxies: cfg.HTTP.Proxies(),
+		MapTiles:       cfg.UI.MapTiles,
 	})
 	if err != nil {
 		return nil, err

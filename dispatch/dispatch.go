@@ -79,6 +79,9 @@ type Dispatcher struct {
 	rec  Recording
 
 	mu sync.Mutex // serializes changes
+
+	gb     GBOptions  // SetGB
+	syncMu sync.Mutex // serializes GB/T 28181 catalog syncs
 }
 
 // New returns a Dispatcher over the ingest and the recorder. Either may be nil

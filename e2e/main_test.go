@@ -197,6 +197,13 @@ func setUp(m *testing.M, chromium string) (code int, err error) {
 // URL once the server is ready.
 func startSecondVigil(t *testing.T, edit func(*config.Config), opts app.Options) string {
 	t.Helper()
+	return "http://" + startSecondApp(t, edit, opts).Addr()
+}
+
+// startSecondApp is startSecondVigil returning the app, for a test that
+// needs more of it than the HTTP address.
+func startSecondApp(t *testing.T, edit func(*config.Config), opts app.Options) *app.App {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.HTTP.Listen = "127.0.0.1:0"
@@ -222,7 +229,7 @@ func startSecondVigil(t *testing.T, edit func(*config.Config), opts app.Options)
 		a.Close()
 	})
 	<-a.Ready()
-	return "http://" + a.Addr()
+	return a
 }
 
 func fleetID(i int) string { return fmt.Sprintf("cam-%02d", i) }

@@ -49,6 +49,10 @@ type GBChannel struct {
 	Device  string `json:"device"`  // the registered device's 20-digit ID
 	Channel string `json:"channel"` // the channel's 20-digit ID (the camera is gb-<channel>)
 	PTZ     bool   `json:"ptz"`     // the catalog says the channel can pan, tilt or zoom
+	// Missing is set while the device's catalog does not list the channel
+	// (or the device was deleted): the camera was disabled for it, and is
+	// enabled again when the channel returns.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // Pushed tells whether the camera's video is pushed by a device (GB/T 28181)

@@ -27,6 +27,10 @@ var (
 	ErrBadMedia         = errors.New("undecodable media")
 	ErrBadReply         = errors.New("invalid reply")
 	ErrInvalidURL       = errors.New("invalid camera URL")
+	// ErrSource is the kind of a failure that a pushed camera's Source
+	// reported (for GB/T 28181: no answer, refused, no RTP, …); the Source's
+	// error is the cause, and its sentence is the message.
+	ErrSource = errors.New("the device's stream failed")
 )
 
 // PullError is why pulling a camera stream failed: a kind (one of the Err*
@@ -42,6 +46,9 @@ func (e *PullError) Error() string {
 	if e.Err == nil {
 		return e.Msg
 	}
+	if e.Err.Error() == e.Msg {
+		return RedactURL(e.Msg)
+	}
 	return RedactURL(e.Msg + " (" + e.Err.Error() + ")")
 }
 
@@ -50,6 +57,16 @@ func (e *PullError) Unwrap() error { return e.Err }
 
 // Is matches the kind.
 func (e *PullError) Is(target error) bool { return target == e.Kind }
+
+// sourceError turns an error of a Source's Play into a *PullError that keeps
+// the Source's sentence (and the error, for errors.As).
+func sourceError(err error) *PullError {
+	var pe *PullError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &PullError{Kind: ErrSource, Msg: err.Error(), Err: err}
+}
 
 // classify turns an error of the RTSP client into a *PullError that a person
 // understands. step names the RTSP step that failed ("describe", "setup", "play").

@@ -14,7 +14,9 @@ type FleetOptions struct {
 	// Log receives state changes of the camera streams. It defaults to a logger that discards.
 	Log *slog.Logger
 	// StallTimeout is how long a stream may send no video (or, after PLAY, no
-	// usable keyframe) before it is reconnected. It defaults to 10 seconds.
+	// usable keyframe) before it is reconnected. A pushed stream's Source
+	// has three times as long to deliver its first unit, and the keyframe
+	// is awaited from there. It defaults to 10 seconds.
 	StallTimeout time.Duration
 	// ReadTimeout bounds each RTSP request and the TCP connect. It defaults to 10 seconds.
 	ReadTimeout time.Duration
@@ -25,12 +27,24 @@ type FleetOptions struct {
 	// LogEvery limits the logging of a changed error while a stream stays
 	// offline. It defaults to 1 minute.
 	LogEvery time.Duration
+	// Sources maps a Camera.Source to what plays the streams of such pushed
+	// cameras (Camera.Pushed): a pushed camera is run by Sources[cam.Source]
+	// instead of the RTSP puller. A pushed camera whose Source is missing
+	// here stays offline, saying so.
+	Sources map[string]Source
+	// PushLinger is how long a pushed stream keeps playing after nothing
+	// needs it any more (no subscriber, no Stream.Want), so that a viewer who
+	// comes back, or a recorder that reconnects, finds it playing. It
+	// defaults to 10 seconds.
+	PushLinger time.Duration
 
 	// dial replaces the RTSP client in tests; nil means gortsplib.
 	dial dialFunc
 }
 
-// Fleet pulls the streams of every registered camera into hub Streams.
+// Fleet pulls the streams of every registered camera into hub Streams; the
+// streams of pushed cameras (Camera.Pushed) are played by their Source while
+// something needs them.
 type Fleet struct {
 	opts FleetOptions
 
@@ -48,7 +62,7 @@ type camEntry struct {
 
 type streamEntry struct {
 	stream *Stream
-	url    string
+	url    string // the RTSP URL, or for a pushed stream what identifies its source (streamSource)
 	trans  string
 	puller *puller
 	cancel context.CancelFunc
@@ -77,6 +91,9 @@ func NewFleet(opts FleetOptions) *Fleet {
 	}
 	if opts.LogEvery <= 0 {
 		opts.LogEvery = time.Minute
+	}
+	if opts.PushLinger <= 0 {
+		opts.PushLinger = 10 * time.Second
 	}
 	if opts.dial == nil {
 		opts.dial = dialGortsplib
@@ -140,7 +157,10 @@ func waitAll(done []chan struct{}) {
 // returns the done channels of the pullers it stopped.
 func (m *Fleet) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 	for _, kind := range []StreamKind{Main, Sub} {
-		url := ce.cam.URL(kind)
+		url, trans := ce.cam.URL(kind), ce.cam.Transport
+		if ce.cam.Pushed() {
+			url, trans = streamSource(&ce.cam, kind), ""
+		}
 		se := ce.streams[kind]
 		if url == "" {
 			if se != nil {
@@ -156,36 +176,57 @@ func (m *Fleet) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 			ce.streams[kind] = se
 			m.streamsChangedLocked()
 		}
-		changed := se.url != url || se.trans != ce.cam.Transport
+		changed := se.url != url || se.trans != trans
 		if se.cancel != nil && (changed || !ce.cam.Enabled) {
 			stopped = m.stopLocked(se, stopped)
 		}
-		se.url, se.trans = url, ce.cam.Transport
+		se.url, se.trans = url, trans
+		if se.puller != nil {
+			se.puller.setCamera(ce.cam)
+		}
 		if se.cancel == nil && ce.cam.Enabled && m.ctx != nil {
-			m.startLocked(ce.cam.ID, kind, se)
+			m.startLocked(ce.cam, kind, se)
 		}
 		if se.puller == nil {
-			// status before Run: connecting
-			se.puller = newPuller(m.pullerConfig(ce.cam.ID, kind, se))
+			// status before Run: connecting (idle for a pushed stream)
+			se.puller = newPuller(m.pullerConfig(ce.cam, kind, se))
 		}
 	}
 	return stopped
 }
 
-func (m *Fleet) pullerConfig(id string, kind StreamKind, se *streamEntry) pullerConfig {
-	return pullerConfig{
-		camera: id, kind: kind, url: se.url, transport: se.trans, stream: se.stream,
+// streamSource identifies what plays a pushed camera's stream: a change
+// restarts it. A pushed camera has a main stream only.
+func streamSource(c *Camera, kind StreamKind) string {
+	if kind != Main {
+		return ""
+	}
+	src := c.Source + ":"
+	if c.GB28181 != nil {
+		src += c.GB28181.Device + "/" + c.GB28181.Channel
+	}
+	return src
+}
+
+func (m *Fleet) pullerConfig(cam Camera, kind StreamKind, se *streamEntry) pullerConfig {
+	cfg := pullerConfig{
+		camera: cam.ID, kind: kind, url: se.url, transport: se.trans, stream: se.stream,
 		log: m.opts.Log, dial: m.opts.dial, stall: m.opts.StallTimeout, readTimeout: m.opts.ReadTimeout,
 		backoffMin: m.opts.BackoffMin, backoffMax: m.opts.BackoffMax,
 		logEvery: m.opts.LogEvery,
 	}
+	if cam.Pushed() {
+		cfg.pushed, cfg.source, cfg.cam, cfg.linger = true, m.opts.Sources[cam.Source], cam, m.opts.PushLinger
+	}
+	return cfg
 }
 
-func (m *Fleet) startLocked(id string, kind StreamKind, se *streamEntry) {
-	p := newPuller(m.pullerConfig(id, kind, se))
+func (m *Fleet) startLocked(cam Camera, kind StreamKind, se *streamEntry) {
+	p := newPuller(m.pullerConfig(cam, kind, se))
 	if se.puller != nil {
-		// a reconfigured stream keeps counting its reconnects
+		// a reconfigured stream keeps counting its reconnects, and its PTS goes on
 		p.reconnects = se.puller.status().Reconnects
+		p.inherit(se.puller)
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
 	se.puller, se.cancel, se.done = p, cancel, make(chan struct{})

@@ -126,7 +126,8 @@ type SubscribeOptions struct {
 }
 
 // Stream is the hub of one camera stream: one writer (the puller), any number
-// of subscribers. Write never blocks.
+// of subscribers. Write never blocks. Subscribers and Want calls are its
+// demand: a pushed stream (Camera.Pushed) is played only while demanded.
 type Stream struct {
 	name string
 
@@ -140,6 +141,11 @@ type Stream struct {
 	closed    bool
 	seq       uint64
 	online    bool
+	// demand: wants counts Want calls not yet released; together with the
+	// subscribers it says whether anything needs the stream. demandCh is
+	// closed and replaced when that changes.
+	wants    int
+	demandCh chan struct{}
 
 	// statistics, measured over the last window
 	stats    statWindow
@@ -155,7 +161,49 @@ const (
 
 // NewStream returns an empty stream. name is used in logs ("police-007/main").
 func NewStream(name string) *Stream {
-	return &Stream{name: name, subs: map[*Subscription]struct{}{}, published: make(chan struct{})}
+	return &Stream{name: name, subs: map[*Subscription]struct{}{}, published: make(chan struct{}),
+		demandCh: make(chan struct{})}
+}
+
+// Want says that something needs the stream without subscribing to it (a
+// viewer about to subscribe, an upper platform): a pushed stream is played
+// while it is wanted or has subscribers, and stopped a while after neither
+// is left (FleetOptions.PushLinger). Call release when the need ends; it is
+// safe to call more than once.
+func (s *Stream) Want() (release func()) {
+	s.mu.Lock()
+	was := s.demandedLocked()
+	s.wants++
+	s.demandChangedLocked(was)
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			was := s.demandedLocked()
+			s.wants--
+			s.demandChangedLocked(was)
+			s.mu.Unlock()
+		})
+	}
+}
+
+// demand reports whether anything needs the stream (a subscriber or a Want),
+// and a channel that is closed when that changes.
+func (s *Stream) demand() (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.demandedLocked(), s.demandCh
+}
+
+func (s *Stream) demandedLocked() bool { return s.wants > 0 || len(s.subs) > 0 }
+
+// demandChangedLocked wakes the waiters of demand when it changed from was.
+func (s *Stream) demandChangedLocked(was bool) {
+	if s.demandedLocked() != was {
+		close(s.demandCh)
+		s.demandCh = make(chan struct{})
+	}
 }
 
 // Name returns the stream's name.
@@ -196,6 +244,16 @@ func (s *Stream) SetTracks(tracks []*Track) *Media {
 	s.gop = nil
 	s.gopBytes = 0
 	return s.media
+}
+
+// idle marks the source as stopped because nothing needs it: the cached GOP
+// is forgotten, so that the next subscriber does not see a stale picture.
+func (s *Stream) idle() {
+	s.mu.Lock()
+	s.online = false
+	s.gop = nil
+	s.gopBytes = 0
+	s.mu.Unlock()
 }
 
 // SetOffline marks the source as gone (the subscribers stay and wait for it).
@@ -285,7 +343,9 @@ func (s *Stream) Subscribe(opts SubscribeOptions) *Subscription {
 			sub.push(u)
 		}
 	}
+	was := s.demandedLocked()
 	s.subs[sub] = struct{}{}
+	s.demandChangedLocked(was)
 	return sub
 }
 
@@ -297,11 +357,13 @@ func (s *Stream) Close() {
 		return
 	}
 	s.closed = true
+	was := s.demandedLocked()
 	for sub := range s.subs {
 		sub.closeLocked()
 	}
 	s.subs = nil
 	s.gop = nil
+	s.demandChangedLocked(was)
 }
 
 // StreamStats are measured figures of a stream.
@@ -466,7 +528,9 @@ func (sub *Subscription) Close() {
 	s := sub.stream
 	s.mu.Lock()
 	if s.subs != nil {
+		was := s.demandedLocked()
 		delete(s.subs, sub)
+		s.demandChangedLocked(was)
 	}
 	s.mu.Unlock()
 	sub.mu.Lock()

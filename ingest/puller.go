@@ -24,6 +24,9 @@ const (
 	StateOnline     State = "online"     // media flowing
 	StateOffline    State = "offline"    // failed, retrying with backoff
 	StateDisabled   State = "disabled"   // not pulled (camera disabled)
+	// StateIdle: a pushed stream (Camera.Pushed) that nothing needs, so it is
+	// not played; it starts when something subscribes or wants it. Not a failure.
+	StateIdle State = "idle"
 )
 
 // pullerConfig is what a puller needs; the Fleet fills it from its options.
@@ -41,6 +44,13 @@ type pullerConfig struct {
 	backoffMax  time.Duration
 	logEvery    time.Duration
 	onOnline    func() // called when media starts to flow, may be nil
+	// pushed: the stream is played by source (nil: none is configured for
+	// the camera's Source) while it is demanded, and stopped linger after
+	// it no longer is
+	pushed bool
+	source Source
+	cam    Camera
+	linger time.Duration
 	// onDescribe, when set, sees the planned tracks; returning true ends the session there
 	onDescribe func([]*trackReader) bool
 }
@@ -59,30 +69,58 @@ type puller struct {
 	audio      *AudioStatus
 	lastLog    time.Time
 	skew       time.Duration // the camera's clock minus the server's, from its sender reports
+	cam        Camera        // the camera a pushed stream's Source plays (kept current by the Fleet)
 
 	// clock continuity across sessions
 	clockMu  sync.Mutex
 	lastPTS  time.Duration
 	lastWall time.Time
+	// lastAudio is the audio track of a pushed stream's previous session:
+	// published with the next session's first keyframe, before the audio
+	// itself arrives
+	lastAudio *Track
 }
 
 func newPuller(cfg pullerConfig) *puller {
-	return &puller{cfg: cfg, state: StateConnecting, since: time.Now()}
+	p := &puller{cfg: cfg, state: StateConnecting, since: time.Now(), cam: cfg.cam}
+	if cfg.pushed {
+		p.state = StateIdle
+	}
+	return p
 }
 
-// run pulls until ctx ends.
+// run pulls until ctx ends. A pushed stream is played only while demanded
+// (see awaitDemand and whileDemanded).
 func (p *puller) run(ctx context.Context) {
 	failures := 0
 	for {
+		sctx, idled, stop := ctx, func() bool { return false }, func() {}
+		if p.cfg.pushed {
+			if !p.awaitDemand(ctx) {
+				return
+			}
+			sctx, idled, stop = p.whileDemanded(ctx)
+		}
 		began := time.Now()
-		online, err := p.session(ctx)
+		online, err := p.session(sctx)
+		stop()
 		if ctx.Err() != nil {
 			return
+		}
+		if idled() {
+			// nothing needed it any more: not a failure
+			p.setIdle()
+			failures = 0
+			continue
 		}
 		if err == nil {
 			err = &PullError{Kind: ErrClosedByCamera, Msg: "the camera ended the session"}
 		}
-		p.setOffline(classify(err, hostOf(p.cfg.url)))
+		if p.cfg.pushed {
+			p.setOffline(sourceError(err))
+		} else {
+			p.setOffline(classify(err, hostOf(p.cfg.url)))
+		}
 		var wait time.Duration
 		wait, failures = retryWait(failures, !online.IsZero(), time.Since(began), p.cfg.backoffMin, p.cfg.backoffMax)
 		if !ctxwait.Sleep(ctx, wait) {
@@ -129,8 +167,17 @@ func hostOf(raw string) string {
 	return u.Host
 }
 
-// session runs one RTSP session. online is when media started to flow (zero if it never did).
+// session runs one session of the stream: RTSP, or the Source's Play for a
+// pushed stream. online is when media started to flow (zero if it never did).
 func (p *puller) session(ctx context.Context) (online time.Time, err error) {
+	if p.cfg.pushed {
+		return p.pushSession(ctx)
+	}
+	return p.rtspSession(ctx)
+}
+
+// rtspSession runs one RTSP session.
+func (p *puller) rtspSession(ctx context.Context) (online time.Time, err error) {
 	u, err := parseRTSPURL(p.cfg.url)
 	if err != nil {
 		return time.Time{}, err
@@ -182,6 +229,12 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- c.Wait() }()
+	return p.watch(ctx, w, waitErr)
+}
+
+// watch waits for the end of a session: an error (or nil) from the source on
+// waitErr, the end of ctx, or a stall that w.check detects.
+func (p *puller) watch(ctx context.Context, w *sessionWriter, waitErr <-chan error) (time.Time, error) {
 	period := p.cfg.stall / 5
 	if period < 10*time.Millisecond {
 		period = 10 * time.Millisecond
@@ -355,7 +408,8 @@ type sessionWriter struct {
 	c       rtspClient
 	ctx     context.Context // the puller's: once done, nothing more is written
 	readers []*trackReader
-	start   time.Time     // when PLAY was sent
+	pushed  bool          // a pushed stream's session (the words of its errors)
+	start   time.Time     // when PLAY was sent (pushed: Play called, then the first unit arrived)
 	grace   time.Duration // added to the stall timeout before the first media
 
 	mu            sync.Mutex
@@ -411,8 +465,26 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 	if !ok {
 		return
 	}
-	if len(frames) == 0 {
+	cr := tr.format.ClockRate()
+	t, wrote := w.accept(tr, ticks, cr, frames, key, now)
+	if !wrote || tr.params == nil {
 		return
+	}
+	if sr, ok := w.reports[tr]; ok {
+		// the camera's clock, only to compare it with the server's
+		w.skew.add(sr.at(pkt.Timestamp, cr), t)
+		w.p.setSkew(w.skew.avg)
+	}
+}
+
+// accept writes the frames of one packet of track tr (a video access unit, or
+// audio frames of tr.frameSamples ticks each) at ticks of clock rate cr, since
+// the session's start; called with w.mu held. Until the first video keyframe
+// with its parameter sets, nothing is written; that keyframe publishes the
+// tracks. It returns the unit's wall-clock time and whether a unit was written.
+func (w *sessionWriter) accept(tr *trackReader, ticks int64, cr int, frames [][]byte, key bool, now time.Time) (time.Time, bool) {
+	if len(frames) == 0 {
+		return time.Time{}, false
 	}
 	if !w.anchored {
 		w.anchored = true
@@ -420,13 +492,13 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 	}
 	if w.media == nil {
 		if tr.params == nil {
-			return // audio before the first keyframe
+			return time.Time{}, false // audio before the first keyframe
 		}
 		if !key {
 			if !tr.params.ready() {
 				w.paramErr = tr.params.errNoParams()
 			}
-			return
+			return time.Time{}, false
 		}
 		w.publish()
 	}
@@ -435,20 +507,13 @@ func (w *sessionWriter) packet(tr *trackReader, pkt *rtp.Packet) {
 		if key && (tr.params.width != tr.track.Width || tr.params.height != tr.track.Height) {
 			w.p.setVideoSize(tr.params.width, tr.params.height)
 		}
+		return w.write(tr, ticks, cr, frames, key, now), true
 	}
-	cr := tr.format.ClockRate()
-	if tr.params != nil {
-		t := w.write(tr, ticks, cr, frames, key, now)
-		if sr, ok := w.reports[tr]; ok {
-			// the camera's clock, only to compare it with the server's
-			w.skew.add(sr.at(pkt.Timestamp, cr), t)
-			w.p.setSkew(w.skew.avg)
-		}
-		return
-	}
+	var t time.Time
 	for i, f := range frames {
-		w.write(tr, ticks+int64(i*tr.frameSamples), cr, [][]byte{f}, false, now)
+		t = w.write(tr, ticks+int64(i*tr.frameSamples), cr, [][]byte{f}, false, now)
 	}
+	return t, true
 }
 
 // senderReport is the last RTCP sender report of a track: the camera's clock
@@ -494,6 +559,14 @@ func (w *sessionWriter) write(tr *trackReader, ticks int64, cr int, data [][]byt
 // publish sets the tracks of the session on the stream; called with w.mu held
 // at the first keyframe.
 func (w *sessionWriter) publish() {
+	w.onlineAt = time.Now()
+	w.lastVideo = w.onlineAt
+	w.setTracks()
+}
+
+// setTracks publishes the readers' tracks (again, when a pushed stream's
+// audio appears after its first keyframe); called with w.mu held.
+func (w *sessionWriter) setTracks() {
 	tracks := make([]*Track, len(w.readers))
 	for i, tr := range w.readers {
 		tracks[i] = tr.publishTrack()
@@ -502,8 +575,6 @@ func (w *sessionWriter) publish() {
 	for i, tr := range w.readers {
 		tr.track = w.media.Tracks[i]
 	}
-	w.onlineAt = time.Now()
-	w.lastVideo = w.onlineAt
 	vt := w.media.Tracks[0]
 	video := &VideoStatus{Codec: vt.Codec, Width: vt.Width, Height: vt.Height}
 	var audio *AudioStatus
@@ -513,6 +584,10 @@ func (w *sessionWriter) publish() {
 	}
 	w.p.setOnline(video, audio)
 }
+
+// pushStartWait is how many stall timeouts a pushed stream's Source may
+// take to deliver its first unit.
+const pushStartWait = 3
 
 // check detects a stall: no video for the stall timeout, or no usable
 // keyframe that long after PLAY.
@@ -526,16 +601,38 @@ func (w *sessionWriter) check(now time.Time) error {
 		}
 		return nil
 	}
+	if w.pushed && w.packets == 0 {
+		// the Source times its own start (a GB/T 28181 gateway tries each
+		// transport for a few seconds, and names the cause); this only
+		// bounds a Source that waits for ever
+		if d := now.Sub(w.start); d > pushStartWait*stall {
+			return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the device's stream did not start in %s", d.Round(time.Second))}
+		}
+		return nil
+	}
 	if now.Sub(w.start) <= stall+w.grace {
 		return nil
 	}
 	switch {
 	case w.paramErr != nil:
 		return &PullError{Kind: ErrBadMedia, Msg: "the camera's video cannot be decoded: its parameter sets (SPS/PPS) are missing or invalid", Err: w.paramErr}
+	case w.decodeErrs > 0 && !w.anchored && w.pushed:
+		return &PullError{Kind: ErrBadMedia, Msg: fmt.Sprintf("the device sends video that cannot be split into NAL units (%d bad units)", w.decodeErrs), Err: w.lastDecodeErr}
 	case w.decodeErrs > 0 && !w.anchored:
 		return &PullError{Kind: ErrBadMedia, Msg: fmt.Sprintf("the camera sends RTP packets that cannot be decoded (%d bad packets)", w.decodeErrs), Err: w.lastDecodeErr}
 	case w.packets == 0:
 		return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera accepted PLAY but sent no media in %s", stall+w.grace)}
 	}
 	return &PullError{Kind: ErrNoKeyframe, Msg: fmt.Sprintf("the camera sent video but no keyframe in %s", stall+w.grace)}
+}
+
+// inherit continues the clock of the stream's previous puller (stopped, or
+// never started), so that the Stream's PTS keeps increasing.
+func (p *puller) inherit(prev *puller) {
+	prev.clockMu.Lock()
+	pts, wall, audio := prev.lastPTS, prev.lastWall, prev.lastAudio
+	prev.clockMu.Unlock()
+	p.clockMu.Lock()
+	p.lastPTS, p.lastWall, p.lastAudio = pts, wall, audio
+	p.clockMu.Unlock()
 }

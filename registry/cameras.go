@@ -79,6 +79,9 @@ func NormalizeCamera(c *ingest.Camera) {
 	if c.Tags == nil {
 		c.Tags = []string{}
 	}
+	if c.Source == "" {
+		c.Source = ingest.SourceRTSP
+	}
 }
 
 // ValidateCamera returns everything wrong with c (nil when it is valid).
@@ -103,15 +106,28 @@ func ValidateCamera(c ingest.Camera, departmentExists func(string) bool) []Field
 	case departmentExists != nil && !departmentExists(c.Department):
 		add("department", "%q does not exist", c.Department)
 	}
-	if c.MainURL == "" {
-		add("mainUrl", "is empty")
-	} else if msg := checkRTSPURL(c.MainURL); msg != "" {
-		add("mainUrl", "%s", msg)
-	}
-	if c.SubURL != "" {
-		if msg := checkRTSPURL(c.SubURL); msg != "" {
-			add("subUrl", "%s", msg)
+	switch c.Source {
+	case ingest.SourceRTSP, "":
+		if c.MainURL == "" {
+			add("mainUrl", "is empty")
+		} else if msg := checkRTSPURL(c.MainURL); msg != "" {
+			add("mainUrl", "%s", msg)
 		}
+		if c.SubURL != "" {
+			if msg := checkRTSPURL(c.SubURL); msg != "" {
+				add("subUrl", "%s", msg)
+			}
+		}
+		if gbIDRE.MatchString(c.ID) {
+			add("id", "gb-<20 digits> is kept for the channels of GB/T 28181 devices")
+		}
+		if c.GB28181 != nil {
+			add("gb28181", "is only for a camera whose source is gb28181")
+		}
+	case ingest.SourceGB28181:
+		errs = append(errs, validateGB(c)...)
+	default:
+		add("source", "must be rtsp or gb28181")
 	}
 	switch c.Transport {
 	case "auto", "tcp", "udp":
@@ -268,7 +284,8 @@ func errKeepPassword(field string) error {
 		Message: "the password *** is kept only for the stored URL's scheme, host, port and user: enter the password"}}}
 }
 
-const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags, uid, since_ns`
+const cameraColumns = `id, name, department, lat, lng, address, main_url, sub_url, transport, record, retention_days, enabled, tags, uid, since_ns,
+	source, gb_device, gb_channel, gb_ptz, gb_missing`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -276,10 +293,18 @@ func scanCamera(s scanner) (ingest.Camera, error) {
 	var c ingest.Camera
 	var tags string
 	var sinceNS int64
+	var gb ingest.GBChannel
 	err := s.Scan(&c.ID, &c.Name, &c.Department, &c.Location.Lat, &c.Location.Lng, &c.Location.Address,
-		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags, &c.UID, &sinceNS)
+		&c.MainURL, &c.SubURL, &c.Transport, &c.Record, &c.RetentionDays, &c.Enabled, &tags, &c.UID, &sinceNS,
+		&c.Source, &gb.Device, &gb.Channel, &gb.PTZ, &gb.Missing)
 	if err != nil {
 		return c, err
+	}
+	if c.Source == "" {
+		c.Source = ingest.SourceRTSP
+	}
+	if c.Source == ingest.SourceGB28181 {
+		c.GB28181 = &gb
 	}
 	c.Since = nsTime(sinceNS)
 	if err := json.Unmarshal([]byte(tags), &c.Tags); err != nil {
@@ -394,10 +419,12 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camer
 	}
 	now := r.now().UnixNano()
 	c.UID, c.Since = newCameraUID(), nsTime(now)
+	gb := gbColumns(*c)
 	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, c.UID, now, now, now)
+		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, c.UID, now,
+		c.Source, gb.Device, gb.Channel, gb.PTZ, gb.Missing, now, now)
 	if isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
@@ -425,14 +452,41 @@ func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Ca
 // ReplaceCamera validates and replaces the camera c.ID. A URL whose password
 // is *** (as the API shows it) keeps the stored password. It returns the
 // camera as stored and the previous one.
+//
+// Of a GB/T 28181 camera, an admin may change what Vigil decides (name,
+// location, record, retention, enabled, tags) but not what its device
+// decides: its source, device and channel (the body may omit them or repeat
+// them), its PTZ flag (kept) and its department, which is the device's
+// (see KeepGB).
 func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, before ingest.Camera, err error) {
-	NormalizeCamera(&c)
+	return r.replaceCamera(ctx, c, false)
+}
+
+// UpdateGBCamera replaces a GB/T 28181 camera as its device's catalog
+// says: unlike ReplaceCamera it writes the department and the gb28181
+// fields. It is for the dispatcher's catalog sync only.
+func (r *Registry) UpdateGBCamera(ctx context.Context, c ingest.Camera) (now, before ingest.Camera, err error) {
+	if c.Source != ingest.SourceGB28181 {
+		return c, before, fmt.Errorf("camera %q: UpdateGBCamera of a camera whose source is %q", c.ID, c.Source)
+	}
+	return r.replaceCamera(ctx, c, true)
+}
+
+func (r *Registry) replaceCamera(ctx context.Context, c ingest.Camera, catalog bool) (now, before ingest.Camera, err error) {
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
 		old, err := r.getCamera(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
 		before = old
+		if !catalog {
+			if err := KeepGB(&c, old); err != nil {
+				return err
+			}
+		} else if old.Source != ingest.SourceGB28181 {
+			return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
+		}
+		NormalizeCamera(&c)
 		c.UID, c.Since = old.UID, old.Since // the same incarnation
 		var ok bool
 		if c.MainURL, ok = KeepPassword(c.MainURL, old.MainURL, old.SubURL); !ok {
@@ -449,11 +503,14 @@ func (r *Registry) ReplaceCamera(ctx context.Context, c ingest.Camera) (now, bef
 		if err != nil {
 			return err
 		}
+		gb := gbColumns(c)
 		_, err = tx.ExecContext(ctx, `UPDATE cameras SET name = ?, department = ?, lat = ?, lng = ?, address = ?,
-			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?
+			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?,
+			source = ?, gb_device = ?, gb_channel = ?, gb_ptz = ?, gb_missing = ?
 			WHERE id = ?`,
 			c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
-			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, r.now().UnixNano(), c.ID)
+			mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, r.now().UnixNano(),
+			c.Source, gb.Device, gb.Channel, gb.PTZ, gb.Missing, c.ID)
 		if err != nil {
 			return fmt.Errorf("update camera %q: %w", c.ID, err)
 		}

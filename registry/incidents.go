@@ -27,7 +27,26 @@ type Incident struct {
 	Note        string    `json:"note"`
 	CreatedBy   string    `json:"createdBy"`
 	Created     time.Time `json:"created"`
+	// Status is IncidentOpen or IncidentClosed. Both hold the recordings.
+	Status  string    `json:"status"`
+	Updated time.Time `json:"updated,omitzero"`
+	// Notes are added over time and never changed, oldest first.
+	Notes []IncidentNote `json:"notes"`
 }
+
+// IncidentNote is a note added to an incident.
+type IncidentNote struct {
+	Author string    `json:"author"`
+	Time   time.Time `json:"time"`
+	Text   string    `json:"text"`
+}
+
+// Incident statuses. A closed incident still holds its recordings until
+// it is deleted.
+const (
+	IncidentOpen   = "open"
+	IncidentClosed = "closed"
+)
 
 // Incident limits.
 const (
@@ -35,21 +54,29 @@ const (
 	MaxIncidentSpan    = 366 * 24 * time.Hour
 )
 
+// checkNote tells what is wrong with a note's text, or "".
+func checkNote(note string) string {
+	for _, r := range note {
+		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f {
+			return "note contains a control character"
+		}
+	}
+	if len([]rune(note)) > 10000 {
+		return "note is longer than 10000 characters"
+	}
+	return ""
+}
+
 func validateIncident(in Incident) error {
 	var msgs []string
 	if msg := checkText(in.Title, 1, 200); msg != "" {
 		msgs = append(msgs, "title "+msg)
 	}
-	if strings.TrimSpace(in.Note) != "" {
-		for _, r := range in.Note {
-			if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f {
-				msgs = append(msgs, "note contains a control character")
-				break
-			}
-		}
-		if len([]rune(in.Note)) > 10000 {
-			msgs = append(msgs, "note is longer than 10000 characters")
-		}
+	if msg := checkNote(in.Note); msg != "" {
+		msgs = append(msgs, msg)
+	}
+	if in.Status != IncidentOpen && in.Status != IncidentClosed {
+		msgs = append(msgs, "status must be open or closed")
 	}
 	if len(in.Cameras) == 0 {
 		msgs = append(msgs, "cameras is empty")
@@ -81,13 +108,17 @@ func (r *Registry) CreateIncident(ctx context.Context, in Incident) (Incident, e
 	in.Title = strings.TrimSpace(in.Title)
 	in.Cameras = slices.Compact(slices.Sorted(slices.Values(in.Cameras)))
 	in.Start, in.End = in.Start.UTC(), in.End.UTC()
+	if in.Status == "" {
+		in.Status = IncidentOpen
+	}
+	in.Notes = []IncidentNote{}
 	if err := validateIncident(in); err != nil {
 		return in, err
 	}
 	in.Created = r.now().UTC()
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO incidents(title, start_ns, end_ns, note, created_by, created_ns) VALUES(?, ?, ?, ?, ?, ?)`,
-			in.Title, in.Start.UnixNano(), in.End.UnixNano(), in.Note, in.CreatedBy, in.Created.UnixNano())
+		res, err := tx.ExecContext(ctx, `INSERT INTO incidents(title, start_ns, end_ns, note, created_by, created_ns, status) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+			in.Title, in.Start.UnixNano(), in.End.UnixNano(), in.Note, in.CreatedBy, in.Created.UnixNano(), in.Status)
 		if err != nil {
 			return fmt.Errorf("create incident: %w", err)
 		}
@@ -110,9 +141,42 @@ func (r *Registry) CreateIncident(ctx context.Context, in Incident) (Incident, e
 // one that had it); with end after start, only those overlapping
 // start..end.
 func (r *Registry) Incidents(ctx context.Context, camera string, start, end time.Time) ([]Incident, error) {
-	q := `SELECT id, title, start_ns, end_ns, note, created_by, created_ns FROM incidents`
+	return r.FindIncidents(ctx, IncidentFilter{Camera: camera, Start: start, End: end})
+}
+
+// IncidentFilter selects incidents; a zero field selects all.
+type IncidentFilter struct {
+	// Camera: the incidents of the camera that has the id now.
+	Camera string
+	// Start, End: the incidents overlapping Start..End (when End is after
+	// Start).
+	Start, End time.Time
+	// Status: IncidentOpen or IncidentClosed.
+	Status string
+}
+
+const incidentColumns = `id, title, start_ns, end_ns, note, created_by, created_ns, status, updated_ns`
+
+func scanIncident(sc interface{ Scan(...any) error }, in *Incident) error {
+	var s, e, c, u int64
+	err := sc.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c, &in.Status, &u)
+	in.Start, in.End, in.Created, in.Updated = nsTime(s), nsTime(e), nsTime(c), nsTime(u)
+	return err
+}
+
+// FindIncidents lists the incidents f selects, newest first, with their
+// cameras and notes.
+func (r *Registry) FindIncidents(ctx context.Context, f IncidentFilter) ([]Incident, error) {
+	q := `SELECT ` + incidentColumns + ` FROM incidents`
 	var where []string
 	var args []any
+	if f.Status != "" {
+		if f.Status != IncidentOpen && f.Status != IncidentClosed {
+			return nil, apierr.New(apierr.ErrInvalid, "status must be open or closed")
+		}
+		where, args = append(where, `status = ?`), append(args, f.Status)
+	}
+	camera, start, end := f.Camera, f.Start, f.End
 	if camera != "" {
 		where, args = append(where, `id IN (SELECT incident FROM incident_cameras WHERE camera = ?
 			AND camera_uid = COALESCE((SELECT uid FROM cameras WHERE id = ?), ''))`), append(args, camera, camera)
@@ -124,10 +188,7 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	out, err := sqlitedb.QueryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
-		var s, e, c int64
-		err := rows.Scan(&in.ID, &in.Title, &s, &e, &in.Note, &in.CreatedBy, &c)
-		in.Start, in.End, in.Created = nsTime(s), nsTime(e), nsTime(c)
-		return err
+		return scanIncident(rows, in)
 	}, q+` ORDER BY start_ns DESC, id DESC`, args...)
 	if err != nil {
 		return nil, err
@@ -136,8 +197,104 @@ func (r *Registry) Incidents(ctx context.Context, camera string, start, end time
 		if err := incidentCameras(ctx, r.db, &out[i]); err != nil {
 			return nil, err
 		}
+		if err := incidentNotes(ctx, r.db, &out[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// incidentNotes sets in.Notes, oldest first.
+func incidentNotes(ctx context.Context, q sqlitedb.Queryer, in *Incident) error {
+	notes, err := sqlitedb.QueryList(ctx, q, fmt.Sprintf("incident %d notes", in.ID), func(rows *sql.Rows, n *IncidentNote) error {
+		var t int64
+		err := rows.Scan(&n.Author, &t, &n.Text)
+		n.Time = nsTime(t)
+		return err
+	}, `SELECT author, time_ns, text FROM incident_notes WHERE incident = ? ORDER BY id`, in.ID)
+	in.Notes = notes
+	return err
+}
+
+// Matches tells whether the incident's title, note, notes, creator or a
+// camera id contains q, ignoring case.
+func (in Incident) Matches(q string) bool {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return true
+	}
+	texts := append([]string{in.Title, in.Note, in.CreatedBy}, in.Cameras...)
+	for _, n := range in.Notes {
+		texts = append(texts, n.Text, n.Author)
+	}
+	return slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(strings.ToLower(s), q) })
+}
+
+// UpdateIncident replaces an incident's title, note, status, range and
+// cameras. A camera that stays keeps the incarnation the incident was made
+// on; the cameras deleted since (PastCameras) stay held.
+func (r *Registry) UpdateIncident(ctx context.Context, in Incident) (Incident, error) {
+	in.Title = strings.TrimSpace(in.Title)
+	in.Cameras = slices.Compact(slices.Sorted(slices.Values(in.Cameras)))
+	in.Start, in.End = in.Start.UTC(), in.End.UTC()
+	if err := validateIncident(in); err != nil {
+		return in, err
+	}
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE incidents SET title = ?, start_ns = ?, end_ns = ?, note = ?, status = ?, updated_ns = ? WHERE id = ?`,
+			in.Title, in.Start.UnixNano(), in.End.UnixNano(), in.Note, in.Status, r.now().UnixNano(), in.ID)
+		if err != nil {
+			return fmt.Errorf("update incident %d: %w", in.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return apierr.New(apierr.ErrNotFound, "incident %d does not exist", in.ID)
+		}
+		var old Incident
+		old.ID = in.ID
+		if err := incidentCameras(ctx, tx, &old); err != nil {
+			return err
+		}
+		for _, c := range old.Cameras {
+			if !slices.Contains(in.Cameras, c) {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM incident_cameras WHERE incident = ? AND camera = ?`, in.ID, c); err != nil {
+					return fmt.Errorf("update incident %d: %w", in.ID, err)
+				}
+			}
+		}
+		for _, c := range in.Cameras {
+			if slices.Contains(old.Cameras, c) {
+				continue
+			}
+			// A past camera of the same id stays held; the new one joins.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_cameras(incident, camera, camera_uid)
+				VALUES(?, ?, COALESCE((SELECT uid FROM cameras WHERE id = ?), ''))
+				ON CONFLICT(incident, camera) DO UPDATE SET camera_uid = excluded.camera_uid`, in.ID, c, c); err != nil {
+				return fmt.Errorf("update incident %d: %w", in.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return in, err
+	}
+	return r.IncidentByID(ctx, in.ID)
+}
+
+// AddIncidentNote appends a note to an incident and returns the incident.
+func (r *Registry) AddIncidentNote(ctx context.Context, id int64, n IncidentNote) (Incident, error) {
+	if strings.TrimSpace(n.Text) == "" {
+		return Incident{}, apierr.New(apierr.ErrInvalid, "the note is empty")
+	}
+	if msg := checkNote(n.Text); msg != "" {
+		return Incident{}, apierr.New(apierr.ErrInvalid, "incident: %s", msg)
+	}
+	n.Time = r.now().UTC()
+	_, err := r.db.ExecContext(ctx, `INSERT INTO incident_notes(incident, author, time_ns, text)
+		SELECT id, ?, ?, ? FROM incidents WHERE id = ?`, n.Author, n.Time.UnixNano(), n.Text, id)
+	if err != nil {
+		return Incident{}, fmt.Errorf("incident %d: add note: %w", id, err)
+	}
+	return r.IncidentByID(ctx, id)
 }
 
 // incidentCameras sets in.Cameras and in.PastCameras: the cameras that
@@ -168,17 +325,17 @@ func incidentCameras(ctx context.Context, q sqlitedb.Queryer, in *Incident) erro
 // IncidentByID returns one incident.
 func (r *Registry) IncidentByID(ctx context.Context, id int64) (Incident, error) {
 	in := Incident{ID: id}
-	var s, e, c int64
-	err := r.db.QueryRowContext(ctx, `SELECT title, start_ns, end_ns, note, created_by, created_ns FROM incidents WHERE id = ?`, id).
-		Scan(&in.Title, &s, &e, &in.Note, &in.CreatedBy, &c)
+	err := scanIncident(r.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = ?`, id), &in)
 	if notFound(err) {
 		return in, apierr.New(apierr.ErrNotFound, "incident %d does not exist", id)
 	}
 	if err != nil {
 		return in, fmt.Errorf("incident %d: %w", id, err)
 	}
-	in.Start, in.End, in.Created = nsTime(s), nsTime(e), nsTime(c)
-	return in, incidentCameras(ctx, r.db, &in)
+	if err := incidentCameras(ctx, r.db, &in); err != nil {
+		return in, err
+	}
+	return in, incidentNotes(ctx, r.db, &in)
 }
 
 // DeleteIncident removes an incident (its recordings become subject to

@@ -151,6 +151,42 @@ var migrations = []string{
 		signed_in_ns    INTEGER NOT NULL DEFAULT 0,
 		last_seen_ns    INTEGER NOT NULL DEFAULT 0
 	);`,
+	// GB/T 28181: a camera's source (rtsp, or gb28181 for a channel of a
+	// registered device) and that channel; gb_missing marks a camera that
+	// the catalog sync disabled because its channel left the catalog.
+	`ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT 'rtsp';
+	ALTER TABLE cameras ADD COLUMN gb_device TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN gb_channel TEXT NOT NULL DEFAULT '';
+	ALTER TABLE cameras ADD COLUMN gb_ptz INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE cameras ADD COLUMN gb_missing INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX cameras_gb_device ON cameras(gb_device) WHERE gb_device != '';`,
+	// Layouts and tours of the live wall; incidents gain a status, an
+	// update time and notes over time (append-only).
+	`CREATE TABLE layouts (
+		id            TEXT    NOT NULL PRIMARY KEY,
+		name          TEXT    NOT NULL,
+		grid          INTEGER NOT NULL,
+		cells         TEXT    NOT NULL,
+		shared        TEXT    NOT NULL DEFAULT '',
+		has_tour      INTEGER NOT NULL DEFAULT 0,
+		tour_layouts  TEXT    NOT NULL DEFAULT '[]',
+		tour_dwell_ns INTEGER NOT NULL DEFAULT 0,
+		owner         TEXT    NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+		updated_ns    INTEGER NOT NULL
+	);
+	CREATE INDEX layouts_owner ON layouts(owner);
+	ALTER TABLE incidents ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+	ALTER TABLE incidents ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE incident_notes (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		incident INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+		author   TEXT    NOT NULL,
+		time_ns  INTEGER NOT NULL,
+		text     TEXT    NOT NULL
+	);
+	CREATE INDEX incident_notes_incident ON incident_notes(incident);
+	CREATE TRIGGER incident_notes_no_update BEFORE UPDATE ON incident_notes
+		BEGIN SELECT RAISE(ABORT, 'incident notes are append-only'); END;`,
 }
 
 // Open runs the registry's migrations in db and returns the registry. The
@@ -183,6 +219,9 @@ func OpenWith(ctx context.Context, db *sql.DB, opts Options) (*Registry, error) 
 		return nil, err
 	}
 	if err := sqlitedb.Migrate(ctx, db, "registry", migrations); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	if err := migrateSiteMap(ctx, db); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	r := &Registry{db: db, now: time.Now, seal: seal, argon: newHashGate(runtime.GOMAXPROCS(0))}

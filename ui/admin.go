@@ -321,28 +321,40 @@ func (s *Server) visibleIncidents(r *http.Request, c *call, ins []registry.Incid
 			continue
 		}
 		if len(in.Cameras) < all {
-			in.Title, in.Note = "", ""
+			in.Title, in.Note, in.Notes = "", "", []registry.IncidentNote{}
 		}
 		out = append(out, in)
 	}
 	return out
 }
 
+// listIncidents answers the incidents c sees, filtered by status, camera,
+// range (from and to, or start and end) and q (words in the title, note,
+// notes or camera ids c sees).
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c *call) error {
 	q := r.URL.Query()
-	start, err := parseTime(r, "start", false)
+	var rng [2]time.Time
+	for i, names := range [2][2]string{{"from", "start"}, {"to", "end"}} {
+		name := names[0]
+		if !q.Has(name) {
+			name = names[1]
+		}
+		t, err := parseTime(r, name, false)
+		if err != nil {
+			return err
+		}
+		rng[i] = t
+	}
+	ins, err := s.reg.FindIncidents(r.Context(), registry.IncidentFilter{Camera: q.Get("camera"),
+		Start: rng[0], End: rng[1], Status: q.Get("status")})
 	if err != nil {
 		return err
 	}
-	end, err := parseTime(r, "end", false)
-	if err != nil {
-		return err
+	ins = s.visibleIncidents(r, c, ins)
+	if text := q.Get("q"); text != "" {
+		ins = slices.DeleteFunc(ins, func(in registry.Incident) bool { return !in.Matches(text) })
 	}
-	ins, err := s.reg.Incidents(r.Context(), q.Get("camera"), start, end)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s.visibleIncidents(r, c, ins))
+	writeJSON(w, http.StatusOK, ins)
 	return nil
 }
 

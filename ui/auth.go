@@ -43,19 +43,20 @@ const (
 	actMetrics                 // Prometheus metrics
 	actAdmin                   // cameras, audit, incident deletion
 	actAccounts                // users and departments: who may see what
+	actPTZ                     // pan, tilt and zoom a camera
 )
 
 var actionNames = map[action]string{
 	actView: "view", actLive: "live view", actPlayback: "playback", actExport: "export",
 	actIncidents: "incidents", actReports: "reports", actMetrics: "metrics", actAdmin: "administration",
-	actAccounts: "managing users and departments",
+	actAccounts: "managing users and departments", actPTZ: "PTZ control",
 }
 
 // roleActions is the role → allowed actions table of the contract.
 var roleActions = map[string][]action{
-	registry.RoleAdmin:     {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actAdmin, actAccounts},
-	registry.RoleOperator:  {actView, actLive, actPlayback, actReports, actMetrics},
-	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics},
+	registry.RoleAdmin:     {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actAdmin, actAccounts, actPTZ},
+	registry.RoleOperator:  {actView, actLive, actPlayback, actReports, actMetrics, actPTZ},
+	registry.RoleResponder: {actView, actLive, actPlayback, actExport, actIncidents, actReports, actMetrics, actPTZ},
 	registry.RoleViewer:    {actView, actLive, actMetrics},
 	roleDisplay:            {actView, actLive},
 }

@@ -69,6 +69,14 @@ var matrix = []matrixRow{
 		body: `{"name":{"zh-CN":"公安","en":"Police"}}`, cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "department delete", method: "DELETE", path: "/api/v1/departments/cold-storage", cams: map[string]want{"": {nc, forb, forb, forb, forb, forb, unau, unau}}},
 
+	{name: "map get", method: "GET", path: "/api/v1/map", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
+	{name: "map image get (none)", method: "GET", path: "/api/v1/map/image", cams: map[string]want{"": {nf, nf, nf, nf, nf, nf, unau, unau}}},
+	{name: "map image put", method: "PUT", path: "/api/v1/map/image", ctype: "image/png", body: testMapPNG,
+		cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "map refs put (no image)", method: "PUT", path: "/api/v1/map", ctype: "application/json",
+		body: `{"refs":[{"x":10,"y":10,"lat":22.95,"lng":113.37},{"x":300,"y":200,"lat":22.92,"lng":113.40}]}`,
+		cams: map[string]want{"": {nf, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "map delete (none)", method: "DELETE", path: "/api/v1/map", cams: map[string]want{"": {nf, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "display create", method: "POST", path: "/api/v1/displays", ctype: "application/json",
 		body: `{"name":"Lobby","departments":["police"]}`, cams: map[string]want{"": {cr, forb, forb, forb, forb, forb, unau, unau}}},
 	{name: "display list", method: "GET", path: "/api/v1/displays", cams: map[string]want{"": {ok, forb, forb, forb, forb, forb, unau, unau}}},
@@ -146,10 +154,37 @@ var matrix = []matrixRow{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "playback", method: "GET", path: "/api/v1/cameras/{cam}/playback?start=2026-11-26T08:10:00Z&duration=60", cams: map[string]want{
 		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
+	{name: "thumbnail", method: "GET", path: "/api/v1/cameras/{cam}/thumbnail?t=2026-11-26T08:10:30Z", cams: map[string]want{
+		"police-1": {ok, ok, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, ok, ok, forb, ok, ok, unau, unau}}},
 	{name: "export", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
 	{name: "export package", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z&format=package", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "ptz (no PTZ)", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5}`, cams: map[string]want{
+		"police-1": {nf, nf, nf, forb, nf, nf, unau, unau}, "flood-1": {nf, nf, nf, forb, nf, nf, unau, unau}}},
+	{name: "session password (wrong current)", method: "PUT", path: "/api/v1/session/password", ctype: "application/json",
+		body: `{"currentPassword":"not-the-password","newPassword":"a-new-password-2"}`, cams: map[string]want{"": {forb, forb, forb, forb, forb, forb, unau, unau}}},
+	{name: "session password", method: "PUT", path: "/api/v1/session/password", ctype: "application/json",
+		body: `{"currentPassword":"` + userPassword + `","newPassword":"a-new-password-2"}`, cams: map[string]want{"": {forb, ok, ok, ok, ok, ok, unau, unau}}},
+	{name: "layout list", method: "GET", path: "/api/v1/layouts", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, unau, unau}}},
+	{name: "layout create (private, empty)", method: "POST", path: "/api/v1/layouts", ctype: "application/json",
+		body: `{"name":"Night","grid":4,"cells":[null,null,null,null],"shared":null,"tour":null}`, cams: map[string]want{"": {cr, cr, cr, cr, cr, cr, unau, unau}}},
+	{name: "layout create (shared with flood-control)", method: "POST", path: "/api/v1/layouts", ctype: "application/json",
+		body: `{"name":"Levee","grid":1,"cells":["flood-1"],"shared":"flood-control"}`, cams: map[string]want{"": {cr, cr, cr, cr, cr, cr, unau, unau}}},
+	{name: "layout create (police-1)", method: "POST", path: "/api/v1/layouts", ctype: "application/json",
+		body: `{"name":"Station","grid":1,"cells":["police-1"]}`, cams: map[string]want{"": {cr, cr, cr, cr, nf, nf, unau, unau}}},
+	{name: "layout get (admin's, shared with police)", method: "GET", path: "/api/v1/layouts/{layout-police}", cams: map[string]want{"": {ok, ok, ok, ok, nf, nf, unau, unau}}},
+	{name: "layout put (admin's, shared with police)", method: "PUT", path: "/api/v1/layouts/{layout-police}", ctype: "application/json",
+		body: `{"name":"Renamed","grid":1,"cells":[null],"shared":"police"}`, cams: map[string]want{"": {ok, forb, forb, forb, nf, nf, unau, unau}}},
+	{name: "layout delete (admin's, shared with flood-control)", method: "DELETE", path: "/api/v1/layouts/{layout-flood}", cams: map[string]want{"": {nc, forb, forb, forb, forb, nc, unau, unau}}},
+	{name: "incident put (police-1)", method: "PUT", path: "/api/v1/incidents/{incident}", ctype: "application/json",
+		body: `{"status":"closed"}`, cams: map[string]want{"": {ok, forb, ok, forb, nf, nf, unau, unau}}},
+	{name: "incident put (police-1 and flood-1)", method: "PUT", path: "/api/v1/incidents/{incident-shared}", ctype: "application/json",
+		body: `{"status":"closed"}`, cams: map[string]want{"": {ok, forb, ok, forb, forb, forb, unau, unau}}},
+	{name: "incident note (police-1)", method: "POST", path: "/api/v1/incidents/{incident}/notes", ctype: "application/json",
+		body: `{"text":"the gate was open"}`, cams: map[string]want{"": {cr, forb, cr, forb, nf, nf, unau, unau}}},
+	{name: "incident note (flood-1)", method: "POST", path: "/api/v1/incidents/{incident-flood}/notes", ctype: "application/json",
+		body: `{"text":"the gate was open"}`, cams: map[string]want{"": {cr, forb, cr, forb, cr, cr, unau, unau}}},
 	{name: "incident create", method: "POST", path: "/api/v1/incidents", ctype: "application/json",
 		body: `{"title":"Break-in","cameras":["{cam}"],"start":"2026-11-26T08:00:00Z","end":"2026-11-26T08:05:00Z","note":"gate"}`, cams: map[string]want{
 			"police-1": {cr, forb, cr, forb, nf, nf, unau, unau}, "flood-1": {cr, forb, cr, forb, cr, cr, unau, unau}}},
@@ -202,6 +237,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 							t.Fatal(err)
 						}
 						path = strings.ReplaceAll(path, placeholder, fmt.Sprint(in.ID))
+					}
+					for placeholder, dept := range map[string]string{"{layout-police}": "police", "{layout-flood}": "flood-control"} {
+						if !strings.Contains(path, placeholder) {
+							continue
+						}
+						admin, err := f.reg.User(context.Background(), pAdmin)
+						if err != nil {
+							t.Fatal(err)
+						}
+						l, err := f.reg.CreateLayout(context.Background(), admin, registry.Layout{Name: "Wall", Grid: 1, Cells: []*string{nil}, Shared: &dept})
+						if err != nil {
+							t.Fatal(err)
+						}
+						path = strings.ReplaceAll(path, placeholder, l.ID)
 					}
 					body := strings.ReplaceAll(row.body, "{cam}", cam)
 					rec := f.do(req{method: row.method, path: path, body: body, ctype: row.ctype, who: who})

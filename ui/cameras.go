@@ -31,12 +31,16 @@ type cameraBody struct {
 	RetentionDays int             `json:"retentionDays"`
 	Enabled       *bool           `json:"enabled"`
 	Tags          []string        `json:"tags"`
+	// Source and GB28181 may be repeated as GET gave them; a GB/T 28181
+	// camera's are kept (registry.KeepGB).
+	Source  string            `json:"source"`
+	GB28181 *ingest.GBChannel `json:"gb28181"`
 }
 
 func (b cameraBody) camera() ingest.Camera {
 	c := ingest.Camera{ID: b.ID, Name: b.Name, Department: b.Department, Location: b.Location,
 		MainURL: b.MainURL, SubURL: b.SubURL, Transport: b.Transport, RetentionDays: b.RetentionDays,
-		Record: true, Enabled: true, Tags: b.Tags}
+		Record: true, Enabled: true, Tags: b.Tags, Source: b.Source, GB28181: b.GB28181}
 	if b.Record != nil {
 		c.Record = *b.Record
 	}
@@ -155,6 +159,9 @@ func (s *Server) createCamera(w http.ResponseWriter, r *http.Request, c *call) e
 	c.audit.Camera = truncate(in.ID, 64)
 	if err := inScopeDepartment(c.p, in.Department); err != nil {
 		return err
+	}
+	if in.Source == ingest.SourceGB28181 {
+		return apierr.New(apierr.ErrInvalid, "a gb28181 camera comes from its device's catalog: add the device under GB/T 28181 devices")
 	}
 	cam, err := s.reg.CreateCamera(r.Context(), in.camera())
 	if err != nil {

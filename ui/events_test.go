@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/availability"
+	"github.com/vigil-vms/vigil/gb28181/alarm"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 // fakeEvents reports one offline period of the camera within the range asked for.
@@ -48,5 +50,41 @@ func TestEvents(t *testing.T) {
 		if rec := f.do(req{method: "GET", path: "/api/v1/cameras/flood-1/events" + bad, who: pAdmin}); rec.Code != http.StatusBadRequest {
 			t.Errorf("%s: %d %s", bad, rec.Code, rec.Body)
 		}
+	}
+}
+
+// A GB/T 28181 device's alarms join a camera's events, in order of time.
+func TestEventsWithAlarms(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx := context.Background()
+	alarms, err := alarm.Open(ctx, testdb.Open(t, ""), alarm.Options{Cameras: f.reg.Cameras})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.deps.GB28181.Alarms = alarms.Events
+	for _, a := range []alarm.Alarm{
+		{Camera: "flood-1", Time: time.Date(2026, 11, 26, 6, 59, 0, 0, time.UTC), Description: "before the range"},
+		{Camera: "flood-1", Time: time.Date(2026, 11, 26, 7, 30, 0, 0, time.UTC), Priority: 1, Method: 5, Description: "water over the levee"},
+		{Camera: "police-1", Time: time.Date(2026, 11, 26, 7, 30, 0, 0, time.UTC), Description: "another camera"},
+	} {
+		if err := alarms.Record(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := f.do(req{method: "GET", path: "/api/v1/cameras/flood-1/events?start=2026-11-26T07:00:00Z&end=2026-11-26T10:00:00Z", who: pScoped})
+	var res struct {
+		Events []availability.Event `json:"events"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &res) != nil || len(res.Events) != 2 {
+		t.Fatalf("events: %d %s", rec.Code, rec.Body)
+	}
+	off, al := res.Events[0], res.Events[1]
+	if off.Type != availability.EventOffline || al.Type != alarm.EventAlarm ||
+		!al.Start.Equal(time.Date(2026, 11, 26, 7, 30, 0, 0, time.UTC)) || al.End == nil || !al.End.Equal(al.Start) ||
+		!strings.Contains(al.Message, "water over the levee (priority 1, video analysis alarm)") {
+		t.Fatalf("events: %+v", res.Events)
+	}
+	if rec := f.do(req{method: "GET", path: "/api/v1/cameras/police-1/events?start=2026-11-26T07:00:00Z&end=2026-11-26T10:00:00Z", who: pScoped}); rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), "another camera") {
+		t.Fatalf("outside the departments: %d %s", rec.Code, rec.Body)
 	}
 }

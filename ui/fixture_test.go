@@ -128,6 +128,14 @@ func (f fakeReview) Export(ctx context.Context, camera string, start, end time.T
 		SHA256: hex.EncodeToString(sum[:]), Name: camera + "_clip.mp4"}, nil
 }
 
+// Thumbnail places the fake keyframe on the even second at or before at.
+func (f fakeReview) Thumbnail(ctx context.Context, camera string, at time.Time) (review.Thumbnail, error) {
+	if err := f.inRange(at); err != nil {
+		return review.Thumbnail{}, err
+	}
+	return review.Thumbnail{Time: at.Truncate(2 * time.Second), MP4: fakeClip, Final: true}, nil
+}
+
 // fakeRecording records which cameras the recorder was told about.
 type fakeRecording struct {
 	mu  sync.Mutex

@@ -1,11 +1,15 @@
 package ui
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 )
 
@@ -14,6 +18,13 @@ import (
 type GB28181 struct {
 	Devices *device.Store
 	SIP     GBState
+	// PTZ sends one pan/tilt/zoom command (speeds in −1…1, all 0 stops) to
+	// the device of a GB/T 28181 camera (gateway.Gateway.PTZ). Without it
+	// PTZ answers 503. See ptz.go for the automatic stop.
+	PTZ func(ctx context.Context, cam ingest.Camera, pan, tilt, zoom float64) error
+	// Alarms lists a camera's device alarms over a range (alarm.Store.Events),
+	// shown with its other events. Optional.
+	Alarms func(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error)
 }
 
 // GBState is what the API reads from the SIP server.
@@ -49,11 +60,36 @@ func (s *Server) gb() (*GB28181, error) {
 	return s.deps.GB28181, nil
 }
 
-func (g *GB28181) show(d device.Device) gbDevice {
+// gbChannels maps each device to the channels its cameras show (from the
+// registry: the cameras the catalog made), sorted.
+func (s *Server) gbChannels(ctx context.Context) (map[string][]string, error) {
+	cams, err := s.reg.Cameras(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, c := range cams {
+		if c.Pushed() && c.GB28181 != nil {
+			out[c.GB28181.Device] = append(out[c.GB28181.Device], c.GB28181.Channel)
+		}
+	}
+	for _, chs := range out {
+		slices.Sort(chs)
+	}
+	return out, nil
+}
+
+func (g *GB28181) show(d device.Device, channels map[string][]string) gbDevice {
 	out := gbDevice{Device: d, State: sip.StateNever, Channels: []string{}}
+	if chs := channels[d.ID]; chs != nil {
+		out.Channels = chs
+	}
 	if g.SIP != nil {
 		st := g.SIP.DeviceState(d.ID)
 		out.State, out.Address, out.Transport, out.LastError = st.State, st.Address, st.Transport, st.LastError
+		if d.Transport != "" { // the media transport that worked; until one has, the SIP one
+			out.Transport = d.Transport
+		}
 		if !st.Since.IsZero() {
 			out.Since = &st.Since
 		}
@@ -83,10 +119,14 @@ func (s *Server) listGBDevices(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
+	chs, err := s.gbChannels(r.Context())
+	if err != nil {
+		return err
+	}
 	out := []gbDevice{}
 	for _, d := range ds {
 		if c.p.user.InScope(d.Department) {
-			out = append(out, g.show(d))
+			out = append(out, g.show(d, chs))
 		}
 	}
 	return writeOK(w, out, nil)
@@ -101,7 +141,11 @@ func (s *Server) getGBDevice(w http.ResponseWriter, r *http.Request, c *call) er
 	if err != nil {
 		return err
 	}
-	return writeOK(w, g.show(d), nil)
+	chs, err := s.gbChannels(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeOK(w, g.show(d, chs), nil)
 }
 
 func (s *Server) createGBDevice(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -126,7 +170,7 @@ func (s *Server) createGBDevice(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	s.log.Info("gb28181 device created", "device", d.ID, "user", c.p.user.Username)
 	w.Header().Set("Location", "/api/v1/gb28181/devices/"+d.ID)
-	writeJSON(w, http.StatusCreated, g.show(d))
+	writeJSON(w, http.StatusCreated, g.show(d, nil))
 	return nil
 }
 
@@ -154,7 +198,11 @@ func (s *Server) updateGBDevice(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
-	return writeOK(w, g.show(d), nil)
+	chs, err := s.gbChannels(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeOK(w, g.show(d, chs), nil)
 }
 
 func (s *Server) deleteGBDevice(w http.ResponseWriter, r *http.Request, c *call) error {

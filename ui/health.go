@@ -25,7 +25,8 @@ type Alerts interface {
 var healthRoles = []string{registry.RoleAdmin, registry.RoleOperator}
 
 // health answers GET /api/v1/health. A user limited to departments sees the
-// checks of the whole system and of their own cameras only.
+// checks of the whole system and of their own cameras and GB/T 28181
+// devices (a check with a department) only.
 func (s *Server) health(w http.ResponseWriter, r *http.Request, c *call) error {
 	if role := c.p.user.Role; !slices.Contains(healthRoles, role) {
 		return apierr.New(apierr.ErrForbidden, "the role %s does not allow the health report (admin and operator do)", role)
@@ -35,7 +36,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	rep := s.deps.Health.Report(r.Context())
 	if c.p.user.Scoped() {
-		rep = rep.Filter(func(ch health.Check) bool { return ch.Camera == "" || c.p.user.InScope(ch.Department) })
+		rep = rep.Filter(func(ch health.Check) bool {
+			return ch.Camera == "" && ch.Department == "" || c.p.user.InScope(ch.Department)
+		})
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil

@@ -20,6 +20,7 @@ func (fakeHealth) Report(context.Context) health.Report {
 		{Name: "camera/flood-1", Status: health.OK, Since: since, Camera: "flood-1", Department: "flood-control"},
 		{Name: "camera/police-1", Status: health.Degraded, Message: "offline", Since: since, Camera: "police-1", Department: "police"},
 		{Name: "storage", Status: health.OK, Since: since},
+		{Name: "gb28181/" + gbPolice, Status: health.Degraded, Message: "offline", Since: since, Department: "police"},
 	}}
 }
 
@@ -30,12 +31,12 @@ func (fakeAlerts) SendTest(_ context.Context, by string) []alerts.TestResult {
 }
 
 // A user limited to departments sees the system's checks and their own
-// cameras', the status recomputed from those.
+// cameras' and GB/T 28181 devices', the status recomputed from those.
 func TestHealthScope(t *testing.T) {
 	f := newFixture(t, Options{})
 	for who, want := range map[string][]string{
-		pAdmin:       {"camera/flood-1", "camera/police-1", "storage"},
-		pOperator:    {"camera/flood-1", "camera/police-1", "storage"},
+		pAdmin:       {"camera/flood-1", "camera/police-1", "storage", "gb28181/" + gbPolice},
+		pOperator:    {"camera/flood-1", "camera/police-1", "storage", "gb28181/" + gbPolice},
 		pScopedAdmin: {"camera/flood-1", "storage"},
 	} {
 		rec := f.do(req{method: "GET", path: "/api/v1/health", who: who})

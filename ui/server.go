@@ -53,6 +53,8 @@ type Review interface {
 	// write before the first byte, are of apierr kinds.
 	Open(ctx context.Context, camera string, start time.Time, dur time.Duration) (review.Playback, error)
 	Export(ctx context.Context, camera string, start, end time.Time) (review.Export, error)
+	// Thumbnail is the recorded keyframe at or before a moment as a tiny fMP4.
+	Thumbnail(ctx context.Context, camera string, at time.Time) (review.Thumbnail, error)
 }
 
 // Deps are the services behind the API. Registry is required; a nil
@@ -119,6 +121,10 @@ type Options struct {
 	// the client (for the login limiter and the audit log). It defaults to
 	// none: the header is ignored.
 	TrustedProxies []netip.Prefix
+	// MapTiles is the URL template of the site's own map tile server
+	// (ui.mapTiles), given to the web app's camera map; the Content
+	// Security Policy allows images from its origin. It defaults to none.
+	MapTiles string
 }
 
 // Server is the HTTP API.
@@ -135,6 +141,10 @@ type Server struct {
 	whep       map[string]whepOwner  // WHEP session → who opened it
 	whepOffers map[string]int        // user → offers being negotiated
 	liveSeen   map[liveKey]time.Time // live view → its last offer, for the audit log
+
+	ptz       ptzControl            // PTZ movements under way (ptz.go)
+	thumbSeen map[liveKey]time.Time // look at a camera's thumbnails → the last one, for the audit log
+	csp       string                // the Content Security Policy of every response
 }
 
 type whepOwner struct {
@@ -172,6 +182,10 @@ func New(deps Deps, opts Options) (*Server, error) {
 	}
 	s := &Server{deps: deps, opts: opts, reg: deps.Registry, log: deps.Log, mux: http.NewServeMux(),
 		limit: newLimiter(opts.LoginFailures, opts.LoginWindow), whep: map[string]whepOwner{}, whepOffers: map[string]int{}, liveSeen: map[liveKey]time.Time{}}
+	s.csp = csp
+	if o := tilesOrigin(opts.MapTiles); o != "" {
+		s.csp = strings.Replace(csp, "img-src 'self' data: blob:", "img-src 'self' data: blob: "+o, 1)
+	}
 	s.routes()
 	return s, nil
 }
@@ -189,6 +203,14 @@ func (s *Server) routes() {
 	s.route("GET /api/v1/displays/{id}", actAccounts, "", s.getDisplay)
 	s.route("DELETE /api/v1/displays/{id}", actAccounts, "display.delete", s.deleteDisplay)
 	s.route("POST /api/v1/displays/signin", actOpen, "display.signin", s.signInDisplay)
+	s.route("PUT /api/v1/session/password", actView, "password.change", s.changePassword)
+
+	// Layouts and tours of the live wall.
+	s.route("GET /api/v1/layouts", actView, "", s.listLayouts)
+	s.route("POST /api/v1/layouts", actView, "layout.create", s.createLayout)
+	s.route("GET /api/v1/layouts/{id}", actView, "", s.getLayout)
+	s.route("PUT /api/v1/layouts/{id}", actView, "layout.update", s.updateLayout)
+	s.route("DELETE /api/v1/layouts/{id}", actView, "layout.delete", s.deleteLayout)
 
 	// Users and departments.
 	s.route("GET /api/v1/users", actAccounts, "", s.listUsers)
@@ -217,17 +239,21 @@ func (s *Server) routes() {
 	s.route("POST /api/v1/cameras/{id}/whep", actLive, "live", s.whepOffer)
 	s.route("PATCH /api/v1/whep/{session}", actLive, "", s.whepPatch)
 	s.route("DELETE /api/v1/whep/{session}", actLive, "", s.whepDelete)
+	s.route("POST /api/v1/cameras/{id}/ptz", actPTZ, "ptz", s.ptzCommand)
 
 	// Review.
 	s.route("GET /api/v1/cameras/{id}/recordings", actPlayback, "", s.recordings)
 	s.route("GET /api/v1/cameras/{id}/events", actPlayback, "", s.events)
 	s.route("GET /api/v1/cameras/{id}/playback", actPlayback, "playback", s.playback)
+	s.route("GET /api/v1/cameras/{id}/thumbnail", actPlayback, "thumbnail", s.thumbnail)
 	s.route("GET /api/v1/cameras/{id}/export", actExport, "export", s.export)
 	s.route("GET /api/v1/incidents/{id}/export", actExport, "export", s.exportIncident)
 	s.route("GET /api/v1/evidence/key", actAdmin, "", s.evidenceKey)
 	s.route("POST /api/v1/incidents", actIncidents, "incident.create", s.createIncident)
 	s.route("GET /api/v1/incidents", actIncidents, "", s.listIncidents)
 	s.route("DELETE /api/v1/incidents/{id}", actAdmin, "incident.delete", s.deleteIncident)
+	s.route("PUT /api/v1/incidents/{id}", actIncidents, "incident.update", s.updateIncident)
+	s.route("POST /api/v1/incidents/{id}/notes", actIncidents, "incident.note", s.addIncidentNote)
 
 	// Operations.
 	s.route("GET /api/v1/audit", actAdmin, "", s.listAudit)
@@ -242,6 +268,13 @@ func (s *Server) routes() {
 	s.route("PUT /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.update", s.updateGBDevice)
 	s.route("DELETE /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.delete", s.deleteGBDevice)
 	s.route("GET /api/v1/gb28181/refused", actAdmin, "", s.listGBRefused)
+
+	// The camera map's site map.
+	s.route("GET /api/v1/map", actView, "", s.getMap)
+	s.route("PUT /api/v1/map", actAccounts, "map.update", s.putMap)
+	s.route("DELETE /api/v1/map", actAccounts, "map.delete", s.deleteMap)
+	s.route("GET /api/v1/map/image", actView, "", s.getMapImage)
+	s.route("PUT /api/v1/map/image", actAccounts, "map.image", s.putMapImage)
 	metricsAct := actMetrics
 	if s.opts.MetricsPublic {
 		metricsAct = actOpen
@@ -275,7 +308,7 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", csp)
+		h.Set("Content-Security-Policy", s.csp)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")

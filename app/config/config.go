@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -32,6 +33,37 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	Alerts    Alerts    `yaml:"alerts"`
 	GB28181   GB28181   `yaml:"gb28181"`
+	UI        UI        `yaml:"ui"`
+}
+
+// UI is the web app.
+type UI struct {
+	// MapTiles is the URL template of the site's own map tile server
+	// (Web Mercator, e.g. "https://tiles.example.org/{z}/{x}/{y}.png", or a
+	// path on this host), drawn under the camera map; empty (the default):
+	// no tiles, the map draws a grid or the uploaded site map, so that a
+	// closed network never reaches for an outside server.
+	MapTiles string `yaml:"mapTiles"`
+}
+
+// checkMapTiles validates ui.mapTiles.
+func checkMapTiles(v string) error {
+	if v == "" {
+		return nil
+	}
+	for _, p := range []string{"{z}", "{x}", "{y}"} {
+		if !strings.Contains(v, p) {
+			return fmt.Errorf("%q lacks %s (e.g. https://tiles.example.org/{z}/{x}/{y}.png)", v, p)
+		}
+	}
+	if strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {
+		return nil
+	}
+	u, err := url.Parse(strings.NewReplacer("{z}", "0", "{x}", "0", "{y}", "0", "{s}", "a").Replace(v))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL or a path on this server", v)
+	}
+	return nil
 }
 
 // HTTP is the web server.
@@ -543,6 +575,9 @@ func (c *Config) Validate() error {
 		if _, err := parseProxy(p); err != nil {
 			return fail("http.trustedProxies", "%q is not an IP address or CIDR network", p)
 		}
+	}
+	if err := checkMapTiles(c.UI.MapTiles); err != nil {
+		return fail("ui.mapTiles", "%v", err)
 	}
 	if c.WebRTC.UDPPort < 0 || c.WebRTC.UDPPort > 65535 {
 		return fail("webrtc.udpPort", "%d is not a port number (0-65535)", c.WebRTC.UDPPort)

@@ -106,6 +106,9 @@ var badConfigs = []struct {
 	{"gb28181 mediaPort", "gb28181: { mediaPort: 70000 }", nil, "gb28181.mediaPort"},
 	{"gb28181 mediaIP", "gb28181: { mediaIP: 'example.org' }", nil, "gb28181.mediaIP"},
 	{"gb28181 unknown key", "gb28181: { upstreams: [] }", nil, "gb28181.upstreams"},
+	{"map tiles without placeholders", "ui: { mapTiles: 'https://tiles.example.org/map.png' }", nil, "ui.mapTiles"},
+	{"map tiles scheme", "ui: { mapTiles: 'ftp://tiles.example.org/{z}/{x}/{y}.png' }", nil, "ui.mapTiles"},
+	{"map tiles env", "", []string{"VIGIL_UI_MAPTILES=tiles/{z}/{x}/{y}.png"}, "ui.mapTiles"},
 }
 
 func TestBadConfigs(t *testing.T) {
@@ -218,5 +221,15 @@ func TestGB28181Env(t *testing.T) {
 	}
 	if cfg.GB28181.Password != "devpass" || !cfg.GB28181.Enabled || cfg.GB28181.Listen != ":5060" {
 		t.Fatalf("gb28181 = %+v", cfg.GB28181)
+	}
+}
+
+func TestMapTiles(t *testing.T) {
+	for _, tiles := range []string{"", "/tiles/{z}/{x}/{y}.png", "https://tiles.example.org:8443/osm/{z}/{x}/{y}.png", "http://10.1.2.3/{z}/{x}/{y}.png"} {
+		cfg := Default()
+		cfg.UI.MapTiles = tiles
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%q: %v", tiles, err)
+		}
 	}
 }

@@ -177,7 +177,8 @@ func registerDemoCameras(ctx context.Context, reg *registry.Registry, sim *camsi
 			SubURL:    sim.URL(i+1, true),
 			Transport: "auto", Record: true, Enabled: true, Tags: d.tags,
 		}
-		if _, err := reg.Camera(ctx, c.ID); err == nil {
+		if old, err := reg.Camera(ctx, c.ID); err == nil {
+			c.Location = old.Location // where an admin moved it on the map
 			if _, _, err := reg.ReplaceCamera(ctx, c); err != nil {
 				return fmt.Errorf("demo camera %s: %w", c.ID, err)
 			}

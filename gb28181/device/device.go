@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,7 +24,23 @@ type Device struct {
 	Name       string    `json:"name"`
 	Department string    `json:"department"`
 	Created    time.Time `json:"created"`
+	// Transport is the media transport that last worked with the device
+	// (TransportUDP, TransportTCPPassive, TransportTCPActive), tried first
+	// at the next INVITE; "" until one has.
+	Transport string `json:"transport"`
 }
+
+// Media transports, as Vigil sees them: udp; tcp-passive (Vigil listens
+// on gb28181.mediaPort, the device connects); tcp-active (Vigil connects
+// to the device).
+const (
+	TransportUDP        = "udp"
+	TransportTCPPassive = "tcp-passive"
+	TransportTCPActive  = "tcp-active"
+)
+
+// Transports are the media transports in the order they are tried.
+var Transports = []string{TransportUDP, TransportTCPPassive, TransportTCPActive}
 
 // migrations of the component "gb28181". The departments table is the
 // registry's: the registry migrates first.
@@ -35,6 +52,8 @@ var migrations = []string{
 		password    TEXT    NOT NULL DEFAULT '',
 		created_ns  INTEGER NOT NULL
 	) WITHOUT ROWID;`,
+	// the media transport that last worked, tried first
+	`ALTER TABLE gb28181_devices ADD COLUMN transport TEXT NOT NULL DEFAULT '';`,
 }
 
 // KeySize is the length of the key that encrypts device passwords
@@ -218,8 +237,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 func (s *Store) Get(ctx context.Context, id string) (Device, error) {
 	var d Device
 	var ns int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, department, created_ns FROM gb28181_devices WHERE id = ?`, id).
-		Scan(&d.ID, &d.Name, &d.Department, &ns)
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, department, created_ns, transport FROM gb28181_devices WHERE id = ?`, id).
+		Scan(&d.ID, &d.Name, &d.Department, &ns, &d.Transport)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, notExist(id)
 	}
@@ -232,7 +251,7 @@ func (s *Store) Get(ctx context.Context, id string) (Device, error) {
 
 // List returns every device, by id.
 func (s *Store) List(ctx context.Context) ([]Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, department, created_ns FROM gb28181_devices ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, department, created_ns, transport FROM gb28181_devices ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("devices: %w", err)
 	}
@@ -241,7 +260,7 @@ func (s *Store) List(ctx context.Context) ([]Device, error) {
 	for rows.Next() {
 		var d Device
 		var ns int64
-		if err := rows.Scan(&d.ID, &d.Name, &d.Department, &ns); err != nil {
+		if err := rows.Scan(&d.ID, &d.Name, &d.Department, &ns, &d.Transport); err != nil {
 			return nil, fmt.Errorf("devices: %w", err)
 		}
 		d.Created = time.Unix(0, ns).UTC()
@@ -266,4 +285,20 @@ func (s *Store) Password(ctx context.Context, id string) (string, bool, error) {
 	}
 	pw, err := s.open(id, stored)
 	return pw, err == nil, err
+}
+
+// SetTransport remembers the media transport that worked with a device
+// (one of Transports).
+func (s *Store) SetTransport(ctx context.Context, id, transport string) error {
+	if !slices.Contains(Transports, transport) {
+		return fmt.Errorf("device %q: unknown media transport %q", clip(id), transport)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE gb28181_devices SET transport = ? WHERE id = ?`, transport, id)
+	if err != nil {
+		return fmt.Errorf("device %q: %w", clip(id), err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notExist(id)
+	}
+	return nil
 }

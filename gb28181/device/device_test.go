@@ -123,3 +123,36 @@ func TestInvalid(t *testing.T) {
 		t.Fatalf("password %q %v %v", pw, ok, err)
 	}
 }
+
+func TestTransportRemembered(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, nil)
+	if _, err := s.Create(ctx, Input{ID: id1, Name: "gate", Department: "police"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Get(ctx, id1); d.Transport != "" {
+		t.Fatalf("new device has transport %q", d.Transport)
+	}
+	if err := s.SetTransport(ctx, id1, TransportTCPPassive); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Get(ctx, id1); d.Transport != TransportTCPPassive {
+		t.Fatalf("transport %q", d.Transport)
+	}
+	if ds, _ := s.List(ctx); len(ds) != 1 || ds[0].Transport != TransportTCPPassive {
+		t.Fatalf("list %+v", ds)
+	}
+	// an admin's edit keeps it
+	if _, err := s.Update(ctx, Input{ID: id1, Name: "gate 2", Department: "police"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Get(ctx, id1); d.Transport != TransportTCPPassive {
+		t.Fatalf("after an update transport %q", d.Transport)
+	}
+	if err := s.SetTransport(ctx, id1, "sctp"); err == nil {
+		t.Fatal("an unknown transport was stored")
+	}
+	if err := s.SetTransport(ctx, "44011300001320000009", TransportUDP); apierr.Status(err) != http.StatusNotFound {
+		t.Fatalf("unknown device: %v", err)
+	}
+}

@@ -50,7 +50,7 @@ func (e *FieldError) Error() string {
 
 var supported = map[string][]CmdType{
 	"Query":    {CmdCatalog, CmdDeviceInfo, CmdDeviceStatus, CmdRecordInfo},
-	"Response": {CmdCatalog, CmdDeviceInfo, CmdDeviceStatus, CmdRecordInfo, CmdDeviceControl},
+	"Response": {CmdCatalog, CmdDeviceInfo, CmdDeviceStatus, CmdRecordInfo, CmdDeviceControl, CmdAlarm},
 	"Notify":   {CmdKeepalive, CmdAlarm, CmdCatalog},
 	"Control":  {CmdDeviceControl},
 }
@@ -236,7 +236,7 @@ func validate(m Message, hasSumNum bool, ferr func(field, format string, a ...an
 			if m.SumNum < 0 {
 				return ferr("SumNum", "%d is negative", m.SumNum)
 			}
-		case CmdDeviceControl:
+		case CmdDeviceControl, CmdAlarm:
 			if m.Result != ResultOK && m.Result != ResultError {
 				return ferr("Result", "%q is not OK or ERROR", string(m.Result))
 			}

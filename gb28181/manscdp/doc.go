@@ -7,12 +7,12 @@
 // Decode turns a body into a *Query (Catalog, DeviceInfo, DeviceStatus,
 // RecordInfo with StartTime/EndTime/Type), a *Response (Catalog with SumNum
 // and a DeviceList of Items; DeviceInfo; DeviceStatus; RecordInfo with
-// SumNum and a RecordList; DeviceControl with Result), a *Notify
+// SumNum and a RecordList; DeviceControl and Alarm with Result), a *Notify
 // (Keepalive, Alarm, Catalog notify with ADD/DEL/ON/OFF/UPDATE events) or a
 // *Control (DeviceControl with PTZCmd, IFameCmd, GuardCmd, RecordCmd,
 // TeleBoot). Encoder.Marshal writes the same types; constructors build the
 // messages Vigil sends (CatalogQuery, DeviceInfoQuery, RecordInfoQuery,
-// KeepaliveNotify, PTZControl, ResultResponse), and Encoder.CatalogPages
+// KeepaliveNotify, PTZControl, ResultResponse, AlarmResponse), and Encoder.CatalogPages
 // splits a catalog answer into MESSAGE bodies that all carry the same SumNum,
 // including business groups (type 215) and virtual organisations (type 216)
 // built with BusinessGroupItem and VirtualOrgItem; Encoder.RecordInfoPages

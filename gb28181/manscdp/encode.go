@@ -96,6 +96,12 @@ func ResultResponse(cmd CmdType, sn int, deviceID string, r Result) *Response {
 	return &Response{Header: Header{CmdType: cmd, SN: sn, DeviceID: deviceID}, Result: r}
 }
 
+// AlarmResponse is the platform's answer to a device's Alarm notify
+// (GB/T 28181-2016 9.4.2: the platform confirms each alarm it received).
+func AlarmResponse(sn int, deviceID string) *Response {
+	return ResultResponse(CmdAlarm, sn, deviceID, ResultOK)
+}
+
 // Catalog item type codes (digits 11–13 of a 20-digit code, GB/T 28181-2016
 // Annex D) that a platform uses for its own tree.
 const (

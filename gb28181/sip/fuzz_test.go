@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/vigil-vms/vigil/gb28181/manscdp"
 )
 
 // recordTx is a server transaction that keeps the responses.
@@ -62,13 +65,20 @@ func fuzzServer(t testing.TB) *Server {
 // handle parses raw as SIP and runs the handler of its method; -1 when it
 // is not a request we handle.
 func handle(t testing.TB, s *Server, raw []byte) int {
+	if res := handleRes(t, s, raw); res != nil {
+		return res.StatusCode
+	}
+	return -1
+}
+
+func handleRes(t testing.TB, s *Server, raw []byte) *sip.Response {
 	m, err := sip.ParseMessage(raw)
 	if err != nil {
-		return -1
+		return nil
 	}
 	req, ok := m.(*sip.Request)
 	if !ok {
-		return -1
+		return nil
 	}
 	tx := &recordTx{}
 	switch req.Method {
@@ -76,13 +86,17 @@ func handle(t testing.TB, s *Server, raw []byte) int {
 		s.onRegister(req, tx)
 	case sip.MESSAGE:
 		s.onMessage(req, tx)
+	case sip.NOTIFY:
+		s.onNotify(req, tx)
+	case sip.BYE:
+		s.onBye(req, tx)
 	default:
-		return -1
+		return nil
 	}
 	if len(tx.responses) != 1 {
 		t.Fatalf("%d responses to one request", len(tx.responses))
 	}
-	return tx.responses[0].StatusCode
+	return tx.responses[0]
 }
 
 func TestHandlers(t *testing.T) {
@@ -95,29 +109,71 @@ func TestHandlers(t *testing.T) {
 	}
 }
 
-func TestParseMessage(t *testing.T) {
+// online marks testDevice registered from 10.0.0.5 over UDP, as a REGISTER
+// would.
+func online(s *Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.deviceLocked(testDevice)
+	d.State.State = StateOnline
+	d.Address, d.Transport = "10.0.0.5:5060", "udp"
+	d.expires = time.Now().Add(time.Hour)
+	d.lastKeepalive = time.Now()
+}
+
+func message(body string) string {
+	return msg("MESSAGE sip:44011300002000000001@4401130000 SIP/2.0",
+		"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK2", "From: <sip:44011300001320000001@4401130000>;tag=1",
+		"To: <sip:44011300002000000001@4401130000>", "Call-ID: b", "CSeq: 3 MESSAGE", "Content-Type: Application/MANSCDP+xml",
+		"Content-Length: "+strconv.Itoa(len(body)), "", body)
+}
+
+// TestMessageBody: bodies are read with manscdp.Decode; what is not XML is
+// answered 400 whoever sends it, an unregistered device 403, a registered
+// device's body missing fields 400 with the cause in the reason phrase,
+// an unhandled command 200.
+func TestMessageBody(t *testing.T) {
+	const id = testDevice
 	for _, tc := range []struct {
-		body, cmd, err string
+		name, body string
+		registered bool
+		want       int
+		reason     string
 	}{
-		{`<?xml version="1.0" encoding="GB2312"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>`, "Keepalive", ""},
-		{`<Response><CmdType>Catalog</CmdType></Response>`, "Catalog", ""},
+		{"keepalive", `<?xml version="1.0" encoding="GB2312"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><Status>OK</Status></Notify>`, true, 200, "OK"},
 		// GB2312 bytes of "北京" in another element
-		{"<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><CmdType>Keepalive</CmdType><Info>\xb1\xb1\xbe\xa9</Info></Notify>", "Keepalive", ""},
-		{``, "", "empty body"},
-		{`<Notify><SN>1</SN></Notify>`, "", "no CmdType"},
-		{`<Notify><CmdType>Keepalive`, "", "unexpected EOF"},
-		{`<Notify>` + strings.Repeat("x", maxBody) + `</Notify>`, "", "exceeds"},
+		{"keepalive gb2312", "<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>" + id + "</DeviceID><Status>OK</Status><Info>\xb1\xb1\xbe\xa9</Info></Notify>", true, 200, "OK"},
+		{"keepalive unregistered", `<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><Status>OK</Status></Notify>`, false, 403, "Forbidden"},
+		{"empty", ``, true, 400, "no XML element"},
+		{"empty unregistered", ``, false, 400, "no XML element"},
+		{"no CmdType", `<Notify><SN>1</SN></Notify>`, true, 400, "<CmdType> is missing"},
+		{"no CmdType unregistered", `<Notify><SN>1</SN></Notify>`, false, 403, "Forbidden"},
+		{"short DeviceID", `<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID><Status>OK</Status></Notify>`, true, 400, "<DeviceID> \"1\" has 1 characters"},
+		{"truncated", `<Notify><CmdType>Keepalive`, true, 400, "malformed XML"},
+		{"bad charset bytes", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>" + id + "</DeviceID><Status>OK</Status><Info>\xff\xfe</Info></Notify>", true, 400, "Bad MANSCDP body"},
+		{"unhandled command", `<Notify><CmdType>MobilePosition</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID></Notify>`, true, 200, "OK"},
+		{"catalog response nobody asked for", `<Response><CmdType>Catalog</CmdType><SN>9</SN><DeviceID>` + id + `</DeviceID><SumNum>0</SumNum><DeviceList Num="0"></DeviceList></Response>`, true, 200, "OK"},
 	} {
-		m, err := parseMessage([]byte(tc.body))
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%.40q: err %v, want %q", tc.body, err, tc.err)
+		t.Run(tc.name, func(t *testing.T) {
+			s := fuzzServer(t)
+			if tc.registered {
+				online(s)
 			}
-			continue
-		}
-		if err != nil || m.CmdType != tc.cmd {
-			t.Errorf("%.40q: %+v %v", tc.body, m, err)
-		}
+			res := handleRes(t, s, []byte(message(tc.body)))
+			if res == nil || res.StatusCode != tc.want || !strings.Contains(res.Reason, tc.reason) {
+				t.Fatalf("answer %v, want %d containing %q", res, tc.want, tc.reason)
+			}
+			for _, c := range res.Reason {
+				if c < 0x20 || c > 0x7e {
+					t.Fatalf("reason %q is not printable ASCII", res.Reason)
+				}
+			}
+		})
+	}
+	// a body too large for manscdp (sipgo's parser stops earlier still)
+	big := decodeBody([]byte(`<Notify>` + strings.Repeat("x", manscdp.MaxBodySize) + `</Notify>`))
+	if big.xml || big.err == nil || !strings.Contains(reasonPhrase(big.err), "larger than 1 MiB") {
+		t.Fatalf("too large: %+v", big)
 	}
 }
 

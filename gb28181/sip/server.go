@@ -1,10 +1,16 @@
 // Package sip is Vigil's GB/T 28181 SIP side: devices REGISTER with MD5
-// digest, send keepalive MESSAGEs and are tracked online or offline.
+// digest, send keepalive MESSAGEs and are tracked online or offline; Vigil
+// queries their catalog and device info, subscribes to catalog changes,
+// receives alarms, moves their cameras (PTZ), asks for key frames and
+// invites their live video.
 //
-// It is built on github.com/emiago/sipgo (transport, transactions, parsing);
-// this package adds the GB/T 28181 rules: who may register, the digest
-// check, the Date header devices take their time from, the bounded list of
-// refused devices and the three-missed-keepalives rule.
+// It is built on github.com/emiago/sipgo (transport, transactions, dialogs,
+// parsing) and gb28181/manscdp (the XML bodies); this package adds the
+// GB/T 28181 rules: who may register, the digest check, the Date header
+// devices take their time from, the bounded list of refused devices, the
+// three-missed-keepalives rule, and the requests a platform sends.
+//
+// # Registration
 //
 // Answers to a REGISTER: no Authorization → 401 with a fresh nonce; a
 // nonce that is ours but older than NonceLifetime → 401 stale=true; a
@@ -13,7 +19,38 @@
 // configured wrongly does not loop on challenges (the cause is in the
 // device's lastError); success → 200 with Date (DateFormat) and Expires.
 // Unknown devices are refused before any challenge: their ID is all an
-// admin needs to add them.
+// admin needs to add them. OnState is called on every online/offline
+// transition.
+//
+// # Messages from devices
+//
+// MESSAGE and NOTIFY bodies are read with manscdp.Decode (GB2312, GBK,
+// GB18030 or UTF-8, strict). A body that is not XML at all is answered 400
+// with the cause as the reason phrase; a device that is not registered is
+// answered 403 (so it registers again); a body that is XML but misses
+// required fields is answered 400 with the cause; a command this package
+// does not handle (MobilePosition, …) is answered 200 and ignored. Keepalive
+// notifies keep a device online; Catalog responses are matched to the
+// pending query by device and SN; catalog change notifies (MESSAGE or NOTIFY)
+// go to OnCatalog with each item's Event set (see CatalogChange); alarms go
+// to OnAlarm after the 200, and an alarm MESSAGE is confirmed with an Alarm
+// Response MESSAGE as GB/T 28181-2016 9.4.2 asks.
+//
+// # Requests to devices
+//
+// Requests go where the device was last heard from (its REGISTER or
+// keepalive source address, which is its NAT mapping) over the transport it
+// used: over UDP from the server's own listening socket, over TCP on the
+// device's own connection, so they pass the NAT the device sits behind.
+// Catalog assembles the pages of a catalog answer (SumNum items, duplicates
+// dropped) within CatalogTimeout. When a device comes online the server
+// queries its catalog and SUBSCRIBEs to catalog changes; a device that
+// refuses the subscription (4xx/5xx, typically 501) or does not answer it
+// is queried again every CatalogRefresh instead, and State.Subscription
+// says which happened. Invite sends an INVITE with an SDP offer (s=Play, PS
+// on payload 96, y= SSRC; RTP over UDP, or over TCP with a=setup passive or
+// active) and ends within InviteTimeout with a *Call or a typed
+// *InviteError; a device's BYE closes Call.Done.
 package sip
 
 import (
@@ -31,11 +68,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"github.com/vigil-vms/vigil/gb28181/manscdp"
 )
 
 // Device states as the API reports them.
@@ -61,7 +100,20 @@ type State struct {
 	Address   string    `json:"address"`
 	Transport string    `json:"transport"`
 	LastError string    `json:"lastError"`
+	// Subscription is what became of the catalog SUBSCRIBE sent when the
+	// device came online: "" (not tried yet), "active", "refused" (a
+	// 3xx–6xx answer) or "unanswered"; SubscriptionNote says it in a
+	// sentence, with the fallback ("queried every 5m0s").
+	Subscription     string `json:"subscription"`
+	SubscriptionNote string `json:"subscriptionNote"`
 }
+
+// Catalog subscription states (State.Subscription).
+const (
+	SubscriptionActive     = "active"
+	SubscriptionRefused    = "refused"
+	SubscriptionUnanswered = "unanswered"
+)
 
 // Refused is a REGISTER from a device no admin registered.
 type Refused struct {
@@ -93,22 +145,71 @@ type Server struct {
 	// MaxExpires caps the registration lifetime a device asks for.
 	// It defaults to 24 hours.
 	MaxExpires time.Duration
+	// RequestTimeout bounds the wait for the SIP answer to a MESSAGE or
+	// SUBSCRIBE, and for a DeviceInfo response. It defaults to 5 seconds.
+	RequestTimeout time.Duration
+	// CatalogTimeout bounds the wait for all pages of a catalog answer.
+	// It defaults to 15 seconds.
+	CatalogTimeout time.Duration
+	// InviteTimeout bounds an INVITE from sending to its final answer, so
+	// that a caller can fall back to another transport within 5 s. It
+	// defaults to 4 seconds.
+	InviteTimeout time.Duration
+	// CatalogRefresh is how often the catalog of a device that refused
+	// (or did not answer) the catalog subscription is queried again. A
+	// negative value turns automatic catalog queries and subscriptions
+	// off. It defaults to 5 minutes.
+	CatalogRefresh time.Duration
+	// SubscribeExpires is the catalog subscription's lifetime; it is
+	// renewed (and the catalog queried again) after three quarters of it.
+	// It defaults to 1 hour.
+	SubscribeExpires time.Duration
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// OnState, when set, is called on every online/offline transition of a
+	// device, outside the server's locks, from a SIP goroutine; it must not
+	// block long.
+	OnState func(deviceID string, st State)
+	// OnCatalog, when set, is called with a device's complete catalog (all
+	// pages of an answer, items without Event) and with each catalog change
+	// notify (items with Event set; see CatalogChange). Same rules as OnState.
+	OnCatalog func(deviceID string, items []manscdp.Item)
+	// OnAlarm, when set, is called with each alarm a device sends, after it
+	// was answered. Same rules as OnState.
+	OnAlarm func(deviceID string, a *manscdp.Notify)
 
 	secret []byte
 
 	mu      sync.Mutex
 	devices map[string]*device
 	refused map[string]*Refused
+	pending map[pendKey]*pending
+	calls   map[string]*Call
+
+	// set by Serve
+	ua       *sipgo.UserAgent
+	client   *sipgo.Client
+	udpLaddr sip.Addr // the UDP listener, the local address of requests over UDP
+	udpPort  int
+	tcpPort  int
+	ctx      context.Context // Serve's
+	bg       sync.WaitGroup  // background sends (alarm answers, CANCEL, BYE)
+	catalogQ chan string
+	sn       atomic.Uint32
 }
 
 type device struct {
 	State
 	expires       time.Time // registration end
 	lastKeepalive time.Time
+	charset       manscdp.Charset // of the device's bodies; ours are written in it
+	local         string          // our IP as the device reaches it …
+	localFor      string          // … computed for this Address
+	catalogDue    time.Time       // next automatic catalog query (zero: none)
+	catalogBusy   bool            // queued or running
 }
 
 const (
@@ -135,6 +236,21 @@ func (s *Server) defaults() error {
 	if s.MaxExpires <= 0 {
 		s.MaxExpires = 24 * time.Hour
 	}
+	if s.RequestTimeout <= 0 {
+		s.RequestTimeout = 5 * time.Second
+	}
+	if s.CatalogTimeout <= 0 {
+		s.CatalogTimeout = 15 * time.Second
+	}
+	if s.InviteTimeout <= 0 {
+		s.InviteTimeout = 4 * time.Second
+	}
+	if s.CatalogRefresh == 0 {
+		s.CatalogRefresh = 5 * time.Minute
+	}
+	if s.SubscribeExpires <= 0 {
+		s.SubscribeExpires = time.Hour
+	}
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
@@ -148,6 +264,8 @@ func (s *Server) defaults() error {
 	s.mu.Lock()
 	s.devices = map[string]*device{}
 	s.refused = map[string]*Refused{}
+	s.pending = map[pendKey]*pending{}
+	s.calls = map[string]*Call{}
 	s.mu.Unlock()
 	return nil
 }
@@ -167,6 +285,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 }
 
 // Serve serves SIP on pc (UDP) and ln (TCP) until ctx ends; it closes both.
+// On the way out it hangs up the calls still up (BYE, bounded).
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
 	if err := s.defaults(); err != nil {
 		pc.Close()
@@ -180,32 +299,55 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		return fmt.Errorf("gb28181 sip: user agent: %w", err)
 	}
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.Log))
+	if err == nil {
+		s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(s.Log))
+	}
 	if err != nil {
 		ua.Close()
 		pc.Close()
 		ln.Close()
 		return fmt.Errorf("gb28181 sip: server: %w", err)
 	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	host, port, _ := sip.ParseAddr(pc.LocalAddr().String())
+	_, tcpPort, _ := sip.ParseAddr(ln.Addr().String())
+	s.mu.Lock()
+	s.ua = ua
+	s.ctx = ctx
+	s.udpLaddr = sip.Addr{IP: net.ParseIP(host), Port: port}
+	s.udpPort, s.tcpPort = port, tcpPort
+	s.catalogQ = make(chan string, 1024)
+	s.mu.Unlock()
 	srv.OnRegister(s.onRegister)
 	srv.OnMessage(s.onMessage)
+	srv.OnNotify(s.onNotify)
+	srv.OnBye(s.onBye)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	wg.Add(3)
+	wg.Add(3 + catalogWorkers)
 	go func() { defer wg.Done(); errs <- srv.ServeUDP(pc) }()
 	go func() { defer wg.Done(); errs <- srv.ServeTCP(ln) }()
 	go func() { defer wg.Done(); s.watch(ctx) }()
+	for range catalogWorkers {
+		go func() { defer wg.Done(); s.catalogWorker(ctx) }()
+	}
 
 	var first error
 	select {
 	case <-ctx.Done():
 	case first = <-errs:
 	}
+	s.hangUpAll()
+	cancel()
+	s.bg.Wait()
 	pc.Close()
 	ln.Close()
 	ua.Close()
 	wg.Wait()
-	if ctx.Err() != nil {
+	if parent.Err() != nil {
 		return nil
 	}
 	return fmt.Errorf("gb28181 sip: serve: %w", first)
@@ -231,26 +373,52 @@ func (s *Server) watch(ctx context.Context) {
 
 func (s *Server) sweep() {
 	now := s.Now()
+	var changed []stateChange
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for id, d := range s.devices {
 		if d.State.State != StateOnline {
 			continue
 		}
 		switch {
 		case now.After(d.expires):
-			s.setOffline(id, d, now, "registration expired")
+			changed = append(changed, s.setOffline(id, d, now, "registration expired"))
 		case now.Sub(d.lastKeepalive) > 3*s.KeepaliveInterval:
-			s.setOffline(id, d, now, "3 keepalives missed")
+			changed = append(changed, s.setOffline(id, d, now, "3 keepalives missed"))
+		case !d.catalogBusy && !d.catalogDue.IsZero() && !now.Before(d.catalogDue):
+			select {
+			case s.catalogQ <- id:
+				d.catalogBusy = true
+			default: // the workers are behind: the next sweep tries again
+			}
 		}
+	}
+	s.mu.Unlock()
+	s.notify(changed)
+}
+
+// stateChange is an online/offline transition to report to OnState once
+// the lock is released.
+type stateChange struct {
+	id string
+	st State
+}
+
+func (s *Server) notify(changes []stateChange) {
+	if s.OnState == nil {
+		return
+	}
+	for _, c := range changes {
+		s.OnState(c.id, c.st)
 	}
 }
 
-func (s *Server) setOffline(id string, d *device, now time.Time, cause string) {
+func (s *Server) setOffline(id string, d *device, now time.Time, cause string) stateChange {
 	d.State.State = StateOffline
 	d.Since = now
 	d.LastError = cause
+	d.catalogDue = time.Time{}
 	s.Log.Info("gb28181 device offline", "device", id, "cause", cause)
+	return stateChange{id, d.State}
 }
 
 // DeviceState returns the runtime state of a device ("never" if it has not
@@ -452,32 +620,47 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	if expires == 0 {
+		var changed []stateChange
 		s.mu.Lock()
 		d := s.deviceLocked(id)
-		d.State.State = StateOffline
-		d.Since = now
-		d.LastError = "unregistered"
+		if d.State.State == StateOnline {
+			changed = append(changed, s.setOffline(id, d, now, "unregistered"))
+		} else {
+			d.State.State = StateOffline
+			d.Since = now
+			d.LastError = "unregistered"
+		}
 		s.mu.Unlock()
 		s.Log.Info("gb28181 device unregistered", "device", id)
 		s.respond(req, tx, 200, "OK", sip.NewHeader("Date", now.Format(DateFormat)), sip.NewHeader("Expires", "0"))
+		s.notify(changed)
 		return
 	}
+	var changed []stateChange
 	s.mu.Lock()
 	d := s.deviceLocked(id)
-	if d.State.State != StateOnline {
-		d.Since = now
-		s.Log.Info("gb28181 device online", "device", id, "address", addr)
-	}
-	d.State.State = StateOnline
 	d.Address = clip(addr, maxAddressLen)
 	d.Transport = strings.ToLower(req.Transport())
 	d.LastError = ""
 	d.expires = now.Add(expires)
 	d.lastKeepalive = now
+	if d.State.State != StateOnline {
+		d.State.State = StateOnline
+		d.Since = now
+		// a device that comes back may have new firmware: try the
+		// subscription again, and query the catalog at once
+		d.Subscription, d.SubscriptionNote = "", ""
+		if s.CatalogRefresh > 0 {
+			d.catalogDue = now
+		}
+		changed = append(changed, stateChange{id, d.State})
+		s.Log.Info("gb28181 device online", "device", id, "address", addr)
+	}
 	s.mu.Unlock()
 	s.respond(req, tx, 200, "OK",
 		sip.NewHeader("Date", now.Format(DateFormat)),
 		sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	s.notify(changed)
 }
 
 func (s *Server) deviceLocked(id string) *device {
@@ -520,36 +703,4 @@ func expectedResponse(c *digest.Credentials, password, method string) string {
 		return md5hex(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, c.Nonce, c.Nc, c.Cnonce, c.QOP, ha2))
 	}
 	return md5hex(ha1 + ":" + c.Nonce + ":" + ha2)
-}
-
-func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	now := s.Now()
-	id := deviceID(req)
-	msg, err := parseMessage(req.Body())
-	if err != nil {
-		s.respond(req, tx, 400, "Bad Request")
-		return
-	}
-	if msg.CmdType != "Keepalive" {
-		// Catalog, DeviceInfo, Alarm: a later round.
-		s.respond(req, tx, 200, "OK")
-		return
-	}
-	s.mu.Lock()
-	d, ok := s.devices[id]
-	online := ok && d.State.State == StateOnline
-	if online {
-		// a device behind NAT may come from a new port: later requests
-		// (INVITE) go where it was last heard from
-		d.lastKeepalive = now
-		d.Address = clip(req.Source(), maxAddressLen)
-		d.Transport = strings.ToLower(req.Transport())
-	}
-	s.mu.Unlock()
-	if !online {
-		// Not registered: a 403 makes the device register again.
-		s.respond(req, tx, 403, "Forbidden")
-		return
-	}
-	s.respond(req, tx, 200, "OK")
 }

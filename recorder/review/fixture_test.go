@@ -100,7 +100,8 @@ func describeReviewSegment(t testing.TB, camera string, start time.Time, b []byt
 type reviewFFmpegSpec struct {
 	Size     string // e.g. 320x180
 	Seconds  int
-	SegEvery int // seconds per segment
+	SegEvery int    // seconds per segment
+	Bitrate  string // video bitrate; it defaults to 300k
 }
 
 var reviewFFmpegCache sync.Map // spec → [][]byte
@@ -115,12 +116,16 @@ func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 		return v.([][]byte)
 	}
 	dir := t.TempDir()
+	bitrate := spec.Bitrate
+	if bitrate == "" {
+		bitrate = "300k"
+	}
 	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size="+spec.Size+":rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
 		"-t", fmt.Sprint(spec.Seconds),
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
-		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", "300k",
+		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", bitrate,
 		"-x264-params", "repeat-headers=1",
 		"-c:a", "aac", "-b:a", "32k", "-ac", "1",
 		"-f", "segment", "-segment_time", fmt.Sprint(spec.SegEvery), "-reset_timestamps", "1",

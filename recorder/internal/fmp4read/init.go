@@ -17,6 +17,7 @@ type Track struct {
 	// Defaults from the track extends box (trex).
 	DefaultDuration uint32
 	DefaultFlags    uint32
+	DefaultSize     uint32
 }
 
 // Init is the parsed track table of an init section.
@@ -72,7 +73,7 @@ func ParseInit(b []byte) (*Init, error) {
 		return nil, err
 	}
 	in := &Init{}
-	type trexDefaults struct{ dur, flags uint32 }
+	type trexDefaults struct{ dur, size, flags uint32 }
 	trex := map[uint32]trexDefaults{}
 	for _, c := range children {
 		switch c.Type {
@@ -101,6 +102,7 @@ func ParseInit(b []byte) (*Init, error) {
 				p := e.Body + 4
 				trex[binary.BigEndian.Uint32(b[p:])] = trexDefaults{
 					dur:   binary.BigEndian.Uint32(b[p+8:]),
+					size:  binary.BigEndian.Uint32(b[p+12:]),
 					flags: binary.BigEndian.Uint32(b[p+16:]),
 				}
 			}
@@ -111,7 +113,7 @@ func ParseInit(b []byte) (*Init, error) {
 	}
 	for i := range in.Tracks {
 		d := trex[in.Tracks[i].ID]
-		in.Tracks[i].DefaultDuration, in.Tracks[i].DefaultFlags = d.dur, d.flags
+		in.Tracks[i].DefaultDuration, in.Tracks[i].DefaultFlags, in.Tracks[i].DefaultSize = d.dur, d.flags, d.size
 	}
 	return in, nil
 }

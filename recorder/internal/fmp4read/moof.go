@@ -33,6 +33,8 @@ type Traf struct {
 	Duration uint64 // sum of the sample durations
 	Samples  int
 	FirstKey bool // the first sample is a sync sample
+	// First is where the first sample's data lies and how it is timed.
+	First FirstSample
 
 	box        Box
 	tfdt       Box
@@ -98,7 +100,7 @@ func parseTraf(b []byte, traf Box, in *Init, first bool) (Traf, error) {
 		return t, err
 	}
 	var tfhdFlags uint32
-	var defDur, defFlags uint32
+	var defDur, defFlags, defSize uint32
 	haveTfhd, haveTfdt := false, false
 	for _, c := range children {
 		switch c.Type {
@@ -113,7 +115,7 @@ func parseTraf(b []byte, traf Box, in *Init, first bool) (Traf, error) {
 			if tr == nil {
 				return t, fmt.Errorf("%w: fragment of track %d, which the init section lacks", ErrMalformed, t.TrackID)
 			}
-			defDur, defFlags = tr.DefaultDuration, tr.DefaultFlags
+			defDur, defFlags, defSize = tr.DefaultDuration, tr.DefaultFlags, tr.DefaultSize
 			p := c.Body + 8
 			need := func(n int) error {
 				if p+n > c.End {
@@ -139,6 +141,10 @@ func parseTraf(b []byte, traf Box, in *Init, first bool) (Traf, error) {
 				p += 4
 			}
 			if tfhdFlags&tfhdDefaultSize != 0 {
+				if err := need(4); err != nil {
+					return t, err
+				}
+				defSize = binary.BigEndian.Uint32(b[p:])
 				p += 4
 			}
 			if tfhdFlags&tfhdDefaultFlags != 0 {
@@ -175,11 +181,13 @@ func parseTraf(b []byte, traf Box, in *Init, first bool) (Traf, error) {
 				return t, fmt.Errorf("%w: %d samples in one trun", ErrMalformed, count)
 			}
 			p := c.Body + 8
+			dataOff, haveDataOff := int32(0), false
 			if flags&trunDataOffset != 0 {
 				if p+4 > c.End {
 					return t, fmt.Errorf("%w: short trun", ErrMalformed)
 				}
 				t.dataOffAts = append(t.dataOffAts, p)
+				dataOff, haveDataOff = int32(binary.BigEndian.Uint32(b[p:])), true
 				p += 4
 			}
 			firstFlags, haveFirst := uint32(0), false
@@ -206,18 +214,25 @@ func parseTraf(b []byte, traf Box, in *Init, first bool) (Traf, error) {
 					dur = binary.BigEndian.Uint32(b[q:])
 					q += 4
 				}
+				size := defSize
 				if flags&trunSampleSize != 0 {
+					size = binary.BigEndian.Uint32(b[q:])
 					q += 4
 				}
 				sflags := defFlags
 				if flags&trunSampleFlags != 0 {
 					sflags = binary.BigEndian.Uint32(b[q:])
+					q += 4
 				}
 				if i == 0 && haveFirst {
 					sflags = firstFlags
 				}
 				if t.Samples == 0 && i == 0 {
 					t.FirstKey = sflags&sampleIsNonSync == 0
+					t.First = FirstSample{DataOffset: int64(dataOff), Size: size, Duration: dur, known: haveDataOff}
+					if flags&trunSampleCTO != 0 {
+						t.First.CTO = int32(binary.BigEndian.Uint32(b[q:]))
+					}
 				}
 				t.Duration += uint64(dur)
 				p += entry
@@ -234,7 +249,47 @@ func parseTraf(b []byte, traf Box, in *Init, first bool) (Traf, error) {
 	// Data offsets count from the moof when the tfhd says so, and for the first
 	// track fragment when it gives no base at all.
 	t.relToMoof = t.baseOffAt < 0 && (tfhdFlags&tfhdDefaultBaseIsMoof != 0 || first)
+	if t.baseOffAt >= 0 {
+		t.First.base = int64(binary.BigEndian.Uint64(b[t.baseOffAt:]))
+	}
 	return t, nil
+}
+
+// FirstSample locates the first sample of a track fragment.
+type FirstSample struct {
+	// DataOffset is the trun's data_offset: where the sample begins, from
+	// the base that SampleAt works out.
+	DataOffset int64
+	Size       uint32
+	Duration   uint32
+	CTO        int32 // composition time offset (the sample's PTS minus its DTS)
+
+	known bool  // the trun gives a data offset
+	base  int64 // tfhd's base_data_offset (a position in the file), when it has one
+}
+
+// SampleAt returns where the first sample of the track fragment t lies in
+// its file, for a moof found at moofPos, and its size. It answers only the
+// layouts that locate the sample without the preceding track fragments'
+// data: a data offset counted from the moof (default-base-is-moof, or the
+// first track fragment without a base), or from an explicit base data
+// offset; anything else is ErrMalformed.
+func (t *Traf) SampleAt(moofPos int64) (pos, size int64, err error) {
+	if t.Samples == 0 || t.First.Size == 0 {
+		return 0, 0, fmt.Errorf("%w: track fragment of track %d has no sample data", ErrMalformed, t.TrackID)
+	}
+	switch {
+	case t.baseOffAt >= 0:
+		pos = t.First.base + t.First.DataOffset
+	case t.relToMoof && t.First.known:
+		pos = moofPos + t.First.DataOffset
+	default:
+		return 0, 0, fmt.Errorf("%w: the first sample of track %d cannot be located on its own", ErrMalformed, t.TrackID)
+	}
+	if pos < moofPos {
+		return 0, 0, fmt.Errorf("%w: sample of track %d before its fragment", ErrMalformed, t.TrackID)
+	}
+	return pos, int64(t.First.Size), nil
 }
 
 // rewriteMoof returns frag with the moof rewritten: sequence number seq, each

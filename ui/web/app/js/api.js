@@ -102,13 +102,15 @@ async function doRequest(method, path, opts, retryCsrf) {
     unauthorizedHandler();
     throw new ApiError(401, 'unauthorized', null);
   }
-  if (res.status === 403 && retryCsrf && headers['X-CSRF-Token']) {
-    // The token may belong to an older session: fetch it again, retry once.
+  const data = opts.raw && res.ok ? null : await decode(res);
+  if (res.status === 403 && retryCsrf && headers['X-CSRF-Token'] && data?.code === 'auth.csrf') {
+    // The token may belong to an older session: fetch it again, retry once
+    // (only then: retrying another refusal, such as a wrong current
+    // password, would count twice).
     csrfToken = '';
     return doRequest(method, path, opts, false);
   }
   if (opts.raw && res.ok) return res;
-  const data = await decode(res);
   if (!res.ok) {
     const msg = (data && typeof data === 'object' && data.error) ? data.error
       : (typeof data === 'string' && data) ? data : res.statusText || String(res.status);

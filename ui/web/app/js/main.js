@@ -16,7 +16,11 @@ import * as departmentsPage from './pages/admin-departments.js';
 import * as usersPage from './pages/admin-users.js';
 import * as displaysPage from './pages/admin-displays.js';
 import * as healthPage from './pages/health.js';
+import * as gb28181Page from './pages/admin-gb28181.js';
 import * as health from './health.js';
+import * as accountPage from './pages/account.js';
+import * as mapPage from './pages/map.js';
+import { showHelp } from './keys.js';
 
 // What each role may do; the server enforces the same rules.
 const permissions = {
@@ -27,11 +31,14 @@ const permissions = {
   reports: ['admin', 'operator', 'responder'],
   admin: ['admin'],
   health: ['admin', 'operator'],
+  ptz: ['admin', 'operator', 'responder'],
+  account: ['admin', 'operator', 'responder', 'viewer'],
 };
 
 // Routes in menu order. nav: the label key when shown in the menu.
 const routes = [
   { path: '/wall', page: wallPage, perm: 'live', nav: 'nav.wall' },
+  { path: '/map', page: mapPage, perm: 'live', nav: 'nav.map' },
   { path: '/playback', page: playbackPage, perm: 'playback', nav: 'nav.playback' },
   { path: '/incidents', page: incidentsPage, perm: 'incidents', nav: 'nav.incidents' },
   { path: '/reports', page: reportsPage, perm: 'reports', nav: 'nav.reports' },
@@ -41,6 +48,9 @@ const routes = [
   { path: '/admin/departments', page: departmentsPage, perm: 'accounts', nav: 'nav.departments' },
   { path: '/admin/users', page: usersPage, perm: 'accounts', nav: 'nav.users' },
   { path: '/admin/displays', page: displaysPage, perm: 'accounts', nav: 'nav.displays' },
+  { path: '/admin/gb28181', page: gb28181Page, perm: 'admin', nav: 'nav.gb28181' },
+  // no menu entry: the user's name in the top bar links to it
+  { path: '/account', page: accountPage, perm: 'account' },
 ];
 
 const root = document.getElementById('app');
@@ -115,7 +125,7 @@ function langSwitch() {
 
 function shell(current) {
   const nav = h('nav', { class: 'nav', 'data-testid': 'nav' },
-    routes.filter((r) => can(r.perm)).map((r) => h('a', {
+    routes.filter((r) => r.nav && can(r.perm)).map((r) => h('a', {
       href: '#' + r.path,
       class: ['nav-link', current === r.path && 'active'],
       'data-testid': 'nav-' + r.path.replace(/^\//, '').replace('/', '-'),
@@ -126,8 +136,9 @@ function shell(current) {
     h('a', { class: 'brand', href: '#/wall' }, h('span', { class: 'brand-mark' }), h('span', { text: t('app.name') })),
     nav,
     h('div', { class: 'topbar-right' },
+      h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'data-testid': 'keys-help-open', text: '?', title: t('keys.title'), 'aria-label': t('keys.title'), onclick: showHelp }),
       langSwitch(),
-      h('span', { class: 'user', 'data-testid': 'current-user' },
+      h(can('account') ? 'a' : 'span', { class: 'user', 'data-testid': 'current-user', href: can('account') ? '#/account' : undefined, title: t('nav.account') },
         h('span', { class: 'user-name', text: session.username }),
         h('span', { class: 'user-role', text: t('role.' + session.role) })),
       h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'logout', text: t('nav.logout'), onclick: logout })));
@@ -174,7 +185,7 @@ async function render() {
     return;
   }
   if (path === '/display') {
-    await signInDisplay(params.get('code') || '');
+    await signInDisplay(params.get('code') || '', params);
     return;
   }
   if (!session) {
@@ -222,7 +233,8 @@ async function render() {
 // signInDisplay trades a display's one-time code (the link an admin made
 // on the Displays page) for a login that never idles out, and opens the
 // wall in kiosk mode.
-async function signInDisplay(code) {
+// A layout or tour in the link (&layout=ID or &tour=ID) opens on the wall.
+async function signInDisplay(code, params) {
   try {
     const res = await fetch('/api/v1/displays/signin', {
       method: 'POST', credentials: 'same-origin',
@@ -233,7 +245,9 @@ async function signInDisplay(code) {
     if (!res.ok) throw new api.ApiError(res.status, (data && data.error) || res.statusText, data);
     session = await api.getSession();
     await loadDepartments();
-    navigate('/wall?kiosk=1', { replace: true });
+    const wall = new URLSearchParams({ kiosk: '1' });
+    for (const k of ['layout', 'tour']) if (params.get(k)) wall.set(k, params.get(k));
+    navigate('/wall?' + wall.toString(), { replace: true });
   } catch (err) {
     replace(root, h('div', { class: 'boot boot-error', 'data-testid': 'display-signin-error' },
       h('p', { text: t('displays.signinFailed') }), h('p', { text: errorText(err) }),

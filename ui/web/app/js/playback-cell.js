@@ -16,6 +16,8 @@ import { h, replace } from './dom.js';
 import * as api from './api.js';
 import { t } from './i18n.js';
 import { deptColor, spinner } from './ui.js';
+import { sourceBadge } from './source.js';
+import { AudioToggle } from './audio.js';
 
 const chunkSeconds = 600;   // each playback request covers this much
 const liveEdgeMs = 90 * 1000; // a clip that ends this close to now may have more soon
@@ -33,8 +35,10 @@ export class PlaybackCell {
     this.id = cam.id;
     const video = h('video', { playsInline: true, muted: true, preload: 'auto', 'data-camera-id': cam.id });
     const msg = h('div', { class: 'pb-msg', hidden: true });
+    // the recording's sound, where the camera has audio (the page sets the codec)
+    this.audio = new AudioToggle(video, 'playback');
     this.el = h('div', { class: 'pb-cell', 'data-testid': 'pb-cell', 'data-camera-id': cam.id },
-      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id })), msg);
+      video, h('div', { class: 'tile-bar' }, h('span', { class: 'tile-name', text: cam.name || cam.id }), sourceBadge(cam), this.audio.el), msg);
     this.el.style.setProperty('--dept', deptColor(cam.department));
     this.video = video;
     this.msg = msg;
@@ -190,6 +194,7 @@ export class PlaybackCell {
 
   // close stops the video and lets go of its connection.
   close() {
+    this.audio.release();
     this.video.pause();
     this.video.removeAttribute('src');
     this.video.load();

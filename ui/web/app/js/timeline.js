@@ -2,11 +2,17 @@
 // spans (gaps are where nothing is drawn), a band of incidents, a cursor and
 // a selected range. Zoom from a week to a minute with the wheel or buttons;
 // click or drag to seek; shift+drag (or the range handles) selects a range.
+// With a Thumbnails source (thumbs.js), hovering or scrubbing shows the
+// recorded frame of the moment under the pointer, and a view of stripMaxSpanMs
+// or less shows a strip of frames along the top.
 
-import { h, clear } from './dom.js';
+import { h, clear, debounce } from './dom.js';
 import { t, formatDate, formatTime } from './i18n.js';
+import { drawInto } from './thumbs.js';
 
 const minSpanMs = 60 * 1000;
+const stripMaxSpanMs = 10 * 60 * 1000; // the strip shows from this zoom in
+const stripSlotPx = 110;               // one strip frame per this many pixels
 const maxSpanMs = 7 * 24 * 3600 * 1000;
 const tickSteps = [5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600].map((s) => s * 1000);
 export const zoomPresets = [
@@ -20,7 +26,9 @@ export const zoomPresets = [
 
 export class Timeline {
   // onSeek(Date), onSelect({start, end} | null), onView({start, end}).
-  constructor({ onSeek = () => {}, onSelect = () => {}, onView = () => {}, onIncident = () => {} } = {}) {
+  // thumbnails: a thumbs.js Thumbnails, for previews and the strip (none without).
+  constructor({ onSeek = () => {}, onSelect = () => {}, onView = () => {}, onIncident = () => {}, thumbnails = null } = {}) {
+    this.thumbnails = thumbnails;
     this.onSeek = onSeek;
     this.onSelect = onSelect;
     this.onView = onView;
@@ -40,8 +48,15 @@ export class Timeline {
     this.sel = h('div', { class: 'tl-sel', 'data-testid': 'timeline-selection', hidden: true });
     this.cursorEl = h('div', { class: 'tl-cursor', 'data-testid': 'timeline-cursor', hidden: true });
     this.hover = h('div', { class: 'tl-hover', hidden: true });
+    this.previewCanvas = h('canvas', { class: 'tl-preview-img' });
+    this.previewTime = h('span', { class: 'tl-preview-time' });
+    this.preview = h('div', { class: 'tl-preview', 'data-testid': 'timeline-preview', hidden: true }, this.previewCanvas, this.previewTime);
+    this.previewSeq = 0;
+    this.strip = h('div', { class: 'tl-strip', 'data-testid': 'timeline-strip', hidden: true });
+    this.stripSeq = 0;
+    this.renderStripSoon = debounce(() => this.renderStrip(), 150);
     this.area = h('div', { class: 'tl-area', 'data-testid': 'timeline-area' },
-      this.axis, this.tracks, this.incBand, this.sel, this.cursorEl, this.hover);
+      this.axis, this.strip, this.tracks, this.incBand, this.sel, this.cursorEl, this.hover, this.preview);
     this.labels = h('div', { class: 'tl-labels' });
     this.rangeText = h('span', { class: 'tl-range', 'data-testid': 'timeline-range' });
     const zoomBtns = zoomPresets.map((p) => h('button', {
@@ -64,7 +79,10 @@ export class Timeline {
     this.area.addEventListener('pointermove', (e) => this.pointerMove(e));
     this.area.addEventListener('pointerup', (e) => this.pointerUp(e));
     this.area.addEventListener('pointercancel', () => { this.drag = null; });
-    this.area.addEventListener('pointerleave', () => { this.hover.hidden = true; });
+    this.area.addEventListener('pointerleave', () => {
+      this.hover.hidden = true;
+      if (!this.drag) this.hidePreview();
+    });
     this.area.addEventListener('wheel', (e) => this.wheel(e), { passive: false });
   }
 
@@ -76,6 +94,7 @@ export class Timeline {
   setData(id, spans) {
     this.data.set(id, spans.map((s) => ({ start: +new Date(s.start), end: +new Date(s.end) })).filter((s) => s.end > s.start));
     this.renderTracks();
+    if (id === this.rows[0]?.id) this.renderStripSoon();
   }
 
   // setEvents sets a camera's events ({type, start, end|null, message}); an
@@ -183,6 +202,84 @@ export class Timeline {
     this.renderIncidents();
     this.renderCursor();
     this.renderSelection();
+    this.renderStripSoon();
+  }
+
+  // renderStrip shows, when the view spans stripMaxSpanMs or less, a frame
+  // of the first camera every stripSlotPx pixels where it recorded.
+  renderStrip() {
+    const seq = ++this.stripSeq;
+    const tag = 'strip';
+    clear(this.strip);
+    const span = this.view.end - this.view.start;
+    const row = this.rows[0];
+    const on = !!(this.thumbnails && row && span <= stripMaxSpanMs && this.area.clientWidth > 0);
+    this.strip.hidden = !on;
+    this.area.classList.toggle('tl-with-strip', on);
+    if (this.thumbnails) this.thumbnails.cancel(tag);
+    if (!on) return;
+    const n = Math.max(1, Math.floor(this.area.clientWidth / stripSlotPx));
+    this.strip.dataset.cameraId = row.id;
+    for (let i = 0; i < n; i++) {
+      const ms = this.view.start + ((i + 0.5) * span) / n;
+      if (!this.recordedAt(row.id, ms)) continue;
+      const img = h('canvas', { class: 'tl-strip-img' });
+      const slot = h('div', { class: 'tl-strip-slot', 'data-testid': 'timeline-strip-slot', 'data-at': new Date(ms).toISOString() }, img);
+      slot.style.left = (i * 100) / n + '%';
+      slot.style.width = 100 / n + '%';
+      this.strip.appendChild(slot);
+      this.thumbnails.get(row.id, ms, tag).then((th) => {
+        if (!th || seq !== this.stripSeq) return;
+        drawInto(img, th.canvas);
+        slot.dataset.time = new Date(th.time).toISOString();
+        slot.dataset.ready = 'true';
+      });
+    }
+  }
+
+  // rowAt is the camera of the track under clientY (the first one elsewhere).
+  rowAt(clientY) {
+    for (const el of this.tracks.children) {
+      const r = el.getBoundingClientRect();
+      if (clientY >= r.top && clientY < r.bottom) return el.dataset.cameraId;
+    }
+    return this.rows[0]?.id;
+  }
+
+  // showPreview shows the frame recorded at ms on the camera under the
+  // pointer, above the pointer; data-ms says how long it took to show.
+  showPreview(ms, clientY) {
+    if (!this.thumbnails) return;
+    const id = this.rowAt(clientY);
+    if (!id || !this.recordedAt(id, ms)) {
+      this.hidePreview();
+      return;
+    }
+    const seq = ++this.previewSeq;
+    const asked = performance.now();
+    this.preview.style.left = this.x(ms) + '%';
+    this.preview.dataset.at = new Date(ms).toISOString();
+    this.thumbnails.get(id, ms).then((th) => {
+      if (seq !== this.previewSeq) return;
+      if (!th) {
+        this.preview.hidden = true;
+        return;
+      }
+      drawInto(this.previewCanvas, th.canvas);
+      this.previewTime.textContent = formatTime(th.time);
+      const p = this.preview;
+      p.dataset.cameraId = id;
+      p.dataset.time = new Date(th.time).toISOString();
+      p.dataset.ms = (performance.now() - asked).toFixed(1);
+      p.dataset.ready = 'true';
+      p.hidden = false;
+    });
+  }
+
+  hidePreview() {
+    this.previewSeq++;
+    this.preview.hidden = true;
+    delete this.preview.dataset.ready;
   }
 
   renderAxis() {
@@ -220,6 +317,10 @@ export class Timeline {
       const minMs = (this.view.end - this.view.start) / 300;
       for (const e of this.eventsOf(r.id)) {
         if (e.end < this.view.start || e.start > this.view.end) continue;
+        if (e.type === 'alarm') {
+          track.appendChild(this.alarmMarker(e));
+          continue;
+        }
         const until = e.open ? t('timeline.offlineNow') : formatTime(e.end);
         const el = h('div', { class: ['tl-event', 'tl-event-' + e.type], 'data-testid': 'timeline-event', 'data-type': e.type,
           'data-start': new Date(e.start).toISOString(), 'data-end': e.open ? '' : new Date(e.end).toISOString(),
@@ -229,6 +330,15 @@ export class Timeline {
       }
       this.tracks.appendChild(track);
     }
+  }
+
+  // alarmMarker is a device alarm (an instant): a mark across the track
+  // at its time, its text as the tooltip.
+  alarmMarker(e) {
+    const el = h('div', { class: 'tl-alarm', 'data-testid': 'timeline-event', 'data-type': 'alarm',
+      'data-start': new Date(e.start).toISOString(), title: t('timeline.alarmAt', { time: formatTime(e.start) }) + (e.message ? '\n' + e.message : '') });
+    el.style.left = this.x(e.start) + '%';
+    return el;
   }
 
   renderIncidents() {
@@ -275,6 +385,7 @@ export class Timeline {
     this.hover.hidden = false;
     this.hover.style.left = this.x(tm) + '%';
     this.hover.textContent = formatTime(tm);
+    this.showPreview(tm, e.clientY);
     if (!this.drag) return;
     if (this.drag.mode === 'select' || (Math.abs(e.clientX - this.drag.x0) > 4 && e.shiftKey)) {
       this.drag.mode = 'select';

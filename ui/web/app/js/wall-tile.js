@@ -7,6 +7,8 @@ import { h, replace, clear } from './dom.js';
 import { t, formatTime } from './i18n.js';
 import { WhepPlayer, State } from './whep.js';
 import { deptChip, deptColor, statusBadge, spinner } from './ui.js';
+import { sourceBadge } from './source.js';
+import { AudioToggle } from './audio.js';
 
 export class WallTile {
   // opts: departments (for the chip), statusOf(id) → the camera's last known
@@ -19,16 +21,18 @@ export class WallTile {
     this.badge = statusBadge(opts.statusOf(camera.id));
     this.name = h('span', { class: 'tile-name' });
     this.chipBox = h('span', { class: 'tile-dept' });
+    this.sourceBox = h('span', { class: 'tile-source' });
     this.msg = h('div', { class: 'tile-msg' });
     this.offText = h('span', { class: 'tile-offline-text', 'data-testid': 'tile-offline-since' });
     this.off = h('div', { class: 'tile-offline', 'data-testid': 'tile-offline', hidden: true }, this.offText);
     this.offline = null; // the status of an offline camera, null otherwise
     // note says the tile plays the main stream because the sub-stream fails
     this.note = h('div', { class: 'tile-note', 'data-testid': 'tile-note', hidden: true });
+    this.audio = new AudioToggle(this.video, 'live'); // one tile heard at a time (audio.js)
     this.el = h('div', { class: 'tile', 'data-testid': 'tile', 'data-camera-id': camera.id, 'data-player': 'idle', tabIndex: 0 },
       this.video,
       this.off,
-      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.badge),
+      h('div', { class: 'tile-bar' }, this.name, this.chipBox, this.sourceBox, this.badge, this.audio.el),
       this.note,
       this.msg);
     this.visible = false;
@@ -56,6 +60,7 @@ export class WallTile {
     el.title = [c.name, c.location?.address].filter(Boolean).join(' — ');
     this.name.textContent = c.name || c.id;
     replace(this.chipBox, deptChip(this.opts.departments, c.department));
+    replace(this.sourceBox, sourceBadge(c));
     el.style.setProperty('--dept', deptColor(c.department));
   }
 
@@ -79,6 +84,7 @@ export class WallTile {
   // camera (main stream, and the sub-stream when it has one) dims the tile
   // and says since when; the player's state does not change that.
   setStatus(st) {
+    this.audio.setCodec(st?.audio?.codec);
     const off = isOffline(st) ? st : null;
     const changed = (off?.since || null) !== (this.offline?.since || null);
     this.offline = off;
@@ -119,6 +125,7 @@ export class WallTile {
 
   // destroy stops the player and takes the tile off the page.
   destroy() {
+    this.audio.release();
     this.player.stop();
     this.el.remove();
   }

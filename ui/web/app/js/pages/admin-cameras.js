@@ -4,6 +4,7 @@ import { h, replace, debounce } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
 import { deptChip, statusBadge, setBadge, modal, confirmDialog, toast, errorText, table, field, pageHeader, spinner, errorBox, formActions, saveDialog } from '../ui.js';
+import { sourceBadge, isGB } from '../source.js';
 
 const statusPollMs = 5000;
 
@@ -42,7 +43,7 @@ export function mount(view, ctx) {
     badges.clear();
     subBoxes.clear();
     replace(body, table([
-      { title: t('cameras.id'), cell: (c) => h('code', { text: c.id }) },
+      { title: t('cameras.id'), cell: (c) => h('div', { class: 'cam-id-cell' }, h('code', { text: c.id }), sourceBadge(c)) },
       { title: t('cameras.name'), cell: (c) => h('div', {}, h('div', { text: c.name }), h('div', { class: 'muted small', text: c.location?.address || '' })) },
       { title: t('cameras.department'), cell: (c) => deptChip(ctx.departments, c.department) },
       { title: t('cameras.status'), cell: (c) => {
@@ -101,7 +102,7 @@ export function mount(view, ctx) {
       address: h('input', { name: 'address', value: c.location?.address || '', 'data-testid': 'cam-address' }),
       lat: h('input', { name: 'lat', type: 'number', step: 'any', min: -90, max: 90, value: c.location?.lat ?? 0, 'data-testid': 'cam-lat' }),
       lng: h('input', { name: 'lng', type: 'number', step: 'any', min: -180, max: 180, value: c.location?.lng ?? 0, 'data-testid': 'cam-lng' }),
-      mainUrl: h('input', { name: 'mainUrl', value: c.mainUrl || '', required: true, placeholder: 'rtsp://user:pass@10.0.0.2:554/Streaming/Channels/101', 'data-testid': 'cam-main-url' }),
+      mainUrl: h('input', { name: 'mainUrl', value: c.mainUrl || '', required: !isGB(c), placeholder: 'rtsp://user:pass@10.0.0.2:554/Streaming/Channels/101', 'data-testid': 'cam-main-url' }),
       subUrl: h('input', { name: 'subUrl', value: c.subUrl || '', placeholder: 'rtsp://user:pass@10.0.0.2:554/Streaming/Channels/102', 'data-testid': 'cam-sub-url' }),
       transport: h('select', { name: 'transport', 'data-testid': 'cam-transport' },
         ['auto', 'tcp', 'udp'].map((v) => h('option', { value: v, text: t('cameras.transport.' + v), selected: v === (c.transport || 'auto') }))),
@@ -158,9 +159,12 @@ export function mount(view, ctx) {
       field(t('cameras.id'), f.id, cam ? t('cameras.idFixed') : t('cameras.idHint')),
       field(t('cameras.name'), f.name),
       field(t('cameras.department'), f.department),
-      field(t('cameras.transport'), f.transport),
-      h('div', { class: 'span2' }, field(t('cameras.mainUrl'), f.mainUrl, t('cameras.urlHint'))),
-      h('div', { class: 'span2' }, field(t('cameras.subUrl'), f.subUrl, t('cameras.subUrlHint'))),
+      // a GB/T 28181 camera's video comes from its device's channel, not a URL
+      isGB(c) ? h('div', { class: 'span2 gb-source', 'data-testid': 'cam-gb28181' }, sourceBadge(c),
+        h('span', { text: ' ' + t('source.gb28181Title', { device: c.gb28181?.device || '?', channel: c.gb28181?.channel || '?' }) }))
+        : [field(t('cameras.transport'), f.transport),
+          h('div', { class: 'span2' }, field(t('cameras.mainUrl'), f.mainUrl, t('cameras.urlHint'))),
+          h('div', { class: 'span2' }, field(t('cameras.subUrl'), f.subUrl, t('cameras.subUrlHint')))],
       h('div', { class: 'span2' }, field(t('cameras.address'), f.address)),
       field(t('cameras.lat'), f.lat),
       field(t('cameras.lng'), f.lng),
@@ -168,7 +172,7 @@ export function mount(view, ctx) {
       field(t('cameras.tags'), f.tags, t('cameras.tagsHint')),
       h('label', { class: 'check' }, f.record, h('span', { text: t('cameras.record') })),
       h('label', { class: 'check' }, f.enabled, h('span', { text: t('cameras.enabled') }))),
-    h('div', { class: 'test-row' }, testBtn, testOut),
+    isGB(c) ? null : h('div', { class: 'test-row' }, testBtn, testOut),
     err,
     formActions(() => m.close(), 'cam-save'));
     const m = modal(cam ? t('cameras.editTitle', { name: cam.name || cam.id }) : t('cameras.addTitle'), form, { wide: true, testid: 'camera-dialog' });

@@ -10,6 +10,9 @@ import { t, deptName, formatDateTime, formatTime } from '../i18n.js';
 import { Timeline } from '../timeline.js';
 import { deptColor, modal, toast, errorText, field, spinner, errorBox, formActions, saveDialog } from '../ui.js';
 import { PlaybackCell, frameStep } from '../playback-cell.js';
+import { Thumbnails } from '../thumbs.js';
+import { shortcuts } from '../keys.js';
+import { toggleHeard } from '../audio.js';
 
 const speeds = [0.5, 1, 2, 4, 8];
 
@@ -70,6 +73,7 @@ export function mount(view, ctx) {
   };
   const videos = h('div', { class: 'pb-videos', 'data-testid': 'pb-videos' });
   const timeline = new Timeline({
+    thumbnails: new Thumbnails(),
     onSeek: (d) => seek(+d),
     onSelect: (sel) => setSelection(sel),
     onView: () => {
@@ -155,9 +159,50 @@ export function mount(view, ctx) {
 
   function createCell(cam) {
     const cell = new PlaybackCell(cam, page);
+    cell.audio.setCodec(audioCodecs.get(cam.id));
     cells.set(cam.id, cell);
     return cell;
   }
+
+  // ---- sound: each camera's audio codec, from its status (audio.js)
+  const audioCodecs = new Map();
+  async function loadAudioCodecs() {
+    try {
+      for (const s of api.list(await api.get('/api/v1/status'), 'cameras')) audioCodecs.set(s.id, s.audio?.codec || '');
+    } catch {
+      return; // no speaker buttons
+    }
+    if (destroyed) return;
+    for (const [id, cell] of cells) cell.audio.setCodec(audioCodecs.get(id));
+  }
+
+  // ---- keyboard (keys.js): play/pause, frame step, speed, ±10 s, camera, full screen, sound
+  const unkeys = shortcuts({
+    playPause: () => togglePlay(),
+    step: (dir) => step(dir),
+    speed: (d) => {
+      const i = Math.min(speeds.length - 1, Math.max(0, speeds.indexOf(speed) + d));
+      speedSel.value = String(speeds[i]);
+      setSpeed(speeds[i]);
+    },
+    jump: (s) => {
+      const now = currentTimeMs();
+      if (Number.isFinite(now)) seek(now + s * 1000);
+    },
+    camera: (d) => {
+      // the first camera shown becomes the next (or previous) one not shown
+      if (!chosen.length || cameras.length <= chosen.length) return;
+      let i = cameras.findIndex((c) => c.id === chosen[0]);
+      do i = (i + d + cameras.length) % cameras.length; while (chosen.includes(cameras[i].id));
+      chosen[0] = cameras[i].id;
+      camerasChanged();
+    },
+    fullscreen: () => {
+      if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+      else videos.requestFullscreen?.().catch(() => {});
+    },
+    audio: () => toggleHeard(chosen.map((id) => cells.get(id)?.audio)),
+  });
 
   // ---- seeking and playing
   function seek(ms) {
@@ -426,10 +471,12 @@ export function mount(view, ctx) {
     showDay();
     await loadIncidents();
     camerasChanged();
+    loadAudioCodecs();
   })();
 
   return () => {
     destroyed = true;
+    unkeys();
     reloadRecordings.cancel();
     cancelAnimationFrame(rafId);
     if (fetchCtl.abort) fetchCtl.abort.abort();

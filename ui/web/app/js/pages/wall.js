@@ -1,5 +1,8 @@
-// Live wall: 1/4/9/16 tiles of sub-streams over WHEP, department filter,
-// search, camera picker, double-click for the main stream. Tiles that are not
+// Live wall: 1/4/6/9/16/25 tiles of sub-streams over WHEP, department
+// filter, search, camera picker, double-click for the main stream, saved
+// layouts (#/wall?layout=ID) and tours (#/wall?tour=ID), and tiles swapped
+// by dragging one onto another (saved at once into an open layout the user
+// may change; otherwise kept on this browser until saved as a layout). Tiles that are not
 // visible (scrolled away, hidden tab, covered by the large view, other page)
 // stop their sessions, and so do tiles of offline cameras (they show since
 // when instead). The grid fills the window without scrolling; #/wall?kiosk=1
@@ -10,42 +13,65 @@ import { h, replace, clear, debounce, load, save } from '../dom.js';
 import * as api from '../api.js';
 import { t, deptName } from '../i18n.js';
 import { WhepPlayer, State } from '../whep.js';
-import { deptChip, statusBadge, setBadge, modal, spinner, errorBox } from '../ui.js';
+import { deptChip, statusBadge, setBadge, modal, spinner, errorBox, toast, errorText, deleteConfirmed } from '../ui.js';
 import { WallTile, isOffline } from '../wall-tile.js';
+import { PTZControl, hasPTZ } from '../ptz.js';
+import { sourceBadge } from '../source.js';
+import * as saved from '../wall-layouts.js';
+import { shortcuts } from '../keys.js';
+import { toggleHeard } from '../audio.js';
 
-const layouts = [1, 4, 9, 16];
+const layouts = saved.grids;
 const storageKey = 'vigil.wall';
 const statusPollMs = 4000;
 
 export function mount(view, ctx) {
-  const saved = load(storageKey, {});
+  const kept = load(storageKey, {});
   const st = {
-    layout: layouts.includes(saved.layout) ? saved.layout : 9,
-    dept: typeof saved.dept === 'string' ? saved.dept : '',
-    q: typeof saved.q === 'string' ? saved.q : '',
-    selected: Array.isArray(saved.selected) ? saved.selected.filter((x) => typeof x === 'string') : [],
-    page: Number.isInteger(saved.page) ? saved.page : 0,
+    layout: layouts.includes(kept.layout) ? kept.layout : 9,
+    dept: typeof kept.dept === 'string' ? kept.dept : '',
+    q: typeof kept.q === 'string' ? kept.q : '',
+    selected: Array.isArray(kept.selected) ? kept.selected.filter((x) => typeof x === 'string') : [],
+    page: Number.isInteger(kept.page) ? kept.page : 0,
+    // cells: the wall arranged cell by cell (camera id or null), as a
+    // layout is; null: the cameras fill the grid in order, page by page.
+    cells: Array.isArray(kept.cells) && kept.cells.length === kept.layout ? kept.cells.map((x) => (typeof x === 'string' ? x : null)) : null,
   };
+  // open: the saved layout shown (#/wall?layout=ID); tour: the tour running
+  // (#/wall?tour=ID). Their arrangement is not kept in this browser.
+  let open = null;
+  let tour = null;
+  let refused = null; // why the layout or tour of the URL cannot be shown
+  let savedList = [];
   let cameras = [];
   let status = new Map();
   const tiles = new Map(); // camera id → tile
   let focus = null;
   let destroyed = false;
   let pollTimer = 0;
+  let tourTimer = 0;
 
-  const persist = () => save(storageKey, { layout: st.layout, dept: st.dept, q: st.q, selected: st.selected, page: st.page });
+  const persist = () => {
+    if (open || tour || ctx.params.get('layout') || ctx.params.get('tour')) return;
+    save(storageKey, { layout: st.layout, dept: st.dept, q: st.q, selected: st.selected, page: st.page, cells: st.cells });
+  };
 
   const unauthorized = () => api.signalUnauthorized();
 
   // ---- toolbar
   const layoutBtns = layouts.map((n) => h('button', {
     type: 'button', class: 'seg-btn', 'data-testid': `layout-${n}`, 'data-layout': n, title: t('wall.layoutN', { n }),
-    onclick: () => { st.layout = n; st.page = 0; persist(); refresh(); },
+    onclick: () => {
+      st.layout = n;
+      st.page = 0;
+      if (st.cells) st.cells = saved.resize(st.cells, n);
+      arranged();
+    },
   }, layoutIcon(n)));
   const deptSel = h('select', { 'data-testid': 'dept-filter', 'aria-label': t('wall.department'),
-    onchange: () => { st.dept = deptSel.value; st.page = 0; persist(); refresh(); } });
+    onchange: () => { st.dept = deptSel.value; st.page = 0; st.cells = null; persist(); refresh(); } });
   const search = h('input', { type: 'search', value: st.q, placeholder: t('wall.search'), 'data-testid': 'camera-search', 'aria-label': t('wall.search') });
-  search.addEventListener('input', debounce(() => { st.q = search.value.trim(); st.page = 0; persist(); refresh(); }, 200));
+  search.addEventListener('input', debounce(() => { st.q = search.value.trim(); st.page = 0; st.cells = null; persist(); refresh(); }, 200));
   const pickerBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'camera-picker', text: t('wall.pick'), onclick: openPicker });
   const pageInfo = h('span', { class: 'muted page-info', 'data-testid': 'wall-page' });
   const prevBtn = h('button', { type: 'button', class: 'btn btn-icon', 'data-testid': 'wall-prev', text: '‹', 'aria-label': t('wall.prev'), onclick: () => { st.page--; persist(); refresh(); } });
@@ -59,10 +85,21 @@ export function mount(view, ctx) {
     ? (ctx.session.role === 'display' ? null : h('a', { class: 'btn', 'data-testid': 'kiosk-exit', href: '#/wall', text: t('wall.exitKiosk') }))
     : h('a', { class: 'btn', 'data-testid': 'wall-kiosk', href: '#/wall?kiosk=1', text: t('wall.kiosk'), title: t('wall.kioskHelp') });
 
+  // saved layouts and tours
+  const savedSel = h('select', { 'data-testid': 'layout-select', 'aria-label': t('layouts.choose'),
+    onchange: () => chooseSaved(savedSel.value) });
+  const isDisplay = ctx.session.role === 'display';
+  const saveAsBtn = isDisplay ? null : h('button', { type: 'button', class: 'btn', 'data-testid': 'layout-save-as', text: t('layouts.saveAs'), onclick: saveAs });
+  const editBtn = h('button', { type: 'button', class: 'btn', 'data-testid': 'layout-edit', text: t('common.edit'), hidden: true, onclick: editOpen });
+  const deleteBtn = h('button', { type: 'button', class: 'btn btn-danger-ghost', 'data-testid': 'layout-delete', text: t('common.delete'), hidden: true, onclick: deleteOpen });
+  const tourBtn = isDisplay ? null : h('button', { type: 'button', class: 'btn', 'data-testid': 'tour-new', text: t('layouts.newTour'), onclick: newTour });
+  const tourStatus = h('span', { class: 'muted tour-status', 'data-testid': 'tour-status', hidden: true });
+
   const grid = h('div', { class: 'wall-grid', 'data-testid': 'wall-grid' });
   const page = h('section', { class: 'page wall-page', 'data-testid': 'wall-page-root' },
     h('div', { class: 'toolbar' },
       h('div', { class: 'seg', role: 'group', 'aria-label': t('wall.layout') }, layoutBtns),
+      savedSel, editBtn, deleteBtn, saveAsBtn, tourBtn, tourStatus,
       deptSel, search, pickerBtn,
       h('div', { class: 'toolbar-spacer' }),
       summary, prevBtn, pageInfo, nextBtn,
@@ -138,39 +175,231 @@ export function mount(view, ctx) {
     deptSel.value = st.dept;
   }
 
-  function refresh() {
-    for (const b of layoutBtns) b.classList.toggle('active', Number(b.dataset.layout) === st.layout);
+  // shownCells is what the grid shows, cell by cell: a camera or null.
+  function shownCells() {
+    if (st.cells) {
+      const byId = new Map(cameras.map((c) => [c.id, c]));
+      return { cells: st.cells.map((id) => (id && byId.get(id)) || null), pages: 1, total: st.cells.filter(Boolean).length };
+    }
     const list = visibleCameras();
     const pages = Math.max(1, Math.ceil(list.length / st.layout));
     st.page = Math.min(Math.max(0, st.page), pages - 1);
-    const shown = list.slice(st.page * st.layout, (st.page + 1) * st.layout);
+    return { cells: saved.resize(list.slice(st.page * st.layout, (st.page + 1) * st.layout), st.layout), pages, total: list.length };
+  }
+
+  function refresh() {
+    if (refused) {
+      replace(grid, errorBox(refused));
+      return;
+    }
+    // a saved layout or tour shows its cells: the filters apply to the plain wall
+    const saving = !!(open || tour);
+    deptSel.hidden = saving;
+    search.hidden = saving;
+    for (const b of layoutBtns) b.classList.toggle('active', Number(b.dataset.layout) === st.layout);
+    const { cells, pages, total } = shownCells();
+    const shown = cells.filter(Boolean);
     pageInfo.textContent = `${st.page + 1} / ${pages}`;
-    prevBtn.disabled = st.page === 0;
-    nextBtn.disabled = st.page >= pages - 1;
-    summary.textContent = t('wall.summary', { shown: shown.length, total: list.length });
+    prevBtn.disabled = st.page === 0 || !!st.cells;
+    nextBtn.disabled = st.page >= pages - 1 || !!st.cells;
+    summary.textContent = t('wall.summary', { shown: shown.length, total });
     grid.dataset.layout = st.layout;
-    grid.style.setProperty('--cols', String(Math.sqrt(st.layout)));
+    grid.style.setProperty('--cols', String(saved.columns(st.layout)));
+    renderSavedBar();
 
     const keep = new Set(shown.map((c) => c.id));
     for (const [id, tile] of tiles) {
       if (!keep.has(id)) destroyTile(tile);
     }
     clear(grid);
-    for (const c of shown) {
-      let tile = tiles.get(c.id);
-      if (!tile) tile = createTile(c);
-      else tile.setCamera(c);
-      grid.appendChild(tile.el);
-    }
     if (!cameras.length) {
       grid.appendChild(h('div', { class: 'wall-empty', 'data-testid': 'wall-empty' },
         h('p', { text: t('wall.noCameras') }),
         ctx.can('admin') ? h('a', { class: 'btn btn-primary', href: '#/admin/cameras', text: t('wall.addCameras') }) : null));
-    } else {
-      for (let i = shown.length; i < st.layout; i++) {
-        grid.appendChild(h('button', { type: 'button', class: 'tile tile-empty', 'data-testid': 'tile-empty', onclick: openPicker },
+      return;
+    }
+    cells.forEach((c, i) => {
+      if (!c) {
+        grid.appendChild(h('button', { type: 'button', class: 'tile tile-empty', 'data-testid': 'tile-empty', 'data-cell': i, onclick: openPicker },
           h('span', { text: '+' })));
+        return;
       }
+      let tile = tiles.get(c.id);
+      if (!tile) tile = createTile(c);
+      else tile.setCamera(c);
+      tile.el.dataset.cell = i;
+      grid.appendChild(tile.el);
+    });
+  }
+
+  // ---- saved layouts and tours
+  function renderSavedBar() {
+    const current = tour ? tour.id : open ? open.id : '';
+    replace(savedSel,
+      h('option', { value: '', text: t('layouts.current') }),
+      savedList.map((l) => h('option', { value: l.id, text: l.tour ? t('layouts.tourName', { name: l.name }) : l.name, selected: l.id === current })));
+    savedSel.value = current;
+    const mayChange = saved.canChange(tour || open, ctx.session);
+    editBtn.hidden = !mayChange;
+    deleteBtn.hidden = !mayChange;
+    savedSel.hidden = isDisplay && !savedList.length;
+  }
+
+  async function loadSaved() {
+    try {
+      savedList = await saved.listLayouts();
+    } catch (err) {
+      if (err.status !== 401) savedList = [];
+    }
+    if (!destroyed) renderSavedBar();
+  }
+
+  function wallHash(query) {
+    const q = new URLSearchParams(query);
+    if (ctx.params.get('kiosk') === '1') q.set('kiosk', '1');
+    const s = q.toString();
+    return '/wall' + (s ? '?' + s : '');
+  }
+
+  function chooseSaved(id) {
+    const l = savedList.find((x) => x.id === id);
+    ctx.navigate(wallHash(!l ? {} : l.tour ? { tour: l.id } : { layout: l.id }));
+  }
+
+  // arranged is called after the user changed the arrangement: an open
+  // layout they may change is saved at once, else the browser keeps it.
+  function arranged() {
+    persist();
+    refresh();
+    if (open && !tour && saved.canChange(open, ctx.session)) {
+      const next = { ...open, grid: st.layout, cells: st.cells || saved.resize([], st.layout) };
+      saved.updateLayout(next).then((l) => {
+        if (destroyed) return;
+        open = l;
+        grid.dataset.savedAt = l.updated;
+      }).catch((err) => toast(errorText(err), 'error'));
+    }
+  }
+
+  // swap exchanges two cells; a wall filled in order becomes arranged.
+  function swap(i, j) {
+    if (!st.cells) st.cells = shownCells().cells.map((c) => c?.id || null);
+    [st.cells[i], st.cells[j]] = [st.cells[j], st.cells[i]];
+    arranged();
+  }
+
+  function showLayout(l) {
+    st.layout = layouts.includes(l.grid) ? l.grid : 9;
+    st.cells = saved.resize(l.cells || [], st.layout);
+    refresh();
+  }
+
+  function currentArrangement() {
+    return { grid: st.layout, cells: shownCells().cells.map((c) => c?.id || null) };
+  }
+
+  async function saveAs() {
+    const made = await saved.layoutDialog(ctx, {
+      title: t('layouts.saveAsTitle'),
+      save: (v) => saved.createLayout({ ...v, ...currentArrangement() }),
+    });
+    if (made && !destroyed) {
+      toast(t('layouts.saved', { name: made.name }), 'ok');
+      ctx.navigate(wallHash({ layout: made.id }));
+    }
+  }
+
+  async function newTour() {
+    const made = await saved.layoutDialog(ctx, {
+      title: t('layouts.newTourTitle'), tour: true, all: savedList,
+      save: (v) => saved.createLayout({ ...v, grid: st.layout, cells: [] }),
+    });
+    if (made && !destroyed) ctx.navigate(wallHash({ tour: made.id }));
+  }
+
+  async function editOpen() {
+    const l = tour || open;
+    const done = await saved.layoutDialog(ctx, {
+      title: t('layouts.editTitle', { name: l.name }), layout: l, tour: !!l.tour, all: savedList.filter((x) => x.id !== l.id),
+      save: (v) => saved.updateLayout({ ...l, ...v }),
+    });
+    if (done && !destroyed) ctx.navigate(wallHash(done.tour ? { tour: done.id } : { layout: done.id }), { replace: true });
+  }
+
+  async function deleteOpen() {
+    const l = tour || open;
+    if (await deleteConfirmed(t('layouts.confirmDelete', { name: l.name }), () => saved.deleteLayout(l.id), t('layouts.deleted', { name: l.name }))) {
+      if (!destroyed) ctx.navigate(wallHash({}));
+    }
+  }
+
+  async function openSaved(id) {
+    try {
+      open = await saved.getLayout(id);
+      if (destroyed) return;
+      if (open.tour) {
+        ctx.navigate(wallHash({ tour: open.id }), { replace: true });
+        return;
+      }
+      showLayout(open);
+    } catch (err) {
+      if (err.status === 401) return;
+      refused = err;
+      if (!destroyed) refresh();
+    }
+  }
+
+  // startTour shows each layout of a tour in turn for its dwell, or, when
+  // it names none, each page of the cameras; each step reads its layout
+  // afresh, so that a changed or deleted one shows as it is now.
+  async function startTour(id) {
+    let step = -1;
+    const next = async () => {
+      if (destroyed || !tour) return;
+      step++;
+      const ids = tour.tour.layouts || [];
+      tourStatus.hidden = false;
+      if (!ids.length) {
+        st.cells = null;
+        st.selected = [];
+        st.dept = '';
+        st.q = '';
+        st.layout = layouts.includes(tour.grid) ? tour.grid : 9;
+        const pages = Math.max(1, Math.ceil(visibleCameras().length / st.layout));
+        st.page = step % pages;
+        tourStatus.dataset.step = String(st.page);
+        delete tourStatus.dataset.layoutId;
+        tourStatus.textContent = t('layouts.tourPage', { name: tour.name, n: st.page + 1, of: pages });
+        refresh();
+      } else {
+        const lid = ids[step % ids.length];
+        try {
+          const l = await saved.getLayout(lid);
+          if (destroyed || !tour) return;
+          tourStatus.dataset.layoutId = l.id;
+          tourStatus.dataset.step = String(step % ids.length);
+          tourStatus.textContent = t('layouts.tourStep', { name: tour.name, layout: l.name, n: (step % ids.length) + 1, of: ids.length });
+          showLayout(l);
+        } catch (err) {
+          if (err.status === 401) return;
+          // a layout deleted meanwhile: the next one
+        }
+      }
+      tourTimer = setTimeout(next, Math.max(5000, saved.parseDwell(tour.tour.dwell)));
+    };
+    try {
+      tour = await saved.getLayout(id);
+      if (destroyed) return;
+      if (!tour.tour) {
+        ctx.navigate(wallHash({ layout: tour.id }), { replace: true });
+        return;
+      }
+      next();
+    } catch (err) {
+      tour = null;
+      if (err.status === 401) return;
+      refused = err;
+      if (!destroyed) refresh();
     }
   }
 
@@ -245,12 +474,16 @@ export function mount(view, ctx) {
       h('div', { class: 'focus-bar' },
         h('span', { class: 'tile-name', text: camera.name || camera.id }),
         deptChip(ctx.departments, camera.department),
+        sourceBadge(camera),
         badge,
         h('span', { class: 'muted', text: camera.location?.address || '' }),
         h('span', { class: 'toolbar-spacer' }),
         h('span', { class: 'muted hint', text: t('wall.escHint') }),
         h('button', { type: 'button', class: 'btn', 'data-testid': 'focus-close', text: t('common.close'), onclick: closeFocus })),
       h('div', { class: 'focus-video' }, video, msg));
+    // PTZ for a camera that has it, for the roles that may move it
+    const ptz = hasPTZ(camera) && ctx.can('ptz') ? new PTZControl(camera) : null;
+    if (ptz) el.querySelector('.focus-video').appendChild(ptz.el);
     const player = new WhepPlayer(video, {
       cameraId: camera.id, stream: 'main', onUnauthorized: unauthorized,
       onState: (s, detail) => {
@@ -260,7 +493,7 @@ export function mount(view, ctx) {
       },
     });
     focus = {
-      camera, el, player,
+      camera, el, player, ptz,
       update: () => (document.hidden ? player.stop() : player.start()),
       setStatus: (s) => setBadge(badge, s),
     };
@@ -272,6 +505,7 @@ export function mount(view, ctx) {
 
   function closeFocus() {
     if (!focus) return;
+    focus.ptz?.destroy();
     focus.player.stop();
     focus.el.remove();
     focus = null;
@@ -316,10 +550,39 @@ export function mount(view, ctx) {
       const keep = st.selected.filter((id) => ids.includes(id));
       st.selected = [...keep, ...ids.filter((id) => !keep.includes(id))];
       st.page = 0;
-      persist();
-      refresh();
+      if (open) {
+        // an open layout: the chosen cameras fill its cells in order
+        st.cells = saved.resize(ids.length ? st.selected : [], st.layout);
+      } else {
+        st.cells = null;
+      }
+      arranged();
     });
   }
+
+  // ---- keyboard (keys.js): next/previous camera, grid size, full screen, sound
+  const unkeys = shortcuts({
+    camera: (d) => {
+      if (focus) {
+        // the large view moves on to the next camera of the wall's list
+        const list = visibleCameras();
+        const i = list.findIndex((c) => c.id === focus.camera.id);
+        if (list.length > 1) openFocus(list[(i + d + list.length) % list.length]);
+        return;
+      }
+      const shown = [...grid.querySelectorAll('[data-testid=tile]')];
+      if (!shown.length) return;
+      const i = shown.findIndex((el) => el.contains(document.activeElement));
+      shown[i < 0 ? (d > 0 ? 0 : shown.length - 1) : (i + d + shown.length) % shown.length].focus();
+    },
+    layout: (i) => page.querySelectorAll('[data-layout]')[i]?.click(),
+    fullscreen: () => toggleFullscreen(),
+    audio: () => {
+      const el = document.activeElement?.closest?.('[data-testid=tile]');
+      const mine = el && tiles.get(el.dataset.cameraId);
+      toggleHeard(mine ? [mine.audio] : [...tiles.values()].map((x) => x.audio));
+    },
+  });
 
   // ---- start
   grid.appendChild(h('div', { class: 'wall-loading' }, spinner()));
@@ -333,7 +596,12 @@ export function mount(view, ctx) {
       cameras = sortCameras(api.list(cams, 'cameras'));
       status = new Map(api.list(stat, 'cameras').map((s) => [s.id, s]));
       renderDeptOptions();
-      refresh();
+      const layoutId = ctx.params.get('layout');
+      const tourId = ctx.params.get('tour');
+      if (tourId) await startTour(tourId);
+      else if (layoutId) await openSaved(layoutId);
+      else refresh();
+      loadSaved();
       pollTimer = setTimeout(pollStatus, statusPollMs);
     } catch (err) {
       if (destroyed || err.status === 401) return;
@@ -341,8 +609,15 @@ export function mount(view, ctx) {
     }
   })();
 
+  // a tour's wall is not rearranged: the next step would undo it
+  const swapOff = saved.enableSwap(grid, (i, j) => { if (!tour) swap(i, j); });
+
   return () => {
     destroyed = true;
+    tour = null;
+    clearTimeout(tourTimer);
+    swapOff();
+    unkeys();
     clearTimeout(pollTimer);
     closeFocus();
     for (const tile of [...tiles.values()]) destroyTile(tile);
@@ -359,8 +634,8 @@ function sortCameras(list) {
 }
 
 function layoutIcon(n) {
-  const s = Math.sqrt(n);
-  const box = h('span', { class: 'layout-icon' });
+  const s = saved.columns(n);
+  const box = h('span', { class: ['layout-icon', n === 6 && 'layout-icon-6'] });
   box.style.setProperty('--n', String(s));
   for (let i = 0; i < n; i++) box.appendChild(h('i'));
   return box;

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/vigil-vms/vigil/app"
+	"github.com/vigil-vms/vigil/app/config"
+)
+
+// gbVigil starts a Vigil with GB/T 28181 on (SIP on a free port of
+// 127.0.0.1) besides the shared one, and returns it.
+func gbVigil(t *testing.T, edit func(*config.Config)) *app.App {
+	t.Helper()
+	if e2e.skip != "" {
+		t.Skip(e2e.skip)
+	}
+	return startSecondApp(t, func(cfg *config.Config) {
+		cfg.GB28181.Enabled = true
+		cfg.GB28181.Listen = "127.0.0.1:0"
+		cfg.GB28181.Password = "default-device-pw"
+		if edit != nil {
+			edit(cfg)
+		}
+	}, app.Options{})
+}
+
+// tabAt opens a tab logged in as admin on the Vigil at base, on route.
+func tabAt(t *testing.T, base, route string) context.Context {
+	t.Helper()
+	ctx := tab(t, true)
+	do(t, ctx, "log in at "+base,
+		chromedp.Navigate(base+"/#/login"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=login-username]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=login-username]`), "admin"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=login-password]`), adminPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=current-user]`)),
+		chromedp.Navigate(base+"/#"+route))
+	return ctx
+}
+
+// sipDevice is a GB/T 28181 device as far as REGISTER goes: raw SIP over
+// UDP, written here rather than with the SIP library Vigil uses, so that
+// the test does not share its mistakes.
+type sipDevice struct {
+	id, realm, platform string
+	conn                *net.UDPConn
+	server              *net.UDPAddr
+	seq                 int
+}
+
+func newSIPDevice(t *testing.T, id, server, realm, platform string) *sipDevice {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &sipDevice{id: id, realm: realm, platform: platform, conn: conn, server: raddr}
+}
+
+// register sends a REGISTER (with the Authorization header auth, if any)
+// and returns the final response's status and headers.
+func (d *sipDevice) register(t *testing.T, auth string) (int, string) {
+	t.Helper()
+	d.seq++
+	local := d.conn.LocalAddr().String()
+	uri := fmt.Sprintf("sip:%s@%s", d.platform, d.realm)
+	msg := fmt.Sprintf("REGISTER %s SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP %s;rport;branch=z9hG4bK-e2e-%s-%d\r\n"+
+		"From: <sip:%s@%s>;tag=e2e%d\r\n"+
+		"To: <sip:%s@%s>\r\n"+
+		"Call-ID: e2e-%s@127.0.0.1\r\n"+
+		"CSeq: %d REGISTER\r\n"+
+		"Contact: <sip:%s@%s>\r\n"+
+		"Max-Forwards: 70\r\n"+
+		"User-Agent: e2e raw SIP\r\n"+
+		"Expires: 3600\r\n", uri, local, d.id, d.seq, d.id, d.realm, d.seq, d.id, d.realm, d.id, d.seq, d.id, local)
+	if auth != "" {
+		msg += "Authorization: " + auth + "\r\n"
+	}
+	msg += "Content-Length: 0\r\n\r\n"
+	if _, err := d.conn.WriteToUDP([]byte(msg), d.server); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	for {
+		d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := d.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("REGISTER of %s: no answer: %v", d.id, err)
+		}
+		res := string(buf[:n])
+		var code int
+		if _, err := fmt.Sscanf(res, "SIP/2.0 %d", &code); err != nil {
+			t.Fatalf("not a SIP response: %q", res)
+		}
+		if code >= 200 {
+			return code, res
+		}
+	}
+}
+
+// registerWithDigest registers with password, answering the challenge.
+func (d *sipDevice) registerWithDigest(t *testing.T, password string) int {
+	t.Helper()
+	code, res := d.register(t, "")
+	if code != 401 {
+		t.Fatalf("REGISTER without credentials: %d, want 401: %s", code, res)
+	}
+	m := regexp.MustCompile(`(?i)nonce="([^"]+)"`).FindStringSubmatch(res)
+	if m == nil {
+		t.Fatalf("no nonce in %q", res)
+	}
+	uri := fmt.Sprintf("sip:%s@%s", d.platform, d.realm)
+	h := func(s string) string { sum := md5.Sum([]byte(s)); return hex.EncodeToString(sum[:]) }
+	resp := h(h(d.id+":"+d.realm+":"+password) + ":" + m[1] + ":" + h("REGISTER:"+uri))
+	code, _ = d.register(t, fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5`,
+		d.id, d.realm, m[1], uri, resp))
+	return code
+}
+
+// The devices page: a device nobody added is refused and listed; "Add" on
+// the refused row adds it (the ID filled in); with its password it
+// registers and the page shows it online, from where, over which
+// transport; a wrong password shows as its last error; edit and delete.
+func TestGB28181DevicesPage(t *testing.T) {
+	a := gbVigil(t, nil)
+	base := "http://" + a.Addr()
+	sipAddr, _ := a.GB28181Addr()
+	cfg := config.Default().GB28181
+	const id = "44011300001320000077"
+	dev := newSIPDevice(t, id, sipAddr, cfg.Realm, cfg.ID)
+	if code, res := dev.register(t, ""); code != 403 {
+		t.Fatalf("REGISTER of an unknown device: %d, want 403: %s", code, res)
+	}
+
+	ctx := tabAt(t, base, "/admin/gb28181")
+	row := `tr[data-testid=gb-refused-row][data-device-id="` + id + `"]`
+	waitFor(t, ctx, "the refused registration", `document.querySelector('`+row+`') !== null && document.querySelector('`+row+`').textContent.includes('127.0.0.1')`, 15*time.Second)
+	shot(t, ctx, "60-gb28181-refused")
+	do(t, ctx, "add the refused device",
+		chromedp.Click(chromedp.CSS(row+` [data-testid=gb-refused-add]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=gb-form]`)))
+	if got := eval[string](t, ctx, `document.querySelector('[data-testid=gb-id]').value`); got != id {
+		t.Fatalf("the form's id is %q, want the refused device's", got)
+	}
+	do(t, ctx, "fill in the device",
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=gb-name]`), "Riverside NVR"),
+		chromedp.SetValue(chromedp.CSS(`[data-testid=gb-department]`), "flood-control"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=gb-password]`), "nvr-pw-77"),
+		chromedp.Click(chromedp.CSS(`[data-testid=gb-save]`)))
+	devRow := `tr[data-testid=gb-device][data-device-id="` + id + `"]`
+	waitFor(t, ctx, "the device, never registered, and no longer refused",
+		`document.querySelector('[data-testid=gb-dialog]') === null && document.querySelector('`+devRow+` [data-testid=gb-state]').dataset.state === 'never' && document.querySelector('`+row+`') === null`, 15*time.Second)
+
+	// A wrong password is refused and named; the right one registers.
+	if code := dev.registerWithDigest(t, "wrong-pw"); code != 403 {
+		t.Fatalf("REGISTER with a wrong password: %d, want 403", code)
+	}
+	waitFor(t, ctx, "the wrong password as the last error", `document.querySelector('`+devRow+` [data-testid=gb-last-error]').textContent.includes('wrong password')`, 15*time.Second)
+	if code := dev.registerWithDigest(t, "nvr-pw-77"); code != 200 {
+		t.Fatalf("REGISTER with the password: %d, want 200", code)
+	}
+	local := dev.conn.LocalAddr().String()
+	waitFor(t, ctx, "the device online, from its address, over UDP",
+		`(() => { const r = document.querySelector('`+devRow+`'); return r.querySelector('[data-testid=gb-state]').dataset.state === 'online' && r.querySelector('[data-testid=gb-address]').textContent === '`+local+`' && r.querySelector('[data-testid=gb-transport]').textContent === 'UDP' && r.querySelector('[data-testid=gb-last-error]').textContent === '—'; })()`, 15*time.Second)
+	shot(t, ctx, "61-gb28181-online")
+
+	do(t, ctx, "rename the device",
+		chromedp.Click(chromedp.CSS(devRow+` [data-testid=gb-edit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=gb-form]`)),
+		chromedp.SetValue(chromedp.CSS(`[data-testid=gb-name]`), "Riverside NVR 2"),
+		chromedp.Click(chromedp.CSS(`[data-testid=gb-save]`)))
+	waitFor(t, ctx, "the new name", `document.querySelector('[data-testid=gb-dialog]') === null && document.querySelector('`+devRow+`').textContent.includes('Riverside NVR 2')`, 15*time.Second)
+	// The password was kept (the field left empty): it still registers.
+	if code := dev.registerWithDigest(t, "nvr-pw-77"); code != 200 {
+		t.Fatalf("REGISTER after the rename: %d, want 200 (password kept)", code)
+	}
+	do(t, ctx, "delete the device",
+		chromedp.Click(chromedp.CSS(devRow+` [data-testid=gb-delete]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=confirm-ok]`)))
+	waitFor(t, ctx, "the device gone", `document.querySelector('`+devRow+`') === null`, 15*time.Second)
+	if code, _ := dev.register(t, ""); code != 403 {
+		t.Fatalf("REGISTER of the deleted device: %d, want 403", code)
+	}
+}
