@@ -190,7 +190,7 @@ type Device struct {
 	sub         *subscription
 	keepalives  int
 	regCount    int
-	isRegistred bool
+	isRegistered bool
 }
 
 // Start validates cfg, opens the SIP socket and starts registering in the
@@ -484,7 +484,7 @@ func (d *Device) Close() {
 		for _, s := range d.sessions {
 			sessions = append(sessions, s)
 		}
-		reg := d.isRegistred
+		reg := d.isRegistered
 		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		for _, s := range sessions {

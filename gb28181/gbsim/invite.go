@@ -264,6 +264,7 @@ func (s *session) hangup(ctx context.Context) error {
 // stop ends the media without signalling.
 func (s *session) stop() {
 	s.cancel()
+	s.dlg.Close() // out of sipgo's dialog cache
 	if s.udp != nil {
 		s.udp.Close()
 	}

@@ -181,10 +181,10 @@ func (d *Device) register(ctx context.Context, expires time.Duration) (time.Dura
 		}
 	}
 	if expires == 0 {
-		d.isRegistred = false
+		d.isRegistered = false
 		return 0, nil
 	}
-	d.isRegistred = true
+	d.isRegistered = true
 	d.regCount++
 	return granted, nil
 }
