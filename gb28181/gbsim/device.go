@@ -180,16 +180,16 @@ type Device struct {
 	wg     sync.WaitGroup
 	closed sync.Once
 
-	mu          sync.Mutex
-	regCSeq     uint32
-	offset      time.Duration
-	haveOffset  bool
-	dateHeader  string
-	channels    []Channel
-	sessions    map[string]*session
-	sub         *subscription
-	keepalives  int
-	regCount    int
+	mu           sync.Mutex
+	regCSeq      uint32
+	offset       time.Duration
+	haveOffset   bool
+	dateHeader   string
+	channels     []Channel
+	sessions     map[string]*session
+	sub          *subscription
+	keepalives   int
+	regCount     int
 	isRegistered bool
 }
 
