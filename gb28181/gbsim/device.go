@@ -350,7 +350,9 @@ func (d *Device) open() error {
 		d.localIP = c.LocalAddr().(*net.UDPAddr).IP.String()
 		c.Close()
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(d.cfg.ID), sipgo.WithUserAgentHostname(d.cfg.Realm))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(d.cfg.ID), sipgo.WithUserAgentHostname(d.cfg.Realm),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(d.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(d.log)))
 	if err != nil {
 		return fmt.Errorf("gbsim: user agent: %w", err)
 	}
