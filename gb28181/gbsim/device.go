@@ -181,6 +181,7 @@ type Device struct {
 	closed sync.Once
 
 	mu           sync.Mutex
+	closing      bool // Close is waiting for the goroutines: spawn no more
 	regCSeq      uint32
 	offset       time.Duration
 	haveOffset   bool
@@ -508,6 +509,9 @@ func (d *Device) Close() {
 		d.srv.Close()
 		d.cli.Close()
 		d.ua.Close()
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
 		d.wg.Wait()
 	})
 }

@@ -114,7 +114,10 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.forget(s)
 		return
 	}
-	d.spawn(func() { s.run() })
+	if !d.spawn(func() { s.run() }) {
+		s.stop()
+		d.forget(s)
+	}
 }
 
 func (d *Device) hasChannel(id string) bool {

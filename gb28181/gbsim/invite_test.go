@@ -17,7 +17,7 @@ func TestInviteUDP(t *testing.T) {
 	udp, _, _ := startRegistrar(t, time.Minute)
 	d := startDevice(t, Config{Server: udp, Password: "secret1"})
 	waitRegistered(t, d)
-	p := newPlatform(t)
+	p := newPlatform(t, time.Time{})
 	pc, next := udpReceiver(t)
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	s, code, err := p.invite(t, d.SIPAddr(), testChan1, offerSDP(TransportUDP, "127.0.0.1", port, "0100000001"))
@@ -64,7 +64,7 @@ func TestInviteTCP(t *testing.T) {
 	udp, _, _ := startRegistrar(t, time.Minute)
 	d := startDevice(t, Config{Server: udp, Password: "secret1"})
 	waitRegistered(t, d)
-	p := newPlatform(t)
+	p := newPlatform(t, time.Time{})
 	for _, tr := range []string{TransportTCPPassive, TransportTCPActive} {
 		t.Run(tr, func(t *testing.T) {
 			var ln net.Listener
@@ -125,7 +125,7 @@ func TestDeviceBye(t *testing.T) {
 	udp, _, _ := startRegistrar(t, time.Minute)
 	d := startDevice(t, Config{Server: udp, Password: "secret1"})
 	waitRegistered(t, d)
-	p := newPlatform(t)
+	p := newPlatform(t, time.Time{})
 	pc, next := udpReceiver(t)
 	if _, code, err := p.invite(t, d.SIPAddr(), testChan1, offerSDP(TransportUDP, "127.0.0.1", pc.LocalAddr().(*net.UDPAddr).Port, "0100000003")); err != nil || code != 200 {
 		t.Fatalf("invite: %d %v", code, err)

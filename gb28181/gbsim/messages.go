@@ -57,10 +57,17 @@ func (d *Device) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// spawn runs f on a goroutine the device waits for on Close.
-func (d *Device) spawn(f func()) {
+// spawn runs f on a goroutine the device waits for on Close; once Close
+// has begun waiting, f is not run and spawn returns false.
+func (d *Device) spawn(f func()) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return false
+	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); f() }()
+	return true
 }
 
 func (d *Device) answerQuery(q *manscdp.Query) {

@@ -17,8 +17,7 @@ import (
 // 8 hours ahead of the machine's clock.
 func platformDevice(t *testing.T, cfg Config) (*Device, *testPlatform) {
 	t.Helper()
-	p := newPlatform(t)
-	p.date = time.Now().Add(8 * time.Hour)
+	p := newPlatform(t, time.Now().Add(8*time.Hour))
 	cfg.Server = p.addr
 	d := startDevice(t, cfg)
 	waitRegistered(t, d)

@@ -41,7 +41,8 @@ type testPlatform struct {
 	date time.Time
 }
 
-func newPlatform(t *testing.T) *testPlatform {
+// date is the Date the platform answers REGISTERs with (zero: none).
+func newPlatform(t *testing.T, date time.Time) *testPlatform {
 	t.Helper()
 	testkit.CheckLeaks(t)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("platform"), sipgo.WithUserAgentHostname("4401130000"))
@@ -56,7 +57,7 @@ func newPlatform(t *testing.T) *testPlatform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &testPlatform{addr: pc.LocalAddr().String(), byeSig: make(chan struct{}, 16), msgs: make(chan manscdp.Message, 64)}
+	p := &testPlatform{addr: pc.LocalAddr().String(), byeSig: make(chan struct{}, 16), msgs: make(chan manscdp.Message, 64), date: date}
 	p.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(p.addr))
 	if err != nil {
 		t.Fatal(err)

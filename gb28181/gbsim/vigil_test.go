@@ -131,15 +131,15 @@ func TestVigilPlatform(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			ssrc := "010000010" + strconv.Itoa(i)
 			n, _ := strconv.ParseUint(ssrc, 10, 32)
+			var units, keys atomic.Int64
+			keyAfter := make(chan struct{})
+			var once sync.Once
+			var asked atomic.Bool
 			rcv, err := v.media.Expect(uint32(n), "127.0.0.1", tr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer rcv.Close()
-			var units, keys atomic.Int64
-			keyAfter := make(chan struct{})
-			var once sync.Once
-			var asked atomic.Bool
 			rcv.OnUnit = func(u *ps.Unit) {
 				if u.Type != ps.TypeH264 {
 					return
