@@ -22,7 +22,8 @@ import (
 // vigilSide is Vigil's own platform side: gb28181/sip and gb28181/media.
 type vigilSide struct {
 	sip       *gbsip.Server
-	sipAddr   string
+	sipAddr   string // UDP
+	sipTCP    string
 	media     *media.Server
 	mediaPort int
 	catalogs  chan []manscdp.Item
@@ -50,7 +51,7 @@ func startVigil(t *testing.T) *vigilSide {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.sipAddr = pc.LocalAddr().String()
+	v.sipAddr, v.sipTCP = pc.LocalAddr().String(), ln.Addr().String()
 	testkit.Run(t, func(ctx context.Context) error { return v.sip.Serve(ctx, pc, ln) })
 
 	// one media port number for UDP and TCP
@@ -260,5 +261,48 @@ func TestVigilPlatformFaults(t *testing.T) {
 			}
 			c.check(t, rcv, invErr, startErr)
 		})
+	}
+}
+
+// TestVigilPlatformSIPOverTCP: with SIP over TCP, Vigil's requests and the
+// device's BYE travel on the connection the device opened.
+func TestVigilPlatformSIPOverTCP(t *testing.T) {
+	v := startVigil(t)
+	d := startDevice(t, Config{Server: v.sipTCP, Transport: "tcp", Password: "secret1"})
+	waitRegistered(t, d)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if st := v.sip.DeviceState(testDevice); st.Transport != "tcp" {
+		t.Fatalf("registrar state %+v", st)
+	}
+	items, err := v.sip.Catalog(ctx, testDevice)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("catalog %+v %v", items, err)
+	}
+	var units atomic.Int64
+	rcv, err := v.media.Expect(100000300, "127.0.0.1", TransportTCPPassive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	rcv.OnUnit = func(*ps.Unit) { units.Add(1) }
+	call, err := v.sip.Invite(ctx, gbsip.InviteRequest{Device: testDevice, Channel: testChan2, SSRC: "0100000300", Transport: TransportTCPPassive, MediaIP: "127.0.0.1", MediaPort: v.mediaPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.WaitStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "units", func() bool { return units.Load() >= 5 })
+	if err := d.Hangup(ctx, testChan2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Done():
+		if !call.HungUp() {
+			t.Fatal("the call ended but not by the device")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Vigil did not see the device's BYE")
 	}
 }
