@@ -82,7 +82,8 @@ func startVigil(t *testing.T) *vigilSide {
 // keyframe on request.
 func TestVigilPlatform(t *testing.T) {
 	v := startVigil(t)
-	d := startDevice(t, Config{Server: v.sipAddr, Password: "secret1", CatalogSubscribe: true})
+	d := startDevice(t, Config{Server: v.sipAddr, Password: "secret1", CatalogSubscribe: true,
+		Channels: []Channel{{ID: testChan1, Name: "河道闸门", PTZ: true}, {ID: testChan2, Name: "大桥"}}})
 	waitRegistered(t, d)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -91,7 +92,7 @@ func TestVigilPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(items) != 2 || items[0].DeviceID != testChan1 || items[1].DeviceID != testChan2 {
+	if len(items) != 2 || items[0].DeviceID != testChan1 || items[1].DeviceID != testChan2 || items[0].Name != "河道闸门" {
 		t.Fatalf("catalog %+v", items)
 	}
 	info, err := v.sip.DeviceInfo(ctx, testDevice)
