@@ -112,7 +112,7 @@ func TestVigilPlatform(t *testing.T) {
 	if a := <-v.alarms; a.DeviceID != testChan2 || a.AlarmDescription != "tripwire" {
 		t.Fatalf("alarm %+v", a)
 	}
-	if err := v.sip.SubscribeCatalog(ctx, testDevice); err != nil {
+	if _, err := v.sip.SubscribeCatalog(ctx, testDevice); err != nil {
 		t.Fatal(err)
 	}
 	drain(v.catalogs)
