@@ -2,7 +2,9 @@ package camsim
 
 import (
 	"fmt"
+	"math"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -12,7 +14,7 @@ import (
 // video themselves (gb28181/gbsim sends it as MPEG-PS). It is read from the same
 // fixtures as the RTSP cameras' streams.
 type Frames struct {
-	// Codec is CodecH264 or CodecH265 for video, "aac" for audio.
+	// Codec is CodecH264 or CodecH265 for video; "aac", "pcma" or "pcmu" for audio.
 	Codec string
 	// Width and Height are the picture size (video only).
 	Width, Height int
@@ -33,8 +35,9 @@ type Frame struct {
 	Key bool
 	// NALUs are the video NAL units without start codes; nil for audio.
 	NALUs [][]byte
-	// ADTS is one AAC frame with its ADTS header; nil for video.
-	ADTS []byte
+	// Audio is one AAC frame with its ADTS header, or 20 ms of G.711
+	// samples; nil for video.
+	Audio []byte
 }
 
 // VideoFrames returns the access units of the main (sub false) or sub-stream clip of
@@ -99,8 +102,42 @@ func AudioFrames() (*Frames, error) {
 		if err != nil {
 			return nil, fmt.Errorf("camsim: fixture audio_aac.adts: frame %d: %w", i, err)
 		}
-		f.Frames[i] = Frame{PTS: int64(i) * aacSamplesPerFrame * 90000 / rate, ADTS: b}
+		f.Frames[i] = Frame{PTS: int64(i) * aacSamplesPerFrame * 90000 / rate, Audio: b}
 	}
 	f.Duration = int64(len(pkts)) * aacSamplesPerFrame * 90000 / rate
+	return f, nil
+}
+
+// G711Frames returns 8 s of a 1 kHz tone at 8 kHz in G.711 A-law (alaw true)
+// or µ-law, in frames of 20 ms (160 bytes) with 90 kHz PTS, encoded with
+// mediacommon's G.711 encoders: the audio GB/T 28181 devices usually send.
+func G711Frames(alaw bool) (*Frames, error) {
+	const (
+		rate     = 8000
+		perFrame = rate / 50
+		seconds  = 8
+	)
+	lpcm := make([]byte, 2*rate*seconds) // big-endian 16-bit samples
+	for i := 0; i < rate*seconds; i++ {
+		v := int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/rate))
+		lpcm[2*i], lpcm[2*i+1] = byte(uint16(v)>>8), byte(v)
+	}
+	var samples []byte
+	var err error
+	codec := "pcmu"
+	if alaw {
+		codec = "pcma"
+		samples, err = g711.Alaw(lpcm).Marshal()
+	} else {
+		samples, err = g711.Mulaw(lpcm).Marshal()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("camsim: %s tone: %w", codec, err)
+	}
+	f := &Frames{Codec: codec, ClockRate: 90000, Frames: make([]Frame, len(samples)/perFrame)}
+	for i := range f.Frames {
+		f.Frames[i] = Frame{PTS: int64(i) * perFrame * 90000 / rate, Audio: samples[i*perFrame : (i+1)*perFrame]}
+	}
+	f.Duration = int64(len(f.Frames)) * perFrame * 90000 / rate
 	return f, nil
 }

@@ -23,7 +23,7 @@ func TestFrames(t *testing.T) {
 			t.Fatalf("%s %s %v: %dx%d, %d frames, loop %d", c.codec, c.bitrate, c.sub, f.Width, f.Height, len(f.Frames), f.Duration)
 		}
 		for i, fr := range f.Frames {
-			if fr.Key != (i%50 == 0) || fr.PTS != int64(i)*3600 || len(fr.NALUs) == 0 || fr.ADTS != nil {
+			if fr.Key != (i%50 == 0) || fr.PTS != int64(i)*3600 || len(fr.NALUs) == 0 || fr.Audio != nil {
 				t.Fatalf("%s frame %d: key %v pts %d, %d NAL units", c.codec, i, fr.Key, fr.PTS, len(fr.NALUs))
 			}
 		}
@@ -35,7 +35,16 @@ func TestFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Frames) != 376 || a.Duration != 376*1920 || a.Frames[1].PTS != 1920 || a.Frames[0].ADTS[0] != 0xFF {
+	if len(a.Frames) != 376 || a.Duration != 376*1920 || a.Frames[1].PTS != 1920 || a.Frames[0].Audio[0] != 0xFF {
 		t.Fatalf("audio: %d frames, loop %d, second at %d", len(a.Frames), a.Duration, a.Frames[1].PTS)
+	}
+	for _, alaw := range []bool{true, false} {
+		g, err := G711Frames(alaw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Frames) != 400 || g.Duration != 8*90000 || g.Frames[1].PTS != 1800 || len(g.Frames[0].Audio) != 160 {
+			t.Fatalf("g711 alaw=%v: %d frames, loop %d, second at %d", alaw, len(g.Frames), g.Duration, g.Frames[1].PTS)
+		}
 	}
 }

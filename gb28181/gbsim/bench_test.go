@@ -21,7 +21,7 @@ import (
 //
 //	go test -run XXX -bench Packetize -benchtime 200x ./gb28181/gbsim
 func BenchmarkPacketize(b *testing.B) {
-	clips, err := LoadClips(camsim.CodecH264, camsim.BitrateHigh, false)
+	clips, err := LoadClips(camsim.CodecH264, camsim.BitrateHigh, "")
 	if err != nil {
 		b.Fatal(err)
 	}

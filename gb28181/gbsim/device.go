@@ -9,7 +9,7 @@
 // records PTZ DeviceControl commands; sends Alarm notifications.
 //
 // An INVITE for a channel is answered with an SDP (y= echoed) and the channel's
-// video — camsim's looping H.264 or H.265 clip, optionally with AAC audio — is
+// video — camsim's looping H.264 or H.265 clip, optionally with AAC or G.711 audio — is
 // sent as MPEG-PS over RTP at real-time pace, over UDP, over TCP as the
 // connecting side (the platform offered a=setup:passive) or over TCP as the
 // listening side (a=setup:active), RTP over TCP framed per RFC 4571. An
@@ -119,10 +119,13 @@ type Config struct {
 	// 1.1 Mbit/s) or camsim.BitrateHigh (about 2 Mbit/s, H.264 only).
 	// It defaults to camsim.BitrateNormal.
 	Bitrate string
-	// Audio adds camsim's AAC clip to the PS stream.
+	// Audio adds audio to the PS stream: AudioCodec, or AudioAAC when that is empty.
 	Audio bool
+	// AudioCodec is the audio with Audio: AudioAAC (camsim's AAC clip),
+	// AudioPCMA or AudioPCMU (a G.711 tone). It defaults to AudioAAC.
+	AudioCodec string
 	// Clips, when set, are shared instead of loading camsim's clips for this
-	// device (useful with many devices). Codec, Bitrate and Audio are then ignored.
+	// device (useful with many devices). Codec, Bitrate and the audio are then ignored.
 	Clips *Clips
 	// CatalogSubscribe accepts catalog SUBSCRIBEs (200) and sends a NOTIFY on
 	// every channel change; when false they are refused with 489 Bad Event.
@@ -295,6 +298,14 @@ func (c *Config) defaults() error {
 		}
 	default:
 		return fmt.Errorf("gbsim: bitrate %q: want normal or high", c.Bitrate)
+	}
+	switch {
+	case !c.Audio:
+		c.AudioCodec = ""
+	case c.AudioCodec == "":
+		c.AudioCodec = AudioAAC
+	case c.AudioCodec != AudioAAC && c.AudioCodec != AudioPCMA && c.AudioCodec != AudioPCMU:
+		return fmt.Errorf("gbsim: audio codec %q: want aac, pcma or pcmu", c.AudioCodec)
 	}
 	if c.CatalogPageItems <= 0 {
 		c.CatalogPageItems = manscdp.DefaultPageItems

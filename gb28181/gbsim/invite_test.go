@@ -1,12 +1,15 @@
 package gbsim
 
 import (
+	"bytes"
 	"math"
 	"net"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
@@ -208,4 +211,47 @@ func TestInviteRefusals(t *testing.T) {
 func TestRefresh(t *testing.T) {
 	d, _ := platformDevice(t, Config{Expires: 2 * time.Second})
 	testkit.WaitFor(t, 10*time.Second, "a refresh", func() bool { return d.Registrations() >= 2 })
+}
+
+// TestInviteG711: G.711 audio (stream types 0x90, 0x91) beside H.264, as
+// Vigil's demuxer reads it: 20 ms units of 160 bytes, the tone camsim makes.
+// (Debian's ffprobe 5.1 cannot judge it: it takes stream 0xC0 as MPEG audio
+// whatever the PSM says.)
+func TestInviteG711(t *testing.T) {
+	for _, c := range []struct {
+		codec string
+		typ   ps.StreamType
+	}{{AudioPCMA, ps.TypeG711A}, {AudioPCMU, ps.TypeG711U}} {
+		t.Run(c.codec, func(t *testing.T) {
+			tone, err := camsim.G711Frames(c.codec == AudioPCMA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, p := platformDevice(t, Config{Audio: true, AudioCodec: c.codec})
+			code, next, _ := inviteUDP(t, d, p)
+			if code != 200 {
+				t.Fatalf("INVITE answered %d", code)
+			}
+			cp := readRTP(t, next, 1200*time.Millisecond)
+			audio, first := 0, int64(-1)
+			dm := ps.Demuxer{OnUnit: func(u *ps.Unit) {
+				if u.Type != c.typ {
+					return
+				}
+				if first < 0 {
+					first = u.PTS
+				}
+				i := int((u.PTS-first)/1800) % len(tone.Frames)
+				if (u.PTS-first)%1800 != 0 || !bytes.Equal(u.Payload, tone.Frames[i].Audio) {
+					t.Errorf("audio unit at +%d: %d bytes, not tone frame %d", u.PTS-first, len(u.Payload), i)
+				}
+				audio++
+			}}
+			dm.Write(cp.ps)
+			dm.Flush()
+			if video := videoUnits(t, cp.ps); audio < 40 || audio+video != cp.units {
+				t.Fatalf("%d units: %d video, %d %v", cp.units, video, audio, c.typ)
+			}
+		})
+	}
 }

@@ -22,6 +22,13 @@ const MaxRTPPayload = 1400
 // ahead instead of sending a burst (a starved CPU, a suspended machine).
 const maxLateness = time.Second
 
+// Audio codecs a device can add to its PS stream (Config.AudioCodec).
+const (
+	AudioAAC  = "aac"  // camsim's AAC-LC clip, mono 48 kHz, ADTS (stream type 0x0F)
+	AudioPCMA = "pcma" // a G.711 A-law tone, 8 kHz (stream type 0x90), what most devices send
+	AudioPCMU = "pcmu" // a G.711 µ-law tone, 8 kHz (stream type 0x91)
+)
+
 // Clips are the looping video (and optional audio) a device sends, read once
 // from camsim's embedded fixtures and shareable between devices.
 type Clips struct {
@@ -29,6 +36,7 @@ type Clips struct {
 	Video, Audio *camsim.Frames
 
 	videoType ps.StreamType
+	audioType ps.StreamType
 	video     []clipUnit
 	audio     []clipUnit
 }
@@ -37,13 +45,14 @@ type clipUnit struct {
 	pts  int64
 	dur  int64 // until the next unit (the last one: until the loop restarts)
 	key  bool
-	data []byte // Annex-B picture or ADTS frame
+	data []byte // Annex-B picture, ADTS frame or G.711 samples
 }
 
 // LoadClips reads camsim's main-stream clip of codec (camsim.CodecH264 or
 // camsim.CodecH265) and bitrate (camsim.BitrateNormal, about 1.1 Mbit/s, or
-// camsim.BitrateHigh, about 2 Mbit/s, H.264 only) and, with audio, its AAC clip.
-func LoadClips(codec, bitrate string, audio bool) (*Clips, error) {
+// camsim.BitrateHigh, about 2 Mbit/s, H.264 only) and audio: "" for none,
+// AudioAAC, AudioPCMA or AudioPCMU.
+func LoadClips(codec, bitrate, audio string) (*Clips, error) {
 	v, err := camsim.VideoFrames(codec, bitrate, false)
 	if err != nil {
 		return nil, err
@@ -53,13 +62,25 @@ func LoadClips(codec, bitrate string, audio bool) (*Clips, error) {
 		c.videoType = ps.TypeH265
 	}
 	c.video = units(v)
-	if audio {
-		a, err := camsim.AudioFrames()
-		if err != nil {
-			return nil, err
+	switch audio {
+	case "":
+		return c, nil
+	case AudioAAC:
+		c.Audio, err = camsim.AudioFrames()
+		c.audioType = ps.TypeAAC
+	case AudioPCMA, AudioPCMU:
+		c.Audio, err = camsim.G711Frames(audio == AudioPCMA)
+		c.audioType = ps.TypeG711A
+		if audio == AudioPCMU {
+			c.audioType = ps.TypeG711U
 		}
-		c.Audio, c.audio = a, units(a)
+	default:
+		return nil, fmt.Errorf("gbsim: audio codec %q: want aac, pcma or pcmu", audio)
 	}
+	if err != nil {
+		return nil, err
+	}
+	c.audio = units(c.Audio)
 	return c, nil
 }
 
@@ -70,8 +91,8 @@ func units(f *camsim.Frames) []clipUnit {
 		if i+1 < len(f.Frames) {
 			next = f.Frames[i+1].PTS
 		}
-		u := clipUnit{pts: fr.PTS, dur: next - fr.PTS, key: fr.Key, data: fr.ADTS}
-		if fr.ADTS == nil {
+		u := clipUnit{pts: fr.PTS, dur: next - fr.PTS, key: fr.Key, data: fr.Audio}
+		if fr.Audio == nil {
 			for _, n := range fr.NALUs {
 				u.data = append(u.data, 0, 0, 0, 1)
 				u.data = append(u.data, n...)
@@ -85,7 +106,7 @@ func units(f *camsim.Frames) []clipUnit {
 func (d *Device) loadClips() (*Clips, error) {
 	d.clipsOnce.Do(func() {
 		if d.clips == nil {
-			d.clips, d.clipsErr = LoadClips(d.cfg.Codec, d.cfg.Bitrate, d.cfg.Audio)
+			d.clips, d.clipsErr = LoadClips(d.cfg.Codec, d.cfg.Bitrate, d.cfg.AudioCodec)
 		}
 	})
 	return d.clips, d.clipsErr
@@ -131,9 +152,7 @@ type packetizer struct {
 func newPacketizer(clips *Clips, ssrc uint32, noPSM bool) *packetizer {
 	p := &packetizer{clips: clips, noPSM: noPSM, base: int64(rand.Uint32() >> 1)}
 	p.mux.VideoType = clips.videoType
-	if clips.audio != nil {
-		p.mux.AudioType = ps.TypeAAC
-	}
+	p.mux.AudioType = clips.audioType
 	p.pkt.Header = rtp.Header{Version: 2, PayloadType: 96, SSRC: ssrc, SequenceNumber: uint16(rand.Uint32())}
 	return p
 }
@@ -154,7 +173,7 @@ func (p *packetizer) next(keyframe func() bool) ([][]byte, bool, error) {
 	if c.audio != nil && p.aOut < p.vOut {
 		u := c.audio[p.ai]
 		p.ai = (p.ai + 1) % len(c.audio)
-		p.unit = ps.Unit{Type: ps.TypeAAC, PTS: p.base + p.aOut, DTS: p.base + p.aOut, Payload: u.data}
+		p.unit = ps.Unit{Type: c.audioType, PTS: p.base + p.aOut, DTS: p.base + p.aOut, Payload: u.data}
 		p.aOut += u.dur
 	} else {
 		if keyframe() && !c.video[p.vi].key {
