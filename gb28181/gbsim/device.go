@@ -73,6 +73,9 @@ type Faults struct {
 	NoPSM bool
 	// RefuseInvite, when not 0, answers every INVITE with this SIP status (e.g. 486).
 	RefuseInvite int
+	// NoAnswer answers INVITEs with 100 Trying and nothing more (until the
+	// platform CANCELs or gives up), as a device that hangs would.
+	NoAnswer bool
 	// BadSDP answers INVITEs with 200 and an SDP without a usable media line.
 	BadSDP bool
 	// RefuseTransports lists media transports (TransportUDP, …) whose INVITEs

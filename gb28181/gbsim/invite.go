@@ -69,6 +69,17 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.respond(req, tx, 404, "Not Found")
 		return
 	}
+	if d.cfg.Faults.NoAnswer {
+		d.respond(req, tx, 100, "Trying")
+		t := time.NewTimer(64 * sip.T1)
+		defer t.Stop()
+		select { // keep the transaction: retransmissions and a CANCEL are absorbed
+		case <-tx.Done():
+		case <-d.ctx.Done():
+		case <-t.C:
+		}
+		return
+	}
 	if code := d.cfg.Faults.RefuseInvite; code != 0 {
 		d.respond(req, tx, code, "Refused by gbsim")
 		return

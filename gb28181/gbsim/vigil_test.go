@@ -210,6 +210,12 @@ func TestVigilPlatformFaults(t *testing.T) {
 				t.Fatalf("invite error %v", err)
 			}
 		}},
+		{"NoAnswer", Faults{NoAnswer: true}, func(t *testing.T, _ *media.Receiver, err, _ error) {
+			var ie *gbsip.InviteError
+			if !errors.As(err, &ie) || ie.Kind != gbsip.InviteNoAnswer {
+				t.Fatalf("invite error %v", err)
+			}
+		}},
 		{"BadSDP", Faults{BadSDP: true}, func(t *testing.T, _ *media.Receiver, err, _ error) {
 			var ie *gbsip.InviteError
 			if !errors.As(err, &ie) || ie.Kind != gbsip.InviteBadSDP {
