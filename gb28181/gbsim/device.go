@@ -139,7 +139,8 @@ type Config struct {
 	// Name, Manufacturer, Model and Firmware answer DeviceInfo.
 	// They default to "gbsim <ID>", "Vigil", "gbsim" and "1.0".
 	Name, Manufacturer, Model, Firmware string
-	// Faults make the device misbehave (see Faults).
+	// Faults make the device misbehave (see Faults); Device.SetFaults
+	// changes them while it runs.
 	Faults Faults
 	// Log defaults to slog.Default().
 	Log *slog.Logger
@@ -325,16 +326,23 @@ func (c *Config) defaults() error {
 	if c.Firmware == "" {
 		c.Firmware = "1.0"
 	}
-	if c.Faults.RefuseInvite != 0 && (c.Faults.RefuseInvite < 300 || c.Faults.RefuseInvite > 699) {
-		return fmt.Errorf("gbsim: RefuseInvite %d is not a SIP failure status (300–699)", c.Faults.RefuseInvite)
-	}
-	for _, t := range append(append([]string(nil), c.Faults.RefuseTransports...), c.Faults.SilentTransports...) {
-		if t != TransportUDP && t != TransportTCPPassive && t != TransportTCPActive {
-			return fmt.Errorf("gbsim: fault transport %q: want udp, tcp-passive or tcp-active", t)
-		}
+	if err := c.Faults.check(); err != nil {
+		return err
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	return nil
+}
+
+func (f Faults) check() error {
+	if f.RefuseInvite != 0 && (f.RefuseInvite < 300 || f.RefuseInvite > 699) {
+		return fmt.Errorf("gbsim: RefuseInvite %d is not a SIP failure status (300–699)", f.RefuseInvite)
+	}
+	for _, t := range append(append([]string(nil), f.RefuseTransports...), f.SilentTransports...) {
+		if t != TransportUDP && t != TransportTCPPassive && t != TransportTCPActive {
+			return fmt.Errorf("gbsim: fault transport %q: want udp, tcp-passive or tcp-active", t)
+		}
 	}
 	return nil
 }
@@ -435,6 +443,25 @@ func (d *Device) contact() sip.ContactHeader {
 		c.Address.UriParams.Add("transport", "tcp")
 	}
 	return c
+}
+
+// Faults returns the faults in force.
+func (d *Device) Faults() Faults {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Faults
+}
+
+// SetFaults changes the faults: INVITEs from now on see the new ones (a
+// session keeps those of its INVITE), and so do the next keepalives.
+func (d *Device) SetFaults(f Faults) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cfg.Faults = f
+	return nil
 }
 
 // Registered is closed after the first successful registration.

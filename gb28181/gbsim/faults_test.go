@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,51 @@ func TestKeyFrame(t *testing.T) {
 
 func keyFrameControl() *manscdp.Control {
 	return &manscdp.Control{Header: manscdp.Header{CmdType: manscdp.CmdDeviceControl, SN: 11, DeviceID: testChan1}, IFameCmd: "Send"}
+}
+
+// TestSetFaults: faults change on a running device.
+func TestSetFaults(t *testing.T) {
+	d, p := platformDevice(t, Config{})
+	if err := d.SetFaults(Faults{RefuseInvite: 603}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := inviteUDP(t, d, p); code != 603 {
+		t.Fatalf("INVITE answered %d, want 603", code)
+	}
+	if err := d.SetFaults(Faults{RefuseInvite: 200}); err == nil {
+		t.Fatal("RefuseInvite 200 accepted")
+	}
+	if err := d.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := inviteUDP(t, d, p); code != 200 {
+		t.Fatalf("INVITE answered %d after the faults were cleared", code)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ok := Config{ID: testDevice, Server: "127.0.0.1:5060", Channels: []Channel{{ID: testChan1}}}
+	for _, c := range []struct {
+		change func(*Config)
+		err    string
+	}{
+		{func(c *Config) { c.ID = "123" }, `device id "123" is not 20 digits`},
+		{func(c *Config) { c.Server = "nowhere" }, `server "nowhere" is not host:port`},
+		{func(c *Config) { c.ServerID = "x" }, `server id "x"`},
+		{func(c *Config) { c.Transport = "sctp" }, `SIP transport "sctp"`},
+		{func(c *Config) { c.Channels = nil }, "at least one channel"},
+		{func(c *Config) { c.Channels = []Channel{{ID: "1"}} }, `channel id "1"`},
+		{func(c *Config) { c.Channels = []Channel{{ID: testChan1}, {ID: testChan1}} }, "appears twice"},
+		{func(c *Config) { c.Codec = "mjpeg" }, `codec "mjpeg"`},
+		{func(c *Config) { c.Codec, c.Bitrate = "h265", "high" }, "H.264 only"},
+		{func(c *Config) { c.Audio, c.AudioCodec = true, "opus" }, `audio codec "opus"`},
+		{func(c *Config) { c.Faults.RefuseInvite = 180 }, "RefuseInvite 180"},
+		{func(c *Config) { c.Faults.SilentTransports = []string{"quic"} }, `fault transport "quic"`},
+	} {
+		cfg := ok
+		c.change(&cfg)
+		if _, err := Start(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("err %v, want %q", err, c.err)
+		}
+	}
 }

@@ -45,6 +45,7 @@ type session struct {
 	udp       net.PacketConn // TransportUDP
 	ln        net.Listener   // TransportTCPActive
 	localPort int
+	faults    Faults // as they were at the INVITE
 	keyframe  atomic.Bool
 
 	ctx    context.Context
@@ -69,7 +70,8 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.respond(req, tx, 404, "Not Found")
 		return
 	}
-	if d.cfg.Faults.NoAnswer {
+	faults := d.Faults()
+	if faults.NoAnswer {
 		d.respond(req, tx, 100, "Trying")
 		t := time.NewTimer(64 * sip.T1)
 		defer t.Stop()
@@ -80,7 +82,7 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
-	if code := d.cfg.Faults.RefuseInvite; code != 0 {
+	if code := faults.RefuseInvite; code != 0 {
 		d.respond(req, tx, code, "Refused by gbsim")
 		return
 	}
@@ -90,7 +92,7 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.respond(req, tx, 488, "Not Acceptable Here")
 		return
 	}
-	if slices.Contains(d.cfg.Faults.RefuseTransports, o.Transport) {
+	if slices.Contains(faults.RefuseTransports, o.Transport) {
 		d.respond(req, tx, 488, "Not Acceptable Here")
 		return
 	}
@@ -104,7 +106,7 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		d.respond(req, tx, 400, "Bad Request")
 		return
 	}
-	s, err := d.newSession(dlg, channel, o)
+	s, err := d.newSession(dlg, channel, o, faults)
 	if err != nil {
 		d.log.Error("gbsim: media socket", "error", err)
 		_ = dlg.Respond(500, "Server Internal Error", nil)
@@ -112,7 +114,7 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	answer := answerSDP(d.cfg.ID, d.localIP, s.localPort, o)
-	if d.cfg.Faults.BadSDP {
+	if faults.BadSDP {
 		answer = badAnswerSDP(d.cfg.ID)
 	}
 	d.mu.Lock()
@@ -142,8 +144,8 @@ func (d *Device) hasChannel(id string) bool {
 	return false
 }
 
-func (d *Device) newSession(dlg *sipgo.DialogServerSession, channel string, o offer) (*session, error) {
-	s := &session{d: d, dlg: dlg, channel: channel, offer: o, done: make(chan struct{})}
+func (d *Device) newSession(dlg *sipgo.DialogServerSession, channel string, o offer, f Faults) (*session, error) {
+	s := &session{d: d, dlg: dlg, channel: channel, offer: o, faults: f, done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(d.ctx)
 	if o.SSRC != "" {
 		v, _ := strconv.ParseUint(o.SSRC, 10, 64)
@@ -151,7 +153,7 @@ func (d *Device) newSession(dlg *sipgo.DialogServerSession, channel string, o of
 	} else {
 		s.ssrc = rand.Uint32()
 	}
-	if d.cfg.Faults.WrongSSRC {
+	if f.WrongSSRC {
 		s.ssrc ^= 0x5A5A
 	}
 	switch o.Transport {
@@ -289,7 +291,7 @@ func (s *session) stop() {
 
 // silent reports whether the faults say this session sends nothing.
 func (s *session) silent() bool {
-	f := s.d.cfg.Faults
+	f := s.faults
 	return f.NoRTP || f.BadSDP || slices.Contains(f.SilentTransports, s.offer.Transport)
 }
 

@@ -213,7 +213,7 @@ func (s *session) stream(write func([][]byte) error) error {
 	if err != nil {
 		return err
 	}
-	p := newPacketizer(clips, s.ssrc, s.d.cfg.Faults.NoPSM)
+	p := newPacketizer(clips, s.ssrc, s.faults.NoPSM)
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()

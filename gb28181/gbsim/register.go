@@ -86,7 +86,7 @@ func (d *Device) keepAlive(granted time.Duration) bool {
 		case <-refresh.C:
 			return true
 		case <-tick.C:
-			if d.cfg.Faults.NoKeepalive {
+			if d.Faults().NoKeepalive {
 				continue
 			}
 			err := d.keepalive(d.ctx)
