@@ -37,7 +37,15 @@ type AttemptError struct {
 	Err       error
 }
 
-func (e *AttemptError) Error() string { return e.Transport + ": " + e.Err.Error() }
+func (e *AttemptError) Error() string {
+	msg := e.Err.Error()
+	var ie *sip.InviteError
+	if errors.As(e.Err, &ie) {
+		// the PlayError names the camera already
+		msg = strings.TrimPrefix(msg, fmt.Sprintf("gb28181 device %s, channel %s: ", ie.Device, ie.Channel))
+	}
+	return e.Transport + ": " + msg
+}
 func (e *AttemptError) Unwrap() error { return e.Err }
 
 // PlayError is a Play that got no video over any transport tried.
