@@ -61,6 +61,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs.StringVar(&o.Codec, "codec", CodecH264, "video codec: h264 or h265")
 	fs.StringVar(&o.Bitrate, "bitrate", BitrateNormal, "main stream bitrate: normal (~1.1 Mbit/s) or high (~2 Mbit/s, h264 only)")
 	fs.BoolVar(&o.Audio, "audio", false, "add an AAC audio track to every stream")
+	fs.StringVar(&o.AudioCodec, "audio-codec", "", "codec of the --audio track: aac (the default), or pcmu (G.711 µ-law, which WebRTC carries)")
 	fs.StringVar(&o.Username, "username", "", "demand this username from readers")
 	fs.StringVar(&o.Password, "password", "", "demand this password from readers (with -username)")
 	fs.DurationVar(&o.DropEvery, "drop-every", 0, "close every connection at this interval (fault)")
