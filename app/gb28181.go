@@ -180,7 +180,7 @@ func (a *App) gbDeps() *ui.GB28181 {
 		return nil
 	}
 	return &ui.GB28181{Devices: a.gb.devices, SIP: gbState{a.gb.sip, a.gb.gateway},
-		PTZ: a.gb.gateway.PTZ, Alarms: a.gb.alarms.Events}
+		PTZ: a.gb.gateway.PTZ, Alarms: a.gb.alarms.Events, Updated: a.gb.gateway.DeviceUpdated}
 }
 
 // GB28181Addr returns the bound SIP address (UDP; TCP is on the same
