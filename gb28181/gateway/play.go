@@ -109,6 +109,11 @@ func (g *Gateway) attempt(ctx context.Context, cam ingest.Camera, transport stri
 	if err != nil {
 		return nil, err
 	}
+	if other := g.answerSSRC(call, ssrcText, host, transport, cam.ID); other != nil {
+		other.OnUnit = w.unit
+		rcv.Close()
+		rcv = other
+	}
 	if transport == media.TransportTCPActive {
 		ans := call.Answer()
 		addr := net.JoinHostPort(ans.IP, strconv.Itoa(ans.Port))
@@ -134,6 +139,27 @@ func (g *Gateway) attempt(ctx context.Context, cam ingest.Camera, transport stri
 	s := &session{cam: cam, call: call, rcv: rcv, release: release, w: w, ctx: sctx, cancel: scancel}
 	g.track(s, true)
 	return s, nil
+}
+
+// answerSSRC returns a receiver for the SSRC the device's answer names
+// when it is not the one offered (some devices send with an SSRC of their
+// own and say so in the answer's y=), or nil to keep the offered one.
+func (g *Gateway) answerSSRC(call *sip.Call, offered, host, transport, camera string) *media.Receiver {
+	ans := call.Answer().SSRC
+	if ans == "" || ans == offered {
+		return nil
+	}
+	n, err := strconv.ParseUint(ans, 10, 32)
+	if err != nil {
+		return nil
+	}
+	rcv, err := g.Media.Expect(uint32(n), host, transport)
+	if err != nil {
+		g.log().Info("gb28181: the device answered with another SSRC, which cannot be used", "camera", camera, "offered", offered, "answered", ans, "error", err)
+		return nil
+	}
+	g.log().Info("gb28181: the device answered with its own SSRC; using it", "camera", camera, "offered", offered, "answered", ans)
+	return rcv
 }
 
 // waitVideo waits for the first video unit after the first RTP packet; a
