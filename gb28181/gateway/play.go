@@ -87,13 +87,12 @@ func (g *Gateway) attempt(ctx context.Context, cam ingest.Camera, transport stri
 	if err != nil {
 		return nil, err
 	}
-	rcv, err := g.Media.Expect(ssrc, host, transport)
+	w.reset()
+	rcv, err := g.Media.ExpectUnits(ssrc, host, transport, w.unit)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	w.reset()
-	rcv.OnUnit = w.unit
 	var call *sip.Call
 	defer func() {
 		if err != nil {
@@ -109,8 +108,7 @@ func (g *Gateway) attempt(ctx context.Context, cam ingest.Camera, transport stri
 	if err != nil {
 		return nil, err
 	}
-	if other := g.answerSSRC(call, ssrcText, host, transport, cam.ID); other != nil {
-		other.OnUnit = w.unit
+	if other := g.answerSSRC(call, ssrcText, host, transport, cam.ID, w.unit); other != nil {
 		rcv.Close()
 		rcv = other
 	}
@@ -144,7 +142,7 @@ func (g *Gateway) attempt(ctx context.Context, cam ingest.Camera, transport stri
 // answerSSRC returns a receiver for the SSRC the device's answer names
 // when it is not the one offered (some devices send with an SSRC of their
 // own and say so in the answer's y=), or nil to keep the offered one.
-func (g *Gateway) answerSSRC(call *sip.Call, offered, host, transport, camera string) *media.Receiver {
+func (g *Gateway) answerSSRC(call *sip.Call, offered, host, transport, camera string, onUnit func(*ps.Unit)) *media.Receiver {
 	ans := call.Answer().SSRC
 	if ans == "" || ans == offered {
 		return nil
@@ -153,7 +151,7 @@ func (g *Gateway) answerSSRC(call *sip.Call, offered, host, transport, camera st
 	if err != nil {
 		return nil
 	}
-	rcv, err := g.Media.Expect(uint32(n), host, transport)
+	rcv, err := g.Media.ExpectUnits(uint32(n), host, transport, onUnit)
 	if err != nil {
 		g.log().Info("gb28181: the device answered with another SSRC, which cannot be used", "camera", camera, "offered", offered, "answered", ans, "error", err)
 		return nil
