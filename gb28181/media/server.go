@@ -196,12 +196,19 @@ func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener
 // be empty): packets from there with another SSRC make WaitStart report
 // MediaWrongSSRC. Close the Receiver when the stream ends.
 func (s *Server) Expect(ssrc uint32, from, transport string) (*Receiver, error) {
+	return s.ExpectUnits(ssrc, from, transport, nil)
+}
+
+// ExpectUnits is Expect with the Receiver's OnUnit set before its
+// goroutine starts (setting the field after Expect races with it).
+func (s *Server) ExpectUnits(ssrc uint32, from, transport string, onUnit func(u *ps.Unit)) (*Receiver, error) {
 	switch transport {
 	case TransportUDP, TransportTCPPassive, TransportTCPActive:
 	default:
 		return nil, fmt.Errorf("gb28181 media: unknown transport %q (want udp, tcp-passive or tcp-active)", transport)
 	}
 	r := newReceiver(s, ssrc, from, transport)
+	r.OnUnit = onUnit
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
