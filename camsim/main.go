@@ -50,7 +50,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs := flag.NewFlagSet("camsim", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.Usage = func() {
-		fmt.Fprintf(output, "usage: vigil camsim [flags]\n\nSimulated RTSP cameras at rtsp://ADDR/camN and rtsp://ADDR/camN/sub.\n\n")
+		fmt.Fprintf(output, "usage: vigil camsim [flags]\n\nSimulated RTSP cameras at rtsp://ADDR/camN and rtsp://ADDR/camN/sub.\nWith --gb28181, a simulated GB/T 28181 device instead (vigil camsim --gb28181 -h).\n\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.Addr, "addr", DefaultAddr, "RTSP listen address (port 0 picks a free port)")

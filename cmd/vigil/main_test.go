@@ -202,3 +202,12 @@ func awaitLog(t *testing.T, r io.Reader, want string, n int, timeout time.Durati
 		t.Fatalf("no %d log lines with %q within %s; log:\n%s", n, want, timeout, logs.String())
 	}
 }
+
+// `vigil camsim --gb28181` is the simulated GB/T 28181 device, not camsim's RTSP cameras.
+func TestCamsimGB28181Flags(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"camsim", "--gb28181", "--id", "123", "--sip", "127.0.0.1:5060"}, &out, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--id \"123\"") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/gb28181/gbsim"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/registry"
@@ -197,6 +198,9 @@ func randomPassword() string {
 }
 
 func runCamsim(ctx context.Context, args []string, stdout io.Writer) error {
+	if gbsim.HasFlag(args) {
+		return gbsim.Main(ctx, args, stdout)
+	}
 	return camsim.Main(ctx, args, stdout)
 }
 
