@@ -406,10 +406,11 @@ func (s *Service) serveLive(l *live) error {
 				return err
 			}
 		}
-		pu, ok := psUnit(u, mux)
+		pu, ok := psUnit(u, mux, snd.annexB)
 		if !ok {
 			continue
 		}
+		snd.annexB = pu.Payload
 		if snd.buf, err = mux.AppendUnit(snd.buf[:0], &pu); err != nil {
 			return err
 		}
@@ -482,18 +483,14 @@ func newMuxer(m *ingest.Media) (*ps.Muxer, error) {
 
 var startCode = []byte{0, 0, 0, 1}
 
-// psUnit is u as a PS unit; ok is false for a unit the muxer does not
-// carry (AAC audio).
-func psUnit(u *ingest.Unit, mux *ps.Muxer) (ps.Unit, bool) {
+// psUnit is u as a PS unit, its Annex-B video payload appended to buf; ok
+// is false for a unit the muxer does not carry (AAC audio).
+func psUnit(u *ingest.Unit, mux *ps.Muxer, buf []byte) (ps.Unit, bool) {
 	ts := u.PTS.Microseconds() * 9 / 100
 	pu := ps.Unit{PTS: ts, DTS: ts, Keyframe: u.Keyframe}
 	if u.Track.Video {
 		pu.Type = mux.VideoType
-		n := 0
-		for _, d := range u.Data {
-			n += 4 + len(d)
-		}
-		pu.Payload = make([]byte, 0, n)
+		pu.Payload = buf[:0]
 		for _, d := range u.Data {
 			pu.Payload = append(append(pu.Payload, startCode...), d...)
 		}
@@ -546,6 +543,7 @@ type sender struct {
 	ssrc   uint32
 	seq    uint16
 	buf    []byte // the PS bytes of the unit
+	annexB []byte // the unit's video in Annex-B
 	pieces [][]byte
 	pkt    []byte
 	sent   uint64
