@@ -90,6 +90,9 @@ func (a *App) buildUpstream(ctx context.Context) error {
 		},
 		Log: a.log.With("part", "gb28181-upstream"),
 	}
+	if a.gb != nil && a.gb.gateway != nil {
+		u.svc.PTZ = a.gb.gateway.PTZ
+	}
 	a.Health.AddSource(upstreamChecks(u.svc))
 	return nil
 }

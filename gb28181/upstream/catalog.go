@@ -2,11 +2,14 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/registry"
 )
 
 // channel is one camera as an upper platform sees it.
@@ -229,6 +232,10 @@ func (s *Service) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.Log.Info("gb28181 upstream: unreadable MESSAGE", "platform", p.cfg.ID, "error", err)
 		return
 	}
+	if c, ok := m.(*manscdp.Control); ok && c.CmdType == manscdp.CmdDeviceControl && c.PTZCmd != nil {
+		s.onPTZ(req, tx, p, c)
+		return
+	}
 	respond(req, tx, 200, "OK")
 	q, ok := m.(*manscdp.Query)
 	if !ok {
@@ -249,6 +256,42 @@ func (s *Service) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	go func() {
 		defer s.wg.Done()
 		answer(s.ctx, p, q, cs)
+	}()
+}
+
+// onPTZ moves a shared camera as an upper platform's DeviceControl asks
+// (answered 200 at once; 404 for a channel not shared with it), audited
+// as "ptz" with the platform's ID as the user.
+func (s *Service) onPTZ(req *sip.Request, tx sip.ServerTransaction, p *platform, c *manscdp.Control) {
+	pan, tilt, zoom, err := c.PTZCmd.Speeds()
+	if err != nil {
+		respond(req, tx, 400, "Bad PTZCmd")
+		return
+	}
+	ch, ok, err := s.find(s.ctx, p, c.DeviceID)
+	if err != nil {
+		respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	if !ok || s.PTZ == nil {
+		s.audit(registry.AuditEntry{User: p.cfg.ID, Address: req.Source(), Action: "ptz", Camera: ch.Cam.ID, Result: "denied",
+			Detail: "GB/T 28181 upper platform; channel " + c.DeviceID + " is not shared with it or has no PTZ"})
+		respond(req, tx, 404, "Not Found")
+		return
+	}
+	respond(req, tx, 200, "OK")
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		e := registry.AuditEntry{User: p.cfg.ID, Address: req.Source(), Action: "ptz", Camera: ch.Cam.ID, Result: "ok",
+			Detail: fmt.Sprintf("GB/T 28181 upper platform; channel %s; pan %.2f tilt %.2f zoom %.2f", ch.ID, pan, tilt, zoom)}
+		if err := s.PTZ(ctx, ch.Cam, pan, tilt, zoom); err != nil {
+			e.Result, e.Detail = "failed", e.Detail+": "+err.Error()
+			s.Log.Info("gb28181 upstream: PTZ", "platform", p.cfg.ID, "camera", ch.Cam.ID, "error", err)
+		}
+		s.audit(e)
 	}()
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -25,6 +26,9 @@ import (
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/registry"
 )
+
+// testPTZ is the upper platform's PTZ command: pan right at half speed.
+var testPTZ, _ = manscdp.NewPTZCmd(0.5, 0, 0)
 
 const (
 	testUpper    = "44010000002000000001"
@@ -166,6 +170,7 @@ type env struct {
 	mu    sync.Mutex
 	audit []registry.AuditEntry
 	event []Event
+	ptz   []string // camera and speeds of each PTZ call
 }
 
 func newEnv(t *testing.T, upperAddr, transport string, keepalive time.Duration, tune ...func(*Service)) *env {
@@ -216,6 +221,12 @@ func newEnv(t *testing.T, upperAddr, transport string, keepalive time.Duration, 
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.event = append(e.event, ev)
+		},
+		PTZ: func(_ context.Context, c ingest.Camera, pan, tilt, zoom float64) error {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.ptz = append(e.ptz, fmt.Sprintf("%s %.1f %.1f %.1f", c.ID, pan, tilt, zoom))
+			return nil
 		},
 		RetryMin: 200 * time.Millisecond, RetryMax: time.Second,
 		Log: testkit.Log(t),
@@ -359,7 +370,7 @@ func TestUpperPlatformSipp(t *testing.T) {
 			u := startUpper(t, tc.transport, port, map[string]string{
 				"upper": testUpper, "realm": testUpRealm, "lower": testLocal, "password": testPassword,
 				"channel": e.shared, "hidden": e.hidden, "rtpport": strconv.Itoa(sink.port),
-				"proto": tc.proto, "setup": tc.setup, "ssrc": testSSRC,
+				"proto": tc.proto, "setup": tc.setup, "ssrc": testSSRC, "ptzcmd": testPTZ.String(),
 			})
 			testkit.WaitFor(t, 15*time.Second, "registered", func() bool { return e.status().State == StateRegistered })
 			var first time.Duration
@@ -432,21 +443,24 @@ func TestUpperPlatformSipp(t *testing.T) {
 			}
 			t.Logf("%d RTP packets received over %s", n, tc.media)
 
-			// the audit: the view, and the refused hidden channel, by the upper platform
-			var live, denied int
+			// PTZ from above reached the shared camera only
+			e.mu.Lock()
+			ptz := fmt.Sprint(e.ptz)
+			e.mu.Unlock()
+			if ptz != "[police-1 0.5 0.0 0.0]" {
+				t.Errorf("PTZ calls %s", ptz)
+			}
+
+			// the audit: the view, the PTZ, and the refused hidden channel, by the upper platform
+			count := map[string]int{}
 			for _, a := range e.audits() {
-				if a.User != testUpper || a.Action != "live" {
+				if a.User != testUpper || a.Camera != "police-1" && a.Camera != "" {
 					t.Errorf("audit row %+v", a)
 				}
-				switch {
-				case a.Camera == "police-1" && a.Result == "ok":
-					live++
-				case a.Result == "denied" && a.Camera == "":
-					denied++
-				}
+				count[a.Action+" "+a.Camera+" "+a.Result]++
 			}
-			if live != 1 || denied != 1 {
-				t.Errorf("audit: %d views, %d refusals, want 1 and 1: %+v", live, denied, e.audits())
+			if want := map[string]int{"live police-1 ok": 1, "live  denied": 1, "ptz police-1 ok": 1, "ptz  denied": 1}; fmt.Sprint(count) != fmt.Sprint(want) {
+				t.Errorf("audit: %v, want %v: %+v", count, want, e.audits())
 			}
 		})
 	}
@@ -462,7 +476,7 @@ func TestUpperGoesAway(t *testing.T) {
 	keys := map[string]string{
 		"upper": testUpper, "realm": testUpRealm, "lower": testLocal, "password": testPassword,
 		"channel": e.shared, "hidden": e.hidden, "rtpport": "9", "proto": "RTP/AVP", "setup": "a=recvonly",
-		"ssrc": testSSRC,
+		"ssrc": testSSRC, "ptzcmd": testPTZ.String(),
 	}
 	u := startUpper(t, "udp", port, keys)
 	testkit.WaitFor(t, 15*time.Second, "registered", func() bool { return e.status().State == StateRegistered })
@@ -500,7 +514,7 @@ func TestWrongPassword(t *testing.T) {
 	startUpper(t, "udp", port, map[string]string{
 		"upper": testUpper, "realm": testUpRealm, "lower": testLocal, "password": testPassword,
 		"channel": e.shared, "hidden": e.hidden, "rtpport": "9", "proto": "RTP/AVP", "setup": "a=recvonly",
-		"ssrc": testSSRC,
+		"ssrc": testSSRC, "ptzcmd": testPTZ.String(),
 	})
 	testkit.WaitFor(t, 15*time.Second, "refused", func() bool {
 		return e.status().LastError != "" && e.status().LastError != "not registered yet"

@@ -115,6 +115,9 @@ type Service struct {
 	// Stream returns a camera's main stream, nil when it has none. Required
 	// for live view.
 	Stream func(cameraID string) *ingest.Stream
+	// PTZ moves a camera (speeds in −1…1, all 0 stops; gateway.Gateway.PTZ)
+	// for an upper platform's DeviceControl. Nil: PTZ from above is refused.
+	PTZ func(ctx context.Context, cam ingest.Camera, pan, tilt, zoom float64) error
 	// Audit writes an audit row. Nil: nothing is written.
 	Audit func(ctx context.Context, e registry.AuditEntry) error
 	// MediaIP is the address written in answer SDPs; "": the local
