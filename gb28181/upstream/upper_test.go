@@ -523,3 +523,79 @@ func TestWrongPassword(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+var notifyBody = regexp.MustCompile(`(?s)<\?xml[^>]*\?>\s*<Notify>.*?</Notify>`)
+
+// TestCatalogSubscription: an upper platform (SIPp) subscribes to the
+// catalog; a camera added to a shared department is notified (ADD), and
+// one moved to a department not shared is notified removed (DEL).
+func TestCatalogSubscription(t *testing.T) {
+	bin := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
+	e := newEnv(t, "127.0.0.1:9", "udp", 20*time.Second, func(s *Service) { s.CatalogPoll = 200 * time.Millisecond })
+	dir := t.TempDir()
+	subscribed := filepath.Join(dir, "subscribed")
+	sf, _ := filepath.Abs(filepath.Join("testdata", "subscribe.xml"))
+	cmd := exec.Command(bin, e.sipAddr, "-sf", sf, "-m", "1", "-t", "u1", "-i", "127.0.0.1", "-p", "0", "-nostdin",
+		"-timeout", "40s", "-timeout_error", "-trace_msg", "-trace_err",
+		"-key", "upper", testUpper, "-key", "realm", testUpRealm, "-key", "lower", testLocal, "-key", "subscribed", subscribed)
+	cmd.Dir = dir
+	out := &testkit.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	testkit.WaitFor(t, 20*time.Second, "subscription accepted", func() bool {
+		_, err := os.Stat(subscribed)
+		return err == nil
+	})
+	time.Sleep(3 * e.svc.CatalogPoll) // the subscription's first look at the catalog
+
+	added := ingest.Camera{ID: "police-2", Name: "Pier", Department: "police", MainURL: "rtsp://127.0.0.1:9/none", Enabled: true}
+	e.mu.Lock()
+	e.cams = append(e.cams, added)
+	e.mu.Unlock()
+	police2, err := e.channels.Camera(context.Background(), "police-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := func() []byte {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*_messages.log"))
+		var all []byte
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			all = append(all, b...)
+		}
+		return all
+	}
+	testkit.WaitFor(t, 10*time.Second, "first NOTIFY", func() bool { return len(notifyBody.FindAll(trace(), -1)) >= 1 })
+	e.mu.Lock()
+	e.cams[0].Department = "fire" // police-1 leaves the shared department
+	e.mu.Unlock()
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("sipp: %v\n%s", err, out)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no second NOTIFY\n%s", out)
+	}
+	var got []string
+	for _, b := range notifyBody.FindAll(trace(), -1) {
+		m, err := manscdp.Decode(bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")))
+		if err != nil {
+			t.Fatalf("NOTIFY body: %v\n%s", err, b)
+		}
+		n := m.(*manscdp.Notify)
+		for _, it := range n.DeviceList.Items {
+			got = append(got, string(it.Event)+" "+it.DeviceID)
+		}
+	}
+	want := []string{"ADD " + police2, "DEL " + e.shared}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("notified %v, want %v", got, want)
+	}
+}

@@ -4,7 +4,14 @@
 // MESSAGEs, answers the upper platform's Catalog query with the cameras of
 // the departments shared with it (under stable 20-digit channel IDs,
 // grouped by department) and sends live video as MPEG-PS over RTP when the
-// upper platform invites a channel.
+// upper platform invites a channel (s=Play; UDP, or TCP either way, from
+// the GOP cache). A platform that SUBSCRIBEs to the catalog gets a NOTIFY
+// for each change (ADD, DEL, ON, OFF, UPDATE) within CatalogPoll; its
+// DeviceControl PTZ commands move the camera (Service.PTZ).
+//
+// Not served yet: RecordInfo, playback and download (s=Playback,
+// s=Download, MANSRTSP INFO), alarms forwarded upward, and audio other
+// than G.711 (AAC is left out of the PS).
 //
 // It runs its own SIP user agent (emiago/sipgo) on its own UDP socket and
 // TCP listener, apart from the devices' registrar (package gb28181/sip):
@@ -132,6 +139,9 @@ type Service struct {
 	// RetryMin and RetryMax bound the backoff between registration
 	// attempts. They default to 1 and 60 seconds.
 	RetryMin, RetryMax time.Duration
+	// CatalogPoll is how often the catalog of a subscribed platform is
+	// compared with what it was last told. It defaults to 5 seconds.
+	CatalogPoll time.Duration
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 
@@ -146,6 +156,7 @@ type Service struct {
 	mu    sync.Mutex
 	plats map[string]*platform
 	lives map[string]*live // by Call-ID
+	subs  map[string]*subscription
 	wg    sync.WaitGroup
 	sn    atomic.Uint32
 }
@@ -176,6 +187,9 @@ func (s *Service) defaults() error {
 	if s.RetryMax <= 0 {
 		s.RetryMax = time.Minute
 	}
+	if s.CatalogPoll <= 0 {
+		s.CatalogPoll = 5 * time.Second
+	}
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
@@ -183,6 +197,7 @@ func (s *Service) defaults() error {
 	defer s.mu.Unlock()
 	s.plats = map[string]*platform{}
 	s.lives = map[string]*live{}
+	s.subs = map[string]*subscription{}
 	for _, c := range s.Platforms {
 		if c.Transport == "" {
 			c.Transport = "udp"
@@ -263,6 +278,7 @@ func (s *Service) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener)
 	srv.OnInvite(s.onInvite)
 	srv.OnAck(s.onAck)
 	srv.OnBye(s.onBye)
+	srv.OnSubscribe(s.onSubscribe)
 
 	var srvWG sync.WaitGroup
 	errs := make(chan error, 2)
