@@ -85,7 +85,7 @@ func startUpper(t *testing.T, transport string, port int, keys map[string]string
 		mode = "t1"
 	}
 	args := []string{"-sf", sf, "-t", mode, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin",
-		"-trace_msg", "-trace_err", "-key", "done", u.done}
+		"-trace_msg", "-trace_err", "-key", "done", u.done, "-d", "3000"}
 	for k, v := range keys {
 		args = append(args, "-key", k, v)
 	}
