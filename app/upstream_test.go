@@ -128,7 +128,9 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 		len(ups) != 1 || ups[0].ID != upper || ups[0].State != "registered" || ups[0].Viewers != 0 {
 		t.Fatalf("upstream: %d %s", code, body)
 	}
-	var rep struct{ Checks []struct{ Name, Status string } }
+	var rep struct {
+		Checks []struct{ Name, Status string }
+	}
 	_, body := c.do("GET", "/api/v1/health", nil)
 	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatal(err)
