@@ -16,9 +16,11 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/vigil-vms/vigil/app/config"
+	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/gb28181/gbsim"
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/simcam"
 )
 
 // TestUpstreamPlaysGBDevice: a GB/T 28181 device registers to Vigil, and
@@ -28,19 +30,14 @@ import (
 // the device), the state is in the API and the health report, and the view
 // and the PTZ are in the audit log under the upper platform's ID.
 func TestUpstreamPlaysGBDevice(t *testing.T) {
-	sipp := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
-	ffprobe := testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
+	testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
+	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
 	const (
-		upper   = "44010000002000000001"
+		upper   = testUpperID
 		device  = "44011300001320000001"
 		channel = "44011300001310000101"
 	)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upperPort := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	upperPort := freeUDPPort(t)
 	cfg := testConfig(t.TempDir())
 	cfg.GB28181.Enabled = true
 	cfg.GB28181.Listen = "127.0.0.1:0"
@@ -66,59 +63,8 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 		return code == http.StatusOK
 	})
 
-	// the upper platform's media port
-	media, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer media.Close()
-	var mu sync.Mutex
-	var ps bytes.Buffer
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, _, err := media.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p rtp.Packet
-			if p.Unmarshal(buf[:n]) == nil {
-				mu.Lock()
-				ps.Write(p.Payload)
-				mu.Unlock()
-			}
-		}
-	}()
 	ptz, _ := manscdp.NewPTZCmd(0.5, 0, 0)
-	dir := t.TempDir()
-	sf, _ := filepath.Abs("../gb28181/upstream/testdata/upper.xml")
-	done := filepath.Join(dir, "done")
-	cmd := exec.Command(sipp, "-sf", sf, "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(upperPort), "-nostdin", "-d", "6000",
-		"-trace_err", "-key", "done", done, "-key", "upper", upper, "-key", "realm", "4401000000", "-key", "lower", cfg.GB28181.ID,
-		"-key", "password", "up-pw", "-key", "channel", channel, "-key", "hidden", "44011300001310009999",
-		"-key", "rtpport", strconv.Itoa(media.LocalAddr().(*net.UDPAddr).Port), "-key", "proto", "RTP/AVP",
-		"-key", "setup", "a=recvonly", "-key", "ssrc", "0113000001", "-key", "ptzcmd", ptz.String())
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(done); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("%s", b)
-			}
-			_, body := c.do("GET", "/api/v1/gb28181/upstream", nil)
-			t.Fatalf("the upper platform's scenario did not end; upstream: %s", body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	view := playAtUpper(t, upperPort, cfg.GB28181.ID, "up-pw", channel, ptz.String())
 
 	var ups []struct {
 		ID, State string
@@ -145,18 +91,7 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 		t.Errorf("health: no ok upstream/%s check: %s", upper, body)
 	}
 
-	mu.Lock()
-	file := filepath.Join(dir, "view.ps")
-	err = os.WriteFile(file, ps.Bytes(), 0o600)
-	mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(ffprobe, "-v", "error", "-f", "mpeg", "-show_entries", "stream=codec_name,width,height", "-select_streams", "v", "-of", "csv=p=0", file).Output()
-	if err != nil || !bytes.HasPrefix(out, []byte("h264,")) {
-		t.Fatalf("ffprobe of what the upper platform received: %v %q", err, out)
-	}
-	t.Logf("the upper platform received %s of PS: %s", strconv.Itoa(ps.Len()), bytes.TrimSpace(out))
+	probePS(t, view)
 
 	// the upper platform's PTZ command reached the device
 	select {
@@ -182,5 +117,197 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 	want := map[string]int{"live gb-" + channel + " ok": 1, "ptz gb-" + channel + " ok": 1, "live  denied": 1, "ptz  denied": 1}
 	if fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Fatalf("audit rows of the upper platform: %v, want %v", count, want)
+	}
+}
+
+// playAtUpper runs SIPp as the upper platform on upperPort (the scenario of
+// gb28181/upstream/testdata/upper.xml: lower registers with password, the
+// catalog is asked, channel is played for 6 s over UDP and sent ptz, an
+// unknown channel is refused) and returns the PS bytes received.
+func playAtUpper(t *testing.T, upperPort int, lower, password, channel, ptz string) []byte {
+	t.Helper()
+	sipp := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
+	media, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer media.Close()
+	var mu sync.Mutex
+	var ps bytes.Buffer
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := media.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p rtp.Packet
+			if p.Unmarshal(buf[:n]) == nil {
+				mu.Lock()
+				ps.Write(p.Payload)
+				mu.Unlock()
+			}
+		}
+	}()
+	dir := t.TempDir()
+	sf, _ := filepath.Abs("../gb28181/upstream/testdata/upper.xml")
+	done := filepath.Join(dir, "done")
+	cmd := exec.Command(sipp, "-sf", sf, "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(upperPort), "-nostdin", "-d", "6000",
+		"-trace_err", "-key", "done", done, "-key", "upper", testUpperID, "-key", "realm", "4401000000", "-key", "lower", lower,
+		"-key", "password", password, "-key", "channel", channel, "-key", "hidden", "44011300001310009999",
+		"-key", "rtpport", strconv.Itoa(media.LocalAddr().(*net.UDPAddr).Port), "-key", "proto", "RTP/AVP",
+		"-key", "setup", "a=recvonly", "-key", "ssrc", "0113000001", "-key", "ptzcmd", ptz)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if _, err := os.Stat(done); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s", b)
+			}
+			t.Fatal("the upper platform's scenario did not end")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return bytes.Clone(ps.Bytes())
+}
+
+// probePS checks with ffprobe that ps is MPEG-PS with H.264 1280x720.
+func probePS(t *testing.T, ps []byte) {
+	t.Helper()
+	ffprobe := testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
+	file := filepath.Join(t.TempDir(), "view.ps")
+	if err := os.WriteFile(file, ps, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(ffprobe, "-v", "error", "-f", "mpeg", "-show_entries", "stream=codec_name,width,height", "-select_streams", "v", "-of", "csv=p=0", file).Output()
+	if err != nil || string(bytes.TrimSpace(out)) != "h264,1280,720" {
+		t.Fatalf("ffprobe of what the upper platform received (%d bytes): %v %q", len(ps), err, out)
+	}
+	t.Logf("the upper platform received %d bytes of PS: %s", len(ps), bytes.TrimSpace(out))
+}
+
+// freeUDPPort is a UDP port free on 127.0.0.1 (for SIPp to take).
+func freeUDPPort(t *testing.T) int {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+const testUpperID = "44010000002000000001"
+
+// TestThreeLevels: a camsim camera on a town Vigil, the town registered
+// upward to a district Vigil (where an admin added the town as a device),
+// the district registered upward to a city platform (SIPp): the city plays
+// the town's camera under the town's channel ID, through the district.
+func TestThreeLevels(t *testing.T) {
+	testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
+	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
+	const (
+		districtID = "44011300002000000001"
+		townID     = "44011300102000000001"
+	)
+	cityPort := freeUDPPort(t)
+
+	// the district: devices (the town) register to it; it registers to the city
+	dcfg := testConfig(t.TempDir())
+	dcfg.GB28181.Enabled = true
+	dcfg.GB28181.Listen = "127.0.0.1:0"
+	dcfg.GB28181.ID, dcfg.GB28181.Realm = districtID, "4401130000"
+	dcfg.GB28181.Upstream = []config.Upstream{{ID: testUpperID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(cityPort),
+		Password: "city-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
+	district, dctx, _ := newApp(t, dcfg)
+	runApp(dctx, district)
+	<-district.Ready()
+	dc := login(t, district.URL(), "admin", adminPassword)
+	if code, body := dc.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": townID, "name": "Town", "department": "police", "password": "town-pw"}); code != http.StatusCreated {
+		t.Fatalf("district: add the town: %d %s", code, body)
+	}
+	dUDP, _ := district.GB28181Addr()
+
+	// the town: an RTSP camera, registered upward to the district
+	sim := simcam.Start(t, camsim.Options{})
+	tcfg := testConfig(t.TempDir())
+	tcfg.GB28181.Enabled = true
+	tcfg.GB28181.Listen = "127.0.0.1:0"
+	tcfg.GB28181.ID, tcfg.GB28181.Realm = townID, "4401130010"
+	tcfg.GB28181.Upstream = []config.Upstream{{ID: districtID, Realm: "4401130000", Address: dUDP,
+		Password: "town-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
+	town, tctx, _ := newApp(t, tcfg)
+	runApp(tctx, town)
+	<-town.Ready()
+	tc := login(t, town.URL(), "admin", adminPassword)
+	if code, body := tc.do("POST", "/api/v1/cameras", map[string]any{"id": "harbour", "name": "Harbour", "department": "police",
+		"mainUrl": sim.URL(1, false), "transport": "tcp", "enabled": true}); code != http.StatusCreated {
+		t.Fatalf("town: add camera: %d %s", code, body)
+	}
+	// (the town's camera is in its catalog from the next catalog query)
+
+	// the district sees the town's camera as a GB/T 28181 camera
+	var chanID string
+	testkit.WaitFor(t, 60*time.Second, "the town's camera at the district", func() bool {
+		code, body := dc.do("GET", "/api/v1/cameras", nil)
+		if code != http.StatusOK {
+			return false
+		}
+		var cams []struct {
+			ID      string
+			GB28181 *struct{ Device, Channel string }
+		}
+		if json.Unmarshal(body, &cams) != nil {
+			var wrapped struct {
+				Cameras []struct {
+					ID      string
+					GB28181 *struct{ Device, Channel string }
+				}
+			}
+			json.Unmarshal(body, &wrapped)
+			cams = wrapped.Cameras
+		}
+		for _, c := range cams {
+			if c.GB28181 != nil && c.GB28181.Device == townID {
+				chanID = c.GB28181.Channel
+				return true
+			}
+		}
+		return false
+	})
+	if chanID[:10] != "4401130010" || chanID[10:13] != "131" {
+		t.Fatalf("the town's channel ID %s is not <town realm>131<serial>", chanID)
+	}
+	ptz, _ := manscdp.NewPTZCmd(0.5, 0, 0)
+	view := playAtUpper(t, cityPort, districtID, "city-pw", chanID, ptz.String())
+	probePS(t, view)
+
+	// each level audited the view under the level above's ID
+	for _, lv := range []struct {
+		c           *client
+		user, camID string
+	}{{dc, testUpperID, "gb-" + chanID}, {tc, districtID, "harbour"}} {
+		var audit struct {
+			Entries []struct{ User, Action, Camera, Result string }
+		}
+		_, body := lv.c.do("GET", "/api/v1/audit?action=live&user="+lv.user, nil)
+		json.Unmarshal(body, &audit)
+		ok := false
+		for _, r := range audit.Entries {
+			ok = ok || r.Camera == lv.camID && r.Result == "ok"
+		}
+		if !ok {
+			t.Errorf("no live audit row by %s for %s: %s", lv.user, lv.camID, body)
+		}
 	}
 }
