@@ -311,3 +311,113 @@ func TestThreeLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamOutage: the upper platform goes away and comes back; Vigil
+// says so (state, health check, upstream.failing and upstream.recovered
+// webhooks), registers again by itself, and its recording is untouched:
+// one span across the outage.
+func TestUpstreamOutage(t *testing.T) {
+	sipp := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
+	hooks := newHookReceiver(t, "s3cret")
+	sim := simcam.Start(t, camsim.Options{})
+	upperPort := freeUDPPort(t)
+	cfg := testConfig(t.TempDir())
+	cfg.Alerts.Webhooks = []config.Webhook{{URL: hooks.URL, Secret: "s3cret"}}
+	cfg.GB28181.Enabled = true
+	cfg.GB28181.Listen = "127.0.0.1:0"
+	cfg.GB28181.Upstream = []config.Upstream{{ID: testUpperID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(upperPort),
+		Password: "up-pw", Keepalive: config.Duration(time.Second), Departments: []string{"police"}}}
+	a, ctx, _ := newApp(t, cfg)
+	runApp(ctx, a)
+	<-a.Ready()
+	c := login(t, a.URL(), "admin", adminPassword)
+	if code, body := c.do("POST", "/api/v1/cameras", map[string]any{"id": "police-1", "name": "Gate", "department": "police",
+		"mainUrl": sim.URL(1, false), "transport": "tcp", "record": true, "enabled": true}); code != http.StatusCreated {
+		t.Fatalf("add camera: %d %s", code, body)
+	}
+	upperUp := func() *exec.Cmd {
+		dir := t.TempDir()
+		sf, _ := filepath.Abs("../gb28181/upstream/testdata/upper.xml")
+		cmd := exec.Command(sipp, "-sf", sf, "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(upperPort), "-nostdin",
+			"-key", "done", filepath.Join(dir, "done"), "-key", "upper", testUpperID, "-key", "realm", "4401000000",
+			"-key", "lower", cfg.GB28181.ID, "-key", "password", "up-pw", "-key", "channel", "44011300001310000001",
+			"-key", "hidden", "44011300001310009999", "-key", "rtpport", "9", "-key", "proto", "RTP/AVP",
+			"-key", "setup", "a=recvonly", "-key", "ssrc", "0113000001", "-key", "ptzcmd", "x")
+		cmd.Dir = dir
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	state := func() string {
+		var ups []struct{ State string }
+		_, body := c.do("GET", "/api/v1/gb28181/upstream", nil)
+		if json.Unmarshal(body, &ups) != nil || len(ups) != 1 {
+			return ""
+		}
+		return ups[0].State
+	}
+	health := func() string {
+		var rep struct {
+			Checks []struct{ Name, Status string }
+		}
+		_, body := c.do("GET", "/api/v1/health", nil)
+		json.Unmarshal(body, &rep)
+		for _, ch := range rep.Checks {
+			if ch.Name == "upstream/"+testUpperID {
+				return ch.Status
+			}
+		}
+		return ""
+	}
+	recording := func() bool {
+		var st struct {
+			State     string
+			Recording bool
+		}
+		_, body := c.do("GET", "/api/v1/cameras/police-1/status", nil)
+		return json.Unmarshal(body, &st) == nil && st.State == "online" && st.Recording
+	}
+
+	cmd := upperUp()
+	testkit.WaitFor(t, 30*time.Second, "registered", func() bool { return state() == "registered" })
+	testkit.WaitFor(t, 30*time.Second, "recording", recording)
+	before := time.Now()
+	cmd.Process.Kill()
+	cmd.Wait()
+	ev := waitEvent(t, hooks, "upstream.failing", "", 30*time.Second)
+	for ev.Time.Before(before) { // a failure at the start, before SIPp listened
+		ev = waitEvent(t, hooks, "upstream.failing", "", 30*time.Second)
+	}
+	t.Logf("upstream.failing %v after the upper platform went away: %s", time.Since(before).Round(time.Millisecond), ev.Message)
+	if state() != "failing" || health() != "failing" {
+		t.Fatalf("while away: state %q, health %q", state(), health())
+	}
+	time.Sleep(5 * time.Second) // away for a while, re-registering with backoff
+	if !recording() {
+		t.Fatal("the camera stopped recording while the upper platform was away")
+	}
+	back := time.Now()
+	upperUp()
+	ev = waitEvent(t, hooks, "upstream.recovered", "", 60*time.Second)
+	for ev.Time.Before(back) {
+		ev = waitEvent(t, hooks, "upstream.recovered", "", 60*time.Second)
+	}
+	t.Logf("upstream.recovered %v after the upper platform came back", time.Since(back).Round(time.Millisecond))
+	if state() != "registered" || health() != "ok" {
+		t.Fatalf("back: state %q, health %q", state(), health())
+	}
+	// the recording has no gap across the outage (segments of 4 s: wait
+	// for the one open at the end to be indexed)
+	end := time.Now()
+	time.Sleep(5 * time.Second)
+	var rec struct {
+		Spans []struct{ Start, End time.Time }
+	}
+	_, body := c.do("GET", "/api/v1/cameras/police-1/recordings?start="+before.Add(-time.Second).UTC().Format(time.RFC3339)+
+		"&end="+end.UTC().Format(time.RFC3339), nil)
+	if err := json.Unmarshal(body, &rec); err != nil || len(rec.Spans) != 1 || rec.Spans[0].Start.After(before) || rec.Spans[0].End.Before(end) {
+		t.Fatalf("recordings across the outage %s–%s: %s", before.Format(time.TimeOnly), end.Format(time.TimeOnly), body)
+	}
+}
