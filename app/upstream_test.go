@@ -2,19 +2,23 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/gb28181/gbsim"
@@ -327,8 +331,17 @@ func TestUpstreamOutage(t *testing.T) {
 	cfg.GB28181.Listen = "127.0.0.1:0"
 	cfg.GB28181.Upstream = []config.Upstream{{ID: testUpperID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(upperPort),
 		Password: "up-pw", Keepalive: config.Duration(time.Second), Departments: []string{"police"}}}
-	a, ctx, _ := newApp(t, cfg)
-	runApp(ctx, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	// its log at info, shown when the test fails
+	a, err := app.New(ctx, cfg, app.Options{AdminPassword: adminPassword,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	done := runApp(ctx, a)
+	t.Cleanup(func() { cancel(); <-done }) // the recorder's last writes, before the directory goes
 	<-a.Ready()
 	c := login(t, a.URL(), "admin", adminPassword)
 	if code, body := c.do("POST", "/api/v1/cameras", map[string]any{"id": "police-1", "name": "Gate", "department": "police",
@@ -383,6 +396,7 @@ func TestUpstreamOutage(t *testing.T) {
 	cmd := upperUp()
 	testkit.WaitFor(t, 30*time.Second, "registered", func() bool { return state() == "registered" })
 	testkit.WaitFor(t, 30*time.Second, "recording", recording)
+	time.Sleep(5 * time.Second) // a segment before the outage
 	before := time.Now()
 	cmd.Process.Kill()
 	cmd.Wait()
@@ -409,15 +423,27 @@ func TestUpstreamOutage(t *testing.T) {
 		t.Fatalf("back: state %q, health %q", state(), health())
 	}
 	// the recording has no gap across the outage (segments of 4 s: wait
-	// for the one open at the end to be indexed)
-	end := time.Now()
-	time.Sleep(5 * time.Second)
-	var rec struct {
-		Spans []struct{ Start, End time.Time }
+	// for the one open at its end to be indexed)
+	end := back
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var rec struct {
+			Spans []struct{ Start, End time.Time }
+		}
+		_, body := c.do("GET", "/api/v1/cameras/police-1/recordings?start="+before.UTC().Format(time.RFC3339)+
+			"&end="+end.UTC().Format(time.RFC3339), nil)
+		if json.Unmarshal(body, &rec) == nil && len(rec.Spans) == 1 && !rec.Spans[0].Start.After(before) && !rec.Spans[0].End.Before(end) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recordings across the outage %s–%s: %s", before.Format(time.TimeOnly), end.Format(time.TimeOnly), body)
+		}
 	}
-	_, body := c.do("GET", "/api/v1/cameras/police-1/recordings?start="+before.Add(-time.Second).UTC().Format(time.RFC3339)+
-		"&end="+end.UTC().Format(time.RFC3339), nil)
-	if err := json.Unmarshal(body, &rec); err != nil || len(rec.Spans) != 1 || rec.Spans[0].Start.After(before) || rec.Spans[0].End.Before(end) {
-		t.Fatalf("recordings across the outage %s–%s: %s", before.Format(time.TimeOnly), end.Format(time.TimeOnly), body)
-	}
+}
+
+// testWriter writes log lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
