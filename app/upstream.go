@@ -11,6 +11,7 @@ import (
 	"github.com/vigil-vms/vigil/gb28181/upstream"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/ui"
 )
 
@@ -76,7 +77,15 @@ func (a *App) buildUpstream(ctx context.Context) error {
 			st, ok := a.Fleet.Status(id)
 			return ok && (st.State == ingest.StateOnline || st.State == ingest.StateIdle)
 		},
-		Stream:  func(id string) *ingest.Stream { return a.Fleet.Stream(id, ingest.Main) },
+		Stream: func(id string) *ingest.Stream { return a.Fleet.Stream(id, ingest.Main) },
+		Recordings: func(ctx context.Context, camera string, depts []string, start, end time.Time) ([]upstream.Recording, error) {
+			segs, err := a.Index.Segments(archive.WithDepartments(ctx, depts), camera, start, end, false)
+			out := make([]upstream.Recording, 0, len(segs))
+			for _, sg := range segs {
+				out = append(out, upstream.Recording{Start: sg.Start, End: sg.End, Bytes: sg.Bytes})
+			}
+			return out, err
+		},
 		Audit:   a.Registry.Audit,
 		MediaIP: c.MediaIP,
 		OnEvent: func(e upstream.Event) {

@@ -249,6 +249,8 @@ func (s *Service) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		answer = s.answerDeviceInfo
 	case manscdp.CmdDeviceStatus:
 		answer = s.answerDeviceStatus
+	case manscdp.CmdRecordInfo:
+		answer = s.answerRecordInfo
 	default:
 		return
 	}

@@ -143,13 +143,19 @@ var responseBody = regexp.MustCompile(`(?s)<\?xml[^>]*\?>\s*<Response>.*?</Respo
 // catalogPages decodes the catalog Response MESSAGEs in SIPp's trace.
 func catalogPages(t *testing.T, trace []byte) []*manscdp.Response {
 	t.Helper()
+	return responses(t, trace, manscdp.CmdCatalog)
+}
+
+// responses decodes the Response MESSAGEs of a command in SIPp's trace.
+func responses(t *testing.T, trace []byte, cmd manscdp.CmdType) []*manscdp.Response {
+	t.Helper()
 	var out []*manscdp.Response
 	for _, b := range responseBody.FindAll(trace, -1) {
 		m, err := manscdp.Decode(bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")))
 		if err != nil {
 			t.Fatalf("a Response Vigil sent does not decode: %v\n%s", err, b)
 		}
-		if r, ok := m.(*manscdp.Response); ok && r.CmdType == manscdp.CmdCatalog {
+		if r, ok := m.(*manscdp.Response); ok && r.CmdType == cmd {
 			out = append(out, r)
 		}
 	}
@@ -221,6 +227,13 @@ func newEnv(t *testing.T, upperAddr, transport string, keepalive time.Duration, 
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.event = append(e.event, ev)
+		},
+		Recordings: func(_ context.Context, cam string, depts []string, start, end time.Time) ([]Recording, error) {
+			at := func(h, m int) time.Time { return time.Date(2026, 11, 29, h, m, 0, 0, time.Local) }
+			if cam != "police-1" || fmt.Sprint(depts) != "[police]" || !start.Equal(at(8, 0)) || !end.Equal(at(9, 0)) {
+				return nil, fmt.Errorf("recordings of %s %v %v–%v", cam, depts, start, end)
+			}
+			return []Recording{{at(8, 0), at(8, 1), 100}, {at(8, 1), at(8, 2), 100}, {at(8, 30), at(8, 31), 50}}, nil
 		},
 		PTZ: func(_ context.Context, c ingest.Camera, pan, tilt, zoom float64) error {
 			e.mu.Lock()
@@ -422,6 +435,20 @@ func TestUpperPlatformSipp(t *testing.T) {
 			}
 			if cam.DeviceID[10:13] != "131" || cam.DeviceID[:10] != testRealm {
 				t.Errorf("channel ID %s is not <realm>131<serial>", cam.DeviceID)
+			}
+
+			// the recordings: two stretches (the first of two contiguous segments)
+			var recs []string
+			for _, p := range responses(t, u.messages(t), manscdp.CmdRecordInfo) {
+				if p.SN != 23 || p.SumNum != 2 || p.DeviceID != e.shared {
+					t.Errorf("RecordInfo page: SN %d SumNum %d DeviceID %s", p.SN, p.SumNum, p.DeviceID)
+				}
+				for _, it := range p.RecordList.Items {
+					recs = append(recs, it.StartTime.Format("15:04")+"-"+it.EndTime.Format("15:04")+" "+strconv.FormatInt(it.FileSize, 10))
+				}
+			}
+			if fmt.Sprint(recs) != "[08:00-08:02 200 08:30-08:31 50]" {
+				t.Errorf("RecordInfo: %v", recs)
 			}
 
 			// the video: PS over RTP with the offer's SSRC, H.264 1280x720

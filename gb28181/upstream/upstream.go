@@ -9,7 +9,8 @@
 // for each change (ADD, DEL, ON, OFF, UPDATE) within CatalogPoll; its
 // DeviceControl PTZ commands move the camera (Service.PTZ).
 //
-// Not served yet: RecordInfo, playback and download (s=Playback,
+// RecordInfo is answered from Service.Recordings. Not served yet: playback
+// and download (s=Playback,
 // s=Download, MANSRTSP INFO), alarms forwarded upward, and audio other
 // than G.711 (AAC is left out of the PS).
 //
@@ -125,6 +126,10 @@ type Service struct {
 	// PTZ moves a camera (speeds in −1…1, all 0 stops; gateway.Gateway.PTZ)
 	// for an upper platform's DeviceControl. Nil: PTZ from above is refused.
 	PTZ func(ctx context.Context, cam ingest.Camera, pan, tilt, zoom float64) error
+	// Recordings lists a camera's recordings overlapping [start, end),
+	// oldest first, made while it was in one of departments (RecordInfo).
+	// Nil: none are reported.
+	Recordings func(ctx context.Context, camera string, departments []string, start, end time.Time) ([]Recording, error)
 	// Audit writes an audit row. Nil: nothing is written.
 	Audit func(ctx context.Context, e registry.AuditEntry) error
 	// MediaIP is the address written in answer SDPs; "": the local
