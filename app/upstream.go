@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/alerts"
+	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/gb28181/upstream"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
@@ -101,6 +102,16 @@ func (a *App) buildUpstream(ctx context.Context) error {
 	}
 	if a.gb != nil && a.gb.gateway != nil {
 		u.svc.PTZ = a.gb.gateway.PTZ
+	}
+	if a.gb != nil && a.gb.sip != nil {
+		// device alarms go upward too, to the platforms that see the camera
+		local := a.gb.sip.OnAlarm
+		a.gb.sip.OnAlarm = func(device string, n *manscdp.Notify) {
+			if local != nil {
+				local(device, n)
+			}
+			u.svc.ForwardAlarm(device, n)
+		}
 	}
 	a.Health.AddSource(upstreamChecks(u.svc))
 	return nil

@@ -626,3 +626,55 @@ func TestCatalogSubscription(t *testing.T) {
 		t.Fatalf("notified %v, want %v", got, want)
 	}
 }
+
+var alarmNotify = regexp.MustCompile(`(?s)<\?xml[^>]*\?>\s*<Notify>\s*<CmdType>Alarm</CmdType>.*?</Notify>`)
+
+// TestAlarmForwarded: a GB/T 28181 camera's alarm reaches the upper platform
+// that sees the camera, naming the channel; an alarm of a camera it does
+// not see does not.
+func TestAlarmForwarded(t *testing.T) {
+	port := freePort(t, "udp")
+	e := newEnv(t, "127.0.0.1:"+strconv.Itoa(port), "udp", 20*time.Second)
+	const device, shown, hidden = "44011300001320000001", "44011300001310000201", "44011300001310000202"
+	e.mu.Lock()
+	e.cams = append(e.cams,
+		ingest.Camera{ID: "gb-" + shown, Department: "police", Source: ingest.SourceGB28181, Enabled: true,
+			GB28181: &ingest.GBChannel{Device: device, Channel: shown}},
+		ingest.Camera{ID: "gb-" + hidden, Department: "fire", Source: ingest.SourceGB28181, Enabled: true,
+			GB28181: &ingest.GBChannel{Device: device, Channel: hidden}})
+	e.mu.Unlock()
+	u := startUpper(t, "udp", port, map[string]string{
+		"upper": testUpper, "realm": testUpRealm, "lower": testLocal, "password": testPassword,
+		"channel": e.shared, "hidden": e.hidden, "rtpport": "9", "proto": "RTP/AVP", "setup": "a=recvonly",
+		"ssrc": testSSRC, "ptzcmd": testPTZ.String(),
+	})
+	testkit.WaitFor(t, 15*time.Second, "registered", func() bool { return e.status().State == StateRegistered })
+	at := manscdp.Time{Time: time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)}
+	for _, ch := range []string{hidden, shown} {
+		e.svc.ForwardAlarm(device, &manscdp.Notify{Header: manscdp.Header{CmdType: manscdp.CmdAlarm, SN: 5, DeviceID: ch},
+			AlarmPriority: "1", AlarmMethod: "5", AlarmTime: &at, AlarmDescription: "tripwire"})
+	}
+	var got []string
+	testkit.WaitFor(t, 10*time.Second, "the alarm at the upper platform", func() bool {
+		got = got[:0]
+		for _, b := range alarmNotify.FindAll(u.messages(t), -1) {
+			m, err := manscdp.Decode(bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")))
+			if err != nil {
+				t.Fatalf("alarm body: %v\n%s", err, b)
+			}
+			n := m.(*manscdp.Notify)
+			got = append(got, n.DeviceID+" "+n.AlarmDescription)
+		}
+		return len(got) > 0
+	})
+	time.Sleep(time.Second) // the hidden one would have come by now
+	got = got[:0]
+	for _, b := range alarmNotify.FindAll(u.messages(t), -1) {
+		m, _ := manscdp.Decode(bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")))
+		n := m.(*manscdp.Notify)
+		got = append(got, n.DeviceID+" "+n.AlarmDescription)
+	}
+	if fmt.Sprint(got) != "["+shown+" tripwire]" {
+		t.Fatalf("alarms at the upper platform: %v", got)
+	}
+}

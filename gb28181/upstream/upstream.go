@@ -9,10 +9,10 @@
 // for each change (ADD, DEL, ON, OFF, UPDATE) within CatalogPoll; its
 // DeviceControl PTZ commands move the camera (Service.PTZ).
 //
-// RecordInfo is answered from Service.Recordings. Not served yet: playback
-// and download (s=Playback,
-// s=Download, MANSRTSP INFO), alarms forwarded upward, and audio other
-// than G.711 (AAC is left out of the PS).
+// RecordInfo is answered from Service.Recordings; ForwardAlarm sends a
+// device's alarm to the platforms that see its camera. Not served yet:
+// playback and download (s=Playback, s=Download, MANSRTSP INFO), and audio
+// other than G.711 (AAC is left out of the PS).
 //
 // It runs its own SIP user agent (emiago/sipgo) on its own UDP socket and
 // TCP listener, apart from the devices' registrar (package gb28181/sip):
@@ -275,7 +275,9 @@ func (s *Service) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener)
 	host, port, _ := sip.ParseAddr(pc.LocalAddr().String())
 	_, tcpPort, _ := sip.ParseAddr(ln.Addr().String())
 	s.ua = ua
+	s.mu.Lock()
 	s.ctx = ctx
+	s.mu.Unlock()
 	s.udpLaddr = sip.Addr{IP: net.ParseIP(host), Port: port}
 	s.udpPort, s.tcpPort = port, tcpPort
 	s.dialogs = sipgo.NewDialogServerCache(s.client, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: s.ID, Host: host, Port: port}})
