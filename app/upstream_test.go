@@ -48,9 +48,8 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 	cfg.GB28181.Password = "dev-pw"
 	cfg.GB28181.Upstream = []config.Upstream{{ID: upper, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(upperPort),
 		Password: "up-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
-	a, ctx, _ := newApp(t, cfg)
-	runApp(ctx, a)
-	<-a.Ready()
+	a, _ := startApp(t, cfg)
+	ctx := t.Context()
 	c := login(t, a.URL(), "admin", adminPassword)
 	if code, body := c.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": device, "name": "River NVR", "department": "police"}); code != http.StatusCreated {
 		t.Fatalf("add device: %d %s", code, body)
@@ -233,9 +232,7 @@ func TestThreeLevels(t *testing.T) {
 	dcfg.GB28181.ID, dcfg.GB28181.Realm = districtID, "4401130000"
 	dcfg.GB28181.Upstream = []config.Upstream{{ID: testUpperID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(cityPort),
 		Password: "city-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
-	district, dctx, _ := newApp(t, dcfg)
-	runApp(dctx, district)
-	<-district.Ready()
+	district, _ := startApp(t, dcfg)
 	dc := login(t, district.URL(), "admin", adminPassword)
 	if code, body := dc.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": townID, "name": "Town", "department": "police", "password": "town-pw"}); code != http.StatusCreated {
 		t.Fatalf("district: add the town: %d %s", code, body)
@@ -250,9 +247,7 @@ func TestThreeLevels(t *testing.T) {
 	tcfg.GB28181.ID, tcfg.GB28181.Realm = townID, "4401130010"
 	tcfg.GB28181.Upstream = []config.Upstream{{ID: districtID, Realm: "4401130000", Address: dUDP,
 		Password: "town-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
-	town, tctx, _ := newApp(t, tcfg)
-	runApp(tctx, town)
-	<-town.Ready()
+	town, _ := startApp(t, tcfg)
 	tc := login(t, town.URL(), "admin", adminPassword)
 	if code, body := tc.do("POST", "/api/v1/cameras", map[string]any{"id": "harbour", "name": "Harbour", "department": "police",
 		"mainUrl": sim.URL(1, false), "transport": "tcp", "enabled": true}); code != http.StatusCreated {
