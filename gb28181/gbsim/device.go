@@ -166,7 +166,7 @@ type Device struct {
 	ua         *sipgo.UserAgent
 	srv        *sipgo.Server
 	cli        *sipgo.Client
-	dialogs    *sipgo.DialogServerCache
+	dialogs    *sipgo.DialogUA
 	transport  string // UDP or TCP
 	localIP    string
 	sipAddr    string // local SIP address (UDP listener), "" over TCP
@@ -204,6 +204,7 @@ type Device struct {
 // Start validates cfg, opens the SIP socket and starts registering in the
 // background; Registered is closed after the first successful REGISTER.
 // It returns an error for a bad Config or a socket that cannot be opened.
+// The device runs until Close, or until ctx ends (it then closes itself).
 func Start(ctx context.Context, cfg Config) (*Device, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -222,10 +223,11 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 	}
 	d.regCSeq = 1
 	d.sn.Store(int64(time.Now().UnixNano() % 100000))
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := d.open(); err != nil {
+		d.cancel()
 		return nil, err
 	}
-	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.run() }()
 	if ctx.Done() != nil {
@@ -405,9 +407,10 @@ func (d *Device) open() error {
 		return fmt.Errorf("gbsim: sip client: %w", err)
 	}
 	d.ua, d.srv, d.cli, d.pc = ua, srv, cli, pc
-	d.dialogs = sipgo.NewDialogServerCache(cli, d.contact())
-	// Replies inside a dialog go where the INVITE came from (a platform
-	// behind NAT, or the TCP connection the device opened).
+	// A BYE from the device goes where the INVITE came from, not to its
+	// Contact: the platform may be behind NAT, or reached over the TCP
+	// connection the device opened.
+	d.dialogs = &sipgo.DialogUA{Client: cli, ContactHDR: d.contact(), RewriteContact: true}
 	srv.OnInvite(d.onInvite)
 	srv.OnAck(d.onAck)
 	srv.OnBye(d.onBye)
