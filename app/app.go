@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
-	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest")})
+	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest"), Sources: a.gbSources()})
 	if a.Relay, err = relay.New(relay.Options{
 		UDPPort:    cfg.WebRTC.UDPPort,
 		ListenIP:   listenIP(cfg.HTTP.Listen),
@@ -338,8 +338,21 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Recorder.Run(gctx) })
 	g.Go(func() error { return a.avail.Run(gctx) })
 	g.Go(func() error { return a.runOps(gctx) })
+	// GB/T 28181 (SIP, media, the gateway) stops after the ingest, whose
+	// sessions hang up over SIP
+	gbCtx, stopGB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGB()
+	var gbErr error
+	gbDone := make(chan struct{})
+	var gbFailed <-chan struct{} // nil (never) without GB/T 28181
 	if a.gb != nil {
-		g.Go(func() error { return a.gb.sip.Serve(gctx, a.gb.udp, a.gb.tcp) })
+		go func() {
+			defer close(gbDone)
+			gbErr = a.gb.run(gbCtx)
+		}()
+		gbFailed = gbDone
+	} else {
+		close(gbDone)
 	}
 
 	// Serve once the relay listens: a WHEP offer that comes in the first
@@ -375,6 +388,8 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("shutting down", "grace", a.opts.ShutdownGrace)
 	case <-gctx.Done():
 		a.log.Error("a part failed, shutting down")
+	case <-gbFailed:
+		a.log.Error("GB/T 28181 failed, shutting down", "error", gbErr)
 	}
 	deadline := time.Now().Add(a.opts.ShutdownGrace)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -393,6 +408,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	stopIngest()
 	<-ingestDone
+	stopGB()
+	<-gbDone
+	if runErr == nil && gbErr != nil && !errors.Is(gbErr, context.Canceled) {
+		runErr = fmt.Errorf("gb28181: %w", gbErr)
+	}
 	if runErr == nil && ingestErr != nil && !errors.Is(ingestErr, context.Canceled) {
 		runErr = ingestErr
 	}

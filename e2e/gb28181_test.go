@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,48 +77,117 @@ func newSIPDevice(t *testing.T, id, server, realm, platform string) *sipDevice {
 // and returns the final response's status and headers.
 func (d *sipDevice) register(t *testing.T, auth string) (int, string) {
 	t.Helper()
+	return d.registerFor(t, auth, 3600)
+}
+
+// registerFor is register asking for expires seconds (0 unregisters).
+func (d *sipDevice) registerFor(t *testing.T, auth string, expires int) (int, string) {
+	t.Helper()
+	hdrs := fmt.Sprintf("Contact: <sip:%s@%s>\r\nExpires: %d\r\n", d.id, d.conn.LocalAddr(), expires)
+	if auth != "" {
+		hdrs += "Authorization: " + auth + "\r\n"
+	}
+	return d.request(t, "REGISTER", hdrs, nil)
+}
+
+// request sends a request (with headers, each line ending in CRLF, and a
+// MANSCDP body when not nil) and returns the final response's status and
+// text. Requests the server sends meanwhile (an alarm's confirmation) are
+// answered 200.
+func (d *sipDevice) request(t *testing.T, method, headers string, body []byte) (int, string) {
+	t.Helper()
 	d.seq++
 	local := d.conn.LocalAddr().String()
 	uri := fmt.Sprintf("sip:%s@%s", d.platform, d.realm)
-	msg := fmt.Sprintf("REGISTER %s SIP/2.0\r\n"+
+	to := d.platform // a REGISTER's To is the device registering
+	if method == "REGISTER" {
+		to = d.id
+	}
+	msg := fmt.Sprintf("%s %s SIP/2.0\r\n"+
 		"Via: SIP/2.0/UDP %s;rport;branch=z9hG4bK-e2e-%s-%d\r\n"+
 		"From: <sip:%s@%s>;tag=e2e%d\r\n"+
 		"To: <sip:%s@%s>\r\n"+
-		"Call-ID: e2e-%s@127.0.0.1\r\n"+
-		"CSeq: %d REGISTER\r\n"+
-		"Contact: <sip:%s@%s>\r\n"+
+		"Call-ID: e2e-%s-%d@127.0.0.1\r\n"+
+		"CSeq: %d %s\r\n"+
 		"Max-Forwards: 70\r\n"+
-		"User-Agent: e2e raw SIP\r\n"+
-		"Expires: 3600\r\n", uri, local, d.id, d.seq, d.id, d.realm, d.seq, d.id, d.realm, d.id, d.seq, d.id, local)
-	if auth != "" {
-		msg += "Authorization: " + auth + "\r\n"
+		"User-Agent: e2e raw SIP\r\n", method, uri, local, d.id, d.seq, d.id, d.realm, d.seq, to, d.realm, d.id, d.seq, d.seq, method)
+	msg += headers
+	if body != nil {
+		msg += "Content-Type: Application/MANSCDP+xml\r\n"
 	}
-	msg += "Content-Length: 0\r\n\r\n"
+	msg += fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body)) + string(body)
 	if _, err := d.conn.WriteToUDP([]byte(msg), d.server); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 8192)
+	buf := make([]byte, 65536)
 	for {
 		d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, err := d.conn.Read(buf)
+		n, from, err := d.conn.ReadFromUDP(buf)
 		if err != nil {
-			t.Fatalf("REGISTER of %s: no answer: %v", d.id, err)
+			t.Fatalf("%s of %s: no answer: %v", method, d.id, err)
 		}
 		res := string(buf[:n])
+		if !strings.HasPrefix(res, "SIP/2.0 ") {
+			d.answer(t, res, from)
+			continue
+		}
 		var code int
 		if _, err := fmt.Sscanf(res, "SIP/2.0 %d", &code); err != nil {
 			t.Fatalf("not a SIP response: %q", res)
 		}
-		if code >= 200 {
+		if code >= 200 && strings.Contains(res, fmt.Sprintf("CSeq: %d %s", d.seq, method)) {
 			return code, res
 		}
+	}
+}
+
+// expectRequest waits for a request of the server, answers it 200 OK and
+// returns it.
+func (d *sipDevice) expectRequest(t *testing.T, what string) string {
+	t.Helper()
+	buf := make([]byte, 65536)
+	for {
+		d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, from, err := d.conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if req := string(buf[:n]); !strings.HasPrefix(req, "SIP/2.0 ") {
+			d.answer(t, req, from)
+			return req
+		}
+	}
+}
+
+// answer answers a request of the server 200 OK.
+func (d *sipDevice) answer(t *testing.T, req string, to *net.UDPAddr) {
+	t.Helper()
+	head, _, _ := strings.Cut(req, "\r\n\r\n")
+	res := "SIP/2.0 200 OK\r\n"
+	for _, l := range strings.Split(head, "\r\n")[1:] {
+		name, _, _ := strings.Cut(l, ":")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "from", "to", "call-id", "cseq", "v", "f", "t", "i":
+			res += l + "\r\n"
+		}
+	}
+	res += "Content-Length: 0\r\n\r\n"
+	if _, err := d.conn.WriteToUDP([]byte(res), to); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // registerWithDigest registers with password, answering the challenge.
 func (d *sipDevice) registerWithDigest(t *testing.T, password string) int {
 	t.Helper()
-	code, res := d.register(t, "")
+	return d.digestRegister(t, password, 3600)
+}
+
+// digestRegister registers for expires seconds (0 unregisters) with
+// password, answering the challenge.
+func (d *sipDevice) digestRegister(t *testing.T, password string, expires int) int {
+	t.Helper()
+	code, res := d.registerFor(t, "", expires)
 	if code != 401 {
 		t.Fatalf("REGISTER without credentials: %d, want 401: %s", code, res)
 	}
@@ -128,8 +198,8 @@ func (d *sipDevice) registerWithDigest(t *testing.T, password string) int {
 	uri := fmt.Sprintf("sip:%s@%s", d.platform, d.realm)
 	h := func(s string) string { sum := md5.Sum([]byte(s)); return hex.EncodeToString(sum[:]) }
 	resp := h(h(d.id+":"+d.realm+":"+password) + ":" + m[1] + ":" + h("REGISTER:"+uri))
-	code, _ = d.register(t, fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5`,
-		d.id, d.realm, m[1], uri, resp))
+	code, _ = d.registerFor(t, fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5`,
+		d.id, d.realm, m[1], uri, resp), expires)
 	return code
 }
 

@@ -160,6 +160,8 @@ var matrix = []matrixRow{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
 	{name: "export package", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z&format=package", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "ptz", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5,"tilt":-0.5}`, cams: map[string]want{
+		gbPolicePTZ: {nc, nc, nc, forb, nf, nf, unau, unau}, gbFloodPTZ: {nc, nc, nc, forb, nc, nc, unau, unau}}},
 	{name: "ptz (no PTZ)", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5}`, cams: map[string]want{
 		"police-1": {nf, nf, nf, forb, nf, nf, unau, unau}, "flood-1": {nf, nf, nf, forb, nf, nf, unau, unau}}},
 	{name: "session password (wrong current)", method: "PUT", path: "/api/v1/session/password", ctype: "application/json",
@@ -201,6 +203,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				name := fmt.Sprintf("%s/%s/%s", row.name, cam, who)
 				t.Run(name, func(t *testing.T) {
 					f := newFixture(t, Options{})
+					if strings.HasPrefix(cam, "gb-") {
+						addGBCamera(t, f.reg, cam, true)
+					}
 					path := strings.ReplaceAll(row.path, "{cam}", cam)
 					path = strings.ReplaceAll(path, "{token}", f.spareToken)
 					path = strings.ReplaceAll(path, "{incident}", fmt.Sprint(f.incident))

@@ -76,7 +76,7 @@ export class PTZControl {
     this.el.addEventListener('dblclick', (ev) => ev.stopPropagation());
     this.onKeyDown = (ev) => {
       const dir = keyMoves[ev.key];
-      if (!dir || ev.ctrlKey || ev.metaKey || ev.altKey || isTyping(ev.target)) return;
+      if (!dir || ev.ctrlKey || ev.metaKey || ev.altKey || (ev.shiftKey && ev.key.startsWith('Arrow')) || isTyping(ev.target) || document.querySelector('dialog[open]')) return;
       ev.preventDefault();
       this.press(dir);
     };
@@ -86,8 +86,11 @@ export class PTZControl {
     };
     this.onHide = () => { if (document.hidden) this.release(); };
     this.onBlur = () => this.release();
-    document.addEventListener('keydown', this.onKeyDown);
-    document.addEventListener('keyup', this.onKeyUp);
+    // Capturing on window: before the page's shortcuts (keys.js, on
+    // document), which leave a key alone once it is taken (← → would move
+    // the large view to another camera).
+    window.addEventListener('keydown', this.onKeyDown, true);
+    window.addEventListener('keyup', this.onKeyUp, true);
     document.addEventListener('visibilitychange', this.onHide);
     window.addEventListener('blur', this.onBlur);
   }
@@ -138,8 +141,8 @@ export class PTZControl {
   destroy() {
     this.release();
     this.destroyed = true;
-    document.removeEventListener('keydown', this.onKeyDown);
-    document.removeEventListener('keyup', this.onKeyUp);
+    window.removeEventListener('keydown', this.onKeyDown, true);
+    window.removeEventListener('keyup', this.onKeyUp, true);
     document.removeEventListener('visibilitychange', this.onHide);
     window.removeEventListener('blur', this.onBlur);
     this.el.remove();
