@@ -130,6 +130,11 @@ type Config struct {
 	// Clips, when set, are shared instead of loading camsim's clips for this
 	// device (useful with many devices). Codec, Bitrate and the audio are then ignored.
 	Clips *Clips
+	// MidGOP starts a session's video where the channel's looping clip is
+	// now, as a camera's encoder runs whoever watches: the first keyframe
+	// then comes up to 2 s later, unless the platform asks for one
+	// (IFameCmd). By default a session starts with a keyframe.
+	MidGOP bool
 	// CatalogSubscribe accepts catalog SUBSCRIBEs (200) and sends a NOTIFY on
 	// every channel change; when false they are refused with 489 Bad Event.
 	CatalogSubscribe bool
@@ -182,10 +187,11 @@ type Device struct {
 	clips      *Clips
 	clipsErr   error
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed sync.Once
+	started time.Time // the clips' loops start (Config.MidGOP)
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  sync.Once
 
 	mu           sync.Mutex
 	closing      bool // Close is waiting for the goroutines: spawn no more
@@ -220,6 +226,7 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 		fromTag:    sip.GenerateTagN(16),
 		regCallID:  sip.GenerateTagN(24) + "@" + cfg.ID,
 		clips:      cfg.Clips,
+		started:    time.Now(),
 	}
 	d.regCSeq = 1
 	d.sn.Store(int64(time.Now().UnixNano() % 100000))
