@@ -1,25 +1,33 @@
 // Package gbsim simulates a GB/T 28181 device — an IP camera or an NVR with N
-// channels — for tests, benchmarks and `vigil demo`.
+// channels — for tests, benchmarks and `vigil demo` (and `vigil camsim
+// --gb28181`, Main).
 //
-// A Device registers to a platform over SIP (UDP or TCP) with MD5 digest,
-// refreshes its registration before it expires and unregisters on Close; sends
-// keepalive MESSAGEs; takes its clock from the Date header of the 200 to its
-// REGISTER; answers Catalog (paged, SumNum) and DeviceInfo queries; accepts or
-// refuses a catalog SUBSCRIBE and NOTIFYs catalog changes to a subscriber;
-// records PTZ DeviceControl commands; sends Alarm notifications.
+// A Device registers to a platform over SIP (UDP or TCP) with MD5 digest
+// (qop=auth when offered), refreshes its registration before it expires and
+// unregisters on Close; sends keepalive MESSAGEs; takes its clock from the
+// Date header of the 200 to its REGISTER (ClockOffset); answers Catalog
+// (paged, SumNum), DeviceInfo and DeviceStatus queries; accepts or refuses a
+// catalog SUBSCRIBE and NOTIFYs channel changes (SetChannel, RemoveChannel)
+// to a subscriber; records PTZ DeviceControl commands (PTZ); sends Alarm
+// notifications (SendAlarm).
 //
-// An INVITE for a channel is answered with an SDP (y= echoed) and the channel's
-// video — camsim's looping H.264 or H.265 clip, optionally with AAC or G.711 audio — is
-// sent as MPEG-PS over RTP at real-time pace, over UDP, over TCP as the
-// connecting side (the platform offered a=setup:passive) or over TCP as the
-// listening side (a=setup:active), RTP over TCP framed per RFC 4571. An
-// IFameCmd makes the next video unit a keyframe. BYE works both ways.
+// An INVITE for a channel is answered with an SDP (y= echoed) and, after the
+// ACK, the channel's video — camsim's looping H.264 or H.265 clip, optionally
+// with AAC or G.711 audio — is sent as MPEG-PS over RTP at real-time pace
+// (90 kHz timestamps, a PSM before every keyframe, RTP payloads of at most
+// MaxRTPPayload bytes): over UDP, over TCP as the connecting side (the
+// platform offered a=setup:passive) or as the listening side (a=setup:active,
+// the port in the answer), RTP over TCP framed per RFC 4571. An IFameCmd
+// makes the next video unit a keyframe. BYE works both ways (Hangup; a broken
+// TCP media connection also ends in a BYE from the device).
 //
-// Faults (Config.Faults) make the device misbehave the ways real devices do,
-// so that a platform's error reporting and transport fallback can be tested.
+// Faults (Config.Faults, Device.SetFaults) make the device misbehave the ways
+// real devices do, so that a platform's error reporting and transport
+// fallback can be tested.
 //
 // It is built on github.com/emiago/sipgo (transport, transactions, digest,
-// dialogs), gb28181/manscdp (bodies) and gb28181/ps (MPEG-PS, RFC 4571).
+// dialogs), gb28181/manscdp (bodies), gb28181/ps (MPEG-PS, RFC 4571) and
+// camsim's clips.
 package gbsim
 
 import (
