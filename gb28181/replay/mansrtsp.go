@@ -186,7 +186,7 @@ func parseRange(method, v string) (bool, time.Duration, error) {
 	if npt.End != nil && *npt.End < npt.Start {
 		return false, 0, controlErr("Range", "end %s is before start %s", *npt.End, npt.Start)
 	}
-	return true, npt.Start, nil
+	return true, npt.Start.Round(time.Millisecond), nil // MANSRTSP positions are seconds; ms is plenty
 }
 
 // clip shortens what is quoted in an error.
