@@ -41,19 +41,26 @@ var segCache sync.Map // "seconds/every" → [][]byte
 // 1 s fragments) with AAC audio, cut into segments of every seconds.
 func ffmpegSegments(t testing.TB, seconds, every int) [][]byte {
 	t.Helper()
+	return encodeSegments(t, fmt.Sprintf("%dx%d", fixWidth, fixHeight), "500k", seconds, every)
+}
+
+// encodeSegments encodes seconds of size 25 fps H.264 at bitrate (keyframe
+// every 2 s, 1 s fragments) with AAC audio, cut into segments of every seconds.
+func encodeSegments(t testing.TB, size, bitrate string, seconds, every int) [][]byte {
+	t.Helper()
 	testkit.Tool(t, "ffmpeg", "VIGIL_REQUIRE_FFMPEG")
 	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
-	key := fmt.Sprint(seconds, "/", every)
+	key := fmt.Sprint(size, "/", bitrate, "/", seconds, "/", every)
 	if v, ok := segCache.Load(key); ok {
 		return v.([][]byte)
 	}
 	dir := t.TempDir()
 	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", fixWidth, fixHeight, fixFPS),
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", size, fixFPS),
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
 		"-t", fmt.Sprint(seconds),
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
-		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", "500k",
+		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
 		"-c:a", "aac", "-b:a", "32k", "-ac", "1",
 		"-f", "segment", "-segment_time", fmt.Sprint(every), "-reset_timestamps", "1",
 		"-segment_format", "mp4",

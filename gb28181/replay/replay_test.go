@@ -302,6 +302,7 @@ func TestPlaybackSkipsGaps(t *testing.T) {
 }
 
 func TestSessionErrors(t *testing.T) {
+	testkit.CheckLeaks(t)
 	f := newFixture(t)
 	f.record(t, "cam-er", t0, ffmpegSegments(t, 20, 4)[:1])
 	ctx := context.Background()
@@ -334,8 +335,22 @@ func TestSessionErrors(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	testkit.WaitFor(t, 10*time.Second, "frames", func() bool { return s.Stats().Frames > 0 })
 	s.Close()
 	testkit.Returned(t, done, 10*time.Second, "closed session")
+	if err := s.Run(ctx); err == nil {
+		t.Error("a second Run was accepted")
+	}
+	// A session never run is closed without leaving its reader behind (CheckLeaks).
+	s3, err := f.p.NewSession(ctx, SessionConfig{Camera: "cam-er", Start: t0, End: t0.Add(4 * time.Second), Write: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.Close()
+	s3.Close()
+	if err := s3.Run(ctx); err == nil {
+		t.Error("Run of a closed session was accepted")
+	}
 }
 
 // checkSteps fails when two successive video DTS are not 0 to 2 frames

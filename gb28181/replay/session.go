@@ -94,6 +94,8 @@ type Session struct {
 	seekTo  time.Time // zero: no seek pending
 	changed chan struct{}
 	stats   Stats
+	running bool // Run was called: it closes the reader
+	closed  bool // Close was called before Run: the reader is closed
 
 	// Run's state.
 	seq       uint16
@@ -217,8 +219,18 @@ func (s *Session) Apply(c *Control) error {
 	return nil
 }
 
-// Close ends the session: Run returns soon after.
-func (s *Session) Close() { s.cancel() }
+// Close ends the session: Run returns soon after. A session that was
+// never run must be closed (it holds the open recording). More than once is
+// harmless.
+func (s *Session) Close() {
+	s.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running && !s.closed {
+		s.closed = true
+		s.reader.Close()
+	}
+}
 
 func (s *Session) signal() {
 	select {
@@ -229,8 +241,16 @@ func (s *Session) signal() {
 
 // Run sends the range until its end (then OnEnd is called and Run returns
 // nil), until ctx ends or Close is called (nil), or until Write or the
-// reading fails (that error). Call it once.
+// reading fails (that error). Call it once; Run of a closed session
+// returns an error.
 func (s *Session) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.closed {
+		s.mu.Unlock()
+		return errors.New("replay: Run called on a session that ran or was closed")
+	}
+	s.running = true
+	s.mu.Unlock()
 	defer s.cancel()
 	stop := context.AfterFunc(ctx, s.cancel)
 	defer stop()
