@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/gb28181/ps"
+	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/review"
 )
 
@@ -47,7 +48,7 @@ func (p *Player) location() *time.Location {
 // review.MaxGap apart merge), clipped to the range, oldest first, with
 // StartTime and EndTime in Location, Type "time", Secrecy 0, FilePath
 // "<camera>/<start as 20060102T150405>", Name the camera ID and FileSize the
-// bytes of the segments it covers (whole segments, so an estimate). DeviceID
+// bytes of the segments it overlaps (whole segments, so an estimate). DeviceID
 // is left empty: the caller sets it to the channel's 20-digit ID (and may
 // replace Name) before manscdp.Encoder.RecordInfoPages. A range with
 // nothing recorded answers an empty list; errors are review's
@@ -66,7 +67,7 @@ func (p *Player) RecordInfo(ctx context.Context, camera string, start, end time.
 		}
 		var size int64
 		for _, seg := range rec.Segments {
-			if seg.End.After(sp.Start) && seg.Start.Before(sp.End) {
+			if seg.End.After(s) && seg.Start.Before(e) {
 				size += seg.Bytes
 			}
 		}
@@ -132,8 +133,8 @@ type Reader struct {
 // Open opens the camera's recording over [start, end) (at most
 // review.MaxPlayback). It fails with review's errors before the first frame:
 // apierr.ErrInvalid for bad arguments, apierr.ErrNotFound when nothing was
-// recorded there; it fails too when the recording has no H.264 or H.265
-// video. The store is read under ctx by Next, so ctx must outlive the
+// recorded there; apierr.ErrUnsupported when the recording has no H.264 or
+// H.265 video. The store is read under ctx by Next, so ctx must outlive the
 // reading (not an INVITE's request context).
 func (p *Player) Open(ctx context.Context, camera string, start, end time.Time) (*Reader, error) {
 	u, err := p.Review.Units(ctx, camera, start, end)
@@ -152,7 +153,7 @@ func (p *Player) Open(ctx context.Context, camera string, start, end time.Time) 
 	}
 	if r.video == nil {
 		u.Close()
-		return nil, fmt.Errorf("playback of %s: the recording has no H.264 or H.265 video", camera)
+		return nil, apierr.New(apierr.ErrUnsupported, "the recording of %s has no H.264 or H.265 video to send as MPEG-PS", camera)
 	}
 	r.pending = &first
 	return r, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/vigil-vms/vigil/gb28181/ps"
+	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/recorder/review"
 )
 
@@ -118,7 +119,8 @@ type Session struct {
 // NewSession opens the recorded range for a playback or download. It fails
 // before anything is sent (answer the INVITE with an error): review's
 // apierr.ErrInvalid for a bad range, apierr.ErrNotFound when nothing was
-// recorded there, or an error for a recording without H.264/H.265 video.
+// recorded there, apierr.ErrUnsupported for a recording without H.264 or
+// H.265 video.
 // ctx bounds the opening only; the session reads under its own context,
 // which Run's ctx and Close end.
 func (p *Player) NewSession(ctx context.Context, cfg SessionConfig) (*Session, error) {
@@ -162,7 +164,7 @@ func (s *Session) Stats() Stats {
 // (MinScale to MaxScale). It applies from the next frame.
 func (s *Session) Play(scale float64) error {
 	if scale != 0 && (scale < MinScale || scale > MaxScale) {
-		return fmt.Errorf("scale %g is outside %g to %g", scale, float64(MinScale), float64(MaxScale))
+		return apierr.New(apierr.ErrInvalid, "scale %g is outside %g to %g", scale, float64(MinScale), float64(MaxScale))
 	}
 	s.mu.Lock()
 	if scale != 0 {
@@ -186,7 +188,7 @@ func (s *Session) Pause() {
 // lie in [Start, End) of the range asked for; it resumes a paused playback.
 func (s *Session) Seek(t time.Time) error {
 	if t.Before(s.cfg.Start) || !t.Before(s.cfg.End) {
-		return fmt.Errorf("seek to %s is outside the playback's range %s to %s",
+		return apierr.New(apierr.ErrInvalid, "seek to %s is outside the playback's range %s to %s",
 			t.Format(time.RFC3339), s.cfg.Start.Format(time.RFC3339), s.cfg.End.Format(time.RFC3339))
 	}
 	s.mu.Lock()
