@@ -20,7 +20,7 @@ func cpuTime(b *testing.B) time.Duration {
 // benchRecording records 20 s of 1280x720 H.264 at 2 Mbit/s with AAC.
 func benchRecording(b *testing.B) (*fixture, time.Time, time.Time) {
 	f := newFixture(b)
-	segs := f.record(b, "cam-bench", t0, encodeSegments(b, "1280x720", "2M", 20, 4))
+	segs := f.record(b, "cam-bench", t0, encodeSegments(b, "h264", "1280x720", "2M", 20, 4))
 	return f, t0, segs[len(segs)-1].End
 }
 

@@ -41,31 +41,39 @@ var segCache sync.Map // "seconds/every" → [][]byte
 // 1 s fragments) with AAC audio, cut into segments of every seconds.
 func ffmpegSegments(t testing.TB, seconds, every int) [][]byte {
 	t.Helper()
-	return encodeSegments(t, fmt.Sprintf("%dx%d", fixWidth, fixHeight), "500k", seconds, every)
+	return encodeSegments(t, "h264", fmt.Sprintf("%dx%d", fixWidth, fixHeight), "500k", seconds, every)
 }
 
-// encodeSegments encodes seconds of size 25 fps H.264 at bitrate (keyframe
-// every 2 s, 1 s fragments) with AAC audio, cut into segments of every seconds.
-func encodeSegments(t testing.TB, size, bitrate string, seconds, every int) [][]byte {
+// encodeSegments encodes seconds of size 25 fps H.264 or H.265 (codec
+// "h264" or "h265") at bitrate (keyframe every 2 s, no B-frames, 1 s
+// fragments) with AAC audio, cut into segments of every seconds.
+func encodeSegments(t testing.TB, codec, size, bitrate string, seconds, every int) [][]byte {
 	t.Helper()
 	testkit.Tool(t, "ffmpeg", "VIGIL_REQUIRE_FFMPEG")
 	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
-	key := fmt.Sprint(size, "/", bitrate, "/", seconds, "/", every)
+	key := fmt.Sprint(codec, "/", size, "/", bitrate, "/", seconds, "/", every)
+	video := []string{"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
+		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0"}
+	if codec == "h265" {
+		video = []string{"-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-tag:v", "hvc1",
+			"-x265-params", "keyint=50:min-keyint=50:scenecut=0:bframes=0:log-level=error"}
+	}
 	if v, ok := segCache.Load(key); ok {
 		return v.([][]byte)
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y",
+	args := []string{"-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", size, fixFPS),
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-		"-t", fmt.Sprint(seconds),
-		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
-		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
+		"-t", fmt.Sprint(seconds)}
+	args = append(args, video...)
+	args = append(args, "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
 		"-c:a", "aac", "-b:a", "32k", "-ac", "1",
 		"-f", "segment", "-segment_time", fmt.Sprint(every), "-reset_timestamps", "1",
 		"-segment_format", "mp4",
 		"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration=1000000",
 		filepath.Join(dir, "seg%03d.mp4"))
+	cmd := exec.Command("ffmpeg", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v: %s", err, out)
 	}

@@ -364,3 +364,21 @@ func checkSteps(t *testing.T, dts []int64, what string) {
 		}
 	}
 }
+
+func TestDownloadH265(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	segs := f.record(t, "cam-265", t0, encodeSegments(t, "h265", "320x240", "300k", 6, 4))
+	start, end := t0, segs[len(segs)-1].End
+	k, _, _ := play(t, f, SessionConfig{Camera: "cam-265", Start: start, End: end, Download: true}, nil)
+	b := k.ps(t, testSSRC)
+	p := ffprobe(t, b)
+	d := demux(t, b)
+	t.Logf("H.265: %+v", p)
+	if p.codec != "hevc" || p.width != 320 || p.height != 240 || !p.firstKey || p.frames != 6*fixFPS {
+		t.Errorf("ffprobe: %+v, want hevc 320x240, 150 frames from a keyframe", p)
+	}
+	if d.keys != 3 || !d.firstKey {
+		t.Errorf("%d keyframes demuxed (first %v), want 3", d.keys, d.firstKey)
+	}
+}
