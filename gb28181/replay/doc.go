@@ -43,7 +43,9 @@
 // stall on a jump; ffprobe then reports a duration equal to the recorded
 // time sent); Stats().Position gives the recorded wall-clock time of the
 // last frame sent. A Playback is paced in real time at the current scale
-// (Play(scale), 0.25 to 8; above 2, keyframes only), Pause stops it, Seek
+// (Play(scale), 0.25 to 8; above 2, keyframes only and no audio; coming
+// back to 2 or less, video resumes at the next keyframe), Pause stops it
+// after the frame being sent, Seek
 // (PLAY with Range: npt=SECONDS-, counted from the range's start) jumps. A
 // Download is sent as fast as Write returns, or at MaxBytesPerSecond.
 package replay

@@ -3,12 +3,17 @@ package replay
 import (
 	"context"
 	"errors"
+	"io"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
+	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/recorder/archive"
+	"github.com/vigil-vms/vigil/recorder/review"
 )
 
 const testSSRC = 1100000001
@@ -380,5 +385,91 @@ func TestDownloadH265(t *testing.T) {
 	}
 	if d.keys != 3 || !d.firstKey {
 		t.Errorf("%d keyframes demuxed (first %v), want 3", d.keys, d.firstKey)
+	}
+}
+
+// gateStore holds the read at one position of one object until released,
+// so that a test can change a session's speed while it reads there.
+type gateStore struct {
+	archive.Store
+	key      string
+	pos      int64
+	once     sync.Once
+	reached  chan struct{}
+	released chan struct{}
+}
+
+func (g *gateStore) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if key == g.key && off == g.pos {
+		g.once.Do(func() { close(g.reached) })
+		select {
+		case <-g.released:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Store.Get(ctx, key, off, length)
+}
+
+func TestPlaybackScaleDownResumesAtKeyframe(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	segs := f.record(t, "cam-sd", t0, ffmpegSegments(t, 20, 4))
+	// The session reads the fragment at 1 s (in the middle of the first GOP)
+	// while it sends keyframes only, and is slowed to all frames then: the
+	// P-frames of that fragment must not be sent, their GOP's earlier frames
+	// having been left out.
+	mid := segs[0].Fragments[1]
+	if mid.Keyframe {
+		t.Fatal("the fixture's second fragment starts with a keyframe")
+	}
+	gate := &gateStore{Store: f.st, key: segs[0].Key, pos: mid.Pos, reached: make(chan struct{}), released: make(chan struct{})}
+	rv := review.NewReview(gate, f.ix, nil)
+	rv.MaxReadBytes = 1 // a read per fragment
+	f.p = New(rv)
+	start, end := t0, t0.Add(6*time.Second)
+	k, _, _ := play(t, f, SessionConfig{Camera: "cam-sd", Start: start, End: end}, func(s *Session, _ *sink) {
+		if err := s.Play(4); err != nil {
+			t.Error(err)
+		}
+		select {
+		case <-gate.reached:
+		case <-time.After(20 * time.Second):
+			t.Error("the session did not read the fragment at 1 s")
+		}
+		if err := s.Play(2); err != nil { // all frames again
+			t.Error(err)
+		}
+		close(gate.released)
+	})
+	b := k.ps(t, testSSRC)
+	type unit struct {
+		key bool
+		dts int64
+	}
+	var us []unit
+	dm := &ps.Demuxer{OnUnit: func(u *ps.Unit) {
+		if u.Type.IsVideo() {
+			us = append(us, unit{u.Keyframe, u.DTS})
+		}
+	}}
+	dm.Write(b)
+	dm.Flush()
+	pframes := 0
+	for i := 1; i < len(us); i++ {
+		if us[i].key {
+			continue
+		}
+		pframes++
+		if step := us[i].dts - us[i-1].dts; step > 2*90000/fixFPS {
+			t.Fatalf("video unit %d: a P-frame %d ticks after the frame before it: frames of its GOP were left out", i, step)
+		}
+	}
+	t.Logf("%d video units, %d P-frames", len(us), pframes)
+	if pframes < 3*fixFPS {
+		t.Errorf("%d P-frames: the speed did not come down to all frames", pframes)
+	}
+	if p := ffprobe(t, b); !p.firstKey || p.codec != "h264" {
+		t.Errorf("ffprobe: %+v", p)
 	}
 }

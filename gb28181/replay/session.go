@@ -109,6 +109,7 @@ type Session struct {
 	anchorPos time.Duration // pacing: output position sent at anchorAt
 	anchorAt  time.Time
 	anchored  bool
+	needKey   bool // frames were left out: send video from the next keyframe
 	sentBytes int64
 	dlStart   time.Time
 	buf       []byte
@@ -277,7 +278,15 @@ func (s *Session) Run(ctx context.Context) error {
 		scale, _, _ := s.state()
 		if !s.cfg.Download && scale > KeyframesOnlyAbove && !f.Key {
 			s.advance(f) // keep the timeline, send nothing
+			s.needKey = true
 			continue
+		}
+		if s.needKey && f.Video && !f.Key {
+			s.advance(f) // back from keyframes only: a P-frame now would not decode
+			continue
+		}
+		if f.Key {
+			s.needKey = false
 		}
 		if err := s.send(f); err != nil {
 			return s.quiet(err)
