@@ -47,5 +47,7 @@
 // back to 2 or less, video resumes at the next keyframe), Pause stops it
 // after the frame being sent, Seek
 // (PLAY with Range: npt=SECONDS-, counted from the range's start) jumps. A
-// Download is sent as fast as Write returns, or at MaxBytesPerSecond.
+// Download is sent at DownloadSpeed times real time (the offer's
+// a=downloadspeed:; use it over UDP), or as fast as Write returns, and no
+// faster than MaxBytesPerSecond when set.
 package replay

@@ -279,6 +279,12 @@ func TestDownloadFasterThanRealTime(t *testing.T) {
 	if took2 < 2500*time.Millisecond || took2 > 15*time.Second {
 		t.Errorf("download capped at a third of its size per second took %s, want about 3 s", took2)
 	}
+	// a=downloadspeed:8 paces 20 s of recording to about 2.5 s.
+	_, _, took3 := play(t, f, SessionConfig{Camera: "cam-dl", Start: start, End: end, Download: true, DownloadSpeed: 8}, nil)
+	t.Logf("at download speed 8: %s", took3)
+	if took3 < 2200*time.Millisecond || took3 > 12*time.Second {
+		t.Errorf("download at speed 8 took %s, want about 2.5 s", took3)
+	}
 	if demux(t, k2.ps(t, testSSRC)).video != 20*fixFPS {
 		t.Error("the capped download lost frames")
 	}
@@ -317,6 +323,9 @@ func TestSessionErrors(t *testing.T) {
 	}
 	if _, err := f.p.NewSession(ctx, SessionConfig{Camera: "cam-er", Start: t0, End: t0, Write: w}); !errors.Is(err, apierr.ErrInvalid) {
 		t.Errorf("empty range: %v, want invalid", err)
+	}
+	if _, err := f.p.NewSession(ctx, SessionConfig{Camera: "cam-er", Start: t0, End: t0.Add(time.Second), Write: w, Download: true, DownloadSpeed: 64}); !errors.Is(err, apierr.ErrInvalid) {
+		t.Errorf("download speed 64: %v, want invalid", err)
 	}
 	if _, err := f.p.NewSession(ctx, SessionConfig{Camera: "cam-er", Start: t0, End: t0.Add(time.Second)}); err == nil {
 		t.Error("a session without Write was accepted")

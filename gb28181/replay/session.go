@@ -22,6 +22,8 @@ const (
 	DefaultMaxPayload = 1400
 	// KeyframesOnlyAbove is the scale above which only keyframes are sent.
 	KeyframesOnlyAbove = 2
+	// MaxDownloadSpeed bounds SessionConfig.DownloadSpeed.
+	MaxDownloadSpeed = 32
 	// ptsOrigin is the PS timestamp (90 kHz) of the first frame.
 	ptsOrigin = 90000
 	// defaultFrame is the frame duration assumed before two frames are seen.
@@ -39,6 +41,11 @@ type SessionConfig struct {
 	// MaxBytesPerSecond caps a download's rate (RTP payload bytes). It
 	// defaults to 0: no cap.
 	MaxBytesPerSecond int64
+	// DownloadSpeed paces a download at that many times real time (the
+	// offer's a=downloadspeed:, 1 to 32; over UDP an unpaced download only
+	// loses packets at the receiver). It defaults to 0: as fast as Write
+	// returns (and MaxBytesPerSecond allows).
+	DownloadSpeed float64
 	// SSRC is the RTP SSRC (the y= of the INVITE as a number).
 	SSRC uint32
 	// PayloadType defaults to DefaultPayloadType (96).
@@ -130,6 +137,9 @@ func (p *Player) NewSession(ctx context.Context, cfg SessionConfig) (*Session, e
 	}
 	if cfg.PayloadType == 0 {
 		cfg.PayloadType = DefaultPayloadType
+	}
+	if cfg.DownloadSpeed < 0 || cfg.DownloadSpeed > MaxDownloadSpeed {
+		return nil, apierr.New(apierr.ErrInvalid, "download speed %g is outside 1 to %d", cfg.DownloadSpeed, MaxDownloadSpeed)
 	}
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
@@ -423,13 +433,21 @@ func (s *Session) wait(pos time.Duration) error {
 	now := time.Now()
 	var due time.Time
 	if s.cfg.Download {
-		if s.cfg.MaxBytesPerSecond <= 0 {
-			return s.ctx.Err()
-		}
 		if s.dlStart.IsZero() {
 			s.dlStart = now
 		}
-		due = s.dlStart.Add(time.Duration(float64(s.sentBytes) / float64(s.cfg.MaxBytesPerSecond) * float64(time.Second)))
+		if s.cfg.MaxBytesPerSecond > 0 {
+			due = s.dlStart.Add(time.Duration(float64(s.sentBytes) / float64(s.cfg.MaxBytesPerSecond) * float64(time.Second)))
+		}
+		if s.cfg.DownloadSpeed > 0 {
+			if !s.anchored {
+				s.anchorPos, s.anchorAt, s.anchored = pos, now, true
+			}
+			due = maxTime(due, s.anchorAt.Add(time.Duration(float64(pos-s.anchorPos)/s.cfg.DownloadSpeed)))
+		}
+		if due.IsZero() {
+			return s.ctx.Err()
+		}
 	} else {
 		scale, _, _ := s.state()
 		if !s.anchored {
