@@ -41,7 +41,8 @@ type Control struct {
 	Scale float64
 	// HasRange tells that a PLAY carries a Range with a position: seek to
 	// Range from the start of the playback (the t= start of the INVITE).
-	// "npt=now-" and a missing Range mean: go on from where it is.
+	// "npt=now-" and a missing Range mean: go on from where it is. Range
+	// is rounded to the millisecond.
 	HasRange bool
 	Range    time.Duration
 }

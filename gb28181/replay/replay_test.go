@@ -482,3 +482,23 @@ func TestPlaybackScaleDownResumesAtKeyframe(t *testing.T) {
 		t.Errorf("ffprobe: %+v", p)
 	}
 }
+
+func TestPlaybackSeekPastTheRecordingEnds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.record(t, "cam-se", t0, ffmpegSegments(t, 20, 4)[:2]) // 0..8 s
+	start, end := t0, t0.Add(time.Minute)
+	k, s, _ := play(t, f, SessionConfig{Camera: "cam-se", Start: start, End: end}, func(s *Session, k *sink) {
+		testkit.WaitFor(t, 10*time.Second, "packets", func() bool { return k.count() > 0 })
+		if err := s.Seek(t0.Add(30 * time.Second)); err != nil {
+			t.Error(err)
+		}
+	})
+	// play checked that OnEnd was called once and Run returned nil.
+	if p := s.Stats().Position; p.After(t0.Add(2 * time.Second)) {
+		t.Errorf("Position %s: the playback went on after the seek past the recording", p)
+	}
+	if d := demux(t, k.ps(t, testSSRC)); !d.firstKey {
+		t.Error("the playback did not start with a keyframe")
+	}
+}

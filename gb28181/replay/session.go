@@ -195,8 +195,10 @@ func (s *Session) Pause() {
 	s.signal()
 }
 
-// Seek continues the playback from the keyframe at or before t, which must
-// lie in [Start, End) of the range asked for; it resumes a paused playback.
+// Seek continues the playback from the keyframe at or before t (or the
+// first recorded after t, when t falls in a gap), which must lie in
+// [Start, End) of the range asked for; it resumes a paused playback. When
+// nothing is recorded from t to End, the playback ends (OnEnd).
 func (s *Session) Seek(t time.Time) error {
 	if t.Before(s.cfg.Start) || !t.Before(s.cfg.End) {
 		return apierr.New(apierr.ErrInvalid, "seek to %s is outside the playback's range %s to %s",
@@ -269,10 +271,10 @@ func (s *Session) Run(ctx context.Context) error {
 	defer stop()
 	defer func() { s.reader.Close() }()
 	for {
-		if err := s.control(); err != nil {
-			return s.quiet(err)
+		f, err := Frame{}, s.control()
+		if err == nil {
+			f, err = s.reader.Next()
 		}
-		f, err := s.reader.Next()
 		if err == io.EOF {
 			if s.ctx.Err() != nil {
 				return nil
@@ -327,6 +329,9 @@ func (s *Session) control() error {
 			s.seekTo = time.Time{}
 			s.mu.Unlock()
 			r, err := s.player.Open(s.ctx, s.cfg.Camera, seek, s.cfg.End)
+			if errors.Is(err, apierr.ErrNotFound) && s.ctx.Err() == nil {
+				return io.EOF // nothing recorded from there to the end: the playback is over
+			}
 			if err != nil {
 				return fmt.Errorf("seek to %s: %w", seek.Format(time.RFC3339), err)
 			}
