@@ -16,14 +16,17 @@
 //	pages, err := enc.RecordInfoPages(sn, ch, name, items, maxItems, maxBytes)
 //
 //	// INVITE s=Playback (or s=Download) with t=START END, y=SSRC:
+//	start, end, err := replay.ParseTimeRange(tValue) // apierr.ErrInvalid: 400
 //	s, err := p.NewSession(ctx, replay.SessionConfig{
-//		Camera: cam, Start: start, End: end, SSRC: ssrc,
-//		Download: isDownload, MaxBytesPerSecond: 0,
+//		Camera: cam, Start: start, End: end,
+//		SSRC: ssrc, // the y= digits as a number (uint32)
+//		Download: isDownload, DownloadSpeed: speed, // a=downloadspeed:N (0: unpaced)
 //		Write: func(pkt []byte) error { return conn.send(pkt) }, // UDP, or RFC 4571 framed for TCP
 //		OnEnd: func() { sendMediaStatus121(); bye() },
 //	})
 //	// err before answering: apierr.ErrNotFound (nothing recorded: 404),
-//	// apierr.ErrInvalid (bad range: 400).
+//	// apierr.ErrInvalid (bad range: 400), apierr.ErrUnsupported (no
+//	// H.264/H.265 in the recording: 488). s.Start() is where it begins.
 //	go func() { err := s.Run(dialogCtx); ... }() // after the ACK
 //
 //	// INFO with Content-Type Application/MANSRTSP:
