@@ -250,7 +250,7 @@ func TestPlaybackSeek(t *testing.T) {
 	after := int(end.Sub(seekKey).Seconds()*fixFPS + 0.5)
 	before = d.video - after
 	t.Logf("seek to 14 s (keyframe at %s): %d frames before, %d after, %d video units in all", seekKey.Sub(t0), before, after, d.video)
-	if before < 1 || before > fixFPS {
+	if before < 1 || before > 3*fixFPS { // the seek came soon after the first packets (3 s of slack for a loaded machine)
 		t.Errorf("%d video units: %d before the seek does not fit", d.video, before)
 	}
 	if p := s.Stats().Position; p.Before(end.Add(-100 * time.Millisecond)) {
