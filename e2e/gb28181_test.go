@@ -165,9 +165,57 @@ func (d *sipDevice) expectRequest(t *testing.T, what string) string {
 	}
 }
 
+// serve answers every request of the server 200 OK from now until the
+// test ends (the test sends no more requests of its own), and passes on
+// the <PTZCmd> of each DeviceControl, once per request (not per
+// retransmission).
+func (d *sipDevice) serve(t *testing.T) <-chan string {
+	t.Helper()
+	ptz := make(chan string, 100)
+	cmdRE := regexp.MustCompile(`<PTZCmd>\s*([0-9A-Fa-f]+)\s*</PTZCmd>`)
+	idRE := regexp.MustCompile(`(?im)^(?:Call-ID|i)\s*:\s*(\S+)\s*$`)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := map[string]bool{}
+		buf := make([]byte, 65536)
+		for {
+			d.conn.SetReadDeadline(time.Time{})
+			n, from, err := d.conn.ReadFromUDP(buf)
+			if err != nil {
+				return // closed at the test's end
+			}
+			req := string(buf[:n])
+			if strings.HasPrefix(req, "SIP/2.0 ") {
+				continue
+			}
+			if d.reply(req, from) != nil {
+				return
+			}
+			id := idRE.FindStringSubmatch(req)
+			if m := cmdRE.FindStringSubmatch(req); m != nil && id != nil && !seen[id[1]] {
+				seen[id[1]] = true
+				ptz <- strings.ToUpper(m[1])
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		d.conn.Close()
+		<-done
+	})
+	return ptz
+}
+
 // answer answers a request of the server 200 OK.
 func (d *sipDevice) answer(t *testing.T, req string, to *net.UDPAddr) {
 	t.Helper()
+	if err := d.reply(req, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reply sends the 200 OK of a request of the server.
+func (d *sipDevice) reply(req string, to *net.UDPAddr) error {
 	head, _, _ := strings.Cut(req, "\r\n\r\n")
 	res := "SIP/2.0 200 OK\r\n"
 	for _, l := range strings.Split(head, "\r\n")[1:] {
@@ -178,9 +226,8 @@ func (d *sipDevice) answer(t *testing.T, req string, to *net.UDPAddr) {
 		}
 	}
 	res += "Content-Length: 0\r\n\r\n"
-	if _, err := d.conn.WriteToUDP([]byte(res), to); err != nil {
-		t.Fatal(err)
-	}
+	_, err := d.conn.WriteToUDP([]byte(res), to)
+	return err
 }
 
 // registerWithDigest registers with password, answering the challenge.
