@@ -121,9 +121,10 @@ func TestGB28181DeviceOnTheWall(t *testing.T) {
 	  window.__cold = [];
 	  new MutationObserver(() => {
 	    const v = document.querySelector('[data-testid=tile][data-camera-id="gb-`+gate+`"] video');
-	    if (!v || v.__watched) return;
+	    if (!v || v.__watched || window.__typed === undefined) return; // a tile from before the search
 	    v.__watched = true;
 	    const at = window.__typed;
+	    window.__typed = undefined;
 	    v.requestVideoFrameCallback((now) => window.__cold.push(now - at));
 	  }).observe(document.body, { childList: true, subtree: true });
 	})()`))
