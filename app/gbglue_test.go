@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/gb28181/gbsim"
+	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
@@ -86,6 +87,13 @@ func gbApp(t *testing.T) (*app.App, *client, *logBuffer, config.Config) {
 // tells a device's wrong SSRC by the address its packets come from).
 func startDevice(t *testing.T, a *app.App, c *client, cfg config.Config, id, dept string, faults gbsim.Faults) []string {
 	t.Helper()
+	chans, _ := startSimDevice(t, a, c, cfg, id, dept, faults)
+	return chans
+}
+
+// startSimDevice is startDevice that also returns the simulated device.
+func startSimDevice(t *testing.T, a *app.App, c *client, cfg config.Config, id, dept string, faults gbsim.Faults) ([]string, *gbsim.Device) {
+	t.Helper()
 	code, body := c.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": id, "name": "NVR " + id[16:], "department": dept})
 	if code != http.StatusCreated {
 		t.Fatalf("add device %s: %d %s", id, code, body)
@@ -108,7 +116,7 @@ func startDevice(t *testing.T, a *app.App, c *client, cfg config.Config, id, dep
 	case <-time.After(20 * time.Second):
 		t.Fatalf("device %s did not register", id)
 	}
-	return chans
+	return chans, d
 }
 
 type camStatus struct {
@@ -161,7 +169,7 @@ func TestGB28181ChannelsRecord(t *testing.T) {
 	ffprobe := testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
 	a, c, _, cfg := gbApp(t)
 	const dev = "44011300001180000001"
-	chans := startDevice(t, a, c, cfg, dev, "flood-control", gbsim.Faults{})
+	chans, sim := startSimDevice(t, a, c, cfg, dev, "flood-control", gbsim.Faults{})
 
 	type cam struct {
 		ID, Name, Department, Source, MainURL string
@@ -230,6 +238,27 @@ func TestGB28181ChannelsRecord(t *testing.T) {
 		t.Fatalf("playback probes as %v: %s", err, out)
 	}
 	t.Logf("export: %d bytes, %.1f s; playback %d bytes", len(clip), dur, len(pb))
+
+	// PTZ reaches the device with the bytes of the standard, and a stop
+	// follows by itself; a camera without PTZ is not found.
+	if code, body := c.do("POST", "/api/v1/cameras/"+id+"/ptz", map[string]float64{"pan": 0.5, "tilt": 0, "zoom": 0}); code != http.StatusNoContent {
+		t.Fatalf("ptz: %d %s", code, body)
+	}
+	move, _ := manscdp.NewPTZCmd(0.5, 0, 0)
+	stop, _ := manscdp.NewPTZCmd(0, 0, 0)
+	for i, w := range []manscdp.PTZCmd{move, stop} {
+		select {
+		case got := <-sim.PTZ():
+			if got.Err != nil || got.Channel != chans[0] || got.Cmd != w || !strings.EqualFold(got.Raw, w.String()) {
+				t.Fatalf("PTZ %d at the device: %+v, want %s", i, got, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("PTZ %d (%s) did not reach the device", i, w)
+		}
+	}
+	if code, body := c.do("POST", "/api/v1/cameras/"+cams[1].ID+"/ptz", map[string]float64{"pan": 0.5}); code != http.StatusNotFound {
+		t.Fatalf("ptz of a camera without PTZ: %d %s", code, body)
+	}
 
 	// The admin moves the device to another department: its cameras follow.
 	if code, body := c.do("PUT", "/api/v1/gb28181/devices/"+dev, map[string]string{"name": "NVR", "department": "police"}); code != http.StatusOK {
