@@ -105,7 +105,7 @@ func startSimDevice(t *testing.T, a *app.App, c *client, cfg config.Config, id, 
 	d, err := gbsim.Start(ctx, gbsim.Config{
 		ID: id, Password: "default-pw", Server: udp, ServerID: cfg.GB28181.ID, LocalIP: "127.0.0." + strings.TrimLeft(id[18:], "0"),
 		Channels:  []gbsim.Channel{{ID: chans[0], Name: "River gate", PTZ: true}, {ID: chans[1], Name: "Bridge"}},
-		Keepalive: 5 * time.Second, Faults: faults,
+		Keepalive: 5 * time.Second, Faults: faults, CatalogSubscribe: true,
 		Log: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -358,4 +358,71 @@ func udpAttempt(t *testing.T, logs *logBuffer, camera, cause, text string) {
 		return
 	}
 	t.Errorf("%s: the failed udp attempt is not in the log", camera)
+}
+
+// TestGB28181CatalogChanges: a device's catalog NOTIFYs keep its cameras in
+// step (a channel removed is disabled and marked missing, and comes back;
+// PTZ follows), and a device that hangs up a recorded channel is invited
+// again.
+func TestGB28181CatalogChanges(t *testing.T) {
+	testkit.SkipShort(t, "runs a server and a simulated device in real time")
+	a, c, _, cfg := gbApp(t)
+	const dev = "44011300001180000021"
+	chans, sim := startSimDevice(t, a, c, cfg, dev, "police", gbsim.Faults{})
+	type gbCam struct {
+		Enabled bool
+		GB28181 struct{ PTZ, Missing bool }
+	}
+	camOf := func(ch string) gbCam {
+		var cm gbCam
+		code, body := c.do("GET", "/api/v1/cameras/gb-"+ch, nil)
+		if code != http.StatusOK || json.Unmarshal(body, &cm) != nil {
+			return gbCam{}
+		}
+		return cm
+	}
+	testkit.WaitFor(t, 20*time.Second, "the catalog subscription", func() bool { return sim.Subscribed() && camOf(chans[1]).Enabled })
+
+	ctx := context.Background()
+	if err := sim.RemoveChannel(ctx, chans[1]); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the removed channel's camera disabled", func() bool {
+		cm := camOf(chans[1])
+		return !cm.Enabled && cm.GB28181.Missing
+	})
+	if err := sim.SetChannel(ctx, gbsim.Channel{ID: chans[1], Name: "Bridge", PTZ: true}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the returned channel's camera enabled, with PTZ", func() bool {
+		cm := camOf(chans[1])
+		return cm.Enabled && !cm.GB28181.Missing && cm.GB28181.PTZ
+	})
+	if err := sim.SetChannel(ctx, gbsim.Channel{ID: chans[0], Name: "River gate"}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "PTZ off after an UPDATE", func() bool { return !camOf(chans[0]).GB28181.PTZ })
+
+	// the device hangs up a recorded channel: it is invited again
+	waitStatus(t, c, "gb-"+chans[0], 20*time.Second, "online", func(s camStatus) bool { return s.State == "online" })
+	ssrcOf := func() string {
+		for _, s := range sim.Sessions() {
+			if s.Channel == chans[0] {
+				return s.SSRC
+			}
+		}
+		return ""
+	}
+	first := ssrcOf()
+	if first == "" {
+		t.Fatal("no session on the recorded channel")
+	}
+	if err := sim.Hangup(ctx, chans[0]); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "a new INVITE after the device's BYE", func() bool {
+		s := ssrcOf()
+		return s != "" && s != first
+	})
+	waitStatus(t, c, "gb-"+chans[0], 20*time.Second, "online again", func(s camStatus) bool { return s.State == "online" })
 }
