@@ -100,9 +100,7 @@ func startSimDevice(t *testing.T, a *app.App, c *client, cfg config.Config, id, 
 	}
 	chans := []string{id[:10] + "131" + id[13:], id[:10] + "132" + id[13:]}
 	udp, _ := a.GB28181Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel) // the device closes itself in the background
-	d, err := gbsim.Start(ctx, gbsim.Config{
+	d, err := gbsim.Start(context.Background(), gbsim.Config{
 		ID: id, Password: "default-pw", Server: udp, ServerID: cfg.GB28181.ID, LocalIP: "127.0.0." + strings.TrimLeft(id[18:], "0"),
 		Channels:  []gbsim.Channel{{ID: chans[0], Name: "River gate", PTZ: true}, {ID: chans[1], Name: "Bridge"}},
 		Keepalive: 5 * time.Second, Faults: faults, CatalogSubscribe: true,
@@ -111,6 +109,7 @@ func startSimDevice(t *testing.T, a *app.App, c *client, cfg config.Config, id, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(d.Close)
 	select {
 	case <-d.Registered():
 	case <-time.After(20 * time.Second):
