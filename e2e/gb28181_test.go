@@ -34,6 +34,7 @@ func gbVigil(t *testing.T, edit func(*config.Config)) *app.App {
 		cfg.GB28181.Enabled = true
 		cfg.GB28181.Listen = "127.0.0.1:0"
 		cfg.GB28181.Password = "default-device-pw"
+		cfg.GB28181.MediaPort = 0 // a free port
 		if edit != nil {
 			edit(cfg)
 		}
