@@ -1,7 +1,7 @@
 // Package dispatch is the one owner of camera changes. Whoever changes the set
 // of cameras — start-up loading the registry, the HTTP API after an admin's
-// edit or a CSV import, and later a GB/T 28181 device registering its
-// channels — asks the Dispatcher, and the Dispatcher makes every part that runs
+// edit or a CSV import, a GB/T 28181 device's catalog (SyncChannels: its
+// channels become cameras) — asks the Dispatcher, and the Dispatcher makes every part that runs
 // cameras follow: the ingest pulls (or stops pulling) the camera, the recorder
 // records (or stops). It is also where a camera's status is put together from
 // those parts. With a cluster, this is the place that decides which node runs
@@ -22,6 +22,8 @@
 //	d.Apply(cam)            // after a create or an edit
 //	d.Remove(id)            // after a delete
 //	st := d.Status(cam)     // for GET .../status
+//	d.SetGB(dispatch.GBOptions{Store: reg})
+//	d.SyncChannels(ctx, device, department, items) // a device's catalog
 package dispatch
 
 import (
