@@ -165,6 +165,7 @@ func deviceTransport(t *testing.T, c *client, id string) string {
 // back and exports as 1280x720 H.264 of the right duration.
 func TestGB28181ChannelsRecord(t *testing.T) {
 	testkit.SkipShort(t, "runs a server and a simulated device in real time")
+	testkit.CheckLeaks(t)
 	ffprobe := testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
 	a, c, _, cfg := gbApp(t)
 	const dev = "44011300001180000001"
@@ -366,6 +367,7 @@ func udpAttempt(t *testing.T, logs *logBuffer, camera, cause, text string) {
 // again.
 func TestGB28181CatalogChanges(t *testing.T) {
 	testkit.SkipShort(t, "runs a server and a simulated device in real time")
+	testkit.CheckLeaks(t) // of the server's GB/T 28181 side and the device
 	a, c, _, cfg := gbApp(t)
 	const dev = "44011300001180000021"
 	chans, sim := startSimDevice(t, a, c, cfg, dev, "police", gbsim.Faults{})
