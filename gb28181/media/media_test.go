@@ -251,22 +251,20 @@ func TestExpectErrors(t *testing.T) {
 	}
 }
 
-// TestPacketsBeforeWaitStart: packets that arrive between Expect and the
-// first WaitStart wait in the receiver's queue and are demuxed with the
-// OnUnit set before WaitStart (the gateway's order: Expect, OnUnit, INVITE,
-// WaitStart).
+// TestPacketsBeforeWaitStart: packets that arrive between ExpectUnits and
+// the first WaitStart wait in the receiver's queue and are demuxed with its
+// OnUnit (the gateway's order: ExpectUnits, INVITE, WaitStart).
 func TestPacketsBeforeWaitStart(t *testing.T) {
 	testkit.CheckLeaks(t)
 	s := startServer(t, &Server{})
 	b := readTestdata(t, "gst_h264_aac.ps")
 	want := direct(b)
-	r, err := s.Expect(77, "127.0.0.1", TransportUDP)
+	c := &collector{}
+	r, err := s.ExpectUnits(77, "127.0.0.1", TransportUDP, c.onUnit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	c := &collector{}
-	r.OnUnit = c.onUnit
 	sendUDP(t, s.udp, nil, rtpPackets(t, b, 77, 0))
 	testkit.WaitFor(t, 10*time.Second, "packets queued", func() bool { return len(r.queue) == len(ps.Payloads(nil, b, payloadSize)) })
 	if c.len() != 0 {

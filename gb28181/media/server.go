@@ -199,8 +199,8 @@ func (s *Server) Expect(ssrc uint32, from, transport string) (*Receiver, error) 
 	return s.ExpectUnits(ssrc, from, transport, nil)
 }
 
-// ExpectUnits is Expect with the Receiver's OnUnit set before its
-// goroutine starts (setting the field after Expect races with it).
+// ExpectUnits is Expect with the Receiver's OnUnit set to onUnit, as
+// setting the field before the first WaitStart, Started, Err or Dial is.
 func (s *Server) ExpectUnits(ssrc uint32, from, transport string, onUnit func(u *ps.Unit)) (*Receiver, error) {
 	switch transport {
 	case TransportUDP, TransportTCPPassive, TransportTCPActive:
