@@ -365,7 +365,8 @@ func TestMidGOP(t *testing.T) {
 		defer mu.Unlock()
 		return slices.Contains(keys, true)
 	})
-	if waited := time.Since(asked); waited > time.Second {
+	// the clip's own next keyframe is about 1.4 s or more after the request
+	if waited := time.Since(asked); waited > 1200*time.Millisecond {
 		t.Fatalf("the keyframe came %v after the IFameCmd", waited)
 	}
 }
