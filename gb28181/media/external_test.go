@@ -31,6 +31,22 @@ type producer struct {
 	errKinds []MediaErrorKind
 }
 
+// produce runs the producer (skipping when its tool is absent) and returns
+// the PS file it wrote: its path and its bytes.
+func (p producer) produce(t *testing.T) (file string, b []byte) {
+	t.Helper()
+	testkit.Tool(t, p.tool, p.env)
+	file = filepath.Join(t.TempDir(), "out.ps")
+	if out, err := exec.Command(p.tool, p.args(file)...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", p.tool, err, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, b
+}
+
 const extFrames = 75 // 3 s at 25 fps
 
 var producers = []producer{
@@ -127,15 +143,7 @@ func TestIndependentProducers(t *testing.T) {
 	s := startServer(t, &Server{})
 	for i, p := range producers {
 		t.Run(p.name, func(t *testing.T) {
-			testkit.Tool(t, p.tool, p.env)
-			file := filepath.Join(t.TempDir(), "out.ps")
-			if out, err := exec.Command(p.tool, p.args(file)...).CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", p.tool, err, out)
-			}
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, b := p.produce(t)
 			c := &collector{keep: true}
 			ssrc := uint32(700 + i)
 			r := expect(t, s, ssrc, p.transport, c)

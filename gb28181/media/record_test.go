@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -104,15 +103,7 @@ func TestRecordIndependentPS(t *testing.T) {
 	testkit.CheckLeaks(t)
 	for _, p := range []producer{producers[0], producers[2]} {
 		t.Run(p.name, func(t *testing.T) {
-			testkit.Tool(t, p.tool, p.env)
-			file := filepath.Join(t.TempDir(), "out.ps")
-			if out, err := exec.Command(p.tool, p.args(file)...).CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", p.tool, err, out)
-			}
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, b := p.produce(t)
 			srv := startServer(t, &Server{})
 			const dur = extFrames * time.Second / 25
 			dev := &psDevice{t: t, srv: srv, ssrc: 1234567890, pkts: rtpPackets(t, b, 1234567890, 0), dur: dur, recvd: make(chan *Receiver, 4)}
