@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -181,5 +182,20 @@ func TestStartS3(t *testing.T) {
 	restart()
 	if err := get(); err != nil {
 		t.Fatalf("server not answering after restart: %v", err)
+	}
+}
+
+// Four seconds with a keyframe every second, cut every 2 s, are two
+// segments, each an fMP4 file of its own (ftyp, moov, then fragments).
+func TestFFmpegSegments(t *testing.T) {
+	segs := FFmpegSegments(t, 2, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "4",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-sc_threshold", "0")
+	if len(segs) != 2 {
+		t.Fatalf("%d segments, want 2", len(segs))
+	}
+	for i, s := range segs {
+		if len(s) < 8 || string(s[4:8]) != "ftyp" || !bytes.Contains(s, []byte("moof")) {
+			t.Errorf("segment %d is not fragmented MP4: % x", i, s[:min(16, len(s))])
+		}
 	}
 }
