@@ -196,6 +196,16 @@ func diff(t *testing.T, got, want []unitSum) {
 	}
 }
 
+// waitStarted waits (10 s at most) for r's stream to start.
+func waitStarted(t *testing.T, r *Receiver) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitUnits(t *testing.T, c *collector, n int) {
 	t.Helper()
 	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%d units", n), func() bool { return c.len() >= n })

@@ -78,11 +78,7 @@ func TestTransports(t *testing.T) {
 			default:
 			}
 			deviceSend(t, s, r, tr, rtpPackets(t, b, ssrc, 65500)) // the sequence wraps
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := r.WaitStart(ctx); err != nil {
-				t.Fatal(err)
-			}
+			waitStarted(t, r)
 			waitUnits(t, c, len(want))
 			diff(t, c.snapshot(), want)
 			st := r.Stats()
@@ -178,11 +174,7 @@ func TestTCPClosedAfterStart(t *testing.T) {
 	if _, err := c.Write(frame(t, rtpPackets(t, b, 8, 0)[:5])); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.WaitStart(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitStarted(t, r)
 	c.Close()
 	select {
 	case err := <-r.Err():
@@ -190,7 +182,7 @@ func TestTCPClosedAfterStart(t *testing.T) {
 		if !errors.As(err, &me) || me.Kind != MediaClosed {
 			t.Fatalf("Err = %v", err)
 		}
-	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
 		t.Fatal("no error after the connection closed")
 	}
 }
@@ -267,11 +259,7 @@ func TestPacketsBeforeWaitStart(t *testing.T) {
 	if c.len() != 0 {
 		t.Fatal("units before WaitStart")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.WaitStart(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitStarted(t, r)
 	waitUnits(t, c, len(want))
 	diff(t, c.snapshot(), want)
 }
