@@ -47,6 +47,19 @@ func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	return review.NewReview(st, ix, nil), ix, st
 }
 
+// realRecording is a fixture over realReview and the indexed segment (with
+// its fragments) that it plays.
+func realRecording(t *testing.T) (*fixture, archive.Segment, *countingStore) {
+	t.Helper()
+	rv, ix, st := realReview(t)
+	f := newFixtureReview(t, Options{}, rv)
+	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("index: %d segments, %v", len(segs), err)
+	}
+	return f, segs[0], st
+}
+
 // storedSegment puts segment b of camera from fixtureT0 into a new local
 // store and indexes it with archive.Reindex.
 func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, *archive.Index) {
@@ -75,13 +88,7 @@ func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, 
 // clip's first fragment, the keyframe at or before start; HEAD reads
 // nothing from the store and is not audited.
 func TestPlaybackStartHeader(t *testing.T) {
-	rv, ix, st := realReview(t)
-	f := newFixtureReview(t, Options{}, rv)
-	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("index: %d segments, %v", len(segs), err)
-	}
-	seg := segs[0]
+	f, seg, st := realRecording(t)
 	keyframes := 0
 	for _, fr := range seg.Fragments {
 		if fr.Keyframe {

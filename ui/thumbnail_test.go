@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"testing"
@@ -13,13 +12,7 @@ import (
 // one audit row per look at a camera rather than per thumbnail, none where
 // nothing was recorded, and a row for every refusal.
 func TestThumbnailEndpoint(t *testing.T) {
-	rv, ix, _ := realReview(t)
-	f := newFixtureReview(t, Options{}, rv)
-	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("index: %d segments, %v", len(segs), err)
-	}
-	seg := segs[0]
+	f, seg, _ := realRecording(t)
 	keyframeAt := func(at time.Time) time.Time {
 		var kf time.Time
 		for _, fr := range seg.Fragments {
