@@ -60,6 +60,18 @@ func realRecording(t *testing.T) (*fixture, archive.Segment, *countingStore) {
 	return f, segs[0], st
 }
 
+// keyframeAt is the start of seg's last keyframe fragment at or before at,
+// as the index knows it.
+func keyframeAt(seg archive.Segment, at time.Time) time.Time {
+	var kf time.Time
+	for _, fr := range seg.Fragments {
+		if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
+			kf = t
+		}
+	}
+	return kf
+}
+
 // storedSegment puts segment b of camera from fixtureT0 into a new local
 // store and indexes it with archive.Reindex.
 func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, *archive.Index) {
@@ -98,21 +110,11 @@ func TestPlaybackStartHeader(t *testing.T) {
 	if keyframes < 4 || len(seg.Fragments) < 2*keyframes-1 {
 		t.Fatalf("segment has %d fragments, %d with a keyframe: want 1 s fragments and 2 s GOPs", len(seg.Fragments), keyframes)
 	}
-	// firstFragment is the index's keyframe fragment at or before at.
-	firstFragment := func(at time.Time) time.Time {
-		var kf time.Time
-		for _, fr := range seg.Fragments {
-			if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
-				kf = t
-			}
-		}
-		return kf
-	}
 	for _, off := range []time.Duration{0, 500 * time.Millisecond, 3300 * time.Millisecond,
 		seg.Fragments[4].Offset, seg.Fragments[5].Offset + 200*time.Millisecond, 9900 * time.Millisecond} {
 		start := fixtureT0.Add(off)
 		t.Run(fmt.Sprint(off), func(t *testing.T) {
-			want := firstFragment(start)
+			want := keyframeAt(seg, start)
 			if want.IsZero() {
 				t.Fatalf("no keyframe at or before %s", start)
 			}

@@ -13,15 +13,6 @@ import (
 // nothing was recorded, and a row for every refusal.
 func TestThumbnailEndpoint(t *testing.T) {
 	f, seg, _ := realRecording(t)
-	keyframeAt := func(at time.Time) time.Time {
-		var kf time.Time
-		for _, fr := range seg.Fragments {
-			if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
-				kf = t
-			}
-		}
-		return kf
-	}
 	path := func(cam string, at time.Time) string {
 		return "/api/v1/cameras/" + cam + "/thumbnail?" + url.Values{"t": {at.Format(time.RFC3339Nano)}}.Encode()
 	}
@@ -32,7 +23,7 @@ func TestThumbnailEndpoint(t *testing.T) {
 		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "video/mp4" {
 			t.Fatalf("%s: %d %v %s", off, rec.Code, rec.Header(), rec.Body)
 		}
-		if got, want := rec.Header().Get(StartHeader), keyframeAt(at).UTC().Format(time.RFC3339Nano); got != want {
+		if got, want := rec.Header().Get(StartHeader), keyframeAt(seg, at).UTC().Format(time.RFC3339Nano); got != want {
 			t.Fatalf("%s: %s %s, want the keyframe at %s", off, StartHeader, got, want)
 		}
 		if cc := rec.Header().Get("Cache-Control"); cc != "private, max-age=3600" {
