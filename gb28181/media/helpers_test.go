@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -203,6 +204,23 @@ func waitStarted(t *testing.T, r *Receiver) {
 	defer cancel()
 	if err := r.WaitStart(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// nextErr waits (10 s at most) for the next error on r.Err and fails the
+// test unless it is a *MediaError of kind, which it returns.
+func nextErr(t *testing.T, r *Receiver, kind MediaErrorKind) *MediaError {
+	t.Helper()
+	select {
+	case err := <-r.Err():
+		me, ok := errors.AsType[*MediaError](err)
+		if !ok || me.Kind != kind {
+			t.Fatalf("Err = %v, want a MediaError of kind %v", err, kind)
+		}
+		return me
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %v on Err within 10s", kind)
+		return nil
 	}
 }
 

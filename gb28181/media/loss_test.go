@@ -99,14 +99,7 @@ func TestUDPStopped(t *testing.T) {
 	r := expect(t, s, 33, TransportUDP, &collector{})
 	sendUDP(t, s.udp, r, rtpPackets(t, b, 33, 0)[:5])
 	waitStarted(t, r)
-	select {
-	case err := <-r.Err():
-		if me, ok := err.(*MediaError); !ok || me.Kind != MediaStopped {
-			t.Fatalf("Err = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no MediaStopped")
-	}
+	nextErr(t, r, MediaStopped)
 }
 
 // TestMarkerOnEveryPacket: a device that sets the RTP marker bit on every

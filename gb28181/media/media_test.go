@@ -176,15 +176,7 @@ func TestTCPClosedAfterStart(t *testing.T) {
 	}
 	waitStarted(t, r)
 	c.Close()
-	select {
-	case err := <-r.Err():
-		var me *MediaError
-		if !errors.As(err, &me) || me.Kind != MediaClosed {
-			t.Fatalf("Err = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no error after the connection closed")
-	}
+	nextErr(t, r, MediaClosed)
 }
 
 // TestNoPSMReported: ffmpeg's vob muxer writes no PSM; the receiver says so
