@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -117,17 +116,6 @@ type probeStream struct {
 	Duration  string `json:"duration"`
 }
 
-func ffprobeJSON(t *testing.T, v any, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ffprobe", append([]string{"-v", "error", "-of", "json"}, args...)...).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %q: %v", args, err)
-	}
-	if err := json.Unmarshal(out, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestIndependentProducers sends the MPEG-PS of GStreamer's mpegpsmux and
 // ffmpeg's mpeg and vob muxers, packetized into RTP, through the real
 // sockets, and checks the units against what ffprobe reads in the same file:
@@ -153,7 +141,7 @@ func TestIndependentProducers(t *testing.T) {
 				Streams []probeStream
 				Packets []probePacket
 			}
-			ffprobeJSON(t, &probe, "-f", "mpeg", "-show_entries", "stream=index,codec_type,codec_name,width,height:packet=stream_index,size,flags", file)
+			testkit.FFprobeJSON(t, &probe, "-f", "mpeg", "-show_entries", "stream=index,codec_type,codec_name,width,height:packet=stream_index,size,flags", file)
 			vIdx, aIdx := -1, -1
 			for _, st := range probe.Streams {
 				switch {
@@ -239,7 +227,7 @@ func TestIndependentProducers(t *testing.T) {
 					t.Fatal(err)
 				}
 				var got struct{ Streams []probeStream }
-				ffprobeJSON(t, &got, "-f", codecName(typ), "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", esFile)
+				testkit.FFprobeJSON(t, &got, "-f", codecName(typ), "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", esFile)
 				want := extFrames
 				if !typ.IsVideo() {
 					want = wantAudio

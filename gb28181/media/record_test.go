@@ -163,7 +163,7 @@ func TestRecordIndependentPS(t *testing.T) {
 					Duration string `json:"duration"`
 				}
 			}
-			ffprobeJSON(t, &got, "-count_frames", "-show_entries", "stream=index,codec_type,codec_name,width,height,nb_read_frames,start_time,duration:format=duration", out)
+			testkit.FFprobeJSON(t, &got, "-count_frames", "-show_entries", "stream=index,codec_type,codec_name,width,height,nb_read_frames,start_time,duration:format=duration", out)
 			var video, audio *probeStream
 			for i := range got.Streams {
 				switch got.Streams[i].CodecType {
@@ -206,6 +206,6 @@ func audioPackets(t *testing.T, file string) int {
 			CodecType string `json:"codec_type"`
 		}
 	}
-	ffprobeJSON(t, &probe, "-f", "mpeg", "-select_streams", "a", "-show_entries", "packet=codec_type", file)
+	testkit.FFprobeJSON(t, &probe, "-f", "mpeg", "-select_streams", "a", "-show_entries", "packet=codec_type", file)
 	return len(probe.Packets)
 }

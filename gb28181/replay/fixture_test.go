@@ -3,10 +3,8 @@ package replay
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -217,12 +215,6 @@ func ffprobe(t *testing.T, b []byte) probe {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-f", "mpeg", "-show_streams", "-show_frames",
-		"-show_entries", "stream=codec_type,codec_name,width,height:frame=media_type,key_frame,pts_time,duration_time",
-		"-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
 	var res struct {
 		Streams []struct {
 			CodecType string `json:"codec_type"`
@@ -236,9 +228,8 @@ func ffprobe(t *testing.T, b []byte) probe {
 			PTS       string `json:"pts_time"`
 		} `json:"frames"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("ffprobe output: %v", err)
-	}
+	testkit.FFprobeJSON(t, &res, "-f", "mpeg", "-show_streams", "-show_frames",
+		"-show_entries", "stream=codec_type,codec_name,width,height:frame=media_type,key_frame,pts_time,duration_time", path)
 	var p probe
 	for _, s := range res.Streams {
 		if s.CodecType == "video" {

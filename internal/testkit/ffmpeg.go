@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,4 +39,22 @@ func FFmpegSegments(t testing.TB, every int, args ...string) [][]byte {
 		segs = append(segs, b)
 	}
 	return segs
+}
+
+// FFprobeJSON runs ffprobe (see Tool) with args and "-of json" and decodes
+// its answer into v.
+func FFprobeJSON(t testing.TB, v any, args ...string) {
+	t.Helper()
+	Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
+	out, err := exec.Command("ffprobe", append([]string{"-v", "error", "-of", "json"}, args...)...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		t.Fatalf("ffprobe %q: %v", args, err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("ffprobe %q: %v in %s", args, err, out)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -197,5 +199,26 @@ func TestFFmpegSegments(t *testing.T) {
 		if len(s) < 8 || string(s[4:8]) != "ftyp" || !bytes.Contains(s, []byte("moof")) {
 			t.Errorf("segment %d is not fragmented MP4: % x", i, s[:min(16, len(s))])
 		}
+	}
+}
+
+// FFprobeJSON reads what ffprobe says of a segment FFmpegSegments made.
+func TestFFprobeJSON(t *testing.T) {
+	segs := FFmpegSegments(t, 2, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "2",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "25")
+	file := filepath.Join(t.TempDir(), "seg.mp4")
+	if err := os.WriteFile(file, segs[0], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var probe struct {
+		Streams []struct {
+			CodecName string `json:"codec_name"`
+			Width     int
+			Height    int
+		}
+	}
+	FFprobeJSON(t, &probe, "-show_entries", "stream=codec_name,width,height", file)
+	if len(probe.Streams) != 1 || probe.Streams[0].CodecName != "h264" || probe.Streams[0].Width != 160 || probe.Streams[0].Height != 90 {
+		t.Fatalf("ffprobe: %+v", probe)
 	}
 }
