@@ -2,7 +2,8 @@
 // each is written once: waiting for a condition (WaitFor) or a goroutine's
 // result (Returned), a service run for the length of a test (Run), a logger
 // into the test's log (Log), a goroutine-safe buffer (SyncBuffer), an outside
-// program or a skip (Tool), fMP4 segments encoded by ffmpeg (FFmpegSegments),
+// program or a skip (Tool), fMP4 segments encoded by ffmpeg (FFmpegSegments)
+// and ffprobe's JSON (FFprobeJSON),
 // a goroutine-leak check (CheckLeaks) and a real S3
 // server (StartS3, versitygw).
 //
