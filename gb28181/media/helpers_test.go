@@ -127,14 +127,7 @@ func startServer(t *testing.T, s *Server) *testServer {
 	if s.Log == nil {
 		s.Log = testkit.Log(t)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l := testkit.ListenUDPTCP(t)
 	ts := &testServer{Server: s, udp: pc.LocalAddr().String(), tcp: l.Addr().String()}
 	testkit.Run(t, func(ctx context.Context) error { return s.Serve(ctx, pc, l) })
 	return ts

@@ -3,8 +3,9 @@
 // result (Returned), a service run for the length of a test (Run), a logger
 // into the test's log (Log), a goroutine-safe buffer (SyncBuffer), an outside
 // program or a skip (Tool), fMP4 segments encoded by ffmpeg (FFmpegSegments)
-// and ffprobe's JSON (FFprobeJSON), a goroutine-leak check (CheckLeaks) and
-// a real S3 server (StartS3, versitygw).
+// and ffprobe's JSON (FFprobeJSON), loopback UDP and TCP ports for a server
+// (ListenUDPTCP), a goroutine-leak check (CheckLeaks) and a real S3 server
+// (StartS3, versitygw).
 //
 // It sits at the bottom of the house: it imports none of Vigil's packages,
 // so that every package's own (internal) tests may use it, camsim's and

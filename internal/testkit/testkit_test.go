@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -220,5 +221,29 @@ func TestFFprobeJSON(t *testing.T) {
 	FFprobeJSON(t, &probe, "-show_entries", "stream=codec_name,width,height", file)
 	if len(probe.Streams) != 1 || probe.Streams[0].CodecName != "h264" || probe.Streams[0].Width != 160 || probe.Streams[0].Height != 90 {
 		t.Fatalf("ffprobe: %+v", probe)
+	}
+}
+
+// ListenUDPTCP's socket and listener answer on loopback, and are closed
+// when the test ends.
+func TestListenUDPTCP(t *testing.T) {
+	var pc net.PacketConn
+	var ln net.Listener
+	t.Run("open", func(t *testing.T) {
+		pc, ln = ListenUDPTCP(t)
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if a := pc.LocalAddr().(*net.UDPAddr); !a.IP.IsLoopback() || a.Port == 0 {
+			t.Fatalf("UDP on %v", a)
+		}
+	})
+	if _, err := ln.Accept(); err == nil {
+		t.Error("the listener is open after the test")
+	}
+	if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); err == nil {
+		t.Error("the UDP socket is open after the test")
 	}
 }
