@@ -292,10 +292,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "vigil.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testkit.TempFile(t, "vigil.db", data)
 	db := testdb.Open(t, path)
 	reg, err := registry.Open(context.Background(), db)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -153,10 +152,7 @@ func TestRecordIndependentPS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(t.TempDir(), "rec.mp4")
-			if err := os.WriteFile(out, mp4.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			out := testkit.TempFile(t, "rec.mp4", mp4.Bytes())
 			var got struct {
 				Streams []probeStream
 				Format  struct {

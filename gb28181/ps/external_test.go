@@ -149,10 +149,7 @@ func TestFFmpegProducer(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			again := filepath.Join(t.TempDir(), "again.ps")
-			if err := os.WriteFile(again, out, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			again := testkit.TempFile(t, "again.ps", out)
 			st := probe(t, "mpeg", again)
 			if len(st) != 1 || frames(st[0]) != 30 || st[0].Width != ca.w || st[0].CodecName != esFormat(ca.typ) {
 				t.Errorf("ffprobe read our muxer's output as %+v", st)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -211,10 +210,7 @@ type probe struct {
 
 func ffprobe(t *testing.T, b []byte) probe {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "playback.mpg")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testkit.TempFile(t, "playback.mpg", b)
 	var res struct {
 		Streams []struct {
 			CodecType string `json:"codec_type"`

@@ -2,8 +2,6 @@ package replay
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -44,10 +42,7 @@ func TestDownloadRecordedHour(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(began)
-	path := filepath.Join(t.TempDir(), "hour.mpg")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testkit.TempFile(t, "hour.mpg", out)
 	var pr struct {
 		Streams []struct {
 			Codec   string `json:"codec_name"`

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,10 +205,7 @@ func TestFFmpegSegments(t *testing.T) {
 func TestFFprobeJSON(t *testing.T) {
 	segs := FFmpegSegments(t, 2, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "2",
 		"-c:v", "libx264", "-preset", "veryfast", "-g", "25")
-	file := filepath.Join(t.TempDir(), "seg.mp4")
-	if err := os.WriteFile(file, segs[0], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := TempFile(t, "seg.mp4", segs[0])
 	var probe struct {
 		Streams []struct {
 			CodecName string `json:"codec_name"`
