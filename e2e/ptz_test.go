@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,43 +28,21 @@ type ptzRequest struct {
 // them on the wire), until the test ends.
 func ptzRequests(t *testing.T, ctx context.Context) func() []ptzRequest {
 	t.Helper()
-	ectx, cancel := context.WithCancel(ctx)
-	var mu sync.Mutex
-	var out []ptzRequest
-	done := make(chan struct{})
-	events := chromedp.Events(ectx, network.RequestWillBeSent)
-	go func() {
-		defer close(done)
-		for ev, err := range events {
-			if err != nil {
-				return
-			}
-			r := ev.Request
-			if r == nil || r.Method != "POST" || !strings.HasSuffix(r.URL, "/ptz") {
-				continue
-			}
-			var body []byte
-			for _, e := range r.PostDataEntries {
-				body = append(body, e.Bytes...)
-			}
-			p := ptzRequest{at: time.Now(), camera: strings.TrimSuffix(r.URL[strings.LastIndex(r.URL, "/cameras/")+len("/cameras/"):], "/ptz")}
-			if err := json.Unmarshal(body, &p); err != nil {
-				p.camera += " (unreadable body " + string(body) + ")"
-			}
-			mu.Lock()
-			out = append(out, p)
-			mu.Unlock()
+	return recordEvents(t, ctx, network.RequestWillBeSent, func(ev network.EventRequestWillBeSent) []ptzRequest {
+		r := ev.Request
+		if r == nil || r.Method != "POST" || !strings.HasSuffix(r.URL, "/ptz") {
+			return nil
 		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+		var body []byte
+		for _, e := range r.PostDataEntries {
+			body = append(body, e.Bytes...)
+		}
+		p := ptzRequest{at: time.Now(), camera: strings.TrimSuffix(r.URL[strings.LastIndex(r.URL, "/cameras/")+len("/cameras/"):], "/ptz")}
+		if err := json.Unmarshal(body, &p); err != nil {
+			p.camera += " (unreadable body " + string(body) + ")"
+		}
+		return []ptzRequest{p}
 	})
-	return func() []ptzRequest {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]ptzRequest(nil), out...)
-	}
 }
 
 // checkHeld checks the commands of one hold of a control: the move, repeated

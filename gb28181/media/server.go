@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
+	"github.com/vigil-vms/vigil/internal/ctxwait"
 )
 
 // Media transports, as in the INVITE's SDP.
@@ -355,10 +356,8 @@ func (s *Server) accept(ctx context.Context, l net.Listener) error {
 			// accepted): wait and go on, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			s.log().Warn("gb28181 media: accept TCP; retrying", "error", err, "in", backoff)
-			select {
-			case <-ctx.Done():
+			if !ctxwait.Sleep(ctx, backoff) {
 				return nil
-			case <-time.After(backoff):
 			}
 			continue
 		}

@@ -3,12 +3,8 @@ package replay
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,32 +57,13 @@ func encodeSegments(t testing.TB, codec, size, bitrate string, seconds, every in
 	if v, ok := segCache.Load(key); ok {
 		return v.([][]byte)
 	}
-	dir := t.TempDir()
-	args := []string{"-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", size, fixFPS),
+	args := []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", size, fixFPS),
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
 		"-t", fmt.Sprint(seconds)}
 	args = append(args, video...)
 	args = append(args, "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
-		"-c:a", "aac", "-b:a", "32k", "-ac", "1",
-		"-f", "segment", "-segment_time", fmt.Sprint(every), "-reset_timestamps", "1",
-		"-segment_format", "mp4",
-		"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration=1000000",
-		filepath.Join(dir, "seg%03d.mp4"))
-	cmd := exec.Command("ffmpeg", args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v: %s", err, out)
-	}
-	names, _ := filepath.Glob(filepath.Join(dir, "seg*.mp4"))
-	sort.Strings(names)
-	var segs [][]byte
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		segs = append(segs, b)
-	}
+		"-c:a", "aac", "-b:a", "32k", "-ac", "1")
+	segs := testkit.FFmpegSegments(t, every, args...)
 	segCache.Store(key, segs)
 	return segs
 }
@@ -233,16 +210,7 @@ type probe struct {
 
 func ffprobe(t *testing.T, b []byte) probe {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "playback.mpg")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-f", "mpeg", "-show_streams", "-show_frames",
-		"-show_entries", "stream=codec_type,codec_name,width,height:frame=media_type,key_frame,pts_time,duration_time",
-		"-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
+	path := testkit.TempFile(t, "playback.mpg", b)
 	var res struct {
 		Streams []struct {
 			CodecType string `json:"codec_type"`
@@ -256,9 +224,8 @@ func ffprobe(t *testing.T, b []byte) probe {
 			PTS       string `json:"pts_time"`
 		} `json:"frames"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("ffprobe output: %v", err)
-	}
+	testkit.FFprobeJSON(t, &res, "-f", "mpeg", "-show_streams", "-show_frames",
+		"-show_entries", "stream=codec_type,codec_name,width,height:frame=media_type,key_frame,pts_time,duration_time", path)
 	var p probe
 	for _, s := range res.Streams {
 		if s.CodecType == "video" {

@@ -2,10 +2,6 @@ package replay
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -46,15 +42,7 @@ func TestDownloadRecordedHour(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(began)
-	path := filepath.Join(t.TempDir(), "hour.mpg")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := exec.Command("ffprobe", "-v", "error", "-f", "mpeg", "-count_packets", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,nb_read_packets:format=duration", "-of", "json", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
+	path := testkit.TempFile(t, "hour.mpg", out)
 	var pr struct {
 		Streams []struct {
 			Codec   string `json:"codec_name"`
@@ -66,8 +54,10 @@ func TestDownloadRecordedHour(t *testing.T) {
 			Duration string `json:"duration"`
 		} `json:"format"`
 	}
-	if err := json.Unmarshal(res, &pr); err != nil || len(pr.Streams) != 1 {
-		t.Fatalf("ffprobe: %s (%v)", res, err)
+	testkit.FFprobeJSON(t, &pr, "-f", "mpeg", "-count_packets", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,width,height,nb_read_packets:format=duration", path)
+	if len(pr.Streams) != 1 {
+		t.Fatalf("ffprobe: %+v", pr)
 	}
 	st := pr.Streams[0]
 	packets, _ := strconv.Atoi(st.Packets)

@@ -89,6 +89,19 @@ func TestRecordInfoMatchesIndex(t *testing.T) {
 	}
 }
 
+// control parses a MANSRTSP message and applies it to s, as a device's INFO
+// does.
+func control(t *testing.T, s *Session, msg string) {
+	t.Helper()
+	c, err := ParseControl([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(c); err != nil {
+		t.Error(err)
+	}
+}
+
 // play runs a session to its end and returns the sink and how long it took
 // from the first packet to the last.
 func play(t *testing.T, f *fixture, cfg SessionConfig, during func(s *Session, k *sink)) (*sink, *Session, time.Duration) {
@@ -186,13 +199,7 @@ func TestPlaybackPauseResume(t *testing.T) {
 	var paused time.Duration
 	k, _, took := play(t, f, SessionConfig{Camera: "cam-pa", Start: start, End: end}, func(s *Session, k *sink) {
 		testkit.WaitFor(t, 10*time.Second, "packets", func() bool { return k.count() > 20 })
-		c, err := ParseControl([]byte("PAUSE MANSRTSP/1.0\r\nCSeq: 2\r\nPauseTime: now\r\n\r\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Apply(c); err != nil {
-			t.Error(err)
-		}
+		control(t, s, "PAUSE MANSRTSP/1.0\r\nCSeq: 2\r\nPauseTime: now\r\n\r\n")
 		time.Sleep(200 * time.Millisecond) // a frame in flight may still arrive
 		n := k.count()
 		time.Sleep(1500 * time.Millisecond)
@@ -200,10 +207,7 @@ func TestPlaybackPauseResume(t *testing.T) {
 			t.Errorf("%d packets sent while paused", m-n)
 		}
 		paused = 1700 * time.Millisecond
-		c, _ = ParseControl([]byte("PLAY MANSRTSP/1.0\r\nCSeq: 3\r\nRange: npt=now-\r\n\r\n"))
-		if err := s.Apply(c); err != nil {
-			t.Error(err)
-		}
+		control(t, s, "PLAY MANSRTSP/1.0\r\nCSeq: 3\r\nRange: npt=now-\r\n\r\n")
 	})
 	d := demux(t, k.ps(t, testSSRC))
 	t.Logf("4 s with a pause of %s took %s: %+v", paused, took, d.video)
@@ -233,13 +237,7 @@ func TestPlaybackSeek(t *testing.T) {
 	var before int
 	k, s, _ := play(t, f, SessionConfig{Camera: "cam-sk", Start: start, End: end}, func(s *Session, k *sink) {
 		testkit.WaitFor(t, 10*time.Second, "packets", func() bool { return k.count() > 20 })
-		c, err := ParseControl([]byte("PLAY MANSRTSP/1.0\r\nCSeq: 4\r\nRange: npt=14-\r\nScale: 2\r\n\r\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Apply(c); err != nil {
-			t.Error(err)
-		}
+		control(t, s, "PLAY MANSRTSP/1.0\r\nCSeq: 4\r\nRange: npt=14-\r\nScale: 2\r\n\r\n")
 		if err := s.Seek(end); err == nil {
 			t.Error("a seek to the range's end was accepted")
 		}
