@@ -1,0 +1,479 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// open connects to url as a node would (its own pool) and migrates.
+func open(t testing.TB, url string, ttl time.Duration) *Leases {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), sqldb.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	l, err := New(context.Background(), db, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func putCameras(t testing.TB, l *Leases, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := l.Put(context.Background(), fmt.Sprintf("cam-%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestNeedsPostgres(t *testing.T) {
+	db, err := sqldb.Open(context.Background(), sqldb.Config{Path: t.TempDir() + "/v.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := New(context.Background(), db, 0); err == nil {
+		t.Fatal("leases on SQLite accepted")
+	}
+}
+
+// Acquire, renew, release and check, with the epoch raised on every change
+// of owner, and an expired lease neither renewable nor passing Check.
+func TestAcquireRenewReleaseCheck(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, pgtest.URL(t), time.Second)
+	putCameras(t, l, 0, 1)
+	const cam = "cam-000"
+	if _, err := l.Acquire(ctx, "nope", "a"); !errors.Is(err, ErrNoCamera) {
+		t.Fatalf("unknown camera: %v", err)
+	}
+	e1, err := l.Acquire(ctx, cam, "a")
+	if err != nil || e1 != 1 {
+		t.Fatalf("acquire: epoch %d, %v", e1, err)
+	}
+	if _, err := l.Acquire(ctx, cam, "b"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("second owner: %v", err)
+	}
+	if err := l.Check(ctx, cam, e1); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if err := l.Renew(ctx, cam, "a", e1); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if err := l.Release(ctx, cam, "a", e1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Check(ctx, cam, e1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("check after release: %v", err)
+	}
+	e2, err := l.Acquire(ctx, cam, "b")
+	if err != nil || e2 != e1+1 {
+		t.Fatalf("acquire by b: epoch %d, %v", e2, err)
+	}
+	if err := l.Renew(ctx, cam, "a", e1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("renew by the old owner: %v", err)
+	}
+	// b stops renewing: after the TTL its lease is neither valid nor renewable
+	testkit.WaitFor(t, 5*time.Second, "b's lease to expire", func() bool {
+		return errors.Is(l.Check(ctx, cam, e2), ErrFenced)
+	})
+	if err := l.Renew(ctx, cam, "b", e2); !errors.Is(err, ErrFenced) {
+		t.Fatalf("renew of an expired lease: %v", err)
+	}
+	e3, err := l.Acquire(ctx, cam, "b")
+	if err != nil || e3 != e2+1 {
+		t.Fatalf("re-acquire after expiry: epoch %d, %v", e3, err)
+	}
+}
+
+// A writer that checks inside its transaction holds the lease row: a
+// take-over of the expired lease waits for the write to commit, so the old
+// owner's last write lands before the new owner exists.
+func TestCheckTxHoldsTakeOver(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	l := open(t, u, time.Second)
+	other := open(t, u, time.Second)
+	putCameras(t, l, 0, 1)
+	const cam = "cam-000"
+	e1, err := l.Acquire(ctx, cam, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := l.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := l.CheckTx(ctx, tx, cam, e1); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the lease to expire", func() bool {
+		return errors.Is(other.Check(ctx, cam, e1), ErrFenced)
+	})
+	took := make(chan error, 1)
+	go func() {
+		_, err := other.Acquire(ctx, cam, "b")
+		took <- err
+	}()
+	select {
+	case err := <-took:
+		t.Fatalf("take-over did not wait for the writer's transaction: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Returned(t, took, 10*time.Second, "take-over after the commit")
+}
+
+// member is a node under test with a writer per camera it owns.
+type member struct {
+	*Node
+	stop func()
+
+	mu      sync.Mutex
+	writing map[string]int64 // what OnAcquire started and OnLose has not stopped
+	changes []string
+	frozen  chan struct{} // non-nil: the loop blocks until it is closed
+}
+
+func (m *member) writers() map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int64{}
+	for c, e := range m.writing {
+		out[c] = e
+	}
+	return out
+}
+
+func (m *member) freeze() {
+	m.mu.Lock()
+	m.frozen = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *member) thaw() {
+	m.mu.Lock()
+	close(m.frozen)
+	m.frozen = nil
+	m.mu.Unlock()
+}
+
+func startMember(t testing.TB, url, name string, ttl time.Duration) *member {
+	t.Helper()
+	m := &member{writing: map[string]int64{}}
+	m.Node = &Node{
+		Leases:    open(t, url, ttl),
+		Name:      name,
+		Advertise: "http://" + name + ".test:8080",
+		Logger:    testkit.Log(t),
+		OnAcquire: func(c string, e int64) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if _, dup := m.writing[c]; dup {
+				t.Errorf("%s: acquired %s twice", name, c)
+			}
+			m.writing[c] = e
+		},
+		OnLose: func(c string) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			delete(m.writing, c)
+		},
+		OnChange: func(c string) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.changes = append(m.changes, c)
+		},
+	}
+	m.beforeTick = func(ctx context.Context) {
+		m.mu.Lock()
+		f := m.frozen
+		m.mu.Unlock()
+		if f != nil {
+			select {
+			case <-f:
+			case <-ctx.Done():
+			}
+		}
+	}
+	m.stop = testkit.Run(t, m.Run)
+	return m
+}
+
+// spread returns how many cameras each member writes, and fails the test if
+// two members write one camera.
+func spread(t testing.TB, ms ...*member) ([]int, int) {
+	t.Helper()
+	seen := map[string]string{}
+	var counts []int
+	total := 0
+	for _, m := range ms {
+		w := m.writers()
+		for c := range w {
+			if other, dup := seen[c]; dup {
+				t.Fatalf("camera %s written by %s and %s", c, other, m.Name)
+			}
+			seen[c] = m.Name
+		}
+		counts = append(counts, len(w))
+		total += len(w)
+	}
+	return counts, total
+}
+
+func even(counts []int, total, want int) bool {
+	if total != want {
+		return false
+	}
+	lo, hi := counts[0], counts[0]
+	for _, c := range counts {
+		lo, hi = min(lo, c), max(hi, c)
+	}
+	return hi-lo <= 1
+}
+
+// Three nodes share 30 cameras 10 each, and the cameras added later are
+// spread too (taken at once through NOTIFY, not at the next renewal).
+func TestEvenSpread(t *testing.T) {
+	u := pgtest.URL(t)
+	ttl := 30 * time.Second // renewals every 10 s: anything faster is NOTIFY's doing
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 30)
+	a, b, c := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl), startMember(t, u, "node-c", ttl)
+	testkit.WaitFor(t, 20*time.Second, "30 cameras spread 10/10/10", func() bool {
+		counts, total := spread(t, a, b, c)
+		return total == 30 && counts[0] == 10 && counts[1] == 10 && counts[2] == 10
+	})
+	start := time.Now()
+	putCameras(t, l, 30, 33)
+	testkit.WaitFor(t, 8*time.Second, "3 new cameras taken", func() bool {
+		counts, total := spread(t, a, b, c)
+		return even(counts, total, 33)
+	})
+	t.Logf("3 new cameras taken in %v (renewal period %v)", time.Since(start).Round(time.Millisecond), ttl/3)
+	// the database agrees with the writers
+	hs, err := l.Holders(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		var owner *member
+		for _, m := range []*member{a, b, c} {
+			if m.Name == h.Node {
+				owner = m
+			}
+		}
+		if owner == nil || owner.writers()[h.Camera] != h.Epoch {
+			t.Errorf("%s: held by %q at epoch %d, not what the node writes", h.Camera, h.Node, h.Epoch)
+		}
+	}
+	nodes, err := l.Nodes(context.Background())
+	if err != nil || len(nodes) != 3 {
+		t.Fatalf("nodes %v, %v", nodes, err)
+	}
+	for _, n := range nodes {
+		if n.State != "up" || n.Cameras != 11 || n.Advertise == "" {
+			t.Errorf("node %+v", n)
+		}
+	}
+}
+
+// A node that stops renewing (frozen for good, as a dead process) loses its
+// cameras after the TTL; the others take them over and end up even.
+func TestTakeOverAfterTTL(t *testing.T) {
+	u := pgtest.URL(t)
+	ttl := 2 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 30)
+	a, b, c := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl), startMember(t, u, "node-c", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, b, c)
+		return even(counts, total, 30)
+	})
+	c.freeze()
+	start := time.Now()
+	testkit.WaitFor(t, ttl+10*time.Second, "a and b to carry all 30 cameras", func() bool {
+		counts, total := spread(t, a, b)
+		return even(counts, total, 30)
+	})
+	took := time.Since(start)
+	t.Logf("take-over of a dead node's cameras: %v (leaseTTL %v)", took.Round(time.Millisecond), ttl)
+	if took < ttl/2 {
+		t.Errorf("taken over after %v, before the lease could expire (TTL %v)", took, ttl)
+	}
+	nodes, err := l.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if want := map[bool]string{true: "down", false: "up"}[n.Name == "node-c"]; n.State != want {
+			t.Errorf("%s: state %s, want %s", n.Name, n.State, want)
+		}
+	}
+}
+
+// A frozen node that resumes after its cameras moved is fenced: Check
+// refuses its old epochs at once, its loop stops those writers, and no
+// camera ends with two writers.
+func TestFrozenNodeFenced(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	ttl := 2 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 30)
+	a, b, c := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl), startMember(t, u, "node-c", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, b, c)
+		return even(counts, total, 30)
+	})
+	c.freeze()
+	before := c.writers() // what the paused process believes it writes
+	testkit.WaitFor(t, ttl+10*time.Second, "a and b to take c's cameras", func() bool {
+		_, total := spread(t, a, b)
+		return total == 30
+	})
+	for cam, epoch := range before {
+		if err := l.Check(ctx, cam, epoch); !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: the frozen node's epoch %d still passes Check: %v", cam, epoch, err)
+		}
+	}
+	c.thaw()
+	// c comes back: its first round finds the leases moved and stops every
+	// stale writer (until then they are fenced by Check, as shown above)
+	testkit.WaitFor(t, 10*time.Second, "c to stop its stale writers", func() bool {
+		now := c.writers()
+		for cam, epoch := range before {
+			if now[cam] == epoch {
+				return false
+			}
+		}
+		return true
+	})
+	// and rejoins with its share
+	testkit.WaitFor(t, 20*time.Second, "an even spread with c back", func() bool {
+		counts, total := spread(t, a, b, c)
+		return even(counts, total, 30)
+	})
+	for cam, epoch := range c.writers() {
+		if old, ok := before[cam]; ok && old == epoch {
+			t.Errorf("%s: c still writes at its old epoch %d", cam, epoch)
+		}
+		if err := l.Check(ctx, cam, epoch); err != nil {
+			t.Errorf("%s: c's new epoch %d: %v", cam, epoch, err)
+		}
+	}
+}
+
+// A node stopped cleanly releases its leases: the others carry its cameras
+// within 3 s, whatever the TTL.
+func TestCleanStopHandsOver(t *testing.T) {
+	u := pgtest.URL(t)
+	ttl := 30 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 30)
+	a, b, c := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl), startMember(t, u, "node-c", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, b, c)
+		return even(counts, total, 30)
+	})
+	start := time.Now()
+	b.stop()
+	if w := b.writers(); len(w) != 0 {
+		t.Fatalf("b stopped but still writes %v", w)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a and c to carry all 30 cameras", func() bool {
+		counts, total := spread(t, a, c)
+		return even(counts, total, 30)
+	})
+	took := time.Since(start)
+	t.Logf("hand-over on a clean stop: %v (leaseTTL %v)", took.Round(time.Millisecond), ttl)
+	if took > 3*time.Second {
+		t.Errorf("hand-over took %v, want under 3 s", took)
+	}
+	nodes, err := l.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Name == "node-b" && (n.State != "down" || n.Cameras != 0) {
+			t.Errorf("stopped node: %+v", n)
+		}
+	}
+}
+
+// A camera change reaches its owner at once through NOTIFY (the TTL is so
+// long that no renewal round happens meanwhile), and a deleted camera's
+// writer stops.
+func TestNotifyReachesOwner(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	ttl := 60 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 6)
+	a, b := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, b)
+		return even(counts, total, 6)
+	})
+	owner, other := a, b
+	if _, ok := b.writers()["cam-002"]; ok {
+		owner, other = b, a
+	}
+	start := time.Now()
+	if err := l.Changed(ctx, "cam-002"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the owner to hear of the change", func() bool {
+		owner.mu.Lock()
+		defer owner.mu.Unlock()
+		return len(owner.changes) == 1 && owner.changes[0] == "cam-002"
+	})
+	t.Logf("camera change reached its owner in %v", time.Since(start).Round(time.Millisecond))
+	other.mu.Lock()
+	if len(other.changes) != 0 {
+		t.Errorf("a node that does not own the camera was told: %v", other.changes)
+	}
+	other.mu.Unlock()
+	if err := l.Delete(ctx, "cam-002"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the deleted camera's writer to stop", func() bool {
+		_, ok := owner.writers()["cam-002"]
+		return !ok
+	})
+	if a.Stats().Notifications == 0 || b.Stats().Notifications == 0 {
+		t.Errorf("notifications: a %d, b %d", a.Stats().Notifications, b.Stats().Notifications)
+	}
+}
+
+func TestFairShare(t *testing.T) {
+	live := []string{"a", "b", "c"}
+	for _, c := range []struct {
+		node  string
+		total int
+		want  int
+	}{
+		{"a", 30, 10}, {"b", 30, 10}, {"a", 31, 11}, {"b", 31, 10}, {"a", 32, 11}, {"b", 32, 11}, {"c", 32, 10},
+		{"a", 0, 0}, {"c", 2, 0}, {"x", 30, 0},
+	} {
+		if got := fairShare(live, c.node, c.total); got != c.want {
+			t.Errorf("fairShare(%s, %d) = %d, want %d", c.node, c.total, got, c.want)
+		}
+	}
+}
