@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -146,7 +150,9 @@ type member struct {
 	stop func()
 
 	mu      sync.Mutex
-	writing map[string]int64 // what OnAcquire started and OnLose has not stopped
+	writing map[string]int64     // what OnAcquire started and OnLose has not stopped
+	started map[string]time.Time // camera → when OnAcquire last started it
+	stopped map[string]time.Time // camera → when OnLose last stopped it
 	changes []string
 	frozen  chan struct{} // non-nil: the loop blocks until it is closed
 }
@@ -175,10 +181,14 @@ func (m *member) thaw() {
 }
 
 func startMember(t testing.TB, url, name string, ttl time.Duration) *member {
+	return startMemberVia(t, url, url, name, ttl)
+}
+
+func startMemberVia(t testing.TB, url, nodeURL, name string, ttl time.Duration) *member {
 	t.Helper()
-	m := &member{writing: map[string]int64{}}
+	m := &member{writing: map[string]int64{}, started: map[string]time.Time{}, stopped: map[string]time.Time{}}
 	m.Node = &Node{
-		Leases:    open(t, url, ttl),
+		Leases:    open(t, nodeURL, ttl),
 		Name:      name,
 		Advertise: "http://" + name + ".test:8080",
 		Logger:    testkit.Log(t),
@@ -189,11 +199,19 @@ func startMember(t testing.TB, url, name string, ttl time.Duration) *member {
 				t.Errorf("%s: acquired %s twice", name, c)
 			}
 			m.writing[c] = e
+			m.started[c] = time.Now()
+			if os.Getenv("LEASE_DEBUG") != "" {
+				t.Logf("%s +%s %d", name, c, e)
+			}
 		},
 		OnLose: func(c string) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			delete(m.writing, c)
+			m.stopped[c] = time.Now()
+			if os.Getenv("LEASE_DEBUG") != "" {
+				t.Logf("%s -%s", name, c)
+			}
 		},
 		OnChange: func(c string) {
 			m.mu.Lock()
@@ -220,21 +238,29 @@ func startMember(t testing.TB, url, name string, ttl time.Duration) *member {
 // two members write one camera.
 func spread(t testing.TB, ms ...*member) ([]int, int) {
 	t.Helper()
+	counts, total, dup := tally(ms...)
+	if dup != "" {
+		t.Fatal(dup)
+	}
+	return counts, total
+}
+
+// tally counts the cameras each member writes; dup names a camera two of
+// them write, if any.
+func tally(ms ...*member) (counts []int, total int, dup string) {
 	seen := map[string]string{}
-	var counts []int
-	total := 0
 	for _, m := range ms {
 		w := m.writers()
 		for c := range w {
-			if other, dup := seen[c]; dup {
-				t.Fatalf("camera %s written by %s and %s", c, other, m.Name)
+			if other, ok := seen[c]; ok && dup == "" {
+				dup = fmt.Sprintf("camera %s written by %s and %s", c, other, m.Name)
 			}
 			seen[c] = m.Name
 		}
 		counts = append(counts, len(w))
 		total += len(w)
 	}
-	return counts, total
+	return counts, total, dup
 }
 
 func even(counts []int, total, want int) bool {
@@ -351,6 +377,10 @@ func TestFrozenNodeFenced(t *testing.T) {
 	for cam, epoch := range before {
 		if err := l.Check(ctx, cam, epoch); !errors.Is(err, ErrFenced) {
 			t.Errorf("%s: the frozen node's epoch %d still passes Check: %v", cam, epoch, err)
+		}
+		// and by its own clock too, which a resumed writer asks first
+		if c.Held(cam, epoch) {
+			t.Errorf("%s: the frozen node still holds epoch %d by its clock", cam, epoch)
 		}
 	}
 	c.thaw()
@@ -476,4 +506,124 @@ func TestFairShare(t *testing.T) {
 			t.Errorf("fairShare(%s, %d) = %d, want %d", c.node, c.total, got, c.want)
 		}
 	}
+}
+
+// A node cut off from the database (a network split, here a proxy that
+// drops its connections) stops writing when its leases lapse by its own
+// clock, before the other nodes take its cameras over.
+func TestCutOffNodeStopsBeforeTakeOver(t *testing.T) {
+	u := pgtest.URL(t)
+	proxy := startCutProxy(t, u)
+	ttl := 2 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 30)
+	a, b := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl)
+	c := startMemberVia(t, u, proxy.url, "node-c", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, b, c)
+		return even(counts, total, 30)
+	})
+	held := c.writers()
+	t.Log("cut")
+	proxy.cut()
+	testkit.WaitFor(t, ttl+10*time.Second, "a and b to carry all 30 cameras", func() bool {
+		_, total, _ := tally(a, b)
+		return total == 30
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	margin := time.Hour
+	for cam, epoch := range held {
+		if c.Held(cam, epoch) {
+			t.Errorf("%s: c still holds it by its own clock", cam)
+		}
+		stopped, ok := c.stopped[cam]
+		if !ok {
+			t.Errorf("%s: c never stopped writing it", cam)
+			continue
+		}
+		var started time.Time // when the camera's new owner started it
+		for _, m := range []*member{a, b} {
+			m.mu.Lock()
+			if _, owns := m.writing[cam]; owns {
+				started = m.started[cam]
+			}
+			m.mu.Unlock()
+		}
+		margin = min(margin, started.Sub(stopped))
+		if !stopped.Before(started) {
+			t.Errorf("%s: c stopped at %v, the new owner started at %v: two writers for %v",
+				cam, stopped.Format("15:04:05.000"), started.Format("15:04:05.000"), started.Sub(stopped))
+		}
+	}
+	t.Logf("c stopped its %d cameras; the new owners started them at least %v later", len(held), margin.Round(time.Millisecond))
+}
+
+// cutProxy forwards TCP to PostgreSQL until cut, then drops every
+// connection and refuses new ones.
+type cutProxy struct {
+	url string
+	ln  net.Listener
+
+	mu    sync.Mutex
+	conns []net.Conn
+	isCut bool
+}
+
+func startCutProxy(t *testing.T, dbURL string) *cutProxy {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = ln.Addr().String()
+	p := &cutProxy{url: u.String(), ln: ln}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.isCut {
+				p.mu.Unlock()
+				in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				in.Close()
+				continue
+			}
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }

@@ -52,6 +52,14 @@ type Node struct {
 	// blocks in it to freeze the node as a paused process would be.
 	beforeTick func(ctx context.Context)
 
+	// heldUntil (unix ns) is when the leases lapse by this node's own clock:
+	// the sending of the last successful renewal plus 4/5 of the TTL. The
+	// database expires them no earlier than a full TTL after that sending
+	// (its now() is read later), so a node cut off from the database stops
+	// its writers TTL/5 before any other node can take its cameras, a margin
+	// for a late timer on a loaded machine.
+	heldUntil atomic.Int64
+
 	stats struct {
 		ticks, roundTrips, renewed, notifications, acquired, lost atomic.Int64
 	}
@@ -82,6 +90,18 @@ func (n *Node) Owned() map[string]int64 {
 		out[c] = e
 	}
 	return out
+}
+
+// Held reports whether this node still holds camera at epoch by its own
+// clock: it owns it at that epoch and its last renewal was less than 4/5
+// of the TTL ago. Writers ask it before each write (it costs no round trip) and
+// [Leases.Check] before each segment upload and index write.
+func (n *Node) Held(camera string, epoch int64) bool {
+	if time.Now().UnixNano() >= n.heldUntil.Load() {
+		return false
+	}
+	e, ok := n.Epoch(camera)
+	return ok && e == epoch
 }
 
 // Epoch returns the epoch at which this node owns camera, if it does.
@@ -142,6 +162,13 @@ func (n *Node) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			n.Logger.Warn("cluster: lease round failed", "node", n.Name, "err", err)
 			next = n.Leases.ttl / 6
+			// cut off from the database: once the leases lapse by our own
+			// clock, stop every writer (before another node may take over)
+			if left := time.Until(time.Unix(0, n.heldUntil.Load())); left <= 0 {
+				n.dropAll()
+			} else if left < next {
+				next = left
+			}
 		}
 		timer.Stop()
 		select {
@@ -190,6 +217,7 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 
 	// 1. heartbeat and renew in one transaction
 	renewed := map[string]int64{}
+	sent := time.Now()
 	err := l.inTx(ctx, "renew", func(tx *sqlTx) error {
 		n.stats.roundTrips.Add(3)
 		if _, err := tx.Exec(ctx, `UPDATE nodes SET heartbeat = now(), state = 'up' WHERE name = ?`, n.Name); err != nil {
@@ -214,6 +242,7 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	n.heldUntil.Store(sent.Add(l.ttl - l.ttl/5).UnixNano())
 	n.stats.renewed.Add(int64(len(renewed)))
 	n.mu.Lock()
 	var lost []string
@@ -402,6 +431,23 @@ func (n *Node) lose(cams []string) {
 		if n.OnLose != nil {
 			n.OnLose(c)
 		}
+	}
+}
+
+// dropAll stops every writer without a word to the database (which cannot
+// be reached): the leases lapse there by themselves.
+func (n *Node) dropAll() {
+	n.mu.Lock()
+	cams := make([]string, 0, len(n.owned))
+	for c := range n.owned {
+		cams = append(cams, c)
+	}
+	clear(n.owned)
+	n.mu.Unlock()
+	if len(cams) > 0 {
+		slices.Sort(cams)
+		n.Logger.Warn("cluster: leases lapsed without the database; stopping the cameras", "node", n.Name, "cameras", len(cams))
+		n.lose(cams)
 	}
 }
 
