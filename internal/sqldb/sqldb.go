@@ -43,7 +43,10 @@
 // with migrations/sqlite/00001_*.sql and migrations/postgres/00001_*.sql
 // (goose's `-- +goose Up` annotated files, same version numbers on both
 // sides), and calls db.Migrate(ctx, migrations) in its constructor, as the
-// components call sqlitedb.Migrate today.
+// components call sqlitedb.Migrate today. A component moving over from
+// sqlitedb.Migrate keeps its steps as the first SQLite files and names its
+// old component in [Migrations.Legacy], so existing databases are adopted,
+// not migrated twice.
 package sqldb
 
 import (
@@ -59,6 +62,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the database/sql driver "pgx"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -262,6 +266,12 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 type Migrations struct {
 	Component string // names the version table goose_<Component>; lower case, digits, _
 	FS        fs.FS
+	// Legacy, when set, is the component's name in the schema_migrations
+	// table of internal/sqlitedb, whose steps the first SQLite files repeat
+	// one for one (step i = version i). An SQLite database migrated that
+	// way is adopted: goose records versions 1..v as applied, without
+	// running them again, and goes on from v+1.
+	Legacy string
 }
 
 // Migrate brings m's tables up to its newest version on db's engine. On
@@ -291,6 +301,11 @@ func (db *DB) Migrate(ctx context.Context, m Migrations) error {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
+	if db.Dialect == SQLite && m.Legacy != "" {
+		if err := adoptLegacy(ctx, db, m); err != nil {
+			return fmt.Errorf("migrate %s: adopt %s: %w", m.Component, m.Legacy, err)
+		}
+	}
 	p, err := goose.NewProvider(gd, db.DB, dir, opts...)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", m.Component, err)
@@ -310,4 +325,40 @@ func (db *DB) Migrate(ctx context.Context, m Migrations) error {
 		return fmt.Errorf("migrate %s: %w", m.Component, err)
 	}
 	return nil
+}
+
+// adoptLegacy records in goose's version table the versions that
+// internal/sqlitedb applied, once: when goose's table does not exist yet.
+func adoptLegacy(ctx context.Context, db *DB, m Migrations) error {
+	table := "goose_" + m.Component
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n); err != nil || n != 0 {
+		return err // goose's table exists: adopted before, or goose ran first
+	}
+	var legacy int64 // sqlitedb.Open makes schema_migrations in every SQLite database
+	err := db.QueryRow(ctx, `SELECT version FROM schema_migrations WHERE component = ?`, m.Legacy).Scan(&legacy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	store, err := database.NewStore(goose.DialectSQLite3, table)
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := store.CreateVersionTable(ctx, tx); err != nil {
+		return err
+	}
+	for v := int64(0); v <= legacy; v++ {
+		if err := store.Insert(ctx, tx, database.InsertRequest{Version: v}); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 )
 
@@ -234,4 +235,48 @@ func mustSub(t *testing.T, fsys embed.FS, dir string) fs.FS {
 		t.Fatal(err)
 	}
 	return sub
+}
+
+// A SQLite database that internal/sqlitedb migrated (today's installations)
+// is adopted: goose records the old steps as applied instead of running them
+// again, and the data stays.
+func TestAdoptLegacySQLite(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "vigil.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	step1, err := auditFiles.ReadFile("testdata/audit/sqlite/00001_audit.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(ctx, db.DB, "registry_audit", []string{string(step1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO audit(time_ns, username, address, action, camera, result, detail) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+		1, "admin", "127.0.0.1", "login", "", "ok", ""); err != nil {
+		t.Fatal(err)
+	}
+	m := auditMigrations(t)
+	// without adoption goose would run step 1 again and fail on the existing table
+	if err := db.Migrate(ctx, m); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("unadopted: %v", err)
+	}
+	if _, err := db.Exec(ctx, `DROP TABLE goose_audit`); err != nil {
+		t.Fatal(err)
+	}
+	m.Legacy = "registry_audit"
+	for range 2 {
+		if err := db.Migrate(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("audit rows %d, %v", n, err)
+	}
+	if err := db.QueryRow(ctx, `SELECT max(version_id) FROM goose_audit`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("goose version %d, %v", n, err)
+	}
 }
