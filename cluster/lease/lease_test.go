@@ -360,6 +360,7 @@ func TestTakeOverAfterTTL(t *testing.T) {
 func TestFrozenNodeFenced(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
+	testkit.CheckLeaks(t) // after the server's start: its goroutines live on
 	ttl := 2 * time.Second
 	l := open(t, u, ttl)
 	putCameras(t, l, 0, 30)
@@ -414,6 +415,7 @@ func TestFrozenNodeFenced(t *testing.T) {
 // within 3 s, whatever the TTL.
 func TestCleanStopHandsOver(t *testing.T) {
 	u := pgtest.URL(t)
+	testkit.CheckLeaks(t) // after the server's start: its goroutines live on
 	ttl := 30 * time.Second
 	l := open(t, u, ttl)
 	putCameras(t, l, 0, 30)
@@ -453,6 +455,7 @@ func TestCleanStopHandsOver(t *testing.T) {
 func TestNotifyReachesOwner(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
+	testkit.CheckLeaks(t) // after the server's start: its goroutines live on
 	ttl := 60 * time.Second
 	l := open(t, u, ttl)
 	putCameras(t, l, 0, 6)
@@ -513,6 +516,7 @@ func TestFairShare(t *testing.T) {
 // clock, before the other nodes take its cameras over.
 func TestCutOffNodeStopsBeforeTakeOver(t *testing.T) {
 	u := pgtest.URL(t)
+	testkit.CheckLeaks(t) // after the server's start: its goroutines live on
 	proxy := startCutProxy(t, u)
 	ttl := 2 * time.Second
 	l := open(t, u, ttl)
