@@ -145,6 +145,8 @@ var errNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) no
 type Server struct {
 	Dir  string // its temporary directory: data in Dir/data, socket and log beside
 	Port int
+	bin  string
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -196,13 +198,18 @@ func Start() (*Server, error) {
 	}
 	// The free port is found by listening on :0 and closing; another process
 	// may take it before postgres binds it, so a failed start tries again.
+	s := &Server{Dir: dir, bin: bin, cred: cred}
 	for attempt := 0; ; attempt++ {
-		s, err := startOn(bin, dir, cred)
+		s.Port, err = freePort()
+		if err == nil {
+			err = s.start()
+		}
 		if err == nil || attempt == 2 {
 			if err != nil {
 				os.RemoveAll(dir)
+				return nil, err
 			}
-			return s, err
+			return s, nil
 		}
 	}
 }
@@ -232,35 +239,35 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startOn(bin, dir string, cred *syscall.Credential) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", filepath.Join(dir, "data"),
+// start runs postgres on s.Dir and s.Port and waits until it accepts
+// connections.
+func (s *Server) start() error {
+	dir, port := s.Dir, s.Port
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(dir, "data"),
 		"-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "lc_messages=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGINT}
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	logf, err := os.Create(filepath.Join(dir, "log"))
+	logf, err := os.OpenFile(filepath.Join(dir, "log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer logf.Close()
 	pr, pw := io.Pipe()
 	cmd.Stdout = logf
 	cmd.Stderr = io.MultiWriter(logf, pw)
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	s := &Server{Dir: dir, Port: port, cmd: cmd, done: make(chan struct{})}
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
 	exited := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()
 		pw.CloseWithError(io.EOF)
 		exited <- err
-		close(s.done)
+		close(done)
 	}()
 	// postgres says when it accepts connections: wait for that line, not
 	// on a timer. The rest of its output goes on to the log only.
@@ -286,33 +293,67 @@ func startOn(bin, dir string, cred *syscall.Credential) (*Server, error) {
 	select {
 	case ok := <-ready:
 		if ok {
-			return s, nil
+			return nil
 		}
 		err := <-exited
-		return nil, fmt.Errorf("postgres exited: %v\n%s", err, tail.String())
+		return fmt.Errorf("postgres exited: %v\n%s", err, tail.String())
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
+		<-done
+		return errors.New("postgres did not become ready within 60 s")
+	}
+}
+
+// Restart stops the server (fast: connections are ended), keeps it down
+// for down, and starts it again on the same port with the same data: a
+// database that goes away and comes back, for the tests of those who must
+// ride it out.
+func (s *Server) Restart(down time.Duration) error {
+	if err := s.shutdown(); err != nil {
+		return err
+	}
+	time.Sleep(down) // the outage itself: its length is what the caller asked for
+	return s.start()
+}
+
+func (s *Server) shutdown() error {
+	s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
 		<-s.done
-		return nil, errors.New("postgres did not become ready within 60 s")
+		return errors.New("postgres did not stop within 30 s; killed")
 	}
 }
 
 // Stop shuts the server down (fast: open connections are ended) and
 // removes its directory.
 func (s *Server) Stop() error {
-	s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
+	err := s.shutdown()
+	if rerr := os.RemoveAll(s.Dir); err == nil {
+		err = rerr
 	}
-	return os.RemoveAll(s.Dir)
+	return err
 }
 
-// Done is closed when the server process has exited.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
-// Signal sends sig to the server process (tests of a database that goes
-// away and comes back use it).
-func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
+// Dedicated starts a server of the test's own (not the shared one), stopped
+// and removed when the test ends: for a test that restarts it. It skips or
+// fails as URL does when the binaries are missing.
+func Dedicated(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		if errors.Is(err, errNoBinaries) && os.Getenv(EnvRequire) != "1" {
+			t.Skipf("pgtest: %v", err)
+		}
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return s
+}

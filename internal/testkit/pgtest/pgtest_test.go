@@ -2,10 +2,14 @@ package pgtest
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -54,5 +58,31 @@ func TestDatabaseDroppedAtCleanup(t *testing.T) {
 	}
 	if exists {
 		t.Fatalf("database %s outlived its test", name)
+	}
+}
+
+// A dedicated server restarts on its port with its data, and refuses
+// connections while it is down.
+func TestDedicatedRestart(t *testing.T) {
+	s := Dedicated(t)
+	ctx := context.Background()
+	db, err := sql.Open("pgx", s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	restarted := make(chan error, 1)
+	go func() { restarted <- s.Restart(time.Second) }()
+	// while it is down (or going down) the pool's connections fail
+	testkit.WaitFor(t, 10*time.Second, "the server to go down", func() bool {
+		return db.PingContext(ctx) != nil
+	})
+	testkit.Returned(t, restarted, 60*time.Second, "restart")
+	var x int
+	if err := db.QueryRowContext(ctx, `SELECT x FROM kept`).Scan(&x); err != nil || x != 42 {
+		t.Fatalf("after restart: %d, %v", x, err)
 	}
 }
