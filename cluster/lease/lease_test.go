@@ -631,3 +631,63 @@ func (p *cutProxy) cut() {
 	}
 	p.conns = nil
 }
+
+// PostgreSQL goes away for longer than the leases last and comes back: the
+// nodes stop their writers meanwhile (by their own clock), then listen
+// again and take every camera back with new epochs, evenly.
+func TestDatabaseRestart(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Dedicated(t)
+	u := srv.URL("postgres")
+	ttl := 2 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 10)
+	a, b := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, b)
+		return even(counts, total, 10)
+	})
+	before := map[string]int64{}
+	for _, m := range []*member{a, b} {
+		for c, e := range m.writers() {
+			before[c] = e
+		}
+	}
+	restarted := make(chan error, 1)
+	go func() { restarted <- srv.Restart(2 * ttl) }()
+	testkit.WaitFor(t, 4*ttl, "every writer to stop while the database is away", func() bool {
+		_, total, _ := tally(a, b)
+		return total == 0
+	})
+	testkit.Returned(t, restarted, 60*time.Second, "restart")
+	start := time.Now()
+	testkit.WaitFor(t, 30*time.Second, "every camera taken again", func() bool {
+		counts, total := spread(t, a, b)
+		return even(counts, total, 10)
+	})
+	t.Logf("cameras back %v after the database", time.Since(start).Round(time.Millisecond))
+	for _, m := range []*member{a, b} {
+		for c, e := range m.writers() {
+			if e <= before[c] {
+				t.Errorf("%s: epoch %d after the restart, %d before", c, e, before[c])
+			}
+		}
+	}
+	// the listeners are back too: a change reaches its owner at once
+	owner := a
+	if _, ok := b.writers()["cam-003"]; ok {
+		owner = b
+	}
+	testkit.WaitFor(t, 10*time.Second, "a change to reach the owner after the restart", func() bool {
+		owner.mu.Lock()
+		n := len(owner.changes)
+		owner.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		if err := l.Changed(ctx, "cam-003"); err != nil {
+			t.Logf("notify: %v", err)
+		}
+		return false
+	})
+}
