@@ -58,7 +58,8 @@ func TestNeedsPostgres(t *testing.T) {
 // of owner, and an expired lease neither renewable nor passing Check.
 func TestAcquireRenewReleaseCheck(t *testing.T) {
 	ctx := context.Background()
-	l := open(t, pgtest.URL(t), time.Second)
+	// long enough for the statements before the expiry on a loaded machine
+	l := open(t, pgtest.URL(t), 3*time.Second)
 	putCameras(t, l, 0, 1)
 	const cam = "cam-000"
 	if _, err := l.Acquire(ctx, "nope", "a"); !errors.Is(err, ErrNoCamera) {
@@ -91,7 +92,7 @@ func TestAcquireRenewReleaseCheck(t *testing.T) {
 		t.Fatalf("renew by the old owner: %v", err)
 	}
 	// b stops renewing: after the TTL its lease is neither valid nor renewable
-	testkit.WaitFor(t, 5*time.Second, "b's lease to expire", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "b's lease to expire", func() bool {
 		return errors.Is(l.Check(ctx, cam, e2), ErrFenced)
 	})
 	if err := l.Renew(ctx, cam, "b", e2); !errors.Is(err, ErrFenced) {
@@ -109,8 +110,8 @@ func TestAcquireRenewReleaseCheck(t *testing.T) {
 func TestCheckTxHoldsTakeOver(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
-	l := open(t, u, time.Second)
-	other := open(t, u, time.Second)
+	l := open(t, u, 2*time.Second)
+	other := open(t, u, 2*time.Second)
 	putCameras(t, l, 0, 1)
 	const cam = "cam-000"
 	e1, err := l.Acquire(ctx, cam, "a")
@@ -125,7 +126,7 @@ func TestCheckTxHoldsTakeOver(t *testing.T) {
 	if err := l.CheckTx(ctx, tx, cam, e1); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 5*time.Second, "the lease to expire", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the lease to expire", func() bool {
 		return errors.Is(other.Check(ctx, cam, e1), ErrFenced)
 	})
 	took := make(chan error, 1)
