@@ -79,23 +79,36 @@ const (
 )
 
 // Rebind rewrites the `?` placeholders of query for d: unchanged for SQLite,
-// `$1`, `$2`, … in order for PostgreSQL. A `?` inside a string literal
-// ('…'), a quoted identifier ("…") or a comment (-- … or /* … */) is left
-// alone.
+// `$1`, `$2`, … for PostgreSQL, numbered as SQLite numbers them: `?NNN`
+// is parameter NNN, and a plain `?` is one more than the largest number so
+// far. A `?` inside a string literal ('…'), a quoted identifier ("…") or a
+// comment (-- … or /* … */) is left alone.
 func (d Dialect) Rebind(query string) string {
 	if d != Postgres || !strings.Contains(query, "?") {
 		return query
 	}
 	var b strings.Builder
 	b.Grow(len(query) + 8)
-	n := 0
+	largest := 0
 	for i := 0; i < len(query); i++ {
 		c := query[i]
 		switch {
 		case c == '?':
-			n++
+			j := i + 1
+			for j < len(query) && query[j] >= '0' && query[j] <= '9' {
+				j++
+			}
 			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
+			if j > i+1 { // ?NNN: kept as $NNN
+				if n, err := strconv.Atoi(query[i+1 : j]); err == nil {
+					largest = max(largest, n)
+				}
+				b.WriteString(query[i+1 : j])
+				i = j - 1
+				continue
+			}
+			largest++
+			b.WriteString(strconv.Itoa(largest))
 			continue
 		case c == '\'' || c == '"':
 			// copy to the closing quote; a doubled quote is an escaped one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -37,19 +38,25 @@ func forEachDialect(t *testing.T, test func(t *testing.T, db *DB)) {
 	})
 }
 
+var rebindCases = []struct{ in, want string }{
+	{`SELECT 1`, `SELECT 1`},
+	{`SELECT a FROM t WHERE b = ? AND c = ?`, `SELECT a FROM t WHERE b = $1 AND c = $2`},
+	{`INSERT INTO t(a, b) VALUES(?, ?) ON CONFLICT(a) DO UPDATE SET b = excluded.b`, `INSERT INTO t(a, b) VALUES($1, $2) ON CONFLICT(a) DO UPDATE SET b = excluded.b`},
+	{`SELECT '?' || ?`, `SELECT '?' || $1`},
+	{`SELECT 'it''s ?', ?`, `SELECT 'it''s ?', $1`},
+	{`SELECT "odd?name" FROM t WHERE x = ?`, `SELECT "odd?name" FROM t WHERE x = $1`},
+	{"SELECT ? -- why?\n, ?", "SELECT $1 -- why?\n, $2"},
+	{`SELECT /* a ? here */ ?`, `SELECT /* a ? here */ $1`},
+	{`SELECT 'unterminated ?`, `SELECT 'unterminated ?`},
+	{`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`, `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11`},
+	// SQLite's numbered form: ?NNN is parameter NNN, a plain ? the next after the largest
+	{`SELECT ?2, ?1, ?`, `SELECT $2, $1, $3`},
+	{`SELECT ?0`, `SELECT $0`},
+	{`WHERE a = ?1 OR b = ?1`, `WHERE a = $1 OR b = $1`},
+}
+
 func TestRebind(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{`SELECT 1`, `SELECT 1`},
-		{`SELECT a FROM t WHERE b = ? AND c = ?`, `SELECT a FROM t WHERE b = $1 AND c = $2`},
-		{`INSERT INTO t(a, b) VALUES(?, ?) ON CONFLICT(a) DO UPDATE SET b = excluded.b`, `INSERT INTO t(a, b) VALUES($1, $2) ON CONFLICT(a) DO UPDATE SET b = excluded.b`},
-		{`SELECT '?' || ?`, `SELECT '?' || $1`},
-		{`SELECT 'it''s ?', ?`, `SELECT 'it''s ?', $1`},
-		{`SELECT "odd?name" FROM t WHERE x = ?`, `SELECT "odd?name" FROM t WHERE x = $1`},
-		{"SELECT ? -- why?\n, ?", "SELECT $1 -- why?\n, $2"},
-		{`SELECT /* a ? here */ ?`, `SELECT /* a ? here */ $1`},
-		{`SELECT 'unterminated ?`, `SELECT 'unterminated ?`},
-		{`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`, `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11`},
-	} {
+	for _, c := range rebindCases {
 		if got := Postgres.Rebind(c.in); got != c.want {
 			t.Errorf("Rebind(%q) = %q, want %q", c.in, got, c.want)
 		}
@@ -57,6 +64,28 @@ func TestRebind(t *testing.T) {
 			t.Errorf("SQLite rewrote %q to %q", c.in, got)
 		}
 	}
+}
+
+// Rebind changes nothing but placeholders: with every `?NNN`, `?`, `$NNN`
+// written as `?`, the query and its rewriting read the same, and a `$`
+// appears once per placeholder (no number runs into what follows).
+func FuzzRebind(f *testing.F) {
+	for _, c := range rebindCases {
+		f.Add(c.in)
+	}
+	placeholder := regexp.MustCompile(`[?$][0-9]*`)
+	f.Fuzz(func(t *testing.T, q string) {
+		if strings.Contains(q, "$") {
+			return // the property tells inserted from original `$` apart only without them
+		}
+		out := Postgres.Rebind(q)
+		if a, b := placeholder.ReplaceAllString(q, "?"), placeholder.ReplaceAllString(out, "?"); a != b {
+			t.Fatalf("Rebind(%q) = %q: changed more than placeholders", q, out)
+		}
+		if strings.Count(out, "$")+strings.Count(out, "?") != strings.Count(q, "?") {
+			t.Fatalf("Rebind(%q) = %q: placeholders lost or made", q, out)
+		}
+	})
 }
 
 func TestOpenRejects(t *testing.T) {
