@@ -94,6 +94,7 @@ type App struct {
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
 	gb       *gbPart          // GB/T 28181; nil when gb28181.enabled is false
+	up       *upPart          // GB/T 28181 upper platforms; nil without any
 	metrics  *metrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -208,9 +209,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err := a.buildGB28181(ctx, key); err != nil {
 		return nil, err
 	}
+	if err := a.buildUpstream(ctx); err != nil {
+		return nil, err
+	}
 
 	srv, err := ui.New(ui.Deps{
-		GB28181:  a.gbDeps(),
+		GB28181:  a.withUpstream(a.gbDeps()),
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
 		Probe:    ingest.Probe,
@@ -354,6 +358,9 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		close(gbDone)
 	}
+	if a.up != nil {
+		g.Go(func() error { return a.up.svc.Serve(gctx, a.up.udp, a.up.tcp) })
+	}
 
 	// Serve once the relay listens: a WHEP offer that comes in the first
 	// moment (it waits on the bound listener until then) is answered, not
@@ -427,6 +434,9 @@ func (a *App) Close() error {
 	}
 	if a.gb != nil {
 		a.gb.close()
+	}
+	if a.up != nil {
+		a.up.close()
 	}
 	if closer, ok := a.Store.(io.Closer); ok {
 		closer.Close()

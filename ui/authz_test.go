@@ -112,6 +112,7 @@ var matrix = []matrixRow{
 	{name: "gb28181 device delete (police)", method: "DELETE", path: "/api/v1/gb28181/devices/44011300001320000001", cams: map[string]want{"": {nc, forb, forb, forb, forb, nf, unau, unau}}},
 	{name: "gb28181 device delete (flood)", method: "DELETE", path: "/api/v1/gb28181/devices/44011300001320000002", cams: map[string]want{"": {nc, forb, forb, forb, forb, nc, unau, unau}}},
 	{name: "gb28181 refused", method: "GET", path: "/api/v1/gb28181/refused", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
+	{name: "gb28181 upstream", method: "GET", path: "/api/v1/gb28181/upstream", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
 	{name: "metrics", method: "GET", path: "/metrics", cams: map[string]want{"": {ok, ok, ok, ok, forb, forb, unau, unau}}},
 	{name: "healthz", method: "GET", path: "/healthz", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, ok, ok}}},
 	{name: "incident list", method: "GET", path: "/api/v1/incidents", cams: map[string]want{"": {ok, forb, ok, forb, ok, ok, unau, unau}}},

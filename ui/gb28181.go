@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/gb28181/upstream"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 )
@@ -28,6 +29,9 @@ type GB28181 struct {
 	// Updated follows an admin's change of a device: its cameras move to
 	// its department (gateway.Gateway.DeviceUpdated). Optional.
 	Updated func(ctx context.Context, deviceID string) error
+	// Upstream is the state of the upper platforms Vigil registers to
+	// (upstream.Service.Statuses). Optional.
+	Upstream func() []upstream.Status
 }
 
 // GBState is what the API reads from the SIP server.

@@ -195,11 +195,13 @@ type Device struct {
 	clips      *Clips
 	clipsErr   error
 
-	started time.Time // the clips' loops start (Config.MidGOP)
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  sync.Once
+	started  time.Time // the clips' loops start (Config.MidGOP)
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the device's own goroutines (registration, sessions, answers)
+	handlers sync.WaitGroup // request handlers running
+	serving  sync.WaitGroup // sipgo's UDP server
+	closed   sync.Once
 
 	mu           sync.Mutex
 	closing      bool // Close is waiting for the goroutines: spawn no more
@@ -426,20 +428,21 @@ func (d *Device) open() error {
 	// Contact: the platform may be behind NAT, or reached over the TCP
 	// connection the device opened.
 	d.dialogs = &sipgo.DialogUA{Client: cli, ContactHDR: d.contact(), RewriteContact: true}
-	srv.OnInvite(d.onInvite)
-	srv.OnAck(d.onAck)
-	srv.OnBye(d.onBye)
-	srv.OnMessage(d.onMessage)
-	srv.OnSubscribe(d.onSubscribe)
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) { d.respond(req, tx, 200, "OK") })
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) { d.respond(req, tx, 200, "OK") })
+	ok := func(req *sip.Request, tx sip.ServerTransaction) { d.respond(req, tx, 200, "OK") }
+	srv.OnInvite(d.handle(d.onInvite))
+	srv.OnAck(d.handle(d.onAck))
+	srv.OnBye(d.handle(d.onBye))
+	srv.OnMessage(d.handle(d.onMessage))
+	srv.OnSubscribe(d.handle(d.onSubscribe))
+	srv.OnNotify(d.handle(ok))
+	srv.OnOptions(d.handle(ok))
 	if pc != nil {
-		d.wg.Add(1)
-		go func() { defer d.wg.Done(); _ = srv.ServeUDP(pc) }()
+		d.serving.Add(1)
+		go func() { defer d.serving.Done(); _ = srv.ServeUDP(pc) }()
 		if err := waitListening(ua, d.sipAddr); err != nil {
 			pc.Close()
 			ua.Close()
-			d.wg.Wait()
+			d.serving.Wait()
 			return err
 		}
 	}
@@ -558,21 +561,43 @@ func (d *Device) Close() {
 			}
 		}
 		cancel()
+		// Stop: no new work, the device's goroutines and request handlers
+		// end (they all watch d.ctx), then the SIP stack closes. In that
+		// order, because sipgo opens a new socket for a request or response
+		// sent after its listener closed, and nothing would close that one.
 		d.cancel()
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
 		for _, s := range sessions {
 			s.stop()
 		}
+		d.handlers.Wait()
+		d.wg.Wait()
 		if d.pc != nil {
 			d.pc.Close()
 		}
 		d.srv.Close()
 		d.cli.Close()
 		d.ua.Close()
-		d.mu.Lock()
-		d.closing = true
-		d.mu.Unlock()
-		d.wg.Wait()
+		d.serving.Wait()
 	})
+}
+
+// handle wraps a request handler so that Close waits for it; once Close
+// has begun, requests are left unanswered.
+func (d *Device) handle(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		d.mu.Lock()
+		if d.closing {
+			d.mu.Unlock()
+			return
+		}
+		d.handlers.Add(1)
+		d.mu.Unlock()
+		defer d.handlers.Done()
+		h(req, tx)
+	}
 }
 
 func (d *Device) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
