@@ -375,3 +375,32 @@ func adoptLegacy(ctx context.Context, db *DB, m Migrations) error {
 	}
 	return tx.Commit()
 }
+
+// Querier is what QueryList reads through: a *DB or a *Tx.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// QueryList runs query (with `?` placeholders) and scans each row into a T
+// with scan, in order (an empty list, not nil, when there are none); every
+// error is wrapped as "what: …". It is sqlitedb.QueryList on the seam, for
+// the components that move over.
+func QueryList[T any](ctx context.Context, q Querier, what string, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		var v T
+		if err := scan(rows, &v); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}

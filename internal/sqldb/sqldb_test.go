@@ -2,8 +2,10 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"regexp"
@@ -308,4 +310,36 @@ func TestAdoptLegacySQLite(t *testing.T) {
 	if err := db.QueryRow(ctx, `SELECT max(version_id) FROM goose_audit`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("goose version %d, %v", n, err)
 	}
+}
+
+// QueryList reads through a DB and a Tx alike, on both engines.
+func TestQueryList(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		if _, err := db.Exec(ctx, `CREATE TABLE n (i INTEGER NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if _, err := db.Exec(ctx, `INSERT INTO n(i) VALUES(?)`, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		scan := func(r *sql.Rows, v *int) error { return r.Scan(v) }
+		got, err := QueryList(ctx, db, "numbers", scan, `SELECT i FROM n WHERE i >= ? ORDER BY i`, 2)
+		if err != nil || fmt.Sprint(got) != "[2 3 4]" {
+			t.Fatalf("db: %v, %v", got, err)
+		}
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		got, err = QueryList(ctx, tx, "numbers", scan, `SELECT i FROM n WHERE i > ? ORDER BY i`, 10)
+		if err != nil || got == nil || len(got) != 0 {
+			t.Fatalf("tx: %#v, %v", got, err)
+		}
+		if _, err := QueryList(ctx, tx, "numbers", scan, `SELECT nope FROM n`); err == nil || !strings.HasPrefix(err.Error(), "numbers: ") {
+			t.Fatalf("bad query: %v", err)
+		}
+	})
 }
