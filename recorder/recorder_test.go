@@ -80,6 +80,13 @@ func startRecorder(t *testing.T, opts Options) *recHarness {
 // startRecorderFrom runs a Recorder over src; nil means streams the test feeds (h.src).
 func startRecorderFrom(t *testing.T, opts Options, src Source) *recHarness {
 	t.Helper()
+	return startPrepared(t, opts, src, nil)
+}
+
+// startPrepared runs a Recorder over src (nil: h.src), calling prepare, when
+// not nil, between New and Run.
+func startPrepared(t *testing.T, opts Options, src Source, prepare func(*Recorder)) *recHarness {
+	t.Helper()
 	h := &recHarness{t: t, src: &recStreams{}, ix: opts.Index, store: opts.Store}
 	if src == nil {
 		src = h.src
@@ -92,6 +99,9 @@ func startRecorderFrom(t *testing.T, opts Options, src Source) *recHarness {
 		t.Fatal(err)
 	}
 	h.rec = rec
+	if prepare != nil {
+		prepare(rec)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
