@@ -164,6 +164,7 @@ type Recorder struct {
 	deleted  atomic.Int64
 	received atomic.Int64
 	stored   atomic.Int64
+	fragBufs bufPool // the fragments' buffers, shared by the writers
 
 	// createFile creates a spool file that must not exist yet; tests replace
 	// it to make writes fail as on a full disk.

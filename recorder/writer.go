@@ -202,6 +202,7 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	if err != nil {
 		return err
 	}
+	fr.bufs = &w.r.fragBufs
 	init, err := fr.initBytes()
 	if err != nil {
 		return err
@@ -242,6 +243,8 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 // writeFragment appends a fragment that the fragmenter just flushed and
 // shows it to the review side (Recorder.Spooled) once it is written whole.
 func (w *camWriter) writeFragment(frag []byte) {
+	seg := w.seg
+	defer seg.release()
 	pos := w.size
 	if !w.write(frag) {
 		return
