@@ -22,8 +22,8 @@
 // (archive.ScanSegment), and give the same row (TestWriterRowsEqualReindex).
 //
 // Spool. The file lives at SpoolDir/<key> while written; each fragment is
-// appended as it is completed, and the file is fsynced with the first
-// fragment written a second or more after the last sync (and at close).
+// appended as it is completed; one syncer fsyncs every spool file written
+// to, once a second (and each writer at close).
 // A closed segment waits in an upload queue (oldest first) for one of the
 // Uploaders: the store takes the file (the local store links it into place,
 // copying only across file systems; S3 reads it once, as the request body),
@@ -165,6 +165,7 @@ type Recorder struct {
 	received atomic.Int64
 	stored   atomic.Int64
 	fragBufs bufPool // the fragments' buffers, shared by the writers
+	syncer   *syncer
 
 	// createFile creates a spool file that must not exist yet; tests replace
 	// it to make writes fail as on a full disk.
@@ -292,6 +293,7 @@ func New(opts Options, src Source) (*Recorder, error) {
 		log:        opts.Log,
 		spool:      newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
 		cams:       map[string]*camState{},
+		syncer:     newSyncer(opts.Log),
 		createFile: createSpoolFile,
 	}, nil
 }
@@ -315,6 +317,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		wg.Go(func() { r.uploader(upCtx) })
 	}
 	wg.Go(func() { r.janitor(ctx) })
+	syncCtx, syncStop := context.WithCancel(context.Background())
+	var syncing sync.WaitGroup
+	syncing.Go(func() { r.syncer.run(syncCtx) })
 
 	r.mu.Lock()
 	r.runCtx = ctx
@@ -334,7 +339,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		}
 	}
 	r.mu.Unlock()
-	r.writers.Wait() // every open segment is closed and queued
+	r.writers.Wait() // every open segment is closed (synced) and queued
+	syncStop()
+	syncing.Wait()
 
 	r.spool.drain()
 	grace := time.AfterFunc(r.opts.ShutdownGrace, upCancel)

@@ -38,7 +38,7 @@ type recHarness struct {
 
 // localOptions are opts with the index, the spool and (unless opts has a
 // Store) a local store in dir, and (unless opts has a Log) the test's log.
-func localOptions(t *testing.T, dir string, opts Options) Options {
+func localOptions(t testing.TB, dir string, opts Options) Options {
 	t.Helper()
 	if opts.Store == nil {
 		store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
@@ -57,7 +57,7 @@ func localOptions(t *testing.T, dir string, opts Options) Options {
 
 // newLocal makes, without running it, a recorder with localOptions in a
 // temporary directory, over streams the test feeds.
-func newLocal(t *testing.T, opts Options) *Recorder {
+func newLocal(t testing.TB, opts Options) *Recorder {
 	t.Helper()
 	r, err := New(localOptions(t, t.TempDir(), opts), &recStreams{})
 	if err != nil {

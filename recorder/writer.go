@@ -23,7 +23,7 @@ const (
 	writeRetry    = 5 * time.Second  // after a failed spool write, wait this long before a new segment
 	failLogEvery  = time.Minute      // while spool writes fail, log at most this often
 	maxFragment   = time.Second      // a fragment spans at most about this
-	syncEvery     = time.Second      // fsync the spool file at least this often
+	syncEvery     = time.Second      // fsync the spool files written to this often (one syncer for all)
 	idleClose     = 5 * time.Second  // close the open segment after this long without a unit
 	maxPTSJump    = 10 * time.Second // a larger jump in the camera clock starts a new segment
 	recorderQueue = 4096             // units buffered for the recorder (~2 min of 25 fps video with audio)
@@ -44,7 +44,7 @@ type camWriter struct {
 	path     string
 	f        *os.File
 	size     int64
-	lastSync time.Time
+	sync     *syncFile // the open file, as the syncer knows it
 	lastPTS  time.Duration
 	// target is the length at which the open segment ends (at the next keyframe)
 	target time.Duration
@@ -230,7 +230,7 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	}
 	w.seg, w.media, w.key, w.path, w.f, w.size, w.frags = fr, k.Media, key, p, f, 0, 0
 	w.target = segmentTarget(w.r.opts.SegmentDuration, w.r.opts.StaggerSegments, w.camera, start)
-	w.lastSync = time.Now()
+	w.sync = w.r.syncer.add(f, key)
 	w.recording.Store(true)
 	if !w.write(init) {
 		return errWriteBackoff // write logged it
@@ -261,8 +261,8 @@ func (w *camWriter) writeFragment(frag []byte) {
 	w.r.spool.appended(w.key, f, end)
 }
 
-// write appends to the spool file and syncs it at least every syncEvery. It
-// reports whether b was written whole.
+// write appends to the spool file, which the syncer syncs within
+// syncEvery. It reports whether b was written whole.
 func (w *camWriter) write(b []byte) bool {
 	if w.f == nil {
 		return false
@@ -275,12 +275,7 @@ func (w *camWriter) write(b []byte) bool {
 		w.closeFile()
 		return false
 	}
-	if time.Since(w.lastSync) >= syncEvery {
-		if err := w.f.Sync(); err != nil {
-			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
-		}
-		w.lastSync = time.Now()
-	}
+	w.sync.dirty.Store(true)
 	w.r.spool.enforce()
 	return true
 }
@@ -303,6 +298,8 @@ func (w *camWriter) closeSegment(why string) {
 // closeFile syncs and closes the spool file and queues it for upload.
 func (w *camWriter) closeFile() {
 	if w.f != nil {
+		w.r.syncer.remove(w.sync)
+		w.sync = nil
 		if err := w.f.Sync(); err != nil {
 			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
 		}

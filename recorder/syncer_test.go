@@ -1,0 +1,55 @@
+package recorder
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-vms/vigil/internal/testkit"
+)
+
+// TestSyncer: the one syncer syncs the files written to since their last
+// sync, each once per round, and leaves alone a file removed from it (its
+// writer syncs and closes it itself).
+func TestSyncer(t *testing.T) {
+	checkLeaks(t)
+	s := newSyncer(testLog(t))
+	dir := t.TempDir()
+	open := func(name string) *os.File {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	a, b, c := s.add(open("a"), "a"), s.add(open("b"), "b"), s.add(open("c"), "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+
+	a.dirty.Store(true)
+	b.dirty.Store(true)
+	testkit.WaitFor(t, 10*syncEvery, "two files synced", func() bool { return s.synced.Load() == 2 })
+	if a.dirty.Load() || b.dirty.Load() || c.dirty.Load() {
+		t.Error("a file left dirty, or one not written to synced")
+	}
+	time.Sleep(2 * syncEvery)
+	if n := s.synced.Load(); n != 2 {
+		t.Errorf("%d syncs without writes, want 2", n)
+	}
+	// a removed file is not synced again, even if marked
+	s.remove(a)
+	a.f.Close()
+	a.dirty.Store(true)
+	c.dirty.Store(true)
+	testkit.WaitFor(t, 10*syncEvery, "the third file synced", func() bool { return !c.dirty.Load() })
+	time.Sleep(syncEvery)
+	if n := s.synced.Load(); n != 3 {
+		t.Errorf("%d syncs, want 3 (the removed file synced?)", n)
+	}
+}
