@@ -38,14 +38,14 @@ type camWriter struct {
 	trouble   *writeTrouble // nil: not shown in any status
 
 	// the open segment
-	seg      *fragmenter
-	media    *ingest.Media
-	key      string
-	path     string
-	f        *os.File
-	size     int64
-	sync     *syncFile // the open file, as the syncer knows it
-	lastPTS  time.Duration
+	seg     *fragmenter
+	media   *ingest.Media
+	key     string
+	path    string
+	f       *os.File
+	size    int64
+	sync    *syncFile // the open file, as the syncer knows it
+	lastPTS time.Duration
 	// target is the length at which the open segment ends (at the next keyframe)
 	target time.Duration
 	// line places the segments of the session on the wall clock, so that
