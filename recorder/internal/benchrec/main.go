@@ -49,6 +49,7 @@ func run() error {
 	sub := flag.Bool("sub", false, "record each camera's sub-stream (640x360, ~0.34 Mbit/s) instead of its main stream")
 	keep := flag.String("keep", "", "after the run, copy the stored segments (local store only) into this directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measuring window to this file")
+	memProfile := flag.String("memprofile", "", "write a heap profile at the end of the measuring window to this file")
 	grace := flag.Duration("grace", 7*time.Second, "the recorder's shutdown grace (vigil serve gives it its 8 s grace less 1 s)")
 	flag.Parse()
 	ctx, dir, done, err := common.Start()
@@ -165,6 +166,17 @@ func run() error {
 		return err
 	}
 	st1 := rec.Status()
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	io1, err := readIO()
 	if err != nil {
 		return err
