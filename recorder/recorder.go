@@ -166,6 +166,7 @@ type Recorder struct {
 	stored   atomic.Int64
 	fragBufs bufPool // the fragments' buffers, shared by the writers
 	syncer   *syncer
+	disk     diskGate // bounds the writers' file system calls in progress
 
 	// createFile creates a spool file that must not exist yet; tests replace
 	// it to make writes fail as on a full disk.
@@ -287,13 +288,15 @@ func New(opts Options, src Source) (*Recorder, error) {
 	if err := os.MkdirAll(opts.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("recorder: spool: %w", err)
 	}
+	disk := make(diskGate, diskSlots)
 	return &Recorder{
 		opts:       opts,
 		src:        src,
 		log:        opts.Log,
 		spool:      newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
 		cams:       map[string]*camState{},
-		syncer:     newSyncer(opts.Log),
+		syncer:     newSyncer(opts.Log, disk),
+		disk:       disk,
 		createFile: createSpoolFile,
 	}, nil
 }

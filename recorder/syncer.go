@@ -19,6 +19,7 @@ import (
 // one, where 200 writers syncing at once held up to one thread each.
 type syncer struct {
 	log    *slog.Logger
+	disk   diskGate
 	mu     sync.Mutex
 	files  map[*syncFile]struct{}
 	synced atomic.Int64 // fsyncs done, for tests
@@ -34,8 +35,8 @@ type syncFile struct {
 	closed bool
 }
 
-func newSyncer(log *slog.Logger) *syncer {
-	return &syncer{log: log, files: map[*syncFile]struct{}{}}
+func newSyncer(log *slog.Logger, disk diskGate) *syncer {
+	return &syncer{log: log, disk: disk, files: map[*syncFile]struct{}{}}
 }
 
 // add registers an open spool file.
@@ -93,8 +94,35 @@ func (s *syncer) sync(sf *syncFile) {
 	if sf.closed || !sf.dirty.Swap(false) {
 		return
 	}
-	if err := sf.f.Sync(); err != nil {
+	s.disk.enter()
+	err := sf.f.Sync()
+	s.disk.leave()
+	if err != nil {
 		s.log.Warn("recorder: spool sync", "segment", sf.key, "err", err)
 	}
 	s.synced.Add(1)
+}
+
+// diskSlots bounds the camera writers' file system calls in progress at
+// once (writes, creates, fsyncs and closes of spool files).
+const diskSlots = 4
+
+// diskGate bounds the goroutines inside a blocking file system call. Each
+// such call holds an OS thread for as long as it blocks, and the Go runtime
+// keeps a thread it started: 200 writers writing at once left dozens of
+// threads behind. Writes go to the page cache and take microseconds, so a
+// few slots do not hold the writers back; a writer waiting for a slot holds
+// no thread.
+type diskGate chan struct{}
+
+func (g diskGate) enter() {
+	if g != nil {
+		g <- struct{}{}
+	}
+}
+
+func (g diskGate) leave() {
+	if g != nil {
+		<-g
+	}
 }

@@ -16,7 +16,7 @@ import (
 // writer syncs and closes it itself).
 func TestSyncer(t *testing.T) {
 	checkLeaks(t)
-	s := newSyncer(testLog(t))
+	s := newSyncer(testLog(t), make(diskGate, 1))
 	dir := t.TempDir()
 	open := func(name string) *os.File {
 		f, err := os.Create(filepath.Join(dir, name))

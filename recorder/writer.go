@@ -214,11 +214,16 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	for range 100 {
 		key = archive.SegmentKey(w.camera, start)
 		p = filepath.Join(w.r.opts.SpoolDir, filepath.FromSlash(key))
-		if err = os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		w.r.disk.enter()
+		err = os.MkdirAll(filepath.Dir(p), 0o750)
+		if err == nil {
+			f, err = w.r.createFile(p)
+		}
+		w.r.disk.leave()
+		if err != nil && !errors.Is(err, os.ErrExist) {
 			w.writeFailed(err)
 			return fmt.Errorf("spool: %w", err)
 		}
-		f, err = w.r.createFile(p)
 		if !errors.Is(err, os.ErrExist) {
 			break
 		}
@@ -267,7 +272,9 @@ func (w *camWriter) write(b []byte) bool {
 	if w.f == nil {
 		return false
 	}
+	w.r.disk.enter()
 	n, err := w.f.Write(b)
+	w.r.disk.leave()
 	w.size += int64(n)
 	w.r.spool.grow(int64(n))
 	if err != nil {
@@ -300,11 +307,15 @@ func (w *camWriter) closeFile() {
 	if w.f != nil {
 		w.r.syncer.remove(w.sync)
 		w.sync = nil
-		if err := w.f.Sync(); err != nil {
-			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
+		w.r.disk.enter()
+		serr := w.f.Sync()
+		cerr := w.f.Close()
+		w.r.disk.leave()
+		if serr != nil {
+			w.log.Warn("recorder: spool sync", "segment", w.key, "err", serr)
 		}
-		if err := w.f.Close(); err != nil {
-			w.log.Warn("recorder: spool close", "segment", w.key, "err", err)
+		if cerr != nil {
+			w.log.Warn("recorder: spool close", "segment", w.key, "err", cerr)
 		}
 		if w.frags == 0 {
 			// nothing complete in it (its writes failed): nothing to upload
