@@ -147,10 +147,11 @@ func boxHeader(b []byte, size int, typ string) []byte {
 }
 
 // release gives the buffer of the last fragment back to the pool, once it
-// is written.
+// is written, and leaves the gate that flush entered.
 func (fr *fragmenter) release() {
 	if fr.out != nil {
 		fr.bufs.put(fr.out)
 		fr.out = nil
+		fr.gate.leave()
 	}
 }

@@ -59,6 +59,9 @@ type fragmenter struct {
 	// the pooled buffer of the last fragment (out, until release)
 	bufs *bufPool // nil: buffers are allocated
 	out  *[]byte
+	// gate, when set, is entered before a fragment is marshalled and left
+	// at its release, after the caller wrote it
+	gate diskGate
 
 	// the last fragment flushed, as the segment scanner reads it back
 	lastVideo    bool          // it holds video samples
@@ -287,7 +290,8 @@ func (fr *fragmenter) add(u *ingest.Unit, maxFragment time.Duration) (frag []byt
 // when there are none.
 //
 // The fragment is in a buffer lent by fr.bufs: valid until release, which
-// the caller calls once it is written (or until the next flush).
+// the caller calls once it is written (or until the next flush). With a
+// gate, flush enters it, and release leaves it.
 func (fr *fragmenter) flush() ([]byte, bool, error) {
 	fr.release()
 	keyframe := false
@@ -312,8 +316,14 @@ func (fr *fragmenter) flush() ([]byte, bool, error) {
 	if len(with) == 0 {
 		return nil, false, nil
 	}
+	fr.gate.enter()
 	frag, err := fr.marshalFragment(fr.seq+1, with)
 	if err != nil {
+		if fr.out != nil {
+			fr.release()
+		} else {
+			fr.gate.leave()
+		}
 		return nil, false, fmt.Errorf("marshal fragment: %w", err)
 	}
 	fr.seq++

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,5 +52,28 @@ func TestSyncer(t *testing.T) {
 	time.Sleep(syncEvery)
 	if n := s.synced.Load(); n != 3 {
 		t.Errorf("%d syncs, want 3 (the removed file synced?)", n)
+	}
+}
+
+// TestDiskGateReleased: a writer holds a slot of the disk gate only from a
+// fragment's marshalling to its write, also when the write fails; many
+// failing writers do not use the slots up (they would wait for ever).
+func TestDiskGateReleased(t *testing.T) {
+	r := newLocal(t, Options{SegmentDuration: 4 * time.Second})
+	for i := range 2 * diskSlots {
+		w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}, trouble: &writeTrouble{}}
+		play := clipPlayer(t, w)
+		play(time.Duration(1500+i) * time.Millisecond)
+		if n := len(r.disk); n != 0 {
+			t.Fatalf("writer %d: %d slots held between fragments", i, n)
+		}
+		w.f.Close() // the next fragment's write fails
+		play(3 * time.Second)
+		if n := len(r.disk); n != 0 {
+			t.Fatalf("writer %d: %d slots held after a failed write", i, n)
+		}
+		if w.f != nil {
+			t.Fatalf("writer %d: the file whose write failed is still open", i)
+		}
 	}
 }

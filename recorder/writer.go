@@ -202,7 +202,7 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	if err != nil {
 		return err
 	}
-	fr.bufs = &w.r.fragBufs
+	fr.bufs, fr.gate = &w.r.fragBufs, w.r.disk
 	init, err := fr.initBytes()
 	if err != nil {
 		return err
@@ -237,7 +237,11 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	w.target = segmentTarget(w.r.opts.SegmentDuration, w.r.opts.StaggerSegments, w.camera, start)
 	w.sync = w.r.syncer.add(f, key)
 	w.recording.Store(true)
-	if !w.write(init) {
+	w.r.disk.enter()
+	ok := w.write(init)
+	w.r.disk.leave()
+	if !ok {
+		w.closeFile()
 		return errWriteBackoff // write logged it
 	}
 	w.r.spool.opened(key, p, int64(len(init)))
@@ -247,11 +251,17 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 
 // writeFragment appends a fragment that the fragmenter just flushed and
 // shows it to the review side (Recorder.Spooled) once it is written whole.
+//
+// The fragmenter marshalled it holding a slot of the disk gate (see
+// fragmenter.flush): the write is done in that slot, and the buffer and the
+// slot are released together, so that writers waiting for the disk hold
+// their units (shared with the hub) but no marshalled copy of them.
 func (w *camWriter) writeFragment(frag []byte) {
-	seg := w.seg
-	defer seg.release()
 	pos := w.size
-	if !w.write(frag) {
+	ok := w.write(frag)
+	w.seg.release()
+	if !ok {
+		w.closeFile()
 		return
 	}
 	w.frags++
@@ -267,19 +277,18 @@ func (w *camWriter) writeFragment(frag []byte) {
 }
 
 // write appends to the spool file, which the syncer syncs within
-// syncEvery. It reports whether b was written whole.
+// syncEvery; the caller holds a slot of the disk gate. It reports whether b
+// was written whole; when not, the caller closes the file (after leaving
+// the gate: closeFile takes a slot).
 func (w *camWriter) write(b []byte) bool {
 	if w.f == nil {
 		return false
 	}
-	w.r.disk.enter()
 	n, err := w.f.Write(b)
-	w.r.disk.leave()
 	w.size += int64(n)
 	w.r.spool.grow(int64(n))
 	if err != nil {
 		w.writeFailed(err)
-		w.closeFile()
 		return false
 	}
 	w.sync.dirty.Store(true)
@@ -304,6 +313,9 @@ func (w *camWriter) closeSegment(why string) {
 
 // closeFile syncs and closes the spool file and queues it for upload.
 func (w *camWriter) closeFile() {
+	if w.seg != nil {
+		w.seg.release() // a fragment not written: its slot of the disk gate
+	}
 	if w.f != nil {
 		w.r.syncer.remove(w.sync)
 		w.sync = nil
