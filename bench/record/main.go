@@ -118,6 +118,10 @@ database:
 	if err != nil {
 		return err
 	}
+	baseRSS, err := rssKB(pid) // the server without cameras
+	if err != nil {
+		return err
+	}
 	var csv strings.Builder
 	csv.WriteString("id,name,department,mainUrl,subUrl,transport,record,enabled\n")
 	for i, u := range sim.URLs {
@@ -198,8 +202,8 @@ database:
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("CPU (vigil serve): %.1f %% of one core; %.2f CPU-ms per camera-second\n",
 		cpu.Seconds()/wall.Seconds()*100, float64(cpu.Milliseconds())/camSeconds)
-	fmt.Printf("memory: RSS %.1f MiB (peak %.1f MiB), %.0f KiB per camera; OS threads %d\n",
-		float64(rss)/1024, float64(hwm)/1024, float64(rss)/float64(n), threads)
+	fmt.Printf("memory: RSS %.1f MiB (%.1f MiB without cameras; peak %.1f MiB), %.0f KiB per camera; OS threads %d\n",
+		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/float64(n), threads)
 	fmt.Printf("ingest %.0f kbit/s per camera (the cameras' status); disk: wrote %.1f MB = %.2f× the media ingested, read %.1f MB (%.1f Mbit/s)\n",
 		(kbps0+kbps1)/2/float64(n), float64(wrote)/1e6, float64(wrote)/ingestBytes, float64(read)/1e6, float64(read)*8/1e6/wall.Seconds())
 	fmt.Printf("apart (not counted above): camsim %.1f %% of one core; load average %s", (sim1-sim0).Seconds()/wall.Seconds()*100, load)
@@ -345,4 +349,12 @@ func freePort(network string) (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+func rssKB(pid string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0, err
+	}
+	return procstat.ParseStatusKB(string(b), "VmRSS")
 }
