@@ -66,7 +66,7 @@ type spoolItem struct {
 	size  int64
 	start time.Time
 	busy  bool             // an uploader has it
-	seg   *archive.Segment // the scanned row, once known
+	seg   *archive.Segment // the index row: the writer's table, or a scan of the file (recovered)
 	// view is what the review side may read of the file: the fragments
 	// completely written so far (for a closed file, all of them). Its
 	// Fragments only grow, by append, under spool.mu. nil when unknown.
