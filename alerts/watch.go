@@ -106,7 +106,7 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 				}
 				w.downSince, w.alerted = time.Time{}, false
 			}
-			if st.State == ingest.StateOnline {
+			if st.State == ingest.StateOnline || st.State == ingest.StateIdle { // idle: a pushed camera nothing needs
 				back()
 				continue
 			}

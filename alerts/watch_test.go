@@ -206,3 +206,22 @@ func TestWatchCamerasUnseenOnlineAtStart(t *testing.T) {
 		t.Fatalf("%s after %s, want camera.offline OfflineAfter after going offline", e.Event, took)
 	}
 }
+
+// An idle camera (a pushed camera nothing needs) is not offline.
+func TestWatchIdleCamera(t *testing.T) {
+	rcv := newReceiver(t, "i")
+	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "i"}}})
+	cams := []ingest.Camera{{ID: "gb-1", Name: "Gate", Enabled: true, Source: ingest.SourceGB28181}}
+	states := &fakeStates{state: map[string]ingest.State{"gb-1": ingest.StateIdle}, since: map[string]time.Time{}}
+	defer watchCameras(t, n, cams, states, 200*time.Millisecond)()
+	expectNone(t, rcv, 800*time.Millisecond, "an idle camera alerted")
+	states.set("gb-1", ingest.StateOffline)
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOffline || e.Camera != "gb-1" {
+		t.Fatalf("got %+v", e)
+	}
+	states.set("gb-1", ingest.StateIdle)
+	if e := rcv.Next(t, 3*time.Second); e.Event != CameraOnline || e.Camera != "gb-1" {
+		t.Fatalf("got %+v", e)
+	}
+}

@@ -113,8 +113,8 @@ func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 	}
 	defer tx.Rollback()
 	for _, st := range sts {
-		if st.State == "disabled" {
-			continue
+		if st.State == "disabled" || st.State == ingest.StateIdle {
+			continue // idle: a pushed camera nothing needs, not played, so not observed
 		}
 		online := int64(0)
 		if st.State == "online" {

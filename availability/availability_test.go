@@ -271,3 +271,34 @@ func TestReportReusedID(t *testing.T) {
 		t.Errorf("new a: observed %.0f s, online %v, recorded %v; want 300 s, 100%%, 60%%", c.ObservedS, c.Online, c.Recorded)
 	}
 }
+
+// An idle camera (a pushed camera nothing needs) is not observed: its idle
+// time is no downtime.
+func TestReportIdle(t *testing.T) {
+	ctx := context.Background()
+	state := ingest.StateOnline
+	tr, _ := newTracker(t, Options{
+		Interval: 10 * time.Second,
+		Statuses: func() []ingest.Status {
+			var st ingest.Status
+			st.ID, st.State = "gb-1", state
+			return []ingest.Status{st}
+		},
+	})
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	for i := range 60 {
+		if i == 30 {
+			state = ingest.StateIdle
+		}
+		if err := tr.Sample(ctx, t0.Add(time.Duration(i)*10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := tr.Report(ctx, []ingest.Camera{{ID: "gb-1", Source: ingest.SourceGB28181}}, t0, t0.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Cameras[0]; c.ObservedS != 300 || !same(c.Online, 100) {
+		t.Errorf("observed %.0f s, online %s; want 300 s, 100%%", c.ObservedS, show(c.Online))
+	}
+}

@@ -184,3 +184,13 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
+
+// A pushed camera that nothing needs is idle: healthy, whatever its last error.
+func TestIdleCamera(t *testing.T) {
+	cams := []ingest.Camera{{ID: "gb-1", Name: "Gate", Enabled: true, Source: ingest.SourceGB28181}}
+	st := statuses{"gb-1": {Status: ingest.Status{StreamStatus: ingest.StreamStatus{State: ingest.StateIdle, LastError: "no answer"}}}}
+	checks := Cameras(func(context.Context) ([]ingest.Camera, error) { return cams, nil }, st)(context.Background())
+	if len(checks) != 1 || checks[0].Status != OK || checks[0].Message != "camera gb-1 (Gate) idle (played when needed)" {
+		t.Fatalf("checks %+v", checks)
+	}
+}

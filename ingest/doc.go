@@ -1,5 +1,6 @@
-// Package ingest pulls every camera's RTSP streams once and hands their video
-// and audio to everyone else through an in-memory hub. It imports none of
+// Package ingest pulls every camera's RTSP streams once (or has pushed
+// cameras' streams played when needed) and hands their video and audio to
+// everyone else through an in-memory hub. It imports none of
 // Vigil's other packages: the relay, the recorder and the HTTP API build on it.
 //
 // The rooms:
@@ -14,6 +15,13 @@
 //     hub; on a failure it waits with capped exponential backoff and jitter and
 //     connects again. Why a camera is offline is a [PullError] with a sentence a
 //     person can read (errors.go).
+//   - A pushed camera (Camera.Pushed: a GB/T 28181 channel) is not pulled: a
+//     [Source] (FleetOptions.Sources, push.go) plays it into a [Sink], one
+//     session at a time, and only while the stream is demanded — subscribed
+//     to, or wanted ([Stream.Want]). PushLinger after the last demand its
+//     session ends and it is idle ([StateIdle], no failure). The puller's
+//     machinery is shared: state and last error, backoff, stall detection,
+//     PTS and wall-clock continuity across sessions.
 //   - The hub (hub.go) is a [Stream] per camera stream: one writer (the puller)
 //     and any number of [Subscription]s, each with its own bounded queue. A
 //     [Unit] is one immutable access unit shared by pointer. Writing never

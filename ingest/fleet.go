@@ -14,7 +14,9 @@ type FleetOptions struct {
 	// Log receives state changes of the camera streams. It defaults to a logger that discards.
 	Log *slog.Logger
 	// StallTimeout is how long a stream may send no video (or, after PLAY, no
-	// usable keyframe) before it is reconnected. It defaults to 10 seconds.
+	// usable keyframe) before it is reconnected. A pushed stream's Source
+	// has three times as long to deliver its first unit, and the keyframe
+	// is awaited from there. It defaults to 10 seconds.
 	StallTimeout time.Duration
 	// ReadTimeout bounds each RTSP request and the TCP connect. It defaults to 10 seconds.
 	ReadTimeout time.Duration

@@ -109,6 +109,7 @@ func (p *puller) run(ctx context.Context) {
 		}
 		if idled() {
 			// nothing needed it any more: not a failure
+			p.setIdle()
 			failures = 0
 			continue
 		}
@@ -408,7 +409,7 @@ type sessionWriter struct {
 	ctx     context.Context // the puller's: once done, nothing more is written
 	readers []*trackReader
 	pushed  bool          // a pushed stream's session (the words of its errors)
-	start   time.Time     // when PLAY was sent
+	start   time.Time     // when PLAY was sent (pushed: Play called, then the first unit arrived)
 	grace   time.Duration // added to the stall timeout before the first media
 
 	mu            sync.Mutex
@@ -584,6 +585,10 @@ func (w *sessionWriter) setTracks() {
 	w.p.setOnline(video, audio)
 }
 
+// pushStartWait is how many stall timeouts a pushed stream's Source may
+// take to deliver its first unit.
+const pushStartWait = 3
+
 // check detects a stall: no video for the stall timeout, or no usable
 // keyframe that long after PLAY.
 func (w *sessionWriter) check(now time.Time) error {
@@ -593,6 +598,15 @@ func (w *sessionWriter) check(now time.Time) error {
 	if w.media != nil {
 		if d := now.Sub(w.lastVideo); d > stall {
 			return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera stopped sending video (nothing for %s)", d.Round(time.Millisecond))}
+		}
+		return nil
+	}
+	if w.pushed && w.packets == 0 {
+		// the Source times its own start (a GB/T 28181 gateway tries each
+		// transport for a few seconds, and names the cause); this only
+		// bounds a Source that waits for ever
+		if d := now.Sub(w.start); d > pushStartWait*stall {
+			return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the device's stream did not start in %s", d.Round(time.Second))}
 		}
 		return nil
 	}
@@ -606,8 +620,6 @@ func (w *sessionWriter) check(now time.Time) error {
 		return &PullError{Kind: ErrBadMedia, Msg: fmt.Sprintf("the device sends video that cannot be split into NAL units (%d bad units)", w.decodeErrs), Err: w.lastDecodeErr}
 	case w.decodeErrs > 0 && !w.anchored:
 		return &PullError{Kind: ErrBadMedia, Msg: fmt.Sprintf("the camera sends RTP packets that cannot be decoded (%d bad packets)", w.decodeErrs), Err: w.lastDecodeErr}
-	case w.packets == 0 && w.pushed:
-		return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the device's stream started but delivered no audio or video in %s", stall+w.grace)}
 	case w.packets == 0:
 		return &PullError{Kind: ErrStalled, Msg: fmt.Sprintf("the camera accepted PLAY but sent no media in %s", stall+w.grace)}
 	}

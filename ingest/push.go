@@ -22,6 +22,11 @@ type Source interface {
 	// only while something needs the stream (a subscriber: recorder, viewer, upper
 	// platform, or Stream.Want), cancels ctx PushLinger after nothing does, and retries
 	// with backoff after an error.
+	//
+	// Play must return soon after ctx ends (Fleet.Remove and Set wait for
+	// it). Until its first unit reaches the sink it has three times
+	// FleetOptions.StallTimeout: it should time its own start and name the
+	// cause; from the first unit on, ingest watches for keyframes and stalls.
 	Play(ctx context.Context, cam Camera, kind StreamKind, sink *Sink) error
 }
 
@@ -36,18 +41,31 @@ var ErrSinkClosed = errors.New("ingest: the session of this sink has ended")
 // the camera's hub Stream, as a puller does with RTSP: units from the first
 // keyframe with parameter sets on, tracks published there, PTS continuous
 // across sessions and Time on the server's clock. Its methods must be called
-// from one goroutine at a time (the Source's receiver). Units written after the
-// session ended are refused with ErrSinkClosed.
+// from one goroutine at a time (the Source's receiver).
+//
+// An error of a write concerns that unit only (it was dropped), and the
+// session can go on; a Source may log it at a limited rate. Two errors are
+// different: ErrSinkClosed (the session ended: Play should return) and a
+// change of video codec within the session, which the Source should return
+// from Play, so that the next session starts with the new codec. Units that
+// never make a picture show in the stream's lastError all the same (no
+// keyframe, no parameter sets, no media, a stall).
 //
 // Tracks: the video track and the audio seen so far are published at the
 // first keyframe. A stream whose earlier session had audio publishes that
 // audio track with the first keyframe already (the audio usually trails the
 // first keyframe by a few milliseconds), so that a new session does not
-// change the stream's Media; audio that first appears later, or differs from
-// the track published, republishes the tracks (a new Media generation).
+// change the stream's Media. Audio that first appears later, or differs from
+// the track published, is published with the next keyframe (a new Media
+// generation, which starts at a keyframe as every generation does, so a
+// recorder loses no video); that audio is dropped until then.
 type Sink struct {
 	w            *sessionWriter
 	video, audio *trackReader
+	// republish: the audio track changed after the tracks were published;
+	// they are published again with the next keyframe, the new audio
+	// dropped until then
+	republish bool
 
 	// PTS unwrapping: the 33-bit PTS of MPEG-PS, extended from the first one
 	// of the session (any track)
@@ -91,13 +109,17 @@ func (s *Sink) WriteVideo(codec string, pts int64, annexB []byte, key bool) erro
 	if w.ctx.Err() != nil {
 		return ErrSinkClosed
 	}
-	w.packets++
+	w.arrived(now)
 	if splitErr != nil {
 		w.decodeErrs++
 		w.lastDecodeErr = splitErr
 		return fmt.Errorf("ingest: video unit: %w", splitErr)
 	}
 	s.setReaders()
+	if s.republish && isKey && w.media != nil {
+		w.setTracks()
+		s.republish = false
+	}
 	w.accept(s.video, s.ticks(pts), ptsClock, frames, isKey, now)
 	return nil
 }
@@ -145,12 +167,16 @@ func (s *Sink) WriteAudio(codec string, pts int64, frame []byte) error {
 	if w.ctx.Err() != nil {
 		return ErrSinkClosed
 	}
-	w.packets++
+	w.arrived(now)
 	s.setReaders()
 	if changed && w.media != nil {
-		w.setTracks() // audio after the first keyframe, or a new audio format
+		s.republish = true // audio after the first keyframe, or a new audio format
 	}
-	w.accept(s.audio, s.ticks(pts), ptsClock, frames, false, now)
+	rel := s.ticks(pts)
+	if s.republish {
+		return nil // published with the next keyframe
+	}
+	w.accept(s.audio, rel, ptsClock, frames, false, now)
 	return nil
 }
 
@@ -162,6 +188,15 @@ func newPushedAudio(proto Track) *trackReader {
 		tr.frameSamples = mpeg4audio.SamplesPerAccessUnit * ptsClock / proto.SampleRate
 	}
 	return tr
+}
+
+// arrived counts a unit of a pushed session; the first one starts the
+// session's clock for the keyframe and stall checks. Called with w.mu held.
+func (w *sessionWriter) arrived(now time.Time) {
+	if w.packets == 0 {
+		w.start = now
+	}
+	w.packets++
 }
 
 // setReaders lists the session's tracks, video first; called with w.mu held.

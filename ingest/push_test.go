@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
@@ -85,11 +86,13 @@ func loadClip(t testing.TB, file string, g711 ps.StreamType) *psClip {
 type psDevice struct {
 	clip *psClip
 	// faults
-	fail          []error // returned by the next plays, in order
-	stallAfter    int     // stop sending (but stay) after this many units; 0: never
-	noKeyframes   bool    // send only the parameter sets of keyframes
-	noParams      bool    // strip the parameter sets from the keyframes
-	audioAfter    int64   // send audio only from this PTS of the first loop on
+	fail          []error       // returned by the next plays, in order
+	stallAfter    int           // stop sending (but stay) after this many units; 0: never
+	noKeyframes   bool          // send only the parameter sets of keyframes
+	noParams      bool          // strip the parameter sets from the keyframes
+	audioAfter    int64         // send audio only from this PTS of the first loop on
+	silent        bool          // send nothing, until the session ends
+	startDelay    time.Duration // wait before sending (a gateway trying transports)
 	keepLastSink  bool
 	startedPlays  chan int // receives the number of each Play as it starts (when not nil)
 	mu            sync.Mutex
@@ -145,6 +148,15 @@ func (d *psDevice) Play(ctx context.Context, cam Camera, kind StreamKind, sink *
 	}
 	if fail != nil {
 		return fail
+	}
+	if d.silent {
+		<-ctx.Done()
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(d.startDelay):
 	}
 	return d.stream(ctx, sink)
 }
@@ -488,6 +500,7 @@ func TestPushedFaults(t *testing.T) {
 		{"no-keyframe", &psDevice{noKeyframes: true}, ErrNoKeyframe, "the camera sent video but no keyframe in 1s"},
 		{"no-parameter-sets", &psDevice{noParams: true}, ErrBadMedia,
 			"the camera's video cannot be decoded: its parameter sets (SPS/PPS) are missing or invalid (no SPS received)"},
+		{"silent", &psDevice{silent: true}, ErrStalled, "the device's stream did not start in 3s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.CheckLeaks(t)
@@ -513,6 +526,23 @@ func TestPushedFaults(t *testing.T) {
 	}
 }
 
+// TestPushedSlowStart: a Source may take longer than StallTimeout to deliver
+// its first unit (a gateway trying one transport after another).
+func TestPushedSlowStart(t *testing.T) {
+	testkit.CheckLeaks(t)
+	dev := &psDevice{clip: loadClip(t, "gst_h264_aac.ps", 0), startDelay: 1500 * time.Millisecond}
+	opts := pushOptions(t, dev)
+	opts.StallTimeout = time.Second
+	m, stop := startFleet(t, opts, gbCamera("gb-1"))
+	defer stop()
+	sub := m.Stream("gb-1", Main).Subscribe(SubscribeOptions{Kind: Viewer})
+	defer sub.Close()
+	readPushed(t, sub, 10, -1)
+	if st := waitState(t, m, "gb-1", StateOnline); st.Reconnects != 0 {
+		t.Errorf("%d reconnects: the slow start was taken for a failure", st.Reconnects)
+	}
+}
+
 // TestPushedWithoutSource: a pushed camera nothing plays says so.
 func TestPushedWithoutSource(t *testing.T) {
 	testkit.CheckLeaks(t)
@@ -530,7 +560,8 @@ func TestPushedWithoutSource(t *testing.T) {
 }
 
 // TestPushedLateAudio: audio that first arrives after the first keyframe
-// republishes the tracks; the next session publishes it at once.
+// republishes the tracks at the next keyframe; the next session publishes it
+// at once.
 func TestPushedLateAudio(t *testing.T) {
 	testkit.CheckLeaks(t)
 	dev := &psDevice{clip: loadClip(t, "gst_h264_aac.ps", 0), audioAfter: 45000}
@@ -551,15 +582,21 @@ func TestPushedLateAudio(t *testing.T) {
 			if n := len(u.Media.Tracks); n != u.Media.Generation {
 				t.Fatalf("generation %d has %d tracks", u.Media.Generation, n)
 			}
+			if !u.Keyframe || !u.Track.Video {
+				t.Fatalf("generation %d starts with a unit that is no video keyframe", u.Media.Generation)
+			}
 		}
 	}
 	sub.Close()
 	waitState(t, m, "gb-1", StateIdle)
-	dev.audioAfter = 0
+	// the audio comes as late again: known from the first session, it is
+	// published with the first keyframe, and the tracks stay
 	media := st.Media()
 	sub = st.Subscribe(SubscribeOptions{Kind: Viewer})
 	defer sub.Close()
-	readPushed(t, sub, 40, -1)
+	if _, audio := readPushed(t, sub, 60, -1); audio == 0 {
+		t.Error("no audio in the second session")
+	}
 	if st.Media() != media {
 		t.Errorf("the second session changed the tracks to generation %d", st.Media().Generation)
 	}
@@ -649,5 +686,104 @@ func TestStreamWantDemand(t *testing.T) {
 	}
 	if ok, _ := s.demand(); ok {
 		t.Fatal("demanded after all left")
+	}
+}
+
+// FuzzSink writes what a device may send into a Sink: whatever the bytes,
+// no panic, and every unit written is well formed.
+func FuzzSink(f *testing.F) {
+	adts, err := mpeg4audio.ADTSPackets{
+		{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 16000, ChannelCount: 1, AU: []byte{1, 2, 3}},
+		{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 16000, ChannelCount: 1, AU: []byte{4, 5}},
+	}.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	start := []byte{0, 0, 1}
+	for i, au := range accessUnitSeeds {
+		f.Add(uint8(i%2), int64(i*3600), append(bytes.Clone(start), au...))
+	}
+	f.Add(uint8(2), int64(1<<33-1), adts)
+	f.Add(uint8(3), int64(0), []byte{0xd5, 0xd5})
+	f.Add(uint8(4), int64(-1), []byte{0xff})
+	f.Fuzz(func(t *testing.T, kind uint8, pts int64, data []byte) {
+		stream := NewStream("fuzz")
+		p := newPuller(pullerConfig{stream: stream, log: testkit.Log(t), pushed: true})
+		sink := &Sink{w: &sessionWriter{p: p, ctx: context.Background(), pushed: true}}
+		sub := stream.Subscribe(SubscribeOptions{QueueLen: 64})
+		defer sub.Close()
+		// a keyframe with parameter sets first, so that what follows is written
+		key := append(bytes.Clone(start), accessUnitSeeds[0]...)
+		if err := sink.WriteVideo(CodecH264, 0, key, true); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			switch kind % 5 {
+			case 0:
+				_ = sink.WriteVideo(CodecH264, pts+int64(i), data, false)
+			case 1:
+				_ = sink.WriteVideo(CodecH265, pts+int64(i), data, false)
+			case 2:
+				_ = sink.WriteAudio(CodecAAC, pts+int64(i), data)
+			case 3:
+				_ = sink.WriteAudio(CodecPCMA, pts+int64(i), data)
+			default:
+				_ = sink.WriteAudio(CodecPCMU, pts+int64(i), data)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for pending(sub) {
+			u, _, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Media == nil || u.Track == nil || u.Track != u.Media.Tracks[u.Track.Index] || len(u.Data) == 0 {
+				t.Fatalf("malformed unit %+v", u)
+			}
+			for _, n := range u.Data {
+				if len(n) == 0 {
+					t.Fatal("empty NAL unit or audio frame")
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkSink measures writing a device's units into the hub through a
+// Sink (copy, NAL split, parameter sets, clock), one subscriber draining:
+//
+//	go test -run XXX -bench Sink -benchmem ./ingest
+func BenchmarkSink(b *testing.B) {
+	clip := loadClip(b, "gst_h264_aac.ps", 0)
+	stream := NewStream("bench")
+	p := newPuller(pullerConfig{stream: stream, log: testkit.Log(b), pushed: true})
+	sink := &Sink{w: &sessionWriter{p: p, ctx: context.Background(), pushed: true}}
+	sub := stream.Subscribe(SubscribeOptions{Kind: Recorder, QueueLen: 4096})
+	ctx, cancel := context.WithCancel(context.Background())
+	drained := make(chan error, 1)
+	go func() { drained <- sub.Drain(ctx) }()
+	defer func() {
+		cancel()
+		<-drained
+	}()
+	var bytes int64
+	for _, u := range clip.units {
+		bytes += int64(len(u.Payload))
+	}
+	b.SetBytes(bytes / int64(len(clip.units)))
+	b.ResetTimer()
+	for i := range b.N {
+		u := clip.units[i%len(clip.units)]
+		pts := u.PTS + int64(i/len(clip.units))*clip.length
+		var err error
+		if u.Type.IsVideo() {
+			err = sink.WriteVideo(codecOf(u.Type), pts, u.Payload, u.Keyframe)
+		} else {
+			err = sink.WriteAudio(codecOf(u.Type), pts, u.Payload)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -464,11 +464,13 @@ func (r *Relay) Alive(sessionID string) bool {
 
 // waitMedia returns the stream's tracks, waiting up to wait for a camera that
 // is not connected yet (until the hub says its first tracks are published).
+// It wants the stream: a pushed camera that nothing needed starts now, while
+// the viewer's connection is set up, and lingers until the viewer subscribes.
 func waitMedia(ctx context.Context, st *ingest.Stream, wait time.Duration) (*ingest.Media, error) {
+	defer st.Want()()
 	if m := st.Media(); m != nil {
 		return m, nil
 	}
-	defer st.Want()() // a pushed camera is played while something wants it
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	select {

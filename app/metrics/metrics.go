@@ -188,7 +188,7 @@ func RouteClass(p string) string {
 }
 
 var (
-	descState      = prometheus.NewDesc("vigil_camera_state", "1 for the camera's current state (connecting, online, offline, disabled).", []string{"camera", "state"}, nil)
+	descState      = prometheus.NewDesc("vigil_camera_state", "1 for the camera's current state (connecting, online, offline, disabled, idle).", []string{"camera", "state"}, nil)
 	descFPS        = prometheus.NewDesc("vigil_camera_fps", "Measured frames per second of the camera's main stream.", []string{"camera"}, nil)
 	descBitrate    = prometheus.NewDesc("vigil_camera_bitrate_kbps", "Measured video bitrate of the main stream, kbit/s.", []string{"camera"}, nil)
 	descReconnects = prometheus.NewDesc("vigil_camera_reconnects_total", "Reconnections to the camera since Vigil started.", []string{"camera"}, nil)
@@ -213,7 +213,7 @@ var (
 	descRecordingLostUnits = prometheus.NewDesc("vigil_recording_lost_units_total", "Units not recorded because the spool could not be written.", nil, nil)
 )
 
-var states = []string{"connecting", "online", "offline", "disabled"}
+var states = []string{"connecting", "online", "offline", "disabled", "idle"}
 
 type collector struct{ src Sources }
 

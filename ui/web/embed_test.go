@@ -173,7 +173,7 @@ func TestEveryKeyTranslated(t *testing.T) {
 		t.Fatalf("found only %d keys: the pattern is broken", used)
 	}
 	var built []string
-	for _, s := range []string{"online", "connecting", "offline", "disabled", "unknown"} {
+	for _, s := range []string{"online", "connecting", "offline", "disabled", "unknown", "idle"} {
 		built = append(built, "state."+s)
 	}
 	for _, r := range []string{"admin", "operator", "responder", "viewer"} {
