@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // recordedSpan waits until camera id has a recorded span of at least d and
@@ -277,10 +278,7 @@ func checkMP4(t *testing.T, clip []byte) time.Duration {
 		t.Fatal("export has no video samples")
 	}
 	if path, err := exec.LookPath("ffprobe"); err == nil {
-		f := filepath.Join(t.TempDir(), "clip.mp4")
-		if err := os.WriteFile(f, clip, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		f := testkit.TempFile(t, "clip.mp4", clip)
 		out, err := exec.Command(path, "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", f).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "h264,1280,720") {
 			t.Errorf("ffprobe on the export: %v: %s", err, out)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -194,39 +193,19 @@ func setNetwork(t *testing.T, ctx context.Context, offline bool) {
 // whepSessions records the WHEP session locations the tab's page is given.
 func whepSessions(t *testing.T, ctx context.Context) func() []string {
 	t.Helper()
-	ectx, cancel := context.WithCancel(ctx)
-	var mu sync.Mutex
-	var locs []string
-	done := make(chan struct{})
-	events := chromedp.Events(ectx, network.ResponseReceived)
-	go func() {
-		defer close(done)
-		for ev, err := range events {
-			if err != nil {
-				return
-			}
-			r := ev.Response
-			if r == nil || r.Status != http.StatusCreated || !strings.HasSuffix(strings.SplitN(r.URL, "?", 2)[0], "/whep") {
-				continue
-			}
-			for k, v := range r.Headers {
-				if l, ok := v.(string); ok && strings.EqualFold(k, "location") {
-					mu.Lock()
-					locs = append(locs, l)
-					mu.Unlock()
-				}
+	return recordEvents(t, ctx, network.ResponseReceived, func(ev network.EventResponseReceived) []string {
+		r := ev.Response
+		if r == nil || r.Status != http.StatusCreated || !strings.HasSuffix(strings.SplitN(r.URL, "?", 2)[0], "/whep") {
+			return nil
+		}
+		var locs []string
+		for k, v := range r.Headers {
+			if l, ok := v.(string); ok && strings.EqualFold(k, "location") {
+				locs = append(locs, l)
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
+		return locs
 	})
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), locs...)
-	}
 }
 
 // When the network goes away the tiles stall and back off; when it returns

@@ -16,16 +16,19 @@
 // Decode times come from the units' PTS (the camera clock), from 0 at the
 // segment's first keyframe; the wall-clock anchor is that keyframe's Time,
 // to the millisecond, and is the key: <camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4
-// (UTC). The index row is always computed by parsing the file (the same code
-// for upload, crash recovery and Reindex), so rows rebuilt from the store are
-// identical.
+// (UTC). The index row of a segment written whole is the writer's own
+// fragment table (what it wrote, where, with which times): the file is not
+// read back to index it. Crash recovery and Reindex parse the file
+// (archive.ScanSegment), and give the same row (TestWriterRowsEqualReindex).
 //
 // Spool. The file lives at SpoolDir/<key> while written; each fragment is
-// appended as it is completed, and the file is fsynced with the first
-// fragment written a second or more after the last sync (and at close).
+// appended as it is completed; one syncer fsyncs every spool file written
+// to, once a second (and each writer at close).
 // A closed segment waits in an upload queue (oldest first) for one of the
-// Uploaders: Store.Put from the file with its size, Index.Add, then removal
-// from the spool. Failures are retried with capped exponential backoff and
+// Uploaders: the store takes the file (the local store links it into place,
+// copying only across file systems; S3 reads it once, as the request body),
+// Index.Add, then removal from the spool, so that a crash between the put and
+// the row leaves the spool file to the next start's recovery. Failures are retried with capped exponential backoff and
 // jitter, and shown (Status.UploadFailingSince, RecordingTrouble); past
 // SpoolMaxBytes, or when the spool's disk has less than max(1 GiB, 5 %) free,
 // the oldest waiting segments are dropped and counted (Status.Dropped). A
@@ -161,10 +164,16 @@ type Recorder struct {
 	deleted  atomic.Int64
 	received atomic.Int64
 	stored   atomic.Int64
+	fragBufs bufPool // the fragments' buffers, shared by the writers
+	syncer   *syncer
+	disk     diskGate // bounds the writers' file system calls in progress
 
 	// createFile creates a spool file that must not exist yet; tests replace
 	// it to make writes fail as on a full disk.
 	createFile func(path string) (*os.File, error)
+	// afterPut, when set by a test, runs between a segment's Put and its
+	// Index.Add; an error fails the upload there (a crash between the two).
+	afterPut func(ctx context.Context, key string) error
 }
 
 func createSpoolFile(path string) (*os.File, error) {
@@ -279,12 +288,15 @@ func New(opts Options, src Source) (*Recorder, error) {
 	if err := os.MkdirAll(opts.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("recorder: spool: %w", err)
 	}
+	disk := make(diskGate, diskSlots)
 	return &Recorder{
 		opts:       opts,
 		src:        src,
 		log:        opts.Log,
 		spool:      newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
 		cams:       map[string]*camState{},
+		syncer:     newSyncer(opts.Log, disk),
+		disk:       disk,
 		createFile: createSpoolFile,
 	}, nil
 }
@@ -308,6 +320,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		wg.Go(func() { r.uploader(upCtx) })
 	}
 	wg.Go(func() { r.janitor(ctx) })
+	syncCtx, syncStop := context.WithCancel(context.Background())
+	var syncing sync.WaitGroup
+	syncing.Go(func() { r.syncer.run(syncCtx) })
 
 	r.mu.Lock()
 	r.runCtx = ctx
@@ -327,7 +342,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		}
 	}
 	r.mu.Unlock()
-	r.writers.Wait() // every open segment is closed and queued
+	r.writers.Wait() // every open segment is closed (synced) and queued
+	syncStop()
+	syncing.Wait()
 
 	r.spool.drain()
 	grace := time.AfterFunc(r.opts.ShutdownGrace, upCancel)
@@ -522,6 +539,10 @@ func (r *Recorder) uploader(ctx context.Context) {
 // upload stores one spool file and indexes it.
 func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	if it.seg == nil {
+		// recovered, or a write failed after part of a fragment: scan it
+		r.spool.mu.Lock()
+		r.spool.rescans++
+		r.spool.mu.Unlock()
 		fi, err := finalizeSpoolFile(it.key, it.path)
 		if err != nil {
 			return spoolFileError(err)
@@ -535,23 +556,47 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 		}
 		it.seg = fi.seg
 	}
-	f, err := os.Open(it.path)
-	if err != nil {
-		return spoolFileError(err)
+	if err := r.put(ctx, it); err != nil {
+		return err
 	}
-	defer f.Close()
-	// a server that stops answering must not hold an uploader forever:
-	// a minute plus one second per MB (8 Mbit/s at least)
-	pctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(it.size>>20)*time.Second)
-	defer cancel()
-	if err := r.opts.Store.Put(pctx, it.key, f, it.size, it.seg.Meta()); err != nil {
-		return fmt.Errorf("upload %s: %w", it.key, err)
+	if r.afterPut != nil {
+		if err := r.afterPut(ctx, it.key); err != nil {
+			return err
+		}
 	}
 	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {
 		return err
 	}
 	r.stored.Add(it.size)
 	r.log.Debug("recorder: segment stored", "camera", it.seg.Camera, "segment", it.key, "bytes", it.size)
+	return nil
+}
+
+// put stores the spool file of it. A store that takes a file by its path
+// (archive.FileStore: the local store, which links it into place) gets the
+// path; any other reads the file once, as a stream.
+func (r *Recorder) put(ctx context.Context, it *spoolItem) error {
+	// a server that stops answering must not hold an uploader forever:
+	// a minute plus one second per MB (8 Mbit/s at least)
+	pctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(it.size>>20)*time.Second)
+	defer cancel()
+	if fs, ok := r.opts.Store.(archive.FileStore); ok {
+		if err := fs.PutFile(pctx, it.key, it.path, it.size, it.seg.Meta()); err != nil {
+			if errors.Is(err, archive.ErrSourceFile) {
+				return spoolFileError(err)
+			}
+			return fmt.Errorf("upload %s: %w", it.key, err)
+		}
+		return nil
+	}
+	f, err := os.Open(it.path)
+	if err != nil {
+		return spoolFileError(err)
+	}
+	defer f.Close()
+	if err := r.opts.Store.Put(pctx, it.key, f, it.size, it.seg.Meta()); err != nil {
+		return fmt.Errorf("upload %s: %w", it.key, err)
+	}
 	return nil
 }
 

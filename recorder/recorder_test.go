@@ -38,7 +38,7 @@ type recHarness struct {
 
 // localOptions are opts with the index, the spool and (unless opts has a
 // Store) a local store in dir, and (unless opts has a Log) the test's log.
-func localOptions(t *testing.T, dir string, opts Options) Options {
+func localOptions(t testing.TB, dir string, opts Options) Options {
 	t.Helper()
 	if opts.Store == nil {
 		store, err := archive.NewLocalStore(filepath.Join(dir, "store"))
@@ -57,7 +57,7 @@ func localOptions(t *testing.T, dir string, opts Options) Options {
 
 // newLocal makes, without running it, a recorder with localOptions in a
 // temporary directory, over streams the test feeds.
-func newLocal(t *testing.T, opts Options) *Recorder {
+func newLocal(t testing.TB, opts Options) *Recorder {
 	t.Helper()
 	r, err := New(localOptions(t, t.TempDir(), opts), &recStreams{})
 	if err != nil {
@@ -80,6 +80,13 @@ func startRecorder(t *testing.T, opts Options) *recHarness {
 // startRecorderFrom runs a Recorder over src; nil means streams the test feeds (h.src).
 func startRecorderFrom(t *testing.T, opts Options, src Source) *recHarness {
 	t.Helper()
+	return startPrepared(t, opts, src, nil)
+}
+
+// startPrepared runs a Recorder over src (nil: h.src), calling prepare, when
+// not nil, between New and Run.
+func startPrepared(t *testing.T, opts Options, src Source, prepare func(*Recorder)) *recHarness {
+	t.Helper()
 	h := &recHarness{t: t, src: &recStreams{}, ix: opts.Index, store: opts.Store}
 	if src == nil {
 		src = h.src
@@ -92,6 +99,9 @@ func startRecorderFrom(t *testing.T, opts Options, src Source) *recHarness {
 		t.Fatal(err)
 	}
 	h.rec = rec
+	if prepare != nil {
+		prepare(rec)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)

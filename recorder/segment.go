@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
@@ -39,7 +42,7 @@ type fragTrack struct {
 	placed    uint64       // decode time at which pending sits (or the next sample will)
 	started   bool
 	base      uint64 // decode time of samples[0]
-	samples   []*fmp4.Sample
+	samples   []fragSample
 	lastTicks uint32
 }
 
@@ -52,7 +55,13 @@ type fragmenter struct {
 	seq      uint32
 	fragBase uint64 // video decode time of the current fragment's first sample
 	sps, pps []byte // parameter sets of the init section (H.264/H.265)
-	buf      seekablebuffer.Buffer
+
+	// the pooled buffer of the last fragment (out, until release)
+	bufs *bufPool // nil: buffers are allocated
+	out  *[]byte
+	// gate, when set, is entered before a fragment is marshalled and left
+	// at its release, after the caller wrote it
+	gate diskGate
 
 	// the last fragment flushed, as the segment scanner reads it back
 	lastVideo    bool          // it holds video samples
@@ -195,26 +204,37 @@ func (fr *fragmenter) complete(t *fragTrack, next *uint64) error {
 	default:
 		dur = defaultAudioTicks(t, u)
 	}
-	s := &fmp4.Sample{Duration: dur, IsNonSyncSample: t.video && !u.Keyframe}
+	s := fragSample{dur: dur}
 	switch t.src.Codec {
-	case ingest.CodecH264:
-		if err := s.FillH264(0, u.Data); err != nil {
-			return fmt.Errorf("h264 sample: %w", err)
+	case ingest.CodecH264, ingest.CodecH265:
+		// written length-prefixed (AVCC) from the unit's NAL units at flush
+		if t.src.Codec == ingest.CodecH264 {
+			s.nonSync = !h264.IsRandomAccess(u.Data)
+		} else {
+			s.nonSync = !h265.IsRandomAccess(u.Data)
 		}
-	case ingest.CodecH265:
-		if err := s.FillH265(0, u.Data); err != nil {
-			return fmt.Errorf("h265 sample: %w", err)
+		s.au = u.Data
+		n := 0
+		for _, nalu := range u.Data {
+			n += 4 + len(nalu)
 		}
+		if n > math.MaxUint32 {
+			return fmt.Errorf("access unit of %d bytes", n)
+		}
+		s.size = uint32(n)
 	case ingest.CodecPCMU:
 		var p g711.Mulaw
 		p.Unmarshal(u.Data[0])
-		s.Payload = p
+		s.payload = p
 	case ingest.CodecPCMA:
 		var p g711.Alaw
 		p.Unmarshal(u.Data[0])
-		s.Payload = p
+		s.payload = p
 	default:
-		s.Payload = u.Data[0]
+		s.payload = u.Data[0]
+	}
+	if s.au == nil {
+		s.size = uint32(len(s.payload))
 	}
 	if len(t.samples) == 0 {
 		t.base = t.placed
@@ -268,40 +288,51 @@ func (fr *fragmenter) add(u *ingest.Unit, maxFragment time.Duration) (frag []byt
 
 // flush marshals the completed samples of every track as one fragment; nil
 // when there are none.
+//
+// The fragment is in a buffer lent by fr.bufs: valid until release, which
+// the caller calls once it is written (or until the next flush). With a
+// gate, flush enters it, and release leaves it.
 func (fr *fragmenter) flush() ([]byte, bool, error) {
-	part := fmp4.Part{SequenceNumber: fr.seq + 1}
+	fr.release()
 	keyframe := false
 	video := fr.video != nil && len(fr.video.samples) > 0
+	var tracks [4]*fragTrack
+	with := tracks[:0]
 	for _, t := range fr.tracks {
 		if t == nil || len(t.samples) == 0 {
 			continue
 		}
 		if t.video {
-			keyframe = !t.samples[0].IsNonSyncSample
+			keyframe = !t.samples[0].nonSync
 			var dur uint64
 			for _, s := range t.samples {
-				dur += uint64(s.Duration)
+				dur += uint64(s.dur)
 			}
 			fr.lastStart = scaleDuration(t.base, t.scale)
 			fr.lastEnd = scaleDuration(t.base+dur, t.scale)
 		}
-		part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: t.id, BaseTime: t.base, Samples: t.samples})
+		with = append(with, t)
 	}
-	if len(part.Tracks) == 0 {
+	if len(with) == 0 {
 		return nil, false, nil
 	}
-	fr.buf.Reset()
-	if err := part.Marshal(&fr.buf); err != nil {
+	fr.gate.enter()
+	frag, err := fr.marshalFragment(fr.seq+1, with)
+	if err != nil {
+		if fr.out != nil {
+			fr.release()
+		} else {
+			fr.gate.leave()
+		}
 		return nil, false, fmt.Errorf("marshal fragment: %w", err)
 	}
 	fr.seq++
 	fr.lastVideo, fr.lastKeyframe = video, keyframe
-	for _, t := range fr.tracks {
-		if t != nil {
-			t.samples = t.samples[:0:0]
-		}
+	for _, t := range with {
+		clear(t.samples) // the units go
+		t.samples = t.samples[:0]
 	}
-	return fr.buf.Bytes(), keyframe, nil
+	return frag, keyframe, nil
 }
 
 // finish completes the pending samples (the ones that start before the

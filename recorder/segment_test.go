@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
@@ -132,4 +134,78 @@ func TestScanSegment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMarshalFragmentAsMediacommon: the fragments that the writer marshals
+// itself, from the units' NAL units into one buffer, are byte for byte the
+// fragments mediacommon's fmp4.Part.Marshal writes of the same samples.
+func TestMarshalFragmentAsMediacommon(t *testing.T) {
+	for _, tc := range writerScanCases {
+		t.Run(tc.name, func(t *testing.T) {
+			file, ends := buildSegment(t, tc.audio, tc.length)
+			sc, err := archive.ScanSegment(bytes.NewReader(file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := sc.InitSize
+			for i, end := range ends {
+				frag := file[from:end]
+				from = end
+				var parts fmp4.Parts
+				if err := parts.Unmarshal(frag); err != nil || len(parts) != 1 {
+					t.Fatalf("fragment %d: %d parts, %v", i, len(parts), err)
+				}
+				var buf seekablebuffer.Buffer
+				if err := parts[0].Marshal(&buf); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf.Bytes(), frag) {
+					t.Fatalf("fragment %d (%d bytes) differs from mediacommon's (%d bytes)", i, len(frag), buf.Len())
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFragmenter measures the recording path from hub unit to fMP4
+// fragment, the way the camera writer drives it (fragments marshalled into
+// pooled buffers): allocations and bytes per unit.
+func BenchmarkFragmenter(b *testing.B) {
+	fx := loadRecFixture(b)
+	st := ingest.NewStream("bench/main")
+	media := st.SetTracks(fx.tracks(true))
+	c := newRecClip(fx, media, recT0)
+	units := make([]*ingest.Unit, 0, 2000)
+	for len(units) < cap(units) {
+		units = append(units, c.next())
+	}
+	var bufs bufPool
+	var fr *fragmenter
+	b.ReportAllocs()
+	b.ResetTimer()
+	var bytes int64
+	for i := range b.N {
+		u := units[i%len(units)]
+		if i%len(units) == 0 || fr == nil {
+			// a new segment at each pass over the clip (its PTS starts again)
+			for u.Track == nil || !u.Track.Video || !u.Keyframe {
+				i++
+				u = units[i%len(units)]
+			}
+			var err error
+			if fr, err = newFragmenter(u); err != nil {
+				b.Fatal(err)
+			}
+			fr.bufs = &bufs
+		}
+		frag, _, err := fr.add(u, maxFragment)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if frag != nil {
+			bytes += int64(len(frag))
+			fr.release()
+		}
+	}
+	b.SetBytes(bytes / int64(max(b.N, 1)))
 }

@@ -45,6 +45,7 @@ type spool struct {
 	held       map[string]*spoolItem // uploaded, their removal deferred while pinned
 	pins       map[string]int
 	dropped    int64
+	rescans    int64 // closed segments scanned at upload: their writer's table was incomplete
 	uploaded   int64
 	uploadErrs int64
 	lastErr    string
@@ -65,7 +66,7 @@ type spoolItem struct {
 	size  int64
 	start time.Time
 	busy  bool             // an uploader has it
-	seg   *archive.Segment // the scanned row, once known
+	seg   *archive.Segment // the index row: the writer's table, or a scan of the file (recovered)
 	// view is what the review side may read of the file: the fragments
 	// completely written so far (for a closed file, all of them). Its
 	// Fragments only grow, by append, under spool.mu. nil when unknown.
@@ -135,6 +136,13 @@ func (s *spool) closed(key, path string, size int64) {
 		it = &spoolItem{key: key, path: path, start: start}
 	}
 	it.size = size
+	if v := it.view; v != nil && v.Bytes == size && len(v.Fragments) > 0 {
+		// written whole: the writer's fragment table is the index row, the
+		// one a scan of the file gives (see TestWriterRowsEqualReindex)
+		seg := *v
+		seg.Fragments = v.Fragments[:len(v.Fragments):len(v.Fragments)]
+		it.seg = &seg
+	}
 	s.insertLocked(it)
 	s.wakeLocked()
 	s.mu.Unlock()

@@ -23,7 +23,7 @@ const (
 	writeRetry    = 5 * time.Second  // after a failed spool write, wait this long before a new segment
 	failLogEvery  = time.Minute      // while spool writes fail, log at most this often
 	maxFragment   = time.Second      // a fragment spans at most about this
-	syncEvery     = time.Second      // fsync the spool file at least this often
+	syncEvery     = time.Second      // fsync the spool files written to this often (one syncer for all)
 	idleClose     = 5 * time.Second  // close the open segment after this long without a unit
 	maxPTSJump    = 10 * time.Second // a larger jump in the camera clock starts a new segment
 	recorderQueue = 4096             // units buffered for the recorder (~2 min of 25 fps video with audio)
@@ -38,14 +38,14 @@ type camWriter struct {
 	trouble   *writeTrouble // nil: not shown in any status
 
 	// the open segment
-	seg      *fragmenter
-	media    *ingest.Media
-	key      string
-	path     string
-	f        *os.File
-	size     int64
-	lastSync time.Time
-	lastPTS  time.Duration
+	seg     *fragmenter
+	media   *ingest.Media
+	key     string
+	path    string
+	f       *os.File
+	size    int64
+	sync    *syncFile // the open file, as the syncer knows it
+	lastPTS time.Duration
 	// target is the length at which the open segment ends (at the next keyframe)
 	target time.Duration
 	// line places the segments of the session on the wall clock, so that
@@ -202,6 +202,7 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	if err != nil {
 		return err
 	}
+	fr.bufs, fr.gate = &w.r.fragBufs, w.r.disk
 	init, err := fr.initBytes()
 	if err != nil {
 		return err
@@ -213,11 +214,16 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	for range 100 {
 		key = archive.SegmentKey(w.camera, start)
 		p = filepath.Join(w.r.opts.SpoolDir, filepath.FromSlash(key))
-		if err = os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		w.r.disk.enter()
+		err = os.MkdirAll(filepath.Dir(p), 0o750)
+		if err == nil {
+			f, err = w.r.createFile(p)
+		}
+		w.r.disk.leave()
+		if err != nil && !errors.Is(err, os.ErrExist) {
 			w.writeFailed(err)
 			return fmt.Errorf("spool: %w", err)
 		}
-		f, err = w.r.createFile(p)
 		if !errors.Is(err, os.ErrExist) {
 			break
 		}
@@ -229,9 +235,13 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 	}
 	w.seg, w.media, w.key, w.path, w.f, w.size, w.frags = fr, k.Media, key, p, f, 0, 0
 	w.target = segmentTarget(w.r.opts.SegmentDuration, w.r.opts.StaggerSegments, w.camera, start)
-	w.lastSync = time.Now()
+	w.sync = w.r.syncer.add(f, key)
 	w.recording.Store(true)
-	if !w.write(init) {
+	w.r.disk.enter()
+	ok := w.write(init)
+	w.r.disk.leave()
+	if !ok {
+		w.closeFile()
 		return errWriteBackoff // write logged it
 	}
 	w.r.spool.opened(key, p, int64(len(init)))
@@ -241,9 +251,17 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 
 // writeFragment appends a fragment that the fragmenter just flushed and
 // shows it to the review side (Recorder.Spooled) once it is written whole.
+//
+// The fragmenter marshalled it holding a slot of the disk gate (see
+// fragmenter.flush): the write is done in that slot, and the buffer and the
+// slot are released together, so that writers waiting for the disk hold
+// their units (shared with the hub) but no marshalled copy of them.
 func (w *camWriter) writeFragment(frag []byte) {
 	pos := w.size
-	if !w.write(frag) {
+	ok := w.write(frag)
+	w.seg.release()
+	if !ok {
+		w.closeFile()
 		return
 	}
 	w.frags++
@@ -258,8 +276,10 @@ func (w *camWriter) writeFragment(frag []byte) {
 	w.r.spool.appended(w.key, f, end)
 }
 
-// write appends to the spool file and syncs it at least every syncEvery. It
-// reports whether b was written whole.
+// write appends to the spool file, which the syncer syncs within
+// syncEvery; the caller holds a slot of the disk gate. It reports whether b
+// was written whole; when not, the caller closes the file (after leaving
+// the gate: closeFile takes a slot).
 func (w *camWriter) write(b []byte) bool {
 	if w.f == nil {
 		return false
@@ -269,15 +289,9 @@ func (w *camWriter) write(b []byte) bool {
 	w.r.spool.grow(int64(n))
 	if err != nil {
 		w.writeFailed(err)
-		w.closeFile()
 		return false
 	}
-	if time.Since(w.lastSync) >= syncEvery {
-		if err := w.f.Sync(); err != nil {
-			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
-		}
-		w.lastSync = time.Now()
-	}
+	w.sync.dirty.Store(true)
 	w.r.spool.enforce()
 	return true
 }
@@ -299,12 +313,21 @@ func (w *camWriter) closeSegment(why string) {
 
 // closeFile syncs and closes the spool file and queues it for upload.
 func (w *camWriter) closeFile() {
+	if w.seg != nil {
+		w.seg.release() // a fragment not written: its slot of the disk gate
+	}
 	if w.f != nil {
-		if err := w.f.Sync(); err != nil {
-			w.log.Warn("recorder: spool sync", "segment", w.key, "err", err)
+		w.r.syncer.remove(w.sync)
+		w.sync = nil
+		w.r.disk.enter()
+		serr := w.f.Sync()
+		cerr := w.f.Close()
+		w.r.disk.leave()
+		if serr != nil {
+			w.log.Warn("recorder: spool sync", "segment", w.key, "err", serr)
 		}
-		if err := w.f.Close(); err != nil {
-			w.log.Warn("recorder: spool close", "segment", w.key, "err", err)
+		if cerr != nil {
+			w.log.Warn("recorder: spool close", "segment", w.key, "err", cerr)
 		}
 		if w.frags == 0 {
 			// nothing complete in it (its writes failed): nothing to upload

@@ -148,3 +148,54 @@ func TestWriterWaitsForStream(t *testing.T) {
 	st := src.add("cam-1")
 	testkit.WaitFor(t, 5*time.Second, "the recorder to subscribe", func() bool { return st.Stats().Subscribers > 0 })
 }
+
+// BenchmarkWriterUnit measures a camera writer's path per unit, from hub
+// unit to fragment appended to the spool file and shown to the review side
+// (the syncer and the uploads apart: each closed segment is removed as if
+// uploaded): allocations and bytes per unit.
+func BenchmarkWriterUnit(b *testing.B) {
+	r := newLocal(b, Options{SegmentDuration: 60 * time.Second})
+	w := &camWriter{r: r, camera: "cam-1", log: r.log, recording: &atomic.Bool{}}
+	fx := loadRecFixture(b)
+	st := ingest.NewStream("cam-1/main")
+	c := newRecClip(fx, st.SetTracks(fx.tracks(true)), recT0)
+	units := make([]*ingest.Unit, 0, 4096)
+	for len(units) < cap(units) {
+		units = append(units, c.next())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		u := units[i%len(units)]
+		if i%len(units) == 0 && i > 0 {
+			// the clip again, later: shift the copies' times past the last pass
+			shift := units[len(units)-1].PTS + 40*time.Millisecond
+			b.StopTimer()
+			for j, v := range units {
+				c := *v
+				c.PTS += shift
+				c.Time = c.Time.Add(shift)
+				units[j] = &c
+			}
+			u = units[0]
+			b.StartTimer()
+		}
+		w.unit(u, false)
+		if i%256 == 0 {
+			r.spool.mu.Lock()
+			var done []*spoolItem
+			for _, it := range r.spool.waiting {
+				if !it.busy {
+					it.busy = true
+					done = append(done, it)
+				}
+			}
+			r.spool.mu.Unlock()
+			for _, it := range done {
+				r.spool.done(it, nil)
+			}
+		}
+	}
+	b.StopTimer()
+	w.closeSegment("end")
+}

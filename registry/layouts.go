@@ -220,51 +220,48 @@ func (r *Registry) CreateLayout(ctx context.Context, by User, l Layout) (Layout,
 		return Layout{}, err
 	}
 	l.ID, l.Owner = id, by.Username
-	var out Layout
-	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		rows, v, err := r.layoutState(ctx, tx, by)
-		if err != nil {
-			return err
-		}
-		cells, err := checkLayout(ctx, tx, by, &l, nil, rows, v)
-		if err != nil {
-			return err
-		}
-		l.Updated = r.now().UTC()
-		if err := r.storeLayout(ctx, tx, l, cells, true); err != nil {
-			return err
-		}
-		out = v.show(layoutRow{Layout: l, cells: cells})
-		return nil
-	})
-	return out, err
+	return r.saveLayout(ctx, by, l, func([]layoutRow, *Layout) (*layoutRow, error) { return nil, nil })
 }
 
 // UpdateLayout replaces a layout by (its owner, or an admin who sees
 // it). A cell that by sees empty but that holds a camera by may not see
 // keeps that camera: an editor cannot remove what they were not shown.
 func (r *Registry) UpdateLayout(ctx context.Context, by User, l Layout) (Layout, error) {
+	return r.saveLayout(ctx, by, l, func(rows []layoutRow, l *Layout) (*layoutRow, error) {
+		i := slices.IndexFunc(rows, func(x layoutRow) bool { return x.ID == l.ID })
+		if i < 0 {
+			return nil, layoutNotFound(l.ID)
+		}
+		old := rows[i]
+		if old.Owner != by.Username && by.Role != RoleAdmin {
+			return nil, apierr.New(apierr.ErrForbidden, "only the owner of layout %q (%s) or an admin can change it", old.ID, old.Owner)
+		}
+		l.Owner = old.Owner
+		return &old, nil
+	})
+}
+
+// saveLayout stores l for by in one transaction, for CreateLayout and
+// UpdateLayout: replaces picks, from the layouts by sees, the stored
+// layout l replaces (nil for a new one) or refuses; l is then checked,
+// stamped with the time and stored, and returned as by sees it.
+func (r *Registry) saveLayout(ctx context.Context, by User, l Layout, replaces func(rows []layoutRow, l *Layout) (*layoutRow, error)) (Layout, error) {
 	var out Layout
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		rows, v, err := r.layoutState(ctx, tx, by)
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(rows, func(x layoutRow) bool { return x.ID == l.ID })
-		if i < 0 {
-			return layoutNotFound(l.ID)
+		old, err := replaces(rows, &l)
+		if err != nil {
+			return err
 		}
-		old := rows[i]
-		if old.Owner != by.Username && by.Role != RoleAdmin {
-			return apierr.New(apierr.ErrForbidden, "only the owner of layout %q (%s) or an admin can change it", old.ID, old.Owner)
-		}
-		l.Owner = old.Owner
-		cells, err := checkLayout(ctx, tx, by, &l, &old, rows, v)
+		cells, err := checkLayout(ctx, tx, by, &l, old, rows, v)
 		if err != nil {
 			return err
 		}
 		l.Updated = r.now().UTC()
-		if err := r.storeLayout(ctx, tx, l, cells, false); err != nil {
+		if err := r.storeLayout(ctx, tx, l, cells, old == nil); err != nil {
 			return err
 		}
 		out = v.show(layoutRow{Layout: l, cells: cells})

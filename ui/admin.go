@@ -282,17 +282,8 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c *call)
 		c.audit.Camera = truncate(in.Cameras[0], 64)
 	}
 	c.audit.Start, c.audit.End = in.Start, in.End
-	if len(in.Cameras) > registry.MaxIncidentCameras {
-		return apierr.New(apierr.ErrInvalid, "incident: more than %d cameras", registry.MaxIncidentCameras)
-	}
-	for _, id := range in.Cameras {
-		cam, err := s.reg.Camera(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		if err := authorize(c.p, actIncidents, &cam); err != nil {
-			return err
-		}
+	if err := s.checkIncidentCameras(r, c, in.Cameras); err != nil {
+		return err
 	}
 	inc, err := s.reg.CreateIncident(r.Context(), registry.Incident{Title: in.Title, Cameras: in.Cameras,
 		Start: in.Start, End: in.End, Note: in.Note, CreatedBy: c.p.user.Username})

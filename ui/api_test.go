@@ -94,12 +94,7 @@ func TestLoginWithValidSession(t *testing.T) {
 			if rec.Code != ok {
 				t.Fatalf("login with a valid session cookie: %d %s", rec.Code, rec.Body)
 			}
-			var fresh *http.Cookie
-			for _, c := range rec.Result().Cookies() {
-				if c.Name == SessionCookie {
-					fresh = c
-				}
-			}
+			fresh := sessionCookie(rec)
 			s := decode[sessionBody](t, rec.Body.Bytes())
 			if fresh == nil || fresh.Value == ck.Value || s.Username != pOperator || s.CSRFToken == "" {
 				t.Fatalf("login: cookie %v, session %+v", fresh, s)

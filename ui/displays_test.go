@@ -83,12 +83,7 @@ func TestDisplayLoginLiveOnlyAndRevocable(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("sign in: %d %s", rec.Code, rec.Body)
 	}
-	var ck *http.Cookie
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == SessionCookie {
-			ck = c
-		}
-	}
+	ck := sessionCookie(rec)
 	var sess sessionBody
 	json.Unmarshal(rec.Body.Bytes(), &sess)
 	if ck == nil || sess.Role != roleDisplay || sess.CSRFToken == "" || len(sess.Departments) != 1 {

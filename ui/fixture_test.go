@@ -292,10 +292,7 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "vigil.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testkit.TempFile(t, "vigil.db", data)
 	db := testdb.Open(t, path)
 	reg, err := registry.Open(context.Background(), db)
 	if err != nil {
@@ -399,12 +396,7 @@ func (f *fixture) login(user, password string) (*http.Cookie, string) {
 	if rec.Code != http.StatusOK {
 		f.t.Fatalf("login %s: %d %s", user, rec.Code, rec.Body)
 	}
-	var ck *http.Cookie
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == SessionCookie {
-			ck = c
-		}
-	}
+	ck := sessionCookie(rec)
 	if ck == nil {
 		f.t.Fatal("no session cookie")
 	}
@@ -423,4 +415,16 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	return rec
+}
+
+// sessionCookie is the session cookie rec sets (the last, as a browser keeps
+// it), or nil.
+func sessionCookie(rec *httptest.ResponseRecorder) *http.Cookie {
+	var ck *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == SessionCookie {
+			ck = c
+		}
+	}
+	return ck
 }

@@ -51,6 +51,24 @@ func (s *Server) editableIncident(r *http.Request, c *call) (registry.Incident, 
 	return in, nil
 }
 
+// checkIncidentCameras refuses more cameras than an incident holds, and a
+// camera that is unknown or that the caller may not put in an incident.
+func (s *Server) checkIncidentCameras(r *http.Request, c *call, ids []string) error {
+	if len(ids) > registry.MaxIncidentCameras {
+		return apierr.New(apierr.ErrInvalid, "incident: more than %d cameras", registry.MaxIncidentCameras)
+	}
+	for _, id := range ids {
+		cam, err := s.reg.Camera(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(c.p, actIncidents, &cam); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Server) updateIncident(w http.ResponseWriter, r *http.Request, c *call) error {
 	c.audit.Detail = "incident " + truncate(r.PathValue("id"), 64)
 	var body incidentUpdate
@@ -78,17 +96,8 @@ func (s *Server) updateIncident(w http.ResponseWriter, r *http.Request, c *call)
 		in.End = *body.End
 	}
 	if body.Cameras != nil {
-		if len(body.Cameras) > registry.MaxIncidentCameras {
-			return apierr.New(apierr.ErrInvalid, "incident: more than %d cameras", registry.MaxIncidentCameras)
-		}
-		for _, id := range body.Cameras {
-			cam, err := s.reg.Camera(r.Context(), id)
-			if err != nil {
-				return err
-			}
-			if err := authorize(c.p, actIncidents, &cam); err != nil {
-				return err
-			}
+		if err := s.checkIncidentCameras(r, c, body.Cameras); err != nil {
+			return err
 		}
 		in.Cameras = body.Cameras
 	}

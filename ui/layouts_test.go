@@ -53,12 +53,7 @@ func TestLayoutsAPI(t *testing.T) {
 	if rec.Code != ok {
 		t.Fatalf("display sign-in: %d %s", rec.Code, rec.Body)
 	}
-	var ck *http.Cookie
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == SessionCookie {
-			ck = c
-		}
-	}
+	ck := sessionCookie(rec)
 	var sess sessionBody
 	json.Unmarshal(rec.Body.Bytes(), &sess)
 	rec = f.do(req{method: "GET", path: "/api/v1/layouts/" + l.ID, cookie: ck})
@@ -126,12 +121,7 @@ func TestChangeOwnPassword(t *testing.T) {
 	if rec.Code != ok {
 		t.Fatalf("change: %d %s", rec.Code, rec.Body)
 	}
-	var fresh *http.Cookie
-	for _, c := range rec.Result().Cookies() {
-		if c.Name == SessionCookie {
-			fresh = c
-		}
-	}
+	fresh := sessionCookie(rec)
 	var sess sessionBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &sess); err != nil || fresh == nil || sess.CSRFToken == "" || sess.Username != pViewer {
 		t.Fatalf("no fresh session: %s %v", rec.Body, err)

@@ -47,6 +47,31 @@ func realReview(t *testing.T) (*review.Review, *archive.Index, *countingStore) {
 	return review.NewReview(st, ix, nil), ix, st
 }
 
+// realRecording is a fixture over realReview and the indexed segment (with
+// its fragments) that it plays.
+func realRecording(t *testing.T) (*fixture, archive.Segment, *countingStore) {
+	t.Helper()
+	rv, ix, st := realReview(t)
+	f := newFixtureReview(t, Options{}, rv)
+	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("index: %d segments, %v", len(segs), err)
+	}
+	return f, segs[0], st
+}
+
+// keyframeAt is the start of seg's last keyframe fragment at or before at,
+// as the index knows it.
+func keyframeAt(seg archive.Segment, at time.Time) time.Time {
+	var kf time.Time
+	for _, fr := range seg.Fragments {
+		if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
+			kf = t
+		}
+	}
+	return kf
+}
+
 // storedSegment puts segment b of camera from fixtureT0 into a new local
 // store and indexes it with archive.Reindex.
 func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, *archive.Index) {
@@ -75,13 +100,7 @@ func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, 
 // clip's first fragment, the keyframe at or before start; HEAD reads
 // nothing from the store and is not audited.
 func TestPlaybackStartHeader(t *testing.T) {
-	rv, ix, st := realReview(t)
-	f := newFixtureReview(t, Options{}, rv)
-	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("index: %d segments, %v", len(segs), err)
-	}
-	seg := segs[0]
+	f, seg, st := realRecording(t)
 	keyframes := 0
 	for _, fr := range seg.Fragments {
 		if fr.Keyframe {
@@ -91,21 +110,11 @@ func TestPlaybackStartHeader(t *testing.T) {
 	if keyframes < 4 || len(seg.Fragments) < 2*keyframes-1 {
 		t.Fatalf("segment has %d fragments, %d with a keyframe: want 1 s fragments and 2 s GOPs", len(seg.Fragments), keyframes)
 	}
-	// firstFragment is the index's keyframe fragment at or before at.
-	firstFragment := func(at time.Time) time.Time {
-		var kf time.Time
-		for _, fr := range seg.Fragments {
-			if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
-				kf = t
-			}
-		}
-		return kf
-	}
 	for _, off := range []time.Duration{0, 500 * time.Millisecond, 3300 * time.Millisecond,
 		seg.Fragments[4].Offset, seg.Fragments[5].Offset + 200*time.Millisecond, 9900 * time.Millisecond} {
 		start := fixtureT0.Add(off)
 		t.Run(fmt.Sprint(off), func(t *testing.T) {
-			want := firstFragment(start)
+			want := keyframeAt(seg, start)
 			if want.IsZero() {
 				t.Fatalf("no keyframe at or before %s", start)
 			}

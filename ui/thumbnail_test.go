@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"testing"
@@ -13,22 +12,7 @@ import (
 // one audit row per look at a camera rather than per thumbnail, none where
 // nothing was recorded, and a row for every refusal.
 func TestThumbnailEndpoint(t *testing.T) {
-	rv, ix, _ := realReview(t)
-	f := newFixtureReview(t, Options{}, rv)
-	segs, err := ix.Segments(context.Background(), "police-1", fixtureT0, fixtureT0.Add(time.Minute), true)
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("index: %d segments, %v", len(segs), err)
-	}
-	seg := segs[0]
-	keyframeAt := func(at time.Time) time.Time {
-		var kf time.Time
-		for _, fr := range seg.Fragments {
-			if t := seg.Start.Add(fr.Offset); fr.Keyframe && !t.After(at) {
-				kf = t
-			}
-		}
-		return kf
-	}
+	f, seg, _ := realRecording(t)
 	path := func(cam string, at time.Time) string {
 		return "/api/v1/cameras/" + cam + "/thumbnail?" + url.Values{"t": {at.Format(time.RFC3339Nano)}}.Encode()
 	}
@@ -39,7 +23,7 @@ func TestThumbnailEndpoint(t *testing.T) {
 		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "video/mp4" {
 			t.Fatalf("%s: %d %v %s", off, rec.Code, rec.Header(), rec.Body)
 		}
-		if got, want := rec.Header().Get(StartHeader), keyframeAt(at).UTC().Format(time.RFC3339Nano); got != want {
+		if got, want := rec.Header().Get(StartHeader), keyframeAt(seg, at).UTC().Format(time.RFC3339Nano); got != want {
 			t.Fatalf("%s: %s %s, want the keyframe at %s", off, StartHeader, got, want)
 		}
 		if cc := rec.Header().Get("Cache-Control"); cc != "private, max-age=3600" {

@@ -87,7 +87,7 @@ func TestDemo(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	var cams []struct{ ID, Department, SubURL string }
+	var cams []struct{ ID, Department, SubURL, Source string }
 	resp, err = hc.Get(base + "/api/v1/cameras")
 	if err != nil {
 		t.Fatal(err)
@@ -95,11 +95,22 @@ func TestDemo(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&cams)
 	resp.Body.Close()
 	depts := map[string]int{}
+	gb := 0
 	for _, c := range cams {
 		depts[c.Department]++
+		if c.Source == "gb28181" {
+			// the simulated GB/T 28181 device's channels: one stream each
+			if c.Department == demoGBDepartment {
+				gb++
+			}
+			continue
+		}
 		if c.SubURL == "" {
 			t.Errorf("demo camera %s has no sub-stream", c.ID)
 		}
+	}
+	if gb != len(demoGBChannels) {
+		t.Errorf("demo has %d GB/T 28181 cameras in %s, want %d: %+v", gb, demoGBDepartment, len(demoGBChannels), cams)
 	}
 	if len(cams) < 8 || len(depts) < 4 {
 		t.Fatalf("demo registered %d cameras in %d departments, want at least 8 in 4", len(cams), len(depts))

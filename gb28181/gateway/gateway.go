@@ -8,10 +8,10 @@
 // Transports are tried in the order udp → tcp-passive → tcp-active,
 // starting from the one that last worked with the device (remembered in
 // the device table, gb28181/device). Every attempt ends within
-// AttemptTimeout (5 s) with the video flowing or a typed cause a person
-// can act on (AttemptError): no answer, refused with the SIP code, an
-// unusable answer, no RTP on the negotiated transport, a wrong SSRC, no
-// PSM, an unknown codec. The causes of every attempt are in the error Play
+// AttemptTimeout (4.5 s, so within 5 s with the logging) with the video
+// flowing or a typed cause a person can act on (AttemptError): no answer,
+// refused with the SIP code, an unusable answer, no RTP on the negotiated
+// transport, a wrong SSRC, no PSM, an unknown codec. The causes of every attempt are in the error Play
 // returns (the camera's lastError) and in the log.
 //
 // It also keeps cameras in step with catalogs (OnCatalog → the
@@ -37,8 +37,9 @@ import (
 )
 
 // DefaultAttemptTimeout bounds one INVITE attempt, from sending the INVITE
-// to the first video.
-const DefaultAttemptTimeout = 5 * time.Second
+// to the first video, so that a failed attempt ends, cause named, within
+// 5 s. The INVITE itself gets at most sip.Server.InviteTimeout (4 s).
+const DefaultAttemptTimeout = 4500 * time.Millisecond
 
 // Gateway is the ingest.Source of GB/T 28181 cameras. Set its fields, then
 // Run it; Play, PTZ and the hooks may be called once it is built.

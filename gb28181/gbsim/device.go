@@ -1,25 +1,33 @@
 // Package gbsim simulates a GB/T 28181 device — an IP camera or an NVR with N
-// channels — for tests, benchmarks and `vigil demo`.
+// channels — for tests, benchmarks and `vigil demo` (and `vigil camsim
+// --gb28181`, Main).
 //
-// A Device registers to a platform over SIP (UDP or TCP) with MD5 digest,
-// refreshes its registration before it expires and unregisters on Close; sends
-// keepalive MESSAGEs; takes its clock from the Date header of the 200 to its
-// REGISTER; answers Catalog (paged, SumNum) and DeviceInfo queries; accepts or
-// refuses a catalog SUBSCRIBE and NOTIFYs catalog changes to a subscriber;
-// records PTZ DeviceControl commands; sends Alarm notifications.
+// A Device registers to a platform over SIP (UDP or TCP) with MD5 digest
+// (qop=auth when offered), refreshes its registration before it expires and
+// unregisters on Close; sends keepalive MESSAGEs; takes its clock from the
+// Date header of the 200 to its REGISTER (ClockOffset); answers Catalog
+// (paged, SumNum), DeviceInfo and DeviceStatus queries; accepts or refuses a
+// catalog SUBSCRIBE and NOTIFYs channel changes (SetChannel, RemoveChannel)
+// to a subscriber; records PTZ DeviceControl commands (PTZ); sends Alarm
+// notifications (SendAlarm).
 //
-// An INVITE for a channel is answered with an SDP (y= echoed) and the channel's
-// video — camsim's looping H.264 or H.265 clip, optionally with AAC or G.711 audio — is
-// sent as MPEG-PS over RTP at real-time pace, over UDP, over TCP as the
-// connecting side (the platform offered a=setup:passive) or over TCP as the
-// listening side (a=setup:active), RTP over TCP framed per RFC 4571. An
-// IFameCmd makes the next video unit a keyframe. BYE works both ways.
+// An INVITE for a channel is answered with an SDP (y= echoed) and, after the
+// ACK, the channel's video — camsim's looping H.264 or H.265 clip, optionally
+// with AAC or G.711 audio — is sent as MPEG-PS over RTP at real-time pace
+// (90 kHz timestamps, a PSM before every keyframe, RTP payloads of at most
+// MaxRTPPayload bytes): over UDP, over TCP as the connecting side (the
+// platform offered a=setup:passive) or as the listening side (a=setup:active,
+// the port in the answer), RTP over TCP framed per RFC 4571. An IFameCmd
+// makes the next video unit a keyframe. BYE works both ways (Hangup; a broken
+// TCP media connection also ends in a BYE from the device).
 //
-// Faults (Config.Faults) make the device misbehave the ways real devices do,
-// so that a platform's error reporting and transport fallback can be tested.
+// Faults (Config.Faults, Device.SetFaults) make the device misbehave the ways
+// real devices do, so that a platform's error reporting and transport
+// fallback can be tested.
 //
 // It is built on github.com/emiago/sipgo (transport, transactions, digest,
-// dialogs), gb28181/manscdp (bodies) and gb28181/ps (MPEG-PS, RFC 4571).
+// dialogs), gb28181/manscdp (bodies), gb28181/ps (MPEG-PS, RFC 4571) and
+// camsim's clips.
 package gbsim
 
 import (
@@ -130,6 +138,11 @@ type Config struct {
 	// Clips, when set, are shared instead of loading camsim's clips for this
 	// device (useful with many devices). Codec, Bitrate and the audio are then ignored.
 	Clips *Clips
+	// MidGOP starts a session's video where the channel's looping clip is
+	// now, as a camera's encoder runs whoever watches: the first keyframe
+	// then comes up to 2 s later, unless the platform asks for one
+	// (IFameCmd). By default a session starts with a keyframe.
+	MidGOP bool
 	// CatalogSubscribe accepts catalog SUBSCRIBEs (200) and sends a NOTIFY on
 	// every channel change; when false they are refused with 489 Bad Event.
 	CatalogSubscribe bool
@@ -166,7 +179,7 @@ type Device struct {
 	ua         *sipgo.UserAgent
 	srv        *sipgo.Server
 	cli        *sipgo.Client
-	dialogs    *sipgo.DialogServerCache
+	dialogs    *sipgo.DialogUA
 	transport  string // UDP or TCP
 	localIP    string
 	sipAddr    string // local SIP address (UDP listener), "" over TCP
@@ -182,10 +195,13 @@ type Device struct {
 	clips      *Clips
 	clipsErr   error
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed sync.Once
+	started  time.Time // the clips' loops start (Config.MidGOP)
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the device's own goroutines (registration, sessions, answers)
+	handlers sync.WaitGroup // request handlers running
+	serving  sync.WaitGroup // sipgo's UDP server
+	closed   sync.Once
 
 	mu           sync.Mutex
 	closing      bool // Close is waiting for the goroutines: spawn no more
@@ -204,6 +220,7 @@ type Device struct {
 // Start validates cfg, opens the SIP socket and starts registering in the
 // background; Registered is closed after the first successful REGISTER.
 // It returns an error for a bad Config or a socket that cannot be opened.
+// The device runs until Close, or until ctx ends (it then closes itself).
 func Start(ctx context.Context, cfg Config) (*Device, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -219,13 +236,15 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 		fromTag:    sip.GenerateTagN(16),
 		regCallID:  sip.GenerateTagN(24) + "@" + cfg.ID,
 		clips:      cfg.Clips,
+		started:    time.Now(),
 	}
 	d.regCSeq = 1
 	d.sn.Store(int64(time.Now().UnixNano() % 100000))
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := d.open(); err != nil {
+		d.cancel()
 		return nil, err
 	}
-	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.run() }()
 	if ctx.Done() != nil {
@@ -405,23 +424,25 @@ func (d *Device) open() error {
 		return fmt.Errorf("gbsim: sip client: %w", err)
 	}
 	d.ua, d.srv, d.cli, d.pc = ua, srv, cli, pc
-	d.dialogs = sipgo.NewDialogServerCache(cli, d.contact())
-	// Replies inside a dialog go where the INVITE came from (a platform
-	// behind NAT, or the TCP connection the device opened).
-	srv.OnInvite(d.onInvite)
-	srv.OnAck(d.onAck)
-	srv.OnBye(d.onBye)
-	srv.OnMessage(d.onMessage)
-	srv.OnSubscribe(d.onSubscribe)
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) { d.respond(req, tx, 200, "OK") })
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) { d.respond(req, tx, 200, "OK") })
+	// A BYE from the device goes where the INVITE came from, not to its
+	// Contact: the platform may be behind NAT, or reached over the TCP
+	// connection the device opened.
+	d.dialogs = &sipgo.DialogUA{Client: cli, ContactHDR: d.contact(), RewriteContact: true}
+	ok := func(req *sip.Request, tx sip.ServerTransaction) { d.respond(req, tx, 200, "OK") }
+	srv.OnInvite(d.handle(d.onInvite))
+	srv.OnAck(d.handle(d.onAck))
+	srv.OnBye(d.handle(d.onBye))
+	srv.OnMessage(d.handle(d.onMessage))
+	srv.OnSubscribe(d.handle(d.onSubscribe))
+	srv.OnNotify(d.handle(ok))
+	srv.OnOptions(d.handle(ok))
 	if pc != nil {
-		d.wg.Add(1)
-		go func() { defer d.wg.Done(); _ = srv.ServeUDP(pc) }()
+		d.serving.Add(1)
+		go func() { defer d.serving.Done(); _ = srv.ServeUDP(pc) }()
 		if err := waitListening(ua, d.sipAddr); err != nil {
 			pc.Close()
 			ua.Close()
-			d.wg.Wait()
+			d.serving.Wait()
 			return err
 		}
 	}
@@ -540,21 +561,43 @@ func (d *Device) Close() {
 			}
 		}
 		cancel()
+		// Stop: no new work, the device's goroutines and request handlers
+		// end (they all watch d.ctx), then the SIP stack closes. In that
+		// order, because sipgo opens a new socket for a request or response
+		// sent after its listener closed, and nothing would close that one.
 		d.cancel()
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
 		for _, s := range sessions {
 			s.stop()
 		}
+		d.handlers.Wait()
+		d.wg.Wait()
 		if d.pc != nil {
 			d.pc.Close()
 		}
 		d.srv.Close()
 		d.cli.Close()
 		d.ua.Close()
-		d.mu.Lock()
-		d.closing = true
-		d.mu.Unlock()
-		d.wg.Wait()
+		d.serving.Wait()
 	})
+}
+
+// handle wraps a request handler so that Close waits for it; once Close
+// has begun, requests are left unanswered.
+func (d *Device) handle(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		d.mu.Lock()
+		if d.closing {
+			d.mu.Unlock()
+			return
+		}
+		d.handlers.Add(1)
+		d.mu.Unlock()
+		defer d.handlers.Done()
+		h(req, tx)
+	}
 }
 
 func (d *Device) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {

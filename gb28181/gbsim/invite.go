@@ -48,6 +48,9 @@ type session struct {
 	faults    Faults // as they were at the INVITE
 	keyframe  atomic.Bool
 
+	acked   chan struct{} // closed by the ACK
+	ackOnce sync.Once
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -117,17 +120,26 @@ func (d *Device) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if faults.BadSDP {
 		answer = badAnswerSDP(d.cfg.ID)
 	}
+	// The 200 is sent here rather than with sipgo's RespondSDP, which
+	// blocks until the ACK: the session's goroutine waits for it instead,
+	// so that Close does not wait on an INVITE handler.
+	res := sip.NewSDPResponseFromRequest(dlg.InviteRequest, answer)
+	if res.Contact() == nil {
+		contact := d.contact()
+		res.AppendHeader(&contact)
+	}
+	dlg.InviteResponse = res
 	d.mu.Lock()
 	d.sessions[dlg.ID] = s
 	d.mu.Unlock()
-	// RespondSDP returns once the ACK arrived (or failed to).
-	if err := dlg.RespondSDP(answer); err != nil {
-		d.log.Info("gbsim: INVITE not confirmed", "channel", channel, "error", err)
+	if !d.spawn(func() { s.run() }) {
 		s.stop()
 		d.forget(s)
+		d.respond(req, tx, 503, "Service Unavailable")
 		return
 	}
-	if !d.spawn(func() { s.run() }) {
+	if err := tx.Respond(res); err != nil {
+		d.log.Info("gbsim: answer INVITE", "channel", channel, "error", err)
 		s.stop()
 		d.forget(s)
 	}
@@ -145,7 +157,7 @@ func (d *Device) hasChannel(id string) bool {
 }
 
 func (d *Device) newSession(dlg *sipgo.DialogServerSession, channel string, o offer, f Faults) (*session, error) {
-	s := &session{d: d, dlg: dlg, channel: channel, offer: o, faults: f, done: make(chan struct{})}
+	s := &session{d: d, dlg: dlg, channel: channel, offer: o, faults: f, acked: make(chan struct{}), done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(d.ctx)
 	if o.SSRC != "" {
 		v, _ := strconv.ParseUint(o.SSRC, 10, 64)
@@ -186,28 +198,42 @@ func (d *Device) forget(s *session) {
 	d.mu.Unlock()
 }
 
-func (d *Device) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if err := d.dialogs.ReadAck(req, tx); err != nil {
-		d.log.Debug("gbsim: ACK outside a dialog", "error", err)
+// sessionOf finds the session of an in-dialog request.
+func (d *Device) sessionOf(req *sip.Request) *session {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sessions[id]
+}
+
+func (d *Device) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	s := d.sessionOf(req)
+	if s == nil {
+		d.log.Debug("gbsim: ACK outside a dialog")
+		return
+	}
+	if err := s.dlg.ReadAck(req, tx); err != nil {
+		d.log.Debug("gbsim: ACK", "error", err)
+		return
+	}
+	s.ackOnce.Do(func() { close(s.acked) })
 }
 
 func (d *Device) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	id, err := sip.DialogIDFromRequestUAS(req)
-	if err == nil {
-		err = d.dialogs.ReadBye(req, tx)
-	}
-	if err != nil {
+	s := d.sessionOf(req)
+	if s == nil {
 		d.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	d.mu.Lock()
-	s := d.sessions[id]
-	delete(d.sessions, id)
-	d.mu.Unlock()
-	if s != nil {
-		s.stop()
+	if err := s.dlg.ReadBye(req, tx); err != nil {
+		d.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
 	}
+	d.forget(s)
+	s.stop()
 }
 
 // keyframe makes the next video unit of the channel's sessions a keyframe
@@ -300,6 +326,19 @@ func (s *session) silent() bool {
 func (s *session) run() {
 	defer close(s.done)
 	defer s.stop()
+	// RFC 3261 13.3.1.4: without an ACK in 64*T1 the session ends with a BYE.
+	t := time.NewTimer(64 * sip.T1)
+	select {
+	case <-s.acked:
+		t.Stop()
+	case <-s.ctx.Done():
+		t.Stop()
+		return
+	case <-t.C:
+		s.d.log.Info("gbsim: no ACK to the 200 for the INVITE", "channel", s.channel)
+		s.byeAfterFailure()
+		return
+	}
 	if s.silent() {
 		<-s.ctx.Done()
 		return

@@ -101,6 +101,7 @@ func ParseFlags(args []string, output io.Writer) (Config, bool, error) {
 	fs.DurationVar(&cfg.Keepalive, "keepalive", 60*time.Second, "keepalive interval")
 	fs.DurationVar(&cfg.Expires, "expires", 3600*time.Second, "registration lifetime asked for")
 	fs.BoolVar(&cfg.CatalogSubscribe, "catalog-subscribe", false, "accept catalog subscriptions")
+	fs.BoolVar(&cfg.MidGOP, "mid-gop", false, "start a stream where the clip is now, not at a keyframe (as a real camera; IFameCmd gets one)")
 	ptz := fs.Bool("ptz", true, "channel 1 is a PTZ dome")
 	verbose := fs.Bool("v", false, "log every SIP exchange")
 	if err := fs.Parse(args); err != nil {

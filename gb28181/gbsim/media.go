@@ -157,6 +157,27 @@ func newPacketizer(clips *Clips, ssrc uint32, noPSM bool) *packetizer {
 	return p
 }
 
+// seek starts the video where a clip looping since elapsed ago would be
+// (mid-GOP, as a camera's encoder that runs whoever watches), and the audio
+// likewise.
+func (p *packetizer) seek(elapsed time.Duration) {
+	at := int64(elapsed / (time.Second / 90000))
+	find := func(us []clipUnit) int {
+		if len(us) == 0 {
+			return 0
+		}
+		loop := us[len(us)-1].pts + us[len(us)-1].dur
+		t := at % loop
+		for i, u := range us {
+			if u.pts+u.dur > t {
+				return i
+			}
+		}
+		return 0
+	}
+	p.vi, p.ai = find(p.clips.video), find(p.clips.audio)
+}
+
 // due is the output time of the next unit, 90 kHz from the start.
 func (p *packetizer) due() int64 {
 	if p.clips.audio != nil && p.aOut < p.vOut {
@@ -214,6 +235,9 @@ func (s *session) stream(write func([][]byte) error) error {
 		return err
 	}
 	p := newPacketizer(clips, s.ssrc, s.faults.NoPSM)
+	if s.d.cfg.MidGOP {
+		p.seek(time.Since(s.d.started))
+	}
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()

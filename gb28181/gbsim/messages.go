@@ -3,7 +3,6 @@ package gbsim
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -310,9 +309,6 @@ func (d *Device) RemoveChannel(ctx context.Context, id string) error {
 	}
 	return d.notifyCatalog(ctx, d.item(*gone, manscdp.EventDel))
 }
-
-// ErrNotSubscribed is returned by notifyCatalog when no platform subscribed.
-var ErrNotSubscribed = errors.New("gbsim: no catalog subscription")
 
 func (d *Device) notifyCatalog(ctx context.Context, it manscdp.Item) error {
 	d.mu.Lock()

@@ -78,7 +78,7 @@ func waitRegistered(t *testing.T, d *Device) {
 func TestRegistrar(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
-			udp, tcp, srv := startRegistrar(t, 300*time.Millisecond)
+			udp, tcp, srv := startRegistrar(t, time.Second)
 			addr := udp
 			if tr == "tcp" {
 				addr = tcp
@@ -91,7 +91,7 @@ func TestRegistrar(t *testing.T) {
 			if _, ok := d.ClockOffset(); !ok {
 				t.Fatalf("no clock offset taken from Date %q", d.DateHeader())
 			}
-			// Three missed keepalives (900 ms) would make it offline: it stays online.
+			// Three missed keepalives (3 s) would make it offline: it stays online.
 			testkit.WaitFor(t, 10*time.Second, "5 keepalives", func() bool { return d.Keepalives() >= 5 })
 			if st := srv.DeviceState(testDevice); st.State != gbsip.StateOnline {
 				t.Fatalf("registrar state after keepalives: %+v", st)

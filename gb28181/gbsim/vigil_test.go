@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -311,5 +312,61 @@ func TestVigilPlatformSIPOverTCP(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Vigil did not see the device's BYE")
+	}
+}
+
+// TestMidGOP: with MidGOP a stream starts between keyframes, as a real
+// camera's does, and Vigil's IFameCmd gets a keyframe at once.
+func TestMidGOP(t *testing.T) {
+	v := startVigil(t)
+	d := startDevice(t, Config{Server: v.sipAddr, Password: "secret1", MidGOP: true})
+	waitRegistered(t, d)
+	// invite about half a second into a GOP (keyframes every 2 s from d.started)
+	if phase := time.Since(d.started) % (2 * time.Second); phase < 300*time.Millisecond || phase > 700*time.Millisecond {
+		time.Sleep((2*time.Second - phase + 500*time.Millisecond) % (2 * time.Second))
+	}
+	var mu sync.Mutex
+	var keys []bool
+	rcv, err := v.media.Expect(100000400, "127.0.0.1", TransportUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	rcv.OnUnit = func(u *ps.Unit) {
+		if u.Type.IsVideo() {
+			mu.Lock()
+			keys = append(keys, u.Keyframe)
+			mu.Unlock()
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	call, err := v.sip.Invite(ctx, gbsip.InviteRequest{Device: testDevice, Channel: testChan1, SSRC: "0100000400", Transport: TransportUDP, MediaIP: "127.0.0.1", MediaPort: v.mediaPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Bye(context.Background())
+	if err := rcv.WaitStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "3 video units", func() bool { mu.Lock(); defer mu.Unlock(); return len(keys) >= 3 })
+	mu.Lock()
+	first := keys[0]
+	mu.Unlock()
+	if first {
+		t.Fatal("the stream started with a keyframe")
+	}
+	if err := v.sip.KeyFrame(ctx, testDevice, testChan1); err != nil {
+		t.Fatal(err)
+	}
+	asked := time.Now()
+	testkit.WaitFor(t, 5*time.Second, "a keyframe", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(keys, true)
+	})
+	// the clip's own next keyframe is about 1.4 s or more after the request
+	if waited := time.Since(asked); waited > 1200*time.Millisecond {
+		t.Fatalf("the keyframe came %v after the IFameCmd", waited)
 	}
 }

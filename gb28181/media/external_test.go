@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +28,22 @@ type producer struct {
 	transport string
 	// errKinds are the causes the receiver must report on Err.
 	errKinds []MediaErrorKind
+}
+
+// produce runs the producer (skipping when its tool is absent) and returns
+// the PS file it wrote: its path and its bytes.
+func (p producer) produce(t *testing.T) (file string, b []byte) {
+	t.Helper()
+	testkit.Tool(t, p.tool, p.env)
+	file = filepath.Join(t.TempDir(), "out.ps")
+	if out, err := exec.Command(p.tool, p.args(file)...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", p.tool, err, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, b
 }
 
 const extFrames = 75 // 3 s at 25 fps
@@ -101,17 +116,6 @@ type probeStream struct {
 	Duration  string `json:"duration"`
 }
 
-func ffprobeJSON(t *testing.T, v any, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ffprobe", append([]string{"-v", "error", "-of", "json"}, args...)...).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %q: %v", args, err)
-	}
-	if err := json.Unmarshal(out, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestIndependentProducers sends the MPEG-PS of GStreamer's mpegpsmux and
 // ffmpeg's mpeg and vob muxers, packetized into RTP, through the real
 // sockets, and checks the units against what ffprobe reads in the same file:
@@ -127,15 +131,7 @@ func TestIndependentProducers(t *testing.T) {
 	s := startServer(t, &Server{})
 	for i, p := range producers {
 		t.Run(p.name, func(t *testing.T) {
-			testkit.Tool(t, p.tool, p.env)
-			file := filepath.Join(t.TempDir(), "out.ps")
-			if out, err := exec.Command(p.tool, p.args(file)...).CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", p.tool, err, out)
-			}
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, b := p.produce(t)
 			c := &collector{keep: true}
 			ssrc := uint32(700 + i)
 			r := expect(t, s, ssrc, p.transport, c)
@@ -145,7 +141,7 @@ func TestIndependentProducers(t *testing.T) {
 				Streams []probeStream
 				Packets []probePacket
 			}
-			ffprobeJSON(t, &probe, "-f", "mpeg", "-show_entries", "stream=index,codec_type,codec_name,width,height:packet=stream_index,size,flags", file)
+			testkit.FFprobeJSON(t, &probe, "-f", "mpeg", "-show_entries", "stream=index,codec_type,codec_name,width,height:packet=stream_index,size,flags", file)
 			vIdx, aIdx := -1, -1
 			for _, st := range probe.Streams {
 				switch {
@@ -231,7 +227,7 @@ func TestIndependentProducers(t *testing.T) {
 					t.Fatal(err)
 				}
 				var got struct{ Streams []probeStream }
-				ffprobeJSON(t, &got, "-f", codecName(typ), "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", esFile)
+				testkit.FFprobeJSON(t, &got, "-f", codecName(typ), "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", esFile)
 				want := extFrames
 				if !typ.IsVideo() {
 					want = wantAudio

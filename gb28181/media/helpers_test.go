@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -126,14 +127,7 @@ func startServer(t *testing.T, s *Server) *testServer {
 	if s.Log == nil {
 		s.Log = testkit.Log(t)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l := testkit.ListenUDPTCP(t)
 	ts := &testServer{Server: s, udp: pc.LocalAddr().String(), tcp: l.Addr().String()}
 	testkit.Run(t, func(ctx context.Context) error { return s.Serve(ctx, pc, l) })
 	return ts
@@ -193,6 +187,33 @@ func diff(t *testing.T, got, want []unitSum) {
 			t.Errorf("unit %d: %v, want %v", i, got[i], want[i])
 			return
 		}
+	}
+}
+
+// waitStarted waits (10 s at most) for r's stream to start.
+func waitStarted(t *testing.T, r *Receiver) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nextErr waits (10 s at most) for the next error on r.Err and fails the
+// test unless it is a *MediaError of kind, which it returns.
+func nextErr(t *testing.T, r *Receiver, kind MediaErrorKind) *MediaError {
+	t.Helper()
+	select {
+	case err := <-r.Err():
+		me, ok := errors.AsType[*MediaError](err)
+		if !ok || me.Kind != kind {
+			t.Fatalf("Err = %v, want a MediaError of kind %v", err, kind)
+		}
+		return me
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %v on Err within 10s", kind)
+		return nil
 	}
 }
 

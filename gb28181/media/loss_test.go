@@ -1,7 +1,6 @@
 package media
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -99,19 +98,8 @@ func TestUDPStopped(t *testing.T) {
 	b := readTestdata(t, "gst_h264_aac.ps")
 	r := expect(t, s, 33, TransportUDP, &collector{})
 	sendUDP(t, s.udp, r, rtpPackets(t, b, 33, 0)[:5])
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.WaitStart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-r.Err():
-		if me, ok := err.(*MediaError); !ok || me.Kind != MediaStopped {
-			t.Fatalf("Err = %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("no MediaStopped")
-	}
+	waitStarted(t, r)
+	nextErr(t, r, MediaStopped)
 }
 
 // TestMarkerOnEveryPacket: a device that sets the RTP marker bit on every

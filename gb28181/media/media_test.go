@@ -12,6 +12,27 @@ import (
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
+// activeDevice is a device for TCP active mode: it listens, has r dial it
+// and returns the accepted connection and its own address.
+func activeDevice(t *testing.T, r *Receiver) (net.Conn, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Dial(ctx, l.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, l.Addr().String()
+}
+
 // deviceSend sends pkts over transport to the receiver r the way a device does.
 func deviceSend(t *testing.T, s *testServer, r *Receiver, transport string, pkts [][]byte) {
 	t.Helper()
@@ -28,20 +49,7 @@ func deviceSend(t *testing.T, s *testServer, r *Receiver, transport string, pkts
 			t.Fatal(err)
 		}
 	case TransportTCPActive:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := r.Dial(ctx, l.Addr().String()); err != nil {
-			t.Fatal(err)
-		}
-		c, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, _ := activeDevice(t, r)
 		t.Cleanup(func() { c.Close() })
 		if _, err := c.Write(frame(t, pkts)); err != nil {
 			t.Fatal(err)
@@ -70,11 +78,7 @@ func TestTransports(t *testing.T) {
 			default:
 			}
 			deviceSend(t, s, r, tr, rtpPackets(t, b, ssrc, 65500)) // the sequence wraps
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := r.WaitStart(ctx); err != nil {
-				t.Fatal(err)
-			}
+			waitStarted(t, r)
 			waitUnits(t, c, len(want))
 			diff(t, c.snapshot(), want)
 			st := r.Stats()
@@ -143,27 +147,16 @@ func TestTCPActiveClosedBeforeStart(t *testing.T) {
 	testkit.CheckLeaks(t)
 	s := startServer(t, &Server{})
 	r := expect(t, s, 7, TransportTCPActive, &collector{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	c, addr := activeDevice(t, r)
+	c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.Dial(ctx, l.Addr().String()); err != nil {
-		t.Fatal(err)
-	}
-	c, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	err = r.WaitStart(ctx)
+	err := r.WaitStart(ctx)
 	var me *MediaError
 	if !errors.As(err, &me) || me.Kind != MediaClosed || ctx.Err() != nil {
 		t.Fatalf("WaitStart = %v", err)
 	}
-	if !strings.Contains(err.Error(), l.Addr().String()) {
+	if !strings.Contains(err.Error(), addr) {
 		t.Errorf("message %q does not name the device's address", err)
 	}
 }
@@ -181,21 +174,9 @@ func TestTCPClosedAfterStart(t *testing.T) {
 	if _, err := c.Write(frame(t, rtpPackets(t, b, 8, 0)[:5])); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.WaitStart(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitStarted(t, r)
 	c.Close()
-	select {
-	case err := <-r.Err():
-		var me *MediaError
-		if !errors.As(err, &me) || me.Kind != MediaClosed {
-			t.Fatalf("Err = %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("no error after the connection closed")
-	}
+	nextErr(t, r, MediaClosed)
 }
 
 // TestNoPSMReported: ffmpeg's vob muxer writes no PSM; the receiver says so
@@ -251,32 +232,26 @@ func TestExpectErrors(t *testing.T) {
 	}
 }
 
-// TestPacketsBeforeWaitStart: packets that arrive between Expect and the
-// first WaitStart wait in the receiver's queue and are demuxed with the
-// OnUnit set before WaitStart (the gateway's order: Expect, OnUnit, INVITE,
-// WaitStart).
+// TestPacketsBeforeWaitStart: packets that arrive between ExpectUnits and
+// the first WaitStart wait in the receiver's queue and are demuxed with its
+// OnUnit (the gateway's order: ExpectUnits, INVITE, WaitStart).
 func TestPacketsBeforeWaitStart(t *testing.T) {
 	testkit.CheckLeaks(t)
 	s := startServer(t, &Server{})
 	b := readTestdata(t, "gst_h264_aac.ps")
 	want := direct(b)
-	r, err := s.Expect(77, "127.0.0.1", TransportUDP)
+	c := &collector{}
+	r, err := s.ExpectUnits(77, "127.0.0.1", TransportUDP, c.onUnit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	c := &collector{}
-	r.OnUnit = c.onUnit
 	sendUDP(t, s.udp, nil, rtpPackets(t, b, 77, 0))
 	testkit.WaitFor(t, 10*time.Second, "packets queued", func() bool { return len(r.queue) == len(ps.Payloads(nil, b, payloadSize)) })
 	if c.len() != 0 {
 		t.Fatal("units before WaitStart")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.WaitStart(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitStarted(t, r)
 	waitUnits(t, c, len(want))
 	diff(t, c.snapshot(), want)
 }

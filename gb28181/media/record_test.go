@@ -5,8 +5,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -104,15 +102,7 @@ func TestRecordIndependentPS(t *testing.T) {
 	testkit.CheckLeaks(t)
 	for _, p := range []producer{producers[0], producers[2]} {
 		t.Run(p.name, func(t *testing.T) {
-			testkit.Tool(t, p.tool, p.env)
-			file := filepath.Join(t.TempDir(), "out.ps")
-			if out, err := exec.Command(p.tool, p.args(file)...).CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", p.tool, err, out)
-			}
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
+			file, b := p.produce(t)
 			srv := startServer(t, &Server{})
 			const dur = extFrames * time.Second / 25
 			dev := &psDevice{t: t, srv: srv, ssrc: 1234567890, pkts: rtpPackets(t, b, 1234567890, 0), dur: dur, recvd: make(chan *Receiver, 4)}
@@ -162,17 +152,14 @@ func TestRecordIndependentPS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(t.TempDir(), "rec.mp4")
-			if err := os.WriteFile(out, mp4.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			out := testkit.TempFile(t, "rec.mp4", mp4.Bytes())
 			var got struct {
 				Streams []probeStream
 				Format  struct {
 					Duration string `json:"duration"`
 				}
 			}
-			ffprobeJSON(t, &got, "-count_frames", "-show_entries", "stream=index,codec_type,codec_name,width,height,nb_read_frames,start_time,duration:format=duration", out)
+			testkit.FFprobeJSON(t, &got, "-count_frames", "-show_entries", "stream=index,codec_type,codec_name,width,height,nb_read_frames,start_time,duration:format=duration", out)
 			var video, audio *probeStream
 			for i := range got.Streams {
 				switch got.Streams[i].CodecType {
@@ -215,6 +202,6 @@ func audioPackets(t *testing.T, file string) int {
 			CodecType string `json:"codec_type"`
 		}
 	}
-	ffprobeJSON(t, &probe, "-f", "mpeg", "-select_streams", "a", "-show_entries", "packet=codec_type", file)
+	testkit.FFprobeJSON(t, &probe, "-f", "mpeg", "-select_streams", "a", "-show_entries", "packet=codec_type", file)
 	return len(probe.Packets)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
+	"github.com/vigil-vms/vigil/internal/ctxwait"
 )
 
 // Media transports, as in the INVITE's SDP.
@@ -199,8 +200,8 @@ func (s *Server) Expect(ssrc uint32, from, transport string) (*Receiver, error) 
 	return s.ExpectUnits(ssrc, from, transport, nil)
 }
 
-// ExpectUnits is Expect with the Receiver's OnUnit set before its
-// goroutine starts (setting the field after Expect races with it).
+// ExpectUnits is Expect with the Receiver's OnUnit set to onUnit, as
+// setting the field before the first WaitStart, Started, Err or Dial is.
 func (s *Server) ExpectUnits(ssrc uint32, from, transport string, onUnit func(u *ps.Unit)) (*Receiver, error) {
 	switch transport {
 	case TransportUDP, TransportTCPPassive, TransportTCPActive:
@@ -355,10 +356,8 @@ func (s *Server) accept(ctx context.Context, l net.Listener) error {
 			// accepted): wait and go on, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			s.log().Warn("gb28181 media: accept TCP; retrying", "error", err, "in", backoff)
-			select {
-			case <-ctx.Done():
+			if !ctxwait.Sleep(ctx, backoff) {
 				return nil
-			case <-time.After(backoff):
 			}
 			continue
 		}

@@ -1,7 +1,6 @@
 package ps
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,15 +37,9 @@ type probedStream struct {
 // probe runs ffprobe with the input format forced and counts frames.
 func probe(t *testing.T, format, file string) []probedStream {
 	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-f", format, "-count_frames",
-		"-show_entries", "stream=codec_name,width,height,sample_rate,nb_read_frames", "-of", "json", file).Output()
-	if err != nil {
-		t.Fatalf("ffprobe -f %s %s: %v", format, file, err)
-	}
 	var r struct{ Streams []probedStream }
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
+	testkit.FFprobeJSON(t, &r, "-f", format, "-count_frames",
+		"-show_entries", "stream=codec_name,width,height,sample_rate,nb_read_frames", file)
 	return r.Streams
 }
 
@@ -156,10 +149,7 @@ func TestFFmpegProducer(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			again := filepath.Join(t.TempDir(), "again.ps")
-			if err := os.WriteFile(again, out, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			again := testkit.TempFile(t, "again.ps", out)
 			st := probe(t, "mpeg", again)
 			if len(st) != 1 || frames(st[0]) != 30 || st[0].Width != ca.w || st[0].CodecName != esFormat(ca.typ) {
 				t.Errorf("ffprobe read our muxer's output as %+v", st)

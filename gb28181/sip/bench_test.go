@@ -15,6 +15,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
 // benchDevice is one simulated device on its own UDP socket, speaking raw
@@ -105,14 +106,7 @@ func benchRegister(b *testing.B, n int, settle time.Duration) (*Server, string, 
 	s := &Server{Realm: testRealm, ID: testPlatform, Password: "pw", CatalogRefresh: -1,
 		Lookup: func(id string) (string, bool, error) { return "", true, nil },
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil))}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	pc, ln := testkit.ListenUDPTCP(b)
 	server := pc.LocalAddr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)

@@ -171,6 +171,23 @@ func (s *Server) control(ctx context.Context, deviceID, what string, m manscdp.M
 	return s.message(ctx, r, what, m)
 }
 
+// query sends deviceID the query build makes with a fresh SN, first
+// registering the answer it waits for: the caller waits on the pending
+// answer and ends it with unexpect.
+func (s *Server) query(ctx context.Context, deviceID, what string, cmd manscdp.CmdType, build func(sn int, deviceID string) *manscdp.Query) (*pending, error) {
+	r, err := s.route(deviceID, what)
+	if err != nil {
+		return nil, err
+	}
+	sn := s.nextSN()
+	p := s.expect(deviceID, cmd, sn)
+	if err := s.message(ctx, r, what, build(sn, deviceID)); err != nil {
+		s.unexpect(p)
+		return nil, err
+	}
+	return p, nil
+}
+
 // Catalog queries a device's catalog and waits for all pages of the answer
 // (SumNum items, duplicates dropped) within CatalogTimeout. The complete
 // catalog also goes to OnCatalog. When pages are missing at the deadline it
@@ -178,16 +195,11 @@ func (s *Server) control(ctx context.Context, deviceID, what string, m manscdp.M
 // RequestIncomplete.
 func (s *Server) Catalog(ctx context.Context, deviceID string) ([]manscdp.Item, error) {
 	const what = "Catalog query"
-	r, err := s.route(deviceID, what)
+	p, err := s.query(ctx, deviceID, what, manscdp.CmdCatalog, manscdp.CatalogQuery)
 	if err != nil {
 		return nil, err
 	}
-	sn := s.nextSN()
-	p := s.expect(deviceID, manscdp.CmdCatalog, sn)
 	defer s.unexpect(p)
-	if err := s.message(ctx, r, what, manscdp.CatalogQuery(sn, deviceID)); err != nil {
-		return nil, err
-	}
 	werr := wait(ctx, p, s.CatalogTimeout)
 	items, sum, _ := p.snapshot()
 	if werr != nil {
@@ -210,16 +222,11 @@ func (s *Server) Catalog(ctx context.Context, deviceID string) ([]manscdp.Item, 
 // for the answer within RequestTimeout.
 func (s *Server) DeviceInfo(ctx context.Context, deviceID string) (*manscdp.Response, error) {
 	const what = "DeviceInfo query"
-	r, err := s.route(deviceID, what)
+	p, err := s.query(ctx, deviceID, what, manscdp.CmdDeviceInfo, manscdp.DeviceInfoQuery)
 	if err != nil {
 		return nil, err
 	}
-	sn := s.nextSN()
-	p := s.expect(deviceID, manscdp.CmdDeviceInfo, sn)
 	defer s.unexpect(p)
-	if err := s.message(ctx, r, what, manscdp.DeviceInfoQuery(sn, deviceID)); err != nil {
-		return nil, err
-	}
 	if err := wait(ctx, p, s.RequestTimeout); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

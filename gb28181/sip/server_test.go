@@ -56,14 +56,7 @@ func startServer(t *testing.T, keepalive time.Duration, opts ...func(*Server)) *
 	for _, o := range opts {
 		o(ts.Server)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := testkit.ListenUDPTCP(t)
 	ts.udp, ts.tcp = pc.LocalAddr().String(), ln.Addr().String()
 	testkit.Run(t, func(ctx context.Context) error { return ts.Serve(ctx, pc, ln) })
 	return ts

@@ -2,8 +2,10 @@
 // each is written once: waiting for a condition (WaitFor) or a goroutine's
 // result (Returned), a service run for the length of a test (Run), a logger
 // into the test's log (Log), a goroutine-safe buffer (SyncBuffer), an outside
-// program or a skip (Tool), a goroutine-leak check (CheckLeaks) and a real S3
-// server (StartS3, versitygw).
+// program or a skip (Tool), fMP4 segments encoded by ffmpeg (FFmpegSegments)
+// and ffprobe's JSON (FFprobeJSON), loopback UDP and TCP ports for a server
+// (ListenUDPTCP), bytes in a temporary file (TempFile), a goroutine-leak
+// check (CheckLeaks) and a real S3 server (StartS3, versitygw).
 //
 // It sits at the bottom of the house: it imports none of Vigil's packages,
 // so that every package's own (internal) tests may use it, camsim's and
@@ -19,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +182,15 @@ func StartPiped(t testing.TB, cmd *exec.Cmd) io.ReadCloser {
 		t.Fatal(err)
 	}
 	return stdout
+}
+
+// TempFile writes b to a file called name in a directory of the test's own
+// (removed when it ends) and returns its path, for a tool that reads files.
+func TempFile(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

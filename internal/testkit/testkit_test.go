@@ -1,9 +1,11 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -181,5 +183,62 @@ func TestStartS3(t *testing.T) {
 	restart()
 	if err := get(); err != nil {
 		t.Fatalf("server not answering after restart: %v", err)
+	}
+}
+
+// Four seconds with a keyframe every second, cut every 2 s, are two
+// segments, each an fMP4 file of its own (ftyp, moov, then fragments).
+func TestFFmpegSegments(t *testing.T) {
+	segs := FFmpegSegments(t, 2, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "4",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-sc_threshold", "0")
+	if len(segs) != 2 {
+		t.Fatalf("%d segments, want 2", len(segs))
+	}
+	for i, s := range segs {
+		if len(s) < 8 || string(s[4:8]) != "ftyp" || !bytes.Contains(s, []byte("moof")) {
+			t.Errorf("segment %d is not fragmented MP4: % x", i, s[:min(16, len(s))])
+		}
+	}
+}
+
+// FFprobeJSON reads what ffprobe says of a segment FFmpegSegments made.
+func TestFFprobeJSON(t *testing.T) {
+	segs := FFmpegSegments(t, 2, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "2",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "25")
+	file := TempFile(t, "seg.mp4", segs[0])
+	var probe struct {
+		Streams []struct {
+			CodecName string `json:"codec_name"`
+			Width     int
+			Height    int
+		}
+	}
+	FFprobeJSON(t, &probe, "-show_entries", "stream=codec_name,width,height", file)
+	if len(probe.Streams) != 1 || probe.Streams[0].CodecName != "h264" || probe.Streams[0].Width != 160 || probe.Streams[0].Height != 90 {
+		t.Fatalf("ffprobe: %+v", probe)
+	}
+}
+
+// ListenUDPTCP's socket and listener answer on loopback, and are closed
+// when the test ends.
+func TestListenUDPTCP(t *testing.T) {
+	var pc net.PacketConn
+	var ln net.Listener
+	t.Run("open", func(t *testing.T) {
+		pc, ln = ListenUDPTCP(t)
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if a := pc.LocalAddr().(*net.UDPAddr); !a.IP.IsLoopback() || a.Port == 0 {
+			t.Fatalf("UDP on %v", a)
+		}
+	})
+	if _, err := ln.Accept(); err == nil {
+		t.Error("the listener is open after the test")
+	}
+	if _, err := pc.WriteTo([]byte("x"), pc.LocalAddr()); err == nil {
+		t.Error("the UDP socket is open after the test")
 	}
 }

@@ -3,9 +3,10 @@
 // (<camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4, UTC), the object stores (a local
 // directory and S3) behind the Store interface, and the SQLite index of
 // segments with its queries, including Reindex, which rebuilds the rows from
-// the store. A segment's row is always computed by parsing its file
-// (ScanSegment, over internal/fmp4read), so that rows written at upload, at
-// crash recovery and by Reindex are identical.
+// the store. Crash recovery and Reindex compute a segment's row by parsing
+// its file (ScanSegment, over internal/fmp4read); the recorder writes the row
+// of a segment it wrote whole from its own fragment table, which is the same
+// row (the recorder's TestWriterRowsEqualReindex checks it).
 //
 // The index also says whose a segment is: the incarnation of the camera
 // that recorded it and the department it belonged to then, not merely the
@@ -40,6 +41,22 @@ type Store interface {
 	// Delete removes an object; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 }
+
+// FileStore is a Store that can take a finished file by its path, so that
+// the recorder need not stream it: the local store links it into place
+// instead of copying it. The file is left where it is (the recorder
+// removes it once the index knows the segment).
+type FileStore interface {
+	Store
+	// PutFile stores the size bytes of the file at path under key, as Put
+	// would with the file's contents. A failure to read the file itself
+	// wraps ErrSourceFile (and the *fs.PathError).
+	PutFile(ctx context.Context, key, path string, size int64, meta map[string]string) error
+}
+
+// ErrSourceFile marks a PutFile failure to read the file to store, as
+// opposed to a failure of the store.
+var ErrSourceFile = errors.New("file to store")
 
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -91,7 +93,80 @@ func (s *LocalStore) Put(ctx context.Context, key string, r io.Reader, size int6
 		return fmt.Errorf("local store put %s: %w", key, err)
 	}
 	ok = true
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("local store put %s: %w", key, err)
+	}
 	return nil
+}
+
+// PutFile stores the finished file at path under key without copying it
+// when the file is on the store's file system: it is hard-linked into the
+// key's directory under a temporary name, renamed into place (replacing an
+// object stored before), and the directory is synced. The file keeps its own
+// name too, so that a crash before the caller is done with it (the recorder
+// indexes the segment, then removes its spool file) leaves it where the
+// caller's recovery finds it. Across file systems, or where the file system
+// has no hard links, it copies, as Put. path must not be written to
+// afterwards: it is the stored object.
+func (s *LocalStore) PutFile(ctx context.Context, key, path string, size int64, meta map[string]string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("local store put %s: %w: %w", key, ErrSourceFile, err)
+	}
+	if st.Size() != size {
+		return fmt.Errorf("local store put %s: file of %d bytes, want %d", key, st.Size(), size)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return fmt.Errorf("local store put %s: %w", key, err)
+	}
+	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+strconv.FormatInt(rand.Int64(), 36))
+	if err := os.Link(path, tmp); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(path); serr != nil {
+				return fmt.Errorf("local store put %s: %w: %w", key, ErrSourceFile, serr)
+			}
+		}
+		// another file system (EXDEV), or no hard links there: copy
+		f, oerr := os.Open(path)
+		if oerr != nil {
+			return fmt.Errorf("local store put %s: %w: %w", key, ErrSourceFile, oerr)
+		}
+		defer f.Close()
+		return s.Put(ctx, key, f, size, meta)
+	}
+	err = os.Rename(tmp, p)
+	// a rename onto another link of the same file does nothing (rename(2)):
+	// the temporary name is left, then
+	if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("local store put %s: %w", key, err)
+	}
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("local store put %s: %w", key, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Get reads length bytes from offset (to the end when length < 0).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,4 +127,83 @@ func TestParseSegmentKey(t *testing.T) {
 			t.Errorf("%s: round trip gives %s", tc.key, archive.SegmentKey(cam, start))
 		}
 	}
+}
+
+// TestLocalStorePutFile: a file on the store's file system is linked into
+// place, not copied, and stays where it was; one on another file system
+// (/dev/shm, where it is a tmpfs) is copied; a wrong size or a missing file
+// fails, the latter with ErrSourceFile.
+func TestLocalStorePutFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := archive.NewLocalStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "seg.mp4")
+	if err := os.WriteFile(src, []byte("fragments"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const key = "cam-a/2026/11/26/10-00-00.000.mp4"
+	for range 2 { // the second replaces the first
+		if err := s.PutFile(ctx, key, src, 9, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := os.Stat(src)
+	if err != nil {
+		t.Fatalf("the source went: %v", err)
+	}
+	b, err := os.Stat(filepath.Join(s.Dir(), filepath.FromSlash(key)))
+	if err != nil || !os.SameFile(a, b) {
+		t.Errorf("stored %v (%v), not the source file itself", b, err)
+	}
+	if got := readAll(t, s, key); got != "fragments" {
+		t.Errorf("got %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(storedPath(t, s, key)), ".tmp-*")); len(left) > 0 {
+		t.Errorf("temporary names left: %v", left)
+	}
+	if err := s.PutFile(ctx, key, src, 5, nil); err == nil {
+		t.Error("a wrong size: no error")
+	}
+	if err := s.PutFile(ctx, key, filepath.Join(dir, "gone.mp4"), 5, nil); !errors.Is(err, archive.ErrSourceFile) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing file: %v", err)
+	}
+
+	shm, err := os.MkdirTemp("/dev/shm", "putfile-")
+	if err != nil {
+		t.Skip("no /dev/shm")
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	other := filepath.Join(shm, "seg.mp4")
+	if err := os.WriteFile(other, []byte("elsewhere"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const key2 = "cam-b/2026/11/26/10-00-00.000.mp4"
+	if err := s.PutFile(ctx, key2, other, 9, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, key2); got != "elsewhere" {
+		t.Errorf("copied %q", got)
+	}
+}
+
+func readAll(t *testing.T, s archive.Store, key string) string {
+	t.Helper()
+	rc, err := s.Get(context.Background(), key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func storedPath(t *testing.T, s *archive.LocalStore, key string) string {
+	t.Helper()
+	return filepath.Join(s.Dir(), filepath.FromSlash(key))
 }

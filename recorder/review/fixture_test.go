@@ -5,15 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/synthseg"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
@@ -115,36 +113,18 @@ func reviewFFmpegSegments(t testing.TB, spec reviewFFmpegSpec) [][]byte {
 	if v, ok := reviewFFmpegCache.Load(spec); ok {
 		return v.([][]byte)
 	}
-	dir := t.TempDir()
 	bitrate := spec.Bitrate
 	if bitrate == "" {
 		bitrate = "300k"
 	}
-	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y",
+	segs := testkit.FFmpegSegments(t, spec.SegEvery,
 		"-f", "lavfi", "-i", "testsrc2=size="+spec.Size+":rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
 		"-t", fmt.Sprint(spec.Seconds),
 		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
 		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", "-b:v", bitrate,
 		"-x264-params", "repeat-headers=1",
-		"-c:a", "aac", "-b:a", "32k", "-ac", "1",
-		"-f", "segment", "-segment_time", fmt.Sprint(spec.SegEvery), "-reset_timestamps", "1",
-		"-segment_format", "mp4",
-		"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration=1000000",
-		filepath.Join(dir, "seg%03d.mp4"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v: %s", err, out)
-	}
-	names, _ := filepath.Glob(filepath.Join(dir, "seg*.mp4"))
-	sort.Strings(names)
-	var segs [][]byte
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		segs = append(segs, b)
-	}
+		"-c:a", "aac", "-b:a", "32k", "-ac", "1")
 	reviewFFmpegCache.Store(spec, segs)
 	return segs
 }

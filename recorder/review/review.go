@@ -1,7 +1,8 @@
 // Package review is the recorder's read side: the recordings timeline
 // (Recordings), playback (Open, Playback), evidence export (Export) and
 // timeline thumbnails (Thumbnail: a stored keyframe, not decoded) of the
-// HTTP API. It reads the archive's index and store, and, through the
+// HTTP API, and the recorded access units with their times (Units) that
+// GB/T 28181 playback re-muxes. It reads the archive's index and store, and, through the
 // small Spooled interface it declares, the segments still on the recording
 // node's local disk (package recorder implements it); it never writes to any
 // of them and imports nothing of the write side. Fragments are parsed and

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
@@ -21,10 +20,7 @@ import (
 // and their size.
 func decodeFirstFrame(t *testing.T, mp4 []byte) (pixels []byte, frames, width, height string) {
 	t.Helper()
-	name := filepath.Join(t.TempDir(), "in.mp4")
-	if err := os.WriteFile(name, mp4, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	name := testkit.TempFile(t, "in.mp4", mp4)
 	var stderr bytes.Buffer
 	probe := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
 		"-show_entries", "stream=nb_read_frames,width,height", "-of", "default=nw=1", name)

@@ -2,7 +2,10 @@
 // with N cameras as a separate process (and versitygw for -store s3, also
 // apart), pulls every camera through an ingest.Fleet and records it with a
 // Recorder in this process, and reports this process's CPU and memory per
-// camera and the bytes stored against the bytes received.
+// camera, its OS threads, the bytes it wrote to and read from the disk
+// (/proc/self/io) against the bytes received, the bytes stored against the
+// bytes received, and how long the stop takes (the recorder's part of a
+// SIGTERM: close every open segment and upload what waits, within -grace).
 //
 //	go run ./recorder/internal/benchrec -cameras 50 -duration 60s -store local
 //	go run ./recorder/internal/benchrec -cameras 50 -duration 60s -store s3
@@ -46,6 +49,8 @@ func run() error {
 	sub := flag.Bool("sub", false, "record each camera's sub-stream (640x360, ~0.34 Mbit/s) instead of its main stream")
 	keep := flag.String("keep", "", "after the run, copy the stored segments (local store only) into this directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measuring window to this file")
+	memProfile := flag.String("memprofile", "", "write a heap profile at the end of the measuring window to this file")
+	grace := flag.Duration("grace", 7*time.Second, "the recorder's shutdown grace (vigil serve gives it its 8 s grace less 1 s)")
 	flag.Parse()
 	ctx, dir, done, err := common.Start()
 	if err != nil {
@@ -109,7 +114,7 @@ func run() error {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := ingest.NewFleet(ingest.FleetOptions{Log: quiet})
 	rec, err := recorder.New(recorder.Options{Store: store, Index: ix, SegmentDuration: *segment, StaggerSegments: *stagger,
-		SpoolDir: filepath.Join(dir, "spool"), Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, m)
+		SpoolDir: filepath.Join(dir, "spool"), ShutdownGrace: *grace, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, m)
 	if err != nil {
 		return err
 	}
@@ -139,6 +144,10 @@ func run() error {
 		len(urls), took.Round(time.Millisecond), *common.Duration, stream, *segment, *storeKind)
 
 	st0 := rec.Status()
+	io0, err := readIO()
+	if err != nil {
+		return err
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -157,6 +166,22 @@ func run() error {
 		return err
 	}
 	st1 := rec.Status()
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	io1, err := readIO()
+	if err != nil {
+		return err
+	}
+	threads, _ := procstat.StatusKB("Threads")
 	wall := w.Wall
 
 	var dropped uint64
@@ -178,6 +203,9 @@ func run() error {
 		st1.ReceivedBytes, st1.StoredBytes, float64(st1.StoredBytes)/float64(max(st1.ReceivedBytes, 1))*100,
 		st1.SpoolBytes, st1.Waiting, st1.Dropped, st1.UploadErrors)
 	fmt.Printf("ingest: reconnects %d, units dropped by slow subscribers %d\n", reconnects, dropped)
+	wrote, read := io1.write-io0.write, io1.read-io0.read
+	fmt.Printf("disk (this process, /proc/self/io): wrote %.1f MB = %.2f× the media received, read %.1f MB (%.1f Mbit/s); OS threads %d\n",
+		float64(wrote)/1e6, float64(wrote)/float64(max(recv, 1)), float64(read)/1e6, float64(read)*8/1e6/wall.Seconds(), threads)
 	fmt.Printf("apart (not counted above): camsim %.1f %% of one core", w.Percent(w.Apart[0]))
 	if gwPid != 0 {
 		fmt.Printf(", versitygw %.1f %%", w.Percent(w.Apart[1]))
@@ -185,9 +213,13 @@ func run() error {
 	fmt.Println()
 
 	// stop: the open segments are closed and uploaded; then compare totals
+	stopAt := time.Now()
 	rcancel()
 	wg.Wait()
+	stopTook := time.Since(stopAt)
 	fin := rec.Status()
+	fmt.Printf("stop (ingest and recorder, as on SIGTERM): %s, grace %s; segments left waiting %d\n",
+		stopTook.Round(time.Millisecond), *grace, fin.Waiting)
 	fmt.Printf("after stop: received %d B of media, stored %d B in %d segments: %.2f %% of received (waiting %d, dropped %d)\n",
 		fin.ReceivedBytes, fin.StoredBytes, fin.Uploaded, float64(fin.StoredBytes)/float64(max(fin.ReceivedBytes, 1))*100,
 		fin.Waiting, fin.Dropped)
@@ -198,6 +230,20 @@ func run() error {
 		fmt.Printf("segments copied to %s\n", *keep)
 	}
 	return nil
+}
+
+// ioCounts are the bytes this process caused to be read from and written
+// to the storage (read_bytes, write_bytes of /proc/self/io).
+type ioCounts struct{ read, write int64 }
+
+func readIO() (ioCounts, error) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return ioCounts{}, err
+	}
+	r, err1 := procstat.ParseStatusKB(string(b), "read_bytes")
+	w, err2 := procstat.ParseStatusKB(string(b), "write_bytes")
+	return ioCounts{r, w}, errors.Join(err1, err2)
 }
 
 // startVersitygw runs versitygw on a free port with a data directory.

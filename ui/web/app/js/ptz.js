@@ -7,7 +7,8 @@
 // goes away). While a button or key is held the control therefore repeats
 // the move every repeatMs; on release it sends a stop. Commands go one at a
 // time, in order, so that a stop never overtakes the move it ends; a repeat
-// due while the previous command is still on its way is skipped.
+// due while the previous command is still on its way is skipped, and a move
+// that failed (the device is offline, say) is not repeated.
 
 import { h } from './dom.js';
 import * as api from './api.js';
@@ -131,6 +132,9 @@ export class PTZControl {
         if (err.status === 401) return;
         this.err.hidden = false;
         this.err.textContent = errorText(err);
+        // a command the device did not take is not repeated; the release
+        // still sends the stop
+        if (dir && this.held === dir) clearInterval(this.timer);
       } finally {
         this.inflight--;
       }

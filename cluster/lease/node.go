@@ -1,0 +1,535 @@
+package lease
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Node is this process as a member of the cluster: it heartbeats, renews
+// its leases every TTL/3, takes free and expired leases up to its fair
+// share, sheds those above it, and releases all of them when Run's context
+// ends. Create it with its fields set, then call Run once.
+//
+// The callbacks run on Run's goroutine, one at a time, in the order of the
+// events; they must not block for long (start or stop the camera's work and
+// return).
+type Node struct {
+	// Leases is the lease table. Required.
+	Leases *Leases
+	// Name is this node's name, unique in the cluster (cluster.node).
+	// Required.
+	Name string
+	// Advertise is the base URL other nodes reach this node's HTTP server at
+	// (cluster.advertise).
+	Advertise string
+	// OnAcquire: this node now owns camera at epoch (start ingest and
+	// recording; pass epoch to the writers' Check).
+	OnAcquire func(camera string, epoch int64)
+	// OnLose: this node no longer owns camera (shed, released, deleted,
+	// expired or taken over): stop writing it.
+	OnLose func(camera string)
+	// OnChange: a camera this node owns changed its settings.
+	OnChange func(camera string)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	owned   map[string]int64 // camera → epoch
+	changed map[string]bool  // cameras notified since the last tick
+	wake    chan struct{}
+
+	// beforeTick, when set (tests), runs at the start of every tick: a test
+	// blocks in it to freeze the node as a paused process would be.
+	beforeTick func(ctx context.Context)
+
+	// heldUntil (unix ns) is when the leases lapse by this node's own clock:
+	// the sending of the last successful renewal plus 4/5 of the TTL. The
+	// database expires them no earlier than a full TTL after that sending
+	// (its now() is read later), so a node cut off from the database stops
+	// its writers TTL/5 before any other node can take its cameras, a margin
+	// for a late timer on a loaded machine.
+	heldUntil atomic.Int64
+
+	stats struct {
+		ticks, roundTrips, renewed, notifications, acquired, lost atomic.Int64
+	}
+}
+
+// Stats counts the machinery's work since Run started.
+type Stats struct {
+	Ticks         int64 // passes of the loop
+	RoundTrips    int64 // statements and transactions sent to the database
+	Renewed       int64 // lease rows renewed
+	Notifications int64 // NOTIFY messages received
+	Acquired      int64 // leases taken
+	Lost          int64 // leases given up or lost
+}
+
+// Stats returns the counters.
+func (n *Node) Stats() Stats {
+	s := &n.stats
+	return Stats{s.ticks.Load(), s.roundTrips.Load(), s.renewed.Load(), s.notifications.Load(), s.acquired.Load(), s.lost.Load()}
+}
+
+// Owned returns the cameras this node owns, with their epochs.
+func (n *Node) Owned() map[string]int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]int64, len(n.owned))
+	for c, e := range n.owned {
+		out[c] = e
+	}
+	return out
+}
+
+// Held reports whether this node still holds camera at epoch by its own
+// clock: it owns it at that epoch and its last renewal was less than 4/5
+// of the TTL ago. Writers ask it before each write (it costs no round trip) and
+// [Leases.Check] before each segment upload and index write.
+func (n *Node) Held(camera string, epoch int64) bool {
+	if time.Now().UnixNano() >= n.heldUntil.Load() {
+		return false
+	}
+	e, ok := n.Epoch(camera)
+	return ok && e == epoch
+}
+
+// Epoch returns the epoch at which this node owns camera, if it does.
+func (n *Node) Epoch(camera string) (int64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.owned[camera]
+	return e, ok
+}
+
+func (n *Node) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run joins the cluster and runs the loop until ctx ends; then it releases
+// every lease (so that the others take the cameras over within seconds) and
+// marks the node down. It returns ctx's error, or the error that stopped it
+// from joining.
+func (n *Node) Run(ctx context.Context) error {
+	if n.Leases == nil || n.Name == "" {
+		return errors.New("lease: node needs Leases and Name")
+	}
+	if n.Logger == nil {
+		n.Logger = slog.Default()
+	}
+	n.owned = map[string]int64{}
+	n.changed = map[string]bool{}
+	n.wake = make(chan struct{}, 1)
+	if err := n.join(ctx); err != nil {
+		return err
+	}
+	lctx, stopListen := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.listen(lctx)
+	}()
+	defer func() {
+		stopListen()
+		wg.Wait()
+	}()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			n.leave()
+			return ctx.Err()
+		case <-timer.C:
+		case <-n.wake:
+		}
+		next, err := n.tick(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.Logger.Warn("cluster: lease round failed", "node", n.Name, "err", err)
+			next = n.Leases.ttl / 6
+			// cut off from the database: once the leases lapse by our own
+			// clock, stop every writer (before another node may take over)
+			if left := time.Until(time.Unix(0, n.heldUntil.Load())); left <= 0 {
+				n.dropAll()
+			} else if left < next {
+				next = left
+			}
+		}
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(next)
+	}
+}
+
+// join records the node as up and tells the others (they recompute their
+// shares at once). Leases still under this name from an earlier run of the
+// node are freed: their writers are gone, and whoever takes them next does
+// so with a new epoch.
+func (n *Node) join(ctx context.Context) error {
+	l := n.Leases
+	err := l.inTx(ctx, "join "+n.Name, func(tx *sqlTx) error {
+		n.stats.roundTrips.Add(1)
+		if _, err := tx.Exec(ctx, `INSERT INTO nodes(name, advertise, heartbeat, state, since)
+			VALUES(?, ?, now(), 'up', now())
+			ON CONFLICT(name) DO UPDATE SET advertise = excluded.advertise, heartbeat = now(), state = 'up', since = now()`,
+			n.Name, n.Advertise); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE leases SET node = NULL, expires = '-infinity' WHERE node = ?`, n.Name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify(?, ?)`, ChannelLeases, "")
+		return err
+	})
+	return err
+}
+
+// tick heartbeats, renews, and takes or sheds leases toward the fair share.
+// It returns how long to wait before the next tick.
+func (n *Node) tick(ctx context.Context) (time.Duration, error) {
+	if n.beforeTick != nil {
+		n.beforeTick(ctx)
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+	}
+	n.stats.ticks.Add(1)
+	l := n.Leases
+	period := l.ttl / 3
+
+	// 1. heartbeat and renew in one transaction
+	renewed := map[string]int64{}
+	sent := time.Now()
+	err := l.inTx(ctx, "renew", func(tx *sqlTx) error {
+		n.stats.roundTrips.Add(3)
+		if _, err := tx.Exec(ctx, `UPDATE nodes SET heartbeat = now(), state = 'up' WHERE name = ?`, n.Name); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `UPDATE leases SET expires = now() + ? * interval '1 millisecond'
+			WHERE node = ? AND expires >= now() RETURNING camera, epoch`, l.ttlMS(), n.Name)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c string
+			var e int64
+			if err := rows.Scan(&c, &e); err != nil {
+				return err
+			}
+			renewed[c] = e
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	n.heldUntil.Store(sent.Add(l.ttl - l.ttl/5).UnixNano())
+	n.stats.renewed.Add(int64(len(renewed)))
+	n.mu.Lock()
+	var lost []string
+	for c, e := range n.owned {
+		if renewed[c] != e {
+			lost = append(lost, c)
+			delete(n.owned, c)
+		}
+	}
+	n.mu.Unlock()
+	slices.Sort(lost)
+	n.lose(lost)
+
+	// 2. the fair share: cameras spread evenly over the live nodes, the
+	// remainder to the first nodes by name
+	var live []string
+	var total int
+	var nextExpiry float64 // seconds until the earliest live lease of another node expires; 0 if none
+	n.stats.roundTrips.Add(1)
+	err = l.db.QueryRow(ctx, `SELECT
+			coalesce((SELECT array_agg(name ORDER BY name) FROM nodes
+				WHERE state = 'up' AND heartbeat >= now() - ? * interval '1 millisecond'), '{}'),
+			(SELECT count(*) FROM leases),
+			coalesce((SELECT extract(epoch FROM min(expires) - now()) FROM leases
+				WHERE node IS NOT NULL AND node <> ? AND expires >= now()), 0)`,
+		l.ttlMS(), n.Name).Scan(pgtype.NewMap().SQLScanner(&live), &total, &nextExpiry)
+	if err != nil {
+		return 0, fmt.Errorf("lease: share: %w", err)
+	}
+	target := fairShare(live, n.Name, total)
+	have := len(renewed)
+	switch {
+	case have > target:
+		if err := n.shed(ctx, renewed, have-target); err != nil {
+			return 0, err
+		}
+	case have < target:
+		if err := n.take(ctx, target-have); err != nil {
+			return 0, err
+		}
+	}
+
+	// 3. settings changed for cameras this node owns
+	n.mu.Lock()
+	var changed []string
+	for c := range n.changed {
+		if _, ok := n.owned[c]; ok {
+			changed = append(changed, c)
+		}
+	}
+	clear(n.changed)
+	n.mu.Unlock()
+	slices.Sort(changed)
+	for _, c := range changed {
+		if n.OnChange != nil {
+			n.OnChange(c)
+		}
+	}
+
+	// wake when another node's lease expires, to take it over then
+	if nextExpiry > 0 {
+		if d := time.Duration(nextExpiry*float64(time.Second)) + 20*time.Millisecond; d < period {
+			period = d
+		}
+	}
+	return period, nil
+}
+
+// fairShare is node's share of total cameras over the live nodes: the
+// quotient, plus one for the first (total mod nodes) nodes by name. A node
+// missing from live gets none.
+func fairShare(live []string, node string, total int) int {
+	i := slices.Index(live, node)
+	if i < 0 {
+		return 0
+	}
+	share := total / len(live)
+	if i < total%len(live) {
+		share++
+	}
+	return share
+}
+
+// take acquires up to k free or expired leases. SKIP LOCKED keeps nodes
+// that take at the same moment from waiting on each other's rows.
+func (n *Node) take(ctx context.Context, k int) error {
+	l := n.Leases
+	type got struct {
+		camera string
+		epoch  int64
+	}
+	var taken []got
+	err := l.inTx(ctx, "take", func(tx *sqlTx) error {
+		n.stats.roundTrips.Add(2)
+		rows, err := tx.Query(ctx, `UPDATE leases SET node = ?, epoch = epoch + 1,
+				expires = now() + ? * interval '1 millisecond'
+			WHERE camera IN (SELECT camera FROM leases WHERE node IS NULL OR expires < now()
+				ORDER BY camera LIMIT ? FOR UPDATE SKIP LOCKED)
+			RETURNING camera, epoch`, n.Name, l.ttlMS(), k)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var g got
+			if err := rows.Scan(&g.camera, &g.epoch); err != nil {
+				rows.Close()
+				return err
+			}
+			taken = append(taken, g)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(taken) > 0 {
+			n.stats.roundTrips.Add(1)
+			_, err = tx.Exec(ctx, `SELECT pg_notify(?, ?)`, ChannelLeases, "")
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(taken, func(a, b got) int { return cmpString(a.camera, b.camera) })
+	n.mu.Lock()
+	for _, g := range taken {
+		n.owned[g.camera] = g.epoch
+	}
+	n.mu.Unlock()
+	n.stats.acquired.Add(int64(len(taken)))
+	for _, g := range taken {
+		if n.OnAcquire != nil {
+			n.OnAcquire(g.camera, g.epoch)
+		}
+	}
+	return nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// shed releases k of the leases held (the last by camera id), so that a
+// node below its share takes them.
+func (n *Node) shed(ctx context.Context, held map[string]int64, k int) error {
+	cams := make([]string, 0, len(held))
+	for c := range held {
+		cams = append(cams, c)
+	}
+	slices.Sort(cams)
+	cams = cams[len(cams)-k:]
+	// stop the writers first, then free the rows
+	n.mu.Lock()
+	for _, c := range cams {
+		delete(n.owned, c)
+	}
+	n.mu.Unlock()
+	n.lose(cams)
+	return n.release(ctx, cams)
+}
+
+func (n *Node) release(ctx context.Context, cams []string) error {
+	if len(cams) == 0 {
+		return nil
+	}
+	return n.Leases.inTx(ctx, "release", func(tx *sqlTx) error {
+		n.stats.roundTrips.Add(2)
+		if _, err := tx.Exec(ctx, `UPDATE leases SET node = NULL, expires = '-infinity'
+			WHERE node = ? AND camera = ANY(?)`, n.Name, cams); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify(?, ?)`, ChannelLeases, "")
+		return err
+	})
+}
+
+func (n *Node) lose(cams []string) {
+	n.stats.lost.Add(int64(len(cams)))
+	for _, c := range cams {
+		if n.OnLose != nil {
+			n.OnLose(c)
+		}
+	}
+}
+
+// dropAll stops every writer without a word to the database (which cannot
+// be reached): the leases lapse there by themselves.
+func (n *Node) dropAll() {
+	n.mu.Lock()
+	cams := make([]string, 0, len(n.owned))
+	for c := range n.owned {
+		cams = append(cams, c)
+	}
+	clear(n.owned)
+	n.mu.Unlock()
+	if len(cams) > 0 {
+		slices.Sort(cams)
+		n.Logger.Warn("cluster: leases lapsed without the database; stopping the cameras", "node", n.Name, "cameras", len(cams))
+		n.lose(cams)
+	}
+}
+
+// leave stops every camera, releases the leases and marks the node down,
+// with a few seconds of its own (Run's context has ended).
+func (n *Node) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.mu.Lock()
+	cams := make([]string, 0, len(n.owned))
+	for c := range n.owned {
+		cams = append(cams, c)
+	}
+	clear(n.owned)
+	n.mu.Unlock()
+	slices.Sort(cams)
+	n.lose(cams)
+	err := n.Leases.inTx(ctx, "leave", func(tx *sqlTx) error {
+		n.stats.roundTrips.Add(3)
+		if _, err := tx.Exec(ctx, `UPDATE nodes SET state = 'down', since = now() WHERE name = ?`, n.Name); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE leases SET node = NULL, expires = '-infinity' WHERE node = ?`, n.Name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_notify(?, ?)`, ChannelLeases, "")
+		return err
+	})
+	if err != nil {
+		n.Logger.Warn("cluster: releasing the leases on leaving failed; they expire after the TTL", "node", n.Name, "err", err)
+	}
+}
+
+// listen receives the notifications on a connection of its own and wakes
+// the loop; after a lost connection it connects again (and wakes the loop,
+// which may have missed notifications meanwhile).
+func (n *Node) listen(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := n.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		n.Logger.Warn("cluster: notifications lost; listening again", "node", n.Name, "err", err)
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (n *Node) listenOnce(ctx context.Context) error {
+	conn, err := n.Leases.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		if _, err := pc.Exec(ctx, "LISTEN "+ChannelLeases+"; LISTEN "+ChannelCameras); err != nil {
+			return fmt.Errorf("%w: listen: %v", driver.ErrBadConn, err)
+		}
+		n.poke()
+		for {
+			nt, err := pc.WaitForNotification(ctx)
+			if err != nil {
+				// the connection is in LISTEN mode or broken: not for the pool
+				return fmt.Errorf("%w: %v", driver.ErrBadConn, err)
+			}
+			n.stats.notifications.Add(1)
+			if nt.Channel == ChannelCameras && nt.Payload != "" {
+				n.mu.Lock()
+				n.changed[nt.Payload] = true
+				n.mu.Unlock()
+			}
+			n.poke()
+		}
+	})
+}
