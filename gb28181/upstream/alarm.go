@@ -49,4 +49,3 @@ func (s *Service) ForwardAlarm(deviceID string, n *manscdp.Notify) {
 		}
 	}()
 }
-
