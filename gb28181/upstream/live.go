@@ -311,11 +311,14 @@ func (s *Service) endLive(callID string, l *live, bye bool) {
 
 // View is one live view of an upper platform.
 type View struct {
-	Platform  string    `json:"platform"`
-	Camera    string    `json:"camera"`
-	Channel   string    `json:"channel"`
-	Transport string    `json:"transport"`
-	Started   time.Time `json:"started"`
+	Platform  string `json:"platform"`
+	Camera    string `json:"camera"`
+	Channel   string `json:"channel"`
+	Transport string `json:"transport"`
+	// Listen is Vigil's media port for a tcp-passive view (the upper
+	// platform connects to it); "" otherwise.
+	Listen  string    `json:"listen,omitempty"`
+	Started time.Time `json:"started"`
 	// FirstRTP is the time from the upper platform's ACK to the first RTP
 	// packet sent; 0 until then.
 	FirstRTP time.Duration `json:"firstRtp"`
@@ -327,8 +330,12 @@ func (s *Service) Views() []View {
 	defer s.mu.Unlock()
 	out := make([]View, 0, len(s.lives))
 	for _, l := range s.lives {
-		out = append(out, View{Platform: l.p.cfg.ID, Camera: l.ch.Cam.ID, Channel: l.ch.ID,
-			Transport: l.o.Transport, Started: l.started, FirstRTP: l.firstRTP})
+		v := View{Platform: l.p.cfg.ID, Camera: l.ch.Cam.ID, Channel: l.ch.ID,
+			Transport: l.o.Transport, Started: l.started, FirstRTP: l.firstRTP}
+		if l.ln != nil {
+			v.Listen = l.ln.Addr().String()
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -301,6 +301,31 @@ func (r *rtpSink) count() int {
 	return len(r.pkts)
 }
 
+// dialAnswer connects to the media port Vigil answered with (the view's
+// Listen) and reads RTP over TCP from it (a tcp-passive view). It runs in
+// its own goroutine and reports nothing: the test judges what arrived.
+func (r *rtpSink) dialAnswer(svc *Service) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		vs := svc.Views()
+		if len(vs) == 0 || vs[0].Listen == "" {
+			continue
+		}
+		c, err := net.Dial("tcp", vs[0].Listen)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fr := ps.NewFrameReader(c)
+		for {
+			b, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			r.add(b)
+		}
+	}
+}
+
 func listenRTP(t *testing.T, transport string) *rtpSink {
 	t.Helper()
 	r := &rtpSink{}
@@ -375,9 +400,15 @@ func TestUpperPlatformSipp(t *testing.T) {
 		{"udp", "udp", "RTP/AVP", "a=recvonly"},
 		{"udp", "tcp", "TCP/RTP/AVP", "a=setup:passive"}, // the upper listens: Vigil connects (tcp-active)
 		{"tcp", "udp", "RTP/AVP", "a=recvonly"},
+		{"udp", "tcp-passive", "TCP/RTP/AVP", "a=setup:active"}, // the upper connects to Vigil's port in the answer
 	} {
 		t.Run(tc.transport+"-"+tc.media, func(t *testing.T) {
-			sink := listenRTP(t, tc.media)
+			var sink *rtpSink
+			if tc.media == "tcp-passive" {
+				sink = &rtpSink{port: 9}
+			} else {
+				sink = listenRTP(t, tc.media)
+			}
 			port := freePort(t, tc.transport)
 			e := newEnv(t, "127.0.0.1:"+strconv.Itoa(port), tc.transport, 20*time.Second)
 			u := startUpper(t, tc.transport, port, map[string]string{
@@ -386,6 +417,9 @@ func TestUpperPlatformSipp(t *testing.T) {
 				"proto": tc.proto, "setup": tc.setup, "ssrc": testSSRC, "ptzcmd": testPTZ.String(),
 			})
 			testkit.WaitFor(t, 15*time.Second, "registered", func() bool { return e.status().State == StateRegistered })
+			if tc.media == "tcp-passive" {
+				go sink.dialAnswer(e.svc)
+			}
 			var first time.Duration
 			testkit.WaitFor(t, 20*time.Second, "RTP from the view", func() bool {
 				for _, v := range e.svc.Views() {
