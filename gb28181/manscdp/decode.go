@@ -51,7 +51,7 @@ func (e *FieldError) Error() string {
 var supported = map[string][]CmdType{
 	"Query":    {CmdCatalog, CmdDeviceInfo, CmdDeviceStatus, CmdRecordInfo},
 	"Response": {CmdCatalog, CmdDeviceInfo, CmdDeviceStatus, CmdRecordInfo, CmdDeviceControl, CmdAlarm},
-	"Notify":   {CmdKeepalive, CmdAlarm, CmdCatalog},
+	"Notify":   {CmdKeepalive, CmdAlarm, CmdCatalog, CmdMediaStatus},
 	"Control":  {CmdDeviceControl},
 }
 
@@ -269,6 +269,11 @@ func validate(m Message, hasSumNum bool, ferr func(field, format string, a ...an
 			}
 			if m.AlarmTime == nil {
 				return ferr("AlarmTime", "is missing")
+			}
+		case CmdMediaStatus:
+			m.NotifyType = strings.TrimSpace(m.NotifyType)
+			if m.NotifyType == "" {
+				return ferr("NotifyType", "is missing")
 			}
 		case CmdCatalog:
 			if !hasSumNum {

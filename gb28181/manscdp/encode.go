@@ -86,6 +86,12 @@ func KeepaliveNotify(sn int, deviceID string) *Notify {
 	return &Notify{Header: Header{CmdType: CmdKeepalive, SN: sn, DeviceID: deviceID}, Status: ResultOK}
 }
 
+// MediaStatusNotify tells the platform that the playback or download of
+// channelID has reached its end (NotifyType 121).
+func MediaStatusNotify(sn int, channelID string) *Notify {
+	return &Notify{Header: Header{CmdType: CmdMediaStatus, SN: sn, DeviceID: channelID}, NotifyType: NotifyTypeMediaEnd}
+}
+
 // PTZControl moves a channel's camera.
 func PTZControl(sn int, channelID string, cmd PTZCmd) *Control {
 	return &Control{Header: Header{CmdType: CmdDeviceControl, SN: sn, DeviceID: channelID}, PTZCmd: &cmd}

@@ -83,6 +83,7 @@ func TestMarshalExact(t *testing.T) {
 		{RecordInfoQuery(3, id, start, end, "all"), "<Query>\n  <CmdType>RecordInfo</CmdType>\n  <SN>3</SN>\n  <DeviceID>" + id +
 			"</DeviceID>\n  <StartTime>2026-11-29T08:00:00</StartTime>\n  <EndTime>2026-11-29T09:30:00</EndTime>\n  <Type>all</Type>\n</Query>"},
 		{KeepaliveNotify(4, id), "<Notify>\n  <CmdType>Keepalive</CmdType>\n  <SN>4</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <Status>OK</Status>\n</Notify>"},
+		{MediaStatusNotify(8, id), "<Notify>\n  <CmdType>MediaStatus</CmdType>\n  <SN>8</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <NotifyType>121</NotifyType>\n</Notify>"},
 		{PTZControl(5, id, ptz), "<Control>\n  <CmdType>DeviceControl</CmdType>\n  <SN>5</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <PTZCmd>A50F0100000000B5</PTZCmd>\n</Control>"},
 		{ResultResponse(CmdDeviceControl, 5, id, ResultError), "<Response>\n  <CmdType>DeviceControl</CmdType>\n  <SN>5</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <Result>ERROR</Result>\n</Response>"},
 		// The platform confirms an alarm (GB/T 28181-2016 9.4.2).

@@ -248,6 +248,8 @@ func TestDecodeErrors(t *testing.T) {
 			"<DeviceList/Item[1]/Event> is missing", new(*FieldError)},
 		{"alarm response without result", `<Response><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID></Response>`, `<Result> "" is not OK or ERROR`, new(*FieldError)},
 		{"keepalive without status", `<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID></Notify>`, `<Status> "" is not OK or ERROR`, new(*FieldError)},
+		{"media status without type", `<Notify><CmdType>MediaStatus</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID></Notify>`,
+			"<NotifyType> is missing", new(*FieldError)},
 		{"alarm without time", `<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>2</AlarmMethod></Notify>`,
 			"<AlarmTime> is missing", new(*FieldError)},
 		{"alarm bad time", `<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>2</AlarmMethod><AlarmTime>yesterday</AlarmTime></Notify>`,

@@ -20,7 +20,14 @@ const (
 	CmdKeepalive     CmdType = "Keepalive"
 	CmdAlarm         CmdType = "Alarm"
 	CmdDeviceControl CmdType = "DeviceControl"
+	// CmdMediaStatus is a lower platform's Notify that a playback or
+	// download has reached its end (NotifyType 121).
+	CmdMediaStatus CmdType = "MediaStatus"
 )
+
+// NotifyTypeMediaEnd is the <NotifyType> of a MediaStatus Notify at the end
+// of a playback or download (GB/T 28181-2016 A.2.5).
+const NotifyTypeMediaEnd = "121"
 
 // Result is the <Result> of a response, and the <Status> of a keepalive.
 type Result string
@@ -217,7 +224,7 @@ type RecordItem struct {
 	FileSize   int64  `xml:"FileSize,omitempty"`
 }
 
-// Notify is a <Notify> body (A.2.5): Keepalive, Alarm or Catalog.
+// Notify is a <Notify> body (A.2.5): Keepalive, Alarm, Catalog or MediaStatus.
 type Notify struct {
 	XMLName xml.Name `xml:"Notify"`
 	Header
@@ -234,6 +241,8 @@ type Notify struct {
 	// Catalog notify; each item carries its Event.
 	SumNum     *int        `xml:"SumNum,omitempty"`
 	DeviceList *DeviceList `xml:"DeviceList,omitempty"`
+	// MediaStatus: NotifyTypeMediaEnd.
+	NotifyType string `xml:"NotifyType,omitempty"`
 }
 
 // AlarmInfo is an alarm's extension block.
