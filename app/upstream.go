@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/alerts"
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
+	"github.com/vigil-vms/vigil/gb28181/replay"
 	"github.com/vigil-vms/vigil/gb28181/upstream"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
@@ -87,6 +88,7 @@ func (a *App) buildUpstream(ctx context.Context) error {
 			}
 			return out, err
 		},
+		Replay:  replay.New(a.Review),
 		Audit:   a.Registry.Audit,
 		MediaIP: c.MediaIP,
 		OnEvent: func(e upstream.Event) {

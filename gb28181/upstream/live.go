@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/vigil-vms/vigil/gb28181/ps"
+	"github.com/vigil-vms/vigil/gb28181/replay"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -38,6 +39,10 @@ type offer struct {
 	Port      int
 	Transport string // from Vigil's side
 	SSRC      string // the y= line, 10 digits (may be empty)
+	// Range is the t= line's value (s=Playback and s=Download).
+	Range string
+	// DownloadSpeed is a=downloadspeed: (s=Download); 0 when absent.
+	DownloadSpeed float64
 }
 
 // parseOffer reads an INVITE's SDP offer.
@@ -55,6 +60,8 @@ func parseOffer(body []byte) (offer, error) {
 		switch line[0] {
 		case 's':
 			o.Session = strings.TrimSpace(v)
+		case 't':
+			o.Range = strings.TrimSpace(v)
 		case 'c':
 			f := strings.Fields(v)
 			if len(f) != 3 || net.ParseIP(f[2]) == nil {
@@ -76,6 +83,13 @@ func parseOffer(body []byte) (offer, error) {
 		case 'a':
 			if s, ok := strings.CutPrefix(v, "setup:"); ok && seenM {
 				setup = strings.TrimSpace(s)
+			}
+			if s, ok := strings.CutPrefix(v, "downloadspeed:"); ok {
+				n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+				if err != nil || n <= 0 {
+					return o, fmt.Errorf("SDP a=downloadspeed:%q is not a positive number", s)
+				}
+				o.DownloadSpeed = n
 			}
 		case 'y':
 			o.SSRC = strings.TrimSpace(v)
@@ -139,6 +153,10 @@ type live struct {
 	cancel  context.CancelFunc
 	acked   chan struct{}
 	started time.Time
+	// rs sends a recorded range instead of the camera's stream
+	// (s=Playback, s=Download); w is its media path once connected.
+	rs *replay.Session
+	w  packetWriter
 
 	// FirstRTP is the time from the ACK to the first RTP packet sent
 	// (set once, before the first packet leaves).
@@ -158,8 +176,12 @@ func (s *Service) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, 400, "Bad SDP")
 		return
 	}
+	if o.Session == sessPlayback || o.Session == sessDownload {
+		s.onReplayInvite(req, tx, p, o)
+		return
+	}
 	if o.Session != "Play" {
-		respond(req, tx, 488, "Only live view (s=Play) is served")
+		respond(req, tx, 488, "Only s=Play, s=Playback and s=Download are served")
 		return
 	}
 	chID := req.Recipient.User
@@ -221,7 +243,14 @@ func (s *Service) startLive(req *sip.Request, tx sip.ServerTransaction, p *platf
 		respond(req, tx, 400, "Bad Request")
 		return nil, err
 	}
-	l := &live{p: p, ch: ch, o: o, dlg: dlg, acked: make(chan struct{}), started: time.Now()}
+	return s.startMedia(req, dlg, &live{p: p, ch: ch, o: o, dlg: dlg, acked: make(chan struct{}), started: time.Now()}, stream)
+}
+
+// startMedia answers the INVITE of l (dialog read) with its media socket
+// and serves it: a live view of stream, or l.rs (stream nil).
+func (s *Service) startMedia(req *sip.Request, dlg *sipgo.DialogServerSession, l *live, stream *ingest.Stream) (*live, error) {
+	o, p, ch := l.o, l.p, l.ch
+	var err error
 	ssrc := o.SSRC
 	if ssrc == "" {
 		ssrc = fmt.Sprintf("0%09d", rand.N(1_000_000_000))
@@ -248,7 +277,9 @@ func (s *Service) startLive(req *sip.Request, tx sip.ServerTransaction, p *platf
 	}
 	// Subscribing now, before answering, creates demand (a pushed camera
 	// is invited) and holds the GOP for the first packet after the ACK.
-	l.sub = stream.Subscribe(ingest.SubscribeOptions{Kind: ingest.Viewer, FromGOP: true, QueueLen: 1024})
+	if stream != nil {
+		l.sub = stream.Subscribe(ingest.SubscribeOptions{Kind: ingest.Viewer, FromGOP: true, QueueLen: 1024})
+	}
 	l.ctx, l.cancel = context.WithCancel(s.ctx)
 	dlg.OnState(func(st sip.DialogState) {
 		switch st {
@@ -286,7 +317,12 @@ func (s *Service) startLive(req *sip.Request, tx sip.ServerTransaction, p *platf
 
 func (s *Service) endLive(callID string, l *live, bye bool) {
 	l.cancel()
-	l.sub.Close()
+	if l.sub != nil {
+		l.sub.Close()
+	}
+	if l.rs != nil {
+		l.rs.Close()
+	}
 	if l.udp != nil {
 		l.udp.Close()
 	}
@@ -386,6 +422,9 @@ func (s *Service) serveLive(l *live) error {
 		return err
 	}
 	defer w.Close()
+	if l.rs != nil {
+		return s.serveReplay(l, w)
+	}
 	check := time.NewTicker(recheck)
 	defer check.Stop()
 	snd := sender{w: w, ssrc: l.ssrc, seq: uint16(rand.N(1 << 16))}

@@ -282,6 +282,8 @@ type rtpSink struct {
 	mu   sync.Mutex
 	pkts []rtp.Packet
 	ps   bytes.Buffer
+	// arrived is when each packet came.
+	arrived []time.Time
 }
 
 func (r *rtpSink) add(b []byte) {
@@ -292,6 +294,7 @@ func (r *rtpSink) add(b []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pkts = append(r.pkts, p)
+	r.arrived = append(r.arrived, time.Now())
 	r.ps.Write(p.Payload)
 }
 

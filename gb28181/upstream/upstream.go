@@ -10,9 +10,14 @@
 // DeviceControl PTZ commands move the camera (Service.PTZ).
 //
 // RecordInfo is answered from Service.Recordings; ForwardAlarm sends a
-// device's alarm to the platforms that see its camera. Not served yet:
-// playback and download (s=Playback, s=Download, MANSRTSP INFO), and audio
-// other than G.711 (AAC is left out of the PS).
+// device's alarm to the platforms that see its camera. An INVITE s=Playback
+// (t= range) or s=Download (a=downloadspeed:) of a shared channel is served
+// from the recordings (Service.Replay) to the offer's address and transport
+// like a live view; INFO with a MANSRTSP body (PLAY, PAUSE, Range, Scale,
+// TEARDOWN) steers it (200; 400 with the cause); at the end of the range
+// Vigil sends a MediaStatus Notify (NotifyType 121) and hangs up. Not
+// served yet: audio other than G.711 in live view (AAC is left out of the
+// PS).
 //
 // It runs its own SIP user agent (emiago/sipgo) on its own UDP socket and
 // TCP listener, apart from the devices' registrar (package gb28181/sip):
@@ -35,7 +40,8 @@
 // A platform sees only the cameras of its Departments: others are absent
 // from its catalog and their INVITE is answered 404, as for a channel that
 // does not exist. Every live view is written to the audit log with the
-// upper platform's ID as the user.
+// upper platform's ID as the user, every playback (action playback) and
+// download (action export) too, with the range asked for.
 package upstream
 
 import (
@@ -53,6 +59,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/vigil-vms/vigil/gb28181/replay"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -130,6 +137,9 @@ type Service struct {
 	// oldest first, made while it was in one of departments (RecordInfo).
 	// Nil: none are reported.
 	Recordings func(ctx context.Context, camera string, departments []string, start, end time.Time) ([]Recording, error)
+	// Replay serves the recorded video of INVITE s=Playback and s=Download
+	// (steered by MANSRTSP INFO). Nil: they are answered 488.
+	Replay *replay.Player
 	// Audit writes an audit row. Nil: nothing is written.
 	Audit func(ctx context.Context, e registry.AuditEntry) error
 	// MediaIP is the address written in answer SDPs; "": the local
@@ -285,6 +295,7 @@ func (s *Service) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener)
 	srv.OnInvite(s.onInvite)
 	srv.OnAck(s.onAck)
 	srv.OnBye(s.onBye)
+	srv.OnInfo(s.onInfo)
 	srv.OnSubscribe(s.onSubscribe)
 
 	var srvWG sync.WaitGroup
