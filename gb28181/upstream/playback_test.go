@@ -213,6 +213,11 @@ func TestUpperPlayback(t *testing.T) {
 		t.Errorf("the download took %v, not faster than real time (%v at 4×)", dlTook, length)
 	}
 
+	// the INFO with a method MANSRTSP does not have: 400 with the cause
+	if bad := regexp.MustCompile(`SIP/2.0 400 [^\r\n]*`).Find(u.messages(t)); !bytes.Contains(bad, []byte("JUMP")) {
+		t.Errorf("the bad INFO was answered %q, want 400 naming the method", bad)
+	}
+
 	// MediaStatus 121 for the playback and the download
 	var notes []string
 	for _, b := range mediaStatusBody.FindAll(u.messages(t), -1) {
