@@ -103,15 +103,25 @@ var mediaStatusBody = regexp.MustCompile(`(?s)<\?xml[^>]*\?>\s*<Notify>\s*<CmdTy
 // shared channel (s=Playback over UDP), pauses and resumes it with
 // MANSRTSP INFO, is told MediaStatus 121 at the end and hung up on; then
 // downloads the same range at 4× (s=Download); a channel not shared is
-// refused 404. The PS received is judged by ffprobe.
+// refused 404. The PS received is judged by ffprobe. Over UDP, and over
+// TCP with Vigil connecting to the platform's port.
 func TestUpperPlayback(t *testing.T) {
 	testkit.SkipShort(t, "encodes a recording and plays it to SIPp")
 	player := recordCamera(t, "police-1", 10)
+	for _, tc := range []struct{ media, proto, setup string }{
+		{"udp", "RTP/AVP", "a=recvonly"},
+		{"tcp", "TCP/RTP/AVP", "a=setup:passive"},
+	} {
+		t.Run(tc.media, func(t *testing.T) { testUpperPlayback(t, player, tc.media, tc.proto, tc.setup) })
+	}
+}
+
+func testUpperPlayback(t *testing.T, player *replay.Player, media, proto, setup string) {
 	const from, length = 2 * time.Second, 5 * time.Second
 	start := recT0.Add(from)
 	tRange := fmt.Sprintf("%d %d", start.Unix(), start.Add(length).Unix())
 
-	play, dl := listenRTP(t, "udp"), listenRTP(t, "udp")
+	play, dl := listenRTP(t, media), listenRTP(t, media)
 	port := freePort(t, "udp")
 	e := newEnv(t, "127.0.0.1:"+strconv.Itoa(port), "udp", 20*time.Second, func(s *Service) { s.Replay = player })
 
@@ -126,7 +136,7 @@ func TestUpperPlayback(t *testing.T) {
 		"-key", "upper", testUpper, "-key", "realm", testUpRealm, "-key", "lower", testLocal,
 		"-key", "channel", e.shared, "-key", "hidden", e.hidden, "-key", "range", tRange,
 		"-key", "rtpport", strconv.Itoa(play.port), "-key", "dlport", strconv.Itoa(dl.port),
-		"-key", "ssrc", testSSRC, "-key", "dlssrc", dlSSRC}
+		"-key", "proto", proto, "-key", "setup", setup, "-key", "ssrc", testSSRC, "-key", "dlssrc", dlSSRC}
 	u.cmd = exec.Command(bin, args...)
 	u.cmd.Dir = u.dir
 	u.cmd.Stdout, u.cmd.Stderr = u.out, u.out
