@@ -135,6 +135,7 @@ func testUpperPlayback(t *testing.T, player *replay.Player, media, proto, setup 
 		"-trace_msg", "-trace_err", "-key", "done", u.done, "-key", "paused", paused, "-key", "resumed", resumed,
 		"-key", "upper", testUpper, "-key", "realm", testUpRealm, "-key", "lower", testLocal,
 		"-key", "channel", e.shared, "-key", "hidden", e.hidden, "-key", "range", tRange,
+		"-key", "emptyrange", fmt.Sprintf("%d %d", recT0.Add(-time.Hour).Unix(), recT0.Add(-time.Hour+length).Unix()),
 		"-key", "rtpport", strconv.Itoa(play.port), "-key", "dlport", strconv.Itoa(dl.port),
 		"-key", "proto", proto, "-key", "setup", setup, "-key", "ssrc", testSSRC, "-key", "dlssrc", dlSSRC}
 	u.cmd = exec.Command(bin, args...)
@@ -242,7 +243,8 @@ func testUpperPlayback(t *testing.T, player *replay.Player, media, proto, setup 
 		t.Errorf("MediaStatus notifies %v, want %v", notes, want)
 	}
 
-	// the audit: playback and export by the upper platform, the hidden one denied
+	// the audit: playback and export by the upper platform, the hidden one
+	// denied, the one where nothing was recorded failed
 	count := map[string]int{}
 	for _, a := range e.audits() {
 		if a.User != testUpper {
@@ -253,7 +255,7 @@ func testUpperPlayback(t *testing.T, player *replay.Player, media, proto, setup 
 		}
 		count[a.Action+" "+a.Camera+" "+a.Result]++
 	}
-	if want := map[string]int{"playback police-1 ok": 1, "export police-1 ok": 1, "playback  denied": 1}; fmt.Sprint(count) != fmt.Sprint(want) {
+	if want := map[string]int{"playback police-1 ok": 1, "export police-1 ok": 1, "playback  denied": 1, "playback police-1 failed": 1}; fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Errorf("audit: %v, want %v: %+v", count, want, e.audits())
 	}
 }
