@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -155,6 +156,9 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	const window = 5 * time.Second
 	testkit.WaitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
+	if prefix := os.Getenv(profileEnv); prefix != "" {
+		writeHeapProfile(b, fmt.Sprintf("%s-%d.heap", prefix, n))
+	}
 	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()
 	packets := int64(0)
@@ -185,6 +189,19 @@ func profileWindow(b *testing.B, path string) (stop func()) {
 	return func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
+	}
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }
 

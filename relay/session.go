@@ -176,6 +176,11 @@ func (s *session) readRTCP(snd *webrtc.RTPSender) {
 				for _, n := range p.Nacks {
 					s.r.nacked.Add(int64(len(n.PacketList())))
 				}
+				if s.out.video.hasSSRC(p.MediaSSRC) {
+					if _, err := s.out.resend(p); err != nil {
+						s.log.Debug("resend", "err", err)
+					}
+				}
 			}
 		}
 	}
@@ -296,7 +301,24 @@ func (s *session) sendBacklog(sub *ingest.Subscription) error {
 		}
 		backlog = append(backlog, u)
 	}
-	return s.out.writeBacklog(backlog)
+	return s.sent(s.out.writeBacklog(backlog))
+}
+
+// sent judges the error of a write to the viewer: the session goes on after
+// a lost packet (a full socket buffer, an error of the viewer's network),
+// as it would after a loss on the way, and ends only when the viewer does
+// (its connection fails or closes, which cancels the session's context).
+// Ending sessions on write errors closed hundreds at once on a starved host.
+func (s *session) sent(err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := s.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	s.r.writeErrors.Add(1)
+	s.r.warnings.log(slog.LevelWarn, "write", "packets to a viewer lost: could not send them", "err", err)
+	return nil
 }
 
 func (s *session) write(u *ingest.Unit) error {
@@ -305,7 +327,7 @@ func (s *session) write(u *ingest.Unit) error {
 			return err
 		}
 	}
-	return s.out.writeLive(u)
+	return s.sent(s.out.writeLive(u))
 }
 
 // follow switches to a new generation of the camera's tracks (the camera

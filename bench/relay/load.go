@@ -38,6 +38,8 @@ type viewer struct {
 	packets atomic.Int64
 	frames  atomic.Int64
 	failed  atomic.Bool
+	up      chan struct{} // closed when connected
+	upOnce  sync.Once
 }
 
 // runLoad is the load process: -load BASE N USERS PASSWORD. It connects N
@@ -68,8 +70,9 @@ func runLoad() error {
 	var refused atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
-	// a few offers at a time: the server caps the sessions not yet connected
-	sem := make(chan struct{}, 16)
+	// a few viewers connecting at a time: the server caps the sessions not
+	// yet connected, and a loaded machine fails handshakes begun all at once
+	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
@@ -87,6 +90,10 @@ func runLoad() error {
 				return
 			}
 			viewers[i] = v
+			select {
+			case <-v.up:
+			case <-time.After(30 * time.Second):
+			}
 		}()
 	}
 	wg.Wait()
@@ -180,7 +187,7 @@ func connect(ctx context.Context, api *webrtc.API, c *apiClient, base string) (*
 	if err != nil {
 		return nil, 0, err
 	}
-	v := &viewer{pc: pc}
+	v := &viewer{pc: pc, up: make(chan struct{})}
 	fail := func(status int, err error) (*viewer, int, error) {
 		_ = pc.Close()
 		return nil, status, err
@@ -203,6 +210,9 @@ func connect(ctx context.Context, api *webrtc.API, c *apiClient, base string) (*
 		}
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			v.upOnce.Do(func() { close(v.up) })
+		}
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			v.failed.Store(true)
 		}

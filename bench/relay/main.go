@@ -56,6 +56,7 @@ func run() error {
 	viewersFlag := flag.String("viewers", "300", "viewer counts, comma-separated: each runs on a fresh server")
 	duration := flag.Duration("duration", 30*time.Second, "measuring window once every viewer plays (at most 60s)")
 	vigil := flag.String("vigil", "", "vigil binary of the server and camsim (default: go build ./cmd/vigil)")
+	keep := flag.Bool("keep", false, "keep the run's directory (server logs) and print its path")
 	settle := flag.Duration("settle", 3*time.Second, "wait after the last viewer connected before measuring")
 	flag.Parse()
 	var counts []int
@@ -74,7 +75,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer done()
+	if *keep {
+		fmt.Println("run directory:", dir)
+	} else {
+		defer done()
+	}
 	if *vigil == "" {
 		if *vigil, err = benchkit.BuildVigil(ctx, dir); err != nil {
 			return err
@@ -137,7 +142,7 @@ webrtc: { udpPort: 0 }
 storage: { backend: local, local: { dir: %q } }
 recording: { spoolDir: %q }
 database: { path: %q }
-log: { level: warn }
+log: { level: info }
 `, port, filepath.Join(dir, "rec"), filepath.Join(dir, "spool"), filepath.Join(dir, "vigil.db")), 0o600); err != nil {
 		return res, err
 	}
