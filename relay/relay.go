@@ -63,6 +63,14 @@ type Options struct {
 	// is not connected yet before it fails with ErrUnavailable.
 	// It defaults to 5 seconds.
 	TrackWait time.Duration
+	// StepDownLag is how long a unit may wait for a viewer before the relay
+	// counts itself overloaded: every viewer then gets keyframes only and
+	// new viewers are refused (503) until StepDownFor has passed without a
+	// unit this late. It defaults to 1 second.
+	StepDownLag time.Duration
+	// StepDownFor is how long the viewers stay on keyframes only after the
+	// last unit that waited longer than StepDownLag. It defaults to 10 seconds.
+	StepDownFor time.Duration
 	// Log receives the relay's messages. It defaults to slog.Default().
 	Log *slog.Logger
 }
@@ -91,6 +99,11 @@ type Relay struct {
 	warnings *rateLimitedLog
 	// nacked counts the packets viewers asked to be sent again (benchmark figure).
 	nacked atomic.Int64
+	// load steps every viewer down to keyframes when the relay falls behind.
+	load *overload
+	// slowWrite, when set (tests), runs before each unit is written to a
+	// viewer: a slow host.
+	slowWrite func()
 	// writeErrors counts the writes to viewers that failed (and were lost).
 	writeErrors atomic.Int64
 
@@ -155,6 +168,15 @@ func New(opts Options, src Source) (*Relay, error) {
 	if opts.TrackWait <= 0 {
 		opts.TrackWait = 5 * time.Second
 	}
+	if opts.StepDownLag < 0 || opts.StepDownFor < 0 {
+		return nil, fmt.Errorf("relay: negative step-down lag %v or duration %v", opts.StepDownLag, opts.StepDownFor)
+	}
+	if opts.StepDownLag == 0 {
+		opts.StepDownLag = time.Second
+	}
+	if opts.StepDownFor == 0 {
+		opts.StepDownFor = 10 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -164,6 +186,7 @@ func New(opts Options, src Source) (*Relay, error) {
 		log:        opts.Log,
 		warnings:   newRateLimitedLog(opts.Log, time.Minute),
 		listenIP:   ip,
+		load:       &overload{lag: opts.StepDownLag, hold: opts.StepDownFor, log: opts.Log},
 		iceServers: servers,
 		ready:      make(chan struct{}),
 		sessions:   map[string]*session{},
@@ -386,6 +409,9 @@ func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKi
 	if err != nil {
 		return "", "", err
 	}
+	if r.load.keyframesOnly(time.Now()) {
+		return "", "", apierr.New(apierr.ErrUnavailable, "the live relay is overloaded: its viewers get keyframes only; try again in a few seconds")
+	}
 	if err := r.reserve(); err != nil {
 		return "", "", err
 	}
@@ -446,6 +472,12 @@ func (r *Relay) release(pending bool) {
 		r.pending--
 	}
 	r.mu.Unlock()
+}
+
+// SteppedDown tells whether the viewers get keyframes only now (the relay
+// is overloaded), and how many times that happened.
+func (r *Relay) SteppedDown() (now bool, times int64) {
+	return r.load.keyframesOnly(time.Now()), r.load.steps.Load()
 }
 
 // Pending returns the number of sessions whose viewer has not connected yet.

@@ -55,6 +55,7 @@ type session struct {
 	dst         atomic.Pointer[netip.AddrPort] // the viewer\'s UDP address on the relay\'s socket (nil: not known, or TCP)
 	rtcpWG      sync.WaitGroup
 	releaseOnce sync.Once
+	step        stepDown // used by the sending goroutine only
 }
 
 // newSession negotiates the peer connection and returns the session (not yet
@@ -266,9 +267,14 @@ func (s *session) send() error {
 			}
 			lastRestart = time.Now()
 		}
-		u, _, err := sub.Next(s.ctx)
+		u, gap, err := sub.Next(s.ctx)
 		if err != nil {
 			return err
+		}
+		now := time.Now()
+		s.r.load.note(now, u, gap)
+		if s.step.skip(s.r.load, now, u) {
+			continue
 		}
 		if err := s.write(u); err != nil {
 			return err
@@ -326,6 +332,9 @@ func (s *session) write(u *ingest.Unit) error {
 		if err := s.follow(u.Media); err != nil {
 			return err
 		}
+	}
+	if s.r.slowWrite != nil {
+		s.r.slowWrite()
 	}
 	return s.sent(s.out.writeLive(u))
 }

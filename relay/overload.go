@@ -1,0 +1,73 @@
+package relay
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-vms/vigil/ingest"
+)
+
+// overload is the relay's answer to a host that cannot keep up with its
+// viewers (a starved CPU): when a viewer's units wait in its queue longer
+// than Options.StepDownLag, or its queue overflowed, every viewer steps down
+// to keyframes only (no audio) for at least Options.StepDownFor after the
+// last sign of it, and new viewers are refused meanwhile (503); then every
+// viewer steps up again at its next keyframe. All viewers step together, so
+// the load falls at once and none is favoured; no session is closed.
+type overload struct {
+	lag  time.Duration
+	hold time.Duration
+	log  *slog.Logger
+
+	until   atomic.Int64 // UnixNano until which viewers get keyframes only (0: never stepped down)
+	steps   atomic.Int64 // times the relay stepped down (figure)
+	stepped atomic.Bool  // as last logged
+}
+
+// note reports the lag of a unit a viewer is about to send (now − its
+// capture time) and whether the viewer's queue overflowed before it.
+func (o *overload) note(now time.Time, u *ingest.Unit, gap bool) {
+	behind := gap
+	if !u.Time.IsZero() && now.Sub(u.Time) > o.lag {
+		behind = true
+	}
+	if !behind {
+		return
+	}
+	o.until.Store(now.Add(o.hold).UnixNano())
+	if o.stepped.CompareAndSwap(false, true) {
+		o.steps.Add(1)
+		o.log.Warn("the live relay cannot keep up: every viewer gets keyframes only, new viewers are refused",
+			"lag", now.Sub(u.Time).Round(time.Millisecond), "queueOverflow", gap, "for", o.hold)
+	}
+}
+
+// keyframesOnly tells whether the viewers are stepped down now.
+func (o *overload) keyframesOnly(now time.Time) bool {
+	if now.UnixNano() < o.until.Load() {
+		return true
+	}
+	if o.stepped.Load() && o.stepped.CompareAndSwap(true, false) {
+		o.log.Info("the live relay keeps up again: viewers step up to every picture at their next keyframe")
+	}
+	return false
+}
+
+// stepDown is one viewer's state of the step-down: it follows the relay's
+// at once when stepping down and at the next keyframe when stepping up (a
+// picture after skipped ones would not decode).
+type stepDown struct {
+	on bool
+}
+
+// skip tells whether the viewer skips u now.
+func (s *stepDown) skip(o *overload, now time.Time, u *ingest.Unit) bool {
+	key := u.Keyframe && u.Track != nil && u.Track.Video
+	if o.keyframesOnly(now) {
+		s.on = true
+	} else if s.on && key {
+		s.on = false
+	}
+	return s.on && !key
+}
