@@ -44,7 +44,7 @@ type viewer struct {
 
 // runLoad is the load process: -load BASE N USERS PASSWORD. It connects N
 // viewers of cam1 (perUser on each user's login), prints "ready CONNECTED
-// REFUSED", counts RTP packets and frames (marker bits) between the lines
+// REFUSED" (REFUSED: the 503 answers, each retried after 2 s), counts RTP packets and frames (marker bits) between the lines
 // "start" and "stop" on its stdin, and prints "stats {json}".
 func runLoad() error {
 	if len(os.Args) != 6 {
@@ -80,10 +80,21 @@ func runLoad() error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			v, status, err := connect(ctx, api, clients[i/perUser], base)
-			if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+			// a refused viewer (503: the relay is overloaded) tries again
+			// a little later, as the web app does, for at most 90 s
+			var v *viewer
+			var status int
+			var err error
+			for giveUp := time.Now().Add(90 * time.Second); ; {
+				v, status, err = connect(ctx, api, clients[i/perUser], base)
+				if status != http.StatusServiceUnavailable && status != http.StatusTooManyRequests {
+					break
+				}
 				refused.Add(1)
-				return
+				if time.Now().After(giveUp) {
+					return
+				}
+				time.Sleep(2 * time.Second)
 			}
 			if err != nil {
 				errOnce.Do(func() { firstErr = err })
@@ -158,9 +169,9 @@ func runLoad() error {
 	return nil
 }
 
-// loadAPI is a light receiving peer: H.264 only, no interceptors (it sends
-// no RTCP reports or NACKs, so the figures are the relay's sending alone),
-// loopback ICE over UDP.
+// loadAPI is the receiving peer: H.264 only, pion's default interceptors
+// (receiver reports and NACKs for lost packets, as a browser sends), loopback
+// ICE over UDP.
 func loadAPI() (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{

@@ -112,7 +112,7 @@ type result struct {
 
 func (r result) print() {
 	vs := float64(r.viewers) * r.wall.Seconds()
-	fmt.Printf("viewers %d (connected %d, refused %d): server CPU %.2f CPU-ms per viewer-second (%.0f %% of one core), "+
+	fmt.Printf("viewers %d (connected %d, 503 answers retried %d): server CPU %.2f CPU-ms per viewer-second (%.0f %% of one core), "+
 		"RSS %.1f MiB → %.1f MiB, %.3f MB per viewer\n",
 		r.viewers, r.connected, r.refused, float64(r.serverCPU.Microseconds())/1000/vs, 100*r.serverCPU.Seconds()/r.wall.Seconds(),
 		float64(r.baseRSSKB)/1024, float64(r.rssKB)/1024, float64(r.rssKB-r.baseRSSKB)*1024/1e6/float64(r.viewers))
@@ -232,7 +232,7 @@ log: { level: info }
 	if res.connected == 0 {
 		return res, fmt.Errorf("the load client connected no viewer (server log: %s)", logf.Name())
 	}
-	fmt.Printf("%d viewers playing after %s (%d refused); measuring for %s\n", res.connected, time.Since(t0).Round(time.Millisecond), res.refused, window)
+	fmt.Printf("%d viewers playing after %s (%d offers refused and retried); measuring for %s\n", res.connected, time.Since(t0).Round(time.Millisecond), res.refused, window)
 	time.Sleep(settle)
 	res.load0 = loadavg()
 	if _, err := io.WriteString(stdin, "start\n"); err != nil {
