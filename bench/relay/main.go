@@ -108,6 +108,7 @@ type result struct {
 	packets                loadStats
 	load0, load1, sessions string
 	refused                int
+	stepDowns              int // the server's log lines saying it stepped its viewers down
 }
 
 func (r result) print() {
@@ -122,6 +123,9 @@ func (r result) print() {
 		float64(r.packets.Frames)/float64(max(r.connected, 1))/r.wall.Seconds(),
 		float64(r.packets.MinFrames)/r.wall.Seconds(), float64(r.packets.MaxFrames)/r.wall.Seconds(),
 		100*r.loadCPU.Seconds()/r.wall.Seconds(), r.load0, r.load1, r.wall.Round(time.Millisecond))
+	if r.stepDowns > 0 {
+		fmt.Printf("  the server stepped its viewers down to keyframes %d times (overloaded; see its log)\n", r.stepDowns)
+	}
 }
 
 // runOne starts a server, registers the camera, connects n viewers from a
@@ -272,6 +276,9 @@ log: { level: info }
 		}
 	}
 	_ = stdin.Close()
+	if b, err := os.ReadFile(logf.Name()); err == nil {
+		res.stepDowns = strings.Count(string(b), "cannot keep up")
+	}
 	return res, nil
 }
 
