@@ -344,10 +344,10 @@ func (r *Relay) newAPI(lf *pionLogs, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*web
 }
 
 // nackHistory is how many sent video packets of a viewer are kept for
-// resending when the viewer asks (NACK): about 5 s of a 2 Mbit/s camera, 1 s
-// at 10 Mbit/s. The payloads are the shared ones, so the history costs 32
-// bytes a packet (see history).
-const nackHistory = 1024
+// resending when the viewer asks (NACK): about 2.4 s of a 2 Mbit/s camera,
+// 0.5 s at 10 Mbit/s, several round trips either way. The payloads are the
+// shared ones, so the history costs 32 bytes a packet (see history), 16 KB.
+const nackHistory = 512
 
 // interceptors are what a send-only viewer needs from pion: the sender
 // reports. A viewer sends no media, so the NACK generator and the receiver
