@@ -112,11 +112,12 @@ type result struct {
 }
 
 func (r result) print() {
-	vs := float64(r.viewers) * r.wall.Seconds()
+	// per viewer playing: a viewer that did not connect costs (almost) nothing
+	vs := float64(max(r.connected, 1)) * r.wall.Seconds()
 	fmt.Printf("viewers %d (connected %d, 503 answers retried %d): server CPU %.2f CPU-ms per viewer-second (%.0f %% of one core), "+
-		"RSS %.1f MiB → %.1f MiB, %.3f MB per viewer\n",
+		"RSS %.1f MiB → %.1f MiB, %.3f MB per viewer (per viewer connected)\n",
 		r.viewers, r.connected, r.refused, float64(r.serverCPU.Microseconds())/1000/vs, 100*r.serverCPU.Seconds()/r.wall.Seconds(),
-		float64(r.baseRSSKB)/1024, float64(r.rssKB)/1024, float64(r.rssKB-r.baseRSSKB)*1024/1e6/float64(r.viewers))
+		float64(r.baseRSSKB)/1024, float64(r.rssKB)/1024, float64(r.rssKB-r.baseRSSKB)*1024/1e6/float64(max(r.connected, 1)))
 	fmt.Printf("  viewers received %.0f packets/s each (min %.0f, max %.0f), %.1f frames/s each (min %.1f, max %.1f); "+
 		"load client CPU %.0f %% of one core; load average %s → %s; window %s\n",
 		r.packets.avg(r.wall), float64(r.packets.MinPackets)/r.wall.Seconds(), float64(r.packets.MaxPackets)/r.wall.Seconds(),
