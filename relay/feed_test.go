@@ -193,6 +193,7 @@ func (f *feeder) run(ctx context.Context) {
 	const frame = 40 * time.Millisecond
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
+	start := time.Now()
 	i := 0
 	pts := time.Duration(0)
 	for {
@@ -208,15 +209,14 @@ func (f *feeder) run(ctx context.Context) {
 		i++
 		if !paused {
 			f.stream.Write(&ingest.Unit{
-				// Time near the arrival, as the puller's (the relay measures its lag by it)
-				Media: media, Track: media.Tracks[0], PTS: pts, Time: time.Now(),
+				Media: media, Track: media.Tracks[0], PTS: pts, Time: start.Add(pts),
 				Data: au.nalus, Keyframe: au.key,
 			})
 			if len(media.Tracks) > 1 {
 				for k := range 2 { // two 20 ms audio frames per picture
 					ap := pts + time.Duration(k)*20*time.Millisecond
 					f.stream.Write(&ingest.Unit{
-						Media: media, Track: media.Tracks[1], PTS: ap, Time: time.Now().Add(ap - pts),
+						Media: media, Track: media.Tracks[1], PTS: ap, Time: start.Add(ap),
 						Data: [][]byte{f.audioFrame()},
 					})
 				}

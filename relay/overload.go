@@ -10,7 +10,8 @@ import (
 
 // overload is the relay's answer to a host that cannot keep up with its
 // viewers (a starved CPU): when a viewer's units wait in its queue longer
-// than Options.StepDownLag, or its queue overflowed, every viewer steps down
+// than Options.StepDownLag (the units queued for it span more than that), or
+// its queue overflowed, every viewer steps down
 // to keyframes only (no audio) for at least Options.StepDownFor after the
 // last sign of it, and new viewers are refused meanwhile (503); then every
 // viewer steps up again at its next keyframe. All viewers step together, so
@@ -25,21 +26,19 @@ type overload struct {
 	stepped atomic.Bool  // as last logged
 }
 
-// note reports the lag of a unit a viewer is about to send (now − its
-// capture time) and whether the viewer's queue overflowed before it.
-func (o *overload) note(now time.Time, u *ingest.Unit, gap bool) {
-	behind := gap
-	if !u.Time.IsZero() && now.Sub(u.Time) > o.lag {
-		behind = true
-	}
-	if !behind {
+// note reports how far a viewer is behind the live edge (the units waiting
+// in its queue, see ingest.Subscription.Backlog) and whether its queue
+// overflowed. The time the units took to reach the hub (a camera or a
+// network that is late) does not count: only the relay's own delay.
+func (o *overload) note(now time.Time, behind time.Duration, gap bool) {
+	if behind <= o.lag && !gap {
 		return
 	}
 	o.until.Store(now.Add(o.hold).UnixNano())
 	if o.stepped.CompareAndSwap(false, true) {
 		o.steps.Add(1)
 		o.log.Warn("the live relay cannot keep up: every viewer gets keyframes only, new viewers are refused",
-			"lag", now.Sub(u.Time).Round(time.Millisecond), "queueOverflow", gap, "for", o.hold)
+			"behind", behind.Round(time.Millisecond), "queueOverflow", gap, "for", o.hold)
 	}
 }
 

@@ -272,7 +272,7 @@ func (s *session) send() error {
 			return err
 		}
 		now := time.Now()
-		s.r.load.note(now, u, gap)
+		s.r.load.note(now, sub.Backlog(), gap)
 		if s.step.skip(s.r.load, now, u) {
 			continue
 		}
