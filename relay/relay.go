@@ -66,7 +66,8 @@ type Options struct {
 	// StepDownLag is how long a unit may wait for a viewer before the relay
 	// counts itself overloaded: every viewer then gets keyframes only and
 	// new viewers are refused (503) until StepDownFor has passed without a
-	// unit this late. It defaults to 1 second.
+	// unit this late. It defaults to 2 seconds (a hiccup of a shared host
+	// is not an overload; the queue holds several seconds).
 	StepDownLag time.Duration
 	// StepDownFor is how long the viewers stay on keyframes only after the
 	// last unit that waited longer than StepDownLag. It defaults to 10 seconds.
@@ -172,7 +173,7 @@ func New(opts Options, src Source) (*Relay, error) {
 		return nil, fmt.Errorf("relay: negative step-down lag %v or duration %v", opts.StepDownLag, opts.StepDownFor)
 	}
 	if opts.StepDownLag == 0 {
-		opts.StepDownLag = time.Second
+		opts.StepDownLag = 2 * time.Second
 	}
 	if opts.StepDownFor == 0 {
 		opts.StepDownFor = 10 * time.Second
