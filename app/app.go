@@ -94,6 +94,7 @@ type App struct {
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
 	gb       *gbPart          // GB/T 28181; nil when gb28181.enabled is false
+	up       *upPart          // GB/T 28181 upper platforms; nil without any
 	metrics  *metrics.Metrics
 	http     *http.Server
 	ln       net.Listener
@@ -161,7 +162,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
-	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest")})
+	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest"), Sources: a.gbSources()})
 	if a.Relay, err = relay.New(relay.Options{
 		UDPPort:    cfg.WebRTC.UDPPort,
 		ListenIP:   listenIP(cfg.HTTP.Listen),
@@ -208,9 +209,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err := a.buildGB28181(ctx, key); err != nil {
 		return nil, err
 	}
+	if err := a.buildUpstream(ctx); err != nil {
+		return nil, err
+	}
 
 	srv, err := ui.New(ui.Deps{
-		GB28181:  a.gbDeps(),
+		GB28181:  a.withUpstream(a.gbDeps()),
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
 		Probe:    ingest.Probe,
@@ -338,8 +342,24 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Recorder.Run(gctx) })
 	g.Go(func() error { return a.avail.Run(gctx) })
 	g.Go(func() error { return a.runOps(gctx) })
+	// GB/T 28181 (SIP, media, the gateway) stops after the ingest, whose
+	// sessions hang up over SIP
+	gbCtx, stopGB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGB()
+	var gbErr error
+	gbDone := make(chan struct{})
+	var gbFailed <-chan struct{} // nil (never) without GB/T 28181
 	if a.gb != nil {
-		g.Go(func() error { return a.gb.sip.Serve(gctx, a.gb.udp, a.gb.tcp) })
+		go func() {
+			defer close(gbDone)
+			gbErr = a.gb.run(gbCtx)
+		}()
+		gbFailed = gbDone
+	} else {
+		close(gbDone)
+	}
+	if a.up != nil {
+		g.Go(func() error { return a.up.svc.Serve(gctx, a.up.udp, a.up.tcp) })
 	}
 
 	// Serve once the relay listens: a WHEP offer that comes in the first
@@ -375,6 +395,8 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("shutting down", "grace", a.opts.ShutdownGrace)
 	case <-gctx.Done():
 		a.log.Error("a part failed, shutting down")
+	case <-gbFailed:
+		a.log.Error("GB/T 28181 failed, shutting down", "error", gbErr)
 	}
 	deadline := time.Now().Add(a.opts.ShutdownGrace)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -393,6 +415,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	stopIngest()
 	<-ingestDone
+	stopGB()
+	<-gbDone
+	if runErr == nil && gbErr != nil && !errors.Is(gbErr, context.Canceled) {
+		runErr = fmt.Errorf("gb28181: %w", gbErr)
+	}
 	if runErr == nil && ingestErr != nil && !errors.Is(ingestErr, context.Canceled) {
 		runErr = ingestErr
 	}
@@ -407,6 +434,9 @@ func (a *App) Close() error {
 	}
 	if a.gb != nil {
 		a.gb.close()
+	}
+	if a.up != nil {
+		a.up.close()
 	}
 	if closer, ok := a.Store.(io.Closer); ok {
 		closer.Close()

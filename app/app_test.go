@@ -36,6 +36,7 @@ func testConfig(dir string) config.Config {
 	cfg.Storage.Local.Dir = filepath.Join(dir, "recordings")
 	cfg.Recording.SpoolDir = filepath.Join(dir, "spool")
 	cfg.Recording.Segment = config.Duration(4 * time.Second)
+	cfg.GB28181.MediaPort = 0 // a free port, when a test enables GB/T 28181
 	return cfg
 }
 

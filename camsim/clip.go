@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -306,7 +308,7 @@ func mainFixture(codec, bitrate string) string {
 	return codec + "_main.ts"
 }
 
-func loadClips(codec, bitrate string, audio bool) (*clips, error) {
+func loadClips(codec, bitrate string, audio bool, audioCodec string) (*clips, error) {
 	read := func(name string) ([]byte, error) {
 		b, err := media.ReadFile("media/" + name)
 		if err != nil {
@@ -329,7 +331,13 @@ func loadClips(codec, bitrate string, audio bool) (*clips, error) {
 		}
 		*v.dst = c
 	}
-	if audio {
+	if audio && audioCodec == AudioPCMU {
+		c, err := pcmuTone()
+		if err != nil {
+			return nil, err
+		}
+		cs.audio = c
+	} else if audio {
 		b, err := read("audio_aac.adts")
 		if err != nil {
 			return nil, err
@@ -341,4 +349,36 @@ func loadClips(codec, bitrate string, audio bool) (*clips, error) {
 		cs.audio = c
 	}
 	return &cs, nil
+}
+
+// Audio codecs of Options.AudioCodec.
+const (
+	AudioAAC  = "aac"
+	AudioPCMU = "pcmu"
+)
+
+// pcmuTone is 8 s of a 1 kHz tone in G.711 µ-law at 8 kHz (payload type 0),
+// in 20 ms packets, encoded with mediacommon's G.711 encoder.
+func pcmuTone() (*clip, error) {
+	const (
+		rate      = 8000
+		perPacket = rate / 50 // 20 ms
+		seconds   = 8
+	)
+	lpcm := make(g711.Mulaw, 2*rate*seconds)
+	for i := 0; i < rate*seconds; i++ {
+		v := int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/rate))
+		lpcm[2*i], lpcm[2*i+1] = byte(uint16(v)>>8), byte(v)
+	}
+	samples, err := lpcm.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("pcmu tone: %w", err)
+	}
+	f := &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: rate, ChannelCount: 1}
+	c := &clip{clockRate: rate, format: f, frames: make([]clipFrame, len(samples)/perPacket)}
+	for i := range c.frames {
+		c.frames[i] = clipFrame{pts: int64(i * perPacket), payloads: []rtpPayload{{data: samples[i*perPacket : (i+1)*perPacket]}}}
+	}
+	c.duration = int64(len(c.frames) * perPacket)
+	return c, nil
 }

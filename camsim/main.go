@@ -50,7 +50,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs := flag.NewFlagSet("camsim", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.Usage = func() {
-		fmt.Fprintf(output, "usage: vigil camsim [flags]\n\nSimulated RTSP cameras at rtsp://ADDR/camN and rtsp://ADDR/camN/sub.\n\n")
+		fmt.Fprintf(output, "usage: vigil camsim [flags]\n\nSimulated RTSP cameras at rtsp://ADDR/camN and rtsp://ADDR/camN/sub.\nWith --gb28181, a simulated GB/T 28181 device instead (vigil camsim --gb28181 -h).\n\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.Addr, "addr", DefaultAddr, "RTSP listen address (port 0 picks a free port)")
@@ -61,6 +61,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs.StringVar(&o.Codec, "codec", CodecH264, "video codec: h264 or h265")
 	fs.StringVar(&o.Bitrate, "bitrate", BitrateNormal, "main stream bitrate: normal (~1.1 Mbit/s) or high (~2 Mbit/s, h264 only)")
 	fs.BoolVar(&o.Audio, "audio", false, "add an AAC audio track to every stream")
+	fs.StringVar(&o.AudioCodec, "audio-codec", "", "codec of the --audio track: aac (the default), or pcmu (G.711 µ-law, which WebRTC carries)")
 	fs.StringVar(&o.Username, "username", "", "demand this username from readers")
 	fs.StringVar(&o.Password, "password", "", "demand this password from readers (with -username)")
 	fs.DurationVar(&o.DropEvery, "drop-every", 0, "close every connection at this interval (fault)")

@@ -79,6 +79,10 @@ type Options struct {
 	// Audio adds an AAC track (mono, 48 kHz) to the main and sub streams. It defaults
 	// to false.
 	Audio bool
+	// AudioCodec is the codec of the Audio track: AudioAAC, or AudioPCMU (G.711 µ-law,
+	// 8 kHz, a 1 kHz tone in 20 ms packets: what WebRTC can carry to a browser). It
+	// defaults to AudioAAC.
+	AudioCodec string
 	// Username and Password, when Username is set, are demanded from every reader
 	// (basic or digest authentication); a reader without them gets 401. They default
 	// to empty: no authentication.
@@ -201,7 +205,14 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cs, err := loadClips(opts.Codec, opts.Bitrate, opts.Audio)
+	switch opts.AudioCodec {
+	case "":
+		opts.AudioCodec = AudioAAC
+	case AudioAAC, AudioPCMU:
+	default:
+		return nil, fmt.Errorf("camsim: audio codec %q is not %s or %s", opts.AudioCodec, AudioAAC, AudioPCMU)
+	}
+	cs, err := loadClips(opts.Codec, opts.Bitrate, opts.Audio, opts.AudioCodec)
 	if err != nil {
 		return nil, fmt.Errorf("camsim: %w", err)
 	}

@@ -1,8 +1,8 @@
 // Package dispatch is the one owner of camera changes. Whoever changes the set
 // of cameras — start-up loading the registry, the HTTP API after an admin's
-// edit or a CSV import, and later a GB/T 28181 device registering its
-// channels — asks the Dispatcher, and the Dispatcher makes every part that runs
-// cameras follow: the ingest pulls (or stops pulling) the camera, the recorder
+// edit or a CSV import, a GB/T 28181 device's catalog (SyncChannels: its
+// channels become cameras) — asks the Dispatcher, and the Dispatcher makes
+// every part that runs cameras follow: the ingest pulls (or stops pulling) the camera, the recorder
 // records (or stops). It is also where a camera's status is put together from
 // those parts. With a cluster, this is the place that decides which node runs
 // a camera.
@@ -13,15 +13,18 @@
 // created later under a deleted camera's id does not inherit its recordings
 // (see package recorder/archive).
 //
-// It depends only on ingest (for the Camera and Status types) and on two small
-// interfaces it declares itself; the wiring passes in the ingest fleet and the
-// recorder.
+// It depends only on ingest (for the Camera and Status types), on
+// gb28181/manscdp (a catalog's items) and on small interfaces it declares
+// itself; the wiring passes in the ingest fleet, the recorder and (for
+// catalogs) the registry.
 //
 //	d := dispatch.New(fleet, rec)
 //	d.Load(cams)            // at start, every registered camera
 //	d.Apply(cam)            // after a create or an edit
 //	d.Remove(id)            // after a delete
 //	st := d.Status(cam)     // for GET .../status
+//	d.SetGB(dispatch.GBOptions{Store: reg})
+//	d.SyncChannels(ctx, device, department, items) // a device's catalog
 package dispatch
 
 import (

@@ -112,6 +112,7 @@ var matrix = []matrixRow{
 	{name: "gb28181 device delete (police)", method: "DELETE", path: "/api/v1/gb28181/devices/44011300001320000001", cams: map[string]want{"": {nc, forb, forb, forb, forb, nf, unau, unau}}},
 	{name: "gb28181 device delete (flood)", method: "DELETE", path: "/api/v1/gb28181/devices/44011300001320000002", cams: map[string]want{"": {nc, forb, forb, forb, forb, nc, unau, unau}}},
 	{name: "gb28181 refused", method: "GET", path: "/api/v1/gb28181/refused", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
+	{name: "gb28181 upstream", method: "GET", path: "/api/v1/gb28181/upstream", cams: map[string]want{"": {ok, forb, forb, forb, forb, ok, unau, unau}}},
 	{name: "metrics", method: "GET", path: "/metrics", cams: map[string]want{"": {ok, ok, ok, ok, forb, forb, unau, unau}}},
 	{name: "healthz", method: "GET", path: "/healthz", cams: map[string]want{"": {ok, ok, ok, ok, ok, ok, ok, ok}}},
 	{name: "incident list", method: "GET", path: "/api/v1/incidents", cams: map[string]want{"": {ok, forb, ok, forb, ok, ok, unau, unau}}},
@@ -160,6 +161,8 @@ var matrix = []matrixRow{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
 	{name: "export package", method: "GET", path: "/api/v1/cameras/{cam}/export?start=2026-11-26T08:10:00Z&end=2026-11-26T08:20:00Z&format=package", cams: map[string]want{
 		"police-1": {ok, forb, ok, forb, nf, nf, unau, unau}, "flood-1": {ok, forb, ok, forb, ok, ok, unau, unau}}},
+	{name: "ptz", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5,"tilt":-0.5}`, cams: map[string]want{
+		gbPolicePTZ: {nc, nc, nc, forb, nf, nf, unau, unau}, gbFloodPTZ: {nc, nc, nc, forb, nc, nc, unau, unau}}},
 	{name: "ptz (no PTZ)", method: "POST", path: "/api/v1/cameras/{cam}/ptz", ctype: "application/json", body: `{"pan":0.5}`, cams: map[string]want{
 		"police-1": {nf, nf, nf, forb, nf, nf, unau, unau}, "flood-1": {nf, nf, nf, forb, nf, nf, unau, unau}}},
 	{name: "session password (wrong current)", method: "PUT", path: "/api/v1/session/password", ctype: "application/json",
@@ -201,6 +204,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				name := fmt.Sprintf("%s/%s/%s", row.name, cam, who)
 				t.Run(name, func(t *testing.T) {
 					f := newFixture(t, Options{})
+					if strings.HasPrefix(cam, "gb-") {
+						addGBCamera(t, f.reg, cam, true)
+					}
 					path := strings.ReplaceAll(row.path, "{cam}", cam)
 					path = strings.ReplaceAll(path, "{token}", f.spareToken)
 					path = strings.ReplaceAll(path, "{incident}", fmt.Sprint(f.incident))

@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/gb28181/upstream"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
 )
@@ -25,6 +26,12 @@ type GB28181 struct {
 	// Alarms lists a camera's device alarms over a range (alarm.Store.Events),
 	// shown with its other events. Optional.
 	Alarms func(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error)
+	// Updated follows an admin's change of a device: its cameras move to
+	// its department (gateway.Gateway.DeviceUpdated). Optional.
+	Updated func(ctx context.Context, deviceID string) error
+	// Upstream is the state of the upper platforms Vigil registers to
+	// (upstream.Service.Statuses). Optional.
+	Upstream func() []upstream.Status
 }
 
 // GBState is what the API reads from the SIP server.
@@ -197,6 +204,11 @@ func (s *Server) updateGBDevice(w http.ResponseWriter, r *http.Request, c *call)
 	d, err := g.Devices.Update(r.Context(), device.Input{ID: id, Name: in.Name, Department: in.Department, Password: in.Password})
 	if err != nil {
 		return err
+	}
+	if g.Updated != nil {
+		if err := g.Updated(r.Context(), id); err != nil {
+			return err
+		}
 	}
 	chs, err := s.gbChannels(r.Context())
 	if err != nil {

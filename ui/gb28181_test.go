@@ -31,7 +31,7 @@ func fixtureGB28181(t testing.TB, db *sql.DB) *GB28181 {
 		}
 	}
 	// A SIP server that is not serving: every device "never", no refusals.
-	return &GB28181{Devices: st, SIP: &sip.Server{}}
+	return &GB28181{Devices: st, SIP: &sip.Server{}, PTZ: newPTZRecorder().send}
 }
 
 func TestGB28181Devices(t *testing.T) {

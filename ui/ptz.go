@@ -189,14 +189,14 @@ func (s *Server) ptzCommand(w http.ResponseWriter, r *http.Request, c *call) err
 			return apierr.New(apierr.ErrInvalid, "%s must be a speed from -1 to 1 (0 stops), not %v", v.name, v.speed)
 		}
 	}
+	m := ptzMove{pan: in.Pan, tilt: in.Tilt, zoom: in.Zoom}
+	c.audit.Detail = m.String()
 	if !cam.Pushed() || cam.GB28181 == nil || !cam.GB28181.PTZ {
 		return apierr.New(apierr.ErrNotFound, "camera %q has no PTZ control", cam.ID)
 	}
 	if s.deps.GB28181 == nil || s.deps.GB28181.PTZ == nil {
 		return apierr.New(apierr.ErrUnavailable, "PTZ control is not available in this server")
 	}
-	m := ptzMove{pan: in.Pan, tilt: in.Tilt, zoom: in.Zoom}
-	c.audit.Detail = m.String()
 	started, err := s.ptz.command(r.Context(), cam, m, s.deps.GB28181.PTZ, s.log)
 	if err != nil {
 		if statusOf(err) != http.StatusInternalServerError {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/registry"
 )
 
 // ptzCall is one command a ptzRecorder received.
@@ -37,7 +40,10 @@ func (p *ptzRecorder) send(ctx context.Context, cam ingest.Camera, pan, tilt, zo
 	p.log = append(p.log, c)
 	fail := p.fail
 	p.mu.Unlock()
-	p.calls <- c
+	select {
+	case p.calls <- c:
+	default: // nobody reads them: the log keeps every call
+	}
 	if fail != nil {
 		return fail(c)
 	}
@@ -223,5 +229,132 @@ func TestPTZValidation(t *testing.T) {
 	}
 	if n := f.auditRows("ptz"); n != 8 {
 		t.Fatalf("%d audit rows of refused commands, want 8 (each refusal)", n)
+	}
+}
+
+// GB/T 28181 cameras of the fixture's devices: one that can move in each
+// department, one that cannot.
+const (
+	gbPolicePTZ = "gb-44011300001310000001"
+	gbFloodPTZ  = "gb-44011300001310000002"
+	gbPoliceFix = "gb-44011300001310000003" // a fixed camera: no PTZ
+)
+
+// addGBCamera registers the GB/T 28181 camera id (gb-<channel>) of the
+// fixture's device in dept, with or without PTZ.
+func addGBCamera(t testing.TB, reg interface {
+	CreateCamera(context.Context, ingest.Camera) (ingest.Camera, error)
+}, id string, ptz bool) {
+	t.Helper()
+	dev, dept := gbPolice, "police"
+	if id == gbFloodPTZ {
+		dev, dept = gbFlood, "flood-control"
+	}
+	_, err := reg.CreateCamera(context.Background(), ingest.Camera{ID: id, Name: "Channel " + id[len(id)-1:], Department: dept,
+		Source: ingest.SourceGB28181, GB28181: &ingest.GBChannel{Device: dev, Channel: strings.TrimPrefix(id, "gb-"), PTZ: ptz},
+		Record: true, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ptzAudit returns the details of the ptz audit rows, oldest first.
+func (f *fixture) ptzAudit() []string {
+	f.t.Helper()
+	es, err := f.reg.AuditEntries(context.Background(), registry.AuditFilter{Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []string
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].Action == "ptz" {
+			out = append(out, es[i].Result+": "+es[i].Camera+" "+es[i].Detail)
+		}
+	}
+	return out
+}
+
+func TestPTZ(t *testing.T) {
+	f := newFixture(t, Options{})
+	rec := newPTZRecorder()
+	f.srv.deps.GB28181.PTZ = rec.send
+	f.srv.ptz.hold = 300 * time.Millisecond
+	addGBCamera(t, f.reg, gbPolicePTZ, true)
+	addGBCamera(t, f.reg, gbPoliceFix, false)
+	post := func(who, cam, body string) *httptest.ResponseRecorder {
+		return f.do(req{method: "POST", path: "/api/v1/cameras/" + cam + "/ptz", who: who, ctype: "application/json", body: body})
+	}
+
+	if r := post(pOperator, gbPolicePTZ, `{"pan":0.5}`); r.Code != nc {
+		t.Fatalf("move: %d %s", r.Code, r.Body)
+	}
+	if c := rec.next(t, time.Second); c.camera != gbPolicePTZ || c.pan != 0.5 || c.tilt != 0 || c.zoom != 0 {
+		t.Fatalf("sent %+v", c)
+	}
+	for range 3 { // held: the web app repeats the move
+		time.Sleep(100 * time.Millisecond)
+		if r := post(pOperator, gbPolicePTZ, `{"pan":0.5}`); r.Code != nc {
+			t.Fatalf("repeat: %d %s", r.Code, r.Body)
+		}
+	}
+	// The client goes away: the server stops the camera.
+	if c := rec.next(t, 5*time.Second); c.camera != gbPolicePTZ || c.pan != 0 || c.tilt != 0 || c.zoom != 0 {
+		t.Fatalf("the automatic stop is %+v", c)
+	}
+
+	// A responder zooms out and stops: no automatic stop follows.
+	if r := post(pResponder, gbPolicePTZ, `{"zoom":-1,"tilt":0.25}`); r.Code != nc {
+		t.Fatalf("zoom: %d %s", r.Code, r.Body)
+	}
+	rec.next(t, time.Second)
+	if r := post(pResponder, gbPolicePTZ, `{"pan":0,"tilt":0,"zoom":0}`); r.Code != nc {
+		t.Fatalf("stop: %d %s", r.Code, r.Body)
+	}
+	if c := rec.next(t, time.Second); c.pan != 0 || c.tilt != 0 || c.zoom != 0 {
+		t.Fatalf("stop sent as %+v", c)
+	}
+	rec.none(t, 3*f.srv.ptz.hold)
+
+	// A fixed GB camera and an RTSP camera have no PTZ; a camera of another
+	// department does not exist for a limited user.
+	for _, tc := range []struct{ who, cam string }{{pAdmin, gbPoliceFix}, {pAdmin, "police-1"}, {pScoped, gbPolicePTZ}} {
+		if r := post(tc.who, tc.cam, `{"pan":1}`); r.Code != nf {
+			t.Errorf("%s on %s: %d %s, want 404", tc.who, tc.cam, r.Code, r.Body)
+		}
+	}
+	// A device that does not take the command: 502 with its reason.
+	rec.fail = func(ptzCall) error { return errors.New(`device "44011300001320000001" is not registered`) }
+	if r := post(pAdmin, gbPolicePTZ, `{"pan":-1}`); r.Code != http.StatusBadGateway || !strings.Contains(r.Body.String(), "did not take the PTZ command") ||
+		!strings.Contains(r.Body.String(), "is not registered") {
+		t.Fatalf("failed command: %d %s", r.Code, r.Body)
+	}
+	if rec.count() != 5 {
+		t.Fatalf("%d commands reached the device, want 5", rec.count())
+	}
+
+	// One row per movement started, none for repeats and stops; refusals
+	// and failures always.
+	want := [][2]string{
+		{"ok: " + gbPolicePTZ, "pan 0.5 tilt 0 zoom 0"},
+		{"ok: " + gbPolicePTZ, "pan 0 tilt 0.25 zoom -1"},
+		{"denied: " + gbPoliceFix, "pan 1 tilt 0 zoom 0; camera \"" + gbPoliceFix + "\" has no PTZ control"},
+		{"denied: police-1", "pan 1 tilt 0 zoom 0; camera \"police-1\" has no PTZ control"},
+		{"denied: " + gbPolicePTZ, "does not exist"},
+		{"failed: " + gbPolicePTZ, "pan -1 tilt 0 zoom 0; the device did not take the PTZ command: device \"44011300001320000001\" is not registered"},
+	}
+	got := f.ptzAudit()
+	if len(got) != len(want) {
+		t.Fatalf("audit rows:\n%s\nwant %d", strings.Join(got, "\n"), len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w[0]+" ") || !strings.Contains(got[i], w[1]) {
+			t.Errorf("audit row %d: %q, want %q … %q", i, got[i], w[0], w[1])
+		}
+	}
+
+	// Without the gateway (GB/T 28181 off), a PTZ camera cannot move.
+	f.srv.deps.GB28181.PTZ = nil
+	if r := post(pAdmin, gbPolicePTZ, `{"pan":1}`); r.Code != http.StatusServiceUnavailable {
+		t.Fatalf("without the gateway: %d %s", r.Code, r.Body)
 	}
 }

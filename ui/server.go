@@ -268,6 +268,7 @@ func (s *Server) routes() {
 	s.route("PUT /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.update", s.updateGBDevice)
 	s.route("DELETE /api/v1/gb28181/devices/{id}", actAdmin, "gb28181.device.delete", s.deleteGBDevice)
 	s.route("GET /api/v1/gb28181/refused", actAdmin, "", s.listGBRefused)
+	s.route("GET /api/v1/gb28181/upstream", actAdmin, "", s.listGBUpstream)
 
 	// The camera map's site map.
 	s.route("GET /api/v1/map", actView, "", s.getMap)

@@ -257,6 +257,44 @@ type GB28181 struct {
 	Password  string `yaml:"password"`
 	MediaPort int    `yaml:"mediaPort"` // one UDP + TCP port for all incoming PS/RTP
 	MediaIP   string `yaml:"mediaIP"`   // address written into SDP; "": the address the device reached
+	// Upstream are the upper-level platforms Vigil registers to (级联).
+	Upstream []Upstream `yaml:"upstream"`
+}
+
+// Upstream is one upper-level platform Vigil registers to as a lower
+// platform. Its password may come from VIGIL_GB28181_UPSTREAM_<n>_PASSWORD.
+type Upstream struct {
+	ID        string   `yaml:"id"`        // the upper platform's 20-digit SIP ID
+	Realm     string   `yaml:"realm"`     // its SIP domain (10 digits)
+	Address   string   `yaml:"address"`   // its SIP host:port
+	Transport string   `yaml:"transport"` // udp (default) | tcp
+	LocalID   string   `yaml:"localId"`   // the ID Vigil registers with; "": gb28181.id
+	Password  string   `yaml:"password"`  // the digest password the upper platform gave
+	Expires   int      `yaml:"expires"`   // registration lifetime in seconds; 0: 3600
+	Keepalive Duration `yaml:"keepalive"` // keepalive MESSAGE interval; 0: 60s
+	// Departments are the departments whose cameras the upper platform
+	// sees; empty shares none.
+	Departments []string `yaml:"departments"`
+}
+
+var upstreamKeys = []string{"id", "realm", "address", "transport", "localId", "password", "expires", "keepalive", "departments"}
+
+// UnmarshalYAML decodes an upper platform strictly: an unknown key is an error.
+func (u *Upstream) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; !slices.Contains(upstreamKeys, k) {
+				return fmt.Errorf("unknown key %q in an upstream platform (line %d; known: %s)", k, n.Content[i].Line, strings.Join(upstreamKeys, ", "))
+			}
+		}
+	}
+	type plain Upstream
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*u = Upstream(p)
+	return nil
 }
 
 // Default returns the built-in defaults of the contract.
@@ -397,6 +435,14 @@ func ApplyEnv(cfg *Config, environ []string) error {
 	known := map[string]bool{}
 	if err := applyEnv(reflect.ValueOf(cfg).Elem(), "VIGIL", "", env, known); err != nil {
 		return err
+	}
+	// the upper platforms are a list: their password by index
+	for i := range cfg.GB28181.Upstream {
+		name := fmt.Sprintf("VIGIL_GB28181_UPSTREAM_%d_PASSWORD", i)
+		known[name] = true
+		if v, ok := env[name]; ok {
+			cfg.GB28181.Upstream[i].Password = v
+		}
 	}
 	// the webhooks are a list: their url and secret by index
 	for i := range cfg.Alerts.Webhooks {
@@ -679,6 +725,30 @@ func (g GB28181) validate(fail func(key, format string, a ...any) error) error {
 	}
 	if g.MediaIP != "" && net.ParseIP(g.MediaIP) == nil {
 		return fail("gb28181.mediaIP", "%q is not an IP address", g.MediaIP)
+	}
+	seen := map[string]bool{}
+	for i, u := range g.Upstream {
+		key := fmt.Sprintf("gb28181.upstream[%d]", i)
+		switch {
+		case !digits(u.ID, 20):
+			return fail(key+".id", "%q is not 20 digits", u.ID)
+		case seen[u.ID]:
+			return fail(key+".id", "%q is listed twice", u.ID)
+		case !digits(u.Realm, 10):
+			return fail(key+".realm", "%q is not 10 digits", u.Realm)
+		case u.LocalID != "" && !digits(u.LocalID, 20):
+			return fail(key+".localId", "%q is not 20 digits", u.LocalID)
+		case u.Transport != "" && u.Transport != "udp" && u.Transport != "tcp":
+			return fail(key+".transport", "%q is not udp or tcp", u.Transport)
+		case u.Expires != 0 && (u.Expires < 60 || u.Expires > 86400):
+			return fail(key+".expires", "%d is outside 60..86400 seconds", u.Expires)
+		case u.Keepalive != 0 && (u.Keepalive.D() < time.Second || u.Keepalive.D() > time.Hour):
+			return fail(key+".keepalive", "%s is outside 1s..1h", u.Keepalive.D())
+		}
+		if h, p, err := net.SplitHostPort(u.Address); err != nil || h == "" || p == "" {
+			return fail(key+".address", "%q is not host:port (e.g. \"10.0.0.1:5060\")", u.Address)
+		}
+		seen[u.ID] = true
 	}
 	return nil
 }

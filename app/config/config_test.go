@@ -106,6 +106,15 @@ var badConfigs = []struct {
 	{"gb28181 mediaPort", "gb28181: { mediaPort: 70000 }", nil, "gb28181.mediaPort"},
 	{"gb28181 mediaIP", "gb28181: { mediaIP: 'example.org' }", nil, "gb28181.mediaIP"},
 	{"gb28181 unknown key", "gb28181: { upstreams: [] }", nil, "gb28181.upstreams"},
+	{"upstream id", "gb28181: { upstream: [{ id: '4401', realm: '4401000000', address: '10.0.0.1:5060' }] }", nil, "gb28181.upstream[0].id"},
+	{"upstream twice", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060' }, { id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060' }] }", nil, "gb28181.upstream[1].id"},
+	{"upstream realm", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '44', address: '10.0.0.1:5060' }] }", nil, "gb28181.upstream[0].realm"},
+	{"upstream address", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1' }] }", nil, "gb28181.upstream[0].address"},
+	{"upstream transport", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060', transport: sctp }] }", nil, "gb28181.upstream[0].transport"},
+	{"upstream localId", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060', localId: '12' }] }", nil, "gb28181.upstream[0].localId"},
+	{"upstream expires", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060', expires: 5 }] }", nil, "gb28181.upstream[0].expires"},
+	{"upstream keepalive", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060', keepalive: 2h }] }", nil, "gb28181.upstream[0].keepalive"},
+	{"upstream unknown key", "gb28181: { upstream: [{ id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060', department: [a] }] }", nil, "department"},
 	{"map tiles without placeholders", "ui: { mapTiles: 'https://tiles.example.org/map.png' }", nil, "ui.mapTiles"},
 	{"map tiles scheme", "ui: { mapTiles: 'ftp://tiles.example.org/{z}/{x}/{y}.png' }", nil, "ui.mapTiles"},
 	{"map tiles env", "", []string{"VIGIL_UI_MAPTILES=tiles/{z}/{x}/{y}.png"}, "ui.mapTiles"},
@@ -212,6 +221,26 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = cfg.Validate()
 	})
+}
+
+func TestGB28181Upstream(t *testing.T) {
+	yml := []byte("gb28181:\n  upstream:\n    - { id: '44010000002000000001', realm: '4401000000', address: '10.0.0.1:5060', keepalive: 30s, departments: [police] }\n")
+	dir := t.TempDir()
+	path := dir + "/vigil.yaml"
+	if err := os.WriteFile(path, yml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, []string{"VIGIL_GB28181_UPSTREAM_0_PASSWORD=up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.GB28181.Upstream
+	if len(u) != 1 || u[0].Password != "up" || u[0].Keepalive.D() != 30*time.Second || u[0].Departments[0] != "police" {
+		t.Fatalf("upstream = %+v", u)
+	}
+	if _, err := Load(path, []string{"VIGIL_GB28181_UPSTREAM_1_PASSWORD=up"}); err == nil || !strings.Contains(err.Error(), "VIGIL_GB28181_UPSTREAM_1_PASSWORD") {
+		t.Fatalf("password of a platform not listed: %v", err)
+	}
 }
 
 func TestGB28181Env(t *testing.T) {

@@ -3,6 +3,7 @@
 //	vigil serve [--config FILE]     the server
 //	vigil demo                      the server plus simulated cameras, ready to watch
 //	vigil camsim --addr A --count N simulated RTSP cameras
+//	vigil camsim --gb28181 --sip H:P --id ID --password P --channels N   a simulated GB/T 28181 device
 //	vigil user add|passwd ...       user administration
 //	vigil reindex [--config FILE] [--adopt-orphans]   rebuild the recordings index from the store
 //	vigil owners CAMERA [--keys] [--config FILE]      the cameras that have had an id, and their recordings
@@ -46,6 +47,8 @@ commands:
   demo [--config FILE]      run the server with simulated cameras already registered
   camsim --addr ADDR --count N [--codec h264|h265] [--audio]
                             simulated RTSP cameras at rtsp://ADDR/cam1 ... camN
+  camsim --gb28181 --sip HOST:PORT --id 20DIGITS --password P [--channels N] [--sip-transport udp|tcp]
+                            a simulated GB/T 28181 device registering to a platform
   user add NAME --role ROLE [--departments a,b]
   user passwd NAME          user administration (password from stdin or VIGIL_USER_PASSWORD)
   reindex [--config FILE] [--adopt-orphans]

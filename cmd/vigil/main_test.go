@@ -87,7 +87,7 @@ func TestDemo(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	var cams []struct{ ID, Department, SubURL string }
+	var cams []struct{ ID, Department, SubURL, Source string }
 	resp, err = hc.Get(base + "/api/v1/cameras")
 	if err != nil {
 		t.Fatal(err)
@@ -95,11 +95,22 @@ func TestDemo(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&cams)
 	resp.Body.Close()
 	depts := map[string]int{}
+	gb := 0
 	for _, c := range cams {
 		depts[c.Department]++
+		if c.Source == "gb28181" {
+			// the simulated GB/T 28181 device's channels: one stream each
+			if c.Department == demoGBDepartment {
+				gb++
+			}
+			continue
+		}
 		if c.SubURL == "" {
 			t.Errorf("demo camera %s has no sub-stream", c.ID)
 		}
+	}
+	if gb != len(demoGBChannels) {
+		t.Errorf("demo has %d GB/T 28181 cameras in %s, want %d: %+v", gb, demoGBDepartment, len(demoGBChannels), cams)
 	}
 	if len(cams) < 8 || len(depts) < 4 {
 		t.Fatalf("demo registered %d cameras in %d departments, want at least 8 in 4", len(cams), len(depts))
@@ -200,5 +211,14 @@ func awaitLog(t *testing.T, r io.Reader, want string, n int, timeout time.Durati
 	case <-found:
 	case <-time.After(timeout):
 		t.Fatalf("no %d log lines with %q within %s; log:\n%s", n, want, timeout, logs.String())
+	}
+}
+
+// `vigil camsim --gb28181` is the simulated GB/T 28181 device, not camsim's RTSP cameras.
+func TestCamsimGB28181Flags(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"camsim", "--gb28181", "--id", "123", "--sip", "127.0.0.1:5060"}, &out, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--id \"123\"") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-vms/vigil/app"
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
+	"github.com/vigil-vms/vigil/gb28181/gbsim"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/registry"
@@ -66,6 +67,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		if !hasFlag(args, "config") {
 			demoDefaults(&cfg)
 		}
+		demoGB28181(&cfg)
 		if opts.AdminPassword == "" {
 			opts.AdminPassword = randomPassword()
 		}
@@ -90,6 +92,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		if err := registerDemoCameras(ctx, a.Registry, sim); err != nil {
 			return err
 		}
+		if err := registerDemoDevice(ctx, a); err != nil {
+			return err
+		}
 	}
 	// say where to open it once it serves (requests before then wait, they
 	// are not refused)
@@ -101,7 +106,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		return err
 	}
 	if demo {
+		// the simulated GB/T 28181 device registers once the SIP port
+		// serves; it stops with ctx
+		if err := startDemoDevice(ctx, a, cfg, log.With("part", "gbsim")); err != nil {
+			return fmt.Errorf("demo GB/T 28181 device: %w", err)
+		}
 		fmt.Fprintf(stdout, "\nVigil demo: %d simulated cameras, recording to %s\n", demoCameraCount, cfg.Storage.Local.Dir)
+		udp, _ := a.GB28181Addr()
+		fmt.Fprintf(stdout, "  GB/T 28181: simulated device %s with %d channels, registered to SIP %s\n", demoGBDevice, len(demoGBChannels), udp)
 		fmt.Fprintf(stdout, "  open   %s\n  login  admin / %s\n\n", a.URL(), opts.AdminPassword)
 	} else {
 		fmt.Fprintf(stdout, "Vigil serving at %s\n", a.URL())
@@ -197,6 +209,9 @@ func randomPassword() string {
 }
 
 func runCamsim(ctx context.Context, args []string, stdout io.Writer) error {
+	if gbsim.HasFlag(args) {
+		return gbsim.Main(ctx, args, stdout)
+	}
 	return camsim.Main(ctx, args, stdout)
 }
 

@@ -85,6 +85,8 @@ func TestMarshalExact(t *testing.T) {
 		{KeepaliveNotify(4, id), "<Notify>\n  <CmdType>Keepalive</CmdType>\n  <SN>4</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <Status>OK</Status>\n</Notify>"},
 		{PTZControl(5, id, ptz), "<Control>\n  <CmdType>DeviceControl</CmdType>\n  <SN>5</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <PTZCmd>A50F0100000000B5</PTZCmd>\n</Control>"},
 		{ResultResponse(CmdDeviceControl, 5, id, ResultError), "<Response>\n  <CmdType>DeviceControl</CmdType>\n  <SN>5</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <Result>ERROR</Result>\n</Response>"},
+		// The platform confirms an alarm (GB/T 28181-2016 9.4.2).
+		{AlarmResponse(7, id), "<Response>\n  <CmdType>Alarm</CmdType>\n  <SN>7</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <Result>OK</Result>\n</Response>"},
 		// An empty catalog still says SumNum 0.
 		{&Response{Header: Header{CmdType: CmdCatalog, SN: 6, DeviceID: id}, DeviceList: &DeviceList{}}, "<Response>\n  <CmdType>Catalog</CmdType>\n  <SN>6</SN>\n  <DeviceID>" + id + "</DeviceID>\n  <SumNum>0</SumNum>\n  <DeviceList Num=\"0\"></DeviceList>\n</Response>"},
 	}

@@ -246,6 +246,7 @@ func TestDecodeErrors(t *testing.T) {
 			`status "MAYBE" is not ON or OFF`, nil},
 		{"catalog notify without event", `<Notify><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><SumNum>1</SumNum><DeviceList Num="1"><Item><DeviceID>` + id + `</DeviceID></Item></DeviceList></Notify>`,
 			"<DeviceList/Item[1]/Event> is missing", new(*FieldError)},
+		{"alarm response without result", `<Response><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID></Response>`, `<Result> "" is not OK or ERROR`, new(*FieldError)},
 		{"keepalive without status", `<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID></Notify>`, `<Status> "" is not OK or ERROR`, new(*FieldError)},
 		{"alarm without time", `<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>2</AlarmMethod></Notify>`,
 			"<AlarmTime> is missing", new(*FieldError)},

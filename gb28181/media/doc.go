@@ -16,9 +16,19 @@
 // unknown codec, its TCP connection closed, or the stream stopped.
 //
 // Hostile or broken peers cannot hurt the others: each receiver has its own
-// bounded packet queue and goroutine (a full queue drops, which the demuxer
-// sees as a loss), each TCP connection its own goroutine with read
-// deadlines, a TCP connection must name an expected SSRC within
-// HandshakeTimeout, the number of such connections is bounded, and RTP over
-// TCP is framed per RFC 4571, so a frame is at most 64 KiB.
+// goroutine and a queue bounded in packets and bytes (a full queue drops UDP
+// packets, which the demuxer sees as a loss, and makes a TCP connection
+// wait), each TCP connection its own goroutine with read deadlines, a TCP
+// connection must name an expected SSRC within HandshakeTimeout, at most
+// MaxPendingConns connections wait to do so (the oldest is closed for a
+// new one), RTP over TCP is framed per RFC 4571, so a frame is at most
+// 64 KiB, and packets with an SSRC nobody expects are counted per source
+// address in a bounded table (which is how WaitStart tells a wrong SSRC).
+//
+// Over UDP a receiver holds up to ReorderWindow packets to put them back in
+// order (also at the start, so that a packet overtaken by the first one to
+// arrive is not lost), drops duplicates, and tells the demuxer of the
+// packets it gives up on after 80 ms. The RTP marker bit, which devices set
+// on the last packet of a picture, hands the picture on at once (unless it
+// falls inside a PES packet: some devices set it on every packet).
 package media

@@ -146,12 +146,14 @@ func expect(t *testing.T, s *testServer, ssrc uint32, transport string, c *colle
 		t.Fatal(err)
 	}
 	r.OnUnit = c.onUnit
+	r.Started() // the gateway calls WaitStart right after the INVITE
 	t.Cleanup(r.Close)
 	return r
 }
 
 // sendUDP sends pkts to the server, keeping at most 32 packets ahead of
-// what r has taken so that the loopback socket's buffer does not overflow.
+// what r has taken so that neither the loopback socket's buffer nor the
+// receiver's queue (at least 64) overflows.
 func sendUDP(t *testing.T, addr string, r *Receiver, pkts [][]byte) {
 	t.Helper()
 	c, err := net.Dial("udp", addr)

@@ -2,11 +2,13 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
@@ -144,4 +147,149 @@ func TestStrangersBounded(t *testing.T) {
 	if len(s.strangers) != maxStrangers || s.Stats().UnknownSSRC != 3*maxStrangers {
 		t.Errorf("%d strangers, %d counted", len(s.strangers), s.Stats().UnknownSSRC)
 	}
+}
+
+// TestSlowConsumer: a receiver whose OnUnit blocks loses its own packets
+// (counted as Dropped), and another stream on the same UDP socket is
+// untouched.
+func TestSlowConsumer(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{QueueSize: 64})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	want := direct(b)
+	release := make(chan struct{})
+	slow, err := s.Expect(41, "127.0.0.1", TransportUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.OnUnit = func(*ps.Unit) { <-release }
+	slow.Started()
+	defer slow.Close()
+	defer close(release)
+	c := &collector{}
+	r := expect(t, s, 42, TransportUDP, c)
+	slowPkts := rtpPackets(t, b, 41, 0)
+	for range 3 { // more than its queue holds, within the socket's buffer
+		sendUDP(t, s.udp, nil, slowPkts)
+		time.Sleep(5 * time.Millisecond)
+	}
+	sendUDP(t, s.udp, r, rtpPackets(t, b, 42, 0))
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
+	testkit.WaitFor(t, 5*time.Second, "drops counted", func() bool { return slow.Stats().Dropped > 0 })
+}
+
+// TestTCPReconnectAndIdle: a device that opens a new tcp-passive connection
+// replaces the old one (closed by the server), and a connection silent for
+// IdleTimeout is closed and reported.
+func TestTCPReconnectAndIdle(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{IdleTimeout: 500 * time.Millisecond})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	pkts := rtpPackets(t, b, 43, 0)
+	c := &collector{}
+	r := expect(t, s, 43, TransportTCPPassive, c)
+	first, err := net.Dial("tcp", s.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	first.Write(frame(t, pkts[:10]))
+	testkit.WaitFor(t, 5*time.Second, "the first connection's packets", func() bool { return r.Stats().Packets == 10 })
+	second, err := net.Dial("tcp", s.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.Write(frame(t, pkts[10:]))
+	testkit.WaitFor(t, 5*time.Second, "the second connection's packets", func() bool { return r.Stats().Packets == uint64(len(pkts)) })
+	first.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, first); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the replaced connection was not closed: %v", err)
+	}
+	select {
+	case err := <-r.Err():
+		var me *MediaError
+		var ne net.Error
+		if !errors.As(err, &me) || me.Kind != MediaClosed || !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("Err = %v, want MediaClosed by the idle timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the silent connection was not reported")
+	}
+}
+
+// TestTCPBackpressure: a receiver that cannot keep up holds at most
+// MaxQueueBytes (and one frame) for its TCP connection, which waits, and
+// loses nothing once it catches up.
+func TestTCPBackpressure(t *testing.T) {
+	testkit.CheckLeaks(t)
+	const limit = 64 << 10
+	s := startServer(t, &Server{MaxQueueBytes: limit})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	var pkts [][]byte
+	for range 5 {
+		pkts = append(pkts, rtpPackets(t, b, 44, uint16(len(pkts)))...)
+	}
+	release := make(chan struct{})
+	r, err := s.Expect(44, "127.0.0.1", TransportTCPPassive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.OnUnit = func(*ps.Unit) { <-release }
+	r.Started()
+	c, err := net.Dial("tcp", s.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Write(frame(t, pkts)) // blocks while the server does not read
+	testkit.WaitFor(t, 10*time.Second, "the queue to fill", func() bool { return r.queued.Load() > limit-2000 })
+	for range 20 {
+		if q := r.queued.Load(); q > limit+ps.MaxFrameSize {
+			t.Fatalf("%d bytes queued, bound %d", q, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	testkit.WaitFor(t, 10*time.Second, "every packet", func() bool { return r.Stats().Packets == uint64(len(pkts)) })
+	if st := r.Stats(); st.Lost != 0 || st.Dropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// flakyListener fails its first Accept calls as a process out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutOfFiles: running out of file descriptors for a moment does
+// not stop the media port.
+func TestAcceptOutOfFiles(t *testing.T) {
+	testkit.CheckLeaks(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Log: testkit.Log(t)}
+	testkit.Run(t, func(ctx context.Context) error { return s.Serve(ctx, nil, &flakyListener{Listener: l, fails: 3}) })
+	b := readTestdata(t, "gst_h264_aac.ps")
+	c := &collector{}
+	ts := &testServer{Server: s, tcp: l.Addr().String()}
+	r := expect(t, ts, 47, TransportTCPPassive, c)
+	deviceSend(t, ts, r, TransportTCPPassive, rtpPackets(t, b, 47, 0))
+	want := direct(b)
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
 }

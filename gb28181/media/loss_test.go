@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/internal/testkit"
 )
 
@@ -21,10 +22,11 @@ func TestUDPReorderAndDuplicates(t *testing.T) {
 	var sent [][]byte
 	dups := 0
 	for i := 0; i < len(pkts); i += 3 {
-		// 0 1 2 → 2 0 1 (but the first packet, which starts the sequence),
-		// and every 4th group's first packet twice.
+		// 0 1 2 → 2 0 1 (the first packets too: the receiver holds the
+		// first ones until its window fills), and every 4th group's first
+		// packet twice.
 		grp := pkts[i:min(i+3, len(pkts))]
-		if len(grp) == 3 && i > 0 {
+		if len(grp) == 3 {
 			grp = [][]byte{grp[2], grp[0], grp[1]}
 		}
 		sent = append(sent, grp...)
@@ -110,4 +112,52 @@ func TestUDPStopped(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no MediaStopped")
 	}
+}
+
+// TestMarkerOnEveryPacket: a device that sets the RTP marker bit on every
+// packet does not get its pictures cut.
+func TestMarkerOnEveryPacket(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	// Camera-style PS (a pack per unit, one PES per picture) of the
+	// GStreamer file's units.
+	var units []ps.Unit
+	d := &ps.Demuxer{OnUnit: func(u *ps.Unit) {
+		c := *u
+		c.Payload = append([]byte(nil), u.Payload...)
+		units = append(units, c)
+	}}
+	d.Write(readTestdata(t, "gst_h264_aac.ps"))
+	d.Flush()
+	m := &ps.Muxer{VideoType: ps.TypeH264, AudioType: ps.TypeAAC}
+	var b []byte
+	for i := range units {
+		var err error
+		if b, err = m.AppendUnit(b, &units[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := direct(b)
+	c := &collector{}
+	r := expect(t, s, 48, TransportUDP, c)
+	pkts := rtpPackets(t, b, 48, 0)
+	for _, p := range pkts {
+		p[1] |= 0x80 // marker
+	}
+	sendUDP(t, s.udp, r, pkts)
+	waitUnits(t, c, len(want))
+	got := c.snapshot()
+	for _, id := range []uint8{0xE0, 0xC0} {
+		diff(t, sumsOf(got, id), sumsOf(want, id))
+	}
+}
+
+func sumsOf(us []unitSum, id uint8) []unitSum {
+	var out []unitSum
+	for _, u := range us {
+		if u.StreamID == id {
+			out = append(out, u)
+		}
+	}
+	return out
 }

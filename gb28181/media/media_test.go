@@ -250,3 +250,70 @@ func TestExpectErrors(t *testing.T) {
 		t.Errorf("Expect after Serve returned: %v", err)
 	}
 }
+
+// TestPacketsBeforeWaitStart: packets that arrive between ExpectUnits and
+// the first WaitStart wait in the receiver's queue and are demuxed with its
+// OnUnit (the gateway's order: ExpectUnits, INVITE, WaitStart).
+func TestPacketsBeforeWaitStart(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	want := direct(b)
+	c := &collector{}
+	r, err := s.ExpectUnits(77, "127.0.0.1", TransportUDP, c.onUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sendUDP(t, s.udp, nil, rtpPackets(t, b, 77, 0))
+	testkit.WaitFor(t, 10*time.Second, "packets queued", func() bool { return len(r.queue) == len(ps.Payloads(nil, b, payloadSize)) })
+	if c.len() != 0 {
+		t.Fatal("units before WaitStart")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.WaitStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
+}
+
+// TestTCPActiveOtherSSRC: on our own tcp-active connection a device's
+// packets are taken whatever their SSRC (the connection is the stream's
+// alone), and counted.
+func TestTCPActiveOtherSSRC(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	b := readTestdata(t, "gst_h264_aac.ps")
+	want := direct(b)
+	c := &collector{}
+	r := expect(t, s, 45, TransportTCPActive, c)
+	pkts := rtpPackets(t, b, 9999, 0)
+	deviceSend(t, s, r, TransportTCPActive, pkts)
+	waitUnits(t, c, len(want))
+	diff(t, c.snapshot(), want)
+	if st := r.Stats(); st.WrongSSRC != uint64(len(pkts)) {
+		t.Errorf("stats %+v, want %d packets with another SSRC", st, len(pkts))
+	}
+}
+
+// TestDialRefused: a device that does not listen on the port it answered
+// makes Dial fail naming the address.
+func TestDialRefused(t *testing.T) {
+	testkit.CheckLeaks(t)
+	s := startServer(t, &Server{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r := expect(t, s, 46, TransportTCPActive, &collector{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = r.Dial(ctx, addr)
+	if err == nil || !strings.Contains(err.Error(), "connect to the device's media port "+addr) {
+		t.Fatalf("Dial = %v", err)
+	}
+}

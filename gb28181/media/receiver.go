@@ -42,9 +42,12 @@ func putBuf(b *[]byte) {
 // Receiver is one expected stream: the RTP packets with its SSRC, in
 // order, demuxed from MPEG-PS into access units.
 type Receiver struct {
-	// OnUnit receives each access unit. Set it before packets flow (before
-	// the INVITE is sent). It is called from one goroutine at a time; the
-	// *ps.Unit and its Payload are valid only during the call.
+	// OnUnit receives each access unit. Set it before the first call of
+	// WaitStart, Started, Err or Dial: the receiver starts demuxing then
+	// (packets that arrive earlier wait in its queue), with the OnUnit of
+	// that moment, so that setting the field races with nothing. It is
+	// called from one goroutine at a time; the *ps.Unit and its Payload are
+	// valid only during the call.
 	OnUnit func(u *ps.Unit)
 
 	s         *Server
@@ -54,6 +57,10 @@ type Receiver struct {
 	created   time.Time
 
 	queue     chan *[]byte
+	queued    atomic.Int64  // bytes in queue
+	maxQueued int64         // bound of queued
+	space     chan struct{} // a TCP reader waiting for room is told of some
+	waiting   atomic.Bool
 	done      chan struct{}
 	started   chan struct{}
 	startOnce sync.Once
@@ -62,6 +69,8 @@ type Receiver struct {
 	failErr   error
 	errs      chan error
 	wg        sync.WaitGroup
+	armOnce   sync.Once
+	onUnit    func(u *ps.Unit) // OnUnit when armed
 
 	mu     sync.Mutex
 	closed bool
@@ -104,6 +113,8 @@ func newReceiver(s *Server, ssrc uint32, from, transport string) *Receiver {
 		transport: transport,
 		created:   time.Now(),
 		queue:     make(chan *[]byte, orDefault(s.QueueSize, DefaultQueueSize)),
+		maxQueued: int64(orDefault(s.MaxQueueBytes, DefaultMaxQueueBytes)),
+		space:     make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		started:   make(chan struct{}),
 		failed:    make(chan struct{}),
@@ -129,14 +140,32 @@ func (r *Receiver) SSRC() uint32 { return r.ssrc }
 func (r *Receiver) Transport() string { return r.transport }
 
 // Started is closed when the first RTP packet of the stream arrives.
-func (r *Receiver) Started() <-chan struct{} { return r.started }
+func (r *Receiver) Started() <-chan struct{} {
+	r.arm()
+	return r.started
+}
+
+// arm starts the receiver's goroutine with the OnUnit set now.
+func (r *Receiver) arm() {
+	r.armOnce.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.closed {
+			r.onUnit = r.OnUnit
+			r.wg.Go(r.run)
+		}
+	})
+}
 
 // Err delivers problems after the start, each once: *MediaError of kind
 // MediaNoPSM (a warning: the codec was inferred and video flows),
 // MediaUnknownCodec, MediaClosed (the TCP connection ended) and
 // MediaStopped (nothing for IdleTimeout). Errors that find the channel full
 // are logged and dropped.
-func (r *Receiver) Err() <-chan error { return r.errs }
+func (r *Receiver) Err() <-chan error {
+	r.arm()
+	return r.errs
+}
 
 // Stats returns the receiver's counters.
 func (r *Receiver) Stats() ReceiverStats {
@@ -153,6 +182,7 @@ func (r *Receiver) Stats() ReceiverStats {
 // context's error). A tcp-active connection that ends before any packet
 // ends the wait at once with MediaClosed.
 func (r *Receiver) WaitStart(ctx context.Context) error {
+	r.arm()
 	select {
 	case <-r.started:
 		return nil
@@ -215,6 +245,7 @@ func (r *Receiver) Dial(ctx context.Context, addr string) error {
 	if r.transport != TransportTCPActive {
 		return fmt.Errorf("gb28181 media: Dial on a %s receiver (want tcp-active)", r.transport)
 	}
+	r.arm()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -256,20 +287,33 @@ func (r *Receiver) readFrames(c net.Conn, fr *ps.FrameReader, first []byte) erro
 		if err != nil {
 			return err
 		}
-		if len(pkt) < 12 || pkt[0]>>6 != 2 {
-			r.s.garbage.Add(1)
-			continue
-		}
-		if binary.BigEndian.Uint32(pkt[8:12]) != r.ssrc {
-			r.wrongSSRC.Add(1)
-			if r.transport != TransportTCPActive {
-				continue
-			}
-		}
-		if !r.pushTCP(pkt) {
+		if r.acceptFrame(pkt) && !r.pushTCP(pkt) {
 			return nil
 		}
 	}
+}
+
+// acceptFrame checks a packet of the stream's TCP connection: RTP, with
+// the stream's SSRC (or any on our own tcp-active connection).
+func (r *Receiver) acceptFrame(pkt []byte) bool {
+	ssrc, ok := rtpSSRC(pkt)
+	if !ok {
+		r.s.garbage.Add(1)
+		return false
+	}
+	if ssrc != r.ssrc {
+		r.wrongSSRC.Add(1)
+		return r.transport == TransportTCPActive
+	}
+	return true
+}
+
+// rtpSSRC returns the SSRC of an RTP packet; false when b is not one.
+func rtpSSRC(b []byte) (uint32, bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[8:12]), true
 }
 
 func (r *Receiver) attach(c net.Conn) bool {
@@ -326,9 +370,15 @@ func (r *Receiver) pushUDP(p []byte) {
 		return
 	default:
 	}
+	if r.queued.Load()+int64(len(p)) > r.maxQueued {
+		r.dropped.Add(1)
+		return
+	}
 	b := getBuf(p)
 	select {
 	case r.queue <- b:
+		r.queued.Add(int64(len(p)))
+		r.startOnce.Do(func() { close(r.started) })
 	default:
 		r.dropped.Add(1)
 		putBuf(b)
@@ -336,9 +386,24 @@ func (r *Receiver) pushUDP(p []byte) {
 }
 
 func (r *Receiver) pushTCP(p []byte) bool {
+	// Wait for room: the device's connection waits, no one else does.
+	for full := func() bool { q := r.queued.Load(); return q > 0 && q+int64(len(p)) > r.maxQueued }; full(); {
+		r.waiting.Store(true)
+		if !full() { // the queue emptied before run could see waiting
+			break
+		}
+		select {
+		case <-r.space:
+		case <-r.done:
+			return false
+		}
+	}
+	r.waiting.Store(false)
 	b := getBuf(p)
 	select {
 	case r.queue <- b:
+		r.queued.Add(int64(len(p)))
+		r.startOnce.Do(func() { close(r.started) })
 		return true
 	case <-r.done:
 		putBuf(b)
@@ -361,11 +426,8 @@ func (r *Receiver) run() {
 			r.drainQueue()
 			return
 		case b := <-r.queue:
-			if len(*b) < 12 {
-				putBuf(b)
-				continue
-			}
-			r.seq.push(binary.BigEndian.Uint16((*b)[2:4]), b)
+			r.dequeued(b)
+			r.take(b)
 			if r.seq.held > 0 && !gapArmed {
 				gap.Reset(reorderDelay)
 				gapArmed = true
@@ -382,10 +444,31 @@ func (r *Receiver) run() {
 	}
 }
 
+// dequeued accounts for a packet taken from the queue.
+func (r *Receiver) dequeued(b *[]byte) {
+	r.queued.Add(-int64(len(*b)))
+	if r.waiting.Load() {
+		select {
+		case r.space <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take puts a queued packet in sequence.
+func (r *Receiver) take(b *[]byte) {
+	if len(*b) < 12 {
+		putBuf(b)
+		return
+	}
+	r.seq.push(binary.BigEndian.Uint16((*b)[2:4]), b)
+}
+
 func (r *Receiver) drainQueue() {
 	for {
 		select {
 		case b := <-r.queue:
+			r.dequeued(b)
 			putBuf(b)
 		default:
 			return
@@ -425,9 +508,8 @@ func (r *Receiver) deliver(b *[]byte, reordered bool) {
 	}
 	r.last.Store(time.Now().UnixNano())
 	r.stopped = false
-	r.startOnce.Do(func() { close(r.started) })
 	r.demux.Write(r.pkt.Payload)
-	if r.pkt.Marker {
+	if r.pkt.Marker && !r.demux.MidPacket() { // some devices mark every packet
 		r.demux.Flush()
 	}
 }
@@ -444,7 +526,7 @@ func (r *Receiver) dropDup(b *[]byte) {
 
 func (r *Receiver) unit(u *ps.Unit) {
 	r.units.Add(1)
-	if f := r.OnUnit; f != nil {
+	if f := r.onUnit; f != nil {
 		f(u)
 	}
 }

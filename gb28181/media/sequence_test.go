@@ -14,25 +14,35 @@ var seqCases = []struct {
 	window int
 	in     []string
 	out    []string
+	prime  bool // start priming, as a new receiver does; else started
 }{
-	{"in order", 8, []string{"1", "2", "3"}, []string{"1", "2", "3"}},
-	{"swap", 8, []string{"1", "3", "2", "4"}, []string{"1", "2", "3r", "4"}},
-	{"duplicate", 8, []string{"1", "2", "2", "1", "3"}, []string{"1", "2", "D", "D", "3"}},
-	{"duplicate held", 8, []string{"1", "3", "3", "2"}, []string{"1", "D", "2", "3r"}},
-	{"loss then flush", 8, []string{"1", "3", "4", "F", "5"}, []string{"1", "L1", "3r", "4r", "5"}},
-	{"window full", 4, []string{"1", "3", "4", "5"}, []string{"1", "L1", "3r", "4r", "5r"}},
-	{"gap wider than window", 4, []string{"1", "2", "10", "11"}, []string{"1", "2", "L7", "10", "11"}},
-	{"wide gap flushes held", 4, []string{"1", "3", "20"}, []string{"1", "L1", "3r", "L16", "20"}},
-	{"wraps", 8, []string{"65534", "65535", "1", "0", "2"}, []string{"65534", "65535", "0", "1r", "2"}},
-	{"late after skip", 4, []string{"1", "3", "4", "5", "2"}, []string{"1", "L1", "3r", "4r", "5r", "D"}},
-	{"restart behind", 8, []string{"100", "101", "60000", "60001"}, []string{"100", "101", "L1", "60000", "60001"}},
-	{"restart far", 8, []string{"40000", "40001", "7", "8"}, []string{"40000", "40001", "L1", "7", "8"}},
-	{"tcp: no window", 1, []string{"1", "3", "2", "4"}, []string{"1", "L1", "3", "D", "4"}},
-	{"two gaps", 8, []string{"1", "4", "3", "F", "5", "7", "F"}, []string{"1", "L1", "3r", "4r", "5", "L1", "7r"}},
+	{"in order", 8, []string{"1", "2", "3"}, []string{"1", "2", "3"}, false},
+	{"swap", 8, []string{"1", "3", "2", "4"}, []string{"1", "2", "3r", "4"}, false},
+	{"duplicate", 8, []string{"1", "2", "2", "1", "3"}, []string{"1", "2", "D", "D", "3"}, false},
+	{"duplicate held", 8, []string{"1", "3", "3", "2"}, []string{"1", "D", "2", "3r"}, false},
+	{"loss then flush", 8, []string{"1", "3", "4", "F", "5"}, []string{"1", "L1", "3r", "4r", "5"}, false},
+	{"window full", 4, []string{"1", "3", "4", "5"}, []string{"1", "L1", "3r", "4r", "5r"}, false},
+	{"gap wider than window", 4, []string{"1", "2", "10", "11"}, []string{"1", "2", "L7", "10", "11"}, false},
+	{"wide gap flushes held", 4, []string{"1", "3", "20"}, []string{"1", "L1", "3r", "L16", "20"}, false},
+	{"wraps", 8, []string{"65534", "65535", "1", "0", "2"}, []string{"65534", "65535", "0", "1r", "2"}, false},
+	{"late after skip", 4, []string{"1", "3", "4", "5", "2"}, []string{"1", "L1", "3r", "4r", "5r", "D"}, false},
+	{"restart behind", 8, []string{"100", "101", "60000", "60001"}, []string{"100", "101", "L1", "60000", "60001"}, false},
+	{"restart far", 8, []string{"40000", "40001", "7", "8"}, []string{"40000", "40001", "L1", "7", "8"}, false},
+	{"tcp: no window", 1, []string{"1", "3", "2", "4"}, []string{"1", "L1", "3", "D", "4"}, false},
+	{"priming: first two swapped", 8, []string{"2", "1", "3", "F", "4"}, []string{"1", "2", "3", "4"}, true},
+	{"priming ends when the window fills", 4, []string{"5", "6", "7", "8"}, []string{"5", "6", "7", "8"}, true},
+	{"priming: too far behind", 4, []string{"10", "5", "F"}, []string{"D", "10"}, true},
+	{"priming: behind, but the window would not hold", 4, []string{"10", "13", "9", "F"}, []string{"D", "10", "L2", "13"}, true},
+	{"priming with a gap", 8, []string{"1", "3", "F", "4"}, []string{"1", "L1", "3", "4"}, true},
+	{"priming: duplicate first", 8, []string{"1", "1", "2", "F"}, []string{"D", "1", "2"}, true},
+	{"priming: ahead of the window, in it once the held are handed on", 4, []string{"1", "2", "5", "4", "3"}, []string{"1", "2", "3", "4r", "5r"}, true},
+	{"priming: wide jump", 4, []string{"1", "2", "100"}, []string{"1", "2", "L97", "100"}, true},
+	{"two gaps", 8, []string{"1", "4", "3", "F", "5", "7", "F"}, []string{"1", "L1", "3r", "4r", "5", "L1", "7r"}, false},
 }
 
-func runSequencer(window int, in []string) []string {
+func runSequencer(window int, in []string, prime bool) []string {
 	q := newSequencer(window)
+	q.priming = prime && window > 1
 	var out []string
 	q.deliver = func(b *[]byte, reordered bool) {
 		s := string(*b)
@@ -59,7 +69,7 @@ func runSequencer(window int, in []string) []string {
 func TestSequencer(t *testing.T) {
 	for _, c := range seqCases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := runSequencer(c.window, c.in); !slices.Equal(got, c.out) {
+			if got := runSequencer(c.window, c.in, c.prime); !slices.Equal(got, c.out) {
 				t.Errorf("got %v, want %v", got, c.out)
 			}
 		})
@@ -70,8 +80,16 @@ func TestSequencer(t *testing.T) {
 // exactly once, delivered ones in increasing order between losses, and the
 // held count stays below the window.
 func FuzzSequencer(f *testing.F) {
-	f.Add([]byte{0, 1, 0, 3, 0, 2}, uint8(8))
-	f.Add([]byte{0xFF, 0xFF, 0, 0, 0, 5, 0x80, 0}, uint8(4))
+	for _, c := range seqCases { // the table seeds the fuzzer
+		var b []byte
+		for _, s := range c.in {
+			var n uint16
+			if _, err := fmt.Sscan(s, &n); err == nil {
+				b = append(b, byte(n>>8), byte(n))
+			}
+		}
+		f.Add(b, uint8(c.window))
+	}
 	f.Fuzz(func(t *testing.T, seqs []byte, window uint8) {
 		q := newSequencer(int(window))
 		seen := 0

@@ -10,9 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/pion/rtp"
 
 	"github.com/vigil-vms/vigil/gb28181/ps"
 )
@@ -30,7 +29,9 @@ const (
 	DefaultIdleTimeout      = 15 * time.Second
 	DefaultReorderWindow    = 8
 	DefaultQueueSize        = 512
+	DefaultMaxQueueBytes    = 4 << 20
 	DefaultMaxPendingConns  = 64
+	DefaultReadBuffer       = 4 << 20
 	maxStrangers            = 256
 	udpBufSize              = 64 << 10
 )
@@ -59,13 +60,22 @@ type Server struct {
 	// demuxer; when it is full, UDP packets are dropped (a loss for the
 	// demuxer) and a TCP connection waits. It defaults to 512.
 	QueueSize int
+	// MaxQueueBytes bounds the bytes queued for each receiver (UDP packets
+	// beyond it are dropped, a TCP connection waits). It defaults to 4 MiB.
+	MaxQueueBytes int
+	// ReadBuffer is the receive buffer Serve asks for on the UDP socket
+	// (SO_RCVBUF; Linux caps it at net.core.rmem_max, so raise that for
+	// many cameras): a keyframe of each of tens of cameras can arrive in
+	// the same few milliseconds. It defaults to 4 MiB; -1 leaves the
+	// socket as it is.
+	ReadBuffer int
 	// MaxPendingConns bounds the TCP connections that have not yet sent an
 	// expected SSRC; when a new one would exceed it, the oldest is closed
 	// (a device sends its first packet at once, so a flood of silent
 	// connections cannot keep it out). It defaults to 64.
 	MaxPendingConns int
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	serving   bool
 	closed    bool
 	udp       net.PacketConn
@@ -125,7 +135,8 @@ func (s *Server) init() {
 
 // Serve receives RTP on udp and TCP connections accepted on tcp (either may
 // be nil) until ctx ends, then closes both, every connection and every
-// receiver, and returns nil. It returns an error when a socket fails.
+// receiver, and returns nil. It returns an error when a socket fails (a
+// moment without file descriptors is waited out).
 func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener) error {
 	s.mu.Lock()
 	if s.serving || s.closed {
@@ -136,6 +147,11 @@ func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener
 	s.serving, s.udp, s.tcp = true, udp, tcp
 	s.mu.Unlock()
 
+	if uc, ok := udp.(*net.UDPConn); ok && s.ReadBuffer >= 0 {
+		if err := uc.SetReadBuffer(orDefault(s.ReadBuffer, DefaultReadBuffer)); err != nil {
+			s.log().Warn("gb28181 media: cannot enlarge the UDP receive buffer", "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var loops sync.WaitGroup
@@ -180,12 +196,19 @@ func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener
 // be empty): packets from there with another SSRC make WaitStart report
 // MediaWrongSSRC. Close the Receiver when the stream ends.
 func (s *Server) Expect(ssrc uint32, from, transport string) (*Receiver, error) {
+	return s.ExpectUnits(ssrc, from, transport, nil)
+}
+
+// ExpectUnits is Expect with the Receiver's OnUnit set to onUnit, as
+// setting the field before the first WaitStart, Started, Err or Dial is.
+func (s *Server) ExpectUnits(ssrc uint32, from, transport string, onUnit func(u *ps.Unit)) (*Receiver, error) {
 	switch transport {
 	case TransportUDP, TransportTCPPassive, TransportTCPActive:
 	default:
 		return nil, fmt.Errorf("gb28181 media: unknown transport %q (want udp, tcp-passive or tcp-active)", transport)
 	}
 	r := newReceiver(s, ssrc, from, transport)
+	r.OnUnit = onUnit
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -196,7 +219,6 @@ func (s *Server) Expect(ssrc uint32, from, transport string) (*Receiver, error) 
 		return nil, fmt.Errorf("gb28181 media: SSRC %010d is already expected", ssrc)
 	}
 	s.receivers[ssrc] = r
-	r.wg.Go(r.run)
 	return r, nil
 }
 
@@ -210,9 +232,9 @@ func (s *Server) remove(r *Receiver) {
 
 // lookup returns the receiver expecting ssrc over transport.
 func (s *Server) lookup(ssrc uint32, transport string) *Receiver {
-	s.mu.Lock()
+	s.mu.RLock()
 	r := s.receivers[ssrc]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if r == nil || r.transport != transport {
 		return nil
 	}
@@ -301,20 +323,21 @@ func (s *Server) readUDP(ctx context.Context, conn net.PacketConn) error {
 }
 
 func (s *Server) routeUDP(b []byte, from netip.Addr) {
-	var h rtp.Header
-	if _, err := h.Unmarshal(b); err != nil || h.Version != 2 {
+	ssrc, ok := rtpSSRC(b)
+	if !ok {
 		s.garbage.Add(1)
 		return
 	}
-	r := s.lookup(h.SSRC, TransportUDP)
+	r := s.lookup(ssrc, TransportUDP)
 	if r == nil {
-		s.noteStranger(from, h.SSRC, TransportUDP)
+		s.noteStranger(from, ssrc, TransportUDP)
 		return
 	}
 	r.pushUDP(b)
 }
 
 func (s *Server) accept(ctx context.Context, l net.Listener) error {
+	var backoff time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -325,8 +348,21 @@ func (s *Server) accept(ctx context.Context, l net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("gb28181 media: accept TCP: %w", err)
+			if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) && !errors.Is(err, syscall.ECONNABORTED) {
+				return fmt.Errorf("gb28181 media: accept TCP: %w", err)
+			}
+			// Out of file descriptors (or a connection reset before it was
+			// accepted): wait and go on, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log().Warn("gb28181 media: accept TCP; retrying", "error", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -397,20 +433,28 @@ func (s *Server) servePassive(c net.Conn) {
 	from := addrOf(c.RemoteAddr())
 	c.SetReadDeadline(time.Now().Add(orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)))
 	fr := ps.NewFrameReader(bufio.NewReaderSize(c, 8<<10))
+	var noted uint32
+	var notedAt time.Time
 	for {
 		pkt, err := fr.ReadFrame()
 		if err != nil {
 			return
 		}
-		var h rtp.Header
-		if _, err := h.Unmarshal(pkt); err != nil || h.Version != 2 {
+		ssrc, ok := rtpSSRC(pkt)
+		if !ok {
 			s.garbage.Add(1)
 			s.log().Debug("gb28181 media: closing a TCP connection that does not send RTP", "from", c.RemoteAddr().String())
 			return
 		}
-		r := s.lookup(h.SSRC, TransportTCPPassive)
+		r := s.lookup(ssrc, TransportTCPPassive)
 		if r == nil {
-			s.noteStranger(from, h.SSRC, TransportTCPPassive)
+			// once a second per SSRC: a flood of frames takes no lock
+			if now := time.Now(); ssrc != noted || now.Sub(notedAt) > time.Second {
+				s.noteStranger(from, ssrc, TransportTCPPassive)
+				noted, notedAt = ssrc, now
+			} else {
+				s.unknown.Add(1)
+			}
 			continue
 		}
 		donePending()

@@ -155,6 +155,15 @@ func (d *Demuxer) Flush() {
 	}
 }
 
+// MidPacket reports whether the demuxer is inside a PES packet whose
+// length says more bytes follow, or holds part of a header: a Flush now
+// would cut the unit being assembled. A receiver takes the RTP marker bit
+// as the end of a picture only when MidPacket is false, because some
+// devices set it on every packet.
+func (d *Demuxer) MidPacket() bool {
+	return d.state == stPayload || d.state == stSkip || (d.state == stHeader && len(d.hdr) > 0)
+}
+
 func (s *stream) reset() {
 	s.buf = s.buf[:0]
 	s.scan = 0

@@ -359,3 +359,45 @@ func ExampleDemuxer() {
 	d.Flush()
 	// Output: H.264 pts=3600 key=true 39 bytes
 }
+
+// TestMidPacket: between the packets a camera-style muxer writes,
+// MidPacket is false, inside them true; flushing whenever it is false (an
+// RTP marker bit on every packet) gives the same units as not flushing.
+func TestMidPacket(t *testing.T) {
+	f := fixtureByName("gst_h264_aac.ps")
+	in := demuxRTP(readFixture(t, f.file))
+	m := &Muxer{VideoType: f.video, AudioType: f.audio}
+	var out []byte
+	var ends []int
+	for i := range in.units {
+		var err error
+		if out, err = m.AppendUnit(out, &in.units[i]); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, len(out))
+	}
+	want := demuxRTP(out)
+	var c collector
+	d := c.demuxer()
+	mid := make([]bool, len(out)+1)
+	for i := range out {
+		d.Write(out[i : i+1])
+		mid[i+1] = d.MidPacket()
+		if !mid[i+1] {
+			d.Flush()
+		}
+	}
+	d.Flush()
+	for _, e := range ends {
+		if mid[e] || !mid[e-1] {
+			t.Fatalf("MidPacket at the end of a unit's packets (byte %d): %v, one byte before: %v", e, mid[e], mid[e-1])
+		}
+	}
+	// Each stream's units are the same; a picture comes out sooner (before
+	// the audio that follows it).
+	diffUnits(t, byStream(c.units, 0xE0), byStream(want.units, 0xE0))
+	diffUnits(t, byStream(c.units, 0xC0), byStream(want.units, 0xC0))
+	if len(c.units) != len(want.units) {
+		t.Errorf("%d units, want %d", len(c.units), len(want.units))
+	}
+}

@@ -214,3 +214,56 @@ func TestRegisterFloodBounded(t *testing.T) {
 		t.Fatalf("after the flood: %d refused, %d devices", len(s.refused), len(s.devices))
 	}
 }
+
+// FuzzMessageBody: any MESSAGE or NOTIFY body from a registered device is
+// answered once, 200 or 400 (never 5xx, never a panic), with a one-line
+// reason; a catalog response goes to the query waiting for it, without
+// duplicates.
+func FuzzMessageBody(f *testing.F) {
+	id := testDevice
+	for _, b := range []string{
+		`<?xml version="1.0" encoding="GB2312"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><Status>OK</Status></Notify>`,
+		`<Response><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><SumNum>2</SumNum><DeviceList Num="2"><Item><DeviceID>44011300001310000001</DeviceID><Name>a</Name></Item><Item><DeviceID>44011300001310000001</DeviceID></Item></DeviceList></Response>`,
+		`<Notify><CmdType>Catalog</CmdType><SN>2</SN><DeviceID>` + id + `</DeviceID><SumNum>1</SumNum><DeviceList Num="1"><Item><DeviceID>44011300001310000001</DeviceID><Event>DEL</Event></Item></DeviceList></Notify>`,
+		`<Notify><CmdType>Alarm</CmdType><SN>3</SN><DeviceID>` + id + `</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>5</AlarmMethod><AlarmTime>2026-11-29T08:00:00</AlarmTime></Notify>`,
+		`<Response><CmdType>DeviceInfo</CmdType><SN>1</SN><DeviceID>` + id + `</DeviceID><Result>OK</Result><DeviceName>x</DeviceName></Response>`,
+		"<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>" + id + "</DeviceID><Status>OK</Status><Info>\xb1\xb1</Info></Notify>",
+		`<<<>>>&&&`,
+	} {
+		f.Add([]byte(b), false)
+		f.Add([]byte(b), true)
+	}
+	s := fuzzServer(f)
+	online(s)
+	var catalogs int
+	s.OnCatalog = func(string, []manscdp.Item) { catalogs++ }
+	s.OnAlarm = func(string, *manscdp.Notify) {}
+	f.Fuzz(func(t *testing.T, body []byte, notify bool) {
+		p := s.expect(testDevice, manscdp.CmdCatalog, 1)
+		defer s.unexpect(p)
+		raw := message(string(body))
+		if notify {
+			raw = strings.Replace(strings.Replace(raw, "MESSAGE sip:", "NOTIFY sip:", 1), "3 MESSAGE", "3 NOTIFY", 1)
+		}
+		res := handleRes(t, s, []byte(raw))
+		if res == nil {
+			return // not parseable as SIP at all
+		}
+		if res.StatusCode != 200 && res.StatusCode != 400 {
+			t.Fatalf("status %d %s", res.StatusCode, res.Reason)
+		}
+		if strings.ContainsAny(res.Reason, "\r\n") {
+			t.Fatalf("reason with a line break: %q", res.Reason)
+		}
+		// a page may hold more items than its SumNum says (the items are
+		// what counts), but never the same item twice
+		items, _, _ := p.snapshot()
+		seen := map[string]bool{}
+		for _, it := range items {
+			if seen[it.DeviceID] {
+				t.Fatalf("item %s collected twice", it.DeviceID)
+			}
+			seen[it.DeviceID] = true
+		}
+	})
+}

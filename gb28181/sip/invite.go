@@ -245,8 +245,7 @@ func (s *Server) cancelInvite(cli *sipgo.Client, invite *sip.Request) {
 		defer s.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.RequestTimeout)
 		defer cancel()
-		keep := func(*sipgo.Client, *sip.Request) error { return nil }
-		if _, err := cli.Do(ctx, c, keep); err != nil {
+		if _, err := cli.Do(ctx, c, keepRequest); err != nil {
 			s.Log.Debug("gb28181 invite: CANCEL", "error", err)
 		}
 	}()
@@ -289,4 +288,90 @@ func (s *Server) hangUpAll() {
 		}()
 	}
 	wg.Wait()
+}
+
+// unhandledResponse sees answers that match no transaction: retransmissions,
+// and answers after we gave up. A 2xx to an INVITE that Invite already
+// reported as unanswered would leave the device streaming to nobody (and,
+// for devices with one stream per channel, refusing the next INVITE), so
+// it is ACKed and hung up.
+func (s *Server) unhandledResponse(r *sip.Response) {
+	cseq, id := r.CSeq(), r.CallID()
+	if !r.IsSuccess() || cseq == nil || cseq.MethodName != sip.INVITE || id == nil {
+		s.Log.Debug("gb28181 answer to no pending request", "status", r.StatusCode, "source", r.Source())
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	_, known := s.calls[id.Value()]
+	_, seen := s.late[id.Value()]
+	if !known && !seen {
+		for k, at := range s.late { // bounded: entries live a minute
+			if now.Sub(at) > time.Minute {
+				delete(s.late, k)
+			}
+		}
+		if len(s.late) < 1024 {
+			s.late[id.Value()] = now
+		}
+	}
+	ctx := s.ctx
+	s.mu.Unlock()
+	if known || ctx == nil {
+		return // a 200 retransmitted for a call that is up: its dialog ACKs it
+	}
+	transport := sip.NetworkToUpper(r.Transport())
+	r0 := route{dest: r.Source(), transport: transport, port: s.udpPort}
+	if transport == "TCP" {
+		r0.port = s.tcpPort
+	}
+	r0.local = s.localHost(transport, r0.dest)
+	ack := s.inDialog(sip.ACK, r, r0, cseq.SeqNo)
+	if err := s.client.WriteRequest(ack, keepRequest); err != nil {
+		s.Log.Debug("gb28181 late INVITE answer: ACK", "error", err)
+	}
+	if seen {
+		return // a retransmission: ACKed again, BYE already sent
+	}
+	s.Log.Info("gb28181 INVITE answered after the timeout: hanging up", "source", r.Source())
+	bye := s.inDialog(sip.BYE, r, r0, cseq.SeqNo+1)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(ctx, s.RequestTimeout)
+		defer cancel()
+		if _, err := s.client.Do(ctx, bye, keepRequest); err != nil {
+			s.Log.Debug("gb28181 late INVITE answer: BYE", "error", err)
+		}
+	}()
+}
+
+// keepRequest is a client option that sends a request as built.
+func keepRequest(*sipgo.Client, *sip.Request) error { return nil }
+
+// inDialog builds an ACK or BYE in the dialog a 2xx answer to our INVITE
+// set up, sent where the answer came from.
+func (s *Server) inDialog(method sip.RequestMethod, r *sip.Response, rt route, seq uint32) *sip.Request {
+	uri := sip.Uri{Scheme: "sip", Host: hostOf(rt.dest)}
+	if c := r.Contact(); c != nil {
+		uri = *c.Address.Clone()
+	}
+	req := sip.NewRequest(method, uri)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: rt.transport,
+		Host: rt.local, Port: rt.port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	req.AppendHeader(via)
+	req.AppendHeader(sip.HeaderClone(r.From()))
+	req.AppendHeader(sip.HeaderClone(r.To()))
+	req.AppendHeader(sip.HeaderClone(r.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.SetBody(nil)
+	req.SetTransport(rt.transport)
+	req.SetDestination(rt.dest)
+	if rt.transport == "UDP" {
+		s.udpLaddr.Copy(&req.Laddr)
+	}
+	return req
 }

@@ -24,7 +24,7 @@ func CatalogChange(items []manscdp.Item) bool {
 }
 
 // maxCatalogItems bounds the items one catalog answer may bring.
-const maxCatalogItems = 100000
+const maxCatalogItems = 20000
 
 // decoded is a MANSCDP body read for one request.
 type decoded struct {

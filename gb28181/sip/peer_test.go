@@ -39,7 +39,9 @@ type peer struct {
 	dupPages      bool // send every catalog page twice
 	dropPages     int  // leave out this many last pages
 	subscribeCode int  // answer to SUBSCRIBE
+	subscribeFor  int  // Expires granted in a 200 (default 3600)
 	invite        func(offer string) (code int, sdp string)
+	inviteDelay   time.Duration // before the final answer
 
 	mu        sync.Mutex
 	controls  []*manscdp.Control
@@ -87,12 +89,17 @@ func newPeer(t *testing.T, id, serverAddr, transport string) *peer {
 		p.dialogs.ReadAck(req, tx)
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		// only a BYE in a dialog the peer answered counts (counted
+		// before the 200 goes out, so the sender sees it counted)
+		dlg, err := p.dialogs.MatchDialogRequest(req)
+		if err != nil {
+			tx.Respond(sip.NewResponseFromRequest(req, 481, "No dialog", nil))
+			return
+		}
 		p.mu.Lock()
 		p.byes++
 		p.mu.Unlock()
-		if err := p.dialogs.ReadBye(req, tx); err != nil {
-			tx.Respond(sip.NewResponseFromRequest(req, 481, "No dialog", nil))
-		}
+		dlg.ReadBye(req, tx)
 	})
 	if pc != nil {
 		p.wg.Add(1)
@@ -236,11 +243,14 @@ func btoi(b bool) int {
 
 func (p *peer) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
-	code := p.subscribeCode
+	code, expires := p.subscribeCode, p.subscribeFor
 	p.mu.Unlock()
+	if expires == 0 {
+		expires = 3600
+	}
 	res := sip.NewResponseFromRequest(req, code, statusText(code), nil)
 	if code == 200 {
-		res.AppendHeader(sip.NewHeader("Expires", "3600"))
+		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	}
 	tx.Respond(res)
 }
@@ -262,6 +272,16 @@ func (p *peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if answer != nil {
 		code, sdp = answer(string(req.Body()))
 	}
+	p.mu.Lock()
+	delay := p.inviteDelay
+	p.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-p.closing:
+			return
+		}
+	}
 	switch {
 	case code == 0: // never answer
 	case code < 200:
@@ -276,9 +296,11 @@ func (p *peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		dlg.Respond(code, statusText(code), nil)
 		return
 	}
+	// a device that does not answer forgets the INVITE after a while
 	select {
 	case <-tx.Done():
 	case <-p.closing:
+	case <-time.After(2 * time.Second):
 	}
 }
 

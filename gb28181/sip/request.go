@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -248,20 +249,21 @@ func (s *Server) KeyFrame(ctx context.Context, deviceID, channelID string) error
 	})
 }
 
-// SubscribeCatalog sends a catalog SUBSCRIBE (Event: Catalog) lasting
-// SubscribeExpires. The server does this itself when a device comes
-// online; a *RequestError says how the device refused or that it did not
-// answer.
-func (s *Server) SubscribeCatalog(ctx context.Context, deviceID string) error {
+// SubscribeCatalog sends a catalog SUBSCRIBE (Event: Catalog) asking for
+// SubscribeExpires and returns the lifetime the device granted (its
+// Expires, or what was asked when it sent none). The server does this
+// itself when a device comes online; a *RequestError says how the device
+// refused or that it did not answer.
+func (s *Server) SubscribeCatalog(ctx context.Context, deviceID string) (time.Duration, error) {
 	const what = "catalog SUBSCRIBE"
 	r, err := s.route(deviceID, what)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	sn := s.nextSN()
 	body, err := s.marshal(r, manscdp.CatalogQuery(sn, deviceID))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req := s.newRequest(sip.SUBSCRIBE, r, deviceID)
 	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: s.ID, Host: r.local, Port: r.port}})
@@ -269,8 +271,17 @@ func (s *Server) SubscribeCatalog(ctx context.Context, deviceID string) error {
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(s.SubscribeExpires/time.Second))))
 	req.AppendHeader(sip.NewHeader("Content-Type", "Application/MANSCDP+xml"))
 	req.SetBody(body)
-	_, err = s.do(ctx, req, r, what)
-	return err
+	res, err := s.do(ctx, req, r, what)
+	if err != nil {
+		return 0, err
+	}
+	granted := s.SubscribeExpires
+	if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 && time.Duration(n)*time.Second < granted {
+			granted = time.Duration(n) * time.Second
+		}
+	}
+	return granted, nil
 }
 
 func (s *Server) catalogWorker(ctx context.Context) {
@@ -294,12 +305,12 @@ func (s *Server) refreshCatalog(ctx context.Context, id string) {
 	next := s.CatalogRefresh
 	var note string
 	if sub != SubscriptionRefused {
-		err := s.SubscribeCatalog(ctx, id)
+		granted, err := s.SubscribeCatalog(ctx, id)
 		var re *RequestError
 		switch {
 		case err == nil:
 			sub = SubscriptionActive
-			next = s.SubscribeExpires * 3 / 4
+			next = max(granted*3/4, time.Second)
 			note = fmt.Sprintf("catalog changes are notified; the subscription is renewed every %v", next)
 		case errors.As(err, &re) && re.Kind == RequestRefused:
 			sub = SubscriptionRefused

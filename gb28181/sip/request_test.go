@@ -167,6 +167,23 @@ func TestSubscribeRefused(t *testing.T) {
 	}
 }
 
+// TestSubscribeGranted: a device granting a shorter subscription than asked
+// is renewed within what it granted.
+func TestSubscribeGranted(t *testing.T) {
+	ts := startServer(t, time.Minute)
+	p := newPeer(t, testDevice, ts.udp, "udp")
+	p.channels, p.subscribeFor = channels(1), 60
+	if code := p.register("secret1"); code != 200 {
+		t.Fatal(code)
+	}
+	testkit.WaitFor(t, 10*time.Second, "subscription active", func() bool {
+		return ts.DeviceState(testDevice).Subscription == SubscriptionActive
+	})
+	if note := ts.DeviceState(testDevice).SubscriptionNote; !strings.Contains(note, "renewed every 45s") {
+		t.Fatalf("note %q", note)
+	}
+}
+
 func TestDeviceInfoPTZKeyFrame(t *testing.T) {
 	ts, p := registered(t, "udp", nil, func(s *Server) { s.CatalogRefresh = -1 })
 	info, err := ts.DeviceInfo(ctx5(t), testDevice)
@@ -223,8 +240,12 @@ func TestAlarmAndCatalogNotify(t *testing.T) {
 	if r.CmdType != manscdp.CmdAlarm || r.SN != 77 || r.Result != manscdp.ResultOK || r.DeviceID != alarm.DeviceID {
 		t.Fatalf("alarm response %+v", r)
 	}
+	testkit.WaitFor(t, 5*time.Second, "OnAlarm", func() bool {
+		_, _, alarms := h.snapshot()
+		return len(alarms) == 1
+	})
 	_, _, alarms := h.snapshot()
-	if len(alarms) != 1 || alarms[0].AlarmDescription != "越线" {
+	if alarms[0].AlarmDescription != "越线" {
 		t.Fatalf("alarms %+v", alarms)
 	}
 
@@ -238,8 +259,38 @@ func TestAlarmAndCatalogNotify(t *testing.T) {
 	if code := p.do(req); code != 200 {
 		t.Fatalf("catalog NOTIFY: %d", code)
 	}
+	// OnCatalog runs after the 200
+	testkit.WaitFor(t, 5*time.Second, "OnCatalog", func() bool {
+		_, cats, _ := h.snapshot()
+		return len(cats) == 1
+	})
 	_, cats, _ := h.snapshot()
-	if len(cats) != 1 || !CatalogChange(cats[0]) || cats[0][0].Event != manscdp.EventOff {
+	if !CatalogChange(cats[0]) || cats[0][0].Event != manscdp.EventOff {
 		t.Fatalf("catalog changes %+v", cats)
+	}
+}
+
+// TestOnStateKeepalive: a registration refresh reports nothing new; three
+// missed keepalives report offline once.
+func TestOnStateKeepalive(t *testing.T) {
+	h := &hooks{}
+	ts := startServer(t, 200*time.Millisecond, h.install, func(s *Server) { s.CatalogRefresh = -1 })
+	p := newPeer(t, testDevice, ts.udp, "udp")
+	for range 2 {
+		if code := p.register("secret1"); code != 200 {
+			t.Fatal(code)
+		}
+	}
+	testkit.WaitFor(t, 5*time.Second, "offline after missed keepalives", func() bool {
+		states, _, _ := h.snapshot()
+		return len(states) == 2
+	})
+	time.Sleep(300 * time.Millisecond) // nothing more is reported
+	states, _, _ := h.snapshot()
+	if len(states) != 2 || states[0] != testDevice+" online" || states[1] != testDevice+" offline" {
+		t.Fatalf("OnState calls %v", states)
+	}
+	if st := ts.DeviceState(testDevice); st.LastError != "3 keepalives missed" {
+		t.Fatalf("state %+v", st)
 	}
 }

@@ -47,10 +47,24 @@
 // queries its catalog and SUBSCRIBEs to catalog changes; a device that
 // refuses the subscription (4xx/5xx, typically 501) or does not answer it
 // is queried again every CatalogRefresh instead, and State.Subscription
-// says which happened. Invite sends an INVITE with an SDP offer (s=Play, PS
-// on payload 96, y= SSRC; RTP over UDP, or over TCP with a=setup passive or
-// active) and ends within InviteTimeout with a *Call or a typed
-// *InviteError; a device's BYE closes Call.Done.
+// says which happened. DeviceInfo waits for the DeviceInfo response; PTZ
+// and KeyFrame (IFameCmd) are DeviceControl MESSAGEs answered by the SIP
+// 200 alone. Failures are *RequestError (offline, no answer, refused with
+// the code, incomplete answer, Result ERROR).
+//
+// # Live video
+//
+// Invite sends an INVITE with an SDP offer (s=Play, our media address in
+// o= and c=, PS on payload 96 with H264 98 and MPEG4 97 listed, recvonly,
+// y= SSRC; RTP over UDP, or over TCP with a=setup passive or active and
+// a=connection:new) and a Subject "channel:SSRC,platform:0". It ends within
+// InviteTimeout with a *Call, whose Answer is the device's SDP read
+// strictly, or with a typed *InviteError (offline, no answer, refused with
+// the code, bad SDP) whose message names device, channel and cause. A 2xx
+// is always ACKed; one with an unusable SDP is hung up at once, and one
+// that arrives after the timeout is ACKed and hung up too. A device's BYE
+// closes Call.Done; Call.Bye hangs up; Serve hangs up what is left when it
+// stops.
 package sip
 
 import (
@@ -188,6 +202,7 @@ type Server struct {
 	refused map[string]*Refused
 	pending map[pendKey]*pending
 	calls   map[string]*Call
+	late    map[string]time.Time // Call-IDs of late INVITE answers hung up
 
 	// set by Serve
 	ua       *sipgo.UserAgent
@@ -266,6 +281,7 @@ func (s *Server) defaults() error {
 	s.refused = map[string]*Refused{}
 	s.pending = map[pendKey]*pending{}
 	s.calls = map[string]*Call{}
+	s.late = map[string]time.Time{}
 	s.mu.Unlock()
 	return nil
 }
@@ -292,7 +308,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		ln.Close()
 		return err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.Log),
+			sip.WithTransactionLayerUnhandledResponseHandler(s.unhandledResponse)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.Log)))
 	if err != nil {
 		pc.Close()
 		ln.Close()

@@ -2,9 +2,14 @@ package sip
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +111,124 @@ func TestSippFlood(t *testing.T) {
 	r := ts.RefusedList()
 	if len(r) != 64 {
 		t.Fatalf("refused list has %d entries after the flood, want 64", len(r))
+	}
+}
+
+// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// sippUAS starts sipp as a device answering one INVITE on port (the port it
+// registered from) by scenario, and returns its result.
+func sippUAS(t *testing.T, port int, scenario string) <-chan error {
+	t.Helper()
+	bin := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
+	sf, err := filepath.Abs(filepath.Join("testdata", scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cmd := exec.CommandContext(ctx, bin, "-sf", sf, "-m", "1", "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port),
+		"-nostdin", "-timeout", "20s", "-timeout_error", "-trace_err", "-key", "device", testDevice)
+	cmd.Dir = t.TempDir()
+	var out testkit.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		err := cmd.Wait()
+		if err != nil {
+			logs, _ := filepath.Glob(filepath.Join(cmd.Dir, "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				err = fmt.Errorf("%w\n%s:\n%s", err, filepath.Base(l), b)
+			}
+			err = fmt.Errorf("%w\n%s", err, out.String())
+		}
+		cancel()
+		done <- err
+	}()
+	t.Cleanup(func() { cancel(); <-exited })
+	return done
+}
+
+// TestSippInvite: sipp registers as a device, then answers INVITEs on the
+// same port as an independent UAS: with a bad SDP (Vigil ACKs, hangs up and
+// reports InviteBadSDP) and with 486 (InviteRefused, code 486). A device
+// registered alongside is unaffected.
+func TestSippInvite(t *testing.T) {
+	for _, tc := range []struct {
+		scenario string
+		kind     InviteErrorKind
+		code     int
+		text     string
+	}{
+		{"sipp_invite_badsdp.xml", InviteBadSDP, 200, `c= address "ipc.local" is not an IP address`},
+		{"sipp_invite_busy.xml", InviteRefused, 486, "refused the INVITE (udp) with 486 Busy Here"},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			ts := startServer(t, time.Minute, func(s *Server) { s.CatalogRefresh = -1 })
+			other := newPeer(t, "44011300001320000002", ts.udp, "udp")
+			other.channels = channels(2)
+			if code := other.register("default1"); code != 200 {
+				t.Fatal(code)
+			}
+			port := freeUDPPort(t)
+			if out, err := sipp(t, ts.udp, "udp", "sipp_register.xml",
+				"-key", "device", testDevice, "-au", testDevice, "-ap", "secret1", "-p", strconv.Itoa(port)); err != nil {
+				t.Fatalf("sipp register: %v\n%s", err, out)
+			}
+			if st := ts.DeviceState(testDevice); st.State != StateOnline || st.Address != "127.0.0.1:"+strconv.Itoa(port) {
+				t.Fatalf("after sipp register: %+v", st)
+			}
+			done := sippUAS(t, port, tc.scenario)
+			start := time.Now()
+			_, err := ts.Invite(ctx5(t), InviteRequest{Device: testDevice, Channel: "44011300001310000001", SSRC: testSSRC,
+				Transport: TransportUDP, MediaIP: "127.0.0.1", MediaPort: 10000})
+			var ie *InviteError
+			if !errors.As(err, &ie) || ie.Kind != tc.kind || ie.Code != tc.code || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("invite: %#v %v", ie, err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("INVITE took %v", took)
+			}
+			testkit.Returned(t, done, 25*time.Second, "sipp UAS")
+			if code := other.send(keepaliveOf(other.id)); code != 200 {
+				t.Fatalf("other device's keepalive: %d", code)
+			}
+			if items, err := ts.Catalog(ctx5(t), other.id); err != nil || len(items) != 2 {
+				t.Fatalf("other device's catalog: %d %v", len(items), err)
+			}
+		})
+	}
+}
+
+// TestSippBodies: a registered device (sipp, digest) sends hostile
+// MANSCDP bodies; each is answered 400 with the cause, an unhandled command
+// 200, and the device stays registered.
+func TestSippBodies(t *testing.T) {
+	for _, tr := range []string{"udp", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := startServer(t, time.Minute, func(s *Server) { s.CatalogRefresh = -1 })
+			if out, err := sipp(t, ts.on(tr), tr, "sipp_bodies.xml",
+				"-key", "device", testDevice, "-au", testDevice, "-ap", "secret1"); err != nil {
+				t.Fatalf("sipp bodies: %v\n%s", err, out)
+			}
+			if st := ts.DeviceState(testDevice); st.State != StateOnline || st.LastError != "" {
+				t.Fatalf("after hostile bodies: %+v", st)
+			}
+		})
 	}
 }

@@ -203,6 +203,12 @@ type clip struct {
 	more    bool
 	started bool
 	spooled map[string]bool // keys of the segments found in the spool
+
+	// onInit and onFragment, when set (Units), receive the first init
+	// section and each fragment instead of the fragments being rewritten
+	// and written.
+	onInit     func(b []byte) error
+	onFragment func(seg archive.Segment, f archive.Fragment, buf []byte) error
 }
 
 // clipTrack follows one track of the output timeline.
@@ -524,6 +530,11 @@ func (c *clip) takeInit(seg archive.Segment, b []byte) (ok bool, err error) {
 		return false, fmt.Errorf("segment %s: init section: %w", seg.Key, err)
 	}
 	if c.init == nil {
+		if c.onInit != nil {
+			if err := c.onInit(b); err != nil {
+				return false, fmt.Errorf("segment %s: init section: %w", seg.Key, err)
+			}
+		}
 		c.init, c.initBytes = in, b
 		for _, t := range in.Tracks {
 			c.tracks[t.ID] = &clipTrack{timescale: t.Timescale}
@@ -577,6 +588,10 @@ const nsPerSecond = uint64(time.Second)
 
 // writeFragment rewrites one moof+mdat onto the output timeline and writes it.
 func (c *clip) writeFragment(seg archive.Segment, f archive.Fragment, buf []byte) error {
+	if c.onFragment != nil {
+		c.out += int64(len(buf))
+		return c.onFragment(seg, f, buf)
+	}
 	m, err := fmp4read.ParseMoof(buf, c.init)
 	if err != nil {
 		return fmt.Errorf("segment %s: fragment at %d: %w", seg.Key, f.Pos, err)

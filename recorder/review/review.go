@@ -1,6 +1,8 @@
 // Package review is the recorder's read side: the recordings timeline
-// (Recordings), playback (Open, Playback) and evidence export (Export) of
-// the HTTP API. It reads the archive's index and store, and, through the
+// (Recordings), playback (Open, Playback), evidence export (Export) and
+// timeline thumbnails (Thumbnail: a stored keyframe, not decoded) of the
+// HTTP API, and the recorded access units with their times (Units) that
+// GB/T 28181 playback re-muxes. It reads the archive's index and store, and, through the
 // small Spooled interface it declares, the segments still on the recording
 // node's local disk (package recorder implements it); it never writes to any
 // of them and imports nothing of the write side. Fragments are parsed and
@@ -75,6 +77,8 @@ type Review struct {
 	exportsOf  map[string]int // exports prepared or downloaded, by user
 	// diskSpace measures TempDir's disk (diskfree.Space; tests replace it).
 	diskSpace func(dir string) (free, total uint64, err error)
+
+	thumbInits thumbInitCache // video-only init sections of thumbnails, by stored init section
 
 	store archive.Store
 	ix    *archive.Index

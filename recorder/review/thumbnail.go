@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -88,7 +89,7 @@ func (rv *Review) Thumbnail(ctx context.Context, camera string, at time.Time) (T
 	if err != nil {
 		return Thumbnail{}, storeErrorFirst(err)
 	}
-	if th.MP4, err = thumbnailMP4(initBytes, track, sample); err != nil {
+	if th.MP4, err = rv.thumbInits.mp4(initBytes, track, sample); err != nil {
 		return Thumbnail{}, fmt.Errorf("thumbnail of %s: segment %s: %w", camera, seg.Key, err)
 	}
 	return th, nil
@@ -191,12 +192,63 @@ func (c *clip) readKeyframe(seg archive.Segment, f archive.Fragment, initBytes [
 	return keyframeSample{data: data, duration: traf.First.Duration, cto: traf.First.CTO}, video.ID, read, nil
 }
 
-// thumbnailMP4 writes the init section of the video track alone and one
-// fragment with the sample at decode time 0.
-func thumbnailMP4(initBytes []byte, track uint32, s keyframeSample) ([]byte, error) {
+// thumbInitCache keeps the video-only init sections made from stored ones:
+// a camera's segments share theirs until its stream changes, and rewriting
+// one is half the cost of a thumbnail.
+type thumbInitCache struct {
+	mu sync.Mutex
+	m  map[string]thumbInit
+}
+
+type thumbInit struct {
+	bytes     []byte
+	id        int
+	timescale uint32
+}
+
+// thumbInitsKept bounds the cache (it is emptied when full).
+const thumbInitsKept = 256
+
+// mp4 writes the init section of the video track alone and one fragment
+// with the sample at decode time 0.
+func (tc *thumbInitCache) mp4(initBytes []byte, track uint32, s keyframeSample) ([]byte, error) {
+	key := string(initBytes)
+	tc.mu.Lock()
+	in, ok := tc.m[key]
+	tc.mu.Unlock()
+	if !ok {
+		var err error
+		if in, err = videoInit(initBytes, track); err != nil {
+			return nil, err
+		}
+		tc.mu.Lock()
+		if tc.m == nil || len(tc.m) >= thumbInitsKept {
+			tc.m = map[string]thumbInit{}
+		}
+		tc.m[key] = in
+		tc.mu.Unlock()
+	}
+	dur := s.duration
+	if dur == 0 {
+		dur = max(in.timescale/25, 1) // one frame at 25 fps
+	}
+	var buf seekablebuffer.Buffer
+	buf.Write(in.bytes)
+	part := fmp4.Part{SequenceNumber: 1, Tracks: []*fmp4.PartTrack{{
+		ID:      in.id,
+		Samples: []*fmp4.Sample{{Duration: dur, PTSOffset: s.cto, Payload: s.data}},
+	}}}
+	if err := part.Marshal(&buf); err != nil {
+		return nil, fmt.Errorf("write fragment: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// videoInit writes the init section of the stored one's video track alone.
+func videoInit(initBytes []byte, track uint32) (thumbInit, error) {
 	var full fmp4.Init
 	if err := full.Unmarshal(bytes.NewReader(initBytes)); err != nil {
-		return nil, fmt.Errorf("init section: %w", err)
+		return thumbInit{}, fmt.Errorf("init section: %w", err)
 	}
 	var video *fmp4.InitTrack
 	for _, t := range full.Tracks {
@@ -205,22 +257,11 @@ func thumbnailMP4(initBytes []byte, track uint32, s keyframeSample) ([]byte, err
 		}
 	}
 	if video == nil || video.Codec == nil {
-		return nil, fmt.Errorf("init section: track %d has no codec this server knows", track)
-	}
-	dur := s.duration
-	if dur == 0 {
-		dur = max(video.TimeScale/25, 1) // one frame at 25 fps
+		return thumbInit{}, fmt.Errorf("init section: track %d has no codec this server knows", track)
 	}
 	var buf seekablebuffer.Buffer
 	if err := (&fmp4.Init{Tracks: []*fmp4.InitTrack{video}}).Marshal(&buf); err != nil {
-		return nil, fmt.Errorf("write init section: %w", err)
+		return thumbInit{}, fmt.Errorf("write init section: %w", err)
 	}
-	part := fmp4.Part{SequenceNumber: 1, Tracks: []*fmp4.PartTrack{{
-		ID:      video.ID,
-		Samples: []*fmp4.Sample{{Duration: dur, PTSOffset: s.cto, Payload: s.data}},
-	}}}
-	if err := part.Marshal(&buf); err != nil {
-		return nil, fmt.Errorf("write fragment: %w", err)
-	}
-	return buf.Bytes(), nil
+	return thumbInit{bytes: buf.Bytes(), id: video.ID, timescale: video.TimeScale}, nil
 }

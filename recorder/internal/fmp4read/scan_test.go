@@ -205,6 +205,12 @@ func checkRewrite(t *testing.T, b []byte, tm uint64) {
 	if err != nil {
 		return
 	}
+	for _, tr := range m.Trafs {
+		// a sample located must lie after its moof's start (thumbnails read it)
+		if pos, size, err := tr.SampleAt(100); err == nil && (pos < 100 || size <= 0) {
+			t.Fatalf("track %d: first sample at %d+%d for a moof at 100", tr.TrackID, pos, size)
+		}
+	}
 	times := make([]uint64, len(m.Trafs))
 	for i := range times {
 		times[i] = tm + uint64(i)

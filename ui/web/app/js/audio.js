@@ -73,7 +73,7 @@ export class AudioToggle {
     b.dataset.codec = this.codec;
     b.disabled = !this.canPlay();
     b.setAttribute('aria-pressed', String(on));
-    b.textContent = on ? '🔊' : '🔇';
+    b.textContent = '♪'; // in every font (speaker emoji are not); off is struck through (app.css)
     b.title = !this.canPlay() ? t(this.kind === 'live' ? 'audio.notLive' : 'audio.notPlayback', { codec: this.codec })
       : t(on ? 'audio.mute' : 'audio.unmute');
     b.setAttribute('aria-label', b.title);

@@ -12,9 +12,12 @@
 //   open a dialog or confirm one), on keydown or keyup.
 // - Enter keeps its meaning: it activates the focused control (a wall tile
 //   opens its large view).
-// - A handler nearer the focus that uses a key calls preventDefault (a
-//   focused PTZ tile uses the arrows and + −): this module leaves such keys
-//   alone. Otherwise ← → are the previous and next camera.
+// - A handler that uses a key calls preventDefault, and this module, which
+//   listens on window (after every element's and the document's handlers),
+//   leaves such keys alone. The PTZ controls (ptz.js: the large view of a
+//   PTZ camera) take the arrows and + − that way; while they are on the
+//   page the arrows are theirs in any case. Otherwise ← → are the previous
+//   and next camera.
 
 import { h } from './dom.js';
 import { t } from './i18n.js';
@@ -79,9 +82,15 @@ function actionOf(ev) {
   return null;
 }
 
+// ptzShown tells whether PTZ controls are on the page: the arrows move the camera.
+function ptzShown() {
+  return !!document.querySelector('[data-testid=ptz]');
+}
+
 function onKeyDown(ev) {
   if (!current || ev.ctrlKey || ev.altKey || ev.metaKey || ev.isComposing) return;
   if (typing(ev.target) || dialogOpen() || ev.defaultPrevented) return;
+  if (ev.key.startsWith('Arrow') && ptzShown()) return;
   const a = actionOf(ev);
   if (!a) return;
   const [name, arg] = a;
@@ -118,5 +127,5 @@ export function showHelp() {
   m.done.then(() => { helpOpen = null; });
 }
 
-document.addEventListener('keydown', onKeyDown);
-document.addEventListener('keyup', onKeyUp);
+window.addEventListener('keydown', onKeyDown);
+window.addEventListener('keyup', onKeyUp);

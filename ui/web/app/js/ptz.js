@@ -7,7 +7,8 @@
 // goes away). While a button or key is held the control therefore repeats
 // the move every repeatMs; on release it sends a stop. Commands go one at a
 // time, in order, so that a stop never overtakes the move it ends; a repeat
-// due while the previous command is still on its way is skipped.
+// due while the previous command is still on its way is skipped, and a move
+// that failed (the device is offline, say) is not repeated.
 
 import { h } from './dom.js';
 import * as api from './api.js';
@@ -76,7 +77,7 @@ export class PTZControl {
     this.el.addEventListener('dblclick', (ev) => ev.stopPropagation());
     this.onKeyDown = (ev) => {
       const dir = keyMoves[ev.key];
-      if (!dir || ev.ctrlKey || ev.metaKey || ev.altKey || isTyping(ev.target)) return;
+      if (!dir || ev.ctrlKey || ev.metaKey || ev.altKey || (ev.shiftKey && ev.key.startsWith('Arrow')) || isTyping(ev.target) || document.querySelector('dialog[open]')) return;
       ev.preventDefault();
       this.press(dir);
     };
@@ -86,8 +87,11 @@ export class PTZControl {
     };
     this.onHide = () => { if (document.hidden) this.release(); };
     this.onBlur = () => this.release();
-    document.addEventListener('keydown', this.onKeyDown);
-    document.addEventListener('keyup', this.onKeyUp);
+    // Capturing on window: before the page's shortcuts (keys.js, on
+    // document), which leave a key alone once it is taken (← → would move
+    // the large view to another camera).
+    window.addEventListener('keydown', this.onKeyDown, true);
+    window.addEventListener('keyup', this.onKeyUp, true);
     document.addEventListener('visibilitychange', this.onHide);
     window.addEventListener('blur', this.onBlur);
   }
@@ -128,6 +132,9 @@ export class PTZControl {
         if (err.status === 401) return;
         this.err.hidden = false;
         this.err.textContent = errorText(err);
+        // a command the device did not take is not repeated; the release
+        // still sends the stop
+        if (dir && this.held === dir) clearInterval(this.timer);
       } finally {
         this.inflight--;
       }
@@ -138,8 +145,8 @@ export class PTZControl {
   destroy() {
     this.release();
     this.destroyed = true;
-    document.removeEventListener('keydown', this.onKeyDown);
-    document.removeEventListener('keyup', this.onKeyUp);
+    window.removeEventListener('keydown', this.onKeyDown, true);
+    window.removeEventListener('keyup', this.onKeyUp, true);
     document.removeEventListener('visibilitychange', this.onHide);
     window.removeEventListener('blur', this.onBlur);
     this.el.remove();

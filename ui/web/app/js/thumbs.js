@@ -27,6 +27,7 @@ export class Thumbnails {
     this.moments = new Map(); // "camera|second" → keyframe ms, or null (nothing recorded)
     this.urgent = [];         // hover requests, newest last
     this.background = [];     // strip requests, oldest first
+    this.pending = new Map();   // "camera|second" → the promise of a request queued or running
     this.active = 0;
     this.stats = { requests: 0, bytes: 0, decoded: 0, cached: 0 };
   }
@@ -46,7 +47,9 @@ export class Thumbnails {
         return Promise.resolve({ canvas, time: kf });
       }
     }
-    return new Promise((resolve) => {
+    // the pointer moving within one second asks once
+    if (this.pending.has(mkey)) return this.pending.get(mkey);
+    const p = new Promise((resolve) => {
       const req = { camera, second, mkey, tag, resolve };
       if (tag) {
         this.background.push(req);
@@ -56,6 +59,9 @@ export class Thumbnails {
       }
       this.pump();
     });
+    this.pending.set(mkey, p);
+    p.finally(() => this.pending.delete(mkey));
+    return p;
   }
 
   // cancel drops the queued requests made with tag (they resolve to null).
@@ -148,14 +154,30 @@ function canvasFor(w, h) {
   return c;
 }
 
-// decodeWebCodecs decodes an H.264 thumbnail: the avcC of the init section
-// configures a VideoDecoder, the mdat is the one sample.
+// codecString is the WebCodecs codec of a sample entry and its decoder
+// configuration (ISO/IEC 14496-15 annex E), or '' for another codec.
+function codecString(format, cfg) {
+  const hex = (v) => v.toString(16).padStart(2, '0');
+  if (format === 'avc1' || format === 'avc3') return `avc1.${hex(cfg[1])}${hex(cfg[2])}${hex(cfg[3])}`;
+  if ((format !== 'hvc1' && format !== 'hev1') || cfg.length < 13) return '';
+  // H.265 (where the browser decodes it): profile, compatibility flags
+  // (bit-reversed), tier and level, constraint bytes without trailing zeros
+  const space = ['', 'A', 'B', 'C'][cfg[1] >> 6];
+  let compat = 0;
+  for (let i = 0; i < 32; i++) if (cfg[2 + (i >> 3)] & (0x80 >> (i & 7))) compat |= 1 << i;
+  const cons = [...cfg.slice(6, 12)];
+  while (cons.length && cons[cons.length - 1] === 0) cons.pop();
+  return [`${format}.${space}${cfg[1] & 0x1f}`, (compat >>> 0).toString(16), `${cfg[1] & 0x20 ? 'H' : 'L'}${cfg[12]}`,
+    ...cons.map((v) => v.toString(16).toUpperCase())].join('.');
+}
+
+// decodeWebCodecs decodes a thumbnail: the avcC (or hvcC) of the init
+// section configures a VideoDecoder, the mdat is the one sample.
 async function decodeWebCodecs(b) {
   const parts = parseThumb(b);
-  if (!parts || parts.format !== 'avc1' && parts.format !== 'avc3') return null;
+  const codec = parts ? codecString(parts.format, parts.config) : '';
+  if (!codec) return null;
   const cfg = parts.config;
-  const hex = (v) => v.toString(16).padStart(2, '0');
-  const codec = `avc1.${hex(cfg[1])}${hex(cfg[2])}${hex(cfg[3])}`;
   let decoder = null;
   try {
     const frame = await new Promise((resolve, reject) => {

@@ -97,7 +97,7 @@ export function mount(view, ctx) {
     const f = {
       id: h('input', { name: 'id', value: c.id, required: true, pattern: '[a-z0-9-]{1,64}', readOnly: !!cam, 'data-testid': 'cam-id' }),
       name: h('input', { name: 'name', value: c.name || '', required: true, 'data-testid': 'cam-name' }),
-      department: h('select', { name: 'department', required: true, 'data-testid': 'cam-department' },
+      department: h('select', { name: 'department', required: true, disabled: isGB(c), 'data-testid': 'cam-department' },
         ctx.departments.map((d) => h('option', { value: d.id, text: deptName(d), selected: d.id === c.department }))),
       address: h('input', { name: 'address', value: c.location?.address || '', 'data-testid': 'cam-address' }),
       lat: h('input', { name: 'lat', type: 'number', step: 'any', min: -90, max: 90, value: c.location?.lat ?? 0, 'data-testid': 'cam-lat' }),
@@ -158,7 +158,7 @@ export function mount(view, ctx) {
     h('div', { class: 'form-grid' },
       field(t('cameras.id'), f.id, cam ? t('cameras.idFixed') : t('cameras.idHint')),
       field(t('cameras.name'), f.name),
-      field(t('cameras.department'), f.department),
+      field(t('cameras.department'), f.department, isGB(c) ? t('source.gb28181Department') : undefined),
       // a GB/T 28181 camera's video comes from its device's channel, not a URL
       isGB(c) ? h('div', { class: 'span2 gb-source', 'data-testid': 'cam-gb28181' }, sourceBadge(c),
         h('span', { text: ' ' + t('source.gb28181Title', { device: c.gb28181?.device || '?', channel: c.gb28181?.channel || '?' }) }))

@@ -4,6 +4,8 @@
 // since when, its address and SIP transport, its last error and channels
 // (each channel is a camera gb-<channel>). Below, the registrations Vigil
 // refused because no admin added the device, each with an "add" shortcut.
+// Last, when gb28181.upstream lists any, the upper platforms Vigil
+// registers to: state, since, last error, shared departments, live views.
 
 import { h } from '../dom.js';
 import * as api from '../api.js';
@@ -22,8 +24,11 @@ export function mount(view, ctx) {
     help: t('gb.help'),
     add: { testid: 'gb-add', text: t('gb.add'), onclick: () => openForm(null) },
     load: async () => {
-      const [devices, refused] = await Promise.all([api.get(devicesPath), api.get('/api/v1/gb28181/refused')]);
-      return [deviceTable(api.list(devices, 'devices')), refusedTable(api.list(refused, 'refused'))];
+      const [devices, refused, upper] = await Promise.all([api.get(devicesPath), api.get('/api/v1/gb28181/refused'),
+        api.get('/api/v1/gb28181/upstream')]);
+      const ups = api.list(upper, 'upstream');
+      return [deviceTable(api.list(devices, 'devices')), refusedTable(api.list(refused, 'refused')),
+        ups.length ? upstreamTable(ups) : null];
     },
   });
 
@@ -66,6 +71,23 @@ export function mount(view, ctx) {
         { title: '', class: 'actions', cell: (r) => h('div', { class: 'row-actions' },
           rowButton('gb-refused-add', t('gb.addThis'), () => openForm(null, r.id))) },
       ], refused, { empty: t('gb.noRefused'), rowAttrs: (r) => ({ 'data-testid': 'gb-refused-row', 'data-device-id': r.id }) }));
+  }
+
+  function upstreamTable(ups) {
+    return h('section', { class: 'gb-upstream', 'data-testid': 'gb-upstream' },
+      h('h2', { text: t('gb.upstreamTitle') }),
+      h('p', { class: 'muted page-help', text: t('gb.upstreamHelp') }),
+      table([
+        { title: t('gb.id'), cell: (u) => h('code', { text: u.id }) },
+        { title: t('gb.address'), cell: (u) => h('div', {}, h('code', { text: u.address }),
+          h('div', { class: 'muted small', text: (u.transport || 'udp').toUpperCase() })) },
+        { title: t('gb.state'), cell: (u) => h('div', { 'data-testid': 'gb-upstream-state', 'data-state': u.state },
+          statusBadge(u.state),
+          u.since ? h('div', { class: 'muted small', text: t('gb.since', { time: formatDateTime(u.since) }) }) : null) },
+        { title: t('gb.lastError'), cell: (u) => h('span', { class: u.lastError ? 'err-text small' : 'muted', text: u.lastError || '—' }) },
+        { title: t('gb.upstreamDepartments'), cell: (u) => h('div', {}, (u.departments || []).map((d) => deptChip(ctx.departments, d))) },
+        { title: t('gb.viewers'), cell: (u) => h('span', { 'data-testid': 'gb-upstream-viewers', text: String(u.viewers ?? 0) }) },
+      ], ups, { rowAttrs: (u) => ({ 'data-testid': 'gb-upstream-row', 'data-platform-id': u.id }) }));
   }
 
   async function remove(d) {

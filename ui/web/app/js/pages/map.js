@@ -39,8 +39,9 @@ export function placed(c) {
   return Number.isFinite(l.lat) && Number.isFinite(l.lng) && (l.lat !== 0 || l.lng !== 0);
 }
 
-// stateOf is the marker state of a camera: online, connecting, offline,
-// disabled, or unknown (no status yet).
+// stateOf is the marker state of a camera: online, idle (a pushed stream
+// that nothing needs now), connecting, offline, disabled, or unknown (no
+// status yet).
 function stateOf(c, st) {
   if (c.enabled === false) return 'disabled';
   return st?.state || 'unknown';
@@ -124,7 +125,7 @@ export function mount(view, ctx) {
   const layer = h('div', { class: 'map-layer', 'data-testid': 'map-layer' });
   const markerBox = h('div', { class: 'map-markers' });
   const stage = h('div', { class: 'map-stage', 'data-testid': 'map-stage', tabIndex: -1 }, layer, markerBox, banner);
-  const legend = h('div', { class: 'map-legend' }, ['online', 'connecting', 'offline', 'disabled'].map((s) =>
+  const legend = h('div', { class: 'map-legend' }, ['online', 'idle', 'connecting', 'offline', 'disabled'].map((s) =>
     h('span', { class: 'map-legend-item' }, h('i', { class: 'map-dot map-state-' + s }), h('span', { text: t('state.' + s) }))));
   const unplacedBox = h('div', { class: 'map-unplaced', 'data-testid': 'map-unplaced' });
   const root = h('section', { class: 'page map-page', 'data-testid': 'map-page' },
@@ -152,6 +153,17 @@ export function mount(view, ctx) {
     return { x: ev.clientX - r.left, y: ev.clientY - r.top };
   };
 
+  // scaleLimits bound the zoom: out, so that the grid's lines (at most one
+  // per 10°) and the tiles (zoom 0 and up) stay few; in, to a few pixels
+  // per metre.
+  function scaleLimits() {
+    switch (proj.mode) {
+      case 'tiles': return [1, 2 ** (maxTileZoom + 1)];
+      case 'grid': return [0.01, 1e5];
+      default: return [Math.min(1, 100 / Math.max(1, config.image?.width || 1)), 64];
+    }
+  }
+
   function shownCameras() {
     return cameras.filter((c) => !dept || c.department === dept);
   }
@@ -160,8 +172,9 @@ export function mount(view, ctx) {
   function fit() {
     const { w, h: hh } = size();
     let pts = shownCameras().filter(placed).map((c) => proj.fwd(c.location.lat, c.location.lng)).filter(Boolean);
-    if (proj.mode.startsWith('image') && config.image && !pts.length) {
-      pts = [{ x: 0, y: 0 }, { x: config.image.width, y: config.image.height }];
+    if (proj.mode.startsWith('image') && config.image) {
+      // the whole site map, and the cameras beyond its edges
+      pts = [...pts, { x: 0, y: 0 }, { x: config.image.width, y: config.image.height }];
     }
     if (!pts.length) {
       vw = { cx: 0, cy: 0, s: proj.mode === 'tiles' ? 4 : 1 };
@@ -177,7 +190,8 @@ export function mount(view, ctx) {
       s = { grid: 40, tiles: 2 ** 16 / 1, image: 1 }[proj.mode] || 1;
     }
     if (proj.mode === 'tiles') s = Math.min(s, 2 ** maxTileZoom);
-    vw = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, s };
+    const [lo, hi] = scaleLimits();
+    vw = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, s: Math.min(hi, Math.max(lo, s)) };
   }
 
   function zoomAt(factor, sx, sy) {
@@ -185,8 +199,8 @@ export function mount(view, ctx) {
     const px = sx ?? w / 2;
     const py = sy ?? hh / 2;
     const before = toWorld(px, py);
-    vw.s = Math.min(vw.s * factor, proj.mode === 'tiles' ? 2 ** (maxTileZoom + 1) : 1e7);
-    vw.s = Math.max(vw.s, 1e-6);
+    const [lo, hi] = scaleLimits();
+    vw.s = Math.min(hi, Math.max(lo, vw.s * factor));
     const after = toWorld(px, py);
     vw.cx += before.x - after.x;
     vw.cy += before.y - after.y;

@@ -575,7 +575,7 @@ export function mount(view, ctx) {
       const i = shown.findIndex((el) => el.contains(document.activeElement));
       shown[i < 0 ? (d > 0 ? 0 : shown.length - 1) : (i + d + shown.length) % shown.length].focus();
     },
-    layout: (i) => page.querySelectorAll('[data-layout]')[i]?.click(),
+    layout: (i) => page.querySelectorAll('button[data-layout]')[i]?.click(),
     fullscreen: () => toggleFullscreen(),
     audio: () => {
       const el = document.activeElement?.closest?.('[data-testid=tile]');

@@ -1,0 +1,109 @@
+package upstream
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
+)
+
+var offers = []struct {
+	name, sdp string
+	want      offer
+	err       string
+}{
+	{"udp", "v=0\r\ns=Play\r\nc=IN IP4 10.0.0.9\r\nm=video 30000 RTP/AVP 96\r\na=recvonly\r\ny=0100000001\r\n",
+		offer{Session: "Play", IP: "10.0.0.9", Port: 30000, Transport: TransportUDP, SSRC: "0100000001"}, ""},
+	{"tcp, upper listens", "v=0\ns=Play\nc=IN IP4 10.0.0.9\nm=video 30000 TCP/RTP/AVP 96\na=setup:passive\na=connection:new\ny=0100000001\n",
+		offer{Session: "Play", IP: "10.0.0.9", Port: 30000, Transport: TransportTCPActive, SSRC: "0100000001"}, ""},
+	{"tcp, upper connects", "v=0\ns=Play\nc=IN IP4 10.0.0.9\nm=video 9 TCP/RTP/AVP 96\na=setup:active\n",
+		offer{Session: "Play", IP: "10.0.0.9", Port: 9, Transport: TransportTCPPassive}, ""},
+	{"playback", "s=Playback\nc=IN IP4 10.0.0.9\nm=video 30000 RTP/AVP 96\n",
+		offer{Session: "Playback", IP: "10.0.0.9", Port: 30000, Transport: TransportUDP}, ""},
+	{"no video", "s=Play\nc=IN IP4 10.0.0.9\nm=audio 30000 RTP/AVP 8\n", offer{}, "no m=video"},
+	{"no address", "s=Play\nm=video 30000 RTP/AVP 96\n", offer{}, "no c= address"},
+	{"bad address", "s=Play\nc=IN IP4 host.example\nm=video 30000 RTP/AVP 96\n", offer{}, "no IP address"},
+	{"bad port", "s=Play\nc=IN IP4 10.0.0.9\nm=video x RTP/AVP 96\n", offer{}, "no port"},
+	{"udp port 0", "s=Play\nc=IN IP4 10.0.0.9\nm=video 0 RTP/AVP 96\n", offer{}, "port 0"},
+	{"tcp without setup", "s=Play\nc=IN IP4 10.0.0.9\nm=video 3000 TCP/RTP/AVP 96\n", offer{}, "a=setup"},
+	{"bad ssrc", "s=Play\nc=IN IP4 10.0.0.9\nm=video 3000 RTP/AVP 96\ny=99999999999\n", offer{}, "not an SSRC"},
+}
+
+func TestParseOffer(t *testing.T) {
+	for _, tc := range offers {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseOffer([]byte(tc.sdp))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseOffer(f *testing.F) {
+	for _, tc := range offers {
+		f.Add([]byte(tc.sdp))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := parseOffer(b)
+		if err == nil && (o.IP == "" || o.Transport == "") {
+			t.Fatalf("accepted %q as %+v", b, o)
+		}
+	})
+}
+
+func TestAnswerSDP(t *testing.T) {
+	o := offer{Session: "Play", Transport: TransportTCPPassive}
+	got := string(answerSDP("44011300002000000001", "10.0.0.2", 40000, o, "0100000001"))
+	for _, want := range []string{"m=video 40000 TCP/RTP/AVP 96\r\n", "a=setup:passive\r\n", "a=sendonly\r\n", "y=0100000001\r\n", "c=IN IP4 10.0.0.2\r\n", "a=rtpmap:96 PS/90000\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("answer lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestChannelsStable: IDs are <realm><kind><serial>, allocated once, and
+// the same after the database is opened again.
+func TestChannelsStable(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	db := testdb.Open(t, path)
+	c, err := OpenChannels(ctx, db, "4401130000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.Camera(ctx, "police-1")
+	b, _ := c.Camera(ctx, "police-2")
+	d, _ := c.Department(ctx, "police")
+	if a != "44011300001310000001" || b != "44011300001310000002" || d != "44011300002160000001" {
+		t.Fatalf("ids %s %s %s", a, b, d)
+	}
+	if again, _ := c.Camera(ctx, "police-1"); again != a {
+		t.Fatalf("second call: %s", again)
+	}
+	db.Close()
+	c2, err := OpenChannels(ctx, testdb.Open(t, path), "4401130000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := c2.Lookup(b); !ok || k != "camera:police-2" {
+		t.Fatalf("after reopening: %q %v", k, ok)
+	}
+	if a2, _ := c2.Camera(ctx, "police-1"); a2 != a {
+		t.Fatalf("after reopening: %s, want %s", a2, a)
+	}
+	if n, _ := c2.Camera(ctx, "fire-1"); n != "44011300001310000003" {
+		t.Fatalf("next after reopening: %s", n)
+	}
+	if _, err := OpenChannels(ctx, db, "44"); err == nil {
+		t.Fatal("short realm accepted")
+	}
+}
