@@ -27,9 +27,11 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/benchkit"
@@ -75,6 +77,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// a SIGTERM (timeout(1)) ends the run like an interrupt: the server,
+	// camsim and the load client are stopped with it
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	if *keep {
 		fmt.Println("run directory:", dir)
 	} else {
