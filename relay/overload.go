@@ -9,9 +9,9 @@ import (
 )
 
 // overload is the relay's answer to a host that cannot keep up with its
-// viewers (a starved CPU): when a viewer's units wait in its queue longer
-// than Options.StepDownLag (the units queued for it span more than that), or
-// its queue overflowed, every viewer steps down
+// viewers (a starved CPU): when a viewer stays behind the live edge by more
+// than Options.StepDownLag (the units queued for it span more than that) for
+// a second, or its queue overflowed, every viewer steps down
 // to keyframes only (no audio) for at least Options.StepDownFor after the
 // last sign of it, and new viewers are refused meanwhile (503); then every
 // viewer steps up again at its next keyframe. All viewers step together, so
@@ -26,12 +26,10 @@ type overload struct {
 	stepped atomic.Bool  // as last logged
 }
 
-// note reports how far a viewer is behind the live edge (the units waiting
-// in its queue, see ingest.Subscription.Backlog) and whether its queue
-// overflowed. The time the units took to reach the hub (a camera or a
-// network that is late) does not count: only the relay's own delay.
-func (o *overload) note(now time.Time, behind time.Duration, gap bool) {
-	if behind <= o.lag && !gap {
+// note steps every viewer down when one is late (see stepDown.late) or
+// its queue overflowed; behind is how far it is behind, for the log.
+func (o *overload) note(now time.Time, late bool, behind time.Duration, gap bool) {
+	if !late && !gap {
 		return
 	}
 	o.until.Store(now.Add(o.hold).UnixNano())
@@ -57,7 +55,28 @@ func (o *overload) keyframesOnly(now time.Time) bool {
 // at once when stepping down and at the next keyframe when stepping up (a
 // picture after skipped ones would not decode).
 type stepDown struct {
-	on bool
+	on          bool
+	behindSince time.Time // when the viewer's backlog went over the lag (zero: it is not)
+}
+
+// stepDownPersist is how long a viewer's backlog must stay over the lag
+// before it counts as late: units that reach the hub in a burst (a camera
+// or a network that stalled, then caught up) make a backlog that a viewer
+// keeping up sends in milliseconds.
+const stepDownPersist = time.Second
+
+// late tells whether the viewer, behind the live edge by backlog (see
+// ingest.Subscription.Backlog: the relay's own delay, not the camera's),
+// has been more than lag behind for stepDownPersist.
+func (s *stepDown) late(now time.Time, backlog, lag time.Duration) bool {
+	if backlog <= lag {
+		s.behindSince = time.Time{}
+		return false
+	}
+	if s.behindSince.IsZero() {
+		s.behindSince = now
+	}
+	return now.Sub(s.behindSince) >= stepDownPersist
 }
 
 // skip tells whether the viewer skips u now.

@@ -129,3 +129,27 @@ func TestOverloadStepsEveryViewerDown(t *testing.T) {
 	// and new viewers are welcome again
 	e.watch(t, "H264", "/whep/cam1", 5)
 }
+
+// TestStepDownLate: a burst of units from a camera that stalled (a backlog
+// the viewer sends at once) is not lateness; a backlog that stays is.
+func TestStepDownLate(t *testing.T) {
+	var s stepDown
+	t0 := time.Now()
+	lag := 2 * time.Second
+	if s.late(t0, 3*time.Second, lag) {
+		t.Fatal("late at the first sight of a backlog")
+	}
+	// drained 20 ms later: a burst, not a slow viewer
+	if s.late(t0.Add(20*time.Millisecond), 40*time.Millisecond, lag) {
+		t.Fatal("late after the backlog drained")
+	}
+	if s.late(t0.Add(2*time.Second), 2500*time.Millisecond, lag) {
+		t.Fatal("late at once after a new backlog")
+	}
+	if s.late(t0.Add(2500*time.Millisecond), 2100*time.Millisecond, lag) {
+		t.Fatal("late before the backlog stayed a second")
+	}
+	if !s.late(t0.Add(3*time.Second), 2200*time.Millisecond, lag) {
+		t.Fatal("not late after a second over the lag")
+	}
+}

@@ -272,7 +272,8 @@ func (s *session) send() error {
 			return err
 		}
 		now := time.Now()
-		s.r.load.note(now, sub.Backlog(), gap)
+		backlog := sub.Backlog()
+		s.r.load.note(now, s.step.late(now, backlog, s.r.load.lag), backlog, gap)
 		if s.step.skip(s.r.load, now, u) {
 			continue
 		}
