@@ -9,9 +9,9 @@ import (
 )
 
 // overload is the relay's answer to a host that cannot keep up with its
-// viewers (a starved CPU): when a viewer stays behind the live edge by more
-// than Options.StepDownLag (the units queued for it span more than that) for
-// a second, or its queue overflowed, every viewer steps down
+// viewers (a starved CPU): when viewers stay behind the live edge by more
+// than Options.StepDownLag (the units queued for them span more than that)
+// for a second — at least two and a tenth of those playing — every viewer steps down
 // to keyframes only (no audio) for at least Options.StepDownFor after the
 // last sign of it, and new viewers are refused meanwhile (503); then every
 // viewer steps up again at its next keyframe. All viewers step together, so
@@ -21,22 +21,36 @@ type overload struct {
 	hold time.Duration
 	log  *slog.Logger
 
+	late    atomic.Int64 // viewers late now
 	until   atomic.Int64 // UnixNano until which viewers get keyframes only (0: never stepped down)
 	steps   atomic.Int64 // times the relay stepped down (figure)
 	stepped atomic.Bool  // as last logged
 }
 
-// note steps every viewer down when one is late (see stepDown.late) or
-// its queue overflowed; behind is how far it is behind, for the log.
-func (o *overload) note(now time.Time, late bool, behind time.Duration, gap bool) {
-	if !late && !gap {
+// setLate counts a viewer in or out of the late ones (see stepDown.late).
+func (o *overload) setLate(late bool) {
+	if late {
+		o.late.Add(1)
+	} else {
+		o.late.Add(-1)
+	}
+}
+
+// note steps every viewer down when enough of the playing viewers are late:
+// at least two and a tenth of them. A single slow viewer (its network) is
+// not an overload of the relay: it resumes at the next keyframe on its own
+// when its queue overflows, and the others are not slowed. behind is how far
+// the late viewer noting it is behind, for the log.
+func (o *overload) note(now time.Time, playing int, behind time.Duration) {
+	late := int(o.late.Load())
+	if late < 2 || late*10 < playing {
 		return
 	}
 	o.until.Store(now.Add(o.hold).UnixNano())
 	if o.stepped.CompareAndSwap(false, true) {
 		o.steps.Add(1)
 		o.log.Warn("the live relay cannot keep up: every viewer gets keyframes only, new viewers are refused",
-			"behind", behind.Round(time.Millisecond), "queueOverflow", gap, "for", o.hold)
+			"lateViewers", late, "viewers", playing, "behind", behind.Round(time.Millisecond), "for", o.hold)
 	}
 }
 
@@ -57,6 +71,7 @@ func (o *overload) keyframesOnly(now time.Time) bool {
 type stepDown struct {
 	on          bool
 	behindSince time.Time // when the viewer's backlog went over the lag (zero: it is not)
+	counted     bool      // counted in overload.late
 }
 
 // stepDownPersist is how long a viewer's backlog must stay over the lag

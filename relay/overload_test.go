@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func keyframes(c *client, since time.Time) (keys, all int) {
 func TestOverloadStepsEveryViewerDown(t *testing.T) {
 	e := startEnv(t, Options{StepDownLag: 500 * time.Millisecond, StepDownFor: 3 * time.Second}, nil)
 	var slow atomic.Bool
-	e.relay.slowWrite = func() {
+	e.relay.slowWrite = func(string) {
 		if slow.Load() {
 			time.Sleep(100 * time.Millisecond) // 10 pictures a second, of 25
 		}
@@ -152,4 +153,38 @@ func TestStepDownLate(t *testing.T) {
 	if !s.late(t0.Add(3*time.Second), 2200*time.Millisecond, lag) {
 		t.Fatal("not late after a second over the lag")
 	}
+}
+
+// TestOneSlowViewerDoesNotStepOthersDown: a viewer that cannot keep up on its
+// own (its network) is not an overload of the relay: the others keep every
+// picture and new viewers are welcome.
+func TestOneSlowViewerDoesNotStepOthersDown(t *testing.T) {
+	e := startEnv(t, Options{StepDownLag: 500 * time.Millisecond, StepDownFor: 3 * time.Second}, nil)
+	var slowID atomic.Value
+	slowID.Store("")
+	e.relay.slowWrite = func(session string) {
+		if session == slowID.Load().(string) {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	e.feedCached(t, "cam1", "cam.h264", "H264", "", 10)
+	var clients []*client
+	for range 4 {
+		clients = append(clients, e.watch(t, "H264", "/whep/cam1", 5))
+	}
+	slowID.Store(path.Base(clients[0].location))
+	since := time.Now()
+	time.Sleep(6 * time.Second) // the slow viewer is late after 1.5 s
+	if down, steps := e.relay.SteppedDown(); down || steps != 0 {
+		t.Fatalf("stepped down (now %v, %d times) for one slow viewer", down, steps)
+	}
+	for i, c := range clients[1:] {
+		if _, all := keyframes(c, since); all < 75 { // 150 at 25 fps; a loaded machine may lose some
+			t.Errorf("viewer %d beside the slow one: %d pictures in 6 s", i+1, all)
+		}
+	}
+	if n := e.relay.Sessions(); n != 4 {
+		t.Fatalf("%d sessions, want 4", n)
+	}
+	e.watch(t, "H264", "/whep/cam1", 5)
 }

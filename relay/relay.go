@@ -103,8 +103,8 @@ type Relay struct {
 	// load steps every viewer down to keyframes when the relay falls behind.
 	load *overload
 	// slowWrite, when set (tests), runs before each unit is written to a
-	// viewer: a slow host.
-	slowWrite func()
+	// viewer (given the session's ID): a slow host or viewer.
+	slowWrite func(session string)
 	// writeErrors counts the writes to viewers that failed (and were lost).
 	writeErrors atomic.Int64
 
@@ -479,6 +479,13 @@ func (r *Relay) release(pending bool) {
 // is overloaded), and how many times that happened.
 func (r *Relay) SteppedDown() (now bool, times int64) {
 	return r.load.keyframesOnly(time.Now()), r.load.steps.Load()
+}
+
+// Playing returns the number of sessions whose viewer connected.
+func (r *Relay) Playing() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reserved - r.pending
 }
 
 // Pending returns the number of sessions whose viewer has not connected yet.

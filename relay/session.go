@@ -253,6 +253,11 @@ func (s *session) subscribe() *ingest.Subscription {
 func (s *session) send() error {
 	sub := s.subscribe()
 	defer func() { sub.Close() }()
+	defer func() {
+		if s.step.counted {
+			s.r.load.setLate(false)
+		}
+	}()
 	if err := s.sendBacklog(sub); err != nil {
 		return err
 	}
@@ -267,13 +272,19 @@ func (s *session) send() error {
 			}
 			lastRestart = time.Now()
 		}
-		u, gap, err := sub.Next(s.ctx)
+		u, _, err := sub.Next(s.ctx)
 		if err != nil {
 			return err
 		}
 		now := time.Now()
 		backlog := sub.Backlog()
-		s.r.load.note(now, s.step.late(now, backlog, s.r.load.lag), backlog, gap)
+		if late := s.step.late(now, backlog, s.r.load.lag); late != s.step.counted {
+			s.step.counted = late
+			s.r.load.setLate(late)
+		}
+		if s.step.counted {
+			s.r.load.note(now, s.r.Playing(), backlog)
+		}
 		if s.step.skip(s.r.load, now, u) {
 			continue
 		}
@@ -335,7 +346,7 @@ func (s *session) write(u *ingest.Unit) error {
 		}
 	}
 	if s.r.slowWrite != nil {
-		s.r.slowWrite()
+		s.r.slowWrite(s.id)
 	}
 	return s.sent(s.out.writeLive(u))
 }
