@@ -243,7 +243,7 @@ func (p *parser) parseLine(ln string) error {
 	case 'y':
 		v = strings.TrimSpace(v)
 		if !validSSRC(v) {
-			return p.errorf("y= SSRC %q is not a decimal SSRC of at most 10 digits (below 2^32)", clip(v, 20))
+			return p.errorf("y= SSRC %q is not an SSRC: want a decimal SSRC of at most 10 digits, below 2^32", clip(v, 20))
 		}
 		p.s.SSRC = v
 	case 'f':
@@ -276,7 +276,7 @@ func (p *parser) parseConnection(v string, m *Media) error {
 	}
 	ip := net.ParseIP(f[2])
 	if ip == nil {
-		return p.errorf("the c= address %q is not an IP address", clip(f[2], 40))
+		return p.errorf("the c= line has no IP address: %q is not an IP address", clip(f[2], 40))
 	}
 	if (ip.To4() != nil) != (f[1] == "IP4") {
 		return p.errorf("the c= address %s does not match %s", ip, f[1])
@@ -314,7 +314,7 @@ func (p *parser) parseMedia(v string) error {
 	m := Media{Kind: f[0]}
 	port, err := strconv.Atoi(f[1])
 	if err != nil || !digits(f[1]) || port > 65535 {
-		return p.errorf("m=%s has a bad port: %q is not a port number", f[0], clip(f[1], 20))
+		return p.errorf("m=%s has a bad port: %q is not a port number; no port to use", f[0], clip(f[1], 20))
 	}
 	m.Port = port
 	switch strings.ToUpper(f[2]) {
