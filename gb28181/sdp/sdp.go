@@ -156,7 +156,7 @@ type parser struct {
 // named kind, a t= that is not two numbers, an m= without four fields, a
 // port or payload type out of range, a protocol other than RTP/AVP and
 // TCP/RTP/AVP, a malformed a=rtpmap/setup/connection/downloadspeed/
-// filesize/streamnumber/direction, a y= that is not an SSRC of at most 10
+// filesize/streamnumber, two different directions or setup roles, a y= that is not an SSRC of at most 10
 // digits below 2^32, or a second v/o/s/u/t/y/f line or c= in one section.
 func Parse(b []byte) (*Session, error) {
 	if len(b) == 0 {
@@ -360,7 +360,7 @@ func (p *parser) parseAttribute(v string, m *Media) error {
 	val := strings.TrimSpace(a.Value)
 	switch a.Name {
 	case "recvonly", "sendonly", "sendrecv", "inactive":
-		if m.Direction != "" {
+		if m.Direction != "" && m.Direction != a.Name {
 			return p.errorf("a=%s after a=%s", a.Name, m.Direction)
 		}
 		m.Direction = a.Name
@@ -371,11 +371,11 @@ func (p *parser) parseAttribute(v string, m *Media) error {
 		}
 		m.RTPMaps = append(m.RTPMaps, r)
 	case "setup":
-		if m.Setup != "" {
-			return p.errorf("a second a=setup")
-		}
 		switch s := strings.ToLower(val); s {
 		case "active", "passive", "actpass", "holdconn":
+			if m.Setup != "" && m.Setup != s {
+				return p.errorf("a=setup:%s after a=setup:%s", s, m.Setup)
+			}
 			m.Setup = s
 		default:
 			return p.errorf("a=setup:%s is not active, passive, actpass or holdconn", clip(a.Value, 20))

@@ -68,6 +68,10 @@ var cases = []struct {
 	{"upstream tcp, upper listens", "v=0\ns=Play\nc=IN IP4 10.0.0.9\nm=video 30000 TCP/RTP/AVP 96\na=setup:passive\na=connection:new\ny=0100000001\n", nil, ""},
 	{"upstream tcp, upper connects", "v=0\ns=Play\nc=IN IP4 10.0.0.9\nm=video 9 TCP/RTP/AVP 96\na=setup:active\n", nil, ""},
 	{"upstream playback", "v=0\ns=Playback\nc=IN IP4 10.0.0.9\nm=video 30000 RTP/AVP 96\n", nil, ""},
+	{"the same direction twice (upstream's sipp scenario), LF", "v=0\ns=Play\nc=IN IP4 127.0.0.1\nt=0 0\nm=video 9 RTP/AVP 96\n" +
+		"a=recvonly\na=rtpmap:96 PS/90000\na=recvonly\na=setup:active\na=setup:ACTIVE\ny=0100000001\n",
+		&Session{Name: Play, Address: "127.0.0.1", Media: []Media{{Kind: "video", Port: 9, Proto: ProtoUDP, Payloads: []int{96}, Direction: "recvonly",
+			RTPMaps: []RTPMap{{96, "PS", 90000, 0}}, Setup: "active"}}, SSRC: "0100000001"}, ""},
 	{"upstream sipp offer", lines("v=0", "o=44011300002000000001 0 0 IN IP4 127.0.0.1", "s=Play", "c=IN IP4 127.0.0.1", "t=0 0",
 		"m=video 20000 TCP/RTP/AVP 96 97 98", "a=recvonly", "a=rtpmap:96 PS/90000", "", "y=0100000001"), nil, ""},
 	{"upstream bad address", "v=0\ns=Play\nc=IN IP4 host.example\nm=video 30000 RTP/AVP 96\n", nil, "no IP address"},
@@ -103,6 +107,7 @@ var cases = []struct {
 	{"bad downloadspeed", lines("v=0", "m=video 9000 RTP/AVP 96", "a=downloadspeed:0"), nil, "a=downloadspeed:0 is not a number"},
 	{"bad filesize", lines("v=0", "m=video 9000 RTP/AVP 96", "a=filesize:-1"), nil, "a=filesize:-1 is not"},
 	{"two directions", lines("v=0", "m=video 9000 RTP/AVP 96", "a=recvonly", "a=sendonly"), nil, "a=sendonly after a=recvonly"},
+	{"two setup roles", lines("v=0", "m=video 9000 TCP/RTP/AVP 96", "a=setup:active", "a=setup:passive"), nil, "a=setup:passive after a=setup:active"},
 	{"control char", "v=0\r\ns=Pl\x01ay\r\n", nil, "control character"},
 	{"invalid utf-8", "v=0\r\ns=\xff\xfe\r\n", nil, "invalid UTF-8"},
 	{"too big", "v=0\r\n" + strings.Repeat("a=x\r\n", MaxSize/5+1), nil, "more than 16384"},
