@@ -156,8 +156,10 @@ type parser struct {
 // named kind, a t= that is not two numbers, an m= without four fields, a
 // port or payload type out of range, a protocol other than RTP/AVP and
 // TCP/RTP/AVP, a malformed a=rtpmap/setup/connection/downloadspeed/
-// filesize/streamnumber, two different directions or setup roles, a y= that is not an SSRC of at most 10
-// digits below 2^32, or a second v/o/s/u/t/y/f line or c= in one section.
+// filesize/streamnumber, two different directions or setup roles in one
+// m= section (a repeated identical one is accepted), a y= that is not an
+// SSRC of at most 10 digits below 2^32, or a second v/o/s/u/t/y/f line or
+// c= in one section.
 func Parse(b []byte) (*Session, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("there is no SDP body")
@@ -276,7 +278,7 @@ func (p *parser) parseConnection(v string, m *Media) error {
 	}
 	ip := net.ParseIP(f[2])
 	if ip == nil {
-		return p.errorf("the c= line has no IP address: %q is not an IP address", clip(f[2], 40))
+		return p.errorf("the c= address %q is not an IP address: the line has no IP address", clip(f[2], 40))
 	}
 	if (ip.To4() != nil) != (f[1] == "IP4") {
 		return p.errorf("the c= address %s does not match %s", ip, f[1])
