@@ -16,6 +16,7 @@
 package sdp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -162,13 +163,13 @@ type parser struct {
 // c= in one section.
 func Parse(b []byte) (*Session, error) {
 	if len(b) == 0 {
-		return nil, fmt.Errorf("there is no SDP body")
+		return nil, errors.New("there is no SDP body")
 	}
 	if len(b) > MaxSize {
 		return nil, fmt.Errorf("the SDP has %d bytes, more than %d", len(b), MaxSize)
 	}
 	if !utf8.Valid(b) {
-		return nil, fmt.Errorf("the SDP is not text (invalid UTF-8)")
+		return nil, errors.New("the SDP is not text (invalid UTF-8)")
 	}
 	p := parser{seen: map[byte]bool{}}
 	for raw := range strings.SplitSeq(string(b), "\n") {
@@ -182,7 +183,7 @@ func Parse(b []byte) (*Session, error) {
 		}
 	}
 	if !p.seen['v'] {
-		return nil, fmt.Errorf("the SDP has no v=0 line")
+		return nil, errors.New("the SDP has no v=0 line")
 	}
 	return &p.s, nil
 }
@@ -288,24 +289,15 @@ func (p *parser) parseConnection(v string, m *Media) error {
 }
 
 func (p *parser) parseTime(v string) error {
-	f := strings.Fields(v)
-	var t [2]uint64
-	for i := range t {
-		if len(f) != 2 {
-			break
+	if f := strings.Fields(v); len(f) == 2 {
+		start, err1 := strconv.ParseUint(f[0], 10, 64)
+		stop, err2 := strconv.ParseUint(f[1], 10, 64)
+		if err1 == nil && err2 == nil {
+			p.s.Start, p.s.Stop = start, stop
+			return nil
 		}
-		n, err := strconv.ParseUint(f[i], 10, 64)
-		if err != nil {
-			f = nil
-			break
-		}
-		t[i] = n
 	}
-	if len(f) != 2 {
-		return p.errorf("t=%s is not \"<start> <stop>\" in seconds", clip(v, 40))
-	}
-	p.s.Start, p.s.Stop = t[0], t[1]
-	return nil
+	return p.errorf("t=%s is not \"<start> <stop>\" in seconds", clip(v, 40))
 }
 
 func (p *parser) parseMedia(v string) error {
