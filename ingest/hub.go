@@ -513,6 +513,21 @@ func (sub *Subscription) Drain(ctx context.Context) error {
 	}
 }
 
+// Backlog is how far the subscriber is behind the live edge: the span of
+// presentation time from the oldest unit waiting in its queue to the
+// newest (0 when at most one waits). It measures the subscriber's own delay,
+// not that of the camera or the network before the hub.
+func (sub *Subscription) Backlog() time.Duration {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.n < 2 {
+		return 0
+	}
+	oldest := sub.queue[sub.head]
+	newest := sub.queue[(sub.head+sub.n-1)%len(sub.queue)]
+	return max(newest.PTS-oldest.PTS, 0)
+}
+
 // Dropped returns how many units this subscriber lost.
 func (sub *Subscription) Dropped() uint64 {
 	sub.mu.Lock()

@@ -440,3 +440,28 @@ func TestHubPublished(t *testing.T) {
 	s.SetOffline()
 	<-s.Published()
 }
+
+// TestHubBacklog: a subscription's backlog is the presentation-time span of
+// the units waiting for it, and shrinks as it reads.
+func TestHubBacklog(t *testing.T) {
+	s, m := hubStream()
+	sub := s.Subscribe(SubscribeOptions{QueueLen: 64})
+	defer sub.Close()
+	if b := sub.Backlog(); b != 0 {
+		t.Fatalf("empty queue: backlog %v", b)
+	}
+	for i := range 26 { // a keyframe, then 25 pictures 40 ms apart
+		s.Write(unit(m, i, 50))
+	}
+	if b := sub.Backlog(); b != time.Second {
+		t.Fatalf("26 pictures queued: backlog %v, want 1s", b)
+	}
+	for range 25 {
+		if _, _, err := sub.Next(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := sub.Backlog(); b != 0 {
+		t.Fatalf("one picture queued: backlog %v", b)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -124,6 +125,7 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	go func() { defer close(fed); f.run(ctx) }()
 	defer func() { cancel(); <-fed }()
 
+	g0, ms0 := runtime.NumGoroutine(), memStats() // before any viewer
 	load := exec.Command(os.Args[0], "-test.run=^TestLoadViewers$", "-test.v")
 	load.Env = append(os.Environ(), loadURLEnv+"="+e.server.URL, loadCountEnv+"="+strconv.Itoa(n))
 	stdin, err := load.StdinPipe()
@@ -155,6 +157,10 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	const window = 5 * time.Second
 	testkit.WaitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
+	g1, ms1 := runtime.NumGoroutine(), memStats()
+	if prefix := os.Getenv(profileEnv); prefix != "" {
+		writeHeapProfile(b, fmt.Sprintf("%s-%d.heap", prefix, n))
+	}
 	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()
 	packets := int64(0)
@@ -169,6 +175,10 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	b.ReportMetric(float64(packets)/float64(n), "packets/viewer")
 	b.ReportMetric(float64(f.stream.Stats().Dropped-dropped0), "dropped-units")
 	b.ReportMetric(float64(nacked)/float64(n), "nacked/viewer")
+	// what each viewer holds, against the relay before any viewer
+	b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/viewer")
+	b.ReportMetric(float64(int64(ms1.StackInuse)-int64(ms0.StackInuse))/1024/float64(n), "stack-KB/viewer")
+	b.ReportMetric(float64(int64(ms1.HeapInuse)-int64(ms0.HeapInuse))/1024/float64(n), "heap-KB/viewer")
 }
 
 // profileWindow writes a CPU profile of the measurement window only (the
@@ -186,6 +196,27 @@ func profileWindow(b *testing.B, path string) (stop func()) {
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// memStats returns the runtime's memory figures after a collection.
+func memStats() runtime.MemStats {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms
 }
 
 // processCPU returns the CPU time (user + system) used by this process so far.

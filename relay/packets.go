@@ -134,9 +134,9 @@ func (c *packetCache) packetize(u *ingest.Unit) ([]payload, error) {
 
 // rtpTrack is a local track of one viewer's peer connection that writes RTP
 // packets as they are given: unlike webrtc.TrackLocalStaticRTP it copies
-// nothing, so the caller gives each packet its own header, never modified
-// after the write (the NACK responder keeps it for resending), and a payload
-// that nobody modifies.
+// nothing: the header is marshalled during the write (the caller may reuse
+// it), the payload must be one that nobody modifies (the viewer's NACK
+// history keeps it for resending).
 type rtpTrack struct {
 	codec webrtc.RTPCodecParameters // what the plan chose
 	id    string
@@ -197,6 +197,13 @@ func (t *rtpTrack) Kind() webrtc.RTPCodecType {
 		return webrtc.RTPCodecTypeVideo
 	}
 	return webrtc.RTPCodecTypeAudio
+}
+
+// hasSSRC tells whether the track was bound with that SSRC.
+func (t *rtpTrack) hasSSRC(ssrc uint32) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.bound && t.ssrc == ssrc
 }
 
 // writeRTP sets the header's SSRC and payload type and sends the packet; it

@@ -25,7 +25,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
@@ -64,6 +63,15 @@ type Options struct {
 	// is not connected yet before it fails with ErrUnavailable.
 	// It defaults to 5 seconds.
 	TrackWait time.Duration
+	// StepDownLag is how long a unit may wait for a viewer before the relay
+	// counts itself overloaded: every viewer then gets keyframes only and
+	// new viewers are refused (503) until StepDownFor has passed without a
+	// unit this late. It defaults to 2 seconds (a hiccup of a shared host
+	// is not an overload; the queue holds several seconds).
+	StepDownLag time.Duration
+	// StepDownFor is how long the viewers stay on keyframes only after the
+	// last unit that waited longer than StepDownLag. It defaults to 10 seconds.
+	StepDownFor time.Duration
 	// Log receives the relay's messages. It defaults to slog.Default().
 	Log *slog.Logger
 }
@@ -92,6 +100,13 @@ type Relay struct {
 	warnings *rateLimitedLog
 	// nacked counts the packets viewers asked to be sent again (benchmark figure).
 	nacked atomic.Int64
+	// load steps every viewer down to keyframes when the relay falls behind.
+	load *overload
+	// slowWrite, when set (tests), runs before each unit is written to a
+	// viewer (given the session's ID): a slow host or viewer.
+	slowWrite func(session string)
+	// writeErrors counts the writes to viewers that failed (and were lost).
+	writeErrors atomic.Int64
 
 	mu       sync.Mutex
 	api      *webrtc.API // nil unless running
@@ -154,6 +169,15 @@ func New(opts Options, src Source) (*Relay, error) {
 	if opts.TrackWait <= 0 {
 		opts.TrackWait = 5 * time.Second
 	}
+	if opts.StepDownLag < 0 || opts.StepDownFor < 0 {
+		return nil, fmt.Errorf("relay: negative step-down lag %v or duration %v", opts.StepDownLag, opts.StepDownFor)
+	}
+	if opts.StepDownLag == 0 {
+		opts.StepDownLag = 2 * time.Second
+	}
+	if opts.StepDownFor == 0 {
+		opts.StepDownFor = 10 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -163,6 +187,7 @@ func New(opts Options, src Source) (*Relay, error) {
 		log:        opts.Log,
 		warnings:   newRateLimitedLog(opts.Log, time.Minute),
 		listenIP:   ip,
+		load:       &overload{lag: opts.StepDownLag, hold: opts.StepDownFor, log: opts.Log},
 		iceServers: servers,
 		ready:      make(chan struct{}),
 		sessions:   map[string]*session{},
@@ -319,20 +344,18 @@ func (r *Relay) newAPI(lf *pionLogs, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*web
 		webrtc.WithInterceptorRegistry(ir)), nil
 }
 
-// nackHistory is how many sent video packets of a viewer the NACK responder
-// keeps for resending: about 5 s of a 2 Mbit/s camera, 1 s at 10 Mbit/s. The
-// packets are not copied (rtpTrack gives each its own header and the payloads
-// are shared and immutable), so the history costs only pointers.
-const nackHistory = 1024
+// nackHistory is how many sent video packets of a viewer are kept for
+// resending when the viewer asks (NACK): about 2.4 s of a 2 Mbit/s camera,
+// 0.5 s at 10 Mbit/s, several round trips either way. The payloads are the
+// shared ones, so the history costs 32 bytes a packet (see history), 16 KB.
+const nackHistory = 512
 
-// interceptors are what a send-only viewer needs: the NACK responder and the
-// sender reports. A viewer sends no media, so the NACK generator and the
-// receiver reports (which run a ticker per connection) would do nothing.
+// interceptors are what a send-only viewer needs from pion: the sender
+// reports. A viewer sends no media, so the NACK generator and the receiver
+// reports (which run a ticker per connection) would do nothing; NACKs are
+// answered from the sender's own compact history (pion's responder keeps
+// an allocated packet and header per packet sent, 260 KB a viewer).
 func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
-	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory), nack.DisableCopy())
-	if err != nil {
-		return nil, fmt.Errorf("relay: nack responder: %w", err)
-	}
 	sender, err := report.NewSenderInterceptor()
 	if err != nil {
 		return nil, fmt.Errorf("relay: sender reports: %w", err)
@@ -340,7 +363,6 @@ func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
 	ir := &interceptor.Registry{}
-	ir.Add(responder)
 	ir.Add(sender)
 	return ir, nil
 }
@@ -387,6 +409,9 @@ func (r *Relay) Offer(ctx context.Context, cameraID string, kind ingest.StreamKi
 	id, err := newSessionID()
 	if err != nil {
 		return "", "", err
+	}
+	if r.load.keyframesOnly(time.Now()) {
+		return "", "", apierr.New(apierr.ErrUnavailable, "the live relay is overloaded: its viewers get keyframes only; try again in a few seconds")
 	}
 	if err := r.reserve(); err != nil {
 		return "", "", err
@@ -448,6 +473,19 @@ func (r *Relay) release(pending bool) {
 		r.pending--
 	}
 	r.mu.Unlock()
+}
+
+// SteppedDown tells whether the viewers get keyframes only now (the relay
+// is overloaded), and how many times that happened.
+func (r *Relay) SteppedDown() (now bool, times int64) {
+	return r.load.keyframesOnly(time.Now()), r.load.steps.Load()
+}
+
+// Playing returns the number of sessions whose viewer connected.
+func (r *Relay) Playing() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reserved - r.pending
 }
 
 // Pending returns the number of sessions whose viewer has not connected yet.

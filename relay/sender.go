@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/vigil-vms/vigil/ingest"
@@ -59,6 +61,53 @@ type sender struct {
 	keyframesOnly bool // the stream turned out to reorder pictures (B-frames)
 	lastKeyframe  time.Time
 	onReorder     func()
+
+	// vhdr and ahdr are the headers of the packets being written, reused:
+	// nothing keeps a header after the write (the history below keeps what
+	// a resend needs).
+	vhdr, ahdr rtp.Header
+	history    history
+}
+
+// sentPacket is a video packet kept for resending (NACK): the header is
+// made again from it and the payload is the shared, immutable one.
+type sentPacket struct {
+	data   []byte
+	ts     uint32
+	seq    uint16
+	marker bool
+	valid  bool
+}
+
+// history is the viewer's NACK responder: the last nackHistory video
+// packets it was sent, 32 bytes each, indexed by sequence number.
+type history struct {
+	mu   sync.Mutex
+	ring []sentPacket // nil until the first packet
+}
+
+func (h *history) add(seq uint16, ts uint32, data []byte, marker bool) {
+	h.mu.Lock()
+	if h.ring == nil {
+		h.ring = make([]sentPacket, nackHistory)
+	}
+	h.ring[int(seq)%nackHistory] = sentPacket{data: data, ts: ts, seq: seq, marker: marker, valid: true}
+	h.mu.Unlock()
+}
+
+// lookup appends the kept packets among seqs to out.
+func (h *history) lookup(seqs []uint16, out []sentPacket) []sentPacket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ring == nil {
+		return out
+	}
+	for _, seq := range seqs {
+		if p := h.ring[int(seq)%nackHistory]; p.valid && p.seq == seq {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func newSender(p *plan, packets *packetCache, video, audio *rtpTrack) (*sender, error) {
@@ -216,11 +265,10 @@ func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 		}
 	}
 	ts := s.vbase + ticks(p, 90000)
-	// one header per packet, never reused: the NACK responder keeps them
-	hdrs := make([]rtp.Header, len(payloads))
-	for i, pl := range payloads {
-		h := &hdrs[i]
-		h.Version, h.SequenceNumber, h.Timestamp, h.Marker = 2, s.vseq, ts, pl.marker
+	h := &s.vhdr
+	for _, pl := range payloads {
+		*h = rtp.Header{Version: 2, SequenceNumber: s.vseq, Timestamp: ts, Marker: pl.marker}
+		s.history.add(s.vseq, ts, pl.data, pl.marker)
 		s.vseq++
 		if err := s.video.writeRTP(h, pl.data); err != nil {
 			return fmt.Errorf("write video: %w", err)
@@ -243,7 +291,8 @@ func (s *sender) writeAudio(frame []byte, p time.Duration) error {
 	}
 	for off := 0; off < len(frame); off += chunk {
 		end := min(off+chunk, len(frame))
-		h := &rtp.Header{
+		h := &s.ahdr
+		*h = rtp.Header{
 			Version: 2, SequenceNumber: s.aseq, Timestamp: ts + uint32(off), // G.711: one byte per sample
 		}
 		s.aseq++
@@ -252,4 +301,23 @@ func (s *sender) writeAudio(frame []byte, p time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// resend sends again the video packets a viewer's NACK asks for, those
+// still in its history; it may run beside the sending goroutine. It returns
+// how many it sent.
+func (s *sender) resend(n *rtcp.TransportLayerNack) (int, error) {
+	var seqs []uint16
+	for _, pair := range n.Nacks {
+		seqs = append(seqs, pair.PacketList()...)
+	}
+	var buf [17]sentPacket
+	kept := s.history.lookup(seqs, buf[:0])
+	for _, p := range kept {
+		h := &rtp.Header{Version: 2, SequenceNumber: p.seq, Timestamp: p.ts, Marker: p.marker}
+		if err := s.video.writeRTP(h, p.data); err != nil {
+			return 0, fmt.Errorf("resend video: %w", err)
+		}
+	}
+	return len(kept), nil
 }

@@ -55,6 +55,7 @@ type session struct {
 	dst         atomic.Pointer[netip.AddrPort] // the viewer\'s UDP address on the relay\'s socket (nil: not known, or TCP)
 	rtcpWG      sync.WaitGroup
 	releaseOnce sync.Once
+	step        stepDown // used by the sending goroutine only
 }
 
 // newSession negotiates the peer connection and returns the session (not yet
@@ -176,6 +177,11 @@ func (s *session) readRTCP(snd *webrtc.RTPSender) {
 				for _, n := range p.Nacks {
 					s.r.nacked.Add(int64(len(n.PacketList())))
 				}
+				if s.out.video.hasSSRC(p.MediaSSRC) {
+					if _, err := s.out.resend(p); err != nil {
+						s.log.Debug("resend", "err", err)
+					}
+				}
 			}
 		}
 	}
@@ -247,6 +253,11 @@ func (s *session) subscribe() *ingest.Subscription {
 func (s *session) send() error {
 	sub := s.subscribe()
 	defer func() { sub.Close() }()
+	defer func() {
+		if s.step.counted {
+			s.r.load.setLate(false)
+		}
+	}()
 	if err := s.sendBacklog(sub); err != nil {
 		return err
 	}
@@ -264,6 +275,18 @@ func (s *session) send() error {
 		u, _, err := sub.Next(s.ctx)
 		if err != nil {
 			return err
+		}
+		now := time.Now()
+		backlog := sub.Backlog()
+		if late := s.step.late(now, backlog, s.r.load.lag); late != s.step.counted {
+			s.step.counted = late
+			s.r.load.setLate(late)
+		}
+		if s.step.counted {
+			s.r.load.note(now, s.r.Playing(), backlog)
+		}
+		if s.step.skip(s.r.load, now, u) {
+			continue
 		}
 		if err := s.write(u); err != nil {
 			return err
@@ -296,7 +319,24 @@ func (s *session) sendBacklog(sub *ingest.Subscription) error {
 		}
 		backlog = append(backlog, u)
 	}
-	return s.out.writeBacklog(backlog)
+	return s.sent(s.out.writeBacklog(backlog))
+}
+
+// sent judges the error of a write to the viewer: the session goes on after
+// a lost packet (a full socket buffer, an error of the viewer's network),
+// as it would after a loss on the way, and ends only when the viewer does
+// (its connection fails or closes, which cancels the session's context).
+// Ending sessions on write errors closed hundreds at once on a starved host.
+func (s *session) sent(err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := s.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	s.r.writeErrors.Add(1)
+	s.r.warnings.log(slog.LevelWarn, "write", "packets to a viewer lost: could not send them", "err", err)
+	return nil
 }
 
 func (s *session) write(u *ingest.Unit) error {
@@ -305,7 +345,10 @@ func (s *session) write(u *ingest.Unit) error {
 			return err
 		}
 	}
-	return s.out.writeLive(u)
+	if s.r.slowWrite != nil {
+		s.r.slowWrite(s.id)
+	}
+	return s.sent(s.out.writeLive(u))
 }
 
 // follow switches to a new generation of the camera's tracks (the camera

@@ -161,6 +161,15 @@ func (u *udpConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (u *udpConn) ReadFrom(p []byte) (int, net.Addr, error) { return u.conn.ReadFrom(p) }
 func (u *udpConn) Close() error                             { return u.conn.Close() }
 func (u *udpConn) LocalAddr() net.Addr                      { return u.conn.LocalAddr() }
-func (u *udpConn) SetDeadline(t time.Time) error            { return u.conn.SetDeadline(t) }
 func (u *udpConn) SetReadDeadline(t time.Time) error        { return u.conn.SetReadDeadline(t) }
-func (u *udpConn) SetWriteDeadline(t time.Time) error       { return u.conn.SetWriteDeadline(t) }
+
+// SetDeadline sets the read deadline only: see SetWriteDeadline.
+func (u *udpConn) SetDeadline(t time.Time) error { return u.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline does nothing. The socket is every viewer's: pion's ICE
+// UDP mux sets a write deadline of "now" on it to abort the write of one
+// closing connection that took long (on a CPU-starved host, any write), and
+// that failed the writes of every other viewer meanwhile, whose sessions
+// then ended: hundreds at once. A UDP write does not block for long (a full
+// send buffer drains in microseconds), and closing the socket ends it.
+func (u *udpConn) SetWriteDeadline(time.Time) error { return nil }

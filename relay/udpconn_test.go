@@ -149,3 +149,38 @@ func TestUDPConnKey(t *testing.T) {
 		t.Fatalf("%v and %v are not the same destination", a, b)
 	}
 }
+
+// TestUDPConnIgnoresWriteDeadlines: pion's UDP mux sets a write deadline of
+// "now" on the shared socket to abort one closing connection's write; every
+// other viewer's writes, corked or not, must go on.
+func TestUDPConnIgnoresWriteDeadlines(t *testing.T) {
+	u, rx := udpPair(t)
+	dst := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	past := time.Now().Add(-time.Second)
+	if err := u.SetWriteDeadline(past); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SetDeadline(past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.WriteToAddrPort([]byte("one"), dst); err != nil {
+		t.Fatalf("write after a write deadline in the past: %v", err)
+	}
+	u.cork(dst)
+	for _, p := range []string{"two", "three"} {
+		if _, err := u.WriteToAddrPort([]byte(p), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.flush(dst); err != nil {
+		t.Fatalf("flush after a write deadline in the past: %v", err)
+	}
+	readPackets(t, rx, [][]byte{[]byte("one"), []byte("two"), []byte("three")})
+	// the read deadline still applies
+	if err := u.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := u.ReadFromAddrPort(make([]byte, 10)); err == nil {
+		t.Fatal("read past its deadline succeeded")
+	}
+}
