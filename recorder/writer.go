@@ -26,7 +26,7 @@ const (
 	syncEvery     = time.Second      // fsync the spool files written to this often (one syncer for all)
 	idleClose     = 5 * time.Second  // close the open segment after this long without a unit
 	maxPTSJump    = 10 * time.Second // a larger jump in the camera clock starts a new segment
-	recorderQueue = 4096             // units buffered for the recorder (~2 min of 25 fps video with audio)
+	recorderQueue = 4096             // bound of the units buffered for the recorder (~2 min of 25 fps video with audio); the ring grows to it only while units wait
 )
 
 // camWriter records one camera's main stream into spool files.
