@@ -340,6 +340,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.mu.Unlock()
 
 	<-ctx.Done()
+	stopAt := time.Now()
+	storedBefore, txsBefore := r.indexer.indexed.Load(), r.indexer.txs.Load()
 
 	r.mu.Lock()
 	r.runCtx = nil
@@ -353,6 +355,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.writers.Wait() // every open segment is closed (synced) and queued
 	syncStop()
 	syncing.Wait()
+	closedIn := time.Since(stopAt)
 
 	r.spool.drain()
 	grace := time.AfterFunc(r.opts.ShutdownGrace, upCancel)
@@ -362,6 +365,10 @@ func (r *Recorder) Run(ctx context.Context) error {
 	grace.Stop()
 	var st Status
 	r.spool.status(&st)
+	r.log.Info("recorder: stopped", "closing", closedIn.Round(time.Millisecond),
+		"took", time.Since(stopAt).Round(time.Millisecond),
+		"indexed", r.indexer.indexed.Load()-storedBefore,
+		"index_transactions", r.indexer.txs.Load()-txsBefore)
 	if st.Waiting > 0 {
 		r.log.Warn("recorder: stopped with segments waiting in the spool; they are uploaded at the next start",
 			"segments", st.Waiting)
