@@ -213,3 +213,50 @@ func TestIndexRowsBatched(t *testing.T) {
 		t.Errorf("spool files left: %v (%v)", left, err)
 	}
 }
+
+// TestSpoolDirRemovedBeforeCreate: an uploader removes the camera's spool
+// directory, emptied by the upload of its previous segment, between the
+// writer's mkdir and its create of the next segment's file (removeEmptyDirs
+// racing openSegment). The writer makes the directory again: nothing is
+// lost, no write failure is reported.
+func TestSpoolDirRemovedBeforeCreate(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	opts := localOptions(t, dir, Options{SegmentDuration: 2 * time.Second})
+	var creates, raced int
+	h := startPrepared(t, opts, nil, func(r *Recorder) {
+		r.createFile = func(p string) (*os.File, error) {
+			creates++
+			if creates%2 == 0 {
+				// every other segment: wait until the upload of the previous
+				// one removed the emptied directory, after the writer's mkdir
+				d := filepath.Dir(p)
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+						raced++
+						break
+					}
+				}
+			}
+			return createSpoolFile(p)
+		}
+	})
+	st, c := h.camera("cam-1", true, recT0)
+	c.feedUntil(st, 9*time.Second)
+	st.Close()
+	testkit.WaitFor(t, 20*time.Second, "uploads", func() bool {
+		s := h.rec.Status()
+		return s.Uploaded >= 4 && s.Waiting == 0 && !h.rec.Recording("cam-1")
+	})
+	h.stop()
+	if raced < 2 {
+		t.Fatalf("the directory was removed before %d creates", raced)
+	}
+	if s := h.rec.Status(); s.UnitsLost != 0 || s.SpoolWriteFailing != 0 || s.Dropped != 0 {
+		t.Errorf("status: %+v", s)
+	}
+	if problem, _, lost := h.rec.RecordingTrouble("cam-1"); problem != "" || lost != 0 {
+		t.Errorf("trouble: %q, %d lost", problem, lost)
+	}
+	checkRecStored(t, h.store, h.ix, []string{"cam-1"}, true, "h264")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -220,6 +221,12 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 			f, err = w.r.createFile(p)
 		}
 		w.r.disk.leave()
+		if errors.Is(err, fs.ErrNotExist) {
+			// an uploader removed the directory, emptied by the upload of
+			// this camera's previous segment, between the mkdir and the
+			// create (removeEmptyDirs): make it again
+			continue
+		}
 		if err != nil && !errors.Is(err, os.ErrExist) {
 			w.writeFailed(err)
 			return fmt.Errorf("spool: %w", err)
