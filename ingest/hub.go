@@ -118,6 +118,8 @@ type SubscribeOptions struct {
 	// Kind labels the subscriber (viewers are counted in status).
 	Kind SubscriberKind
 	// QueueLen bounds the units waiting for the subscriber. It defaults to 256.
+	// The queue's ring starts small and grows up to it while units wait, so
+	// that a deep bound (the recorder's) costs memory only while used.
 	QueueLen int
 	// FromGOP starts the subscription with the cached current GOP (from the
 	// last keyframe), so a picture can be shown without waiting for the next
@@ -325,7 +327,8 @@ func (s *Stream) Subscribe(opts SubscribeOptions) *Subscription {
 	sub := &Subscription{
 		stream: s,
 		kind:   opts.Kind,
-		queue:  make([]*Unit, opts.QueueLen),
+		queue:  make([]*Unit, min(opts.QueueLen, queueStart)),
+		max:    opts.QueueLen,
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		// wait for a keyframe unless the GOP is replayed
@@ -402,6 +405,9 @@ func (s *Stream) LastUnit() time.Time {
 	return time.Time{}
 }
 
+// queueStart is the initial length of a subscription's ring.
+const queueStart = 64
+
 // Subscription is one reader of a Stream with its own bounded queue.
 // Next must be called from one goroutine at a time.
 type Subscription struct {
@@ -409,7 +415,8 @@ type Subscription struct {
 	kind   SubscriberKind
 
 	mu      sync.Mutex
-	queue   []*Unit // ring buffer
+	queue   []*Unit // ring buffer, grown up to max as units wait
+	max     int
 	head, n int
 	waitKey bool // dropping until the next video keyframe
 	resync  bool // waitKey because of an overflow: the units skipped are lost
@@ -441,13 +448,11 @@ func (sub *Subscription) push(u *Unit) int {
 		}
 		sub.waitKey, sub.resync = false, false
 	}
-	if sub.n == len(sub.queue) {
+	if sub.n == sub.max {
 		// overflow: forget the queue, resume at the next keyframe
 		lost := sub.n
 		sub.head, sub.n = 0, 0
-		for i := range sub.queue {
-			sub.queue[i] = nil
-		}
+		sub.queue = make([]*Unit, min(sub.max, queueStart))
 		sub.gap = true
 		if key {
 			sub.enqueue(u)
@@ -463,6 +468,14 @@ func (sub *Subscription) push(u *Unit) int {
 }
 
 func (sub *Subscription) enqueue(u *Unit) {
+	if sub.n == len(sub.queue) {
+		// full, below max: grow the ring, the waiting units first
+		q := make([]*Unit, min(2*len(sub.queue), sub.max))
+		for i := range sub.n {
+			q[i] = sub.queue[(sub.head+i)%len(sub.queue)]
+		}
+		sub.queue, sub.head = q, 0
+	}
 	sub.queue[(sub.head+sub.n)%len(sub.queue)] = u
 	sub.n++
 	select {
@@ -483,6 +496,10 @@ func (sub *Subscription) Next(ctx context.Context) (u *Unit, gap bool, err error
 			sub.queue[sub.head] = nil
 			sub.head = (sub.head + 1) % len(sub.queue)
 			sub.n--
+			if sub.n == 0 && len(sub.queue) > 4*queueStart {
+				// a backlog drained: give back the grown ring
+				sub.queue, sub.head = make([]*Unit, queueStart), 0
+			}
 			gap = sub.gap
 			sub.gap = false
 			sub.mu.Unlock()

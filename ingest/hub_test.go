@@ -465,3 +465,49 @@ func TestHubBacklog(t *testing.T) {
 		t.Fatalf("one picture queued: backlog %v", b)
 	}
 }
+
+// TestHubQueueGrows: a deep queue starts small, grows while units wait, up
+// to its bound (units in order, no gap), overflows past the bound as before,
+// and gives back the grown ring once drained.
+func TestHubQueueGrows(t *testing.T) {
+	s, m := hubStream()
+	const bound = 1000
+	sub := s.Subscribe(SubscribeOptions{QueueLen: bound})
+	defer sub.Close()
+	ring := func() int {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return len(sub.queue)
+	}
+	if n := ring(); n != queueStart {
+		t.Fatalf("ring of %d slots before any unit, want %d", n, queueStart)
+	}
+	for i := range bound { // keyframe first, every 50
+		s.Write(unit(m, i, 50))
+	}
+	if n := ring(); n != bound {
+		t.Fatalf("ring of %d slots with %d units waiting", n, bound)
+	}
+	for i := range bound {
+		u, gap := next(t, sub)
+		if gap || u.PTS != time.Duration(i)*40*time.Millisecond {
+			t.Fatalf("unit %d: PTS %v gap %v", i, u.PTS, gap)
+		}
+	}
+	if n := ring(); n != queueStart {
+		t.Errorf("ring of %d slots after the backlog drained", n)
+	}
+	if sub.Dropped() != 0 {
+		t.Errorf("%d dropped below the bound", sub.Dropped())
+	}
+	for i := bound; i <= 2*bound; i++ { // one past the bound
+		s.Write(unit(m, i, 50))
+	}
+	if sub.Dropped() == 0 {
+		t.Fatal("no overflow past the bound")
+	}
+	u, gap := next(t, sub)
+	if !gap || !u.Keyframe {
+		t.Fatalf("after the overflow: keyframe=%v gap=%v", u.Keyframe, gap)
+	}
+}

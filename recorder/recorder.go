@@ -27,8 +27,11 @@
 // A closed segment waits in an upload queue (oldest first) for one of the
 // Uploaders: the store takes the file (the local store links it into place,
 // copying only across file systems; S3 reads it once, as the request body),
-// Index.Add, then removal from the spool, so that a crash between the put and
-// the row leaves the spool file to the next start's recovery. Failures are retried with capped exponential backoff and
+// then its row, then removal from the spool, so that a crash between the put
+// and the row leaves the spool file to the next start's recovery. The rows
+// are written by one indexer, all those of the segments stored meanwhile in
+// one transaction (Index.Add): at a shutdown, the segments that every camera
+// closes at once are indexed in a few transactions, not one each. Failures are retried with capped exponential backoff and
 // jitter, and shown (Status.UploadFailingSince, RecordingTrouble); past
 // SpoolMaxBytes, or when the spool's disk has less than max(1 GiB, 5 %) free,
 // the oldest waiting segments are dropped and counted (Status.Dropped). A
@@ -166,6 +169,7 @@ type Recorder struct {
 	stored   atomic.Int64
 	fragBufs bufPool // the fragments' buffers, shared by the writers
 	syncer   *syncer
+	indexer  *indexer
 	disk     diskGate // bounds the writers' file system calls in progress
 
 	// createFile creates a spool file that must not exist yet; tests replace
@@ -289,7 +293,7 @@ func New(opts Options, src Source) (*Recorder, error) {
 		return nil, fmt.Errorf("recorder: spool: %w", err)
 	}
 	disk := make(diskGate, diskSlots)
-	return &Recorder{
+	r := &Recorder{
 		opts:       opts,
 		src:        src,
 		log:        opts.Log,
@@ -298,7 +302,9 @@ func New(opts Options, src Source) (*Recorder, error) {
 		syncer:     newSyncer(opts.Log, disk),
 		disk:       disk,
 		createFile: createSpoolFile,
-	}, nil
+	}
+	r.indexer = newIndexer(r)
+	return r, nil
 }
 
 // Run recovers the spool left by an earlier run, then records the cameras,
@@ -315,7 +321,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 	upCtx, upCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer upCancel()
-	var wg sync.WaitGroup
+	var wg, indexing sync.WaitGroup
+	indexStop := make(chan struct{})
+	indexing.Go(func() { r.indexer.run(upCtx, indexStop) })
 	for range r.opts.Uploaders {
 		wg.Go(func() { r.uploader(upCtx) })
 	}
@@ -332,6 +340,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.mu.Unlock()
 
 	<-ctx.Done()
+	stopAt := time.Now()
+	storedBefore, txsBefore := r.indexer.indexed.Load(), r.indexer.txs.Load()
 
 	r.mu.Lock()
 	r.runCtx = nil
@@ -345,13 +355,20 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.writers.Wait() // every open segment is closed (synced) and queued
 	syncStop()
 	syncing.Wait()
+	closedIn := time.Since(stopAt)
 
 	r.spool.drain()
 	grace := time.AfterFunc(r.opts.ShutdownGrace, upCancel)
 	wg.Wait()
+	close(indexStop) // the rows of the last segments stored, in one transaction
+	indexing.Wait()
 	grace.Stop()
 	var st Status
 	r.spool.status(&st)
+	r.log.Info("recorder: stopped", "closing", closedIn.Round(time.Millisecond),
+		"took", time.Since(stopAt).Round(time.Millisecond),
+		"indexed", r.indexer.indexed.Load()-storedBefore,
+		"index_transactions", r.indexer.txs.Load()-txsBefore)
 	if st.Waiting > 0 {
 		r.log.Warn("recorder: stopped with segments waiting in the spool; they are uploaded at the next start",
 			"segments", st.Waiting)
@@ -532,11 +549,15 @@ func (r *Recorder) uploader(ctx context.Context) {
 		if it == nil {
 			return
 		}
-		r.spool.done(it, r.upload(ctx, it))
+		if err := r.upload(ctx, it); err != nil {
+			r.spool.done(it, err)
+			continue
+		}
+		r.indexer.add(it) // its row, and the removal of its spool file
 	}
 }
 
-// upload stores one spool file and indexes it.
+// upload stores one spool file; the indexer then writes its row.
 func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 	if it.seg == nil {
 		// recovered, or a write failed after part of a fragment: scan it
@@ -564,11 +585,6 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 			return err
 		}
 	}
-	if err := r.opts.Index.Add(ctx, *it.seg); err != nil {
-		return err
-	}
-	r.stored.Add(it.size)
-	r.log.Debug("recorder: segment stored", "camera", it.seg.Camera, "segment", it.key, "bytes", it.size)
 	return nil
 }
 

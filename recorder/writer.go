@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ const (
 	syncEvery     = time.Second      // fsync the spool files written to this often (one syncer for all)
 	idleClose     = 5 * time.Second  // close the open segment after this long without a unit
 	maxPTSJump    = 10 * time.Second // a larger jump in the camera clock starts a new segment
-	recorderQueue = 4096             // units buffered for the recorder (~2 min of 25 fps video with audio)
+	recorderQueue = 4096             // bound of the units buffered for the recorder (~2 min of 25 fps video with audio); the ring grows to it only while units wait
 )
 
 // camWriter records one camera's main stream into spool files.
@@ -220,6 +221,12 @@ func (w *camWriter) openSegment(k *ingest.Unit, follows bool) error {
 			f, err = w.r.createFile(p)
 		}
 		w.r.disk.leave()
+		if errors.Is(err, fs.ErrNotExist) {
+			// an uploader removed the directory, emptied by the upload of
+			// this camera's previous segment, between the mkdir and the
+			// create (removeEmptyDirs): make it again
+			continue
+		}
 		if err != nil && !errors.Is(err, os.ErrExist) {
 			w.writeFailed(err)
 			return fmt.Errorf("spool: %w", err)
