@@ -129,6 +129,12 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 // unknown channel is refused) and returns the PS bytes received.
 func playAtUpper(t *testing.T, upperPort int, lower, password, channel, ptz string) []byte {
 	t.Helper()
+	return playAtUpperAs(t, testUpperID, upperPort, lower, password, channel, ptz)
+}
+
+// playAtUpperAs is playAtUpper with the upper platform's ID upper.
+func playAtUpperAs(t *testing.T, upper string, upperPort int, lower, password, channel, ptz string) []byte {
+	t.Helper()
 	sipp := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
 	media, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -156,7 +162,7 @@ func playAtUpper(t *testing.T, upperPort int, lower, password, channel, ptz stri
 	sf, _ := filepath.Abs("../gb28181/upstream/testdata/upper.xml")
 	done := filepath.Join(dir, "done")
 	cmd := exec.Command(sipp, "-sf", sf, "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(upperPort), "-nostdin", "-d", "6000",
-		"-trace_err", "-key", "done", done, "-key", "upper", testUpperID, "-key", "realm", "4401000000", "-key", "lower", lower,
+		"-trace_err", "-key", "done", done, "-key", "upper", upper, "-key", "realm", "4401000000", "-key", "lower", lower,
 		"-key", "password", password, "-key", "channel", channel, "-key", "hidden", "44011300001310009999",
 		"-key", "rtpport", strconv.Itoa(media.LocalAddr().(*net.UDPAddr).Port), "-key", "proto", "RTP/AVP",
 		"-key", "setup", "a=recvonly", "-key", "ssrc", "0113000001", "-key", "ptzcmd", ptz)
@@ -212,18 +218,24 @@ func freeUDPPort(t *testing.T) int {
 
 const testUpperID = "44010000002000000001"
 
-// TestThreeLevels: a camsim camera on a town Vigil, the town registered
-// upward to a district Vigil (where an admin added the town as a device),
-// the district registered upward to a city platform (SIPp): the city plays
-// the town's camera under the town's channel ID, through the district.
+// TestThreeLevels: a camsim camera and a GB/T 28181 device (gbsim) on a
+// town Vigil, the town registered upward to a district Vigil (where an
+// admin added the town as a device), the district registered upward to a
+// city platform (SIPp): the city plays the town's camera under the town's
+// channel ID, and the device's channel under its own ID, through the
+// district. (The second view is played by a second city platform entry,
+// as SIPp's upper-platform scenario plays one channel per registration.)
 func TestThreeLevels(t *testing.T) {
 	testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
 	testkit.Tool(t, "ffprobe", "VIGIL_REQUIRE_FFMPEG")
 	const (
 		districtID = "44011300002000000001"
 		townID     = "44011300102000000001"
+		city2ID    = "44010000002000000002"
+		gbDevice   = "44011300101320000001"
+		gbChannel  = "44011300101310000101"
 	)
-	cityPort := freeUDPPort(t)
+	cityPort, city2Port := freeUDPPort(t), freeUDPPort(t)
 
 	// the district: devices (the town) register to it; it registers to the city
 	dcfg := testConfig(t.TempDir())
@@ -231,7 +243,9 @@ func TestThreeLevels(t *testing.T) {
 	dcfg.GB28181.Listen = "127.0.0.1:0"
 	dcfg.GB28181.ID, dcfg.GB28181.Realm = districtID, "4401130000"
 	dcfg.GB28181.Upstream = []config.Upstream{{ID: testUpperID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(cityPort),
-		Password: "city-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
+		Password: "city-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}},
+		{ID: city2ID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(city2Port),
+			Password: "city-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
 	district, _ := startApp(t, dcfg)
 	dc := login(t, district.URL(), "admin", adminPassword)
 	if code, body := dc.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": townID, "name": "Town", "department": "police", "password": "town-pw"}); code != http.StatusCreated {
@@ -245,6 +259,7 @@ func TestThreeLevels(t *testing.T) {
 	tcfg.GB28181.Enabled = true
 	tcfg.GB28181.Listen = "127.0.0.1:0"
 	tcfg.GB28181.ID, tcfg.GB28181.Realm = townID, "4401130010"
+	tcfg.GB28181.Password = "dev-pw"
 	tcfg.GB28181.Upstream = []config.Upstream{{ID: districtID, Realm: "4401130000", Address: dUDP,
 		Password: "town-pw", Keepalive: config.Duration(20 * time.Second), Departments: []string{"police"}}}
 	town, _ := startApp(t, tcfg)
@@ -255,9 +270,26 @@ func TestThreeLevels(t *testing.T) {
 	}
 	// (the town's camera is in its catalog from the next catalog query)
 
+	// the town: a GB/T 28181 device registered to it
+	if code, body := tc.do("POST", "/api/v1/gb28181/devices", map[string]string{"id": gbDevice, "name": "Town NVR", "department": "police"}); code != http.StatusCreated {
+		t.Fatalf("town: add device: %d %s", code, body)
+	}
+	tUDP, _ := town.GB28181Addr()
+	dev, err := gbsim.Start(t.Context(), gbsim.Config{ID: gbDevice, Password: "dev-pw", Server: tUDP, ServerID: townID,
+		Channels: []gbsim.Channel{{ID: gbChannel, Name: "Ferry pier", PTZ: true}}, Log: testkit.Log(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	testkit.WaitFor(t, 20*time.Second, "the device's channel at the town", func() bool {
+		code, _ := tc.do("GET", "/api/v1/cameras/gb-"+gbChannel, nil)
+		return code == http.StatusOK
+	})
+
 	// the district sees the town's camera as a GB/T 28181 camera
 	var chanID string
-	testkit.WaitFor(t, 60*time.Second, "the town's camera at the district", func() bool {
+	gbAtDistrict := false
+	testkit.WaitFor(t, 60*time.Second, "the town's camera and device channel at the district", func() bool {
 		code, body := dc.do("GET", "/api/v1/cameras", nil)
 		if code != http.StatusOK {
 			return false
@@ -278,11 +310,14 @@ func TestThreeLevels(t *testing.T) {
 		}
 		for _, c := range cams {
 			if c.GB28181 != nil && c.GB28181.Device == townID {
-				chanID = c.GB28181.Channel
-				return true
+				if c.GB28181.Channel == gbChannel {
+					gbAtDistrict = true
+				} else {
+					chanID = c.GB28181.Channel
+				}
 			}
 		}
-		return false
+		return chanID != "" && gbAtDistrict
 	})
 	if chanID[:10] != "4401130010" || chanID[10:13] != "131" {
 		t.Fatalf("the town's channel ID %s is not <town realm>131<serial>", chanID)
@@ -290,12 +325,15 @@ func TestThreeLevels(t *testing.T) {
 	ptz, _ := manscdp.NewPTZCmd(0.5, 0, 0)
 	view := playAtUpper(t, cityPort, districtID, "city-pw", chanID, ptz.String())
 	probePS(t, view)
+	// the town's GB/T 28181 device plays at the top too
+	view = playAtUpperAs(t, city2ID, city2Port, districtID, "city-pw", gbChannel, ptz.String())
+	probePS(t, view)
 
 	// each level audited the view under the level above's ID
 	for _, lv := range []struct {
 		c           *client
 		user, camID string
-	}{{dc, testUpperID, "gb-" + chanID}, {tc, districtID, "harbour"}} {
+	}{{dc, testUpperID, "gb-" + chanID}, {tc, districtID, "harbour"}, {dc, city2ID, "gb-" + gbChannel}, {tc, districtID, "gb-" + gbChannel}} {
 		var audit struct {
 			Entries []struct{ User, Action, Camera, Result string }
 		}

@@ -9,10 +9,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/vigil-vms/vigil/gb28181/ps"
 	"github.com/vigil-vms/vigil/gb28181/replay"
@@ -425,6 +427,13 @@ func (s *Service) serveLive(l *live) error {
 	if l.rs != nil {
 		return s.serveReplay(l, w)
 	}
+	ctx := l.ctx
+	if l.udp != nil {
+		rctx, stop := context.WithCancelCause(l.ctx)
+		defer stop(nil)
+		go watchRTCP(rctx, l.udp, stop)
+		ctx = rctx
+	}
 	check := time.NewTicker(recheck)
 	defer check.Stop()
 	snd := sender{w: w, ssrc: l.ssrc, seq: uint16(rand.N(1 << 16))}
@@ -437,8 +446,11 @@ func (s *Service) serveLive(l *live) error {
 			}
 		default:
 		}
-		u, gap, err := l.sub.Next(l.ctx)
+		u, gap, err := l.sub.Next(ctx)
 		if err != nil {
+			if c := context.Cause(ctx); errors.Is(c, errRTCPSilent) {
+				return c // ended by us: BYE
+			}
 			return err
 		}
 		if gap && mux != nil && u.Track.Video {
@@ -615,4 +627,59 @@ func (s *sender) send(ts uint32) error {
 		s.sent++
 	}
 	return nil
+}
+
+// errRTCPSilent ends a UDP view whose upper platform stopped sending RTCP.
+var errRTCPSilent = errors.New("the upper platform's RTCP stopped")
+
+// rtcpSilenceMin is the least RTCP silence that ends a view.
+var rtcpSilenceMin = 15 * time.Second
+
+// watchRTCP reads what the upper platform sends to the view's RTP socket
+// (RTCP receiver reports, on the RTP port as with rtcp-mux) until ctx ends
+// or the socket closes. Once RTCP has been seen, a silence of 3× the last
+// interval between reports, and at least rtcpSilenceMin, ends the view
+// (stop with errRTCPSilent) as a BYE would. An upper platform that never
+// sends RTCP (many do not) is not affected.
+func watchRTCP(ctx context.Context, c net.PacketConn, stop context.CancelCauseFunc) {
+	var (
+		mu       sync.Mutex
+		last     time.Time
+		interval time.Duration
+	)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if _, err := rtcp.Unmarshal(buf[:n]); err != nil {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			if !last.IsZero() {
+				interval = now.Sub(last)
+			}
+			last = now
+			mu.Unlock()
+		}
+	}()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		mu.Lock()
+		l, bound := last, max(rtcpSilenceMin, 3*interval)
+		mu.Unlock()
+		if !l.IsZero() && time.Since(l) > bound {
+			stop(fmt.Errorf("%w: none for %s", errRTCPSilent, time.Since(l).Round(time.Second)))
+			return
+		}
+	}
 }

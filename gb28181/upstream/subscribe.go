@@ -188,7 +188,9 @@ func (s *Service) changes(before, now map[string]manscdp.Item) []manscdp.Item {
 	return out
 }
 
-// notify sends one catalog NOTIFY in the subscription's dialog.
+// notify sends the changes as catalog NOTIFYs in the subscription's
+// dialog: one, or over UDP as many as it takes for each to fit a datagram
+// (sipgo refuses larger ones; see maxUDPBody), each with its own SumNum.
 func (s *Service) notify(ctx context.Context, sub *subscription, items []manscdp.Item) error {
 	n := len(items)
 	body, err := manscdp.Encoder{Charset: sub.cs, Fallback: true}.Marshal(&manscdp.Notify{
@@ -198,6 +200,15 @@ func (s *Service) notify(ctx context.Context, sub *subscription, items []manscdp
 		return err
 	}
 	p := sub.p
+	// a NOTIFY's head is a MESSAGE's and its dialog's headers (From/To
+	// tags, Event, Subscription-State): notifyHead bytes more
+	const notifyHead = 200
+	if n > 1 && s.transport(p) == "UDP" && len(body) > s.maxUDPBody(p)-notifyHead {
+		if err := s.notify(ctx, sub, items[:n/2]); err != nil {
+			return err
+		}
+		return s.notify(ctx, sub, items[n/2:])
+	}
 	req := s.newRequest(sip.NOTIFY, p, p.cfg.ID)
 	req.Recipient = sub.target
 	if sub.target.Host != "" && sub.target.Port != 0 {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,7 +86,7 @@ func startUpper(t *testing.T, transport string, port int, keys map[string]string
 		mode = "t1"
 	}
 	args := []string{"-sf", sf, "-t", mode, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin",
-		"-trace_msg", "-trace_err", "-key", "done", u.done, "-d", "3000"}
+		"-trace_msg", "-trace_err", "-key", "done", u.done, "-d", cmp.Or(keys["duration"], "3000")}
 	for k, v := range keys {
 		args = append(args, "-key", k, v)
 	}
