@@ -61,6 +61,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/vigil-vms/vigil/gb28181/replay"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/ctxwait"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -364,7 +365,7 @@ func (s *Service) run(ctx context.Context, p *platform) {
 		}
 		if err != nil {
 			s.setFailing(p, err)
-			if !sleep(ctx, jitter(backoff)) {
+			if !ctxwait.Sleep(ctx, jitter(backoff)) {
 				break
 			}
 			backoff = min(2*backoff, s.RetryMax)
@@ -470,17 +471,6 @@ func (s *Service) platform(id string) *platform {
 }
 
 func (s *Service) nextSN() int { return int(s.sn.Add(1) & 0x7fffffff) }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // jitter spreads d over [d/2, d).
 func jitter(d time.Duration) time.Duration {

@@ -383,24 +383,15 @@ type Querier interface {
 
 // QueryList runs query (with `?` placeholders) and scans each row into a T
 // with scan, in order (an empty list, not nil, when there are none); every
-// error is wrapped as "what: …". It is sqlitedb.QueryList on the seam, for
-// the components that move over.
+// error is wrapped as "what: …". It is sqlitedb.QueryList read through q, so
+// that the placeholders are rebound for the database's dialect.
 func QueryList[T any](ctx context.Context, q Querier, what string, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
-	rows, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		var v T
-		if err := scan(rows, &v); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
+	return sqlitedb.QueryList(ctx, rebinding{q}, what, scan, query, args...)
+}
+
+// rebinding gives sqlitedb.QueryList a Querier's Query, which rebinds.
+type rebinding struct{ q Querier }
+
+func (r rebinding) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.q.Query(ctx, query, args...)
 }
