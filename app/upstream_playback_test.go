@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -117,21 +116,7 @@ func TestUpstreamPlayback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat(fin); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("%s", b)
-			}
-			t.Fatal("the upper platform's scenario did not end")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitScenario(t, dir, fin)
 	for i := range sinks {
 		sinks[i].mu.Lock()
 		probePS(t, bytes.Clone(sinks[i].ps.Bytes()))

@@ -171,21 +171,7 @@ func playAtUpperAs(t *testing.T, upper string, upperPort int, lower, password, c
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat(done); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			logs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("%s", b)
-			}
-			t.Fatal("the upper platform's scenario did not end")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitScenario(t, dir, done)
 	mu.Lock()
 	defer mu.Unlock()
 	return bytes.Clone(ps.Bytes())
@@ -479,4 +465,23 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// waitScenario waits up to 90 s for a SIPp scenario run in dir to create
+// done (its last step), logging SIPp's error logs if it does not.
+func waitScenario(t *testing.T, dir, done string) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(done); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s", b)
+			}
+			t.Fatal("the upper platform's scenario did not end")
+		}
+	}
 }
