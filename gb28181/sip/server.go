@@ -308,25 +308,16 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		ln.Close()
 		return err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"),
+	ua, srv, client, err := NewStack(s.Log,
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.Log),
 			sip.WithTransactionLayerUnhandledResponseHandler(s.unhandledResponse)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.Log)))
 	if err != nil {
 		pc.Close()
 		ln.Close()
-		return fmt.Errorf("gb28181 sip: user agent: %w", err)
+		return fmt.Errorf("gb28181 sip: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.Log))
-	if err == nil {
-		s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(s.Log))
-	}
-	if err != nil {
-		ua.Close()
-		pc.Close()
-		ln.Close()
-		return fmt.Errorf("gb28181 sip: server: %w", err)
-	}
+	s.client = client
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -722,4 +713,25 @@ func expectedResponse(c *digest.Credentials, password, method string) string {
 		return md5hex(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, c.Nonce, c.Nc, c.Cnonce, c.QOP, ha2))
 	}
 	return md5hex(ha1 + ":" + c.Nonce + ":" + ha2)
+}
+
+// NewStack makes the sipgo user agent ("Vigil", with opts), its server and
+// its client, logging to log: the SIP stack the registrar and the upward
+// cascade each run. On an error nothing is left open.
+func NewStack(log *slog.Logger, opts ...sipgo.UserAgentOption) (*sipgo.UserAgent, *sipgo.Server, *sipgo.Client, error) {
+	ua, err := sipgo.NewUA(append([]sipgo.UserAgentOption{sipgo.WithUserAgent("Vigil")}, opts...)...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
+	if err != nil {
+		ua.Close()
+		return nil, nil, nil, fmt.Errorf("server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log))
+	if err != nil {
+		ua.Close()
+		return nil, nil, nil, fmt.Errorf("client: %w", err)
+	}
+	return ua, srv, client, nil
 }

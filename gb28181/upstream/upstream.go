@@ -60,6 +60,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/vigil-vms/vigil/gb28181/replay"
+	gbsip "github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/ctxwait"
 	"github.com/vigil-vms/vigil/registry"
@@ -264,22 +265,13 @@ func (s *Service) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener)
 		ln.Close()
 		return err
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Vigil"))
+	ua, srv, client, err := gbsip.NewStack(s.Log)
 	if err != nil {
 		pc.Close()
 		ln.Close()
-		return fmt.Errorf("gb28181 upstream: user agent: %w", err)
+		return fmt.Errorf("gb28181 upstream: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.Log))
-	if err == nil {
-		s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(s.Log))
-	}
-	if err != nil {
-		ua.Close()
-		pc.Close()
-		ln.Close()
-		return fmt.Errorf("gb28181 upstream: server: %w", err)
-	}
+	s.client = client
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
