@@ -36,6 +36,7 @@ import (
 	"github.com/vigil-vms/vigil/evidence"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
@@ -78,7 +79,7 @@ type App struct {
 	opts Options
 	log  *slog.Logger
 
-	db       *sql.DB
+	db       *sqldb.DB
 	Registry *registry.Registry
 	Fleet    *ingest.Fleet
 	Cameras  *dispatch.Dispatcher // every camera change goes through it
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		}
 	}()
 
-	if a.db, err = sqlitedb.Open(cfg.Database.Path); err != nil {
+	if a.db, err = sqldb.Open(ctx, sqldb.Config{Path: cfg.Database.Path, URL: cfg.Database.URL}); err != nil {
 		return nil, err
 	}
 	keyPath := filepath.Join(filepath.Dir(cfg.Database.Path), SecretKeyFile)
@@ -144,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		a.log.Warn("created the key that signs evidence packages: back it up apart from the database", "file", evPath,
 			"keyId", evidence.KeyID(a.Evidence.Public()))
 	}
-	if a.Registry, err = registry.OpenWith(ctx, a.db, registry.Options{SecretKey: key}); err != nil {
+	if a.Registry, err = registry.OpenWith(ctx, a.db.DB, registry.Options{SecretKey: key}); err != nil {
 		return nil, err
 	}
 	if a.generatedAdmin, err = a.Registry.EnsureAdmin(ctx, opts.AdminPassword); err != nil {
@@ -155,7 +156,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			return nil, fmt.Errorf("admin password: %w", err)
 		}
 	}
-	if a.Index, err = archive.OpenIndex(ctx, a.db); err != nil {
+	if a.Index, err = archive.OpenIndex(ctx, a.db.DB); err != nil {
 		return nil, err
 	}
 	if a.Store, err = OpenStore(ctx, cfg); err != nil {
@@ -193,7 +194,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
-	if a.avail, err = availability.New(ctx, a.db, availability.Options{
+	if a.avail, err = availability.New(ctx, a.db.DB, availability.Options{
 		Statuses: a.Fleet.Statuses,
 		Index:    a.Index,
 		Spooled:  a.Recorder.Spooled,

@@ -34,7 +34,24 @@ type Config struct {
 	Alerts    Alerts    `yaml:"alerts"`
 	GB28181   GB28181   `yaml:"gb28181"`
 	UI        UI        `yaml:"ui"`
+	Cluster   Cluster   `yaml:"cluster"`
 }
+
+// Cluster is this node's place among the nodes that share one PostgreSQL
+// database (database.url) and one S3 bucket.
+type Cluster struct {
+	// Node is this node's name, unique in the cluster; default: the host name.
+	Node string `yaml:"node"`
+	// Advertise is the base URL the other nodes reach this node's HTTP
+	// server at (live view and the spooled part of recordings are asked of
+	// the camera's owner there); default: http://<host name>:<http port>.
+	Advertise string `yaml:"advertise"`
+	// LeaseTTL: a node that stops renewing loses its cameras after this.
+	LeaseTTL Duration `yaml:"leaseTTL"`
+}
+
+// Clustered reports whether the node runs in a cluster: database.url is set.
+func (c Config) Clustered() bool { return c.Database.URL != "" }
 
 // UI is the web app.
 type UI struct {
@@ -179,9 +196,13 @@ type Recording struct {
 	MaxBytesPerCamera Bytes `yaml:"maxBytesPerCamera"`
 }
 
-// Database is the embedded SQLite database.
+// Database is the embedded SQLite database (a single node), or PostgreSQL
+// when URL is set (a cluster of nodes).
 type Database struct {
 	Path string `yaml:"path"`
+	// URL is postgres://user:pass@host:5432/vigil (VIGIL_DATABASE_URL); empty:
+	// the SQLite file at Path.
+	URL string `yaml:"url"`
 }
 
 // Auth is logins and sessions.
@@ -318,6 +339,7 @@ func Default() Config {
 		Log:      Log{Level: "info", Format: "text"},
 		Alerts:   Alerts{OfflineAfter: Duration(30 * time.Second)},
 		GB28181:  GB28181{Listen: ":5060", ID: "44011300002000000001", Realm: "4401130000", MediaPort: 10000},
+		Cluster:  Cluster{LeaseTTL: Duration(10 * time.Second)},
 	}
 }
 
@@ -679,6 +701,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Database.Path == "" {
 		return fail("database.path", "is empty")
+	}
+	if u := c.Database.URL; u != "" {
+		if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+			return fail("database.url", "must be a postgres:// URL")
+		}
+		if c.Storage.Backend != "s3" {
+			return fail("storage.backend", "is %q, but a cluster (database.url set) keeps its recordings in one S3 bucket that every node reads: set storage.backend: s3", c.Storage.Backend)
+		}
+		if d := c.Cluster.LeaseTTL.D(); d < time.Second || d > 10*time.Minute {
+			return fail("cluster.leaseTTL", "%s is outside 1s..10m", d)
+		}
+		if a := c.Cluster.Advertise; a != "" && !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+			return fail("cluster.advertise", "%q is not an http:// or https:// URL", a)
+		}
 	}
 	if d := c.Auth.SessionTTL.D(); d < time.Minute || d > 90*24*time.Hour {
 		return fail("auth.sessionTTL", "%s is outside 1m..2160h", d)
