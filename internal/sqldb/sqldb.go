@@ -145,6 +145,28 @@ func (d Dialect) Rebind(query string) string {
 	return b.String()
 }
 
+// ForUpdate is the locking clause a read-then-write transaction appends to
+// its SELECT: " FOR UPDATE" on PostgreSQL (rows are locked until the
+// transaction ends, so two nodes cannot both read the old value), "" on
+// SQLite, whose transactions take the database's write lock when they begin
+// (_txlock=immediate) and which does not know the clause.
+func (d Dialect) ForUpdate() string {
+	if d == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// SkipLocked is ForUpdate that passes over rows another transaction holds
+// (" FOR UPDATE SKIP LOCKED"): for a work queue that several nodes take
+// from. "" on SQLite.
+func (d Dialect) SkipLocked() string {
+	if d == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
 // IsUniqueViolation reports whether err is a unique or primary key
 // constraint violation of d.
 func (d Dialect) IsUniqueViolation(err error) bool {
