@@ -71,7 +71,7 @@ func (a *App) buildGB28181(ctx context.Context, key []byte) error {
 		return nil
 	}
 	g := a.gb
-	devices, err := device.Open(ctx, a.db.DB, key)
+	devices, err := device.Open(ctx, a.db, key)
 	if err != nil {
 		return err
 	}
@@ -102,11 +102,11 @@ func (a *App) buildGB28181(ctx context.Context, key []byte) error {
 	gw.SIP, gw.Media, gw.Devices, gw.Cameras = g.sip, g.media, devices, a.Cameras
 	gw.Realm, gw.MediaIP, gw.Log = c.Realm, c.MediaIP, log
 	gw.MediaPort = g.mudp.LocalAddr().(*net.UDPAddr).Port
-	if g.alarms, err = alarm.Open(ctx, a.db.DB, alarm.Options{Cameras: a.Registry.Cameras, Alerts: a.Alerts,
+	if g.alarms, err = alarm.Open(ctx, a.db, alarm.Options{Cameras: a.Registry.Cameras, Alerts: a.Alerts,
 		Log: log.With("side", "alarm")}); err != nil {
 		return err
 	}
-	if g.watch, err = watch.New(ctx, a.db.DB, watch.Options{Devices: devices, States: g.sip, Alerts: a.Alerts,
+	if g.watch, err = watch.New(ctx, a.db, watch.Options{Devices: devices, States: g.sip, Alerts: a.Alerts,
 		OfflineAfter: a.cfg.Alerts.OfflineAfter.D(), Log: log.With("side", "watch")}); err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func (a *App) buildUpstream(ctx context.Context) error {
 	if !c.Enabled || len(c.Upstream) == 0 {
 		return nil
 	}
-	channels, err := upstream.OpenChannels(ctx, a.db.DB, c.Realm)
+	channels, err := upstream.OpenChannels(ctx, a.db, c.Realm)
 	if err != nil {
 		return err
 	}

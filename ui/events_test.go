@@ -57,7 +57,7 @@ func TestEvents(t *testing.T) {
 func TestEventsWithAlarms(t *testing.T) {
 	f := newFixture(t, Options{})
 	ctx := context.Background()
-	alarms, err := alarm.Open(ctx, testdb.Open(t, ""), alarm.Options{Cameras: f.reg.Cameras})
+	alarms, err := alarm.Open(ctx, testdb.OpenSQLite(t, ""), alarm.Options{Cameras: f.reg.Cameras})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // The fixture's GB/T 28181 devices: one in police, one in flood-control.
@@ -20,7 +21,7 @@ const (
 func fixtureGB28181(t testing.TB, db *sql.DB) *GB28181 {
 	t.Helper()
 	ctx := context.Background()
-	st, err := device.Open(ctx, db, nil)
+	st, err := device.Open(ctx, &sqldb.DB{DB: db, Dialect: sqldb.SQLite}, nil) // the fixture's SQLite file
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,9 @@ package alarm
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -29,7 +31,7 @@ import (
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // EventAlarm is the type of an alarm on a camera's timeline.
@@ -76,7 +78,7 @@ type Options struct {
 
 // Store is the alarm table.
 type Store struct {
-	db   *sql.DB
+	db   *sqldb.DB
 	opts Options
 
 	mu        sync.Mutex
@@ -85,22 +87,15 @@ type Store struct {
 	lastPrune time.Time
 }
 
-var migrations = []string{
-	`CREATE TABLE gb28181_alarms (
-		camera      TEXT    NOT NULL,
-		time_ms     INTEGER NOT NULL,
-		device      TEXT    NOT NULL,
-		priority    INTEGER NOT NULL,
-		method      INTEGER NOT NULL,
-		type        TEXT    NOT NULL,
-		description TEXT    NOT NULL
-	);
-	CREATE INDEX gb28181_alarms_camera ON gb28181_alarms(camera, time_ms);
-	CREATE INDEX gb28181_alarms_time ON gb28181_alarms(time_ms);`,
-}
+// migrationFiles are the alarm table's migrations (migrations/sqlite,
+// migrations/postgres). SQLite file 1 is the step sqlitedb.Migrate ran as
+// component "gb28181_alarms" (Legacy): such databases are adopted.
+//
+//go:embed migrations
+var migrationFiles embed.FS
 
 // Open migrates the alarm table in db and returns the store.
-func Open(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+func Open(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 	if opts.Cameras == nil {
 		return nil, fmt.Errorf("alarm: Options.Cameras is required")
 	}
@@ -116,8 +111,12 @@ func Open(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := sqlitedb.Migrate(ctx, db, "gb28181_alarms", migrations); err != nil {
-		return nil, err
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("alarm: %w", err)
+	}
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_alarms", FS: files, Legacy: "gb28181_alarms"}); err != nil {
+		return nil, fmt.Errorf("alarm: %w", err)
 	}
 	return &Store{db: db, opts: opts, recent: map[string][]time.Time{}}, nil
 }
@@ -224,7 +223,7 @@ func (s *Store) record(ctx context.Context, a Alarm, cam ingest.Camera) error {
 		return nil
 	}
 	s.prune(ctx, now)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO gb28181_alarms(camera, time_ms, device, priority, method, type, description)
+	if _, err := s.db.Exec(ctx, `INSERT INTO gb28181_alarms(camera, time_ms, device, priority, method, type, description)
 		VALUES(?, ?, ?, ?, ?, ?, ?)`, cam.ID, a.Time.UnixMilli(), a.Device, a.Priority, a.Method, a.Type, a.Description); err != nil {
 		return fmt.Errorf("alarm: store: %w", err)
 	}
@@ -288,7 +287,7 @@ func (s *Store) prune(ctx context.Context, now time.Time) {
 	if !due {
 		return
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM gb28181_alarms WHERE time_ms < ?`, now.Add(-s.opts.Retention).UnixMilli()); err != nil {
+	if _, err := s.db.Exec(ctx, `DELETE FROM gb28181_alarms WHERE time_ms < ?`, now.Add(-s.opts.Retention).UnixMilli()); err != nil {
 		s.opts.Log.Warn("gb28181 alarms: old alarms cannot be deleted", "error", err)
 	}
 }
@@ -296,7 +295,7 @@ func (s *Store) prune(ctx context.Context, now time.Time) {
 // Events returns camera's alarms within [from, to), the oldest first, as
 // timeline events (start = end = the alarm's time).
 func (s *Store) Events(ctx context.Context, camera string, from, to time.Time) ([]availability.Event, error) {
-	return sqlitedb.QueryList(ctx, s.db, fmt.Sprintf("alarm: alarms of %q", camera), func(rows *sql.Rows, e *availability.Event) error {
+	return sqldb.QueryList(ctx, s.db, fmt.Sprintf("alarm: alarms of %q", camera), func(rows *sql.Rows, e *availability.Event) error {
 		var a Alarm
 		var ms int64
 		if err := rows.Scan(&ms, &a.Device, &a.Priority, &a.Method, &a.Type, &a.Description); err != nil {
@@ -306,7 +305,7 @@ func (s *Store) Events(ctx context.Context, camera string, from, to time.Time) (
 		*e = availability.Event{Type: EventAlarm, Start: at, End: &at, Message: a.Text()}
 		return nil
 	}, `SELECT time_ms, device, priority, method, type, description FROM gb28181_alarms
-		WHERE camera = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms, rowid`,
+		WHERE camera = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms, id`,
 		camera, from.UnixMilli(), to.UnixMilli())
 }
 

@@ -3,15 +3,20 @@ package alarm
 import (
 	"context"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-vms/vigil/alerts"
+	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/gb28181/manscdp"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -33,6 +38,8 @@ var fleet = []ingest.Camera{
 }
 
 func listFleet(context.Context) ([]ingest.Camera, error) { return fleet, nil }
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // notify parses an Alarm NOTIFY as a device sends it (GB2312 XML).
 func notify(t *testing.T, channel, priority, method, when, desc string) *manscdp.Notify {
@@ -62,7 +69,7 @@ func open(t *testing.T, opts Options) *Store {
 		opts.Cameras = listFleet
 	}
 	opts.Log = testkit.Log(t)
-	s, err := Open(context.Background(), testdb.Open(t, ""), opts)
+	s, err := Open(context.Background(), testdb.OpenDB(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,5 +237,68 @@ func TestAlarmRetention(t *testing.T) {
 	evs, err := s.Events(ctx, gbCh, now.Add(-100*time.Hour), now.Add(time.Minute))
 	if err != nil || len(evs) != 2 || evs[0].Message != "recent" {
 		t.Fatalf("%+v %v", evs, err)
+	}
+}
+
+// messages are the messages of events.
+func messages(evs []availability.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Message
+	}
+	return out
+}
+
+// Alarms of the same millisecond are listed in the order they were stored.
+func TestSameMillisecondInOrder(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	s := open(t, Options{Now: func() time.Time { return now }})
+	for _, d := range []string{"c", "a", "b"} {
+		if err := s.Record(ctx, Alarm{Camera: gbCh, Time: now, Description: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.Events(ctx, gbCh, now.Add(-time.Minute), now.Add(time.Minute))
+	if got := messages(evs); err != nil || !slices.Equal(got, []string{"c", "a", "b"}) {
+		t.Fatalf("events %q %v", got, err)
+	}
+}
+
+// An SQLite database that sqlitedb.Migrate made (component
+// "gb28181_alarms", version 1, no id column) is adopted: its alarms are
+// kept in their order, and new ones come after them.
+func TestLegacyAlarmsAdopted(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	db := testdb.OpenSQLite(t, path)
+	step, err := migrationFiles.ReadFile("migrations/sqlite/00001_alarms.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(ctx, db.DB, "gb28181_alarms", []string{string(step)}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, d := range []string{"z", "x", "y"} {
+		if _, err := db.Exec(ctx, `INSERT INTO gb28181_alarms(camera, time_ms, device, priority, method, type, description)
+			VALUES(?, ?, '', 0, 0, '', ?)`, gbCh, now.UnixMilli(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, db, Options{Cameras: listFleet, Log: testkit.Log(t), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, Alarm{Camera: gbCh, Time: now, Description: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Events(ctx, gbCh, now.Add(-time.Minute), now.Add(time.Minute))
+	if got := messages(evs); err != nil || !slices.Equal(got, []string{"z", "x", "y", "w"}) {
+		t.Fatalf("events %q %v", got, err)
+	}
+	// Opened again (goose's table exists now): nothing runs twice.
+	if _, err := Open(ctx, testdb.OpenSQLite(t, path), Options{Cameras: listFleet}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,21 +1,27 @@
 // Package device keeps the GB/T 28181 devices an admin registered (IPCs,
-// NVRs) in Vigil's SQLite database. Only registered devices may REGISTER
-// over SIP; their runtime state lives in package gb28181/sip.
+// NVRs) in Vigil's database (SQLite or PostgreSQL). Only registered devices
+// may REGISTER over SIP; their runtime state lives in package gb28181/sip.
 package device
 
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/secretbox"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Device is a GB/T 28181 device as an admin registered it.
@@ -42,19 +48,14 @@ const (
 // Transports are the media transports in the order they are tried.
 var Transports = []string{TransportUDP, TransportTCPPassive, TransportTCPActive}
 
-// migrations of the component "gb28181". The departments table is the
-// registry's: the registry migrates first.
-var migrations = []string{
-	`CREATE TABLE gb28181_devices (
-		id          TEXT    NOT NULL PRIMARY KEY,
-		name        TEXT    NOT NULL,
-		department  TEXT    NOT NULL REFERENCES departments(id),
-		password    TEXT    NOT NULL DEFAULT '',
-		created_ns  INTEGER NOT NULL
-	) WITHOUT ROWID;`,
-	// the media transport that last worked, tried first
-	`ALTER TABLE gb28181_devices ADD COLUMN transport TEXT NOT NULL DEFAULT '';`,
-}
+// migrationFiles are the device table's migrations (migrations/sqlite,
+// migrations/postgres). The departments table is the registry's: the
+// registry migrates first. The SQLite files 1 and 2 are the two steps
+// sqlitedb.Migrate ran as component "gb28181" (Legacy): such databases are
+// adopted.
+//
+//go:embed migrations
+var migrationFiles embed.FS
 
 // KeySize is the length of the key that encrypts device passwords
 // (AES-256-GCM): the same key as the camera passwords'.
@@ -62,14 +63,14 @@ const KeySize = secretbox.KeySize
 
 // Store is the device table.
 type Store struct {
-	db  *sql.DB
+	db  *sqldb.DB
 	box *secretbox.Box // nil: passwords stored as they are
 	now func() time.Time
 }
 
 // Open migrates the table in db and returns the store. With a key (the
 // registry's secret key) passwords are stored encrypted.
-func Open(ctx context.Context, db *sql.DB, key []byte) (*Store, error) {
+func Open(ctx context.Context, db *sqldb.DB, key []byte) (*Store, error) {
 	s := &Store{db: db, now: time.Now}
 	if key != nil {
 		box, err := secretbox.New(key)
@@ -78,7 +79,11 @@ func Open(ctx context.Context, db *sql.DB, key []byte) (*Store, error) {
 		}
 		s.box = box
 	}
-	if err := sqlitedb.Migrate(ctx, db, "gb28181", migrations); err != nil {
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("gb28181 devices: %w", err)
+	}
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181", FS: files, Legacy: "gb28181"}); err != nil {
 		return nil, fmt.Errorf("gb28181 devices: %w", err)
 	}
 	return s, nil
@@ -164,12 +169,26 @@ func (s *Store) mapErr(err error, in Input) error {
 	switch {
 	case err == nil:
 		return nil
-	case strings.Contains(err.Error(), "FOREIGN KEY constraint failed"):
+	case isForeignKeyViolation(err):
 		return apierr.New(apierr.ErrInvalid, "department %q does not exist", clip(in.Department))
-	case strings.Contains(err.Error(), "UNIQUE constraint failed"):
+	case s.db.Dialect.IsUniqueViolation(err):
 		return apierr.New(apierr.ErrConflict, "device %q exists already", in.ID)
 	}
 	return fmt.Errorf("device %q: %w", in.ID, err)
+}
+
+// isForeignKeyViolation reports whether err is a foreign key violation on
+// either engine (the department does not exist).
+func isForeignKeyViolation(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23503"
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		return lite.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
 }
 
 // Create adds a device.
@@ -186,7 +205,7 @@ func (s *Store) Create(ctx context.Context, in Input) (Device, error) {
 		return Device{}, err
 	}
 	now := s.now()
-	_, err = s.db.ExecContext(ctx, `INSERT INTO gb28181_devices(id, name, department, password, created_ns) VALUES (?, ?, ?, ?, ?)`,
+	_, err = s.db.Exec(ctx, `INSERT INTO gb28181_devices(id, name, department, password, created_ns) VALUES (?, ?, ?, ?, ?)`,
 		in.ID, in.Name, in.Department, sealed, now.UnixNano())
 	if err := s.mapErr(err, in); err != nil {
 		return Device{}, err
@@ -206,10 +225,10 @@ func (s *Store) Update(ctx context.Context, in Input) (Device, error) {
 		if serr != nil {
 			return Device{}, serr
 		}
-		res, err = s.db.ExecContext(ctx, `UPDATE gb28181_devices SET name = ?, department = ?, password = ? WHERE id = ?`,
+		res, err = s.db.Exec(ctx, `UPDATE gb28181_devices SET name = ?, department = ?, password = ? WHERE id = ?`,
 			in.Name, in.Department, sealed, in.ID)
 	} else {
-		res, err = s.db.ExecContext(ctx, `UPDATE gb28181_devices SET name = ?, department = ? WHERE id = ?`,
+		res, err = s.db.Exec(ctx, `UPDATE gb28181_devices SET name = ?, department = ? WHERE id = ?`,
 			in.Name, in.Department, in.ID)
 	}
 	if err := s.mapErr(err, in); err != nil {
@@ -223,7 +242,7 @@ func (s *Store) Update(ctx context.Context, in Input) (Device, error) {
 
 // Delete removes a device.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM gb28181_devices WHERE id = ?`, id)
+	res, err := s.db.Exec(ctx, `DELETE FROM gb28181_devices WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("device %q: %w", clip(id), err)
 	}
@@ -237,7 +256,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 func (s *Store) Get(ctx context.Context, id string) (Device, error) {
 	var d Device
 	var ns int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, department, created_ns, transport FROM gb28181_devices WHERE id = ?`, id).
+	err := s.db.QueryRow(ctx, `SELECT id, name, department, created_ns, transport FROM gb28181_devices WHERE id = ?`, id).
 		Scan(&d.ID, &d.Name, &d.Department, &ns, &d.Transport)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, notExist(id)
@@ -251,7 +270,7 @@ func (s *Store) Get(ctx context.Context, id string) (Device, error) {
 
 // List returns every device, by id.
 func (s *Store) List(ctx context.Context) ([]Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, department, created_ns, transport FROM gb28181_devices ORDER BY id`)
+	rows, err := s.db.Query(ctx, `SELECT id, name, department, created_ns, transport FROM gb28181_devices ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("devices: %w", err)
 	}
@@ -276,7 +295,7 @@ func (s *Store) Password(ctx context.Context, id string) (string, bool, error) {
 		return "", false, nil
 	}
 	var stored string
-	err := s.db.QueryRowContext(ctx, `SELECT password FROM gb28181_devices WHERE id = ?`, id).Scan(&stored)
+	err := s.db.QueryRow(ctx, `SELECT password FROM gb28181_devices WHERE id = ?`, id).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -293,7 +312,7 @@ func (s *Store) SetTransport(ctx context.Context, id, transport string) error {
 	if !slices.Contains(Transports, transport) {
 		return fmt.Errorf("device %q: unknown media transport %q", clip(id), transport)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE gb28181_devices SET transport = ? WHERE id = ?`, transport, id)
+	res, err := s.db.Exec(ctx, `UPDATE gb28181_devices SET transport = ? WHERE id = ?`, transport, id)
 	if err != nil {
 		return fmt.Errorf("device %q: %w", clip(id), err)
 	}

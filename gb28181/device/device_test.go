@@ -3,27 +3,38 @@ package device
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/secretbox"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
-	"github.com/vigil-vms/vigil/registry"
+	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// departments makes the registry's departments table as far as the device
+// table's foreign key needs it, with the departments ids.
+func departments(t *testing.T, db *sqldb.DB, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE TABLE departments (id TEXT NOT NULL PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := db.Exec(ctx, `INSERT INTO departments(id) VALUES(?)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 func openStore(t *testing.T, key []byte) *Store {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := registry.Open(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.OpenDB(t)
+	departments(t, db, "police", "flood-control")
 	s, err := Open(ctx, db, key)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +59,7 @@ func TestCRUD(t *testing.T) {
 		t.Fatalf("created %+v", d)
 	}
 	var raw string
-	if err := s.db.QueryRow(`SELECT password FROM gb28181_devices WHERE id = ?`, id1).Scan(&raw); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT password FROM gb28181_devices WHERE id = ?`, id1).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(raw, secretbox.Prefix) || strings.Contains(raw, "secret1") {

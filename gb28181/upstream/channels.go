@@ -2,11 +2,12 @@ package upstream
 
 import (
 	"context"
-	"database/sql"
+	"embed"
 	"fmt"
+	"io/fs"
 	"sync"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Kinds of the IDs Channels makes (GB/T 28181-2016 Annex D type codes).
@@ -15,20 +16,21 @@ const (
 	KindVirtualOrg = 216 // a department
 )
 
-var channelMigrations = []string{
-	`CREATE TABLE gb28181_upstream_ids (
-		key    TEXT    NOT NULL PRIMARY KEY, -- "camera:<id>" or "department:<id>"
-		kind   INTEGER NOT NULL,             -- 131 or 216
-		serial INTEGER NOT NULL,             -- 1 … 9999999
-		UNIQUE(kind, serial)
-	) WITHOUT ROWID;`,
-}
+// migrationFiles are the ID table's migrations (migrations/sqlite,
+// migrations/postgres). SQLite file 1 is the step sqlitedb.Migrate ran as
+// component "gb28181_upstream" (Legacy): such databases are adopted.
+//
+//go:embed migrations
+var migrationFiles embed.FS
+
+// maxAllocTries bounds the tries of one allocation that lost to others.
+const maxAllocTries = 100
 
 // Channels keeps the 20-digit IDs Vigil shows upper platforms for what has
 // none of its own: <realm><kind><7-digit serial>, allocated once and kept
 // in the database, so that an upper platform's bookmarks survive restarts.
 type Channels struct {
-	db    *sql.DB
+	db    *sqldb.DB
 	realm string
 
 	mu    sync.Mutex
@@ -38,15 +40,19 @@ type Channels struct {
 
 // OpenChannels opens (and creates) the table in db; realm is the 10-digit
 // prefix of the IDs.
-func OpenChannels(ctx context.Context, db *sql.DB, realm string) (*Channels, error) {
+func OpenChannels(ctx context.Context, db *sqldb.DB, realm string) (*Channels, error) {
 	if len(realm) != 10 {
 		return nil, fmt.Errorf("gb28181 upstream ids: realm %q is not 10 digits", realm)
 	}
-	if err := sqlitedb.Migrate(ctx, db, "gb28181_upstream", channelMigrations); err != nil {
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("gb28181 upstream ids: %w", err)
+	}
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_upstream", FS: files, Legacy: "gb28181_upstream"}); err != nil {
 		return nil, fmt.Errorf("gb28181 upstream ids: %w", err)
 	}
 	c := &Channels{db: db, realm: realm, cache: map[string]string{}, back: map[string]string{}}
-	rows, err := db.QueryContext(ctx, `SELECT key, kind, serial FROM gb28181_upstream_ids`)
+	rows, err := db.Query(ctx, `SELECT key, kind, serial FROM gb28181_upstream_ids`)
 	if err != nil {
 		return nil, fmt.Errorf("gb28181 upstream ids: %w", err)
 	}
@@ -104,11 +110,24 @@ func (c *Channels) id(ctx context.Context, key string, kind int) (string, error)
 	if id, ok := c.cache[key]; ok {
 		return id, nil
 	}
+	// One statement allocates the next serial of the kind, or returns the
+	// key's serial when it has one. Two processes sharing a PostgreSQL
+	// database may both read the same largest serial: the second insert
+	// then breaks UNIQUE(kind, serial) and is tried again, with the serial
+	// the first one took now visible (on SQLite the statement holds the
+	// write lock: it never happens). Each failure is another allocation's
+	// success, so the tries are bounded only against a bug.
 	var serial int
-	err := c.db.QueryRowContext(ctx, `INSERT INTO gb28181_upstream_ids(key, kind, serial)
-		VALUES(?, ?, (SELECT COALESCE(MAX(serial), 0) + 1 FROM gb28181_upstream_ids WHERE kind = ?))
-		ON CONFLICT(key) DO UPDATE SET key = excluded.key
-		RETURNING serial`, key, kind, kind).Scan(&serial)
+	var err error
+	for range maxAllocTries {
+		err = c.db.QueryRow(ctx, `INSERT INTO gb28181_upstream_ids(key, kind, serial)
+			VALUES(?, ?, (SELECT COALESCE(MAX(serial), 0) + 1 FROM gb28181_upstream_ids WHERE kind = ?))
+			ON CONFLICT(key) DO UPDATE SET key = excluded.key
+			RETURNING serial`, key, kind, kind).Scan(&serial)
+		if !c.db.Dialect.IsUniqueViolation(err) {
+			break
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("gb28181 upstream ids: allocate %s: %w", key, err)
 	}

@@ -192,7 +192,7 @@ func newEnv(t *testing.T, upperAddr, transport string, keepalive time.Duration, 
 		fleet.Set(c)
 	}
 	ctx := context.Background()
-	db := testdb.Open(t, "")
+	db := testdb.OpenDB(t)
 	var err error
 	if e.channels, err = OpenChannels(ctx, db, testRealm); err != nil {
 		t.Fatal(err)

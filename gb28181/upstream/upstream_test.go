@@ -2,12 +2,30 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// reopener returns a function that opens the same new database each time
+// it is called (on the engine testdb.OpenDB follows), as a restart does.
+func reopener(t *testing.T) func() *sqldb.DB {
+	t.Helper()
+	if testdb.Postgres() {
+		url := pgtest.URL(t)
+		return func() *sqldb.DB { return testdb.OpenURL(t, url) }
+	}
+	path := filepath.Join(t.TempDir(), "vigil.db")
+	return func() *sqldb.DB { return testdb.OpenSQLite(t, path) }
+}
 
 var offers = []struct {
 	name, sdp string
@@ -74,8 +92,8 @@ func TestAnswerSDP(t *testing.T) {
 // the same after the database is opened again.
 func TestChannelsStable(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "vigil.db")
-	db := testdb.Open(t, path)
+	reopen := reopener(t)
+	db := reopen()
 	c, err := OpenChannels(ctx, db, "4401130000")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +108,7 @@ func TestChannelsStable(t *testing.T) {
 		t.Fatalf("second call: %s", again)
 	}
 	db.Close()
-	c2, err := OpenChannels(ctx, testdb.Open(t, path), "4401130000")
+	c2, err := OpenChannels(ctx, reopen(), "4401130000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,5 +123,60 @@ func TestChannelsStable(t *testing.T) {
 	}
 	if _, err := OpenChannels(ctx, db, "44"); err == nil {
 		t.Fatal("short realm accepted")
+	}
+}
+
+// TestChannelsShared: two processes sharing the database (two Channels on
+// it, each with its own cache) allocating at once give every key one ID and
+// no two keys the same.
+func TestChannelsShared(t *testing.T) {
+	ctx := context.Background()
+	reopen := reopener(t)
+	var cs [2]*Channels
+	for i := range cs {
+		c, err := OpenChannels(ctx, reopen(), "4401130000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c
+	}
+	const keys = 40
+	var got [2][keys]string
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range keys {
+				id, err := c.Camera(ctx, fmt.Sprintf("cam-%d", k))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				got[i][k] = id
+			}
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	seen := map[string]int{}
+	for k := range keys {
+		if got[0][k] != got[1][k] {
+			t.Errorf("cam-%d: %s and %s", k, got[0][k], got[1][k])
+		}
+		if prev, ok := seen[got[0][k]]; ok {
+			t.Errorf("cam-%d and cam-%d share %s", prev, k, got[0][k])
+		}
+		seen[got[0][k]] = k
+	}
+	for serial := 1; serial <= keys; serial++ {
+		if id := fmt.Sprintf("4401130000131%07d", serial); len(seen) == keys {
+			if _, ok := seen[id]; !ok {
+				t.Errorf("serials are not 1…%d: %s missing", keys, id)
+			}
+		}
 	}
 }

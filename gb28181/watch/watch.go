@@ -21,8 +21,10 @@ package watch
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,7 +33,7 @@ import (
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/health"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Devices is the device table (device.Store).
@@ -72,7 +74,7 @@ type Options struct {
 // Watcher turns device states into health checks and alerts.
 type Watcher struct {
 	opts Options
-	db   *sql.DB
+	db   *sqldb.DB
 
 	mu      sync.Mutex
 	queue   []change
@@ -89,17 +91,17 @@ type change struct {
 	at time.Time
 }
 
-var migrations = []string{
-	// devices announced offline (device.offline sent, device.online not yet)
-	`CREATE TABLE gb28181_device_offline (
-		device     TEXT PRIMARY KEY,
-		down_since INTEGER NOT NULL -- unix ms
-	);`,
-}
+// migrationFiles are the migrations of the table of devices announced
+// offline (migrations/sqlite, migrations/postgres). SQLite file 1 is the
+// step sqlitedb.Migrate ran as component "gb28181_watch" (Legacy): such
+// databases are adopted.
+//
+//go:embed migrations
+var migrationFiles embed.FS
 
 // New opens the table of devices announced offline in db; it sends nothing
 // until Run.
-func New(ctx context.Context, db *sql.DB, opts Options) (*Watcher, error) {
+func New(ctx context.Context, db *sqldb.DB, opts Options) (*Watcher, error) {
 	if opts.Devices == nil || opts.States == nil {
 		return nil, errors.New("watch: Options.Devices and Options.States are required")
 	}
@@ -112,8 +114,12 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Watcher, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := sqlitedb.Migrate(ctx, db, "gb28181_watch", migrations); err != nil {
-		return nil, err
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("device watch: %w", err)
+	}
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_watch", FS: files, Legacy: "gb28181_watch"}); err != nil {
+		return nil, fmt.Errorf("device watch: %w", err)
 	}
 	return &Watcher{opts: opts, db: db, wake: make(chan struct{}, 1)}, nil
 }
@@ -265,7 +271,7 @@ func (w *Watcher) announced(ctx context.Context) (map[string]time.Time, error) {
 		id    string
 		since time.Time
 	}
-	rows, err := sqlitedb.QueryList(ctx, w.db, "device watch: devices announced offline", func(r *sql.Rows, v *row) error {
+	rows, err := sqldb.QueryList(ctx, w.db, "device watch: devices announced offline", func(r *sql.Rows, v *row) error {
 		var ms int64
 		if err := r.Scan(&v.id, &ms); err != nil {
 			return err
@@ -288,9 +294,9 @@ func (w *Watcher) announced(ctx context.Context) (map[string]time.Time, error) {
 func (w *Watcher) setAnnounced(ctx context.Context, id string, since time.Time) {
 	var err error
 	if since.IsZero() {
-		_, err = w.db.ExecContext(ctx, `DELETE FROM gb28181_device_offline WHERE device = ?`, id)
+		_, err = w.db.Exec(ctx, `DELETE FROM gb28181_device_offline WHERE device = ?`, id)
 	} else {
-		_, err = w.db.ExecContext(ctx, `INSERT INTO gb28181_device_offline(device, down_since) VALUES(?, ?)
+		_, err = w.db.Exec(ctx, `INSERT INTO gb28181_device_offline(device, down_since) VALUES(?, ?)
 			ON CONFLICT(device) DO UPDATE SET down_since = excluded.down_since`, id, since.UnixMilli())
 	}
 	if err != nil && ctx.Err() == nil {

@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,10 +12,11 @@ import (
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/health"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
-	"github.com/vigil-vms/vigil/registry"
 )
 
 const (
@@ -24,6 +24,8 @@ const (
 	gate  = "44011300001320000002"
 	fresh = "44011300001320000003"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // states is the SIP side as the watcher sees it: each device's state, set
 // by the test as the SIP server would.
@@ -50,7 +52,7 @@ func (s *states) set(w *Watcher, id string, st sip.State) {
 }
 
 type env struct {
-	db      *sql.DB
+	db      *sqldb.DB
 	devices *device.Store
 	states  *states
 	hooks   *hookrecv.Receiver[alerts.Event]
@@ -60,8 +62,13 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	db := testdb.Open(t, "")
-	if _, err := registry.Open(ctx, db); err != nil {
+	db := testdb.OpenDB(t)
+	// the registry's departments table, as far as the devices' foreign key
+	// needs it
+	if _, err := db.Exec(ctx, `CREATE TABLE departments (id TEXT NOT NULL PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO departments(id) VALUES('flood-control'), ('police')`); err != nil {
 		t.Fatal(err)
 	}
 	devs, err := device.Open(ctx, db, nil)
@@ -74,7 +81,8 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	hooks := hookrecv.New[alerts.Event](t, func(*http.Request, []byte) bool { return true })
-	n, err := alerts.New(ctx, db, alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL}}})
+	// the alert queue on a database of its own, SQLite
+	n, err := alerts.New(ctx, testdb.Open(t, ""), alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
