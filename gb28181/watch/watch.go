@@ -290,8 +290,13 @@ func (w *Watcher) announced(ctx context.Context) (map[string]time.Time, error) {
 }
 
 // setAnnounced records that device.offline was sent for a device (since
-// not zero) or that it is no longer due a device.online (zero).
+// not zero) or that it is no longer due a device.online (zero). The alert
+// has gone to the queue already: the record is written even when ctx ends
+// meanwhile (Run stopping), or a device.online would be lost or sent twice
+// after the restart.
 func (w *Watcher) setAnnounced(ctx context.Context, id string, since time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	var err error
 	if since.IsZero() {
 		_, err = w.db.Exec(ctx, `DELETE FROM gb28181_device_offline WHERE device = ?`, id)
@@ -299,7 +304,7 @@ func (w *Watcher) setAnnounced(ctx context.Context, id string, since time.Time) 
 		_, err = w.db.Exec(ctx, `INSERT INTO gb28181_device_offline(device, down_since) VALUES(?, ?)
 			ON CONFLICT(device) DO UPDATE SET down_since = excluded.down_since`, id, since.UnixMilli())
 	}
-	if err != nil && ctx.Err() == nil {
+	if err != nil {
 		w.opts.Log.Warn("device watch: the offline device cannot be recorded", "device", id, "error", err)
 	}
 }
