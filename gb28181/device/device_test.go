@@ -9,6 +9,7 @@ import (
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/secretbox"
 	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
@@ -165,5 +166,37 @@ func TestTransportRemembered(t *testing.T) {
 	}
 	if err := s.SetTransport(ctx, "44011300001320000009", TransportUDP); apierr.Status(err) != http.StatusNotFound {
 		t.Fatalf("unknown device: %v", err)
+	}
+}
+
+// An SQLite database that sqlitedb.Migrate made (component "gb28181",
+// version 2) is adopted, not migrated again: its devices stay.
+func TestLegacyDevicesAdopted(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.OpenSQLite(t, "")
+	departments(t, db, "police")
+	var steps []string
+	for _, f := range []string{"00001_devices.sql", "00002_transport.sql"} {
+		b, err := migrationFiles.ReadFile("migrations/sqlite/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, string(b))
+	}
+	if err := sqlitedb.Migrate(ctx, db.DB, "gb28181", steps); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO gb28181_devices(id, name, department, created_ns, transport) VALUES(?, 'old', 'police', 1, 'udp')`, id1); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Get(ctx, id1); err != nil || d.Name != "old" || d.Transport != TransportUDP {
+		t.Fatalf("adopted device %+v %v", d, err)
+	}
+	if _, err := s.Create(ctx, Input{ID: "44011300001320000002", Name: "new", Department: "police"}); err != nil {
+		t.Fatal(err)
 	}
 }

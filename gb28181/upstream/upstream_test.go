@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
@@ -178,5 +179,32 @@ func TestChannelsShared(t *testing.T) {
 				t.Errorf("serials are not 1…%d: %s missing", keys, id)
 			}
 		}
+	}
+}
+
+// An SQLite database that sqlitedb.Migrate made (component
+// "gb28181_upstream", version 1) is adopted: its IDs stay.
+func TestLegacyChannelsAdopted(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.OpenSQLite(t, "")
+	step, err := migrationFiles.ReadFile("migrations/sqlite/00001_ids.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(ctx, db.DB, "gb28181_upstream", []string{string(step)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO gb28181_upstream_ids(key, kind, serial) VALUES('camera:police-1', 131, 7)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenChannels(ctx, db, "4401130000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := c.Lookup("44011300001310000007"); !ok || k != "camera:police-1" {
+		t.Fatalf("adopted id: %q %v", k, ok)
+	}
+	if id, _ := c.Camera(ctx, "police-2"); id != "44011300001310000008" {
+		t.Fatalf("next id %s", id)
 	}
 }

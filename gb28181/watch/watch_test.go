@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
 	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
@@ -215,5 +216,31 @@ func TestDeviceChecks(t *testing.T) {
 				t.Errorf("%s: %q lacks %q", tc.id, c.Message, w)
 			}
 		}
+	}
+}
+
+// An SQLite database that sqlitedb.Migrate made (component
+// "gb28181_watch", version 1) is adopted: a device announced offline
+// before the upgrade gets its device.online after it.
+func TestLegacyAnnouncedAdopted(t *testing.T) {
+	e := newEnv(t)
+	if e.db.Dialect != sqldb.SQLite {
+		t.Skip("a legacy database is an SQLite file")
+	}
+	ctx := context.Background()
+	step, err := migrationFiles.ReadFile("migrations/sqlite/00001_device_offline.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(ctx, e.db.DB, "gb28181_watch", []string{string(step)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(ctx, `INSERT INTO gb28181_device_offline(device, down_since) VALUES(?, ?)`, gate, time.Now().Add(-time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := e.watcher(t, 50*time.Millisecond)
+	e.states.set(w, gate, sip.State{State: sip.StateOnline, Since: time.Now()})
+	if ev := e.next(t, 10*time.Second); ev.Event != alerts.DeviceOnline || !strings.Contains(ev.Message, "after 1h0m0s offline") {
+		t.Fatalf("%+v", ev)
 	}
 }
