@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/internal/testkit"
-	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
 	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
@@ -56,8 +54,7 @@ type env struct {
 	db      *sqldb.DB
 	devices *device.Store
 	states  *states
-	hooks   *hookrecv.Receiver[alerts.Event]
-	alerts  *alerts.Notifier
+	alerts  published
 }
 
 func newEnv(t *testing.T) *env {
@@ -81,14 +78,16 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	hooks := hookrecv.New[alerts.Event](t, func(*http.Request, []byte) bool { return true })
-	// the alert queue on a database of its own, SQLite
-	n, err := alerts.New(ctx, testdb.Open(t, ""), alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.Run(t, n.Run)
-	return &env{db: db, devices: devs, states: &states{m: map[string]sip.State{}}, hooks: hooks, alerts: n}
+	return &env{db: db, devices: devs, states: &states{m: map[string]sip.State{}}, alerts: make(published, 16)}
+}
+
+// published is a Publisher that keeps what it is given, in order (the
+// alerts notifier's queue and webhooks are package alerts' to test).
+type published chan alerts.Event
+
+func (p published) Publish(_ context.Context, e alerts.Event) error {
+	p <- e
+	return nil
 }
 
 func (e *env) watcher(t *testing.T, offlineAfter time.Duration) (*Watcher, func()) {
@@ -104,7 +103,7 @@ func (e *env) watcher(t *testing.T, offlineAfter time.Duration) (*Watcher, func(
 func (e *env) next(t *testing.T, within time.Duration) alerts.Event {
 	t.Helper()
 	select {
-	case ev := <-e.hooks.Events:
+	case ev := <-e.alerts:
 		return ev
 	case <-time.After(within):
 		t.Fatalf("no alert within %s", within)
@@ -115,7 +114,7 @@ func (e *env) next(t *testing.T, within time.Duration) alerts.Event {
 func (e *env) none(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
-	case ev := <-e.hooks.Events:
+	case ev := <-e.alerts:
 		t.Fatalf("unexpected alert %+v", ev)
 	case <-time.After(d):
 	}
@@ -139,7 +138,7 @@ func TestDeviceOfflineOnline(t *testing.T) {
 	if d := time.Since(down); d < after {
 		t.Errorf("device.offline %s after the device went offline, before OfflineAfter", d)
 	}
-	if ev.Event != alerts.DeviceOffline || ev.Department != "flood-control" || ev.Camera != "" || ev.Severity != alerts.Warning ||
+	if ev.Event != alerts.DeviceOffline || ev.Department != "flood-control" || ev.Camera != "" || ev.Severity != "" /* the notifier's default, warning */ ||
 		!strings.Contains(ev.Message, river) || !strings.Contains(ev.Message, "NVR flood-control") ||
 		!strings.Contains(ev.Message, down.UTC().Format(time.RFC3339)) || !strings.Contains(ev.Message, "3 keepalives missed") {
 		t.Fatalf("offline alert %+v", ev)
