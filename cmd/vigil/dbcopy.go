@@ -106,7 +106,7 @@ func runDB(ctx context.Context, args []string, stdout io.Writer) error {
 		Migrate: componentMigrations(cfg),
 		Skip:    skipped,
 		Progress: func(table string, rows int64) {
-			fmt.Fprintf(stdout, "  %s: %d rows\n", table, rows)
+			fmt.Fprintf(stdout, "  copying %s (%d rows)\n", table, rows)
 		},
 	})
 	if err != nil {

@@ -381,3 +381,39 @@ func TestConvert(t *testing.T) {
 		t.Error("point: no error")
 	}
 }
+
+// BenchmarkCopySegments copies a recordings index of 200,000 segment rows
+// (a camera's month at one-minute segments is 43,200): the copy's rate.
+//
+//	go test -run '^$' -bench CopySegments -benchtime 1x ./internal/sqldb/dbcopy
+func BenchmarkCopySegments(b *testing.B) {
+	const n = 200_000
+	ctx := context.Background()
+	src := testdb.OpenSQLite(b, "")
+	const cols = `camera TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, bytes INTEGER NOT NULL,
+		key TEXT NOT NULL PRIMARY KEY, init_size INTEGER NOT NULL, fragments BLOB NOT NULL, camera_uid TEXT NOT NULL, department TEXT NOT NULL`
+	if _, err := src.Exec(ctx, `CREATE TABLE segments (`+cols+`)`); err != nil {
+		b.Fatal(err)
+	}
+	// recursive CTE: the rows are made inside SQLite, quickly
+	if _, err := src.Exec(ctx, `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?)
+		INSERT INTO segments SELECT 'cam-' || (i % 300), i * 60000000000, i * 60000000000 + 59990000000, 30000000,
+			'cam-' || (i % 300) || '/' || i || '.mp4', 1200, zeroblob(600), 'uid-' || (i % 300), 'police' FROM s`, n); err != nil {
+		b.Fatal(err)
+	}
+	pgCols := strings.NewReplacer("INTEGER", "BIGINT", "BLOB", "BYTEA").Replace(cols)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		dst := testdb.OpenPostgres(b)
+		if _, err := dst.Exec(ctx, `CREATE TABLE segments (`+pgCols+`)`); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		rep, err := Copy(ctx, src, dst, Options{})
+		if err != nil || rep.Rows() != n {
+			b.Fatalf("%v, %d rows", err, rep.Rows())
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -21,9 +21,9 @@ type sqliteTable struct {
 	rows    int64
 }
 
-// internal reports whether a SQLite table is bookkeeping, not data: the
+// bookkeeping reports whether a SQLite table is bookkeeping, not data: the
 // engine's own, goose's version tables and the old migrations table.
-func internal(name string) bool {
+func bookkeeping(name string) bool {
 	lower := strings.ToLower(name)
 	return strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "goose_") || lower == "schema_migrations"
 }
@@ -41,7 +41,7 @@ func (s *sqliteSource) tables(ctx context.Context) ([]sqliteTable, error) {
 			rows.Close()
 			return nil, err
 		}
-		if !internal(n) {
+		if !bookkeeping(n) {
 			names = append(names, n)
 		}
 	}
