@@ -107,7 +107,13 @@ func TestDBCopyEndToEnd(t *testing.T) {
 	}
 	cam := ingest.Camera{ID: "gate-1", Name: "北门", Department: "police", MainURL: "rtsp://viewer:s3cret@10.0.0.7/main",
 		Transport: "tcp", Record: true, Enabled: true, Location: ingest.Location{Lat: 23.1, Lng: 113.3}}
-	if _, err := a.Registry.CreateCamera(ctx, cam); err != nil {
+	created, err := a.Registry.CreateCamera(ctx, cam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_790_000_000, 0)
+	// the recordings' owner, as the recorder makes it when the camera starts
+	if _, err := a.Index.Own(ctx, archive.Owner{Camera: created.ID, UID: created.UID, Department: created.Department}, t0); err != nil {
 		t.Fatal(err)
 	}
 	cam2 := ingest.Camera{ID: "gate-2", Name: "South", Department: "cold-storage", MainURL: "rtsp://10.0.0.8/main",
@@ -118,7 +124,6 @@ func TestDBCopyEndToEnd(t *testing.T) {
 	if _, err := a.Registry.CreateUser(ctx, registry.User{Username: "li.wei", Role: "responder", Departments: []string{"police"}}, "li-wei-password"); err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Unix(1_790_000_000, 0)
 	if _, err := a.Registry.CreateIncident(ctx, registry.Incident{Title: "flood", Start: t0, End: t0.Add(time.Hour),
 		Cameras: []string{"gate-1"}, CreatedBy: "admin"}); err != nil {
 		t.Fatal(err)
@@ -137,8 +142,12 @@ func TestDBCopyEndToEnd(t *testing.T) {
 	wantCams, _ := a.Registry.Cameras(ctx)
 	wantUsers, _ := a.Registry.Users(ctx)
 	wantAudit, _ := a.Registry.AuditEntries(ctx, registry.AuditFilter{})
-	wantIncidents, _ := a.Registry.Incidents(ctx, "", time.Time{}, time.Unix(1<<40, 0))
-	wantSegs, _ := a.Index.Segments(ctx, "gate-1", time.Time{}, time.Unix(1<<40, 0), false)
+	wantIncidents, _ := a.Registry.FindIncidents(ctx, registry.IncidentFilter{})
+	wantSegs, _ := a.Index.Segments(ctx, "gate-1", time.Unix(0, 0), time.Unix(1<<32, 0), false)
+	if len(wantCams) != 2 || len(wantUsers) != 2 || len(wantAudit) < 3 || len(wantIncidents) != 1 || len(wantSegs) != 1 {
+		t.Fatalf("the node holds %d cameras, %d users, %d audit entries, %d incidents, %d segments",
+			len(wantCams), len(wantUsers), len(wantAudit), len(wantIncidents), len(wantSegs))
+	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +190,9 @@ func TestDBCopyEndToEnd(t *testing.T) {
 	same("cameras", gotCams, wantCams, err)
 	gotUsers, err := reg.Users(ctx)
 	same("users", gotUsers, wantUsers, err)
-	gotIncidents, err := reg.Incidents(ctx, "", time.Time{}, time.Unix(1<<40, 0))
+	gotIncidents, err := reg.FindIncidents(ctx, registry.IncidentFilter{})
 	same("incidents", gotIncidents, wantIncidents, err)
-	gotSegs, err := ix.Segments(ctx, "gate-1", time.Time{}, time.Unix(1<<40, 0), false)
+	gotSegs, err := ix.Segments(ctx, "gate-1", time.Unix(0, 0), time.Unix(1<<32, 0), false)
 	same("segments", gotSegs, wantSegs, err)
 	// the copy's own audit rows aside, the node's audit is there, in order,
 	// and goes on with new ids
