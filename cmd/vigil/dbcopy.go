@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/vigil-vms/vigil/alerts"
 	"github.com/vigil-vms/vigil/app"
@@ -169,7 +168,10 @@ func componentMigrations(cfg config.Config) []dbcopy.Migrate {
 
 func printCopyReport(w io.Writer, rep *dbcopy.Report) {
 	fmt.Fprintln(w, "\ncopied and counted:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	width := 0
+	for _, t := range rep.Tables {
+		width = max(width, len(t.Name))
+	}
 	for _, t := range rep.Tables {
 		var notes []string
 		if t.Replaced > 0 {
@@ -178,9 +180,12 @@ func printCopyReport(w io.Writer, rep *dbcopy.Report) {
 		if len(t.Dropped) > 0 {
 			notes = append(notes, "columns not in PostgreSQL, left out: "+strings.Join(t.Dropped, ", "))
 		}
-		fmt.Fprintf(tw, "  %s\t%d rows\t %s\n", t.Name, t.Rows, strings.Join(notes, "; "))
+		line := fmt.Sprintf("  %-*s %9d rows", width, t.Name, t.Rows)
+		if len(notes) > 0 {
+			line += "  (" + strings.Join(notes, "; ") + ")"
+		}
+		fmt.Fprintln(w, line)
 	}
-	tw.Flush()
 	fmt.Fprintf(w, "%d rows in %d tables\n", rep.Rows(), len(rep.Tables))
 	if len(rep.NotCopied) > 0 {
 		fmt.Fprintf(w, "not copied: %s\n", strings.Join(rep.NotCopied, ", "))
