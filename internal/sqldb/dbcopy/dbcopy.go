@@ -109,8 +109,9 @@ func (e *NotEmptyError) Error() string {
 }
 
 // Copy copies the SQLite database src into the PostgreSQL database dst,
-// after migrating dst with opts.Migrate. Nothing is written to dst but the
-// migrations when it returns an error.
+// after migrating dst with opts.Migrate. When it fails, dst holds the
+// migrations' schema and nothing else; the one exception is ANALYZE after
+// the commit, whose error comes with the Report of the finished copy.
 func Copy(ctx context.Context, src, dst *sqldb.DB, opts Options) (*Report, error) {
 	if src.Dialect != sqldb.SQLite {
 		return nil, fmt.Errorf("copy: the source must be an SQLite database, not %s", src.Dialect)
@@ -151,47 +152,9 @@ func Copy(ctx context.Context, src, dst *sqldb.DB, opts Options) (*Report, error
 	}
 
 	report := &Report{}
-	err = withPG(ctx, dst, func(tx pgx.Tx) error {
-		target, err := readCatalog(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("target: %w", err)
-		}
-		if err := checkVersions(ctx, tx, lite, target); err != nil {
-			return err
-		}
-		plans, err := plan(srcTables, target, opts.Skip, report)
-		if err != nil {
-			return err
-		}
-		if plans, err = target.order(plans); err != nil {
-			return err
-		}
-		occ, err := occupancy(ctx, tx)
-		if err != nil {
-			return err
-		}
-		// the migrations' rows go, children first
-		for i := len(plans) - 1; i >= 0; i-- {
-			p := plans[i]
-			if occ.seeded[p.name] == 0 {
-				continue
-			}
-			tag, err := tx.Exec(ctx, `DELETE FROM `+quote(p.name)+` WHERE xmin::text = ANY($1)`, occ.xids)
-			if err != nil {
-				return fmt.Errorf("table %s: remove the rows the migrations inserted: %w", p.name, err)
-			}
-			p.replaced = tag.RowsAffected()
-		}
-		for _, p := range plans {
-			t, err := copyTable(ctx, tx, lite, p, opts.Progress)
-			if err != nil {
-				return err
-			}
-			report.Tables = append(report.Tables, t)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := withPG(ctx, dst, func(tx pgx.Tx) error {
+		return fill(ctx, tx, lite, srcTables, opts, report)
+	}); err != nil {
 		return nil, err
 	}
 	// fresh statistics for the planner: the tables grew from nothing
@@ -208,6 +171,49 @@ func Copy(ctx context.Context, src, dst *sqldb.DB, opts Options) (*Report, error
 		return report, fmt.Errorf("copied, but ANALYZE failed (run it by hand): %w", err)
 	}
 	return report, nil
+}
+
+// fill copies the tables of the SQLite snapshot into the target, in the
+// target's transaction tx.
+func fill(ctx context.Context, tx pgx.Tx, lite *sqliteSource, srcTables []sqliteTable, opts Options, report *Report) error {
+	target, err := readCatalog(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if err := checkVersions(ctx, tx, lite, target); err != nil {
+		return err
+	}
+	plans, err := plan(srcTables, target, opts.Skip, report)
+	if err != nil {
+		return err
+	}
+	if plans, err = target.order(plans); err != nil {
+		return err
+	}
+	occ, err := occupancy(ctx, tx) // again: a node may have started meanwhile
+	if err != nil {
+		return err
+	}
+	// the migrations' rows go, children first
+	for i := len(plans) - 1; i >= 0; i-- {
+		p := plans[i]
+		if occ.seeded[p.name] == 0 {
+			continue
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM `+quote(p.name)+` WHERE xmin::text = ANY($1)`, occ.xids)
+		if err != nil {
+			return fmt.Errorf("table %s: remove the rows the migrations inserted: %w", p.name, err)
+		}
+		p.replaced = tag.RowsAffected()
+	}
+	for _, p := range plans {
+		t, err := copyTable(ctx, tx, lite, p, opts.Progress)
+		if err != nil {
+			return err
+		}
+		report.Tables = append(report.Tables, t)
+	}
+	return nil
 }
 
 // withPG runs fn in a transaction on one connection of db, through pgx
