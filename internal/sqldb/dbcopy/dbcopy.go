@@ -247,16 +247,20 @@ func withPG(ctx context.Context, db *sqldb.DB, fn func(tx pgx.Tx) error) error {
 // tablePlan is one table to copy: the columns both databases have, with the
 // conversion of each into its PostgreSQL type.
 type tablePlan struct {
-	name     string // PostgreSQL's name
-	srcName  string // SQLite's
-	rows     int64  // in the SQLite snapshot
-	srcCols  []string
-	dstCols  []string
-	convert  []converter
-	blobs    []int // the columns going into BYTEA (SQLite's driver reads an empty blob as NULL)
-	dropped  []string
-	key      []string // SQLite's primary key columns: the copy's order
-	replaced int64
+	name    string // PostgreSQL's name
+	srcName string // SQLite's
+	rows    int64  // in the SQLite snapshot
+	srcCols []string
+	dstCols []string
+	convert []converter
+	blobs   []int // the columns going into BYTEA (SQLite's driver reads an empty blob as NULL)
+	dropped []string
+	key     []string // SQLite's primary key columns: the copy's order
+	// autoincrement is the AUTOINCREMENT column, and sqliteSeq the largest
+	// id SQLite has given in it (sqlite_sequence), deleted rows' too
+	autoincrement string
+	sqliteSeq     int64
+	replaced      int64
 }
 
 // plan pairs the SQLite tables with the target's. An SQLite table with
@@ -283,7 +287,10 @@ func plan(src []sqliteTable, target *catalog, skip []string, report *Report) ([]
 			}
 			continue
 		}
-		p := &tablePlan{name: name, srcName: st.name, rows: st.rows, key: st.key}
+		p := &tablePlan{name: name, srcName: st.name, rows: st.rows, key: st.key, sqliteSeq: st.sequence}
+		if st.sequence > 0 && len(st.key) == 1 {
+			p.autoincrement = st.key[0] // AUTOINCREMENT takes an INTEGER PRIMARY KEY
+		}
 		for _, c := range st.columns {
 			pc, ok := findColumn(cols, c)
 			if !ok {
@@ -366,10 +373,13 @@ func copyTable(ctx context.Context, tx pgx.Tx, lite *sqliteSource, p *tablePlan,
 }
 
 // setSequences moves the identity and serial sequences of p's columns past
-// the largest value copied, so that the next insert gets a new id.
+// the largest value copied, so that the next insert gets a new id — and
+// past the largest id SQLite ever gave (sqlite_sequence: AUTOINCREMENT
+// never reuses the id of a deleted row, an incident's for one, and neither
+// does the copy).
 func setSequences(ctx context.Context, tx pgx.Tx, p *tablePlan) ([]string, error) {
 	var out []string
-	for _, col := range p.dstCols {
+	for i, col := range p.dstCols {
 		var seq *string
 		if err := tx.QueryRow(ctx, `SELECT pg_get_serial_sequence($1, $2)`, quote(p.name), col).Scan(&seq); err != nil {
 			return nil, fmt.Errorf("sequence of %s: %w", col, err)
@@ -377,9 +387,17 @@ func setSequences(ctx context.Context, tx pgx.Tx, p *tablePlan) ([]string, error
 		if seq == nil {
 			continue
 		}
-		// max is NULL for an empty table: the sequence stays where it is
-		if _, err := tx.Exec(ctx, `SELECT setval($1, m) FROM (SELECT max(`+quote(col)+`) AS m FROM `+quote(p.name)+`) x WHERE m IS NOT NULL`, *seq); err != nil {
-			return nil, fmt.Errorf("set %s: %w", *seq, err)
+		var last int64
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(`+quote(col)+`), 0) FROM `+quote(p.name)).Scan(&last); err != nil {
+			return nil, fmt.Errorf("largest %s: %w", col, err)
+		}
+		if p.srcCols[i] == p.autoincrement {
+			last = max(last, p.sqliteSeq)
+		}
+		if last > 0 { // an empty table's sequence stays where it is
+			if _, err := tx.Exec(ctx, `SELECT setval($1::text::regclass, $2)`, *seq, last); err != nil {
+				return nil, fmt.Errorf("set %s: %w", *seq, err)
+			}
 		}
 		out = append(out, *seq)
 	}

@@ -19,6 +19,9 @@ type sqliteTable struct {
 	columns []string
 	key     []string // primary key columns, in key order
 	rows    int64
+	// sequence is the table's entry in sqlite_sequence: the largest id
+	// AUTOINCREMENT has given (0: none)
+	sequence int64
 }
 
 // bookkeeping reports whether a SQLite table is bookkeeping, not data: the
@@ -49,6 +52,10 @@ func (s *sqliteSource) tables(ctx context.Context) ([]sqliteTable, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	seqs, err := s.sequences(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []sqliteTable
 	for _, n := range names {
 		t := sqliteTable{name: n}
@@ -58,9 +65,34 @@ func (s *sqliteSource) tables(ctx context.Context) ([]sqliteTable, error) {
 		if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM `+quote(n)).Scan(&t.rows); err != nil {
 			return nil, fmt.Errorf("table %s: %w", n, err)
 		}
+		t.sequence = seqs[n]
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// sequences reads sqlite_sequence, which exists once a table with
+// AUTOINCREMENT does.
+func (s *sqliteSource) sequences(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	var n int
+	if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'`).Scan(&n); err != nil || n == 0 {
+		return out, err
+	}
+	rows, err := s.conn.QueryContext(ctx, `SELECT name, seq FROM sqlite_sequence`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var seq int64
+		if err := rows.Scan(&name, &seq); err != nil {
+			return nil, err
+		}
+		out[name] = seq
+	}
+	return out, rows.Err()
 }
 
 // columns reads a table's columns (table_info leaves out generated ones)
