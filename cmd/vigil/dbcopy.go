@@ -115,7 +115,7 @@ func runDB(ctx context.Context, args []string, stdout io.Writer) error {
 	dir := filepath.Dir(path)
 	fmt.Fprintf(stdout, "\nNow give every node these files, unchanged, beside its database.path:\n  %s\n  %s\n",
 		filepath.Join(dir, app.SecretKeyFile), filepath.Join(dir, evidence.KeyFile))
-	fmt.Fprintln(stdout, "(without the first, no node can read the camera passwords; a node missing one makes a new, different key)")
+	fmt.Fprintln(stdout, "(a node that lacks them makes new, different keys: then it cannot read the camera passwords and refuses to start)")
 	return nil
 }
 
