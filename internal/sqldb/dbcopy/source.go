@@ -126,9 +126,10 @@ func (s *sqliteSource) columns(ctx context.Context, table string) (cols, key []s
 	return cols, key, rows.Err()
 }
 
-// rows reads p's columns of its table in primary key order (a row that
-// refers to an earlier row of its own table comes after it, as it was
-// written).
+// rows reads p's columns of its table in the order SQLite stores them: a
+// table's rowid order, which is the order its rows were written in (a row
+// that refers to an earlier row of its own table comes after it), or the
+// primary key's for a table WITHOUT ROWID.
 func (s *sqliteSource) rows(ctx context.Context, p *tablePlan) (*sql.Rows, error) {
 	cols := make([]string, len(p.srcCols))
 	for i, c := range p.srcCols {
@@ -137,15 +138,7 @@ func (s *sqliteSource) rows(ctx context.Context, p *tablePlan) (*sql.Rows, error
 	for _, i := range p.blobs {
 		cols = append(cols, quote(p.srcCols[i])+` IS NULL`)
 	}
-	q := `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + quote(p.srcName)
-	if len(p.key) > 0 {
-		keys := make([]string, len(p.key))
-		for i, k := range p.key {
-			keys[i] = quote(k)
-		}
-		q += ` ORDER BY ` + strings.Join(keys, ", ")
-	}
-	return s.conn.QueryContext(ctx, q)
+	return s.conn.QueryContext(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM `+quote(p.srcName))
 }
 
 // version is a goose version table's current version in the SQLite file;
