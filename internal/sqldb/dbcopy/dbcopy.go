@@ -255,7 +255,7 @@ type tablePlan struct {
 	convert []converter
 	blobs   []int // the columns going into BYTEA (SQLite's driver reads an empty blob as NULL)
 	dropped []string
-	key     []string // SQLite's primary key columns: the copy's order
+	key     []string // SQLite's primary key columns, which name a row in errors
 	// autoincrement is the AUTOINCREMENT column, and sqliteSeq the largest
 	// id SQLite has given in it (sqlite_sequence), deleted rows' too
 	autoincrement string
