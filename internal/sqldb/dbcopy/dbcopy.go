@@ -13,9 +13,12 @@
 // The copy is all or nothing: one PostgreSQL transaction fills the tables,
 // parents before children (the order of the target's foreign keys), with
 // COPY; moves every identity and serial sequence past the largest id
-// copied; and checks that each table holds as many rows as the SQLite table
-// did before it commits. The SQLite file is read in one read transaction
-// (a snapshot) and never written.
+// copied (and past the largest SQLite's AUTOINCREMENT ever gave, which it
+// does not give again); and checks that each table holds as many rows as
+// the SQLite table did before it commits. The SQLite file is read in one
+// read transaction (a snapshot) and never written; it must be at the
+// schema version the migrations bring the target to (goose_* tables
+// compared), which `vigil serve` of the same version makes it.
 //
 // The target must be empty: a table with a row that the migrations did not
 // put there (a user, a camera, a lease of a running node) stops the copy
