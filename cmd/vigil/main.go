@@ -9,6 +9,7 @@
 //	vigil owners CAMERA [--keys] [--config FILE]      the cameras that have had an id, and their recordings
 //	vigil verify PACKAGE.zip [--pubkey KEY]           check an evidence package offline
 //	vigil verify --key [--config FILE]                the server's evidence public key
+//	vigil db copy --to postgres://… [--config FILE]   the SQLite database into an empty PostgreSQL one
 //	vigil version                   version and build info
 package main
 
@@ -61,6 +62,9 @@ commands:
                             every file's SHA-256; --pubkey pins the signing key
   verify --key [--config FILE]
                             print the server's evidence public key
+  db copy --to postgres://… [--config FILE] [--from FILE]
+                            copy this node's SQLite database into an empty
+                            PostgreSQL database (a single node grows into a cluster)
   version                   version and build info
 `
 
@@ -89,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, stdin io.
 		return runOwners(ctx, args, stdout)
 	case "verify":
 		return runVerify(ctx, args, stdout)
+	case "db":
+		return runDB(ctx, args, stdout)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return nil

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 )
 
 func TestVersion(t *testing.T) {
@@ -171,13 +172,14 @@ database: { path: %q }
 	return path
 }
 
-// TestMain lets a test run this binary's main as a subprocess (serveCmd).
+// TestMain lets a test run this binary's main as a subprocess (serveCmd),
+// and stops the PostgreSQL server the tests may have started (pgtest).
 func TestMain(m *testing.M) {
 	if os.Getenv("VIGIL_TEST_RUN_MAIN") == "1" {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // serveCmd is `vigil serve --config cfgPath`, run by this test binary
