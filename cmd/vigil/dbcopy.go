@@ -150,17 +150,17 @@ func componentMigrations(cfg config.Config) []dbcopy.Migrate {
 			if err != nil {
 				return err
 			}
-			devices, err := device.Open(ctx, db.DB, nil)
+			devices, err := device.Open(ctx, db, nil)
 			if err != nil {
 				return err
 			}
-			if _, err := alarm.Open(ctx, db.DB, alarm.Options{Cameras: reg.Cameras}); err != nil {
+			if _, err := alarm.Open(ctx, db, alarm.Options{Cameras: reg.Cameras}); err != nil {
 				return err
 			}
-			if _, err := watch.New(ctx, db.DB, watch.Options{Devices: devices, States: &sip.Server{}}); err != nil {
+			if _, err := watch.New(ctx, db, watch.Options{Devices: devices, States: &sip.Server{}}); err != nil {
 				return err
 			}
-			_, err = upstream.OpenChannels(ctx, db.DB, cfg.GB28181.Realm)
+			_, err = upstream.OpenChannels(ctx, db, cfg.GB28181.Realm)
 			return err
 		},
 	}
