@@ -23,6 +23,8 @@ type viewer struct {
 	posted   time.Time
 	base     string
 	location string
+	auth     string // Authorization of every request, when set
+	lang     string // Accept-Language of the offer
 
 	mu          sync.Mutex
 	packets     int
@@ -119,7 +121,13 @@ func (v *viewer) post(t testing.TB, base, path string) (int, string) {
 	t.Helper()
 	sdp := v.offer(t)
 	v.posted = time.Now()
-	resp, err := http.Post(base+path, "application/sdp", strings.NewReader(sdp))
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(sdp))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Accept-Language", v.lang)
+	if v.auth != "" {
+		req.Header.Set("Authorization", v.auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +156,9 @@ func (v *viewer) send(t testing.TB, method, ctype, body string) int {
 	req, _ := http.NewRequest(method, v.base+v.location, strings.NewReader(body))
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if v.auth != "" {
+		req.Header.Set("Authorization", v.auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
