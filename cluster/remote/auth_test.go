@@ -125,6 +125,9 @@ func TestHandlerRefusesBadSignature(t *testing.T) {
 			t.Errorf("%s: %d %+v, want %d with %q", c.name, resp.StatusCode, e, c.status, c.errHas)
 		}
 	}
+	if n.Refused() != 2 {
+		t.Fatalf("%d requests counted as refused, want 2", n.Refused())
+	}
 	// the user API is not behind the cluster's signature
 	resp, err := http.Get(srv.URL + "/api/v1/status")
 	if err != nil {

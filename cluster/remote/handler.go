@@ -59,7 +59,11 @@ func (n *Node) Handler(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		node, err := verify(r, n.opts.Secret, time.Now())
 		if err != nil {
-			n.log.Warn("internal request refused", "method", r.Method, "path", r.URL.Path, "from", r.RemoteAddr, "node", node, "error", err)
+			if n.refusals.Add(1) == 1 || time.Since(n.lastRefusal()) > 10*time.Second { // anyone can knock: at most one line in 10 s
+				n.noteRefusal()
+				n.log.Warn("internal request refused", "method", r.Method, "path", r.URL.Path, "from", r.RemoteAddr, "node", node,
+					"refusedSoFar", n.refusals.Load(), "error", err)
+			}
 			writeError(w, http.StatusUnauthorized, errors.New("cluster request refused: "+err.Error()), "unauthorized")
 			return
 		}
@@ -234,4 +238,16 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(append(b, '\n'))
+}
+
+func (n *Node) lastRefusal() time.Time {
+	n.pinMu.Lock()
+	defer n.pinMu.Unlock()
+	return n.refusedAt
+}
+
+func (n *Node) noteRefusal() {
+	n.pinMu.Lock()
+	n.refusedAt = time.Now()
+	n.pinMu.Unlock()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,12 +39,26 @@ type session struct {
 	checked time.Time // last answer of the owner about it
 }
 
-// Offer answers the offer with the relay of the camera's owner.
+// Offer answers the offer with the relay of the camera's owner. An owner
+// that does not have the camera (it moved meanwhile: the lease changed
+// hands) is asked again once, when the cluster names another owner now.
 func (l *Live) Offer(ctx context.Context, camera string, kind ingest.StreamKind, offerSDP string) (string, string, error) {
-	p, local, err := l.n.owner(camera)
-	if err != nil {
-		return "", "", err
+	for attempt := 0; ; attempt++ {
+		p, local, err := l.n.owner(camera)
+		if err != nil {
+			return "", "", err
+		}
+		id, answer, err := l.offerTo(ctx, p, local, camera, kind, offerSDP)
+		if err != nil && attempt == 0 && errors.Is(err, apierr.ErrNotFound) {
+			if now, _, _, ok := l.n.opts.Owners.Owner(camera); ok && now != p.name {
+				continue
+			}
+		}
+		return id, answer, err
 	}
+}
+
+func (l *Live) offerTo(ctx context.Context, p peer, local bool, camera string, kind ingest.StreamKind, offerSDP string) (string, string, error) {
 	if local {
 		return l.n.opts.Relay.Offer(ctx, camera, kind, offerSDP)
 	}

@@ -386,3 +386,25 @@ func TestFirstFrameDelay(t *testing.T) {
 		t.Errorf("the proxy adds %v to the first frame (median), more than 500 ms", med(pf)-med(df))
 	}
 }
+
+// TestOfferFollowsAMovedCamera: an owner that no longer has the camera (its
+// lease moved meanwhile) is not the last word: the new owner is asked.
+func TestOfferFollowsAMovedCamera(t *testing.T) {
+	leakCheck(t)
+	var b *spoolNode
+	a := startFakeNode(t, "a", &fakeRelay{offerErr: apierr.New(apierr.ErrNotFound, "camera %q not found", "cam1"),
+		onOffer: func() { b.owners.set("cam1", "c") }}, nil) // a lets cam1 go while b's offer is on its way
+	c := startFakeNode(t, "c", &fakeRelay{}, nil)
+	b = startFakeNode(t, "b", &fakeRelay{}, nil)
+	spoolCluster([]*spoolNode{a, b, c}, map[string]string{"cam1": "a"})
+	id, answer, err := b.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0")
+	if err != nil || id != "s-cam1" || answer != "answer to v=0" {
+		t.Fatalf("offer of a camera that moved from a to c: %q %q %v", id, answer, err)
+	}
+	// not found on an owner that still has the lease: the answer stands
+	spoolCluster([]*spoolNode{a, b, c}, map[string]string{"cam1": "a"})
+	a.node.opts.Relay.(*fakeRelay).onOffer = nil
+	if _, _, err := b.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0"); apierr.Status(err) != http.StatusNotFound {
+		t.Fatalf("offer of a camera its owner does not have: %v, want 404", err)
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
@@ -92,9 +93,12 @@ type Node struct {
 	live   *Live
 	spool  *Spool
 
-	pinMu  sync.Mutex
-	pins   map[string]*pin // pins other nodes hold here, by id
-	pinSeq uint64
+	pinMu     sync.Mutex      // guards pins, pinSeq and refusedAt
+	pins      map[string]*pin // pins other nodes hold here, by id
+	pinSeq    uint64
+	refusedAt time.Time // last refused internal request logged
+
+	refusals atomic.Int64 // internal requests refused (bad or no signature)
 }
 
 // New checks the options; it starts nothing.
@@ -219,5 +223,9 @@ func (n *Node) call(ctx context.Context, p peer, method, path string, query url.
 	}
 	return resp, b, nil
 }
+
+// Refused returns how many internal requests were refused (no or a bad
+// signature, a time off the clock).
+func (n *Node) Refused() int64 { return n.refusals.Load() }
 
 func (n *Node) String() string { return fmt.Sprintf("remote.Node(%s)", n.opts.Node) }

@@ -26,9 +26,13 @@ import (
 // fakeRelay answers as a relay would, from what the test sets.
 type fakeRelay struct {
 	offerErr error
+	onOffer  func() // called at each offer, when set
 }
 
 func (f *fakeRelay) Offer(ctx context.Context, camera string, kind ingest.StreamKind, sdp string) (string, string, error) {
+	if f.onOffer != nil {
+		f.onOffer()
+	}
 	if f.offerErr != nil {
 		return "", "", f.offerErr
 	}
@@ -139,9 +143,14 @@ func (s *syncBuffer) String() string {
 
 func startSpoolNode(t *testing.T, name string, spool review.Spooled) *spoolNode {
 	t.Helper()
+	return startFakeNode(t, name, &fakeRelay{}, spool)
+}
+
+func startFakeNode(t *testing.T, name string, r Relay, spool review.Spooled) *spoolNode {
+	t.Helper()
 	o := newOwners(name)
 	logs := &syncBuffer{}
-	n, err := New(Options{Node: name, Secret: testSecret, Owners: o, Relay: &fakeRelay{}, Spool: spool,
+	n, err := New(Options{Node: name, Secret: testSecret, Owners: o, Relay: r, Spool: spool,
 		Log: slog.New(slog.NewTextHandler(logs, nil)), PinTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
