@@ -18,6 +18,13 @@
 // Errors of the owner keep their kind across the hop (apierr), so a user
 // sees the same status and message as on the owner (404, 503 overloaded, …);
 // an owner that cannot be reached is 503.
+//
+// What a deployment needs: every node's cluster.advertise reachable from the
+// other nodes (plain HTTP on a trusted network, or https with a certificate
+// the system trusts: the signature authenticates a request, it does not
+// encrypt or cover its body), and every node's WebRTC port (webrtc.udpPort,
+// webrtc.publicIPs) reachable from the browsers, since the answer a browser
+// gets names the owner's candidates.
 package remote
 
 import (

@@ -21,6 +21,7 @@ import (
 type viewer struct {
 	pc       *webrtc.PeerConnection
 	posted   time.Time
+	answered time.Duration // from the POST to its answer
 	base     string
 	location string
 	auth     string // Authorization of every request, when set
@@ -136,6 +137,7 @@ func (v *viewer) post(t testing.TB, base, path string) (int, string) {
 	if resp.StatusCode != http.StatusCreated {
 		return resp.StatusCode, string(body)
 	}
+	v.answered = time.Since(v.posted)
 	v.base, v.location = base, resp.Header.Get("Location")
 	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
 		t.Fatalf("set answer: %v", err)
