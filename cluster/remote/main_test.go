@@ -1,0 +1,9 @@
+package remote
+
+import (
+	"testing"
+
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
