@@ -293,12 +293,12 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 		t.Fatal(err)
 	}
 	path := testkit.TempFile(t, "vigil.db", data)
-	db := testdb.Open(t, path)
+	db := testdb.OpenSQLite(t, path)
 	reg, err := registry.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gb := fixtureGB28181(t, db)
+	gb := fixtureGB28181(t, db.DB)
 	f := &fixture{t: t, reg: reg, live: &fakeLive{}, rec: &fakeRecording{}, logBuf: &testkit.SyncBuffer{},
 		tokens: template.tokens, spareToken: template.spare, incident: template.inc}
 	f.fleet = ingest.NewFleet(ingest.FleetOptions{}) // not run: pulls nothing

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/secretbox"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/registry"
 )
@@ -21,7 +22,7 @@ func openStore(t *testing.T, key []byte) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if _, err := registry.Open(ctx, db); err != nil {
+	if _, err := registry.Open(ctx, &sqldb.DB{DB: db, Dialect: sqldb.SQLite}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(ctx, db, key)

@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/health"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
@@ -61,7 +62,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.Open(t, "")
-	if _, err := registry.Open(ctx, db); err != nil {
+	if _, err := registry.Open(ctx, &sqldb.DB{DB: db, Dialect: sqldb.SQLite}); err != nil {
 		t.Fatal(err)
 	}
 	devs, err := device.Open(ctx, db, nil)
