@@ -69,12 +69,14 @@ func (r *Registry) CreateDisplay(ctx context.Context, name string, departments [
 	}
 	err = r.inTx(ctx, func(tx *sqldb.Tx) error {
 		for _, dep := range depts {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM departments WHERE id = ?`, dep).Scan(&n); err != nil {
-				return fmt.Errorf("create display: %w", err)
-			}
-			if n == 0 {
+			// locked on PostgreSQL: not deleted before the display is stored
+			var found string
+			err := tx.QueryRow(ctx, `SELECT id FROM departments WHERE id = ?`+tx.Dialect.ForUpdate(), dep).Scan(&found)
+			if notFound(err) {
 				return apierr.New(apierr.ErrInvalid, "department %q does not exist", truncate(dep, 64))
+			}
+			if err != nil {
+				return fmt.Errorf("create display: %w", err)
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO displays(id, name, departments, created_by, created_ns, code_hash, code_expires_ns) VALUES(?, ?, ?, ?, ?, ?, ?)`,
