@@ -1,5 +1,6 @@
--- The registry, version 1 (step 1 of its former sqlitedb migrations,
--- adopted by Legacy "registry"): departments, cameras, users, sessions, tokens, the append-only audit log, incidents.
+-- The registry, version 1 (step 1 of its former sqlitedb migrations, adopted
+-- by Legacy "registry"): departments, cameras, users, sessions, tokens, the
+-- append-only audit log, incidents.
 -- +goose Up
 CREATE TABLE departments (
 	id      TEXT NOT NULL PRIMARY KEY,

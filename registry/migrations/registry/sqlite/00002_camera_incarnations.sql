@@ -1,5 +1,6 @@
--- The registry, version 2 (step 2 of its former sqlitedb migrations,
--- adopted by Legacy "registry"): camera incarnations: a random uid per camera, never reused, and the time since when it owns the recordings under its id.
+-- The registry, version 2 (step 2 of its former sqlitedb migrations, adopted
+-- by Legacy "registry"): camera incarnations: a random uid per camera, never
+-- reused, and the time since when it owns the recordings under its id.
 -- +goose Up
 ALTER TABLE cameras ADD COLUMN uid TEXT NOT NULL DEFAULT '';
 ALTER TABLE cameras ADD COLUMN since_ns INTEGER NOT NULL DEFAULT 0;

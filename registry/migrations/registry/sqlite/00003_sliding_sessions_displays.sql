@@ -1,5 +1,5 @@
--- The registry, version 3 (step 3 of its former sqlitedb migrations,
--- adopted by Legacy "registry"): sliding sessions (idle_ns, cap_ns) and displays.
+-- The registry, version 3 (step 3 of its former sqlitedb migrations, adopted
+-- by Legacy "registry"): sliding sessions (idle_ns, cap_ns) and displays.
 -- +goose Up
 ALTER TABLE sessions ADD COLUMN idle_ns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN cap_ns INTEGER NOT NULL DEFAULT 0;

@@ -1,5 +1,6 @@
--- The registry, version 4 (step 4 of its former sqlitedb migrations,
--- adopted by Legacy "registry"): GB/T 28181: a camera's source, device and channel, PTZ and missing flags.
+-- The registry, version 4 (step 4 of its former sqlitedb migrations, adopted
+-- by Legacy "registry"): GB/T 28181: a camera's source, device and channel,
+-- PTZ and missing flags.
 -- +goose Up
 ALTER TABLE cameras ADD COLUMN source TEXT NOT NULL DEFAULT 'rtsp';
 ALTER TABLE cameras ADD COLUMN gb_device TEXT NOT NULL DEFAULT '';

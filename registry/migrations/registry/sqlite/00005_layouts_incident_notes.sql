@@ -1,5 +1,6 @@
--- The registry, version 5 (step 5 of its former sqlitedb migrations,
--- adopted by Legacy "registry"): layouts and tours of the live wall; incident status, update time and notes.
+-- The registry, version 5 (step 5 of its former sqlitedb migrations, adopted
+-- by Legacy "registry"): layouts and tours of the live wall; incident
+-- status, update time and notes.
 -- +goose Up
 CREATE TABLE layouts (
 	id            TEXT    NOT NULL PRIMARY KEY,
