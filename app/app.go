@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		a.log.Warn("created the key that signs evidence packages: back it up apart from the database", "file", evPath,
 			"keyId", evidence.KeyID(a.Evidence.Public()))
 	}
-	if a.Registry, err = registry.OpenWith(ctx, a.db.DB, registry.Options{SecretKey: key}); err != nil {
+	if a.Registry, err = registry.OpenWith(ctx, a.db, registry.Options{SecretKey: key}); err != nil {
 		return nil, err
 	}
 	if a.generatedAdmin, err = a.Registry.EnsureAdmin(ctx, opts.AdminPassword); err != nil {

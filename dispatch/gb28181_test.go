@@ -32,7 +32,7 @@ type gbHarness struct {
 
 func newGBHarness(t *testing.T) *gbHarness {
 	t.Helper()
-	reg, err := registry.Open(context.Background(), testdb.Open(t, ""))
+	reg, err := registry.Open(context.Background(), testdb.OpenSQLite(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

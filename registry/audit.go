@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // AuditEntry is one row of the append-only audit log.
@@ -39,7 +39,7 @@ func (r *Registry) Audit(ctx context.Context, e AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = r.now()
 	}
-	_, err := r.db.ExecContext(ctx, `INSERT INTO audit(time_ns, username, address, action, camera, start_ns, end_ns, result, detail)
+	_, err := r.db.Exec(ctx, `INSERT INTO audit(time_ns, username, address, action, camera, start_ns, end_ns, result, detail)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Time.UnixNano(), e.User, e.Address, e.Action, e.Camera, timeNS(e.Start), timeNS(e.End), e.Result, e.Detail)
 	if err != nil {
@@ -76,7 +76,7 @@ func (r *Registry) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntr
 	}
 	q += ` ORDER BY time_ns DESC, id DESC LIMIT ?`
 	args = append(args, f.Limit)
-	return sqlitedb.QueryList(ctx, r.db, "audit", func(rows *sql.Rows, e *AuditEntry) error {
+	return sqldb.QueryList(ctx, r.db, "audit", func(rows *sql.Rows, e *AuditEntry) error {
 		var t, s, en int64
 		err := rows.Scan(&e.ID, &t, &e.User, &e.Address, &e.Action, &e.Camera, &s, &en, &e.Result, &e.Detail)
 		e.Time, e.Start, e.End = nsTime(t), nsTime(s), nsTime(en)

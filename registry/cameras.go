@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Limits of a camera's fields.
@@ -319,7 +320,7 @@ func scanCamera(s scanner) (ingest.Camera, error) {
 // Cameras lists every camera by id, with the URLs as stored (passwords
 // included: the ingest needs them). Redact before showing them.
 func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+cameraColumns+` FROM cameras ORDER BY id`)
+	rows, err := r.db.Query(ctx, `SELECT `+cameraColumns+` FROM cameras ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list cameras: %w", err)
 	}
@@ -343,15 +344,17 @@ func (r *Registry) Cameras(ctx context.Context) ([]ingest.Camera, error) {
 
 // Camera returns one camera as stored (passwords included).
 func (r *Registry) Camera(ctx context.Context, id string) (ingest.Camera, error) {
-	return r.getCamera(ctx, r.db, id)
+	return r.getCamera(ctx, r.db, id, "")
 }
 
 type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryRow(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (r *Registry) getCamera(ctx context.Context, q querier, id string) (ingest.Camera, error) {
-	c, err := scanCamera(q.QueryRowContext(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE id = ?`, id))
+// getCamera reads one camera; lock is appended to the query (a transaction
+// that goes on to change the row passes tx.Dialect.ForUpdate()).
+func (r *Registry) getCamera(ctx context.Context, q querier, id, lock string) (ingest.Camera, error) {
+	c, err := scanCamera(q.QueryRow(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE id = ?`+lock, id))
 	if notFound(err) {
 		return c, apierr.New(apierr.ErrNotFound, "camera %q does not exist", truncate(id, 64))
 	}
@@ -364,8 +367,8 @@ func (r *Registry) getCamera(ctx context.Context, q querier, id string) (ingest.
 	return c, nil
 }
 
-func departmentSet(ctx context.Context, tx *sql.Tx) (map[string]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM departments`)
+func departmentSet(ctx context.Context, tx *sqldb.Tx) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, `SELECT id FROM departments`)
 	if err != nil {
 		return nil, fmt.Errorf("departments: %w", err)
 	}
@@ -381,7 +384,7 @@ func departmentSet(ctx context.Context, tx *sql.Tx) (map[string]bool, error) {
 	return set, rows.Err()
 }
 
-func validateIn(ctx context.Context, tx *sql.Tx, c ingest.Camera) error {
+func validateIn(ctx context.Context, tx *sqldb.Tx, c ingest.Camera) error {
 	depts, err := departmentSet(ctx, tx)
 	if err != nil {
 		return err
@@ -412,7 +415,7 @@ func (r *Registry) cameraRow(c ingest.Camera) (tags, mainURL, subURL string, err
 }
 
 // insertCamera adds c as a new incarnation: it sets c.UID and c.Since.
-func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camera) error {
+func (r *Registry) insertCamera(ctx context.Context, tx *sqldb.Tx, c *ingest.Camera) error {
 	tags, mainURL, subURL, err := r.cameraRow(*c)
 	if err != nil {
 		return err
@@ -420,12 +423,12 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camer
 	now := r.now().UnixNano()
 	c.UID, c.Since = newCameraUID(), nsTime(now)
 	gb := gbColumns(*c)
-	_, err = tx.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
+	_, err = tx.Exec(ctx, `INSERT INTO cameras(`+cameraColumns+`, created_ns, updated_ns)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Department, c.Location.Lat, c.Location.Lng, c.Location.Address,
 		mainURL, subURL, c.Transport, c.Record, c.RetentionDays, c.Enabled, tags, c.UID, now,
 		c.Source, gb.Device, gb.Channel, gb.PTZ, gb.Missing, now, now)
-	if isUnique(err) {
+	if r.isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "camera %q already exists", c.ID)
 	}
 	if isForeignKey(err) {
@@ -440,7 +443,7 @@ func (r *Registry) insertCamera(ctx context.Context, tx *sql.Tx, c *ingest.Camer
 // CreateCamera validates and adds a camera; it returns the camera as stored.
 func (r *Registry) CreateCamera(ctx context.Context, c ingest.Camera) (ingest.Camera, error) {
 	NormalizeCamera(&c)
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
 		if err := validateIn(ctx, tx, c); err != nil {
 			return err
 		}
@@ -473,8 +476,8 @@ func (r *Registry) UpdateGBCamera(ctx context.Context, c ingest.Camera) (now, be
 }
 
 func (r *Registry) replaceCamera(ctx context.Context, c ingest.Camera, catalog bool) (now, before ingest.Camera, err error) {
-	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		old, err := r.getCamera(ctx, tx, c.ID)
+	err = r.inTx(ctx, func(tx *sqldb.Tx) error {
+		old, err := r.getCamera(ctx, tx, c.ID, tx.Dialect.ForUpdate())
 		if err != nil {
 			return err
 		}
@@ -504,7 +507,7 @@ func (r *Registry) replaceCamera(ctx context.Context, c ingest.Camera, catalog b
 			return err
 		}
 		gb := gbColumns(c)
-		_, err = tx.ExecContext(ctx, `UPDATE cameras SET name = ?, department = ?, lat = ?, lng = ?, address = ?,
+		_, err = tx.Exec(ctx, `UPDATE cameras SET name = ?, department = ?, lat = ?, lng = ?, address = ?,
 			main_url = ?, sub_url = ?, transport = ?, record = ?, retention_days = ?, enabled = ?, tags = ?, updated_ns = ?,
 			source = ?, gb_device = ?, gb_channel = ?, gb_ptz = ?, gb_missing = ?
 			WHERE id = ?`,
@@ -522,12 +525,12 @@ func (r *Registry) replaceCamera(ctx context.Context, c ingest.Camera, catalog b
 // DeleteCamera removes a camera and returns it as it was.
 func (r *Registry) DeleteCamera(ctx context.Context, id string) (ingest.Camera, error) {
 	var c ingest.Camera
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
 		var err error
-		if c, err = r.getCamera(ctx, tx, id); err != nil {
+		if c, err = r.getCamera(ctx, tx, id, tx.Dialect.ForUpdate()); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM cameras WHERE id = ?`, id); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM cameras WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("delete camera %q: %w", id, err)
 		}
 		return nil
@@ -546,7 +549,7 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 		}
 		return i + 1
 	}
-	return r.inTx(ctx, func(tx *sql.Tx) error {
+	return r.inTx(ctx, func(tx *sqldb.Tx) error {
 		depts, err := departmentSet(ctx, tx)
 		if err != nil {
 			return err
@@ -569,7 +572,7 @@ func (r *Registry) ImportCameras(ctx context.Context, cams []ingest.Camera, rows
 			}
 			seen[c.ID] = rowOf(i)
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cameras WHERE id = ?`, c.ID).Scan(&n); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM cameras WHERE id = ?`, c.ID).Scan(&n); err != nil {
 				return fmt.Errorf("import: %w", err)
 			}
 			if n > 0 {

@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Department groups cameras; users may be limited to departments.
@@ -66,7 +66,7 @@ func checkText(s string, min, max int) string {
 
 // Departments lists every department by id.
 func (r *Registry) Departments(ctx context.Context) ([]Department, error) {
-	return sqlitedb.QueryList(ctx, r.db, "list departments", func(rows *sql.Rows, d *Department) error {
+	return sqldb.QueryList(ctx, r.db, "list departments", func(rows *sql.Rows, d *Department) error {
 		return rows.Scan(&d.ID, &d.Name.ZH, &d.Name.EN)
 	}, `SELECT id, name_zh, name_en FROM departments ORDER BY id`)
 }
@@ -74,7 +74,7 @@ func (r *Registry) Departments(ctx context.Context) ([]Department, error) {
 // Department returns one department.
 func (r *Registry) Department(ctx context.Context, id string) (Department, error) {
 	d := Department{ID: id}
-	err := r.db.QueryRowContext(ctx, `SELECT name_zh, name_en FROM departments WHERE id = ?`, id).Scan(&d.Name.ZH, &d.Name.EN)
+	err := r.db.QueryRow(ctx, `SELECT name_zh, name_en FROM departments WHERE id = ?`, id).Scan(&d.Name.ZH, &d.Name.EN)
 	if notFound(err) {
 		return d, apierr.New(apierr.ErrNotFound, "department %q does not exist", truncate(id, 64))
 	}
@@ -89,9 +89,9 @@ func (r *Registry) CreateDepartment(ctx context.Context, d Department) error {
 	if err := ValidateDepartment(d); err != nil {
 		return err
 	}
-	_, err := r.db.ExecContext(ctx, `INSERT INTO departments(id, name_zh, name_en) VALUES(?, ?, ?)`,
+	_, err := r.db.Exec(ctx, `INSERT INTO departments(id, name_zh, name_en) VALUES(?, ?, ?)`,
 		d.ID, strings.TrimSpace(d.Name.ZH), strings.TrimSpace(d.Name.EN))
-	if isUnique(err) {
+	if r.isUnique(err) {
 		return apierr.New(apierr.ErrConflict, "department %q already exists", d.ID)
 	}
 	if err != nil {
@@ -105,7 +105,7 @@ func (r *Registry) UpdateDepartment(ctx context.Context, d Department) error {
 	if err := ValidateDepartment(d); err != nil {
 		return err
 	}
-	res, err := r.db.ExecContext(ctx, `UPDATE departments SET name_zh = ?, name_en = ? WHERE id = ?`,
+	res, err := r.db.Exec(ctx, `UPDATE departments SET name_zh = ?, name_en = ? WHERE id = ?`,
 		strings.TrimSpace(d.Name.ZH), strings.TrimSpace(d.Name.EN), d.ID)
 	if err != nil {
 		return fmt.Errorf("update department %q: %w", d.ID, err)
@@ -120,21 +120,34 @@ func (r *Registry) UpdateDepartment(ctx context.Context, d Department) error {
 // limited to it (removing it from a user's list could widen their scope to
 // every department).
 func (r *Registry) DeleteDepartment(ctx context.Context, id string) error {
-	return r.inTx(ctx, func(tx *sql.Tx) error {
+	return r.inTx(ctx, func(tx *sqldb.Tx) error {
+		// On PostgreSQL the row lock waits for the transactions that add a
+		// camera or user to the department, and blocks new ones.
+		var found string
+		err := tx.QueryRow(ctx, `SELECT id FROM departments WHERE id = ?`+tx.Dialect.ForUpdate(), id).Scan(&found)
+		if notFound(err) {
+			return apierr.New(apierr.ErrNotFound, "department %q does not exist", truncate(id, 64))
+		}
+		if err != nil {
+			return fmt.Errorf("delete department %q: %w", id, err)
+		}
 		var cams, users int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cameras WHERE department = ?`, id).Scan(&cams); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM cameras WHERE department = ?`, id).Scan(&cams); err != nil {
 			return fmt.Errorf("delete department %q: %w", id, err)
 		}
 		if cams > 0 {
 			return apierr.New(apierr.ErrConflict, "department %q still has %d camera(s): move or delete them first", id, cams)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM user_departments WHERE department = ?`, id).Scan(&users); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM user_departments WHERE department = ?`, id).Scan(&users); err != nil {
 			return fmt.Errorf("delete department %q: %w", id, err)
 		}
 		if users > 0 {
 			return apierr.New(apierr.ErrConflict, "department %q still has %d user(s) limited to it: change them first", id, users)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM departments WHERE id = ?`, id)
+		res, err := tx.Exec(ctx, `DELETE FROM departments WHERE id = ?`, id)
+		if isForeignKey(err) { // still named by something the checks above do not count
+			return apierr.New(apierr.ErrConflict, "department %q is still in use", id)
+		}
 		if err != nil {
 			return fmt.Errorf("delete department %q: %w", id, err)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Display is a wall screen that an admin signed in for good: it sees live
@@ -67,17 +67,19 @@ func (r *Registry) CreateDisplay(ctx context.Context, name string, departments [
 	if err != nil {
 		return Display{}, "", fmt.Errorf("create display: %w", err)
 	}
-	err = r.inTx(ctx, func(tx *sql.Tx) error {
+	err = r.inTx(ctx, func(tx *sqldb.Tx) error {
 		for _, dep := range depts {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM departments WHERE id = ?`, dep).Scan(&n); err != nil {
-				return fmt.Errorf("create display: %w", err)
-			}
-			if n == 0 {
+			// locked on PostgreSQL: not deleted before the display is stored
+			var found string
+			err := tx.QueryRow(ctx, `SELECT id FROM departments WHERE id = ?`+tx.Dialect.ForUpdate(), dep).Scan(&found)
+			if notFound(err) {
 				return apierr.New(apierr.ErrInvalid, "department %q does not exist", truncate(dep, 64))
 			}
+			if err != nil {
+				return fmt.Errorf("create display: %w", err)
+			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO displays(id, name, departments, created_by, created_ns, code_hash, code_expires_ns) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.Exec(ctx, `INSERT INTO displays(id, name, departments, created_by, created_ns, code_hash, code_expires_ns) VALUES(?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.Name, string(deptJSON), by, now.UnixNano(), sha256Hex(code), d.CodeExpires.UnixNano())
 		if err != nil {
 			return fmt.Errorf("create display: %w", err)
@@ -107,7 +109,7 @@ func scanDisplay(sc interface{ Scan(...any) error }, d *Display) error {
 
 // Displays lists the displays by creation.
 func (r *Registry) Displays(ctx context.Context) ([]Display, error) {
-	return sqlitedb.QueryList(ctx, r.db, "list displays", func(rows *sql.Rows, d *Display) error {
+	return sqldb.QueryList(ctx, r.db, "list displays", func(rows *sql.Rows, d *Display) error {
 		return scanDisplay(rows, d)
 	}, `SELECT `+displayColumns+` FROM displays ORDER BY created_ns, id`)
 }
@@ -115,7 +117,7 @@ func (r *Registry) Displays(ctx context.Context) ([]Display, error) {
 // Display returns one display.
 func (r *Registry) Display(ctx context.Context, id string) (Display, error) {
 	var d Display
-	err := scanDisplay(r.db.QueryRowContext(ctx, `SELECT `+displayColumns+` FROM displays WHERE id = ?`, id), &d)
+	err := scanDisplay(r.db.QueryRow(ctx, `SELECT `+displayColumns+` FROM displays WHERE id = ?`, id), &d)
 	if notFound(err) {
 		return d, apierr.New(apierr.ErrNotFound, "display %q does not exist", truncate(id, 64))
 	}
@@ -139,7 +141,7 @@ func (r *Registry) SignInDisplay(ctx context.Context, code string) (Display, str
 		return Display{}, "", err
 	}
 	now := r.now().UnixNano()
-	res, err := r.db.ExecContext(ctx, `UPDATE displays SET code_hash = NULL, code_expires_ns = 0, session_hash = ?, csrf = ?, signed_in_ns = ?, last_seen_ns = ?
+	res, err := r.db.Exec(ctx, `UPDATE displays SET code_hash = NULL, code_expires_ns = 0, session_hash = ?, csrf = ?, signed_in_ns = ?, last_seen_ns = ?
 		WHERE code_hash = ? AND code_expires_ns > ?`, sha256Hex(secret), csrf, now, now, sha256Hex(code), now)
 	if err != nil {
 		return Display{}, "", fmt.Errorf("display sign-in: %w", err)
@@ -148,7 +150,7 @@ func (r *Registry) SignInDisplay(ctx context.Context, code string) (Display, str
 		return Display{}, "", apierr.New(apierr.ErrNotFound, "the display code is unknown, used or expired")
 	}
 	var d Display
-	if err := scanDisplay(r.db.QueryRowContext(ctx, `SELECT `+displayColumns+` FROM displays WHERE session_hash = ?`, sha256Hex(secret)), &d); err != nil {
+	if err := scanDisplay(r.db.QueryRow(ctx, `SELECT `+displayColumns+` FROM displays WHERE session_hash = ?`, sha256Hex(secret)), &d); err != nil {
 		return Display{}, "", fmt.Errorf("display sign-in: %w", err)
 	}
 	return d, secret, nil
@@ -159,7 +161,7 @@ func (r *Registry) SignInDisplay(ctx context.Context, code string) (Display, str
 // error of kind apierr.ErrNotFound. A display's session does not expire.
 func (r *Registry) DisplaySession(ctx context.Context, secret string) (Display, error) {
 	var d Display
-	err := scanDisplay(r.db.QueryRowContext(ctx, `SELECT `+displayColumns+` FROM displays WHERE session_hash = ?`, sha256Hex(secret)), &d)
+	err := scanDisplay(r.db.QueryRow(ctx, `SELECT `+displayColumns+` FROM displays WHERE session_hash = ?`, sha256Hex(secret)), &d)
 	if notFound(err) {
 		return d, errNoDisplaySession
 	}
@@ -168,7 +170,7 @@ func (r *Registry) DisplaySession(ctx context.Context, secret string) (Display, 
 	}
 	now := r.now()
 	if now.Sub(d.LastSeen) > time.Minute {
-		if _, err := r.db.ExecContext(ctx, `UPDATE displays SET last_seen_ns = ? WHERE id = ?`, now.UnixNano(), d.ID); err != nil {
+		if _, err := r.db.Exec(ctx, `UPDATE displays SET last_seen_ns = ? WHERE id = ?`, now.UnixNano(), d.ID); err != nil {
 			return d, fmt.Errorf("display session: %w", err)
 		}
 		d.LastSeen = now.UTC()
@@ -179,7 +181,7 @@ func (r *Registry) DisplaySession(ctx context.Context, secret string) (Display, 
 // SignOutDisplay ends the session of a display (its wall logged out); the
 // display stays listed until deleted.
 func (r *Registry) SignOutDisplay(ctx context.Context, id string) error {
-	if _, err := r.db.ExecContext(ctx, `UPDATE displays SET session_hash = NULL, csrf = '' WHERE id = ?`, id); err != nil {
+	if _, err := r.db.Exec(ctx, `UPDATE displays SET session_hash = NULL, csrf = '' WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("display sign-out: %w", err)
 	}
 	return nil
@@ -188,7 +190,7 @@ func (r *Registry) SignOutDisplay(ctx context.Context, id string) error {
 // DeleteDisplay revokes a display: its wall is signed out at its next
 // request and its code no longer works.
 func (r *Registry) DeleteDisplay(ctx context.Context, id string) error {
-	res, err := r.db.ExecContext(ctx, `DELETE FROM displays WHERE id = ?`, id)
+	res, err := r.db.Exec(ctx, `DELETE FROM displays WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete display: %w", err)
 	}

@@ -106,7 +106,7 @@ func KeepGB(c *ingest.Camera, old ingest.Camera) error {
 // DeviceCameras lists the cameras of one GB/T 28181 device's channels, by
 // id, as stored.
 func (r *Registry) DeviceCameras(ctx context.Context, device string) ([]ingest.Camera, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE gb_device = ? AND source = ? ORDER BY id`,
+	rows, err := r.db.Query(ctx, `SELECT `+cameraColumns+` FROM cameras WHERE gb_device = ? AND source = ? ORDER BY id`,
 		device, ingest.SourceGB28181)
 	if err != nil {
 		return nil, fmt.Errorf("cameras of device %q: %w", device, err)

@@ -83,7 +83,7 @@ func TestGBCameraStored(t *testing.T) {
 		t.Fatalf("GB camera reads back as %+v gb %+v", gb, gb.GB28181)
 	}
 	// A row written before the column had a value ("") reads as rtsp.
-	if _, err := r.db.Exec(`UPDATE cameras SET source = '' WHERE id = 'police-007'`); err != nil {
+	if _, err := r.db.Exec(context.Background(), `UPDATE cameras SET source = '' WHERE id = 'police-007'`); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := r.Camera(ctx, "police-007"); err != nil || c.Source != ingest.SourceRTSP {

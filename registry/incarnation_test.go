@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"io/fs"
 	"regexp"
 	"testing"
 	"time"
@@ -64,18 +65,23 @@ func TestCameraIncarnation(t *testing.T) {
 // upgrade, and own every older recording of their id (Since zero).
 func TestCameraIncarnationMigration(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Open(t, "")
-	if err := sqlitedb.Migrate(ctx, db, "registry", migrations[:1]); err != nil {
+	// a database that the former sqlitedb migrations brought to step 1
+	db := testdb.OpenSQLite(t, "")
+	step1, err := fs.ReadFile(migrations.FS, "sqlite/00001_create.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(ctx, db.DB, "registry", []string{string(step1)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"cam-1", "cam-2"} {
-		if _, err := db.Exec(`INSERT INTO cameras(id, name, department, main_url, transport, record, retention_days, enabled, created_ns, updated_ns)
+		if _, err := db.Exec(ctx, `INSERT INTO cameras(id, name, department, main_url, transport, record, retention_days, enabled, created_ns, updated_ns)
 			VALUES(?, 'Cam', 'police', 'rtsp://10.1.2.3/', 'auto', 1, 0, 1, 1, 1)`, id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// an incident on cam-1 and on a camera deleted before the upgrade
-	if _, err := db.Exec(`INSERT INTO incidents(id, title, start_ns, end_ns, note, created_by, created_ns) VALUES(7, 'T', 1, 2, '', 'a', 1);
+	if _, err := db.Exec(ctx, `INSERT INTO incidents(id, title, start_ns, end_ns, note, created_by, created_ns) VALUES(7, 'T', 1, 2, '', 'a', 1);
 		INSERT INTO incident_cameras(incident, camera) VALUES(7, 'cam-1'), (7, 'cam-gone')`); err != nil {
 		t.Fatal(err)
 	}

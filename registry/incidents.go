@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Incident marks a time range of some cameras as evidence: retention never
@@ -116,17 +116,15 @@ func (r *Registry) CreateIncident(ctx context.Context, in Incident) (Incident, e
 		return in, err
 	}
 	in.Created = r.now().UTC()
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO incidents(title, start_ns, end_ns, note, created_by, created_ns, status) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-			in.Title, in.Start.UnixNano(), in.End.UnixNano(), in.Note, in.CreatedBy, in.Created.UnixNano(), in.Status)
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO incidents(title, start_ns, end_ns, note, created_by, created_ns, status) VALUES(?, ?, ?, ?, ?, ?, ?)
+			RETURNING id`,
+			in.Title, in.Start.UnixNano(), in.End.UnixNano(), in.Note, in.CreatedBy, in.Created.UnixNano(), in.Status).Scan(&in.ID)
 		if err != nil {
 			return fmt.Errorf("create incident: %w", err)
 		}
-		if in.ID, err = res.LastInsertId(); err != nil {
-			return fmt.Errorf("create incident: %w", err)
-		}
 		for _, c := range in.Cameras {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_cameras(incident, camera, camera_uid)
+			if _, err := tx.Exec(ctx, `INSERT INTO incident_cameras(incident, camera, camera_uid)
 				VALUES(?, ?, COALESCE((SELECT uid FROM cameras WHERE id = ?), ''))`, in.ID, c, c); err != nil {
 				return fmt.Errorf("create incident: %w", err)
 			}
@@ -187,7 +185,7 @@ func (r *Registry) FindIncidents(ctx context.Context, f IncidentFilter) ([]Incid
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	out, err := sqlitedb.QueryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
+	out, err := sqldb.QueryList(ctx, r.db, "list incidents", func(rows *sql.Rows, in *Incident) error {
 		return scanIncident(rows, in)
 	}, q+` ORDER BY start_ns DESC, id DESC`, args...)
 	if err != nil {
@@ -205,8 +203,8 @@ func (r *Registry) FindIncidents(ctx context.Context, f IncidentFilter) ([]Incid
 }
 
 // incidentNotes sets in.Notes, oldest first.
-func incidentNotes(ctx context.Context, q sqlitedb.Queryer, in *Incident) error {
-	notes, err := sqlitedb.QueryList(ctx, q, fmt.Sprintf("incident %d notes", in.ID), func(rows *sql.Rows, n *IncidentNote) error {
+func incidentNotes(ctx context.Context, q sqldb.Querier, in *Incident) error {
+	notes, err := sqldb.QueryList(ctx, q, fmt.Sprintf("incident %d notes", in.ID), func(rows *sql.Rows, n *IncidentNote) error {
 		var t int64
 		err := rows.Scan(&n.Author, &t, &n.Text)
 		n.Time = nsTime(t)
@@ -240,8 +238,8 @@ func (r *Registry) UpdateIncident(ctx context.Context, in Incident) (Incident, e
 	if err := validateIncident(in); err != nil {
 		return in, err
 	}
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE incidents SET title = ?, start_ns = ?, end_ns = ?, note = ?, status = ?, updated_ns = ? WHERE id = ?`,
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE incidents SET title = ?, start_ns = ?, end_ns = ?, note = ?, status = ?, updated_ns = ? WHERE id = ?`,
 			in.Title, in.Start.UnixNano(), in.End.UnixNano(), in.Note, in.Status, r.now().UnixNano(), in.ID)
 		if err != nil {
 			return fmt.Errorf("update incident %d: %w", in.ID, err)
@@ -256,7 +254,7 @@ func (r *Registry) UpdateIncident(ctx context.Context, in Incident) (Incident, e
 		}
 		for _, c := range old.Cameras {
 			if !slices.Contains(in.Cameras, c) {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM incident_cameras WHERE incident = ? AND camera = ?`, in.ID, c); err != nil {
+				if _, err := tx.Exec(ctx, `DELETE FROM incident_cameras WHERE incident = ? AND camera = ?`, in.ID, c); err != nil {
 					return fmt.Errorf("update incident %d: %w", in.ID, err)
 				}
 			}
@@ -266,7 +264,7 @@ func (r *Registry) UpdateIncident(ctx context.Context, in Incident) (Incident, e
 				continue
 			}
 			// A past camera of the same id stays held; the new one joins.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO incident_cameras(incident, camera, camera_uid)
+			if _, err := tx.Exec(ctx, `INSERT INTO incident_cameras(incident, camera, camera_uid)
 				VALUES(?, ?, COALESCE((SELECT uid FROM cameras WHERE id = ?), ''))
 				ON CONFLICT(incident, camera) DO UPDATE SET camera_uid = excluded.camera_uid`, in.ID, c, c); err != nil {
 				return fmt.Errorf("update incident %d: %w", in.ID, err)
@@ -289,8 +287,8 @@ func (r *Registry) AddIncidentNote(ctx context.Context, id int64, n IncidentNote
 		return Incident{}, apierr.New(apierr.ErrInvalid, "incident: %s", msg)
 	}
 	n.Time = r.now().UTC()
-	_, err := r.db.ExecContext(ctx, `INSERT INTO incident_notes(incident, author, time_ns, text)
-		SELECT id, ?, ?, ? FROM incidents WHERE id = ?`, n.Author, n.Time.UnixNano(), n.Text, id)
+	_, err := r.db.Exec(ctx, `INSERT INTO incident_notes(incident, author, time_ns, text)
+		SELECT id, CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT) FROM incidents WHERE id = ?`, n.Author, n.Time.UnixNano(), n.Text, id)
 	if err != nil {
 		return Incident{}, fmt.Errorf("incident %d: add note: %w", id, err)
 	}
@@ -299,8 +297,8 @@ func (r *Registry) AddIncidentNote(ctx context.Context, id int64, n IncidentNote
 
 // incidentCameras sets in.Cameras and in.PastCameras: the cameras that
 // still are the incarnation the incident was made on, and the others.
-func incidentCameras(ctx context.Context, q sqlitedb.Queryer, in *Incident) error {
-	rows, err := q.QueryContext(ctx, `SELECT ic.camera, COALESCE(c.uid = ic.camera_uid, 0) FROM incident_cameras ic
+func incidentCameras(ctx context.Context, q sqldb.Querier, in *Incident) error {
+	rows, err := q.Query(ctx, `SELECT ic.camera, COALESCE(c.uid = ic.camera_uid, FALSE) FROM incident_cameras ic
 		LEFT JOIN cameras c ON c.id = ic.camera WHERE ic.incident = ? ORDER BY ic.camera`, in.ID)
 	if err != nil {
 		return fmt.Errorf("incident %d: %w", in.ID, err)
@@ -325,7 +323,7 @@ func incidentCameras(ctx context.Context, q sqlitedb.Queryer, in *Incident) erro
 // IncidentByID returns one incident.
 func (r *Registry) IncidentByID(ctx context.Context, id int64) (Incident, error) {
 	in := Incident{ID: id}
-	err := scanIncident(r.db.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = ?`, id), &in)
+	err := scanIncident(r.db.QueryRow(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = ?`, id), &in)
 	if notFound(err) {
 		return in, apierr.New(apierr.ErrNotFound, "incident %d does not exist", id)
 	}
@@ -341,7 +339,7 @@ func (r *Registry) IncidentByID(ctx context.Context, id int64) (Incident, error)
 // DeleteIncident removes an incident (its recordings become subject to
 // retention again).
 func (r *Registry) DeleteIncident(ctx context.Context, id int64) error {
-	res, err := r.db.ExecContext(ctx, `DELETE FROM incidents WHERE id = ?`, id)
+	res, err := r.db.Exec(ctx, `DELETE FROM incidents WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete incident %d: %w", id, err)
 	}
@@ -356,7 +354,7 @@ func (r *Registry) DeleteIncident(ctx context.Context, id int64) error {
 // them. They hold the id's recordings of every incarnation, those of a
 // deleted camera the incident was made on too.
 func (r *Registry) Holds(ctx context.Context, camera string) ([][2]time.Time, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT i.start_ns, i.end_ns FROM incidents i
+	rows, err := r.db.Query(ctx, `SELECT i.start_ns, i.end_ns FROM incidents i
 		JOIN incident_cameras c ON c.incident = i.id WHERE c.camera = ? ORDER BY i.start_ns, i.end_ns`, camera)
 	if err != nil {
 		return nil, fmt.Errorf("incident holds of %q: %w", camera, err)

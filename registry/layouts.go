@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Layout is a named arrangement of the live wall: a grid and which camera
@@ -156,15 +156,17 @@ func (v layoutView) show(l layoutRow) Layout {
 	return out
 }
 
-// layoutState reads every layout and camera department for viewer.
-func (r *Registry) layoutState(ctx context.Context, q sqlitedb.Queryer, viewer User) ([]layoutRow, layoutView, error) {
-	rows, err := sqlitedb.QueryList(ctx, q, "list layouts", scanLayout,
-		`SELECT `+layoutColumns+` FROM layouts WHERE owner = ? OR shared != '' ORDER BY name, id`, viewer.Username)
+// layoutState reads every layout and camera department for viewer. lock is
+// appended to the layouts' query: a transaction that goes on to change one
+// passes tx.Dialect.ForUpdate().
+func (r *Registry) layoutState(ctx context.Context, q sqldb.Querier, viewer User, lock string) ([]layoutRow, layoutView, error) {
+	rows, err := sqldb.QueryList(ctx, q, "list layouts", scanLayout,
+		`SELECT `+layoutColumns+` FROM layouts WHERE owner = ? OR shared != '' ORDER BY name, id`+lock, viewer.Username)
 	if err != nil {
 		return nil, layoutView{}, err
 	}
 	type cam struct{ id, dep string }
-	cams, err := sqlitedb.QueryList(ctx, q, "list layouts", func(rows *sql.Rows, c *cam) error {
+	cams, err := sqldb.QueryList(ctx, q, "list layouts", func(rows *sql.Rows, c *cam) error {
 		return rows.Scan(&c.id, &c.dep)
 	}, `SELECT id, department FROM cameras`)
 	if err != nil {
@@ -183,7 +185,7 @@ func (r *Registry) layoutState(ctx context.Context, q sqlitedb.Queryer, viewer U
 
 // Layouts lists the layouts viewer sees, by name.
 func (r *Registry) Layouts(ctx context.Context, viewer User) ([]Layout, error) {
-	rows, v, err := r.layoutState(ctx, r.db, viewer)
+	rows, v, err := r.layoutState(ctx, r.db, viewer, "")
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +203,7 @@ func layoutNotFound(id string) error {
 // Layout returns one layout viewer sees; one they do not see does not
 // exist for them.
 func (r *Registry) Layout(ctx context.Context, viewer User, id string) (Layout, error) {
-	rows, v, err := r.layoutState(ctx, r.db, viewer)
+	rows, v, err := r.layoutState(ctx, r.db, viewer, "")
 	if err != nil {
 		return Layout{}, err
 	}
@@ -247,8 +249,8 @@ func (r *Registry) UpdateLayout(ctx context.Context, by User, l Layout) (Layout,
 // stamped with the time and stored, and returned as by sees it.
 func (r *Registry) saveLayout(ctx context.Context, by User, l Layout, replaces func(rows []layoutRow, l *Layout) (*layoutRow, error)) (Layout, error) {
 	var out Layout
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		rows, v, err := r.layoutState(ctx, tx, by)
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
+		rows, v, err := r.layoutState(ctx, tx, by, tx.Dialect.ForUpdate())
 		if err != nil {
 			return err
 		}
@@ -274,8 +276,8 @@ func (r *Registry) saveLayout(ctx context.Context, by User, l Layout, replaces f
 // and returns it as it was. Tours that named it skip it from then on.
 func (r *Registry) DeleteLayout(ctx context.Context, by User, id string) (Layout, error) {
 	var out Layout
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		rows, v, err := r.layoutState(ctx, tx, by)
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
+		rows, v, err := r.layoutState(ctx, tx, by, tx.Dialect.ForUpdate())
 		if err != nil {
 			return err
 		}
@@ -287,7 +289,7 @@ func (r *Registry) DeleteLayout(ctx context.Context, by User, id string) (Layout
 			return apierr.New(apierr.ErrForbidden, "only the owner of layout %q (%s) or an admin can delete it", id, rows[i].Owner)
 		}
 		out = v.show(rows[i])
-		if _, err := tx.ExecContext(ctx, `DELETE FROM layouts WHERE id = ?`, id); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM layouts WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("delete layout %s: %w", id, err)
 		}
 		return nil
@@ -295,7 +297,7 @@ func (r *Registry) DeleteLayout(ctx context.Context, by User, id string) (Layout
 	return out, err
 }
 
-func (r *Registry) storeLayout(ctx context.Context, tx *sql.Tx, l Layout, cells []string, create bool) error {
+func (r *Registry) storeLayout(ctx context.Context, tx *sqldb.Tx, l Layout, cells []string, create bool) error {
 	cj, _ := json.Marshal(cells)
 	shared, tourLayouts, dwell, hasTour := "", "[]", int64(0), false
 	if l.Shared != nil {
@@ -308,10 +310,10 @@ func (r *Registry) storeLayout(ctx context.Context, tx *sql.Tx, l Layout, cells 
 	now := l.Updated.UnixNano()
 	var err error
 	if create {
-		_, err = tx.ExecContext(ctx, `INSERT INTO layouts(`+layoutColumns+`) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.Exec(ctx, `INSERT INTO layouts(`+layoutColumns+`) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			l.ID, l.Name, l.Grid, string(cj), shared, hasTour, tourLayouts, dwell, l.Owner, now)
 	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE layouts SET name = ?, grid = ?, cells = ?, shared = ?, has_tour = ?,
+		_, err = tx.Exec(ctx, `UPDATE layouts SET name = ?, grid = ?, cells = ?, shared = ?, has_tour = ?,
 			tour_layouts = ?, tour_dwell_ns = ?, updated_ns = ? WHERE id = ?`,
 			l.Name, l.Grid, string(cj), shared, hasTour, tourLayouts, dwell, now, l.ID)
 	}
@@ -323,7 +325,7 @@ func (r *Registry) storeLayout(ctx context.Context, tx *sql.Tx, l Layout, cells 
 
 // checkLayout validates l as by would store it and returns its cells as
 // stored. old is the stored layout being replaced (nil when creating).
-func checkLayout(ctx context.Context, q sqlitedb.Queryer, by User, l *Layout, old *layoutRow, rows []layoutRow, v layoutView) ([]string, error) {
+func checkLayout(ctx context.Context, q sqldb.Querier, by User, l *Layout, old *layoutRow, rows []layoutRow, v layoutView) ([]string, error) {
 	l.Name = strings.TrimSpace(l.Name)
 	var msgs []string
 	if msg := checkText(l.Name, 1, 100); msg != "" {
@@ -407,8 +409,8 @@ func checkTour(l *Layout, rows []layoutRow) []string {
 }
 
 // departmentExists tells a missing department as a clear error.
-func departmentExists(ctx context.Context, q sqlitedb.Queryer, id string) error {
-	rows, err := q.QueryContext(ctx, `SELECT 1 FROM departments WHERE id = ?`, id)
+func departmentExists(ctx context.Context, q sqldb.Querier, id string) error {
+	rows, err := q.Query(ctx, `SELECT 1 FROM departments WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("department %q: %w", id, err)
 	}

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"github.com/vigil-vms/vigil/internal/apierr"
 	"github.com/vigil-vms/vigil/internal/keyfile"
 	"github.com/vigil-vms/vigil/internal/secretbox"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // KeySize is the length of the key that encrypts stored camera passwords
@@ -140,8 +140,8 @@ func (r *Registry) sealAll(ctx context.Context) error {
 		return nil
 	}
 	sealed := 0
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, main_url, sub_url FROM cameras`)
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, main_url, sub_url FROM cameras`+tx.Dialect.ForUpdate())
 		if err != nil {
 			return fmt.Errorf("seal camera passwords: %w", err)
 		}
@@ -170,22 +170,24 @@ func (r *Registry) sealAll(ctx context.Context) error {
 			if smain == x.main && ssub == x.sub {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE cameras SET main_url = ?, sub_url = ? WHERE id = ?`, smain, ssub, x.id); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE cameras SET main_url = ?, sub_url = ? WHERE id = ?`, smain, ssub, x.id); err != nil {
 				return fmt.Errorf("seal camera %q: %w", x.id, err)
 			}
 			sealed++
 		}
 		return nil
 	})
-	if err != nil || sealed == 0 {
+	if err != nil || sealed == 0 || r.db.Dialect != sqldb.SQLite {
 		return err
 	}
 	// The plain-text rows are still in the file's free pages and the WAL:
 	// rewrite the file once (nothing else uses the database yet at open).
-	if _, err := r.db.ExecContext(ctx, `VACUUM`); err != nil {
+	// PostgreSQL reuses the space of dead rows in time (autovacuum); an
+	// operator who must wipe them at once runs VACUUM FULL cameras.
+	if _, err := r.db.Exec(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("seal camera passwords: vacuum: %w", err)
 	}
-	if _, err := r.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	if _, err := r.db.Exec(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return fmt.Errorf("seal camera passwords: checkpoint: %w", err)
 	}
 	return nil

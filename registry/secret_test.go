@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 // TestCameraPasswordsEncrypted: with a key, the database file holds no
@@ -19,11 +20,12 @@ func TestCameraPasswordsEncrypted(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vigil.db")
-	db, err := sqlitedb.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	var db *sqldb.DB
+	if testdb.Postgres() {
+		db = testdb.OpenPostgres(t)
+	} else {
+		db = testdb.OpenSQLite(t, path) // its file is checked for passwords
 	}
-	defer db.Close()
 
 	// A database written before encryption.
 	plain, err := Open(ctx, db)
@@ -84,7 +86,7 @@ func TestCameraPasswordsEncrypted(t *testing.T) {
 
 	// The database holds none of them (its file, WAL included): not even the
 	// plain-text rows from before encryption in free pages.
-	files, _ := filepath.Glob(path + "*")
+	files, _ := filepath.Glob(path + "*") // none on PostgreSQL
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
 		for _, pw := range want {
@@ -94,7 +96,7 @@ func TestCameraPasswordsEncrypted(t *testing.T) {
 		}
 	}
 	var stored string
-	if err := db.QueryRowContext(ctx, `SELECT main_url FROM cameras WHERE id = 'police-002'`).Scan(&stored); err != nil {
+	if err := db.QueryRow(ctx, `SELECT main_url FROM cameras WHERE id = 'police-002'`).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(stored, "rtsp://admin:"+sealedPrefix) || !strings.HasSuffix(stored, "@10.0.0.2:554/Streaming/Channels/101") {
@@ -102,13 +104,13 @@ func TestCameraPasswordsEncrypted(t *testing.T) {
 	}
 
 	// A sealed password moved to another camera's row does not open.
-	if _, err := db.ExecContext(ctx, `UPDATE cameras SET main_url = ? WHERE id = 'police-003'`, stored); err != nil {
+	if _, err := db.Exec(ctx, `UPDATE cameras SET main_url = ? WHERE id = 'police-003'`, stored); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Camera(ctx, "police-003"); err == nil {
 		t.Error("a password sealed for police-002 opens in police-003's row")
 	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM cameras WHERE id = 'police-003'`); err != nil {
+	if _, err := db.Exec(ctx, `DELETE FROM cameras WHERE id = 'police-003'`); err != nil {
 		t.Fatal(err)
 	}
 

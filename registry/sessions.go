@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Session is a login of a user through the web app.
@@ -87,11 +87,11 @@ func (r *Registry) StartSession(ctx context.Context, username string, idle, maxA
 	now := r.now()
 	capAt := now.Add(maxAge)
 	exp := min(now.Add(idle).UnixNano(), capAt.UnixNano())
-	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_ns <= ?`, now.UnixNano()); err != nil {
+	err = r.inTx(ctx, func(tx *sqldb.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_ns <= ?`, now.UnixNano()); err != nil {
 			return fmt.Errorf("purge sessions: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(id_hash, csrf, username, created_ns, expires_ns, idle_ns, cap_ns) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.Exec(ctx, `INSERT INTO sessions(id_hash, csrf, username, created_ns, expires_ns, idle_ns, cap_ns) VALUES(?, ?, ?, ?, ?, ?, ?)`,
 			sha256Hex(id), csrf, username, now.UnixNano(), exp, int64(idle), capAt.UnixNano())
 		if isForeignKey(err) {
 			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
@@ -118,7 +118,7 @@ func (r *Registry) Session(ctx context.Context, id string) (Session, error) {
 	var s Session
 	var exp, idle, capNS int64
 	hash := sha256Hex(id)
-	err := r.db.QueryRowContext(ctx, `SELECT username, csrf, expires_ns, idle_ns, cap_ns FROM sessions WHERE id_hash = ?`, hash).
+	err := r.db.QueryRow(ctx, `SELECT username, csrf, expires_ns, idle_ns, cap_ns FROM sessions WHERE id_hash = ?`, hash).
 		Scan(&s.User.Username, &s.CSRF, &exp, &idle, &capNS)
 	if notFound(err) {
 		return s, errNoSession
@@ -134,7 +134,7 @@ func (r *Registry) Session(ctx context.Context, id string) (Session, error) {
 	if idle > 0 {
 		next := min(now.UnixNano()+idle, capNS)
 		if next-exp >= int64(slideEvery(time.Duration(idle))) {
-			if _, err := r.db.ExecContext(ctx, `UPDATE sessions SET expires_ns = ? WHERE id_hash = ? AND expires_ns < ?`, next, hash, next); err != nil {
+			if _, err := r.db.Exec(ctx, `UPDATE sessions SET expires_ns = ? WHERE id_hash = ? AND expires_ns < ?`, next, hash, next); err != nil {
 				return s, fmt.Errorf("session: extend: %w", err)
 			}
 			s.Expires = nsTime(next)
@@ -150,7 +150,7 @@ func (r *Registry) Session(ctx context.Context, id string) (Session, error) {
 
 // DeleteSession ends a session; ending an unknown one is not an error.
 func (r *Registry) DeleteSession(ctx context.Context, id string) error {
-	if _, err := r.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = ?`, sha256Hex(id)); err != nil {
+	if _, err := r.db.Exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, sha256Hex(id)); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -169,7 +169,7 @@ func (r *Registry) CreateToken(ctx context.Context, username, name string) (Toke
 	}
 	t := Token{ID: id, Name: name, User: username, Created: r.now().UTC()}
 	secret := TokenPrefix + secretPart
-	_, err = r.db.ExecContext(ctx, `INSERT INTO tokens(id, name, hash, username, created_ns) VALUES(?, ?, ?, ?, ?)`,
+	_, err = r.db.Exec(ctx, `INSERT INTO tokens(id, name, hash, username, created_ns) VALUES(?, ?, ?, ?, ?)`,
 		t.ID, t.Name, sha256Hex(secret), username, t.Created.UnixNano())
 	if isForeignKey(err) {
 		return Token{}, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
@@ -188,7 +188,7 @@ func (r *Registry) Tokens(ctx context.Context, username string) ([]Token, error)
 		q += ` WHERE username = ?`
 		args = append(args, username)
 	}
-	return sqlitedb.QueryList(ctx, r.db, "list tokens", func(rows *sql.Rows, t *Token) error {
+	return sqldb.QueryList(ctx, r.db, "list tokens", func(rows *sql.Rows, t *Token) error {
 		var created, used int64
 		err := rows.Scan(&t.ID, &t.Name, &t.User, &created, &used)
 		t.Created, t.LastUsed = nsTime(created), nsTime(used)
@@ -205,7 +205,7 @@ func (r *Registry) DeleteToken(ctx context.Context, id, username string) error {
 		q += ` AND username = ?`
 		args = append(args, username)
 	}
-	res, err := r.db.ExecContext(ctx, q, args...)
+	res, err := r.db.Exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("delete token: %w", err)
 	}
@@ -220,7 +220,7 @@ func (r *Registry) DeleteToken(ctx context.Context, id, username string) error {
 func (r *Registry) TokenUser(ctx context.Context, secret string) (User, string, error) {
 	var id, username string
 	var used int64
-	err := r.db.QueryRowContext(ctx, `SELECT id, username, last_used_ns FROM tokens WHERE hash = ?`, sha256Hex(secret)).Scan(&id, &username, &used)
+	err := r.db.QueryRow(ctx, `SELECT id, username, last_used_ns FROM tokens WHERE hash = ?`, sha256Hex(secret)).Scan(&id, &username, &used)
 	if notFound(err) {
 		return User{}, "", apierr.New(apierr.ErrNotFound, "unknown token")
 	}
@@ -230,7 +230,7 @@ func (r *Registry) TokenUser(ctx context.Context, secret string) (User, string, 
 	now := r.now()
 	// Note the use at most once a minute, to spare the database a write per request.
 	if now.UnixNano()-used > int64(time.Minute) {
-		if _, err := r.db.ExecContext(ctx, `UPDATE tokens SET last_used_ns = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+		if _, err := r.db.Exec(ctx, `UPDATE tokens SET last_used_ns = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
 			return User{}, "", fmt.Errorf("token: %w", err)
 		}
 	}

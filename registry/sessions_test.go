@@ -17,7 +17,7 @@ func TestSessionsSlideUpToTheirCap(t *testing.T) {
 	}
 	writes := func() int64 {
 		var exp int64
-		r.db.QueryRow(`SELECT expires_ns FROM sessions`).Scan(&exp)
+		r.db.QueryRow(context.Background(), `SELECT expires_ns FROM sessions`).Scan(&exp)
 		return exp
 	}
 	start := clock
@@ -85,7 +85,7 @@ func TestDisplaysSignInOnceAndRevoke(t *testing.T) {
 		t.Fatalf("%+v %q %v", d, code, err)
 	}
 	var stored string
-	r.db.QueryRow(`SELECT code_hash FROM displays`).Scan(&stored)
+	r.db.QueryRow(context.Background(), `SELECT code_hash FROM displays`).Scan(&stored)
 	if stored == code {
 		t.Fatal("display code stored in clear")
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // The site map is the district's own map that an admin uploads for the
@@ -54,25 +54,6 @@ type SiteMap struct {
 	UpdatedBy string    `json:"updatedBy"`
 	// ETag changes with the image.
 	ETag string `json:"etag"`
-}
-
-var siteMapMigrations = []string{
-	`CREATE TABLE site_map (
-		id           INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-		image        BLOB    NOT NULL,
-		content_type TEXT    NOT NULL,
-		width        INTEGER NOT NULL,
-		height       INTEGER NOT NULL,
-		refs         TEXT    NOT NULL DEFAULT '[]',
-		etag         TEXT    NOT NULL,
-		updated_ns   INTEGER NOT NULL,
-		updated_by   TEXT    NOT NULL
-	);`,
-}
-
-// migrateSiteMap creates the site map's table (its own migration steps).
-func migrateSiteMap(ctx context.Context, db *sql.DB) error {
-	return sqlitedb.Migrate(ctx, db, "sitemap", siteMapMigrations)
 }
 
 // CheckSiteMapImage tells the type and size of a site map image, failing
@@ -146,7 +127,7 @@ func (r *Registry) siteMap(ctx context.Context, withImage bool) (data []byte, m 
 	}
 	var refs string
 	var ns int64
-	err = r.db.QueryRowContext(ctx, q).Scan(&m.ContentType, &m.Width, &m.Height, &m.Bytes, &refs, &m.ETag, &ns, &m.UpdatedBy, &data)
+	err = r.db.QueryRow(ctx, q).Scan(&m.ContentType, &m.Width, &m.Height, &m.Bytes, &refs, &m.ETag, &ns, &m.UpdatedBy, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, SiteMap{}, false, nil
 	}
@@ -173,7 +154,7 @@ func (r *Registry) SetSiteMapImage(ctx context.Context, data []byte, by string) 
 	}
 	sum := sha256.Sum256(data)
 	etag := hex.EncodeToString(sum[:8])
-	_, err = r.db.ExecContext(ctx, `INSERT INTO site_map(id, image, content_type, width, height, refs, etag, updated_ns, updated_by)
+	_, err = r.db.Exec(ctx, `INSERT INTO site_map(id, image, content_type, width, height, refs, etag, updated_ns, updated_by)
 		VALUES(1, ?, ?, ?, ?, '[]', ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET image = excluded.image, content_type = excluded.content_type, width = excluded.width,
 			height = excluded.height, refs = '[]', etag = excluded.etag, updated_ns = excluded.updated_ns, updated_by = excluded.updated_by`,
@@ -189,9 +170,9 @@ func (r *Registry) SetSiteMapImage(ctx context.Context, data []byte, by string) 
 // checkMapRefs). It fails with apierr.ErrNotFound when no image was uploaded.
 func (r *Registry) SetSiteMapRefs(ctx context.Context, refs []MapRef, by string) (SiteMap, error) {
 	var m SiteMap
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
 		var w, h int
-		err := tx.QueryRowContext(ctx, `SELECT width, height FROM site_map WHERE id = 1`).Scan(&w, &h)
+		err := tx.QueryRow(ctx, `SELECT width, height FROM site_map WHERE id = 1`+tx.Dialect.ForUpdate()).Scan(&w, &h)
 		if errors.Is(err, sql.ErrNoRows) {
 			return apierr.New(apierr.ErrNotFound, "no map image was uploaded: upload one first")
 		}
@@ -202,7 +183,7 @@ func (r *Registry) SetSiteMapRefs(ctx context.Context, refs []MapRef, by string)
 			return err
 		}
 		b, _ := json.Marshal(refs)
-		_, err = tx.ExecContext(ctx, `UPDATE site_map SET refs = ?, updated_ns = ?, updated_by = ? WHERE id = 1`, string(b), r.now().UnixNano(), by)
+		_, err = tx.Exec(ctx, `UPDATE site_map SET refs = ?, updated_ns = ?, updated_by = ? WHERE id = 1`, string(b), r.now().UnixNano(), by)
 		return err
 	})
 	if err != nil {
@@ -215,7 +196,7 @@ func (r *Registry) SetSiteMapRefs(ctx context.Context, refs []MapRef, by string)
 // DeleteSiteMap removes the site map: the camera map draws its grid again.
 // It fails with apierr.ErrNotFound when there is none.
 func (r *Registry) DeleteSiteMap(ctx context.Context) error {
-	res, err := r.db.ExecContext(ctx, `DELETE FROM site_map WHERE id = 1`)
+	res, err := r.db.Exec(ctx, `DELETE FROM site_map WHERE id = 1`)
 	if err != nil {
 		return fmt.Errorf("site map: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/vigil-vms/vigil/internal/apierr"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Roles.
@@ -188,7 +188,7 @@ var dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + base6
 
 // Users lists every user by name.
 func (r *Registry) Users(ctx context.Context) ([]User, error) {
-	out, err := sqlitedb.QueryList(ctx, r.db, "list users", func(rows *sql.Rows, u *User) error {
+	out, err := sqldb.QueryList(ctx, r.db, "list users", func(rows *sql.Rows, u *User) error {
 		return rows.Scan(&u.Username, &u.Role)
 	}, `SELECT username, role FROM users ORDER BY username`)
 	if err != nil {
@@ -205,8 +205,8 @@ func (r *Registry) Users(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-func userDepartments(ctx context.Context, q sqlitedb.Queryer, username string) ([]string, error) {
-	return sqlitedb.QueryList(ctx, q, fmt.Sprintf("user %q: departments", username), scanString,
+func userDepartments(ctx context.Context, q sqldb.Querier, username string) ([]string, error) {
+	return sqldb.QueryList(ctx, q, fmt.Sprintf("user %q: departments", username), scanString,
 		`SELECT department FROM user_departments WHERE username = ? ORDER BY department`, username)
 }
 
@@ -219,7 +219,7 @@ func (r *Registry) User(ctx context.Context, username string) (User, error) {
 func (r *Registry) userWithHash(ctx context.Context, username string) (User, string, error) {
 	u := User{Username: username}
 	var hash string
-	err := r.db.QueryRowContext(ctx, `SELECT role, hash FROM users WHERE username = ?`, username).Scan(&u.Role, &hash)
+	err := r.db.QueryRow(ctx, `SELECT role, hash FROM users WHERE username = ?`, username).Scan(&u.Role, &hash)
 	if notFound(err) {
 		return u, "", apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 	}
@@ -232,12 +232,13 @@ func (r *Registry) userWithHash(ctx context.Context, username string) (User, str
 	return u, hash, nil
 }
 
-func setDepartments(ctx context.Context, tx *sql.Tx, u User) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM user_departments WHERE username = ?`, u.Username); err != nil {
+func setDepartments(ctx context.Context, tx *sqldb.Tx, u User) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM user_departments WHERE username = ?`, u.Username); err != nil {
 		return fmt.Errorf("user %q: departments: %w", u.Username, err)
 	}
 	for _, d := range u.Departments {
-		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_departments(username, department) VALUES(?, ?)`, u.Username, d)
+		_, err := tx.Exec(ctx, `INSERT INTO user_departments(username, department) VALUES(?, ?)
+			ON CONFLICT(username, department) DO NOTHING`, u.Username, d)
 		if isForeignKey(err) {
 			return apierr.New(apierr.ErrInvalid, "department %q does not exist", truncate(d, 64))
 		}
@@ -269,10 +270,10 @@ func (r *Registry) CreateUser(ctx context.Context, u User, password string) (Use
 	if err != nil {
 		return u, err
 	}
-	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO users(username, hash, role, created_ns) VALUES(?, ?, ?, ?)`,
+	err = r.inTx(ctx, func(tx *sqldb.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO users(username, hash, role, created_ns) VALUES(?, ?, ?, ?)`,
 			u.Username, hash, u.Role, r.now().UnixNano())
-		if isUnique(err) {
+		if r.isUnique(err) {
 			return apierr.New(apierr.ErrConflict, "user %q already exists", u.Username)
 		}
 		if err != nil {
@@ -301,9 +302,12 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 			return u, err
 		}
 	}
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
+	err := r.inTx(ctx, func(tx *sqldb.Tx) error {
+		if err := lockAdmins(ctx, tx, u.Username); err != nil {
+			return err
+		}
 		var role string
-		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE username = ?`, u.Username).Scan(&role)
+		err := tx.QueryRow(ctx, `SELECT role FROM users WHERE username = ?`, u.Username).Scan(&role)
 		if notFound(err) {
 			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(u.Username, 64))
 		}
@@ -315,7 +319,7 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ? WHERE username = ?`, u.Role, u.Username); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE users SET role = ? WHERE username = ?`, u.Role, u.Username); err != nil {
 			return fmt.Errorf("update user %q: %w", u.Username, err)
 		}
 		if hash != "" {
@@ -328,11 +332,30 @@ func (r *Registry) UpdateUser(ctx context.Context, u User, password string) (Use
 	return u, err
 }
 
+// lockAdmins locks, on PostgreSQL, the rows of every admin and of username,
+// always in the same order, before a transaction reads and changes them:
+// two nodes that each demote or delete one of the last two admins at once
+// are taken one after the other, and the second finds the last admin
+// (lastAdmin). Every change of a user's role or departments goes through
+// such a transaction. On SQLite the transaction holds the write lock already.
+func lockAdmins(ctx context.Context, tx *sqldb.Tx, username string) error {
+	lock := tx.Dialect.ForUpdate()
+	if lock == "" {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT username FROM users WHERE role = 'admin' OR username = ? ORDER BY username`+lock, username)
+	if err != nil {
+		return fmt.Errorf("lock users: %w", err)
+	}
+	rows.Close()
+	return rows.Err()
+}
+
 // lastAdmin refuses to take away the last admin of every department: an
 // admin limited to departments manages no users, so without one nobody could.
-func lastAdmin(ctx context.Context, tx *sql.Tx, username string) error {
+func lastAdmin(ctx context.Context, tx *sqldb.Tx, username string) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND username <> ?
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND username <> ?
 		AND NOT EXISTS (SELECT 1 FROM user_departments d WHERE d.username = users.username)`, username).Scan(&n); err != nil {
 		return fmt.Errorf("count admins: %w", err)
 	}
@@ -344,14 +367,14 @@ func lastAdmin(ctx context.Context, tx *sql.Tx, username string) error {
 
 // setHash stores a new password hash, ends the user's sessions and revokes
 // their API tokens: whoever knew the old password may have made either.
-func setHash(ctx context.Context, tx *sql.Tx, username, hash string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET hash = ? WHERE username = ?`, hash, username); err != nil {
+func setHash(ctx context.Context, tx *sqldb.Tx, username, hash string) error {
+	if _, err := tx.Exec(ctx, `UPDATE users SET hash = ? WHERE username = ?`, hash, username); err != nil {
 		return fmt.Errorf("user %q: password: %w", username, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE username = ?`, username); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE username = ?`, username); err != nil {
 		return fmt.Errorf("user %q: sessions: %w", username, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE username = ?`, username); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE username = ?`, username); err != nil {
 		return fmt.Errorf("user %q: tokens: %w", username, err)
 	}
 	return nil
@@ -367,9 +390,9 @@ func (r *Registry) SetPassword(ctx context.Context, username, password string) e
 	if err != nil {
 		return err
 	}
-	return r.inTx(ctx, func(tx *sql.Tx) error {
+	return r.inTx(ctx, func(tx *sqldb.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE username = ?`, username).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE username = ?`, username).Scan(&n); err != nil {
 			return fmt.Errorf("user %q: %w", username, err)
 		}
 		if n == 0 {
@@ -382,9 +405,12 @@ func (r *Registry) SetPassword(ctx context.Context, username, password string) e
 // DeleteUser removes a user, their sessions and tokens. The last admin
 // cannot be deleted.
 func (r *Registry) DeleteUser(ctx context.Context, username string) error {
-	return r.inTx(ctx, func(tx *sql.Tx) error {
+	return r.inTx(ctx, func(tx *sqldb.Tx) error {
+		if err := lockAdmins(ctx, tx, username); err != nil {
+			return err
+		}
 		var role string
-		err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE username = ?`, username).Scan(&role)
+		err := tx.QueryRow(ctx, `SELECT role FROM users WHERE username = ?`, username).Scan(&role)
 		if notFound(err) {
 			return apierr.New(apierr.ErrNotFound, "user %q does not exist", truncate(username, 64))
 		}
@@ -396,7 +422,7 @@ func (r *Registry) DeleteUser(ctx context.Context, username string) error {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("delete user %q: %w", username, err)
 		}
 		return nil
@@ -443,7 +469,7 @@ func IsBadCredentials(err error) bool { return err == errBadCredentials }
 // caller to print once. It does nothing when an admin exists.
 func (r *Registry) EnsureAdmin(ctx context.Context, password string) (generated string, err error) {
 	var n int
-	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE role = 'admin'`).Scan(&n); err != nil {
+	if err := r.db.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin'`).Scan(&n); err != nil {
 		return "", fmt.Errorf("ensure admin: %w", err)
 	}
 	if n > 0 {
@@ -459,6 +485,9 @@ func (r *Registry) EnsureAdmin(ctx context.Context, password string) (generated 
 	}
 	if _, err := r.CreateUser(ctx, User{Username: "admin", Role: RoleAdmin}, password); err != nil {
 		if apierr.Status(err) == 409 {
+			if u, err := r.User(ctx, "admin"); err == nil && u.Role == RoleAdmin {
+				return "", nil // another node of the cluster made it meanwhile
+			}
 			// A non-admin user named admin exists: promote it and reset its password.
 			if _, err := r.UpdateUser(ctx, User{Username: "admin", Role: RoleAdmin}, password); err != nil {
 				return "", fmt.Errorf("ensure admin: %w", err)

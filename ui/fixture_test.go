@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +24,9 @@ import (
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/review"
 	"github.com/vigil-vms/vigil/registry"
@@ -197,28 +201,202 @@ const (
 var principals = []string{pAdmin, pOperator, pResponder, pViewer, pScoped, pScopedAdmin, pAnon, pRevoked}
 
 // template is a database with the fixture's users, tokens and cameras,
-// built once (password hashing is slow on purpose) and copied per test.
+// built once (password hashing is slow on purpose) and copied per test: the
+// SQLite file's bytes, and its rows for a test on PostgreSQL.
 var template struct {
 	once   sync.Once
-	dir    string
 	err    error
+	data   []byte               // the SQLite database file
+	rows   map[string]tableRows // the rows of templateTables
 	tokens map[string]string
 	spare  string
 	inc    int64
 }
 
+// templateTables are the tables the template fills, in an order that
+// inserts no row before the row it refers to.
+var templateTables = []string{"departments", "users", "user_departments", "tokens", "cameras", "incidents", "incident_cameras"}
+
+// tableRows are the columns and rows of a table.
+type tableRows struct {
+	cols []string
+	rows [][]any
+}
+
+// buildTemplate builds the template in an SQLite file and keeps its bytes
+// and rows; the file is removed.
 func buildTemplate() error {
 	dir, err := os.MkdirTemp("", "vigil-ui-template")
 	if err != nil {
 		return err
 	}
-	template.dir = dir
+	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	reg, closeDB, err := registry.OpenFile(ctx, filepath.Join(dir, "vigil.db"))
+	path := filepath.Join(dir, "vigil.db")
+	db, err := sqldb.Open(ctx, sqldb.Config{Path: path})
 	if err != nil {
 		return err
 	}
-	defer closeDB()
+	defer db.Close()
+	reg, err := registry.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	if err := fillTemplate(ctx, reg); err != nil {
+		return err
+	}
+	template.rows = map[string]tableRows{}
+	for _, table := range templateTables {
+		if template.rows[table], err = readTable(ctx, db, table); err != nil {
+			return err
+		}
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	template.data, err = os.ReadFile(path)
+	return err
+}
+
+// readTable reads every row of table.
+func readTable(ctx context.Context, db *sqldb.DB, table string) (tableRows, error) {
+	rows, err := db.Query(ctx, `SELECT * FROM `+table)
+	if err != nil {
+		return tableRows{}, err
+	}
+	defer rows.Close()
+	var out tableRows
+	if out.cols, err = rows.Columns(); err != nil {
+		return out, err
+	}
+	for rows.Next() {
+		row := make([]any, len(out.cols))
+		ptrs := make([]any, len(row))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return out, err
+		}
+		out.rows = append(out.rows, row)
+	}
+	return out, rows.Err()
+}
+
+// pgFixtures are the PostgreSQL databases of the fixtures that ended, for
+// the next ones: creating a database (and migrating it) takes about a
+// second, emptying one and loading the template a few milliseconds. They
+// live on pgtest's server, which goes with its databases when the tests
+// end (on a server of VIGIL_TEST_POSTGRES_URL, the databases
+// vigil_ui_<pid>_<n> stay).
+var pgFixtures struct {
+	mu   sync.Mutex
+	free []*sqldb.DB
+	n    int
+}
+
+// fixturePostgres returns a PostgreSQL database holding the template, with
+// the registry's tables, for the test; it is reused after the test.
+func fixturePostgres(t testing.TB) *sqldb.DB {
+	t.Helper()
+	ctx := context.Background()
+	pgFixtures.mu.Lock()
+	var db *sqldb.DB
+	if n := len(pgFixtures.free); n > 0 {
+		db, pgFixtures.free = pgFixtures.free[n-1], pgFixtures.free[:n-1]
+	} else {
+		pgFixtures.n++
+	}
+	n := pgFixtures.n
+	pgFixtures.mu.Unlock()
+	if db == nil {
+		// a database of the test's own on the server names the server
+		u, err := url.Parse(pgtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("vigil_ui_%d_%d", os.Getpid(), n)
+		if _, err := testdb.OpenURL(t, u.String()).Exec(ctx, `CREATE DATABASE `+name); err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		if db, err = sqldb.Open(ctx, sqldb.Config{URL: u.String()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := registry.Open(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		pgFixtures.mu.Lock()
+		defer pgFixtures.mu.Unlock()
+		pgFixtures.free = append(pgFixtures.free, db)
+	})
+	loadTemplate(t, db)
+	return db
+}
+
+// loadTemplate empties db's tables (but goose's) and inserts the
+// template's rows: 0/1 become false/true where the column is boolean, and
+// the incidents' identity goes on after their ids. The audit log's trigger
+// refuses TRUNCATE: the transaction turns triggers off for itself
+// (session_replication_role, as the superuser of pgtest's server).
+func loadTemplate(t testing.TB, db *sqldb.DB) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var tables string
+	if err := tx.QueryRow(ctx, `SELECT string_agg(tablename, ', ') FROM pg_tables
+		WHERE schemaname = current_schema() AND tablename NOT LIKE 'goose%'`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{`SET LOCAL session_replication_role = replica`, `TRUNCATE ` + tables + ` RESTART IDENTITY`} {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	for _, table := range templateTables {
+		tr := template.rows[table]
+		bools := map[string]bool{}
+		cols, err := tx.Query(ctx, `SELECT column_name FROM information_schema.columns WHERE table_name = ? AND data_type = 'boolean'`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cols.Next() {
+			var c string
+			if err := cols.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			bools[c] = true
+		}
+		cols.Close()
+		insert := `INSERT INTO ` + table + `(` + strings.Join(tr.cols, ", ") + `) VALUES(?` + strings.Repeat(", ?", len(tr.cols)-1) + `)`
+		for _, row := range tr.rows {
+			args := slices.Clone(row)
+			for i, c := range tr.cols {
+				if n, ok := args[i].(int64); ok && bools[c] {
+					args[i] = n != 0
+				}
+			}
+			if _, err := tx.Exec(ctx, insert, args...); err != nil {
+				t.Fatalf("template %s: %v", table, err)
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('incidents', 'id'), (SELECT max(id) FROM incidents))`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fillTemplate makes the template's users, tokens, cameras and incident.
+func fillTemplate(ctx context.Context, reg *registry.Registry) error {
 	if _, err := reg.EnsureAdmin(ctx, adminPassword); err != nil {
 		return err
 	}
@@ -274,8 +452,8 @@ func buildTemplate() error {
 	return nil
 }
 
-// newFixture copies the template database into t.TempDir and starts a
-// server over it.
+// newFixture copies the template database into t.TempDir (or its rows into
+// a new PostgreSQL database) and starts a server over it.
 func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
 	return newFixtureReview(t, opts, fakeReview{})
@@ -288,12 +466,12 @@ func newFixtureReview(t testing.TB, opts Options, review Review) *fixture {
 	if template.err != nil {
 		t.Fatal(template.err)
 	}
-	data, err := os.ReadFile(filepath.Join(template.dir, "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
+	var db *sqldb.DB
+	if testdb.Postgres() {
+		db = fixturePostgres(t)
+	} else {
+		db = testdb.OpenSQLite(t, testkit.TempFile(t, "vigil.db", template.data))
 	}
-	path := testkit.TempFile(t, "vigil.db", data)
-	db := testdb.Open(t, path)
 	reg, err := registry.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)

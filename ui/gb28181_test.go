@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -18,10 +17,10 @@ const (
 	gbFlood  = "44011300001320000002"
 )
 
-func fixtureGB28181(t testing.TB, db *sql.DB) *GB28181 {
+func fixtureGB28181(t testing.TB, db *sqldb.DB) *GB28181 {
 	t.Helper()
 	ctx := context.Background()
-	st, err := device.Open(ctx, &sqldb.DB{DB: db, Dialect: sqldb.SQLite}, nil) // the fixture's SQLite file
+	st, err := device.Open(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

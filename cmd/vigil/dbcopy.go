@@ -128,7 +128,7 @@ func componentMigrations(cfg config.Config) []dbcopy.Migrate {
 	// onto *sqldb.DB (issue 16, CLUSTER-SEAM §1); then each call takes db.
 	return []dbcopy.Migrate{
 		func(ctx context.Context, db *sqldb.DB) error {
-			_, err := registry.Open(ctx, db.DB)
+			_, err := registry.Open(ctx, db)
 			return err
 		},
 		func(ctx context.Context, db *sqldb.DB) error {
@@ -146,7 +146,7 @@ func componentMigrations(cfg config.Config) []dbcopy.Migrate {
 		// GB/T 28181's stores: their tables are copied whether or not
 		// gb28181.enabled, as the SQLite file may hold them
 		func(ctx context.Context, db *sqldb.DB) error {
-			reg, err := registry.Open(ctx, db.DB)
+			reg, err := registry.Open(ctx, db)
 			if err != nil {
 				return err
 			}

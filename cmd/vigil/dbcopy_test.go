@@ -169,7 +169,7 @@ func TestDBCopyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.OpenWith(ctx, pg.DB, registry.Options{SecretKey: key}) // MERGE GATE: pg, not pg.DB
+	reg, err := registry.OpenWith(ctx, pg, registry.Options{SecretKey: key}) // MERGE GATE: pg, not pg.DB
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestSIGTERMUploadsOpenSegments(t *testing.T) {
 
 	// register the cameras before the server starts
 	ctx := context.Background()
-	db := testdb.Open(t, dbPath)
+	db := testdb.OpenSQLite(t, dbPath)
 	reg, err := registry.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vigil-vms/vigil/app/config"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/registry"
 )
 
@@ -78,7 +79,7 @@ func runUserEnv(ctx context.Context, cfg config.Config, args []string, stdout io
 	if err != nil {
 		return fmt.Errorf("user %s: %w", sub, err)
 	}
-	reg, closeDB, err := registry.OpenFile(ctx, cfg.Database.Path)
+	reg, closeDB, err := registry.OpenConfig(ctx, sqldb.Config{Path: cfg.Database.Path, URL: cfg.Database.URL}, registry.Options{})
 	if err != nil {
 		return err
 	}

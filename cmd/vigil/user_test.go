@@ -50,7 +50,7 @@ func TestRunUser(t *testing.T) {
 	if err := run("second-pass\r\n", "", "passwd", "li.wei"); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.Open(ctx, testdb.Open(t, cfg.Database.Path))
+	reg, err := registry.Open(ctx, testdb.OpenSQLite(t, cfg.Database.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
