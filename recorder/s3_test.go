@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func TestRecordS3(t *testing.T) {
 			}
 		}
 	}
-	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.NewIndex(t)
 	if n, err := archive.Reindex(context.Background(), store, ix2); err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}
