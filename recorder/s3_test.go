@@ -139,9 +139,11 @@ func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {
 		SegmentDuration: 2 * time.Second, ShutdownGrace: time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
+	// the third segment is opened just after the second is closed (and
+	// counted waiting): wait for both, or the check below races the cut
 	testkit.WaitFor(t, 10*time.Second, "a failed upload", func() bool {
 		s := h.rec.Status()
-		return s.Waiting == 2 && s.UploadErrors > 0
+		return s.Waiting == 2 && s.UploadErrors > 0 && h.rec.Recording("cam-1")
 	})
 	s := h.rec.Status()
 	if !strings.Contains(s.LastUploadError, want) {
