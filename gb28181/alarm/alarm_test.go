@@ -74,7 +74,7 @@ func TestAlarmOnTimelineAndAlert(t *testing.T) {
 	hooks := hookrecv.New[alerts.Event](t, func(r *http.Request, body []byte) bool {
 		return r.Header.Get("X-Vigil-Signature") == alerts.Sign("s3cret", body)
 	})
-	n, err := alerts.New(ctx, testdb.Open(t, ""), alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL, Secret: "s3cret"}}})
+	n, err := alerts.New(ctx, testdb.OpenSQLite(t, ""), alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL, Secret: "s3cret"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := archive.OpenIndex(context.Background(), testdb.Open(t, filepath.Join(t.TempDir(), "vigil.db")))
+	ix, err := archive.OpenIndex(context.Background(), testdb.OpenSQLite(t, filepath.Join(t.TempDir(), "vigil.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

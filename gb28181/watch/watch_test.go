@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-vms/vigil/gb28181/device"
 	"github.com/vigil-vms/vigil/gb28181/sip"
 	"github.com/vigil-vms/vigil/health"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
@@ -74,7 +75,7 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	hooks := hookrecv.New[alerts.Event](t, func(*http.Request, []byte) bool { return true })
-	n, err := alerts.New(ctx, db, alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL}}})
+	n, err := alerts.New(ctx, &sqldb.DB{DB: db, Dialect: sqldb.SQLite}, alerts.Options{Webhooks: []alerts.Webhook{{URL: hooks.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
