@@ -10,6 +10,11 @@
 // jitter, in order, until the receiver answers 2xx. When a webhook's queue is
 // full the oldest event is dropped, counted and logged.
 //
+// In a cluster (PostgreSQL) the queue is shared: every node's senders take
+// from it, the head of a webhook's queue locked by the one sending it, so an
+// event goes out once and in order; the camera watch runs on one node
+// (Options.RunsHere).
+//
 //	n, err := alerts.New(ctx, db, alerts.Options{Webhooks: hooks})
 //	go n.Run(ctx)
 //	n.Publish(alerts.Event{Event: alerts.StorageFailing, Message: "…"})
