@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/sqlitedb"
@@ -164,5 +165,36 @@ func TestIndexLegacyV2Adopted(t *testing.T) {
 	// opened again: nothing to do
 	if _, err := archive.OpenIndex(ctx, db); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkIndexAdd is the cost of indexing one uploaded segment (a row of
+// 60 fragments, attributed to its period, fenced) on the engine
+// VIGIL_TEST_DATABASE selects.
+func BenchmarkIndexAdd(b *testing.B) {
+	ctx := context.Background()
+	ix, err := archive.OpenIndex(ctx, testdb.OpenDB(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ix.Own(ctx, archive.Owner{Camera: "cam-x", UID: "u", Department: "d"}, at(0)); err != nil {
+		b.Fatal(err)
+	}
+	ix.SetFence(func(ctx context.Context, tx *sqldb.Tx, camera string) error {
+		var one int
+		return tx.QueryRow(ctx, `SELECT 1`).Scan(&one) // a round trip, as a lease check makes
+	})
+	s := seg(0)
+	s.Fragments = nil
+	for i := range 60 {
+		s.Fragments = append(s.Fragments, archive.Fragment{Offset: time.Duration(i) * time.Second, Pos: int64(100 + i*900), Size: 900, Keyframe: true})
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		s.Start = at(i)
+		s.End, s.Key = s.Start.Add(time.Minute), archive.SegmentKey("cam-x", s.Start)
+		if err := ix.Add(ctx, s); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
