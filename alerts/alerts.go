@@ -10,6 +10,11 @@
 // jitter, in order, until the receiver answers 2xx. When a webhook's queue is
 // full the oldest event is dropped, counted and logged.
 //
+// In a cluster (PostgreSQL) the queue is shared: every node's senders take
+// from it, the head of a webhook's queue locked by the one sending it, so an
+// event goes out once and in order; the camera watch runs on one node
+// (Options.RunsHere).
+//
 //	n, err := alerts.New(ctx, db, alerts.Options{Webhooks: hooks})
 //	go n.Run(ctx)
 //	n.Publish(alerts.Event{Event: alerts.StorageFailing, Message: "…"})
@@ -22,11 +27,13 @@ import (
 	crand "crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -37,7 +44,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/ctxwait"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // The events of the contract.
@@ -144,6 +151,13 @@ type Options struct {
 	// Log receives deliveries that fail and events dropped. It defaults to
 	// discarding.
 	Log *slog.Logger
+	// RunsHere, when set, tells at each pass of WatchCameras whether this
+	// node watches the cameras for the cluster, so that one camera.offline
+	// is sent per outage, not one per node (the cluster runtime passes
+	// Cluster.Once). nil: always (a single node). Deliveries need no such
+	// check: every node's senders take from the shared queue, each event
+	// by one of them (see send).
+	RunsHere func() bool
 }
 
 // Stats are the figures of /metrics.
@@ -158,8 +172,12 @@ type Stats struct {
 // Notifier queues events and sends them to the webhooks.
 type Notifier struct {
 	opts  Options
-	db    *sql.DB
+	db    *sqldb.DB
 	hooks []*hook
+	// poll is how often a sender on PostgreSQL looks at its queue without
+	// being woken: another node may have queued events and stopped before
+	// sending them, or be sending the head of the queue now.
+	poll time.Duration
 
 	queued, delivered, failed, dropped atomic.Int64
 }
@@ -169,25 +187,25 @@ type hook struct {
 	wake chan struct{} // an event was queued
 }
 
-var migrations = []string{
-	`CREATE TABLE alert_queue (
-		seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-		webhook TEXT NOT NULL,    -- the webhook's URL
-		body    BLOB NOT NULL,    -- the event's JSON, as sent
-		created INTEGER NOT NULL  -- unix ms
-	);
-	CREATE INDEX alert_queue_webhook ON alert_queue(webhook, seq);`,
-	// cameras announced offline, so that camera.online follows a restart
-	`CREATE TABLE alert_offline (
-		camera     TEXT PRIMARY KEY,
-		down_since INTEGER NOT NULL -- unix ms
-	);`,
+//go:embed migrations
+var migrationFiles embed.FS
+
+// migrations are the queue's tables. Legacy "alerts": the steps
+// sqlitedb.Migrate ran before goose are the SQLite files 00001 and 00002.
+var migrations = sqldb.Migrations{Component: "alerts", FS: mustSub(migrationFiles, "migrations"), Legacy: "alerts"}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }
 
 // New opens the queue (its table in db) and returns a Notifier; it sends
 // nothing until Run. Events queued for a webhook that is no longer configured
 // are dropped (logged).
-func New(ctx context.Context, db *sql.DB, opts Options) (*Notifier, error) {
+func New(ctx context.Context, db *sqldb.DB, opts Options) (*Notifier, error) {
 	if opts.QueueMax <= 0 {
 		opts.QueueMax = 10000
 	}
@@ -211,10 +229,10 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Notifier, error) {
 			return nil, fmt.Errorf("alerts: webhook %d: %w", i, err)
 		}
 	}
-	if err := sqlitedb.Migrate(ctx, db, "alerts", migrations); err != nil {
+	if err := db.Migrate(ctx, migrations); err != nil {
 		return nil, err
 	}
-	n := &Notifier{opts: opts, db: db}
+	n := &Notifier{opts: opts, db: db, poll: 2 * time.Second}
 	urls := make([]any, 0, len(opts.Webhooks))
 	for _, w := range opts.Webhooks {
 		n.hooks = append(n.hooks, &hook{Webhook: w, wake: make(chan struct{}, 1)})
@@ -222,11 +240,11 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Notifier, error) {
 	}
 	q := `SELECT COUNT(*) FROM alert_queue WHERE webhook NOT IN (` + placeholders(len(urls)) + `)`
 	var stale int64
-	if err := db.QueryRowContext(ctx, q, urls...).Scan(&stale); err != nil {
+	if err := db.QueryRow(ctx, q, urls...).Scan(&stale); err != nil {
 		return nil, fmt.Errorf("alerts: queue: %w", err)
 	}
 	if stale > 0 {
-		if _, err := db.ExecContext(ctx, `DELETE FROM alert_queue WHERE webhook NOT IN (`+placeholders(len(urls))+`)`, urls...); err != nil {
+		if _, err := db.Exec(ctx, `DELETE FROM alert_queue WHERE webhook NOT IN (`+placeholders(len(urls))+`)`, urls...); err != nil {
 			return nil, fmt.Errorf("alerts: queue: %w", err)
 		}
 		opts.Log.Warn("alert events dropped: their webhook is no longer configured", "events", stale)
@@ -286,24 +304,24 @@ func (n *Notifier) Publish(ctx context.Context, e Event) error {
 }
 
 func (n *Notifier) enqueue(ctx context.Context, h *hook, body []byte) error {
-	tx, err := n.db.BeginTx(ctx, nil)
+	tx, err := n.db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("alerts: queue: %w", err)
 	}
 	defer tx.Rollback()
 	var count int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM alert_queue WHERE webhook = ?`, h.URL).Scan(&count); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM alert_queue WHERE webhook = ?`, h.URL).Scan(&count); err != nil {
 		return fmt.Errorf("alerts: queue: %w", err)
 	}
 	var drop int
 	if count >= n.opts.QueueMax {
 		drop = count - n.opts.QueueMax + 1
-		if _, err := tx.ExecContext(ctx, `DELETE FROM alert_queue WHERE seq IN
+		if _, err := tx.Exec(ctx, `DELETE FROM alert_queue WHERE seq IN
 			(SELECT seq FROM alert_queue WHERE webhook = ? ORDER BY seq LIMIT ?)`, h.URL, drop); err != nil {
 			return fmt.Errorf("alerts: queue: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO alert_queue(webhook, body, created) VALUES(?, ?, ?)`,
+	if _, err := tx.Exec(ctx, `INSERT INTO alert_queue(webhook, body, created) VALUES(?, ?, ?)`,
 		h.URL, body, time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("alerts: queue: %w", err)
 	}
@@ -330,38 +348,49 @@ func (n *Notifier) Run(ctx context.Context) error {
 
 // send delivers h's queue in order: the oldest event until it is accepted,
 // then the next.
+//
+// The queue is shared by the nodes of a cluster, each with a sender per
+// webhook: a sender takes the head of the queue in a transaction that locks
+// its row (FOR UPDATE SKIP LOCKED) until the event is delivered and deleted
+// or the attempt failed, so one node sends it, once; the others find the
+// head taken and wait, so that events still go out in order.
 func (n *Notifier) send(ctx context.Context, h *hook) {
 	backoff := time.Duration(0)
 	for {
-		seq, body, err := n.head(ctx, h.URL)
+		d, busy, err := n.head(ctx, h.URL)
 		switch {
 		case ctx.Err() != nil:
+			d.release(false)
 			return
 		case err != nil:
 			n.opts.Log.Error("alert queue unreadable", "webhook", redact(h.URL), "error", err)
 			backoff = n.next(backoff)
-		case body == nil:
+		case d == nil:
 			backoff = 0
-			select {
-			case <-ctx.Done():
+			poll := time.Duration(0) // SQLite: its own Publish wakes it
+			if busy || n.db.Dialect == sqldb.Postgres {
+				poll = n.poll
+			}
+			if !h.wait(ctx, poll) {
 				return
-			case <-h.wake:
 			}
 			continue
 		default:
-			err := n.post(ctx, h.Webhook, body)
+			err := n.post(ctx, h.Webhook, d.body)
 			if err != nil && ctx.Err() != nil {
+				d.release(false)
 				return
 			}
 			if err == nil {
 				backoff = 0
 				// delivered: remove it even when stopping, or it is sent again after a restart
-				if _, err := n.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM alert_queue WHERE seq = ?`, seq); err != nil {
+				if err := d.release(true); err != nil {
 					n.opts.Log.Error("alert delivered but not removed from the queue", "webhook", redact(h.URL), "error", err)
 				}
 				n.delivered.Add(1)
 				continue
 			}
+			d.release(false)
 			n.failed.Add(1)
 			backoff = n.next(backoff)
 			n.opts.Log.Warn("alert not delivered, retrying", "webhook", redact(h.URL), "retryIn", backoff.Round(time.Millisecond), "error", err)
@@ -370,6 +399,24 @@ func (n *Notifier) send(ctx context.Context, h *hook) {
 			return
 		}
 	}
+}
+
+// wait waits until an event is queued here, or for poll when not 0; false
+// when ctx ended.
+func (h *hook) wait(ctx context.Context, poll time.Duration) bool {
+	var tick <-chan time.Time
+	if poll > 0 {
+		t := time.NewTimer(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-h.wake:
+	case <-tick:
+	}
+	return true
 }
 
 // next is the wait after a failure: doubled from RetryMin up to RetryMax,
@@ -386,14 +433,76 @@ func (n *Notifier) next(prev time.Duration) time.Duration {
 	return d + jitter
 }
 
-func (n *Notifier) head(ctx context.Context, webhook string) (int64, []byte, error) {
-	var seq int64
-	var body []byte
-	err := n.db.QueryRowContext(ctx, `SELECT seq, body FROM alert_queue WHERE webhook = ? ORDER BY seq LIMIT 1`, webhook).Scan(&seq, &body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, nil
+// delivery is the head of a webhook's queue, taken for sending.
+type delivery struct {
+	db   *sqldb.DB
+	tx   *sqldb.Tx // PostgreSQL: holds the row's lock until release
+	seq  int64
+	body []byte
+}
+
+// release deletes the event (sent) or leaves it at the head of the queue
+// for the next attempt, and lets the row go. The deletion is not cancelled
+// with the sender: a delivered event must not be sent again.
+func (d *delivery) release(sent bool) error {
+	if d == nil {
+		return nil
 	}
-	return seq, body, err
+	ctx := context.Background()
+	if d.tx == nil {
+		if !sent {
+			return nil
+		}
+		_, err := d.db.Exec(ctx, `DELETE FROM alert_queue WHERE seq = ?`, d.seq)
+		return err
+	}
+	if !sent {
+		return d.tx.Rollback()
+	}
+	if _, err := d.tx.Exec(ctx, `DELETE FROM alert_queue WHERE seq = ?`, d.seq); err != nil {
+		d.tx.Rollback()
+		return err
+	}
+	return d.tx.Commit()
+}
+
+// head takes the oldest event of a webhook's queue: nil when there is none,
+// or when another node is sending it (busy). On SQLite (a single node) it
+// is read without a transaction, which would hold the database's write lock
+// for the whole POST; on PostgreSQL its row stays locked until release.
+func (n *Notifier) head(ctx context.Context, webhook string) (d *delivery, busy bool, err error) {
+	d = &delivery{db: n.db}
+	if n.db.Dialect != sqldb.Postgres {
+		err := n.db.QueryRow(ctx, `SELECT seq, body FROM alert_queue WHERE webhook = ? ORDER BY seq LIMIT 1`, webhook).Scan(&d.seq, &d.body)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return d, false, nil
+	}
+	// not cancelled with ctx: database/sql would roll back a delivered
+	// event's deletion when the sender stops
+	if d.tx, err = n.db.Begin(context.WithoutCancel(ctx)); err != nil {
+		return nil, false, err
+	}
+	// the head only: the next event waits until the head is delivered,
+	// whichever node sends it
+	err = d.tx.QueryRow(ctx, `SELECT seq, body FROM alert_queue
+		WHERE webhook = ?1 AND seq = (SELECT MIN(seq) FROM alert_queue WHERE webhook = ?1)`+n.db.Dialect.SkipLocked(),
+		webhook).Scan(&d.seq, &d.body)
+	if err == nil {
+		return d, false, nil
+	}
+	d.tx.Rollback()
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, false, err
+	}
+	if err := n.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM alert_queue WHERE webhook = ?)`, webhook).Scan(&busy); err != nil {
+		return nil, false, err
+	}
+	return nil, busy, nil
 }
 
 // post sends one body; nil when the receiver answered 2xx.
@@ -463,7 +572,7 @@ func (n *Notifier) SendTest(ctx context.Context, by string) []TestResult {
 // Stats returns the figures of /metrics.
 func (n *Notifier) Stats() Stats {
 	s := Stats{Queued: n.queued.Load(), Delivered: n.delivered.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load()}
-	_ = n.db.QueryRow(`SELECT COUNT(*) FROM alert_queue`).Scan(&s.Pending)
+	_ = n.db.QueryRow(context.Background(), `SELECT COUNT(*) FROM alert_queue`).Scan(&s.Pending)
 	return s
 }
 

@@ -2,14 +2,15 @@ package alerts
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/hookrecv"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
@@ -24,13 +25,22 @@ func newReceiver(t *testing.T, secret string) *receiver {
 	})
 }
 
-func openDB(t *testing.T, path string) *sql.DB {
+// openDB opens a new database of the engine VIGIL_TEST_DATABASE selects;
+// reopen opens the same database again, as a restarted server does.
+func openDB(t *testing.T) (db *sqldb.DB, reopen func() *sqldb.DB) {
 	t.Helper()
-	return testdb.Open(t, path)
+	if testdb.Postgres() {
+		url := pgtest.URL(t)
+		return testdb.OpenURL(t, url), func() *sqldb.DB { return testdb.OpenURL(t, url) }
+	}
+	path := filepath.Join(t.TempDir(), "v.db")
+	return testdb.OpenSQLite(t, path), func() *sqldb.DB { return testdb.OpenSQLite(t, path) }
 }
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // start runs a notifier until the test ends (or stop is called).
-func start(t *testing.T, db *sql.DB, opts Options) (n *Notifier, stop func()) {
+func start(t *testing.T, db *sqldb.DB, opts Options) (n *Notifier, stop func()) {
 	t.Helper()
 	if opts.RetryMin == 0 {
 		opts.RetryMin, opts.RetryMax = 20*time.Millisecond, 100*time.Millisecond
@@ -44,7 +54,7 @@ func start(t *testing.T, db *sql.DB, opts Options) (n *Notifier, stop func()) {
 
 func TestDeliverSignedInOrder(t *testing.T) {
 	rcv := newReceiver(t, "k3y")
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "k3y"}}})
 	ctx := context.Background()
 	for _, ev := range []string{CameraOffline, CameraOnline, StorageFailing} {
@@ -81,7 +91,7 @@ func TestSignature(t *testing.T) {
 func TestRetryAndIndependentWebhooks(t *testing.T) {
 	dead, live := newReceiver(t, "a"), newReceiver(t, "b")
 	dead.SetDown(true)
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{
 		{URL: dead.URL, Secret: "a"},
 		{URL: live.URL, Secret: "b", Events: []string{CameraOffline}},
@@ -113,8 +123,7 @@ func TestRetryAndIndependentWebhooks(t *testing.T) {
 func TestQueueSurvivesRestart(t *testing.T) {
 	rcv := newReceiver(t, "s")
 	rcv.SetDown(true)
-	path := filepath.Join(t.TempDir(), "v.db")
-	db := openDB(t, path)
+	db, reopen := openDB(t)
 	hooks := []Webhook{{URL: rcv.URL, Secret: "s"}}
 	n, stop := start(t, db, Options{Webhooks: hooks})
 	ctx := context.Background()
@@ -124,7 +133,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	db.Close()
 
 	rcv.SetDown(false)
-	db = openDB(t, path)
+	db = reopen()
 	defer db.Close()
 	start(t, db, Options{Webhooks: hooks})
 	for _, want := range []string{"one", "two"} {
@@ -138,7 +147,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 func TestQueueBound(t *testing.T) {
 	rcv := newReceiver(t, "")
 	rcv.SetDown(true)
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, err := New(context.Background(), db, Options{Webhooks: []Webhook{{URL: rcv.URL}}, QueueMax: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +171,7 @@ func TestQueueBound(t *testing.T) {
 func TestSendTest(t *testing.T) {
 	ok, bad := newReceiver(t, "x"), newReceiver(t, "y")
 	bad.SetDown(true)
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{
 		{URL: ok.URL, Secret: "x", Events: []string{CameraOffline}}, // test goes through any filter
 		{URL: bad.URL + "/?token=abc", Secret: "y"},

@@ -51,22 +51,35 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 		lastState ingest.State
 		lastSince time.Time
 	}
-	state := map[string]*watched{}
-	// cameras announced offline before a restart: their camera.online is due
-	rows, err := n.offlineCameras(ctx)
-	if err != nil {
-		n.opts.Log.Warn("camera watch: cameras announced offline before the restart are unknown", "error", err)
-	}
-	for id, since := range rows {
-		state[id] = &watched{downSince: since, alerted: true}
-	}
+	var state map[string]*watched // nil: not watching (another node is)
 	t := time.NewTicker(o.Every)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+		if n.opts.RunsHere != nil && !n.opts.RunsHere() {
+			state = nil // another node watches; what it announced is in the database
+			continue
+		}
+		if state == nil {
+			// cameras announced offline before a restart, or by the node
+			// that watched before: their camera.online is due
+			state = map[string]*watched{}
+			rows, err := n.offlineCameras(ctx)
+			if err != nil {
+				n.opts.Log.Warn("camera watch: cameras announced offline before the restart are unknown", "error", err)
+			}
+			for id, since := range rows {
+				state[id] = &watched{downSince: since, alerted: true}
+			}
+		}
+		if first {
+			continue // the first sample one tick after the start, as before
 		}
 		cams, err := o.Cameras(ctx)
 		if err != nil {
@@ -148,7 +161,7 @@ func (n *Notifier) WatchCameras(ctx context.Context, o CameraWatchOptions) error
 // offlineCameras returns the cameras announced offline (camera.offline sent,
 // camera.online not yet), kept across restarts.
 func (n *Notifier) offlineCameras(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := n.db.QueryContext(ctx, `SELECT camera, down_since FROM alert_offline`)
+	rows, err := n.db.Query(ctx, `SELECT camera, down_since FROM alert_offline`)
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +183,9 @@ func (n *Notifier) offlineCameras(ctx context.Context) (map[string]time.Time, er
 func (n *Notifier) setOffline(ctx context.Context, camera string, since time.Time) {
 	var err error
 	if since.IsZero() {
-		_, err = n.db.ExecContext(ctx, `DELETE FROM alert_offline WHERE camera = ?`, camera)
+		_, err = n.db.Exec(ctx, `DELETE FROM alert_offline WHERE camera = ?`, camera)
 	} else {
-		_, err = n.db.ExecContext(ctx, `INSERT INTO alert_offline(camera, down_since) VALUES(?, ?)
+		_, err = n.db.Exec(ctx, `INSERT INTO alert_offline(camera, down_since) VALUES(?, ?)
 			ON CONFLICT(camera) DO UPDATE SET down_since = excluded.down_since`, camera, since.UnixMilli())
 	}
 	if err != nil && ctx.Err() == nil {

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +68,7 @@ func expectNone(t *testing.T, rcv *receiver, d time.Duration, what string) {
 // camera.offline once, and camera.online when the camera returns.
 func TestWatchCameras(t *testing.T) {
 	rcv := newReceiver(t, "w")
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "w"}}})
 	cams := []ingest.Camera{
 		{ID: "c1", Name: "Gate", Department: "police", Enabled: true},
@@ -120,7 +119,7 @@ func TestWatchCameras(t *testing.T) {
 
 func TestFollowHealth(t *testing.T) {
 	rcv := newReceiver(t, "h")
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "h"}}})
 	follow := n.FollowHealth(context.Background())
 	at := time.Now()
@@ -156,8 +155,7 @@ func TestFollowHealth(t *testing.T) {
 // it, and no second camera.offline while it stays offline.
 func TestWatchCamerasAcrossRestart(t *testing.T) {
 	rcv := newReceiver(t, "r")
-	path := filepath.Join(t.TempDir(), "v.db")
-	db := openDB(t, path)
+	db, _ := openDB(t)
 	hooks := []Webhook{{URL: rcv.URL, Secret: "r"}}
 	cams := []ingest.Camera{{ID: "c1", Name: "Gate", Department: "police", Enabled: true}}
 	states := &fakeStates{state: map[string]ingest.State{}, since: map[string]time.Time{}}
@@ -191,7 +189,7 @@ func TestWatchCamerasAcrossRestart(t *testing.T) {
 // its first connection attempt.
 func TestWatchCamerasUnseenOnlineAtStart(t *testing.T) {
 	rcv := newReceiver(t, "u")
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "u"}}})
 	cams := []ingest.Camera{{ID: "c1", Name: "Gate", Department: "police", Enabled: true}}
 	states := &fakeStates{state: map[string]ingest.State{}, since: map[string]time.Time{}}
@@ -210,7 +208,7 @@ func TestWatchCamerasUnseenOnlineAtStart(t *testing.T) {
 // An idle camera (a pushed camera nothing needs) is not offline.
 func TestWatchIdleCamera(t *testing.T) {
 	rcv := newReceiver(t, "i")
-	db := openDB(t, filepath.Join(t.TempDir(), "v.db"))
+	db, _ := openDB(t)
 	n, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "i"}}})
 	cams := []ingest.Camera{{ID: "gb-1", Name: "Gate", Enabled: true, Source: ingest.SourceGB28181}}
 	states := &fakeStates{state: map[string]ingest.State{"gb-1": ingest.StateIdle}, since: map[string]time.Time{}}

@@ -15,7 +15,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +36,6 @@ import (
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/sqldb"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/review"
@@ -156,7 +154,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			return nil, fmt.Errorf("admin password: %w", err)
 		}
 	}
-	if a.Index, err = archive.OpenIndex(ctx, a.db.DB); err != nil {
+	if a.Index, err = archive.OpenIndex(ctx, a.db); err != nil {
 		return nil, err
 	}
 	if a.Store, err = OpenStore(ctx, cfg); err != nil {
@@ -194,7 +192,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
-	if a.avail, err = availability.New(ctx, a.db.DB, availability.Options{
+	if a.avail, err = availability.New(ctx, a.db, availability.Options{
 		Statuses: a.Fleet.Statuses,
 		Index:    a.Index,
 		Spooled:  a.Recorder.Spooled,
@@ -464,8 +462,8 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // OpenIndexAndStore opens the database's recordings index and the configured
 // store, for offline tools (`vigil reindex`). Close the database when done.
-func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sql.DB, *archive.Index, archive.Store, error) {
-	db, err := sqlitedb.Open(cfg.Database.Path)
+func OpenIndexAndStore(ctx context.Context, cfg config.Config) (*sqldb.DB, *archive.Index, archive.Store, error) {
+	db, err := sqldb.Open(ctx, sqldb.Config{Path: cfg.Database.Path, URL: cfg.Database.URL})
 	if err != nil {
 		return nil, nil, nil, err
 	}

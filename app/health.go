@@ -25,7 +25,7 @@ func (a *App) buildOps(ctx context.Context) error {
 	a.Health.AddSource(health.Cameras(a.Registry.Cameras, a.Cameras))
 
 	var err error
-	if a.Alerts, err = alerts.New(ctx, a.db.DB, alerts.Options{
+	if a.Alerts, err = alerts.New(ctx, a.db, alerts.Options{
 		Webhooks: a.cfg.Alerts.AlertWebhooks(),
 		Log:      a.log.With("part", "alerts"),
 	}); err != nil {

@@ -12,34 +12,32 @@ package availability
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"sort"
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
-var migrations = []string{
-	`CREATE TABLE uptime (
-		camera      TEXT    NOT NULL,
-		minute      INTEGER NOT NULL, -- unix seconds of the minute's start
-		observed_ms INTEGER NOT NULL,
-		online_ms   INTEGER NOT NULL,
-		PRIMARY KEY (camera, minute)
-	) WITHOUT ROWID;`,
-	// offline periods, for the playback timeline (events.go)
-	`CREATE TABLE offline (
-		camera   TEXT    NOT NULL,
-		start_ms INTEGER NOT NULL, -- unix milliseconds
-		end_ms   INTEGER,          -- NULL while the camera is still offline
-		seen_ms  INTEGER NOT NULL, -- the last sample that saw it offline
-		message  TEXT    NOT NULL DEFAULT '',
-		PRIMARY KEY (camera, start_ms)
-	) WITHOUT ROWID;`,
+//go:embed migrations
+var migrationFiles embed.FS
+
+// migrations are the tracker's tables. Legacy "availability": the steps
+// sqlitedb.Migrate ran before goose are the SQLite files 00001 and 00002.
+var migrations = sqldb.Migrations{Component: "availability", FS: mustSub(migrationFiles, "migrations"), Legacy: "availability"}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }
 
 // Options configure a Tracker.
@@ -54,27 +52,35 @@ type Options struct {
 	// Interval between samples. It defaults to 5 seconds.
 	Interval time.Duration
 	Log      *slog.Logger
+	// RunsHere, when set, tells at each sample whether this node samples
+	// for the cluster: the samples add time to shared per-minute buckets,
+	// so exactly one node of a cluster may take them (the cluster runtime
+	// passes Cluster.Once). nil: always (a single node).
+	RunsHere func() bool
 }
 
 // Tracker samples camera states and answers availability reports.
 type Tracker struct {
-	db   *sql.DB
+	db   *sqldb.DB
 	opts Options
 }
 
 // New migrates the tracker's table and returns it; nothing runs until Run.
-func New(ctx context.Context, db *sql.DB, opts Options) (*Tracker, error) {
+func New(ctx context.Context, db *sqldb.DB, opts Options) (*Tracker, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = 5 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	if err := sqlitedb.Migrate(ctx, db, "availability", migrations); err != nil {
+	if err := db.Migrate(ctx, migrations); err != nil {
 		return nil, err
 	}
-	if err := closeOpenPeriods(ctx, db); err != nil {
-		return nil, err
+	if opts.RunsHere == nil {
+		// a single node: nothing sampled while it was down
+		if err := closeOpenPeriods(ctx, db); err != nil {
+			return nil, err
+		}
 	}
 	return &Tracker{db: db, opts: opts}, nil
 }
@@ -88,6 +94,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
+			if t.opts.RunsHere != nil && !t.opts.RunsHere() {
+				continue // another node samples
+			}
 			if err := t.Sample(context.WithoutCancel(ctx), now); err != nil {
 				t.opts.Log.Warn("availability sample failed", "err", err)
 			}
@@ -100,18 +109,29 @@ func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 	sts := t.opts.Statuses()
 	if len(sts) == 0 {
 		// no camera left: none is offline any more
-		if _, err := t.db.ExecContext(ctx, `UPDATE offline SET end_ms = ? WHERE end_ms IS NULL`, now.UnixMilli()); err != nil {
+		if _, err := t.db.Exec(ctx, `UPDATE offline SET end_ms = ? WHERE end_ms IS NULL`, now.UnixMilli()); err != nil {
 			return fmt.Errorf("availability: %w", err)
 		}
 		return nil
 	}
 	minute := now.Unix() / 60 * 60
 	step := t.opts.Interval.Milliseconds()
-	tx, err := t.db.BeginTx(ctx, nil)
+	tx, err := t.db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("availability: %w", err)
 	}
 	defer tx.Rollback()
+	if t.opts.RunsHere != nil {
+		// In a cluster the sampler moves between nodes, and a node starting
+		// does not know whether another samples: a period that no sample
+		// has seen for three intervals was left open by a sampler that
+		// stopped, and ends where it was last seen (as closeOpenPeriods
+		// ends them at a single node's start).
+		if _, err := tx.Exec(ctx, `UPDATE offline SET end_ms = seen_ms WHERE end_ms IS NULL AND seen_ms < ?`,
+			now.Add(-3*t.opts.Interval).UnixMilli()); err != nil {
+			return fmt.Errorf("availability: %w", err)
+		}
+	}
 	for _, st := range sts {
 		if st.State == "disabled" || st.State == ingest.StateIdle {
 			continue // idle: a pushed camera nothing needs, not played, so not observed
@@ -120,9 +140,9 @@ func (t *Tracker) Sample(ctx context.Context, now time.Time) error {
 		if st.State == "online" {
 			online = step
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO uptime(camera, minute, observed_ms, online_ms) VALUES(?, ?, ?, ?)
-			ON CONFLICT(camera, minute) DO UPDATE SET observed_ms = observed_ms + excluded.observed_ms,
-				online_ms = online_ms + excluded.online_ms`, st.ID, minute, step, online); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO uptime(camera, minute, observed_ms, online_ms) VALUES(?, ?, ?, ?)
+			ON CONFLICT(camera, minute) DO UPDATE SET observed_ms = uptime.observed_ms + excluded.observed_ms,
+				online_ms = uptime.online_ms + excluded.online_ms`, st.ID, minute, step, online); err != nil {
 			return fmt.Errorf("availability: %w", err)
 		}
 	}
@@ -223,7 +243,7 @@ func (t *Tracker) Report(ctx context.Context, cams []ingest.Camera, from, to tim
 		if c.Since.After(from) {
 			from = c.Since.Truncate(time.Minute)
 		}
-		err := t.db.QueryRowContext(ctx, `SELECT SUM(observed_ms), SUM(online_ms), MIN(minute), MAX(minute) FROM uptime
+		err := t.db.QueryRow(ctx, `SELECT SUM(observed_ms), SUM(online_ms), MIN(minute), MAX(minute) FROM uptime
 			WHERE camera = ? AND minute >= ? AND minute < ?`,
 			c.ID, from.Unix()/60*60, to.Unix()).Scan(&observedMS, &onlineMS, &first, &last)
 		if err != nil {

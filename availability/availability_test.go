@@ -16,7 +16,7 @@ import (
 func newTracker(t *testing.T, o Options) (*Tracker, *archive.Index) {
 	t.Helper()
 	ctx := context.Background()
-	db := testdb.Open(t, "")
+	db := testdb.OpenDB(t)
 	ix, err := archive.OpenIndex(ctx, db)
 	if err != nil {
 		t.Fatal(err)

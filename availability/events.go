@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Event types on a camera's timeline.
@@ -32,9 +32,9 @@ type Event struct {
 // longer registered. A period starts when the camera's state changed (its
 // Since), not at the sample that noticed it; it ends when the camera came
 // back, or at the sample that saw it gone.
-func (t *Tracker) sampleOffline(ctx context.Context, tx *sql.Tx, sts []ingest.Status, now time.Time) error {
+func (t *Tracker) sampleOffline(ctx context.Context, tx *sqldb.Tx, sts []ingest.Status, now time.Time) error {
 	open := map[string]int64{} // camera → start_ms of its open period
-	rows, err := tx.QueryContext(ctx, `SELECT camera, start_ms FROM offline WHERE end_ms IS NULL`)
+	rows, err := tx.Query(ctx, `SELECT camera, start_ms FROM offline WHERE end_ms IS NULL`+tx.Dialect.ForUpdate())
 	if err != nil {
 		return err
 	}
@@ -63,12 +63,12 @@ func (t *Tracker) sampleOffline(ctx context.Context, tx *sql.Tx, sts []ingest.St
 			if s := st.Since.UnixMilli(); !st.Since.IsZero() && s < nowMs && s >= nowMs-2*t.opts.Interval.Milliseconds() {
 				from = s
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO offline(camera, start_ms, seen_ms, message) VALUES(?, ?, ?, ?)
+			if _, err := tx.Exec(ctx, `INSERT INTO offline(camera, start_ms, seen_ms, message) VALUES(?, ?, ?, ?)
 				ON CONFLICT(camera, start_ms) DO NOTHING`, st.ID, from, nowMs, st.LastError); err != nil {
 				return err
 			}
 		case st.State == ingest.StateOffline:
-			if _, err := tx.ExecContext(ctx, `UPDATE offline SET seen_ms = ?, message = CASE WHEN ? = '' THEN message ELSE ? END
+			if _, err := tx.Exec(ctx, `UPDATE offline SET seen_ms = ?, message = CASE WHEN CAST(? AS TEXT) = '' THEN message ELSE CAST(? AS TEXT) END
 				WHERE camera = ? AND start_ms = ?`, nowMs, st.LastError, st.LastError, st.ID, start); err != nil {
 				return err
 			}
@@ -77,14 +77,14 @@ func (t *Tracker) sampleOffline(ctx context.Context, tx *sql.Tx, sts []ingest.St
 			if st.State == ingest.StateOnline && !st.Since.IsZero() && st.Since.UnixMilli() > start && st.Since.UnixMilli() < nowMs {
 				end = st.Since.UnixMilli()
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE offline SET end_ms = ? WHERE camera = ? AND start_ms = ?`, end, st.ID, start); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE offline SET end_ms = ? WHERE camera = ? AND start_ms = ?`, end, st.ID, start); err != nil {
 				return err
 			}
 		}
 	}
 	// cameras removed while offline
 	for cam, start := range open {
-		if _, err := tx.ExecContext(ctx, `UPDATE offline SET end_ms = ? WHERE camera = ? AND start_ms = ?`, nowMs, cam, start); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE offline SET end_ms = ? WHERE camera = ? AND start_ms = ?`, nowMs, cam, start); err != nil {
 			return err
 		}
 	}
@@ -93,8 +93,8 @@ func (t *Tracker) sampleOffline(ctx context.Context, tx *sql.Tx, sts []ingest.St
 
 // closeOpenPeriods ends, at the last sample that saw them, the periods left
 // open when Vigil stopped: what happened while it was down is not known.
-func closeOpenPeriods(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, `UPDATE offline SET end_ms = seen_ms WHERE end_ms IS NULL`); err != nil {
+func closeOpenPeriods(ctx context.Context, db *sqldb.DB) error {
+	if _, err := db.Exec(ctx, `UPDATE offline SET end_ms = seen_ms WHERE end_ms IS NULL`); err != nil {
 		return fmt.Errorf("availability: close offline periods: %w", err)
 	}
 	return nil
@@ -116,7 +116,7 @@ func (t *Tracker) Events(ctx context.Context, camera string, from, to time.Time)
 			return []Event{}, nil
 		}
 	}
-	return sqlitedb.QueryList(ctx, t.db, fmt.Sprintf("availability: events of %q", camera), func(rows *sql.Rows, e *Event) error {
+	return sqldb.QueryList(ctx, t.db, fmt.Sprintf("availability: events of %q", camera), func(rows *sql.Rows, e *Event) error {
 		var start int64
 		var end sql.NullInt64
 		var msg string

@@ -15,8 +15,7 @@ import (
 // Events returns the periods overlapping the range asked for.
 func TestEvents(t *testing.T) {
 	ctx := context.Background()
-	path := t.TempDir() + "/vigil.db"
-	db := testdb.Open(t, path)
+	db := testdb.OpenDB(t)
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	var st ingest.Status
 	st.ID = "a"
@@ -76,7 +75,7 @@ func TestEvents(t *testing.T) {
 // A camera removed while offline ends its period, also the last one.
 func TestEventsRemoved(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Open(t, "")
+	db := testdb.OpenDB(t)
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 	sts := []ingest.Status{{ID: "a", StreamStatus: ingest.StreamStatus{State: ingest.StateOffline}}}
 	tr, err := New(ctx, db, Options{Interval: 5 * time.Second, Statuses: func() []ingest.Status { return sts }})

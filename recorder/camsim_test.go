@@ -80,7 +80,7 @@ func recordSim(t *testing.T, sim *camsim.Server, store archive.Store, segDur tim
 	mgr := ingest.NewFleet(ingest.FleetOptions{Log: testLog(t)})
 	testkit.Run(t, mgr.Run)
 	dir := t.TempDir()
-	ix := rectest.OpenIndex(t, filepath.Join(dir, "vigil.db"))
+	ix := rectest.NewIndex(t)
 	h := startRecorderFrom(t, Options{Store: store, Index: ix, SpoolDir: filepath.Join(dir, "spool"), SegmentDuration: segDur}, mgr)
 	for i, id := range ids {
 		c := ingest.Camera{ID: id, MainURL: sim.URL(i+1, false), Transport: "tcp", Record: true, Enabled: true}

@@ -116,6 +116,10 @@ type Options struct {
 	Log *slog.Logger
 	// Now returns the current time, for the janitor. It defaults to time.Now.
 	Now func() time.Time
+	// RunsHere, when set, tells at each retention pass whether this node
+	// applies retention for the cluster to the cameras of the index it does
+	// not record (see Retain); nil: always (a single node).
+	RunsHere func() bool
 }
 
 // Source gives the recorder a camera's stream; ingest.Fleet implements it.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 	"github.com/vigil-vms/vigil/recorder/internal/rectest"
 )
@@ -22,8 +24,15 @@ var recT0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 func testLog(t testing.TB) *slog.Logger { return testkit.Log(t) }
 
 // checkLeaks verifies at the end of the test, after the cleanups registered
-// later (which stop what the test started), that no goroutine was left.
-func checkLeaks(t *testing.T) { testkit.CheckLeaks(t) }
+// later (which stop what the test started), that no goroutine was left. On
+// PostgreSQL the test server (one per test binary, with goroutines that
+// outlive the test) is started first.
+func checkLeaks(t *testing.T) {
+	if testdb.Postgres() {
+		pgtest.URL(t)
+	}
+	testkit.CheckLeaks(t)
+}
 
 // recHarness runs a Recorder over test-fed streams.
 type recHarness struct {
@@ -47,7 +56,7 @@ func localOptions(t testing.TB, dir string, opts Options) Options {
 		}
 		opts.Store = store
 	}
-	opts.Index = rectest.OpenIndex(t, filepath.Join(dir, "vigil.db"))
+	opts.Index = rectest.NewIndex(t)
 	opts.SpoolDir = filepath.Join(dir, "spool")
 	if opts.Log == nil {
 		opts.Log = testLog(t)
@@ -200,7 +209,7 @@ func TestRecordLocal(t *testing.T) {
 	}
 
 	// reindex into a fresh database rebuilds identical rows
-	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.NewIndex(t)
 	n, err := archive.Reindex(context.Background(), h.store, ix2)
 	if err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)

@@ -34,13 +34,31 @@ const retentionBatch = 500
 // default) and the oldest ones past MaxBytesPerCamera, except those that
 // overlap an incident hold and those pinned by a reader. It returns the
 // first error after trying every camera.
+//
+// In a cluster (RunsHere set) each node knows the settings of the cameras it
+// records only: it retains those at every pass, and the node RunsHere
+// elects also retains, by the default, the camera ids of the index that no
+// camera owns now (deleted cameras, orphans; archive.Index.CurrentSince).
+// A camera that exists is left to the node that records it.
 func (r *Recorder) Retain(ctx context.Context) error {
 	cams, err := r.opts.Index.Cameras(ctx)
 	if err != nil {
 		return err
 	}
+	elected := r.opts.RunsHere == nil || r.opts.RunsHere()
 	var errs []error
 	for _, cam := range cams {
+		if r.opts.RunsHere != nil && !r.recordsHere(cam) {
+			if !elected {
+				continue
+			}
+			if _, owned, err := r.opts.Index.CurrentSince(ctx, cam); err != nil {
+				errs = append(errs, fmt.Errorf("camera %q: %w", cam, err))
+				continue
+			} else if owned {
+				continue // its node retains it
+			}
+		}
 		if err := r.retainCamera(ctx, cam); err != nil {
 			errs = append(errs, fmt.Errorf("camera %q: %w", cam, err))
 		}
@@ -49,6 +67,13 @@ func (r *Recorder) Retain(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// recordsHere tells whether the camera was given to this recorder (Set).
+func (r *Recorder) recordsHere(cam string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cams[cam] != nil
 }
 
 // retention returns the incarnation of the camera that has the id cam now

@@ -21,7 +21,7 @@ func TestRetentionByIncarnation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix := rectest.OpenIndex(t, filepath.Join(dir, "vigil.db"))
+	ix := rectest.NewIndex(t)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	ctx := context.Background()

@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func TestRecordS3(t *testing.T) {
 			}
 		}
 	}
-	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.NewIndex(t)
 	if n, err := archive.Reindex(context.Background(), store, ix2); err != nil || n != 6 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}
@@ -140,9 +139,11 @@ func testStoreRefused(t *testing.T, store *archive.S3Store, want string) {
 		SegmentDuration: 2 * time.Second, ShutdownGrace: time.Second})
 	st, c := h.camera("cam-1", false, recT0)
 	c.feedUntil(st, 4500*time.Millisecond)
+	// the third segment is opened just after the second is closed (and
+	// counted waiting): wait for both, or the check below races the cut
 	testkit.WaitFor(t, 10*time.Second, "a failed upload", func() bool {
 		s := h.rec.Status()
-		return s.Waiting == 2 && s.UploadErrors > 0
+		return s.Waiting == 2 && s.UploadErrors > 0 && h.rec.Recording("cam-1")
 	})
 	s := h.rec.Status()
 	if !strings.Contains(s.LastUploadError, want) {

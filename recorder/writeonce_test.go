@@ -58,7 +58,7 @@ func TestWriterRowsEqualReindex(t *testing.T) {
 				t.Errorf("%d segments were read back to be indexed", rescans)
 			}
 			rows := checkRecStored(t, store, h.ix, cams, true, "h264")
-			ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
+			ix2 := rectest.NewIndex(t)
 			if n, err := archive.Reindex(context.Background(), store, ix2); err != nil || n != 6 {
 				t.Fatalf("reindex: %d, %v", n, err)
 			}
@@ -137,7 +137,7 @@ func TestCrashBetweenPutAndIndex(t *testing.T) {
 	if _, err := os.Stat(spooled); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("spool file after the row was written: %v", err)
 	}
-	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.NewIndex(t)
 	if n, err := archive.Reindex(context.Background(), h2.store, ix2); err != nil || n != 1 {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}
@@ -198,7 +198,7 @@ func TestIndexRowsBatched(t *testing.T) {
 		t.Errorf("status after the shutdown: %+v", s)
 	}
 	rows := checkRecStored(t, h.store, h.ix, ids, true, "h264")
-	ix2 := rectest.OpenIndex(t, filepath.Join(dir, "re.db"))
+	ix2 := rectest.NewIndex(t)
 	if n, err := archive.Reindex(context.Background(), h.store, ix2); err != nil || n != cameras {
 		t.Fatalf("reindex: %d, %v", n, err)
 	}

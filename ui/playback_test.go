@@ -85,7 +85,7 @@ func storedSegment(t *testing.T, camera string, b []byte) (*archive.LocalStore, 
 	if err := local.Put(ctx, archive.SegmentKey(camera, fixtureT0), bytes.NewReader(b), int64(len(b)), nil); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := archive.OpenIndex(ctx, testdb.Open(t, filepath.Join(dir, "index.db")))
+	ix, err := archive.OpenIndex(ctx, testdb.OpenSQLite(t, filepath.Join(dir, "index.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/benchkit"
 	"github.com/vigil-vms/vigil/internal/procstat"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
@@ -116,7 +116,7 @@ func recording(ctx context.Context, dir, name string, sources map[string]ingest.
 	if err != nil {
 		return 0, err
 	}
-	db, err := sqlitedb.Open(filepath.Join(dir, name, "vigil.db"))
+	db, err := sqldb.Open(ctx, sqldb.Config{Path: filepath.Join(dir, name, "vigil.db")})
 	if err != nil {
 		return 0, err
 	}

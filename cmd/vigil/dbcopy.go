@@ -132,15 +132,15 @@ func componentMigrations(cfg config.Config) []dbcopy.Migrate {
 			return err
 		},
 		func(ctx context.Context, db *sqldb.DB) error {
-			_, err := archive.OpenIndex(ctx, db.DB)
+			_, err := archive.OpenIndex(ctx, db)
 			return err
 		},
 		func(ctx context.Context, db *sqldb.DB) error {
-			_, err := availability.New(ctx, db.DB, availability.Options{})
+			_, err := availability.New(ctx, db, availability.Options{})
 			return err
 		},
 		func(ctx context.Context, db *sqldb.DB) error {
-			_, err := alerts.New(ctx, db.DB, alerts.Options{})
+			_, err := alerts.New(ctx, db, alerts.Options{})
 			return err
 		},
 		// GB/T 28181's stores: their tables are copied whether or not

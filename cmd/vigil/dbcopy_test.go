@@ -81,19 +81,7 @@ func TestDBCopyRefusesUsedTarget(t *testing.T) {
 // (app.New: the admin, key files), with cameras (an encrypted password),
 // users, an incident, recordings and audit entries, copied by the command
 // and read back through the components on PostgreSQL.
-//
-// MERGE GATE: it passes only once the components run on PostgreSQL (their
-// goose migrations, branches reg, rec and gb of issue 16); until then it is
-// skipped unless VIGIL_TEST_DBCOPY_E2E=1. Run it with
-//
-//	VIGIL_TEST_DBCOPY_E2E=1 VIGIL_REQUIRE_POSTGRES=1 go test -count=1 -run TestDBCopyEndToEnd ./cmd/vigil
-//
-// and remove the gate (and the .DB below, where the components then take
-// *sqldb.DB) when those branches are merged.
 func TestDBCopyEndToEnd(t *testing.T) {
-	if os.Getenv("VIGIL_TEST_DBCOPY_E2E") != "1" {
-		t.Skip("MERGE GATE: set VIGIL_TEST_DBCOPY_E2E=1 once the components run on PostgreSQL (issue 16 reg/rec/gb merged)")
-	}
 	ctx := context.Background()
 	dir := t.TempDir()
 	cfgPath := writeLocalConfig(t, dir, "4s")
@@ -169,11 +157,11 @@ func TestDBCopyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.OpenWith(ctx, pg, registry.Options{SecretKey: key}) // MERGE GATE: pg, not pg.DB
+	reg, err := registry.OpenWith(ctx, pg, registry.Options{SecretKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := archive.OpenIndex(ctx, pg.DB) // MERGE GATE: pg
+	ix, err := archive.OpenIndex(ctx, pg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,7 +114,7 @@ func TestRecordIndependentPS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ix, err := archive.OpenIndex(context.Background(), testdb.Open(t, ""))
+			ix, err := archive.OpenIndex(context.Background(), testdb.OpenDB(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +80,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := archive.OpenIndex(context.Background(), testdb.Open(t, filepath.Join(t.TempDir(), "vigil.db")))
+	ix, err := archive.OpenIndex(context.Background(), testdb.OpenDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

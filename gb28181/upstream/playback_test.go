@@ -41,7 +41,7 @@ func recordCamera(t *testing.T, camera string, seconds int) *replay.Player {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := archive.OpenIndex(ctx, testdb.Open(t, ""))
+	ix, err := archive.OpenIndex(ctx, testdb.OpenDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vigil-vms/vigil/internal/sqldb"
 )
 
 // Recordings belong to the camera that made them, not to its id.
@@ -65,17 +67,20 @@ func (ix *Index) Own(ctx context.Context, o Owner, at time.Time) (orphansBefore 
 	if o.UID == "" {
 		return 0, nil
 	}
-	tx, err := ix.db.BeginTx(ctx, nil)
+	tx, err := ix.db.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
 	}
 	defer tx.Rollback()
+	if err := lockCamera(ctx, tx, o.Camera); err != nil {
+		return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
+	}
 	opened, err := own(ctx, tx, o, at.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
 	}
 	if opened {
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM segments WHERE camera = ? AND camera_uid = ''`,
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM segments WHERE camera = ? AND camera_uid = ''`,
 			o.Camera).Scan(&orphansBefore); err != nil {
 			return 0, fmt.Errorf("index: camera %s: %w", o.Camera, err)
 		}
@@ -86,12 +91,24 @@ func (ix *Index) Own(ctx context.Context, o Owner, at time.Time) (orphansBefore 
 	return orphansBefore, nil
 }
 
+// lockCamera makes the transactions that change a camera's periods take
+// turns: on PostgreSQL with a transaction-level advisory lock on the camera
+// id (a row lock cannot hold a period that does not exist yet); SQLite's
+// transactions take the database's write lock when they begin.
+func lockCamera(ctx context.Context, tx *sqldb.Tx, camera string) error {
+	if tx.Dialect != sqldb.Postgres {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil_camera_periods'), hashtext(?))`, camera)
+	return err
+}
+
 // own opens a period of o unless its open period is o's already; opened
 // tells whether it did.
-func own(ctx context.Context, tx *sql.Tx, o Owner, at int64) (opened bool, err error) {
+func own(ctx context.Context, tx *sqldb.Tx, o Owner, at int64) (opened bool, err error) {
 	var uid, dept string
 	var since int64
-	err = tx.QueryRowContext(ctx, `SELECT uid, department, since_ns FROM camera_periods
+	err = tx.QueryRow(ctx, `SELECT uid, department, since_ns FROM camera_periods
 		WHERE camera = ? AND until_ns IS NULL`, o.Camera).Scan(&uid, &dept, &since)
 	open := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -114,25 +131,25 @@ func own(ctx context.Context, tx *sql.Tx, o Owner, at int64) (opened bool, err e
 		if end < since {
 			end = since
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE camera_periods SET until_ns = ?
+		if _, err := tx.Exec(ctx, `UPDATE camera_periods SET until_ns = ?
 			WHERE camera = ? AND until_ns IS NULL`, end, o.Camera); err != nil {
 			return false, err
 		}
 	}
 	// never before the end of an earlier period of the id
 	var last sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(until_ns) FROM camera_periods WHERE camera = ?`,
+	if err := tx.QueryRow(ctx, `SELECT MAX(until_ns) FROM camera_periods WHERE camera = ?`,
 		o.Camera).Scan(&last); err != nil {
 		return false, err
 	}
 	if last.Valid && last.Int64 > start {
 		start = last.Int64
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO camera_periods(camera, uid, department, since_ns, until_ns)
+	if _, err := tx.Exec(ctx, `INSERT INTO camera_periods(camera, uid, department, since_ns, until_ns)
 		VALUES(?, ?, ?, ?, NULL)`, o.Camera, o.UID, o.Department, start); err != nil {
 		return false, err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE segments SET camera_uid = ?, department = ?
+	_, err = tx.Exec(ctx, `UPDATE segments SET camera_uid = ?, department = ?
 		WHERE camera = ? AND camera_uid = '' AND start_ns >= ?`, o.UID, o.Department, o.Camera, start)
 	return err == nil, err
 }
@@ -141,8 +158,19 @@ func own(ctx context.Context, tx *sql.Tx, o Owner, at int64) (opened bool, err e
 // id at at (the camera was deleted): its segments stay, attributed to it,
 // and a camera created later under the id does not see them.
 func (ix *Index) Disown(ctx context.Context, camera string, at time.Time) error {
-	if _, err := ix.db.ExecContext(ctx, `UPDATE camera_periods SET until_ns = MAX(since_ns, ?)
-		WHERE camera = ? AND until_ns IS NULL`, at.UnixNano(), camera); err != nil {
+	tx, err := ix.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("index: camera %s: %w", camera, err)
+	}
+	defer tx.Rollback()
+	if err := lockCamera(ctx, tx, camera); err != nil {
+		return fmt.Errorf("index: camera %s: %w", camera, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE camera_periods SET until_ns = CASE WHEN since_ns > ?1 THEN since_ns ELSE ?1 END
+		WHERE camera = ?2 AND until_ns IS NULL`, at.UnixNano(), camera); err != nil {
+		return fmt.Errorf("index: camera %s: %w", camera, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index: camera %s: %w", camera, err)
 	}
 	return nil
@@ -150,9 +178,9 @@ func (ix *Index) Disown(ctx context.Context, camera string, at time.Time) error 
 
 // periodAt returns the incarnation and department of the period of the
 // camera that contains t; "" and "" when none does (an orphan).
-func periodAt(ctx context.Context, tx *sql.Tx, camera string, t time.Time) (uid, dept string, err error) {
+func periodAt(ctx context.Context, tx *sqldb.Tx, camera string, t time.Time) (uid, dept string, err error) {
 	ns := t.UnixNano()
-	err = tx.QueryRowContext(ctx, `SELECT uid, department FROM camera_periods
+	err = tx.QueryRow(ctx, `SELECT uid, department FROM camera_periods
 		WHERE camera = ? AND since_ns <= ? AND (until_ns IS NULL OR until_ns > ?)
 		ORDER BY since_ns DESC LIMIT 1`, camera, ns, ns).Scan(&uid, &dept)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -208,8 +236,8 @@ func departments(ctx context.Context) []string {
 func (ix *Index) Visible(ctx context.Context, camera string, start time.Time) (bool, error) {
 	ns := start.UnixNano()
 	var uid, dept sql.NullString
-	var known int
-	err := ix.db.QueryRowContext(ctx, `SELECT
+	var known bool
+	err := ix.db.QueryRow(ctx, `SELECT
 		(SELECT uid FROM camera_periods WHERE camera = ?1 AND since_ns <= ?2 AND (until_ns IS NULL OR until_ns > ?2)
 			AND uid = (SELECT uid FROM camera_periods WHERE camera = ?1 AND until_ns IS NULL)
 			ORDER BY since_ns DESC LIMIT 1),
@@ -219,7 +247,7 @@ func (ix *Index) Visible(ctx context.Context, camera string, start time.Time) (b
 	if err != nil {
 		return false, fmt.Errorf("index: camera %s: %w", camera, err)
 	}
-	if known == 0 {
+	if !known {
 		return true, nil // as before incarnations (see reviewScope)
 	}
 	if !uid.Valid {
@@ -236,7 +264,7 @@ func (ix *Index) Visible(ctx context.Context, camera string, start time.Time) (b
 // offline periods) starts there too.
 func (ix *Index) CurrentSince(ctx context.Context, camera string) (since time.Time, ok bool, err error) {
 	var ns sql.NullInt64
-	err = ix.db.QueryRowContext(ctx, `SELECT MIN(since_ns) FROM camera_periods
+	err = ix.db.QueryRow(ctx, `SELECT MIN(since_ns) FROM camera_periods
 		WHERE camera = ?1 AND uid = (SELECT uid FROM camera_periods WHERE camera = ?1 AND until_ns IS NULL)`,
 		camera).Scan(&ns)
 	if err != nil {
@@ -270,8 +298,8 @@ type Period struct {
 // Owners returns the periods of the camera id, oldest first: the
 // incarnations it has had, with their departments.
 func (ix *Index) Owners(ctx context.Context, camera string) ([]Period, error) {
-	rows, err := ix.db.QueryContext(ctx, `SELECT uid, department, since_ns, until_ns FROM camera_periods
-		WHERE camera = ? ORDER BY since_ns, rowid`, camera)
+	rows, err := ix.db.Query(ctx, `SELECT uid, department, since_ns, until_ns FROM camera_periods
+		WHERE camera = ? ORDER BY since_ns, id`, camera)
 	if err != nil {
 		return nil, fmt.Errorf("index: camera %s: %w", camera, err)
 	}
@@ -299,7 +327,7 @@ func (ix *Index) Owners(ctx context.Context, camera string) ([]Period, error) {
 // camera ids the index knows owners of: rows that no camera shows.
 func (ix *Index) Orphans(ctx context.Context) (int64, error) {
 	var n int64
-	if err := ix.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM segments
+	if err := ix.db.QueryRow(ctx, `SELECT COUNT(*) FROM segments
 		WHERE camera_uid = '' AND camera IN (SELECT camera FROM camera_periods)`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("index orphans: %w", err)
 	}
@@ -315,7 +343,7 @@ func (ix *Index) Orphans(ctx context.Context) (int64, error) {
 // the store alone cannot tell whose a file was. It returns the number of
 // rows adopted.
 func (ix *Index) AdoptOrphans(ctx context.Context) (int64, error) {
-	tx, err := ix.db.BeginTx(ctx, nil)
+	tx, err := ix.db.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("index adopt: %w", err)
 	}
@@ -324,9 +352,10 @@ func (ix *Index) AdoptOrphans(ctx context.Context) (int64, error) {
 		camera, uid, dept string
 		since             int64
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT p.camera, p.uid, p.department, p.since_ns FROM camera_periods p
+	rows, err := tx.Query(ctx, `SELECT p.camera, p.uid, p.department, p.since_ns FROM camera_periods p
 		JOIN camera_periods o ON o.camera = p.camera AND o.uid = p.uid AND o.until_ns IS NULL
-		WHERE p.since_ns = (SELECT MIN(since_ns) FROM camera_periods q WHERE q.camera = p.camera AND q.uid = p.uid)`)
+		WHERE p.since_ns = (SELECT MIN(since_ns) FROM camera_periods q WHERE q.camera = p.camera AND q.uid = p.uid)`+
+		tx.Dialect.ForUpdate())
 	if err != nil {
 		return 0, fmt.Errorf("index adopt: %w", err)
 	}
@@ -346,15 +375,15 @@ func (ix *Index) AdoptOrphans(ctx context.Context) (int64, error) {
 	var n int64
 	for _, f := range firsts {
 		var from int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(until_ns), 0) FROM camera_periods
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(until_ns), 0) FROM camera_periods
 			WHERE camera = ? AND uid <> ? AND until_ns <= ?`, f.camera, f.uid, f.since).Scan(&from); err != nil {
 			return 0, fmt.Errorf("index adopt %s: %w", f.camera, err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE camera_periods SET since_ns = ?
+		if _, err := tx.Exec(ctx, `UPDATE camera_periods SET since_ns = ?
 			WHERE camera = ? AND uid = ? AND since_ns = ?`, from, f.camera, f.uid, f.since); err != nil {
 			return 0, fmt.Errorf("index adopt %s: %w", f.camera, err)
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE segments SET camera_uid = ?, department = ?
+		res, err := tx.Exec(ctx, `UPDATE segments SET camera_uid = ?, department = ?
 			WHERE camera = ? AND camera_uid = '' AND start_ns >= ? AND start_ns < ?`, f.uid, f.dept, f.camera, from, f.since)
 		if err != nil {
 			return 0, fmt.Errorf("index adopt %s: %w", f.camera, err)

@@ -76,7 +76,7 @@ func check(t *testing.T, what string, got []int, want ...int) {
 // the same way.
 func TestIndexIncarnations(t *testing.T) {
 	ctx := context.Background()
-	ix, err := archive.OpenIndex(ctx, testdb.Open(t, ""))
+	ix, err := archive.OpenIndex(ctx, testdb.OpenDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestIndexIncarnations(t *testing.T) {
 // the registry and the recorder): the next owner ends its period.
 func TestIndexOwnerReplacedUntold(t *testing.T) {
 	ctx := context.Background()
-	ix, err := archive.OpenIndex(ctx, testdb.Open(t, ""))
+	ix, err := archive.OpenIndex(ctx, testdb.OpenDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,13 +223,13 @@ func TestIndexOwnerReplacedUntold(t *testing.T) {
 // their id when the server first starts with incarnations.
 func TestIndexMigrationAdoptsRows(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.Open(t, "")
+	db := testdb.OpenSQLite(t, "") // a SQLite file of a release before goose
 	// version 1 of the recorder's tables, as released
-	if err := sqlitedb.Migrate(ctx, db, "recorder", archive.IndexSchemaV1); err != nil {
+	if err := sqlitedb.Migrate(ctx, db.DB, "recorder", archive.IndexSchemaV1); err != nil {
 		t.Fatal(err)
 	}
 	s := seg(0)
-	if _, err := db.Exec(`INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
+	if _, err := db.Exec(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments)
 		VALUES(?, ?, ?, ?, ?, ?, x'')`, s.Camera, s.Start.UnixNano(), s.End.UnixNano(), s.Bytes, s.Key, s.InitSize); err != nil {
 		t.Fatal(err)
 	}

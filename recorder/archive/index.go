@@ -2,13 +2,16 @@ package archive
 
 import (
 	"context"
-	"database/sql"
+	"embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"slices"
+	"sync/atomic"
 	"time"
 
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/recorder/internal/fmp4read"
 )
 
@@ -37,45 +40,70 @@ type Segment struct {
 // cannot disagree about where keyframes are.
 type Fragment = fmp4read.Fragment
 
-// Index is the recordings index in the embedded SQLite database.
+// Index is the recordings index, in the server's database (SQLite or
+// PostgreSQL, see internal/sqldb).
 type Index struct {
-	db *sql.DB
+	db    *sqldb.DB
+	fence atomic.Pointer[Fence]
 }
 
-var indexMigrations = []string{
-	`CREATE TABLE segments (
-		id        INTEGER PRIMARY KEY,
-		camera    TEXT    NOT NULL,
-		start_ns  INTEGER NOT NULL,
-		end_ns    INTEGER NOT NULL,
-		bytes     INTEGER NOT NULL,
-		key       TEXT    NOT NULL UNIQUE,
-		init_size INTEGER NOT NULL,
-		fragments BLOB    NOT NULL
-	);
-	CREATE INDEX segments_camera_start ON segments(camera, start_ns);
-	CREATE INDEX segments_camera_end ON segments(camera, end_ns);`,
-	// Incarnations (see Own): each row is a period during which one
-	// incarnation of a camera, in one department, owned the segments filed
-	// under the camera's id; until_ns is NULL while it lasts.
-	`ALTER TABLE segments ADD COLUMN camera_uid TEXT NOT NULL DEFAULT '';
-	ALTER TABLE segments ADD COLUMN department TEXT NOT NULL DEFAULT '';
-	CREATE TABLE camera_periods (
-		camera     TEXT    NOT NULL,
-		uid        TEXT    NOT NULL,
-		department TEXT    NOT NULL,
-		since_ns   INTEGER NOT NULL,
-		until_ns   INTEGER
-	);
-	CREATE INDEX camera_periods_camera ON camera_periods(camera, since_ns);`,
+// Fence is checked by every transaction that adds or changes segment rows of
+// a camera, before it commits (see SetFence).
+type Fence func(ctx context.Context, tx *sqldb.Tx, camera string) error
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// migrations are the index's tables. Legacy "recorder": the steps
+// sqlitedb.Migrate ran before goose are the SQLite files 00001 and 00002.
+var migrations = sqldb.Migrations{Component: "recorder", FS: mustSub(migrationFiles, "migrations"), Legacy: "recorder"}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }
 
 // OpenIndex migrates the index tables in db and returns the index.
-func OpenIndex(ctx context.Context, db *sql.DB) (*Index, error) {
-	if err := sqlitedb.Migrate(ctx, db, "recorder", indexMigrations); err != nil {
+func OpenIndex(ctx context.Context, db *sqldb.DB) (*Index, error) {
+	if err := db.Migrate(ctx, migrations); err != nil {
 		return nil, err
 	}
 	return &Index{db: db}, nil
+}
+
+// SetFence sets the check that every transaction adding or changing segment
+// rows of a camera (Add, hence upload, crash recovery and Reindex) makes
+// before it commits: f(ctx, tx, camera) is called once per camera of the
+// transaction, and an error rolls the transaction back and is returned
+// wrapped (errors.Is finds it). The cluster runtime passes a lease check
+// (lease.CheckTx), so that a node that lost a camera cannot write its rows.
+// nil removes the check. Own, Disown, Delete (retention, which runs on one
+// node for the cluster) and AdoptOrphans are not fenced: they follow the
+// registry and retention, not the camera's recording.
+func (ix *Index) SetFence(f func(ctx context.Context, tx *sqldb.Tx, camera string) error) {
+	if f == nil {
+		ix.fence.Store(nil)
+		return
+	}
+	fence := Fence(f)
+	ix.fence.Store(&fence)
+}
+
+// checkFence runs the fence, if any, for each camera of a transaction.
+func (ix *Index) checkFence(ctx context.Context, tx *sqldb.Tx, cameras []string) error {
+	f := ix.fence.Load()
+	if f == nil {
+		return nil
+	}
+	for _, c := range cameras {
+		if err := (*f)(ctx, tx, c); err != nil {
+			return fmt.Errorf("index: camera %s: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // Add inserts segments, or replaces the rows with the same keys, in one
@@ -85,17 +113,21 @@ func OpenIndex(ctx context.Context, db *sql.DB) (*Index, error) {
 // camera and time alone, so that rows written at upload, at crash recovery
 // and by Reindex agree. A segment of no known period is an orphan.
 func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
-	tx, err := ix.db.BeginTx(ctx, nil)
+	tx, err := ix.db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
 	defer tx.Rollback()
+	var cameras []string
 	for _, s := range segs {
+		if !slices.Contains(cameras, s.Camera) {
+			cameras = append(cameras, s.Camera)
+		}
 		uid, dept, err := periodAt(ctx, tx, s.Camera, s.Start)
 		if err != nil {
 			return fmt.Errorf("index segment %s: %w", s.Key, err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments, camera_uid, department)
+		_, err = tx.Exec(ctx, `INSERT INTO segments(camera, start_ns, end_ns, bytes, key, init_size, fragments, camera_uid, department)
 			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(key) DO UPDATE SET camera=excluded.camera, start_ns=excluded.start_ns, end_ns=excluded.end_ns,
 				bytes=excluded.bytes, init_size=excluded.init_size, fragments=excluded.fragments,
@@ -104,6 +136,9 @@ func (ix *Index) Add(ctx context.Context, segs ...Segment) error {
 		if err != nil {
 			return fmt.Errorf("index segment %s: %w", s.Key, err)
 		}
+	}
+	if err := ix.checkFence(ctx, tx, cameras); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index: %w", err)
@@ -122,7 +157,7 @@ func (ix *Index) Segments(ctx context.Context, camera string, start, end time.Ti
 
 // Delete removes the row of a key.
 func (ix *Index) Delete(ctx context.Context, key string) error {
-	if _, err := ix.db.ExecContext(ctx, `DELETE FROM segments WHERE key = ?`, key); err != nil {
+	if _, err := ix.db.Exec(ctx, `DELETE FROM segments WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("index delete %s: %w", key, err)
 	}
 	return nil
@@ -183,7 +218,7 @@ func decodeFragments(b []byte) ([]Fragment, error) {
 
 // Cameras returns the cameras that have segments in the index.
 func (ix *Index) Cameras(ctx context.Context) ([]string, error) {
-	rows, err := ix.db.QueryContext(ctx, `SELECT DISTINCT camera FROM segments ORDER BY camera`)
+	rows, err := ix.db.Query(ctx, `SELECT DISTINCT camera FROM segments ORDER BY camera`)
 	if err != nil {
 		return nil, fmt.Errorf("index cameras: %w", err)
 	}
@@ -202,7 +237,7 @@ func (ix *Index) Cameras(ctx context.Context) ([]string, error) {
 // CameraBytes returns the bytes of a camera's segments.
 func (ix *Index) CameraBytes(ctx context.Context, camera string) (int64, error) {
 	var n int64
-	if err := ix.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE camera = ?`, camera).Scan(&n); err != nil {
+	if err := ix.db.QueryRow(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM segments WHERE camera = ?`, camera).Scan(&n); err != nil {
 		return 0, fmt.Errorf("index bytes %s: %w", camera, err)
 	}
 	return n, nil

@@ -52,7 +52,7 @@ func (ix *Index) query(ctx context.Context, camera string, withFragments, curren
 	if current {
 		scope, scopeArgs = reviewScope(ctx, camera)
 	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+cols+` FROM segments WHERE camera = ? `+scope+` AND `+where,
+	rows, err := ix.db.Query(ctx, `SELECT `+cols+` FROM segments WHERE camera = ? `+scope+` AND `+where,
 		append(scopeArgs, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("index query %s: %w", camera, err)
@@ -77,7 +77,7 @@ func (ix *Index) query(ctx context.Context, camera string, withFragments, curren
 // contains t (Start <= t < End); ok is false when t falls in no segment.
 func (ix *Index) SegmentAt(ctx context.Context, camera string, t time.Time) (Segment, bool, error) {
 	scope, args := reviewScope(ctx, camera)
-	row := ix.db.QueryRowContext(ctx, `SELECT `+segmentCols+`, fragments FROM segments
+	row := ix.db.QueryRow(ctx, `SELECT `+segmentCols+`, fragments FROM segments
 		WHERE camera = ? `+scope+` AND start_ns <= ? ORDER BY start_ns DESC LIMIT 1`, append(args, t.UnixNano())...)
 	s, err := scanSegmentRow(row, true)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -1,9 +1,9 @@
 // Package archive is what the recorder leaves behind and the review reads:
 // the segment and fragment types, the store key layout
 // (<camera>/YYYY/MM/DD/HH-MM-SS.mmm.mp4, UTC), the object stores (a local
-// directory and S3) behind the Store interface, and the SQLite index of
-// segments with its queries, including Reindex, which rebuilds the rows from
-// the store. Crash recovery and Reindex compute a segment's row by parsing
+// directory and S3) behind the Store interface, and the index of segments
+// (in SQLite or PostgreSQL, internal/sqldb) with its queries, including
+// Reindex, which rebuilds the rows from the store. Crash recovery and Reindex compute a segment's row by parsing
 // its file (ScanSegment, over internal/fmp4read); the recorder writes the row
 // of a segment it wrote whole from its own fragment table, which is the same
 // row (the recorder's TestWriterRowsEqualReindex checks it).

@@ -31,7 +31,7 @@ import (
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/benchkit"
 	"github.com/vigil-vms/vigil/internal/procstat"
-	"github.com/vigil-vms/vigil/internal/sqlitedb"
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
@@ -99,7 +99,7 @@ func run() error {
 	default:
 		return fmt.Errorf("-store %q is not local or s3", *storeKind)
 	}
-	db, err := sqlitedb.Open(filepath.Join(dir, "vigil.db"))
+	db, err := sqldb.Open(ctx, sqldb.Config{Path: filepath.Join(dir, "vigil.db")})
 	if err != nil {
 		return err
 	}

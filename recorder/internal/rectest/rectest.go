@@ -206,11 +206,23 @@ func Play(t *testing.T, p Player, camera string, start time.Time, dur time.Durat
 	return buf.Bytes()
 }
 
-// OpenIndex opens a recordings index in a new SQLite database at path,
-// closed when the test ends.
+// OpenIndex opens a recordings index in the SQLite database at path
+// (whatever VIGIL_TEST_DATABASE says), closed when the test ends.
 func OpenIndex(t testing.TB, path string) *archive.Index {
 	t.Helper()
-	ix, err := archive.OpenIndex(context.Background(), testdb.Open(t, path))
+	ix, err := archive.OpenIndex(context.Background(), testdb.OpenSQLite(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// NewIndex opens a recordings index in a new, empty database of the engine
+// VIGIL_TEST_DATABASE selects (testdb.OpenDB: the test package's TestMain
+// calls pgtest.Main), closed when the test ends.
+func NewIndex(t testing.TB) *archive.Index {
+	t.Helper()
+	ix, err := archive.OpenIndex(context.Background(), testdb.OpenDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

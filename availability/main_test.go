@@ -1,0 +1,9 @@
+package availability
+
+import (
+	"testing"
+
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -1,0 +1,9 @@
+package archive_test
+
+import (
+	"testing"
+
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
