@@ -159,13 +159,21 @@ func SkipShort(t testing.TB, why string) {
 	}
 }
 
+// pgServer are the goroutines of the throw-away PostgreSQL server that
+// pgtest starts at the first test asking for a database and keeps for the
+// whole test binary: not the test's own.
+var pgServer = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/vigil-vms/vigil/internal/testkit/pgtest.(*Server).start.func1"),
+	goleak.IgnoreAnyFunction("github.com/vigil-vms/vigil/internal/testkit/pgtest.(*Server).start.func2"),
+}
+
 // CheckLeaks fails the test when goroutines started during it are still
 // running after it and its cleanups end. Call it first in the test, so that
 // its check, registered first, runs after every other cleanup.
 func CheckLeaks(t testing.TB) {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	t.Cleanup(func() { goleak.VerifyNone(t, append([]goleak.Option{before}, pgServer...)...) })
 }
 
 // StartPiped starts cmd (another process a test drives, such as this test
