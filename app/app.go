@@ -32,6 +32,7 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/app/metrics"
 	"github.com/vigil-vms/vigil/availability"
+	"github.com/vigil-vms/vigil/cluster"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/evidence"
 	"github.com/vigil-vms/vigil/health"
@@ -95,6 +96,7 @@ type App struct {
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
 	gb       *gbPart          // GB/T 28181; nil when gb28181.enabled is false
+	cluster  *cluster.Cluster // this node in the cluster; nil on a single node (database.url empty)
 	up       *upPart          // GB/T 28181 upper platforms; nil without any
 	metrics  *metrics.Metrics
 	http     *http.Server
@@ -162,6 +164,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.Store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
 	}
+	if err := a.openCluster(ctx); err != nil {
+		return nil, err
+	}
 
 	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest"), Sources: a.gbSources()})
 	if a.Relay, err = relay.New(relay.Options{
@@ -188,10 +193,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		// what is not uploaded by then stays in the spool for the next start
 		ShutdownGrace: opts.ShutdownGrace - time.Second,
 		Log:           a.log.With("part", "recorder"),
+		// a cluster node stores no segment of a camera that moved meanwhile
+		Fence: a.recorderFence(),
+		// TODO(lead, at the merge with REC): RunsHere: a.once("retention"),
 	}, a.Fleet); err != nil {
 		return nil, err
 	}
 	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
+	a.clusterDispatch()
+	// TODO(lead, at the merge with REC): if a.cluster != nil { a.Index.SetFence(a.cluster.FenceIndex) }
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db.DB, availability.Options{
@@ -199,6 +209,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Index:    a.Index,
 		Spooled:  a.Recorder.Spooled,
 		Log:      a.log.With("part", "availability"),
+		// TODO(lead, at the merge with REC): RunsHere: a.once("availability"),
 	}); err != nil {
 		return nil, err
 	}
@@ -235,6 +246,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Metrics: a.metrics.Handler(),
 		WebApp:  web.FS,
 		Log:     a.log.With("part", "http"),
+		Cluster: a.clusterDeps(),
 	}, ui.Options{
 		SessionTTL:     cmp.Or(opts.SessionTTL, cfg.Auth.SessionTTL.D()),
 		SessionMaxAge:  cfg.Auth.SessionMaxAge.D(),
@@ -323,6 +335,15 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.Cameras.Load(cams)
+	// the node in the cluster: it takes its cameras' leases now, and gives
+	// them up first at shutdown, so that the others take over at once
+	clusterCtx, stopCluster := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCluster()
+	clusterDone, clusterErr := a.runCluster(clusterCtx)
+	var clusterFailed <-chan struct{} // nil (never) on a single node
+	if a.cluster != nil {
+		clusterFailed = clusterDone
+	}
 
 	// Parts run under their own context, cancelled in order at shutdown: the
 	// HTTP server first (no new viewers), then the relay and the recorder (which
@@ -398,7 +419,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("a part failed, shutting down")
 	case <-gbFailed:
 		a.log.Error("GB/T 28181 failed, shutting down", "error", gbErr)
+	case <-clusterFailed:
+		a.log.Error("the cluster node failed, shutting down", "error", *clusterErr)
 	}
+	stopCluster()
+	<-clusterDone // the leases are released: the other nodes take over now
 	deadline := time.Now().Add(a.opts.ShutdownGrace)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -420,6 +445,9 @@ func (a *App) Run(ctx context.Context) error {
 	<-gbDone
 	if runErr == nil && gbErr != nil && !errors.Is(gbErr, context.Canceled) {
 		runErr = fmt.Errorf("gb28181: %w", gbErr)
+	}
+	if runErr == nil && *clusterErr != nil {
+		runErr = *clusterErr
 	}
 	if runErr == nil && ingestErr != nil && !errors.Is(ingestErr, context.Canceled) {
 		runErr = ingestErr
