@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
 	if a.avail, err = availability.New(ctx, a.db.DB, availability.Options{
-		Statuses: a.Fleet.Statuses,
+		Statuses: a.cameraStatuses(), // in a cluster, the other nodes' cameras too
 		Index:    a.Index,
 		Spooled:  a.Recorder.Spooled,
 		Log:      a.log.With("part", "availability"),

@@ -2,15 +2,19 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/cluster"
 	"github.com/vigil-vms/vigil/dispatch"
+	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/ui"
 )
 
@@ -100,6 +104,33 @@ func (a *App) once(job string) func() bool {
 		return nil
 	}
 	return a.cluster.Once(job)
+}
+
+// cameraStatuses is every camera's status for the availability sampler:
+// on a single node the fleet's; in a cluster this node's from its fleet
+// and the other nodes' as their owners shared them (one node samples for
+// the cluster).
+func (a *App) cameraStatuses() func() []ingest.Status {
+	if a.cluster == nil {
+		return a.Fleet.Statuses
+	}
+	return func() []ingest.Status {
+		out := a.Fleet.Statuses()
+		have := make(map[string]bool, len(out))
+		for _, st := range out {
+			have[st.ID] = true
+		}
+		for cam, b := range a.cluster.SharedStatuses() {
+			var st dispatch.Status
+			if have[cam] || json.Unmarshal(b, &st) != nil {
+				continue
+			}
+			st.Status.ID = cam
+			out = append(out, st.Status)
+		}
+		slices.SortFunc(out, func(x, y ingest.Status) int { return strings.Compare(x.ID, y.ID) })
+		return out
+	}
 }
 
 // clusterDeps is the ui's view of the cluster; nil on a single node.

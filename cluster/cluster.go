@@ -295,6 +295,20 @@ func (c *Cluster) SharedStatus(camera string) ([]byte, bool) {
 	return s.status, true
 }
 
+// SharedStatuses are the statuses (JSON) the current owners of the
+// cameras of other nodes wrote last, by camera.
+func (c *Cluster) SharedStatuses() map[string][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string][]byte{}
+	for cam, s := range c.shared {
+		if h := c.holders[cam]; h != "" && h != c.opts.Node && s.node == h {
+			out[cam] = s.status
+		}
+	}
+	return out
+}
+
 // Nodes lists the cluster's nodes, by name.
 func (c *Cluster) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	ns, err := c.leases.Nodes(ctx)

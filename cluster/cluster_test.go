@@ -165,6 +165,14 @@ func TestOwnershipStatusesAndHandOver(t *testing.T) {
 		}
 		return true
 	})
+	for _, n := range []*node{a, b, c} {
+		sh := n.SharedStatuses()
+		for cam, o := range own {
+			if _, ok := sh[cam]; ok != (o != n.Name()) {
+				t.Errorf("%s: shared statuses %v: %s (run by %s) present %v", n.Name(), slices.Sorted(maps.Keys(sh)), cam, o, ok)
+			}
+		}
+	}
 	nodes, err := b.Nodes(ctx)
 	if err != nil || len(nodes) != 3 {
 		t.Fatalf("nodes: %v, %v", nodes, err)
