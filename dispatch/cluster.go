@@ -156,13 +156,44 @@ func (d *Dispatcher) Acquired(id string) {
 		return
 	}
 	if err != nil {
-		d.cl.Log.Error("cluster: camera acquired but not read; it runs after its next change or the next start", "camera", id, "err", err)
+		d.cl.Log.Error("cluster: camera acquired but not read; trying again", "camera", id, "err", err)
+		go d.retryAcquired(id)
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.runLocked(c)
 }
+
+// retryAcquired reads a camera acquired while the registry could not be
+// read, every retryEvery, until it runs here or is not this node's any more.
+func (d *Dispatcher) retryAcquired(id string) {
+	for {
+		time.Sleep(retryEvery)
+		d.mu.Lock()
+		_, running := d.local[id]
+		d.mu.Unlock()
+		if _, _, local, _ := d.cl.Cluster.Owner(id); !local || running {
+			return
+		}
+		c, err := d.lookup(id)
+		if errors.Is(err, apierr.ErrNotFound) {
+			return // deleted: its owner's Changed or the next acquisition removes the lease
+		}
+		if err != nil {
+			continue
+		}
+		d.mu.Lock()
+		if _, _, local, _ := d.cl.Cluster.Owner(id); local {
+			d.runLocked(c)
+		}
+		d.mu.Unlock()
+		return
+	}
+}
+
+// retryEvery is the pause between reads of a camera acquired unread.
+var retryEvery = 2 * time.Second
 
 // Lost stops a camera whose lease this node gave up or lost (the cluster
 // calls it): its recording has stopped when it returns.

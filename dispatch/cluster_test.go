@@ -3,10 +3,13 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
 	"github.com/vigil-vms/vigil/internal/apierr"
@@ -154,5 +157,38 @@ func TestClusterGating(t *testing.T) {
 	want := []string{"PutAll a…", "Put b", "Delete zz", "Delete b"}
 	if !slices.Equal(fc.calls, want) {
 		t.Errorf("cluster calls %v, want %v", fc.calls, want)
+	}
+}
+
+// A camera acquired while the registry cannot be read runs once it can.
+func TestClusterAcquiredRetries(t *testing.T) {
+	retryEvery = 10 * time.Millisecond
+	defer func() { retryEvery = 2 * time.Second }()
+	var log []string
+	var mu sync.Mutex
+	pull, rec := newPart("ingest", &log, &mu), newPart("recorder", &log, &mu)
+	d := New(pull, stopPart{rec})
+	fc := &fakeCluster{owners: map[string]string{"a": "me"}, shared: map[string][]byte{}}
+	var fails atomic.Int32
+	fails.Store(3)
+	d.SetCluster(ClusterOptions{Cluster: fc, Lookup: func(_ context.Context, id string) (ingest.Camera, error) {
+		if fails.Add(-1) >= 0 {
+			return ingest.Camera{}, errors.New("database unreachable")
+		}
+		return ingest.Camera{ID: id, Name: "x", Enabled: true, Record: true}, nil
+	}})
+	d.Acquired("a")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Clone(log)
+		mu.Unlock()
+		if slices.Equal(got, []string{"ingest.Set a x", "recorder.Set a x"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after failed reads: %v", got)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
