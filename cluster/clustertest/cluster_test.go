@@ -4,12 +4,13 @@
 // ingested exactly once and spread evenly; a node frozen past its lease
 // (SIGSTOP) stores nothing for the cameras that moved; kill -9 of a node
 // moves its cameras within leaseTTL + 5 s with no longer gap and no
-// overlapping segments; SIGTERM hands over within 3 s.
+// overlapping segments; SIGTERM hands over within 3 s; PostgreSQL away for
+// 20 s loses no segment.
 //
 // It needs the PostgreSQL binaries (or VIGIL_TEST_POSTGRES_URL) and
 // versitygw (VIGIL_VERSITYGW or on the PATH); without them it skips, unless
 // VIGIL_REQUIRE_POSTGRES=1 / VIGIL_REQUIRE_S3=1. It builds the vigil binary
-// with the go tool. It takes about a minute and a half; -short skips it.
+// with the go tool. It takes about two minutes; -short skips it.
 //
 //	VIGIL_VERSITYGW=/work/tools/versitygw go test -count=1 -v ./cluster/clustertest
 package clustertest
@@ -319,6 +320,35 @@ func checkNoOverlap(t *testing.T, cam string, segs []segment) {
 	}
 }
 
+// fencedFiles counts the segments n kept in its spool's fenced directory.
+func fencedFiles(n *node) int {
+	k := 0
+	filepath.WalkDir(filepath.Join(n.dir, "spool", "fenced"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			k++
+		}
+		return nil
+	})
+	return k
+}
+
+// spoolEmpty tells whether n's spool holds only open segments (one per
+// camera it records at most) besides the fenced ones: what was closed has
+// been stored and indexed.
+func spoolEmpty(n *node) bool {
+	k := 0
+	filepath.WalkDir(filepath.Join(n.dir, "spool"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "fenced" {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() {
+			k++
+		}
+		return nil
+	})
+	return k <= cameraN/2+1
+}
+
 // maxGap is the longest hole between consecutive segments within [from, to].
 func maxGap(segs []segment, from, to time.Time) time.Duration {
 	var g time.Duration
@@ -333,7 +363,8 @@ func maxGap(segs []segment, from, to time.Time) time.Duration {
 
 func TestThreeNodes(t *testing.T) {
 	testkit.SkipShort(t, "a cluster of three vigil processes")
-	dbURL := pgtest.URL(t)
+	pg := pgtest.Dedicated(t) // restarted in phase 5
+	dbURL := pg.URL("postgres")
 	endpoint, ak, sk, bucket, _, _ := testkit.StartS3(t)
 	sim := simcam.Start(t, camsim.Options{Count: cameraN, Codec: "h264"})
 	bin := buildVigil(t, t.TempDir())
@@ -401,14 +432,7 @@ func TestThreeNodes(t *testing.T) {
 	testkit.WaitFor(t, 30*time.Second, "a to fence what it wrote while frozen", func() bool {
 		return strings.Contains(a.logs.String(), "segment fenced")
 	})
-	fenced := 0
-	filepath.WalkDir(filepath.Join(a.dir, "spool", "fenced"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			fenced++
-		}
-		return nil
-	})
-	if fenced == 0 {
+	if fencedFiles(a) == 0 {
 		t.Errorf("no segment kept in a's spool/fenced")
 	}
 	testkit.WaitFor(t, 30*time.Second, "a to be back with its share", func() bool {
@@ -454,7 +478,28 @@ func TestThreeNodes(t *testing.T) {
 	})
 	t.Logf("SIGTERM: recorded again after %v", time.Since(termAt).Round(100*time.Millisecond))
 	c.waitExit(10 * time.Second)
-	time.Sleep(4 * time.Second) // the last segments reach the index
+
+	// 5. PostgreSQL away for 20 s: the nodes stop their writers once their
+	// leases lapse by their own clock (nobody can take a camera over
+	// meanwhile); what they recorded up to then waits in the spool or in
+	// the store and reaches the index when the database is back; nothing
+	// is fenced; then every camera records again
+	fencedBefore := fencedFiles(a) + fencedFiles(b)
+	downAt := time.Now()
+	restarted := make(chan error, 1)
+	go func() { restarted <- pg.Restart(20 * time.Second) }()
+	testkit.Returned(t, restarted, 90*time.Second, "PostgreSQL restart")
+	t.Logf("PostgreSQL back after %v", time.Since(downAt).Round(100*time.Millisecond))
+	testkit.WaitFor(t, 60*time.Second, "every camera recorded again on a and b", func() bool {
+		return recorded(cl.statuses(a.base()), "node-a", "node-b")
+	})
+	t.Logf("cameras recorded again %v after the database came back", time.Since(downAt.Add(20*time.Second)).Round(100*time.Millisecond))
+	testkit.WaitFor(t, 30*time.Second, "the spools to drain into the store and the index", func() bool {
+		return spoolEmpty(a) && spoolEmpty(b)
+	})
+	if n := fencedFiles(a) + fencedFiles(b); n != fencedBefore {
+		t.Errorf("%d segments fenced during the database's absence", n-fencedBefore)
+	}
 
 	// 5. the recordings: never two writers; the kill -9 left no gap longer
 	// than leaseTTL + 5 s
@@ -468,14 +513,25 @@ func TestThreeNodes(t *testing.T) {
 		}
 		checkNoOverlap(t, cam, segs)
 		if slices.Contains(killed, cam) {
-			if g := maxGap(segs, killedAt.Add(-10*time.Second), killedAt.Add(20*time.Second)); g > leaseTTL+5*time.Second {
+			if g := maxGap(segs, killedAt.Add(-10*time.Second), downAt); g > leaseTTL+5*time.Second {
 				t.Errorf("%s: a gap of %v around the kill -9, want at most %v", cam, g, leaseTTL+5*time.Second)
 			} else {
 				t.Logf("%s: longest gap around the kill -9: %v", cam, g)
 			}
 		}
+		// recorded up to the database's going away, and that is indexed
+		reached := false
+		for _, sg := range segs {
+			if !sg.End.Before(downAt) && sg.Start.Before(downAt) {
+				reached = true
+			}
+		}
+		t.Logf("%s: longest gap around the database's absence: %v", cam, maxGap(segs, downAt.Add(-10*time.Second), end))
+		if !reached {
+			t.Errorf("%s: no segment indexed across the moment PostgreSQL went away (%v): lost", cam, downAt)
+		}
 		if slices.Contains(frozenCams, cam) {
-			t.Logf("%s (moved off the frozen node): longest gap around the freeze: %v", cam, maxGap(segs, stoppedAt.Add(-5*time.Second), stoppedAt.Add(30*time.Second)))
+			t.Logf("%s (moved off the frozen node): longest gap around the freeze: %v", cam, maxGap(segs, stoppedAt.Add(-5*time.Second), killedAt))
 		}
 	}
 }
