@@ -35,6 +35,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -103,12 +104,14 @@ type Cluster struct {
 	log    *slog.Logger
 	target Target
 
-	mu      sync.Mutex
-	holders map[string]string     // camera → node holding its lease, as last read
-	adverts map[string]string     // node → advertise URL, as last read
-	shared  map[string]sharedStat // camera → the status its owner wrote
-	periods map[string][]period   // camera → this run's periods of ownership, oldest first
-	written map[string]written    // camera → the status this node last wrote
+	mu       sync.Mutex
+	holders  map[string]string     // camera → node holding its lease, as last read
+	adverts  map[string]string     // node → advertise URL, as last read
+	shared   map[string]sharedStat // camera → the status its owner wrote
+	periods  map[string][]period   // camera → this run's periods of ownership, oldest first
+	written  map[string]written    // camera → the status this node last wrote
+	newest   time.Time             // the newest camera_status.updated read (refresh loop only)
+	lastFull time.Time             // when every status was last read (refresh loop only)
 
 	jobsMu sync.Mutex
 	jobs   map[string]*job
@@ -210,9 +213,16 @@ func (c *Cluster) PutAll(ctx context.Context, cameras []string) error {
 	return c.leases.PutAll(ctx, cameras)
 }
 
-// Delete removes a deleted camera's lease; its owner stops it.
+// Delete removes a deleted camera's lease (its owner stops it) and its
+// shared status.
 func (c *Cluster) Delete(ctx context.Context, camera string) error {
-	return c.leases.Delete(ctx, camera)
+	if err := c.leases.Delete(ctx, camera); err != nil {
+		return err
+	}
+	if _, err := c.db.Exec(ctx, `DELETE FROM camera_status WHERE camera = ?`, camera); err != nil {
+		return fmt.Errorf("cluster: delete the status of %s: %w", camera, err)
+	}
+	return nil
 }
 
 func (c *Cluster) acquired(camera string, epoch int64) {
@@ -419,8 +429,14 @@ func (c *Cluster) refreshLoop(ctx context.Context) {
 	}
 }
 
-// statusRewrite is how often an unchanged status is written again.
-const statusRewrite = 15 * time.Second
+// statusRewrite is how often an unchanged status is written again;
+// statusReread how often every status is read again (otherwise only those
+// written since the last read, statusMargin before the newest seen).
+const (
+	statusRewrite = 15 * time.Second
+	statusReread  = time.Minute
+	statusMargin  = 10 * time.Second
+)
 
 func (c *Cluster) refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(c.opts.Refresh, 5*time.Second))
@@ -436,23 +452,42 @@ func (c *Cluster) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rows, err := c.db.Query(ctx, `SELECT camera, node, status FROM camera_status`)
+	// the statuses written since the last read (with a margin for the
+	// transactions that committed late), all of them at first and every
+	// statusReread
+	full := c.lastFull.IsZero() || time.Since(c.lastFull) >= statusReread
+	q := `SELECT camera, node, status, updated FROM camera_status`
+	var args []any
+	if !full {
+		q += ` WHERE updated > ?`
+		args = append(args, c.newest.Add(-statusMargin))
+	}
+	rows, err := c.db.Query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("cluster: statuses: %w", err)
 	}
-	shared := map[string]sharedStat{}
+	read := map[string]sharedStat{}
+	newest := c.newest
 	for rows.Next() {
 		var cam string
 		var s sharedStat
-		if err := rows.Scan(&cam, &s.node, &s.status); err != nil {
+		var updated time.Time
+		if err := rows.Scan(&cam, &s.node, &s.status, &updated); err != nil {
 			rows.Close()
 			return fmt.Errorf("cluster: statuses: %w", err)
 		}
-		shared[cam] = s
+		read[cam] = s
+		if updated.After(newest) {
+			newest = updated
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cluster: statuses: %w", err)
+	}
+	c.newest = newest
+	if full {
+		c.lastFull = time.Now()
 	}
 	c.mu.Lock()
 	clear(c.holders)
@@ -465,7 +500,11 @@ func (c *Cluster) refresh(ctx context.Context) error {
 	for _, n := range nodes {
 		c.adverts[n.Name] = n.Advertise
 	}
-	c.shared = shared
+	if full {
+		c.shared = read
+	} else {
+		maps.Copy(c.shared, read)
+	}
 	c.mu.Unlock()
 	return nil
 }

@@ -223,6 +223,25 @@ func TestOwnershipStatusesAndHandOver(t *testing.T) {
 	})
 	t.Logf("hand-over of %d cameras after a clean stop: %v", len(held), time.Since(start).Round(time.Millisecond))
 	testkit.WaitFor(t, 5*time.Second, "12 cameras over a and b", func() bool { return evenly(t, 12, a, b) })
+	// the statuses follow the new owners (read incrementally)
+	testkit.WaitFor(t, 10*time.Second, "the statuses of c's cameras written by their new owners", func() bool {
+		own := owners(t, a, b)
+		for _, cam := range held {
+			o := own[cam]
+			viewer := a
+			if o == a.Name() {
+				viewer = b
+			}
+			st, ok := viewer.SharedStatus(cam)
+			if !ok || string(st) != fmt.Sprintf(`{"id":%q,"by":%q}`, cam, o) {
+				return false
+			}
+		}
+		return true
+	})
+	if st, ok := a.SharedStatus("cam-05"); ok {
+		t.Errorf("a deleted camera's status: %s", st)
+	}
 	nodes, err = a.Nodes(ctx)
 	if err != nil {
 		t.Fatal(err)
