@@ -376,7 +376,9 @@ func TestThreeNodes(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			for _, n := range []*node{a, b, c} {
-				t.Logf("---- %s's log:\n%s", n.name, n.logs)
+				if n.logs != nil {
+					t.Logf("---- %s's log:\n%s", n.name, n.logs)
+				}
 			}
 		}
 	}()
