@@ -151,6 +151,10 @@ func (a *App) runCluster(ctx context.Context) (done <-chan struct{}, err *error)
 		close(ch)
 		return ch, &runErr
 	}
+	if a.cfg.Cluster.Advertise == "" && a.ln != nil {
+		// the port bound (http.listen may say port 0)
+		a.cluster.SetAdvertise(defaultAdvertise(a.cluster.Name(), a.ln.Addr().String(), a.cfg.HTTP.TLS.Cert != ""))
+	}
 	go func() {
 		defer close(ch)
 		if e := a.cluster.Run(ctx); e != nil && !errors.Is(e, context.Canceled) {

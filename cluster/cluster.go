@@ -178,6 +178,13 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Cluster, error) {
 // SetTarget gives the node what runs its cameras; call it before Run.
 func (c *Cluster) SetTarget(t Target) { c.target = t }
 
+// SetAdvertise changes the URL the other nodes reach this node at (when
+// it is known only once the HTTP listener is bound); call it before Run.
+func (c *Cluster) SetAdvertise(url string) {
+	c.opts.Advertise = url
+	c.node.Advertise = url
+}
+
 // Name is this node's name.
 func (c *Cluster) Name() string { return c.opts.Node }
 
