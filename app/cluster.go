@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,17 +29,14 @@ func (a *App) openCluster(ctx context.Context) error {
 	if err := clusterConfigError(a.cfg); err != nil {
 		return err
 	}
-	name := a.cfg.Cluster.Node
+	hostname, _ := os.Hostname()
+	name := cmp.Or(a.cfg.Cluster.Node, hostname)
 	if name == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return fmt.Errorf("cluster.node is empty and the host name is unknown (%v): set cluster.node", err)
-		}
-		name = h
+		return errors.New("cluster.node is empty and the host name is unknown: set cluster.node")
 	}
 	advertise := a.cfg.Cluster.Advertise
 	if advertise == "" {
-		advertise = defaultAdvertise(name, a.cfg.HTTP.Listen, a.cfg.HTTP.TLS.Cert != "")
+		advertise = defaultAdvertise(hostname, a.cfg.HTTP.Listen, a.cfg.HTTP.TLS.Cert != "")
 	}
 	c, err := cluster.Open(ctx, a.db, cluster.Options{
 		Node:      name,
@@ -65,11 +63,15 @@ func clusterConfigError(cfg config.Config) error {
 }
 
 // defaultAdvertise is this node's URL when cluster.advertise is empty: the
-// host name and the HTTP port.
-func defaultAdvertise(host, listen string, tls bool) string {
-	_, port, err := net.SplitHostPort(listen)
+// address http.listen binds when it names one, else the host name, with
+// the HTTP port.
+func defaultAdvertise(hostname, listen string, tls bool) string {
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		port = "8080"
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = hostname
 	}
 	scheme := "http"
 	if tls {
@@ -153,7 +155,8 @@ func (a *App) runCluster(ctx context.Context) (done <-chan struct{}, err *error)
 	}
 	if a.cfg.Cluster.Advertise == "" && a.ln != nil {
 		// the port bound (http.listen may say port 0)
-		a.cluster.SetAdvertise(defaultAdvertise(a.cluster.Name(), a.ln.Addr().String(), a.cfg.HTTP.TLS.Cert != ""))
+		hostname, _ := os.Hostname()
+		a.cluster.SetAdvertise(defaultAdvertise(hostname, a.ln.Addr().String(), a.cfg.HTTP.TLS.Cert != ""))
 	}
 	go func() {
 		defer close(ch)

@@ -34,7 +34,9 @@ func TestDefaultAdvertise(t *testing.T) {
 	}{
 		{"node-a", ":8080", false, "http://node-a:8080"},
 		{"node-b", "0.0.0.0:9443", true, "https://node-b:9443"},
-		{"node-c", "bad", false, "http://node-c:8080"},
+		{"node-c", "10.1.2.3:8080", false, "http://10.1.2.3:8080"},
+		{"node-d", "127.0.0.1:41234", false, "http://127.0.0.1:41234"},
+		{"node-e", "bad", false, "http://node-e:8080"},
 	} {
 		if got := defaultAdvertise(c.host, c.listen, c.tls); got != c.want {
 			t.Errorf("%+v: %s", c, got)

@@ -406,16 +406,17 @@ func TestThreeNodes(t *testing.T) {
 	}
 	var cluster struct {
 		Nodes []struct {
-			Name, State string
-			Cameras     int
+			Name, State, Advertise string
+			Cameras                int
 		}
 	}
 	if code := cl.do(c.base(), "GET", "/api/v1/cluster", nil, &cluster); code != http.StatusOK || len(cluster.Nodes) != 3 {
 		t.Fatalf("GET /api/v1/cluster: %d %+v", code, cluster)
 	}
 	for _, n := range cluster.Nodes {
-		if n.State != "up" || n.Cameras != 2 {
-			t.Errorf("node %+v", n)
+		want := map[string]string{"node-a": a.base(), "node-b": b.base(), "node-c": c.base()}[n.Name]
+		if n.State != "up" || n.Cameras != 2 || n.Advertise != want {
+			t.Errorf("node %+v, want advertised at %s", n, want)
 		}
 	}
 	time.Sleep(3 * time.Second) // a few segments each
