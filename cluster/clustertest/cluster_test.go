@@ -5,7 +5,8 @@
 // (SIGSTOP) stores nothing for the cameras that moved; kill -9 of a node
 // moves its cameras within leaseTTL + 5 s with no longer gap and no
 // overlapping segments; SIGTERM hands over within 3 s; PostgreSQL away for
-// 20 s loses no segment.
+// 20 s loses no segment; a live view (WHEP) through a node that does not own
+// the camera plays, and the camera is still pulled once.
 //
 // It needs the PostgreSQL binaries (or VIGIL_TEST_POSTGRES_URL) and
 // versitygw (VIGIL_VERSITYGW or on the PATH); without them it skips, unless
@@ -418,6 +419,25 @@ func TestThreeNodes(t *testing.T) {
 		if n.State != "up" || n.Cameras != 2 || n.Advertise != want {
 			t.Errorf("node %+v, want advertised at %s", n, want)
 		}
+	}
+	// live view (WHEP) of every camera through a node that does not own it:
+	// the offer goes to the owner, the media comes from the owner's relay
+	per := byNode(cl.statuses(a.base()))
+	for _, via := range []*node{a, b, c} {
+		for owner, cams := range per {
+			if owner == via.name {
+				continue
+			}
+			d, err := whepFirstFrame(via.base(), cl.token, cams[0], 20*time.Second)
+			if err != nil {
+				t.Errorf("live view of %s (on %s) through %s: %v", cams[0], owner, via.name, err)
+				continue
+			}
+			t.Logf("live view of %s (on %s) through %s: first video after %v", cams[0], owner, via.name, d.Round(time.Millisecond))
+		}
+	}
+	if n := sim.Sessions(); n != cameraN {
+		t.Errorf("camsim has %d RTSP sessions after the live views: want each camera pulled once", n)
 	}
 	time.Sleep(3 * time.Second) // a few segments each
 
