@@ -6,7 +6,8 @@
 // moves its cameras within leaseTTL + 5 s with no longer gap and no
 // overlapping segments; SIGTERM hands over within 3 s; PostgreSQL away for
 // 20 s loses no segment; a live view (WHEP) through a node that does not own
-// the camera plays, and the camera is still pulled once.
+// the camera plays, and the camera is still pulled once; playback through
+// any node.
 //
 // It needs the PostgreSQL binaries (or VIGIL_TEST_POSTGRES_URL) and
 // versitygw (VIGIL_VERSITYGW or on the PATH); without them it skips, unless
@@ -311,6 +312,28 @@ func (a *api) segments(base, cam string, from, to time.Time) []segment {
 	return r.Segments
 }
 
+// playback reads GET .../playback of cam from start for dur through base:
+// the bytes and the content type.
+func (a *api) playback(base, cam string, start time.Time, dur time.Duration) (int, string) {
+	a.t.Helper()
+	q := url.Values{"start": {start.UTC().Format(time.RFC3339Nano)}, "duration": {dur.String()}}
+	req, err := http.NewRequest("GET", base+"/api/v1/cameras/"+cam+"/playback?"+q.Encode(), nil)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	res, err := a.hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Sprintf("%s: %s", res.Status, b)
+	}
+	return len(b), res.Header.Get("Content-Type")
+}
+
 // checkNoOverlap fails when two segments of a camera overlap (two writers).
 func checkNoOverlap(t *testing.T, cam string, segs []segment) {
 	t.Helper()
@@ -440,6 +463,22 @@ func TestThreeNodes(t *testing.T) {
 		t.Errorf("camsim has %d RTSP sessions after the live views: want each camera pulled once", n)
 	}
 	time.Sleep(3 * time.Second) // a few segments each
+
+	// playback through every node of a camera another node records: the
+	// store and the index are shared, the owner's spool is asked for the
+	// part not uploaded yet
+	for _, via := range []*node{a, b, c} {
+		for owner, cams := range per {
+			if owner == via.name {
+				continue
+			}
+			from := time.Now().Add(-4 * time.Second)
+			n, ctype := cl.playback(via.base(), cams[0], from, 3*time.Second)
+			if n < 1000 || ctype != "video/mp4" {
+				t.Errorf("playback of %s (on %s) through %s: %d bytes of %q", cams[0], owner, via.name, n, ctype)
+			}
+		}
+	}
 
 	// 2. SIGSTOP a past its lease: its cameras move; after SIGCONT it
 	// stores nothing of what it wrote for them meanwhile
