@@ -74,8 +74,9 @@ type Options struct {
 type Target interface {
 	// Acquired: this node now runs camera (start its ingest and recording).
 	Acquired(camera string)
-	// Lost: this node no longer runs camera; stop writing it before
-	// returning.
+	// Lost: this node no longer runs camera; tell its writers to stop
+	// before returning (the loss is judged clean or not right after: a
+	// writer must not go on writing for long).
 	Lost(camera string)
 	// Changed: camera, which this node runs, was changed or deleted on
 	// some node: read it again.
@@ -245,7 +246,7 @@ func (c *Cluster) acquired(camera string, epoch int64) {
 
 func (c *Cluster) lost(camera string) {
 	if c.target != nil {
-		c.target.Lost(camera) // its writers have stopped when it returns
+		c.target.Lost(camera) // its writers are told to stop (they stop within a unit)
 	}
 	now := time.Now()
 	clean := now.Before(c.node.SafeUntil())
