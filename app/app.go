@@ -31,10 +31,12 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/app/metrics"
 	"github.com/vigil-vms/vigil/availability"
+	"github.com/vigil-vms/vigil/cluster"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/evidence"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
+	"github.com/vigil-vms/vigil/cluster/remote"
 	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
@@ -93,6 +95,7 @@ type App struct {
 	Health   *health.Monitor  // GET /api/v1/health
 	Alerts   *alerts.Notifier // events to webhooks
 	gb       *gbPart          // GB/T 28181; nil when gb28181.enabled is false
+	cluster  *cluster.Cluster // this node in the cluster; nil on a single node (database.url empty)
 	up       *upPart          // GB/T 28181 upper platforms; nil without any
 	metrics  *metrics.Metrics
 	http     *http.Server
@@ -160,6 +163,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.Store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
 	}
+	if err := a.openCluster(ctx); err != nil {
+		return nil, err
+	}
 
 	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest"), Sources: a.gbSources()})
 	if a.Relay, err = relay.New(relay.Options{
@@ -186,17 +192,31 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		// what is not uploaded by then stays in the spool for the next start
 		ShutdownGrace: opts.ShutdownGrace - time.Second,
 		Log:           a.log.With("part", "recorder"),
+		// a cluster node stores no segment of a camera that moved meanwhile
+		Fence: a.recorderFence(),
+		RunsHere: a.once("retention"),
 	}, a.Fleet); err != nil {
 		return nil, err
 	}
 	a.Cameras = dispatch.New(a.Fleet, a.Recorder)
+	a.clusterDispatch()
+	if a.cluster != nil {
+		a.Index.SetFence(a.cluster.FenceIndex)
+	}
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
+	var rn *remote.Node // in a cluster: live view and spool of cameras other nodes ingest
+	if a.cluster != nil {
+		if rn, err = a.buildRemote(ctx, a.cluster); err != nil {
+			return nil, err
+		}
+	}
 	if a.avail, err = availability.New(ctx, a.db, availability.Options{
-		Statuses: a.Fleet.Statuses,
+		Statuses: a.cameraStatuses(), // in a cluster, the other nodes' cameras too
 		Index:    a.Index,
 		Spooled:  a.Recorder.Spooled,
 		Log:      a.log.With("part", "availability"),
+		RunsHere: a.once("availability"),
 	}); err != nil {
 		return nil, err
 	}
@@ -217,7 +237,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
 		Probe:    ingest.Probe,
-		Live:     a.Relay,
+		Live:     a.liveFor(rn),
 		Review:   a.Review,
 		Evidence: a.Evidence,
 		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
@@ -233,6 +253,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Metrics: a.metrics.Handler(),
 		WebApp:  web.FS,
 		Log:     a.log.With("part", "http"),
+		Cluster: a.clusterDeps(),
 	}, ui.Options{
 		SessionTTL:     cmp.Or(opts.SessionTTL, cfg.Auth.SessionTTL.D()),
 		SessionMaxAge:  cfg.Auth.SessionMaxAge.D(),
@@ -244,7 +265,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.http = ui.NewHTTPServer(cfg.HTTP.Listen, a.metrics.Instrument(srv.Handler()))
+	a.http = ui.NewHTTPServer(cfg.HTTP.Listen, a.metrics.Instrument(rn.Handler(srv.Handler())))
 	a.http.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
 	if cfg.HTTP.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
@@ -321,6 +342,15 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.Cameras.Load(cams)
+	// the node in the cluster: it takes its cameras' leases now, and gives
+	// them up first at shutdown, so that the others take over at once
+	clusterCtx, stopCluster := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCluster()
+	clusterDone, clusterErr := a.runCluster(clusterCtx)
+	var clusterFailed <-chan struct{} // nil (never) on a single node
+	if a.cluster != nil {
+		clusterFailed = clusterDone
+	}
 
 	// Parts run under their own context, cancelled in order at shutdown: the
 	// HTTP server first (no new viewers), then the relay and the recorder (which
@@ -396,7 +426,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Error("a part failed, shutting down")
 	case <-gbFailed:
 		a.log.Error("GB/T 28181 failed, shutting down", "error", gbErr)
+	case <-clusterFailed:
+		a.log.Error("the cluster node failed, shutting down", "error", *clusterErr)
 	}
+	stopCluster()
+	<-clusterDone // the leases are released: the other nodes take over now
 	deadline := time.Now().Add(a.opts.ShutdownGrace)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -418,6 +452,9 @@ func (a *App) Run(ctx context.Context) error {
 	<-gbDone
 	if runErr == nil && gbErr != nil && !errors.Is(gbErr, context.Canceled) {
 		runErr = fmt.Errorf("gb28181: %w", gbErr)
+	}
+	if runErr == nil && *clusterErr != nil {
+		runErr = *clusterErr
 	}
 	if runErr == nil && ingestErr != nil && !errors.Is(ingestErr, context.Canceled) {
 		runErr = ingestErr

@@ -27,6 +27,7 @@ func (a *App) buildOps(ctx context.Context) error {
 	var err error
 	if a.Alerts, err = alerts.New(ctx, a.db, alerts.Options{
 		Webhooks: a.cfg.Alerts.AlertWebhooks(),
+		RunsHere: a.once("alerts"),
 		Log:      a.log.With("part", "alerts"),
 	}); err != nil {
 		return err

@@ -1,9 +1,7 @@
 package app
 
 import (
-	"cmp"
 	"context"
-	"os"
 
 	"github.com/vigil-vms/vigil/cluster/remote"
 	"github.com/vigil-vms/vigil/ui"
@@ -25,9 +23,8 @@ func (a *App) buildRemote(ctx context.Context, owners remote.Owners) (*remote.No
 	if err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
 	n, err := remote.New(remote.Options{
-		Node:   cmp.Or(a.cfg.Cluster.Node, host, "vigil"),
+		Node:   a.cluster.Name(),
 		Secret: secret,
 		Owners: owners,
 		Relay:  a.Relay,

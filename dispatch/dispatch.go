@@ -72,6 +72,9 @@ type Status struct {
 	// RecordingDropped counts the units the recorder could not write (a
 	// full spool disk) since start; Dropped includes them.
 	RecordingDropped int64 `json:"recordingDropped,omitempty"`
+	// Node is the cluster node that runs the camera ("" on a single node,
+	// or while no node does).
+	Node string `json:"node,omitempty"`
 }
 
 // Dispatcher applies camera changes to the parts that run cameras. Changes are
@@ -85,6 +88,9 @@ type Dispatcher struct {
 
 	gb     GBOptions  // SetGB
 	syncMu sync.Mutex // serializes GB/T 28181 catalog syncs
+
+	cl    *ClusterOptions          // SetCluster; nil on a single node
+	local map[string]ingest.Camera // cluster: the cameras running on this node
 }
 
 // New returns a Dispatcher over the ingest and the recorder. Either may be nil
@@ -96,6 +102,10 @@ func New(pull Pulling, rec Recording) *Dispatcher {
 // Load applies every registered camera, at start (before or after the parts
 // run: each part starts what it holds when it runs).
 func (d *Dispatcher) Load(cams []ingest.Camera) {
+	if d.cl != nil {
+		d.clusterLoad(cams)
+		return
+	}
 	for _, c := range cams {
 		d.Apply(c)
 	}
@@ -105,6 +115,10 @@ func (d *Dispatcher) Load(cams []ingest.Camera) {
 // while it is enabled (a changed URL reconnects), the recorder records it
 // while it is enabled and set to record.
 func (d *Dispatcher) Apply(c ingest.Camera) {
+	if d.cl != nil {
+		d.clusterApply(c)
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pull != nil {
@@ -118,6 +132,10 @@ func (d *Dispatcher) Apply(c ingest.Camera) {
 // Remove stops a deleted camera everywhere: the recorder closes its segment
 // first, then the ingest stops pulling and closes its streams.
 func (d *Dispatcher) Remove(id string) {
+	if d.cl != nil {
+		d.clusterRemove(id)
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.rec != nil {
@@ -131,6 +149,14 @@ func (d *Dispatcher) Remove(id string) {
 // Status returns a registered camera's status. A camera the ingest does not
 // hold yet is connecting (or disabled).
 func (d *Dispatcher) Status(cam ingest.Camera) Status {
+	if d.cl != nil {
+		return d.clusterStatus(cam)
+	}
+	return d.localStatus(cam)
+}
+
+// localStatus is the status of a camera as the parts of this node see it.
+func (d *Dispatcher) localStatus(cam ingest.Camera) Status {
 	var st Status
 	ok := false
 	if d.pull != nil {

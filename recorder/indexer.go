@@ -2,9 +2,12 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/vigil-vms/vigil/cluster/lease"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
@@ -107,6 +110,16 @@ func (x *indexer) write(ctx context.Context, batch []*spoolItem) {
 }
 
 func (x *indexer) done(it *spoolItem, err error) {
+	if err != nil && errors.Is(err, lease.ErrFenced) {
+		// refused by the index's fence: the object just stored goes too
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		derr := x.r.opts.Store.Delete(dctx, it.key)
+		cancel()
+		if derr != nil {
+			x.r.log.Error("recorder: fenced segment stored but not indexed; delete it from the store", "segment", it.key, "err", derr)
+		}
+		err = &fencedError{err}
+	}
 	if err == nil {
 		x.indexed.Add(1)
 		x.r.stored.Add(it.size)

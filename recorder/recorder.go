@@ -120,6 +120,14 @@ type Options struct {
 	// applies retention for the cluster to the cameras of the index it does
 	// not record (see Retain); nil: always (a single node).
 	RunsHere func() bool
+	// Fence, when set (a cluster node), is asked before each segment upload
+	// whether the segment of camera that started at start may be stored
+	// (cluster.Cluster.Fence). An error matching lease.ErrFenced refuses it:
+	// the segment is moved to SpoolDir/fenced (FencedDir), never uploaded;
+	// any other error fails the upload, which is tried again. An index write
+	// refused by the index's fence (archive.Index.SetFence) does the same,
+	// and deletes the object just stored. nil: no check.
+	Fence func(ctx context.Context, camera string, start time.Time) error
 }
 
 // Source gives the recorder a camera's stream; ingest.Fleet implements it.
@@ -152,6 +160,7 @@ type Status struct {
 	// spool could not be written, since start.
 	UnitsLost     int64
 	Deleted       int64     // segments deleted by retention
+	Fenced        int64     // segments refused by Options.Fence, kept in SpoolDir/fenced
 	OldestWaiting time.Time // start of the oldest closed segment not yet stored; zero when none waits
 	ReceivedBytes int64     // payload bytes of the units recorded since start
 	StoredBytes   int64     // bytes of the segments uploaded since start
@@ -580,6 +589,9 @@ func (r *Recorder) upload(ctx context.Context, it *spoolItem) error {
 			it.size = fi.size
 		}
 		it.seg = fi.seg
+	}
+	if err := r.checkFence(ctx, it); err != nil {
+		return err
 	}
 	if err := r.put(ctx, it); err != nil {
 		return err

@@ -47,6 +47,7 @@ type spool struct {
 	dropped    int64
 	rescans    int64 // closed segments scanned at upload: their writer's table was incomplete
 	uploaded   int64
+	fenced     int64 // segments moved to FencedDir
 	uploadErrs int64
 	lastErr    string
 	lastErrAt  time.Time
@@ -352,7 +353,16 @@ func (s *spool) done(it *spoolItem, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var bad *uploadError
+	var fenced *fencedError
 	switch {
+	case errors.As(err, &fenced):
+		for i, w := range s.waiting {
+			if w == it {
+				s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
+				break
+			}
+		}
+		s.fenceLocked(it, err)
 	case err == nil || errors.As(err, &bad):
 		for i, w := range s.waiting {
 			if w == it {
@@ -415,6 +425,9 @@ func (s *spool) recover() (int, error) {
 	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && p == filepath.Join(s.dir, FencedDir) {
+			return filepath.SkipDir // kept for the operator, never uploaded
 		}
 		if !d.Type().IsRegular() {
 			return nil
@@ -544,6 +557,7 @@ func (s *spool) status(st *Status) {
 	st.Waiting = len(s.waiting)
 	st.Dropped = s.dropped
 	st.Uploaded = s.uploaded
+	st.Fenced = s.fenced
 	st.UploadErrors = s.uploadErrs
 	st.LastUploadError = s.lastErr
 	st.LastUploadErrorAt = s.lastErrAt

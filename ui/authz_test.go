@@ -134,6 +134,7 @@ var matrix = []matrixRow{
 	{name: "camera import (flood-control)", method: "POST", path: "/api/v1/cameras/import", ctype: "text/csv",
 		body: "id,name,department,mainUrl\nflood-3,Three,flood-control,rtsp://10.0.0.3/x\n", cams: map[string]want{"": {cr, forb, forb, forb, forb, cr, unau, unau}}},
 	{name: "missing camera", method: "GET", path: "/api/v1/cameras/ghost", cams: map[string]want{"": {nf, nf, nf, nf, nf, nf, unau, unau}}},
+	{name: "cluster nodes", method: "GET", path: "/api/v1/cluster", cams: map[string]want{"": {ok, ok, forb, forb, forb, ok, unau, unau}}},
 
 	// Per camera: police-1 is outside the scoped user's departments, flood-1 inside.
 	{name: "camera get", method: "GET", path: "/api/v1/cameras/{cam}", cams: map[string]want{

@@ -87,6 +87,8 @@ type Deps struct {
 	WebApp fs.FS
 	// Log receives request failures. It defaults to discarding.
 	Log *slog.Logger
+	// Cluster lists the nodes of the cluster; nil on a single node.
+	Cluster Cluster
 }
 
 // Options tune the server.
@@ -276,6 +278,7 @@ func (s *Server) routes() {
 	s.route("DELETE /api/v1/map", actAccounts, "map.delete", s.deleteMap)
 	s.route("GET /api/v1/map/image", actView, "", s.getMapImage)
 	s.route("PUT /api/v1/map/image", actAccounts, "map.image", s.putMapImage)
+	s.route("GET /api/v1/cluster", actView, "", s.clusterNodes) // admin and operator: checked in the handler
 	metricsAct := actMetrics
 	if s.opts.MetricsPublic {
 		metricsAct = actOpen

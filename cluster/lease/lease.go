@@ -103,6 +103,26 @@ func (l *Leases) Put(ctx context.Context, camera string) error {
 	})
 }
 
+// PutAll adds a free lease for each of cameras that has none, in one
+// transaction, and notifies the nodes once (channel vigil_leases): what a
+// node does at start with every registered camera.
+func (l *Leases) PutAll(ctx context.Context, cameras []string) error {
+	if len(cameras) == 0 {
+		return nil
+	}
+	return l.inTx(ctx, "put", func(tx *sqlTx) error {
+		res, err := tx.Exec(ctx, `INSERT INTO leases(camera) SELECT unnest(CAST(? AS TEXT[])) ON CONFLICT DO NOTHING`, cameras)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify(?, '')`, ChannelLeases)
+		return err
+	})
+}
+
 // Delete removes camera's lease and notifies the nodes (the owner stops it).
 func (l *Leases) Delete(ctx context.Context, camera string) error {
 	return l.inTx(ctx, "delete "+camera, func(tx *sqlTx) error {

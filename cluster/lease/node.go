@@ -51,6 +51,8 @@ type Node struct {
 	// beforeTick, when set (tests), runs at the start of every tick: a test
 	// blocks in it to freeze the node as a paused process would be.
 	beforeTick func(ctx context.Context)
+	// BeforeTick is beforeTick for the tests of other packages (cluster).
+	BeforeTick func(ctx context.Context)
 
 	// heldUntil (unix ns) is when the leases lapse by this node's own clock:
 	// the sending of the last successful renewal plus 4/5 of the TTL. The
@@ -102,6 +104,20 @@ func (n *Node) Held(camera string, epoch int64) bool {
 	}
 	e, ok := n.Epoch(camera)
 	return ok && e == epoch
+}
+
+// SafeUntil is the earliest moment the database can expire this node's
+// leases: the sending of the last successful renewal plus the TTL (zero
+// before the first). Until then no other node can own a camera this node
+// held, so what its writers wrote before that moment was written by the one
+// owner; a camera lost later (a paused process that woke up) may have had a
+// second writer.
+func (n *Node) SafeUntil() time.Time {
+	u := n.heldUntil.Load()
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, u).Add(n.Leases.ttl / 5)
 }
 
 // Epoch returns the epoch at which this node owns camera, if it does.
@@ -205,10 +221,12 @@ func (n *Node) join(ctx context.Context) error {
 // tick heartbeats, renews, and takes or sheds leases toward the fair share.
 // It returns how long to wait before the next tick.
 func (n *Node) tick(ctx context.Context) (time.Duration, error) {
-	if n.beforeTick != nil {
-		n.beforeTick(ctx)
-		if ctx.Err() != nil {
-			return 0, nil
+	for _, f := range []func(context.Context){n.beforeTick, n.BeforeTick} {
+		if f != nil {
+			f(ctx)
+			if ctx.Err() != nil {
+				return 0, nil
+			}
 		}
 	}
 	n.stats.ticks.Add(1)
@@ -242,7 +260,6 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	n.heldUntil.Store(sent.Add(l.ttl - l.ttl/5).UnixNano())
 	n.stats.renewed.Add(int64(len(renewed)))
 	n.mu.Lock()
 	var lost []string
@@ -255,6 +272,9 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	n.mu.Unlock()
 	slices.Sort(lost)
 	n.lose(lost)
+	// only now: a camera lost was lost while the previous renewal was in
+	// force (see SafeUntil)
+	n.heldUntil.Store(sent.Add(l.ttl - l.ttl/5).UnixNano())
 
 	// 2. the fair share: cameras spread evenly over the live nodes, the
 	// remainder to the first nodes by name

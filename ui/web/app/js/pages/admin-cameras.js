@@ -15,6 +15,8 @@ export function mount(view, ctx) {
   let pollTimer = 0;
   const badges = new Map();
   const subBoxes = new Map(); // camera id → its sub-stream status box
+  const nodeCells = new Map(); // camera id → the cell naming the cluster node that runs it
+  let clustered = false; // the statuses name nodes: a column shows them
   const search = h('input', { type: 'search', placeholder: t('wall.search'), 'data-testid': 'admin-camera-search' });
   search.addEventListener('input', debounce(render, 150));
   const body = h('div', {}, spinner());
@@ -42,6 +44,13 @@ export function mount(view, ctx) {
     const rows = cameras.filter((c) => !q || [c.id, c.name, c.location?.address, c.department].some((s) => s && s.toLowerCase().includes(q)));
     badges.clear();
     subBoxes.clear();
+    nodeCells.clear();
+    clustered = [...status.values()].some((s) => s.node);
+    const nodeColumn = clustered ? [{ title: t('cameras.node'), cell: (c) => {
+      const el = h('code', { class: 'cam-node', 'data-testid': 'camera-node', text: status.get(c.id)?.node || '—' });
+      nodeCells.set(c.id, el);
+      return el;
+    } }] : [];
     replace(body, table([
       { title: t('cameras.id'), cell: (c) => h('div', { class: 'cam-id-cell' }, h('code', { text: c.id }), sourceBadge(c)) },
       { title: t('cameras.name'), cell: (c) => h('div', {}, h('div', { text: c.name }), h('div', { class: 'muted small', text: c.location?.address || '' })) },
@@ -56,6 +65,7 @@ export function mount(view, ctx) {
         return h('div', {}, b, s?.video ? h('div', { class: 'muted small', text: videoText(s.video) }) : null,
           s?.lastError ? h('div', { class: 'muted small err-text', text: s.lastError }) : null, sub);
       } },
+      ...nodeColumn,
       { title: t('cameras.record'), cell: (c) => (c.record ? t('common.yes') : t('common.no')) },
       { title: '', class: 'actions', cell: (c) => h('div', { class: 'row-actions' },
         h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'camera-edit', text: t('common.edit'), onclick: () => openForm(c) }),
@@ -67,6 +77,8 @@ export function mount(view, ctx) {
     try {
       const stat = api.list(await api.get('/api/v1/status'), 'cameras');
       status = new Map(stat.map((s) => [s.id, s]));
+      if (clustered !== stat.some((s) => s.node)) render(); // a cluster formed or went
+      for (const [id, el] of nodeCells) el.textContent = status.get(id)?.node || '—';
       for (const [id, b] of badges) {
         const c = cameras.find((x) => x.id === id);
         setBadge(b, c && c.enabled === false ? 'disabled' : status.get(id)?.state);

@@ -15,6 +15,7 @@ export function mount(view, ctx) {
   let destroyed = false;
   const summary = h('div', { class: 'health-summary', 'data-testid': 'health-status' }, spinner());
   const body = h('div', {});
+  const nodes = h('section', { class: 'cluster-nodes', 'data-testid': 'cluster-nodes', hidden: true });
   const results = h('div', { class: 'alerts-results', 'data-testid': 'alerts-test-results' });
   const testBtn = ctx.session.role === 'admin'
     ? h('button', { type: 'button', class: 'btn', 'data-testid': 'alerts-test', text: t('health.alerts.test'), onclick: sendTest })
@@ -22,7 +23,7 @@ export function mount(view, ctx) {
   replace(view, h('section', { class: 'page', 'data-testid': 'health' },
     pageHeader(t('health.title'), h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'health-refresh', text: t('health.refresh'), onclick: () => health.refresh() })),
     h('p', { class: 'muted page-help', text: t('health.help') }),
-    summary, body,
+    summary, body, nodes,
     testBtn ? h('section', { class: 'health-alerts' },
       h('h2', { class: 'section-title', text: t('health.alerts.title') }),
       h('p', { class: 'muted', text: t('health.alerts.help') }),
@@ -64,12 +65,37 @@ export function mount(view, ctx) {
     }
   }
 
+  // the cluster's nodes (GET /api/v1/cluster), shown when there is a cluster
+  async function loadNodes() {
+    try {
+      const res = await api.get('/api/v1/cluster');
+      if (destroyed) return;
+      const list = res.nodes || [];
+      nodes.hidden = list.length === 0;
+      if (!list.length) return;
+      replace(nodes,
+        h('h2', { class: 'section-title', text: t('cluster.title') }),
+        h('p', { class: 'muted', text: t('cluster.help') }),
+        table([
+          { title: t('cluster.name'), cell: (n) => h('code', { text: n.name }) },
+          { title: t('cluster.advertise'), cell: (n) => h('span', { class: 'muted small', text: n.advertise || '' }) },
+          { title: t('cluster.state'), cell: (n) => h('span', { class: 'health-pill health-' + (n.state === 'up' ? 'ok' : 'failing'), 'data-state': n.state, text: t('cluster.state.' + n.state) }) },
+          { title: t('cluster.since'), cell: (n) => (n.since ? formatDateTime(n.since) : '') },
+          { title: t('cluster.cameras'), cell: (n) => String(n.cameras ?? 0) },
+        ], list, { rowAttrs: (n) => ({ 'data-testid': 'cluster-node', 'data-node': n.name, 'data-state': n.state }) }));
+    } catch {
+      nodes.hidden = true; // a single node or no access: nothing to show
+    }
+  }
+
   const off = health.onChange(() => {
     if (destroyed) return;
+    loadNodes();
     if (!health.current()) replace(body, errorBox(new Error(t('error.notAllowed'))));
     else render();
   });
   render();
+  loadNodes();
   health.refresh();
   return () => { destroyed = true; off(); };
 }
