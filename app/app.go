@@ -32,11 +32,11 @@ import (
 	"github.com/vigil-vms/vigil/app/metrics"
 	"github.com/vigil-vms/vigil/availability"
 	"github.com/vigil-vms/vigil/cluster"
+	"github.com/vigil-vms/vigil/cluster/remote"
 	"github.com/vigil-vms/vigil/dispatch"
 	"github.com/vigil-vms/vigil/evidence"
 	"github.com/vigil-vms/vigil/health"
 	"github.com/vigil-vms/vigil/ingest"
-	"github.com/vigil-vms/vigil/cluster/remote"
 	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/recorder"
 	"github.com/vigil-vms/vigil/recorder/archive"
@@ -193,7 +193,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		ShutdownGrace: opts.ShutdownGrace - time.Second,
 		Log:           a.log.With("part", "recorder"),
 		// a cluster node stores no segment of a camera that moved meanwhile
-		Fence: a.recorderFence(),
+		Fence:    a.recorderFence(),
 		RunsHere: a.once("retention"),
 	}, a.Fleet); err != nil {
 		return nil, err
@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
-	var rn *remote.Node // in a cluster: live view and spool of cameras other nodes ingest
+	var rn *remote.Node         // in a cluster: live view and spool of cameras other nodes ingest
 	if a.cluster != nil {
 		if rn, err = a.buildRemote(ctx, a.cluster); err != nil {
 			return nil, err
