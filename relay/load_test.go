@@ -125,6 +125,9 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	go func() { defer close(fed); f.run(ctx) }()
 	defer func() { cancel(); <-fed }()
 
+	if os.Getenv(profileEnv) != "" {
+		runtime.MemProfileRate = 4096 // the heap profile of the viewers, finely sampled
+	}
 	g0, ms0 := runtime.NumGoroutine(), memStats() // before any viewer
 	load := exec.Command(os.Args[0], "-test.run=^TestLoadViewers$", "-test.v")
 	load.Env = append(os.Environ(), loadURLEnv+"="+e.server.URL, loadCountEnv+"="+strconv.Itoa(n))
@@ -160,6 +163,7 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	g1, ms1 := runtime.NumGoroutine(), memStats()
 	if prefix := os.Getenv(profileEnv); prefix != "" {
 		writeHeapProfile(b, fmt.Sprintf("%s-%d.heap", prefix, n))
+		writeGoroutineProfile(b, fmt.Sprintf("%s-%d.goroutines", prefix, n))
 	}
 	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()
@@ -207,6 +211,18 @@ func writeHeapProfile(b *testing.B, path string) {
 	defer f.Close()
 	runtime.GC()
 	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// writeGoroutineProfile writes the goroutines, counted by stack, to path.
+func writeGoroutineProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 1); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -72,3 +72,37 @@ func TestPacketCacheSharesPayloads(t *testing.T) {
 		t.Fatal("an AAC unit was packetized as video")
 	}
 }
+
+// TestHistoryFindsPacketsOfRecentUnits: the NACK history finds a packet by
+// its sequence number among the last nackUnits units, across the 16-bit
+// wrap, and forgets older units.
+func TestHistoryFindsPacketsOfRecentUnits(t *testing.T) {
+	var h history
+	pls := func(n int, tag byte) []payload {
+		out := make([]payload, n)
+		for i := range out {
+			out[i] = payload{data: []byte{tag, byte(i)}, marker: i == n-1}
+		}
+		return out
+	}
+	seq := uint16(65535 - 3*nackUnits) // wraps during the test
+	first := seq
+	for u := range 2 * nackUnits {
+		h.add(seq, uint32(u)*3000, pls(3, byte(u)))
+		seq += 3
+	}
+	if got := h.lookup([]uint16{first}, nil); len(got) != 0 {
+		t.Fatalf("packet of a unit older than %d units found: %+v", nackUnits, got)
+	}
+	last := seq - 1
+	got := h.lookup([]uint16{last, last - 4, seq}, nil)
+	if len(got) != 2 {
+		t.Fatalf("%d packets found, want 2 (the one not sent yet is not): %+v", len(got), got)
+	}
+	if got[0].seq != last || !got[0].marker || got[0].data[1] != 2 || got[0].ts != uint32(2*nackUnits-1)*3000 {
+		t.Fatalf("last packet: %+v", got[0])
+	}
+	if got[1].seq != last-4 || got[1].marker || got[1].data[1] != 1 || got[1].data[0] != byte(2*nackUnits-2) {
+		t.Fatalf("packet of the unit before: %+v", got[1])
+	}
+}

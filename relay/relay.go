@@ -344,11 +344,11 @@ func (r *Relay) newAPI(lf *pionLogs, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*web
 		webrtc.WithInterceptorRegistry(ir)), nil
 }
 
-// nackHistory is how many sent video packets of a viewer are kept for
-// resending when the viewer asks (NACK): about 2.4 s of a 2 Mbit/s camera,
-// 0.5 s at 10 Mbit/s, several round trips either way. The payloads are the
-// shared ones, so the history costs 32 bytes a packet (see history), 16 KB.
-const nackHistory = 512
+// nackUnits is how many sent video units (pictures) of a viewer are kept
+// for resending their packets when the viewer asks (NACK): 2.5 s at 25
+// pictures a second, several round trips, at any bitrate. The payloads are
+// the shared ones, so the history costs 32 bytes a picture (see history), 2 KB.
+const nackUnits = 64
 
 // interceptors are what a send-only viewer needs from pion: the sender
 // reports. A viewer sends no media, so the NACK generator and the receiver

@@ -517,6 +517,7 @@ func TestNACKResendsThePacket(t *testing.T) {
 	got := map[uint16][]*rtp.Packet{}
 	var order []uint16
 	var ssrc uint32
+	pictures := 0
 	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		c.wg.Add(1)
 		go func() {
@@ -530,6 +531,9 @@ func TestNACKResendsThePacket(t *testing.T) {
 				if len(got[pkt.SequenceNumber]) == 0 {
 					order = append(order, pkt.SequenceNumber)
 				}
+				if len(got[pkt.SequenceNumber]) == 0 && pkt.Marker {
+					pictures++
+				}
 				got[pkt.SequenceNumber] = append(got[pkt.SequenceNumber], pkt)
 				ssrc = pkt.SSRC
 				mu.Unlock()
@@ -537,13 +541,14 @@ func TestNACKResendsThePacket(t *testing.T) {
 		}()
 	})
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	testkit.WaitFor(t, 5*time.Second, "300 packets", func() bool {
+	// the history keeps the last nackUnits pictures
+	testkit.WaitFor(t, 5*time.Second, "40 pictures", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(order) >= 300
+		return pictures >= 40 && len(order) >= 100
 	})
 	mu.Lock()
-	asked := []uint16{order[0], order[1], order[150], order[151], order[len(order)-1]}
+	asked := []uint16{order[0], order[1], order[len(order)/2], order[len(order)/2+1], order[len(order)-1]}
 	media := ssrc
 	mu.Unlock()
 	if err := c.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{

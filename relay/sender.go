@@ -69,29 +69,31 @@ type sender struct {
 	history    history
 }
 
-// sentPacket is a video packet kept for resending (NACK): the header is
-// made again from it and the payload is the shared, immutable one.
-type sentPacket struct {
-	data   []byte
-	ts     uint32
-	seq    uint16
-	marker bool
-	valid  bool
+// sentUnit is a video unit kept for resending its packets (NACK): the
+// headers are made again from it (its packets have consecutive sequence
+// numbers from seq, one timestamp) and the payloads are the shared,
+// immutable ones.
+type sentUnit struct {
+	payloads []payload
+	ts       uint32
+	seq      uint16
 }
 
-// history is the viewer's NACK responder: the last nackHistory video
-// packets it was sent, 32 bytes each, indexed by sequence number.
+// history is the viewer's NACK responder: the last nackUnits video units it
+// was sent, 32 bytes each (a packet-by-packet ring kept 16 KB a viewer).
 type history struct {
 	mu   sync.Mutex
-	ring []sentPacket // nil until the first packet
+	ring []sentUnit // nil until the first unit
+	next int
 }
 
-func (h *history) add(seq uint16, ts uint32, data []byte, marker bool) {
+func (h *history) add(seq uint16, ts uint32, payloads []payload) {
 	h.mu.Lock()
 	if h.ring == nil {
-		h.ring = make([]sentPacket, nackHistory)
+		h.ring = make([]sentUnit, nackUnits)
 	}
-	h.ring[int(seq)%nackHistory] = sentPacket{data: data, ts: ts, seq: seq, marker: marker, valid: true}
+	h.ring[h.next] = sentUnit{payloads: payloads, ts: ts, seq: seq}
+	h.next = (h.next + 1) % nackUnits
 	h.mu.Unlock()
 }
 
@@ -99,15 +101,26 @@ func (h *history) add(seq uint16, ts uint32, data []byte, marker bool) {
 func (h *history) lookup(seqs []uint16, out []sentPacket) []sentPacket {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ring == nil {
-		return out
-	}
 	for _, seq := range seqs {
-		if p := h.ring[int(seq)%nackHistory]; p.valid && p.seq == seq {
-			out = append(out, p)
+		// newest first: a sequence number that wrapped is the recent packet
+		for i := range h.ring {
+			e := &h.ring[(h.next-1-i+2*nackUnits)%nackUnits]
+			if k := int(seq - e.seq); k < len(e.payloads) {
+				pl := e.payloads[k]
+				out = append(out, sentPacket{data: pl.data, ts: e.ts, seq: seq, marker: pl.marker})
+				break
+			}
 		}
 	}
 	return out
+}
+
+// sentPacket is a packet found in the history.
+type sentPacket struct {
+	data   []byte
+	ts     uint32
+	seq    uint16
+	marker bool
 }
 
 func newSender(p *plan, packets *packetCache, video, audio *rtpTrack) (*sender, error) {
@@ -266,9 +279,9 @@ func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 	}
 	ts := s.vbase + ticks(p, 90000)
 	h := &s.vhdr
+	s.history.add(s.vseq, ts, payloads)
 	for _, pl := range payloads {
 		*h = rtp.Header{Version: 2, SequenceNumber: s.vseq, Timestamp: ts, Marker: pl.marker}
-		s.history.add(s.vseq, ts, pl.data, pl.marker)
 		s.vseq++
 		if err := s.video.writeRTP(h, pl.data); err != nil {
 			return fmt.Errorf("write video: %w", err)
