@@ -206,6 +206,13 @@ func (t *rtpTrack) hasSSRC(ssrc uint32) bool {
 	return t.bound && t.ssrc == ssrc
 }
 
+// boundSSRC returns the track's SSRC once it is bound.
+func (t *rtpTrack) boundSSRC() (uint32, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.ssrc, t.bound
+}
+
 // writeRTP sets the header's SSRC and payload type and sends the packet; it
 // is dropped silently before the track is bound (as pion's tracks do).
 func (t *rtpTrack) writeRTP(h *rtp.Header, data []byte) error {

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/vigil-vms/vigil/ingest"
 )
@@ -104,5 +105,24 @@ func TestHistoryFindsPacketsOfRecentUnits(t *testing.T) {
 	}
 	if got[1].seq != last-4 || got[1].marker || got[1].data[1] != 1 || got[1].data[0] != byte(2*nackUnits-2) {
 		t.Fatalf("packet of the unit before: %+v", got[1])
+	}
+}
+
+// TestResendBudget: a viewer is sent again at most resendBurst packets at
+// once and resendRate a second.
+func TestResendBudget(t *testing.T) {
+	var h history
+	t0 := time.Now()
+	if n := h.budget(1000, t0); n != resendBurst {
+		t.Fatalf("first NACKs: %d packets may be resent, want %d", n, resendBurst)
+	}
+	if n := h.budget(10, t0); n != 0 {
+		t.Fatalf("budget spent: %d packets may be resent, want 0", n)
+	}
+	if n := h.budget(1000, t0.Add(100*time.Millisecond)); n != resendRate/10 {
+		t.Fatalf("after 100 ms: %d packets may be resent, want %d", n, resendRate/10)
+	}
+	if n := h.budget(3, t0.Add(time.Hour)); n != 3 {
+		t.Fatalf("after an hour: %d of 3 packets may be resent", n)
 	}
 }

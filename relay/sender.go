@@ -67,6 +67,78 @@ type sender struct {
 	// a resend needs).
 	vhdr, ahdr rtp.Header
 	history    history
+
+	// now is the time of the unit being written (set by writeLiveAt):
+	// one clock reading a unit
+	now        time.Time
+	vrep, arep trackReport
+	lastReport time.Time // when the sender reports were last sent
+}
+
+// trackReport is what a sender report tells of a track (RFC 3550 6.4.1):
+// the sender makes them itself, so that a viewer needs no goroutine and
+// ticker of an interceptor, and a packet no lock.
+type trackReport struct {
+	packets, octets uint32
+	lastTS          uint32    // RTP timestamp of the last picture or frame sent
+	lastAt          time.Time // when it was sent
+}
+
+func (r *trackReport) sent(ts uint32, now time.Time, packets, octets int) {
+	if r.packets == 0 || ts != r.lastTS {
+		r.lastTS, r.lastAt = ts, now
+	}
+	r.packets += uint32(packets)
+	r.octets += uint32(octets)
+}
+
+// report returns the track's sender report at now, nil before its first packet.
+func (r *trackReport) report(ssrc uint32, clock uint32, now time.Time) *rtcp.SenderReport {
+	if r.packets == 0 {
+		return nil
+	}
+	return &rtcp.SenderReport{
+		SSRC:        ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     r.lastTS + uint32(now.Sub(r.lastAt).Seconds()*float64(clock)),
+		PacketCount: r.packets,
+		OctetCount:  r.octets,
+	}
+}
+
+// ntpTime is t in the NTP format: seconds since 1900 in the high 32 bits,
+// the fraction in the low ones.
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800
+	ns := uint64(t.UnixNano())
+	sec := ns/1e9 + unixToNTP
+	frac := (ns % 1e9) << 32 / 1e9
+	return sec<<32 | frac
+}
+
+// reportInterval is how often a viewer gets sender reports.
+const reportInterval = time.Second
+
+// reports returns the sender reports due at now (nil when none is due).
+func (s *sender) reports(now time.Time) []rtcp.Packet {
+	if now.Sub(s.lastReport) < reportInterval {
+		return nil
+	}
+	s.lastReport = now
+	var out []rtcp.Packet
+	if ssrc, ok := s.video.boundSSRC(); ok {
+		if r := s.vrep.report(ssrc, 90000, now); r != nil {
+			out = append(out, r)
+		}
+	}
+	if s.audio != nil {
+		if ssrc, ok := s.audio.boundSSRC(); ok {
+			if r := s.arep.report(ssrc, s.plan.Audio.ClockRate, now); r != nil {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // sentUnit is a video unit kept for resending its packets (NACK): the
@@ -85,6 +157,33 @@ type history struct {
 	mu   sync.Mutex
 	ring []sentUnit // nil until the first unit
 	next int
+	// tokens and filled are the resend budget (see resendRate)
+	tokens float64
+	filled time.Time
+}
+
+// resendRate and resendBurst bound the packets a viewer is sent again, per
+// second and at once: a viewer that loses much (its network, or a relay
+// too slow for its viewers) must not multiply the load with its NACKs.
+const (
+	resendRate  = 100
+	resendBurst = 100
+)
+
+// budget takes up to n packets from the resend budget at now and returns
+// how many it may send.
+func (h *history) budget(n int, now time.Time) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.filled.IsZero() {
+		h.tokens = resendBurst
+	} else {
+		h.tokens = min(resendBurst, h.tokens+now.Sub(h.filled).Seconds()*resendRate)
+	}
+	h.filled = now
+	n = min(n, int(h.tokens))
+	h.tokens -= float64(n)
+	return n
 }
 
 func (h *history) add(seq uint16, ts uint32, payloads []payload) {
@@ -169,6 +268,7 @@ func (s *sender) isVideo(u *ingest.Unit) bool {
 // writeBacklog sends the cached GOP at once (see sender). Audio of the past is
 // not sent: it would only add latency to the browser's audio buffer.
 func (s *sender) writeBacklog(units []*ingest.Unit) error {
+	s.now = time.Now()
 	var pics []*ingest.Unit
 	for _, u := range units {
 		if !s.isVideo(u) {
@@ -219,7 +319,11 @@ func (s *sender) checkReorder(u *ingest.Unit) bool {
 }
 
 // writeLive sends one live unit.
-func (s *sender) writeLive(u *ingest.Unit) error {
+func (s *sender) writeLive(u *ingest.Unit) error { return s.writeLiveAt(u, time.Now()) }
+
+// writeLiveAt sends one live unit at now.
+func (s *sender) writeLiveAt(u *ingest.Unit, now time.Time) error {
+	s.now = now
 	if u.Track == nil {
 		return nil
 	}
@@ -280,15 +384,18 @@ func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 	ts := s.vbase + ticks(p, 90000)
 	h := &s.vhdr
 	s.history.add(s.vseq, ts, payloads)
+	octets := 0
 	for _, pl := range payloads {
 		*h = rtp.Header{Version: 2, SequenceNumber: s.vseq, Timestamp: ts, Marker: pl.marker}
 		s.vseq++
+		octets += len(pl.data)
 		if err := s.video.writeRTP(h, pl.data); err != nil {
 			return fmt.Errorf("write video: %w", err)
 		}
 	}
+	s.vrep.sent(ts, s.now, len(payloads), octets)
 	if u.Keyframe {
-		s.lastKeyframe = time.Now()
+		s.lastKeyframe = s.now
 	}
 	return nil
 }
@@ -312,6 +419,7 @@ func (s *sender) writeAudio(frame []byte, p time.Duration) error {
 		if err := s.audio.writeRTP(h, frame[off:end]); err != nil {
 			return fmt.Errorf("write audio: %w", err)
 		}
+		s.arep.sent(h.Timestamp, s.now, 1, end-off)
 	}
 	return nil
 }
@@ -326,6 +434,7 @@ func (s *sender) resend(n *rtcp.TransportLayerNack) (int, error) {
 	}
 	var buf [17]sentPacket
 	kept := s.history.lookup(seqs, buf[:0])
+	kept = kept[:s.history.budget(len(kept), time.Now())]
 	for _, p := range kept {
 		h := &rtp.Header{Version: 2, SequenceNumber: p.seq, Timestamp: p.ts, Marker: p.marker}
 		if err := s.video.writeRTP(h, p.data); err != nil {
