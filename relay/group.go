@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +22,9 @@ const (
 	// delays nobody. Writing a picture takes some tens of microseconds.
 	slowServe  = 50 * time.Millisecond
 	slowServes = 3
+	// flushBytes is how many bytes of its viewers' packets a group collects
+	// before it sends them (in one system call where it can).
+	flushBytes = 256 << 10
 )
 
 // noWait is a cancelled context: Subscription.Next returns what is queued
@@ -53,7 +57,15 @@ type group struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	members []*session // guarded by groups.mu
-	round   []*session // the members of the current round (the group's goroutine only)
+
+	// the group's goroutine only:
+	round   []*session   // the members of the current round
+	pending []*corkBatch // packets collected, not sent yet
+	bytes   int          // in pending
+	collect func(*corkBatch)
+	scratch mmsgScratch
+	r       *Relay
+	conn    *udpConn // the relay's socket
 }
 
 // serve hands s to a group of its stream until the session ends (its
@@ -86,9 +98,10 @@ func (gs *groups) join(s *session) *group {
 	if g == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		g = &group{
-			st: s.stream, ctx: ctx, cancel: cancel,
+			st: s.stream, ctx: ctx, cancel: cancel, r: gs.r, conn: s.out.conn,
 			clock: s.stream.Subscribe(ingest.SubscribeOptions{Kind: ingest.Other, QueueLen: queueLen, FromGOP: true}),
 		}
+		g.collect = g.add
 		gs.by[s.stream] = append(gs.by[s.stream], g)
 		gs.r.wg.Add(1)
 		go func() {
@@ -165,7 +178,9 @@ func (g *group) serve(gs *groups) {
 			continue
 		}
 		t0 := time.Now()
+		s.out.collect = g.collect
 		err := s.drain(t0)
+		s.out.collect = nil
 		if time.Since(t0) > slowServe {
 			s.slowServes++
 		} else {
@@ -180,5 +195,27 @@ func (g *group) serve(gs *groups) {
 		}
 		s.serveMu.Unlock()
 	}
+	g.flush()
 	clear(g.round)
+}
+
+// add takes a viewer's packets of a picture; they leave with the others'
+// at the end of the round, or once flushBytes wait.
+func (g *group) add(b *corkBatch) {
+	g.pending = append(g.pending, b)
+	if g.bytes += b.size(); g.bytes >= flushBytes {
+		g.flush()
+	}
+}
+
+func (g *group) flush() {
+	if len(g.pending) == 0 {
+		return
+	}
+	if err := g.conn.sendBatches(g.pending, &g.scratch); err != nil {
+		g.r.writeErrors.Add(1)
+		g.r.warnings.log(slog.LevelWarn, "write", "packets to viewers lost: could not send them", "err", err)
+	}
+	clear(g.pending)
+	g.pending, g.bytes = g.pending[:0], 0
 }

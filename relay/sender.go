@@ -40,9 +40,12 @@ const (
 type sender struct {
 	plan    *plan
 	video   *rtpTrack
-	audio   *rtpTrack                       // nil: no audio
-	packets *packetCache                    // the stream's payloads, shared with its other viewers
-	conn    *udpConn                        // nil: no batching (tests)
+	audio   *rtpTrack    // nil: no audio
+	packets *packetCache // the stream's payloads, shared with its other viewers
+	conn    *udpConn     // nil: no batching (tests)
+	// collect, when set (by the group serving the viewer), takes the
+	// picture's packets to send them with other viewers' (udpConn.sendBatches)
+	collect func(*corkBatch)
 	dst     *atomic.Pointer[netip.AddrPort] // the viewer's UDP address when known
 	vbase   uint32
 	abase   uint32
@@ -375,7 +378,11 @@ func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 			// the picture's packets leave in as few system calls as possible
 			s.conn.cork(*d)
 			defer func() {
-				if ferr := s.conn.flush(*d); ferr != nil && err == nil {
+				if s.collect != nil {
+					if b := s.conn.uncork(*d); b != nil {
+						s.collect(b)
+					}
+				} else if ferr := s.conn.flush(*d); ferr != nil && err == nil {
 					err = fmt.Errorf("write video: %w", ferr)
 				}
 			}()
