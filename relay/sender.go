@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -62,6 +63,7 @@ type sender struct {
 	lastAudioP    time.Duration
 	audioStarted  bool
 	keyframesOnly bool // the stream turned out to reorder pictures (B-frames)
+	behind        bool // a picture was older than the cached GOPs: skip to a newer keyframe
 	lastKeyframe  time.Time
 	onReorder     func()
 
@@ -298,6 +300,9 @@ func (s *sender) writeBacklog(units []*ingest.Unit) error {
 		if err := s.writeVideo(u, p); err != nil {
 			return err
 		}
+		if s.behind {
+			break // the rest at a newer keyframe
+		}
 		s.lastP = p
 		s.offset = p - u.PTS
 		p += backlogStep
@@ -330,6 +335,12 @@ func (s *sender) writeLiveAt(u *ingest.Unit, now time.Time) error {
 	if u.Track == nil {
 		return nil
 	}
+	if s.behind {
+		if !s.isVideo(u) || !u.Keyframe {
+			return nil
+		}
+		s.behind = false
+	}
 	if s.isVideo(u) {
 		if !s.started {
 			if !u.Keyframe {
@@ -350,7 +361,9 @@ func (s *sender) writeLiveAt(u *ingest.Unit, now time.Time) error {
 		if err := s.writeVideo(u, p); err != nil {
 			return err
 		}
-		s.lastP = p
+		if !s.behind {
+			s.lastP = p
+		}
 		return nil
 	}
 	if s.audio == nil || u.Track.Index != s.audioIndex || !s.started || len(u.Data) == 0 {
@@ -370,6 +383,10 @@ func (s *sender) writeLiveAt(u *ingest.Unit, now time.Time) error {
 
 func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 	payloads, err := s.packets.get(u)
+	if errors.Is(err, errTooOld) {
+		s.behind = true
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("packetize video: %w", err)
 	}
