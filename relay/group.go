@@ -23,8 +23,9 @@ const (
 	slowServe  = 50 * time.Millisecond
 	slowServes = 3
 	// flushBytes is how many bytes of its viewers' packets a group collects
-	// before it sends them (in one system call where it can).
-	flushBytes = 256 << 10
+	// before it sends them (in one system call where it can): some tens of
+	// messages a call, and few viewers' buffers held at once.
+	flushBytes = 64 << 10
 )
 
 // noWait is a cancelled context: Subscription.Next returns what is queued

@@ -156,10 +156,13 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 		stop := profileWindow(b, fmt.Sprintf("%s-%d.prof", prefix, n))
 		defer stop()
 	}
+	var a0, a1 runtime.MemStats
+	runtime.ReadMemStats(&a0)
 	cpu0, wall0 := processCPU(), time.Now()
 	const window = 5 * time.Second
 	testkit.WaitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
+	runtime.ReadMemStats(&a1)
 	g1, ms1 := runtime.NumGoroutine(), memStats()
 	if prefix := os.Getenv(profileEnv); prefix != "" {
 		writeHeapProfile(b, fmt.Sprintf("%s-%d.heap", prefix, n))
@@ -179,6 +182,9 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	b.ReportMetric(float64(packets)/float64(n), "packets/viewer")
 	b.ReportMetric(float64(f.stream.Stats().Dropped-dropped0), "dropped-units")
 	b.ReportMetric(float64(nacked)/float64(n), "nacked/viewer")
+	// allocation in the window (the feeder's included): what makes the GC run
+	b.ReportMetric(float64(a1.TotalAlloc-a0.TotalAlloc)/1024/float64(n)/wall.Seconds(), "alloc-KB/viewer-s")
+	b.ReportMetric(float64(a1.Mallocs-a0.Mallocs)/float64(packets), "allocs/packet")
 	// what each viewer holds, against the relay before any viewer
 	b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/viewer")
 	b.ReportMetric(float64(int64(ms1.StackInuse)-int64(ms0.StackInuse))/1024/float64(n), "stack-KB/viewer")

@@ -9,6 +9,10 @@
 //	go run ./bench/relay -viewers 100,300,1000 -duration 30s
 //	go run ./bench/relay -viewers 300 -vigil /tmp/before/vigil   # another build
 //
+// With several counts it also prints the marginal memory per viewer between
+// consecutive counts (from the final RSS of each), which the RSS before any
+// viewer, different from server to server, does not blur.
+//
 // The machines are shared: alternate builds, repeat, and read the load
 // average printed with each run.
 package main
@@ -96,12 +100,23 @@ func run() error {
 		return err
 	}
 	defer sim.Stop()
+	var prev *result
 	for i, n := range counts {
 		r, err := runOne(ctx, *vigil, filepath.Join(dir, strconv.Itoa(i)), sim.URLs[0][0], n, *duration, *settle)
 		if err != nil {
 			return fmt.Errorf("%d viewers: %w", n, err)
 		}
 		r.print()
+		if prev != nil && r.connected != prev.connected {
+			// the RSS before any viewer varies by tens of MiB between
+			// servers (what the start left resident), and viewers first
+			// fill that: the difference of the final RSS of two counts is
+			// the steadier figure
+			fmt.Printf("  marginal memory from %d to %d viewers: %.3f MB per viewer (final RSS %.1f → %.1f MiB)\n",
+				prev.connected, r.connected, float64(r.rssKB-prev.rssKB)*1024/1e6/float64(r.connected-prev.connected),
+				float64(prev.rssKB)/1024, float64(r.rssKB)/1024)
+		}
+		prev = &r
 	}
 	return nil
 }
