@@ -578,3 +578,86 @@ func TestNACKResendsThePacket(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderReports: the relay makes its sender reports itself (no pion
+// interceptor): each track gets them, with its SSRC, the packets and bytes
+// sent so far, the wall clock, and an RTP time that follows the packets'.
+func TestSenderReports(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecOpus)
+	c := newClient(t, "H264", true)
+	type seen struct {
+		packets, octets uint32 // received when the report came
+		lastTS          uint32
+		report          *rtcp.SenderReport
+		at              time.Time
+	}
+	var mu sync.Mutex
+	got := map[webrtc.RTPCodecType]*seen{}
+	c.pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
+		s := &seen{}
+		mu.Lock()
+		got[tr.Kind()] = s
+		mu.Unlock()
+		c.wg.Add(2)
+		go func() {
+			defer c.wg.Done()
+			for {
+				p, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				s.packets++
+				s.octets += uint32(len(p.Payload))
+				s.lastTS = p.Timestamp
+				mu.Unlock()
+			}
+		}()
+		go func() {
+			defer c.wg.Done()
+			for {
+				pkts, _, err := rcv.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(tr.SSRC()) {
+						mu.Lock()
+						if s.report == nil && s.packets > 0 {
+							s.report, s.at = sr, time.Now()
+						}
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	})
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	testkit.WaitFor(t, 5*time.Second, "a sender report of each track", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2 && got[webrtc.RTPCodecTypeVideo].report != nil && got[webrtc.RTPCodecTypeAudio].report != nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for kind, s := range got {
+		sr := s.report
+		if sr.PacketCount == 0 || sr.OctetCount == 0 || sr.PacketCount > s.packets+50 {
+			t.Errorf("%s: report says %d packets, %d bytes; the viewer had %d packets", kind, sr.PacketCount, sr.OctetCount, s.packets)
+		}
+		// NTP: seconds since 1900
+		sec := int64(sr.NTPTime>>32) - 2208988800
+		if d := time.Since(time.Unix(sec, 0)); d < -2*time.Second || d > 3*time.Second {
+			t.Errorf("%s: report's wall clock %v off by %v", kind, time.Unix(sec, 0), d)
+		}
+		clock := 90000
+		if kind == webrtc.RTPCodecTypeAudio {
+			clock = 48000
+		}
+		// the RTP time of the report is near the last packet's (within 2 s)
+		if d := int32(sr.RTPTime - s.lastTS); d < -2*int32(clock) || d > 2*int32(clock) {
+			t.Errorf("%s: report's RTP time %d is %d ticks from the last packet's %d", kind, sr.RTPTime, d, s.lastTS)
+		}
+	}
+}
