@@ -127,6 +127,7 @@ func (gs *groups) leave(s *session, g *group) {
 		return
 	}
 	g.cancel()
+	g.clock.Close() // now: the stream counts no subscriber of the group once its last viewer is gone
 	list := gs.by[g.st]
 	if i := slices.Index(list, g); i >= 0 {
 		list = slices.Delete(list, i, i+1)

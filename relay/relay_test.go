@@ -108,6 +108,11 @@ func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 	if st := f.stream.Stats(); st.Viewers != 0 || st.Subscribers != 0 {
 		t.Fatalf("after DELETE: %d viewers, %d subscribers", st.Viewers, st.Subscribers)
 	}
+	e.relay.groups.mu.Lock()
+	if len(e.relay.groups.by) != 0 {
+		t.Errorf("groups left after DELETE: %d streams", len(e.relay.groups.by))
+	}
+	e.relay.groups.mu.Unlock()
 	if status := c.delete(t); status != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d, want 404", status)
 	}
@@ -140,6 +145,13 @@ func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 	if v := f.stream.Stats().Viewers; v != n {
 		t.Fatalf("stream counts %d viewers, want %d", v, n)
 	}
+	// the viewers (UDP) are served by one group of the stream
+	e.relay.groups.mu.Lock()
+	gs := e.relay.groups.by[f.stream]
+	if len(gs) != 1 || len(gs[0].members) != n {
+		t.Errorf("%d groups (want 1) for %d viewers", len(gs), n)
+	}
+	e.relay.groups.mu.Unlock()
 	for _, c := range clients {
 		if status := c.delete(t); status != http.StatusOK {
 			t.Fatalf("DELETE: %d", status)
@@ -152,6 +164,11 @@ func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 	if st := f.stream.Stats(); st.Viewers != 0 || st.Subscribers != 0 {
 		t.Fatalf("after DELETE: %d viewers, %d subscribers", st.Viewers, st.Subscribers)
 	}
+	e.relay.groups.mu.Lock()
+	if len(e.relay.groups.by) != 0 {
+		t.Errorf("groups left after DELETE: %d streams", len(e.relay.groups.by))
+	}
+	e.relay.groups.mu.Unlock()
 	http.DefaultClient.CloseIdleConnections()
 	goleak.VerifyNone(t, running)
 }
