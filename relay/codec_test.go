@@ -290,3 +290,46 @@ func TestSenderTimeline(t *testing.T) {
 		t.Fatal("keyframe not sent in keyframes-only mode")
 	}
 }
+
+// TestSenderSkipsToANewerKeyframe: a viewer so far behind that its next
+// picture is older than the cached GOPs is not sent it (nor packetized for
+// it alone): it skips to the next keyframe.
+func TestSenderSkipsToANewerKeyframe(t *testing.T) {
+	vt := &ingest.Track{Video: true, Codec: ingest.CodecH264}
+	p := &plan{VideoTrack: vt, Video: webrtc.RTPCodecParameters{PayloadType: 102}}
+	c := newPacketCache()
+	s, err := newSender(p, c, newRTPTrack(p.Video, "video"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := func(seq uint64, key bool) *ingest.Unit {
+		return &ingest.Unit{Track: vt, Seq: seq, PTS: time.Duration(seq) * 40 * time.Millisecond, Keyframe: key, Data: [][]byte{{0x65}}}
+	}
+	send := func(u *ingest.Unit) (sent bool) {
+		t.Helper()
+		before := s.vseq
+		if err := s.writeLive(u); err != nil {
+			t.Fatal(err)
+		}
+		return s.vseq != before
+	}
+	old := unit(2, false)
+	if !send(unit(1, true)) || !send(old) {
+		t.Fatal("live pictures not sent")
+	}
+	// other viewers move the cache on by two GOPs
+	for _, seq := range []uint64{10, 20} {
+		if _, err := c.get(unit(seq, true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if send(unit(3, false)) {
+		t.Fatal("a picture older than the cached GOPs was sent")
+	}
+	if send(unit(4, false)) {
+		t.Fatal("a picture after a skipped one was sent")
+	}
+	if !send(unit(20, true)) || !send(unit(21, false)) {
+		t.Fatal("the viewer did not resume at the cached keyframe")
+	}
+}

@@ -125,6 +125,9 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	go func() { defer close(fed); f.run(ctx) }()
 	defer func() { cancel(); <-fed }()
 
+	if os.Getenv(profileEnv) != "" {
+		runtime.MemProfileRate = 4096 // the heap profile of the viewers, finely sampled
+	}
 	g0, ms0 := runtime.NumGoroutine(), memStats() // before any viewer
 	load := exec.Command(os.Args[0], "-test.run=^TestLoadViewers$", "-test.v")
 	load.Env = append(os.Environ(), loadURLEnv+"="+e.server.URL, loadCountEnv+"="+strconv.Itoa(n))
@@ -153,13 +156,17 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 		stop := profileWindow(b, fmt.Sprintf("%s-%d.prof", prefix, n))
 		defer stop()
 	}
+	var a0, a1 runtime.MemStats
+	runtime.ReadMemStats(&a0)
 	cpu0, wall0 := processCPU(), time.Now()
 	const window = 5 * time.Second
 	testkit.WaitFor(b, 2*window, "the measurement window", func() bool { return time.Since(wall0) >= window })
 	cpu, wall := processCPU()-cpu0, time.Since(wall0)
+	runtime.ReadMemStats(&a1)
 	g1, ms1 := runtime.NumGoroutine(), memStats()
 	if prefix := os.Getenv(profileEnv); prefix != "" {
 		writeHeapProfile(b, fmt.Sprintf("%s-%d.heap", prefix, n))
+		writeGoroutineProfile(b, fmt.Sprintf("%s-%d.goroutines", prefix, n))
 	}
 	nacked := e.relay.nacked.Load() - nacked0
 	_ = stdin.Close()
@@ -175,6 +182,9 @@ func measureViewersCPU(b *testing.B, clip string, n int) {
 	b.ReportMetric(float64(packets)/float64(n), "packets/viewer")
 	b.ReportMetric(float64(f.stream.Stats().Dropped-dropped0), "dropped-units")
 	b.ReportMetric(float64(nacked)/float64(n), "nacked/viewer")
+	// allocation in the window (the feeder's included): what makes the GC run
+	b.ReportMetric(float64(a1.TotalAlloc-a0.TotalAlloc)/1024/float64(n)/wall.Seconds(), "alloc-KB/viewer-s")
+	b.ReportMetric(float64(a1.Mallocs-a0.Mallocs)/float64(packets), "allocs/packet")
 	// what each viewer holds, against the relay before any viewer
 	b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/viewer")
 	b.ReportMetric(float64(int64(ms1.StackInuse)-int64(ms0.StackInuse))/1024/float64(n), "stack-KB/viewer")
@@ -207,6 +217,18 @@ func writeHeapProfile(b *testing.B, path string) {
 	defer f.Close()
 	runtime.GC()
 	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// writeGoroutineProfile writes the goroutines, counted by stack, to path.
+func writeGoroutineProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 1); err != nil {
 		b.Fatal(err)
 	}
 }

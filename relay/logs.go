@@ -85,6 +85,7 @@ var routineText = []string{
 	"DTLS CloseNotify",           // the viewer closed the connection
 	"mDNS is disabled",           // ice: a browser hides its host candidates behind mDNS names; the others serve
 	"Incoming unhandled RTCP",    // pc: reports about the browser's own (unused) sending side
+	"no endpoint for packet",     // mux: the viewer's DTLS came before the relay's was set up (it is queued)
 }
 
 // routine says whether a warning of pion is part of a connection's normal

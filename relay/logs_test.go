@@ -137,6 +137,7 @@ func TestPionRoutineWarnings(t *testing.T) {
 		{"Failed to ping without candidate pairs. Connection is not possible yet.", nil, true},
 		{"Remote mDNS candidate added, but mDNS is disabled: (%s)", []any{"488ba5b3-d072-455a-9b45-523e1ba8d080.local"}, true},
 		{"Incoming unhandled RTCP ssrc(%d), OnTrack will not be fired", []any{3380849715}, true},
+		{"Warning: mux: no endpoint for packet starting with %d, adding to queue size(%d)", []any{21, 0}, true},
 		{"Discarding remote candidate: %s", []any{errors.New("bad candidate")}, false},
 		{"Failed to start SRTP: %s", []any{errors.New("no such profile")}, false},
 	} {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -31,7 +32,10 @@ type payload struct {
 //
 // It keeps the units of the current and the previous GOP, which covers a new
 // viewer's backlog and viewers a little behind the live edge; a unit older
-// than that is packetized again for whoever asks.
+// than that is not packetized (errTooOld): a viewer that far behind resumes
+// at a newer keyframe. (Packetized again for each viewer that asked, such
+// units made every late viewer hold its own copies of its last pictures:
+// 1 GB at 1000 viewers of an overloaded relay.)
 type packetCache struct {
 	mu      sync.Mutex
 	units   map[*ingest.Unit]*packetized
@@ -56,16 +60,22 @@ func newPacketCache() *packetCache {
 	return &packetCache{units: map[*ingest.Unit]*packetized{}}
 }
 
-// get returns the RTP payloads of a video unit (shared: read only).
+// errTooOld is the error of a unit older than the previous GOP.
+var errTooOld = errors.New("unit older than the cached GOPs")
+
+// get returns the RTP payloads of a video unit (shared: read only), or
+// errTooOld.
 func (c *packetCache) get(u *ingest.Unit) ([]payload, error) {
 	c.mu.Lock()
 	e := c.units[u]
 	if e == nil {
-		e = &packetized{}
-		if u.Seq >= c.keep {
-			c.units[u] = e
-			c.note(u)
+		if u.Seq < c.keep {
+			c.mu.Unlock()
+			return nil, errTooOld
 		}
+		e = &packetized{}
+		c.units[u] = e
+		c.note(u)
 	}
 	c.mu.Unlock()
 	e.once.Do(func() { e.payloads, e.err = c.packetize(u) })
@@ -204,6 +214,13 @@ func (t *rtpTrack) hasSSRC(ssrc uint32) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.bound && t.ssrc == ssrc
+}
+
+// boundSSRC returns the track's SSRC once it is bound.
+func (t *rtpTrack) boundSSRC() (uint32, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.ssrc, t.bound
 }
 
 // writeRTP sets the header's SSRC and payload type and sends the packet; it

@@ -25,7 +25,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vigil-vms/vigil/ingest"
@@ -118,6 +117,7 @@ type Relay struct {
 	reserved int
 	pending  int
 	packets  map[*ingest.Stream]*packetCache // of the streams being watched
+	groups   groups                          // the fan-out goroutines (own lock)
 	stopping bool
 	ran      bool
 	wg       sync.WaitGroup // session goroutines
@@ -181,7 +181,7 @@ func New(opts Options, src Source) (*Relay, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Relay{
+	r := &Relay{
 		opts:       opts,
 		src:        src,
 		log:        opts.Log,
@@ -192,7 +192,9 @@ func New(opts Options, src Source) (*Relay, error) {
 		ready:      make(chan struct{}),
 		sessions:   map[string]*session{},
 		packets:    map[*ingest.Stream]*packetCache{},
-	}, nil
+	}
+	r.groups = groups{r: r, by: map[*ingest.Stream][]*group{}}
+	return r, nil
 }
 
 // Ready is closed once Run listens and Offer is served.
@@ -344,27 +346,23 @@ func (r *Relay) newAPI(lf *pionLogs, udpMux ice.UDPMux, tcpMux ice.TCPMux) (*web
 		webrtc.WithInterceptorRegistry(ir)), nil
 }
 
-// nackHistory is how many sent video packets of a viewer are kept for
-// resending when the viewer asks (NACK): about 2.4 s of a 2 Mbit/s camera,
-// 0.5 s at 10 Mbit/s, several round trips either way. The payloads are the
-// shared ones, so the history costs 32 bytes a packet (see history), 16 KB.
-const nackHistory = 512
+// nackUnits is how many sent video units (pictures) of a viewer are kept
+// for resending their packets when the viewer asks (NACK): 2.5 s at 25
+// pictures a second, several round trips, at any bitrate. The payloads are
+// the shared ones, so the history costs 32 bytes a picture (see history), 2 KB.
+const nackUnits = 64
 
-// interceptors are what a send-only viewer needs from pion: the sender
-// reports. A viewer sends no media, so the NACK generator and the receiver
-// reports (which run a ticker per connection) would do nothing; NACKs are
-// answered from the sender's own compact history (pion's responder keeps
-// an allocated packet and header per packet sent, 260 KB a viewer).
+// interceptors are what a send-only viewer needs from pion: none. A viewer
+// sends no media, so the NACK generator and the receiver reports (which run
+// a ticker per connection) would do nothing; NACKs are answered from the
+// sender's own compact history (pion's responder keeps an allocated packet
+// and header per packet sent, 260 KB a viewer) and the sender makes its
+// sender reports itself (pion's run a goroutine and a ticker per viewer and
+// lock on every packet).
 func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
-	sender, err := report.NewSenderInterceptor()
-	if err != nil {
-		return nil, fmt.Errorf("relay: sender reports: %w", err)
-	}
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	ir := &interceptor.Registry{}
-	ir.Add(sender)
-	return ir, nil
+	return &interceptor.Registry{}, nil
 }
 
 // Offer starts a session that sends the camera's stream to the peer that made

@@ -108,6 +108,11 @@ func TestViewerGetsKeyframeFirstAndLiveFrames(t *testing.T) {
 	if st := f.stream.Stats(); st.Viewers != 0 || st.Subscribers != 0 {
 		t.Fatalf("after DELETE: %d viewers, %d subscribers", st.Viewers, st.Subscribers)
 	}
+	e.relay.groups.mu.Lock()
+	if len(e.relay.groups.by) != 0 {
+		t.Errorf("groups left after DELETE: %d streams", len(e.relay.groups.by))
+	}
+	e.relay.groups.mu.Unlock()
 	if status := c.delete(t); status != http.StatusNotFound {
 		t.Fatalf("second DELETE: %d, want 404", status)
 	}
@@ -140,6 +145,13 @@ func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 	if v := f.stream.Stats().Viewers; v != n {
 		t.Fatalf("stream counts %d viewers, want %d", v, n)
 	}
+	// the viewers (UDP) are served by one group of the stream
+	e.relay.groups.mu.Lock()
+	gs := e.relay.groups.by[f.stream]
+	if len(gs) != 1 || len(gs[0].members) != n {
+		t.Errorf("%d groups (want 1) for %d viewers", len(gs), n)
+	}
+	e.relay.groups.mu.Unlock()
 	for _, c := range clients {
 		if status := c.delete(t); status != http.StatusOK {
 			t.Fatalf("DELETE: %d", status)
@@ -152,6 +164,11 @@ func TestTwentyViewersAndDeleteFreesEverything(t *testing.T) {
 	if st := f.stream.Stats(); st.Viewers != 0 || st.Subscribers != 0 {
 		t.Fatalf("after DELETE: %d viewers, %d subscribers", st.Viewers, st.Subscribers)
 	}
+	e.relay.groups.mu.Lock()
+	if len(e.relay.groups.by) != 0 {
+		t.Errorf("groups left after DELETE: %d streams", len(e.relay.groups.by))
+	}
+	e.relay.groups.mu.Unlock()
 	http.DefaultClient.CloseIdleConnections()
 	goleak.VerifyNone(t, running)
 }
@@ -517,6 +534,7 @@ func TestNACKResendsThePacket(t *testing.T) {
 	got := map[uint16][]*rtp.Packet{}
 	var order []uint16
 	var ssrc uint32
+	pictures := 0
 	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		c.wg.Add(1)
 		go func() {
@@ -530,6 +548,9 @@ func TestNACKResendsThePacket(t *testing.T) {
 				if len(got[pkt.SequenceNumber]) == 0 {
 					order = append(order, pkt.SequenceNumber)
 				}
+				if len(got[pkt.SequenceNumber]) == 0 && pkt.Marker {
+					pictures++
+				}
 				got[pkt.SequenceNumber] = append(got[pkt.SequenceNumber], pkt)
 				ssrc = pkt.SSRC
 				mu.Unlock()
@@ -537,13 +558,14 @@ func TestNACKResendsThePacket(t *testing.T) {
 		}()
 	})
 	c.mustPlay(t, e.server.URL, "/whep/cam1")
-	testkit.WaitFor(t, 5*time.Second, "300 packets", func() bool {
+	// the history keeps the last nackUnits pictures
+	testkit.WaitFor(t, 5*time.Second, "40 pictures", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(order) >= 300
+		return pictures >= 40 && len(order) >= 100
 	})
 	mu.Lock()
-	asked := []uint16{order[0], order[1], order[150], order[151], order[len(order)-1]}
+	asked := []uint16{order[0], order[1], order[len(order)/2], order[len(order)/2+1], order[len(order)-1]}
 	media := ssrc
 	mu.Unlock()
 	if err := c.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
@@ -570,6 +592,89 @@ func TestNACKResendsThePacket(t *testing.T) {
 			t.Fatalf("packet %d sent again differs: ts %d/%d marker %v/%v pt %d/%d ssrc %d/%d payload equal %v",
 				seq, a.Timestamp, b.Timestamp, a.Marker, b.Marker, a.PayloadType, b.PayloadType,
 				a.SSRC, b.SSRC, bytes.Equal(a.Payload, b.Payload))
+		}
+	}
+}
+
+// TestSenderReports: the relay makes its sender reports itself (no pion
+// interceptor): each track gets them, with its SSRC, the packets and bytes
+// sent so far, the wall clock, and an RTP time that follows the packets'.
+func TestSenderReports(t *testing.T) {
+	e := startEnv(t, Options{}, nil)
+	e.feed(t, "cam1", "cam.h264", ingest.CodecH264, ingest.CodecOpus)
+	c := newClient(t, "H264", true)
+	type seen struct {
+		packets, octets uint32 // received when the report came
+		lastTS          uint32
+		report          *rtcp.SenderReport
+		at              time.Time
+	}
+	var mu sync.Mutex
+	got := map[webrtc.RTPCodecType]*seen{}
+	c.pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
+		s := &seen{}
+		mu.Lock()
+		got[tr.Kind()] = s
+		mu.Unlock()
+		c.wg.Add(2)
+		go func() {
+			defer c.wg.Done()
+			for {
+				p, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				s.packets++
+				s.octets += uint32(len(p.Payload))
+				s.lastTS = p.Timestamp
+				mu.Unlock()
+			}
+		}()
+		go func() {
+			defer c.wg.Done()
+			for {
+				pkts, _, err := rcv.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(tr.SSRC()) {
+						mu.Lock()
+						if s.report == nil && s.packets > 0 {
+							s.report, s.at = sr, time.Now()
+						}
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	})
+	c.mustPlay(t, e.server.URL, "/whep/cam1")
+	testkit.WaitFor(t, 5*time.Second, "a sender report of each track", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2 && got[webrtc.RTPCodecTypeVideo].report != nil && got[webrtc.RTPCodecTypeAudio].report != nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for kind, s := range got {
+		sr := s.report
+		if sr.PacketCount == 0 || sr.OctetCount == 0 || sr.PacketCount > s.packets+50 {
+			t.Errorf("%s: report says %d packets, %d bytes; the viewer had %d packets", kind, sr.PacketCount, sr.OctetCount, s.packets)
+		}
+		// NTP: seconds since 1900
+		sec := int64(sr.NTPTime>>32) - 2208988800
+		if d := time.Since(time.Unix(sec, 0)); d < -2*time.Second || d > 3*time.Second {
+			t.Errorf("%s: report's wall clock %v off by %v", kind, time.Unix(sec, 0), d)
+		}
+		clock := 90000
+		if kind == webrtc.RTPCodecTypeAudio {
+			clock = 48000
+		}
+		// the RTP time of the report is near the last packet's (within 2 s)
+		if d := int32(sr.RTPTime - s.lastTS); d < -2*int32(clock) || d > 2*int32(clock) {
+			t.Errorf("%s: report's RTP time %d is %d ticks from the last packet's %d", kind, sr.RTPTime, d, s.lastTS)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -40,9 +41,12 @@ const (
 type sender struct {
 	plan    *plan
 	video   *rtpTrack
-	audio   *rtpTrack                       // nil: no audio
-	packets *packetCache                    // the stream's payloads, shared with its other viewers
-	conn    *udpConn                        // nil: no batching (tests)
+	audio   *rtpTrack    // nil: no audio
+	packets *packetCache // the stream's payloads, shared with its other viewers
+	conn    *udpConn     // nil: no batching (tests)
+	// collect, when set (by the group serving the viewer), takes the
+	// picture's packets to send them with other viewers' (udpConn.sendBatches)
+	collect func(*corkBatch)
 	dst     *atomic.Pointer[netip.AddrPort] // the viewer's UDP address when known
 	vbase   uint32
 	abase   uint32
@@ -59,6 +63,7 @@ type sender struct {
 	lastAudioP    time.Duration
 	audioStarted  bool
 	keyframesOnly bool // the stream turned out to reorder pictures (B-frames)
+	behind        bool // a picture was older than the cached GOPs: skip to a newer keyframe
 	lastKeyframe  time.Time
 	onReorder     func()
 
@@ -67,31 +72,132 @@ type sender struct {
 	// a resend needs).
 	vhdr, ahdr rtp.Header
 	history    history
+
+	// now is the time of the unit being written (set by writeLiveAt):
+	// one clock reading a unit
+	now        time.Time
+	vrep, arep trackReport
+	lastReport time.Time // when the sender reports were last sent
 }
 
-// sentPacket is a video packet kept for resending (NACK): the header is
-// made again from it and the payload is the shared, immutable one.
-type sentPacket struct {
-	data   []byte
-	ts     uint32
-	seq    uint16
-	marker bool
-	valid  bool
+// trackReport is what a sender report tells of a track (RFC 3550 6.4.1):
+// the sender makes them itself, so that a viewer needs no goroutine and
+// ticker of an interceptor, and a packet no lock.
+type trackReport struct {
+	packets, octets uint32
+	lastTS          uint32    // RTP timestamp of the last picture or frame sent
+	lastAt          time.Time // when it was sent
 }
 
-// history is the viewer's NACK responder: the last nackHistory video
-// packets it was sent, 32 bytes each, indexed by sequence number.
+func (r *trackReport) sent(ts uint32, now time.Time, packets, octets int) {
+	if r.packets == 0 || ts != r.lastTS {
+		r.lastTS, r.lastAt = ts, now
+	}
+	r.packets += uint32(packets)
+	r.octets += uint32(octets)
+}
+
+// report returns the track's sender report at now, nil before its first packet.
+func (r *trackReport) report(ssrc uint32, clock uint32, now time.Time) *rtcp.SenderReport {
+	if r.packets == 0 {
+		return nil
+	}
+	return &rtcp.SenderReport{
+		SSRC:        ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     r.lastTS + uint32(now.Sub(r.lastAt).Seconds()*float64(clock)),
+		PacketCount: r.packets,
+		OctetCount:  r.octets,
+	}
+}
+
+// ntpTime is t in the NTP format: seconds since 1900 in the high 32 bits,
+// the fraction in the low ones.
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800
+	ns := uint64(t.UnixNano())
+	sec := ns/1e9 + unixToNTP
+	frac := (ns % 1e9) << 32 / 1e9
+	return sec<<32 | frac
+}
+
+// reportInterval is how often a viewer gets sender reports.
+const reportInterval = time.Second
+
+// reports returns the sender reports due at now (nil when none is due).
+func (s *sender) reports(now time.Time) []rtcp.Packet {
+	if now.Sub(s.lastReport) < reportInterval {
+		return nil
+	}
+	s.lastReport = now
+	var out []rtcp.Packet
+	if ssrc, ok := s.video.boundSSRC(); ok {
+		if r := s.vrep.report(ssrc, 90000, now); r != nil {
+			out = append(out, r)
+		}
+	}
+	if s.audio != nil {
+		if ssrc, ok := s.audio.boundSSRC(); ok {
+			if r := s.arep.report(ssrc, s.plan.Audio.ClockRate, now); r != nil {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// sentUnit is a video unit kept for resending its packets (NACK): the
+// headers are made again from it (its packets have consecutive sequence
+// numbers from seq, one timestamp) and the payloads are the shared,
+// immutable ones.
+type sentUnit struct {
+	payloads []payload
+	ts       uint32
+	seq      uint16
+}
+
+// history is the viewer's NACK responder: the last nackUnits video units it
+// was sent, 32 bytes each (a packet-by-packet ring kept 16 KB a viewer).
 type history struct {
 	mu   sync.Mutex
-	ring []sentPacket // nil until the first packet
+	ring []sentUnit // nil until the first unit
+	next int
+	// tokens and filled are the resend budget (see resendRate)
+	tokens float64
+	filled time.Time
 }
 
-func (h *history) add(seq uint16, ts uint32, data []byte, marker bool) {
+// resendRate and resendBurst bound the packets a viewer is sent again, per
+// second and at once: a viewer that loses much (its network, or a relay
+// too slow for its viewers) must not multiply the load with its NACKs.
+const (
+	resendRate  = 100
+	resendBurst = 100
+)
+
+// budget takes up to n packets from the resend budget at now and returns
+// how many it may send.
+func (h *history) budget(n int, now time.Time) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.filled.IsZero() {
+		h.tokens = resendBurst
+	} else {
+		h.tokens = min(resendBurst, h.tokens+now.Sub(h.filled).Seconds()*resendRate)
+	}
+	h.filled = now
+	n = min(n, int(h.tokens))
+	h.tokens -= float64(n)
+	return n
+}
+
+func (h *history) add(seq uint16, ts uint32, payloads []payload) {
 	h.mu.Lock()
 	if h.ring == nil {
-		h.ring = make([]sentPacket, nackHistory)
+		h.ring = make([]sentUnit, nackUnits)
 	}
-	h.ring[int(seq)%nackHistory] = sentPacket{data: data, ts: ts, seq: seq, marker: marker, valid: true}
+	h.ring[h.next] = sentUnit{payloads: payloads, ts: ts, seq: seq}
+	h.next = (h.next + 1) % nackUnits
 	h.mu.Unlock()
 }
 
@@ -99,15 +205,26 @@ func (h *history) add(seq uint16, ts uint32, data []byte, marker bool) {
 func (h *history) lookup(seqs []uint16, out []sentPacket) []sentPacket {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ring == nil {
-		return out
-	}
 	for _, seq := range seqs {
-		if p := h.ring[int(seq)%nackHistory]; p.valid && p.seq == seq {
-			out = append(out, p)
+		// newest first: a sequence number that wrapped is the recent packet
+		for i := range h.ring {
+			e := &h.ring[(h.next-1-i+2*nackUnits)%nackUnits]
+			if k := int(seq - e.seq); k < len(e.payloads) {
+				pl := e.payloads[k]
+				out = append(out, sentPacket{data: pl.data, ts: e.ts, seq: seq, marker: pl.marker})
+				break
+			}
 		}
 	}
 	return out
+}
+
+// sentPacket is a packet found in the history.
+type sentPacket struct {
+	data   []byte
+	ts     uint32
+	seq    uint16
+	marker bool
 }
 
 func newSender(p *plan, packets *packetCache, video, audio *rtpTrack) (*sender, error) {
@@ -156,6 +273,7 @@ func (s *sender) isVideo(u *ingest.Unit) bool {
 // writeBacklog sends the cached GOP at once (see sender). Audio of the past is
 // not sent: it would only add latency to the browser's audio buffer.
 func (s *sender) writeBacklog(units []*ingest.Unit) error {
+	s.now = time.Now()
 	var pics []*ingest.Unit
 	for _, u := range units {
 		if !s.isVideo(u) {
@@ -182,6 +300,9 @@ func (s *sender) writeBacklog(units []*ingest.Unit) error {
 		if err := s.writeVideo(u, p); err != nil {
 			return err
 		}
+		if s.behind {
+			break // the rest at a newer keyframe
+		}
 		s.lastP = p
 		s.offset = p - u.PTS
 		p += backlogStep
@@ -206,9 +327,19 @@ func (s *sender) checkReorder(u *ingest.Unit) bool {
 }
 
 // writeLive sends one live unit.
-func (s *sender) writeLive(u *ingest.Unit) error {
+func (s *sender) writeLive(u *ingest.Unit) error { return s.writeLiveAt(u, time.Now()) }
+
+// writeLiveAt sends one live unit at now.
+func (s *sender) writeLiveAt(u *ingest.Unit, now time.Time) error {
+	s.now = now
 	if u.Track == nil {
 		return nil
+	}
+	if s.behind {
+		if !s.isVideo(u) || !u.Keyframe {
+			return nil
+		}
+		s.behind = false
 	}
 	if s.isVideo(u) {
 		if !s.started {
@@ -230,7 +361,9 @@ func (s *sender) writeLive(u *ingest.Unit) error {
 		if err := s.writeVideo(u, p); err != nil {
 			return err
 		}
-		s.lastP = p
+		if !s.behind {
+			s.lastP = p
+		}
 		return nil
 	}
 	if s.audio == nil || u.Track.Index != s.audioIndex || !s.started || len(u.Data) == 0 {
@@ -250,6 +383,10 @@ func (s *sender) writeLive(u *ingest.Unit) error {
 
 func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 	payloads, err := s.packets.get(u)
+	if errors.Is(err, errTooOld) {
+		s.behind = true
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("packetize video: %w", err)
 	}
@@ -258,7 +395,11 @@ func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 			// the picture's packets leave in as few system calls as possible
 			s.conn.cork(*d)
 			defer func() {
-				if ferr := s.conn.flush(*d); ferr != nil && err == nil {
+				if s.collect != nil {
+					if b := s.conn.uncork(*d); b != nil {
+						s.collect(b)
+					}
+				} else if ferr := s.conn.flush(*d); ferr != nil && err == nil {
 					err = fmt.Errorf("write video: %w", ferr)
 				}
 			}()
@@ -266,16 +407,19 @@ func (s *sender) writeVideo(u *ingest.Unit, p time.Duration) (err error) {
 	}
 	ts := s.vbase + ticks(p, 90000)
 	h := &s.vhdr
+	s.history.add(s.vseq, ts, payloads)
+	octets := 0
 	for _, pl := range payloads {
 		*h = rtp.Header{Version: 2, SequenceNumber: s.vseq, Timestamp: ts, Marker: pl.marker}
-		s.history.add(s.vseq, ts, pl.data, pl.marker)
 		s.vseq++
+		octets += len(pl.data)
 		if err := s.video.writeRTP(h, pl.data); err != nil {
 			return fmt.Errorf("write video: %w", err)
 		}
 	}
+	s.vrep.sent(ts, s.now, len(payloads), octets)
 	if u.Keyframe {
-		s.lastKeyframe = time.Now()
+		s.lastKeyframe = s.now
 	}
 	return nil
 }
@@ -299,6 +443,7 @@ func (s *sender) writeAudio(frame []byte, p time.Duration) error {
 		if err := s.audio.writeRTP(h, frame[off:end]); err != nil {
 			return fmt.Errorf("write audio: %w", err)
 		}
+		s.arep.sent(h.Timestamp, s.now, 1, end-off)
 	}
 	return nil
 }
@@ -313,6 +458,7 @@ func (s *sender) resend(n *rtcp.TransportLayerNack) (int, error) {
 	}
 	var buf [17]sentPacket
 	kept := s.history.lookup(seqs, buf[:0])
+	kept = kept[:s.history.budget(len(kept), time.Now())]
 	for _, p := range kept {
 		h := &rtp.Header{Version: 2, SequenceNumber: p.seq, Timestamp: p.ts, Marker: p.marker}
 		if err := s.video.writeRTP(h, p.data); err != nil {

@@ -55,7 +55,16 @@ type session struct {
 	dst         atomic.Pointer[netip.AddrPort] // the viewer\'s UDP address on the relay\'s socket (nil: not known, or TCP)
 	rtcpWG      sync.WaitGroup
 	releaseOnce sync.Once
-	step        stepDown // used by the sending goroutine only
+
+	// The sending state, used by whoever serves the session: its own
+	// goroutine, or its group's while it is in one (under serveMu).
+	sub         *ingest.Subscription
+	step        stepDown
+	lastRestart time.Time // when the viewer was last restarted from the cached GOP
+	serveMu     sync.Mutex
+	grp         *group     // the group serving the session (nil: none)
+	slowServes  int        // rounds in a row the group served it slowly
+	ejected     chan error // the group gives the session back (nil: it goes on alone)
 }
 
 // newSession negotiates the peer connection and returns the session (not yet
@@ -71,6 +80,7 @@ func newSession(ctx context.Context, r *Relay, api *webrtc.API, id, camera strin
 	s := &session{
 		r: r, id: id, camera: camera, log: log, stream: st, media: media, plan: p, pc: pc,
 		ctx: sctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{}),
+		ejected: make(chan error, 1),
 	}
 	fail := func(err error) (*session, string, error) {
 		s.closePeer()
@@ -177,7 +187,8 @@ func (s *session) readRTCP(snd *webrtc.RTPSender) {
 				for _, n := range p.Nacks {
 					s.r.nacked.Add(int64(len(n.PacketList())))
 				}
-				if s.out.video.hasSSRC(p.MediaSSRC) {
+				// an overloaded relay resends nothing: its viewers get keyframes only
+				if s.out.video.hasSSRC(p.MediaSSRC) && !s.r.load.keyframesOnly(time.Now()) {
 					if _, err := s.out.resend(p); err != nil {
 						s.log.Debug("resend", "err", err)
 					}
@@ -249,63 +260,112 @@ func (s *session) subscribe() *ingest.Subscription {
 	return s.stream.Subscribe(ingest.SubscribeOptions{Kind: ingest.Viewer, QueueLen: queueLen, FromGOP: true})
 }
 
-// send forwards the stream: first the cached GOP at once (backlog), then live.
+// send forwards the stream: first the cached GOP at once (backlog), then
+// live, from a group of the stream's viewers when it can (see groups).
 func (s *session) send() error {
-	sub := s.subscribe()
-	defer func() { sub.Close() }()
+	s.sub = s.subscribe()
+	defer func() { s.sub.Close() }()
 	defer func() {
 		if s.step.counted {
 			s.r.load.setLate(false)
 		}
 	}()
-	if err := s.sendBacklog(sub); err != nil {
+	if err := s.sendBacklog(s.sub); err != nil {
 		return err
 	}
-	lastRestart := time.Now()
-	for {
-		if time.Since(lastRestart) >= pliMinInterval && time.Since(s.out.lastKeyframe) >= pliGrace && s.pli.Swap(false) {
-			// answer the picture loss from the cache: restart from the GOP
-			sub.Close()
-			sub = s.subscribe()
-			if err := s.sendBacklog(sub); err != nil {
-				return err
-			}
-			lastRestart = time.Now()
+	s.lastRestart = time.Now()
+	if s.out.conn != nil && s.dst.Load() != nil {
+		// UDP on the relay's socket: writes do not block
+		if back, err := s.r.groups.serve(s); !back {
+			return err
 		}
-		u, _, err := sub.Next(s.ctx)
+	}
+	for {
+		if err := s.restartOnPLI(time.Now()); err != nil {
+			return err
+		}
+		u, _, err := s.sub.Next(s.ctx)
 		if err != nil {
 			return err
 		}
-		now := time.Now()
-		backlog := sub.Backlog()
-		if late := s.step.late(now, backlog, s.r.load.lag); late != s.step.counted {
-			s.step.counted = late
-			s.r.load.setLate(late)
-		}
-		if s.step.counted {
-			s.r.load.note(now, s.r.Playing(), backlog)
-		}
-		if s.step.skip(s.r.load, now, u) {
-			continue
-		}
-		if err := s.write(u); err != nil {
+		if err := s.handle(u, time.Now()); err != nil {
 			return err
 		}
-		if u.Keyframe && u.Track != nil && u.Track.Video {
-			s.pli.Store(false) // the camera's own keyframe answers a pending PLI
+	}
+}
+
+// drain sends what the subscription holds, without waiting (a group's
+// round), or what it can in slowServe.
+func (s *session) drain(now time.Time) error {
+	if err := s.restartOnPLI(now); err != nil {
+		return err
+	}
+	for n := 0; ; n++ {
+		if n > 0 && time.Since(now) > slowServe {
+			return nil // the rest at the next round
+		}
+		u, _, err := s.sub.Next(noWait)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.handle(u, now); err != nil {
+			return err
 		}
 	}
+}
+
+// restartOnPLI answers a picture loss from the cache: it restarts the
+// viewer from the cached GOP.
+func (s *session) restartOnPLI(now time.Time) error {
+	if now.Sub(s.lastRestart) < pliMinInterval || now.Sub(s.out.lastKeyframe) < pliGrace || !s.pli.Swap(false) {
+		return nil
+	}
+	s.sub.Close()
+	s.sub = s.subscribe()
+	if err := s.sendBacklog(s.sub); err != nil {
+		return err
+	}
+	s.lastRestart = now
+	return nil
+}
+
+// handle sends one unit taken from the subscription at now, unless the
+// viewer is stepped down and skips it, and the sender reports when due.
+func (s *session) handle(u *ingest.Unit, now time.Time) error {
+	backlog := s.sub.Backlog()
+	if late := s.step.late(now, backlog, s.r.load.lag); late != s.step.counted {
+		s.step.counted = late
+		s.r.load.setLate(late)
+	}
+	if s.step.counted {
+		s.r.load.note(now, s.r.Playing(), backlog)
+	}
+	if s.step.skip(s.r.load, now, u) {
+		return nil
+	}
+	if err := s.write(u, now); err != nil {
+		return err
+	}
+	if u.Keyframe && u.Track != nil && u.Track.Video {
+		s.pli.Store(false) // the camera's own keyframe answers a pending PLI
+	}
+	if rs := s.out.reports(now); rs != nil {
+		if err := s.pc.WriteRTCP(rs); err != nil {
+			s.log.Debug("sender reports", "err", err)
+		}
+	}
+	return nil
 }
 
 // sendBacklog sends what the subscription holds right now (the cached GOP)
 // without waiting: see sender.writeBacklog for the timestamps.
 func (s *session) sendBacklog(sub *ingest.Subscription) error {
-	// a cancelled context makes Next return what is queued without waiting
-	now, cancel := context.WithCancel(context.Background())
-	cancel()
 	var backlog []*ingest.Unit
 	for {
-		u, _, err := sub.Next(now)
+		u, _, err := sub.Next(noWait)
 		if err != nil {
 			if errors.Is(err, ingest.ErrStreamClosed) {
 				return err
@@ -339,7 +399,7 @@ func (s *session) sent(err error) error {
 	return nil
 }
 
-func (s *session) write(u *ingest.Unit) error {
+func (s *session) write(u *ingest.Unit, now time.Time) error {
 	if u.Media != s.media {
 		if err := s.follow(u.Media); err != nil {
 			return err
@@ -348,7 +408,7 @@ func (s *session) write(u *ingest.Unit) error {
 	if s.r.slowWrite != nil {
 		s.r.slowWrite(s.id)
 	}
-	return s.sent(s.out.writeLive(u))
+	return s.sent(s.out.writeLiveAt(u, now))
 }
 
 // follow switches to a new generation of the camera's tracks (the camera

@@ -24,7 +24,8 @@ const (
 type udpConn struct {
 	conn   *net.UDPConn
 	gso    atomic.Bool
-	corked sync.Map // netip.AddrPort → *corkBatch
+	mu     sync.RWMutex
+	corked map[netip.AddrPort]*corkBatch // (a map reuses its slots: a sync.Map allocated an entry a cork)
 	// onGSOOff is called once when segmented sends fail and are turned off.
 	onGSOOff func(error)
 	offOnce  sync.Once
@@ -33,7 +34,7 @@ type udpConn struct {
 var _ net.PacketConn = (*udpConn)(nil)
 
 func newUDPConn(c *net.UDPConn) *udpConn {
-	u := &udpConn{conn: c}
+	u := &udpConn{conn: c, corked: map[netip.AddrPort]*corkBatch{}}
 	u.gso.Store(gsoSupported)
 	return u
 }
@@ -42,6 +43,7 @@ func newUDPConn(c *net.UDPConn) *udpConn {
 type corkBatch struct {
 	mu     sync.Mutex
 	closed bool
+	dst    netip.AddrPort
 	buf    []byte // the packets back to back
 	sizes  []int
 }
@@ -54,11 +56,17 @@ func (u *udpConn) cork(dst netip.AddrPort) {
 	if !u.gso.Load() {
 		return
 	}
+	dst = key(dst)
 	b := batchPool.Get().(*corkBatch)
-	b.closed = false
-	if _, loaded := u.corked.LoadOrStore(key(dst), b); loaded {
+	b.closed, b.dst = false, dst
+	u.mu.Lock()
+	if _, corked := u.corked[dst]; corked {
+		u.mu.Unlock()
 		batchPool.Put(b) // corked already: the first flush sends
+		return
 	}
+	u.corked[dst] = b
+	u.mu.Unlock()
 }
 
 func key(a netip.AddrPort) netip.AddrPort {
@@ -67,18 +75,84 @@ func key(a netip.AddrPort) netip.AddrPort {
 
 // flush sends what was collected for dst and stops collecting.
 func (u *udpConn) flush(dst netip.AddrPort) error {
-	v, ok := u.corked.LoadAndDelete(key(dst))
-	if !ok {
+	b := u.uncork(dst)
+	if b == nil {
 		return nil
 	}
-	b := v.(*corkBatch)
+	err := u.send(b.dst, b.buf, b.sizes)
+	putBatch(b)
+	return err
+}
+
+// uncork stops collecting the packets to dst and returns what was
+// collected (nil when dst was not corked), to be sent with sendBatches.
+func (u *udpConn) uncork(dst netip.AddrPort) *corkBatch {
+	dst = key(dst)
+	u.mu.Lock()
+	b := u.corked[dst]
+	delete(u.corked, dst)
+	u.mu.Unlock()
+	if b == nil {
+		return nil
+	}
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
-	err := u.send(key(dst), b.buf, b.sizes)
+	return b
+}
+
+func putBatch(b *corkBatch) {
 	b.buf, b.sizes = b.buf[:0], b.sizes[:0]
 	batchPool.Put(b)
-	return err
+}
+
+// size is the bytes of the packets collected.
+func (b *corkBatch) size() int { return len(b.buf) }
+
+// nextRun returns the end (exclusive) and the bytes of the run of packets
+// from i that one segmented send carries: equal sizes, the last of a run
+// may be shorter.
+func nextRun(sizes []int, i int) (j, total int) {
+	seg := sizes[i]
+	j, total = i+1, seg
+	for j < len(sizes) && j-i < gsoMaxSegments && total+sizes[j] <= gsoMaxBytes && sizes[j] <= seg {
+		total += sizes[j]
+		j++
+		if sizes[j-1] < seg {
+			break // a shorter packet ends a run
+		}
+	}
+	return j, total
+}
+
+// gsoOff turns segmented sends off after err said the kernel has none.
+func (u *udpConn) gsoOff(err error) {
+	u.gso.Store(false)
+	u.offOnce.Do(func() {
+		if u.onGSOOff != nil {
+			u.onGSOOff(err)
+		}
+	})
+}
+
+// sendBatches sends the batches taken with uncork and gives them back: as
+// few system calls as it can (all of them in one where the kernel has
+// sendmmsg), each run of a destination one segmented message.
+func (u *udpConn) sendBatches(bs []*corkBatch, sc *mmsgScratch) error {
+	var firstErr error
+	if u.gso.Load() {
+		firstErr = u.sendMany(bs, sc)
+	} else {
+		for _, b := range bs {
+			if err := u.send(b.dst, b.buf, b.sizes); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	for _, b := range bs {
+		putBatch(b)
+	}
+	return firstErr
 }
 
 // send writes the packets, each run of equal sizes (the last of a run may be
@@ -93,14 +167,7 @@ func (u *udpConn) send(dst netip.AddrPort, buf []byte, sizes []int) error {
 	off := 0
 	for i := 0; i < len(sizes); {
 		seg := sizes[i]
-		j, total := i+1, seg
-		for j < len(sizes) && j-i < gsoMaxSegments && total+sizes[j] <= gsoMaxBytes && sizes[j] <= seg {
-			total += sizes[j]
-			j++
-			if sizes[j-1] < seg {
-				break // a shorter packet ends a run
-			}
-		}
+		j, total := nextRun(sizes, i)
 		if j-i == 1 || !u.gso.Load() {
 			for k := i; k < j; k++ {
 				_, err := u.conn.WriteToUDPAddrPort(buf[off:off+sizes[k]], dst)
@@ -108,14 +175,10 @@ func (u *udpConn) send(dst netip.AddrPort, buf []byte, sizes []int) error {
 				off += sizes[k]
 			}
 		} else {
-			_, _, err := u.conn.WriteMsgUDPAddrPort(buf[off:off+total], gsoControl(seg), dst)
+			var oob [gsoControlLen]byte
+			_, _, err := u.conn.WriteMsgUDPAddrPort(buf[off:off+total], gsoControl(oob[:], seg), dst)
 			if err != nil && gsoUnsupported(err) {
-				u.gso.Store(false)
-				u.offOnce.Do(func() {
-					if u.onGSOOff != nil {
-						u.onGSOOff(err)
-					}
-				})
+				u.gsoOff(err)
 				for k := i; k < j; k++ {
 					_, err := u.conn.WriteToUDPAddrPort(buf[off:off+sizes[k]], dst)
 					note(err)
@@ -133,8 +196,10 @@ func (u *udpConn) send(dst netip.AddrPort, buf []byte, sizes []int) error {
 
 // WriteToAddrPort is how the ICE mux writes.
 func (u *udpConn) WriteToAddrPort(p []byte, dst netip.AddrPort) (int, error) {
-	if v, ok := u.corked.Load(key(dst)); ok {
-		b := v.(*corkBatch)
+	u.mu.RLock()
+	b := u.corked[key(dst)]
+	u.mu.RUnlock()
+	if b != nil {
 		b.mu.Lock()
 		if !b.closed {
 			b.buf = append(b.buf, p...)

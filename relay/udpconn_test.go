@@ -184,3 +184,85 @@ func TestUDPConnIgnoresWriteDeadlines(t *testing.T) {
 		t.Fatal("read past its deadline succeeded")
 	}
 }
+
+// TestUDPConnSendBatches collects the packets of several destinations (a
+// group's round) and sends them together: each receiver gets its packets,
+// whole and in order, with GSO and without, also past the messages of one
+// system call.
+func TestUDPConnSendBatches(t *testing.T) {
+	for _, gso := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gso=%v", gso), func(t *testing.T) {
+			u, _ := udpPair(t)
+			u.gso.Store(gso && gsoSupported)
+			var sc mmsgScratch
+			const dsts = 5
+			var rxs []*net.UDPConn
+			var batches []*corkBatch
+			want := make([][][]byte, dsts)
+			for d := range dsts {
+				_, rx := udpPair(t)
+				_ = rx.SetReadBuffer(4 << 20)
+				rxs = append(rxs, rx)
+				dst := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+				u.cork(dst)
+				sizes := []int{60, 1240, 1240, 700, 1240, 1240, 1240, 90}
+				if d == dsts-1 {
+					sizes = nil
+					for i := range maxMmsgTest + 50 {
+						sizes = append(sizes, 2+2*i) // growing: a message each, more than one system call takes
+					}
+				}
+				for i, n := range sizes {
+					p := bytes.Repeat([]byte{byte(d), byte(i)}, n/2)
+					want[d] = append(want[d], p)
+					if _, err := u.WriteToAddrPort(p, dst); err != nil {
+						t.Fatal(err)
+					}
+				}
+				b := u.uncork(dst)
+				if gso && gsoSupported && b == nil {
+					t.Fatal("nothing collected for a corked destination")
+				}
+				if b != nil {
+					batches = append(batches, b)
+				}
+			}
+			// read while sending: more than a socket buffer is sent
+			got := make([][][]byte, dsts)
+			done := make(chan struct{})
+			for d, rx := range rxs {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					buf := make([]byte, 65536)
+					for range want[d] {
+						_ = rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+						n, err := rx.Read(buf)
+						if err != nil {
+							return
+						}
+						got[d] = append(got[d], bytes.Clone(buf[:n]))
+					}
+				}()
+			}
+			if err := u.sendBatches(batches, &sc); err != nil {
+				t.Fatal(err)
+			}
+			for range rxs {
+				<-done
+			}
+			for d := range rxs {
+				if len(got[d]) != len(want[d]) {
+					t.Fatalf("destination %d: %d packets of %d", d, len(got[d]), len(want[d]))
+				}
+				if len(want[d]) > maxMmsgTest && len(sc.hdrs) <= maxMmsgTest && gso && gsoSupported {
+					t.Fatalf("%d messages: not more than one system call", len(sc.hdrs))
+				}
+				for i := range want[d] {
+					if !bytes.Equal(got[d][i], want[d][i]) {
+						t.Fatalf("destination %d, packet %d: %d bytes starting %x, want %d bytes", d, i, len(got[d][i]), got[d][i][:min(4, len(got[d][i]))], len(want[d][i]))
+					}
+				}
+			}
+		})
+	}
+}

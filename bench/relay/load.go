@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -42,13 +43,13 @@ type viewer struct {
 	upOnce  sync.Once
 }
 
-// runLoad is the load process: -load BASE N USERS PASSWORD. It connects N
+// runLoad is the load process: -load BASE N USERS PASSWORD [light]. It connects N
 // viewers of cam1 (perUser on each user's login), prints "ready CONNECTED
 // REFUSED" (REFUSED: the 503 answers, each retried after 2 s), counts RTP packets and frames (marker bits) between the lines
 // "start" and "stop" on its stdin, and prints "stats {json}".
 func runLoad() error {
-	if len(os.Args) != 6 {
-		return fmt.Errorf("usage: -load BASE N USERS PASSWORD")
+	if len(os.Args) != 6 && (len(os.Args) != 7 || os.Args[6] != "light") {
+		return fmt.Errorf("usage: -load BASE N USERS PASSWORD [light]")
 	}
 	base, users, password := os.Args[2], strings.Split(os.Args[4], ","), os.Args[5]
 	n, err := strconv.Atoi(os.Args[3])
@@ -56,7 +57,8 @@ func runLoad() error {
 		return err
 	}
 	ctx := context.Background()
-	api, err := loadAPI()
+	light := len(os.Args) == 7
+	api, err := loadAPI(nil)
 	if err != nil {
 		return err
 	}
@@ -86,7 +88,7 @@ func runLoad() error {
 			var status int
 			var err error
 			for giveUp := time.Now().Add(90 * time.Second); ; {
-				v, status, err = connect(ctx, api, clients[i/perUser], base)
+				v, status, err = connect(ctx, api, clients[i/perUser], base, light)
 				if status != http.StatusServiceUnavailable && status != http.StatusTooManyRequests {
 					break
 				}
@@ -172,7 +174,13 @@ func runLoad() error {
 // loadAPI is the receiving peer: H.264 only, pion's default interceptors
 // (receiver reports and NACKs for lost packets, as a browser sends), loopback
 // ICE over UDP.
-func loadAPI() (*webrtc.API, error) {
+//
+// With light (-light), each viewer's UDP socket counts the RTP packets and
+// frames by their clear headers and drops them before pion would decrypt
+// them: the client then costs little more than a system call a packet and
+// holds 1000 viewers. The relay's work is the same; its viewers send no
+// NACKs and no picture loss indications.
+func loadAPI(light *countingConn) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
 		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
@@ -189,18 +197,36 @@ func loadAPI() (*webrtc.API, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(10*time.Second, 30*time.Second, 2*time.Second)
+	if light != nil {
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("ice-udp"), light))
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)), nil
 }
 
 // connect makes one viewer: offer, WHEP POST, answer.
-func connect(ctx context.Context, api *webrtc.API, c *apiClient, base string) (*viewer, int, error) {
+func connect(ctx context.Context, api *webrtc.API, c *apiClient, base string, light bool) (*viewer, int, error) {
+	v := &viewer{up: make(chan struct{})}
+	var cc *countingConn
+	if light {
+		var err error
+		if cc, err = newCountingConn(v); err != nil {
+			return nil, 0, err
+		}
+		if api, err = loadAPI(cc); err != nil {
+			_ = cc.Close()
+			return nil, 0, err
+		}
+	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, 0, err
 	}
-	v := &viewer{pc: pc, up: make(chan struct{})}
+	v.pc = pc
 	fail := func(status int, err error) (*viewer, int, error) {
 		_ = pc.Close()
+		if cc != nil {
+			_ = cc.Close()
+		}
 		return nil, status, err
 	}
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
@@ -257,4 +283,53 @@ func connect(ctx context.Context, api *webrtc.API, c *apiClient, base string) (*
 		return fail(0, err)
 	}
 	return v, resp.StatusCode, nil
+}
+
+// countingConn is a light viewer's socket (see loadAPI): it counts and
+// drops RTP packets and passes the rest (ICE, DTLS, RTCP) to pion.
+type countingConn struct {
+	*net.UDPConn
+	v *viewer
+}
+
+func newCountingConn(v *viewer) (*countingConn, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{UDPConn: c, v: v}, nil
+}
+
+// rtp counts p when it is an RTP packet (RFC 7983: first byte 128-191;
+// RTCP has payload types 192-223) and tells whether it was.
+func (c *countingConn) rtp(p []byte) bool {
+	if len(p) < 12 || p[0]>>6 != 2 || (p[1] >= 192 && p[1] <= 223) {
+		return false
+	}
+	c.v.packets.Add(1)
+	if p[1]&0x80 != 0 {
+		c.v.frames.Add(1)
+	}
+	return true
+}
+
+func (c *countingConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFromUDPAddrPort(p)
+		if err != nil || !c.rtp(p[:n]) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := c.ReadFromAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(a), nil
+}
+
+func (c *countingConn) WriteToAddrPort(p []byte, a netip.AddrPort) (int, error) {
+	return c.UDPConn.WriteToUDPAddrPort(p, a)
 }

@@ -9,6 +9,10 @@
 //	go run ./bench/relay -viewers 100,300,1000 -duration 30s
 //	go run ./bench/relay -viewers 300 -vigil /tmp/before/vigil   # another build
 //
+// With several counts it also prints the marginal memory per viewer between
+// consecutive counts (from the final RSS of each), which the RSS before any
+// viewer, different from server to server, does not blur.
+//
 // The machines are shared: alternate builds, repeat, and read the load
 // average printed with each run.
 package main
@@ -60,6 +64,7 @@ func run() error {
 	vigil := flag.String("vigil", "", "vigil binary of the server and camsim (default: go build ./cmd/vigil)")
 	keep := flag.Bool("keep", false, "keep the run's directory (server logs) and print its path")
 	settle := flag.Duration("settle", 3*time.Second, "wait after the last viewer connected before measuring")
+	light := flag.Bool("light", false, "viewers that count RTP packets by their headers without decrypting them (one shared socket): a load client that holds 1000 viewers")
 	flag.Parse()
 	var counts []int
 	for f := range strings.SplitSeq(*viewersFlag, ",") {
@@ -96,12 +101,23 @@ func run() error {
 		return err
 	}
 	defer sim.Stop()
+	var prev *result
 	for i, n := range counts {
-		r, err := runOne(ctx, *vigil, filepath.Join(dir, strconv.Itoa(i)), sim.URLs[0][0], n, *duration, *settle)
+		r, err := runOne(ctx, *vigil, filepath.Join(dir, strconv.Itoa(i)), sim.URLs[0][0], n, *duration, *settle, *light)
 		if err != nil {
 			return fmt.Errorf("%d viewers: %w", n, err)
 		}
 		r.print()
+		if prev != nil && r.connected != prev.connected {
+			// the RSS before any viewer varies by tens of MiB between
+			// servers (what the start left resident), and viewers first
+			// fill that: the difference of the final RSS of two counts is
+			// the steadier figure
+			fmt.Printf("  marginal memory from %d to %d viewers: %.3f MB per viewer (final RSS %.1f → %.1f MiB)\n",
+				prev.connected, r.connected, float64(r.rssKB-prev.rssKB)*1024/1e6/float64(r.connected-prev.connected),
+				float64(prev.rssKB)/1024, float64(r.rssKB)/1024)
+		}
+		prev = &r
 	}
 	return nil
 }
@@ -137,7 +153,7 @@ func (r result) print() {
 
 // runOne starts a server, registers the camera, connects n viewers from a
 // load process and measures the server over the window.
-func runOne(ctx context.Context, vigil, dir, camURL string, n int, window, settle time.Duration) (result, error) {
+func runOne(ctx context.Context, vigil, dir, camURL string, n int, window, settle time.Duration, light bool) (result, error) {
 	var res result
 	res.viewers = n
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -216,7 +232,11 @@ log: { level: info }
 	if err != nil {
 		return res, err
 	}
-	load := exec.CommandContext(sctx, self, "-load", base, strconv.Itoa(n), strings.Join(users, ","), userPassword)
+	args := []string{"-load", base, strconv.Itoa(n), strings.Join(users, ","), userPassword}
+	if light {
+		args = append(args, "light")
+	}
+	load := exec.CommandContext(sctx, self, args...)
 	stdin, err := load.StdinPipe()
 	if err != nil {
 		return res, err
