@@ -91,7 +91,7 @@ func (a *App) clusterDispatch() {
 }
 
 // recorderFence is the recorder's upload fence; nil on a single node.
-func (a *App) recorderFence() func(ctx context.Context, camera string, start time.Time) error {
+func (a *App) recorderFence() func(ctx context.Context, camera string, start, end time.Time) error {
 	if a.cluster == nil {
 		return nil
 	}

@@ -66,6 +66,11 @@ type Options struct {
 	Refresh time.Duration
 	// Log defaults to slog.Default().
 	Log *slog.Logger
+	// Provisional is how long a node cut off from the database keeps its
+	// cameras running after its leases lapsed (lease.Node.ProvisionalMax):
+	// 0 means lease.DefaultProvisional TTLs, a negative value stops them at
+	// the lapse.
+	Provisional time.Duration
 }
 
 // Target runs the cameras this node owns (dispatch.Dispatcher). Its
@@ -132,10 +137,16 @@ type written struct {
 // period is a time this node owned a camera, by its own clock: from
 // acquired to lost (zero while it lasts). clean tells that it was lost
 // before the database could have given the camera to another node, so
-// everything written in it was written by the only owner.
+// everything written in it was written by the only owner. provisional
+// tells that it ran provisionally when it was lost (cut off from the
+// database, its lease taken over or given up after too long): then what
+// ended before safe (the earliest moment the lease could have moved) was
+// written by the only owner, and the rest is fenced.
 type period struct {
 	acquired, lost time.Time
 	clean          bool
+	provisional    bool
+	safe           time.Time
 }
 
 // Open migrates the cluster's tables on db (which must be PostgreSQL) and
@@ -165,13 +176,14 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Cluster, error) {
 		holders: map[string]string{}, adverts: map[string]string{}, shared: map[string]sharedStat{},
 		periods: map[string][]period{}, written: map[string]written{}, jobs: map[string]*job{}}
 	c.node = &lease.Node{
-		Leases:    l,
-		Name:      o.Node,
-		Advertise: o.Advertise,
-		Logger:    o.Log,
-		OnAcquire: c.acquired,
-		OnLose:    c.lost,
-		OnChange:  c.changed,
+		Leases:         l,
+		Name:           o.Node,
+		Advertise:      o.Advertise,
+		Logger:         o.Log,
+		ProvisionalMax: o.Provisional,
+		OnAcquire:      c.acquired,
+		OnLose:         c.lost,
+		OnChange:       c.changed,
 	}
 	return c, nil
 }
@@ -249,23 +261,30 @@ func (c *Cluster) lost(camera string) {
 		c.target.Lost(camera) // its writers are told to stop (they stop within a unit)
 	}
 	now := time.Now()
-	clean := now.Before(c.node.SafeUntil())
+	safe := c.node.SafeUntil()
+	clean := now.Before(safe)
+	provisional := c.node.Provisional()
 	c.mu.Lock()
 	if c.holders[camera] == c.opts.Node {
 		delete(c.holders, camera)
 	}
 	ps := c.periods[camera]
 	if n := len(ps); n > 0 && ps[n-1].lost.IsZero() {
-		ps[n-1].lost, ps[n-1].clean = now, clean
+		ps[n-1].lost, ps[n-1].clean, ps[n-1].provisional, ps[n-1].safe = now, clean, provisional, safe
 	}
 	if len(ps) > maxPeriods {
 		ps = slices.Delete(ps, 0, len(ps)-maxPeriods)
 	}
 	c.periods[camera] = ps
 	c.mu.Unlock()
-	if clean {
+	switch {
+	case clean:
 		c.log.Debug("cluster: camera released", "camera", camera)
-	} else {
+	case provisional:
+		c.log.Warn("cluster: camera run provisionally while cut off from the database is lost "+
+			"(taken over meanwhile, or cut off too long); what was recorded after its lease lapsed is fenced",
+			"camera", camera, "lapsed", safe.Add(-c.leases.TTL()/5))
+	default:
 		c.log.Warn("cluster: camera lost after its lease could have moved (paused or cut off); "+
 			"what was written meanwhile is fenced", "camera", camera)
 	}
@@ -344,16 +363,20 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeInfo, error) {
 // lease lately (the database does not answer): not a fence, try later.
 var errUnconfirmed = errors.New("cluster: the camera's lease is not confirmed now (database unreachable?)")
 
-// Fence decides whether a segment of camera that started at start may be
+// Fence decides whether a segment of camera from start to end may be
 // stored (recorder.Options.Fence, before each upload). A segment of the
 // camera's current ownership is stored while the lease is still held at
-// its epoch (one round trip); one of an earlier ownership in this run, if
-// that ended cleanly (released, or lost before the lease could have moved);
-// one from before this run (the spool of the previous process) too. A
-// segment written while another node may have owned the camera answers an
-// error matching ErrFenced; a database that does not answer, another error
-// (the upload waits and tries again).
-func (c *Cluster) Fence(ctx context.Context, camera string, start time.Time) error {
+// its epoch (one round trip): that includes what was recorded
+// provisionally while the node was cut off from the database, once it has
+// reclaimed the lease at the same epoch. One of an earlier ownership in
+// this run is stored if that ended cleanly (released, or lost before the
+// lease could have moved), or, when it ended a provisional run, if the
+// segment ended before the lease could have moved; one from before this
+// run (the spool of the previous process) too. A segment written while
+// another node may have owned the camera answers an error matching
+// ErrFenced; a database that does not answer, another error (the upload
+// waits and tries again).
+func (c *Cluster) Fence(ctx context.Context, camera string, start, end time.Time) error {
 	epoch, owned := c.node.Epoch(camera)
 	c.mu.Lock()
 	p, found := c.periodOf(camera, start)
@@ -372,6 +395,11 @@ func (c *Cluster) Fence(ctx context.Context, camera string, start time.Time) err
 		return nil
 	case p.lost.IsZero():
 		return errUnconfirmed // the node gives the camera up this moment
+	case !p.clean && p.provisional:
+		if end.IsZero() || end.After(p.safe) {
+			return fmt.Errorf("cluster: segment of %s at %s recorded provisionally, and the lease moved: %w",
+				camera, start.UTC().Format(time.RFC3339), ErrFenced)
+		}
 	case !p.clean:
 		return fmt.Errorf("cluster: segment of %s at %s written after the lease could have moved: %w",
 			camera, start.UTC().Format(time.RFC3339), ErrFenced)
@@ -397,7 +425,9 @@ func (c *Cluster) periodOf(camera string, start time.Time) (period, bool) {
 // lease must still be held at its epoch, and the lease row stays locked
 // until the transaction ends (a take-over waits for the commit). A camera
 // lost cleanly may still index its last segments (the upload was fenced);
-// one lost after its lease could have moved may not.
+// one lost after its lease could have moved may not, unless it was lost at
+// the end of a provisional run: then the upload fence has let through only
+// the segments that ended before the lease could move.
 func (c *Cluster) FenceIndex(ctx context.Context, tx *sqldb.Tx, camera string) error {
 	if epoch, owned := c.node.Epoch(camera); owned {
 		if err := c.leases.CheckTx(ctx, tx, camera, epoch); err != nil {
@@ -408,7 +438,7 @@ func (c *Cluster) FenceIndex(ctx context.Context, tx *sqldb.Tx, camera string) e
 	c.mu.Lock()
 	ps := c.periods[camera]
 	c.mu.Unlock()
-	if n := len(ps); n > 0 && !ps[n-1].lost.IsZero() && !ps[n-1].clean {
+	if n := len(ps); n > 0 && !ps[n-1].lost.IsZero() && !ps[n-1].clean && !ps[n-1].provisional {
 		return fmt.Errorf("cluster: index %s after the lease could have moved: %w", camera, ErrFenced)
 	}
 	return nil

@@ -38,10 +38,13 @@ func TestFencedSegmentsMovedAside(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
 	asked := map[string]int{}
-	fence := func(ctx context.Context, camera string, start time.Time) error {
+	fence := func(ctx context.Context, camera string, start, end time.Time) error {
 		mu.Lock()
 		defer mu.Unlock()
 		asked[camera]++
+		if !end.After(start) {
+			t.Errorf("%s: fence asked for a segment from %v to %v", camera, start, end)
+		}
 		switch {
 		case camera == "cam-fenced":
 			return fmt.Errorf("cluster: segment of %s at %v: %w", camera, start, lease.ErrFenced)

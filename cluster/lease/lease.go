@@ -200,6 +200,24 @@ func (l *Leases) Renew(ctx context.Context, camera, node string, epoch int64) er
 	return nil
 }
 
+// Reclaim extends node's lease of camera at epoch by the TTL even if it
+// expired, as long as nobody took it meanwhile (it still names node, at
+// epoch): what a node cut off from the database does when it answers
+// again. Since every take-over raises the epoch, nobody else wrote for the
+// camera since node acquired it, so what node recorded while cut off may
+// be stored. It answers ErrFenced when the lease moved or was released.
+func (l *Leases) Reclaim(ctx context.Context, camera, node string, epoch int64) error {
+	res, err := l.db.Exec(ctx, `UPDATE leases SET expires = now() + ? * interval '1 millisecond'
+		WHERE camera = ? AND node = ? AND epoch = ?`, l.ttlMS(), camera, node, epoch)
+	if err != nil {
+		return fmt.Errorf("lease: reclaim %s: %w", camera, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrFenced
+	}
+	return nil
+}
+
 // Release frees node's lease of camera at epoch and notifies the nodes, so
 // that another takes it at once. Releasing a lease that moved is no error.
 func (l *Leases) Release(ctx context.Context, camera, node string, epoch int64) error {
