@@ -17,7 +17,10 @@
 // A [Node] runs the membership loop: heartbeat, renewals, taking over
 // leases up to its fair share (cameras spread evenly over the live nodes),
 // shedding leases above it when nodes join, releasing all of them on a
-// clean stop. Changes reach the nodes at once through LISTEN/NOTIFY:
+// clean stop. A node cut off from the database keeps its cameras
+// provisionally once its leases lapse, and reclaims them at the same epoch
+// ([Leases.Reclaim]) when the database answers again, if nobody took them
+// meanwhile (see [Node.Provisional]). Changes reach the nodes at once through LISTEN/NOTIFY:
 // channel "vigil_leases" when leases move, "vigil_cameras" (payload: the
 // camera id) when a camera is added, changed or removed.
 package lease

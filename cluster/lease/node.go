@@ -63,9 +63,10 @@ type Node struct {
 	// heldUntil (unix ns) is when the leases lapse by this node's own clock:
 	// the sending of the last successful renewal plus 4/5 of the TTL. The
 	// database expires them no earlier than a full TTL after that sending
-	// (its now() is read later), so a node cut off from the database stops
-	// its writers TTL/5 before any other node can take its cameras, a margin
-	// for a late timer on a loaded machine.
+	// (its now() is read later), so a node cut off from the database knows
+	// its writers provisional (or stops them, ProvisionalMax negative) TTL/5
+	// before any other node can take its cameras, a margin for a late timer
+	// on a loaded machine.
 	heldUntil atomic.Int64
 
 	// provisional: the leases lapsed while the database did not answer; the
