@@ -376,8 +376,9 @@ func spoolEmpty(n *node) bool {
 
 // dbGapMax is the longest hole allowed in a camera's recordings around the
 // restart of PostgreSQL: the cameras go on recording, so no more than
-// between two segments at any time (a keyframe interval), with a margin.
-const dbGapMax = time.Second
+// between two segments at any time (well under a second), with a margin
+// for a loaded machine. Before the provisional recording it was ~18 s.
+const dbGapMax = 2 * time.Second
 
 func equalOwners(x, y map[string][]string) bool {
 	if len(x) != len(y) {
@@ -621,7 +622,9 @@ func TestThreeNodes(t *testing.T) {
 		}
 		// no hole: the cameras were recorded throughout, and every segment
 		// reached the store and the index
-		if g := maxGap(segs, downAt.Add(-10*time.Second), end); g > dbGapMax {
+		// (from downAt: the hand-over of c's cameras just before is not the
+		// database's doing)
+		if g := maxGap(segs, downAt, end); g > dbGapMax {
 			t.Errorf("%s: a gap of %v around the database's absence, want at most %v", cam, g, dbGapMax)
 		} else {
 			t.Logf("%s: longest gap around the database's absence: %v", cam, g)
