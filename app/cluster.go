@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ func (a *App) openCluster(ctx context.Context) error {
 		Advertise: advertise,
 		TTL:       a.cfg.Cluster.LeaseTTL.D(),
 		Log:       a.log.With("part", "cluster", "node", name),
+		// beside the segments it judges (hidden: the recorder leaves it alone)
+		StateFile: filepath.Join(a.cfg.Recording.SpoolDir, ".cluster-provisional.json"),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)

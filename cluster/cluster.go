@@ -30,12 +30,15 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -71,6 +74,11 @@ type Options struct {
 	// 0 means lease.DefaultProvisional TTLs, a negative value stops them at
 	// the lapse.
 	Provisional time.Duration
+	// StateFile, when set, is where the node keeps the times its cameras
+	// ran provisionally without being reclaimed (app: a hidden file in the
+	// spool directory), so that the next process does not store what this
+	// one recorded provisionally and left in the spool: see Fence.
+	StateFile string
 }
 
 // Target runs the cameras this node owns (dispatch.Dispatcher). Its
@@ -119,6 +127,11 @@ type Cluster struct {
 	newest   time.Time             // the newest camera_status.updated read (refresh loop only)
 	lastFull time.Time             // when every status was last read (refresh loop only)
 
+	// prov: the provisional runs not reclaimed (Until set when one ended
+	// without a reclaim; zero while it lasts), of this process and the
+	// earlier ones (read from Options.StateFile). c.mu.
+	prov []provRun
+
 	jobsMu sync.Mutex
 	jobs   map[string]*job
 	closed bool // Run has ended: no job runs here any more
@@ -147,6 +160,109 @@ type period struct {
 	clean          bool
 	provisional    bool
 	safe           time.Time
+}
+
+// provRun is a provisional run of a camera that was not reclaimed (yet):
+// what it recorded after Safe (till Until) may have had a second writer.
+type provRun struct {
+	Camera string    `json:"camera"`
+	Epoch  int64     `json:"epoch"`
+	Safe   time.Time `json:"safe"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// provKeep is how long an ended provisional run is remembered (the
+// spool of an earlier process is uploaded long before).
+const provKeep = 30 * 24 * time.Hour
+
+// loadProv reads the provisional runs of the earlier processes: those
+// still running when their process ended end now, at the latest.
+func (c *Cluster) loadProv() error {
+	if c.opts.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.opts.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	var runs []provRun
+	if err := json.Unmarshal(b, &runs); err != nil {
+		return fmt.Errorf("cluster: %s: %w", c.opts.StateFile, err)
+	}
+	now := time.Now()
+	for _, r := range runs {
+		if r.Until.IsZero() {
+			r.Until = now
+		}
+		if now.Sub(r.Until) < provKeep {
+			c.prov = append(c.prov, r)
+		}
+	}
+	c.saveProvLocked()
+	return nil
+}
+
+// saveProvLocked writes c.prov to Options.StateFile. c.mu held (or not
+// running yet).
+func (c *Cluster) saveProvLocked() {
+	if c.opts.StateFile == "" {
+		return
+	}
+	err := func() error {
+		if len(c.prov) == 0 {
+			if err := os.Remove(c.opts.StateFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		}
+		b, err := json.Marshal(c.prov)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(c.opts.StateFile), 0o755); err != nil {
+			return err
+		}
+		tmp := c.opts.StateFile + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, c.opts.StateFile)
+	}()
+	if err != nil {
+		c.log.Error("cluster: the provisional runs are not saved; a restart may store what they recorded", "file", c.opts.StateFile, "err", err)
+	}
+}
+
+// provisional is lease.Node.OnProvisional: a provisional run of every
+// camera owned starts, or ends (those still owned were reclaimed: their
+// recording was the only owner's, forget the run).
+func (c *Cluster) provisional(on bool) {
+	owned := c.node.Owned()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if on {
+		safe := c.node.SafeUntil()
+		for cam, e := range owned {
+			c.prov = append(c.prov, provRun{Camera: cam, Epoch: e, Safe: safe})
+		}
+	} else {
+		now := time.Now()
+		keep := c.prov[:0]
+		for _, r := range c.prov {
+			if r.Until.IsZero() {
+				if e, ok := owned[r.Camera]; ok && e == r.Epoch {
+					continue // reclaimed
+				}
+				r.Until = now
+			}
+			keep = append(keep, r)
+		}
+		c.prov = keep
+	}
+	c.saveProvLocked()
 }
 
 // Open migrates the cluster's tables on db (which must be PostgreSQL) and
@@ -184,6 +300,10 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Cluster, error) {
 		OnAcquire:      c.acquired,
 		OnLose:         c.lost,
 		OnChange:       c.changed,
+		OnProvisional:  c.provisional,
+	}
+	if err := c.loadProv(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -271,6 +391,14 @@ func (c *Cluster) lost(camera string) {
 	ps := c.periods[camera]
 	if n := len(ps); n > 0 && ps[n-1].lost.IsZero() {
 		ps[n-1].lost, ps[n-1].clean, ps[n-1].provisional, ps[n-1].safe = now, clean, provisional, safe
+	}
+	if provisional {
+		for i, r := range c.prov {
+			if r.Camera == camera && r.Until.IsZero() {
+				c.prov[i].Until = now
+			}
+		}
+		c.saveProvLocked()
 	}
 	if len(ps) > maxPeriods {
 		ps = slices.Delete(ps, 0, len(ps)-maxPeriods)
@@ -383,7 +511,17 @@ func (c *Cluster) Fence(ctx context.Context, camera string, start, end time.Time
 	c.mu.Unlock()
 	switch {
 	case !found:
-		return nil // before this run: the previous process's spool
+		// before this run: the previous process's spool, unless recorded
+		// in a provisional run that was not reclaimed
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, r := range c.prov {
+			if r.Camera == camera && (end.IsZero() || end.After(r.Safe)) && (r.Until.IsZero() || start.Before(r.Until)) {
+				return fmt.Errorf("cluster: segment of %s at %s recorded provisionally by an earlier process, not reclaimed: %w",
+					camera, start.UTC().Format(time.RFC3339), ErrFenced)
+			}
+		}
+		return nil
 	case p.lost.IsZero() && owned:
 		// the current ownership
 		if !c.node.Held(camera, epoch) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -85,7 +86,8 @@ func startNode(t testing.TB, url, name string, ttl time.Duration, freeze func(co
 	t.Helper()
 	db := openDB(t, url)
 	c, err := Open(context.Background(), db, Options{Node: name, Advertise: "http://" + name + ":8080", TTL: ttl,
-		Refresh: 200 * time.Millisecond, Log: testkit.Log(t).With("node", name)})
+		Refresh: 200 * time.Millisecond, Log: testkit.Log(t).With("node", name),
+		StateFile: filepath.Join(t.TempDir(), "spool", ".cluster-provisional.json")})
 	if err != nil {
 		t.Fatal(err)
 	}

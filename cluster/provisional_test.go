@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vigil-vms/vigil/internal/sqldb"
 	"github.com/vigil-vms/vigil/internal/testkit"
 	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 )
@@ -20,6 +24,7 @@ func startNodeOpts(t testing.TB, url, name string, o Options) *node {
 	t.Helper()
 	db := openDB(t, url)
 	o.Node, o.Advertise, o.Refresh, o.Log = name, "http://"+name+":8080", 200*time.Millisecond, testkit.Log(t).With("node", name)
+	o.StateFile = filepath.Join(t.TempDir(), "spool", ".cluster-provisional.json")
 	c, err := Open(context.Background(), db, o)
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +33,21 @@ func startNodeOpts(t testing.TB, url, name string, o Options) *node {
 	c.SetTarget(n.t)
 	n.stop = testkit.Run(t, c.Run)
 	return n
+}
+
+// next opens the node's next process (not running) on db (the node's
+// own when nil): what it finds in the state file the node leaves now.
+func (n *node) next(t testing.TB, db *sqldb.DB) *Cluster {
+	t.Helper()
+	if db == nil {
+		db = n.db
+	}
+	c, err := Open(context.Background(), db, Options{Node: n.Name(), TTL: n.leases.TTL(), StateFile: n.opts.StateFile,
+		Log: testkit.Log(t).With("node", n.Name()+"'")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func (n *node) lostAt(cam string) (time.Time, bool) {
@@ -119,6 +139,18 @@ func TestDatabaseAwayCamerasGoOn(t *testing.T) {
 		}
 	}
 	testkit.WaitFor(t, 5*time.Second, "still 3/3", func() bool { return evenly(t, 6, a, b) })
+	// reclaimed: the next process would store them too (had this one left
+	// them in its spool)
+	if _, err := os.Stat(a.opts.StateFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("state file after the reclaim: %v", err)
+	}
+	next := a.next(t, nil)
+	for cam := range before[a] {
+		start := downAt.Add(2 * ttl)
+		if err := next.Fence(ctx, cam, start, start.Add(time.Second)); err != nil {
+			t.Errorf("%s: the next process: segment recorded provisionally and reclaimed: %v", cam, err)
+		}
+	}
 }
 
 // A node cut off from the database alone (a network split) goes on
@@ -154,6 +186,17 @@ func TestSplitNodeProvisionalFenced(t *testing.T) {
 	}
 	provStart := time.Now() // a segment a recorded provisionally, after b took over
 	time.Sleep(time.Second)
+	// were a to crash now, its next process would not store that segment
+	// from its spool, but would the one from before the cut
+	crashed := a.next(t, openDB(t, u))
+	for _, cam := range aCams {
+		if err := crashed.Fence(ctx, cam, provStart, provStart.Add(time.Second)); !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: a's next process after a crash: provisional segment: %v, want fenced", cam, err)
+		}
+		if err := crashed.Fence(ctx, cam, preStart, preEnd); err != nil {
+			t.Errorf("%s: a's next process after a crash: segment from before the cut: %v", cam, err)
+		}
+	}
 
 	proxy.restore()
 	restoredAt := time.Now()
@@ -174,6 +217,16 @@ func TestSplitNodeProvisionalFenced(t *testing.T) {
 		}
 		if err := a.Fence(ctx, cam, preStart, preEnd); err != nil {
 			t.Errorf("%s: a's segment from before the cut: %v", cam, err)
+		}
+	}
+	// and so would its next process
+	next := a.next(t, nil)
+	for _, cam := range aCams {
+		if err := next.Fence(ctx, cam, provStart, provStart.Add(time.Second)); !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: a's next process: provisional segment: %v, want fenced", cam, err)
+		}
+		if err := next.Fence(ctx, cam, preStart, preEnd); err != nil {
+			t.Errorf("%s: a's next process: segment from before the cut: %v", cam, err)
 		}
 	}
 	// back to an even spread, one owner per camera

@@ -40,6 +40,12 @@ type Node struct {
 	OnLose func(camera string)
 	// OnChange: a camera this node owns changed its settings.
 	OnChange func(camera string)
+	// OnProvisional, when set, is told when the node starts running its
+	// cameras provisionally (true; Owned and SafeUntil tell which and
+	// since when), and when that ends (false): the cameras still owned then
+	// were reclaimed at their epochs; those lost meanwhile had OnLose
+	// called while Provisional was still true.
+	OnProvisional func(on bool)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// ProvisionalMax is how long the node keeps running its cameras after
@@ -345,6 +351,7 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	if n.provisional.Swap(false) {
 		n.Logger.Warn("cluster: the database answers again; leases reclaimed", "node", n.Name,
 			"reclaimed", kept, "taken over meanwhile", len(lost))
+		n.provisionalEnded()
 	}
 	// only now: a camera lost was lost while the previous renewal was in
 	// force (see SafeUntil)
@@ -542,6 +549,9 @@ func (n *Node) goProvisional() {
 		return
 	}
 	n.provisional.Store(true)
+	if n.OnProvisional != nil {
+		n.OnProvisional(true)
+	}
 	n.Logger.Warn("cluster: leases lapsed without the database; the cameras go on provisionally "+
 		"(their recording is stored if the leases are reclaimed, fenced if they moved)",
 		"node", n.Name, "cameras", k, "for at most", n.provisionalMax())
@@ -567,7 +577,15 @@ func (n *Node) dropAll() {
 		}
 		n.lose(cams) // Provisional still tells whether they ran provisionally
 	}
-	n.provisional.Store(false)
+	if n.provisional.Swap(false) {
+		n.provisionalEnded()
+	}
+}
+
+func (n *Node) provisionalEnded() {
+	if n.OnProvisional != nil {
+		n.OnProvisional(false)
+	}
 }
 
 // leave stops every camera, releases the leases and marks the node down,
@@ -584,6 +602,9 @@ func (n *Node) leave() {
 	n.mu.Unlock()
 	slices.Sort(cams)
 	n.lose(cams)
+	if n.provisional.Swap(false) {
+		n.provisionalEnded()
+	}
 	err := n.Leases.inTx(ctx, "leave", func(tx *sqlTx) error {
 		n.stats.roundTrips.Add(3)
 		if _, err := tx.Exec(ctx, `UPDATE nodes SET state = 'down', since = now() WHERE name = ?`, n.Name); err != nil {
