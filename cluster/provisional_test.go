@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -274,13 +273,50 @@ func TestCutOffTooLongStops(t *testing.T) {
 }
 
 // proxy forwards TCP to PostgreSQL; cut drops every connection and refuses
-// new ones until restore.
+// new ones until restore; stall stops forwarding without closing anything
+// (a network that drops the packets) until restore.
 type proxy struct {
 	url string
 
-	mu    sync.Mutex
-	conns []net.Conn
-	isCut bool
+	mu      sync.Mutex
+	conns   []net.Conn
+	isCut   bool
+	stalled chan struct{} // non-nil while stalled: closed at restore
+}
+
+func (p *proxy) wait() {
+	p.mu.Lock()
+	ch := p.stalled
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+// pipe copies from in to out, holding what it read while stalled.
+func (p *proxy) pipe(out, in net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			p.wait()
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	out.Close()
+}
+
+func (p *proxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
 }
 
 func startProxy(t *testing.T, dbURL string) *proxy {
@@ -319,8 +355,8 @@ func startProxy(t *testing.T, dbURL string) *proxy {
 			p.conns = append(p.conns, in, out)
 			p.mu.Unlock()
 			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
-			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+			go func() { defer wg.Done(); p.pipe(out, in) }()
+			go func() { defer wg.Done(); p.pipe(in, out) }()
 		}
 	}()
 	t.Cleanup(func() {
@@ -334,6 +370,10 @@ func startProxy(t *testing.T, dbURL string) *proxy {
 func (p *proxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
 	p.isCut = true
 	for _, c := range p.conns {
 		c.Close()
@@ -344,5 +384,42 @@ func (p *proxy) cut() {
 func (p *proxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
 	p.isCut = false
+}
+
+// A database that stops answering without closing the connections (the
+// packets dropped) does not hold the node's loop: its leases lapse, it
+// runs its cameras provisionally, and reclaims them when the database
+// answers again.
+func TestStalledDatabase(t *testing.T) {
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	proxy := startProxy(t, u)
+	ttl := 2 * time.Second
+	a := startNode(t, proxy.url, "node-a", ttl, nil)
+	if err := a.PutAll(ctx, cameras(2)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a owns the cameras", func() bool { return len(a.t.cams()) == 2 })
+	before := a.node.Owned()
+	proxy.stall()
+	stalled := time.Now()
+	testkit.WaitFor(t, 3*ttl, "a to go provisional", func() bool { return a.node.Provisional() })
+	t.Logf("provisional %v after the database stalled", time.Since(stalled).Round(time.Millisecond))
+	proxy.restore()
+	testkit.WaitFor(t, 4*ttl, "a to reclaim its leases", func() bool {
+		for cam, e := range before {
+			if !a.node.Held(cam, e) {
+				return false
+			}
+		}
+		return !a.node.Provisional()
+	})
+	if got := a.t.cams(); len(got) != 2 {
+		t.Errorf("a runs %v", got)
+	}
 }

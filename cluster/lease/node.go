@@ -291,6 +291,10 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	n.stats.ticks.Add(1)
 	l := n.Leases
 	period := l.ttl / 3
+	// a database that stops answering without closing the connection must
+	// not hold the loop: past a TTL the round has failed anyway
+	ctx, cancel := context.WithTimeout(ctx, l.ttl)
+	defer cancel()
 
 	// 1. heartbeat and renew in one transaction; the leases of cameras
 	// run provisionally are reclaimed if they lapsed at the same epoch
@@ -332,8 +336,13 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	if !n.cutSince.IsZero() {
 		// back after failed rounds: the other nodes may have been cut off
 		// too (a restart of the database) and their leases have lapsed;
-		// give them a TTL to reclaim them before taking any
-		n.cutSince, n.graceUntil = time.Time{}, sent.Add(l.ttl)
+		// give them a TTL to reclaim them before taking any. (For their
+		// leases to lapse the database was away 2/3 TTL at least, so this
+		// node failed for TTL/6 at least; a shorter failure was its own.)
+		if sent.Sub(n.cutSince) >= l.ttl/6 {
+			n.graceUntil = sent.Add(l.ttl)
+		}
+		n.cutSince = time.Time{}
 	}
 	n.stats.renewed.Add(int64(len(renewed)))
 	n.mu.Lock()
