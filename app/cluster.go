@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ func (a *App) openCluster(ctx context.Context) error {
 		Advertise: advertise,
 		TTL:       a.cfg.Cluster.LeaseTTL.D(),
 		Log:       a.log.With("part", "cluster", "node", name),
+		// beside the segments it judges (hidden: the recorder leaves it alone)
+		StateFile: filepath.Join(a.cfg.Recording.SpoolDir, ".cluster-provisional.json"),
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -91,7 +94,7 @@ func (a *App) clusterDispatch() {
 }
 
 // recorderFence is the recorder's upload fence; nil on a single node.
-func (a *App) recorderFence() func(ctx context.Context, camera string, start time.Time) error {
+func (a *App) recorderFence() func(ctx context.Context, camera string, start, end time.Time) error {
 	if a.cluster == nil {
 		return nil
 	}

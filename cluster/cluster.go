@@ -30,12 +30,15 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -66,6 +69,16 @@ type Options struct {
 	Refresh time.Duration
 	// Log defaults to slog.Default().
 	Log *slog.Logger
+	// Provisional is how long a node cut off from the database keeps its
+	// cameras running after its leases lapsed (lease.Node.ProvisionalMax):
+	// 0 means lease.DefaultProvisional TTLs, a negative value stops them at
+	// the lapse.
+	Provisional time.Duration
+	// StateFile, when set, is where the node keeps the times its cameras
+	// ran provisionally without being reclaimed (app: a hidden file in the
+	// spool directory), so that the next process does not store what this
+	// one recorded provisionally and left in the spool: see Fence.
+	StateFile string
 }
 
 // Target runs the cameras this node owns (dispatch.Dispatcher). Its
@@ -114,6 +127,11 @@ type Cluster struct {
 	newest   time.Time             // the newest camera_status.updated read (refresh loop only)
 	lastFull time.Time             // when every status was last read (refresh loop only)
 
+	// prov: the provisional runs not reclaimed (Until set when one ended
+	// without a reclaim; zero while it lasts), of this process and the
+	// earlier ones (read from Options.StateFile). c.mu.
+	prov []provRun
+
 	jobsMu sync.Mutex
 	jobs   map[string]*job
 	closed bool // Run has ended: no job runs here any more
@@ -132,10 +150,119 @@ type written struct {
 // period is a time this node owned a camera, by its own clock: from
 // acquired to lost (zero while it lasts). clean tells that it was lost
 // before the database could have given the camera to another node, so
-// everything written in it was written by the only owner.
+// everything written in it was written by the only owner. provisional
+// tells that it ran provisionally when it was lost (cut off from the
+// database, its lease taken over or given up after too long): then what
+// ended before safe (the earliest moment the lease could have moved) was
+// written by the only owner, and the rest is fenced.
 type period struct {
 	acquired, lost time.Time
 	clean          bool
+	provisional    bool
+	safe           time.Time
+}
+
+// provRun is a provisional run of a camera that was not reclaimed (yet):
+// what it recorded after Safe (till Until) may have had a second writer.
+type provRun struct {
+	Camera string    `json:"camera"`
+	Epoch  int64     `json:"epoch"`
+	Safe   time.Time `json:"safe"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// provKeep is how long an ended provisional run is remembered (the
+// spool of an earlier process is uploaded long before).
+const provKeep = 30 * 24 * time.Hour
+
+// loadProv reads the provisional runs of the earlier processes: those
+// still running when their process ended end now, at the latest.
+func (c *Cluster) loadProv() error {
+	if c.opts.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.opts.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	var runs []provRun
+	if err := json.Unmarshal(b, &runs); err != nil {
+		return fmt.Errorf("cluster: %s: %w", c.opts.StateFile, err)
+	}
+	now := time.Now()
+	for _, r := range runs {
+		if r.Until.IsZero() {
+			r.Until = now
+		}
+		if now.Sub(r.Until) < provKeep {
+			c.prov = append(c.prov, r)
+		}
+	}
+	c.saveProvLocked()
+	return nil
+}
+
+// saveProvLocked writes c.prov to Options.StateFile. c.mu held (or not
+// running yet).
+func (c *Cluster) saveProvLocked() {
+	if c.opts.StateFile == "" {
+		return
+	}
+	err := func() error {
+		if len(c.prov) == 0 {
+			if err := os.Remove(c.opts.StateFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		}
+		b, err := json.Marshal(c.prov)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(c.opts.StateFile), 0o755); err != nil {
+			return err
+		}
+		tmp := c.opts.StateFile + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, c.opts.StateFile)
+	}()
+	if err != nil {
+		c.log.Error("cluster: the provisional runs are not saved; a restart may store what they recorded", "file", c.opts.StateFile, "err", err)
+	}
+}
+
+// provisional is lease.Node.OnProvisional: a provisional run of every
+// camera owned starts, or ends (those still owned were reclaimed: their
+// recording was the only owner's, forget the run).
+func (c *Cluster) provisional(on bool) {
+	owned := c.node.Owned()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if on {
+		safe := c.node.SafeUntil()
+		for cam, e := range owned {
+			c.prov = append(c.prov, provRun{Camera: cam, Epoch: e, Safe: safe})
+		}
+	} else {
+		now := time.Now()
+		keep := c.prov[:0]
+		for _, r := range c.prov {
+			if r.Until.IsZero() {
+				if e, ok := owned[r.Camera]; ok && e == r.Epoch {
+					continue // reclaimed
+				}
+				r.Until = now
+			}
+			keep = append(keep, r)
+		}
+		c.prov = keep
+	}
+	c.saveProvLocked()
 }
 
 // Open migrates the cluster's tables on db (which must be PostgreSQL) and
@@ -165,13 +292,18 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Cluster, error) {
 		holders: map[string]string{}, adverts: map[string]string{}, shared: map[string]sharedStat{},
 		periods: map[string][]period{}, written: map[string]written{}, jobs: map[string]*job{}}
 	c.node = &lease.Node{
-		Leases:    l,
-		Name:      o.Node,
-		Advertise: o.Advertise,
-		Logger:    o.Log,
-		OnAcquire: c.acquired,
-		OnLose:    c.lost,
-		OnChange:  c.changed,
+		Leases:         l,
+		Name:           o.Node,
+		Advertise:      o.Advertise,
+		Logger:         o.Log,
+		ProvisionalMax: o.Provisional,
+		OnAcquire:      c.acquired,
+		OnLose:         c.lost,
+		OnChange:       c.changed,
+		OnProvisional:  c.provisional,
+	}
+	if err := c.loadProv(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -249,23 +381,38 @@ func (c *Cluster) lost(camera string) {
 		c.target.Lost(camera) // its writers are told to stop (they stop within a unit)
 	}
 	now := time.Now()
-	clean := now.Before(c.node.SafeUntil())
+	safe := c.node.SafeUntil()
+	clean := now.Before(safe)
+	provisional := c.node.Provisional()
 	c.mu.Lock()
 	if c.holders[camera] == c.opts.Node {
 		delete(c.holders, camera)
 	}
 	ps := c.periods[camera]
 	if n := len(ps); n > 0 && ps[n-1].lost.IsZero() {
-		ps[n-1].lost, ps[n-1].clean = now, clean
+		ps[n-1].lost, ps[n-1].clean, ps[n-1].provisional, ps[n-1].safe = now, clean, provisional, safe
+	}
+	if provisional {
+		for i, r := range c.prov {
+			if r.Camera == camera && r.Until.IsZero() {
+				c.prov[i].Until = now
+			}
+		}
+		c.saveProvLocked()
 	}
 	if len(ps) > maxPeriods {
 		ps = slices.Delete(ps, 0, len(ps)-maxPeriods)
 	}
 	c.periods[camera] = ps
 	c.mu.Unlock()
-	if clean {
+	switch {
+	case clean:
 		c.log.Debug("cluster: camera released", "camera", camera)
-	} else {
+	case provisional:
+		c.log.Warn("cluster: camera run provisionally while cut off from the database is lost "+
+			"(taken over meanwhile, or cut off too long); what was recorded after its lease lapsed is fenced",
+			"camera", camera, "lapsed", safe.Add(-c.leases.TTL()/5))
+	default:
 		c.log.Warn("cluster: camera lost after its lease could have moved (paused or cut off); "+
 			"what was written meanwhile is fenced", "camera", camera)
 	}
@@ -344,23 +491,37 @@ func (c *Cluster) Nodes(ctx context.Context) ([]NodeInfo, error) {
 // lease lately (the database does not answer): not a fence, try later.
 var errUnconfirmed = errors.New("cluster: the camera's lease is not confirmed now (database unreachable?)")
 
-// Fence decides whether a segment of camera that started at start may be
+// Fence decides whether a segment of camera from start to end may be
 // stored (recorder.Options.Fence, before each upload). A segment of the
 // camera's current ownership is stored while the lease is still held at
-// its epoch (one round trip); one of an earlier ownership in this run, if
-// that ended cleanly (released, or lost before the lease could have moved);
-// one from before this run (the spool of the previous process) too. A
-// segment written while another node may have owned the camera answers an
-// error matching ErrFenced; a database that does not answer, another error
-// (the upload waits and tries again).
-func (c *Cluster) Fence(ctx context.Context, camera string, start time.Time) error {
+// its epoch (one round trip): that includes what was recorded
+// provisionally while the node was cut off from the database, once it has
+// reclaimed the lease at the same epoch. One of an earlier ownership in
+// this run is stored if that ended cleanly (released, or lost before the
+// lease could have moved), or, when it ended a provisional run, if the
+// segment ended before the lease could have moved; one from before this
+// run (the spool of the previous process) too. A segment written while
+// another node may have owned the camera answers an error matching
+// ErrFenced; a database that does not answer, another error (the upload
+// waits and tries again).
+func (c *Cluster) Fence(ctx context.Context, camera string, start, end time.Time) error {
 	epoch, owned := c.node.Epoch(camera)
 	c.mu.Lock()
 	p, found := c.periodOf(camera, start)
 	c.mu.Unlock()
 	switch {
 	case !found:
-		return nil // before this run: the previous process's spool
+		// before this run: the previous process's spool, unless recorded
+		// in a provisional run that was not reclaimed
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, r := range c.prov {
+			if r.Camera == camera && (end.IsZero() || end.After(r.Safe)) && (r.Until.IsZero() || start.Before(r.Until)) {
+				return fmt.Errorf("cluster: segment of %s at %s recorded provisionally by an earlier process, not reclaimed: %w",
+					camera, start.UTC().Format(time.RFC3339), ErrFenced)
+			}
+		}
+		return nil
 	case p.lost.IsZero() && owned:
 		// the current ownership
 		if !c.node.Held(camera, epoch) {
@@ -372,6 +533,11 @@ func (c *Cluster) Fence(ctx context.Context, camera string, start time.Time) err
 		return nil
 	case p.lost.IsZero():
 		return errUnconfirmed // the node gives the camera up this moment
+	case !p.clean && p.provisional:
+		if end.IsZero() || end.After(p.safe) {
+			return fmt.Errorf("cluster: segment of %s at %s recorded provisionally, and the lease moved: %w",
+				camera, start.UTC().Format(time.RFC3339), ErrFenced)
+		}
 	case !p.clean:
 		return fmt.Errorf("cluster: segment of %s at %s written after the lease could have moved: %w",
 			camera, start.UTC().Format(time.RFC3339), ErrFenced)
@@ -397,7 +563,9 @@ func (c *Cluster) periodOf(camera string, start time.Time) (period, bool) {
 // lease must still be held at its epoch, and the lease row stays locked
 // until the transaction ends (a take-over waits for the commit). A camera
 // lost cleanly may still index its last segments (the upload was fenced);
-// one lost after its lease could have moved may not.
+// one lost after its lease could have moved may not, unless it was lost at
+// the end of a provisional run: then the upload fence has let through only
+// the segments that ended before the lease could move.
 func (c *Cluster) FenceIndex(ctx context.Context, tx *sqldb.Tx, camera string) error {
 	if epoch, owned := c.node.Epoch(camera); owned {
 		if err := c.leases.CheckTx(ctx, tx, camera, epoch); err != nil {
@@ -408,7 +576,7 @@ func (c *Cluster) FenceIndex(ctx context.Context, tx *sqldb.Tx, camera string) e
 	c.mu.Lock()
 	ps := c.periods[camera]
 	c.mu.Unlock()
-	if n := len(ps); n > 0 && !ps[n-1].lost.IsZero() && !ps[n-1].clean {
+	if n := len(ps); n > 0 && !ps[n-1].lost.IsZero() && !ps[n-1].clean && !ps[n-1].provisional {
 		return fmt.Errorf("cluster: index %s after the lease could have moved: %w", camera, ErrFenced)
 	}
 	return nil

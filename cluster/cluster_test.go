@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -85,7 +86,8 @@ func startNode(t testing.TB, url, name string, ttl time.Duration, freeze func(co
 	t.Helper()
 	db := openDB(t, url)
 	c, err := Open(context.Background(), db, Options{Node: name, Advertise: "http://" + name + ":8080", TTL: ttl,
-		Refresh: 200 * time.Millisecond, Log: testkit.Log(t).With("node", name)})
+		Refresh: 200 * time.Millisecond, Log: testkit.Log(t).With("node", name),
+		StateFile: filepath.Join(t.TempDir(), "spool", ".cluster-provisional.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,10 +268,10 @@ func TestFence(t *testing.T) {
 	}
 	testkit.WaitFor(t, 10*time.Second, "a owns both cameras", func() bool { return len(a.t.cams()) == 2 })
 	now := time.Now()
-	if err := a.Fence(ctx, "cam-1", now); err != nil {
+	if err := a.Fence(ctx, "cam-1", now, now.Add(2*time.Second)); err != nil {
 		t.Fatalf("owned camera fenced: %v", err)
 	}
-	if err := a.Fence(ctx, "cam-1", now.Add(-time.Hour)); err != nil {
+	if err := a.Fence(ctx, "cam-1", now.Add(-time.Hour), now.Add(-time.Hour+2*time.Second)); err != nil {
 		t.Fatalf("a segment from before this run fenced: %v", err)
 	}
 	tx, err := a.db.Begin(ctx)
@@ -285,7 +287,7 @@ func TestFence(t *testing.T) {
 	if _, err := a.db.Exec(ctx, `UPDATE leases SET node = 'node-x', epoch = epoch + 1 WHERE camera = 'cam-1'`); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Fence(ctx, "cam-1", now); !errors.Is(err, ErrFenced) {
+	if err := a.Fence(ctx, "cam-1", now, now.Add(2*time.Second)); !errors.Is(err, ErrFenced) {
 		t.Fatalf("moved lease: upload fence %v", err)
 	}
 	tx, err = a.db.Begin(ctx)
@@ -299,7 +301,7 @@ func TestFence(t *testing.T) {
 
 	// a clean stop: the last segments of the cameras it ran may be stored
 	a.stop()
-	if err := a.Fence(ctx, "cam-2", now); err != nil {
+	if err := a.Fence(ctx, "cam-2", now, now.Add(time.Second)); err != nil {
 		t.Fatalf("a camera released cleanly: %v", err)
 	}
 }
@@ -345,11 +347,11 @@ func TestFrozenNodeFenced(t *testing.T) {
 	for _, cam := range moved {
 		// a may take some back to even the load: a new ownership, but the
 		// old segment stays fenced
-		if err := a.Fence(ctx, cam, segStart); !errors.Is(err, ErrFenced) {
+		if err := a.Fence(ctx, cam, segStart, time.Now()); !errors.Is(err, ErrFenced) {
 			t.Errorf("%s: a's segment from before the freeze: %v", cam, err)
 		}
 		if _, local := b.Epoch(cam); local {
-			if err := b.Fence(ctx, cam, time.Now()); err != nil {
+			if err := b.Fence(ctx, cam, time.Now(), time.Now().Add(time.Second)); err != nil {
 				t.Errorf("%s: the new owner's segment: %v", cam, err)
 			}
 		}

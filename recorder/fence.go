@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/vigil-vms/vigil/cluster/lease"
 	"github.com/vigil-vms/vigil/recorder/archive"
@@ -35,7 +36,11 @@ func (r *Recorder) checkFence(ctx context.Context, it *spoolItem) error {
 	if err != nil {
 		return &uploadError{err}
 	}
-	if err := r.opts.Fence(ctx, camera, start); err != nil {
+	var end time.Time
+	if it.seg != nil {
+		end = it.seg.End
+	}
+	if err := r.opts.Fence(ctx, camera, start, end); err != nil {
 		if errors.Is(err, lease.ErrFenced) {
 			return &fencedError{err}
 		}

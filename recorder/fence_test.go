@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,10 +39,13 @@ func TestFencedSegmentsMovedAside(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
 	asked := map[string]int{}
-	fence := func(ctx context.Context, camera string, start time.Time) error {
+	fence := func(ctx context.Context, camera string, start, end time.Time) error {
 		mu.Lock()
 		defer mu.Unlock()
 		asked[camera]++
+		if !end.After(start) {
+			t.Errorf("%s: fence asked for a segment from %v to %v", camera, start, end)
+		}
 		switch {
 		case camera == "cam-fenced":
 			return fmt.Errorf("cluster: segment of %s at %v: %w", camera, start, lease.ErrFenced)
@@ -93,5 +97,27 @@ func TestFencedSegmentsMovedAside(t *testing.T) {
 	}
 	if got := files(t, filepath.Join(dir, "spool")); len(got) != 3 {
 		t.Errorf("spool after restart: %v", got)
+	}
+}
+
+// The cluster keeps its state in a hidden file of the spool directory: the
+// recovery of the spool leaves it alone, without a word.
+func TestSpoolRecoverSkipsHiddenFiles(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, ".cluster-provisional.json")
+	if err := os.WriteFile(state, []byte(`[]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	s := newSpool(dir, 1<<30, time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
+	n, err := s.recover()
+	if err != nil || n != 0 {
+		t.Fatalf("recover: %d, %v", n, err)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("state file: %v", err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("logged: %s", logs.String())
 	}
 }

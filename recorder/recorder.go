@@ -121,13 +121,13 @@ type Options struct {
 	// not record (see Retain); nil: always (a single node).
 	RunsHere func() bool
 	// Fence, when set (a cluster node), is asked before each segment upload
-	// whether the segment of camera that started at start may be stored
+	// whether the segment of camera from start to end may be stored
 	// (cluster.Cluster.Fence). An error matching lease.ErrFenced refuses it:
 	// the segment is moved to SpoolDir/fenced (FencedDir), never uploaded;
 	// any other error fails the upload, which is tried again. An index write
 	// refused by the index's fence (archive.Index.SetFence) does the same,
 	// and deletes the object just stored. nil: no check.
-	Fence func(ctx context.Context, camera string, start time.Time) error
+	Fence func(ctx context.Context, camera string, start, end time.Time) error
 }
 
 // Source gives the recorder a camera's stream; ingest.Fleet implements it.

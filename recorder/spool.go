@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -429,8 +430,8 @@ func (s *spool) recover() (int, error) {
 		if d.IsDir() && p == filepath.Join(s.dir, FencedDir) {
 			return filepath.SkipDir // kept for the operator, never uploaded
 		}
-		if !d.Type().IsRegular() {
-			return nil
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
+			return nil // hidden files: others' state (the cluster's), never segments
 		}
 		rel, err := filepath.Rel(s.dir, p)
 		if err != nil {

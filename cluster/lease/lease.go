@@ -17,7 +17,10 @@
 // A [Node] runs the membership loop: heartbeat, renewals, taking over
 // leases up to its fair share (cameras spread evenly over the live nodes),
 // shedding leases above it when nodes join, releasing all of them on a
-// clean stop. Changes reach the nodes at once through LISTEN/NOTIFY:
+// clean stop. A node cut off from the database keeps its cameras
+// provisionally once its leases lapse, and reclaims them at the same epoch
+// ([Leases.Reclaim]) when the database answers again, if nobody took them
+// meanwhile (see [Node.Provisional]). Changes reach the nodes at once through LISTEN/NOTIFY:
 // channel "vigil_leases" when leases move, "vigil_cameras" (payload: the
 // camera id) when a camera is added, changed or removed.
 package lease
@@ -193,6 +196,24 @@ func (l *Leases) Renew(ctx context.Context, camera, node string, epoch int64) er
 		WHERE camera = ? AND node = ? AND epoch = ? AND expires >= now()`, l.ttlMS(), camera, node, epoch)
 	if err != nil {
 		return fmt.Errorf("lease: renew %s: %w", camera, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrFenced
+	}
+	return nil
+}
+
+// Reclaim extends node's lease of camera at epoch by the TTL even if it
+// expired, as long as nobody took it meanwhile (it still names node, at
+// epoch): what a node cut off from the database does when it answers
+// again. Since every take-over raises the epoch, nobody else wrote for the
+// camera since node acquired it, so what node recorded while cut off may
+// be stored. It answers ErrFenced when the lease moved or was released.
+func (l *Leases) Reclaim(ctx context.Context, camera, node string, epoch int64) error {
+	res, err := l.db.Exec(ctx, `UPDATE leases SET expires = now() + ? * interval '1 millisecond'
+		WHERE camera = ? AND node = ? AND epoch = ?`, l.ttlMS(), camera, node, epoch)
+	if err != nil {
+		return fmt.Errorf("lease: reclaim %s: %w", camera, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrFenced

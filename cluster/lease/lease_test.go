@@ -186,6 +186,13 @@ func startMember(t testing.TB, url, name string, ttl time.Duration) *member {
 
 func startMemberVia(t testing.TB, url, nodeURL, name string, ttl time.Duration) *member {
 	t.Helper()
+	return startMemberWith(t, nodeURL, name, ttl, nil)
+}
+
+// startMemberWith starts a member on nodeURL, with set (if not nil)
+// adjusting its Node before it runs.
+func startMemberWith(t testing.TB, nodeURL, name string, ttl time.Duration, set func(*Node)) *member {
+	t.Helper()
 	m := &member{writing: map[string]int64{}, started: map[string]time.Time{}, stopped: map[string]time.Time{}}
 	m.Node = &Node{
 		Leases:    open(t, nodeURL, ttl),
@@ -223,6 +230,9 @@ func startMemberVia(t testing.TB, url, nodeURL, name string, ttl time.Duration) 
 			case <-ctx.Done():
 			}
 		}
+	}
+	if set != nil {
+		set(m.Node)
 	}
 	m.stop = testkit.Run(t, m.Run)
 	return m
@@ -518,8 +528,9 @@ func TestFairShare(t *testing.T) {
 }
 
 // A node cut off from the database (a network split, here a proxy that
-// drops its connections) stops writing when its leases lapse by its own
-// clock, before the other nodes take its cameras over.
+// drops its connections) with a negative ProvisionalMax stops writing when
+// its leases lapse by its own clock, before the other nodes take its
+// cameras over.
 func TestCutOffNodeStopsBeforeTakeOver(t *testing.T) {
 	u := pgtest.URL(t)
 	testkit.CheckLeaks(t) // after the server's start: its goroutines live on
@@ -528,7 +539,7 @@ func TestCutOffNodeStopsBeforeTakeOver(t *testing.T) {
 	l := open(t, u, ttl)
 	putCameras(t, l, 0, 30)
 	a, b := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl)
-	c := startMemberVia(t, u, proxy.url, "node-c", ttl)
+	c := startMemberWith(t, proxy.url, "node-c", ttl, func(n *Node) { n.ProvisionalMax = -1 })
 	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
 		counts, total := spread(t, a, b, c)
 		return even(counts, total, 30)
@@ -627,6 +638,12 @@ func startCutProxy(t *testing.T, dbURL string) *cutProxy {
 	return p
 }
 
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = false
+}
+
 func (p *cutProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -638,8 +655,9 @@ func (p *cutProxy) cut() {
 }
 
 // PostgreSQL goes away for longer than the leases last and comes back: the
-// nodes stop their writers meanwhile (by their own clock), then listen
-// again and take every camera back with new epochs, evenly.
+// nodes keep their writers meanwhile (provisionally: Held is false), then
+// reclaim every lease at the same epoch (neither takes the other's lapsed
+// leases first), and listen again.
 func TestDatabaseRestart(t *testing.T) {
 	ctx := context.Background()
 	srv := pgtest.Dedicated(t)
@@ -659,21 +677,41 @@ func TestDatabaseRestart(t *testing.T) {
 		}
 	}
 	restarted := make(chan error, 1)
+	downAt := time.Now()
 	go func() { restarted <- srv.Restart(2 * ttl) }()
-	testkit.WaitFor(t, 4*ttl, "every writer to stop while the database is away", func() bool {
-		_, total, _ := tally(a, b)
-		return total == 0
+	testkit.WaitFor(t, 4*ttl, "both nodes provisional while the database is away", func() bool {
+		return a.Provisional() && b.Provisional()
 	})
+	for c, e := range before {
+		if a.Held(c, e) || b.Held(c, e) {
+			t.Errorf("%s held at epoch %d by a node's clock while the database is away", c, e)
+		}
+	}
 	testkit.Returned(t, restarted, 60*time.Second, "restart")
 	start := time.Now()
-	testkit.WaitFor(t, 30*time.Second, "every camera taken again", func() bool {
-		counts, total := spread(t, a, b)
-		return even(counts, total, 10)
+	testkit.WaitFor(t, 30*time.Second, "every lease reclaimed", func() bool {
+		for c, e := range before {
+			if !a.Held(c, e) && !b.Held(c, e) {
+				return false
+			}
+		}
+		return true
 	})
-	t.Logf("cameras back %v after the database", time.Since(start).Round(time.Millisecond))
+	t.Logf("leases reclaimed %v after the database came back", time.Since(start).Round(time.Millisecond))
+	counts, total := spread(t, a, b)
+	if !even(counts, total, 10) {
+		t.Errorf("spread %v after the restart", counts)
+	}
 	for _, m := range []*member{a, b} {
+		m.mu.Lock()
+		for c, at := range m.stopped {
+			if at.After(downAt) {
+				t.Errorf("%s stopped %s at %v, while the database was away", m.Name, c, at.Format("15:04:05.000"))
+			}
+		}
+		m.mu.Unlock()
 		for c, e := range m.writers() {
-			if e <= before[c] {
+			if e != before[c] {
 				t.Errorf("%s: epoch %d after the restart, %d before", c, e, before[c])
 			}
 		}
@@ -694,5 +732,109 @@ func TestDatabaseRestart(t *testing.T) {
 			t.Logf("notify: %v", err)
 		}
 		return false
+	})
+}
+
+// A lease that expired is reclaimed at its epoch by the node it names, as
+// long as nobody took it; once taken (or released) it is not.
+func TestReclaim(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, pgtest.URL(t), time.Second)
+	putCameras(t, l, 0, 1)
+	const cam = "cam-000"
+	e1, err := l.Acquire(ctx, cam, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a's lease to expire", func() bool {
+		return errors.Is(l.Check(ctx, cam, e1), ErrFenced)
+	})
+	if err := l.Reclaim(ctx, cam, "b", e1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("reclaim by another node: %v", err)
+	}
+	if err := l.Reclaim(ctx, cam, "a", e1+1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("reclaim at another epoch: %v", err)
+	}
+	if err := l.Reclaim(ctx, cam, "a", e1); err != nil {
+		t.Fatalf("reclaim: %v", err)
+	}
+	if err := l.Check(ctx, cam, e1); err != nil {
+		t.Fatalf("check after the reclaim: %v", err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a's lease to expire again", func() bool {
+		return errors.Is(l.Check(ctx, cam, e1), ErrFenced)
+	})
+	e2, err := l.Acquire(ctx, cam, "b")
+	if err != nil || e2 != e1+1 {
+		t.Fatalf("take-over: %d, %v", e2, err)
+	}
+	if err := l.Reclaim(ctx, cam, "a", e1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("reclaim after a take-over: %v", err)
+	}
+	if err := l.Release(ctx, cam, "b", e2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reclaim(ctx, cam, "b", e2); !errors.Is(err, ErrFenced) {
+		t.Fatalf("reclaim after a release: %v", err)
+	}
+}
+
+// A node cut off alone from the database goes on writing provisionally
+// (Held false) while the others take its cameras over; when it reaches
+// the database again, it stops the writers of the cameras that moved, and
+// takes its share again with new epochs.
+func TestCutOffNodeProvisional(t *testing.T) {
+	u := pgtest.URL(t)
+	proxy := startCutProxy(t, u)
+	ttl := 2 * time.Second
+	l := open(t, u, ttl)
+	putCameras(t, l, 0, 12)
+	a := startMember(t, u, "node-a", ttl)
+	c := startMemberVia(t, u, proxy.url, "node-c", ttl)
+	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
+		counts, total := spread(t, a, c)
+		return even(counts, total, 12)
+	})
+	held := c.writers()
+	proxy.cut()
+	testkit.WaitFor(t, ttl+10*time.Second, "a to carry all 12 cameras", func() bool {
+		_, total, _ := tally(a)
+		return total == 12
+	})
+	if !c.Provisional() {
+		t.Errorf("c is not provisional")
+	}
+	for cam, e := range c.writers() {
+		if held[cam] != e {
+			t.Errorf("%s: c writes at %d, wrote at %d", cam, e, held[cam])
+		}
+		if c.Held(cam, e) {
+			t.Errorf("%s: c holds it by its own clock while cut off", cam)
+		}
+	}
+	if len(c.writers()) != len(held) {
+		t.Errorf("c writes %v while cut off, wrote %v", c.writers(), held)
+	}
+	restored := time.Now()
+	proxy.restore()
+	testkit.WaitFor(t, 10*time.Second, "c to stop its stale writers", func() bool {
+		now := c.writers()
+		for cam, e := range held {
+			if now[cam] == e {
+				return false
+			}
+		}
+		return true
+	})
+	c.mu.Lock()
+	for cam := range held {
+		if at := c.stopped[cam]; at.Before(restored) {
+			t.Errorf("%s: c stopped it at %v, before it reached the database", cam, at.Format("15:04:05.000"))
+		}
+	}
+	c.mu.Unlock()
+	testkit.WaitFor(t, 20*time.Second, "an even spread with c back", func() bool {
+		counts, total := spread(t, a, c)
+		return even(counts, total, 12)
 	})
 }

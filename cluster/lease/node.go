@@ -40,8 +40,20 @@ type Node struct {
 	OnLose func(camera string)
 	// OnChange: a camera this node owns changed its settings.
 	OnChange func(camera string)
+	// OnProvisional, when set, is told when the node starts running its
+	// cameras provisionally (true; Owned and SafeUntil tell which and
+	// since when), and when that ends (false): the cameras still owned then
+	// were reclaimed at their epochs; those lost meanwhile had OnLose
+	// called while Provisional was still true.
+	OnProvisional func(on bool)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// ProvisionalMax is how long the node keeps running its cameras after
+	// its leases lapsed by its own clock because the database does not
+	// answer (see [Node.Provisional]); past it, it stops them. 0 means
+	// DefaultProvisional × the TTL; a negative value stops them as soon as
+	// the leases lapse.
+	ProvisionalMax time.Duration
 
 	mu      sync.Mutex
 	owned   map[string]int64 // camera → epoch
@@ -57,10 +69,19 @@ type Node struct {
 	// heldUntil (unix ns) is when the leases lapse by this node's own clock:
 	// the sending of the last successful renewal plus 4/5 of the TTL. The
 	// database expires them no earlier than a full TTL after that sending
-	// (its now() is read later), so a node cut off from the database stops
-	// its writers TTL/5 before any other node can take its cameras, a margin
-	// for a late timer on a loaded machine.
+	// (its now() is read later), so a node cut off from the database knows
+	// its writers provisional (or stops them, ProvisionalMax negative) TTL/5
+	// before any other node can take its cameras, a margin for a late timer
+	// on a loaded machine.
 	heldUntil atomic.Int64
+
+	// provisional: the leases lapsed while the database did not answer; the
+	// cameras still run, their ownership to be reclaimed (see Provisional).
+	provisional atomic.Bool
+	// cutSince (loop only) is when the rounds began to fail; zero while
+	// they succeed. graceUntil (loop only): after a failed round, the node
+	// does not take the expired leases of other nodes before then.
+	cutSince, graceUntil time.Time
 
 	stats struct {
 		ticks, roundTrips, renewed, notifications, acquired, lost atomic.Int64
@@ -105,6 +126,33 @@ func (n *Node) Held(camera string, epoch int64) bool {
 	e, ok := n.Epoch(camera)
 	return ok && e == epoch
 }
+
+// DefaultProvisional is ProvisionalMax's default, in TTLs: with the
+// default TTL of 10 s a node cut off from the database keeps recording for
+// 100 s after its leases lapsed, enough for a restart of PostgreSQL or a
+// fail-over to its standby, and short enough that a node split from the
+// database (whose cameras the others have taken over) does not pull them
+// a second time for long nor fill its spool with a recording that will be
+// discarded.
+const DefaultProvisional = 10
+
+func (n *Node) provisionalMax() time.Duration {
+	if n.ProvisionalMax == 0 {
+		return DefaultProvisional * n.Leases.ttl
+	}
+	return n.ProvisionalMax
+}
+
+// Provisional reports whether the node runs its cameras provisionally: its
+// leases lapsed by its own clock while the database did not answer, and it
+// has not reached the database since. What its writers record meanwhile
+// may be stored only once the node has reclaimed the camera's lease at the
+// same epoch (nobody took it over: the database was away for everyone);
+// if the epoch moved (the node alone was cut off, and another took the
+// camera), the camera is lost (OnLose) while Provisional is still true, and
+// what was recorded after the lapse must be fenced. Held is false
+// meanwhile.
+func (n *Node) Provisional() bool { return n.provisional.Load() }
 
 // SafeUntil is the earliest moment the database can expire this node's
 // leases: the sending of the last successful renewal plus the TTL (zero
@@ -177,13 +225,24 @@ func (n *Node) Run(ctx context.Context) error {
 		next, err := n.tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			n.Logger.Warn("cluster: lease round failed", "node", n.Name, "err", err)
+			if n.cutSince.IsZero() {
+				n.cutSince = time.Now()
+			}
 			next = n.Leases.ttl / 6
 			// cut off from the database: once the leases lapse by our own
-			// clock, stop every writer (before another node may take over)
-			if left := time.Until(time.Unix(0, n.heldUntil.Load())); left <= 0 {
+			// clock, the cameras run provisionally (their recording waits
+			// in the spool until the leases are reclaimed), and stop when
+			// that lasts too long (before another node may take over, when
+			// ProvisionalMax is negative)
+			left := time.Until(time.Unix(0, n.heldUntil.Load()))
+			switch limit := n.provisionalMax(); {
+			case left > 0:
+				next = min(next, left)
+			case limit < 0 || -left >= limit:
 				n.dropAll()
-			} else if left < next {
-				next = left
+			default:
+				n.goProvisional()
+				next = min(next, limit+left)
 			}
 		}
 		timer.Stop()
@@ -232,8 +291,20 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	n.stats.ticks.Add(1)
 	l := n.Leases
 	period := l.ttl / 3
+	// a database that stops answering without closing the connection must
+	// not hold the loop: past a TTL the round has failed anyway
+	ctx, cancel := context.WithTimeout(ctx, l.ttl)
+	defer cancel()
 
-	// 1. heartbeat and renew in one transaction
+	// 1. heartbeat and renew in one transaction; the leases of cameras
+	// run provisionally are reclaimed if they lapsed at the same epoch
+	var reCams []string
+	var reEpochs []int64
+	if n.provisional.Load() {
+		for c, e := range n.Owned() {
+			reCams, reEpochs = append(reCams, c), append(reEpochs, e)
+		}
+	}
 	renewed := map[string]int64{}
 	sent := time.Now()
 	err := l.inTx(ctx, "renew", func(tx *sqlTx) error {
@@ -242,7 +313,9 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 			return err
 		}
 		rows, err := tx.Query(ctx, `UPDATE leases SET expires = now() + ? * interval '1 millisecond'
-			WHERE node = ? AND expires >= now() RETURNING camera, epoch`, l.ttlMS(), n.Name)
+			WHERE node = ? AND (expires >= now() OR (camera, epoch) IN
+				(SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]))))
+			RETURNING camera, epoch`, l.ttlMS(), n.Name, reCams, reEpochs)
 		if err != nil {
 			return err
 		}
@@ -260,6 +333,17 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	if !n.cutSince.IsZero() {
+		// back after failed rounds: the other nodes may have been cut off
+		// too (a restart of the database) and their leases have lapsed;
+		// give them a TTL to reclaim them before taking any. (For their
+		// leases to lapse the database was away 2/3 TTL at least, so this
+		// node failed for TTL/6 at least; a shorter failure was its own.)
+		if sent.Sub(n.cutSince) >= l.ttl/6 {
+			n.graceUntil = sent.Add(l.ttl)
+		}
+		n.cutSince = time.Time{}
+	}
 	n.stats.renewed.Add(int64(len(renewed)))
 	n.mu.Lock()
 	var lost []string
@@ -269,9 +353,15 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 			delete(n.owned, c)
 		}
 	}
+	kept := len(n.owned)
 	n.mu.Unlock()
 	slices.Sort(lost)
-	n.lose(lost)
+	n.lose(lost) // Provisional still tells which losses ended a provisional run
+	if n.provisional.Swap(false) {
+		n.Logger.Warn("cluster: the database answers again; leases reclaimed", "node", n.Name,
+			"reclaimed", kept, "taken over meanwhile", len(lost))
+		n.provisionalEnded()
+	}
 	// only now: a camera lost was lost while the previous renewal was in
 	// force (see SafeUntil)
 	n.heldUntil.Store(sent.Add(l.ttl - l.ttl/5).UnixNano())
@@ -300,7 +390,7 @@ func (n *Node) tick(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 	case have < target:
-		if err := n.take(ctx, target-have); err != nil {
+		if err := n.take(ctx, target-have, time.Now().Before(n.graceUntil)); err != nil {
 			return 0, err
 		}
 	}
@@ -346,9 +436,10 @@ func fairShare(live []string, node string, total int) int {
 	return share
 }
 
-// take acquires up to k free or expired leases. SKIP LOCKED keeps nodes
-// that take at the same moment from waiting on each other's rows.
-func (n *Node) take(ctx context.Context, k int) error {
+// take acquires up to k free or expired leases (only free ones in grace,
+// after the node was cut off). SKIP LOCKED keeps nodes that take at the
+// same moment from waiting on each other's rows.
+func (n *Node) take(ctx context.Context, k int, grace bool) error {
 	l := n.Leases
 	type got struct {
 		camera string
@@ -359,9 +450,9 @@ func (n *Node) take(ctx context.Context, k int) error {
 		n.stats.roundTrips.Add(2)
 		rows, err := tx.Query(ctx, `UPDATE leases SET node = ?, epoch = epoch + 1,
 				expires = now() + ? * interval '1 millisecond'
-			WHERE camera IN (SELECT camera FROM leases WHERE node IS NULL OR expires < now()
+			WHERE camera IN (SELECT camera FROM leases WHERE node IS NULL OR (expires < now() AND NOT CAST(? AS BOOLEAN))
 				ORDER BY camera LIMIT ? FOR UPDATE SKIP LOCKED)
-			RETURNING camera, epoch`, n.Name, l.ttlMS(), k)
+			RETURNING camera, epoch`, n.Name, l.ttlMS(), grace, k)
 		if err != nil {
 			return err
 		}
@@ -454,6 +545,27 @@ func (n *Node) lose(cams []string) {
 	}
 }
 
+// goProvisional: the leases lapsed by the node's own clock, the database
+// does not answer; the cameras go on running (see Provisional).
+func (n *Node) goProvisional() {
+	if n.provisional.Load() {
+		return
+	}
+	n.mu.Lock()
+	k := len(n.owned)
+	n.mu.Unlock()
+	if k == 0 {
+		return
+	}
+	n.provisional.Store(true)
+	if n.OnProvisional != nil {
+		n.OnProvisional(true)
+	}
+	n.Logger.Warn("cluster: leases lapsed without the database; the cameras go on provisionally "+
+		"(their recording is stored if the leases are reclaimed, fenced if they moved)",
+		"node", n.Name, "cameras", k, "for at most", n.provisionalMax())
+}
+
 // dropAll stops every writer without a word to the database (which cannot
 // be reached): the leases lapse there by themselves.
 func (n *Node) dropAll() {
@@ -466,8 +578,22 @@ func (n *Node) dropAll() {
 	n.mu.Unlock()
 	if len(cams) > 0 {
 		slices.Sort(cams)
-		n.Logger.Warn("cluster: leases lapsed without the database; stopping the cameras", "node", n.Name, "cameras", len(cams))
-		n.lose(cams)
+		if n.provisional.Load() {
+			n.Logger.Warn("cluster: cut off from the database for too long; stopping the cameras run provisionally "+
+				"(what they recorded since the lapse is fenced)", "node", n.Name, "cameras", len(cams), "limit", n.provisionalMax())
+		} else {
+			n.Logger.Warn("cluster: leases lapsed without the database; stopping the cameras", "node", n.Name, "cameras", len(cams))
+		}
+		n.lose(cams) // Provisional still tells whether they ran provisionally
+	}
+	if n.provisional.Swap(false) {
+		n.provisionalEnded()
+	}
+}
+
+func (n *Node) provisionalEnded() {
+	if n.OnProvisional != nil {
+		n.OnProvisional(false)
 	}
 }
 
@@ -485,6 +611,9 @@ func (n *Node) leave() {
 	n.mu.Unlock()
 	slices.Sort(cams)
 	n.lose(cams)
+	if n.provisional.Swap(false) {
+		n.provisionalEnded()
+	}
 	err := n.Leases.inTx(ctx, "leave", func(tx *sqlTx) error {
 		n.stats.roundTrips.Add(3)
 		if _, err := tx.Exec(ctx, `UPDATE nodes SET state = 'down', since = now() WHERE name = ?`, n.Name); err != nil {
