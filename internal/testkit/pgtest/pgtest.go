@@ -66,9 +66,15 @@ var (
 // started, and removes its directory. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+//
+// after are run after the tests, before it exits (other servers the tests
+// shared, such as testkit.StopSharedS3).
+func Main(m *testing.M, after ...func()) {
 	mainCalled.Store(true)
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if shared != nil {
 		if err := shared.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
