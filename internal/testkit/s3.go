@@ -167,15 +167,26 @@ func SharedS3(t testing.TB) (endpoint, accessKey, secretKey, bucket string) {
 		}
 		t.Skip("versitygw not found: set VIGIL_VERSITYGW or put it on PATH to run the S3 tests")
 	}
+	endpoint, accessKey, secretKey, bucket, err := SharedS3Bucket(bin)
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	// the posix backend keeps a bucket as a directory of that name
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(sharedS3.dir, "data", bucket)) })
+	return endpoint, accessKey, secretKey, bucket
+}
+
+// SharedS3Bucket is SharedS3 for a TestMain that sets up a server shared by
+// all its tests: bin is versitygw (VersitygwBinary); the bucket stays until
+// StopSharedS3, which the TestMain calls after the tests.
+func SharedS3Bucket(bin string) (endpoint, accessKey, secretKey, bucket string, err error) {
 	s := &sharedS3
 	s.once.Do(func() { s.err = startSharedS3(bin) })
 	if s.err != nil {
-		t.Fatalf("testkit: shared S3 server: %v", s.err)
+		return "", "", "", "", fmt.Errorf("shared S3 server: %w", s.err)
 	}
 	bucket = fmt.Sprintf("%s-%d", S3Bucket, s.seq.Add(1))
-	// the posix backend keeps a bucket as a directory of that name
-	t.Cleanup(func() { os.RemoveAll(filepath.Join(s.dir, "data", bucket)) })
-	return s.endpoint, S3AccessKey, S3SecretKey, bucket
+	return s.endpoint, S3AccessKey, S3SecretKey, bucket, nil
 }
 
 func startSharedS3(bin string) error {
