@@ -21,14 +21,49 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
 	"github.com/vigil-vms/vigil/internal/testkit/simcam"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 	"github.com/vigil-vms/vigil/recorder/archive"
 )
 
 const adminPassword = "app-test-admin-pw"
 
-// testConfig is a configuration on 127.0.0.1 with everything in dir.
-func testConfig(dir string) config.Config {
+// TestMain stops, after the tests, the PostgreSQL server and the S3 server
+// that the tests share when they run as a one-node cluster.
+func TestMain(m *testing.M) { pgtest.Main(m, testkit.StopSharedS3) }
+
+// testConfig is a configuration on 127.0.0.1 with everything in dir. Under
+// VIGIL_TEST_DATABASE=postgres (testdb.Postgres) the server is a one-node
+// cluster: its database is a new PostgreSQL database of the test's own
+// (database.url) and, as a cluster requires, its recordings go to a new
+// bucket of its own on the S3 server the tests share; otherwise it runs on
+// SQLite in dir and stores on the local disk.
+func testConfig(t testing.TB, dir string) config.Config {
+	t.Helper()
+	cfg := baseConfig(dir)
+	if testdb.Postgres() {
+		endpoint, ak, sk, bucket := testkit.SharedS3(t)
+		cfg.Database.URL = pgtest.URL(t)
+		cfg.Storage.Backend = "s3"
+		cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
+		cfg.Cluster.Node = "app-test"
+	}
+	return cfg
+}
+
+// sqliteConfig is testConfig on SQLite and the local disk, whatever
+// VIGIL_TEST_DATABASE says: for a test that cannot run in a cluster, for the
+// reason why (logged on the PostgreSQL run).
+func sqliteConfig(t testing.TB, dir, why string) config.Config {
+	t.Helper()
+	if testdb.Postgres() {
+		t.Logf("on SQLite, not PostgreSQL: %s", why)
+	}
+	return baseConfig(dir)
+}
+
+func baseConfig(dir string) config.Config {
 	cfg := config.Default()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.WebRTC.UDPPort = 0
@@ -39,6 +74,12 @@ func testConfig(dir string) config.Config {
 	cfg.GB28181.MediaPort = 0 // a free port, when a test enables GB/T 28181
 	return cfg
 }
+
+// gbSQLite is why the GB/T 28181 tests run on a single node on SQLite also
+// under VIGIL_TEST_DATABASE=postgres: a cluster refuses gb28181.enabled
+// this round (its devices register to one node, their media comes to that
+// node's port; app.clusterConfigError).
+const gbSQLite = "GB/T 28181 does not run in a cluster (database.url) yet"
 
 // client is a logged-in API client.
 type client struct {
@@ -152,8 +193,10 @@ func TestServerEndToEnd(t *testing.T) {
 	for _, backend := range []string{"local", "s3"} {
 		t.Run(backend, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := testConfig(dir)
-			if backend == "s3" {
+			var cfg config.Config
+			if backend == "local" {
+				cfg = sqliteConfig(t, dir, "storage.backend local is for a single node (a cluster keeps its recordings in S3)")
+			} else if cfg = testConfig(t, dir); !cfg.Clustered() { // a cluster is on S3 already
 				endpoint, ak, sk, bucket, _, _ := testkit.StartS3(t)
 				cfg.Storage.Backend = "s3"
 				cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
@@ -199,6 +242,27 @@ func runServer(t *testing.T, cfg config.Config) {
 	for _, id := range []string{"police-1", "flood-1"} {
 		testkit.WaitFor(t, 20*time.Second, id+" online", func() bool { return status(id).State == "online" })
 	}
+	// on PostgreSQL the server is a one-node cluster that holds both
+	// cameras; on a single node the list of nodes is empty
+	wantNodes := "[]"
+	if cfg.Clustered() {
+		wantNodes = `[{"name":"app-test","state":"up","cameras":2}]`
+	}
+	testkit.WaitFor(t, 10*time.Second, "GET /api/v1/cluster shows "+wantNodes, func() bool {
+		var r struct {
+			Nodes []struct {
+				Name    string `json:"name"`
+				State   string `json:"state"`
+				Cameras int    `json:"cameras"`
+			} `json:"nodes"`
+		}
+		code, body := c.do("GET", "/api/v1/cluster", nil)
+		if code != http.StatusOK || json.Unmarshal(body, &r) != nil {
+			t.Fatalf("cluster: %d %s", code, body)
+		}
+		got, _ := json.Marshal(r.Nodes)
+		return string(got) == wantNodes
+	})
 	testkit.WaitFor(t, 10*time.Second, "metrics show both cameras online", func() bool {
 		f := c.metrics()
 		v1, _ := gauge(f, "vigil_camera_state", map[string]string{"camera": "police-1", "state": "online"})

@@ -14,9 +14,10 @@ import (
 // readable by its owner only, and the same key signs after a restart.
 func TestEvidenceKeyFile(t *testing.T) {
 	dir := t.TempDir()
+	cfg := testConfig(t, dir) // the same database for both starts
 	start := func() *app.App {
 		t.Helper()
-		a, err := app.New(context.Background(), testConfig(dir), app.Options{AdminPassword: adminPassword})
+		a, err := app.New(context.Background(), cfg, app.Options{AdminPassword: adminPassword})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 // through the API registers with digest over SIP and shows online; an
 // unknown one is listed as refused.
 func TestGB28181Registers(t *testing.T) {
-	cfg := testConfig(t.TempDir())
+	cfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	cfg.GB28181.Enabled = true
 	cfg.GB28181.Listen = "127.0.0.1:0"
 	cfg.GB28181.Password = "default-pw"

@@ -53,7 +53,7 @@ func (b *logBuffer) records(msg string) []map[string]any {
 // gbApp runs a server with GB/T 28181 on 127.0.0.1 and logs in as admin.
 func gbApp(t *testing.T) (*app.App, *client, *logBuffer, config.Config) {
 	t.Helper()
-	cfg := testConfig(t.TempDir())
+	cfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	cfg.GB28181.Enabled = true
 	cfg.GB28181.Listen = "127.0.0.1:0"
 	cfg.GB28181.MediaPort = 0

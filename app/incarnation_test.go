@@ -64,7 +64,7 @@ func keysOf(segs []archive.Segment) []string {
 // the move from that department's users.
 func TestReusedCameraIDStartsEmpty(t *testing.T) {
 	sim := simcam.Start(t, camsim.Options{Count: 2, Codec: "h264"})
-	cfg := testConfig(t.TempDir())
+	cfg := testConfig(t, t.TempDir())
 	a, ctx, cancel := newApp(t, cfg)
 	runDone := runApp(ctx, a)
 	admin := login(t, "http://"+a.Addr(), "admin", adminPassword)

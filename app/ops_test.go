@@ -85,7 +85,7 @@ func TestHealthShowsS3Misconfiguration(t *testing.T) {
 			"no credentials: storage.s3.accessKey and storage.s3.secretKey are empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig(t.TempDir())
+			cfg := testConfig(t, t.TempDir())
 			cfg.Storage.Backend = "s3"
 			cfg.Storage.S3 = tc.s3
 			started := time.Now()
@@ -118,7 +118,7 @@ func TestHealthShowsS3Misconfiguration(t *testing.T) {
 	}
 
 	t.Run("roles", func(t *testing.T) {
-		cfg := testConfig(t.TempDir())
+		cfg := testConfig(t, t.TempDir())
 		a, _ := startApp(t, cfg)
 		ctx := context.Background()
 		for _, role := range []string{registry.RoleOperator, registry.RoleViewer, registry.RoleResponder} {
@@ -238,7 +238,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	other.SetDown(true) // a dead receiver must not hold back the first one
 
 	dir := t.TempDir()
-	cfg := testConfig(dir)
+	cfg := testConfig(t, dir)
 	cfg.Storage.Backend = "s3"
 	cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
 	const offlineAfter = 3 * time.Second

@@ -33,7 +33,7 @@ func TestWHEPRightAfterStart(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := app.New(ctx, testConfig(t.TempDir()), app.Options{AdminPassword: adminPassword})
+	a, err := app.New(ctx, testConfig(t, t.TempDir()), app.Options{AdminPassword: adminPassword})
 	if err != nil {
 		t.Fatal(err)
 	}

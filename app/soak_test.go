@@ -36,7 +36,7 @@ func TestSoakFlappingCamerasAndStorageOutage(t *testing.T) {
 	const drop = 15 * time.Second
 	sim := simcam.Start(t, camsim.Options{Count: cams, Codec: "h264", Audio: true, DropEvery: drop})
 
-	cfg := testConfig(t.TempDir())
+	cfg := testConfig(t, t.TempDir())
 	cfg.Storage.Backend = "s3"
 	cfg.Storage.S3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
 	a, ctx, cancel := newApp(t, cfg)

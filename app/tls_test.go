@@ -53,7 +53,7 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *
 // With http.tls set, the server speaks HTTPS only and the session cookie is Secure.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(dir)
+	cfg := testConfig(t, dir)
 	var pool *x509.CertPool
 	cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key, pool = writeSelfSigned(t, dir)
 	a, ctx, cancel := newApp(t, cfg)
@@ -96,7 +96,7 @@ func TestTLS(t *testing.T) {
 // A bad certificate stops start-up with an error naming the key.
 func TestTLSBadCertificate(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(dir)
+	cfg := testConfig(t, dir)
 	cfg.HTTP.TLS.Cert = filepath.Join(dir, "missing.pem")
 	cfg.HTTP.TLS.Key = filepath.Join(dir, "missing-key.pem")
 	_, err := app.New(context.Background(), cfg, app.Options{AdminPassword: adminPassword})

@@ -34,7 +34,7 @@ func TestUpstreamPlayback(t *testing.T) {
 	sipp := testkit.Tool(t, "sipp", "VIGIL_REQUIRE_SIPP")
 	sim := simcam.Start(t, camsim.Options{})
 	upperPort := freeUDPPort(t)
-	cfg := testConfig(t.TempDir())
+	cfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	cfg.GB28181.Enabled = true
 	cfg.GB28181.Listen = "127.0.0.1:0"
 	cfg.GB28181.Upstream = []config.Upstream{{ID: testUpperID, Realm: "4401000000", Address: "127.0.0.1:" + strconv.Itoa(upperPort),

@@ -42,7 +42,7 @@ func TestUpstreamPlaysGBDevice(t *testing.T) {
 		channel = "44011300001310000101"
 	)
 	upperPort := freeUDPPort(t)
-	cfg := testConfig(t.TempDir())
+	cfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	cfg.GB28181.Enabled = true
 	cfg.GB28181.Listen = "127.0.0.1:0"
 	cfg.GB28181.Password = "dev-pw"
@@ -224,7 +224,7 @@ func TestThreeLevels(t *testing.T) {
 	cityPort, city2Port := freeUDPPort(t), freeUDPPort(t)
 
 	// the district: devices (the town) register to it; it registers to the city
-	dcfg := testConfig(t.TempDir())
+	dcfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	dcfg.GB28181.Enabled = true
 	dcfg.GB28181.Listen = "127.0.0.1:0"
 	dcfg.GB28181.ID, dcfg.GB28181.Realm = districtID, "4401130000"
@@ -241,7 +241,7 @@ func TestThreeLevels(t *testing.T) {
 
 	// the town: an RTSP camera, registered upward to the district
 	sim := simcam.Start(t, camsim.Options{})
-	tcfg := testConfig(t.TempDir())
+	tcfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	tcfg.GB28181.Enabled = true
 	tcfg.GB28181.Listen = "127.0.0.1:0"
 	tcfg.GB28181.ID, tcfg.GB28181.Realm = townID, "4401130010"
@@ -344,7 +344,7 @@ func TestUpstreamOutage(t *testing.T) {
 	hooks := newHookReceiver(t, "s3cret")
 	sim := simcam.Start(t, camsim.Options{})
 	upperPort := freeUDPPort(t)
-	cfg := testConfig(t.TempDir())
+	cfg := sqliteConfig(t, t.TempDir(), gbSQLite)
 	cfg.Alerts.Webhooks = []config.Webhook{{URL: hooks.URL, Secret: "s3cret"}}
 	cfg.GB28181.Enabled = true
 	cfg.GB28181.Listen = "127.0.0.1:0"

@@ -32,6 +32,8 @@ import (
 	"github.com/vigil-vms/vigil/app/config"
 	"github.com/vigil-vms/vigil/camsim"
 	"github.com/vigil-vms/vigil/internal/testkit"
+	"github.com/vigil-vms/vigil/internal/testkit/pgtest"
+	"github.com/vigil-vms/vigil/internal/testkit/testdb"
 )
 
 const (
@@ -130,6 +132,37 @@ func setUp(m *testing.M, chromium string) (code int, err error) {
 	cfg.Recording.SpoolDir = filepath.Join(tmp, "spool")
 	cfg.Recording.Segment = config.Duration(6 * time.Second)
 	cfg.Database.Path = filepath.Join(tmp, "vigil.db")
+	if testdb.Postgres() {
+		// stopped after the tests (and the server, by the defers below)
+		defer pgtest.Shutdown()
+		defer testkit.StopSharedS3()
+		url, drop, perr := pgtest.Database()
+		if errors.Is(perr, pgtest.ErrNoBinaries) && os.Getenv(pgtest.EnvRequire) != "1" {
+			e2e.skip = fmt.Sprintf("%s=postgres: %v", testdb.EnvDatabase, perr)
+			return m.Run(), nil
+		}
+		if perr != nil {
+			return 0, fmt.Errorf("postgres: %w", perr)
+		}
+		defer func() {
+			if derr := drop(); derr != nil && err == nil {
+				err = fmt.Errorf("postgres: %w", derr)
+			}
+		}()
+		bin := testkit.VersitygwBinary()
+		if bin == "" {
+			if os.Getenv("VIGIL_REQUIRE_S3") == "1" {
+				return 0, errors.New("versitygw not found (set VIGIL_VERSITYGW) and VIGIL_REQUIRE_S3=1")
+			}
+			e2e.skip = testdb.EnvDatabase + "=postgres: versitygw not found (set VIGIL_VERSITYGW): a cluster stores in S3"
+			return m.Run(), nil
+		}
+		endpoint, ak, sk, bucket, serr := testkit.SharedS3Bucket(bin)
+		if serr != nil {
+			return 0, serr
+		}
+		cluster(&cfg, url, config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"})
+	}
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -212,6 +245,18 @@ func startSecondApp(t *testing.T, edit func(*config.Config), opts app.Options) *
 	cfg.Recording.SpoolDir = filepath.Join(dir, "spool")
 	cfg.Storage.Local.Dir = filepath.Join(dir, "recordings")
 	edit(&cfg)
+	// Under VIGIL_TEST_DATABASE=postgres, a one-node cluster as the shared
+	// server is, on a database of its own. A GB/T 28181 server stays on
+	// SQLite: a cluster refuses gb28181.enabled this round (its devices
+	// register to one node).
+	if testdb.Postgres() && !cfg.GB28181.Enabled {
+		s3 := cfg.Storage.S3 // a test's own S3 server, when it gave one
+		if cfg.Storage.Backend != "s3" {
+			endpoint, ak, sk, bucket := testkit.SharedS3(t)
+			s3 = config.S3{Endpoint: endpoint, Bucket: bucket, AccessKey: ak, SecretKey: sk, Region: "us-east-1"}
+		}
+		cluster(&cfg, pgtest.URL(t), s3)
+	}
 	opts.AdminPassword = adminPassword
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, opts)
@@ -230,6 +275,15 @@ func startSecondApp(t *testing.T, edit func(*config.Config), opts app.Options) *
 	})
 	<-a.Ready()
 	return a
+}
+
+// cluster makes cfg a one-node cluster: its database the PostgreSQL
+// database at url, its recordings in S3 (as a cluster's must be).
+func cluster(cfg *config.Config, url string, s3 config.S3) {
+	cfg.Database.URL = url
+	cfg.Storage.Backend = "s3"
+	cfg.Storage.S3 = s3
+	cfg.Cluster.Node = "e2e"
 }
 
 func fleetID(i int) string { return fmt.Sprintf("cam-%02d", i) }

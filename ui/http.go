@@ -103,11 +103,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header()[k] = v
 		}
 	}
-	if status >= 500 {
+	switch {
+	case status >= 500 && errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// the client went away (a tab closed, the page left) and the
+		// database gave up its query: no one reads the answer, and the
+		// server did not fail
+		s.log.Debug("request failed: the client went away", "method", r.Method, "path", r.URL.Path, "error", ingest.RedactURL(err.Error()))
+	case status >= 500:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", ingest.RedactURL(err.Error()))
-		if status == http.StatusInternalServerError {
-			body.Code, body.Error, _ = apierr.Format(lang, "internal error: see the server log")
-		}
+	}
+	if status == http.StatusInternalServerError {
+		body.Code, body.Error, _ = apierr.Format(lang, "internal error: see the server log")
 	}
 	body.Error = ingest.RedactURL(body.Error)
 	writeJSON(w, status, body)

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -134,4 +136,128 @@ func StartS3(t testing.TB, extraArgs ...string) (endpoint, accessKey, secretKey,
 		}
 	}
 	return endpoint, S3AccessKey, S3SecretKey, S3Bucket, kill, restart
+}
+
+// The versitygw that SharedS3 starts once per test binary.
+var sharedS3 struct {
+	once     sync.Once
+	err      error
+	endpoint string
+	dir      string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	seq      atomic.Int64
+}
+
+// SharedS3 returns a versitygw server shared by every test of the test
+// binary (started at the first call) and a bucket name of the test's own
+// that does not exist yet (the store under test creates it); the bucket and
+// what it holds are removed when the test ends. For tests that need an S3
+// server but never stop it (StartS3 gives a test a server of its own to stop
+// and restart). The server dies with the test binary (it is its child, with
+// a parent-death signal); call StopSharedS3 after m.Run to also remove its
+// directory (pgtest.Main(m, testkit.StopSharedS3)). It skips or fails as
+// StartS3 does when versitygw is missing.
+func SharedS3(t testing.TB) (endpoint, accessKey, secretKey, bucket string) {
+	t.Helper()
+	bin := VersitygwBinary()
+	if bin == "" {
+		if os.Getenv("VIGIL_REQUIRE_S3") == "1" {
+			t.Fatal("versitygw not found (set VIGIL_VERSITYGW or put it on PATH) and VIGIL_REQUIRE_S3=1")
+		}
+		t.Skip("versitygw not found: set VIGIL_VERSITYGW or put it on PATH to run the S3 tests")
+	}
+	endpoint, accessKey, secretKey, bucket, err := SharedS3Bucket(bin)
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	// the posix backend keeps a bucket as a directory of that name
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(sharedS3.dir, "data", bucket)) })
+	return endpoint, accessKey, secretKey, bucket
+}
+
+// SharedS3Bucket is SharedS3 for a TestMain that sets up a server shared by
+// all its tests: bin is versitygw (VersitygwBinary); the bucket stays until
+// StopSharedS3, which the TestMain calls after the tests.
+func SharedS3Bucket(bin string) (endpoint, accessKey, secretKey, bucket string, err error) {
+	s := &sharedS3
+	s.once.Do(func() { s.err = startSharedS3(bin) })
+	if s.err != nil {
+		return "", "", "", "", fmt.Errorf("shared S3 server: %w", s.err)
+	}
+	bucket = fmt.Sprintf("%s-%d", S3Bucket, s.seq.Add(1))
+	return s.endpoint, S3AccessKey, S3SecretKey, bucket, nil
+}
+
+func startSharedS3(bin string) error {
+	s := &sharedS3
+	dir, err := os.MkdirTemp("", "vigil-s3-")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	endpoint := ln.Addr().String()
+	ln.Close()
+	// its output goes to a file (no copying goroutine outlives the test that
+	// started it) beside the buckets' directory
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	logPath := filepath.Join(dir, "log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	defer logf.Close()
+	output := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	c := exec.Command(bin, "--port", endpoint, "--region", "us-east-1", "--quiet", "posix", data)
+	c.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+S3AccessKey, "ROOT_SECRET_KEY="+S3SecretKey)
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.Start(); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	s.endpoint, s.dir, s.cmd, s.done = endpoint, dir, c, done
+	// no keep-alive: an idle connection's goroutines would outlive the test
+	// that started the server, and CheckLeaks would count them
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.Get("http://" + endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("versitygw exited: %s", output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("versitygw did not answer on %s within 20s: %s", endpoint, output())
+		}
+	}
+}
+
+// StopSharedS3 stops the server SharedS3 started, if any, and removes its
+// directory; after the tests (m.Run).
+func StopSharedS3() {
+	s := &sharedS3
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	os.RemoveAll(s.dir)
+	s.cmd = nil
 }

@@ -165,6 +165,8 @@ func SkipShort(t testing.TB, why string) {
 var pgServer = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/vigil-vms/vigil/internal/testkit/pgtest.(*Server).start.func1"),
 	goleak.IgnoreAnyFunction("github.com/vigil-vms/vigil/internal/testkit/pgtest.(*Server).start.func2"),
+	// and of the S3 server SharedS3 starts at the first test asking for it
+	goleak.IgnoreAnyFunction("github.com/vigil-vms/vigil/internal/testkit.startSharedS3.func1"),
 }
 
 // CheckLeaks fails the test when goroutines started during it are still

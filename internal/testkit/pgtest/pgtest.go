@@ -66,15 +66,29 @@ var (
 // started, and removes its directory. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+//
+// after are run after the tests, before it exits (other servers the tests
+// shared, such as testkit.StopSharedS3).
+func Main(m *testing.M, after ...func()) {
 	mainCalled.Store(true)
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
+	Shutdown()
+	os.Exit(code)
+}
+
+// Shutdown stops the shared server, if one was started, and removes its
+// directory: what Main does after the tests, for a TestMain that does more
+// around m.Run than Main allows (and called Database).
+func Shutdown() {
 	if shared != nil {
 		if err := shared.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
+		shared = nil
 	}
-	os.Exit(code)
 }
 
 // URL returns the URL of a new, empty database for this test, dropped when
@@ -82,39 +96,64 @@ func Main(m *testing.M) {
 // under VIGIL_REQUIRE_POSTGRES=1).
 func URL(t testing.TB) string {
 	t.Helper()
+	if os.Getenv(EnvURL) == "" && !mainCalled.Load() {
+		t.Fatal("pgtest: call pgtest.Main(m) from the package's TestMain, so that the server stops after the tests")
+	}
+	u, drop, err := newDatabase()
+	if err != nil {
+		if errors.Is(err, ErrNoBinaries) && os.Getenv(EnvRequire) != "1" {
+			t.Skipf("pgtest: %v (set %s to use a running server; %s=1 makes this a failure)", err, EnvURL, EnvRequire)
+		}
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return u
+}
+
+// Database is URL for a TestMain that sets up a server shared by all its
+// tests: the URL of a new, empty database and the function that drops it.
+// The TestMain calls Shutdown after the tests. Without PostgreSQL's binaries
+// the error is ErrNoBinaries.
+func Database() (url string, drop func() error, err error) {
+	mainCalled.Store(true) // the caller calls Shutdown
+	return newDatabase()
+}
+
+// newDatabase creates a new database on the server of VIGIL_TEST_POSTGRES_URL
+// or the shared one (started at the first call).
+func newDatabase() (string, func() error, error) {
 	base := os.Getenv(EnvURL)
 	if base == "" {
-		if !mainCalled.Load() {
-			t.Fatal("pgtest: call pgtest.Main(m) from the package's TestMain, so that the server stops after the tests")
-		}
 		once.Do(func() { shared, sharedErr = Start() })
 		if sharedErr != nil {
-			if errors.Is(sharedErr, errNoBinaries) && os.Getenv(EnvRequire) != "1" {
-				t.Skipf("pgtest: %v (set %s to use a running server; %s=1 makes this a failure)", sharedErr, EnvURL, EnvRequire)
-			}
-			t.Fatalf("pgtest: %v", sharedErr)
+			return "", nil, sharedErr
 		}
 		base = shared.URL("postgres")
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", EnvURL, err)
 	}
 	name := fmt.Sprintf("vigil_test_%d_%d", os.Getpid(), seq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := adminExec(ctx, base, `CREATE DATABASE `+name); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
+		return "", nil, fmt.Errorf("create database: %w", err)
 	}
-	t.Cleanup(func() {
+	drop := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := adminExec(ctx, base, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("pgtest: drop database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("pgtest: %s: %v", EnvURL, err)
+		return nil
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }
 
 // Open opens a new, empty database for this test through database/sql (the
@@ -139,7 +178,8 @@ func adminExec(ctx context.Context, base, stmt string) error {
 	return err
 }
 
-var errNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) not found")
+// ErrNoBinaries: PostgreSQL is not installed.
+var ErrNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) not found")
 
 // Server is a throw-away PostgreSQL server.
 type Server struct {
@@ -170,7 +210,7 @@ func binDir() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errNoBinaries
+	return "", ErrNoBinaries
 }
 
 // Start initialises and starts a server in a new temporary directory. Stop
@@ -345,7 +385,7 @@ func Dedicated(t testing.TB) *Server {
 	t.Helper()
 	s, err := Start()
 	if err != nil {
-		if errors.Is(err, errNoBinaries) && os.Getenv(EnvRequire) != "1" {
+		if errors.Is(err, ErrNoBinaries) && os.Getenv(EnvRequire) != "1" {
 			t.Skipf("pgtest: %v", err)
 		}
 		t.Fatalf("pgtest: %v", err)
