@@ -377,9 +377,6 @@ func (c *Cluster) acquired(camera string, epoch int64) {
 }
 
 func (c *Cluster) lost(camera string) {
-	if c.target != nil {
-		c.target.Lost(camera) // its writers are told to stop (they stop within a unit)
-	}
 	now := time.Now()
 	safe := c.node.SafeUntil()
 	clean := now.Before(safe)
@@ -405,6 +402,13 @@ func (c *Cluster) lost(camera string) {
 	}
 	c.periods[camera] = ps
 	c.mu.Unlock()
+	// the period is marked lost before the writers are told to stop (they
+	// stop within a unit): the last segment they close and upload is then
+	// judged by it (stored after a clean hand-over), not refused as "not
+	// confirmed" in between, which left it in the spool at a SIGTERM
+	if c.target != nil {
+		c.target.Lost(camera)
+	}
 	switch {
 	case clean:
 		c.log.Debug("cluster: camera released", "camera", camera)

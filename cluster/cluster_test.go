@@ -395,3 +395,48 @@ func TestOnce(t *testing.T) {
 		t.Fatal("a stopped node runs jobs")
 	}
 }
+
+// fencingTarget uploads the camera's last segment as soon as it is told the
+// camera is lost, as the recorder closes and uploads it: the fence answer is
+// kept.
+type fencingTarget struct {
+	*fakeTarget
+	c       *Cluster
+	started time.Time
+	mu      sync.Mutex
+	answers map[string]error
+}
+
+func (f *fencingTarget) Lost(cam string) {
+	f.fakeTarget.Lost(cam)
+	err := f.c.Fence(context.Background(), cam, f.started, time.Now())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers[cam] = err
+}
+
+// At a clean stop (SIGTERM) the writers close their last segment the moment
+// they are told to stop: that segment is stored, not refused as "not
+// confirmed" (which left it in the node's spool until the next start).
+func TestCleanStopLastSegmentStored(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, pgtest.URL(t), "node-a", 10*time.Second, nil)
+	ft := &fencingTarget{fakeTarget: a.t, c: a.Cluster, started: time.Now(), answers: map[string]error{}}
+	a.SetTarget(ft)
+	if err := a.PutAll(ctx, []string{"cam-1", "cam-2"}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a owns both cameras", func() bool { return len(a.t.cams()) == 2 })
+	a.stop()
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for _, cam := range []string{"cam-1", "cam-2"} {
+		err, told := ft.answers[cam]
+		if !told {
+			t.Fatalf("%s: the target was not told the camera is lost", cam)
+		}
+		if err != nil {
+			t.Errorf("%s: the last segment of a clean stop refused: %v", cam, err)
+		}
+	}
+}
