@@ -26,6 +26,7 @@ type fakeTarget struct {
 	running map[string]bool
 	changes []string
 	lostAt  map[string]time.Time
+	onLost  func(c string) // when set, called after Lost's bookkeeping
 }
 
 func (f *fakeTarget) Acquired(c string) {
@@ -36,9 +37,13 @@ func (f *fakeTarget) Acquired(c string) {
 
 func (f *fakeTarget) Lost(c string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	delete(f.running, c)
 	f.lostAt[c] = time.Now()
+	hook := f.onLost
+	f.mu.Unlock()
+	if hook != nil {
+		hook(c)
+	}
 }
 
 func (f *fakeTarget) Changed(c string) {
@@ -396,42 +401,33 @@ func TestOnce(t *testing.T) {
 	}
 }
 
-// fencingTarget uploads the camera's last segment as soon as it is told the
-// camera is lost, as the recorder closes and uploads it: the fence answer is
-// kept.
-type fencingTarget struct {
-	*fakeTarget
-	c       *Cluster
-	started time.Time
-	mu      sync.Mutex
-	answers map[string]error
-}
-
-func (f *fencingTarget) Lost(cam string) {
-	f.fakeTarget.Lost(cam)
-	err := f.c.Fence(context.Background(), cam, f.started, time.Now())
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.answers[cam] = err
-}
-
 // At a clean stop (SIGTERM) the writers close their last segment the moment
-// they are told to stop: that segment is stored, not refused as "not
-// confirmed" (which left it in the node's spool until the next start).
+// they are told to stop (the target's Lost): that segment is stored, not
+// refused as "not confirmed" (which left it in the node's spool until the
+// next start).
 func TestCleanStopLastSegmentStored(t *testing.T) {
 	ctx := context.Background()
 	a := startNode(t, pgtest.URL(t), "node-a", 10*time.Second, nil)
-	ft := &fencingTarget{fakeTarget: a.t, c: a.Cluster, started: time.Now(), answers: map[string]error{}}
-	a.SetTarget(ft)
+	started := time.Now()
+	var mu sync.Mutex
+	answers := map[string]error{}
+	a.t.mu.Lock()
+	a.t.onLost = func(cam string) { // as the recorder: close and upload the last segment
+		err := a.Fence(context.Background(), cam, started, time.Now())
+		mu.Lock()
+		defer mu.Unlock()
+		answers[cam] = err
+	}
+	a.t.mu.Unlock()
 	if err := a.PutAll(ctx, []string{"cam-1", "cam-2"}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, "a owns both cameras", func() bool { return len(a.t.cams()) == 2 })
 	a.stop()
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	for _, cam := range []string{"cam-1", "cam-2"} {
-		err, told := ft.answers[cam]
+		err, told := answers[cam]
 		if !told {
 			t.Fatalf("%s: the target was not told the camera is lost", cam)
 		}
