@@ -11,6 +11,7 @@
 //
 //	go run ./bench/record -cameras 200 -duration 40s
 //	go run ./bench/record -cameras 200 -server /path/to/other/vigil   # compare two builds
+//	go run ./bench/record -cameras 200 -sub=false   # main streams only (the server pulls every registered sub-stream)
 package main
 
 import (
@@ -44,6 +45,7 @@ func run() error {
 	common := benchkit.CommonFlags(40*time.Second, "recording")
 	server := flag.String("server", "", "vigil binary to run the server with (default: the -vigil binary, or ./cmd/vigil built)")
 	segment := flag.Duration("segment", 60*time.Second, "recording.segment of the server")
+	withSub := flag.Bool("sub", true, "register each camera's sub-stream too (the server pulls it, ~0.34 Mbit/s, as for a real install); false: main streams only")
 	flag.Parse()
 	ctx, dir, done, err := common.Start()
 	if err != nil {
@@ -125,7 +127,11 @@ database:
 	var csv strings.Builder
 	csv.WriteString("id,name,department,mainUrl,subUrl,transport,record,enabled\n")
 	for i, u := range sim.URLs {
-		fmt.Fprintf(&csv, "bench-%d,bench %d,police,%s,%s,tcp,true,true\n", i+1, i+1, u[0], u[1])
+		sub := u[1]
+		if !*withSub {
+			sub = ""
+		}
+		fmt.Fprintf(&csv, "bench-%d,bench %d,police,%s,%s,tcp,true,true\n", i+1, i+1, u[0], sub)
 	}
 	if err := cl.call(ctx, "POST", "/api/v1/cameras/import", "text/csv", []byte(csv.String()), nil); err != nil {
 		return fmt.Errorf("import cameras: %w", err)
