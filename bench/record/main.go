@@ -45,6 +45,8 @@ func run() error {
 	common := benchkit.CommonFlags(40*time.Second, "recording")
 	server := flag.String("server", "", "vigil binary to run the server with (default: the -vigil binary, or ./cmd/vigil built)")
 	segment := flag.Duration("segment", 60*time.Second, "recording.segment of the server")
+	stagger := flag.Bool("stagger", true, "camsim --stagger: the cameras' keyframes apart, as with real cameras (false: all at the same instant)")
+	keepLog := flag.String("log", "", "copy the server's log (stdout and stderr) to this file at the end")
 	withSub := flag.Bool("sub", true, "register each camera's sub-stream too (the server pulls it, ~0.34 Mbit/s, as for a real install); false: main streams only")
 	flag.Parse()
 	ctx, dir, done, err := common.Start()
@@ -62,7 +64,11 @@ func run() error {
 	if *server == "" {
 		*server = *common.Vigil
 	}
-	sim, err := common.StartSim(ctx, dir, "--codec", "h264", "--bitrate", "high")
+	simFlags := []string{"--codec", "h264", "--bitrate", "high"}
+	if *stagger {
+		simFlags = append(simFlags, "--stagger")
+	}
+	sim, err := common.StartSim(ctx, dir, simFlags...)
 	if err != nil {
 		return err
 	}
@@ -242,6 +248,11 @@ log:
 	})
 	fmt.Printf("SIGTERM: exited after %s (%v), grace 8s; segments left in the spool %d\n", stopTook.Round(time.Millisecond), err, left)
 	logb, _ := os.ReadFile(logf.Name())
+	if *keepLog != "" {
+		if err := os.WriteFile(*keepLog, logb, 0o644); err != nil {
+			return err
+		}
+	}
 	warn, errs, lost := 0, 0, 0
 	for _, l := range strings.Split(string(logb), "\n") {
 		if strings.Contains(l, "units lost") {
