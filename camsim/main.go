@@ -70,6 +70,7 @@ func ParseFlags(args []string, output io.Writer) (Options, bool, error) {
 	fs.DurationVar(&o.ClockOffset, "clock-offset", 0, "add this to the clock in RTCP sender reports, e.g. 8h or -8760h (fault)")
 	fs.DurationVar(&o.Jitter, "jitter", 0, "jitter sender report times by up to ± this, and frames by up to 1/20 of it (fault; 1.9s is like GStreamer)")
 	fs.DurationVar(&o.SenderReportEvery, "sr-every", 0, "also send an RTCP sender report at this interval (default: gortsplib's, every 10s)")
+	fs.BoolVar(&o.StaggerGOPs, "stagger", false, "start each camera at a different point of the clip, so that their keyframes do not coincide (as with real cameras)")
 	fs.BoolVar(&o.KeyframeOnPlay, "keyframe-on-play", false, "start a new GOP at every PLAY, as many cameras do")
 	verbose := fs.Bool("v", false, "log every connection and session")
 	if err := fs.Parse(args); err != nil {

@@ -94,6 +94,13 @@ type Options struct {
 	// frame of the stream is a keyframe, for every reader of it. Without it a new reader
 	// waits up to 2 s for the next keyframe. It defaults to false.
 	KeyframeOnPlay bool
+	// StaggerGOPs starts each camera at a different point of its clip, spread
+	// evenly over the clip's length by camera number, so that the cameras'
+	// keyframes do not all come at the same instant, as with real cameras
+	// (which are never in step). Without it every camera starts the clip
+	// together: all keyframes, and their bursts of packets, coincide. It
+	// defaults to false.
+	StaggerGOPs bool
 	// Stall starts the server with media stalled: sessions open and play, but no RTP
 	// is sent until SetStall(false). It defaults to false.
 	Stall bool
@@ -271,6 +278,9 @@ func (s *Server) start() error {
 	s.rtsp = &gortsplib.Server{
 		Handler:     (*handler)(s),
 		RTSPAddress: s.addr,
+		// packets waiting per reader: a keyframe at 2 Mbit/s is ~75; the
+		// default 256 overflowed with 300 cameras on a starved machine
+		WriteQueueSize: 1024,
 		Listen: func(string, string) (net.Listener, error) {
 			return ln, nil
 		},
@@ -316,11 +326,15 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.streams = streams
 	s.mu.Unlock()
-	for _, st := range streams {
+	for path, st := range streams {
+		begin := start
+		if s.opts.StaggerGOPs {
+			begin = start.Add(-s.staggerOffset(path))
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			st.run(s.done, start)
+			st.run(s.done, begin)
 		}()
 	}
 	if s.opts.DropEvery > 0 {
@@ -330,6 +344,21 @@ func (s *Server) start() error {
 	s.log.Info("camsim listening", "addr", s.addr, "udp", s.rtsp.UDPRTPAddress,
 		"count", s.opts.Count, "codec", s.opts.Codec, "bitrate", s.opts.Bitrate, "audio", s.opts.Audio)
 	return nil
+}
+
+// staggerOffset is how far into its clip the camera of a stream path starts
+// under Options.StaggerGOPs: camera i of n at (i-1)/n of the main clip's
+// length (its main and sub-stream alike). The frames before are not sent
+// (they are more than a second late), so its first keyframe comes when the
+// clip reaches its next GOP.
+func (s *Server) staggerOffset(path string) time.Duration {
+	var cam int
+	if _, err := fmt.Sscanf(path, "cam%d", &cam); err != nil || cam < 1 || s.opts.Count < 1 {
+		return 0
+	}
+	c := s.clips.main
+	total := ticksToDuration(c.duration, c.clockRate)
+	return total * time.Duration(cam-1) / time.Duration(s.opts.Count)
 }
 
 // Addr returns the RTSP listen address, with the real port once Start has returned.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -143,16 +144,23 @@ func (c *gortsplibClient) firstBytes() []byte { return c.sniff.get() }
 
 // sniffer keeps the first bytes a camera sent, to tell an answer that is not RTSP at all.
 type sniffer struct {
-	mu  sync.Mutex
-	buf []byte
+	full atomic.Bool // sniffLen bytes kept: nothing more to do per read
+	mu   sync.Mutex
+	buf  []byte
 }
 
 const sniffLen = 48
 
 func (s *sniffer) add(b []byte) {
+	if s.full.Load() {
+		return
+	}
 	s.mu.Lock()
 	if n := sniffLen - len(s.buf); n > 0 {
 		s.buf = append(s.buf, b[:min(n, len(b))]...)
+	}
+	if len(s.buf) >= sniffLen {
+		s.full.Store(true)
 	}
 	s.mu.Unlock()
 }
@@ -163,17 +171,49 @@ func (s *sniffer) get() []byte {
 	return bytes.Clone(s.buf)
 }
 
+// connReadBuffer is how much a camera connection reads from the socket at
+// once. gortsplib reads through a 4 KiB buffer, and each interleaved RTP
+// packet's payload (~1.4 KB) on its own, so that a burst of packets took a
+// read system call per packet or two. Reading whatever has arrived, up to
+// this, in one call roughly halved the reads of `vigil serve` recording 200
+// cameras at 2 Mbit/s (15.6–20.5 k/s before, 9.9–10.8 k/s after; issue 17).
+const connReadBuffer = 16 << 10
+
+// sniffConn is a camera's connection: it shows the first bytes read to its
+// sniffer, and reads from the socket in blocks of connReadBuffer.
 type sniffConn struct {
 	net.Conn
 	s *sniffer
+
+	buf        []byte // allocated at the first read
+	start, end int    // buf[start:end] is read and not yet returned
 }
 
+// Read returns buffered bytes, or reads the socket once (into the buffer,
+// or straight into b when b is at least as large).
 func (c *sniffConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.s.add(b[:n])
+	if c.start == c.end {
+		if len(b) >= connReadBuffer {
+			n, err := c.Conn.Read(b)
+			if n > 0 {
+				c.s.add(b[:n])
+			}
+			return n, err
+		}
+		if c.buf == nil {
+			c.buf = make([]byte, connReadBuffer)
+		}
+		n, err := c.Conn.Read(c.buf)
+		if n <= 0 {
+			return 0, err
+		}
+		c.s.add(c.buf[:n])
+		c.start, c.end = 0, n
+		// an error with data: the data first, the error at the next read
 	}
-	return n, err
+	n := copy(b, c.buf[c.start:c.end])
+	c.start += n
+	return n, nil
 }
 
 // notRTSP returns a *PullError when a camera's first answer was not RTSP

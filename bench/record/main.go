@@ -11,6 +11,7 @@
 //
 //	go run ./bench/record -cameras 200 -duration 40s
 //	go run ./bench/record -cameras 200 -server /path/to/other/vigil   # compare two builds
+//	go run ./bench/record -cameras 200 -sub=false   # main streams only (the server pulls every registered sub-stream)
 package main
 
 import (
@@ -44,6 +45,9 @@ func run() error {
 	common := benchkit.CommonFlags(40*time.Second, "recording")
 	server := flag.String("server", "", "vigil binary to run the server with (default: the -vigil binary, or ./cmd/vigil built)")
 	segment := flag.Duration("segment", 60*time.Second, "recording.segment of the server")
+	stagger := flag.Bool("stagger", true, "camsim --stagger: the cameras' keyframes apart, as with real cameras (false: all at the same instant)")
+	keepLog := flag.String("log", "", "copy the server's log (stdout and stderr) to this file at the end")
+	withSub := flag.Bool("sub", true, "register each camera's sub-stream too (the server pulls it, ~0.34 Mbit/s, as for a real install); false: main streams only")
 	flag.Parse()
 	ctx, dir, done, err := common.Start()
 	if err != nil {
@@ -60,7 +64,11 @@ func run() error {
 	if *server == "" {
 		*server = *common.Vigil
 	}
-	sim, err := common.StartSim(ctx, dir, "--codec", "h264", "--bitrate", "high")
+	simFlags := []string{"--codec", "h264", "--bitrate", "high"}
+	if *stagger {
+		simFlags = append(simFlags, "--stagger")
+	}
+	sim, err := common.StartSim(ctx, dir, simFlags...)
 	if err != nil {
 		return err
 	}
@@ -89,6 +97,8 @@ recording:
   spoolDir: %q
 database:
   path: %q
+log:
+  level: debug
 `, addr, udpPort, filepath.Join(dir, "recordings"), *segment, filepath.Join(dir, "spool"), filepath.Join(dir, "vigil.db"))), 0o600); err != nil {
 		return err
 	}
@@ -125,7 +135,11 @@ database:
 	var csv strings.Builder
 	csv.WriteString("id,name,department,mainUrl,subUrl,transport,record,enabled\n")
 	for i, u := range sim.URLs {
-		fmt.Fprintf(&csv, "bench-%d,bench %d,police,%s,%s,tcp,true,true\n", i+1, i+1, u[0], u[1])
+		sub := u[1]
+		if !*withSub {
+			sub = ""
+		}
+		fmt.Fprintf(&csv, "bench-%d,bench %d,police,%s,%s,tcp,true,true\n", i+1, i+1, u[0], sub)
 	}
 	if err := cl.call(ctx, "POST", "/api/v1/cameras/import", "text/csv", []byte(csv.String()), nil); err != nil {
 		return fmt.Errorf("import cameras: %w", err)
@@ -208,6 +222,12 @@ database:
 		(kbps0+kbps1)/2/float64(n), float64(wrote)/1e6, float64(wrote)/ingestBytes, float64(read)/1e6, float64(read)*8/1e6/wall.Seconds())
 	fmt.Printf("apart (not counted above): camsim %.1f %% of one core; load average %s", (sim1-sim0).Seconds()/wall.Seconds()*100, load)
 
+	losses, err := lossCounts(ctx, cl)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("losses since start: %s\n", losses)
+
 	// SIGTERM: the time to exit, and what waits in the spool for the next start
 	stopAt := time.Now()
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
@@ -227,7 +247,80 @@ database:
 		return nil
 	})
 	fmt.Printf("SIGTERM: exited after %s (%v), grace 8s; segments left in the spool %d\n", stopTook.Round(time.Millisecond), err, left)
+	logb, _ := os.ReadFile(logf.Name())
+	if *keepLog != "" {
+		if err := os.WriteFile(*keepLog, logb, 0o644); err != nil {
+			return err
+		}
+	}
+	warn, errs, lost := 0, 0, 0
+	for _, l := range strings.Split(string(logb), "\n") {
+		if strings.Contains(l, "units lost") {
+			lost++
+		}
+		switch {
+		case strings.Contains(l, "level=WARN"):
+			warn++
+		case strings.Contains(l, "level=ERROR"):
+			errs++
+		default:
+			continue
+		}
+		if warn+errs <= 3 {
+			fmt.Println("  " + l)
+		}
+	}
+	fmt.Printf("server log (level debug): %d warnings, %d errors, %d segments closed on units lost (a gap)\n", warn, errs, lost)
 	return nil
+}
+
+// lossCounts sums what the server reports lost: units dropped by slow
+// subscribers and reconnections (status API), units not recorded, segments
+// dropped and failed uploads (its metrics).
+func lossCounts(ctx context.Context, cl *client) (string, error) {
+	var sts []struct {
+		Dropped    uint64 `json:"dropped"`
+		Reconnects int    `json:"reconnects"`
+		Sub        *struct {
+			Reconnects int `json:"reconnects"`
+		} `json:"sub"`
+	}
+	if err := cl.call(ctx, "GET", "/api/v1/status", "", nil, &sts); err != nil {
+		return "", err
+	}
+	var dropped uint64
+	var reconnects int
+	for _, s := range sts {
+		dropped += s.Dropped
+		reconnects += s.Reconnects
+		if s.Sub != nil {
+			reconnects += s.Sub.Reconnects
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", cl.base+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := cl.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	metric := func(name string) string {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == name {
+				return f[1]
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("units dropped by slow subscribers %d, reconnects %d, units not recorded %s, segments dropped %s, upload errors %s",
+		dropped, reconnects, metric("vigil_recording_lost_units_total"), metric("vigil_spool_dropped_segments_total"),
+		metric("vigil_upload_errors_total")), nil
 }
 
 // ingestKbps sums the cameras' video bitrates from the status API.

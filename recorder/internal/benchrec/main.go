@@ -43,6 +43,7 @@ func run() error {
 	common := benchkit.CommonFlags(60*time.Second, "recording")
 	segment := flag.Duration("segment", 10*time.Second, "segment length")
 	stagger := flag.Bool("stagger", true, "stagger the cameras' segment boundaries, as the server does")
+	staggerGOPs := flag.Bool("stagger-gops", true, "camsim --stagger: the cameras' keyframes apart, as with real cameras (false: all at the same instant)")
 	storeKind := flag.String("store", "local", "local or s3 (versitygw, started apart)")
 	audio := flag.Bool("audio", false, "cameras with AAC audio")
 	bitrate := flag.String("bitrate", "high", "camsim main stream bitrate: high (~2 Mbit/s) or normal (~1.1 Mbit/s)")
@@ -64,6 +65,9 @@ func run() error {
 	simFlags := []string{"--codec", "h264", "--bitrate", *bitrate}
 	if *audio {
 		simFlags = append(simFlags, "--audio")
+	}
+	if *staggerGOPs {
+		simFlags = append(simFlags, "--stagger")
 	}
 	sim, err := common.StartSim(ctx, dir, simFlags...)
 	if err != nil {
