@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -59,13 +60,7 @@ func VersitygwBinary() string {
 // it fail.
 func StartS3(t testing.TB, extraArgs ...string) (endpoint, accessKey, secretKey, bucket string, stop, restart func()) {
 	t.Helper()
-	bin := VersitygwBinary()
-	if bin == "" {
-		if os.Getenv("VIGIL_REQUIRE_S3") == "1" {
-			t.Fatal("versitygw not found (set VIGIL_VERSITYGW or put it on PATH) and VIGIL_REQUIRE_S3=1")
-		}
-		t.Skip("versitygw not found: set VIGIL_VERSITYGW or put it on PATH to run the S3 tests")
-	}
+	bin := versitygwOrSkip(t)
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,24 +100,11 @@ func StartS3(t testing.TB, extraArgs ...string) (endpoint, accessKey, secretKey,
 		done := make(chan struct{})
 		go func() { _ = c.Wait(); close(done) }()
 		cmd, waitDone = c, done
-		client := &http.Client{Timeout: time.Second}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := client.Get("http://" + endpoint + "/")
-			if err == nil {
-				resp.Body.Close()
-				return nil
-			}
-			select {
-			case <-done:
-				cmd = nil
-				return fmt.Errorf("versitygw exited: %s", stderr.String())
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("versitygw did not answer on %s within 20s: %s", endpoint, stderr.String())
-			}
+		err := waitS3(endpoint, done, stderr.String)
+		if errors.Is(err, errS3Exited) {
+			cmd = nil
 		}
+		return err
 	}
 	if err := launch(); err != nil {
 		kill()
@@ -160,13 +142,7 @@ var sharedS3 struct {
 // StartS3 does when versitygw is missing.
 func SharedS3(t testing.TB) (endpoint, accessKey, secretKey, bucket string) {
 	t.Helper()
-	bin := VersitygwBinary()
-	if bin == "" {
-		if os.Getenv("VIGIL_REQUIRE_S3") == "1" {
-			t.Fatal("versitygw not found (set VIGIL_VERSITYGW or put it on PATH) and VIGIL_REQUIRE_S3=1")
-		}
-		t.Skip("versitygw not found: set VIGIL_VERSITYGW or put it on PATH to run the S3 tests")
-	}
+	bin := versitygwOrSkip(t)
 	endpoint, accessKey, secretKey, bucket, err := SharedS3Bucket(bin)
 	if err != nil {
 		t.Fatalf("testkit: %v", err)
@@ -228,6 +204,29 @@ func startSharedS3(bin string) error {
 	done := make(chan struct{})
 	go func() { _ = c.Wait(); close(done) }()
 	s.endpoint, s.dir, s.cmd, s.done = endpoint, dir, c, done
+	return waitS3(endpoint, done, output)
+}
+
+// versitygwOrSkip is versitygw's path; without it the test is skipped, or
+// failed under VIGIL_REQUIRE_S3=1.
+func versitygwOrSkip(t testing.TB) string {
+	t.Helper()
+	bin := VersitygwBinary()
+	if bin == "" {
+		if os.Getenv("VIGIL_REQUIRE_S3") == "1" {
+			t.Fatal("versitygw not found (set VIGIL_VERSITYGW or put it on PATH) and VIGIL_REQUIRE_S3=1")
+		}
+		t.Skip("versitygw not found: set VIGIL_VERSITYGW or put it on PATH to run the S3 tests")
+	}
+	return bin
+}
+
+// errS3Exited: the versitygw process ended before it answered.
+var errS3Exited = errors.New("versitygw exited")
+
+// waitS3 waits up to 20 s for the versitygw at endpoint to answer HTTP;
+// done is closed when its process ends, output is what it printed.
+func waitS3(endpoint string, done <-chan struct{}, output func() string) error {
 	// no keep-alive: an idle connection's goroutines would outlive the test
 	// that started the server, and CheckLeaks would count them
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -240,7 +239,7 @@ func startSharedS3(bin string) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("versitygw exited: %s", output())
+			return fmt.Errorf("%w: %s", errS3Exited, output())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
