@@ -80,6 +80,7 @@ type App struct {
 	log  *slog.Logger
 
 	db       *sqldb.DB
+	remote   *remote.Node // in a cluster: what serves cameras other nodes ingest; nil on one node
 	Registry *registry.Registry
 	Fleet    *ingest.Fleet
 	Cameras  *dispatch.Dispatcher // every camera change goes through it
@@ -205,9 +206,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	a.Review = review.NewReview(a.Store, a.Index, a.Recorder.Pin)
 	a.Review.Spool = a.Recorder // the last minute and the segments waiting for upload are reviewable too
-	var rn *remote.Node         // in a cluster: live view and spool of cameras other nodes ingest
-	if a.cluster != nil {
-		if rn, err = a.buildRemote(ctx, a.cluster); err != nil {
+	if a.cluster != nil {       // live view and spool of cameras other nodes ingest
+		if a.remote, err = a.buildRemote(ctx, a.cluster); err != nil {
 			return nil, err
 		}
 	}
@@ -237,7 +237,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Registry: a.Registry,
 		Cameras:  a.Cameras,
 		Probe:    ingest.Probe,
-		Live:     a.liveFor(rn),
+		Live:     a.liveFor(a.remote),
 		Review:   a.Review,
 		Evidence: a.Evidence,
 		Availability: func(ctx context.Context, from, to time.Time) (availability.Report, error) {
@@ -265,7 +265,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.http = ui.NewHTTPServer(cfg.HTTP.Listen, a.metrics.Instrument(rn.Handler(srv.Handler())))
+	a.http = ui.NewHTTPServer(cfg.HTTP.Listen, a.metrics.Instrument(a.remote.Handler(srv.Handler())))
 	a.http.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
 	if cfg.HTTP.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
@@ -473,6 +473,9 @@ func (a *App) Close() error {
 	}
 	if a.up != nil {
 		a.up.close()
+	}
+	if a.remote != nil {
+		a.remote.Close() // ends the pins this node holds on other nodes' spools
 	}
 	if closer, ok := a.Store.(io.Closer); ok {
 		closer.Close()

@@ -538,7 +538,9 @@ func TestThreeNodes(t *testing.T) {
 		sts := cl.statuses(a.base())
 		return recorded(sts, "node-a", "node-b", "node-c") && len(byNode(sts)["node-b"]) == 2
 	})
-	time.Sleep(5 * time.Second) // the spooled segments reach the store and the index
+	testkit.WaitFor(t, 30*time.Second, "b's spool to drain into the store and the index", func() bool {
+		return spoolEmpty(b)
+	})
 
 	// 4. SIGTERM c: its cameras are taken over within 3 s
 	handed := byNode(cl.statuses(a.base()))["node-c"]
