@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -77,7 +78,7 @@ func dialGortsplib(u *base.URL, transport string, readTimeout time.Duration, log
 		if err != nil {
 			return nil, err
 		}
-		return &sniffConn{Conn: nc, s: sn}, nil
+		return newSniffConn(nc, sn), nil
 	}
 	if err := c.Start2(); err != nil {
 		return nil, fmt.Errorf("start rtsp client: %w", err)
@@ -180,40 +181,31 @@ func (s *sniffer) get() []byte {
 const connReadBuffer = 16 << 10
 
 // sniffConn is a camera's connection: it shows the first bytes read to its
-// sniffer, and reads from the socket in blocks of connReadBuffer.
+// sniffer, and reads from the socket in blocks of connReadBuffer (a
+// bufio.Reader: a read at least that large goes straight to the socket).
 type sniffConn struct {
 	net.Conn
-	s *sniffer
-
-	buf        []byte // allocated at the first read
-	start, end int    // buf[start:end] is read and not yet returned
+	r *bufio.Reader
 }
 
-// Read returns buffered bytes, or reads the socket once (into the buffer,
-// or straight into b when b is at least as large).
-func (c *sniffConn) Read(b []byte) (int, error) {
-	if c.start == c.end {
-		if len(b) >= connReadBuffer {
-			n, err := c.Conn.Read(b)
-			if n > 0 {
-				c.s.add(b[:n])
-			}
-			return n, err
-		}
-		if c.buf == nil {
-			c.buf = make([]byte, connReadBuffer)
-		}
-		n, err := c.Conn.Read(c.buf)
-		if n <= 0 {
-			return 0, err
-		}
-		c.s.add(c.buf[:n])
-		c.start, c.end = 0, n
-		// an error with data: the data first, the error at the next read
+func newSniffConn(nc net.Conn, s *sniffer) *sniffConn {
+	return &sniffConn{Conn: nc, r: bufio.NewReaderSize(sniffReader{nc, s}, connReadBuffer)}
+}
+
+func (c *sniffConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// sniffReader reads the socket and shows what it read to the sniffer.
+type sniffReader struct {
+	nc net.Conn
+	s  *sniffer
+}
+
+func (r sniffReader) Read(b []byte) (int, error) {
+	n, err := r.nc.Read(b)
+	if n > 0 {
+		r.s.add(b[:n])
 	}
-	n := copy(b, c.buf[c.start:c.end])
-	c.start += n
-	return n, nil
+	return n, err
 }
 
 // notRTSP returns a *PullError when a camera's first answer was not RTSP

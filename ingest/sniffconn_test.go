@@ -46,7 +46,7 @@ func TestSniffConnReadsInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn := &sniffer{}
-	c := &sniffConn{Conn: nc, s: sn}
+	c := newSniffConn(nc, sn)
 	defer c.Close()
 	var got []byte
 	sizes := []int{2, 1400, 4096, 64 << 10, 3}
@@ -93,7 +93,7 @@ func TestSniffConnDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &sniffConn{Conn: nc, s: &sniffer{}}
+	c := newSniffConn(nc, &sniffer{})
 	defer c.Close()
 	b := make([]byte, 4)
 	if _, err := io.ReadFull(c, b); err != nil || string(b) != "RTSP" {
