@@ -394,12 +394,24 @@ func (a *App) Run(ctx context.Context) error {
 	// Serve once the relay listens: a WHEP offer that comes in the first
 	// moment (it waits on the bound listener until then) is answered, not
 	// refused with 503.
+	// On a cluster node, it serves once its first lease round has started
+	// the cameras it took: their live views are not refused as unknown.
 	serving := false
 	select {
 	case <-a.Relay.Ready():
 		serving = true
 	case <-ctx.Done():
 	case <-gctx.Done():
+	}
+	if serving && a.cluster != nil {
+		select {
+		case <-a.cluster.Started():
+		case <-ctx.Done():
+			serving = false
+		case <-gctx.Done():
+			serving = false
+		case <-clusterDone:
+		}
 	}
 	if serving {
 		g.Go(func() error {

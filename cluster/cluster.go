@@ -342,6 +342,10 @@ func (c *Cluster) Run(ctx context.Context) error {
 	return err
 }
 
+// Started is closed once the node's first lease round has ended (its
+// share of the cameras taken and started), or Run returned.
+func (c *Cluster) Started() <-chan struct{} { return c.node.FirstRound() }
+
 // Put adds the lease of a created camera, or tells its owner that it
 // changed: the owner applies it at once (NOTIFY).
 func (c *Cluster) Put(ctx context.Context, camera string) error {

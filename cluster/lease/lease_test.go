@@ -838,3 +838,31 @@ func TestCutOffNodeProvisional(t *testing.T) {
 		return even(counts, total, 12)
 	})
 }
+
+// A lone node's first round takes every camera and has started them
+// (OnAcquire) when FirstRound is closed: the app serves from then on.
+func TestFirstRound(t *testing.T) {
+	u := pgtest.URL(t)
+	ttl := 30 * time.Second
+	putCameras(t, open(t, u, ttl), 0, 5)
+	m := startMember(t, u, "node-a", ttl)
+	select {
+	case <-m.FirstRound():
+	case <-time.After(20 * time.Second):
+		t.Fatal("first round not ended within 20 s")
+	}
+	if w := m.writers(); len(w) != 5 {
+		t.Fatalf("after the first round the node writes %d cameras, want 5", len(w))
+	}
+
+	// a node that cannot join ends its first round too (Run returned)
+	bad := &Node{Leases: open(t, u, ttl), Name: ""}
+	if err := bad.Run(context.Background()); err == nil {
+		t.Fatal("a node without a name ran")
+	}
+	select {
+	case <-bad.FirstRound():
+	default:
+		t.Fatal("FirstRound not closed after Run returned")
+	}
+}

@@ -55,6 +55,9 @@ type Node struct {
 	// the leases lapse.
 	ProvisionalMax time.Duration
 
+	firstOnce sync.Once
+	first     chan struct{} // closed when the first round has ended
+
 	mu      sync.Mutex
 	owned   map[string]int64 // camera → epoch
 	changed map[string]bool  // cameras notified since the last tick
@@ -183,11 +186,29 @@ func (n *Node) poke() {
 	}
 }
 
+// FirstRound is closed once Run's first lease round has ended: the
+// cameras of this node's share are taken and OnAcquire has run for each
+// (or the round failed), or Run returned without one. A node serves its
+// cameras' viewers from then on.
+func (n *Node) FirstRound() <-chan struct{} {
+	n.firstOnce.Do(func() { n.first = make(chan struct{}) })
+	return n.first
+}
+
 // Run joins the cluster and runs the loop until ctx ends; then it releases
 // every lease (so that the others take the cameras over within seconds) and
 // marks the node down. It returns ctx's error, or the error that stopped it
 // from joining.
 func (n *Node) Run(ctx context.Context) error {
+	firstEnded := false
+	endFirst := func() {
+		if !firstEnded {
+			firstEnded = true
+			n.FirstRound()
+			close(n.first)
+		}
+	}
+	defer endFirst()
 	if n.Leases == nil || n.Name == "" {
 		return errors.New("lease: node needs Leases and Name")
 	}
@@ -223,6 +244,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-n.wake:
 		}
 		next, err := n.tick(ctx)
+		endFirst()
 		if err != nil && ctx.Err() == nil {
 			n.Logger.Warn("cluster: lease round failed", "node", n.Name, "err", err)
 			if n.cutSince.IsZero() {

@@ -81,7 +81,7 @@ func (n *Node) offer(w http.ResponseWriter, r *http.Request) {
 	if kind == "" {
 		kind = ingest.Main
 	}
-	id, answer, err := n.opts.Relay.Offer(r.Context(), r.PathValue("camera"), kind, string(offer))
+	id, answer, err := n.live.offerHere(r.Context(), r.PathValue("camera"), kind, string(offer))
 	if err != nil {
 		writeKindError(w, err)
 		return

@@ -43,6 +43,9 @@ type session struct {
 // that does not have the camera (it moved meanwhile: the lease changed
 // hands) is asked again once, when the cluster names another owner now.
 func (l *Live) Offer(ctx context.Context, camera string, kind ingest.StreamKind, offerSDP string) (string, string, error) {
+	if err := l.waitOwner(ctx, camera); err != nil {
+		return "", "", err
+	}
 	for attempt := 0; ; attempt++ {
 		p, local, err := l.n.owner(camera)
 		if err != nil {
@@ -60,7 +63,7 @@ func (l *Live) Offer(ctx context.Context, camera string, kind ingest.StreamKind,
 
 func (l *Live) offerTo(ctx context.Context, p peer, local bool, camera string, kind ingest.StreamKind, offerSDP string) (string, string, error) {
 	if local {
-		return l.n.opts.Relay.Offer(ctx, camera, kind, offerSDP)
+		return l.offerHere(ctx, camera, kind, offerSDP)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.n.opts.OfferTimeout)
 	defer cancel()
@@ -83,6 +86,48 @@ func (l *Live) offerTo(ctx context.Context, p peer, local bool, camera string, k
 	l.sessions[id] = &session{peer: p, created: now, alive: true, checked: now}
 	l.mu.Unlock()
 	return id, string(answer), nil
+}
+
+// startWait bounds how long an offer for a camera this node has just
+// acquired waits for the camera to start here: the lease is this node's a
+// moment before the dispatcher has read the camera and started its streams.
+var startWait = 3 * time.Second
+
+// waitOwner waits up to startWait for a node to hold camera's lease: a
+// camera created a moment ago is taken by a node within milliseconds. A
+// camera being taken over from a node that died waits longer (up to the
+// lease TTL); its offer is refused as unavailable, to be tried again.
+func (l *Live) waitOwner(ctx context.Context, camera string) error {
+	deadline := time.Now().Add(startWait)
+	for {
+		if _, _, _, ok := l.n.opts.Owners.Owner(camera); ok || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// offerHere answers the offer with this node's relay.
+func (l *Live) offerHere(ctx context.Context, camera string, kind ingest.StreamKind, offerSDP string) (string, string, error) {
+	deadline := time.Now().Add(startWait)
+	for {
+		id, answer, err := l.n.opts.Relay.Offer(ctx, camera, kind, offerSDP)
+		if !errors.Is(err, apierr.ErrNotFound) || time.Now().After(deadline) {
+			return id, answer, err
+		}
+		if _, _, local, _ := l.n.opts.Owners.Owner(camera); !local {
+			return id, answer, err
+		}
+		select {
+		case <-ctx.Done():
+			return id, answer, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // remote returns the session's owner when it is on another node.

@@ -416,3 +416,71 @@ func TestOfferFollowsAMovedCamera(t *testing.T) {
 		t.Fatalf("offer of a camera its owner does not have: %v, want 404", err)
 	}
 }
+
+// TestOfferWaitsForAnAcquiredCamera: the lease of a camera is this node's
+// a moment before the camera runs here (the dispatcher reads it from the
+// database first). An offer in that moment, made here or through another
+// node, waits for it instead of answering 404; a camera that does not start
+// within startWait is not found.
+func TestOfferWaitsForAnAcquiredCamera(t *testing.T) {
+	leakCheck(t)
+	starting := func(misses int) *fakeRelay {
+		f := &fakeRelay{offerErr: apierr.New(apierr.ErrNotFound, "camera %q not found", "cam1")}
+		f.onOffer = func() {
+			if misses--; misses < 0 {
+				f.offerErr = nil
+			}
+		}
+		return f
+	}
+	a := startFakeNode(t, "a", starting(3), nil)
+	b := startFakeNode(t, "b", &fakeRelay{}, nil)
+	spoolCluster([]*spoolNode{a, b}, map[string]string{"cam1": "a"})
+	if id, _, err := a.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0"); err != nil || id != "s-cam1" {
+		t.Fatalf("offer here for a camera starting here: %q %v", id, err)
+	}
+	a.node.opts.Relay = starting(3)
+	if id, _, err := b.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0"); err != nil || id != "s-cam1" {
+		t.Fatalf("offer through b for a camera starting on a: %q %v", id, err)
+	}
+
+	old := startWait
+	startWait = 300 * time.Millisecond
+	defer func() { startWait = old }()
+	a.node.opts.Relay = starting(1 << 30)
+	start := time.Now()
+	if _, _, err := a.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0"); apierr.Status(err) != http.StatusNotFound {
+		t.Fatalf("offer for a camera that never starts: %v, want 404", err)
+	}
+	if waited := time.Since(start); waited < startWait {
+		t.Fatalf("gave up after %v, before startWait", waited)
+	}
+	// not this node's (any more): no wait
+	a.owners.set("cam1", "b")
+	a.node.opts.Relay = starting(1 << 30)
+	b.node.opts.Relay = starting(1 << 30)
+	if _, _, err := b.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0"); apierr.Status(err) != http.StatusNotFound {
+		t.Fatalf("offer through b for a camera a no longer holds: %v, want 404", err)
+	}
+}
+
+// TestOfferWaitsForAnOwner: a camera created a moment ago has no owner for
+// the few milliseconds until a node takes its lease; its offer waits for
+// one, and is refused as unavailable (503) when none comes within startWait.
+func TestOfferWaitsForAnOwner(t *testing.T) {
+	leakCheck(t)
+	a := startFakeNode(t, "a", &fakeRelay{}, nil)
+	b := startFakeNode(t, "b", &fakeRelay{}, nil)
+	spoolCluster([]*spoolNode{a, b}, nil)
+	time.AfterFunc(200*time.Millisecond, func() { spoolCluster([]*spoolNode{a, b}, map[string]string{"cam1": "a"}) })
+	if id, _, err := b.node.Live().Offer(context.Background(), "cam1", ingest.Main, "v=0"); err != nil || id != "s-cam1" {
+		t.Fatalf("offer for a camera taken 200 ms later: %q %v", id, err)
+	}
+
+	old := startWait
+	startWait = 300 * time.Millisecond
+	defer func() { startWait = old }()
+	if _, _, err := b.node.Live().Offer(context.Background(), "cam2", ingest.Main, "v=0"); apierr.Status(err) != http.StatusServiceUnavailable {
+		t.Fatalf("offer for a camera nobody takes: %v, want 503", err)
+	}
+}
