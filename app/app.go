@@ -168,7 +168,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
-	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest"), Sources: a.gbSources()})
+	a.Fleet = ingest.NewFleet(ingest.FleetOptions{Log: a.log.With("part", "ingest"), Sources: a.gbSources(),
+		SubLinger: cfg.WebRTC.SubLinger.D()})
 	if a.Relay, err = relay.New(relay.Options{
 		UDPPort:    cfg.WebRTC.UDPPort,
 		ListenIP:   listenIP(cfg.HTTP.Listen),

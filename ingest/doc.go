@@ -21,7 +21,9 @@
 //     to, or wanted ([Stream.Want]). PushLinger after the last demand its
 //     session ends and it is idle ([StateIdle], no failure). The puller's
 //     machinery is shared: state and last error, backoff, stall detection,
-//     PTS and wall-clock continuity across sessions.
+//     PTS and wall-clock continuity across sessions. With
+//     FleetOptions.SubLinger the cameras' sub-streams are pulled on demand
+//     the same way (SubLinger after the last viewer).
 //   - The hub (hub.go) is a [Stream] per camera stream: one writer (the puller)
 //     and any number of [Subscription]s, each with its own bounded queue. A
 //     [Unit] is one immutable access unit shared by pointer. Writing never

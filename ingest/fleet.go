@@ -37,6 +37,14 @@ type FleetOptions struct {
 	// comes back, or a recorder that reconnects, finds it playing. It
 	// defaults to 10 seconds.
 	PushLinger time.Duration
+	// SubLinger, when positive, has the cameras' sub-streams pulled on
+	// demand: while something needs one (a live viewer: the wall's tiles
+	// play sub-streams) and SubLinger after, so that a wall that comes back
+	// finds its tiles playing. A sub-stream whose last session failed is
+	// retried with backoff as an always-pulled stream is (its failure shows
+	// as offline, and viewers get the main stream meanwhile) until a session
+	// succeeds. 0 pulls every sub-stream all the time.
+	SubLinger time.Duration
 
 	// dial replaces the RTSP client in tests; nil means gortsplib.
 	dial dialFunc
@@ -188,7 +196,7 @@ func (m *Fleet) syncLocked(ce *camEntry) (stopped []chan struct{}) {
 			m.startLocked(ce.cam, kind, se)
 		}
 		if se.puller == nil {
-			// status before Run: connecting (idle for a pushed stream)
+			// status before Run: connecting (idle for a stream pulled on demand)
 			se.puller = newPuller(m.pullerConfig(ce.cam, kind, se))
 		}
 	}
@@ -215,8 +223,12 @@ func (m *Fleet) pullerConfig(cam Camera, kind StreamKind, se *streamEntry) pulle
 		backoffMin: m.opts.BackoffMin, backoffMax: m.opts.BackoffMax,
 		logEvery: m.opts.LogEvery,
 	}
-	if cam.Pushed() {
-		cfg.pushed, cfg.source, cfg.cam, cfg.linger = true, m.opts.Sources[cam.Source], cam, m.opts.PushLinger
+	switch {
+	case cam.Pushed():
+		cfg.pushed, cfg.source, cfg.cam = true, m.opts.Sources[cam.Source], cam
+		cfg.onDemand, cfg.linger = true, m.opts.PushLinger
+	case kind == Sub && m.opts.SubLinger > 0:
+		cfg.onDemand, cfg.linger = true, m.opts.SubLinger
 	}
 	return cfg
 }

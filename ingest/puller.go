@@ -24,7 +24,8 @@ const (
 	StateOnline     State = "online"     // media flowing
 	StateOffline    State = "offline"    // failed, retrying with backoff
 	StateDisabled   State = "disabled"   // not pulled (camera disabled)
-	// StateIdle: a pushed stream (Camera.Pushed) that nothing needs, so it is
+	// StateIdle: a stream pulled on demand (a pushed camera's, or a
+	// sub-stream with FleetOptions.SubLinger) that nothing needs, so it is
 	// not played; it starts when something subscribes or wants it. Not a failure.
 	StateIdle State = "idle"
 )
@@ -45,12 +46,15 @@ type pullerConfig struct {
 	logEvery    time.Duration
 	onOnline    func() // called when media starts to flow, may be nil
 	// pushed: the stream is played by source (nil: none is configured for
-	// the camera's Source) while it is demanded, and stopped linger after
-	// it no longer is
+	// the camera's Source)
 	pushed bool
 	source Source
 	cam    Camera
-	linger time.Duration
+	// onDemand: the stream is played (pushed) or pulled (a sub-stream,
+	// FleetOptions.SubLinger) while it is demanded, and stopped linger
+	// after it no longer is
+	onDemand bool
+	linger   time.Duration
 	// onDescribe, when set, sees the planned tracks; returning true ends the session there
 	onDescribe func([]*trackReader) bool
 }
@@ -70,6 +74,7 @@ type puller struct {
 	lastLog    time.Time
 	skew       time.Duration // the camera's clock minus the server's, from its sender reports
 	cam        Camera        // the camera a pushed stream's Source plays (kept current by the Fleet)
+	wentOnline chan struct{} // closed when the session being checked goes online (see whileDemanded)
 
 	// clock continuity across sessions
 	clockMu  sync.Mutex
@@ -83,23 +88,29 @@ type puller struct {
 
 func newPuller(cfg pullerConfig) *puller {
 	p := &puller{cfg: cfg, state: StateConnecting, since: time.Now(), cam: cfg.cam}
-	if cfg.pushed {
+	if cfg.onDemand {
 		p.state = StateIdle
 	}
 	return p
 }
 
-// run pulls until ctx ends. A pushed stream is played only while demanded
-// (see awaitDemand and whileDemanded).
+// run pulls until ctx ends. A stream pulled on demand (a pushed stream, a
+// sub-stream with FleetOptions.SubLinger) runs only while demanded (see
+// awaitDemand and whileDemanded). A sub-stream is checked all the same:
+// its first session, and each after a failure, runs demanded or not until
+// it is online, so that a wrong URL or a camera that stopped serving it
+// shows (offline, with its error) before anyone watches, and is retried
+// with backoff until the camera serves it again.
 func (p *puller) run(ctx context.Context) {
 	failures := 0
+	checking := p.cfg.onDemand && !p.cfg.pushed
 	for {
 		sctx, idled, stop := ctx, func() bool { return false }, func() {}
-		if p.cfg.pushed {
-			if !p.awaitDemand(ctx) {
+		if p.cfg.onDemand {
+			if !checking && !p.awaitDemand(ctx) {
 				return
 			}
-			sctx, idled, stop = p.whileDemanded(ctx)
+			sctx, idled, stop = p.whileDemanded(ctx, checking)
 		}
 		began := time.Now()
 		online, err := p.session(sctx)
@@ -110,9 +121,10 @@ func (p *puller) run(ctx context.Context) {
 		if idled() {
 			// nothing needed it any more: not a failure
 			p.setIdle()
-			failures = 0
+			failures, checking = 0, false
 			continue
 		}
+		checking = p.cfg.onDemand && !p.cfg.pushed
 		if err == nil {
 			err = &PullError{Kind: ErrClosedByCamera, Msg: "the camera ended the session"}
 		}
@@ -178,6 +190,7 @@ func (p *puller) session(ctx context.Context) (online time.Time, err error) {
 
 // rtspSession runs one RTSP session.
 func (p *puller) rtspSession(ctx context.Context) (online time.Time, err error) {
+	p.leaveIdle()
 	u, err := parseRTSPURL(p.cfg.url)
 	if err != nil {
 		return time.Time{}, err
@@ -292,6 +305,10 @@ func (p *puller) setOnline(video *VideoStatus, audio *AudioStatus) {
 	}
 	p.state, p.since, p.err = StateOnline, time.Now(), nil
 	p.lastLog = p.since
+	if p.wentOnline != nil {
+		close(p.wentOnline)
+		p.wentOnline = nil
+	}
 	if p.cfg.onOnline != nil {
 		p.cfg.onOnline()
 	}

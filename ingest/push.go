@@ -237,11 +237,7 @@ func (p *puller) pushSession(ctx context.Context) (time.Time, error) {
 		return time.Time{}, &PullError{Kind: ErrSource,
 			Msg: fmt.Sprintf("nothing plays %q cameras: the %s service is not enabled", cam.Source, cam.Source)}
 	}
-	p.mu.Lock()
-	if p.state == StateIdle {
-		p.state, p.since = StateConnecting, time.Now()
-	}
-	p.mu.Unlock()
+	p.leaveIdle()
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &sessionWriter{p: p, ctx: pctx, pushed: true, start: time.Now()}
@@ -317,8 +313,19 @@ func (p *puller) awaitDemand(ctx context.Context) bool {
 // whileDemanded returns a context that ends linger after nothing needs the
 // stream any more (unless something needs it again before), idled telling
 // whether it ended so. stop releases it; call it when the session ended.
-func (p *puller) whileDemanded(ctx context.Context) (sctx context.Context, idled func() bool, stop func()) {
+// checking (a sub-stream's first session, or the next after a failure):
+// the session proves the stream works; it goes on until it is online, then
+// ends at once if nothing needs it.
+func (p *puller) whileDemanded(ctx context.Context, checking bool) (sctx context.Context, idled func() bool, stop func()) {
 	sctx, cancel := context.WithCancel(ctx)
+	var online <-chan struct{}
+	if checking {
+		ch := make(chan struct{})
+		p.mu.Lock()
+		p.wentOnline = ch
+		p.mu.Unlock()
+		online = ch
+	}
 	var gone atomic.Bool
 	done := make(chan struct{})
 	go func() {
@@ -330,20 +337,26 @@ func (p *puller) whileDemanded(ctx context.Context) (sctx context.Context, idled
 				timer.Stop()
 			}
 		}()
+		linger := p.cfg.linger
+		if checking {
+			linger = 0
+		}
 		for {
 			ok, changed := p.cfg.stream.demand()
 			switch {
 			case ok && timer != nil:
 				timer.Stop()
 				timer, fire = nil, nil
-			case !ok && timer == nil:
-				timer = time.NewTimer(p.cfg.linger)
+			case !ok && timer == nil && online == nil:
+				timer = time.NewTimer(linger)
 				fire = timer.C
 			}
 			select {
 			case <-sctx.Done():
 				return
 			case <-changed:
+			case <-online:
+				online = nil // checked: from now on, as demand says
 			case <-fire:
 				gone.Store(true)
 				cancel()
@@ -354,7 +367,19 @@ func (p *puller) whileDemanded(ctx context.Context) (sctx context.Context, idled
 	return sctx, gone.Load, func() {
 		cancel()
 		<-done
+		p.mu.Lock()
+		p.wentOnline = nil
+		p.mu.Unlock()
 	}
+}
+
+// leaveIdle marks an idle stream connecting: a session starts.
+func (p *puller) leaveIdle() {
+	p.mu.Lock()
+	if p.state == StateIdle {
+		p.state, p.since = StateConnecting, time.Now()
+	}
+	p.mu.Unlock()
 }
 
 // setIdle records that nothing needs the stream. The last error stays, for

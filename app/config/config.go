@@ -126,6 +126,10 @@ type WebRTC struct {
 	UDPPort    int         `yaml:"udpPort"`
 	PublicIPs  []string    `yaml:"publicIPs"`
 	ICEServers []ICEServer `yaml:"iceServers"`
+	// SubLinger: a camera's sub-stream (the wall's tiles play them) is
+	// pulled while someone watches it and this long after; 0s pulls every
+	// sub-stream all the time. Default 10m.
+	SubLinger Duration `yaml:"subLinger"`
 }
 
 // ICEServer is a STUN or TURN server offered to browsers and used by the server.
@@ -322,7 +326,7 @@ func (u *Upstream) UnmarshalYAML(n *yaml.Node) error {
 func Default() Config {
 	return Config{
 		HTTP:   HTTP{Listen: ":8080"},
-		WebRTC: WebRTC{UDPPort: 8189},
+		WebRTC: WebRTC{UDPPort: 8189, SubLinger: Duration(10 * time.Minute)},
 		Storage: Storage{
 			Backend: "local",
 			Local:   Local{Dir: "./data/recordings"},
@@ -649,6 +653,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebRTC.UDPPort < 0 || c.WebRTC.UDPPort > 65535 {
 		return fail("webrtc.udpPort", "%d is not a port number (0-65535)", c.WebRTC.UDPPort)
+	}
+	if c.WebRTC.SubLinger < 0 {
+		return fail("webrtc.subLinger", "must not be negative (0s pulls every sub-stream all the time)")
 	}
 	for _, ip := range c.WebRTC.PublicIPs {
 		if net.ParseIP(ip) == nil {
