@@ -312,7 +312,7 @@ func New(opts Options, src Source) (*Recorder, error) {
 		log:        opts.Log,
 		spool:      newSpool(opts.SpoolDir, opts.SpoolMaxBytes, opts.UploadRetryMax, opts.Log),
 		cams:       map[string]*camState{},
-		syncer:     newSyncer(opts.Log, disk),
+		syncer:     newSyncer(opts.Log, disk, opts.SpoolDir),
 		disk:       disk,
 		createFile: createSpoolFile,
 	}

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -17,12 +18,21 @@ import (
 // keeps the fsyncs off the writers' path (a writer does not wait for the
 // disk while its queue fills) and bounds the OS threads blocked in fsync to
 // one, where 200 writers syncing at once held up to one thread each.
+//
+// When several files are due, one syncfs(2) of the spool's file system
+// syncs them all (Linux): one journal commit and one system call a round
+// instead of one per camera (200 fsyncs a second at 200 cameras). The
+// kernel then writes the pages back from its flusher threads, so part of
+// the writeback's CPU no longer counts to Vigil's own. Where syncfs is
+// missing, or fails (its error names no file), each file is fsynced.
 type syncer struct {
 	log    *slog.Logger
 	disk   diskGate
+	dir    string // the spool directory: its file system is synced
 	mu     sync.Mutex
 	files  map[*syncFile]struct{}
-	synced atomic.Int64 // fsyncs done, for tests
+	synced atomic.Int64 // files synced, for tests
+	fsyncs atomic.Int64 // syncfs calls that synced them, for tests
 }
 
 // syncFile is an open spool file known to the syncer.
@@ -35,8 +45,8 @@ type syncFile struct {
 	closed bool
 }
 
-func newSyncer(log *slog.Logger, disk diskGate) *syncer {
-	return &syncer{log: log, disk: disk, files: map[*syncFile]struct{}{}}
+func newSyncer(log *slog.Logger, disk diskGate, dir string) *syncer {
+	return &syncer{log: log, disk: disk, dir: dir, files: map[*syncFile]struct{}{}}
 }
 
 // add registers an open spool file.
@@ -66,6 +76,11 @@ func (s *syncer) remove(sf *syncFile) {
 func (s *syncer) run(ctx context.Context) {
 	t := time.NewTicker(syncEvery)
 	defer t.Stop()
+	var fs *os.File // the spool directory, for syncfs
+	if d, err := os.Open(s.dir); err == nil {
+		fs = d
+		defer d.Close()
+	}
 	var files []*syncFile
 	for {
 		select {
@@ -80,12 +95,41 @@ func (s *syncer) run(ctx context.Context) {
 			}
 		}
 		s.mu.Unlock()
-		for _, sf := range files {
-			s.sync(sf)
+		if len(files) < 2 || !s.syncAll(fs, files) {
+			for _, sf := range files {
+				s.sync(sf)
+			}
 		}
 		clear(files)
 		files = files[:0]
 	}
+}
+
+// syncAll syncs files with one syncfs of the spool's file system. It
+// returns false, the files still dirty, when that cannot be done.
+func (s *syncer) syncAll(fs *os.File, files []*syncFile) bool {
+	if fs == nil {
+		return false
+	}
+	// written to after this are synced next round
+	for _, sf := range files {
+		sf.dirty.Store(false)
+	}
+	s.disk.enter()
+	err := syncfs(fs)
+	s.disk.leave()
+	if err != nil {
+		for _, sf := range files {
+			sf.dirty.Store(true)
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			s.log.Warn("recorder: spool sync of the file system failed; syncing each file", "dir", s.dir, "err", err)
+		}
+		return false
+	}
+	s.fsyncs.Add(1)
+	s.synced.Add(int64(len(files)))
+	return true
 }
 
 func (s *syncer) sync(sf *syncFile) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,8 @@ import (
 // writer syncs and closes it itself).
 func TestSyncer(t *testing.T) {
 	checkLeaks(t)
-	s := newSyncer(testLog(t), make(diskGate, 1))
 	dir := t.TempDir()
+	s := newSyncer(testLog(t), make(diskGate, 1), dir)
 	open := func(name string) *os.File {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
@@ -42,6 +43,10 @@ func TestSyncer(t *testing.T) {
 	time.Sleep(2 * syncEvery)
 	if n := s.synced.Load(); n != 2 {
 		t.Errorf("%d syncs without writes, want 2", n)
+	}
+	// two files due: one syncfs for both (Linux); one file: its fsync
+	if want := int64(1); runtime.GOOS == "linux" && s.fsyncs.Load() != want {
+		t.Errorf("%d syncfs calls for the two files, want %d", s.fsyncs.Load(), want)
 	}
 	// a removed file is not synced again, even if marked
 	s.remove(a)
