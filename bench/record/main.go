@@ -175,6 +175,7 @@ log:
 	if err != nil {
 		return err
 	}
+	mach0, _ := procstat.ReadMachine()
 	kbps0, err := ingestKbps(ctx, cl)
 	if err != nil {
 		return err
@@ -197,6 +198,7 @@ log:
 	if err != nil {
 		return err
 	}
+	mach1, _ := procstat.ReadMachine()
 	kbps1, err := ingestKbps(ctx, cl)
 	if err != nil {
 		return err
@@ -220,7 +222,11 @@ log:
 		float64(rss)/1024, float64(baseRSS)/1024, float64(hwm)/1024, float64(rss-baseRSS)/float64(n), threads)
 	fmt.Printf("ingest %.0f kbit/s per camera (the cameras' status); disk: wrote %.1f MB = %.2f× the media ingested, read %.1f MB (%.1f Mbit/s)\n",
 		(kbps0+kbps1)/2/float64(n), float64(wrote)/1e6, float64(wrote)/ingestBytes, float64(read)/1e6, float64(read)*8/1e6/wall.Seconds())
-	fmt.Printf("apart (not counted above): camsim %.1f %% of one core; load average %s", (sim1-sim0).Seconds()/wall.Seconds()*100, load)
+	fmt.Printf("system calls of vigil serve: %.0f reads/s, %.0f writes/s (sockets and files)\n",
+		float64(io1.syscr-io0.syscr)/wall.Seconds(), float64(io1.syscw-io0.syscw)/wall.Seconds())
+	fmt.Printf("apart (not counted above): camsim %.1f %% of one core; the whole machine %.1f %% of one core busy, %.1f %% stolen by the hypervisor; load average %s",
+		(sim1-sim0).Seconds()/wall.Seconds()*100, (mach1.Busy-mach0.Busy).Seconds()/wall.Seconds()*100,
+		(mach1.Steal-mach0.Steal).Seconds()/wall.Seconds()*100, load)
 
 	losses, err := lossCounts(ctx, cl)
 	if err != nil {
@@ -412,10 +418,11 @@ func (c *client) call(ctx context.Context, method, path, ctype string, body []by
 	return nil
 }
 
-type ioCounts struct{ read, write int64 }
+type ioCounts struct{ read, write, syscr, syscw int64 }
 
-// readIO reads read_bytes and write_bytes of /proc/PID/io: what the process
-// caused to be read from and written to the storage.
+// readIO reads read_bytes and write_bytes of /proc/PID/io (what the process
+// caused to be read from and written to the storage), and syscr and syscw
+// (its read and write system calls: sockets and files).
 func readIO(pid string) (ioCounts, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/io")
 	if err != nil {
@@ -423,7 +430,9 @@ func readIO(pid string) (ioCounts, error) {
 	}
 	r, err1 := procstat.ParseStatusKB(string(b), "read_bytes")
 	w, err2 := procstat.ParseStatusKB(string(b), "write_bytes")
-	return ioCounts{r, w}, errors.Join(err1, err2)
+	sr, err3 := procstat.ParseStatusKB(string(b), "syscr")
+	sw, err4 := procstat.ParseStatusKB(string(b), "syscw")
+	return ioCounts{r, w, sr, sw}, errors.Join(err1, err2, err3, err4)
 }
 
 // freePort returns a free 127.0.0.1 address of the network ("tcp", "udp").

@@ -65,3 +65,37 @@ func ParseStatusKB(status, key string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%s not in /proc status", key)
 }
+
+// Machine is the machine's CPU time from the first line of /proc/stat:
+// busy (user, nice, system, irq, softirq), idle (idle, iowait) and steal
+// (taken by the hypervisor for other guests: a noisy neighbour).
+type Machine struct{ Busy, Idle, Steal time.Duration }
+
+// ReadMachine reads /proc/stat.
+func ReadMachine() (Machine, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return Machine{}, err
+	}
+	return ParseMachine(string(b))
+}
+
+// ParseMachine parses the text of /proc/stat (in USER_HZ ticks, 100 a second).
+func ParseMachine(stat string) (Machine, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return Machine{}, fmt.Errorf("/proc/stat: no cpu line in %q", line)
+	}
+	var t [8]int64
+	for i := range t {
+		v, err := strconv.ParseInt(f[i+1], 10, 64)
+		if err != nil {
+			return Machine{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		t[i] = v
+	}
+	tick := func(n int64) time.Duration { return time.Duration(n) * 10 * time.Millisecond }
+	// user nice system idle iowait irq softirq steal
+	return Machine{Busy: tick(t[0] + t[1] + t[2] + t[5] + t[6]), Idle: tick(t[3] + t[4]), Steal: tick(t[7])}, nil
+}

@@ -51,3 +51,18 @@ func FuzzParseStatCPU(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMachine(t *testing.T) {
+	m, err := ParseMachine("cpu  100 5 50 1000 20 3 2 7 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Machine{Busy: 1600 * time.Millisecond, Idle: 10200 * time.Millisecond, Steal: 70 * time.Millisecond}); m != want {
+		t.Fatalf("%+v, want %+v", m, want)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 3", "cpu 1 2 3 x 5 6 7 8"} {
+		if _, err := ParseMachine(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
