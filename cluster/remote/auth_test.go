@@ -16,7 +16,7 @@ import (
 
 func signedRequest(method, target, node string, secret []byte, at time.Time) *http.Request {
 	r := httptest.NewRequest(method, target, nil)
-	sign(r, secret, node, at)
+	sign(r, secret, node, at, nil)
 	return r
 }
 
@@ -67,6 +67,33 @@ func TestSignature(t *testing.T) {
 			r.Header.Set(headerTime, strconv.FormatInt(now.Unix()+1, 10))
 			return r
 		}, "bad signature"},
+		{"signed body", func() *http.Request {
+			r := httptest.NewRequest("POST", "/internal/v1/live/offer/cam1", strings.NewReader("v=0"))
+			sign(r, testSecret, "b", now, []byte("v=0"))
+			return r
+		}, ""},
+		{"other body", func() *http.Request {
+			r := httptest.NewRequest("POST", "/internal/v1/live/offer/cam1", strings.NewReader("v=1"))
+			sign(r, testSecret, "b", now, []byte("v=0"))
+			return r
+		}, "not the one it signed"},
+		{"body hash replaced", func() *http.Request {
+			r := httptest.NewRequest("POST", "/internal/v1/live/offer/cam1", strings.NewReader("v=1"))
+			sign(r, testSecret, "b", now, []byte("v=0"))
+			r.Header.Set(headerBody, bodyHash([]byte("v=1")))
+			return r
+		}, "bad signature"},
+		{"body too large", func() *http.Request {
+			big := bytes.Repeat([]byte{'a'}, maxSignedBody+1)
+			r := httptest.NewRequest("POST", "/internal/v1/live/alive", bytes.NewReader(big))
+			sign(r, testSecret, "b", now, big)
+			return r
+		}, "over"},
+		{"no body hash", func() *http.Request {
+			r := signedRequest("GET", "/internal/v1/x", "b", testSecret, now)
+			r.Header.Del(headerBody)
+			return r
+		}, "not a signed cluster request"},
 		{"garbage signature", func() *http.Request {
 			r := signedRequest("GET", "/internal/v1/x", "b", testSecret, now)
 			r.Header.Set(headerSignature, "zz")
@@ -112,7 +139,7 @@ func TestHandlerRefusesBadSignature(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/internal/v1/live/alive", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if c.secret != nil {
-			sign(req, c.secret, "b", time.Now())
+			sign(req, c.secret, "b", time.Now(), []byte(body))
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

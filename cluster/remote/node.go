@@ -28,6 +28,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -194,14 +195,21 @@ func (n *Node) do(ctx context.Context, p peer, method, path string, query url.Va
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	var b []byte // signed with the request
+	if body != nil {
+		var err error
+		if b, err = io.ReadAll(io.LimitReader(body, maxSignedBody+1)); err != nil || len(b) > maxSignedBody {
+			return nil, fmt.Errorf("remote: the body of a request to node %s: over %d bytes or unreadable (%v)", p.name, maxSignedBody, err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(b))
 	if err != nil {
 		return nil, apierr.New(apierr.ErrUnavailable, "node %s cannot be reached: %v", p.name, err)
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	sign(req, n.opts.Secret, n.opts.Node, time.Now())
+	sign(req, n.opts.Secret, n.opts.Node, time.Now(), b)
 	resp, err := n.client.Do(req)
 	if err != nil {
 		var ue *url.Error
