@@ -77,7 +77,8 @@ export class WallTile {
   // because its sub-stream failed asks for the sub-stream again once it is
   // back online.
   subStatus(sub) {
-    if (this.player.served === 'main' && this.camera.subUrl && sub?.state === 'online') this.player.restart();
+    // (idle: it works, and is pulled while watched)
+    if (this.player.served === 'main' && this.camera.subUrl && (sub?.state === 'online' || sub?.state === 'idle')) this.player.restart();
   }
 
   // setStatus follows the camera's status from the wall's poll: an offline
