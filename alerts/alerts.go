@@ -204,7 +204,8 @@ func mustSub(f fs.FS, dir string) fs.FS {
 
 // New opens the queue (its table in db) and returns a Notifier; it sends
 // nothing until Run. Events queued for a webhook that is no longer configured
-// are dropped (logged).
+// are dropped (logged); in a cluster, only once a day old (another node may
+// have the webhook).
 func New(ctx context.Context, db *sqldb.DB, opts Options) (*Notifier, error) {
 	if opts.QueueMax <= 0 {
 		opts.QueueMax = 10000
@@ -238,19 +239,38 @@ func New(ctx context.Context, db *sqldb.DB, opts Options) (*Notifier, error) {
 		n.hooks = append(n.hooks, &hook{Webhook: w, wake: make(chan struct{}, 1)})
 		urls = append(urls, w.URL)
 	}
-	q := `SELECT COUNT(*) FROM alert_queue WHERE webhook NOT IN (` + placeholders(len(urls)) + `)`
+	// Events of a webhook this node does not have: on a single node it was
+	// removed from the configuration; in a cluster (RunsHere set) another
+	// node may have it and send them, so only those older than
+	// unknownHookAge go.
+	where, args := `webhook NOT IN (`+placeholders(len(urls))+`)`, urls
+	if len(urls) == 0 {
+		where = `1 = 1` // (NOT IN (NULL) would match no row)
+	}
+	if opts.RunsHere != nil {
+		where += ` AND created < ?`
+		args = append(args[:len(args):len(args)], time.Now().Add(-unknownHookAge).UnixMilli())
+	}
 	var stale int64
-	if err := db.QueryRow(ctx, q, urls...).Scan(&stale); err != nil {
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM alert_queue WHERE `+where, args...).Scan(&stale); err != nil {
 		return nil, fmt.Errorf("alerts: queue: %w", err)
 	}
 	if stale > 0 {
-		if _, err := db.Exec(ctx, `DELETE FROM alert_queue WHERE webhook NOT IN (`+placeholders(len(urls))+`)`, urls...); err != nil {
+		if _, err := db.Exec(ctx, `DELETE FROM alert_queue WHERE `+where, args...); err != nil {
 			return nil, fmt.Errorf("alerts: queue: %w", err)
 		}
-		opts.Log.Warn("alert events dropped: their webhook is no longer configured", "events", stale)
+		if opts.RunsHere != nil {
+			opts.Log.Warn("alert events dropped: their webhook is configured on no node that sent them in a day", "events", stale)
+		} else {
+			opts.Log.Warn("alert events dropped: their webhook is no longer configured", "events", stale)
+		}
 	}
 	return n, nil
 }
+
+// unknownHookAge: in a cluster, events queued for a webhook that this node
+// does not have are kept this long for the nodes that have it.
+const unknownHookAge = 24 * time.Hour
 
 func placeholders(n int) string {
 	if n == 0 {

@@ -209,3 +209,49 @@ func TestValidateWebhook(t *testing.T) {
 		}
 	}
 }
+
+// A node starting without a webhook drops the events queued for it; in a
+// cluster (RunsHere set) it keeps them a day for the node that has it.
+func TestUnknownWebhookEvents(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	rcv := newReceiver(t, "s")
+	rcv.SetDown(true)
+	hooks := []Webhook{{URL: rcv.URL, Secret: "s"}}
+	n, stop := start(t, db, Options{Webhooks: hooks})
+	n.Publish(ctx, Event{Event: StorageFailing, Message: "queued"})
+	stop()
+	count := func() (c int) {
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM alert_queue`).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// another node of the cluster, without the webhook: the event stays
+	if _, err := New(ctx, db, Options{RunsHere: func() bool { return true }}); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(); c != 1 {
+		t.Fatalf("%d events queued after a cluster node without the webhook started, want 1", c)
+	}
+	// ... until it is a day old
+	if _, err := db.Exec(ctx, `UPDATE alert_queue SET created = ?`, time.Now().Add(-25*time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(ctx, db, Options{RunsHere: func() bool { return true }}); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(); c != 0 {
+		t.Fatalf("%d events queued for a day for a webhook no node has, want 0", c)
+	}
+	// a single node drops them at once
+	n, stop = start(t, db, Options{Webhooks: hooks})
+	n.Publish(ctx, Event{Event: StorageFailing, Message: "queued"})
+	stop()
+	if _, err := New(ctx, db, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if c := count(); c != 0 {
+		t.Fatalf("%d events queued after the webhook left a single node's configuration, want 0", c)
+	}
+}
