@@ -137,8 +137,12 @@ func streamCheck(name string, cam ingest.Camera, what string, st ingest.StreamSt
 	switch st.State {
 	case ingest.StateOnline:
 		c.Message = label + "online"
-	case ingest.StateIdle: // a pushed camera nothing needs now: not a failure
-		c.Message = label + "idle (played when needed)"
+	case ingest.StateIdle: // a stream pulled on demand that nothing needs now: not a failure
+		if what != "" {
+			c.Message = label + "idle (pulled while watched)"
+		} else {
+			c.Message = label + "idle (played when needed)"
+		}
 		return c
 	case ingest.StateConnecting:
 		c.Status, c.Message = Degraded, label+"connecting"

@@ -193,4 +193,12 @@ func TestIdleCamera(t *testing.T) {
 	if len(checks) != 1 || checks[0].Status != OK || checks[0].Message != "camera gb-1 (Gate) idle (played when needed)" {
 		t.Fatalf("checks %+v", checks)
 	}
+	// a sub-stream pulled on demand, nobody watching: healthy too
+	cams = []ingest.Camera{{ID: "c1", Name: "Gate", Enabled: true, SubURL: "rtsp://x/sub"}}
+	sub := ingest.StreamStatus{State: ingest.StateIdle}
+	st = statuses{"c1": {Status: ingest.Status{StreamStatus: ingest.StreamStatus{State: ingest.StateOnline}, Sub: &sub}}}
+	checks = Cameras(func(context.Context) ([]ingest.Camera, error) { return cams, nil }, st)(context.Background())
+	if len(checks) != 2 || checks[1].Status != OK || checks[1].Message != "camera c1 (Gate) sub-stream idle (pulled while watched)" {
+		t.Fatalf("checks %+v", checks)
+	}
 }
