@@ -158,6 +158,10 @@ type Options struct {
 	// check: every node's senders take from the shared queue, each event
 	// by one of them (see send).
 	RunsHere func() bool
+	// Node is this node's name in a cluster (cluster.node), "" on a single
+	// node: the events of this node's own health checks (the object store
+	// as this node reaches it, its spool) say which node they are about.
+	Node string
 }
 
 // Stats are the figures of /metrics.

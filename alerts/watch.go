@@ -208,7 +208,9 @@ const (
 // FollowHealth turns changes of the health checks into events:
 // storage.failing when the object store check leaves ok (or starts out
 // failing) and storage.recovered when it returns to ok; spool.high when the
-// spool check leaves ok. Pass it to health.Monitor.OnChange.
+// spool check leaves ok. Pass it to health.Monitor.OnChange. In a cluster
+// the message begins with the node's name (Options.Node): every node checks
+// the shared store and its own spool.
 func (n *Notifier) FollowHealth(ctx context.Context) func(health.Change) {
 	return func(c health.Change) {
 		wasOK := c.Before.Status == "" || c.Before.Status == health.OK
@@ -231,6 +233,9 @@ func (n *Notifier) FollowHealth(ctx context.Context) func(health.Change) {
 			return
 		}
 		e := Event{Event: event, Time: c.After.Since.UTC(), Message: c.After.Message}
+		if n.opts.Node != "" {
+			e.Message = "node " + n.opts.Node + ": " + e.Message
+		}
 		if c.After.Status == health.Failing && event != StorageRecovered {
 			e.Severity = Critical
 		}

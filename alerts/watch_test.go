@@ -149,6 +149,13 @@ func TestFollowHealth(t *testing.T) {
 		}
 	}
 	expectNone(t, rcv, 200*time.Millisecond, "unexpected")
+
+	// a cluster node says which node its store and spool events are about
+	n2, _ := start(t, db, Options{Webhooks: []Webhook{{URL: rcv.URL, Secret: "h"}}, Node: "node-b", RunsHere: func() bool { return true }})
+	n2.FollowHealth(context.Background())(health.Change{Before: check("spool", health.OK, ""), After: check("spool", health.Degraded, "95 %")})
+	if e := rcv.Next(t, 3*time.Second); e.Event != SpoolHigh || e.Message != "node node-b: 95 %" {
+		t.Fatalf("spool event of a cluster node: %+v", e)
+	}
 }
 
 // A camera announced offline before a restart gets its camera.online after

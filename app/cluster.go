@@ -101,6 +101,14 @@ func (a *App) recorderFence() func(ctx context.Context, camera string, start, en
 	return a.cluster.Fence
 }
 
+// nodeName is this node's name in the cluster, "" on a single node.
+func (a *App) nodeName() string {
+	if a.cluster == nil {
+		return ""
+	}
+	return a.cluster.Name()
+}
+
 // once is the RunsHere of a job done once per cluster (retention,
 // availability roll-ups, alert housekeeping, incident jobs); nil (every
 // pass runs) on a single node.

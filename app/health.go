@@ -28,6 +28,7 @@ func (a *App) buildOps(ctx context.Context) error {
 	if a.Alerts, err = alerts.New(ctx, a.db, alerts.Options{
 		Webhooks: a.cfg.Alerts.AlertWebhooks(),
 		RunsHere: a.once("alerts"),
+		Node:     a.nodeName(),
 		Log:      a.log.With("part", "alerts"),
 	}); err != nil {
 		return err
