@@ -315,7 +315,7 @@ func (p *puller) awaitDemand(ctx context.Context) bool {
 // whether it ended so. stop releases it; call it when the session ended.
 // checking (a sub-stream's first session, or the next after a failure):
 // the session proves the stream works; it goes on until it is online, then
-// ends at once if nothing needs it.
+// ends at once if nothing has needed it (linger after, if something has).
 func (p *puller) whileDemanded(ctx context.Context, checking bool) (sctx context.Context, idled func() bool, stop func()) {
 	sctx, cancel := context.WithCancel(ctx)
 	var online <-chan struct{}
@@ -337,12 +337,17 @@ func (p *puller) whileDemanded(ctx context.Context, checking bool) (sctx context
 				timer.Stop()
 			}
 		}()
+		// a check that nothing needed ends once online; something that
+		// needed the stream meanwhile has it linger as always
 		linger := p.cfg.linger
 		if checking {
 			linger = 0
 		}
 		for {
 			ok, changed := p.cfg.stream.demand()
+			if ok {
+				linger = p.cfg.linger
+			}
 			switch {
 			case ok && timer != nil:
 				timer.Stop()

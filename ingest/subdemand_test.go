@@ -110,3 +110,31 @@ func TestSubStreamOnDemandFailing(t *testing.T) {
 		return st.Sub.State == StateIdle && st.Sub.LastError == "" && m.Stream("cam1", Sub).Media() != nil && sim.Sessions() == 1
 	})
 }
+
+// A viewer who comes while the sub-stream is being checked (a wall open
+// when the server starts) keeps it for SubLinger after leaving, as any
+// viewer does: the check's "end once online" is for a check nobody needed.
+func TestSubStreamCheckWithViewer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sim := simcam.Start(t, camsim.Options{Count: 1})
+	defer sim.Close()
+	o := fastOptions(t)
+	o.SubLinger = 1500 * time.Millisecond
+	cam := Camera{ID: "cam1", MainURL: sim.URL(1, false), SubURL: sim.URL(1, true), Transport: "tcp", Enabled: true}
+	m := NewFleet(o)
+	m.Set(cam)
+	release := m.Stream("cam1", Sub).Want() // before Run: the check starts demanded
+	stop := runManager(t, m)
+	defer stop()
+	testkit.WaitFor(t, 10*time.Second, "sub-stream online", func() bool { st, _ := m.Status("cam1"); return st.Sub.State == StateOnline })
+	release()
+	left := time.Now()
+	time.Sleep(o.SubLinger / 2)
+	if st, _ := m.Status("cam1"); st.Sub.State != StateOnline {
+		t.Fatalf("sub-stream %s %v after its viewer left, within SubLinger (%v)", st.Sub.State, time.Since(left), o.SubLinger)
+	}
+	testkit.WaitFor(t, 10*time.Second, "sub-stream idle", func() bool { st, _ := m.Status("cam1"); return st.Sub.State == StateIdle })
+	if d := time.Since(left); d < o.SubLinger {
+		t.Fatalf("idle %v after the viewer left, before SubLinger", d)
+	}
+}
