@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -160,9 +157,9 @@ func TestDatabaseAwayCamerasGoOn(t *testing.T) {
 func TestSplitNodeProvisionalFenced(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
-	proxy := startProxy(t, u)
+	proxy := pgtest.StartProxy(t, u)
 	ttl := 2 * time.Second
-	a := startNode(t, proxy.url, "node-a", ttl, nil)
+	a := startNode(t, proxy.URL, "node-a", ttl, nil)
 	b := startNode(t, u, "node-b", ttl, nil)
 	if err := b.PutAll(ctx, cameras(4)); err != nil {
 		t.Fatal(err)
@@ -173,7 +170,7 @@ func TestSplitNodeProvisionalFenced(t *testing.T) {
 	preStart := preEnd.Add(-time.Second)
 	time.Sleep(10 * time.Millisecond)
 
-	proxy.cut()
+	proxy.Cut()
 	cutAt := time.Now()
 	testkit.WaitFor(t, 3*ttl, "b to take a's cameras", func() bool { return len(b.t.cams()) == 4 })
 	t.Logf("b took a's cameras %v after the cut", time.Since(cutAt).Round(time.Millisecond))
@@ -197,7 +194,7 @@ func TestSplitNodeProvisionalFenced(t *testing.T) {
 		}
 	}
 
-	proxy.restore()
+	proxy.Restore()
 	restoredAt := time.Now()
 	testkit.WaitFor(t, 3*ttl, "a to stop the cameras that moved", func() bool {
 		for _, cam := range aCams {
@@ -237,15 +234,15 @@ func TestSplitNodeProvisionalFenced(t *testing.T) {
 func TestCutOffTooLongStops(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
-	proxy := startProxy(t, u)
+	proxy := pgtest.StartProxy(t, u)
 	ttl := 2 * time.Second
 	limit := 3 * time.Second
-	a := startNodeOpts(t, proxy.url, "node-a", Options{TTL: ttl, Provisional: limit})
+	a := startNodeOpts(t, proxy.URL, "node-a", Options{TTL: ttl, Provisional: limit})
 	if err := a.PutAll(ctx, cameras(2)); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, "a owns the cameras", func() bool { return len(a.t.cams()) == 2 })
-	proxy.cut()
+	proxy.Cut()
 	cutAt := time.Now()
 	testkit.WaitFor(t, 2*ttl, "a to go provisional", func() bool { return a.node.Provisional() })
 	if len(a.t.cams()) != 2 {
@@ -268,127 +265,8 @@ func TestCutOffTooLongStops(t *testing.T) {
 			t.Errorf("%s: provisional segment of a camera stopped after the limit: %v", cam, err)
 		}
 	}
-	proxy.restore()
+	proxy.Restore()
 	testkit.WaitFor(t, 10*time.Second, "a to take its cameras again", func() bool { return len(a.t.cams()) == 2 })
-}
-
-// proxy forwards TCP to PostgreSQL; cut drops every connection and refuses
-// new ones until restore; stall stops forwarding without closing anything
-// (a network that drops the packets) until restore.
-type proxy struct {
-	url string
-
-	mu      sync.Mutex
-	conns   []net.Conn
-	isCut   bool
-	stalled chan struct{} // non-nil while stalled: closed at restore
-}
-
-func (p *proxy) wait() {
-	p.mu.Lock()
-	ch := p.stalled
-	p.mu.Unlock()
-	if ch != nil {
-		<-ch
-	}
-}
-
-// pipe copies from in to out, holding what it read while stalled.
-func (p *proxy) pipe(out, in net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := in.Read(buf)
-		if n > 0 {
-			p.wait()
-			if _, werr := out.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	out.Close()
-}
-
-func (p *proxy) stall() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stalled == nil {
-		p.stalled = make(chan struct{})
-	}
-}
-
-func startProxy(t *testing.T, dbURL string) *proxy {
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = ln.Addr().String()
-	p := &proxy{url: u.String()}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.isCut {
-				p.mu.Unlock()
-				in.Close()
-				continue
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				in.Close()
-				continue
-			}
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); p.pipe(out, in) }()
-			go func() { defer wg.Done(); p.pipe(in, out) }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stalled != nil {
-		close(p.stalled)
-		p.stalled = nil
-	}
-	p.isCut = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stalled != nil {
-		close(p.stalled)
-		p.stalled = nil
-	}
-	p.isCut = false
 }
 
 // A database that stops answering without closing the connections (the
@@ -398,19 +276,19 @@ func (p *proxy) restore() {
 func TestStalledDatabase(t *testing.T) {
 	ctx := context.Background()
 	u := pgtest.URL(t)
-	proxy := startProxy(t, u)
+	proxy := pgtest.StartProxy(t, u)
 	ttl := 2 * time.Second
-	a := startNode(t, proxy.url, "node-a", ttl, nil)
+	a := startNode(t, proxy.URL, "node-a", ttl, nil)
 	if err := a.PutAll(ctx, cameras(2)); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 10*time.Second, "a owns the cameras", func() bool { return len(a.t.cams()) == 2 })
 	before := a.node.Owned()
-	proxy.stall()
+	proxy.Stall()
 	stalled := time.Now()
 	testkit.WaitFor(t, 3*ttl, "a to go provisional", func() bool { return a.node.Provisional() })
 	t.Logf("provisional %v after the database stalled", time.Since(stalled).Round(time.Millisecond))
-	proxy.restore()
+	proxy.Restore()
 	testkit.WaitFor(t, 4*ttl, "a to reclaim its leases", func() bool {
 		for cam, e := range before {
 			if !a.node.Held(cam, e) {

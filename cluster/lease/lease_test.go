@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -534,18 +531,18 @@ func TestFairShare(t *testing.T) {
 func TestCutOffNodeStopsBeforeTakeOver(t *testing.T) {
 	u := pgtest.URL(t)
 	testkit.CheckLeaks(t) // after the server's start: its goroutines live on
-	proxy := startCutProxy(t, u)
+	proxy := pgtest.StartProxy(t, u)
 	ttl := 2 * time.Second
 	l := open(t, u, ttl)
 	putCameras(t, l, 0, 30)
 	a, b := startMember(t, u, "node-a", ttl), startMember(t, u, "node-b", ttl)
-	c := startMemberWith(t, proxy.url, "node-c", ttl, func(n *Node) { n.ProvisionalMax = -1 })
+	c := startMemberWith(t, proxy.URL, "node-c", ttl, func(n *Node) { n.ProvisionalMax = -1 })
 	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
 		counts, total := spread(t, a, b, c)
 		return even(counts, total, 30)
 	})
 	held := c.writers()
-	proxy.cut()
+	proxy.Cut()
 	testkit.WaitFor(t, ttl+10*time.Second, "a and b to carry all 30 cameras", func() bool {
 		_, total, _ := tally(a, b)
 		return total == 30
@@ -577,81 +574,6 @@ func TestCutOffNodeStopsBeforeTakeOver(t *testing.T) {
 		}
 	}
 	t.Logf("c stopped its %d cameras; the new owners started them at least %v later", len(held), margin.Round(time.Millisecond))
-}
-
-// cutProxy forwards TCP to PostgreSQL until cut, then drops every
-// connection and refuses new ones.
-type cutProxy struct {
-	url string
-	ln  net.Listener
-
-	mu    sync.Mutex
-	conns []net.Conn
-	isCut bool
-}
-
-func startCutProxy(t *testing.T, dbURL string) *cutProxy {
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = ln.Addr().String()
-	p := &cutProxy{url: u.String(), ln: ln}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.isCut {
-				p.mu.Unlock()
-				in.Close()
-				continue
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				in.Close()
-				continue
-			}
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
-			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = false
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
 
 // PostgreSQL goes away for longer than the leases last and comes back: the
@@ -785,18 +707,18 @@ func TestReclaim(t *testing.T) {
 // takes its share again with new epochs.
 func TestCutOffNodeProvisional(t *testing.T) {
 	u := pgtest.URL(t)
-	proxy := startCutProxy(t, u)
+	proxy := pgtest.StartProxy(t, u)
 	ttl := 2 * time.Second
 	l := open(t, u, ttl)
 	putCameras(t, l, 0, 12)
 	a := startMember(t, u, "node-a", ttl)
-	c := startMemberVia(t, u, proxy.url, "node-c", ttl)
+	c := startMemberVia(t, u, proxy.URL, "node-c", ttl)
 	testkit.WaitFor(t, 20*time.Second, "even spread", func() bool {
 		counts, total := spread(t, a, c)
 		return even(counts, total, 12)
 	})
 	held := c.writers()
-	proxy.cut()
+	proxy.Cut()
 	testkit.WaitFor(t, ttl+10*time.Second, "a to carry all 12 cameras", func() bool {
 		_, total, _ := tally(a)
 		return total == 12
@@ -816,7 +738,7 @@ func TestCutOffNodeProvisional(t *testing.T) {
 		t.Errorf("c writes %v while cut off, wrote %v", c.writers(), held)
 	}
 	restored := time.Now()
-	proxy.restore()
+	proxy.Restore()
 	testkit.WaitFor(t, 10*time.Second, "c to stop its stale writers", func() bool {
 		now := c.writers()
 		for cam, e := range held {
