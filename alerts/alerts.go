@@ -33,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -196,15 +195,7 @@ var migrationFiles embed.FS
 
 // migrations are the queue's tables. Legacy "alerts": the steps
 // sqlitedb.Migrate ran before goose are the SQLite files 00001 and 00002.
-var migrations = sqldb.Migrations{Component: "alerts", FS: mustSub(migrationFiles, "migrations"), Legacy: "alerts"}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var migrations = sqldb.Migrations{Component: "alerts", FS: migrationFiles, Dir: "migrations", Legacy: "alerts"}
 
 // New opens the queue (its table in db) and returns a Notifier; it sends
 // nothing until Run. Events queued for a webhook that is no longer configured

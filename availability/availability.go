@@ -14,7 +14,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"sort"
@@ -30,15 +29,7 @@ var migrationFiles embed.FS
 
 // migrations are the tracker's tables. Legacy "availability": the steps
 // sqlitedb.Migrate ran before goose are the SQLite files 00001 and 00002.
-var migrations = sqldb.Migrations{Component: "availability", FS: mustSub(migrationFiles, "migrations"), Legacy: "availability"}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var migrations = sqldb.Migrations{Component: "availability", FS: migrationFiles, Dir: "migrations", Legacy: "availability"}
 
 // Options configure a Tracker.
 type Options struct {

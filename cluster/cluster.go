@@ -281,11 +281,7 @@ func Open(ctx context.Context, db *sqldb.DB, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "cluster_status", FS: files}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "cluster_status", FS: migrationFiles, Dir: "migrations"}); err != nil {
 		return nil, err
 	}
 	c := &Cluster{db: db, leases: l, opts: o, log: o.Log,

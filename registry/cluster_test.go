@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -148,7 +149,7 @@ func TestLegacyDatabaseAdopted(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.OpenSQLite(t, "")
 	for _, m := range []sqldb.Migrations{migrations, siteMapMigrations} {
-		files, err := fs.Glob(m.FS, "sqlite/*.sql")
+		files, err := fs.Glob(m.FS, path.Join(m.Dir, "sqlite/*.sql"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("%s: %v %v", m.Component, files, err)
 		}

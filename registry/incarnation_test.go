@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"io/fs"
+	"path"
 	"regexp"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestCameraIncarnationMigration(t *testing.T) {
 	ctx := context.Background()
 	// a database that the former sqlitedb migrations brought to step 1
 	db := testdb.OpenSQLite(t, "")
-	step1, err := fs.ReadFile(migrations.FS, "sqlite/00001_create.sql")
+	step1, err := fs.ReadFile(migrations.FS, path.Join(migrations.Dir, "sqlite/00001_create.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}

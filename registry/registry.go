@@ -15,7 +15,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime"
 	"strings"
 	"time"
@@ -52,11 +51,7 @@ type Options struct {
 var migrationFiles embed.FS
 
 func componentMigrations(component string) sqldb.Migrations {
-	dir, err := fs.Sub(migrationFiles, "migrations/"+component)
-	if err != nil {
-		panic(err) // the embedded directory is there
-	}
-	return sqldb.Migrations{Component: component, FS: dir, Legacy: component}
+	return sqldb.Migrations{Component: component, FS: migrationFiles, Dir: "migrations/" + component, Legacy: component}
 }
 
 var (

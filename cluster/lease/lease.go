@@ -31,7 +31,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/vigil-vms/vigil/internal/sqldb"
@@ -79,11 +78,7 @@ func New(ctx context.Context, db *sqldb.DB, ttl time.Duration) (*Leases, error) 
 	if ttl < time.Second {
 		return nil, fmt.Errorf("lease: cluster.leaseTTL %v is below 1s", ttl)
 	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "cluster", FS: files}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "cluster", FS: migrationFiles, Dir: "migrations"}); err != nil {
 		return nil, err
 	}
 	return &Leases{db: db, ttl: ttl}, nil

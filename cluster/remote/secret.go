@@ -6,7 +6,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 
 	"github.com/vigil-vms/vigil/internal/sqldb"
 )
@@ -18,11 +17,7 @@ var migrationFiles embed.FS
 // shared database: the first node to start makes it (32 random bytes), the
 // others find it. It migrates the secret's table first.
 func LoadSecret(ctx context.Context, db *sqldb.DB) ([]byte, error) {
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "cluster_remote", FS: files}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "cluster_remote", FS: migrationFiles, Dir: "migrations"}); err != nil {
 		return nil, err
 	}
 	b := make([]byte, 32)

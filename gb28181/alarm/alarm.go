@@ -20,7 +20,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -111,11 +110,7 @@ func Open(ctx context.Context, db *sqldb.DB, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("alarm: %w", err)
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_alarms", FS: files, Legacy: "gb28181_alarms"}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_alarms", FS: migrationFiles, Dir: "migrations", Legacy: "gb28181_alarms"}); err != nil {
 		return nil, fmt.Errorf("alarm: %w", err)
 	}
 	return &Store{db: db, opts: opts, recent: map[string][]time.Time{}}, nil

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -79,11 +78,7 @@ func Open(ctx context.Context, db *sqldb.DB, key []byte) (*Store, error) {
 		}
 		s.box = box
 	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("gb28181 devices: %w", err)
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181", FS: files, Legacy: "gb28181"}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181", FS: migrationFiles, Dir: "migrations", Legacy: "gb28181"}); err != nil {
 		return nil, fmt.Errorf("gb28181 devices: %w", err)
 	}
 	return s, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"sync"
 
 	"github.com/vigil-vms/vigil/internal/sqldb"
@@ -44,11 +43,7 @@ func OpenChannels(ctx context.Context, db *sqldb.DB, realm string) (*Channels, e
 	if len(realm) != 10 {
 		return nil, fmt.Errorf("gb28181 upstream ids: realm %q is not 10 digits", realm)
 	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("gb28181 upstream ids: %w", err)
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_upstream", FS: files, Legacy: "gb28181_upstream"}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_upstream", FS: migrationFiles, Dir: "migrations", Legacy: "gb28181_upstream"}); err != nil {
 		return nil, fmt.Errorf("gb28181 upstream ids: %w", err)
 	}
 	c := &Channels{db: db, realm: realm, cache: map[string]string{}, back: map[string]string{}}

@@ -24,7 +24,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -114,11 +113,7 @@ func New(ctx context.Context, db *sqldb.DB, opts Options) (*Watcher, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	files, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("device watch: %w", err)
-	}
-	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_watch", FS: files, Legacy: "gb28181_watch"}); err != nil {
+	if err := db.Migrate(ctx, sqldb.Migrations{Component: "gb28181_watch", FS: migrationFiles, Dir: "migrations", Legacy: "gb28181_watch"}); err != nil {
 		return nil, fmt.Errorf("device watch: %w", err)
 	}
 	return &Watcher{opts: opts, db: db, wake: make(chan struct{}, 1)}, nil

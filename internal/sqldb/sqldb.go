@@ -38,7 +38,7 @@
 //
 //	//go:embed migrations
 //	var migrationFiles embed.FS
-//	var migrations = sqldb.Migrations{Component: "audit", FS: migrationFiles}
+//	var migrations = sqldb.Migrations{Component: "audit", FS: migrationFiles, Dir: "migrations"}
 //
 // with migrations/sqlite/00001_*.sql and migrations/postgres/00001_*.sql
 // (goose's `-- +goose Up` annotated files, same version numbers on both
@@ -55,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -301,6 +302,8 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 type Migrations struct {
 	Component string // names the version table goose_<Component>; lower case, digits, _
 	FS        fs.FS
+	// Dir is the folder of FS that holds sqlite/ and postgres/ ("": its root).
+	Dir string
 	// Legacy, when set, is the component's name in the schema_migrations
 	// table of internal/sqlitedb, whose steps the first SQLite files repeat
 	// one for one (step i = version i). An SQLite database migrated that
@@ -317,7 +320,7 @@ func (db *DB) Migrate(ctx context.Context, m Migrations) error {
 	if m.Component == "" || strings.Trim(m.Component, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
 		return fmt.Errorf("migrate: component name %q must be lower case letters, digits and _", m.Component)
 	}
-	dir, err := fs.Sub(m.FS, string(db.Dialect))
+	dir, err := fs.Sub(m.FS, path.Join(m.Dir, string(db.Dialect)))
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", m.Component, err)
 	}

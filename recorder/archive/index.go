@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -56,15 +55,7 @@ var migrationFiles embed.FS
 
 // migrations are the index's tables. Legacy "recorder": the steps
 // sqlitedb.Migrate ran before goose are the SQLite files 00001 and 00002.
-var migrations = sqldb.Migrations{Component: "recorder", FS: mustSub(migrationFiles, "migrations"), Legacy: "recorder"}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var migrations = sqldb.Migrations{Component: "recorder", FS: migrationFiles, Dir: "migrations", Legacy: "recorder"}
 
 // OpenIndex migrates the index tables in db and returns the index.
 func OpenIndex(ctx context.Context, db *sqldb.DB) (*Index, error) {
